@@ -1,0 +1,67 @@
+/* main: `iac [global options] COMMAND [flags] [args]`.
+ * Global options: -chdir=DIR (run as if started in DIR), -no-color,
+ * -version, -help. Everything else belongs to the command. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "iac/cli/commands.h"
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+
+iac_global_opts iac_global;
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: iac [-chdir=DIR] [-no-color] COMMAND [flags] [args]\n\ncommands:\n");
+	for (const iac_command *c = iac_commands(); c->name; c++)
+		fprintf(f, "  %-12s %s\n", c->name, c->summary);
+	fprintf(f, "\n'iac help COMMAND' shows a command's flags.\n");
+}
+
+int main(int argc, char **argv)
+{
+	int i = 1;
+
+	signal(SIGPIPE, SIG_IGN);
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i] + (argv[i][1] == '-' ? 2 : 1);
+		if (!strncmp(a, "chdir=", 6))
+			iac_global.chdir = a + 6;
+		else if (!strcmp(a, "chdir") && i + 1 < argc)
+			iac_global.chdir = argv[++i];
+		else if (!strcmp(a, "no-color"))
+			iac_global.no_color = 1;
+		else if (!strcmp(a, "version") || !strcmp(a, "v"))
+			return iac_command_find("version")->run(1, (char *[]){ "version", NULL });
+		else if (!strcmp(a, "help") || !strcmp(a, "h")) {
+			usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "error: unknown global option '%s'; see 'iac help'\n", argv[i]);
+			return 1;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 1;
+	}
+	iac_log_set_color(iac_global.no_color ? 0 : -1);
+	const iac_command *c = iac_command_find(argv[i]);
+	if (!c) {
+		iac_log_error("unknown command '%s'; see 'iac help'", argv[i]);
+		return 1;
+	}
+	if (iac_global.chdir && chdir(iac_global.chdir) < 0) {
+		iac_log_error("cannot change to directory '%s' (-chdir): %m", iac_global.chdir);
+		return 1;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	int rc = c->run(argc - i, argv + i);
+	curl_global_cleanup();
+	return rc;
+}

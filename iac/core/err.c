@@ -1,0 +1,68 @@
+/* err: thread-local error messages (see err.h). */
+#include "iac/core/err.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define ERR_MAX 4096
+
+static __thread char err_msg[ERR_MAX];
+
+int iac_err_setv(const char *fmt, va_list ap)
+{
+	vsnprintf(err_msg, sizeof(err_msg), fmt, ap);
+	return IAC_ERR;
+}
+
+int iac_err_set(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	iac_err_setv(fmt, ap);
+	va_end(ap);
+	return IAC_ERR;
+}
+
+int iac_err_sys(const char *fmt, ...)
+{
+	int saved = errno;
+	char head[ERR_MAX / 2];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(head, sizeof(head), fmt, ap);
+	va_end(ap);
+	snprintf(err_msg, sizeof(err_msg), "%.2000s: %s", head, strerror(saved));
+	errno = saved;
+	return IAC_ERR;
+}
+
+void iac_err_prefix(const char *fmt, ...)
+{
+	char head[ERR_MAX / 2], old[ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(head, sizeof(head), fmt, ap);
+	va_end(ap);
+	memcpy(old, err_msg, sizeof(old));
+	size_t hl = strlen(head);
+	memcpy(err_msg, head, hl + 1);
+	if (old[0] && hl + 2 < sizeof(err_msg)) {
+		memcpy(err_msg + hl, ": ", 3);
+		size_t room = sizeof(err_msg) - hl - 3;
+		strncpy(err_msg + hl + 2, old, room);
+		err_msg[sizeof(err_msg) - 1] = '\0';
+	}
+}
+
+const char *iac_err_last(void)
+{
+	return err_msg;
+}
+
+void iac_err_clear(void)
+{
+	err_msg[0] = '\0';
+}

@@ -1,0 +1,277 @@
+/* util: allocation, clocks, durations, files, hashing (see util.h). */
+#include "iac/core/util.h"
+#include "iac/core/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void oom(void)
+{
+	fputs("fatal: out of memory\n", stderr);
+	abort();
+}
+
+void *iac_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *iac_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *iac_xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *iac_xstrdup(const char *s)
+{
+	char *p = strdup(s ? s : "");
+	if (!p)
+		oom();
+	return p;
+}
+
+char *iac_xstrndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *iac_xasprintf(const char *fmt, ...)
+{
+	char *p = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&p, fmt, ap) < 0)
+		oom();
+	va_end(ap);
+	return p;
+}
+
+double iac_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+uint64_t iac_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void iac_time_rfc3339(char *out, size_t outlen)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int iac_duration_parse(double *out_ms, const char *text)
+{
+	char *end = NULL;
+	double v;
+
+	if (!text || !*text)
+		return iac_err_set("invalid duration '': expected a number with ms, s, m or h");
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || v < 0)
+		return iac_err_set("invalid duration '%s': expected a number with ms, s, m or h", text);
+	if (!*end || !strcmp(end, "s"))
+		*out_ms = v * 1e3;
+	else if (!strcmp(end, "ms"))
+		*out_ms = v;
+	else if (!strcmp(end, "us"))
+		*out_ms = v / 1e3;
+	else if (!strcmp(end, "m"))
+		*out_ms = v * 60e3;
+	else if (!strcmp(end, "h"))
+		*out_ms = v * 3600e3;
+	else
+		return iac_err_set("invalid duration '%s': unknown unit '%s' (use ms, s, m or h)", text, end);
+	return 0;
+}
+
+int iac_file_read(char **out, size_t *out_len, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *data = NULL;
+	size_t len = 0, cap;
+
+	*out = NULL;
+	if (out_len)
+		*out_len = 0;
+	if (fd < 0) {
+		int notfound = errno == ENOENT;
+		iac_err_sys("cannot open '%s'", path);
+		return notfound ? IAC_ENOTFOUND : IAC_ERR;
+	}
+	cap = (fstat(fd, &st) == 0 && st.st_size > 0) ? (size_t)st.st_size + 1 : 4096;
+	data = iac_xmalloc(cap);
+	for (;;) {
+		if (len + 1 >= cap) {
+			cap *= 2;
+			data = iac_xrealloc(data, cap);
+		}
+		ssize_t n = read(fd, data + len, cap - len - 1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			iac_err_sys("cannot read '%s'", path);
+			free(data);
+			close(fd);
+			return IAC_ERR;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	data[len] = '\0';
+	*out = data;
+	if (out_len)
+		*out_len = len;
+	return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char *copy = iac_xstrdup(path);
+	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(copy);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int iac_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	char *tmp = iac_xasprintf("%s.tmp.%d", path, (int)getpid());
+	const char *p = data;
+	int fd = -1, rc = IAC_ERR;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0) {
+		iac_err_sys("cannot create '%s'", tmp);
+		goto done;
+	}
+	if (fchmod(fd, mode) < 0) {
+		iac_err_sys("cannot set mode of '%s'", tmp);
+		goto done;
+	}
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			iac_err_sys("cannot write '%s'", tmp);
+			goto done;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) < 0) {
+		iac_err_sys("cannot fsync '%s'", tmp);
+		goto done;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		iac_err_sys("cannot close '%s'", tmp);
+		goto done;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		iac_err_sys("cannot rename '%s' to '%s'", tmp, path);
+		goto done;
+	}
+	fsync_dir_of(path);
+	rc = 0;
+done:
+	if (fd >= 0)
+		close(fd);
+	if (rc != 0)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+int iac_mkdir_p(const char *path, mode_t mode)
+{
+	char *copy = iac_xstrdup(path);
+	int rc = 0;
+
+	for (char *p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, mode) < 0 && errno != EEXIST) {
+			rc = iac_err_sys("cannot create directory '%s'", copy);
+			goto done;
+		}
+		*p = '/';
+	}
+	if (mkdir(copy, mode) < 0 && errno != EEXIST)
+		rc = iac_err_sys("cannot create directory '%s'", copy);
+done:
+	free(copy);
+	return rc;
+}
+
+void iac_sha256_hex(char out[65], const void *data, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	static const char hex[] = "0123456789abcdef";
+
+	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	for (unsigned int i = 0; i < 32; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+char *iac_path_join(const char *dir, const char *name)
+{
+	if (name[0] == '/' || !dir || !*dir || !strcmp(dir, "."))
+		return iac_xstrdup(name);
+	size_t dl = strlen(dir);
+	if (dir[dl - 1] == '/')
+		return iac_xasprintf("%s%s", dir, name);
+	return iac_xasprintf("%s/%s", dir, name);
+}
+
+int iac_str_starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}

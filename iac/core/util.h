@@ -1,0 +1,49 @@
+/* util: small helpers every module uses: allocation that aborts on failure,
+ * clocks, duration parsing ("500ms", "5s", "2m"), whole-file I/O with atomic
+ * replacement, SHA-256 (OpenSSL libcrypto) and path joining.
+ */
+#ifndef IAC_CORE_UTIL_H
+#define IAC_CORE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+void *iac_xmalloc(size_t n);
+void *iac_xcalloc(size_t n, size_t size);
+void *iac_xrealloc(void *p, size_t n);
+char *iac_xstrdup(const char *s);
+char *iac_xstrndup(const char *s, size_t n);
+char *iac_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Monotonic clock in milliseconds / microseconds; wall clock in seconds. */
+double iac_now_ms(void);
+uint64_t iac_now_us(void);
+/* Current UTC time as RFC 3339 ("2026-11-27T15:37:45Z") into out (>= 32 bytes). */
+void iac_time_rfc3339(char *out, size_t outlen);
+
+/* Parse a duration: a number followed by ms, s, m or h ("1.5s"); a bare number
+ * means seconds. Returns 0 and sets *out_ms, or -1 with a message. */
+int iac_duration_parse(double *out_ms, const char *text);
+
+/* Read a whole file. *out is NUL-terminated, caller frees. -1 with message;
+ * IAC_ENOTFOUND when the file does not exist. */
+int iac_file_read(char **out, size_t *out_len, const char *path);
+
+/* Replace path atomically: write to a temp file beside it, fsync, rename,
+ * fsync the directory. The file never exists half-written. */
+int iac_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/* mkdir -p with the given mode for created directories. */
+int iac_mkdir_p(const char *path, mode_t mode);
+
+/* Lower-case hex SHA-256 of data into out (65 bytes). */
+void iac_sha256_hex(char out[65], const void *data, size_t len);
+
+/* Join dir and name ("dir/name"); name absolute -> copy of name. Caller frees. */
+char *iac_path_join(const char *dir, const char *name);
+
+/* 1 if s starts with prefix. */
+int iac_str_starts(const char *s, const char *prefix);
+
+#endif

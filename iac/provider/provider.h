@@ -1,0 +1,106 @@
+/* provider: the interface every provider implements (local, ssh, haproxy...).
+ *
+ * A provider is a table of resource types; a resource type is a schema plus
+ * a table of functions, the curl way: the engine never knows what a resource
+ * does, only how to ask for it. Modules (Lua) declare; providers act.
+ *
+ * Values are Jansson objects holding plain JSON: by the time a provider sees
+ * `planned`, every reference has been resolved. During plan only, a value the
+ * engine cannot know yet is the unknown marker (iac_value_is_unknown()).
+ *
+ * Ownership: `prior` and `planned` are borrowed. Functions that produce an
+ * object store a new reference in *out; the engine owns it afterwards.
+ * Threads: the engine calls read/create/update/remove from worker threads,
+ * several at once, for different resources. A provider that keeps shared
+ * connections (ssh) must lock them itself.
+ */
+#ifndef IAC_PROVIDER_PROVIDER_H
+#define IAC_PROVIDER_PROVIDER_H
+
+#include <jansson.h>
+
+/* Attribute types, checked by the engine before a provider sees a value. */
+enum iac_attr_type {
+	IAC_T_ANY = 0,
+	IAC_T_STRING,
+	IAC_T_NUMBER,
+	IAC_T_BOOL,
+	IAC_T_LIST,
+	IAC_T_MAP,
+	IAC_T_HOST,    /* a host object: {"name","address","port",...} from host "x" {...} */
+};
+
+/* Attribute flags. */
+enum {
+	IAC_A_REQUIRED  = 1 << 0,  /* must be set in configuration */
+	IAC_A_COMPUTED  = 1 << 1,  /* set by the provider, not by the user */
+	IAC_A_FORCE_NEW = 1 << 2,  /* a change forces replacement */
+	IAC_A_SENSITIVE = 1 << 3,  /* always redacted in output and state */
+	IAC_A_NO_DIFF   = 1 << 4,  /* never causes an update by itself (e.g. destroy command) */
+};
+
+typedef struct iac_attr {
+	const char *name;          /* NULL terminates a schema */
+	enum iac_attr_type type;
+	unsigned flags;
+	const char *doc;           /* one line, for `iac help` and docs */
+} iac_attr;
+
+typedef struct iac_rctx iac_rctx;
+struct iac_rctx {
+	const char *addr;          /* resource address, for messages */
+	const char *config_dir;    /* relative paths in attributes resolve here */
+	void *pdata;               /* what the provider's configure() returned */
+	const volatile int *cancel;/* non-zero: stop waiting, fail fast */
+	/* Optional progress line ("addr: still creating... (10s)"); may be NULL. */
+	void (*progress)(const iac_rctx *ctx, const char *msg);
+	void *engine;              /* engine private */
+};
+
+typedef struct iac_rtype {
+	const char *name;          /* full type name: "local.file" */
+	const iac_attr *attrs;     /* schema, NULL-name terminated */
+	int is_data;               /* a data source: only read() */
+	const char *doc;
+
+	/* Fill computed attributes that can be known before apply (sha256 of
+	 * content, say) into `planned`, which may hold unknown markers. Optional. */
+	int (*plan)(const iac_rctx *ctx, json_t *planned, const json_t *prior);
+
+	/* Read back the real object described by `prior` (state attributes, or
+	 * for data sources the configuration). *out = the attributes as they are
+	 * now, or NULL when the object no longer exists. IAC_ERR on failure. */
+	int (*read)(const iac_rctx *ctx, json_t **out, const json_t *prior);
+
+	/* Make the object; *out = full attributes to store in state. */
+	int (*create)(const iac_rctx *ctx, json_t **out, const json_t *planned);
+
+	/* Change in place; *out = full attributes to store. Optional: without it,
+	 * every change is a replacement. */
+	int (*update)(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned);
+
+	/* Remove the object. Removing an object that is already gone succeeds. */
+	int (*remove)(const iac_rctx *ctx, const json_t *prior);
+} iac_rtype;
+
+typedef struct iac_provider {
+	const char *name;          /* "local": owns every type named "local.*" */
+	const iac_rtype *const *types; /* NULL terminated */
+	/* Optional: build provider data from `provider "name" { ... }` (config may
+	 * be an empty object). Called once per run before any resource call. */
+	int (*configure)(void **out_pdata, const json_t *config, const char *config_dir);
+	/* Optional: release what configure() made (close connections). */
+	void (*close)(void *pdata);
+} iac_provider;
+
+/* The registry of built-in providers (provider/registry.c). */
+const iac_provider *iac_provider_find(const char *name);
+/* Find a resource type by full name ("local.file"); NULL when unknown. Sets
+ * *out_provider when not NULL. */
+const iac_rtype *iac_provider_find_type(const char *type, const iac_provider **out_provider);
+/* Schema lookup helper; NULL when the attribute is unknown. */
+const iac_attr *iac_rtype_attr(const iac_rtype *t, const char *name);
+/* All built-in providers, NULL terminated. */
+const iac_provider *const *iac_provider_all(void);
+
+#endif

@@ -1,0 +1,171 @@
+/* local.file: a file on this machine with content and mode; sha256 is
+ * computed. Written atomically (temp + fsync + rename). */
+#include "providers/local/local.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "iac/core/err.h"
+#include "iac/core/util.h"
+#include "iac/core/value.h"
+
+static const iac_attr file_attrs[] = {
+	{ "path", IAC_T_STRING, IAC_A_REQUIRED | IAC_A_FORCE_NEW, "where the file lives (relative: to the configuration directory)" },
+	{ "content", IAC_T_STRING, 0, "the file's content" },
+	{ "source", IAC_T_STRING, IAC_A_NO_DIFF, "a local file whose content to use instead of content" },
+	{ "mode", IAC_T_STRING, 0, "octal permissions, default \"0644\"" },
+	{ "sha256", IAC_T_STRING, IAC_A_COMPUTED, "SHA-256 of the content" },
+	{ NULL, 0, 0, NULL },
+};
+
+static char *full_path(const iac_rctx *ctx, const json_t *attrs)
+{
+	return iac_path_join(ctx->config_dir, json_string_value(json_object_get(attrs, "path")));
+}
+
+/* The content to write: `content`, or the bytes of `source`. */
+static int wanted_content(const iac_rctx *ctx, const json_t *planned, char **out, size_t *len)
+{
+	const json_t *src = json_object_get(planned, "source");
+	if (json_is_string(src)) {
+		char *p = iac_path_join(ctx->config_dir, json_string_value(src));
+		int rc = iac_file_read(out, len, p);
+		free(p);
+		return rc < 0 ? IAC_ERR : 0;
+	}
+	const json_t *c = json_object_get(planned, "content");
+	*out = iac_xstrndup(json_is_string(c) ? json_string_value(c) : "",
+			    json_is_string(c) ? json_string_length(c) : 0);
+	*len = json_is_string(c) ? json_string_length(c) : 0;
+	return 0;
+}
+
+static int file_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
+{
+	char mode[8], hex[65];
+	const json_t *c = json_object_get(planned, "content");
+
+	if (!iac_value_is_unknown(json_object_get(planned, "mode"))) {
+		if (iac_local_mode_norm(mode, json_object_get(planned, "mode")) < 0)
+			return IAC_ERR;
+		json_object_set_new(planned, "mode", json_string(mode));
+	}
+	if (json_object_get(planned, "source") && json_object_get(planned, "content"))
+		return iac_err_set("set either 'content' or 'source', not both");
+	if (json_is_string(json_object_get(planned, "source"))) {
+		char *data;
+		size_t len;
+		if (wanted_content(ctx, planned, &data, &len) < 0)
+			return IAC_ERR;
+		iac_sha256_hex(hex, data, len);
+		json_object_set_new(planned, "content", json_stringn(data, len));
+		free(data);
+		json_object_set_new(planned, "sha256", json_string(hex));
+	} else if (iac_value_has_unknown(c)) {
+		json_object_set_new(planned, "sha256", iac_value_unknown());
+	} else {
+		if (!c)
+			json_object_set_new(planned, "content", json_string(""));
+		c = json_object_get(planned, "content");
+		iac_sha256_hex(hex, json_string_value(c), json_string_length(c));
+		json_object_set_new(planned, "sha256", json_string(hex));
+	}
+	return 0;
+}
+
+static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
+{
+	char *path = full_path(ctx, prior), *data = NULL, hex[65], mode[8];
+	struct stat st;
+	size_t len;
+	int rc;
+
+	*out = NULL;
+	rc = iac_file_read(&data, &len, path);
+	if (rc == IAC_ENOTFOUND) {
+		free(path);
+		return 0;
+	}
+	if (rc < 0 || stat(path, &st) < 0) {
+		if (rc == 0)
+			iac_err_sys("cannot stat '%s'", path);
+		free(data);
+		free(path);
+		return IAC_ERR;
+	}
+	iac_sha256_hex(hex, data, len);
+	snprintf(mode, sizeof(mode), "%04o", (unsigned)(st.st_mode & 07777));
+	*out = json_deep_copy(prior);
+	json_object_set_new(*out, "content", json_stringn(data, len));
+	json_object_set_new(*out, "mode", json_string(mode));
+	json_object_set_new(*out, "sha256", json_string(hex));
+	free(data);
+	free(path);
+	return 0;
+}
+
+static int file_write(const iac_rctx *ctx, json_t **out, const json_t *planned)
+{
+	char *path = full_path(ctx, planned), *data = NULL, *dir = NULL, hex[65], mode[8];
+	size_t len;
+	int rc = IAC_ERR;
+
+	if (iac_local_mode_norm(mode, json_object_get(planned, "mode")) < 0)
+		goto done;
+	if (wanted_content(ctx, planned, &data, &len) < 0)
+		goto done;
+	dir = iac_xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (iac_mkdir_p(dir, 0755) < 0)
+			goto done;
+	}
+	if (iac_file_write_atomic(path, data, len, (mode_t)strtoul(mode, NULL, 8)) < 0)
+		goto done;
+	iac_sha256_hex(hex, data, len);
+	*out = json_deep_copy(planned);
+	json_object_set_new(*out, "content", json_stringn(data, len));
+	json_object_set_new(*out, "mode", json_string(mode));
+	json_object_set_new(*out, "sha256", json_string(hex));
+	rc = 0;
+done:
+	free(path);
+	free(data);
+	free(dir);
+	return rc;
+}
+
+static int file_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
+{
+	return file_write(ctx, out, planned);
+}
+
+static int file_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
+{
+	return file_write(ctx, out, planned);
+}
+
+static int file_remove(const iac_rctx *ctx, const json_t *prior)
+{
+	char *path = full_path(ctx, prior);
+	int rc = 0;
+	if (unlink(path) < 0 && errno != ENOENT)
+		rc = iac_err_sys("cannot remove '%s'", path);
+	free(path);
+	return rc;
+}
+
+const iac_rtype iac_local_file = {
+	.name = "local.file",
+	.attrs = file_attrs,
+	.doc = "a file on the machine running iac",
+	.plan = file_plan,
+	.read = file_read,
+	.create = file_create,
+	.update = file_update,
+	.remove = file_remove,
+};

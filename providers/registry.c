@@ -1,0 +1,50 @@
+/* registry: the list of built-in providers. A provider directory under
+ * providers/ with a CMakeLists.txt defines IAC_HAVE_PROVIDER_<NAME> and a
+ * `const iac_provider iac_provider_<name>`; add it to the table below. */
+#include "iac/provider/provider.h"
+
+#include <string.h>
+
+extern const iac_provider iac_provider_local;
+#ifdef IAC_HAVE_PROVIDER_SSH
+extern const iac_provider iac_provider_ssh;
+#endif
+#ifdef IAC_HAVE_PROVIDER_HAPROXY
+extern const iac_provider iac_provider_haproxy;
+#endif
+#ifdef IAC_HAVE_PROVIDER_ETCD
+extern const iac_provider iac_provider_etcd;
+#endif
+#ifdef IAC_HAVE_PROVIDER_DEPLOY
+extern const iac_provider iac_provider_deploy;
+#endif
+
+static const iac_provider *const all[] = {
+	&iac_provider_local,
+#ifdef IAC_HAVE_PROVIDER_SSH
+	&iac_provider_ssh,
+#endif
+#ifdef IAC_HAVE_PROVIDER_HAPROXY
+	&iac_provider_haproxy,
+#endif
+#ifdef IAC_HAVE_PROVIDER_ETCD
+	&iac_provider_etcd,
+#endif
+#ifdef IAC_HAVE_PROVIDER_DEPLOY
+	&iac_provider_deploy,
+#endif
+	NULL,
+};
+
+const iac_provider *const *iac_provider_all(void)
+{
+	return all;
+}
+
+const iac_provider *iac_provider_find(const char *name)
+{
+	for (size_t i = 0; all[i]; i++)
+		if (!strcmp(all[i]->name, name))
+			return all[i];
+	return NULL;
+}
