@@ -4,8 +4,8 @@
  * Boolean flags also take -name=true|false. Everything that does not start
  * with '-' (or comes after "--") is positional.
  */
-#ifndef IAC_CLI_ARGS_H
-#define IAC_CLI_ARGS_H
+#ifndef IAC_CORE_ARGS_H
+#define IAC_CORE_ARGS_H
 
 #include <stddef.h>
 

@@ -1,5 +1,5 @@
 /* args: Terraform-style flag parsing (see args.h). */
-#include "iac/cli/args.h"
+#include "iac/core/args.h"
 
 #include <stdio.h>
 #include <stdlib.h>
