@@ -1,0 +1,958 @@
+/* etcd: etcd v3 JSON gateway client (see etcd.h).
+ *
+ * Gateway facts this relies on (etcd 3.4): keys and values are base64; int64
+ * fields arrive as JSON strings; fields with zero values are omitted (a
+ * failed txn has no "succeeded", a missing key no "kvs"), so every read
+ * treats a missing field as its zero. Streams (watch, lease keep-alive) are
+ * newline-separated JSON objects wrapped in {"result": ...}, and errors in a
+ * stream come as {"error": {...}}.
+ */
+#include "iac/flags/etcd.h"
+#include "iac/flags/base64.h"
+#include "iac/core/buf.h"
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DEFAULT_TIMEOUT_MS 5000.0
+#define CONNECT_TIMEOUT_MS 3000.0
+#define STREAM_MAX (16u << 20)
+
+struct iac_etcd {
+	CURL *curl;
+	char **endpoints;
+	size_t n_endpoints;
+	size_t current;
+	double timeout_ms;
+	char *user, *password, *token;
+	char *ca_file, *cert_file, *key_file;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+/* A stream handler sees each decoded object; returning 1 ends the request. */
+typedef int (*stream_fn)(const json_t *obj, void *ud);
+
+typedef struct {
+	iac_buf body;
+	stream_fn fn;
+	void *ud;
+	int stopped;   /* the handler ended the transfer on purpose */
+	int overflow;
+} response;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* --- small helpers ----------------------------------------------------- */
+
+static int64_t get_i64(const json_t *obj, const char *field)
+{
+	json_t *v = json_object_get(obj, field);
+	if (json_is_integer(v))
+		return (int64_t)json_integer_value(v);
+	if (json_is_string(v))
+		return (int64_t)strtoll(json_string_value(v), NULL, 10);
+	return 0;
+}
+
+static json_t *b64(const void *data, size_t len)
+{
+	char *s = iac_base64_encode(data, len);
+	json_t *j = json_string(s);
+	free(s);
+	return j;
+}
+
+static json_t *b64s(const char *s)
+{
+	return b64(s, strlen(s));
+}
+
+/* The range_end that makes [key, end) every key with this prefix. */
+static json_t *prefix_end(const char *prefix)
+{
+	size_t n = strlen(prefix);
+	unsigned char *end = (unsigned char *)iac_xstrdup(prefix);
+	json_t *j;
+	while (n > 0) {
+		if (end[n - 1] < 0xff) {
+			end[n - 1]++;
+			break;
+		}
+		n--;
+	}
+	/* All 0xff (or empty): "\0" means "to the end of the keyspace". */
+	j = n ? b64(end, n) : b64("\0", 1);
+	free(end);
+	return j;
+}
+
+static int kv_from_json(iac_etcd_kv *kv, const json_t *j)
+{
+	const char *k = json_string_value(json_object_get(j, "key"));
+	const char *v = json_string_value(json_object_get(j, "value"));
+	size_t klen;
+
+	memset(kv, 0, sizeof(*kv));
+	if (iac_base64_decode(&kv->key, &klen, k ? k : "", k ? strlen(k) : 0) < 0 ||
+	    iac_base64_decode(&kv->value, &kv->value_len, v ? v : "", v ? strlen(v) : 0) < 0) {
+		iac_etcd_kv_free(kv);
+		iac_err_prefix("etcd sent an undecodable key or value");
+		return -1;
+	}
+	kv->create_revision = get_i64(j, "create_revision");
+	kv->mod_revision = get_i64(j, "mod_revision");
+	kv->version = get_i64(j, "version");
+	kv->lease = get_i64(j, "lease");
+	return 0;
+}
+
+void iac_etcd_kv_free(iac_etcd_kv *kv)
+{
+	if (!kv)
+		return;
+	free(kv->key);
+	free(kv->value);
+	memset(kv, 0, sizeof(*kv));
+}
+
+void iac_etcd_kvs_free(iac_etcd_kv *kvs, size_t n)
+{
+	for (size_t i = 0; kvs && i < n; i++)
+		iac_etcd_kv_free(&kvs[i]);
+	free(kvs);
+}
+
+/* --- open / close -------------------------------------------------------- */
+
+int iac_etcd_open(iac_etcd **out, const char *endpoints, double timeout_ms)
+{
+	iac_etcd *e;
+	char *list, *tok, *save = NULL;
+
+	*out = NULL;
+	if (!endpoints || !*endpoints)
+		return iac_err_set("no etcd endpoints given; expected e.g. 'http://127.0.0.1:2379'");
+	pthread_once(&curl_once, curl_init_once);
+	e = iac_xcalloc(1, sizeof(*e));
+	e->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
+	list = iac_xstrdup(endpoints);
+	for (tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		size_t n = strlen(tok);
+		while (n > 0 && tok[n - 1] == '/')
+			tok[--n] = '\0';
+		e->endpoints = iac_xrealloc(e->endpoints, (e->n_endpoints + 1) * sizeof(char *));
+		e->endpoints[e->n_endpoints++] = strstr(tok, "://") ? iac_xstrdup(tok)
+								    : iac_xasprintf("http://%s", tok);
+	}
+	free(list);
+	if (e->n_endpoints == 0) {
+		iac_etcd_close(e);
+		return iac_err_set("no etcd endpoints in '%s'", endpoints);
+	}
+	e->curl = curl_easy_init();
+	if (!e->curl) {
+		iac_etcd_close(e);
+		return iac_err_set("cannot initialise libcurl");
+	}
+	*out = e;
+	return 0;
+}
+
+void iac_etcd_close(iac_etcd *e)
+{
+	if (!e)
+		return;
+	if (e->curl)
+		curl_easy_cleanup(e->curl);
+	for (size_t i = 0; i < e->n_endpoints; i++)
+		free(e->endpoints[i]);
+	free(e->endpoints);
+	free(e->user);
+	free(e->password);
+	free(e->token);
+	free(e->ca_file);
+	free(e->cert_file);
+	free(e->key_file);
+	free(e);
+}
+
+const char *iac_etcd_endpoint(const iac_etcd *e)
+{
+	return e->endpoints[e->current];
+}
+
+int iac_etcd_set_tls(iac_etcd *e, const char *ca_file, const char *cert_file, const char *key_file)
+{
+	free(e->ca_file);
+	free(e->cert_file);
+	free(e->key_file);
+	e->ca_file = ca_file ? iac_xstrdup(ca_file) : NULL;
+	e->cert_file = cert_file ? iac_xstrdup(cert_file) : NULL;
+	e->key_file = key_file ? iac_xstrdup(key_file) : NULL;
+	return 0;
+}
+
+/* --- transport ----------------------------------------------------------- */
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+	response *r = ud;
+	size_t n = size * nmemb;
+
+	if (r->body.len + n > STREAM_MAX) {
+		r->overflow = 1;
+		return 0;
+	}
+	iac_buf_put(&r->body, data, n);
+	if (!r->fn)
+		return n;
+	/* Hand every complete object to the handler; keep a partial tail. */
+	for (;;) {
+		size_t off = 0;
+		while (off < r->body.len && strchr(" \t\r\n", r->body.ptr[off]))
+			off++;
+		if (off == r->body.len) {
+			iac_buf_clear(&r->body);
+			return n;
+		}
+		json_error_t jerr;
+		json_t *obj = json_loadb(r->body.ptr + off, r->body.len - off, JSON_DISABLE_EOF_CHECK, &jerr);
+		if (!obj)
+			return n; /* incomplete: wait for more bytes */
+		size_t used = off + (size_t)jerr.position;
+		int stop = r->fn(obj, r->ud);
+		json_decref(obj);
+		memmove(r->body.ptr, r->body.ptr + used, r->body.len - used);
+		r->body.len -= used;
+		r->body.ptr[r->body.len] = '\0';
+		if (stop) {
+			r->stopped = 1;
+			return 0;
+		}
+	}
+}
+
+static void lower_first(char *s)
+{
+	if (s && *s >= 'A' && *s <= 'Z')
+		*s = (char)(*s - 'A' + 'a');
+}
+
+/* Why a transfer failed, in words a person can act on. */
+static void describe_curl_error(iac_buf *b, iac_etcd *e, CURLcode rc, double timeout_ms)
+{
+	long os_errno = 0;
+	curl_easy_getinfo(e->curl, CURLINFO_OS_ERRNO, &os_errno);
+	if (rc == CURLE_OPERATION_TIMEDOUT) {
+		iac_buf_printf(b, "timed out after %.0f ms", timeout_ms);
+	} else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
+		iac_buf_puts(b, "cannot resolve host name");
+	} else if (rc == CURLE_COULDNT_CONNECT && os_errno) {
+		char *msg = iac_xstrdup(strerror((int)os_errno));
+		lower_first(msg);
+		iac_buf_puts(b, msg);
+		free(msg);
+	} else {
+		char *msg = iac_xstrdup(e->errbuf[0] ? e->errbuf : curl_easy_strerror(rc));
+		lower_first(msg);
+		iac_buf_puts(b, msg);
+		free(msg);
+	}
+}
+
+/* Errors before the request left us: safe to try the next endpoint. */
+static int not_sent(iac_etcd *e, CURLcode rc)
+{
+	long request_bytes = 0;
+	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+	    rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_SSL_CONNECT_ERROR)
+		return 1;
+	if (rc == CURLE_OPERATION_TIMEDOUT) {
+		/* Connect time is 0 on a reused connection too; bytes sent tell. */
+		curl_easy_getinfo(e->curl, CURLINFO_REQUEST_SIZE, &request_bytes);
+		return request_bytes == 0;
+	}
+	return 0;
+}
+
+static int authenticate(iac_etcd *e);
+
+/* POST /v3/<path>. timeout_ms < 0: no overall deadline (streams). With a
+ * stream handler, *out is NULL and the handler sees the objects. */
+static int request(json_t **out, iac_etcd *e, const char *path, const json_t *body, double timeout_ms,
+		   stream_fn fn, void *ud, int may_reauth)
+{
+	char *payload = json_dumps(body, JSON_COMPACT);
+	iac_buf why = IAC_BUF_INIT;
+	response r = { IAC_BUF_INIT, fn, ud, 0, 0 };
+	struct curl_slist *headers = NULL;
+	long status = 0;
+	int rc = -1, sent = 0;
+	CURLcode cc = CURLE_OK;
+	size_t tried;
+
+	if (out)
+		*out = NULL;
+	headers = curl_slist_append(headers, "Content-Type: application/json");
+	if (e->token) {
+		char *h = iac_xasprintf("Authorization: %s", e->token);
+		headers = curl_slist_append(headers, h);
+		free(h);
+	}
+	for (tried = 0; tried < e->n_endpoints; tried++) {
+		size_t idx = (e->current + tried) % e->n_endpoints;
+		char *url = iac_xasprintf("%s/v3/%s", e->endpoints[idx], path);
+		CURL *c = e->curl;
+
+		curl_easy_reset(c);
+		e->errbuf[0] = '\0';
+		iac_buf_clear(&r.body);
+		r.stopped = r.overflow = 0;
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, e->errbuf);
+		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+				 (long)(timeout_ms > 0 && timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms : CONNECT_TIMEOUT_MS));
+		if (timeout_ms > 0)
+			curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+		if (e->ca_file)
+			curl_easy_setopt(c, CURLOPT_CAINFO, e->ca_file);
+		if (e->cert_file)
+			curl_easy_setopt(c, CURLOPT_SSLCERT, e->cert_file);
+		if (e->key_file)
+			curl_easy_setopt(c, CURLOPT_SSLKEY, e->key_file);
+		cc = curl_easy_perform(c);
+		free(url);
+		if (cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && r.stopped)) {
+			e->current = idx;
+			sent = 1;
+			break;
+		}
+		if (r.overflow) {
+			iac_err_set("etcd at '%s' sent more than %u bytes for '%s'", e->endpoints[idx],
+				    STREAM_MAX, path);
+			goto done;
+		}
+		if (!not_sent(e, cc)) {
+			iac_buf w = IAC_BUF_INIT;
+			e->current = idx;
+			describe_curl_error(&w, e, cc, timeout_ms);
+			if (cc == CURLE_OPERATION_TIMEDOUT) {
+				iac_err_set("etcd at '%s' did not answer '%s' in time: %s", e->endpoints[idx], path,
+					    iac_buf_cstr(&w));
+				rc = IAC_ETIMEOUT;
+			} else {
+				iac_err_set("etcd request '%s' to '%s' failed: %s", path, e->endpoints[idx],
+					    iac_buf_cstr(&w));
+			}
+			iac_buf_free(&w);
+			goto done;
+		}
+		if (tried)
+			iac_buf_puts(&why, "; ");
+		if (e->n_endpoints > 1)
+			iac_buf_printf(&why, "'%s': ", e->endpoints[idx]);
+		describe_curl_error(&why, e, cc, timeout_ms > 0 && timeout_ms < CONNECT_TIMEOUT_MS
+							 ? timeout_ms : CONNECT_TIMEOUT_MS);
+	}
+	if (!sent) {
+		if (e->n_endpoints == 1)
+			iac_err_set("cannot reach etcd at '%s': %s", e->endpoints[0], iac_buf_cstr(&why));
+		else
+			iac_err_set("cannot reach etcd at any endpoint: %s", iac_buf_cstr(&why));
+		goto done;
+	}
+
+	curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (fn && (status == 200 || r.stopped)) {
+		rc = 0; /* the handler saw the objects, errors included */
+		goto done;
+	}
+	json_error_t jerr;
+	json_t *doc = r.body.len ? json_loadb(r.body.ptr, r.body.len, 0, &jerr) : json_object();
+	if (status != 200) {
+		const char *msg = json_string_value(json_object_get(doc, "message"));
+		if (!msg)
+			msg = json_string_value(json_object_get(doc, "error"));
+		int64_t code = get_i64(doc, "code");
+		if (may_reauth && e->user && msg && strstr(msg, "invalid auth token")) {
+			json_decref(doc);
+			free(e->token);
+			e->token = NULL;
+			if (authenticate(e) == 0)
+				rc = request(out, e, path, body, timeout_ms, fn, ud, 0);
+			goto done;
+		}
+		if (msg && *msg)
+			iac_err_set("etcd at '%s' refused '%s': %s (HTTP %ld)", iac_etcd_endpoint(e), path, msg, status);
+		else
+			iac_err_set("'%s' answered '%s' with HTTP %ld and no etcd error; is it an etcd v3 endpoint?",
+				    iac_etcd_endpoint(e), path, status);
+		rc = code == 5 ? IAC_ENOTFOUND : -1; /* gRPC NotFound */
+		json_decref(doc);
+		goto done;
+	}
+	if (!doc) {
+		iac_err_set("etcd at '%s' sent invalid JSON for '%s': %s", iac_etcd_endpoint(e), path, jerr.text);
+		goto done;
+	}
+	*out = doc;
+	rc = 0;
+done:
+	curl_slist_free_all(headers);
+	iac_buf_free(&r.body);
+	iac_buf_free(&why);
+	free(payload);
+	return rc;
+}
+
+static int authenticate(iac_etcd *e)
+{
+	json_t *body = json_pack("{s:s,s:s}", "name", e->user, "password", e->password), *resp = NULL;
+	int rc = request(&resp, e, "auth/authenticate", body, e->timeout_ms, NULL, NULL, 0);
+	json_decref(body);
+	if (rc < 0) {
+		iac_err_prefix("cannot log in to etcd as '%s'", e->user);
+		return rc;
+	}
+	const char *token = json_string_value(json_object_get(resp, "token"));
+	if (!token) {
+		json_decref(resp);
+		return iac_err_set("etcd at '%s' gave no token for user '%s'", iac_etcd_endpoint(e), e->user);
+	}
+	free(e->token);
+	e->token = iac_xstrdup(token);
+	json_decref(resp);
+	return 0;
+}
+
+int iac_etcd_set_auth(iac_etcd *e, const char *user, const char *password)
+{
+	free(e->user);
+	free(e->password);
+	e->user = iac_xstrdup(user);
+	e->password = iac_xstrdup(password);
+	iac_redact_add(password);
+	return authenticate(e);
+}
+
+int iac_etcd_call(json_t **out, iac_etcd *e, const char *path, const json_t *body)
+{
+	return request(out, e, path, body, e->timeout_ms, NULL, NULL, 1);
+}
+
+static int call(json_t **out, iac_etcd *e, const char *path, json_t *body)
+{
+	int rc = request(out, e, path, body, e->timeout_ms, NULL, NULL, 1);
+	json_decref(body);
+	return rc;
+}
+
+/* --- key-value ----------------------------------------------------------- */
+
+static json_t *put_body(const char *key, const void *value, size_t len, int64_t lease)
+{
+	json_t *b = json_pack("{s:o,s:o}", "key", b64s(key), "value", b64(value, len));
+	if (lease)
+		json_object_set_new(b, "lease", json_integer((json_int_t)lease));
+	return b;
+}
+
+int iac_etcd_put_rev(int64_t *out_revision, iac_etcd *e, const char *key, const void *value,
+		     size_t len, int64_t lease)
+{
+	json_t *resp;
+	int rc = call(&resp, e, "kv/put", put_body(key, value, len, lease));
+	if (rc < 0) {
+		if (rc == IAC_ENOTFOUND)
+			iac_err_prefix("cannot put '%s' with lease %" PRId64, key, lease);
+		else
+			iac_err_prefix("cannot put '%s'", key);
+		return rc;
+	}
+	if (out_revision)
+		*out_revision = get_i64(json_object_get(resp, "header"), "revision");
+	json_decref(resp);
+	return 0;
+}
+
+int iac_etcd_put(iac_etcd *e, const char *key, const void *value, size_t len, int64_t lease)
+{
+	return iac_etcd_put_rev(NULL, e, key, value, len, lease);
+}
+
+int iac_etcd_get(iac_etcd_kv *out, iac_etcd *e, const char *key)
+{
+	json_t *resp, *kvs;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = call(&resp, e, "kv/range", json_pack("{s:o}", "key", b64s(key)));
+	if (rc < 0)
+		return rc;
+	kvs = json_object_get(resp, "kvs");
+	if (json_array_size(kvs) == 0) {
+		json_decref(resp);
+		iac_err_set("etcd key '%s' not found", key);
+		return IAC_ENOTFOUND;
+	}
+	rc = kv_from_json(out, json_array_get(kvs, 0));
+	json_decref(resp);
+	return rc;
+}
+
+int iac_etcd_range(iac_etcd_kv **out, size_t *out_n, int64_t *out_revision, iac_etcd *e, const char *prefix)
+{
+	json_t *resp, *kvs;
+	int rc;
+
+	*out = NULL;
+	*out_n = 0;
+	rc = call(&resp, e, "kv/range",
+		  json_pack("{s:o,s:o}", "key", *prefix ? b64s(prefix) : b64("\0", 1), "range_end", prefix_end(prefix)));
+	if (rc < 0)
+		return rc;
+	kvs = json_object_get(resp, "kvs");
+	size_t n = json_array_size(kvs);
+	iac_etcd_kv *list = iac_xcalloc(n ? n : 1, sizeof(*list));
+	for (size_t i = 0; i < n; i++) {
+		if (kv_from_json(&list[i], json_array_get(kvs, i)) < 0) {
+			iac_etcd_kvs_free(list, i);
+			json_decref(resp);
+			return -1;
+		}
+	}
+	if (out_revision)
+		*out_revision = get_i64(json_object_get(resp, "header"), "revision");
+	json_decref(resp);
+	*out = list;
+	*out_n = n;
+	return 0;
+}
+
+int iac_etcd_delete(int64_t *out_deleted, iac_etcd *e, const char *key, int prefix)
+{
+	json_t *resp, *body = json_pack("{s:o}", "key", prefix && !*key ? b64("\0", 1) : b64s(key));
+	int rc;
+
+	if (prefix)
+		json_object_set_new(body, "range_end", prefix_end(key));
+	rc = call(&resp, e, "kv/deleterange", body);
+	if (rc < 0) {
+		iac_err_prefix("cannot delete '%s'", key);
+		return rc;
+	}
+	if (out_deleted)
+		*out_deleted = get_i64(resp, "deleted");
+	json_decref(resp);
+	return 0;
+}
+
+/* A txn comparing key's mod_revision, then `op` on success and a read of the
+ * key on failure (to report what is there now). */
+static int cas_txn(int64_t *out_revision, iac_etcd *e, const char *key, int64_t expect, json_t *op)
+{
+	json_t *compare, *body, *resp, *responses;
+	int rc;
+
+	if (out_revision)
+		*out_revision = 0;
+	/* "The key does not exist" is create_revision == 0; otherwise compare
+	 * mod_revision. A zero target is omitted by proto3 JSON, so send it as
+	 * an explicit "0" string, which the gateway accepts. */
+	if (expect == 0)
+		compare = json_pack("{s:s,s:s,s:o,s:s}", "result", "EQUAL", "target", "CREATE",
+				    "key", b64s(key), "create_revision", "0");
+	else
+		compare = json_pack("{s:s,s:s,s:o,s:I}", "result", "EQUAL", "target", "MOD",
+				    "key", b64s(key), "mod_revision", (json_int_t)expect);
+	body = json_pack("{s:[o],s:[o],s:[{s:{s:o}}]}", "compare", compare, "success", op,
+			 "failure", "request_range", "key", b64s(key));
+	rc = call(&resp, e, "kv/txn", body);
+	if (rc < 0)
+		return rc;
+	if (json_is_true(json_object_get(resp, "succeeded"))) {
+		if (out_revision)
+			*out_revision = get_i64(json_object_get(resp, "header"), "revision");
+		json_decref(resp);
+		return 0;
+	}
+	/* Failed compare: "succeeded" is omitted; say what is there instead. */
+	responses = json_object_get(resp, "responses");
+	json_t *kvs = json_object_get(json_object_get(json_array_get(responses, 0), "response_range"), "kvs");
+	int64_t now = json_array_size(kvs) ? get_i64(json_array_get(kvs, 0), "mod_revision") : 0;
+	if (out_revision)
+		*out_revision = now;
+	if (expect == 0)
+		iac_err_set("etcd key '%s' already exists (revision %" PRId64 ")", key, now);
+	else if (now == 0)
+		iac_err_set("etcd key '%s' changed underneath us: expected revision %" PRId64 ", it no longer exists",
+			    key, expect);
+	else
+		iac_err_set("etcd key '%s' changed underneath us: expected revision %" PRId64 ", found %" PRId64,
+			    key, expect, now);
+	json_decref(resp);
+	return IAC_ECONFLICT;
+}
+
+int iac_etcd_cas(int64_t *out_revision, iac_etcd *e, const char *key, int64_t expect_mod_revision,
+		 const void *value, size_t len, int64_t lease)
+{
+	json_t *op = json_pack("{s:o}", "request_put", put_body(key, value, len, lease));
+	return cas_txn(out_revision, e, key, expect_mod_revision, op);
+}
+
+int iac_etcd_cas_delete(iac_etcd *e, const char *key, int64_t expect_mod_revision)
+{
+	json_t *op = json_pack("{s:{s:o}}", "request_delete_range", "key", b64s(key));
+	return cas_txn(NULL, e, key, expect_mod_revision, op);
+}
+
+/* --- leases -------------------------------------------------------------- */
+
+int iac_etcd_lease_grant(int64_t *out_id, iac_etcd *e, int64_t ttl_s)
+{
+	json_t *resp;
+	int rc = call(&resp, e, "lease/grant", json_pack("{s:I}", "TTL", (json_int_t)ttl_s));
+	*out_id = 0;
+	if (rc < 0) {
+		iac_err_prefix("cannot grant a %" PRId64 " s lease", ttl_s);
+		return rc;
+	}
+	const char *err = json_string_value(json_object_get(resp, "error"));
+	if (err && *err) {
+		iac_err_set("etcd at '%s' refused a %" PRId64 " s lease: %s", iac_etcd_endpoint(e), ttl_s, err);
+		json_decref(resp);
+		return -1;
+	}
+	*out_id = get_i64(resp, "ID");
+	json_decref(resp);
+	return 0;
+}
+
+typedef struct {
+	json_t *result;
+	json_t *error;
+} first_result;
+
+static int take_first(const json_t *obj, void *ud)
+{
+	first_result *f = ud;
+	if (json_object_get(obj, "error")) {
+		f->error = json_incref((json_t *)obj);
+		return 1;
+	}
+	f->result = json_incref(json_object_get(obj, "result"));
+	return f->result != NULL;
+}
+
+/* Stream errors come as {"error": {"grpc_code", "message"...}}, or as the
+ * plain error object {"error": "...", "code", "message"} before streaming. */
+static int stream_error(iac_etcd *e, const char *path, json_t *obj)
+{
+	json_t *inner = json_object_get(obj, "error");
+	const json_t *err = json_is_object(inner) ? inner : obj;
+	const char *msg = json_string_value(json_object_get(err, "message"));
+	int64_t code = get_i64(err, "grpc_code");
+	if (!msg)
+		msg = json_string_value(inner);
+	if (!code)
+		code = get_i64(err, "code");
+	iac_err_set("etcd at '%s' refused '%s': %s", iac_etcd_endpoint(e), path, msg ? msg : "unknown error");
+	json_decref(obj);
+	return code == 5 ? IAC_ENOTFOUND : -1;
+}
+
+int iac_etcd_lease_keepalive(int64_t *out_ttl, iac_etcd *e, int64_t id)
+{
+	first_result f = { NULL, NULL };
+	json_t *body = json_pack("{s:I}", "ID", (json_int_t)id);
+	int rc = request(NULL, e, "lease/keepalive", body, e->timeout_ms, take_first, &f, 1);
+	json_decref(body);
+	if (out_ttl)
+		*out_ttl = 0;
+	if (rc < 0)
+		goto done;
+	if (f.error) {
+		rc = stream_error(e, "lease/keepalive", f.error);
+		f.error = NULL;
+		goto done;
+	}
+	int64_t ttl = get_i64(f.result, "TTL");
+	if (ttl <= 0) {
+		/* An expired lease answers with TTL 0, i.e. no TTL at all. */
+		iac_err_set("etcd lease %" PRId64 " has expired", id);
+		rc = IAC_ENOTFOUND;
+		goto done;
+	}
+	if (out_ttl)
+		*out_ttl = ttl;
+done:
+	json_decref(f.result);
+	json_decref(f.error);
+	return rc;
+}
+
+int iac_etcd_lease_ttl(int64_t *out_ttl, iac_etcd *e, int64_t id)
+{
+	json_t *resp;
+	int rc = call(&resp, e, "lease/timetolive", json_pack("{s:I}", "ID", (json_int_t)id));
+	*out_ttl = 0;
+	if (rc < 0)
+		return rc;
+	int64_t ttl = json_object_get(resp, "TTL") ? get_i64(resp, "TTL") : 0;
+	json_decref(resp);
+	if (ttl <= 0) {
+		iac_err_set("etcd lease %" PRId64 " has expired", id);
+		return IAC_ENOTFOUND;
+	}
+	*out_ttl = ttl;
+	return 0;
+}
+
+int iac_etcd_lease_revoke(iac_etcd *e, int64_t id)
+{
+	json_t *resp;
+	int rc = call(&resp, e, "lease/revoke", json_pack("{s:I}", "ID", (json_int_t)id));
+	if (rc < 0) {
+		iac_err_prefix("cannot revoke lease %" PRId64, id);
+		return rc;
+	}
+	json_decref(resp);
+	return 0;
+}
+
+/* --- watch --------------------------------------------------------------- */
+
+typedef struct {
+	int64_t revision;
+	int created;
+	json_t *error;
+} watch_state;
+
+static int on_watch(const json_t *obj, void *ud)
+{
+	watch_state *w = ud;
+	json_t *res = json_object_get(obj, "result"), *events, *ev;
+	size_t i;
+
+	if (json_object_get(obj, "error")) {
+		w->error = json_incref((json_t *)obj);
+		return 1;
+	}
+	if (json_is_true(json_object_get(res, "created")))
+		w->created = 1;
+	if (json_is_true(json_object_get(res, "canceled"))) {
+		const char *why = json_string_value(json_object_get(res, "cancel_reason"));
+		w->error = json_pack("{s:s}", "message", why && *why ? why : "watch canceled (compacted revision?)");
+		return 1;
+	}
+	events = json_object_get(res, "events");
+	json_array_foreach(events, i, ev) {
+		int64_t rev = get_i64(json_object_get(ev, "kv"), "mod_revision");
+		if (rev > w->revision)
+			w->revision = rev;
+	}
+	return json_array_size(events) > 0;
+}
+
+int iac_etcd_wait(int64_t *out_revision, iac_etcd *e, const char *key, int prefix, int64_t after,
+		  double wait_ms)
+{
+	watch_state w = { 0, 0, NULL };
+	json_t *create = json_pack("{s:o}", "key", prefix && !*key ? b64("\0", 1) : b64s(key)), *body;
+	int rc;
+
+	if (out_revision)
+		*out_revision = 0;
+	if (prefix)
+		json_object_set_new(create, "range_end", prefix_end(key));
+	if (after > 0)
+		json_object_set_new(create, "start_revision", json_integer((json_int_t)(after + 1)));
+	body = json_pack("{s:o}", "create_request", create);
+	rc = request(NULL, e, "watch", body, wait_ms < 0 ? -1 : (wait_ms < 1 ? 1 : wait_ms), on_watch, &w, 1);
+	json_decref(body);
+	if (rc == IAC_ETIMEOUT) {
+		iac_err_set("no change to etcd key '%s' within %.0f ms", key, wait_ms);
+		return IAC_ETIMEOUT;
+	}
+	if (rc < 0)
+		return rc;
+	if (w.error)
+		return stream_error(e, "watch", w.error);
+	if (!w.revision)
+		return iac_err_set("etcd at '%s' ended the watch on '%s' without an event", iac_etcd_endpoint(e), key);
+	if (out_revision)
+		*out_revision = w.revision;
+	return 0;
+}
+
+/* --- locks --------------------------------------------------------------- */
+
+/* The holder ahead of us: the newest key under prefix created before
+ * my_rev (etcd's own mutex waits on exactly that key). */
+static int lock_predecessor(iac_etcd_kv *out, int64_t *out_header_rev, iac_etcd *e, const char *prefix,
+			    int64_t my_rev)
+{
+	json_t *body, *resp, *kvs;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	body = json_pack("{s:o,s:o,s:I,s:s,s:s,s:I}", "key", b64s(prefix), "range_end", prefix_end(prefix),
+			 "limit", (json_int_t)1, "sort_order", "DESCEND", "sort_target", "CREATE",
+			 "max_create_revision", (json_int_t)(my_rev - 1));
+	rc = call(&resp, e, "kv/range", body);
+	if (rc < 0)
+		return rc;
+	*out_header_rev = get_i64(json_object_get(resp, "header"), "revision");
+	kvs = json_object_get(resp, "kvs");
+	rc = json_array_size(kvs) ? kv_from_json(out, json_array_get(kvs, 0)) : IAC_ENOTFOUND;
+	json_decref(resp);
+	return rc;
+}
+
+/* The current owner (oldest key) for the refusal message. */
+static void lock_owner(iac_buf *b, iac_etcd *e, const char *prefix, const iac_etcd_kv *fallback)
+{
+	json_t *body = json_pack("{s:o,s:o,s:I,s:s,s:s}", "key", b64s(prefix), "range_end", prefix_end(prefix),
+				 "limit", (json_int_t)1, "sort_order", "ASCEND", "sort_target", "CREATE"), *resp;
+	iac_etcd_kv owner;
+	const iac_etcd_kv *kv = fallback;
+	int have = 0;
+
+	if (call(&resp, e, "kv/range", body) == 0) {
+		json_t *kvs = json_object_get(resp, "kvs");
+		if (json_array_size(kvs) && kv_from_json(&owner, json_array_get(kvs, 0)) == 0) {
+			kv = &owner;
+			have = 1;
+		}
+		json_decref(resp);
+	}
+	iac_buf_printf(b, "'%s'", kv->key);
+	if (kv->value_len)
+		iac_buf_printf(b, " (%s)", kv->value);
+	iac_buf_printf(b, ", lease %" PRIx64 ", since revision %" PRId64, (uint64_t)kv->lease, kv->create_revision);
+	if (have)
+		iac_etcd_kv_free(&owner);
+}
+
+int iac_etcd_lock(char **out_key, iac_etcd *e, const char *name, int64_t lease, const char *info,
+		  double wait_ms)
+{
+	char *prefix = iac_xasprintf("%s/", name);
+	char *key = iac_xasprintf("%s%" PRIx64, prefix, (uint64_t)lease);
+	json_t *body, *resp = NULL;
+	double deadline = wait_ms >= 0 ? iac_now_ms() + wait_ms : 0;
+	int64_t my_rev;
+	int rc, created = 0;
+
+	*out_key = NULL;
+	if (!lease) {
+		rc = iac_err_set("lock '%s' needs a lease, so that it goes away when its holder dies", name);
+		goto done;
+	}
+	/* Create our waiter key unless this lease already has one (re-entry),
+	 * exactly like etcd's concurrency.Mutex. */
+	body = json_pack("{s:[{s:s,s:s,s:o,s:s}],s:[{s:o}],s:[{s:{s:o}}]}",
+			 "compare", "result", "EQUAL", "target", "CREATE", "key", b64s(key), "create_revision", "0",
+			 "success", "request_put", put_body(key, info ? info : "", info ? strlen(info) : 0, lease),
+			 "failure", "request_range", "key", b64s(key));
+	rc = call(&resp, e, "kv/txn", body);
+	if (rc < 0) {
+		iac_err_prefix("cannot lock '%s'", name);
+		goto done;
+	}
+	if (json_is_true(json_object_get(resp, "succeeded"))) {
+		my_rev = get_i64(json_object_get(resp, "header"), "revision");
+		created = 1;
+	} else {
+		json_t *kvs = json_object_get(json_object_get(json_array_get(json_object_get(resp, "responses"), 0),
+							      "response_range"), "kvs");
+		my_rev = get_i64(json_array_get(kvs, 0), "create_revision");
+	}
+	json_decref(resp);
+
+	for (;;) {
+		iac_etcd_kv pred;
+		int64_t header_rev = 0;
+		rc = lock_predecessor(&pred, &header_rev, e, prefix, my_rev);
+		if (rc == IAC_ENOTFOUND) {
+			/* Nobody ahead: ours. Check the key survived (lease alive). */
+			iac_etcd_kv mine;
+			rc = iac_etcd_get(&mine, e, key);
+			if (rc == IAC_ENOTFOUND) {
+				rc = iac_err_set("lock '%s' lost while waiting: lease %" PRIx64 " expired", name,
+						 (uint64_t)lease);
+				goto done;
+			}
+			if (rc < 0)
+				goto done;
+			iac_etcd_kv_free(&mine);
+			*out_key = key;
+			key = NULL;
+			rc = 0;
+			goto done;
+		}
+		if (rc < 0)
+			goto done;
+		double left = wait_ms < 0 ? -1 : deadline - iac_now_ms();
+		if (wait_ms >= 0 && left <= 0) {
+			iac_buf who = IAC_BUF_INIT;
+			lock_owner(&who, e, prefix, &pred);
+			iac_etcd_kv_free(&pred);
+			/* Leave no waiter behind: it would queue up everyone after us. */
+			if (created)
+				iac_etcd_delete(NULL, e, key, 0);
+			iac_err_set("lock '%s' is held by %s; try again later, or release it with its key",
+				    name, iac_buf_cstr(&who));
+			iac_buf_free(&who);
+			rc = IAC_ELOCKED;
+			goto done;
+		}
+		/* Sleep until the key ahead of us changes (its deletion), bounded so
+		 * a lost event or an expired own lease is noticed. */
+		double slice = left < 0 || left > 2000 ? 2000 : left;
+		rc = iac_etcd_wait(NULL, e, pred.key, 0, header_rev, slice);
+		iac_etcd_kv_free(&pred);
+		if (rc < 0 && rc != IAC_ETIMEOUT)
+			goto done;
+	}
+done:
+	if (rc < 0 && rc != IAC_ELOCKED && created && key)
+		iac_etcd_delete(NULL, e, key, 0);
+	free(prefix);
+	free(key);
+	return rc;
+}
+
+int iac_etcd_unlock(iac_etcd *e, const char *key)
+{
+	json_t *resp;
+	int rc = call(&resp, e, "lock/unlock", json_pack("{s:o}", "key", b64s(key)));
+	if (rc < 0) {
+		iac_err_prefix("cannot unlock '%s'", key);
+		return rc;
+	}
+	json_decref(resp);
+	return 0;
+}
