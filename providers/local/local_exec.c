@@ -17,11 +17,11 @@
 
 static const iac_attr exec_attrs[] = {
 	{ "create", IAC_T_STRING, IAC_A_REQUIRED | IAC_A_FORCE_NEW, "shell command that makes the thing" },
-	{ "destroy", IAC_T_STRING, IAC_A_NO_DIFF, "shell command that removes it" },
-	{ "check", IAC_T_STRING, IAC_A_NO_DIFF, "shell command; exit 0 means it still exists" },
+	{ "destroy", IAC_T_STRING, 0, "shell command that removes it" },
+	{ "check", IAC_T_STRING, 0, "shell command; exit 0 means it still exists" },
 	{ "environment", IAC_T_MAP, IAC_A_FORCE_NEW, "extra environment variables for the commands" },
 	{ "working_dir", IAC_T_STRING, IAC_A_FORCE_NEW, "directory to run in (default: the configuration directory)" },
-	{ "timeout", IAC_T_STRING, IAC_A_NO_DIFF, "deadline for each command, default \"10m\"" },
+	{ "timeout", IAC_T_STRING, 0, "deadline for each command, default \"10m\"" },
 	{ "stdout", IAC_T_STRING, IAC_A_COMPUTED, "what create printed (first 64 KiB)" },
 	{ NULL, 0, 0, NULL },
 };

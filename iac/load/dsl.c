@@ -1,0 +1,676 @@
+/* dsl: the declarations of the topology language.
+ *
+ *   resource "local.file" "conf" { path = ..., depends_on = {...},
+ *                                  lifecycle = {...}, triggers = {...} }
+ *   data "ssh.facts" "web1" { host = web1 }
+ *   output "name" { value = ..., sensitive = false, description = "" }
+ *   provider "ssh" { user = "root", ... }
+ *   host "web1" { address = "10.0.0.2", port = 22, user = "root", labels = {...} }
+ *   hosts { role = "web" }                 -> list of matching hosts
+ *   flag "name" { ... }                    -> feature flag (iac/flags)
+ *   file("path"), sha256(s), jsonencode(v), jsondecode(s)
+ * Every declaration checks what it can right away and reports
+ * "FILE:LINE: what is wrong".
+ */
+#include "iac/load/load_int.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iac/core/buf.h"
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+#include "iac/core/value.h"
+#include "iac/load/lua_value.h"
+
+#define HOSTS_KEY "iac.hosts"
+
+/* Levenshtein distance, capped: for "did you mean" hints. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64)
+		return 99;
+	size_t d[65][65];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			size_t x = d[i - 1][j] + 1, y = d[i][j - 1] + 1;
+			d[i][j] = c < x ? (c < y ? c : y) : (x < y ? x : y);
+		}
+	return d[la][lb];
+}
+
+/* " (did you mean 'x'?)" or "" into buf. */
+static void suggest(char *buf, size_t len, const char *want, const char *const *cands, size_t n)
+{
+	size_t best = 3;
+	const char *pick = NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t d = edit_distance(want, cands[i]);
+		if (d < best) {
+			best = d;
+			pick = cands[i];
+		}
+	}
+	if (pick)
+		snprintf(buf, len, "; did you mean '%s'?", pick);
+	else
+		buf[0] = '\0';
+}
+
+static int valid_name(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!(*s == '_' || *s == '-' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9')))
+			return 0;
+	return 1;
+}
+
+const char *iac_dsl_type_mismatch(int type, const json_t *v)
+{
+	const char *m = iac_value_marker(v);
+	if (m && (!strcmp(m, "ref") || !strcmp(m, "unknown") || !strcmp(m, "sensitive")))
+		return NULL;   /* checked once the value is known */
+	switch (type) {
+	case IAC_T_STRING:
+		return (json_is_string(v) || (m && !strcmp(m, "tpl"))) ? NULL : "a string";
+	case IAC_T_NUMBER:
+		return json_is_number(v) ? NULL : "a number";
+	case IAC_T_BOOL:
+		return json_is_boolean(v) ? NULL : "a boolean";
+	case IAC_T_LIST:
+		return (json_is_array(v) || (json_is_object(v) && !m && !json_object_size(v))) ? NULL : "a list";
+	case IAC_T_MAP:
+		return (json_is_object(v) && !m) ? NULL : "a table of named fields";
+	case IAC_T_HOST:
+		return (json_is_object(v) && json_is_string(json_object_get(v, "address"))) ? NULL
+			: "a host (from host \"name\" { ... })";
+	default:
+		return NULL;
+	}
+}
+
+static const char *type_word(const json_t *v)
+{
+	const char *m = iac_value_marker(v);
+	if (m && !strcmp(m, "tpl"))
+		return "string";
+	return iac_value_type_name(v);
+}
+
+/* Raise a Lua error with a message built in C (frees nothing). */
+static int raise(lua_State *L, const char *fmt, const char *a, const char *b, const char *c)
+{
+	return luaL_error(L, fmt, a, b, c);
+}
+
+/* depends_on = { handle, ref, ... } -> addresses */
+static json_t *depends_list(lua_State *L, int idx, const char *addr)
+{
+	json_t *out = json_array();
+	if (!lua_istable(L, idx) || iac_lua_handle_addr(L, idx)) {
+		json_decref(out);
+		luaL_error(L, "resource '%s': depends_on must be a list of resources or modules, like "
+			   "depends_on = { conf }", addr);
+		return NULL;
+	}
+	lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, idx, i);
+		const char *a = iac_lua_handle_addr(L, -1);
+		if (!a && lua_istable(L, -1)) {
+			lua_getfield(L, -1, "addr");   /* a reference: depend on its resource */
+			a = lua_tostring(L, -1);
+			lua_pop(L, 1);
+		}
+		if (!a) {
+			json_decref(out);
+			luaL_error(L, "resource '%s': depends_on[%d] is a %s, not a resource or module", addr,
+				   (int)i, luaL_typename(L, -1));
+			return NULL;
+		}
+		json_array_append_new(out, json_string(a));
+		lua_pop(L, 1);
+	}
+	return out;
+}
+
+static void lifecycle(lua_State *L, int idx, iac_rconf *r)
+{
+	if (!lua_istable(L, idx))
+		luaL_error(L, "resource '%s': lifecycle must be a table", r->addr);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		const char *k = lua_tostring(L, -2);
+		if (k && !strcmp(k, "create_before_destroy"))
+			r->create_before_destroy = lua_toboolean(L, -1);
+		else if (k && !strcmp(k, "prevent_destroy"))
+			r->prevent_destroy = lua_toboolean(L, -1);
+		else if (k && !strcmp(k, "ignore_changes")) {
+			json_t *l = json_array();
+			if (lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "all"))
+				json_array_append_new(l, json_string("*"));
+			else if (lua_istable(L, -1)) {
+				lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+				for (lua_Integer i = 1; i <= n; i++) {
+					lua_rawgeti(L, -1, i);
+					if (lua_type(L, -1) != LUA_TSTRING)
+						luaL_error(L, "resource '%s': ignore_changes lists attribute names", r->addr);
+					json_array_append_new(l, json_string(lua_tostring(L, -1)));
+					lua_pop(L, 1);
+				}
+			} else {
+				luaL_error(L, "resource '%s': ignore_changes is a list of attribute names or \"all\"",
+					   r->addr);
+			}
+			r->ignore_changes = l;
+		} else {
+			luaL_error(L, "resource '%s': unknown lifecycle setting '%s' (use create_before_destroy, "
+				   "prevent_destroy, ignore_changes)", r->addr, k ? k : "?");
+		}
+		lua_pop(L, 1);
+	}
+}
+
+/* Turn a host given by name into its object. */
+static json_t *host_by_name(loader *ld, const char *name)
+{
+	json_t *h = json_object_get(ld->cfg->hosts, name);
+	return h ? json_incref(h) : NULL;
+}
+
+static void check_attr(lua_State *L, iac_rconf *r, const char *k, json_t **v)
+{
+	char hint[128];
+	const iac_attr *a = iac_rtype_attr(r->rtype, k);
+	if (!a) {
+		const char *names[64];
+		size_t n = 0;
+		for (const iac_attr *x = r->rtype->attrs; x && x->name && n < 64; x++)
+			names[n++] = x->name;
+		suggest(hint, sizeof(hint), k, names, n);
+		luaL_error(L, "resource '%s': unknown attribute '%s' for type '%s'%s", r->addr, k, r->type, hint);
+	}
+	if ((a->flags & IAC_A_COMPUTED) && !r->is_data)
+		luaL_error(L, "resource '%s': attribute '%s' is computed by the provider and cannot be set",
+			   r->addr, k);
+	if (a->type == IAC_T_HOST && json_is_string(*v)) {
+		json_t *h = host_by_name(iac_load_get(L), json_string_value(*v));
+		if (!h)
+			luaL_error(L, "resource '%s': attribute 'host': no host named '%s' is declared", r->addr,
+				   json_string_value(*v));
+		json_decref(*v);
+		*v = h;
+	}
+	const char *want = iac_dsl_type_mismatch(a->type, *v);
+	if (want)
+		luaL_error(L, "resource '%s': attribute '%s' must be %s, got a %s", r->addr, k, want, type_word(*v));
+	if (a->type == IAC_T_LIST && json_is_object(*v)) {
+		json_decref(*v);
+		*v = json_array();
+	}
+}
+
+static int resource_body(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	const char *type = lua_tostring(L, lua_upvalueindex(1));
+	const char *name = lua_tostring(L, lua_upvalueindex(2));
+	int is_data = lua_toboolean(L, lua_upvalueindex(3));
+	const iac_provider *prov = NULL;
+	char file[256], err[1024], addr[1024], hint[128];
+	int line;
+
+	iac_load_where(L, file, sizeof(file), &line);
+	if (!lua_istable(L, 1))
+		return luaL_error(L, "%s '%s.%s': expected a table of attributes { ... }", is_data ? "data" : "resource",
+				  type, name);
+	const iac_rtype *rt = iac_provider_find_type(type, &prov);
+	if (!rt || rt->is_data != is_data) {
+		const char *names[128];
+		size_t n = 0;
+		const iac_provider *const *all = iac_provider_all();
+		for (size_t i = 0; all[i]; i++)
+			for (size_t j = 0; all[i]->types[j] && n < 128; j++)
+				if (all[i]->types[j]->is_data == is_data)
+					names[n++] = all[i]->types[j]->name;
+		suggest(hint, sizeof(hint), type, names, n);
+		if (rt)
+			return luaL_error(L, "'%s' is a %s; declare it with %s \"%s\" \"%s\" { ... }", type,
+					  is_data ? "resource" : "data source", is_data ? "resource" : "data", type, name);
+		return luaL_error(L, "unknown %s type '%s'%s", is_data ? "data source" : "resource", type, hint);
+	}
+	snprintf(addr, sizeof(addr), "%s%s%s%s.%s", ld->cur->prefix, ld->cur->prefix[0] ? "." : "",
+		 is_data ? "data." : "", type, name);
+	iac_rconf *prev = iac_config_get(ld->cfg, addr);
+	if (prev) {
+		char at[300];
+		snprintf(at, sizeof(at), "%s:%d", prev->file, prev->line);
+		return raise(L, "%s '%s' declared twice (first at %s)", is_data ? "data" : "resource", addr, at);
+	}
+
+	iac_rconf *r = iac_xcalloc(1, sizeof(*r));
+	r->addr = iac_xstrdup(addr);
+	r->type = iac_xstrdup(type);
+	r->name = iac_xstrdup(name);
+	r->module = iac_xstrdup(ld->cur->prefix);
+	r->file = iac_xstrdup(file);
+	r->line = line;
+	r->attrs = json_object();
+	r->deps = json_array();
+	r->is_data = is_data;
+	r->rtype = rt;
+	r->provider = prov;
+	/* register first so the config frees it even if a check below raises */
+	ld->cfg->res = iac_xrealloc(ld->cfg->res, (ld->cfg->nres + 1) * sizeof(*ld->cfg->res));
+	ld->cfg->res[ld->cfg->nres++] = r;
+	iac_map_put(&ld->cfg->by_addr, addr, r);
+
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		if (lua_type(L, -2) != LUA_TSTRING)
+			return luaL_error(L, "resource '%s': attributes must be named (found a list item)", addr);
+		const char *k = lua_tostring(L, -2);
+		if (!strcmp(k, "depends_on")) {
+			json_decref(r->deps);
+			r->deps = depends_list(L, lua_gettop(L), addr);
+		} else if (!strcmp(k, "lifecycle")) {
+			lifecycle(L, lua_gettop(L), r);
+		} else if (!strcmp(k, "triggers")) {
+			char what[1400];
+			snprintf(what, sizeof(what), "resource '%s': triggers", addr);
+			json_t *t = iac_lua_to_json(L, -1, what, err, sizeof(err));
+			if (!t && err[0])
+				return luaL_error(L, "%s", err);
+			if (t && (!json_is_object(t) || iac_value_marker(t))) {
+				json_decref(t);
+				return luaL_error(L, "resource '%s': triggers must be a table of named values", addr);
+			}
+			r->triggers = t;
+		} else {
+			char what[1400];
+			snprintf(what, sizeof(what), "resource '%s': attribute '%s'", addr, k);
+			json_t *v = iac_lua_to_json(L, -1, what, err, sizeof(err));
+			if (!v && err[0])
+				return luaL_error(L, "%s", err);
+			if (v) {
+				/* stored first: check_attr may raise and the config owns it */
+				json_object_set_new(r->attrs, k, v);
+				json_t *cur = json_incref(v);
+				check_attr(L, r, k, &cur);
+				json_object_set_new(r->attrs, k, cur);
+			}
+		}
+		lua_pop(L, 1);
+	}
+	for (const iac_attr *a = rt->attrs; a && a->name; a++)
+		if ((a->flags & IAC_A_REQUIRED) && !json_object_get(r->attrs, a->name))
+			return luaL_error(L, "resource '%s': attribute '%s' is required (%s)", addr, a->name,
+					  a->doc ? a->doc : "no description");
+	iac_lua_push_resource(L, addr);
+	return 1;
+}
+
+static int resource_named(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	if (!valid_name(name))
+		return luaL_error(L, "resource name '%s': use letters, digits, '_' and '-'", name);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, lua_upvalueindex(2));
+	lua_pushcclosure(L, resource_body, 3);
+	if (lua_istable(L, 2)) {
+		lua_pushvalue(L, 2);
+		lua_call(L, 1, 1);
+	}
+	return 1;
+}
+
+static int declare(lua_State *L, int is_data)
+{
+	luaL_checkstring(L, 1);
+	int nargs = lua_gettop(L);
+	lua_pushvalue(L, 1);
+	lua_pushboolean(L, is_data);
+	lua_pushcclosure(L, resource_named, 2);
+	if (nargs >= 2) {
+		/* resource("type", "name", {...}) */
+		lua_pushvalue(L, 2);
+		if (nargs >= 3)
+			lua_pushvalue(L, 3);
+		lua_call(L, nargs >= 3 ? 2 : 1, 1);
+	}
+	return 1;
+}
+
+static int l_resource(lua_State *L) { return declare(L, 0); }
+static int l_data(lua_State *L) { return declare(L, 1); }
+
+static int output_body(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	const char *name = lua_tostring(L, lua_upvalueindex(1));
+	char file[256], err[1024], what[300];
+	int line;
+
+	iac_load_where(L, file, sizeof(file), &line);
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_getfield(L, 1, "value");
+	if (ld->cur->prefix[0]) {
+		/* module output: keep the Lua value (handles stay usable) */
+		lua_rawgeti(L, LUA_REGISTRYINDEX, ld->cur->outputs_ref);
+		lua_pushvalue(L, -2);
+		lua_setfield(L, -2, name);
+		return 0;
+	}
+	if (json_object_get(ld->cfg->outputs, name))
+		return luaL_error(L, "output '%s' declared twice", name);
+	snprintf(what, sizeof(what), "output '%s'", name);
+	json_t *v = iac_lua_to_json(L, -1, what, err, sizeof(err));
+	if (!v && err[0])
+		return luaL_error(L, "%s", err);
+	lua_getfield(L, 1, "sensitive");
+	int sens = lua_toboolean(L, -1);
+	lua_getfield(L, 1, "description");
+	unsigned flags = 0;
+	json_t *probe = iac_value_resolve(v ? v : json_null(), NULL, NULL, &flags);
+	json_decref(probe);
+	json_object_set_new(ld->cfg->outputs, name,
+			    json_pack("{s:o,s:b,s:s?,s:s,s:i}", "value", v ? v : json_null(),
+				      "sensitive", sens || (flags & IAC_VAL_SENSITIVE),
+				      "description", lua_tostring(L, -1), "file", file, "line", line));
+	return 0;
+}
+
+static int curry1(lua_State *L, lua_CFunction body)
+{
+	luaL_checkstring(L, 1);
+	lua_pushvalue(L, 1);
+	lua_pushcclosure(L, body, 1);
+	if (lua_istable(L, 2)) {
+		lua_pushvalue(L, 2);
+		lua_call(L, 1, 1);
+	}
+	return 1;
+}
+
+static int l_output(lua_State *L) { return curry1(L, output_body); }
+
+static int provider_body(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	const char *name = lua_tostring(L, lua_upvalueindex(1));
+	char err[1024], hint[128];
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	if (!iac_provider_find(name)) {
+		const char *names[32];
+		size_t n = 0;
+		for (const iac_provider *const *p = iac_provider_all(); *p && n < 32; p++)
+			names[n++] = (*p)->name;
+		suggest(hint, sizeof(hint), name, names, n);
+		return luaL_error(L, "unknown provider '%s'%s", name, hint);
+	}
+	if (json_object_get(ld->cfg->providers, name))
+		return luaL_error(L, "provider '%s' configured twice", name);
+	json_t *v = iac_lua_to_json(L, 1, "provider configuration", err, sizeof(err));
+	if (!v)
+		return luaL_error(L, "provider '%s': %s", name, err);
+	unsigned flags = 0;
+	json_t *plain = iac_value_resolve(v, NULL, NULL, &flags);
+	json_decref(v);
+	if (flags & IAC_VAL_UNKNOWN) {
+		json_decref(plain);
+		return luaL_error(L, "provider '%s': its configuration cannot refer to resources", name);
+	}
+	json_object_set_new(ld->cfg->providers, name, plain);
+	return 0;
+}
+
+static int l_provider(lua_State *L) { return curry1(L, provider_body); }
+
+static int host_body(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	const char *name = lua_tostring(L, lua_upvalueindex(1));
+	char err[1024];
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	if (!valid_name(name))
+		return luaL_error(L, "host name '%s': use letters, digits, '_' and '-'", name);
+	if (json_object_get(ld->cfg->hosts, name))
+		return luaL_error(L, "host '%s' declared twice", name);
+	lua_getfield(L, 1, "address");
+	if (lua_type(L, -1) != LUA_TSTRING)
+		return luaL_error(L, "host '%s': 'address' (a string) is required", name);
+	lua_pop(L, 1);
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		const char *k = lua_tostring(L, -2);
+		if (!k || (strcmp(k, "address") && strcmp(k, "port") && strcmp(k, "user") && strcmp(k, "labels")))
+			return luaL_error(L, "host '%s': unknown field '%s' (use address, port, user, labels)",
+					  name, k ? k : "?");
+		lua_pop(L, 1);
+	}
+	/* the host table users see: their fields plus name */
+	lua_newtable(L);
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_settable(L, -4);
+	}
+	lua_pushstring(L, name);
+	lua_setfield(L, -2, "name");
+	lua_getfield(L, -1, "labels");
+	if (lua_isnil(L, -1)) {
+		lua_newtable(L);
+		lua_setfield(L, -3, "labels");
+	}
+	lua_pop(L, 1);
+	luaL_setmetatable(L, IAC_MT_HOST);
+	json_t *h = iac_lua_to_json(L, -1, "host", err, sizeof(err));
+	if (!h)
+		return luaL_error(L, "host '%s': %s", name, err);
+	unsigned flags = 0;
+	json_t *plain = iac_value_resolve(h, NULL, NULL, &flags);
+	json_decref(h);
+	if (flags) {
+		json_decref(plain);
+		return luaL_error(L, "host '%s': fields must be plain values", name);
+	}
+	json_object_set_new(ld->cfg->hosts, name, plain);
+	json_array_append_new(ld->host_order, json_string(name));
+	lua_getfield(L, LUA_REGISTRYINDEX, HOSTS_KEY);
+	lua_pushvalue(L, -2);
+	lua_setfield(L, -2, name);
+	lua_pop(L, 1);
+	return 1;
+}
+
+static int l_host(lua_State *L) { return curry1(L, host_body); }
+
+/* hosts { role = "web" } -> hosts whose labels match every pair. */
+static int l_hosts(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	json_t *e;
+	size_t i;
+	int n = 0;
+
+	if (!lua_isnoneornil(L, 1))
+		luaL_checktype(L, 1, LUA_TTABLE);
+	lua_newtable(L);
+	lua_getfield(L, LUA_REGISTRYINDEX, HOSTS_KEY);
+	json_array_foreach(ld->host_order, i, e) {
+		const char *hn = json_string_value(e);
+		json_t *labels = json_object_get(json_object_get(ld->cfg->hosts, hn), "labels");
+		int match = 1;
+		if (lua_istable(L, 1)) {
+			lua_pushnil(L);
+			while (lua_next(L, 1)) {
+				const char *want = lua_tostring(L, -1), *k = lua_tostring(L, -2);
+				json_t *have = json_object_get(labels, k ? k : "");
+				if (!k || !want || !json_is_string(have) || strcmp(json_string_value(have), want))
+					match = 0;
+				lua_pop(L, 1);
+			}
+		}
+		if (match) {
+			lua_getfield(L, -1, hn);
+			lua_rawseti(L, -3, ++n);
+		}
+	}
+	lua_pop(L, 1);
+	return 1;
+}
+
+/* Extension sections: flag "name" { ... } and friends land in
+ * cfg->sections[<section>][name] with file and line, for their subsystems
+ * to validate. */
+static int section_body(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	const char *section = lua_tostring(L, lua_upvalueindex(1));
+	const char *name = lua_tostring(L, lua_upvalueindex(2));
+	char file[256], err[1024], what[300];
+	int line;
+
+	iac_load_where(L, file, sizeof(file), &line);
+	luaL_checktype(L, 1, LUA_TTABLE);
+	json_t *sec = json_object_get(ld->cfg->sections, section);
+	if (!sec) {
+		sec = json_object();
+		json_object_set_new(ld->cfg->sections, section, sec);
+	}
+	json_t *prev = json_object_get(sec, name);
+	if (prev)
+		return luaL_error(L, "%s '%s' declared twice (first at %s:%d)", lua_tostring(L, lua_upvalueindex(3)),
+				  name, json_string_value(json_object_get(prev, "file")),
+				  (int)json_integer_value(json_object_get(prev, "line")));
+	snprintf(what, sizeof(what), "%s '%s'", lua_tostring(L, lua_upvalueindex(3)), name);
+	json_t *v = iac_lua_to_json(L, 1, what, err, sizeof(err));
+	if (!v || !json_is_object(v)) {
+		json_decref(v);
+		return luaL_error(L, "%s", err[0] ? err : "expected a table");
+	}
+	json_object_set_new(v, "file", json_string(file));
+	json_object_set_new(v, "line", json_integer(line));
+	json_object_set_new(sec, name, v);
+	lua_pushstring(L, name);
+	return 1;
+}
+
+static int section_named(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	if (!valid_name(name))
+		return luaL_error(L, "%s name '%s': use letters, digits, '_' and '-'",
+				  lua_tostring(L, lua_upvalueindex(2)), name);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, lua_upvalueindex(2));
+	lua_pushcclosure(L, section_body, 3);
+	if (lua_istable(L, 2)) {
+		lua_pushvalue(L, 2);
+		lua_call(L, 1, 1);
+	}
+	return 1;
+}
+
+static void install_section(lua_State *L, const char *fn, const char *section)
+{
+	lua_pushstring(L, section);
+	lua_pushstring(L, fn);
+	lua_pushcclosure(L, section_named, 2);
+	lua_setfield(L, -2, fn);
+}
+
+static int l_file(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	const char *rel = luaL_checkstring(L, 1);
+	char *path = iac_path_join(ld->cur->dir, rel), *text = NULL;
+	size_t len;
+	int rc = iac_file_read(&text, &len, path);
+	free(path);
+	if (rc < 0) {
+		lua_pushstring(L, iac_err_last());
+		return luaL_error(L, "file(): %s", lua_tostring(L, -1));
+	}
+	lua_pushlstring(L, text, len);
+	free(text);
+	return 1;
+}
+
+static int l_sha256(lua_State *L)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	char hex[65];
+	iac_sha256_hex(hex, s, len);
+	lua_pushstring(L, hex);
+	return 1;
+}
+
+static int l_jsonencode(lua_State *L)
+{
+	char err[512];
+	json_t *v = iac_lua_to_json(L, 1, "jsonencode()", err, sizeof(err));
+	if (!v && err[0])
+		return luaL_error(L, "%s", err);
+	if (v && iac_value_has_unknown(v)) {
+		json_decref(v);
+		return luaL_error(L, "jsonencode(): the value holds references, known only at apply time");
+	}
+	unsigned flags = 0;
+	json_t *plain = iac_value_resolve(v ? v : json_null(), NULL, NULL, &flags);
+	json_decref(v);
+	if (flags & IAC_VAL_UNKNOWN) {
+		json_decref(plain);
+		return luaL_error(L, "jsonencode(): the value holds references, known only at apply time");
+	}
+	char *s = json_dumps(plain, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(plain);
+	lua_pushstring(L, s ? s : "null");
+	free(s);
+	if (flags & IAC_VAL_SENSITIVE)
+		iac_lua_wrap_sensitive(L);
+	return 1;
+}
+
+static int l_jsondecode(lua_State *L)
+{
+	json_error_t jerr;
+	json_t *v = json_loads(luaL_checkstring(L, 1), JSON_DECODE_ANY, &jerr);
+	if (!v)
+		return luaL_error(L, "jsondecode(): %s (line %d)", jerr.text, jerr.line);
+	iac_lua_push_json(L, v);
+	json_decref(v);
+	return 1;
+}
+
+void iac_dsl_install(lua_State *L)
+{
+	static const luaL_Reg fns[] = {
+		{ "resource", l_resource }, { "data", l_data }, { "output", l_output },
+		{ "provider", l_provider }, { "host", l_host }, { "hosts", l_hosts },
+		{ "file", l_file }, { "sha256", l_sha256 }, { "jsonencode", l_jsonencode },
+		{ "jsondecode", l_jsondecode }, { NULL, NULL },
+	};
+	luaL_setfuncs(L, fns, 0);
+	install_section(L, "flag", "flags");
+	lua_newtable(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, HOSTS_KEY);
+}

@@ -1,0 +1,714 @@
+/* load: run a configuration's Lua in a sandbox and collect what it declares
+ * into an iac_config (see config.h).
+ *
+ * The sandbox follows Lua's own linit.c/lua.c: only base, string, table,
+ * math, utf8 and coroutine are opened; os, io, debug and package are
+ * replaced by tables that raise a clear error; chunks load as text only (no
+ * bytecode); require() resolves only inside the configuration directory and
+ * the shipped modules/; every chunk runs under lua_pcall with a message
+ * handler, so a script error is an error message, never a crash.
+ */
+#include "iac/load/load_int.h"
+
+#include <lauxlib.h>
+#include <limits.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "iac/core/buf.h"
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+#include "iac/core/value.h"
+#include "iac/load/lua_value.h"
+
+#define LOADER_KEY "iac.loader"
+#define BASE_KEY "iac.base"
+#define LOADED_KEY "iac.loaded"
+
+loader *iac_load_get(lua_State *L)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, LOADER_KEY);
+	loader *ld = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	return ld;
+}
+
+void iac_load_where(lua_State *L, char *file, size_t filelen, int *line)
+{
+	lua_Debug ar;
+	snprintf(file, filelen, "?");
+	*line = 0;
+	/* level 1 is the Lua code that called the builtin (skip C frames) */
+	for (int level = 1; lua_getstack(L, level, &ar); level++) {
+		lua_getinfo(L, "Sl", &ar);
+		if (ar.currentline > 0) {
+			snprintf(file, filelen, "%s", ar.short_src);
+			*line = ar.currentline;
+			return;
+		}
+	}
+}
+
+static int blocked_index(lua_State *L)
+{
+	const char *lib = lua_tostring(L, lua_upvalueindex(1));
+	const char *key = lua_tostring(L, 2);
+	return luaL_error(L, "'%s.%s' is not available in topology code: configuration runs in a "
+			  "sandbox without os, io, debug or package (use variables for inputs and "
+			  "resources for actions)", lib, key ? key : "?");
+}
+
+static void block_lib(lua_State *L, const char *name)
+{
+	lua_newtable(L);
+	lua_newtable(L);
+	lua_pushstring(L, name);
+	lua_pushcclosure(L, blocked_index, 1);
+	lua_setfield(L, -2, "__index");
+	lua_setmetatable(L, -2);
+	lua_setfield(L, -2, name);
+}
+
+static int sandbox_print(lua_State *L)
+{
+	/* stdout carries plans and JSON; print() goes to stderr */
+	int n = lua_gettop(L);
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	for (int i = 1; i <= n; i++) {
+		if (i > 1)
+			luaL_addchar(&b, '\t');
+		luaL_tolstring(L, i, NULL);
+		luaL_addvalue(&b);
+	}
+	luaL_addchar(&b, '\n');
+	luaL_pushresult(&b);
+	iac_log_write(stderr, lua_tostring(L, -1));
+	return 0;
+}
+
+static int sandbox_load(lua_State *L)
+{
+	/* load(chunk [, name [, mode [, env]]]) restricted to text chunks */
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	const char *name = luaL_optstring(L, 2, "=(load)");
+	int has_env = !lua_isnone(L, 4);
+	if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
+		lua_pushnil(L);
+		lua_insert(L, -2);
+		return 2;
+	}
+	if (has_env) {
+		lua_pushvalue(L, 4);
+		lua_setupvalue(L, -2, 1);
+	} else {
+		lua_getfield(L, LUA_REGISTRYINDEX, BASE_KEY);
+		lua_setupvalue(L, -2, 1);
+	}
+	return 1;
+}
+
+static int msg_handler(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+	if (!msg) {
+		if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+			return 1;
+		msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+	}
+	/* Config errors already say FILE:LINE; a traceback would bury that. */
+	lua_pushstring(L, msg);
+	return 1;
+}
+
+/* Push a fresh environment whose globals fall back to the shared base. */
+static void push_env(lua_State *L)
+{
+	lua_newtable(L);
+	lua_newtable(L);
+	lua_getfield(L, LUA_REGISTRYINDEX, BASE_KEY);
+	lua_setfield(L, -2, "__index");
+	lua_setmetatable(L, -2);
+}
+
+/* Load file `path` as chunk `name`, set its _ENV to the table at the top
+ * (popped), call it with pcall; leaves its first result on the stack.
+ * Returns 0 or -1 with a message. */
+static int run_file(lua_State *L, const char *path, const char *name)
+{
+	char *text = NULL, *chunk = NULL;
+	size_t len;
+	int rc;
+
+	if (iac_file_read(&text, &len, path) < 0) {
+		lua_pop(L, 1);
+		return IAC_ERR;
+	}
+	chunk = iac_xasprintf("@%s", name);
+	lua_pushcfunction(L, msg_handler);
+	int h = lua_gettop(L);
+	/* skip a #! line like lua.c does */
+	const char *src = text;
+	if (len > 1 && text[0] == '#' && text[1] == '!') {
+		const char *nl = memchr(text, '\n', len);
+		src = nl ? nl : text + len;
+	}
+	rc = luaL_loadbufferx(L, src, len - (size_t)(src - text), chunk, "t");
+	free(chunk);
+	free(text);
+	if (rc != LUA_OK) {
+		iac_err_set("%s", lua_tostring(L, -1));
+		lua_pop(L, 3);
+		return IAC_ERR;
+	}
+	lua_pushvalue(L, h - 1);
+	lua_setupvalue(L, -2, 1);
+	rc = lua_pcall(L, 0, 1, h);
+	if (rc != LUA_OK) {
+		iac_err_set("%s", lua_tostring(L, -1));
+		lua_pop(L, 3);
+		return IAC_ERR;
+	}
+	lua_remove(L, h);       /* handler */
+	lua_remove(L, h - 1);   /* env */
+	return 0;
+}
+
+static int file_exists(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int dir_exists(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Relative name of an absolute path under the config dir, or the shipped
+ * modules dir ("<iac>/x.lua"), for chunk names and messages. */
+static char *display_name(loader *ld, const char *abs)
+{
+	size_t cl = strlen(ld->cfg->dir), ml = strlen(ld->modules_dir);
+	if (!strncmp(abs, ld->cfg->dir, cl) && abs[cl] == '/')
+		return iac_xstrdup(abs + cl + 1);
+	if (!strncmp(abs, ld->modules_dir, ml) && abs[ml] == '/')
+		return iac_xasprintf("<iac>/modules/%s", abs + ml + 1);
+	return iac_xstrdup(abs);
+}
+
+static int l_require(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	const char *name = luaL_checkstring(L, 1);
+	char *rel, *cand[6] = { 0 }, *found = NULL;
+	const char *bases[3] = { ld->cur->dir, ld->cfg->dir, ld->modules_dir };
+
+	if (strstr(name, "..") || name[0] == '/' || name[0] == '.')
+		return luaL_error(L, "require '%s': module names are dotted names (like 'lib.util'), "
+				  "not paths", name);
+	rel = iac_xstrdup(name);
+	for (char *p = rel; *p; p++)
+		if (*p == '.')
+			*p = '/';
+	for (int i = 0; i < 3 && !found; i++) {
+		cand[2 * i] = iac_xasprintf("%s/%s.lua", bases[i], rel);
+		cand[2 * i + 1] = iac_xasprintf("%s/%s/init.lua", bases[i], rel);
+		if (file_exists(cand[2 * i]))
+			found = cand[2 * i];
+		else if (file_exists(cand[2 * i + 1]))
+			found = cand[2 * i + 1];
+	}
+	free(rel);
+	if (!found) {
+		for (int i = 0; i < 6; i++)
+			free(cand[i]);
+		return luaL_error(L, "module '%s' not found in the configuration directory or the "
+				  "shipped modules", name);
+	}
+	lua_getfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
+	lua_getfield(L, -1, found);
+	if (!lua_isnil(L, -1)) {
+		for (int i = 0; i < 6; i++)
+			free(cand[i]);
+		return 1;
+	}
+	lua_pop(L, 1);
+	char *disp = display_name(ld, found);
+	push_env(L);
+	int rc = run_file(L, found, disp);
+	free(disp);
+	if (rc < 0) {
+		for (int i = 0; i < 6; i++)
+			free(cand[i]);
+		lua_pushstring(L, iac_err_last());
+		return lua_error(L);
+	}
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_pushboolean(L, 1);
+	}
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, found);
+	for (int i = 0; i < 6; i++)
+		free(cand[i]);
+	return 1;
+}
+
+/* Resolve a module source to an absolute file. Sources starting with ./ or
+ * ../ are relative to the calling module; other names are shipped modules. */
+static char *module_file(loader *ld, const char *source, char *err, size_t errlen)
+{
+	char *base, *p;
+	char real[PATH_MAX];
+
+	if (!strncmp(source, "git::", 5) || strstr(source, "://")) {
+		snprintf(err, errlen, "module source '%s': remote sources are not supported yet; copy "
+			 "the module into the configuration directory and use a './' path", source);
+		return NULL;
+	}
+	if (!strncmp(source, "./", 2) || !strncmp(source, "../", 3) || !strcmp(source, "."))
+		base = iac_path_join(ld->cur->dir, source);
+	else if (source[0] == '/')
+		base = iac_xstrdup(source);
+	else
+		base = iac_path_join(ld->modules_dir, source);
+	if (dir_exists(base))
+		p = iac_xasprintf("%s/main.lua", base);
+	else if (file_exists(base))
+		p = iac_xstrdup(base);
+	else
+		p = iac_xasprintf("%s.lua", base);
+	free(base);
+	if (!realpath(p, real)) {
+		snprintf(err, errlen, "module source '%s': no main.lua or .lua file at '%s'", source, p);
+		free(p);
+		return NULL;
+	}
+	free(p);
+	return iac_xstrdup(real);
+}
+
+static int module_body(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	const char *name = lua_tostring(L, lua_upvalueindex(1));
+	char file[256];
+	int line;
+	char err[1024];
+
+	iac_load_where(L, file, sizeof(file), &line);
+	luaL_checktype(L, 1, LUA_TTABLE);
+	if (ld->depth > 32)
+		return luaL_error(L, "module '%s': modules nested more than 32 deep (does a module call itself?)", name);
+	lua_getfield(L, 1, "source");
+	const char *source = lua_tostring(L, -1);
+	if (!source)
+		return luaL_error(L, "module '%s': 'source' is required (a './path' or a shipped module name)", name);
+	char *path = module_file(ld, source, err, sizeof(err));
+	if (!path)
+		return luaL_error(L, "%s", err);
+
+	char *prefix = ld->cur->prefix[0] ? iac_xasprintf("%s.module.%s", ld->cur->prefix, name)
+					  : iac_xasprintf("module.%s", name);
+	json_t *prev = json_object_get(ld->cfg->modules, prefix);
+	if (prev) {
+		char *msg = iac_xasprintf("module '%s' declared twice (first at %s:%lld)", prefix,
+					  json_string_value(json_object_get(prev, "file")),
+					  (long long)json_integer_value(json_object_get(prev, "line")));
+		free(prefix);
+		free(path);
+		lua_pushstring(L, msg);
+		free(msg);
+		return luaL_error(L, "%s", lua_tostring(L, -1));
+	}
+	json_object_set_new(ld->cfg->modules, prefix,
+			    json_pack("{s:s,s:s,s:i}", "source", source, "file", file, "line", line));
+
+	/* arguments: everything but source, as JSON (refs allowed) */
+	json_t *args = json_object();
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "source") != 0) {
+			char what[256];
+			snprintf(what, sizeof(what), "module '%s' argument '%s'", name, lua_tostring(L, -2));
+			json_t *v = iac_lua_to_json(L, -1, what, err, sizeof(err));
+			if (!v && err[0]) {
+				json_decref(args);
+				free(prefix);
+				free(path);
+				return luaL_error(L, "%s", err);
+			}
+			if (v)
+				json_object_set_new(args, lua_tostring(L, -2), v);
+		}
+		lua_pop(L, 1);
+	}
+
+	modctx *m = iac_xcalloc(1, sizeof(*m));
+	m->prefix = prefix;
+	m->dir = iac_xstrdup(path);
+	*strrchr(m->dir, '/') = '\0';
+	m->reldir = display_name(ld, m->dir);
+	m->args = args;
+	m->vars = json_object();
+	lua_newtable(L);
+	m->outputs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	m->parent = ld->cur;
+
+	char *disp = display_name(ld, path);
+	ld->cur = m;
+	ld->depth++;
+	push_env(L);
+	int rc = run_file(L, path, disp);
+	ld->depth--;
+	ld->cur = m->parent;
+	free(disp);
+	free(path);
+	if (rc == 0)
+		lua_pop(L, 1);
+
+	/* every argument must be a declared variable of the module */
+	const char *k;
+	json_t *v;
+	char *bad = NULL;
+	if (rc == 0) {
+		json_object_foreach(args, k, v) {
+			if (json_object_get(m->vars, k))
+				continue;
+			iac_buf b = IAC_BUF_INIT;
+			const char *vk;
+			json_t *vv;
+			json_object_foreach(m->vars, vk, vv)
+				iac_buf_printf(&b, "%s'%s'", b.len ? ", " : "", vk);
+			bad = iac_xasprintf("module '%s' has no variable '%s' (it declares %s)", name, k,
+					    b.len ? iac_buf_cstr(&b) : "none");
+			iac_buf_free(&b);
+			break;
+		}
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, m->outputs_ref);
+	luaL_unref(L, LUA_REGISTRYINDEX, m->outputs_ref);
+	char *pfx = iac_xstrdup(m->prefix);
+	free(m->prefix);
+	free(m->dir);
+	free(m->reldir);
+	json_decref(m->args);
+	json_decref(m->vars);
+	free(m);
+	if (rc < 0) {
+		free(pfx);
+		lua_pushstring(L, iac_err_last());
+		return lua_error(L);
+	}
+	if (bad) {
+		lua_pushstring(L, bad);
+		free(bad);
+		free(pfx);
+		return luaL_error(L, "%s", lua_tostring(L, -1));
+	}
+	iac_lua_push_module(L, pfx);
+	free(pfx);
+	return 1;
+}
+
+static int l_module(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	for (const char *p = name; *p; p++)
+		if (!(*p == '_' || *p == '-' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9')))
+			return luaL_error(L, "module name '%s': use letters, digits, '_' and '-'", name);
+	lua_pushvalue(L, 1);
+	lua_pushcclosure(L, module_body, 1);
+	if (lua_istable(L, 2)) {
+		/* module("name", {...}) in one call */
+		lua_pushvalue(L, 2);
+		lua_call(L, 1, 1);
+	}
+	return 1;
+}
+
+void iac_modules_install(lua_State *L)
+{
+	lua_pushcfunction(L, l_module);
+	lua_setfield(L, -2, "module");
+	lua_pushcfunction(L, l_require);
+	lua_setfield(L, -2, "require");
+}
+
+/* The base globals every environment falls back to. */
+static void build_base(lua_State *L)
+{
+	static const luaL_Reg libs[] = {
+		{ LUA_GNAME, luaopen_base }, { LUA_STRLIBNAME, luaopen_string },
+		{ LUA_TABLIBNAME, luaopen_table }, { LUA_MATHLIBNAME, luaopen_math },
+		{ LUA_UTF8LIBNAME, luaopen_utf8 }, { LUA_COLIBNAME, luaopen_coroutine },
+		{ NULL, NULL },
+	};
+	for (const luaL_Reg *lib = libs; lib->func; lib++) {
+		luaL_requiref(L, lib->name, lib->func, 1);
+		lua_pop(L, 1);
+	}
+	lua_pushglobaltable(L);
+	static const char *removed[] = { "dofile", "loadfile", "collectgarbage", NULL };
+	for (int i = 0; removed[i]; i++) {
+		lua_pushnil(L);
+		lua_setfield(L, -2, removed[i]);
+	}
+	lua_getfield(L, -1, "string");
+	lua_pushnil(L);
+	lua_setfield(L, -2, "dump");   /* bytecode out, like bytecode in */
+	lua_pop(L, 1);
+	lua_pushcfunction(L, sandbox_print);
+	lua_setfield(L, -2, "print");
+	lua_pushcfunction(L, sandbox_load);
+	lua_setfield(L, -2, "load");
+	block_lib(L, "os");
+	block_lib(L, "io");
+	block_lib(L, "debug");
+	block_lib(L, "package");
+	iac_modules_install(L);
+	iac_vars_install(L);
+	iac_dsl_install(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, BASE_KEY);
+}
+
+iac_rconf *iac_config_get(const iac_config *cfg, const char *addr)
+{
+	return iac_map_get(&cfg->by_addr, addr);
+}
+
+void iac_config_each_in_module(const iac_config *cfg, const char *prefix,
+			       void (*fn)(iac_rconf *r, void *ud), void *ud)
+{
+	size_t pl = strlen(prefix);
+	for (size_t i = 0; i < cfg->nres; i++)
+		if (!strncmp(cfg->res[i]->addr, prefix, pl) && cfg->res[i]->addr[pl] == '.')
+			fn(cfg->res[i], ud);
+}
+
+typedef struct {
+	json_t *deps;
+	const char *self;
+} depctx;
+
+static void add_dep(const char *addr, void *ud)
+{
+	depctx *d = ud;
+	json_t *e;
+	size_t i;
+	if (!strcmp(addr, d->self))
+		return;
+	json_array_foreach(d->deps, i, e)
+		if (!strcmp(json_string_value(e), addr))
+			return;
+	json_array_append_new(d->deps, json_string(addr));
+}
+
+static void add_dep_r(iac_rconf *r, void *ud)
+{
+	add_dep(r->addr, ud);
+}
+
+/* Turn refs and depends_on into the final dependency list, checking every
+ * target exists. */
+static int finalize(iac_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nres; i++) {
+		iac_rconf *r = cfg->res[i];
+		json_t *explicit = r->deps, *e;
+		size_t j;
+		depctx d = { json_array(), r->addr };
+		iac_value_refs(r->attrs, add_dep, &d);
+		if (r->triggers)
+			iac_value_refs(r->triggers, add_dep, &d);
+		json_array_foreach(explicit, j, e) {
+			const char *a = json_string_value(e);
+			if (json_object_get(cfg->modules, a))
+				iac_config_each_in_module(cfg, a, add_dep_r, &d);
+			else
+				add_dep(a, &d);
+		}
+		json_decref(explicit);
+		r->deps = d.deps;
+		json_array_foreach(r->deps, j, e) {
+			if (!iac_config_get(cfg, json_string_value(e))) {
+				return iac_err_set("%s:%d: resource '%s' refers to '%s', which is not declared",
+						   r->file, r->line, r->addr, json_string_value(e));
+			}
+		}
+	}
+	return 0;
+}
+
+/* A copy of v with every sensitive marker replaced by "(sensitive)". */
+static json_t *redact_sensitive(const json_t *v)
+{
+	const char *m = iac_value_marker(v), *k;
+	json_t *e, *out;
+	size_t i;
+	if (m && !strcmp(m, "sensitive"))
+		return json_string("(sensitive)");
+	if (json_is_array(v)) {
+		out = json_array();
+		json_array_foreach(v, i, e)
+			json_array_append_new(out, redact_sensitive(e));
+		return out;
+	}
+	if (json_is_object(v)) {
+		out = json_object();
+		json_object_foreach((json_t *)v, k, e)
+			json_object_set_new(out, k, redact_sensitive(e));
+		return out;
+	}
+	return json_incref((json_t *)v);
+}
+
+static void compute_hash(iac_config *cfg)
+{
+	json_t *doc = json_object(), *res = json_array();
+	char hex[65];
+	for (size_t i = 0; i < cfg->nres; i++) {
+		iac_rconf *r = cfg->res[i];
+		json_array_append_new(res, json_pack("{s:s,s:O,s:O?,s:O,s:b,s:b,s:O?}", "addr", r->addr,
+						     "attrs", r->attrs, "triggers", r->triggers, "deps", r->deps,
+						     "cbd", r->create_before_destroy, "pd", r->prevent_destroy,
+						     "ic", r->ignore_changes));
+	}
+	json_object_set_new(doc, "resources", res);
+	json_object_set(doc, "outputs", cfg->outputs);
+	json_object_set(doc, "providers", cfg->providers);
+	json_object_set(doc, "hosts", cfg->hosts);
+	json_object_set(doc, "sections", cfg->sections);
+	/* Secrets stay out of the hash: a plan file carries it, and a hash of a
+	 * short secret can be brute-forced. They are supplied again at apply. */
+	json_t *redacted = redact_sensitive(doc);
+	json_decref(doc);
+	doc = redacted;
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	iac_sha256_hex(hex, text, strlen(text));
+	free(text);
+	json_decref(doc);
+	cfg->hash = iac_xstrdup(hex);
+}
+
+int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts)
+{
+	iac_load_opts none = { 0 };
+	char real[PATH_MAX];
+	loader ld = { 0 };
+	modctx root = { 0 };
+	int rc = IAC_ERR;
+
+	*out = NULL;
+	if (!opts)
+		opts = &none;
+	if (!realpath(dir, real))
+		return iac_err_sys("cannot open configuration directory '%s'", dir);
+	char *main_path = iac_path_join(real, "main.lua");
+	if (!file_exists(main_path)) {
+		iac_err_set("no main.lua in '%s': a configuration is a directory with main.lua "
+			    "(use -chdir=DIR to point at it)", real);
+		free(main_path);
+		return IAC_ERR;
+	}
+
+	iac_config *cfg = iac_xcalloc(1, sizeof(*cfg));
+	cfg->dir = iac_xstrdup(real);
+	cfg->variables = json_object();
+	cfg->outputs = json_object();
+	cfg->providers = json_object();
+	cfg->hosts = json_object();
+	cfg->modules = json_object();
+	cfg->sections = json_object();
+
+	ld.cfg = cfg;
+	ld.opts = opts;
+	ld.given = json_object();
+	ld.given_used = json_object();
+	ld.host_order = json_array();
+	const char *md = getenv("IAC_MODULES_PATH");
+	ld.modules_dir = iac_xstrdup(md && *md ? md : IAC_MODULES_DIR);
+	root.prefix = "";
+	root.dir = cfg->dir;
+	root.reldir = "";
+	root.vars = json_object();
+	ld.cur = &root;
+
+	lua_State *L = luaL_newstate();
+	if (!L) {
+		iac_err_set("cannot create a Lua state (out of memory)");
+		goto done;
+	}
+	ld.L = L;
+	lua_pushlightuserdata(L, &ld);
+	lua_setfield(L, LUA_REGISTRYINDEX, LOADER_KEY);
+	lua_newtable(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
+	iac_lua_value_init(L);
+	build_base(L);
+	lua_newtable(L);
+	root.outputs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+	if (iac_vars_collect(&ld) < 0)
+		goto done;
+	push_env(L);
+	if (run_file(L, main_path, "main.lua") < 0)
+		goto done;
+	lua_pop(L, 1);
+	if (iac_vars_check_unused(&ld) < 0 || finalize(cfg) < 0)
+		goto done;
+	compute_hash(cfg);
+	*out = cfg;
+	cfg = NULL;
+	rc = 0;
+done:
+	if (L)
+		lua_close(L);
+	json_decref(root.vars);
+	json_decref(ld.given);
+	json_decref(ld.given_used);
+	json_decref(ld.host_order);
+	free(ld.modules_dir);
+	free(main_path);
+	iac_config_free(cfg);
+	return rc;
+}
+
+void iac_config_free(iac_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->nres; i++) {
+		iac_rconf *r = cfg->res[i];
+		free(r->addr);
+		free(r->type);
+		free(r->name);
+		free(r->module);
+		free(r->file);
+		json_decref(r->attrs);
+		json_decref(r->triggers);
+		json_decref(r->deps);
+		json_decref(r->ignore_changes);
+		free(r);
+	}
+	free(cfg->res);
+	iac_map_free(&cfg->by_addr);
+	json_decref(cfg->variables);
+	json_decref(cfg->outputs);
+	json_decref(cfg->providers);
+	json_decref(cfg->hosts);
+	json_decref(cfg->modules);
+	json_decref(cfg->sections);
+	free(cfg->hash);
+	free(cfg->dir);
+	free(cfg);
+}

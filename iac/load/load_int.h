@@ -1,0 +1,52 @@
+/* load_int: what the loader's files (load.c, dsl.c, vars.c) share. Not
+ * for use outside iac/load. */
+#ifndef IAC_LOAD_INT_H
+#define IAC_LOAD_INT_H
+
+#include <jansson.h>
+#include <lua.h>
+
+#include "iac/load/config.h"
+
+typedef struct modctx {
+	char *prefix;        /* "" for the root, else "module.web" */
+	char *dir;           /* absolute directory of the module's files */
+	char *reldir;        /* the same relative to the config dir ("" root) */
+	json_t *args;        /* arguments given by the caller; NULL for the root */
+	json_t *vars;        /* declared variables: name -> value (markers allowed) */
+	int outputs_ref;     /* registry ref of the module's outputs table */
+	struct modctx *parent;
+} modctx;
+
+typedef struct loader {
+	iac_config *cfg;
+	lua_State *L;
+	modctx *cur;
+	const iac_load_opts *opts;
+	json_t *given;           /* root variable values from -var/-var-file/env */
+	json_t *given_used;      /* names of given values a declaration took */
+	json_t *host_order;      /* host names in declaration order */
+	char *modules_dir;       /* shipped modules */
+	int depth;
+} loader;
+
+/* The loader running in L. */
+loader *iac_load_get(lua_State *L);
+
+/* Where the calling Lua code is: file and line. */
+void iac_load_where(lua_State *L, char *file, size_t filelen, int *line);
+
+/* dsl.c: install resource, data, output, provider, host, hosts, flag,
+ * file, sha256, jsonencode, jsondecode into the table at the top. */
+void iac_dsl_install(lua_State *L);
+/* vars.c */
+int iac_vars_collect(loader *ld);                 /* fill ld->given */
+void iac_vars_install(lua_State *L);              /* variable, var */
+int iac_vars_check_unused(loader *ld);
+/* load.c: module() and require() */
+void iac_modules_install(lua_State *L);
+/* Type-check a value against a schema type; NULL when fine, else a short
+ * description of what was expected. */
+const char *iac_dsl_type_mismatch(int type, const json_t *v);
+
+#endif

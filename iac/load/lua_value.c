@@ -1,0 +1,439 @@
+/* lua_value: Lua <-> JSON and the proxy objects (see lua_value.h). */
+#include "iac/load/lua_value.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "iac/core/value.h"
+
+#define MAX_DEPTH 64
+
+/* Handles are userdata holding a NUL-terminated address. */
+static void push_handle(lua_State *L, const char *addr, const char *mt)
+{
+	size_t len = strlen(addr);
+	char *p = lua_newuserdatauv(L, len + 1, 1);
+	memcpy(p, addr, len + 1);
+	luaL_setmetatable(L, mt);
+}
+
+const char *iac_lua_handle_addr(lua_State *L, int idx)
+{
+	const char *p = luaL_testudata(L, idx, IAC_MT_RESOURCE);
+	if (!p)
+		p = luaL_testudata(L, idx, IAC_MT_MODULE);
+	return p;
+}
+
+void iac_lua_push_resource(lua_State *L, const char *addr)
+{
+	push_handle(L, addr, IAC_MT_RESOURCE);
+}
+
+void iac_lua_push_module(lua_State *L, const char *prefix)
+{
+	/* outputs table is at the top; keep it as the user value */
+	push_handle(L, prefix, IAC_MT_MODULE);
+	lua_insert(L, -2);
+	lua_setiuservalue(L, -2, 1);
+}
+
+void iac_lua_push_ref(lua_State *L, const char *addr, const char *attr)
+{
+	lua_createtable(L, 0, 2);
+	lua_pushstring(L, addr);
+	lua_setfield(L, -2, "addr");
+	lua_pushstring(L, attr);
+	lua_setfield(L, -2, "attr");
+	luaL_setmetatable(L, IAC_MT_REF);
+}
+
+void iac_lua_wrap_sensitive(lua_State *L)
+{
+	lua_createtable(L, 0, 1);
+	lua_insert(L, -2);
+	lua_setfield(L, -2, "value");
+	luaL_setmetatable(L, IAC_MT_SENSITIVE);
+}
+
+static const char *table_kind(lua_State *L, int idx);
+
+/* Append the parts of operand idx to the table at top. */
+static void concat_operand(lua_State *L, int idx, int *n)
+{
+	idx = lua_absindex(L, idx);
+	const char *kind = table_kind(L, idx);
+	if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER ||
+	    (kind && (!strcmp(kind, IAC_MT_REF) || !strcmp(kind, IAC_MT_SENSITIVE)))) {
+		lua_pushvalue(L, idx);
+		lua_rawseti(L, -2, ++*n);
+		return;
+	}
+	if (kind && !strcmp(kind, IAC_MT_TPL)) {
+		lua_getfield(L, idx, "parts");
+		lua_Integer m = (lua_Integer)lua_rawlen(L, -1);
+		for (lua_Integer i = 1; i <= m; i++) {
+			lua_rawgeti(L, -1, i);
+			lua_rawseti(L, -3, ++*n);
+		}
+		lua_pop(L, 1);
+		return;
+	}
+	if (iac_lua_handle_addr(L, idx))
+		luaL_error(L, "cannot concatenate '%s' itself; use one of its attributes",
+			   iac_lua_handle_addr(L, idx));
+	luaL_error(L, "attempt to concatenate a %s value", luaL_typename(L, idx));
+}
+
+static int proxy_concat(lua_State *L)
+{
+	int n = 0;
+	lua_createtable(L, 0, 1);
+	lua_newtable(L);
+	concat_operand(L, 1, &n);
+	concat_operand(L, 2, &n);
+	lua_setfield(L, -2, "parts");
+	luaL_setmetatable(L, IAC_MT_TPL);
+	return 1;
+}
+
+static int ref_index(lua_State *L)
+{
+	lua_getfield(L, 1, "addr");
+	lua_getfield(L, 1, "attr");
+	const char *key = luaL_checkstring(L, 2);
+	lua_pushfstring(L, "%s.%s", lua_tostring(L, -1), key);
+	iac_lua_push_ref(L, lua_tostring(L, -3), lua_tostring(L, -1));
+	return 1;
+}
+
+static int ref_arith(lua_State *L)
+{
+	int i = table_kind(L, 1) ? 1 : 2;
+	if (lua_istable(L, i)) {
+		lua_pushstring(L, "addr");
+		lua_rawget(L, i);
+		lua_pushstring(L, "attr");
+		lua_rawget(L, i);
+		if (lua_isstring(L, -2))
+			return luaL_error(L, "cannot compute with '%s.%s' while the configuration loads: "
+					  "its value is known only at plan or apply time",
+					  lua_tostring(L, -2), lua_tostring(L, -1));
+	}
+	return luaL_error(L, "cannot compute with a reference or sensitive value while the configuration loads");
+}
+
+static int ref_tostring(lua_State *L)
+{
+	lua_getfield(L, 1, "addr");
+	lua_getfield(L, 1, "attr");
+	lua_pushfstring(L, "(reference to %s.%s, known later)", lua_tostring(L, -2), lua_tostring(L, -1));
+	return 1;
+}
+
+static int tpl_tostring(lua_State *L)
+{
+	lua_pushstring(L, "(string built from references, known later)");
+	return 1;
+}
+
+static int sensitive_tostring(lua_State *L)
+{
+	lua_pushstring(L, "(sensitive)");
+	return 1;
+}
+
+static int sensitive_index(lua_State *L)
+{
+	return luaL_error(L, "a sensitive value cannot be inspected while the configuration loads");
+}
+
+static int resource_index(lua_State *L)
+{
+	const char *addr = luaL_checkudata(L, 1, IAC_MT_RESOURCE);
+	const char *key = luaL_checkstring(L, 2);
+	iac_lua_push_ref(L, addr, key);
+	return 1;
+}
+
+static int resource_tostring(lua_State *L)
+{
+	lua_pushstring(L, (const char *)luaL_checkudata(L, 1, IAC_MT_RESOURCE));
+	return 1;
+}
+
+static int module_index(lua_State *L)
+{
+	const char *prefix = luaL_checkudata(L, 1, IAC_MT_MODULE);
+	const char *key = luaL_checkstring(L, 2);
+	lua_getiuservalue(L, 1, 1);
+	lua_getfield(L, -1, key);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_pushnil(L);
+		int has = lua_next(L, -2) != 0;
+		if (has)
+			lua_pop(L, 2);
+		return luaL_error(L, "module '%s' has no output '%s'%s", prefix, key,
+				  has ? "" : " (it declares no outputs)");
+	}
+	return 1;
+}
+
+static int module_tostring(lua_State *L)
+{
+	lua_pushstring(L, (const char *)luaL_checkudata(L, 1, IAC_MT_MODULE));
+	return 1;
+}
+
+static void new_mt(lua_State *L, const char *name, const luaL_Reg *fns)
+{
+	luaL_newmetatable(L, name);
+	luaL_setfuncs(L, fns, 0);
+	lua_pushstring(L, name);
+	lua_setfield(L, -2, "__name");
+	lua_pop(L, 1);
+}
+
+void iac_lua_value_init(lua_State *L)
+{
+	static const luaL_Reg ref_fns[] = {
+		{ "__concat", proxy_concat }, { "__index", ref_index }, { "__tostring", ref_tostring },
+		{ "__add", ref_arith }, { "__sub", ref_arith }, { "__mul", ref_arith },
+		{ "__div", ref_arith }, { "__unm", ref_arith }, { "__lt", ref_arith }, { "__le", ref_arith },
+		{ "__len", ref_arith }, { NULL, NULL },
+	};
+	static const luaL_Reg tpl_fns[] = {
+		{ "__concat", proxy_concat }, { "__tostring", tpl_tostring }, { "__len", ref_arith },
+		{ "__add", ref_arith }, { NULL, NULL },
+	};
+	static const luaL_Reg sens_fns[] = {
+		{ "__concat", proxy_concat }, { "__tostring", sensitive_tostring },
+		{ "__index", sensitive_index }, { "__len", ref_arith }, { "__add", ref_arith }, { NULL, NULL },
+	};
+	static const luaL_Reg res_fns[] = {
+		{ "__index", resource_index }, { "__tostring", resource_tostring }, { NULL, NULL },
+	};
+	static const luaL_Reg mod_fns[] = {
+		{ "__index", module_index }, { "__tostring", module_tostring }, { NULL, NULL },
+	};
+	new_mt(L, IAC_MT_REF, ref_fns);
+	new_mt(L, IAC_MT_TPL, tpl_fns);
+	new_mt(L, IAC_MT_SENSITIVE, sens_fns);
+	new_mt(L, IAC_MT_RESOURCE, res_fns);
+	new_mt(L, IAC_MT_MODULE, mod_fns);
+	luaL_newmetatable(L, IAC_MT_HOST);
+	lua_pop(L, 1);
+}
+
+/* Name of the iac metatable of the table at idx, or NULL. */
+static const char *table_kind(lua_State *L, int idx)
+{
+	static const char *kinds[] = { IAC_MT_REF, IAC_MT_TPL, IAC_MT_SENSITIVE, IAC_MT_HOST, NULL };
+	if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
+		return NULL;
+	for (int i = 0; kinds[i]; i++) {
+		luaL_getmetatable(L, kinds[i]);
+		int eq = lua_rawequal(L, -1, -2);
+		lua_pop(L, 1);
+		if (eq) {
+			lua_pop(L, 1);
+			return kinds[i];
+		}
+	}
+	lua_pop(L, 1);
+	return NULL;
+}
+
+static json_t *to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen, int depth);
+
+static json_t *table_to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen, int depth)
+{
+	lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
+	int has_str = 0;
+	json_t *out;
+
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		count++;
+		if (lua_type(L, -2) == LUA_TSTRING)
+			has_str = 1;
+		else if (!lua_isinteger(L, -2)) {
+			lua_pop(L, 2);
+			snprintf(err, errlen, "%s: table keys must be strings or list positions", what);
+			return NULL;
+		}
+		lua_pop(L, 1);
+	}
+	if (has_str && count > 0 && n > 0) {
+		snprintf(err, errlen, "%s: table mixes list items and named fields", what);
+		return NULL;
+	}
+	if (!has_str && count > 0) {
+		if (count != n) {
+			snprintf(err, errlen, "%s: list has holes (nil items)", what);
+			return NULL;
+		}
+		out = json_array();
+		for (lua_Integer i = 1; i <= n; i++) {
+			char sub[256];
+			snprintf(sub, sizeof(sub), "%s[%lld]", what, (long long)i);
+			lua_rawgeti(L, idx, i);
+			json_t *v = to_json(L, -1, sub, err, errlen, depth + 1);
+			lua_pop(L, 1);
+			if (!v) {
+				json_decref(out);
+				return NULL;
+			}
+			json_array_append_new(out, v);
+		}
+		return out;
+	}
+	out = json_object();
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		char sub[256];
+		const char *k = lua_tostring(L, -2);
+		snprintf(sub, sizeof(sub), "%s.%s", what, k);
+		json_t *v = to_json(L, lua_gettop(L), sub, err, errlen, depth + 1);
+		if (!v && err[0]) {
+			lua_pop(L, 2);
+			json_decref(out);
+			return NULL;
+		}
+		if (v)
+			json_object_set_new(out, k, v);
+		lua_pop(L, 1);
+	}
+	return out;
+}
+
+static json_t *to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen, int depth)
+{
+	idx = lua_absindex(L, idx);
+	if (depth > MAX_DEPTH) {
+		snprintf(err, errlen, "%s: nested too deeply (a table that contains itself?)", what);
+		return NULL;
+	}
+	switch (lua_type(L, idx)) {
+	case LUA_TNIL:
+		return NULL;
+	case LUA_TBOOLEAN:
+		return json_boolean(lua_toboolean(L, idx));
+	case LUA_TNUMBER:
+		if (lua_isinteger(L, idx))
+			return json_integer((json_int_t)lua_tointeger(L, idx));
+		if (!isfinite(lua_tonumber(L, idx))) {
+			snprintf(err, errlen, "%s: number is not finite", what);
+			return NULL;
+		}
+		return json_real(lua_tonumber(L, idx));
+	case LUA_TSTRING: {
+		size_t len;
+		const char *s = lua_tolstring(L, idx, &len);
+		return json_stringn_nocheck(s, len);
+	}
+	case LUA_TUSERDATA:
+		if (iac_lua_handle_addr(L, idx)) {
+			snprintf(err, errlen, "%s: '%s' is a whole %s; use one of its attributes (like %s.id), "
+				 "or list it in depends_on", what, iac_lua_handle_addr(L, idx),
+				 luaL_testudata(L, idx, IAC_MT_RESOURCE) ? "resource" : "module",
+				 iac_lua_handle_addr(L, idx));
+			return NULL;
+		}
+		break;
+	case LUA_TTABLE: {
+		const char *kind = table_kind(L, idx);
+		if (kind == NULL || !strcmp(kind, IAC_MT_HOST))
+			return table_to_json(L, idx, what, err, errlen, depth);
+		if (!strcmp(kind, IAC_MT_REF)) {
+			lua_getfield(L, idx, "addr");
+			lua_getfield(L, idx, "attr");
+			json_t *r = iac_value_ref(lua_tostring(L, -2), lua_tostring(L, -1));
+			lua_pop(L, 2);
+			return r;
+		}
+		if (!strcmp(kind, IAC_MT_SENSITIVE)) {
+			lua_getfield(L, idx, "value");
+			json_t *v = to_json(L, -1, what, err, errlen, depth + 1);
+			lua_pop(L, 1);
+			return v ? iac_value_sensitive(v) : NULL;
+		}
+		/* template */
+		lua_getfield(L, idx, "parts");
+		json_t *parts = to_json(L, -1, what, err, errlen, depth + 1);
+		lua_pop(L, 1);
+		if (!parts)
+			return NULL;
+		return json_pack("{s:s,s:o}", "$iac", "tpl", "parts", parts);
+	}
+	default:
+		break;
+	}
+	snprintf(err, errlen, "%s: a %s cannot be a value", what, luaL_typename(L, idx));
+	return NULL;
+}
+
+json_t *iac_lua_to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen)
+{
+	err[0] = '\0';
+	return to_json(L, idx, what, err, errlen, 0);
+}
+
+void iac_lua_push_json(lua_State *L, const json_t *v)
+{
+	const char *m = iac_value_marker(v), *k;
+	json_t *e;
+	size_t i;
+
+	if (m && !strcmp(m, "ref")) {
+		iac_lua_push_ref(L, json_string_value(json_object_get(v, "addr")),
+				 json_string_value(json_object_get(v, "attr")));
+		return;
+	}
+	if (m && !strcmp(m, "sensitive")) {
+		iac_lua_push_json(L, json_object_get(v, "value"));
+		iac_lua_wrap_sensitive(L);
+		return;
+	}
+	if (m && !strcmp(m, "tpl")) {
+		lua_createtable(L, 0, 1);
+		iac_lua_push_json(L, json_object_get(v, "parts"));
+		lua_setfield(L, -2, "parts");
+		luaL_setmetatable(L, IAC_MT_TPL);
+		return;
+	}
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		lua_createtable(L, 0, (int)json_object_size(v));
+		json_object_foreach((json_t *)v, k, e) {
+			iac_lua_push_json(L, e);
+			lua_setfield(L, -2, k);
+		}
+		break;
+	case JSON_ARRAY:
+		lua_createtable(L, (int)json_array_size(v), 0);
+		json_array_foreach(v, i, e) {
+			iac_lua_push_json(L, e);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		break;
+	case JSON_STRING:
+		lua_pushlstring(L, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		lua_pushinteger(L, (lua_Integer)json_integer_value(v));
+		break;
+	case JSON_REAL:
+		lua_pushnumber(L, json_real_value(v));
+		break;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		lua_pushboolean(L, json_is_true(v));
+		break;
+	default:
+		lua_pushnil(L);
+	}
+}

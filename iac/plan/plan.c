@@ -1,0 +1,773 @@
+/* plan: refresh + diff -> changes (see plan.h). */
+#include "iac/plan/plan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "iac/apply/walk.h"
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/map.h"
+#include "iac/core/util.h"
+#include "iac/core/value.h"
+#include "iac/graph/graph.h"
+
+const char *iac_action_name(iac_action a)
+{
+	static const char *names[] = { "no-op", "create", "update", "replace", "delete", "read" };
+	return names[a];
+}
+
+/* ---- scope (-target) ---- */
+
+static int addr_matches(const char *addr, const char *target)
+{
+	size_t tl = strlen(target);
+	return !strncmp(addr, target, tl) && (addr[tl] == '\0' || addr[tl] == '.');
+}
+
+static int in_targets(const char *addr, const char *const *targets)
+{
+	if (!targets)
+		return 1;
+	for (size_t i = 0; targets[i]; i++)
+		if (addr_matches(addr, targets[i]))
+			return 1;
+	return 0;
+}
+
+/* ---- refresh ---- */
+
+typedef struct {
+	iac_state *st;
+	iac_providers *pv;
+	const char **addrs;
+	json_t **result;      /* refreshed entry, NULL = gone */
+	char **errors;
+	const volatile int *cancel;
+} refresh_job;
+
+/* Convert provider attributes to state form: sensitive ones redacted. */
+static void redact_attrs(json_t *attrs, const json_t *sensitive, const char *salt)
+{
+	json_t *e;
+	size_t i;
+	json_array_foreach(sensitive, i, e) {
+		const char *k = json_string_value(e);
+		json_t *v = json_object_get(attrs, k);
+		if (v && !json_is_null(v) && !iac_value_is_unknown(v))
+			json_object_set_new(attrs, k, iac_value_redact(v, salt));
+	}
+}
+
+static int refresh_one(int node, void *ud)
+{
+	refresh_job *job = ud;
+	const char *addr = job->addrs[node];
+	json_t *entry = iac_state_get(job->st, addr);
+	const char *type = json_string_value(json_object_get(entry, "type"));
+	const iac_provider *p = NULL;
+	const iac_rtype *rt = type ? iac_provider_find_type(type, &p) : NULL;
+	json_t *pending = json_object_get(entry, "pending");
+	json_t *attrs = json_object_get(entry, "attributes");
+	json_t *actual = NULL;
+	iac_rctx ctx;
+
+	if (!rt) {
+		job->errors[node] = iac_xasprintf("state holds '%s' of type '%s', which this iac does not "
+						  "know; remove it with 'iac state rm %s' if it is gone",
+						  addr, type ? type : "?", addr);
+		return 1;
+	}
+	if (!attrs && pending)
+		attrs = json_object_get(pending, "planned");
+	if (!attrs || rt->is_data) {
+		/* nothing to read back: an interrupted create with no plan, or a
+		 * data source (re-read during planning) */
+		job->result[node] = (!attrs) ? NULL : json_deep_copy(entry);
+		return 0;
+	}
+	if (iac_providers_ctx(&ctx, job->pv, p, addr, job->cancel) < 0 ||
+	    rt->read(&ctx, &actual, attrs) < 0) {
+		job->errors[node] = iac_xasprintf("cannot refresh '%s': %s", addr, iac_err_last());
+		return 1;
+	}
+	if (!actual) {
+		job->result[node] = NULL;
+		return 0;
+	}
+	json_t *out = json_deep_copy(entry);
+	json_object_del(out, "pending");
+	redact_attrs(actual, json_object_get(entry, "sensitive_attributes"), iac_state_lineage(job->st));
+	json_object_set_new(out, "attributes", actual);
+	job->result[node] = out;
+	return 0;
+}
+
+/* ---- planning context ---- */
+
+typedef struct {
+	iac_config *cfg;
+	iac_state *st;
+	iac_providers *pv;
+	const iac_plan_opts *opts;
+	iac_plan *plan;
+	iac_map changes;        /* addr -> iac_change* */
+	iac_map refreshed;      /* addr -> json_t* entry (refreshed, may be absent) */
+	iac_rconf *current;     /* resource being planned, for messages */
+} planner;
+
+static iac_change *add_change(planner *pl, const char *addr)
+{
+	iac_plan *plan = pl->plan;
+	plan->changes = iac_xrealloc(plan->changes, (plan->n + 1) * sizeof(iac_change));
+	iac_change *c = &plan->changes[plan->n++];
+	memset(c, 0, sizeof(*c));
+	c->addr = iac_xstrdup(addr);
+	return c;
+}
+
+/* Follow a dotted attribute path ("tags.name") inside an object. */
+static json_t *lookup_path(json_t *obj, const char *path, int *found)
+{
+	char *copy = iac_xstrdup(path), *save = NULL;
+	json_t *cur = obj;
+	*found = 1;
+	for (char *part = strtok_r(copy, ".", &save); part; part = strtok_r(NULL, ".", &save)) {
+		if (iac_value_is_unknown(cur))
+			break;
+		if (json_is_array(cur)) {
+			char *end;
+			long idx = strtol(part, &end, 10);
+			cur = (*end || idx < 1) ? NULL : json_array_get(cur, (size_t)idx - 1);
+		} else {
+			cur = json_object_get(cur, part);
+		}
+		if (!cur) {
+			*found = 0;
+			break;
+		}
+	}
+	free(copy);
+	return cur;
+}
+
+static int attr_in_schema(const char *type, const char *attr)
+{
+	char top[256];
+	const iac_rtype *rt = iac_provider_find_type(type, NULL);
+	snprintf(top, sizeof(top), "%s", attr);
+	char *dot = strchr(top, '.');
+	if (dot)
+		*dot = '\0';
+	return rt && iac_rtype_attr(rt, top) != NULL;
+}
+
+static int is_sensitive(const json_t *list, const char *attr)
+{
+	json_t *e;
+	size_t i;
+	char top[256];
+	snprintf(top, sizeof(top), "%s", attr);
+	char *dot = strchr(top, '.');
+	if (dot)
+		*dot = '\0';
+	json_array_foreach(list, i, e)
+		if (!strcmp(json_string_value(e), top))
+			return 1;
+	return 0;
+}
+
+/* Resolver during planning: values of resources planned before this one. */
+static int plan_resolver(json_t **out, const char *addr, const char *attr, void *ud)
+{
+	planner *pl = ud;
+	iac_change *c = iac_map_get(&pl->changes, addr);
+	int found;
+
+	if (!c) {
+		/* out of -target scope: use what state says */
+		json_t *e = iac_state_get(pl->st, addr);
+		json_t *v = e ? lookup_path(json_object_get(e, "attributes"), attr, &found) : NULL;
+		*out = v ? json_incref(v) : iac_value_unknown();
+		return 0;
+	}
+	if (c->action == IAC_ACT_READ || !c->planned) {
+		*out = iac_value_unknown();
+		return 0;
+	}
+	json_t *v = lookup_path(c->planned, attr, &found);
+	if (!found && !attr_in_schema(c->type, attr))
+		return iac_err_set("%s:%d: resource '%s' refers to '%s.%s', but type '%s' has no attribute '%s'",
+				   pl->current->file, pl->current->line, pl->current->addr, addr, attr, c->type, attr);
+	*out = v ? json_incref(v) : json_null();
+	if (is_sensitive(c->sensitive, attr))
+		*out = iac_value_sensitive(*out);
+	return 0;
+}
+
+/* Resolve each top-level attribute; collect sensitive attribute names. */
+static json_t *resolve_attrs(planner *pl, const json_t *attrs, json_t *sensitive,
+			     iac_value_resolver fn, void *ud)
+{
+	json_t *out = json_object(), *v;
+	const char *k;
+	json_object_foreach((json_t *)attrs, k, v) {
+		unsigned flags = 0;
+		json_t *r = iac_value_resolve(v, fn, ud, &flags);
+		if (!r) {
+			json_decref(out);
+			return NULL;
+		}
+		if ((flags & IAC_VAL_SENSITIVE) && sensitive && !is_sensitive(sensitive, k))
+			json_array_append_new(sensitive, json_string(k));
+		json_object_set_new(out, k, r);
+	}
+	return out;
+}
+
+static int ignored(const iac_rconf *r, const char *attr)
+{
+	json_t *e;
+	size_t i;
+	json_array_foreach(r->ignore_changes, i, e) {
+		const char *s = json_string_value(e);
+		if (!strcmp(s, "*") || !strcmp(s, attr))
+			return 1;
+	}
+	return 0;
+}
+
+static void add_name(json_t *list, const char *name)
+{
+	if (!is_sensitive(list, name))
+		json_array_append_new(list, json_string(name));
+}
+
+/* The value a planned attribute would have in state, for comparison. */
+static json_t *state_form(const json_t *v, int sensitive, const char *salt)
+{
+	if (!v)
+		return json_null();
+	if (sensitive && !json_is_null(v) && !iac_value_has_unknown(v))
+		return iac_value_redact(v, salt);
+	return json_incref((json_t *)v);
+}
+
+/* Compare planned against the refreshed prior entry; fill c->changed and
+ * c->forces and return the action. */
+static iac_action diff(planner *pl, iac_change *c, const iac_rconf *r, const json_t *prior_entry)
+{
+	const json_t *have_attrs = json_object_get(prior_entry, "attributes");
+	const json_t *prior_sens = json_object_get(prior_entry, "sensitive_attributes");
+	const char *salt = iac_state_lineage(pl->st);
+
+	for (const iac_attr *a = r->rtype->attrs; a && a->name; a++) {
+		if (a->flags & (IAC_A_COMPUTED | IAC_A_NO_DIFF))
+			continue;
+		if (ignored(r, a->name))
+			continue;
+		int sens = is_sensitive(c->sensitive, a->name) || is_sensitive(prior_sens, a->name);
+		json_t *want = state_form(json_object_get(c->planned, a->name), sens, salt);
+		const json_t *have = json_object_get(have_attrs, a->name);
+		int same = !iac_value_has_unknown(want) &&
+			   iac_value_equal(json_is_null(want) ? NULL : want,
+					   (have && !json_is_null(have)) ? have : NULL);
+		json_decref(want);
+		if (same)
+			continue;
+		add_name(c->changed, a->name);
+		if (a->flags & IAC_A_FORCE_NEW)
+			add_name(c->forces, a->name);
+	}
+	/* triggers: any difference (or an unknown) replaces */
+	const json_t *old_t = json_object_get(prior_entry, "triggers");
+	if ((c->triggers || old_t) && !ignored(r, "triggers")) {
+		json_t *want = c->triggers ? json_incref(c->triggers) : json_object();
+		int same = old_t ? (!iac_value_has_unknown(want) && iac_value_equal(want, old_t))
+				 : !json_object_size(want);
+		json_decref(want);
+		if (!same) {
+			add_name(c->changed, "triggers");
+			add_name(c->forces, "triggers");
+		}
+	}
+	if (in_targets(c->addr, pl->opts->replace) && pl->opts->replace) {
+		add_name(c->forces, "-replace");
+		return IAC_ACT_REPLACE;
+	}
+	if (json_array_size(c->forces) || (json_array_size(c->changed) && !r->rtype->update))
+		return IAC_ACT_REPLACE;
+	return json_array_size(c->changed) ? IAC_ACT_UPDATE : IAC_ACT_NOOP;
+}
+
+/* Fill computed attributes the provider did not: prior value when the
+ * object stays, unknown when it is new. */
+static void fill_computed(iac_change *c, const iac_rconf *r)
+{
+	const json_t *have = json_object_get(c->prior, "attributes");
+	for (const iac_attr *a = r->rtype->attrs; a && a->name; a++) {
+		if (!(a->flags & IAC_A_COMPUTED) || json_object_get(c->planned, a->name))
+			continue;
+		if ((c->action == IAC_ACT_NOOP || c->action == IAC_ACT_UPDATE) && json_object_get(have, a->name))
+			json_object_set(c->planned, a->name, json_object_get(have, a->name));
+		else
+			json_object_set_new(c->planned, a->name, iac_value_unknown());
+	}
+}
+
+static int check_types(const iac_rconf *r, const json_t *planned)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)planned, k, v) {
+		const iac_attr *a = iac_rtype_attr(r->rtype, k);
+		if (!a || iac_value_has_unknown(v) || json_is_null(v))
+			continue;
+		int ok = 1;
+		switch (a->type) {
+		case IAC_T_STRING: ok = json_is_string(v); break;
+		case IAC_T_NUMBER: ok = json_is_number(v); break;
+		case IAC_T_BOOL: ok = json_is_boolean(v); break;
+		case IAC_T_LIST: ok = json_is_array(v); break;
+		case IAC_T_MAP:
+		case IAC_T_HOST: ok = json_is_object(v); break;
+		default: break;
+		}
+		if (!ok)
+			return iac_err_set("%s:%d: resource '%s': attribute '%s' has the wrong type (a %s)",
+					   r->file, r->line, r->addr, k, iac_value_type_name(v));
+	}
+	return 0;
+}
+
+static int plan_data(planner *pl, iac_change *c, iac_rconf *r)
+{
+	iac_rctx ctx;
+	json_t *got = NULL;
+
+	if (iac_value_has_unknown(c->planned)) {
+		c->action = IAC_ACT_READ;
+		return 0;
+	}
+	if (iac_providers_ctx(&ctx, pl->pv, r->provider, r->addr, pl->opts->cancel) < 0 ||
+	    r->rtype->read(&ctx, &got, c->planned) < 0)
+		return iac_err_set("%s:%d: cannot read data source '%s': %s", r->file, r->line, r->addr,
+				   iac_err_last());
+	if (!got)
+		return iac_err_set("%s:%d: data source '%s' found nothing", r->file, r->line, r->addr);
+	json_decref(c->planned);
+	c->planned = got;
+	c->action = IAC_ACT_NOOP;
+	return 0;
+}
+
+static int plan_resource(planner *pl, iac_rconf *r)
+{
+	iac_change *c = add_change(pl, r->addr);
+	iac_rctx ctx;
+
+	pl->current = r;
+	iac_map_put(&pl->changes, r->addr, c);
+	c->type = iac_xstrdup(r->type);
+	c->name = iac_xstrdup(r->name);
+	c->module = iac_xstrdup(r->module);
+	c->conf = r;
+	c->cbd = r->create_before_destroy;
+	c->deps = json_incref(r->deps);
+	c->sensitive = json_array();
+	c->changed = json_array();
+	c->forces = json_array();
+	for (const iac_attr *a = r->rtype->attrs; a && a->name; a++)
+		if (a->flags & IAC_A_SENSITIVE)
+			add_name(c->sensitive, a->name);
+
+	c->planned = resolve_attrs(pl, r->attrs, c->sensitive, plan_resolver, pl);
+	if (!c->planned)
+		return IAC_ERR;
+	if (check_types(r, c->planned) < 0)
+		return IAC_ERR;
+	if (r->is_data)
+		return plan_data(pl, c, r);
+	if (r->triggers) {
+		c->triggers = iac_value_resolve(r->triggers, plan_resolver, pl, NULL);
+		if (!c->triggers)
+			return IAC_ERR;
+	}
+
+	json_t *prior = iac_map_get(&pl->refreshed, r->addr);
+	c->prior = prior ? json_deep_copy(prior) : NULL;
+	if (c->prior) {
+		c->before = json_deep_copy(json_object_get(c->prior, "attributes"));
+		json_t *ps = json_object_get(c->prior, "sensitive_attributes"), *e;
+		size_t i;
+		json_array_foreach(ps, i, e)
+			add_name(c->sensitive, json_string_value(e));
+	}
+	if (r->rtype->plan) {
+		if (iac_providers_ctx(&ctx, pl->pv, r->provider, r->addr, pl->opts->cancel) < 0 ||
+		    r->rtype->plan(&ctx, c->planned, c->before) < 0)
+			return iac_err_set("%s:%d: resource '%s': %s", r->file, r->line, r->addr, iac_err_last());
+	}
+	if (pl->opts->destroy) {
+		c->action = c->prior ? IAC_ACT_DELETE : IAC_ACT_NOOP;
+	} else if (!c->prior) {
+		c->action = IAC_ACT_CREATE;
+		json_t *orig = iac_state_get(pl->st, r->addr);
+		if (orig && json_object_get(orig, "attributes") && !json_object_get(orig, "pending"))
+			c->reason = "deleted outside iac";
+		else if (orig && json_object_get(orig, "pending"))
+			c->reason = "interrupted before it finished";
+	} else {
+		c->action = diff(pl, c, r, c->prior);
+		json_t *orig = iac_state_get(pl->st, r->addr);
+		if (json_object_get(orig, "pending"))
+			c->reason = "found after an interrupted run";
+		else if (c->action != IAC_ACT_NOOP &&
+			 !iac_value_equal(json_object_get(orig, "attributes"), c->before))
+			c->reason = "changed outside iac";
+	}
+	if (c->action == IAC_ACT_DELETE || c->action == IAC_ACT_REPLACE) {
+		if (r->prevent_destroy)
+			return iac_err_set("%s:%d: resource '%s' has lifecycle.prevent_destroy set, but this plan "
+					   "would %s it%s; remove prevent_destroy or change the plan",
+					   r->file, r->line, r->addr,
+					   c->action == IAC_ACT_DELETE ? "destroy" : "replace (destroy and re-create)",
+					   json_array_size(c->forces) ? " because its attributes force replacement" : "");
+	}
+	if (c->action != IAC_ACT_DELETE)
+		fill_computed(c, r);
+	if (c->reason && strcmp(c->reason, "interrupted before it finished") != 0)
+		json_array_append_new(pl->plan->drift, json_string(r->addr));
+	return 0;
+}
+
+static void plan_delete(planner *pl, const char *addr, json_t *prior)
+{
+	iac_change *c = add_change(pl, addr);
+	iac_map_put(&pl->changes, addr, c);
+	c->type = iac_xstrdup(json_string_value(json_object_get(prior, "type")) ?: "");
+	c->name = iac_xstrdup(json_string_value(json_object_get(prior, "name")) ?: "");
+	c->module = iac_xstrdup(json_string_value(json_object_get(prior, "module")) ?: "");
+	c->action = IAC_ACT_DELETE;
+	c->prior = json_deep_copy(prior);
+	c->before = json_deep_copy(json_object_get(prior, "attributes"));
+	c->sensitive = json_deep_copy(json_object_get(prior, "sensitive_attributes"));
+	if (!c->sensitive)
+		c->sensitive = json_array();
+	c->changed = json_array();
+	c->forces = json_array();
+	c->deps = json_deep_copy(json_object_get(prior, "dependencies"));
+	if (!c->deps)
+		c->deps = json_array();
+	if (!pl->opts->destroy)
+		c->reason = "not in the configuration";
+}
+
+/* ---- outputs ---- */
+
+static int plan_outputs(planner *pl)
+{
+	json_t *old = iac_state_outputs(pl->st), *o;
+	const char *k;
+
+	json_object_foreach(pl->cfg->outputs, k, o) {
+		unsigned flags = 0;
+		json_t *v = pl->opts->destroy ? NULL
+			: iac_value_resolve(json_object_get(o, "value"), plan_resolver, pl, &flags);
+		if (!v && !pl->opts->destroy)
+			return IAC_ERR;
+		int sens = json_is_true(json_object_get(o, "sensitive")) || (flags & IAC_VAL_SENSITIVE);
+		json_t *prev = json_object_get(json_object_get(old, k), "value");
+		const char *action;
+		if (!v)
+			action = prev ? "delete" : "no-op";
+		else if (!prev)
+			action = "create";
+		else {
+			json_t *cmp = state_form(v, sens, iac_state_lineage(pl->st));
+			action = (!iac_value_has_unknown(v) && iac_value_equal(cmp, prev)) ? "no-op" : "update";
+			json_decref(cmp);
+		}
+		json_object_set_new(pl->plan->output_changes, k,
+				    json_pack("{s:s,s:O?,s:o?,s:b}", "action", action, "before", prev,
+					      "after", v, "sensitive", sens));
+	}
+	json_object_foreach(old, k, o) {
+		if (!json_object_get(pl->cfg->outputs, k) || pl->opts->destroy)
+			json_object_set_new(pl->plan->output_changes, k,
+					    json_pack("{s:s,s:O?,s:n,s:b}", "action", "delete", "before",
+						      json_object_get(o, "value"), "after",
+						      "sensitive", json_is_true(json_object_get(o, "sensitive"))));
+	}
+	return 0;
+}
+
+/* ---- driver ---- */
+
+static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **addrs, size_t n)
+{
+	refresh_job job = { pl->st, pl->pv, NULL, NULL, NULL, pl->opts->cancel };
+	iac_graph *g = iac_graph_new();
+	size_t m = 0;
+	int rc = 0;
+
+	job.addrs = iac_xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		if (in_scope_state[i]) {
+			job.addrs[m] = addrs[i];
+			iac_graph_add(g, addrs[i], NULL);
+			m++;
+		}
+	job.result = iac_xcalloc(m + 1, sizeof(json_t *));
+	job.errors = iac_xcalloc(m + 1, sizeof(char *));
+	if (pl->opts->refresh) {
+		unsigned char *status = iac_xcalloc(m + 1, 1);
+		iac_walk(g, pl->opts->parallelism > 0 ? pl->opts->parallelism : 10, refresh_one, &job,
+			 pl->opts->cancel, status);
+		free(status);
+	} else {
+		for (size_t i = 0; i < m; i++) {
+			json_t *e = iac_state_get(pl->st, job.addrs[i]);
+			job.result[i] = json_object_get(e, "attributes") ? json_deep_copy(e) : NULL;
+			if (job.result[i])
+				json_object_del(job.result[i], "pending");
+		}
+	}
+	for (size_t i = 0; i < m; i++) {
+		if (job.errors[i]) {
+			json_array_append_new(pl->plan->errors, json_string(job.errors[i]));
+			free(job.errors[i]);
+			rc = IAC_ERR;
+			/* keep the stale entry so the plan stays sane */
+			json_t *e = iac_state_get(pl->st, job.addrs[i]);
+			if (json_object_get(e, "attributes"))
+				job.result[i] = json_deep_copy(e);
+		}
+		if (job.result[i])
+			iac_map_put(&pl->refreshed, job.addrs[i], job.result[i]);
+	}
+	if (pl->opts->cancel && *pl->opts->cancel)
+		rc = iac_err_set("interrupted during refresh");
+	else if (rc)
+		iac_err_set("%zu resource(s) could not be refreshed", json_array_size(pl->plan->errors));
+	free(job.addrs);
+	free(job.result);
+	free(job.errors);
+	iac_graph_free(g);
+	return rc;
+}
+
+int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers *pv,
+		  const iac_plan_opts *opts)
+{
+	planner pl = { .cfg = cfg, .st = st, .pv = pv, .opts = opts };
+	iac_plan *plan = iac_xcalloc(1, sizeof(*plan));
+	iac_graph *g = iac_graph_new();
+	unsigned char *keep = NULL, *state_scope = NULL;
+	const char **addrs = NULL;
+	int *order = NULL;
+	size_t naddrs = 0;
+	int rc = IAC_ERR;
+
+	*out = NULL;
+	pl.plan = plan;
+	plan->output_changes = json_object();
+	plan->drift = json_array();
+	plan->errors = json_array();
+	plan->destroy = opts->destroy;
+	snprintf(plan->lineage, sizeof(plan->lineage), "%s", iac_state_lineage(st));
+	plan->serial = iac_state_serial(st);
+	plan->config_hash = iac_xstrdup(cfg->hash);
+	if (opts->targets) {
+		plan->targets = json_array();
+		for (size_t i = 0; opts->targets[i]; i++)
+			json_array_append_new(plan->targets, json_string(opts->targets[i]));
+	}
+
+	/* dependency graph of the configuration */
+	for (size_t i = 0; i < cfg->nres; i++)
+		iac_graph_add(g, cfg->res[i]->addr, cfg->res[i]);
+	for (size_t i = 0; i < cfg->nres; i++) {
+		json_t *e;
+		size_t j;
+		json_array_foreach(cfg->res[i]->deps, j, e)
+			iac_graph_edge(g, iac_graph_find(g, json_string_value(e)), (int)i);
+	}
+	if (iac_graph_toposort(&order, g) < 0)
+		goto done;
+
+	/* scope: targets and their dependencies */
+	keep = iac_xcalloc(cfg->nres + 1, 1);
+	for (size_t i = 0; i < cfg->nres; i++)
+		keep[i] = in_targets(cfg->res[i]->addr, opts->targets);
+	if (opts->targets)
+		iac_graph_mark_ancestors(g, keep);
+	addrs = iac_state_addresses(st, &naddrs);
+	state_scope = iac_xcalloc(naddrs + 1, 1);
+	for (size_t i = 0; i < naddrs; i++) {
+		int id = iac_graph_find(g, addrs[i]);
+		state_scope[i] = id >= 0 ? keep[id] : in_targets(addrs[i], opts->targets);
+	}
+
+	if (do_refresh(&pl, state_scope, addrs, naddrs) < 0)
+		goto done;
+	for (size_t i = 0; i < cfg->nres; i++) {
+		int id = order[i];
+		if (keep[id] && plan_resource(&pl, cfg->res[id]) < 0)
+			goto done;
+	}
+	for (size_t i = 0; i < naddrs; i++) {
+		if (!state_scope[i] || iac_map_get(&pl.changes, addrs[i]))
+			continue;
+		json_t *prior = iac_map_get(&pl.refreshed, addrs[i]);
+		json_t *orig = iac_state_get(st, addrs[i]);
+		if (json_is_string(json_object_get(orig, "mode")) &&
+		    !strcmp(json_string_value(json_object_get(orig, "mode")), "data")) {
+			/* a data source no longer declared: just forget it */
+			plan_delete(&pl, addrs[i], orig);
+			continue;
+		}
+		if (prior)
+			plan_delete(&pl, addrs[i], prior);
+		else {
+			/* gone already; forget it quietly */
+			plan_delete(&pl, addrs[i], orig);
+			plan->changes[plan->n - 1].reason = "already gone";
+		}
+	}
+	if (!opts->targets && plan_outputs(&pl) < 0)
+		goto done;
+	for (size_t i = 0; i < plan->n; i++) {
+		switch (plan->changes[i].action) {
+		case IAC_ACT_CREATE: plan->n_add++; break;
+		case IAC_ACT_UPDATE: plan->n_change++; break;
+		case IAC_ACT_REPLACE: plan->n_add++; plan->n_destroy++; break;
+		case IAC_ACT_DELETE: plan->n_destroy++; break;
+		default: break;
+		}
+	}
+	*out = plan;
+	plan = NULL;
+	rc = 0;
+done:
+	if (plan && json_array_size(plan->errors)) {
+		/* refresh errors carry the details */
+		iac_buf b = IAC_BUF_INIT;
+		json_t *e;
+		size_t i;
+		json_array_foreach(plan->errors, i, e)
+			iac_buf_printf(&b, "%s%s", i ? "\n" : "", json_string_value(e));
+		iac_err_set("%s", iac_buf_cstr(&b));
+		iac_buf_free(&b);
+	}
+	for (size_t i = 0; i < pl.refreshed.cap; i++)
+		if (pl.refreshed.slots[i].key)
+			json_decref(pl.refreshed.slots[i].value);
+	iac_map_free(&pl.refreshed);
+	iac_map_free(&pl.changes);
+	iac_plan_free(plan);
+	iac_graph_free(g);
+	free(order);
+	free(keep);
+	free(state_scope);
+	free(addrs);
+	return rc;
+}
+
+void iac_plan_free(iac_plan *plan)
+{
+	if (!plan)
+		return;
+	for (size_t i = 0; i < plan->n; i++) {
+		iac_change *c = &plan->changes[i];
+		free(c->addr);
+		free(c->type);
+		free(c->name);
+		free(c->module);
+		json_decref(c->before);
+		json_decref(c->planned);
+		json_decref(c->sensitive);
+		json_decref(c->changed);
+		json_decref(c->forces);
+		json_decref(c->triggers);
+		json_decref(c->deps);
+		json_decref(c->prior);
+	}
+	free(plan->changes);
+	json_decref(plan->output_changes);
+	json_decref(plan->drift);
+	json_decref(plan->targets);
+	json_decref(plan->errors);
+	free(plan->config_hash);
+	free(plan);
+}
+
+int iac_plan_has_changes(const iac_plan *plan)
+{
+	const char *k;
+	json_t *o;
+	for (size_t i = 0; i < plan->n; i++)
+		if (plan->changes[i].action != IAC_ACT_NOOP && plan->changes[i].action != IAC_ACT_READ)
+			return 1;
+	json_object_foreach(plan->output_changes, k, o)
+		if (strcmp(json_string_value(json_object_get(o, "action")), "no-op") != 0)
+			return 1;
+	return 0;
+}
+
+iac_change *iac_plan_find(const iac_plan *plan, const char *addr)
+{
+	for (size_t i = 0; i < plan->n; i++)
+		if (!strcmp(plan->changes[i].addr, addr))
+			return &plan->changes[i];
+	return NULL;
+}
+
+json_t *iac_change_display(const iac_change *c, const json_t *attrs)
+{
+	json_t *out, *e;
+	size_t i;
+	if (!attrs)
+		return NULL;
+	out = json_deep_copy(attrs);
+	json_array_foreach(c->sensitive, i, e) {
+		const char *k = json_string_value(e);
+		if (json_object_get(out, k) && !json_is_null(json_object_get(out, k)))
+			json_object_set_new(out, k, json_string("(sensitive)"));
+	}
+	return out;
+}
+
+int iac_plan_resolve_applied(json_t **out, const char *addr, const char *attr, void *ud)
+{
+	iac_apply_resolver *ar = ud;
+	iac_rconf *r = iac_config_get(ar->cfg, addr);
+	char top[256];
+	int found;
+
+	snprintf(top, sizeof(top), "%s", attr);
+	char *dot = strchr(top, '.');
+	if (dot)
+		*dot = '\0';
+	if (r && json_object_get(r->attrs, top)) {
+		/* a configured value: resolve it from configuration */
+		unsigned flags = 0;
+		json_t *whole = iac_value_resolve(json_object_get(r->attrs, top), iac_plan_resolve_applied, ud, &flags);
+		if (!whole)
+			return IAC_ERR;
+		json_t *wrap = json_pack("{s:o}", top, whole);
+		json_t *v = lookup_path(wrap, attr, &found);
+		*out = v ? json_incref(v) : json_null();
+		json_decref(wrap);
+		if (flags & IAC_VAL_SENSITIVE)
+			*out = iac_value_sensitive(*out);
+		return 0;
+	}
+	json_t *e = iac_state_get(ar->st, addr);
+	if (!e || !json_object_get(e, "attributes"))
+		return iac_err_set("'%s' is not in state yet, so '%s.%s' is unknown", addr, addr, attr);
+	json_t *v = lookup_path(json_object_get(e, "attributes"), attr, &found);
+	*out = v ? json_incref(v) : json_null();
+	return 0;
+}

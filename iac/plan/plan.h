@@ -1,0 +1,100 @@
+/* plan: desired (config) vs actual (state, refreshed) -> a list of changes.
+ *
+ * Steps: refresh every in-scope state entry through its provider, in
+ * parallel (drift and interrupted operations show up here); then walk the
+ * configuration in dependency order, resolve references against what is
+ * already planned, let the provider fill what it can know early (plan
+ * hook), and diff attribute by attribute; then add deletes for state
+ * entries the configuration no longer has.
+ *
+ * Ownership: the plan borrows the config (changes point at its resources)
+ * and copies what it needs from state. Free the plan before the config.
+ */
+#ifndef IAC_PLAN_PLAN_H
+#define IAC_PLAN_PLAN_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "iac/load/config.h"
+#include "iac/provider/runtime.h"
+#include "iac/state/state.h"
+
+typedef enum {
+	IAC_ACT_NOOP = 0,
+	IAC_ACT_CREATE,
+	IAC_ACT_UPDATE,
+	IAC_ACT_REPLACE,
+	IAC_ACT_DELETE,
+	IAC_ACT_READ,       /* data source read deferred to apply */
+} iac_action;
+
+const char *iac_action_name(iac_action a);   /* "create", "no-op"... */
+
+typedef struct iac_change {
+	char *addr;
+	char *type;
+	char *name;
+	char *module;
+	iac_action action;
+	json_t *before;       /* state form (sensitive redacted); NULL for create */
+	json_t *planned;      /* real planned values (secrets in clear, unknown markers):
+			       * never printed or stored as is; NULL for delete */
+	json_t *sensitive;    /* attribute names whose values are sensitive */
+	json_t *changed;      /* attribute names that differ (update/replace) */
+	json_t *forces;       /* attribute names forcing replacement ("triggers" too) */
+	json_t *triggers;     /* resolved triggers (NULL when none) */
+	json_t *deps;         /* addresses this waits for (config), or state deps (delete) */
+	const char *reason;   /* why, when not obvious: "drift", "interrupted"... */
+	int cbd;              /* create_before_destroy */
+	iac_rconf *conf;      /* borrowed; NULL for delete */
+	json_t *prior;        /* refreshed state entry (copy) or NULL */
+} iac_change;
+
+typedef struct iac_plan {
+	iac_change *changes;  /* every in-scope resource, no-ops included */
+	size_t n;
+	json_t *output_changes;  /* name -> {"action","before","after","sensitive"} */
+	json_t *drift;        /* addresses changed or deleted outside iac */
+	char lineage[40];
+	long serial;
+	char *config_hash;
+	int destroy;
+	size_t n_add, n_change, n_destroy;
+	json_t *targets;      /* the -target list, or NULL */
+	json_t *errors;       /* refresh errors (strings); a plan with errors fails */
+} iac_plan;
+
+typedef struct {
+	int destroy;                  /* plan removal of everything in scope */
+	const char *const *targets;   /* -target ADDR, NULL terminated; NULL = all */
+	const char *const *replace;   /* -replace ADDR: force replacement */
+	int refresh;                  /* read resources back (default on) */
+	int parallelism;              /* refresh workers */
+	const volatile int *cancel;
+} iac_plan_opts;
+
+int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers *pv,
+		  const iac_plan_opts *opts);
+void iac_plan_free(iac_plan *plan);
+
+/* 1 when the plan changes anything (resources or outputs). */
+int iac_plan_has_changes(const iac_plan *plan);
+
+/* Find a change by address, or NULL. */
+iac_change *iac_plan_find(const iac_plan *plan, const char *addr);
+
+/* The attributes of a change as they may be shown or stored: sensitive ones
+ * replaced (redacted form for state, "(sensitive)" for display). */
+json_t *iac_change_display(const iac_change *c, const json_t *attrs);
+
+/* A resolver for references at apply time: values of already-applied
+ * resources, config attributes resolved from config (so secrets are never
+ * read back from redacted state), computed ones from state. */
+int iac_plan_resolve_applied(json_t **out, const char *addr, const char *attr, void *ud);
+typedef struct {
+	iac_config *cfg;
+	iac_state *st;
+} iac_apply_resolver;
+
+#endif

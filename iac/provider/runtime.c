@@ -1,0 +1,102 @@
+/* runtime: lazily configured provider instances (see runtime.h). */
+#include "iac/provider/runtime.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iac/core/err.h"
+#include "iac/core/util.h"
+
+typedef struct {
+	const iac_provider *p;
+	void *pdata;
+	int state;      /* 0 not yet, 1 ready, -1 failed */
+	char *error;
+} instance;
+
+struct iac_providers {
+	pthread_mutex_t lock;
+	json_t *configs;
+	json_t *extra;
+	char *dir;
+	instance *inst;
+	size_t n;
+};
+
+iac_providers *iac_providers_new(const json_t *configs, const json_t *extra, const char *config_dir)
+{
+	iac_providers *pv = iac_xcalloc(1, sizeof(*pv));
+	pthread_mutex_init(&pv->lock, NULL);
+	pv->configs = configs ? json_deep_copy(configs) : json_object();
+	pv->extra = extra ? json_deep_copy(extra) : json_object();
+	pv->dir = iac_xstrdup(config_dir);
+	return pv;
+}
+
+void iac_providers_free(iac_providers *pv)
+{
+	if (!pv)
+		return;
+	for (size_t i = 0; i < pv->n; i++) {
+		if (pv->inst[i].state == 1 && pv->inst[i].p->close)
+			pv->inst[i].p->close(pv->inst[i].pdata);
+		free(pv->inst[i].error);
+	}
+	free(pv->inst);
+	json_decref(pv->configs);
+	json_decref(pv->extra);
+	free(pv->dir);
+	pthread_mutex_destroy(&pv->lock);
+	free(pv);
+}
+
+int iac_providers_get(void **out_pdata, iac_providers *pv, const iac_provider *p)
+{
+	int rc = 0;
+	instance *in = NULL;
+
+	*out_pdata = NULL;
+	pthread_mutex_lock(&pv->lock);
+	for (size_t i = 0; i < pv->n; i++)
+		if (pv->inst[i].p == p)
+			in = &pv->inst[i];
+	if (!in) {
+		pv->inst = iac_xrealloc(pv->inst, (pv->n + 1) * sizeof(*pv->inst));
+		in = &pv->inst[pv->n++];
+		memset(in, 0, sizeof(*in));
+		in->p = p;
+	}
+	if (in->state == 0) {
+		/* Configure under the lock: other threads wanting the same
+		 * provider must wait for it anyway. */
+		json_t *cfg = json_deep_copy(json_object_get(pv->configs, p->name));
+		if (!cfg)
+			cfg = json_object();
+		if (json_is_object(json_object_get(pv->extra, p->name)))
+			json_object_update(cfg, json_object_get(pv->extra, p->name));
+		if (p->configure && p->configure(&in->pdata, cfg, pv->dir) < 0) {
+			in->state = -1;
+			in->error = iac_xasprintf("provider '%s': %s", p->name, iac_err_last());
+		} else {
+			in->state = 1;
+		}
+		json_decref(cfg);
+	}
+	if (in->state < 0)
+		rc = iac_err_set("%s", in->error);
+	else
+		*out_pdata = in->pdata;
+	pthread_mutex_unlock(&pv->lock);
+	return rc;
+}
+
+int iac_providers_ctx(iac_rctx *ctx, iac_providers *pv, const iac_provider *p, const char *addr,
+		      const volatile int *cancel)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->addr = addr;
+	ctx->config_dir = pv->dir;
+	ctx->cancel = cancel;
+	return iac_providers_get(&ctx->pdata, pv, p);
+}

@@ -1,0 +1,470 @@
+/* state: snapshot + journal, group-committed (see state.h). */
+#include "iac/state/state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "iac/core/buf.h"
+#include "iac/core/err.h"
+#include "iac/core/map.h"
+#include "iac/core/util.h"
+
+struct iac_state {
+	char *dir;            /* .../.iac */
+	char *snap_path;
+	char *journal_path;
+	char lineage[40];
+	long serial;
+	iac_map index;        /* address -> json_t* entry (one reference each) */
+	json_t *outputs;
+	json_t *extra;
+	size_t replayed;
+
+	/* Journal and group commit. */
+	pthread_mutex_t lock;
+	pthread_cond_t durable_cv;
+	int jfd;
+	unsigned long long next_seq;    /* last sequence number handed out */
+	unsigned long long durable_seq; /* last sequence number on disk */
+	unsigned long long snap_seq;    /* last sequence number in the snapshot */
+	int writer_active;
+	int write_failed;
+	char write_error[512];
+	iac_buf pending;               /* journal lines not yet written */
+	double last_flush_ms;
+};
+
+static void new_lineage(char out[40])
+{
+	unsigned char b[16];
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, b, sizeof(b)) != (ssize_t)sizeof(b)) {
+		/* fall back to time and pid: lineage only needs to be unique per config */
+		unsigned long long t = (unsigned long long)iac_now_us() ^ ((unsigned long long)getpid() << 32);
+		memcpy(b, &t, 8);
+		memcpy(b + 8, &t, 8);
+	}
+	if (fd >= 0)
+		close(fd);
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+}
+
+static void index_put(iac_state *st, json_t *entry)
+{
+	const char *addr = json_string_value(json_object_get(entry, "address"));
+	json_t *old = iac_map_put(&st->index, addr, entry);
+	json_decref(old);
+}
+
+static void index_del(iac_state *st, const char *addr)
+{
+	json_decref(iac_map_del(&st->index, addr));
+}
+
+static int load_snapshot(iac_state *st)
+{
+	char *text = NULL;
+	size_t len;
+	json_error_t jerr;
+	json_t *doc = NULL, *res, *e;
+	size_t i;
+	int rc = iac_file_read(&text, &len, st->snap_path);
+
+	if (rc == IAC_ENOTFOUND) {
+		iac_err_clear();
+		return 0;
+	}
+	if (rc < 0)
+		return IAC_ERR;
+	doc = json_loadb(text, len, 0, &jerr);
+	free(text);
+	if (!doc || !json_is_object(doc)) {
+		iac_err_set("state file '%s' is not valid JSON (line %d: %s); restore it from "
+			    "'%s.backup' or version control", st->snap_path, jerr.line, jerr.text, st->snap_path);
+		json_decref(doc);
+		return IAC_ERR;
+	}
+	json_int_t fmt = json_integer_value(json_object_get(doc, "format_version"));
+	if (fmt > IAC_STATE_FORMAT) {
+		iac_err_set("state file '%s' has format %lld, newer than this iac understands (%d); upgrade iac",
+			    st->snap_path, (long long)fmt, IAC_STATE_FORMAT);
+		json_decref(doc);
+		return IAC_ERR;
+	}
+	snprintf(st->lineage, sizeof(st->lineage), "%s",
+		 json_string_value(json_object_get(doc, "lineage")) ?: "");
+	st->serial = (long)json_integer_value(json_object_get(doc, "serial"));
+	st->snap_seq = (unsigned long long)json_integer_value(json_object_get(doc, "journal_seq"));
+	res = json_object_get(doc, "resources");
+	json_array_foreach(res, i, e) {
+		if (json_is_string(json_object_get(e, "address")))
+			index_put(st, json_incref(e));
+	}
+	if (json_is_object(json_object_get(doc, "outputs")))
+		json_object_update(st->outputs, json_object_get(doc, "outputs"));
+	if (json_is_object(json_object_get(doc, "extra")))
+		json_object_update(st->extra, json_object_get(doc, "extra"));
+	json_decref(doc);
+	return 0;
+}
+
+/* Apply one journal record to memory. */
+static void apply_record(iac_state *st, json_t *rec)
+{
+	const char *op = json_string_value(json_object_get(rec, "op"));
+	if (!op)
+		return;
+	if (!strcmp(op, "put"))
+		index_put(st, json_incref(json_object_get(rec, "entry")));
+	else if (!strcmp(op, "rm"))
+		index_del(st, json_string_value(json_object_get(rec, "address")));
+	else if (!strcmp(op, "outputs") && json_is_object(json_object_get(rec, "value"))) {
+		json_decref(st->outputs);
+		st->outputs = json_incref(json_object_get(rec, "value"));
+	} else if (!strcmp(op, "extra"))
+		json_object_set(st->extra, json_string_value(json_object_get(rec, "key")),
+				json_object_get(rec, "value"));
+}
+
+static int replay_journal(iac_state *st)
+{
+	char *text = NULL, *line, *save = NULL;
+	size_t len;
+	int rc = iac_file_read(&text, &len, st->journal_path);
+
+	if (rc == IAC_ENOTFOUND) {
+		iac_err_clear();
+		return 0;
+	}
+	if (rc < 0)
+		return IAC_ERR;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		json_t *rec = json_loads(line, 0, NULL);
+		if (!rec) {
+			/* only the last line can be torn; stop at the first bad one */
+			break;
+		}
+		unsigned long long seq = (unsigned long long)json_integer_value(json_object_get(rec, "seq"));
+		const char *lin = json_string_value(json_object_get(rec, "lineage"));
+		if (!st->lineage[0] && lin)
+			snprintf(st->lineage, sizeof(st->lineage), "%s", lin);
+		if (seq > st->snap_seq && lin && !strcmp(lin, st->lineage)) {
+			apply_record(st, rec);
+			st->replayed++;
+			if (seq > st->next_seq)
+				st->next_seq = seq;
+		}
+		json_decref(rec);
+	}
+	free(text);
+	return 0;
+}
+
+int iac_state_open(iac_state **out, const char *dir)
+{
+	iac_state *st = iac_xcalloc(1, sizeof(*st));
+
+	st->dir = iac_path_join(dir, ".iac");
+	st->snap_path = iac_path_join(st->dir, "state.json");
+	st->journal_path = iac_path_join(st->dir, "state.journal");
+	st->outputs = json_object();
+	st->extra = json_object();
+	st->jfd = -1;
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->durable_cv, NULL);
+	if (load_snapshot(st) < 0 || replay_journal(st) < 0) {
+		iac_state_free(st);
+		*out = NULL;
+		return IAC_ERR;
+	}
+	if (st->next_seq < st->snap_seq)
+		st->next_seq = st->snap_seq;
+	st->durable_seq = st->next_seq;
+	if (!st->lineage[0])
+		new_lineage(st->lineage);
+	*out = st;
+	return 0;
+}
+
+void iac_state_free(iac_state *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->index.cap; i++)
+		if (st->index.slots[i].key)
+			json_decref(st->index.slots[i].value);
+	iac_map_free(&st->index);
+	json_decref(st->outputs);
+	json_decref(st->extra);
+	if (st->jfd >= 0)
+		close(st->jfd);
+	iac_buf_free(&st->pending);
+	pthread_mutex_destroy(&st->lock);
+	pthread_cond_destroy(&st->durable_cv);
+	free(st->dir);
+	free(st->snap_path);
+	free(st->journal_path);
+	free(st);
+}
+
+const char *iac_state_lineage(const iac_state *st) { return st->lineage; }
+long iac_state_serial(const iac_state *st) { return st->serial; }
+size_t iac_state_replayed(const iac_state *st) { return st->replayed; }
+const char *iac_state_dir(const iac_state *st) { return st->dir; }
+size_t iac_state_count(const iac_state *st) { return st->index.count; }
+json_t *iac_state_outputs(const iac_state *st) { return st->outputs; }
+double iac_state_last_flush_ms(const iac_state *st) { return st->last_flush_ms; }
+
+json_t *iac_state_get(const iac_state *st, const char *addr)
+{
+	return iac_map_get(&st->index, addr);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char **iac_state_addresses(const iac_state *st, size_t *n)
+{
+	const char **v = iac_xmalloc((st->index.count + 1) * sizeof(*v));
+	size_t k = 0;
+	for (size_t i = 0; i < st->index.cap; i++)
+		if (st->index.slots[i].key)
+			v[k++] = st->index.slots[i].key;
+	qsort(v, k, sizeof(*v), cmp_str);
+	*n = k;
+	return v;
+}
+
+static int ensure_dir(const iac_state *st)
+{
+	if (iac_mkdir_p(st->dir, 0700) < 0)
+		return IAC_ERR;
+	return 0;
+}
+
+/* Append a record and wait until it is on disk. One writer at a time
+ * writes everything queued so far with a single fdatasync; the others wait
+ * on the condition variable (group commit). Caller holds st->lock. */
+static int journal_commit_locked(iac_state *st, json_t *rec)
+{
+	unsigned long long seq = ++st->next_seq;
+	json_object_set_new(rec, "seq", json_integer((json_int_t)seq));
+	json_object_set_new(rec, "lineage", json_string(st->lineage));
+	char *line = json_dumps(rec, JSON_COMPACT);
+	iac_buf_puts(&st->pending, line);
+	iac_buf_putc(&st->pending, '\n');
+	free(line);
+
+	while (st->writer_active && st->durable_seq < seq && !st->write_failed)
+		pthread_cond_wait(&st->durable_cv, &st->lock);
+	while (!st->write_failed && st->durable_seq < seq) {
+		/* become the writer for everything queued */
+		st->writer_active = 1;
+		unsigned long long upto = st->next_seq;
+		iac_buf batch = st->pending;
+		st->pending = (iac_buf)IAC_BUF_INIT;
+		pthread_mutex_unlock(&st->lock);
+
+		int ok = 1;
+		if (st->jfd < 0) {
+			if (ensure_dir(st) < 0) {
+				ok = 0;
+			} else {
+				st->jfd = open(st->journal_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+				if (st->jfd < 0) {
+					iac_err_sys("cannot open state journal '%s'", st->journal_path);
+					ok = 0;
+				}
+			}
+		}
+		const char *p = batch.ptr;
+		size_t left = batch.len;
+		while (ok && left > 0) {
+			ssize_t n = write(st->jfd, p, left);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				iac_err_sys("cannot write state journal '%s'", st->journal_path);
+				ok = 0;
+				break;
+			}
+			p += n;
+			left -= (size_t)n;
+		}
+		if (ok && fdatasync(st->jfd) < 0) {
+			iac_err_sys("cannot sync state journal '%s'", st->journal_path);
+			ok = 0;
+		}
+		iac_buf_free(&batch);
+
+		pthread_mutex_lock(&st->lock);
+		st->writer_active = 0;
+		if (!ok) {
+			st->write_failed = 1;
+			snprintf(st->write_error, sizeof(st->write_error), "%s", iac_err_last());
+		} else {
+			st->durable_seq = upto;
+		}
+		pthread_cond_broadcast(&st->durable_cv);
+	}
+	json_decref(rec);
+	if (st->write_failed)
+		return iac_err_set("%s", st->write_error);
+	return 0;
+}
+
+int iac_state_put(iac_state *st, json_t *entry)
+{
+	pthread_mutex_lock(&st->lock);
+	index_put(st, json_incref(entry));
+	int rc = journal_commit_locked(st, json_pack("{s:s,s:o}", "op", "put", "entry", entry));
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int iac_state_remove(iac_state *st, const char *addr)
+{
+	pthread_mutex_lock(&st->lock);
+	json_t *rec = json_pack("{s:s,s:s}", "op", "rm", "address", addr);
+	index_del(st, addr);
+	int rc = journal_commit_locked(st, rec);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int iac_state_begin(iac_state *st, const char *addr, const char *type,
+		    const char *action, const json_t *planned)
+{
+	char when[32];
+	json_t *entry;
+
+	iac_time_rfc3339(when, sizeof(when));
+	pthread_mutex_lock(&st->lock);
+	json_t *cur = iac_state_get(st, addr);
+	entry = cur ? json_copy(cur) : json_pack("{s:s,s:s}", "address", addr, "type", type);
+	json_object_set_new(entry, "pending", json_pack("{s:s,s:O?,s:s}", "action", action,
+							"planned", planned, "started", when));
+	pthread_mutex_unlock(&st->lock);
+	return iac_state_put(st, entry);
+}
+
+int iac_state_end(iac_state *st, const char *addr)
+{
+	pthread_mutex_lock(&st->lock);
+	json_t *cur = iac_state_get(st, addr);
+	if (!cur || !json_object_get(cur, "pending")) {
+		pthread_mutex_unlock(&st->lock);
+		return 0;
+	}
+	json_t *entry = json_copy(cur);
+	json_object_del(entry, "pending");
+	pthread_mutex_unlock(&st->lock);
+	if (!json_object_get(entry, "attributes")) {
+		/* a create that never finished: nothing to keep */
+		json_decref(entry);
+		return iac_state_remove(st, addr);
+	}
+	return iac_state_put(st, entry);
+}
+
+int iac_state_set_outputs(iac_state *st, json_t *outputs)
+{
+	pthread_mutex_lock(&st->lock);
+	json_decref(st->outputs);
+	st->outputs = outputs;
+	int rc = journal_commit_locked(st, json_pack("{s:s,s:O}", "op", "outputs", "value", outputs));
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+json_t *iac_state_extra(const iac_state *st, const char *key)
+{
+	return json_object_get(st->extra, key);
+}
+
+int iac_state_set_extra(iac_state *st, const char *key, json_t *value)
+{
+	pthread_mutex_lock(&st->lock);
+	json_object_set(st->extra, key, value);
+	int rc = journal_commit_locked(st, json_pack("{s:s,s:s,s:o}", "op", "extra", "key", key,
+						     "value", value));
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int iac_state_dirty(const iac_state *st)
+{
+	return st->next_seq != st->snap_seq;
+}
+
+static json_t *to_json_locked(const iac_state *st, long serial, unsigned long long seq)
+{
+	size_t n;
+	const char **addrs = iac_state_addresses(st, &n);
+	json_t *res = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append(res, iac_state_get(st, addrs[i]));
+	free(addrs);
+	return json_pack("{s:i,s:s,s:I,s:s,s:I,s:o,s:O,s:O}", "format_version", IAC_STATE_FORMAT,
+			 "lineage", st->lineage, "serial", (json_int_t)serial, "iac_version", IAC_VERSION,
+			 "journal_seq", (json_int_t)seq, "resources", res, "outputs", st->outputs,
+			 "extra", st->extra);
+}
+
+json_t *iac_state_to_json(const iac_state *st)
+{
+	return to_json_locked(st, st->serial, st->next_seq);
+}
+
+int iac_state_flush(iac_state *st)
+{
+	double t0 = iac_now_ms();
+	int rc = IAC_ERR;
+
+	pthread_mutex_lock(&st->lock);
+	unsigned long long seq = st->next_seq;
+	json_t *doc = to_json_locked(st, st->serial + 1, seq);
+	pthread_mutex_unlock(&st->lock);
+
+	/* Indented for people who read state files (and diffs of them); the
+	 * cost is small next to the fsync. */
+	char *text = json_dumps(doc, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
+	json_decref(doc);
+	if (!text)
+		return iac_err_set("cannot serialise state");
+	if (ensure_dir(st) < 0 ||
+	    iac_file_write_atomic(st->snap_path, text, strlen(text), 0600) < 0)
+		goto done;
+
+	pthread_mutex_lock(&st->lock);
+	st->serial++;
+	st->snap_seq = seq;
+	/* Empty the journal only if nothing was added since the snapshot was
+	 * taken; otherwise replay skips the records the snapshot already has. */
+	if (st->next_seq == seq && st->durable_seq == seq && !st->writer_active) {
+		if (st->jfd >= 0) {
+			close(st->jfd);
+			st->jfd = -1;
+		}
+		if (unlink(st->journal_path) < 0 && errno != ENOENT)
+			iac_err_sys("cannot remove state journal '%s'", st->journal_path);
+	}
+	pthread_mutex_unlock(&st->lock);
+	rc = 0;
+done:
+	free(text);
+	st->last_flush_ms = iac_now_ms() - t0;
+	return rc;
+}

@@ -1,0 +1,84 @@
+/* state: what iac believes exists, kept crash-safe.
+ *
+ * On disk, in the configuration's `.iac/` directory (mode 0700):
+ *   state.json     the snapshot (mode 0600), replaced atomically: temp file,
+ *                  fsync, rename, fsync of the directory. Never half-written.
+ *   state.journal  an append-only log of changes made since the snapshot,
+ *                  one JSON object a line, fdatasync'ed before the change is
+ *                  reported done (group commit: concurrent writers share one
+ *                  fsync). A torn last line (kill -9 mid-write) is ignored.
+ * Opening replays the journal over the snapshot, so every resource that
+ * completed before a crash is known, and every operation that had *started*
+ * is known too (status "pending"): the next plan checks those against
+ * reality instead of guessing. See docs/state.md.
+ *
+ * A resource entry is a JSON object:
+ *   {"address","type","name","module","attributes":{...},
+ *    "sensitive_attributes":[...],"triggers":{...},"dependencies":[...],
+ *    "create_before_destroy":bool,
+ *    "pending":{"action":"create|update|delete","planned":{...},"started":T}}
+ * Sensitive attribute values are stored redacted (iac_value_redact()).
+ *
+ * Threads: iac_state_put/remove/begin may be called from worker threads at
+ * once; everything else from one thread.
+ */
+#ifndef IAC_STATE_STATE_H
+#define IAC_STATE_STATE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+typedef struct iac_state iac_state;
+
+#define IAC_STATE_FORMAT 1
+
+/* Open the state in dir/.iac (nothing is created until the first write).
+ * Missing state = empty state with a fresh lineage. */
+int iac_state_open(iac_state **out, const char *dir);
+void iac_state_free(iac_state *st);
+
+const char *iac_state_lineage(const iac_state *st);
+long iac_state_serial(const iac_state *st);
+/* Journal records replayed at open (non-zero after an interrupted run). */
+size_t iac_state_replayed(const iac_state *st);
+/* Path of the .iac directory. */
+const char *iac_state_dir(const iac_state *st);
+
+/* Entry for an address (borrowed, valid until it is replaced), or NULL. */
+json_t *iac_state_get(const iac_state *st, const char *addr);
+/* All addresses, sorted (caller frees the array, not the strings, which
+ * stay valid until the state changes). */
+const char **iac_state_addresses(const iac_state *st, size_t *n);
+size_t iac_state_count(const iac_state *st);
+
+/* Record a finished resource (steals entry). Durable when it returns. */
+int iac_state_put(iac_state *st, json_t *entry);
+/* Forget a resource. Durable when it returns. */
+int iac_state_remove(iac_state *st, const char *addr);
+/* Record that an operation is starting on addr (kept until put/remove).
+ * `planned` is borrowed (copied). Durable when it returns. */
+int iac_state_begin(iac_state *st, const char *addr, const char *type,
+		    const char *action, const json_t *planned);
+/* Clear a pending marker without other change (a failed update/delete). */
+int iac_state_end(iac_state *st, const char *addr);
+
+/* Outputs: {"name": {"value": V, "sensitive": bool}} (borrowed / stolen). */
+json_t *iac_state_outputs(const iac_state *st);
+int iac_state_set_outputs(iac_state *st, json_t *outputs);
+
+/* Free-form sections other subsystems keep in state ("deployments",
+ * "flags", "history"); borrowed / stolen. Durable when set returns. */
+json_t *iac_state_extra(const iac_state *st, const char *key);
+int iac_state_set_extra(iac_state *st, const char *key, json_t *value);
+
+/* Write a new snapshot (serial + 1) and empty the journal. */
+int iac_state_flush(iac_state *st);
+/* Seconds the last flush took (to pace periodic snapshots). */
+double iac_state_last_flush_ms(const iac_state *st);
+/* 1 when there are changes not yet in the snapshot. */
+int iac_state_dirty(const iac_state *st);
+
+/* The whole state as a JSON document (as state.json would hold it). */
+json_t *iac_state_to_json(const iac_state *st);
+
+#endif
