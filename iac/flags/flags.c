@@ -12,6 +12,7 @@
 #include "iac/flags/flags.h"
 #include "iac/core/err.h"
 #include "iac/core/util.h"
+#include "iac/core/value.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@
 
 const char *const iac_flags_attributes[] = {
 	"kind", "variants", "default", "rollout", "targeting_key", "description",
-	"enabled", "sticky", "deliver", NULL,
+	"enabled", "sticky", "deliver", "file", "line", NULL,
 };
 
 static const char *const kinds[] = { "release", "experiment", "operational", "kill_switch", NULL };
@@ -79,35 +80,107 @@ static void fmt_percent(char *out, size_t n, double p)
 		snprintf(out, n, "%g", p);
 }
 
+/* Keys of an object in byte order, so that the first error reported does not
+ * depend on the order a Lua table happened to be walked in. Caller frees
+ * the array (the strings belong to the object). */
+static const char **sorted_keys(const json_t *obj, size_t *n)
+{
+	const char **keys = iac_xcalloc(json_object_size(obj) + 1, sizeof(*keys));
+	const char *key;
+	json_t *v;
+	*n = 0;
+	json_object_foreach((json_t *)obj, key, v)
+		keys[(*n)++] = key;
+	qsort(keys, *n, sizeof(*keys), cmp_str);
+	return keys;
+}
+
 static int check_variants(const char *name, const json_t *variants)
 {
-	const char *key, *type = NULL, *first = NULL;
+	const char *key, *type = NULL, *first = NULL, **keys;
 	json_t *v;
+	size_t n;
+	int rc = -1;
 
 	if (!json_is_object(variants))
 		return iac_err_set("flag '%s': variants must be a table of name = value, not a %s",
 				   name, json_is_array(variants) ? "list" : "scalar");
 	if (json_object_size(variants) == 0)
 		return iac_err_set("flag '%s': variants is empty; declare at least one variant", name);
-	json_object_foreach((json_t *)variants, key, v) {
+	keys = sorted_keys(variants, &n);
+	for (size_t i = 0; i < n; i++) {
+		key = keys[i];
+		v = json_object_get(variants, key);
 		const char *t = variant_type(v);
-		if (!*key)
-			return iac_err_set("flag '%s': a variant has an empty name", name);
-		if (!t)
-			return iac_err_set("flag '%s': variant '%s' is %s; variants are booleans, strings, numbers or tables",
-					   name, key, json_is_array(v) ? "a list" : "null");
-		if (type && strcmp(type, t) != 0)
-			return iac_err_set("flag '%s': variant '%s' is a %s but '%s' is a %s; all variants of a flag have one type",
-					   name, key, t, first, type);
+		if (!*key) {
+			iac_err_set("flag '%s': a variant has an empty name", name);
+			goto done;
+		}
+		if (!t) {
+			iac_err_set("flag '%s': variant '%s' is %s; variants are booleans, strings, numbers or tables",
+				    name, key, json_is_array(v) ? "a list" : "null");
+			goto done;
+		}
+		if (type && strcmp(type, t) != 0) {
+			iac_err_set("flag '%s': variant '%s' is a %s but '%s' is a %s; all variants of a flag have one type",
+				    name, key, t, first, type);
+			goto done;
+		}
 		if (!type) {
 			type = t;
 			first = key;
 		}
 	}
+	rc = 0;
+done:
+	free(keys);
+	return rc;
+}
+
+/* Flags are written out as plain JSON at plan time: a reference to another
+ * resource's value, or a sensitive value (it would land in a world-readable
+ * flags file), cannot be part of one. */
+static int check_plain(const char *name, const char *attr, const json_t *v)
+{
+	const char *marker = iac_value_marker(v), *key;
+	json_t *e;
+	size_t i;
+
+	if (marker) {
+		if (strcmp(marker, "sensitive") == 0 || strcmp(marker, "redacted") == 0)
+			return iac_err_set("flag '%s': %s is sensitive; flag files are not secret, keep secrets out of flags",
+					   name, attr);
+		return iac_err_set("flag '%s': %s depends on a value known only at apply time; flags need plain values",
+				   name, attr);
+	}
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, key, e)
+			if (check_plain(name, attr, e) < 0)
+				return -1;
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+			if (check_plain(name, attr, e) < 0)
+				return -1;
+	}
 	return 0;
 }
 
+static int spec_to_flagd(json_t **out, const char *name, const json_t *spec);
+
 int iac_flags_spec_to_flagd(json_t **out, const char *name, const json_t *spec)
+{
+	int rc = spec_to_flagd(out, name, spec);
+	const char *file = json_string_value(json_object_get(spec, "file"));
+	json_t *line = json_object_get(spec, "line");
+
+	/* The loader records where the flag was declared: config errors read
+	 * "FILE:LINE: what is wrong". */
+	if (rc < 0 && file && json_is_integer(line))
+		iac_err_prefix("%s:%d", file, (int)json_integer_value(line));
+	return rc;
+}
+
+static int spec_to_flagd(json_t **out, const char *name, const json_t *spec)
 {
 	json_t *flag = NULL, *variants = NULL, *metadata = NULL, *rollout, *v;
 	const char *key, *kind = "release", *def, *tkey = NULL, **names = NULL;
@@ -122,9 +195,21 @@ int iac_flags_spec_to_flagd(json_t **out, const char *name, const json_t *spec)
 	if (!json_is_object(spec))
 		return iac_err_set("flag '%s': expected a table of attributes, got a %s", name,
 				   json_is_array(spec) ? "list" : "scalar");
-	json_object_foreach((json_t *)spec, key, v) {
-		if (!known_attribute(key))
-			return iac_err_set("flag '%s': unknown attribute '%s'", name, key);
+	{
+		size_t n;
+		const char **keys = sorted_keys(spec, &n);
+		for (size_t i = 0; i < n; i++) {
+			int bad = 0;
+			if (!known_attribute(keys[i]))
+				bad = iac_err_set("flag '%s': unknown attribute '%s'", name, keys[i]);
+			else if (strcmp(keys[i], "deliver") != 0)
+				bad = check_plain(name, keys[i], json_object_get(spec, keys[i]));
+			if (bad) {
+				free(keys);
+				return -1;
+			}
+		}
+		free(keys);
 	}
 
 	if ((v = json_object_get(spec, "kind"))) {
@@ -208,9 +293,12 @@ int iac_flags_spec_to_flagd(json_t **out, const char *name, const json_t *spec)
 		goto done;
 	}
 	if (rollout) {
-		names = iac_xcalloc(json_object_size(rollout) + 1, sizeof(*names));
-		json_object_foreach(rollout, key, v) {
+		size_t nkeys;
+		names = sorted_keys(rollout, &nkeys);
+		for (size_t i = 0; i < nkeys; i++) {
 			char buf[64];
+			key = names[i];
+			v = json_object_get(rollout, key);
 			if (!json_object_get(variants, key)) {
 				iac_err_set("flag '%s': rollout names variant '%s', which is not one of its variants", name, key);
 				goto done;
@@ -239,15 +327,14 @@ int iac_flags_spec_to_flagd(json_t **out, const char *name, const json_t *spec)
 			if (p != floor(p))
 				scaled = 1;
 			sum += p;
-			names[nroll++] = key;
 		}
+		nroll = nkeys;
 		if (sum > 100 + 1e-9) {
 			char buf[64];
 			fmt_percent(buf, sizeof(buf), sum);
 			iac_err_set("flag '%s': rollout percents add up to %s, must be at most 100", name, buf);
 			goto done;
 		}
-		qsort(names, nroll, sizeof(*names), cmp_str);
 	}
 
 	flag = json_pack("{s:s,s:O,s:s}", "state", enabled ? "ENABLED" : "DISABLED",

@@ -31,7 +31,9 @@
 #define IAC_FLAGD_SCHEMA "https://flagd.dev/schema/v0/flags.json"
 
 /* Attributes of a flag spec this module reads; "deliver" is accepted and left
- * to the engine. Anything else is an error naming the attribute. */
+ * to the engine, "file" and "line" (where the loader saw the declaration)
+ * prefix error messages. Anything else is an error naming the attribute.
+ * Values must be plain: references and sensitive values are refused. */
 extern const char *const iac_flags_attributes[];
 
 /* Build the whole flagd document from {NAME: SPEC, ...}. Validation errors

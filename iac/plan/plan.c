@@ -1,6 +1,7 @@
 /* plan: refresh + diff -> changes (see plan.h). */
 #include "iac/plan/plan.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,7 +113,7 @@ typedef struct {
 	iac_providers *pv;
 	const iac_plan_opts *opts;
 	iac_plan *plan;
-	iac_map changes;        /* addr -> iac_change* */
+	iac_map changes;        /* addr -> index + 1 into plan->changes (it grows) */
 	iac_map refreshed;      /* addr -> json_t* entry (refreshed, may be absent) */
 	iac_rconf *current;     /* resource being planned, for messages */
 } planner;
@@ -124,6 +125,7 @@ static iac_change *add_change(planner *pl, const char *addr)
 	iac_change *c = &plan->changes[plan->n++];
 	memset(c, 0, sizeof(*c));
 	c->addr = iac_xstrdup(addr);
+	iac_map_put(&pl->changes, addr, (void *)(intptr_t)plan->n);
 	return c;
 }
 
@@ -179,10 +181,16 @@ static int is_sensitive(const json_t *list, const char *attr)
 }
 
 /* Resolver during planning: values of resources planned before this one. */
+static iac_change *planned_change(planner *pl, const char *addr)
+{
+	intptr_t idx = (intptr_t)iac_map_get(&pl->changes, addr);
+	return idx ? &pl->plan->changes[idx - 1] : NULL;
+}
+
 static int plan_resolver(json_t **out, const char *addr, const char *attr, void *ud)
 {
 	planner *pl = ud;
-	iac_change *c = iac_map_get(&pl->changes, addr);
+	iac_change *c = planned_change(pl, addr);
 	int found;
 
 	if (!c) {
@@ -368,7 +376,6 @@ static int plan_resource(planner *pl, iac_rconf *r)
 	iac_rctx ctx;
 
 	pl->current = r;
-	iac_map_put(&pl->changes, r->addr, c);
 	c->type = iac_xstrdup(r->type);
 	c->name = iac_xstrdup(r->name);
 	c->module = iac_xstrdup(r->module);
@@ -409,6 +416,11 @@ static int plan_resource(planner *pl, iac_rconf *r)
 		    r->rtype->plan(&ctx, c->planned, c->before) < 0)
 			return iac_err_set("%s:%d: resource '%s': %s", r->file, r->line, r->addr, iac_err_last());
 	}
+	/* what is computed from a secret (a hash of it, say) is secret too */
+	if (json_array_size(c->sensitive))
+		for (const iac_attr *a = r->rtype->attrs; a && a->name; a++)
+			if (a->flags & IAC_A_COMPUTED)
+				add_name(c->sensitive, a->name);
 	if (pl->opts->destroy) {
 		c->action = c->prior ? IAC_ACT_DELETE : IAC_ACT_NOOP;
 	} else if (!c->prior) {
@@ -445,7 +457,6 @@ static int plan_resource(planner *pl, iac_rconf *r)
 static void plan_delete(planner *pl, const char *addr, json_t *prior)
 {
 	iac_change *c = add_change(pl, addr);
-	iac_map_put(&pl->changes, addr, c);
 	c->type = iac_xstrdup(json_string_value(json_object_get(prior, "type")) ?: "");
 	c->name = iac_xstrdup(json_string_value(json_object_get(prior, "name")) ?: "");
 	c->module = iac_xstrdup(json_string_value(json_object_get(prior, "module")) ?: "");

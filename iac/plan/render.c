@@ -96,12 +96,12 @@ int iac_text_diff(iac_buf *out, const char *a, const char *b, const char *indent
 		if (i < na && j < nb && !strcmp(la[i], lb[j])) {
 			iac_buf_printf(out, "%s  %s\n", indent, la[i]);
 			i++, j++;
-		} else if (j < nb && (i == na || T(i, j + 1) >= T(i + 1, j))) {
-			iac_buf_printf(out, "%s%s+ %s%s\n", indent, iac_color(IAC_C_GREEN), lb[j], iac_color(IAC_C_RESET));
-			j++;
-		} else {
+		} else if (i < na && (j == nb || T(i + 1, j) >= T(i, j + 1))) {
 			iac_buf_printf(out, "%s%s- %s%s\n", indent, iac_color(IAC_C_RED), la[i], iac_color(IAC_C_RESET));
 			i++;
+		} else {
+			iac_buf_printf(out, "%s%s+ %s%s\n", indent, iac_color(IAC_C_GREEN), lb[j], iac_color(IAC_C_RESET));
+			j++;
 		}
 	}
 #undef T
@@ -122,6 +122,25 @@ static void render_value(iac_buf *out, const iac_change *c, const char *name, co
 		iac_buf_puts(out, "(sensitive)");
 	else
 		iac_value_render(out, v);
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Keys of an object, sorted, NULL terminated (caller frees the array). */
+static const char **sorted_keys(const json_t *obj)
+{
+	size_t n = json_object_size(obj), i = 0;
+	const char **keys = iac_xmalloc((n + 1) * sizeof(*keys));
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)obj, k, v)
+		keys[i++] = k;
+	qsort(keys, i, sizeof(*keys), cmp_key);
+	keys[i] = NULL;
+	return keys;
 }
 
 static int multiline(const json_t *v)
@@ -150,28 +169,37 @@ static void render_attrs(iac_buf *out, const iac_change *c)
 	const char *k;
 	json_t *v;
 
+	const char **keys;
 	if (c->action == IAC_ACT_CREATE || c->action == IAC_ACT_READ) {
-		json_object_foreach((json_t *)after, k, v) {
+		keys = sorted_keys(after);
+		for (size_t i = 0; (k = keys[i]); i++) {
+			v = json_object_get(after, k);
 			if (json_is_null(v))
 				continue;
 			iac_buf_printf(out, "      %s+%s %-*s = ", iac_color(IAC_C_GREEN), iac_color(IAC_C_RESET), (int)w, k);
 			render_value(out, c, k, v);
 			iac_buf_putc(out, '\n');
 		}
+		free(keys);
 		return;
 	}
 	if (c->action == IAC_ACT_DELETE) {
-		json_object_foreach((json_t *)before, k, v) {
+		keys = sorted_keys(before);
+		for (size_t i = 0; (k = keys[i]); i++) {
+			v = json_object_get(before, k);
 			if (json_is_null(v))
 				continue;
 			iac_buf_printf(out, "      %s-%s %-*s = ", iac_color(IAC_C_RED), iac_color(IAC_C_RESET), (int)w, k);
 			render_value(out, c, k, v);
 			iac_buf_puts(out, " -> null\n");
 		}
+		free(keys);
 		return;
 	}
 	/* update / replace: changed attributes, identity-ish ones for context */
-	json_object_foreach((json_t *)after, k, v) {
+	keys = sorted_keys(after);
+	for (size_t i = 0; (k = keys[i]); i++) {
+		v = json_object_get(after, k);
 		const json_t *old = json_object_get(before, k);
 		int changed = contains(c->changed, k) ||
 			      (iac_value_is_unknown(v) && c->action == IAC_ACT_REPLACE);
@@ -200,6 +228,7 @@ static void render_attrs(iac_buf *out, const iac_change *c)
 			iac_buf_printf(out, " %s# forces replacement%s", iac_color(IAC_C_RED), iac_color(IAC_C_RESET));
 		iac_buf_putc(out, '\n');
 	}
+	free(keys);
 	if (contains(c->changed, "triggers")) {
 		const json_t *old_t = json_object_get(c->prior, "triggers");
 		iac_buf_printf(out, "      %s~%s %-*s = ", iac_color(IAC_C_YELLOW), iac_color(IAC_C_RESET), (int)w, "triggers");

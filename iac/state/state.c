@@ -433,6 +433,8 @@ int iac_state_flush(iac_state *st)
 	double t0 = iac_now_ms();
 	int rc = IAC_ERR;
 
+	if (!iac_state_dirty(st) && st->serial > 0)
+		return 0;   /* nothing new since the snapshot */
 	pthread_mutex_lock(&st->lock);
 	unsigned long long seq = st->next_seq;
 	json_t *doc = to_json_locked(st, st->serial + 1, seq);

@@ -1,0 +1,547 @@
+/* apply: execute a plan as a parallel operation graph (see apply.h). */
+#include "iac/apply/apply.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iac/apply/walk.h"
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+#include "iac/core/value.h"
+#include "iac/graph/graph.h"
+
+enum op_kind { OP_NOOP, OP_CREATE, OP_UPDATE, OP_DELETE, OP_READ };
+
+typedef struct {
+	enum op_kind kind;
+	iac_change *c;
+	int deposed;          /* delete the deposed object of a create_before_destroy */
+	double started;       /* ms, 0 when not running */
+} op;
+
+typedef struct {
+	iac_plan *plan;
+	iac_config *cfg;
+	iac_state *st;
+	iac_providers *pv;
+	const iac_apply_opts *opts;
+	iac_graph *g;
+	op *ops;
+	size_t nops;
+	pthread_mutex_t lock;      /* results, failures, in-flight table */
+	pthread_mutex_t flush_lock;
+	double last_flush;
+	iac_apply_result *res;
+	volatile int ticker_stop;
+} applier;
+
+static const char *ing(enum op_kind k)
+{
+	static const char *w[] = { "", "creating", "modifying", "destroying", "reading" };
+	return w[k];
+}
+
+static const char *ed(enum op_kind k)
+{
+	static const char *w[] = { "", "created", "modified", "destroyed", "read" };
+	return w[k];
+}
+
+static char *deposed_addr(const char *addr)
+{
+	return iac_xasprintf("%s (deposed)", addr);
+}
+
+static void record_failure(applier *ap, op *o, const char *msg)
+{
+	char *red = iac_redact(msg);
+	pthread_mutex_lock(&ap->lock);
+	json_array_append_new(ap->res->failures, json_pack("{s:s,s:s,s:s}", "address", o->c->addr,
+							   "operation", ing(o->kind), "error", red));
+	pthread_mutex_unlock(&ap->lock);
+	iac_log_error("%s: %s failed: %s", o->c->addr, ing(o->kind), red);
+	free(red);
+}
+
+/* Snapshot the state now and then while applying, paced so that even a
+ * huge state spends at most ~10% of the time on snapshots. The journal
+ * already makes every result durable; snapshots keep it short. */
+static void maybe_flush(applier *ap)
+{
+	double now = iac_now_ms();
+	double gap = iac_state_last_flush_ms(ap->st) * 10;
+	if (gap < 1000)
+		gap = 1000;
+	if (now - ap->last_flush < gap || pthread_mutex_trylock(&ap->flush_lock) != 0)
+		return;
+	if (now - ap->last_flush >= gap) {
+		if (iac_state_flush(ap->st) < 0)
+			iac_log_warn("state snapshot failed (the journal still has every change): %s", iac_err_last());
+		ap->last_flush = iac_now_ms();
+	}
+	pthread_mutex_unlock(&ap->flush_lock);
+}
+
+/* The entry state keeps for a resource: sensitive attributes redacted. */
+static json_t *make_entry(applier *ap, const iac_change *c, json_t *attrs, int data)
+{
+	const char *salt = iac_state_lineage(ap->st);
+	json_t *e;
+	size_t i;
+	char when[32];
+
+	iac_time_rfc3339(when, sizeof(when));
+	json_array_foreach(c->sensitive, i, e) {
+		json_t *v = json_object_get(attrs, json_string_value(e));
+		if (v && !json_is_null(v))
+			json_object_set_new(attrs, json_string_value(e), iac_value_redact(v, salt));
+	}
+	json_t *entry = json_pack("{s:s,s:s,s:s,s:s,s:o,s:O,s:O,s:s}", "address", c->addr, "type", c->type,
+				  "name", c->name, "module", c->module ? c->module : "", "attributes", attrs,
+				  "sensitive_attributes", c->sensitive, "dependencies",
+				  c->deps ? c->deps : json_array(), "updated_at", when);
+	if (data)
+		json_object_set_new(entry, "mode", json_string("data"));
+	if (c->triggers) {
+		unsigned flags = 0;
+		json_t *t = iac_value_resolve(c->triggers, NULL, NULL, &flags);
+		json_object_set_new(entry, "triggers", (flags & IAC_VAL_SENSITIVE) ? iac_value_redact(t, salt) : json_incref(t));
+		json_decref(t);
+	}
+	if (c->cbd)
+		json_object_set_new(entry, "create_before_destroy", json_true());
+	return entry;
+}
+
+/* Resolve the configuration of c against what is applied now; run the
+ * provider's plan hook so computed-early values (sha256) are filled. */
+static json_t *final_values(applier *ap, iac_change *c, const iac_rctx *ctx)
+{
+	iac_apply_resolver ar = { ap->cfg, ap->st };
+	json_t *out = json_object(), *v;
+	const char *k;
+
+	json_object_foreach(c->conf->attrs, k, v) {
+		unsigned flags = 0;
+		json_t *r = iac_value_resolve(v, iac_plan_resolve_applied, &ar, &flags);
+		if (!r) {
+			json_decref(out);
+			return NULL;
+		}
+		if ((flags & IAC_VAL_SENSITIVE) && !json_is_null(r)) {
+			int have = 0;
+			json_t *e;
+			size_t i;
+			json_array_foreach(c->sensitive, i, e)
+				have |= !strcmp(json_string_value(e), k);
+			if (!have)
+				json_array_append_new(c->sensitive, json_string(k));
+			if (json_is_string(r))
+				iac_redact_add(json_string_value(r));
+		}
+		json_object_set_new(out, k, r);
+	}
+	if (c->conf->triggers) {
+		json_t *t = iac_value_resolve(c->conf->triggers, iac_plan_resolve_applied, &ar, NULL);
+		if (!t) {
+			json_decref(out);
+			return NULL;
+		}
+		json_decref(c->triggers);
+		c->triggers = t;
+	}
+	if (c->conf->rtype->plan && c->conf->rtype->plan(ctx, out, c->before) < 0) {
+		json_decref(out);
+		return NULL;
+	}
+	if (iac_value_has_unknown(out)) {
+		/* computed attributes the provider sets itself may stay unknown */
+		json_object_foreach(out, k, v) {
+			const iac_attr *a = iac_rtype_attr(c->conf->rtype, k);
+			if (iac_value_has_unknown(v) && !(a && (a->flags & IAC_A_COMPUTED))) {
+				json_decref(out);
+				iac_err_set("attribute '%s' is still unknown after its dependencies were applied", k);
+				return NULL;
+			}
+		}
+		json_object_foreach(out, k, v)
+			if (iac_value_is_unknown(v))
+				json_object_del(out, k);
+	}
+	return out;
+}
+
+static int do_delete(applier *ap, op *o, const iac_rctx *ctx)
+{
+	iac_change *c = o->c;
+	char *addr = o->deposed ? deposed_addr(c->addr) : iac_xstrdup(c->addr);
+	json_t *entry = iac_state_get(ap->st, addr);
+	json_t *attrs = entry ? json_object_get(entry, "attributes") : c->before;
+	const iac_rtype *rt = iac_provider_find_type(c->type, NULL);
+	int rc = IAC_ERR;
+
+	if (!attrs) {   /* nothing was ever made */
+		rc = iac_state_remove(ap->st, addr);
+		goto done;
+	}
+	attrs = json_incref(attrs);
+	if (iac_state_begin(ap->st, addr, c->type, "delete", NULL) < 0)
+		goto done_attrs;
+	if (c->reason && !strcmp(c->reason, "already gone"))
+		rc = 0;
+	else if (rt->is_data)
+		rc = 0;
+	else
+		rc = rt->remove(ctx, attrs);
+	if (rc == 0)
+		rc = iac_state_remove(ap->st, addr);
+	else {
+		char *msg = iac_xstrdup(iac_err_last());
+		iac_state_end(ap->st, addr);
+		iac_err_set("%s", msg);
+		free(msg);
+	}
+done_attrs:
+	json_decref(attrs);
+done:
+	free(addr);
+	return rc;
+}
+
+static int do_write(applier *ap, op *o, const iac_rctx *ctx)
+{
+	iac_change *c = o->c;
+	const iac_rtype *rt = c->conf->rtype;
+	json_t *planned = final_values(ap, c, ctx), *out = NULL;
+	int rc = IAC_ERR;
+
+	if (!planned)
+		return IAC_ERR;
+	if (o->kind == OP_READ) {
+		if (rt->read(ctx, &out, planned) < 0)
+			goto done;
+		if (!out) {
+			iac_err_set("data source found nothing");
+			goto done;
+		}
+		rc = iac_state_put(ap->st, make_entry(ap, c, out, 1));
+		goto done;
+	}
+	if (o->kind == OP_CREATE && c->action == IAC_ACT_REPLACE && c->cbd) {
+		/* keep the old object under a deposed address until its delete */
+		json_t *old = iac_state_get(ap->st, c->addr);
+		if (old) {
+			char *dep = deposed_addr(c->addr);
+			json_t *moved = json_copy(old);
+			json_object_set_new(moved, "address", json_string(dep));
+			json_object_set_new(moved, "deposed", json_true());
+			if (iac_state_put(ap->st, moved) < 0 || iac_state_remove(ap->st, c->addr) < 0) {
+				free(dep);
+				goto done;
+			}
+			free(dep);
+		}
+	}
+	json_t *red = json_deep_copy(planned);
+	{
+		json_t *e;
+		size_t i;
+		json_array_foreach(c->sensitive, i, e) {
+			json_t *v = json_object_get(red, json_string_value(e));
+			if (v && !json_is_null(v))
+				json_object_set_new(red, json_string_value(e),
+						    iac_value_redact(v, iac_state_lineage(ap->st)));
+		}
+	}
+	rc = iac_state_begin(ap->st, c->addr, c->type, o->kind == OP_CREATE ? "create" : "update", red);
+	json_decref(red);
+	if (rc < 0)
+		goto done;
+	if (o->kind == OP_CREATE)
+		rc = rt->create(ctx, &out, planned);
+	else
+		rc = rt->update(ctx, &out, c->before, planned);
+	if (rc < 0) {
+		char *msg = iac_xstrdup(iac_err_last());
+		iac_state_end(ap->st, c->addr);
+		iac_err_set("%s", msg);
+		free(msg);
+		goto done;
+	}
+	rc = iac_state_put(ap->st, make_entry(ap, c, out ? out : json_deep_copy(planned), 0));
+	out = NULL;
+done:
+	json_decref(planned);
+	json_decref(out);
+	return rc;
+}
+
+/* A no-op still refreshes what state knows: adopted objects found after an
+ * interrupted run, new dependencies, drift that ignore_changes hides. */
+static int do_noop(applier *ap, op *o)
+{
+	iac_change *c = o->c;
+	json_t *cur = iac_state_get(ap->st, c->addr);
+	if (!c->prior || (c->conf && c->conf->is_data))
+		return c->conf && c->conf->is_data && c->planned
+			? iac_state_put(ap->st, make_entry(ap, c, json_deep_copy(c->planned), 1)) : 0;
+	if (cur && !json_object_get(cur, "pending") &&
+	    iac_value_equal(json_object_get(cur, "attributes"), json_object_get(c->prior, "attributes")) &&
+	    iac_value_equal(json_object_get(cur, "dependencies"), c->deps))
+		return 0;
+	return iac_state_put(ap->st, make_entry(ap, c, json_deep_copy(json_object_get(c->prior, "attributes")), 0));
+}
+
+static int run_op(int node, void *ud)
+{
+	applier *ap = ud;
+	op *o = iac_graph_data(ap->g, node);
+	iac_change *c = o->c;
+	const iac_provider *p = NULL;
+	iac_rctx ctx;
+	int rc;
+
+	if (o->kind == OP_NOOP)
+		return do_noop(ap, o) < 0 ? (record_failure(ap, o, iac_err_last()), 1) : 0;
+	iac_provider_find_type(c->type, &p);
+	if (!p) {
+		record_failure(ap, o, "unknown resource type");
+		return 1;
+	}
+	pthread_mutex_lock(&ap->lock);
+	o->started = iac_now_ms();
+	pthread_mutex_unlock(&ap->lock);
+	iac_log("%s%s: %s...", c->addr, o->deposed ? " (deposed)" : "", ing(o->kind));
+	rc = iac_providers_ctx(&ctx, ap->pv, p, c->addr, ap->opts->cancel);
+	if (rc == 0)
+		rc = o->kind == OP_DELETE ? do_delete(ap, o, &ctx) : do_write(ap, o, &ctx);
+	double took = (iac_now_ms() - o->started) / 1e3;
+	pthread_mutex_lock(&ap->lock);
+	o->started = 0;
+	if (rc == 0) {
+		ap->res->ok++;
+		if (o->kind == OP_CREATE)
+			ap->res->added++;
+		else if (o->kind == OP_UPDATE)
+			ap->res->changed++;
+		else if (o->kind == OP_DELETE)
+			ap->res->destroyed++;
+	}
+	pthread_mutex_unlock(&ap->lock);
+	if (rc == 0)
+		iac_log("%s%s: %s (%.1fs)", c->addr, o->deposed ? " (deposed)" : "", ed(o->kind), took);
+	else
+		record_failure(ap, o, iac_err_last());
+	maybe_flush(ap);
+	return rc == 0 ? 0 : 1;
+}
+
+/* Prints "still creating..." for long operations every 10 s. */
+static void *ticker(void *arg)
+{
+	applier *ap = arg;
+	int slept = 0;
+	while (!ap->ticker_stop) {
+		usleep(100 * 1000);
+		if (++slept % 100)
+			continue;
+		pthread_mutex_lock(&ap->lock);
+		double now = iac_now_ms();
+		for (size_t i = 0; i < ap->nops; i++) {
+			op *o = &ap->ops[i];
+			if (o->started > 0 && now - o->started >= 10000)
+				iac_log("%s: still %s... (%.0fs elapsed)", o->c->addr, ing(o->kind), (now - o->started) / 1e3);
+		}
+		pthread_mutex_unlock(&ap->lock);
+	}
+	return NULL;
+}
+
+static int node_of(applier *ap, const char *addr, int del)
+{
+	char name[1200];
+	snprintf(name, sizeof(name), del ? "%s (destroy)" : "%s", addr);
+	return iac_graph_find(ap->g, name);
+}
+
+static void add_op(applier *ap, enum op_kind kind, iac_change *c, int del, int deposed)
+{
+	char name[1200];
+	op *o = &ap->ops[ap->nops++];
+	o->kind = kind;
+	o->c = c;
+	o->deposed = deposed;
+	snprintf(name, sizeof(name), del ? "%s (destroy)" : "%s", c->addr);
+	iac_graph_add(ap->g, name, o);
+}
+
+/* Does x depend on addr, by configuration or by state? */
+static int depends(const iac_change *x, const char *addr)
+{
+	json_t *e;
+	size_t i;
+	json_array_foreach(x->deps, i, e)
+		if (!strcmp(json_string_value(e), addr))
+			return 1;
+	json_array_foreach(json_object_get(x->prior, "dependencies"), i, e)
+		if (!strcmp(json_string_value(e), addr))
+			return 1;
+	return 0;
+}
+
+static void build_graph(applier *ap)
+{
+	iac_plan *plan = ap->plan;
+	ap->g = iac_graph_new();
+	ap->ops = iac_xcalloc(plan->n * 2 + 1, sizeof(op));
+	for (size_t i = 0; i < plan->n; i++) {
+		iac_change *c = &plan->changes[i];
+		switch (c->action) {
+		case IAC_ACT_NOOP: add_op(ap, OP_NOOP, c, 0, 0); break;
+		case IAC_ACT_CREATE: add_op(ap, OP_CREATE, c, 0, 0); break;
+		case IAC_ACT_UPDATE: add_op(ap, OP_UPDATE, c, 0, 0); break;
+		case IAC_ACT_READ: add_op(ap, OP_READ, c, 0, 0); break;
+		case IAC_ACT_DELETE: add_op(ap, OP_DELETE, c, 1, 0); break;
+		case IAC_ACT_REPLACE:
+			add_op(ap, OP_DELETE, c, 1, c->cbd);
+			add_op(ap, OP_CREATE, c, 0, 0);
+			break;
+		}
+	}
+	for (size_t i = 0; i < plan->n; i++) {
+		iac_change *x = &plan->changes[i];
+		int xn = node_of(ap, x->addr, 0), xd = node_of(ap, x->addr, 1);
+		if (x->action == IAC_ACT_REPLACE) {
+			if (x->cbd)
+				iac_graph_edge(ap->g, xn, xd);
+			else
+				iac_graph_edge(ap->g, xd, xn);
+		}
+		json_t *e;
+		size_t j;
+		json_array_foreach(x->deps, j, e) {
+			int dn = node_of(ap, json_string_value(e), 0);
+			if (xn >= 0 && dn >= 0)
+				iac_graph_edge(ap->g, dn, xn);
+		}
+		/* destroy order: dependents go before what they depend on */
+		if (xd < 0)
+			continue;
+		for (size_t k = 0; k < plan->n; k++) {
+			iac_change *y = &plan->changes[k];
+			if (y == x || !depends(y, x->addr))
+				continue;
+			int yd = node_of(ap, y->addr, 1), yn = node_of(ap, y->addr, 0);
+			if (yd >= 0)
+				iac_graph_edge(ap->g, yd, xd);
+			/* users of x move off it before it goes (pure delete or cbd) */
+			if (yn >= 0 && (x->action == IAC_ACT_DELETE || x->cbd))
+				iac_graph_edge(ap->g, yn, xd);
+		}
+	}
+}
+
+int iac_apply_outputs(iac_config *cfg, iac_state *st)
+{
+	iac_apply_resolver ar = { cfg, st };
+	json_t *outs = json_object(), *o;
+	json_t *old = iac_state_outputs(st);
+	const char *k;
+
+	json_object_foreach(cfg->outputs, k, o) {
+		unsigned flags = 0;
+		json_t *v = iac_value_resolve(json_object_get(o, "value"), iac_plan_resolve_applied, &ar, &flags);
+		if (!v) {
+			/* its resources failed: keep the old value, if any */
+			if (json_object_get(old, k))
+				json_object_set(outs, k, json_object_get(old, k));
+			continue;
+		}
+		int sens = json_is_true(json_object_get(o, "sensitive")) || (flags & IAC_VAL_SENSITIVE);
+		if (sens && json_is_string(v))
+			iac_redact_add(json_string_value(v));
+		json_object_set_new(outs, k, json_pack("{s:o,s:b,s:s}", "value",
+						       sens ? iac_value_redact(v, iac_state_lineage(st)) : json_incref(v),
+						       "sensitive", sens, "type", iac_value_type_name(v)));
+		json_decref(v);
+	}
+	iac_err_clear();
+	if (iac_value_equal(outs, old)) {
+		json_decref(outs);
+		return 0;
+	}
+	return iac_state_set_outputs(st, outs);
+}
+
+int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_state *st,
+		  iac_providers *pv, const iac_apply_opts *opts)
+{
+	applier ap = { .plan = plan, .cfg = cfg, .st = st, .pv = pv, .opts = opts, .res = res };
+	pthread_t tick;
+	int rc = 0;
+	double t0 = iac_now_ms();
+
+	memset(res, 0, sizeof(*res));
+	res->failures = json_array();
+	pthread_mutex_init(&ap.lock, NULL);
+	pthread_mutex_init(&ap.flush_lock, NULL);
+	ap.last_flush = iac_now_ms();
+	build_graph(&ap);
+
+	int *order = NULL;
+	if (iac_graph_toposort(&order, ap.g) < 0) {
+		/* cannot happen with an acyclic config; report and stop */
+		json_array_append_new(res->failures, json_pack("{s:s,s:s,s:s}", "address", "(plan)",
+							       "operation", "ordering", "error", iac_err_last()));
+		rc = IAC_ERR;
+		goto done;
+	}
+	free(order);
+
+	unsigned char *status = iac_xcalloc(iac_graph_count(ap.g) + 1, 1);
+	pthread_create(&tick, NULL, ticker, &ap);
+	iac_walk(ap.g, opts->parallelism > 0 ? opts->parallelism : 10, run_op, &ap, opts->stop, status);
+	ap.ticker_stop = 1;
+	pthread_join(tick, NULL);
+	for (size_t i = 0; i < iac_graph_count(ap.g); i++) {
+		op *o = iac_graph_data(ap.g, (int)i);
+		if (status[i] == IAC_WALK_SKIPPED) {
+			res->skipped++;
+			if (o->kind != OP_NOOP)
+				iac_log("%s: skipped (a dependency failed)", o->c->addr);
+		} else if (status[i] == IAC_WALK_NOT_STARTED)
+			res->not_started++;
+		else if (status[i] == IAC_WALK_FAILED)
+			res->failed++;
+	}
+	free(status);
+	if (!plan->targets && !res->failed && !res->skipped && !res->not_started)
+		iac_apply_outputs(cfg, st);
+	if (res->failed || res->skipped)
+		rc = IAC_ERR;
+	if (res->not_started || (opts->stop && *opts->stop))
+		rc = IAC_EINTR;
+done:
+	if (iac_state_flush(st) < 0) {
+		iac_log_error("cannot write the state snapshot: %s (the journal in .iac/ still has every "
+			      "change and will be replayed by the next command)", iac_err_last());
+		if (rc == 0)
+			rc = IAC_ERR;
+	}
+	res->seconds = (iac_now_ms() - t0) / 1e3;
+	iac_graph_free(ap.g);
+	free(ap.ops);
+	pthread_mutex_destroy(&ap.lock);
+	pthread_mutex_destroy(&ap.flush_lock);
+	return rc;
+}
+
+void iac_apply_result_free(iac_apply_result *res)
+{
+	json_decref(res->failures);
+	res->failures = NULL;
+}

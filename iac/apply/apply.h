@@ -1,0 +1,42 @@
+/* apply: carry out a plan. Operations (create, update, replace as delete +
+ * create or create + delete, delete, read) form a graph walked in parallel
+ * (walk.h). Before an operation starts, a pending marker is made durable in
+ * state; when it ends, the result is. References are resolved at the last
+ * moment against what has just been applied. Progress goes to stderr.
+ */
+#ifndef IAC_APPLY_APPLY_H
+#define IAC_APPLY_APPLY_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "iac/load/config.h"
+#include "iac/plan/plan.h"
+#include "iac/provider/runtime.h"
+#include "iac/state/state.h"
+
+typedef struct {
+	int parallelism;              /* default 10 */
+	const volatile int *stop;     /* set: start nothing new (first Ctrl-C) */
+	const volatile int *cancel;   /* set: abort running operations (second) */
+} iac_apply_opts;
+
+typedef struct {
+	size_t added, changed, destroyed;    /* successful operations by kind */
+	size_t ok, failed, skipped, not_started;
+	json_t *failures;                    /* [{"address","operation","error"}] */
+	double seconds;
+} iac_apply_result;
+
+/* Returns 0 when everything succeeded, IAC_EINTR when stopped by the user,
+ * IAC_ERR when some operation failed (details in res->failures). State is
+ * flushed in every case. */
+int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_state *st,
+		  iac_providers *pv, const iac_apply_opts *opts);
+
+void iac_apply_result_free(iac_apply_result *res);
+
+/* Evaluate the configuration's outputs against state and store them. */
+int iac_apply_outputs(iac_config *cfg, iac_state *st);
+
+#endif

@@ -1,0 +1,298 @@
+/* cmd_plan: `iac plan`, `iac apply [PLANFILE]` and `iac destroy`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iac/apply/apply.h"
+#include "iac/cli/session.h"
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+#include "iac/core/value.h"
+#include "iac/plan/planfile.h"
+#include "iac/plan/render.h"
+
+#define PLAN_FLAGS (IAC_F_VARS | IAC_F_PLAN | IAC_F_JSON | IAC_F_OUT | IAC_F_LOCK)
+#define APPLY_FLAGS (IAC_F_VARS | IAC_F_PLAN | IAC_F_JSON | IAC_F_APPLY | IAC_F_LOCK)
+
+static void print_plan(const iac_plan *plan)
+{
+	iac_buf b = IAC_BUF_INIT;
+	iac_plan_render(&b, plan);
+	iac_log_write(stdout, iac_buf_cstr(&b));
+	iac_buf_free(&b);
+}
+
+static void print_json(json_t *doc)
+{
+	char *s = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+	iac_log_write(stdout, s);
+	iac_log_write(stdout, "\n");
+	free(s);
+}
+
+int iac_cmd_plan(int argc, char **argv)
+{
+	iac_session s;
+	iac_strlist pos = { 0 };
+	iac_plan *plan = NULL;
+	int rc = 1;
+
+	iac_session_init(&s, "plan");
+	if (iac_session_args(&s, PLAN_FLAGS, argc, argv, &pos) < 0)
+		goto done;
+	if (pos.n) {
+		iac_log_error("'iac plan' takes no arguments (got '%s'); use -chdir=DIR for another configuration",
+			      pos.items[0]);
+		goto done;
+	}
+	if (iac_session_load(&s) < 0 || iac_session_open_state(&s, 1) < 0)
+		goto done;
+	iac_session_signals(1);
+	if (iac_session_plan(&s, &plan) < 0)
+		goto done;
+	if (s.json)
+		print_json(iac_plan_json(plan));
+	else
+		print_plan(plan);
+	if (s.out) {
+		json_t *replace = json_array();
+		for (size_t i = 0; i < s.replace.n; i++)
+			json_array_append_new(replace, json_string(s.replace.items[i]));
+		if (iac_planfile_write(s.out, plan, s.cfg, replace) < 0) {
+			json_decref(replace);
+			iac_session_error("cannot save the plan");
+			goto done;
+		}
+		json_decref(replace);
+		if (!s.json)
+			printf("\nSaved the plan to '%s'. To apply exactly this plan: iac apply %s\n", s.out, s.out);
+	}
+	rc = (s.detailed_exitcode && iac_plan_has_changes(plan)) ? 2 : 0;
+done:
+	iac_plan_free(plan);
+	iac_session_close(&s);
+	iac_strlist_free(&pos);
+	return rc;
+}
+
+static int confirm(iac_session *s)
+{
+	char line[64];
+	if (s->auto_approve)
+		return 1;
+	if (!s->input || !isatty(STDIN_FILENO)) {
+		iac_log_error("'iac %s' needs confirmation and there is no terminal to ask: pass -auto-approve, "
+			      "or save a plan with 'iac plan -out=FILE' and run 'iac apply FILE'", s->command);
+		return 0;
+	}
+	printf("\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  "
+	       "Enter a value: ");
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin) || strcmp(line, "yes\n") != 0) {
+		printf("\n%s cancelled.\n", !strcmp(s->command, "destroy") ? "Destroy" : "Apply");
+		return 0;
+	}
+	return 1;
+}
+
+static void print_outputs(iac_state *st)
+{
+	json_t *outs = iac_state_outputs(st), *o;
+	const char *k;
+	if (!json_object_size(outs))
+		return;
+	printf("\nOutputs:\n\n");
+	json_object_foreach(outs, k, o) {
+		iac_buf b = IAC_BUF_INIT;
+		if (json_is_true(json_object_get(o, "sensitive")))
+			iac_buf_puts(&b, "(sensitive)");
+		else
+			iac_value_render(&b, json_object_get(o, "value"));
+		printf("%s = %s\n", k, iac_buf_cstr(&b));
+		iac_buf_free(&b);
+	}
+}
+
+static json_t *result_json(const iac_apply_result *r, int rc)
+{
+	return json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:f}", "ok", rc == 0, "interrupted", rc == IAC_EINTR,
+			 "added", (json_int_t)r->added, "changed", (json_int_t)r->changed,
+			 "destroyed", (json_int_t)r->destroyed, "failed", (json_int_t)r->failed,
+			 "skipped", (json_int_t)r->skipped, "not_started", (json_int_t)r->not_started,
+			 "failures", r->failures, "seconds", r->seconds);
+}
+
+static int run_apply(iac_session *s, iac_plan *plan)
+{
+	iac_apply_opts ao = { s->parallelism, &iac_stop_requested, &iac_cancel_requested };
+	iac_apply_result res;
+	int rc = iac_apply_run(&res, plan, s->cfg, s->st, s->pv, &ao);
+	int exit_code;
+
+	if (rc == 0) {
+		fprintf(stderr, "\n");
+		iac_log_write(stdout, "");
+		printf("%s%s complete!%s Resources: %zu added, %zu changed, %zu destroyed.\n",
+		       iac_color(IAC_C_GREEN), s->destroy ? "Destroy" : "Apply", iac_color(IAC_C_RESET),
+		       res.added, res.changed, res.destroyed);
+		exit_code = 0;
+	} else {
+		size_t done = res.added + res.changed + res.destroyed;
+		iac_buf b = IAC_BUF_INIT;
+		json_t *f;
+		size_t i;
+		iac_buf_printf(&b, "\n%s%s %s:%s %zu succeeded, %zu failed, %zu skipped because a dependency "
+			       "failed, %zu not started.\n", iac_color(IAC_C_RED), s->destroy ? "Destroy" : "Apply",
+			       rc == IAC_EINTR ? "interrupted" : "failed", iac_color(IAC_C_RESET), done,
+			       res.failed, res.skipped, res.not_started);
+		json_array_foreach(res.failures, i, f)
+			iac_buf_printf(&b, "  - %s (%s): %s\n", json_string_value(json_object_get(f, "address")),
+				       json_string_value(json_object_get(f, "operation")),
+				       json_string_value(json_object_get(f, "error")));
+		iac_buf_puts(&b, "State records everything that completed; fix the cause and run the command "
+				 "again to finish.\n");
+		iac_log_write(stderr, iac_buf_cstr(&b));
+		iac_buf_free(&b);
+		exit_code = rc == IAC_EINTR ? 130 : 1;
+	}
+	if (s->json)
+		print_json(result_json(&res, rc));
+	else if (rc == 0 && !s->destroy)
+		print_outputs(s->st);
+	iac_apply_result_free(&res);
+	return exit_code;
+}
+
+/* `iac apply PLANFILE`: re-plan with the saved settings; refuse unless it
+ * is the same plan. */
+static int apply_saved(iac_session *s, const char *path, iac_plan **plan)
+{
+	json_t *doc = NULL;
+	int rc = IAC_ERR;
+
+	if (iac_planfile_read(&doc, path) < 0) {
+		iac_session_error(NULL);
+		return IAC_ERR;
+	}
+	s->plan_vars = json_incref(iac_planfile_vars(doc));
+	s->destroy = json_is_true(json_object_get(doc, "destroy"));
+	json_t *e;
+	size_t i;
+	json_array_foreach(json_object_get(doc, "targets"), i, e)
+		iac_strlist_push(&s->targets, json_string_value(e));
+	json_array_foreach(json_object_get(doc, "replace"), i, e)
+		iac_strlist_push(&s->replace, json_string_value(e));
+	json_array_foreach(json_object_get(doc, "sensitive_variables"), i, e) {
+		const char *name = json_string_value(e);
+		char env[300];
+		snprintf(env, sizeof(env), "IAC_VAR_%s", name);
+		int given = getenv(env) != NULL;
+		for (size_t j = 0; j < s->vars.n && !given; j++)
+			given = !strncmp(s->vars.items[j], name, strlen(name)) && s->vars.items[j][strlen(name)] == '=';
+		if (!given && !s->var_files.n) {
+			iac_log_error("plan file '%s' needs the sensitive variable '%s', which plan files never store: "
+				      "pass it again with -var %s=... or IAC_VAR_%s", path, name, name, name);
+			goto done;
+		}
+	}
+	if (iac_session_load(s) < 0 || iac_session_open_state(s, 1) < 0)
+		goto done;
+	iac_session_signals(1);
+	if (iac_session_plan(s, plan) < 0)
+		goto done;
+	if (iac_planfile_check(doc, *plan, s->cfg) != 0) {
+		iac_session_error(NULL);
+		goto done;
+	}
+	rc = 0;
+done:
+	json_decref(doc);
+	return rc;
+}
+
+static int apply_or_destroy(int argc, char **argv, int destroy)
+{
+	iac_session s;
+	iac_strlist pos = { 0 };
+	iac_plan *plan = NULL;
+	int rc = 1;
+
+	iac_session_init(&s, destroy ? "destroy" : "apply");
+	if (iac_session_args(&s, APPLY_FLAGS, argc, argv, &pos) < 0)
+		goto done;
+	s.destroy = destroy;
+	if (s.json)
+		iac_log_set_color(0);
+	if (pos.n > 1 || (pos.n && destroy)) {
+		iac_log_error("'iac %s' takes %s", s.command, destroy ? "no arguments" : "at most one plan file");
+		goto done;
+	}
+	if (pos.n) {
+		if (apply_saved(&s, pos.items[0], &plan) < 0)
+			goto done;
+	} else {
+		if (iac_session_load(&s) < 0 || iac_session_open_state(&s, 1) < 0)
+			goto done;
+		iac_session_signals(1);
+		if (iac_session_plan(&s, &plan) < 0)
+			goto done;
+		if (!s.json)
+			print_plan(plan);
+		if (!iac_plan_has_changes(plan)) {
+			if (s.json)
+				print_json(json_pack("{s:b,s:b,s:i,s:i,s:i}", "ok", 1, "changes", 0, "added", 0,
+						     "changed", 0, "destroyed", 0));
+			/* refresh may have adopted objects; keep state in step */
+			iac_apply_opts ao = { s.parallelism, &iac_stop_requested, &iac_cancel_requested };
+			iac_apply_result res;
+			iac_apply_run(&res, plan, s.cfg, s.st, s.pv, &ao);
+			iac_apply_result_free(&res);
+			rc = 0;
+			goto done;
+		}
+		if (!confirm(&s))
+			goto done;
+	}
+	rc = run_apply(&s, plan);
+done:
+	iac_plan_free(plan);
+	iac_session_close(&s);
+	iac_strlist_free(&pos);
+	iac_session_signals(0);
+	return rc;
+}
+
+int iac_cmd_apply(int argc, char **argv)
+{
+	return apply_or_destroy(argc, argv, 0);
+}
+
+int iac_cmd_destroy(int argc, char **argv)
+{
+	return apply_or_destroy(argc, argv, 1);
+}
+
+void iac_help_plan(void)
+{
+	printf("\nusage: iac plan [flags]\n\nShows what 'iac apply' would change: + create, ~ update in place,\n"
+	       "-/+ replace, - destroy. Exit code 0, or with -detailed-exitcode: 0 no changes,\n"
+	       "1 error, 2 changes. -json prints the plan as JSON (docs/json-plan.md).\n");
+	iac_session_usage(PLAN_FLAGS);
+}
+
+void iac_help_apply(void)
+{
+	printf("\nusage: iac apply [flags] [PLANFILE]\n\nMakes the changes of a plan. Without PLANFILE it plans first and asks for\n"
+	       "'yes' (or -auto-approve). With PLANFILE it applies exactly that plan, and\n"
+	       "refuses if state or configuration changed since. Ctrl-C stops starting new\n"
+	       "work and saves state (exit 130); a second Ctrl-C aborts running work.\n");
+	iac_session_usage(APPLY_FLAGS);
+}
+
+void iac_help_destroy(void)
+{
+	printf("\nusage: iac destroy [flags]\n\nRemoves everything the configuration manages, dependents first.\n");
+	iac_session_usage(APPLY_FLAGS);
+}

@@ -1,0 +1,425 @@
+/* cmd_state: commands that read what is declared or recorded without
+ * changing anything real: validate, graph, output, show, state
+ * (list/show/rm) and force-unlock. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iac/cli/session.h"
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+#include "iac/core/value.h"
+#include "iac/graph/graph.h"
+#include "iac/plan/planfile.h"
+#include "iac/plan/render.h"
+
+static void print_json(json_t *doc)
+{
+	char *s = json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+	iac_log_write(stdout, s);
+	iac_log_write(stdout, "\n");
+	free(s);
+	json_decref(doc);
+}
+
+/* "file:line: message" -> diagnostic object */
+static json_t *diagnostic(const char *msg)
+{
+	char file[512] = "";
+	int line = 0, n = 0;
+	json_t *d = json_pack("{s:s,s:s}", "severity", "error", "summary", msg);
+	if (sscanf(msg, "%511[^:]:%d:%n", file, &line, &n) == 2 && n > 0 && strchr(file, '.')) {
+		json_object_set_new(d, "file", json_string(file));
+		json_object_set_new(d, "line", json_integer(line));
+	}
+	return d;
+}
+
+int iac_cmd_validate(int argc, char **argv)
+{
+	iac_session s;
+	iac_strlist pos = { 0 };
+	int rc = 1;
+	iac_load_opts lo = { 0 };
+
+	iac_session_init(&s, "validate");
+	if (iac_session_args(&s, IAC_F_VARS | IAC_F_JSON, argc, argv, &pos) < 0)
+		goto done;
+	lo.vars = (const char *const *)s.vars.items;
+	lo.var_files = (const char *const *)s.var_files.items;
+	lo.allow_missing_vars = 1;
+	if (iac_config_load(&s.cfg, ".", &lo) < 0) {
+		if (s.json)
+			print_json(json_pack("{s:b,s:i,s:[o]}", "valid", 0, "error_count", 1, "diagnostics",
+					     diagnostic(iac_err_last())));
+		else
+			iac_log_error("%s", iac_err_last());
+		goto done;
+	}
+	/* ordering: a cycle is a configuration error */
+	iac_graph *g = iac_graph_new();
+	for (size_t i = 0; i < s.cfg->nres; i++)
+		iac_graph_add(g, s.cfg->res[i]->addr, NULL);
+	for (size_t i = 0; i < s.cfg->nres; i++) {
+		json_t *e;
+		size_t j;
+		json_array_foreach(s.cfg->res[i]->deps, j, e)
+			iac_graph_edge(g, iac_graph_find(g, json_string_value(e)), (int)i);
+	}
+	int *order = NULL;
+	int cyc = iac_graph_toposort(&order, g);
+	free(order);
+	iac_graph_free(g);
+	if (cyc < 0) {
+		if (s.json)
+			print_json(json_pack("{s:b,s:i,s:[o]}", "valid", 0, "error_count", 1, "diagnostics",
+					     diagnostic(iac_err_last())));
+		else
+			iac_log_error("%s", iac_err_last());
+		goto done;
+	}
+	if (s.json)
+		print_json(json_pack("{s:b,s:i,s:[],s:I}", "valid", 1, "error_count", 0, "diagnostics",
+				     "resources", (json_int_t)s.cfg->nres));
+	else
+		printf("%sSuccess!%s The configuration is valid (%zu resources).\n", iac_color(IAC_C_GREEN),
+		       iac_color(IAC_C_RESET), s.cfg->nres);
+	rc = 0;
+done:
+	iac_session_close(&s);
+	iac_strlist_free(&pos);
+	return rc;
+}
+
+int iac_cmd_graph(int argc, char **argv)
+{
+	iac_session s;
+	iac_strlist pos = { 0 };
+	int rc = 1;
+
+	iac_session_init(&s, "graph");
+	if (iac_session_args(&s, IAC_F_VARS, argc, argv, &pos) < 0 || iac_session_load(&s) < 0)
+		goto done;
+	iac_graph *g = iac_graph_new();
+	for (size_t i = 0; i < s.cfg->nres; i++)
+		iac_graph_add(g, s.cfg->res[i]->addr, NULL);
+	for (size_t i = 0; i < s.cfg->nres; i++) {
+		json_t *e;
+		size_t j;
+		json_array_foreach(s.cfg->res[i]->deps, j, e)
+			iac_graph_edge(g, iac_graph_find(g, json_string_value(e)), (int)i);
+	}
+	iac_buf b = IAC_BUF_INIT;
+	iac_graph_dot(g, &b);
+	fputs(iac_buf_cstr(&b), stdout);
+	iac_buf_free(&b);
+	iac_graph_free(g);
+	rc = 0;
+done:
+	iac_session_close(&s);
+	iac_strlist_free(&pos);
+	return rc;
+}
+
+static int open_state_readonly(iac_session *s)
+{
+	if (iac_state_open(&s->st, ".") < 0) {
+		iac_session_error(NULL);
+		return IAC_ERR;
+	}
+	return 0;
+}
+
+int iac_cmd_output(int argc, char **argv)
+{
+	iac_session s;
+	iac_strlist pos = { 0 };
+	int rc = 1, raw = 0;
+
+	iac_session_init(&s, "output");
+	if (iac_session_args(&s, IAC_F_JSON, argc, argv, &pos) < 0 || open_state_readonly(&s) < 0)
+		goto done;
+	json_t *outs = iac_state_outputs(s.st), *o;
+	const char *k;
+	if (pos.n) {
+		o = json_object_get(outs, pos.items[0]);
+		if (!o) {
+			iac_log_error("no output named '%s' in state%s", pos.items[0],
+				      json_object_size(outs) ? "; 'iac output' lists them" : " (has 'iac apply' run?)");
+			goto done;
+		}
+		int sens = json_is_true(json_object_get(o, "sensitive"));
+		json_t *v = json_object_get(o, "value");
+		if (s.json)
+			print_json(sens ? json_string("(sensitive)") : json_incref(v));
+		else if (sens)
+			printf("(sensitive)\n");
+		else if (json_is_string(v))
+			printf("%s\n", json_string_value(v));   /* raw, for $(iac output x) */
+		else {
+			iac_buf b = IAC_BUF_INIT;
+			iac_value_render(&b, v);
+			printf("%s\n", iac_buf_cstr(&b));
+			iac_buf_free(&b);
+		}
+		raw = 1;
+	}
+	if (!raw && s.json) {
+		json_t *doc = json_object();
+		json_object_foreach(outs, k, o) {
+			int sens = json_is_true(json_object_get(o, "sensitive"));
+			json_object_set_new(doc, k, json_pack("{s:o,s:b,s:s}", "value",
+							      sens ? json_string("(sensitive)")
+								   : json_incref(json_object_get(o, "value")),
+							      "sensitive", sens, "type",
+							      json_string_value(json_object_get(o, "type")) ?:
+							      iac_value_type_name(json_object_get(o, "value"))));
+		}
+		print_json(doc);
+	} else if (!raw) {
+		json_object_foreach(outs, k, o) {
+			iac_buf b = IAC_BUF_INIT;
+			if (json_is_true(json_object_get(o, "sensitive")))
+				iac_buf_puts(&b, "(sensitive)");
+			else
+				iac_value_render(&b, json_object_get(o, "value"));
+			printf("%s = %s\n", k, iac_buf_cstr(&b));
+			iac_buf_free(&b);
+		}
+	}
+	rc = 0;
+done:
+	iac_session_close(&s);
+	iac_strlist_free(&pos);
+	return rc;
+}
+
+static void show_entry(const json_t *e)
+{
+	const char *k;
+	json_t *v;
+	json_t *attrs = json_object_get(e, "attributes");
+	size_t w = 0;
+	json_object_foreach(attrs, k, v)
+		if (strlen(k) > w)
+			w = strlen(k);
+	printf("# %s:\n%s \"%s\" \"%s\" {\n", json_string_value(json_object_get(e, "address")),
+	       json_is_string(json_object_get(e, "mode")) ? "data" : "resource",
+	       json_string_value(json_object_get(e, "type")), json_string_value(json_object_get(e, "name")) ?: "");
+	json_object_foreach(attrs, k, v) {
+		iac_buf b = IAC_BUF_INIT;
+		iac_value_render(&b, v);
+		printf("    %-*s = %s\n", (int)w, k, iac_buf_cstr(&b));
+		iac_buf_free(&b);
+	}
+	if (json_object_get(e, "pending"))
+		printf("    # pending: %s started %s and did not finish\n",
+		       json_string_value(json_object_get(json_object_get(e, "pending"), "action")),
+		       json_string_value(json_object_get(json_object_get(e, "pending"), "started")));
+	printf("}\n");
+}
+
+int iac_cmd_state(int argc, char **argv)
+{
+	iac_session s;
+	iac_strlist pos = { 0 };
+	int rc = 1;
+
+	iac_session_init(&s, "state");
+	if (iac_session_args(&s, IAC_F_JSON | IAC_F_LOCK, argc, argv, &pos) < 0)
+		goto done;
+	if (!pos.n) {
+		iac_log_error("'iac state' needs a subcommand: list, show ADDR, rm ADDR...");
+		goto done;
+	}
+	const char *sub = pos.items[0];
+	if (!strcmp(sub, "list")) {
+		size_t n;
+		if (open_state_readonly(&s) < 0)
+			goto done;
+		const char **addrs = iac_state_addresses(s.st, &n);
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++) {
+			int match = pos.n == 1;
+			for (size_t j = 1; j < pos.n; j++)
+				match |= !strncmp(addrs[i], pos.items[j], strlen(pos.items[j]));
+			if (!match)
+				continue;
+			if (s.json)
+				json_array_append_new(arr, json_string(addrs[i]));
+			else
+				printf("%s\n", addrs[i]);
+		}
+		free(addrs);
+		if (s.json)
+			print_json(arr);
+		else
+			json_decref(arr);
+		rc = 0;
+	} else if (!strcmp(sub, "show")) {
+		if (pos.n != 2) {
+			iac_log_error("usage: iac state show ADDR");
+			goto done;
+		}
+		if (open_state_readonly(&s) < 0)
+			goto done;
+		json_t *e = iac_state_get(s.st, pos.items[1]);
+		if (!e) {
+			iac_log_error("no resource '%s' in state; 'iac state list' shows what there is", pos.items[1]);
+			goto done;
+		}
+		if (s.json)
+			print_json(json_incref(e));
+		else
+			show_entry(e);
+		rc = 0;
+	} else if (!strcmp(sub, "rm")) {
+		if (pos.n < 2) {
+			iac_log_error("usage: iac state rm ADDR...");
+			goto done;
+		}
+		s.cfg = NULL;
+		if (iac_session_open_state(&s, 1) < 0)
+			goto done;
+		for (size_t i = 1; i < pos.n; i++) {
+			if (!iac_state_get(s.st, pos.items[i])) {
+				iac_log_error("no resource '%s' in state; nothing removed", pos.items[i]);
+				goto done;
+			}
+		}
+		for (size_t i = 1; i < pos.n; i++) {
+			if (iac_state_remove(s.st, pos.items[i]) < 0) {
+				iac_session_error(NULL);
+				goto done;
+			}
+			printf("Removed %s (the real object is left alone)\n", pos.items[i]);
+		}
+		if (iac_state_flush(s.st) < 0) {
+			iac_session_error(NULL);
+			goto done;
+		}
+		rc = 0;
+	} else {
+		iac_log_error("unknown 'iac state' subcommand '%s' (use list, show, rm)", sub);
+	}
+done:
+	iac_session_close(&s);
+	iac_strlist_free(&pos);
+	return rc;
+}
+
+int iac_cmd_show(int argc, char **argv)
+{
+	iac_session s;
+	iac_strlist pos = { 0 };
+	int rc = 1;
+
+	iac_session_init(&s, "show");
+	if (iac_session_args(&s, IAC_F_JSON, argc, argv, &pos) < 0)
+		goto done;
+	if (pos.n) {
+		json_t *doc = NULL;
+		if (iac_planfile_read(&doc, pos.items[0]) < 0) {
+			iac_session_error(NULL);
+			goto done;
+		}
+		if (s.json)
+			print_json(json_incref(json_object_get(doc, "plan")));
+		else {
+			json_t *ch = json_object_get(json_object_get(doc, "plan"), "resource_changes"), *e;
+			size_t i;
+			json_array_foreach(ch, i, e)
+				if (strcmp(json_string_value(json_object_get(e, "action")), "no-op"))
+					printf("  %-8s %s\n", json_string_value(json_object_get(e, "action")),
+					       json_string_value(json_object_get(e, "address")));
+			json_t *sum = json_object_get(json_object_get(doc, "plan"), "summary");
+			printf("Plan: %lld to add, %lld to change, %lld to destroy.\n",
+			       (long long)json_integer_value(json_object_get(sum, "add")),
+			       (long long)json_integer_value(json_object_get(sum, "change")),
+			       (long long)json_integer_value(json_object_get(sum, "destroy")));
+		}
+		json_decref(doc);
+		rc = 0;
+		goto done;
+	}
+	if (open_state_readonly(&s) < 0)
+		goto done;
+	if (s.json) {
+		print_json(iac_state_to_json(s.st));
+	} else {
+		size_t n;
+		const char **addrs = iac_state_addresses(s.st, &n);
+		for (size_t i = 0; i < n; i++) {
+			show_entry(iac_state_get(s.st, addrs[i]));
+			printf("\n");
+		}
+		free(addrs);
+		if (!n)
+			printf("The state is empty.\n");
+	}
+	rc = 0;
+done:
+	iac_session_close(&s);
+	iac_strlist_free(&pos);
+	return rc;
+}
+
+int iac_cmd_force_unlock(int argc, char **argv)
+{
+	iac_session s;
+	iac_strlist pos = { 0 };
+	int rc = 1;
+	iac_session_init(&s, "force-unlock");
+	if (iac_session_args(&s, 0, argc, argv, &pos) < 0)
+		goto done;
+	if (pos.n != 1) {
+		json_t *h = NULL;
+		if (iac_lock_holder(&h, ".") == 0)
+			iac_log_error("usage: iac force-unlock LOCK_ID (the lock is held by pid %lld, lock id %s)",
+				      (long long)json_integer_value(json_object_get(h, "pid")),
+				      json_string_value(json_object_get(h, "id")) ?: "?");
+		else
+			iac_log_error("usage: iac force-unlock LOCK_ID (no live process holds the lock now)");
+		json_decref(h);
+		goto done;
+	}
+	if (iac_lock_force_unlock(".", pos.items[0]) < 0) {
+		iac_session_error(NULL);
+		goto done;
+	}
+	printf("Lock %s removed.\n", pos.items[0]);
+	rc = 0;
+done:
+	iac_session_close(&s);
+	iac_strlist_free(&pos);
+	return rc;
+}
+
+void iac_help_validate(void)
+{
+	printf("\nusage: iac validate [-json]\n\nLoads the configuration and checks names, attribute types and the\n"
+	       "dependency graph without reading or changing anything real.\n");
+	iac_session_usage(IAC_F_VARS | IAC_F_JSON);
+}
+
+void iac_help_graph(void)
+{
+	printf("\nusage: iac graph > graph.dot\n\nPrints the resource dependency graph in DOT (an edge A -> B: A depends on B).\n");
+}
+
+void iac_help_output(void)
+{
+	printf("\nusage: iac output [-json] [NAME]\n\nPrints outputs from state. With NAME, prints that value alone (strings raw).\n");
+}
+
+void iac_help_state(void)
+{
+	printf("\nusage: iac state list [PREFIX...] | show ADDR | rm ADDR...\n\n"
+	       "rm forgets a resource without touching the real object.\n");
+}
+
+void iac_help_show(void)
+{
+	printf("\nusage: iac show [-json] [PLANFILE]\n\nShows the state, or a saved plan.\n");
+}

@@ -1,0 +1,230 @@
+/* session: shared plumbing of the engine commands (see session.h). */
+#include "iac/cli/session.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+
+volatile int iac_stop_requested;
+volatile int iac_cancel_requested;
+
+static void on_signal(int sig)
+{
+	static const char first[] = "\nInterrupt received: no new operations will start; waiting for "
+				    "running ones to finish and saving state. Press Ctrl-C again to abort them.\n";
+	static const char second[] = "\nSecond interrupt: aborting running operations; state is kept "
+				     "consistent.\n";
+	(void)sig;
+	if (!iac_stop_requested) {
+		iac_stop_requested = 1;
+		if (write(STDERR_FILENO, first, sizeof(first) - 1) < 0)
+			return;
+	} else if (!iac_cancel_requested) {
+		iac_cancel_requested = 1;
+		if (write(STDERR_FILENO, second, sizeof(second) - 1) < 0)
+			return;
+	}
+}
+
+void iac_session_signals(int on)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on ? on_signal : SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+void iac_session_init(iac_session *s, const char *command)
+{
+	memset(s, 0, sizeof(*s));
+	s->command = command;
+	s->parallelism = 10;
+	s->lock = 1;
+	s->refresh = 1;
+	s->input = 1;
+}
+
+static iac_opt opt_table[64];
+
+static size_t build_opts(iac_session *s, unsigned which)
+{
+	size_t n = 0;
+#define ADD(name, kind, dest, help) opt_table[n++] = (iac_opt){ name, kind, dest, help }
+	if (which & IAC_F_VARS) {
+		ADD("var", IAC_OPT_LIST, &s->vars, "set a variable: -var NAME=VALUE (repeatable)");
+		ADD("var-file", IAC_OPT_LIST, &s->var_files, "read variable values from a file (Lua or .json)");
+	}
+	if (which & IAC_F_PLAN) {
+		ADD("target", IAC_OPT_LIST, &s->targets, "limit to ADDR and what it depends on (repeatable)");
+		ADD("replace", IAC_OPT_LIST, &s->replace, "force replacement of ADDR (repeatable)");
+		ADD("refresh", IAC_OPT_BOOL, &s->refresh, "read resources back before planning (default true)");
+		ADD("parallelism", IAC_OPT_INT, &s->parallelism, "operations at once (default 10)");
+		ADD("ssh-accept-new", IAC_OPT_BOOL, &s->ssh_accept_new, "accept and record unknown SSH host keys");
+	}
+	if (which & IAC_F_LOCK) {
+		ADD("lock", IAC_OPT_BOOL, &s->lock, "take the state lock (default true)");
+		ADD("lock-timeout", IAC_OPT_DURATION, &s->lock_timeout_ms, "wait this long for the lock (e.g. 30s)");
+	}
+	if (which & IAC_F_JSON)
+		ADD("json", IAC_OPT_BOOL, &s->json, "machine-readable output on stdout");
+	if (which & IAC_F_OUT) {
+		ADD("out", IAC_OPT_STRING, &s->out, "save the plan to FILE for 'iac apply FILE'");
+		ADD("detailed-exitcode", IAC_OPT_BOOL, &s->detailed_exitcode, "exit 0 no changes, 1 error, 2 changes");
+		ADD("destroy", IAC_OPT_BOOL, &s->destroy, "plan to destroy everything");
+	}
+	if (which & IAC_F_APPLY) {
+		ADD("auto-approve", IAC_OPT_BOOL, &s->auto_approve, "do not ask for confirmation");
+		ADD("input", IAC_OPT_BOOL, &s->input, "ask questions on a terminal (default true)");
+	}
+	ADD("no-color", IAC_OPT_BOOL, &s->no_color, "no colour in output");
+#undef ADD
+	opt_table[n] = (iac_opt){ 0 };
+	return n;
+}
+
+int iac_session_args(iac_session *s, unsigned which, int argc, char **argv, iac_strlist *pos)
+{
+	build_opts(s, which);
+	if (iac_args_parse(opt_table, s->command, argc, argv, pos) < 0) {
+		iac_log_error("%s", iac_err_last());
+		return IAC_ERR;
+	}
+	if (s->no_color)
+		iac_log_set_color(0);
+	if (s->json)
+		iac_log_set_color(0);
+	return 0;
+}
+
+void iac_session_usage(unsigned which)
+{
+	iac_session s;
+	iac_session_init(&s, "");
+	build_opts(&s, which);
+	printf("\nflags:\n");
+	iac_args_usage(opt_table);
+}
+
+void iac_session_error(const char *what)
+{
+	const char *msg = iac_err_last();
+	if (what)
+		iac_log_error("%s: %s", what, msg);
+	else
+		iac_log_error("%s", msg);
+}
+
+int iac_session_load(iac_session *s)
+{
+	iac_load_opts lo = { 0 };
+	iac_strlist vars = { 0 };
+
+	/* values saved in a plan file come first, so -var can still be checked */
+	if (s->plan_vars) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(s->plan_vars, k, v) {
+			char *text = json_is_string(v) ? iac_xstrdup(json_string_value(v))
+							: json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+			char *kv = iac_xasprintf("%s=%s", k, text);
+			iac_strlist_push(&vars, kv);
+			free(kv);
+			free(text);
+		}
+	}
+	for (size_t i = 0; i < s->vars.n; i++)
+		iac_strlist_push(&vars, s->vars.items[i]);
+	lo.vars = (const char *const *)vars.items;
+	lo.var_files = (const char *const *)s->var_files.items;
+	int rc = iac_config_load(&s->cfg, ".", &lo);
+	iac_strlist_free(&vars);
+	if (rc < 0) {
+		iac_session_error(NULL);
+		return IAC_ERR;
+	}
+	return 0;
+}
+
+int iac_session_open_state(iac_session *s, int take_lock)
+{
+	const char *dir = s->cfg ? s->cfg->dir : ".";
+	if (take_lock && s->lock) {
+		json_t *stale = NULL;
+		int rc = iac_lock_acquire(&s->lk, &stale, dir, s->command, s->lock_timeout_ms);
+		if (rc < 0) {
+			iac_session_error(NULL);
+			return rc;
+		}
+		if (stale) {
+			iac_log_warn("took over a stale lock left by 'iac %s' (pid %lld on '%s', since %s), "
+				     "which is no longer running",
+				     json_string_value(json_object_get(stale, "command")) ?: "?",
+				     (long long)json_integer_value(json_object_get(stale, "pid")),
+				     json_string_value(json_object_get(stale, "host")) ?: "?",
+				     json_string_value(json_object_get(stale, "started")) ?: "?");
+			json_decref(stale);
+		}
+	}
+	if (iac_state_open(&s->st, dir) < 0) {
+		iac_session_error(NULL);
+		return IAC_ERR;
+	}
+	if (iac_state_replayed(s->st) > 0) {
+		iac_log_warn("recovered %zu change(s) recorded by an interrupted run; resources that were "
+			     "in progress will be checked against reality", iac_state_replayed(s->st));
+		if (s->lk && iac_state_flush(s->st) < 0) {
+			iac_session_error("cannot save recovered state");
+			return IAC_ERR;
+		}
+	}
+	return 0;
+}
+
+void iac_session_providers(iac_session *s)
+{
+	json_t *extra = json_object();
+	if (s->ssh_accept_new)
+		json_object_set_new(extra, "ssh", json_pack("{s:b}", "accept_new", 1));
+	s->pv = iac_providers_new(s->cfg->providers, extra, s->cfg->dir);
+	json_decref(extra);
+}
+
+int iac_session_plan(iac_session *s, iac_plan **out)
+{
+	iac_plan_opts po = { 0 };
+	po.destroy = s->destroy;
+	po.targets = s->targets.n ? (const char *const *)s->targets.items : NULL;
+	po.replace = s->replace.n ? (const char *const *)s->replace.items : NULL;
+	po.refresh = s->refresh;
+	po.parallelism = s->parallelism;
+	po.cancel = &iac_cancel_requested;
+	if (!s->pv)
+		iac_session_providers(s);
+	if (iac_plan_make(out, s->cfg, s->st, s->pv, &po) < 0) {
+		iac_session_error(NULL);
+		return IAC_ERR;
+	}
+	return 0;
+}
+
+void iac_session_close(iac_session *s)
+{
+	iac_providers_free(s->pv);
+	iac_state_free(s->st);
+	iac_lock_release(s->lk);
+	iac_config_free(s->cfg);
+	iac_strlist_free(&s->vars);
+	iac_strlist_free(&s->var_files);
+	iac_strlist_free(&s->targets);
+	iac_strlist_free(&s->replace);
+	json_decref(s->plan_vars);
+	memset(s, 0, sizeof(*s));
+}

@@ -1,0 +1,76 @@
+/* session: what the engine commands share — the standard flags, loading the
+ * configuration, taking the lock, opening state (replaying a journal left
+ * by an interrupted run), provider instances and Ctrl-C handling.
+ */
+#ifndef IAC_CLI_SESSION_H
+#define IAC_CLI_SESSION_H
+
+#include <jansson.h>
+
+#include "iac/core/args.h"
+#include "iac/load/config.h"
+#include "iac/plan/plan.h"
+#include "iac/provider/runtime.h"
+#include "iac/state/lock.h"
+#include "iac/state/state.h"
+
+typedef struct {
+	/* flags */
+	iac_strlist vars, var_files, targets, replace;
+	int parallelism;
+	int lock;                 /* -lock=false skips locking */
+	double lock_timeout_ms;
+	int json;
+	int refresh;
+	int detailed_exitcode;
+	int auto_approve;
+	const char *out;          /* -out FILE */
+	int destroy;
+	int ssh_accept_new;
+	int no_color;
+	int input;                /* -input=false: never prompt */
+	int force;
+
+	/* run */
+	const char *command;
+	iac_config *cfg;
+	iac_state *st;
+	iac_lock *lk;
+	iac_providers *pv;
+	json_t *plan_vars;        /* variable values from a saved plan */
+} iac_session;
+
+/* The flag table for a command; `which` selects groups (IAC_F_*). */
+enum {
+	IAC_F_VARS = 1 << 0,      /* -var, -var-file */
+	IAC_F_PLAN = 1 << 1,      /* -target, -replace, -refresh, -parallelism, -lock... */
+	IAC_F_JSON = 1 << 2,
+	IAC_F_APPLY = 1 << 3,     /* -auto-approve, -input */
+	IAC_F_OUT = 1 << 4,       /* -out, -detailed-exitcode, -destroy */
+	IAC_F_LOCK = 1 << 5,      /* -lock, -lock-timeout */
+};
+
+void iac_session_init(iac_session *s, const char *command);
+/* Parse argv; positional arguments land in *pos. 0 or -1 (message printed). */
+int iac_session_args(iac_session *s, unsigned which, int argc, char **argv, iac_strlist *pos);
+void iac_session_usage(unsigned which);
+
+/* Load the configuration from the current directory. */
+int iac_session_load(iac_session *s);
+/* Take the lock (unless -lock=false) and open state. */
+int iac_session_open_state(iac_session *s, int take_lock);
+/* Provider instances for this run. */
+void iac_session_providers(iac_session *s);
+/* Plan with the session's flags. */
+int iac_session_plan(iac_session *s, iac_plan **out);
+void iac_session_close(iac_session *s);
+
+/* Ctrl-C: the first press sets stop, the second cancel. */
+extern volatile int iac_stop_requested;
+extern volatile int iac_cancel_requested;
+void iac_session_signals(int on);
+
+/* Print an error from the engine ("error: ..." with the message). */
+void iac_session_error(const char *what);
+
+#endif

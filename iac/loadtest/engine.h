@@ -1,0 +1,79 @@
+/* lt_engine: the load generator. N worker threads, each with its own epoll
+ * loop and its own lua_State, as wrk does; virtual users are Lua coroutines
+ * (or, for flow-less scenarios, a prebuilt request and no Lua at all)
+ * multiplexed on their thread's loop.
+ *
+ * Only plain data crosses threads: workers add their figures into the run's
+ * total and per-second slots under run->mu once a second; the main thread
+ * reads them, samples its own CPU and the server side, and decides when to
+ * stop. The run owns everything it allocates; the config is borrowed and
+ * must outlive the run.
+ */
+#ifndef IAC_LOADTEST_ENGINE_H
+#define IAC_LOADTEST_ENGINE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "iac/loadtest/scenario.h"
+#include "iac/loadtest/stats.h"
+
+/* One second of the run, as the main thread keeps it. */
+typedef struct {
+	uint64_t requests, failed, dropped, iterations;
+	double p50_ms, p90_ms, p99_ms, max_ms;
+	int vus;
+	double cpu_pct;          /* the load generator's CPU, % of the cores it may use */
+	/* server side (NaN when not sampled) */
+	double hap_qcur, hap_scur, hap_rtime_ms, hap_rate;
+	double *host_cpu, *host_mem; /* one per observed host, % */
+	int final;               /* all workers have flushed this second */
+	iac_lt_hist *hist;       /* while not final; freed after */
+} iac_lt_second;
+
+typedef struct iac_lt_worker iac_lt_worker;
+
+typedef struct {
+	const iac_lt_config *cfg;
+	int nthreads;
+	/* target, parsed */
+	char *host, *hostport, *base_path;
+	int port;
+
+	uint64_t start_us;       /* monotonic time of t = 0 */
+	double load_ms;          /* length of the load phase */
+	volatile int stop;       /* 1: start no new iteration; 2: abort in-flight work */
+
+	pthread_mutex_t mu;      /* guards everything below */
+	iac_lt_stats total;
+	iac_lt_second *secs;
+	size_t nsecs;
+
+	iac_lt_worker **workers;
+	int vus_max;             /* highest sum of active VUs seen */
+	char *fatal;             /* a worker's setup error, if any */
+} iac_lt_run;
+
+/* Parse the target, start the workers (which load the scenario into their
+ * own Lua states). 0, or -1 with a message. */
+int iac_lt_engine_start(iac_lt_run *run, const iac_lt_config *cfg, int nthreads);
+/* Seconds since start. */
+double iac_lt_engine_elapsed(const iac_lt_run *run);
+/* Sum of active VUs now. */
+int iac_lt_engine_active_vus(const iac_lt_run *run);
+/* Number of workers still running. */
+int iac_lt_engine_running(const iac_lt_run *run);
+/* Finalise every second all workers are past (all of them when `all`);
+ * computes its percentiles. Returns the number of final seconds. Call with
+ * run->mu NOT held. */
+size_t iac_lt_engine_collect(iac_lt_run *run, int all);
+/* The slot of second s, created when new. Call with run->mu held; the
+ * pointer is valid until the lock is released. */
+iac_lt_second *iac_lt_engine_slot(iac_lt_run *run, long s);
+void iac_lt_engine_join(iac_lt_run *run);
+void iac_lt_engine_free(iac_lt_run *run);
+
+/* Split "http://host:port/path" (the port defaults to 80). 0 or -1. */
+int iac_lt_url_split(const char *url, char **host, int *port, char **path);
+
+#endif

@@ -1,0 +1,950 @@
+/* lt_report: thresholds, validity, summary, JSON and HTML (see report.h). */
+#include "iac/loadtest/report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iac/core/buf.h"
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+
+/* ---- thresholds ---------------------------------------------------- */
+
+static double hist_ms(const iac_lt_hist *h, enum iac_lt_metric m, double pct)
+{
+	switch (m) {
+	case IAC_LT_M_PCT: return (double)iac_lt_hist_percentile(h, pct) / 1e3;
+	case IAC_LT_M_AVG: return iac_lt_hist_mean(h) / 1e3;
+	case IAC_LT_M_MIN: return (double)h->min / 1e3;
+	case IAC_LT_M_MED: return (double)iac_lt_hist_percentile(h, 50) / 1e3;
+	case IAC_LT_M_MAX: return (double)h->max / 1e3;
+	default: return NAN;
+	}
+}
+
+size_t iac_lt_thresholds_eval(iac_lt_threshold *ts, size_t n, const iac_lt_stats *s, double elapsed_s)
+{
+	size_t failed = 0;
+	for (size_t i = 0; i < n; i++) {
+		iac_lt_threshold *t = &ts[i];
+		const iac_lt_hist *h = &s->hist;
+		uint64_t reqs = s->requests, fails = s->failed;
+		t->have_value = 1;
+		if (t->endpoint) {
+			const iac_lt_endpoint *e = iac_lt_stats_find_endpoint(s, t->endpoint);
+			if (!e) {
+				t->have_value = 0;
+			} else {
+				h = &e->hist;
+				reqs = e->requests;
+				fails = e->failed;
+			}
+		}
+		double v = NAN;
+		if (t->have_value) {
+			switch (t->metric) {
+			case IAC_LT_M_PCT:
+			case IAC_LT_M_AVG:
+			case IAC_LT_M_MIN:
+			case IAC_LT_M_MED:
+			case IAC_LT_M_MAX:
+				if (h->count)
+					v = hist_ms(h, t->metric, t->pct);
+				break;
+			case IAC_LT_M_ERROR_RATE:
+				if (reqs)
+					v = (double)fails / (double)reqs;
+				break;
+			case IAC_LT_M_CHECKS: {
+				uint64_t p = 0, f = 0;
+				for (size_t c = 0; c < s->nchecks; c++) {
+					p += s->checks[c].pass;
+					f += s->checks[c].fail;
+				}
+				if (p + f)
+					v = (double)p / (double)(p + f);
+				break;
+			}
+			case IAC_LT_M_RPS:
+				v = elapsed_s > 0 ? (double)reqs / elapsed_s : 0;
+				break;
+			case IAC_LT_M_REQUESTS: v = (double)reqs; break;
+			case IAC_LT_M_ERRORS: v = (double)fails; break;
+			case IAC_LT_M_DROPPED: v = (double)s->dropped; break;
+			case IAC_LT_M_ITERATIONS: v = (double)s->iterations; break;
+			}
+		}
+		/* no data is a failure: a threshold must never pass by accident */
+		t->have_value = !isnan(v);
+		t->value = v;
+		t->ok = t->have_value;
+		for (size_t c = 0; c < t->nconds && t->ok; c++)
+			if (!iac_lt_cond_holds(t->ops[c], v, t->limits[c]))
+				t->ok = 0;
+		failed += !t->ok;
+	}
+	return failed;
+}
+
+/* ---- judging ------------------------------------------------------- */
+
+static double median_of(double *v, size_t n)
+{
+	/* small n: insertion sort a copy */
+	double *c = iac_xmalloc((n ? n : 1) * sizeof(*c));
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (isnan(v[i]))
+			continue;
+		size_t j = m++;
+		while (j > 0 && c[j - 1] > v[i]) {
+			c[j] = c[j - 1];
+			j--;
+		}
+		c[j] = v[i];
+	}
+	double r = m ? (m % 2 ? c[m / 2] : (c[m / 2 - 1] + c[m / 2]) / 2) : NAN;
+	free(c);
+	return r;
+}
+
+static void fmt_int(char *out, size_t n, double v)
+{
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), "%.0f", v);
+	size_t len = strlen(tmp), o = 0;
+	size_t start = tmp[0] == '-' ? 1 : 0;
+	for (size_t i = 0; i < len && o + 2 < n; i++) {
+		if (i > start && (len - i) % 3 == 0)
+			out[o++] = ',';
+		out[o++] = tmp[i];
+	}
+	out[o] = 0;
+}
+
+void iac_lt_result_judge(iac_lt_result *r)
+{
+	r->valid = 1;
+	/* the load generator's own CPU: two seconds in a row above 90 % of the
+	 * cores it may use means the figures measure iac, not the target */
+	size_t run = 0, worst_start = 0, worst_len = 0;
+	double sum = 0, max = 0;
+	size_t nc = 0;
+	for (size_t s = 0; s < r->nsecs; s++) {
+		double c = r->secs[s].cpu_pct;
+		if (isnan(c))
+			continue;
+		sum += c;
+		nc++;
+		if (c > max)
+			max = c;
+		if (c > 90.0) {
+			run++;
+			if (run > worst_len) {
+				worst_len = run;
+				worst_start = s + 1 - run;
+			}
+		} else {
+			run = 0;
+		}
+	}
+	r->cpu_max_pct = max;
+	r->cpu_avg_pct = nc ? sum / (double)nc : NAN;
+	if (worst_len >= 2) {
+		r->valid = 0;
+		char *m = iac_xasprintf("the load generator used more than 90%% of its %d core%s for %zu s "
+					"(from t=%zu s, peak %.0f%%): it was the bottleneck, so latency and "
+					"throughput describe iac rather than the target; use more threads or "
+					"another machine",
+					r->cores, r->cores == 1 ? "" : "s", worst_len, worst_start, max);
+		iac_strlist_push(&r->invalid, m);
+		free(m);
+	} else if (max > 90.0) {
+		iac_strlist_push(&r->notes, "the load generator's CPU went above 90% for a second");
+	}
+	if (r->total->dropped) {
+		char n[32];
+		fmt_int(n, sizeof(n), (double)r->total->dropped);
+		char *m = iac_xasprintf("%s iterations were dropped: no free VU when they were due (raise max_vus)", n);
+		iac_strlist_push(&r->notes, m);
+		free(m);
+	}
+	if (r->total->script_errors)
+		iac_strlist_push(&r->notes, "the scenario raised errors; see 'script errors'");
+
+	/* where it saturated: the first second p99 left its early level for
+	 * good, with what the server side looked like then */
+	free(r->saturation);
+	r->saturation = NULL;
+	if (r->nsecs < 4)
+		return;
+	size_t n = r->nsecs;
+	double *p99 = iac_xmalloc(n * sizeof(*p99));
+	for (size_t s = 0; s < n; s++)
+		p99[s] = r->secs[s].requests ? r->secs[s].p99_ms : NAN;
+	size_t early = n / 5 < 2 ? 2 : n / 5;
+	double base = median_of(p99, early);
+	size_t at = n;
+	if (!isnan(base)) {
+		for (size_t s = early; s + 1 < n; s++) {
+			double lim = fmax(base * 3, base + 5);
+			if (!isnan(p99[s]) && p99[s] > lim && (isnan(p99[s + 1]) || p99[s + 1] > lim)) {
+				at = s;
+				break;
+			}
+		}
+	}
+	/* HAProxy starting to queue is saturation too, even if p99 held */
+	size_t qat = n;
+	for (size_t s = 0; s < n; s++)
+		if (!isnan(r->secs[s].hap_qcur) && r->secs[s].hap_qcur >= 1) {
+			qat = s;
+			break;
+		}
+	if (at == n && qat == n) {
+		free(p99);
+		return;
+	}
+	iac_buf b = IAC_BUF_INIT;
+	size_t s = at < qat ? at : qat;
+	const iac_lt_second *x = &r->secs[s];
+	char rps[32];
+	fmt_int(rps, sizeof(rps), (double)x->requests);
+	if (at <= qat)
+		iac_buf_printf(&b, "p99 rose from %.1f ms to %.1f ms at t=%zu s, at %s rps with %d VUs", base,
+			       p99[at], at, rps, x->vus);
+	else
+		iac_buf_printf(&b, "HAProxy began to queue at t=%zu s (queue %.0f), at %s rps with %d VUs", qat,
+			       x->hap_qcur, rps, x->vus);
+	if (!isnan(x->hap_qcur))
+		iac_buf_printf(&b, "; HAProxy queue %.0f, %.0f sessions, backend response time %.0f ms", x->hap_qcur,
+			       x->hap_scur, x->hap_rtime_ms);
+	for (size_t h = 0; r->hosts && h < r->hosts->n; h++)
+		if (x->host_cpu && !isnan(x->host_cpu[h]))
+			iac_buf_printf(&b, "; host %s at %.0f%% CPU", r->hosts->items[h], x->host_cpu[h]);
+	if (!isnan(x->cpu_pct) && x->cpu_pct > 90)
+		iac_buf_printf(&b, "; the load generator itself was at %.0f%% CPU", x->cpu_pct);
+	r->saturation = iac_buf_detach(&b);
+	free(p99);
+}
+
+void iac_lt_result_free(iac_lt_result *r)
+{
+	iac_strlist_free(&r->invalid);
+	iac_strlist_free(&r->notes);
+	free(r->saturation);
+	r->saturation = NULL;
+}
+
+/* ---- terminal ------------------------------------------------------ */
+
+static void fmt_bytes(char *out, size_t n, double v)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int i = 0;
+	while (v >= 1024 && i < 4) {
+		v /= 1024;
+		i++;
+	}
+	snprintf(out, n, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+}
+
+static void fmt_cond(char *out, size_t n, const iac_lt_threshold *t)
+{
+	size_t o = 0;
+	out[0] = 0;
+	for (size_t c = 0; c < t->nconds && o < n; c++)
+		o += (size_t)snprintf(out + o, n - o, "%s%s", c ? ", " : "", t->conds[c]);
+}
+
+static void fmt_value(char *out, size_t n, const iac_lt_threshold *t)
+{
+	if (!t->have_value) {
+		if (t->endpoint && t->metric != IAC_LT_M_RPS)
+			snprintf(out, n, "no data (no request named '%s')", t->endpoint);
+		else
+			snprintf(out, n, "no data");
+		return;
+	}
+	const char *unit = iac_lt_metric_unit(t->metric);
+	if (!strcmp(unit, "%"))
+		snprintf(out, n, "%.2f%%", t->value * 100);
+	else if (!strcmp(unit, "ms"))
+		snprintf(out, n, "%.2fms", t->value);
+	else if (!strcmp(unit, "/s"))
+		snprintf(out, n, "%.1f/s", t->value);
+	else
+		snprintf(out, n, "%.0f", t->value);
+}
+
+static void errors_by_kind(iac_buf *b, const iac_lt_stats *s, const char *sep)
+{
+	int first = 1;
+	for (int k = 0; k < IAC_LT_NERR; k++)
+		if (s->transport[k]) {
+			iac_buf_printf(b, "%s%s: %llu", first ? "" : sep, iac_lt_errkind_name((enum iac_lt_errkind)k),
+				       (unsigned long long)s->transport[k]);
+			first = 0;
+		}
+	for (int c = 400; c < 600; c++)
+		if (s->status[c]) {
+			iac_buf_printf(b, "%shttp %d: %llu", first ? "" : sep, c, (unsigned long long)s->status[c]);
+			first = 0;
+		}
+}
+
+static const char *load_desc(const iac_lt_config *cfg, char *buf, size_t n)
+{
+	switch (cfg->executor) {
+	case IAC_LT_CONSTANT_VUS:
+		snprintf(buf, n, "constant-vus, %d VUs, %.0fs", cfg->vus, cfg->duration_ms / 1e3);
+		break;
+	case IAC_LT_RAMPING_VUS:
+		snprintf(buf, n, "ramping-vus, %zu stages, %.0fs", cfg->nstages, iac_lt_config_duration_ms(cfg) / 1e3);
+		break;
+	case IAC_LT_CONSTANT_RATE:
+		snprintf(buf, n, "constant-arrival-rate, %g per %gs, %.0fs, up to %d VUs", cfg->rate,
+			 cfg->time_unit_ms / 1e3, cfg->duration_ms / 1e3, cfg->max_vus);
+		break;
+	case IAC_LT_RAMPING_RATE:
+		snprintf(buf, n, "ramping-arrival-rate, %zu stages, %.0fs, up to %d VUs", cfg->nstages,
+			 iac_lt_config_duration_ms(cfg) / 1e3, cfg->max_vus);
+		break;
+	}
+	return buf;
+}
+
+void iac_lt_report_summary(FILE *f, const iac_lt_result *r)
+{
+	const iac_lt_stats *s = r->total;
+	const char *B = iac_color(IAC_C_BOLD), *R = iac_color(IAC_C_RESET), *G = iac_color(IAC_C_GREEN),
+		   *RED = iac_color(IAC_C_RED), *Y = iac_color(IAC_C_YELLOW), *D = iac_color(IAC_C_DIM);
+	iac_buf b = IAC_BUF_INIT;
+	char t1[64], t2[64], desc[160];
+	double el = r->elapsed_s > 0 ? r->elapsed_s : 1;
+
+	iac_buf_printf(&b, "\n%siac loadtest%s %s  %s(%s, %d thread%s)%s\n\n", B, R, r->cfg->file, D,
+		       load_desc(r->cfg, desc, sizeof(desc)), r->threads, r->threads == 1 ? "" : "s", R);
+	fmt_int(t1, sizeof(t1), (double)s->requests);
+	iac_buf_printf(&b, "  requests      %s  %s%.1f/s%s  in %.1fs\n", t1, B, (double)s->requests / el, R, el);
+	fmt_int(t1, sizeof(t1), (double)s->iterations);
+	fmt_int(t2, sizeof(t2), (double)s->dropped);
+	iac_buf_printf(&b, "  iterations    %s  (dropped %s)  max VUs %d\n", t1, t2, r->vus_max);
+	fmt_int(t1, sizeof(t1), (double)s->failed);
+	iac_buf_printf(&b, "  errors        %s%s (%.2f%%)%s", s->failed ? RED : "", t1,
+		       s->requests ? 100.0 * (double)s->failed / (double)s->requests : 0.0, s->failed ? R : "");
+	if (s->failed) {
+		iac_buf_puts(&b, "  ");
+		errors_by_kind(&b, s, ", ");
+	}
+	iac_buf_putc(&b, '\n');
+	const iac_lt_hist *h = &s->hist;
+	iac_buf_printf(&b, "  latency       min %.2f  avg %.2f  p50 %.2f  p90 %.2f  p99 %s%.2f%s  max %.2f  (ms)\n",
+		       h->count ? (double)h->min / 1e3 : 0.0, iac_lt_hist_mean(h) / 1e3,
+		       (double)iac_lt_hist_percentile(h, 50) / 1e3, (double)iac_lt_hist_percentile(h, 90) / 1e3, B,
+		       (double)iac_lt_hist_percentile(h, 99) / 1e3, R, (double)h->max / 1e3);
+	fmt_bytes(t1, sizeof(t1), (double)s->bytes_in);
+	fmt_bytes(t2, sizeof(t2), (double)s->bytes_out);
+	iac_buf_printf(&b, "  data          received %s, sent %s\n", t1, t2);
+
+	if (s->neps) {
+		iac_buf_printf(&b, "\n  %-28s %12s %10s %8s %9s %9s %9s %9s\n", "endpoint", "requests", "rps", "errors",
+			       "p50", "p90", "p99", "max");
+		for (size_t i = 0; i < s->neps; i++) {
+			const iac_lt_endpoint *e = s->eps[i];
+			if (!e->requests)
+				continue;
+			fmt_int(t1, sizeof(t1), (double)e->requests);
+			iac_buf_printf(&b, "  %-28.28s %12s %10.1f %8llu %9.2f %9.2f %9.2f %9.2f\n", e->name, t1,
+				       (double)e->requests / el, (unsigned long long)e->failed,
+				       (double)iac_lt_hist_percentile(&e->hist, 50) / 1e3,
+				       (double)iac_lt_hist_percentile(&e->hist, 90) / 1e3,
+				       (double)iac_lt_hist_percentile(&e->hist, 99) / 1e3, (double)e->hist.max / 1e3);
+		}
+	}
+	if (s->nchecks) {
+		iac_buf_printf(&b, "\n  checks\n");
+		for (size_t i = 0; i < s->nchecks; i++) {
+			const iac_lt_check *c = &s->checks[i];
+			uint64_t tot = c->pass + c->fail;
+			iac_buf_printf(&b, "    %s%s%s %-32s %7.2f%%  (%llu of %llu)\n", c->fail ? Y : G,
+				       c->fail ? "!" : "+", R, c->name, tot ? 100.0 * (double)c->pass / (double)tot : 0.0,
+				       (unsigned long long)c->pass, (unsigned long long)tot);
+		}
+	}
+	if (s->script_errors) {
+		iac_buf_printf(&b, "\n  %sscript errors%s %llu\n", Y, R, (unsigned long long)s->script_errors);
+		for (size_t i = 0; i < s->nscript_msgs; i++)
+			iac_buf_printf(&b, "    %llu x %s\n", (unsigned long long)s->script_counts[i], s->script_msgs[i]);
+	}
+	if (r->cfg->nthresholds) {
+		iac_buf_printf(&b, "\n  thresholds\n");
+		for (size_t i = 0; i < r->cfg->nthresholds; i++) {
+			const iac_lt_threshold *t = &r->cfg->thresholds[i];
+			char cond[200], val[160];
+			fmt_cond(cond, sizeof(cond), t);
+			fmt_value(val, sizeof(val), t);
+			iac_buf_printf(&b, "    %s%-4s%s %-36s %s\n", t->ok ? G : RED, t->ok ? "ok" : "FAIL", R,
+				       t->key, val);
+			iac_buf_printf(&b, "         %s%s%s\n", D, cond, R);
+		}
+	}
+	if (r->haproxy || (r->hosts && r->hosts->n)) {
+		iac_buf_printf(&b, "\n  server side\n");
+		double qmax = NAN, smax = NAN, rmax = NAN;
+		for (size_t i = 0; i < r->nsecs; i++) {
+			const iac_lt_second *x = &r->secs[i];
+			if (!isnan(x->hap_qcur)) {
+				qmax = isnan(qmax) ? x->hap_qcur : fmax(qmax, x->hap_qcur);
+				smax = isnan(smax) ? x->hap_scur : fmax(smax, x->hap_scur);
+				rmax = isnan(rmax) ? x->hap_rtime_ms : fmax(rmax, x->hap_rtime_ms);
+			}
+		}
+		if (r->haproxy) {
+			if (isnan(qmax))
+				iac_buf_printf(&b, "    haproxy %s: no sample\n", r->haproxy);
+			else
+				iac_buf_printf(&b, "    haproxy %s: max queue %.0f, max sessions %.0f, max backend "
+					       "response time %.0f ms\n", r->haproxy, qmax, smax, rmax);
+		}
+		for (size_t hi = 0; r->hosts && hi < r->hosts->n; hi++) {
+			double cmax = NAN, mmax = NAN;
+			for (size_t i = 0; i < r->nsecs; i++) {
+				const iac_lt_second *x = &r->secs[i];
+				if (x->host_cpu && !isnan(x->host_cpu[hi]))
+					cmax = isnan(cmax) ? x->host_cpu[hi] : fmax(cmax, x->host_cpu[hi]);
+				if (x->host_mem && !isnan(x->host_mem[hi]))
+					mmax = isnan(mmax) ? x->host_mem[hi] : fmax(mmax, x->host_mem[hi]);
+			}
+			if (isnan(cmax))
+				iac_buf_printf(&b, "    host %s: not sampled\n", r->hosts->items[hi]);
+			else
+				iac_buf_printf(&b, "    host %s: max CPU %.0f%%, max memory %.0f%%\n", r->hosts->items[hi],
+					       cmax, mmax);
+		}
+	}
+	if (r->saturation)
+		iac_buf_printf(&b, "\n  %swhere it saturated:%s %s\n", B, R, r->saturation);
+	for (size_t i = 0; i < r->notes.n; i++)
+		iac_buf_printf(&b, "\n  %snote:%s %s", Y, R, r->notes.items[i]);
+	if (r->notes.n)
+		iac_buf_putc(&b, '\n');
+	iac_buf_printf(&b, "\n  load generator CPU: avg %.0f%%, max %.0f%% of %d core%s; memory %.1f MiB\n",
+		       isnan(r->cpu_avg_pct) ? 0 : r->cpu_avg_pct, r->cpu_max_pct, r->cores, r->cores == 1 ? "" : "s",
+		       r->rss_mib);
+	if (r->valid)
+		iac_buf_printf(&b, "  result: %svalid%s", G, R);
+	else
+		iac_buf_printf(&b, "  result: %sNOT VALID%s: %s", RED, R, r->invalid.items[0]);
+	if (r->aborted)
+		iac_buf_printf(&b, "  %s(stopped early: a threshold with abort_on_fail failed)%s", RED, R);
+	if (r->interrupted)
+		iac_buf_printf(&b, "  %s(interrupted)%s", Y, R);
+	iac_buf_puts(&b, "\n");
+	iac_log_write(f, iac_buf_cstr(&b));
+	iac_buf_free(&b);
+}
+
+/* ---- JSON ---------------------------------------------------------- */
+
+static json_t *num(double v)
+{
+	return isnan(v) || isinf(v) ? json_null() : json_real(v);
+}
+
+static json_t *latency_obj(const iac_lt_hist *h)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "min", num(h->count ? (double)h->min / 1e3 : 0));
+	json_object_set_new(o, "avg", num(iac_lt_hist_mean(h) / 1e3));
+	json_object_set_new(o, "p50", num((double)iac_lt_hist_percentile(h, 50) / 1e3));
+	json_object_set_new(o, "p90", num((double)iac_lt_hist_percentile(h, 90) / 1e3));
+	json_object_set_new(o, "p95", num((double)iac_lt_hist_percentile(h, 95) / 1e3));
+	json_object_set_new(o, "p99", num((double)iac_lt_hist_percentile(h, 99) / 1e3));
+	json_object_set_new(o, "p999", num((double)iac_lt_hist_percentile(h, 99.9) / 1e3));
+	json_object_set_new(o, "max", num((double)h->max / 1e3));
+	return o;
+}
+
+static json_t *strlist_json(const iac_strlist *l)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < l->n; i++)
+		json_array_append_new(a, json_string(l->items[i]));
+	return a;
+}
+
+json_t *iac_lt_report_json(const iac_lt_result *r)
+{
+	const iac_lt_stats *s = r->total;
+	const iac_lt_config *cfg = r->cfg;
+	double el = r->elapsed_s > 0 ? r->elapsed_s : 1;
+	json_t *o = json_object();
+	json_object_set_new(o, "version", json_integer(1));
+	json_object_set_new(o, "scenario_file", json_string(cfg->file));
+	json_object_set_new(o, "started", json_string(r->started));
+	json_object_set_new(o, "executor", json_string(iac_lt_executor_name(cfg->executor)));
+	json_object_set_new(o, "duration_s", num(r->elapsed_s));
+	json_object_set_new(o, "threads", json_integer(r->threads));
+	json_object_set_new(o, "vus_max", json_integer(r->vus_max));
+	json_object_set_new(o, "requests", json_integer((json_int_t)s->requests));
+	json_object_set_new(o, "iterations", json_integer((json_int_t)s->iterations));
+	json_object_set_new(o, "dropped_iterations", json_integer((json_int_t)s->dropped));
+	json_object_set_new(o, "rps", num((double)s->requests / el));
+
+	json_t *err = json_object();
+	json_object_set_new(err, "total", json_integer((json_int_t)s->failed));
+	json_object_set_new(err, "rate", num(s->requests ? (double)s->failed / (double)s->requests : 0));
+	json_t *kinds = json_object();
+	for (int k = 0; k < IAC_LT_NERR; k++)
+		if (s->transport[k])
+			json_object_set_new(kinds, iac_lt_errkind_name((enum iac_lt_errkind)k),
+					    json_integer((json_int_t)s->transport[k]));
+	for (int c = 400; c < 600; c++)
+		if (s->status[c]) {
+			char k[16];
+			snprintf(k, sizeof(k), "http %d", c);
+			json_object_set_new(kinds, k, json_integer((json_int_t)s->status[c]));
+		}
+	json_object_set_new(err, "by_kind", kinds);
+	json_object_set_new(o, "errors", err);
+
+	json_t *st = json_object();
+	for (int c = 100; c < 600; c++)
+		if (s->status[c]) {
+			char k[8];
+			snprintf(k, sizeof(k), "%d", c);
+			json_object_set_new(st, k, json_integer((json_int_t)s->status[c]));
+		}
+	json_object_set_new(o, "status", st);
+	json_object_set_new(o, "latency_ms", latency_obj(&s->hist));
+	json_t *bytes = json_object();
+	json_object_set_new(bytes, "received", json_integer((json_int_t)s->bytes_in));
+	json_object_set_new(bytes, "sent", json_integer((json_int_t)s->bytes_out));
+	json_object_set_new(o, "bytes", bytes);
+
+	json_t *eps = json_object();
+	for (size_t i = 0; i < s->neps; i++) {
+		const iac_lt_endpoint *e = s->eps[i];
+		if (!e->requests)
+			continue;
+		json_t *x = json_object();
+		json_object_set_new(x, "requests", json_integer((json_int_t)e->requests));
+		json_object_set_new(x, "errors", json_integer((json_int_t)e->failed));
+		json_object_set_new(x, "rps", num((double)e->requests / el));
+		json_object_set_new(x, "latency_ms", latency_obj(&e->hist));
+		json_object_set_new(eps, e->name, x);
+	}
+	json_object_set_new(o, "endpoints", eps);
+
+	json_t *checks = json_object();
+	for (size_t i = 0; i < s->nchecks; i++) {
+		const iac_lt_check *c = &s->checks[i];
+		json_t *x = json_object();
+		json_object_set_new(x, "passes", json_integer((json_int_t)c->pass));
+		json_object_set_new(x, "fails", json_integer((json_int_t)c->fail));
+		json_object_set_new(x, "rate", num(c->pass + c->fail ? (double)c->pass / (double)(c->pass + c->fail) : 0));
+		json_object_set_new(checks, c->name, x);
+	}
+	json_object_set_new(o, "checks", checks);
+
+	json_t *ths = json_object();
+	for (size_t i = 0; i < cfg->nthresholds; i++) {
+		const iac_lt_threshold *t = &cfg->thresholds[i];
+		json_t *x = json_object();
+		json_t *conds = json_array();
+		for (size_t c = 0; c < t->nconds; c++)
+			json_array_append_new(conds, json_string(t->conds[c]));
+		json_object_set_new(x, "conditions", conds);
+		json_object_set_new(x, "value", t->have_value ? num(t->value) : json_null());
+		json_object_set_new(x, "unit", json_string(iac_lt_metric_unit(t->metric)));
+		json_object_set_new(x, "ok", json_boolean(t->ok));
+		json_object_set_new(x, "abort_on_fail", json_boolean(t->abort_on_fail));
+		json_object_set_new(ths, t->key, x);
+	}
+	json_object_set_new(o, "thresholds", ths);
+
+	json_t *se = json_object();
+	json_object_set_new(se, "total", json_integer((json_int_t)s->script_errors));
+	json_t *msgs = json_array();
+	for (size_t i = 0; i < s->nscript_msgs; i++) {
+		json_t *m = json_object();
+		json_object_set_new(m, "message", json_string(s->script_msgs[i]));
+		json_object_set_new(m, "count", json_integer((json_int_t)s->script_counts[i]));
+		json_array_append_new(msgs, m);
+	}
+	json_object_set_new(se, "messages", msgs);
+	json_object_set_new(o, "script_errors", se);
+
+	json_t *ts = json_array();
+	for (size_t i = 0; i < r->nsecs; i++) {
+		const iac_lt_second *x = &r->secs[i];
+		json_t *p = json_object();
+		json_object_set_new(p, "t", json_integer((json_int_t)i));
+		json_object_set_new(p, "requests", json_integer((json_int_t)x->requests));
+		json_object_set_new(p, "rps", num((double)x->requests));
+		json_object_set_new(p, "errors", json_integer((json_int_t)x->failed));
+		json_object_set_new(p, "dropped", json_integer((json_int_t)x->dropped));
+		json_object_set_new(p, "p50_ms", x->requests ? num(x->p50_ms) : json_null());
+		json_object_set_new(p, "p90_ms", x->requests ? num(x->p90_ms) : json_null());
+		json_object_set_new(p, "p99_ms", x->requests ? num(x->p99_ms) : json_null());
+		json_object_set_new(p, "max_ms", x->requests ? num(x->max_ms) : json_null());
+		json_object_set_new(p, "vus", x->vus >= 0 ? json_integer(x->vus) : json_null());
+		json_object_set_new(p, "client_cpu_pct", num(x->cpu_pct));
+		if (r->haproxy) {
+			json_t *hp = json_object();
+			json_object_set_new(hp, "queue", num(x->hap_qcur));
+			json_object_set_new(hp, "sessions", num(x->hap_scur));
+			json_object_set_new(hp, "rtime_ms", num(x->hap_rtime_ms));
+			json_object_set_new(hp, "req_rate", num(x->hap_rate));
+			json_object_set_new(p, "haproxy", hp);
+		}
+		if (r->hosts && r->hosts->n) {
+			json_t *hs = json_object();
+			for (size_t hi = 0; hi < r->hosts->n; hi++) {
+				json_t *hx = json_object();
+				json_object_set_new(hx, "cpu_pct", x->host_cpu ? num(x->host_cpu[hi]) : json_null());
+				json_object_set_new(hx, "mem_pct", x->host_mem ? num(x->host_mem[hi]) : json_null());
+				json_object_set_new(hs, r->hosts->items[hi], hx);
+			}
+			json_object_set_new(p, "hosts", hs);
+		}
+		json_array_append_new(ts, p);
+	}
+	json_object_set_new(o, "timeseries", ts);
+
+	json_t *server = json_object();
+	json_object_set_new(server, "haproxy", r->haproxy ? json_string(r->haproxy) : json_null());
+	json_object_set_new(server, "hosts", r->hosts ? strlist_json(r->hosts) : json_array());
+	json_object_set_new(server, "saturation", r->saturation ? json_string(r->saturation) : json_null());
+	json_object_set_new(o, "server", server);
+
+	json_t *client = json_object();
+	json_object_set_new(client, "cores", json_integer(r->cores));
+	json_object_set_new(client, "cpu_avg_pct", num(r->cpu_avg_pct));
+	json_object_set_new(client, "cpu_max_pct", num(r->cpu_max_pct));
+	json_object_set_new(client, "max_rss_mib", num(r->rss_mib));
+	json_object_set_new(o, "client", client);
+
+	json_object_set_new(o, "valid", json_boolean(r->valid));
+	json_object_set_new(o, "invalid_reasons", strlist_json(&r->invalid));
+	json_object_set_new(o, "notes", strlist_json(&r->notes));
+	json_object_set_new(o, "aborted", json_boolean(r->aborted));
+	json_object_set_new(o, "interrupted", json_boolean(r->interrupted));
+	json_object_set_new(o, "exit_code", json_integer(r->exit_code));
+	return o;
+}
+
+int iac_lt_report_write_json(const iac_lt_result *r, const char *path)
+{
+	json_t *o = iac_lt_report_json(r);
+	char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	size_t n = strlen(text);
+	text = iac_xrealloc(text, n + 2);
+	text[n] = '\n';
+	int rc = iac_file_write_atomic(path, text, n + 1, 0644);
+	free(text);
+	if (rc < 0)
+		iac_err_prefix("cannot write the JSON report '%s'", path);
+	return rc;
+}
+
+/* ---- HTML ---------------------------------------------------------- */
+
+static void html_esc(iac_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '<': iac_buf_puts(b, "&lt;"); break;
+		case '>': iac_buf_puts(b, "&gt;"); break;
+		case '&': iac_buf_puts(b, "&amp;"); break;
+		case '"': iac_buf_puts(b, "&quot;"); break;
+		default: iac_buf_putc(b, *s);
+		}
+	}
+}
+
+typedef struct {
+	const char *name;
+	const char *color;
+	double *v;
+} series;
+
+static double nice_ceil(double v)
+{
+	if (!(v > 0))
+		return 1;
+	double p = pow(10, floor(log10(v)));
+	double m = v / p;
+	double n = m <= 1 ? 1 : m <= 2 ? 2 : m <= 2.5 ? 2.5 : m <= 5 ? 5 : 10;
+	return n * p;
+}
+
+/* One line chart as inline SVG: x is seconds, one polyline per series, NaN
+ * breaks a line. */
+static void svg_chart(iac_buf *b, const char *title, const char *unit, const series *ss, size_t ns, size_t n)
+{
+	const double W = 900, H = 220, L = 60, Rm = 20, T = 28, Bm = 30;
+	double ymax = 0;
+	for (size_t k = 0; k < ns; k++)
+		for (size_t i = 0; i < n; i++)
+			if (!isnan(ss[k].v[i]) && ss[k].v[i] > ymax)
+				ymax = ss[k].v[i];
+	ymax = nice_ceil(ymax * 1.05);
+	double xs = n > 1 ? (W - L - Rm) / (double)(n - 1) : 0;
+	iac_buf_printf(b, "<figure class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" "
+		       "width=\"%.0f\" height=\"%.0f\" role=\"img\" aria-label=\"", W, H, W, H);
+	html_esc(b, title);
+	iac_buf_printf(b, "\"><text x=\"%.0f\" y=\"18\" class=\"t\">", L);
+	html_esc(b, title);
+	iac_buf_printf(b, " (%s)</text>", unit);
+	for (int g = 0; g <= 4; g++) {
+		double y = T + (H - T - Bm) * (1 - g / 4.0);
+		iac_buf_printf(b, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" class=\"g\"/>"
+			       "<text x=\"%.0f\" y=\"%.1f\" class=\"a\" text-anchor=\"end\">%g</text>",
+			       L, W - Rm, y, y, L - 6, y + 4, ymax * g / 4.0);
+	}
+	size_t step = n > 20 ? (n + 9) / 10 : 1;
+	for (size_t i = 0; i < n; i += step)
+		iac_buf_printf(b, "<text x=\"%.1f\" y=\"%.0f\" class=\"a\" text-anchor=\"middle\">%zus</text>",
+			       L + xs * (double)i, H - 10, i);
+	for (size_t k = 0; k < ns; k++) {
+		int open = 0;
+		for (size_t i = 0; i < n; i++) {
+			double v = ss[k].v[i];
+			if (isnan(v)) {
+				if (open)
+					iac_buf_puts(b, "\"/>");
+				open = 0;
+				continue;
+			}
+			double x = L + xs * (double)i, y = T + (H - T - Bm) * (1 - v / ymax);
+			if (!open)
+				iac_buf_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+					       ss[k].color);
+			iac_buf_printf(b, "%.1f,%.1f ", x, y);
+			open = 1;
+		}
+		if (open)
+			iac_buf_puts(b, "\"/>");
+		if (n == 1 && !isnan(ss[k].v[0]))
+			iac_buf_printf(b, "<circle cx=\"%.0f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>", L,
+				       T + (H - T - Bm) * (1 - ss[k].v[0] / ymax), ss[k].color);
+		iac_buf_printf(b, "<rect x=\"%.0f\" y=\"8\" width=\"10\" height=\"10\" fill=\"%s\"/>"
+			       "<text x=\"%.0f\" y=\"17\" class=\"l\">", W - Rm - 130 * (double)(ns - k), ss[k].color,
+			       W - Rm - 130 * (double)(ns - k) + 14);
+		html_esc(b, ss[k].name);
+		iac_buf_puts(b, "</text>");
+	}
+	iac_buf_puts(b, "</svg></figure>\n");
+}
+
+int iac_lt_report_write_html(const iac_lt_result *r, const char *path)
+{
+	const iac_lt_stats *s = r->total;
+	double el = r->elapsed_s > 0 ? r->elapsed_s : 1;
+	size_t n = r->nsecs;
+	iac_buf b = IAC_BUF_INIT;
+	char t1[64], desc[160];
+
+	iac_buf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+			 "<meta name=\"viewport\" content=\"width=device-width\"><title>iac loadtest: ");
+	html_esc(&b, r->cfg->file);
+	iac_buf_puts(&b, "</title><style>"
+			 "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:960px}"
+			 "h1{font-size:20px}h2{font-size:16px;margin-top:28px}"
+			 "table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 10px;border-bottom:1px solid #ddd;"
+			 "text-align:right}td:first-child,th:first-child{text-align:left}"
+			 ".ok{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:bold}"
+			 ".banner{padding:8px 12px;border-radius:6px;margin:12px 0}"
+			 ".valid{background:#dafbe1}.invalid{background:#ffebe9}.note{background:#fff8c5}"
+			 "svg .g{stroke:#e5e5e5}svg .a{font-size:11px;fill:#666}svg .t{font-size:13px;font-weight:bold}"
+			 "svg .l{font-size:12px}figure{margin:12px 0}"
+			 "</style></head><body>\n<h1>iac loadtest: ");
+	html_esc(&b, r->cfg->file);
+	iac_buf_puts(&b, "</h1>\n<p>");
+	html_esc(&b, load_desc(r->cfg, desc, sizeof(desc)));
+	iac_buf_printf(&b, "; %d thread%s; started %s; ran %.1f s.</p>\n", r->threads, r->threads == 1 ? "" : "s",
+		       r->started, r->elapsed_s);
+	if (r->valid) {
+		iac_buf_puts(&b, "<div class=\"banner valid\" id=\"validity\">Result valid.</div>\n");
+	} else {
+		iac_buf_puts(&b, "<div class=\"banner invalid\" id=\"validity\">Result NOT valid: ");
+		html_esc(&b, r->invalid.items[0]);
+		iac_buf_puts(&b, "</div>\n");
+	}
+	if (r->saturation) {
+		iac_buf_puts(&b, "<div class=\"banner note\"><b>Where it saturated:</b> ");
+		html_esc(&b, r->saturation);
+		iac_buf_puts(&b, "</div>\n");
+	}
+	for (size_t i = 0; i < r->notes.n; i++) {
+		iac_buf_puts(&b, "<div class=\"banner note\">");
+		html_esc(&b, r->notes.items[i]);
+		iac_buf_puts(&b, "</div>\n");
+	}
+
+	const iac_lt_hist *h = &s->hist;
+	iac_buf_puts(&b, "<h2>Summary</h2><table id=\"summary\">");
+	fmt_int(t1, sizeof(t1), (double)s->requests);
+	iac_buf_printf(&b, "<tr><td>requests</td><td>%s</td></tr><tr><td>requests per second</td><td>%.1f</td></tr>",
+		       t1, (double)s->requests / el);
+	iac_buf_printf(&b, "<tr><td>errors</td><td>%llu (%.2f%%)</td></tr>", (unsigned long long)s->failed,
+		       s->requests ? 100.0 * (double)s->failed / (double)s->requests : 0.0);
+	iac_buf_printf(&b, "<tr><td>iterations / dropped</td><td>%llu / %llu</td></tr>",
+		       (unsigned long long)s->iterations, (unsigned long long)s->dropped);
+	iac_buf_printf(&b, "<tr><td>latency p50 / p90 / p99 / max (ms)</td><td>%.2f / %.2f / %.2f / %.2f</td></tr>",
+		       (double)iac_lt_hist_percentile(h, 50) / 1e3, (double)iac_lt_hist_percentile(h, 90) / 1e3,
+		       (double)iac_lt_hist_percentile(h, 99) / 1e3, (double)h->max / 1e3);
+	iac_buf_printf(&b, "<tr><td>max VUs</td><td>%d</td></tr>", r->vus_max);
+	iac_buf_printf(&b, "<tr><td>load generator CPU avg / max</td><td>%.0f%% / %.0f%% of %d core%s</td></tr>",
+		       isnan(r->cpu_avg_pct) ? 0 : r->cpu_avg_pct, r->cpu_max_pct, r->cores, r->cores == 1 ? "" : "s");
+	iac_buf_puts(&b, "</table>\n");
+
+	if (n) {
+		double *rps = iac_xmalloc(n * sizeof(double)), *errs = iac_xmalloc(n * sizeof(double)),
+		       *p50 = iac_xmalloc(n * sizeof(double)), *p90 = iac_xmalloc(n * sizeof(double)),
+		       *p99 = iac_xmalloc(n * sizeof(double)), *vus = iac_xmalloc(n * sizeof(double)),
+		       *cpu = iac_xmalloc(n * sizeof(double)), *drop = iac_xmalloc(n * sizeof(double));
+		int have_hap = 0;
+		for (size_t i = 0; i < n; i++) {
+			const iac_lt_second *x = &r->secs[i];
+			rps[i] = (double)x->requests;
+			errs[i] = (double)x->failed;
+			drop[i] = (double)x->dropped;
+			p50[i] = x->requests ? x->p50_ms : NAN;
+			p90[i] = x->requests ? x->p90_ms : NAN;
+			p99[i] = x->requests ? x->p99_ms : NAN;
+			vus[i] = x->vus >= 0 ? x->vus : NAN;
+			cpu[i] = x->cpu_pct;
+			have_hap |= !isnan(x->hap_qcur);
+		}
+		iac_buf_puts(&b, "<h2>Over time</h2>\n");
+		series a[] = { { "requests/s", "#0969da", rps } };
+		svg_chart(&b, "Throughput", "requests per second", a, 1, n);
+		series l[] = { { "p50", "#1a7f37", p50 }, { "p90", "#bf8700", p90 }, { "p99", "#cf222e", p99 } };
+		svg_chart(&b, "Latency", "ms", l, 3, n);
+		series e[] = { { "errors/s", "#cf222e", errs }, { "dropped/s", "#8250df", drop } };
+		svg_chart(&b, "Errors and dropped iterations", "per second", e, 2, n);
+		series v[] = { { "VUs", "#0969da", vus }, { "client CPU %", "#6e7781", cpu } };
+		svg_chart(&b, "Virtual users and load generator CPU", "count, %", v, 2, n);
+		if (have_hap) {
+			double *q = iac_xmalloc(n * sizeof(double)), *sc = iac_xmalloc(n * sizeof(double)),
+			       *rt = iac_xmalloc(n * sizeof(double));
+			for (size_t i = 0; i < n; i++) {
+				q[i] = r->secs[i].hap_qcur;
+				sc[i] = r->secs[i].hap_scur;
+				rt[i] = r->secs[i].hap_rtime_ms;
+			}
+			series hs[] = { { "queue", "#cf222e", q }, { "sessions", "#0969da", sc },
+					{ "backend rtime ms", "#bf8700", rt } };
+			iac_buf_puts(&b, "<h2>Server side: HAProxy</h2>\n");
+			svg_chart(&b, "HAProxy", "queue, sessions, ms", hs, 3, n);
+			free(q);
+			free(sc);
+			free(rt);
+		}
+		for (size_t hi = 0; r->hosts && hi < r->hosts->n; hi++) {
+			double *hc = iac_xmalloc(n * sizeof(double)), *hm = iac_xmalloc(n * sizeof(double));
+			int any = 0;
+			for (size_t i = 0; i < n; i++) {
+				hc[i] = r->secs[i].host_cpu ? r->secs[i].host_cpu[hi] : NAN;
+				hm[i] = r->secs[i].host_mem ? r->secs[i].host_mem[hi] : NAN;
+				any |= !isnan(hc[i]) || !isnan(hm[i]);
+			}
+			if (any) {
+				char title[200];
+				snprintf(title, sizeof(title), "Host %s", r->hosts->items[hi]);
+				series hs[] = { { "CPU %", "#cf222e", hc }, { "memory %", "#0969da", hm } };
+				svg_chart(&b, title, "%", hs, 2, n);
+			}
+			free(hc);
+			free(hm);
+		}
+		free(rps);
+		free(errs);
+		free(p50);
+		free(p90);
+		free(p99);
+		free(vus);
+		free(cpu);
+		free(drop);
+	}
+
+	iac_buf_puts(&b, "<h2>Endpoints</h2><table id=\"endpoints\"><tr><th>endpoint</th><th>requests</th><th>rps</th>"
+			 "<th>errors</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>");
+	for (size_t i = 0; i < s->neps; i++) {
+		const iac_lt_endpoint *e = s->eps[i];
+		if (!e->requests)
+			continue;
+		iac_buf_puts(&b, "<tr><td>");
+		html_esc(&b, e->name);
+		iac_buf_printf(&b, "</td><td>%llu</td><td>%.1f</td><td>%llu</td><td>%.2f</td><td>%.2f</td><td>%.2f</td>"
+			       "<td>%.2f</td></tr>", (unsigned long long)e->requests, (double)e->requests / el,
+			       (unsigned long long)e->failed, (double)iac_lt_hist_percentile(&e->hist, 50) / 1e3,
+			       (double)iac_lt_hist_percentile(&e->hist, 90) / 1e3,
+			       (double)iac_lt_hist_percentile(&e->hist, 99) / 1e3, (double)e->hist.max / 1e3);
+	}
+	iac_buf_puts(&b, "</table>\n");
+	if (s->failed) {
+		iac_buf_puts(&b, "<h2>Errors by kind</h2><p>");
+		iac_buf eb = IAC_BUF_INIT;
+		errors_by_kind(&eb, s, "; ");
+		html_esc(&b, iac_buf_cstr(&eb));
+		iac_buf_free(&eb);
+		iac_buf_puts(&b, "</p>\n");
+	}
+	if (s->nchecks) {
+		iac_buf_puts(&b, "<h2>Checks</h2><table id=\"checks\"><tr><th>check</th><th>passed</th><th>failed</th>"
+				 "<th>rate</th></tr>");
+		for (size_t i = 0; i < s->nchecks; i++) {
+			const iac_lt_check *c = &s->checks[i];
+			uint64_t tot = c->pass + c->fail;
+			iac_buf_puts(&b, "<tr><td>");
+			html_esc(&b, c->name);
+			iac_buf_printf(&b, "</td><td>%llu</td><td>%llu</td><td>%.2f%%</td></tr>", (unsigned long long)c->pass,
+				       (unsigned long long)c->fail, tot ? 100.0 * (double)c->pass / (double)tot : 0.0);
+		}
+		iac_buf_puts(&b, "</table>\n");
+	}
+	if (r->cfg->nthresholds) {
+		iac_buf_puts(&b, "<h2>Thresholds</h2><table id=\"thresholds\"><tr><th>metric</th><th>condition</th>"
+				 "<th>value</th><th>result</th></tr>");
+		for (size_t i = 0; i < r->cfg->nthresholds; i++) {
+			const iac_lt_threshold *t = &r->cfg->thresholds[i];
+			char cond[200], val[160];
+			fmt_cond(cond, sizeof(cond), t);
+			fmt_value(val, sizeof(val), t);
+			iac_buf_puts(&b, "<tr><td>");
+			html_esc(&b, t->key);
+			iac_buf_puts(&b, "</td><td>");
+			html_esc(&b, cond);
+			iac_buf_puts(&b, "</td><td>");
+			html_esc(&b, val);
+			iac_buf_printf(&b, "</td><td class=\"%s\">%s</td></tr>", t->ok ? "ok" : "fail", t->ok ? "pass" : "FAIL");
+		}
+		iac_buf_puts(&b, "</table>\n");
+	}
+	if (s->script_errors) {
+		iac_buf_printf(&b, "<h2>Script errors (%llu)</h2><ul>", (unsigned long long)s->script_errors);
+		for (size_t i = 0; i < s->nscript_msgs; i++) {
+			iac_buf_printf(&b, "<li>%llu &times; ", (unsigned long long)s->script_counts[i]);
+			html_esc(&b, s->script_msgs[i]);
+			iac_buf_puts(&b, "</li>");
+		}
+		iac_buf_puts(&b, "</ul>\n");
+	}
+	iac_buf_puts(&b, "<h2>How to read this</h2><p>Each point is one second of the run. Latency is measured per "
+			 "request from when it was due: in the arrival-rate executors a request that had to wait "
+			 "counts its wait. Percentiles come from histograms with under 1% relative error. "
+			 "Server-side figures (when observed) share the same time axis. A result is marked not "
+			 "valid when the load generator's own CPU was the bottleneck.</p>\n</body></html>\n");
+	int rc = iac_file_write_atomic(path, b.ptr, b.len, 0644);
+	iac_buf_free(&b);
+	if (rc < 0)
+		iac_err_prefix("cannot write the HTML report '%s'", path);
+	return rc;
+}

@@ -1,0 +1,59 @@
+/* lt_report: what a run produced, judged and shown: thresholds evaluated,
+ * validity, the "where it saturated" note, the terminal summary, the JSON
+ * document (docs/loadtest.md describes its shape) and the self-contained
+ * HTML report (inline SVG charts, no script, no network).
+ *
+ * iac_lt_result borrows the config, totals and seconds from the run; it owns
+ * its lists and strings (iac_lt_result_free).
+ */
+#ifndef IAC_LOADTEST_REPORT_H
+#define IAC_LOADTEST_REPORT_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "iac/core/args.h"
+#include "iac/loadtest/engine.h"
+
+typedef struct {
+	const iac_lt_config *cfg;
+	const iac_lt_stats *total;
+	const iac_lt_second *secs;
+	size_t nsecs;
+	double elapsed_s;          /* start to the last worker's end */
+	int threads;
+	int cores;                 /* CPUs the process may run on */
+	int vus_max;
+	char started[32];          /* RFC 3339 */
+
+	int valid;
+	iac_strlist invalid;       /* why the figures cannot be trusted */
+	iac_strlist notes;         /* warnings worth a line */
+	char *saturation;          /* "where it saturated", NULL when nothing stood out */
+	double cpu_max_pct, cpu_avg_pct, rss_mib;
+	int aborted;               /* a threshold with abort_on_fail stopped the run */
+	int interrupted;           /* SIGINT */
+	const char *haproxy;       /* observed address or NULL */
+	const iac_strlist *hosts;  /* observed host names */
+	int exit_code;
+} iac_lt_result;
+
+#define IAC_LT_EXIT_THRESHOLDS 99
+
+/* Evaluate every threshold of cfg against stats (value, ok, have_value).
+ * Returns the number that failed. */
+size_t iac_lt_thresholds_eval(iac_lt_threshold *ts, size_t n, const iac_lt_stats *s, double elapsed_s);
+
+/* Fill valid/invalid from the CPU series, and the saturation note. */
+void iac_lt_result_judge(iac_lt_result *r);
+
+void iac_lt_report_summary(FILE *f, const iac_lt_result *r);
+json_t *iac_lt_report_json(const iac_lt_result *r);
+/* Write files. 0, or -1 with a message. */
+int iac_lt_report_write_json(const iac_lt_result *r, const char *path);
+int iac_lt_report_write_html(const iac_lt_result *r, const char *path);
+
+void iac_lt_result_free(iac_lt_result *r);
+
+#endif

@@ -1,0 +1,750 @@
+/* lt_scenario: the scenario language, run in a Lua sandbox (see scenario.h). */
+#include "iac/loadtest/scenario.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "iac/core/buf.h"
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+
+#define CTX_KEY "iac.lt.ctx"
+#define FLOWS_KEY "iac.lt.flows"
+#define BETWEEN_MT "iac.lt.between"
+
+typedef struct {
+	iac_lt_config *cfg;
+	int seen_load, seen_thresholds, seen_observe, seen_target;
+} load_ctx;
+
+static load_ctx *get_ctx(lua_State *L)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+	load_ctx *c = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	return c;
+}
+
+static int call_line(lua_State *L)
+{
+	lua_Debug ar;
+	if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar))
+		return ar.currentline;
+	return 0;
+}
+
+/* Reject keys a statement does not know, naming the valid ones: a typo must
+ * not be silently ignored. */
+static void check_keys(lua_State *L, int idx, const char *what, const char *const *valid)
+{
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING) {
+			if (lua_type(L, -1) == LUA_TNUMBER)
+				continue;   /* positional items are checked by the caller */
+			luaL_error(L, "unexpected %s key in %s", luaL_typename(L, -1), what);
+		}
+		const char *k = lua_tostring(L, -1);
+		int ok = 0;
+		for (const char *const *v = valid; *v; v++)
+			if (!strcmp(*v, k))
+				ok = 1;
+		if (!ok) {
+			iac_buf b = IAC_BUF_INIT;
+			for (const char *const *v = valid; *v; v++)
+				iac_buf_printf(&b, "%s%s", v == valid ? "" : ", ", *v);
+			lua_pushfstring(L, "unknown option '%s' in %s; valid options: %s", k, what, iac_buf_cstr(&b));
+			iac_buf_free(&b);
+			luaL_where(L, 1);
+			lua_insert(L, -2);
+			lua_concat(L, 2);
+			lua_error(L);
+		}
+	}
+}
+
+/* A duration given as "250ms"/"2s" or a number of seconds, in ms. */
+static double duration_at(lua_State *L, int idx, const char *what)
+{
+	if (lua_type(L, idx) == LUA_TNUMBER) {
+		double v = lua_tonumber(L, idx);
+		if (v < 0)
+			luaL_error(L, "%s must not be negative", what);
+		return v * 1e3;
+	}
+	if (lua_type(L, idx) != LUA_TSTRING)
+		luaL_error(L, "%s must be a duration like \"500ms\" or \"10s\", not a %s", what, luaL_typename(L, idx));
+	double ms;
+	if (iac_duration_parse(&ms, lua_tostring(L, idx)) < 0)
+		luaL_error(L, "%s: %s", what, iac_err_last());
+	return ms;
+}
+
+static double number_field(lua_State *L, int idx, const char *key, double def, const char *what)
+{
+	double v = def;
+	lua_getfield(L, idx, key);
+	if (!lua_isnil(L, -1)) {
+		if (lua_type(L, -1) != LUA_TNUMBER)
+			luaL_error(L, "option '%s' in %s must be a number, not a %s", key, what, luaL_typename(L, -1));
+		v = lua_tonumber(L, -1);
+		if (v < 0 || isnan(v))
+			luaL_error(L, "option '%s' in %s must not be negative", key, what);
+	}
+	lua_pop(L, 1);
+	return v;
+}
+
+static char *string_field(lua_State *L, int idx, const char *key, const char *what)
+{
+	char *s = NULL;
+	lua_getfield(L, idx, key);
+	if (!lua_isnil(L, -1)) {
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "option '%s' in %s must be a string, not a %s", key, what, luaL_typename(L, -1));
+		s = iac_xstrdup(lua_tostring(L, -1));
+	}
+	lua_pop(L, 1);
+	return s;
+}
+
+static int l_between(lua_State *L)
+{
+	double a = duration_at(L, 1, "between()'s first argument");
+	double b = duration_at(L, 2, "between()'s second argument");
+	if (b < a)
+		luaL_error(L, "between(): the maximum is smaller than the minimum");
+	lua_createtable(L, 0, 2);
+	lua_pushnumber(L, a);
+	lua_setfield(L, -2, "min_ms");
+	lua_pushnumber(L, b);
+	lua_setfield(L, -2, "max_ms");
+	luaL_setmetatable(L, BETWEEN_MT);
+	return 1;
+}
+
+static int l_target(lua_State *L)
+{
+	load_ctx *c = get_ctx(L);
+	const char *url = luaL_checkstring(L, 1);
+	if (c->seen_target)
+		luaL_error(L, "target is set twice");
+	if (!iac_str_starts(url, "http://")) {
+		if (iac_str_starts(url, "https://"))
+			luaL_error(L, "target '%s': https is not supported yet; use http://", url);
+		luaL_error(L, "target '%s' must be an http:// URL", url);
+	}
+	c->seen_target = 1;
+	c->cfg->target = iac_xstrdup(url);
+	return 0;
+}
+
+static void read_headers(lua_State *L, int idx, iac_strlist *out, const char *what)
+{
+	lua_getfield(L, idx, "headers");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	if (!lua_istable(L, -1))
+		luaL_error(L, "option 'headers' in %s must be a table of name = value", what);
+	int t = lua_gettop(L);
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
+			luaL_error(L, "option 'headers' in %s must map names to strings", what);
+		const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
+		if (strpbrk(k, "\r\n:") || strpbrk(v, "\r\n"))
+			luaL_error(L, "header '%s' in %s contains a line break or colon", k, what);
+		char *line = iac_xasprintf("%s: %s", k, v);
+		iac_strlist_push(out, line);
+		free(line);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+static int apply_scenario(lua_State *L, const char *name, int t)
+{
+	static const char *const keys[] = { "weight", "think", "flow", "method", "path", "url",
+					    "headers", "body", "name", NULL };
+	load_ctx *c = get_ctx(L);
+	iac_lt_config *cfg = c->cfg;
+	char what[200];
+	snprintf(what, sizeof(what), "scenario '%s'", name);
+	luaL_checktype(L, t, LUA_TTABLE);
+	check_keys(L, t, what, keys);
+	for (size_t i = 0; i < cfg->nscenarios; i++)
+		if (!strcmp(cfg->scenarios[i].name, name))
+			luaL_error(L, "scenario '%s' is defined twice", name);
+
+	/* append first: everything allocated below is then freed with cfg even
+	 * when a later check raises an error */
+	cfg->scenarios = iac_xrealloc(cfg->scenarios, (cfg->nscenarios + 1) * sizeof(*cfg->scenarios));
+	iac_lt_scenario *sp = &cfg->scenarios[cfg->nscenarios++];
+	memset(sp, 0, sizeof(*sp));
+	sp->name = iac_xstrdup(name);
+	sp->line = call_line(L);
+	sp->weight = number_field(L, t, "weight", 1, what);
+	lua_getfield(L, t, "think");
+	if (!lua_isnil(L, -1)) {
+		if (lua_istable(L, -1)) {
+			int same = 0;
+			if (lua_getmetatable(L, -1)) {
+				luaL_getmetatable(L, BETWEEN_MT);
+				same = lua_rawequal(L, -1, -2);
+				lua_pop(L, 2);
+			}
+			if (!same)
+				luaL_error(L, "option 'think' in %s must be a duration or between(a, b)", what);
+			lua_getfield(L, -1, "min_ms");
+			sp->think_min_ms = lua_tonumber(L, -1);
+			lua_getfield(L, -2, "max_ms");
+			sp->think_max_ms = lua_tonumber(L, -1);
+			lua_pop(L, 2);
+		} else {
+			sp->think_min_ms = sp->think_max_ms = duration_at(L, -1, "option 'think'");
+		}
+	}
+	lua_pop(L, 1);
+
+	lua_getfield(L, t, "flow");
+	if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+		luaL_error(L, "option 'flow' in %s must be a function(u) ... end", what);
+	sp->has_flow = lua_isfunction(L, -1);
+	/* keep the flow in this state's registry, by scenario index */
+	lua_getfield(L, LUA_REGISTRYINDEX, FLOWS_KEY);
+	lua_pushvalue(L, -2);
+	lua_rawseti(L, -2, (lua_Integer)cfg->nscenarios);
+	lua_pop(L, 2);
+
+	sp->method = string_field(L, t, "method", what);
+	sp->url = string_field(L, t, "path", what);
+	sp->endpoint = string_field(L, t, "name", what);
+	lua_getfield(L, t, "body");
+	if (!lua_isnil(L, -1)) {
+		size_t n;
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "option 'body' in %s must be a string", what);
+		const char *b = lua_tolstring(L, -1, &n);
+		sp->body = iac_xmalloc(n + 1);
+		memcpy(sp->body, b, n + 1);
+		sp->body_len = n;
+	}
+	lua_pop(L, 1);
+	read_headers(L, t, &sp->headers, what);
+	char *url2 = string_field(L, t, "url", what);
+	if (url2 && sp->url) {
+		free(url2);
+		luaL_error(L, "%s sets both 'path' and 'url'; use one", what);
+	}
+	if (url2)
+		sp->url = url2;
+	if (sp->has_flow && (sp->method || sp->url || sp->body || sp->headers.n))
+		luaL_error(L, "%s has a flow and also method/path/headers/body; the flow makes its own requests "
+			   "(u:get, u:post...)", what);
+	if (!sp->has_flow && !sp->url)
+		luaL_error(L, "%s needs either flow = function(u) ... end or path = \"/...\"", what);
+	if (sp->weight <= 0)
+		luaL_error(L, "option 'weight' in %s must be above 0", what);
+	if (!sp->method)
+		sp->method = iac_xstrdup("GET");
+	for (char *p = sp->method; *p; p++)
+		if (*p < 'A' || *p > 'Z')
+			luaL_error(L, "method '%s' in %s must be upper-case letters", sp->method, what);
+	return 0;
+}
+
+static int l_scenario_apply(lua_State *L)
+{
+	const char *name = lua_tostring(L, lua_upvalueindex(1));
+	return apply_scenario(L, name, 1);
+}
+
+static int l_scenario(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	if (!*name)
+		luaL_error(L, "a scenario needs a name");
+	if (lua_gettop(L) >= 2)
+		return apply_scenario(L, name, 2);
+	lua_pushvalue(L, 1);
+	lua_pushcclosure(L, l_scenario_apply, 1);
+	return 1;
+}
+
+static const char *const executors[] = { "constant-vus", "ramping-vus", "constant-arrival-rate",
+					 "ramping-arrival-rate", NULL };
+
+const char *iac_lt_executor_name(enum iac_lt_executor e)
+{
+	return executors[e];
+}
+
+static int l_load(lua_State *L)
+{
+	static const char *const keys[] = { "executor", "vus", "duration", "stages", "rate", "time_unit",
+					    "pre_allocated_vus", "max_vus", "start_vus", "start_rate",
+					    "graceful_stop", "timeout", NULL };
+	load_ctx *c = get_ctx(L);
+	iac_lt_config *cfg = c->cfg;
+	luaL_checktype(L, 1, LUA_TTABLE);
+	if (c->seen_load)
+		luaL_error(L, "load is set twice");
+	c->seen_load = 1;
+	cfg->load_line = call_line(L);
+	check_keys(L, 1, "load", keys);
+
+	char *ex = string_field(L, 1, "executor", "load");
+	if (ex) {
+		int found = -1;
+		for (int i = 0; executors[i]; i++)
+			if (!strcmp(executors[i], ex))
+				found = i;
+		if (found < 0) {
+			lua_pushfstring(L, "unknown executor '%s'; valid: constant-vus, ramping-vus, "
+				       "constant-arrival-rate, ramping-arrival-rate", ex);
+			free(ex);
+			luaL_where(L, 1);
+			lua_insert(L, -2);
+			lua_concat(L, 2);
+			lua_error(L);
+		}
+		free(ex);
+		cfg->executor = (enum iac_lt_executor)found;
+	}
+	int open = cfg->executor == IAC_LT_CONSTANT_RATE || cfg->executor == IAC_LT_RAMPING_RATE;
+	int ramp = cfg->executor == IAC_LT_RAMPING_VUS || cfg->executor == IAC_LT_RAMPING_RATE;
+	const char *en = executors[cfg->executor];
+	char what[64];
+	snprintf(what, sizeof(what), "load (%s)", en);
+
+	/* options that mean nothing for this executor are mistakes, as in k6 */
+	static const struct {
+		const char *key;
+		int for_open, for_closed, for_ramp, for_const;
+	} applies[] = {
+		{ "vus", 0, 1, 0, 1 },
+		{ "duration", 1, 1, 0, 1 },
+		{ "stages", 1, 1, 1, 0 },
+		{ "rate", 1, 0, 0, 1 },
+		{ "time_unit", 1, 0, 1, 1 },
+		{ "pre_allocated_vus", 1, 0, 1, 1 },
+		{ "max_vus", 1, 0, 1, 1 },
+		{ "start_vus", 0, 1, 1, 0 },
+		{ "start_rate", 1, 0, 1, 0 },
+	};
+	for (size_t i = 0; i < sizeof(applies) / sizeof(applies[0]); i++) {
+		lua_getfield(L, 1, applies[i].key);
+		int set = !lua_isnil(L, -1);
+		lua_pop(L, 1);
+		int ok = (open ? applies[i].for_open : applies[i].for_closed) &&
+			 (ramp ? applies[i].for_ramp : applies[i].for_const);
+		if (set && !ok)
+			luaL_error(L, "option '%s' does not apply to executor '%s'", applies[i].key, en);
+	}
+
+	cfg->vus = (int)number_field(L, 1, "vus", cfg->vus, what);
+	if (cfg->executor == IAC_LT_RAMPING_VUS)
+		cfg->vus = (int)number_field(L, 1, "start_vus", 0, what);
+	cfg->rate = number_field(L, 1, "rate", cfg->rate, what);
+	if (cfg->executor == IAC_LT_RAMPING_RATE)
+		cfg->rate = number_field(L, 1, "start_rate", 0, what);
+	cfg->pre_vus = (int)number_field(L, 1, "pre_allocated_vus", 0, what);
+	cfg->max_vus = (int)number_field(L, 1, "max_vus", 0, what);
+	lua_getfield(L, 1, "duration");
+	if (!lua_isnil(L, -1))
+		cfg->duration_ms = duration_at(L, -1, "option 'duration'");
+	lua_pop(L, 1);
+	lua_getfield(L, 1, "time_unit");
+	if (!lua_isnil(L, -1))
+		cfg->time_unit_ms = duration_at(L, -1, "option 'time_unit'");
+	lua_pop(L, 1);
+	if (cfg->time_unit_ms <= 0)
+		luaL_error(L, "option 'time_unit' in %s must be above 0", what);
+	lua_getfield(L, 1, "graceful_stop");
+	if (!lua_isnil(L, -1))
+		cfg->graceful_stop_ms = duration_at(L, -1, "option 'graceful_stop'");
+	lua_pop(L, 1);
+	lua_getfield(L, 1, "timeout");
+	if (!lua_isnil(L, -1))
+		cfg->timeout_ms = duration_at(L, -1, "option 'timeout'");
+	lua_pop(L, 1);
+
+	lua_getfield(L, 1, "stages");
+	if (!lua_isnil(L, -1)) {
+		if (!lua_istable(L, -1))
+			luaL_error(L, "option 'stages' in %s must be a list of { duration, target }", what);
+		int st = lua_gettop(L);
+		lua_Integer n = luaL_len(L, st);
+		for (lua_Integer i = 1; i <= n; i++) {
+			lua_rawgeti(L, st, i);
+			int e = lua_gettop(L);
+			if (!lua_istable(L, e))
+				luaL_error(L, "stage %d in %s must be { \"10s\", 100 } or { duration = \"10s\", target = 100 }",
+					   (int)i, what);
+			iac_lt_stage s;
+			lua_rawgeti(L, e, 1);
+			if (lua_isnil(L, -1)) {
+				lua_pop(L, 1);
+				lua_getfield(L, e, "duration");
+			}
+			char lbl[64];
+			snprintf(lbl, sizeof(lbl), "the duration of stage %d", (int)i);
+			s.dur_ms = duration_at(L, -1, lbl);
+			lua_pop(L, 1);
+			lua_rawgeti(L, e, 2);
+			if (lua_isnil(L, -1)) {
+				lua_pop(L, 1);
+				lua_getfield(L, e, "target");
+			}
+			if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 0)
+				luaL_error(L, "the target of stage %d in %s must be a number >= 0", (int)i, what);
+			s.target = lua_tonumber(L, -1);
+			lua_pop(L, 2);
+			cfg->stages = iac_xrealloc(cfg->stages, (cfg->nstages + 1) * sizeof(*cfg->stages));
+			cfg->stages[cfg->nstages++] = s;
+		}
+		if (!n)
+			luaL_error(L, "option 'stages' in %s is empty", what);
+	}
+	lua_pop(L, 1);
+
+	if (ramp && !cfg->nstages)
+		luaL_error(L, "executor '%s' needs stages = { { \"10s\", N }, ... }", en);
+	if (cfg->executor == IAC_LT_CONSTANT_RATE) {
+		lua_getfield(L, 1, "rate");
+		if (lua_isnil(L, -1))
+			luaL_error(L, "executor 'constant-arrival-rate' needs rate = N (iterations per time_unit)");
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+static int l_thresholds(lua_State *L)
+{
+	load_ctx *c = get_ctx(L);
+	iac_lt_config *cfg = c->cfg;
+	luaL_checktype(L, 1, LUA_TTABLE);
+	if (c->seen_thresholds)
+		luaL_error(L, "thresholds are set twice");
+	c->seen_thresholds = 1;
+	int line = call_line(L);
+	/* sort keys so messages and reports come out in a stable order */
+	lua_newtable(L);
+	int keys = lua_gettop(L);
+	lua_Integer nk = 0;
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "threshold keys must be strings like \"p(99)\"");
+		lua_pushvalue(L, -1);
+		lua_rawseti(L, keys, ++nk);
+	}
+	lua_getglobal(L, "table");
+	lua_getfield(L, -1, "sort");
+	lua_pushvalue(L, keys);
+	lua_call(L, 1, 0);
+	lua_pop(L, 1);
+
+	for (lua_Integer i = 1; i <= nk; i++) {
+		lua_rawgeti(L, keys, i);
+		const char *key = lua_tostring(L, -1);
+		lua_gettable(L, 1);
+		int v = lua_gettop(L);
+		cfg->thresholds = iac_xrealloc(cfg->thresholds, (cfg->nthresholds + 1) * sizeof(*cfg->thresholds));
+		iac_lt_threshold *t = &cfg->thresholds[cfg->nthresholds++];
+		memset(t, 0, sizeof(*t));
+		t->line = line;
+		lua_rawgeti(L, keys, i);
+		key = lua_tostring(L, -1);
+		lua_pop(L, 1);
+		if (iac_lt_threshold_parse_key(t, key) < 0)
+			luaL_error(L, "%s", iac_err_last());
+		if (lua_type(L, v) == LUA_TSTRING) {
+			if (iac_lt_threshold_add_cond(t, lua_tostring(L, v)) < 0)
+				luaL_error(L, "threshold '%s': %s", key, iac_err_last());
+		} else if (lua_istable(L, v)) {
+			static const char *const tkeys[] = { "abort_on_fail", "delay_abort_eval", NULL };
+			char what[200];
+			snprintf(what, sizeof(what), "threshold '%s'", key);
+			check_keys(L, v, what, tkeys);
+			lua_Integer n = luaL_len(L, v);
+			for (lua_Integer j = 1; j <= n; j++) {
+				lua_rawgeti(L, v, j);
+				if (lua_type(L, -1) != LUA_TSTRING)
+					luaL_error(L, "threshold '%s': conditions must be strings like \"< 250ms\"", key);
+				if (iac_lt_threshold_add_cond(t, lua_tostring(L, -1)) < 0)
+					luaL_error(L, "threshold '%s': %s", key, iac_err_last());
+				lua_pop(L, 1);
+			}
+			lua_getfield(L, v, "abort_on_fail");
+			t->abort_on_fail = lua_toboolean(L, -1);
+			lua_pop(L, 1);
+			lua_getfield(L, v, "delay_abort_eval");
+			if (!lua_isnil(L, -1))
+				t->delay_abort_ms = duration_at(L, -1, "option 'delay_abort_eval'");
+			lua_pop(L, 1);
+		} else {
+			luaL_error(L, "threshold '%s' must be a condition like \"< 250ms\" or a table of them", key);
+		}
+		if (!t->nconds)
+			luaL_error(L, "threshold '%s' has no condition", key);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return 0;
+}
+
+static int l_observe(lua_State *L)
+{
+	static const char *const keys[] = { "haproxy", "hosts", NULL };
+	load_ctx *c = get_ctx(L);
+	luaL_checktype(L, 1, LUA_TTABLE);
+	if (c->seen_observe)
+		luaL_error(L, "observe is set twice");
+	c->seen_observe = 1;
+	check_keys(L, 1, "observe", keys);
+	c->cfg->haproxy = string_field(L, 1, "haproxy", "observe");
+	lua_getfield(L, 1, "hosts");
+	if (!lua_isnil(L, -1)) {
+		if (!lua_istable(L, -1))
+			luaL_error(L, "option 'hosts' in observe must be a list of host names");
+		lua_Integer n = luaL_len(L, -1);
+		for (lua_Integer i = 1; i <= n; i++) {
+			lua_rawgeti(L, -1, i);
+			if (lua_type(L, -1) != LUA_TSTRING)
+				luaL_error(L, "option 'hosts' in observe must be a list of host names");
+			iac_strlist_push(&c->cfg->hosts, lua_tostring(L, -1));
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+	return 0;
+}
+
+static int l_print(lua_State *L)
+{
+	iac_buf b = IAC_BUF_INIT;
+	int n = lua_gettop(L);
+	for (int i = 1; i <= n; i++) {
+		if (i > 1)
+			iac_buf_putc(&b, '\t');
+		iac_buf_puts(&b, luaL_tolstring(L, i, NULL));
+		lua_pop(L, 1);
+	}
+	iac_log("%s", iac_buf_cstr(&b));
+	iac_buf_free(&b);
+	return 0;
+}
+
+/* Base, string, table, math and utf8 only: a scenario has no business with
+ * files, processes or the debug library, and must not load other code. */
+static lua_State *new_sandbox(void)
+{
+	lua_State *L = luaL_newstate();
+	if (!L)
+		return NULL;
+	static const luaL_Reg libs[] = {
+		{ LUA_GNAME, luaopen_base },
+		{ LUA_STRLIBNAME, luaopen_string },
+		{ LUA_TABLIBNAME, luaopen_table },
+		{ LUA_MATHLIBNAME, luaopen_math },
+		{ LUA_UTF8LIBNAME, luaopen_utf8 },
+		{ NULL, NULL },
+	};
+	for (const luaL_Reg *l = libs; l->name; l++) {
+		luaL_requiref(L, l->name, l->func, 1);
+		lua_pop(L, 1);
+	}
+	static const char *const drop[] = { "dofile", "loadfile", "load", "require", "collectgarbage", NULL };
+	for (const char *const *d = drop; *d; d++) {
+		lua_pushnil(L);
+		lua_setglobal(L, *d);
+	}
+	lua_register(L, "print", l_print);
+	lua_register(L, "target", l_target);
+	lua_register(L, "scenario", l_scenario);
+	lua_register(L, "load", l_load);
+	lua_register(L, "thresholds", l_thresholds);
+	lua_register(L, "observe", l_observe);
+	lua_register(L, "between", l_between);
+	luaL_newmetatable(L, BETWEEN_MT);
+	lua_pop(L, 1);
+	lua_newtable(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, FLOWS_KEY);
+	return L;
+}
+
+static void config_defaults(iac_lt_config *cfg)
+{
+	cfg->executor = IAC_LT_CONSTANT_VUS;
+	cfg->vus = 10;
+	cfg->duration_ms = 10e3;
+	cfg->time_unit_ms = 1e3;
+	cfg->graceful_stop_ms = 10e3;
+	cfg->timeout_ms = 60e3;
+}
+
+/* Run the source in L with a fresh context filling cfg. 0 or -1. */
+static int run_source(lua_State *L, iac_lt_config *cfg, const char *name, const char *src, size_t len)
+{
+	load_ctx ctx;
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cfg = cfg;
+	lua_pushlightuserdata(L, &ctx);
+	lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+	char *chunk = iac_xasprintf("@%s", name);
+	int rc = luaL_loadbufferx(L, src, len, chunk, "t");
+	free(chunk);
+	if (rc == LUA_OK)
+		rc = lua_pcall(L, 0, 0, 0);
+	lua_pushnil(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+	if (rc != LUA_OK) {
+		const char *msg = lua_tostring(L, -1);
+		iac_err_set("%s", msg ? msg : "error object is not a string");
+		lua_pop(L, 1);
+		return IAC_ERR;
+	}
+	return 0;
+}
+
+int iac_lt_scenario_load_string(iac_lt_config *cfg, const char *name, const char *src)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	config_defaults(cfg);
+	cfg->file = iac_xstrdup(name);
+	cfg->source_len = strlen(src);
+	cfg->source = iac_xstrdup(src);
+
+	lua_State *L = new_sandbox();
+	if (!L)
+		return iac_err_set("cannot create a Lua state: out of memory");
+	int rc = run_source(L, cfg, name, cfg->source, cfg->source_len);
+	lua_close(L);
+	if (rc < 0)
+		return IAC_ERR;
+
+	/* checks that need the whole file */
+	if (!cfg->nscenarios) {
+		if (!cfg->target)
+			return iac_err_set("%s: no target and no scenario: add target \"http://host:port/path\"", name);
+		iac_lt_scenario s;
+		memset(&s, 0, sizeof(s));
+		s.name = iac_xstrdup("default");
+		s.weight = 1;
+		s.method = iac_xstrdup("GET");
+		s.url = iac_xstrdup(cfg->target);
+		cfg->scenarios = iac_xmalloc(sizeof(s));
+		cfg->scenarios[0] = s;
+		cfg->nscenarios = 1;
+	}
+	for (size_t i = 0; i < cfg->nscenarios; i++) {
+		iac_lt_scenario *s = &cfg->scenarios[i];
+		if (s->url && !cfg->target && !iac_str_starts(s->url, "http://"))
+			return iac_err_set("%s:%d: scenario '%s' has the relative path '%s' but there is no target; "
+					   "add target \"http://host:port\"", name, s->line, s->name, s->url);
+	}
+	int open = cfg->executor == IAC_LT_CONSTANT_RATE || cfg->executor == IAC_LT_RAMPING_RATE;
+	if (open) {
+		if (!cfg->max_vus)
+			cfg->max_vus = cfg->pre_vus > 100 ? cfg->pre_vus : 100;
+		if (!cfg->pre_vus)
+			cfg->pre_vus = cfg->max_vus < 10 ? cfg->max_vus : 10;
+		if (cfg->pre_vus > cfg->max_vus)
+			return iac_err_set("%s:%d: pre_allocated_vus (%d) is above max_vus (%d)", name, cfg->load_line,
+					   cfg->pre_vus, cfg->max_vus);
+	}
+	return 0;
+}
+
+int iac_lt_scenario_load(iac_lt_config *cfg, const char *path)
+{
+	char *src = NULL;
+	size_t len;
+	int rc = iac_file_read(&src, &len, path);
+	if (rc < 0) {
+		memset(cfg, 0, sizeof(*cfg));
+		if (rc == IAC_ENOTFOUND)
+			return iac_err_set("scenario file '%s' does not exist", path);
+		return IAC_ERR;
+	}
+	if (strlen(src) != len) {
+		free(src);
+		memset(cfg, 0, sizeof(*cfg));
+		return iac_err_set("%s: the file contains a NUL byte; a scenario is Lua text", path);
+	}
+	rc = iac_lt_scenario_load_string(cfg, path, src);
+	free(src);
+	return rc;
+}
+
+double iac_lt_config_duration_ms(const iac_lt_config *cfg)
+{
+	if (cfg->executor == IAC_LT_RAMPING_VUS || cfg->executor == IAC_LT_RAMPING_RATE) {
+		double d = 0;
+		for (size_t i = 0; i < cfg->nstages; i++)
+			d += cfg->stages[i].dur_ms;
+		return d;
+	}
+	return cfg->duration_ms;
+}
+
+void iac_lt_config_free(iac_lt_config *cfg)
+{
+	for (size_t i = 0; i < cfg->nscenarios; i++) {
+		iac_lt_scenario *s = &cfg->scenarios[i];
+		free(s->name);
+		free(s->method);
+		free(s->url);
+		free(s->body);
+		free(s->endpoint);
+		iac_strlist_free(&s->headers);
+	}
+	free(cfg->scenarios);
+	for (size_t i = 0; i < cfg->nthresholds; i++)
+		iac_lt_threshold_free(&cfg->thresholds[i]);
+	free(cfg->thresholds);
+	free(cfg->stages);
+	free(cfg->file);
+	free(cfg->source);
+	free(cfg->target);
+	free(cfg->haproxy);
+	iac_strlist_free(&cfg->hosts);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+lua_State *iac_lt_scenario_open(const iac_lt_config *cfg)
+{
+	lua_State *L = new_sandbox();
+	if (!L) {
+		iac_err_set("cannot create a Lua state: out of memory");
+		return NULL;
+	}
+	iac_lt_config scratch;
+	memset(&scratch, 0, sizeof(scratch));
+	config_defaults(&scratch);
+	int rc = run_source(L, &scratch, cfg->file, cfg->source, cfg->source_len);
+	iac_lt_config_free(&scratch);
+	if (rc < 0) {
+		lua_close(L);
+		return NULL;
+	}
+	return L;
+}
+
+int iac_lt_push_flow(lua_State *L, size_t i)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, FLOWS_KEY);
+	lua_rawgeti(L, -1, (lua_Integer)i + 1);
+	lua_remove(L, -2);
+	return lua_isfunction(L, -1);
+}

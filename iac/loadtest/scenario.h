@@ -1,0 +1,102 @@
+/* lt_scenario: the load-test scenario language (Lua) and its plain-data form.
+ *
+ * A scenario file is Lua run in a sandbox (no os, io, debug, package, load
+ * or require) with these statements:
+ *   target "http://host:port"               base URL for relative paths
+ *   scenario "name" { weight, think, flow | method, path, headers, body, name }
+ *   load { executor = "...", ... }          k6's executors and options
+ *   thresholds { ["p(99)"] = "< 250ms", ... }
+ *   observe { haproxy = "...", hosts = { ... } }
+ *   between("1s", "3s")                     a think-time range
+ *
+ * iac_lt_scenario_load() runs the file once and fills an iac_lt_config (plain
+ * data that any thread may read; the caller frees it with
+ * iac_lt_config_free()). Each worker thread then opens its own lua_State
+ * with iac_lt_scenario_open(), which runs the same source again and keeps
+ * the flow functions in that state's registry.
+ *
+ * Errors are "FILE:LINE: what is wrong" (the caller prints "error: ").
+ */
+#ifndef IAC_LOADTEST_SCENARIO_H
+#define IAC_LOADTEST_SCENARIO_H
+
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "iac/core/args.h"
+#include "iac/loadtest/threshold.h"
+
+enum iac_lt_executor {
+	IAC_LT_CONSTANT_VUS,
+	IAC_LT_RAMPING_VUS,
+	IAC_LT_CONSTANT_RATE,
+	IAC_LT_RAMPING_RATE,
+};
+
+typedef struct {
+	char *name;
+	double weight;
+	double think_min_ms, think_max_ms;   /* 0, 0: no think time */
+	int has_flow;                        /* flow = function(u) ... end */
+	/* a flow-less scenario: one prebuilt request, repeated */
+	char *method;                        /* "GET" */
+	char *url;                           /* path ("/x") or absolute URL */
+	char *body;                          /* may be NULL */
+	size_t body_len;
+	iac_strlist headers;                 /* "Name: value" */
+	char *endpoint;                      /* name option; NULL: "METHOD path" */
+	int line;
+} iac_lt_scenario;
+
+typedef struct {
+	double dur_ms;
+	double target;                       /* VUs or iterations per time unit */
+} iac_lt_stage;
+
+typedef struct {
+	char *file;
+	char *source;                        /* the file's text, run again per thread */
+	size_t source_len;
+
+	char *target;                        /* NULL when not set */
+
+	iac_lt_scenario *scenarios;
+	size_t nscenarios;
+
+	enum iac_lt_executor executor;
+	int vus;                             /* constant-vus; start_vus for ramping-vus */
+	double duration_ms;
+	iac_lt_stage *stages;
+	size_t nstages;
+	double rate;                         /* iterations per time_unit */
+	double time_unit_ms;
+	int pre_vus, max_vus;                /* arrival-rate executors */
+	double graceful_stop_ms;
+	double timeout_ms;                   /* per request */
+	int load_line;
+
+	iac_lt_threshold *thresholds;
+	size_t nthresholds;
+
+	char *haproxy;                       /* observe.haproxy or NULL */
+	iac_strlist hosts;                   /* observe.hosts */
+} iac_lt_config;
+
+/* Load a scenario file. 0, or -1 with the message "FILE:LINE: ...". */
+int iac_lt_scenario_load(iac_lt_config *cfg, const char *path);
+/* The same from a string (tests); `name` is used in messages. */
+int iac_lt_scenario_load_string(iac_lt_config *cfg, const char *name, const char *src);
+void iac_lt_config_free(iac_lt_config *cfg);
+
+/* Total duration of the load phase (stages or duration), milliseconds. */
+double iac_lt_config_duration_ms(const iac_lt_config *cfg);
+const char *iac_lt_executor_name(enum iac_lt_executor e);
+
+/* A new sandboxed lua_State with the scenario run in it (the caller closes
+ * it). Returns NULL with a message. */
+lua_State *iac_lt_scenario_open(const iac_lt_config *cfg);
+/* Push the flow function of scenario i (nil when it has none); 1 if a function. */
+int iac_lt_push_flow(lua_State *L, size_t i);
+
+#endif

@@ -1,0 +1,149 @@
+/* lt_stats: per-thread and total load-test figures (see stats.h). */
+#include "iac/loadtest/stats.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iac/core/util.h"
+
+#define MAX_SCRIPT_MSGS 20
+
+const char *iac_lt_errkind_name(enum iac_lt_errkind k)
+{
+	static const char *names[] = { "connect", "timeout", "closed", "parse", "other" };
+	return k < IAC_LT_NERR ? names[k] : "other";
+}
+
+void iac_lt_stats_init(iac_lt_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	iac_lt_hist_init(&s->hist);
+}
+
+void iac_lt_stats_free(iac_lt_stats *s)
+{
+	for (size_t i = 0; i < s->neps; i++) {
+		free(s->eps[i]->name);
+		free(s->eps[i]);
+	}
+	free(s->eps);
+	iac_map_free(&s->epmap);
+	for (size_t i = 0; i < s->nchecks; i++)
+		free(s->checks[i].name);
+	free(s->checks);
+	iac_map_free(&s->checkmap);
+	for (size_t i = 0; i < s->nscript_msgs; i++)
+		free(s->script_msgs[i]);
+	free(s->script_msgs);
+	free(s->script_counts);
+	memset(s, 0, sizeof(*s));
+}
+
+size_t iac_lt_stats_endpoint(iac_lt_stats *s, const char *name)
+{
+	void *v = iac_map_get(&s->epmap, name);
+	if (v)
+		return (size_t)((uintptr_t)v - 1);
+	if (s->neps >= IAC_LT_MAX_ENDPOINTS && strcmp(name, "(other)"))
+		return iac_lt_stats_endpoint(s, "(other)");
+	iac_lt_endpoint *e = iac_xcalloc(1, sizeof(*e));
+	e->name = iac_xstrdup(name);
+	iac_lt_hist_init(&e->hist);
+	s->eps = iac_xrealloc(s->eps, (s->neps + 1) * sizeof(*s->eps));
+	s->eps[s->neps] = e;
+	iac_map_put(&s->epmap, name, (void *)(uintptr_t)(s->neps + 1));
+	return s->neps++;
+}
+
+const iac_lt_endpoint *iac_lt_stats_find_endpoint(const iac_lt_stats *s, const char *name)
+{
+	void *v = iac_map_get(&s->epmap, name);
+	return v ? s->eps[(uintptr_t)v - 1] : NULL;
+}
+
+size_t iac_lt_stats_check(iac_lt_stats *s, const char *name)
+{
+	void *v = iac_map_get(&s->checkmap, name);
+	if (v)
+		return (size_t)((uintptr_t)v - 1);
+	s->checks = iac_xrealloc(s->checks, (s->nchecks + 1) * sizeof(*s->checks));
+	s->checks[s->nchecks].name = iac_xstrdup(name);
+	s->checks[s->nchecks].pass = s->checks[s->nchecks].fail = 0;
+	iac_map_put(&s->checkmap, name, (void *)(uintptr_t)(s->nchecks + 1));
+	return s->nchecks++;
+}
+
+static void add_script_msg(iac_lt_stats *s, const char *msg, uint64_t n)
+{
+	for (size_t i = 0; i < s->nscript_msgs; i++)
+		if (!strcmp(s->script_msgs[i], msg)) {
+			s->script_counts[i] += n;
+			return;
+		}
+	if (s->nscript_msgs >= MAX_SCRIPT_MSGS)
+		return;
+	s->script_msgs = iac_xrealloc(s->script_msgs, (s->nscript_msgs + 1) * sizeof(*s->script_msgs));
+	s->script_counts = iac_xrealloc(s->script_counts, (s->nscript_msgs + 1) * sizeof(*s->script_counts));
+	s->script_msgs[s->nscript_msgs] = iac_xstrdup(msg);
+	s->script_counts[s->nscript_msgs++] = n;
+}
+
+void iac_lt_stats_script_error(iac_lt_stats *s, const char *msg)
+{
+	s->script_errors++;
+	add_script_msg(s, msg, 1);
+}
+
+void iac_lt_stats_merge(iac_lt_stats *into, const iac_lt_stats *from)
+{
+	into->requests += from->requests;
+	into->failed += from->failed;
+	into->iterations += from->iterations;
+	into->dropped += from->dropped;
+	into->script_errors += from->script_errors;
+	into->bytes_in += from->bytes_in;
+	into->bytes_out += from->bytes_out;
+	for (int i = 0; i < IAC_LT_NERR; i++)
+		into->transport[i] += from->transport[i];
+	for (int i = 0; i < 600; i++)
+		into->status[i] += from->status[i];
+	iac_lt_hist_merge(&into->hist, &from->hist);
+	for (size_t i = 0; i < from->neps; i++) {
+		const iac_lt_endpoint *f = from->eps[i];
+		if (!f->requests)
+			continue;
+		iac_lt_endpoint *t = into->eps[iac_lt_stats_endpoint(into, f->name)];
+		t->requests += f->requests;
+		t->failed += f->failed;
+		iac_lt_hist_merge(&t->hist, &f->hist);
+	}
+	for (size_t i = 0; i < from->nchecks; i++) {
+		iac_lt_check *t = &into->checks[iac_lt_stats_check(into, from->checks[i].name)];
+		t->pass += from->checks[i].pass;
+		t->fail += from->checks[i].fail;
+	}
+	for (size_t i = 0; i < from->nscript_msgs; i++)
+		if (from->script_counts[i])
+			add_script_msg(into, from->script_msgs[i], from->script_counts[i]);
+}
+
+void iac_lt_stats_clear(iac_lt_stats *s)
+{
+	s->requests = s->failed = s->iterations = s->dropped = s->script_errors = 0;
+	s->bytes_in = s->bytes_out = 0;
+	memset(s->transport, 0, sizeof(s->transport));
+	memset(s->status, 0, sizeof(s->status));
+	if (s->hist.count)
+		iac_lt_hist_init(&s->hist);
+	for (size_t i = 0; i < s->neps; i++) {
+		iac_lt_endpoint *e = s->eps[i];
+		e->requests = e->failed = 0;
+		if (e->hist.count)
+			iac_lt_hist_init(&e->hist);
+	}
+	for (size_t i = 0; i < s->nchecks; i++)
+		s->checks[i].pass = s->checks[i].fail = 0;
+	for (size_t i = 0; i < s->nscript_msgs; i++)
+		s->script_counts[i] = 0;
+}

@@ -1,0 +1,80 @@
+/* lt_stats: the counters and histograms of a load test.
+ *
+ * Each worker thread records into its own iac_lt_stats (no locking) and
+ * once a second adds it into the run's total under the run's mutex, then
+ * clears its counters (names stay, so indices stay valid). All of it is
+ * plain data; the struct owns its endpoints, checks and names.
+ */
+#ifndef IAC_LOADTEST_STATS_H
+#define IAC_LOADTEST_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iac/core/map.h"
+#include "iac/loadtest/hist.h"
+
+/* Transport-level failures (a response with status >= 400 is counted by
+ * status instead). */
+enum iac_lt_errkind {
+	IAC_LT_E_CONNECT,    /* connection refused, unreachable */
+	IAC_LT_E_TIMEOUT,    /* no complete response within the timeout */
+	IAC_LT_E_CLOSED,     /* the server closed or reset the connection mid-response */
+	IAC_LT_E_PARSE,      /* the response is not valid HTTP/1.1 */
+	IAC_LT_E_OTHER,
+	IAC_LT_NERR,
+};
+
+const char *iac_lt_errkind_name(enum iac_lt_errkind k);
+
+#define IAC_LT_MAX_ENDPOINTS 200   /* further names are counted as "(other)" */
+
+typedef struct {
+	char *name;
+	uint64_t requests, failed;
+	iac_lt_hist hist;
+} iac_lt_endpoint;
+
+typedef struct {
+	char *name;
+	uint64_t pass, fail;
+} iac_lt_check;
+
+typedef struct {
+	uint64_t requests;         /* completed: a response or a transport error */
+	uint64_t failed;           /* transport error or status >= 400 */
+	uint64_t iterations, dropped, script_errors;
+	uint64_t bytes_in, bytes_out;
+	uint64_t transport[IAC_LT_NERR];
+	uint64_t status[600];
+	iac_lt_hist hist;          /* latency of responses (not of transport errors) */
+
+	iac_lt_endpoint **eps;
+	size_t neps;
+	iac_map epmap;             /* name -> (void *)(index + 1) */
+
+	iac_lt_check *checks;
+	size_t nchecks;
+	iac_map checkmap;
+
+	/* distinct script error messages, first ones only */
+	char **script_msgs;
+	uint64_t *script_counts;
+	size_t nscript_msgs;
+} iac_lt_stats;
+
+void iac_lt_stats_init(iac_lt_stats *s);
+void iac_lt_stats_free(iac_lt_stats *s);
+/* Index of endpoint `name`, created when new (at most IAC_LT_MAX_ENDPOINTS,
+ * then "(other)"). */
+size_t iac_lt_stats_endpoint(iac_lt_stats *s, const char *name);
+/* Find an endpoint without creating it; NULL when absent. */
+const iac_lt_endpoint *iac_lt_stats_find_endpoint(const iac_lt_stats *s, const char *name);
+size_t iac_lt_stats_check(iac_lt_stats *s, const char *name);
+void iac_lt_stats_script_error(iac_lt_stats *s, const char *msg);
+/* into += from (by name for endpoints, checks and messages). */
+void iac_lt_stats_merge(iac_lt_stats *into, const iac_lt_stats *from);
+/* Zero the counters; names and indices stay. */
+void iac_lt_stats_clear(iac_lt_stats *s);
+
+#endif

@@ -1,0 +1,473 @@
+/* vu_lua: the `u` object a flow receives, and the responses it gets back.
+ *
+ *   local r = u:get(path_or_url, { name = "product", headers = {...} })
+ *   u:post(path, { json = {...} } | { body = "..." }), put, patch, delete, head
+ *   u:request(method, path, opts)
+ *   r.status, r.body, r.time_ms, r.error (nil, "timeout", "connect", ...),
+ *   r.headers (lower-case names, built on first use), r:json()
+ *   u:check(cond, name)  u:sleep(d)  u:random(a, b)  u:chance(p)  u:pick(list)
+ *   u.id  u.iteration  u.scenario  u.data (a table kept per VU)  u:log(...)
+ *
+ * u:get and friends yield the VU's coroutine; the engine resumes it with the
+ * response. JSON goes through Jansson.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <lauxlib.h>
+
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+#include "iac/loadtest/engine_int.h"
+
+#define U_MT "iac.lt.u"
+#define RESP_MT "iac.lt.response"
+#define HDR_KEY "_headers_raw"
+
+typedef struct {
+	lt_vu *vu;
+} lt_u;
+
+static lt_vu *check_u(lua_State *L)
+{
+	lt_u *u = luaL_checkudata(L, 1, U_MT);
+	return u->vu;
+}
+
+/* ---- JSON ---------------------------------------------------------- */
+
+static json_t *to_json(lua_State *L, int idx, int depth)
+{
+	if (depth > 64)
+		luaL_error(L, "json: table nested too deeply (or refers to itself)");
+	idx = lua_absindex(L, idx);
+	switch (lua_type(L, idx)) {
+	case LUA_TNIL:
+		return json_null();
+	case LUA_TBOOLEAN:
+		return json_boolean(lua_toboolean(L, idx));
+	case LUA_TNUMBER:
+		if (lua_isinteger(L, idx))
+			return json_integer((json_int_t)lua_tointeger(L, idx));
+		return json_real(lua_tonumber(L, idx));
+	case LUA_TSTRING:
+		return json_stringn(lua_tostring(L, idx), lua_rawlen(L, idx));
+	case LUA_TTABLE: {
+		lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+		size_t count = 0;
+		lua_pushnil(L);
+		while (lua_next(L, idx)) {
+			count++;
+			lua_pop(L, 1);
+		}
+		if (n > 0 && (size_t)n == count) {
+			json_t *a = json_array();
+			for (lua_Integer i = 1; i <= n; i++) {
+				lua_rawgeti(L, idx, i);
+				json_array_append_new(a, to_json(L, -1, depth + 1));
+				lua_pop(L, 1);
+			}
+			return a;
+		}
+		json_t *o = json_object();
+		lua_pushnil(L);
+		while (lua_next(L, idx)) {
+			lua_pushvalue(L, -2);
+			const char *k = lua_tostring(L, -1);   /* numbers become "1" */
+			if (!k) {
+				json_decref(o);
+				luaL_error(L, "json: keys must be strings or numbers");
+			}
+			json_object_set_new(o, k, to_json(L, -2, depth + 1));
+			lua_pop(L, 2);
+		}
+		return o;
+	}
+	default:
+		luaL_error(L, "json: cannot encode a %s", luaL_typename(L, idx));
+		return NULL;
+	}
+}
+
+static void push_json(lua_State *L, const json_t *j)
+{
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *v;
+		lua_createtable(L, 0, (int)json_object_size(j));
+		json_object_foreach((json_t *)j, k, v) {
+			push_json(L, v);
+			lua_setfield(L, -2, k);
+		}
+		break;
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *v;
+		lua_createtable(L, (int)json_array_size(j), 0);
+		json_array_foreach(j, i, v) {
+			push_json(L, v);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		break;
+	}
+	case JSON_STRING:
+		lua_pushlstring(L, json_string_value(j), json_string_length(j));
+		break;
+	case JSON_INTEGER:
+		lua_pushinteger(L, (lua_Integer)json_integer_value(j));
+		break;
+	case JSON_REAL:
+		lua_pushnumber(L, json_real_value(j));
+		break;
+	case JSON_TRUE:
+		lua_pushboolean(L, 1);
+		break;
+	case JSON_FALSE:
+		lua_pushboolean(L, 0);
+		break;
+	case JSON_NULL:
+		lua_pushnil(L);
+		break;
+	}
+}
+
+/* ---- requests ------------------------------------------------------ */
+
+static int do_request(lua_State *L, lt_vu *vu, const char *method, int url_idx, int opt_idx, int body_idx)
+{
+	iac_lt_worker *w = vu->w;
+	if (!lua_isyieldable(L))
+		return luaL_error(L, "u:%s can only be called from a flow, not from a callback that cannot wait",
+				  method);
+	const char *url = luaL_checkstring(L, url_idx);
+	const char *name = NULL;
+	if (opt_idx && !lua_isnoneornil(L, opt_idx)) {
+		luaL_checktype(L, opt_idx, LUA_TTABLE);
+		lua_getfield(L, opt_idx, "name");
+		name = lua_tostring(L, -1);
+		lua_pop(L, 1);   /* the string stays referenced by the options table */
+	}
+	if (url[0] == '/' && w->run->base_path[0])
+		url = lua_pushfstring(L, "%s%s", w->run->base_path, url);   /* collected with the stack */
+	const char *path;
+	int a = lt_addr_for(w, url, &path);
+	if (a < 0)
+		return luaL_error(L, "%s", iac_err_last());
+	iac_buf *b = &vu->out;
+	iac_buf_clear(b);
+	iac_buf_printf(b, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: iac-loadtest/%s\r\n", method, path,
+		       w->addrs[a].hostport, IAC_VERSION);
+	const char *body = NULL;
+	size_t blen = 0;
+	char *jbody = NULL;
+	int has_ctype = 0;
+	if (body_idx && lua_type(L, body_idx) == LUA_TSTRING)
+		body = lua_tolstring(L, body_idx, &blen);
+	if (opt_idx && lua_istable(L, opt_idx)) {
+		lua_getfield(L, opt_idx, "headers");
+		if (lua_istable(L, -1)) {
+			lua_pushnil(L);
+			while (lua_next(L, -2)) {
+				const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+				const char *v = lua_tostring(L, -1);
+				if (!k || !v || strpbrk(k, "\r\n:") || strpbrk(v, "\r\n"))
+					return luaL_error(L, "u:%s: headers must map names to single-line strings", method);
+				if (!strcasecmp(k, "content-type"))
+					has_ctype = 1;
+				iac_buf_printf(b, "%s: %s\r\n", k, v);
+				lua_pop(L, 1);
+			}
+		}
+		lua_pop(L, 1);
+		lua_getfield(L, opt_idx, "body");
+		if (lua_type(L, -1) == LUA_TSTRING)
+			body = lua_tolstring(L, -1, &blen);
+		lua_pop(L, 1);
+		lua_getfield(L, opt_idx, "json");
+		if (!lua_isnil(L, -1)) {
+			json_t *j = to_json(L, -1, 0);
+			jbody = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+			json_decref(j);
+			body = jbody;
+			blen = strlen(jbody);
+			if (!has_ctype)
+				iac_buf_puts(b, "Content-Type: application/json\r\n");
+		}
+		lua_pop(L, 1);
+	}
+	if (body || strcmp(method, "GET"))
+		iac_buf_printf(b, "Content-Length: %zu\r\n", blen);
+	iac_buf_puts(b, "\r\n");
+	if (body)
+		iac_buf_put(b, body, blen);
+	free(jbody);
+	size_t ep = lt_endpoint_for(w, method, path, name);
+	lt_vu_request(vu, a, ep);
+	return lua_yield(L, 0);
+}
+
+static int method_fn(lua_State *L, const char *m)
+{
+	lt_vu *vu = check_u(L);
+	/* u:post(url, "body", opts) or u:post(url, opts) */
+	if (lua_type(L, 3) == LUA_TSTRING)
+		return do_request(L, vu, m, 2, 4, 3);
+	return do_request(L, vu, m, 2, 3, 0);
+}
+
+static int u_get(lua_State *L) { return method_fn(L, "GET"); }
+static int u_post(lua_State *L) { return method_fn(L, "POST"); }
+static int u_put(lua_State *L) { return method_fn(L, "PUT"); }
+static int u_patch(lua_State *L) { return method_fn(L, "PATCH"); }
+static int u_delete(lua_State *L) { return method_fn(L, "DELETE"); }
+static int u_head(lua_State *L) { return method_fn(L, "HEAD"); }
+
+static int u_request(lua_State *L)
+{
+	lt_vu *vu = check_u(L);
+	const char *m = luaL_checkstring(L, 2);
+	char up[16];
+	size_t i;
+	for (i = 0; m[i] && i < sizeof(up) - 1; i++) {
+		if (!isalpha((unsigned char)m[i]))
+			return luaL_error(L, "u:request: invalid method '%s'", m);
+		up[i] = (char)toupper((unsigned char)m[i]);
+	}
+	up[i] = 0;
+	lua_remove(L, 2);
+	return method_fn(L, up);
+}
+
+/* ---- helpers ------------------------------------------------------- */
+
+static int u_check(lua_State *L)
+{
+	lt_vu *vu = check_u(L);
+	int ok = lua_toboolean(L, 2);
+	const char *name = luaL_checkstring(L, 3);
+	lt_record_check(vu->w, name, ok);
+	lua_pushboolean(L, ok);
+	return 1;
+}
+
+static int u_sleep(lua_State *L)
+{
+	lt_vu *vu = check_u(L);
+	double ms;
+	if (lua_type(L, 2) == LUA_TNUMBER)
+		ms = lua_tonumber(L, 2) * 1e3;
+	else if (iac_duration_parse(&ms, luaL_checkstring(L, 2)) < 0)
+		return luaL_error(L, "u:sleep: %s", iac_err_last());
+	if (!lua_isyieldable(L))
+		return luaL_error(L, "u:sleep can only be called from a flow");
+	if (!(ms > 0))
+		return 0;
+	lt_vu_sleep(vu, ms);
+	return lua_yield(L, 0);
+}
+
+static int u_random(lua_State *L)
+{
+	lt_vu *vu = check_u(L);
+	lua_Integer a = luaL_checkinteger(L, 2), b = luaL_checkinteger(L, 3);
+	if (b < a)
+		return luaL_error(L, "u:random(%d, %d): the maximum is below the minimum", (int)a, (int)b);
+	uint64_t span = (uint64_t)(b - a) + 1;
+	lua_pushinteger(L, a + (lua_Integer)(span ? lt_rand(vu->w) % span : lt_rand(vu->w)));
+	return 1;
+}
+
+static int u_chance(lua_State *L)
+{
+	lt_vu *vu = check_u(L);
+	double p = luaL_checknumber(L, 2);
+	lua_pushboolean(L, (double)(lt_rand(vu->w) >> 11) / 9007199254740992.0 < p);
+	return 1;
+}
+
+static int u_pick(lua_State *L)
+{
+	lt_vu *vu = check_u(L);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_Integer n = (lua_Integer)lua_rawlen(L, 2);
+	if (n < 1)
+		return luaL_error(L, "u:pick: the list is empty");
+	lua_rawgeti(L, 2, 1 + (lua_Integer)(lt_rand(vu->w) % (uint64_t)n));
+	return 1;
+}
+
+static int u_log(lua_State *L)
+{
+	lt_vu *vu = check_u(L);
+	iac_buf b = IAC_BUF_INIT;
+	int n = lua_gettop(L);
+	for (int i = 2; i <= n; i++) {
+		if (i > 2)
+			iac_buf_putc(&b, '\t');
+		iac_buf_puts(&b, luaL_tolstring(L, i, NULL));
+		lua_pop(L, 1);
+	}
+	iac_log("vu %u: %s", vu->id, iac_buf_cstr(&b));
+	iac_buf_free(&b);
+	return 0;
+}
+
+static int u_index(lua_State *L)
+{
+	lt_vu *vu = check_u(L);
+	const char *k = luaL_checkstring(L, 2);
+	if (!strcmp(k, "id")) {
+		lua_pushinteger(L, vu->id);
+		return 1;
+	}
+	if (!strcmp(k, "iteration")) {
+		lua_pushinteger(L, (lua_Integer)vu->iteration);
+		return 1;
+	}
+	if (!strcmp(k, "scenario")) {
+		lua_pushstring(L, vu->w->run->cfg->scenarios[vu->scen].name);
+		return 1;
+	}
+	if (!strcmp(k, "data")) {
+		if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
+			lua_pop(L, 1);
+			lua_newtable(L);
+			lua_pushvalue(L, -1);
+			lua_setiuservalue(L, 1, 1);
+		}
+		return 1;
+	}
+	lua_getmetatable(L, 1);
+	lua_getfield(L, -1, "methods");
+	lua_getfield(L, -1, k);
+	if (lua_isnil(L, -1))
+		return luaL_error(L, "u has no field or method '%s'", k);
+	return 1;
+}
+
+/* ---- responses ----------------------------------------------------- */
+
+static int resp_index(lua_State *L)
+{
+	const char *k = luaL_checkstring(L, 2);
+	if (!strcmp(k, "json")) {
+		lua_getmetatable(L, 1);
+		lua_getfield(L, -1, "json_method");
+		return 1;
+	}
+	if (strcmp(k, "headers"))
+		return 0;
+	/* parsed on first use: most flows never look at headers */
+	lua_newtable(L);
+	lua_getfield(L, 1, HDR_KEY);
+	size_t n;
+	const char *raw = lua_tolstring(L, -1, &n);
+	const char *p = raw ? raw : "", *end = p + (raw ? n : 0);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			nl = end;
+		const char *colon = memchr(p, ':', (size_t)(nl - p));
+		if (colon) {
+			luaL_Buffer kb;
+			luaL_buffinit(L, &kb);
+			for (const char *c = p; c < colon; c++)
+				luaL_addchar(&kb, (char)tolower((unsigned char)*c));
+			luaL_pushresult(&kb);
+			const char *v = colon + 1;
+			while (v < nl && *v == ' ')
+				v++;
+			lua_pushvalue(L, -1);
+			lua_rawget(L, -4);
+			if (lua_isstring(L, -1)) {   /* repeated header: join as HTTP allows */
+				lua_pushliteral(L, ", ");
+				lua_pushlstring(L, v, (size_t)(nl - v));
+				lua_concat(L, 3);
+			} else {
+				lua_pop(L, 1);
+				lua_pushlstring(L, v, (size_t)(nl - v));
+			}
+			lua_rawset(L, -4);
+		}
+		p = nl + 1;
+	}
+	lua_pop(L, 1);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, 1, "headers");
+	return 1;
+}
+
+static int resp_json(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_getfield(L, 1, "body");
+	size_t n;
+	const char *b = lua_tolstring(L, -1, &n);
+	json_error_t je;
+	json_t *j = b ? json_loadb(b, n, JSON_DECODE_ANY, &je) : NULL;
+	if (!j)
+		return luaL_error(L, "r:json(): the body is not JSON: %s", b ? je.text : "no body");
+	push_json(L, j);
+	json_decref(j);
+	return 1;
+}
+
+int lt_lua_push_response(lt_vu *vu, int status, const char *error, double ms)
+{
+	lua_State *co = vu->co;
+	lua_createtable(co, 0, 5);
+	lua_pushinteger(co, status);
+	lua_setfield(co, -2, "status");
+	lua_pushlstring(co, vu->bbuf.ptr ? vu->bbuf.ptr : "", vu->bbuf.len);
+	lua_setfield(co, -2, "body");
+	lua_pushnumber(co, ms);
+	lua_setfield(co, -2, "time_ms");
+	if (error) {
+		lua_pushstring(co, error);
+		lua_setfield(co, -2, "error");
+	}
+	lua_pushlstring(co, vu->hbuf.ptr ? vu->hbuf.ptr : "", vu->hbuf.len);
+	lua_setfield(co, -2, HDR_KEY);
+	luaL_setmetatable(co, RESP_MT);
+	return 1;
+}
+
+void lt_lua_setup(lua_State *L)
+{
+	static const luaL_Reg methods[] = {
+		{ "get", u_get }, { "post", u_post }, { "put", u_put }, { "patch", u_patch },
+		{ "delete", u_delete }, { "head", u_head }, { "request", u_request },
+		{ "check", u_check }, { "sleep", u_sleep }, { "random", u_random },
+		{ "chance", u_chance }, { "pick", u_pick }, { "log", u_log },
+		{ NULL, NULL },
+	};
+	luaL_newmetatable(L, U_MT);
+	luaL_newlib(L, methods);
+	lua_setfield(L, -2, "methods");
+	lua_pushcfunction(L, u_index);
+	lua_setfield(L, -2, "__index");
+	lua_pop(L, 1);
+	luaL_newmetatable(L, RESP_MT);
+	lua_pushcfunction(L, resp_index);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, resp_json);
+	lua_setfield(L, -2, "json_method");
+	lua_pop(L, 1);
+}
+
+void lt_lua_vu_init(lt_vu *vu)
+{
+	lua_State *L = vu->w->L;
+	vu->co = lua_newthread(L);
+	vu->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lt_u *u = lua_newuserdatauv(L, sizeof(*u), 1);
+	u->vu = vu;
+	luaL_setmetatable(L, U_MT);
+	vu->u_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}

@@ -1,0 +1,106 @@
+/* planfile: saved plans (see planfile.h). */
+#include "iac/plan/planfile.h"
+
+#include <string.h>
+
+#include "iac/core/err.h"
+#include "iac/core/util.h"
+#include "iac/plan/render.h"
+
+static json_t *actions_of(const iac_plan *plan)
+{
+	json_t *a = json_object();
+	for (size_t i = 0; i < plan->n; i++)
+		if (plan->changes[i].action != IAC_ACT_NOOP)
+			json_object_set_new(a, plan->changes[i].addr,
+					    json_string(iac_action_name(plan->changes[i].action)));
+	return a;
+}
+
+int iac_planfile_write(const char *path, const iac_plan *plan, const iac_config *cfg, const json_t *replace)
+{
+	json_t *vars = json_object(), *sens = json_array(), *v;
+	const char *k;
+
+	json_object_foreach(cfg->variables, k, v) {
+		if (json_is_true(json_object_get(v, "sensitive")))
+			json_array_append_new(sens, json_string(k));
+		else
+			json_object_set(vars, k, json_object_get(v, "value"));
+	}
+	json_t *doc = json_pack("{s:s,s:i,s:s,s:s,s:I,s:s,s:b,s:O?,s:O?,s:o,s:o,s:o,s:o}",
+				"format", "iac-plan", "format_version", IAC_PLANFILE_FORMAT,
+				"iac_version", IAC_VERSION, "lineage", plan->lineage,
+				"serial", (json_int_t)plan->serial, "config_hash", plan->config_hash,
+				"destroy", plan->destroy, "targets", plan->targets, "replace", replace,
+				"variables", vars, "sensitive_variables", sens, "actions", actions_of(plan),
+				"plan", iac_plan_json(plan));
+	char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
+	json_decref(doc);
+	int rc = iac_file_write_atomic(path, text, strlen(text), 0600);
+	free(text);
+	return rc;
+}
+
+int iac_planfile_read(json_t **out, const char *path)
+{
+	json_error_t jerr;
+	*out = NULL;
+	json_t *doc = json_load_file(path, 0, &jerr);
+	if (!doc)
+		return iac_err_set("cannot read plan file '%s': %s", path, jerr.text);
+	if (!json_is_object(doc) || strcmp(json_string_value(json_object_get(doc, "format")) ?: "", "iac-plan")) {
+		json_decref(doc);
+		return iac_err_set("'%s' is not an iac plan file (make one with 'iac plan -out=FILE')", path);
+	}
+	if (json_integer_value(json_object_get(doc, "format_version")) > IAC_PLANFILE_FORMAT) {
+		json_decref(doc);
+		return iac_err_set("plan file '%s' was made by a newer iac; upgrade iac", path);
+	}
+	*out = doc;
+	return 0;
+}
+
+json_t *iac_planfile_vars(const json_t *doc)
+{
+	return json_object_get(doc, "variables");
+}
+
+int iac_planfile_check(const json_t *doc, const iac_plan *fresh, const iac_config *cfg)
+{
+	const char *lineage = json_string_value(json_object_get(doc, "lineage"));
+	long serial = (long)json_integer_value(json_object_get(doc, "serial"));
+
+	if (!lineage || strcmp(lineage, fresh->lineage) != 0)
+		return iac_err_set("the saved plan was made for a different state (lineage %s, this state is %s); "
+				   "make a new plan", lineage ? lineage : "?", fresh->lineage), IAC_ECONFLICT;
+	if (serial != fresh->serial)
+		return iac_err_set("the saved plan is stale: state changed since it was made (serial %ld, now %ld); "
+				   "run 'iac plan -out=FILE' again", serial, fresh->serial), IAC_ECONFLICT;
+	if (strcmp(json_string_value(json_object_get(doc, "config_hash")) ?: "", cfg->hash) != 0)
+		return iac_err_set("the configuration changed since the plan was made; run 'iac plan -out=FILE' again"),
+		       IAC_ECONFLICT;
+	json_t *want = json_object_get(doc, "actions"), *have = actions_of(fresh), *v;
+	const char *k;
+	int rc = 0;
+	json_object_foreach(want, k, v) {
+		const char *now = json_string_value(json_object_get(have, k));
+		if (!now || strcmp(now, json_string_value(v)) != 0) {
+			rc = iac_err_set("the saved plan no longer holds: '%s' was planned to %s, but would now %s "
+					 "(something changed outside iac); run 'iac plan -out=FILE' again",
+					 k, json_string_value(v), now ? now : "stay unchanged");
+			break;
+		}
+	}
+	if (!rc) {
+		json_object_foreach(have, k, v) {
+			if (!json_object_get(want, k)) {
+				rc = iac_err_set("the saved plan no longer holds: '%s' would now %s, which the plan does "
+						 "not include; run 'iac plan -out=FILE' again", k, json_string_value(v));
+				break;
+			}
+		}
+	}
+	json_decref(have);
+	return rc ? IAC_ECONFLICT : 0;
+}
