@@ -10,15 +10,22 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
 
 static void child(const char *cmd, const char *cwd, const char *const *env,
-		  int in_fd, int out_fd, int err_fd)
+		  int in_fd, int out_fd, int err_fd, pid_t parent)
 {
 	setpgid(0, 0);
+	/* If iac is killed (kill -9), the command must not go on unobserved:
+	 * the next run would see it as not done and run it again. Dying with
+	 * iac means an interrupted command simply did not finish. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(137);
 	dup2(in_fd, 0);
 	dup2(out_fd, 1);
 	dup2(err_fd, 2);
@@ -63,13 +70,14 @@ int iac_proc_run(iac_proc_result *res, const char *cmd, const char *cwd,
 		iac_err_sys("cannot create pipes to run a command");
 		goto fail;
 	}
+	pid_t self = getpid();
 	pid = fork();
 	if (pid < 0) {
 		iac_err_sys("cannot fork to run a command");
 		goto fail;
 	}
 	if (pid == 0)
-		child(cmd, cwd, env, in_p[0], out_p[1], err_p[1]);
+		child(cmd, cwd, env, in_p[0], out_p[1], err_p[1], self);
 	setpgid(pid, pid);
 	close(out_p[1]);
 	close(err_p[1]);
