@@ -176,7 +176,8 @@ static void record_failure(lt_vu *vu, enum iac_lt_errkind k)
 void lt_record_check(iac_lt_worker *w, const char *name, int ok)
 {
 	stats_at(w);
-	iac_lt_check *c = &w->d.checks[iac_lt_stats_check(&w->d, name)];
+	size_t i = iac_lt_stats_check(&w->d, name);   /* may move w->d.checks */
+	iac_lt_check *c = &w->d.checks[i];
 	if (ok)
 		c->pass++;
 	else
@@ -812,28 +813,6 @@ static void closed_schedule(iac_lt_worker *w)
 			atomic_fetch_sub(&w->active, 1);
 		}
 	}
-}
-
-/* Iterations that should have started by ms (open model). */
-static double arrivals_by(const iac_lt_config *cfg, double ms)
-{
-	double per_ms = cfg->rate / cfg->time_unit_ms;
-	if (cfg->executor == IAC_LT_CONSTANT_RATE)
-		return ms * per_ms;
-	double prev = cfg->rate / cfg->time_unit_ms, t = 0, c = 0;
-	for (size_t i = 0; i < cfg->nstages; i++) {
-		const iac_lt_stage *s = &cfg->stages[i];
-		double r1 = s->target / cfg->time_unit_ms;
-		double d = s->dur_ms;
-		if (ms < t + d) {
-			double x = ms - t;
-			return c + prev * x + (r1 - prev) * x * x / (2 * d);
-		}
-		c += (prev + r1) * d / 2;
-		t += d;
-		prev = r1;
-	}
-	return c;
 }
 
 /* When iteration k should start (ms), or INFINITY past the load phase. */

@@ -113,13 +113,15 @@ void iac_lt_stats_merge(iac_lt_stats *into, const iac_lt_stats *from)
 		const iac_lt_endpoint *f = from->eps[i];
 		if (!f->requests)
 			continue;
-		iac_lt_endpoint *t = into->eps[iac_lt_stats_endpoint(into, f->name)];
+		size_t ti = iac_lt_stats_endpoint(into, f->name);   /* may move into->eps */
+		iac_lt_endpoint *t = into->eps[ti];
 		t->requests += f->requests;
 		t->failed += f->failed;
 		iac_lt_hist_merge(&t->hist, &f->hist);
 	}
 	for (size_t i = 0; i < from->nchecks; i++) {
-		iac_lt_check *t = &into->checks[iac_lt_stats_check(into, from->checks[i].name)];
+		size_t ti = iac_lt_stats_check(into, from->checks[i].name);   /* may move into->checks */
+		iac_lt_check *t = &into->checks[ti];
 		t->pass += from->checks[i].pass;
 		t->fail += from->checks[i].fail;
 	}

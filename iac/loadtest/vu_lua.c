@@ -230,7 +230,7 @@ static int u_head(lua_State *L) { return method_fn(L, "HEAD"); }
 
 static int u_request(lua_State *L)
 {
-	lt_vu *vu = check_u(L);
+	check_u(L);
 	const char *m = luaL_checkstring(L, 2);
 	char up[16];
 	size_t i;
