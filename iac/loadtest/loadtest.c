@@ -231,13 +231,15 @@ int iac_loadtest_main(int argc, char **argv)
 	int progress = !f.quiet && isatty(STDERR_FILENO) && !getenv("CI");
 	double cpu_prev = cpu_seconds(), wall_prev = iac_lt_engine_elapsed(&run);
 	long next_sec = 0;
-	int aborted = 0, vus_max = 0;
+	int aborted = 0, vus_max = 0, sec_vus = 0;
 	while (iac_lt_engine_running(&run)) {
 		sleep_ms(50);
 		double el = iac_lt_engine_elapsed(&run);
 		int vus = iac_lt_engine_active_vus(&run);
 		if (vus > vus_max)
 			vus_max = vus;
+		if (vus > sec_vus)
+			sec_vus = vus;   /* a second shows the most VUs it had */
 		if (interrupted && run.stop < 1 + (interrupted > 1)) {
 			run.stop = 1 + (interrupted > 1);   /* a second Ctrl-C drops in-flight work */
 		}
@@ -264,7 +266,8 @@ int iac_loadtest_main(int argc, char **argv)
 		pthread_mutex_lock(&run.mu);
 		iac_lt_second *x = iac_lt_engine_slot(&run, next_sec);
 		x->cpu_pct = cpu_pct;
-		x->vus = vus;
+		x->vus = sec_vus;
+		sec_vus = vus;
 		if (hap_ok) {
 			x->hap_qcur = hs.qcur;
 			x->hap_scur = hs.scur;
@@ -299,7 +302,10 @@ int iac_loadtest_main(int argc, char **argv)
 	if (progress)
 		iac_log_write(stderr, "\r\033[K");
 	size_t nsecs = iac_lt_engine_collect(&run, 1);
-	/* the last, partial second: its vus/cpu were not sampled */
+	/* the last, partial second was not sampled */
+	for (size_t i = 0; i < nsecs; i++)
+		if (run.secs[i].vus < 0)
+			run.secs[i].vus = sec_vus;
 	if (run.vus_max < vus_max)
 		run.vus_max = vus_max;
 
