@@ -4,16 +4,20 @@
 //   node flagd_eval.js FLAGD.json FLAG [ATTR]   (NODE_PATH points at node_modules)
 'use strict';
 const fs = require('fs');
-const { FlagdCore } = require('@openfeature/flagd-core');
+const { FlagdCore, MemoryStorage } = require('@openfeature/flagd-core');
 
 const [file, flag, attr] = process.argv.slice(2);
 const text = fs.readFileSync(file, 'utf8');
-const core = new FlagdCore();
-core.setConfigurations(text);
+const quietLog = { debug() {}, info() {}, warn() {}, error() {} };
+// Strict: the document must pass flagd's JSON schemas (flags + targeting),
+// not only evaluate.
+const storage = new MemoryStorage(quietLog);
+storage.setConfigurations(text, true);
+const core = new FlagdCore(storage, quietLog);
 const doc = JSON.parse(text);
 const variants = doc.flags[flag].variants;
 const type = typeof variants[Object.keys(variants)[0]];
-const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+const quiet = quietLog;
 const keys = fs.readFileSync(0, 'utf8').split('\n');
 if (keys.length && keys[keys.length - 1] === '') keys.pop();
 const out = [];
