@@ -1,0 +1,71 @@
+# Request counts equal what nginx logged, for a plain scenario and a flow
+# with several endpoints; the JSON report has its documented shape.
+. "$(dirname "$0")/lib.sh"
+
+PORT=$(free_port)
+start_nginx "$PORT"
+
+cat > "$T/plain.lua" <<EOF2
+target "http://127.0.0.1:$PORT"
+scenario "plain" { path = "/1k.html" }
+load { executor = "constant-vus", vus = 8, duration = "1.5s" }
+EOF2
+"$IAC" loadtest "$T/plain.lua" -json "$T/plain.json" -threads 2 > "$T/plain.out" || fail "plain run exited $?"
+logged=$(nginx_requests)
+got=$(json "$T/plain.json" "d['requests']")
+echo "plain: iac counted $got, nginx logged $logged"
+[ "$got" -gt 1000 ] || fail "too few requests: $got"
+[ "$got" = "$logged" ] || fail "iac counted $got requests, nginx logged $logged"
+[ "$(json "$T/plain.json" "d['errors']['total']")" = 0 ] || fail "errors in a plain run"
+grep -q "requests" "$T/plain.out" || fail "no summary on stdout"
+
+: > "$T/nginx/access.log"
+cat > "$T/flow.lua" <<EOF2
+target "http://127.0.0.1:$PORT"
+scenario "shopper" {
+  weight = 3, think = between("5ms", "20ms"),
+  flow = function(u)
+    local home = u:get("/")
+    u:check(home.status == 200, "home ok")
+    local r = u:get("/product/" .. u:random(1, 20), { name = "product" })
+    u:check(r.status == 200 and r.body:find("product") ~= nil, "product ok")
+    u:check(r.headers["content-type"] == "text/plain" or r.headers["content-type"] ~= nil, "has content type")
+    local p = u:post("/post", { json = { id = 42 }, name = "cart" })
+    u:check(p.body:find('"id":42', 1, true) ~= nil, "json body echoed")
+    u:get("/missing", { name = "missing" })
+  end,
+}
+scenario "browser" { weight = 1, flow = function(u) u:get("/1k.html?q=" .. u:pick({ "a", "b" })) end }
+load { executor = "constant-vus", vus = 12, duration = "1.5s" }
+thresholds { checks = "> 99%", ["product:p(99)"] = "< 1s" }
+EOF2
+rc=0
+"$IAC" loadtest "$T/flow.lua" -json "$T/flow.json" -threads 2 > "$T/flow.out" || rc=$?
+cat "$T/flow.out"
+[ "$rc" = 0 ] || fail "flow run exited $rc"
+logged=$(nginx_requests)
+got=$(json "$T/flow.json" "d['requests']")
+echo "flow: iac counted $got, nginx logged $logged"
+[ "$got" = "$logged" ] || fail "iac counted $got requests, nginx logged $logged"
+# per endpoint counts add up, and the names group URLs
+python3 - "$T/flow.json" "$T/nginx/access.log" <<'EOP'
+import json, sys, re
+d = json.load(open(sys.argv[1]))
+log = open(sys.argv[2]).read().splitlines()
+eps = d["endpoints"]
+assert set(eps) == {"GET /", "product", "cart", "missing", "GET /1k.html"}, eps.keys()
+assert sum(e["requests"] for e in eps.values()) == d["requests"]
+n_product = sum(1 for l in log if '"GET /product/' in l)
+assert eps["product"]["requests"] == n_product, (eps["product"], n_product)
+n_missing = sum(1 for l in log if '"GET /missing' in l)
+assert eps["missing"]["errors"] == n_missing == eps["missing"]["requests"]
+assert d["errors"]["by_kind"].get("http 404") == n_missing, d["errors"]
+for name in ("home ok", "product ok", "json body echoed"):
+    c = d["checks"][name]
+    assert c["fails"] == 0 and c["passes"] > 0, (name, c)
+print("endpoints and checks agree with the nginx log")
+EOP
+
+# the JSON shape documented in docs/loadtest.md
+python3 "$(dirname "$0")/check_json_shape.py" "$T/plain.json" "$T/flow.json" || fail "JSON report does not match the documented shape"
+echo "ok"
