@@ -162,6 +162,11 @@ EOF
 		batch+="link add vh$i type veth peer name eth0 netns $ns"$'\n'"link set vh$i master br0 up"$'\n'
 		mkdir -p "$h/upper/etc/ssh" "$h/upper/root/.ssh" "$h/work"
 		chmod 700 "$h/upper/root" "$h/upper/root/.ssh"
+		# a fresh server's root: no login scripts from this machine's
+		# /root (they may be slow, and would differ from real hosts)
+		for f in .bashrc .profile .bash_profile .bash_login; do
+			printf '# test-bed host %s\n' "$name" >"$h/upper/root/$f"
+		done
 		printf '%s\n' "$pub" >"$h/upper/root/.ssh/authorized_keys"
 		chmod 600 "$h/upper/root/.ssh/authorized_keys"
 		cat >"$h/upper/etc/ssh/sshd_config" <<EOF

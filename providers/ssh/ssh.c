@@ -1,0 +1,277 @@
+/* ssh: provider table, configuration and helpers shared by the resource
+ * types (see ssh.h). */
+#include "providers/ssh/ssh.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iac/core/buf.h"
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/proc.h"
+#include "iac/core/util.h"
+
+#define TAIL_MAX 2048
+
+static const iac_rtype *const ssh_types[] = {
+	&iac_ssh_file_type, &iac_ssh_directory_type, &iac_ssh_exec_type, &iac_ssh_service_type,
+	&iac_ssh_facts_type, NULL,
+};
+
+/* Settings of provider "ssh" { ... }. */
+static const char *const known_settings[] = {
+	"user", "port", "private_key", "public_key", "passphrase", "known_hosts", "connect_timeout",
+	"command_timeout", "accept_new", "max_channels", "sftp", NULL,
+};
+
+static int get_duration(double *out, const json_t *cfg, const char *key, double dflt)
+{
+	const json_t *v = json_object_get(cfg, key);
+	*out = dflt;
+	if (!v || json_is_null(v))
+		return 0;
+	if (json_is_number(v)) {
+		*out = json_number_value(v) * 1000.0;
+		return 0;
+	}
+	if (!json_is_string(v) || iac_duration_parse(out, json_string_value(v)) < 0)
+		return iac_err_set("provider \"ssh\": '%s' must be a duration like \"5s\"", key);
+	return 0;
+}
+
+static const char *get_str(const json_t *cfg, const char *key)
+{
+	return json_string_value(json_object_get(cfg, key));
+}
+
+static char *resolve_path(const char *p, const char *config_dir)
+{
+	if (p[0] == '~' && p[1] == '/') {
+		const char *home = getenv("HOME");
+		return iac_xasprintf("%s/%s", home ? home : "/root", p + 2);
+	}
+	return iac_path_join(config_dir ? config_dir : ".", p);
+}
+
+static int ssh_configure(void **out, const json_t *config, const char *config_dir)
+{
+	iac_ssh_options o = { 0 };
+	char *key = NULL, *pub = NULL, *kh = NULL;
+	const char *k;
+	json_t *v;
+	int rc = IAC_ERR;
+	double ms;
+
+	*out = NULL;
+	json_object_foreach((json_t *)config, k, v) {
+		int ok = 0;
+		for (size_t i = 0; known_settings[i]; i++)
+			ok |= !strcmp(k, known_settings[i]);
+		if (!ok)
+			return iac_err_set("provider \"ssh\": unknown setting '%s'", k);
+	}
+	iac_ssh_pdata *pd = iac_xcalloc(1, sizeof(*pd));
+	pthread_mutex_init(&pd->lk, NULL);
+	o.user = get_str(config, "user");
+	if (json_is_integer(json_object_get(config, "port")))
+		o.port = (int)json_integer_value(json_object_get(config, "port"));
+	else if (json_is_real(json_object_get(config, "port")))
+		o.port = (int)json_real_value(json_object_get(config, "port"));
+	if (o.port < 0 || o.port > 65535) {
+		iac_err_set("provider \"ssh\": port %d is out of range", o.port);
+		goto done;
+	}
+	if (get_str(config, "private_key"))
+		o.private_key = key = resolve_path(get_str(config, "private_key"), config_dir);
+	if (get_str(config, "public_key"))
+		o.public_key = pub = resolve_path(get_str(config, "public_key"), config_dir);
+	if (get_str(config, "known_hosts"))
+		o.known_hosts = kh = resolve_path(get_str(config, "known_hosts"), config_dir);
+	o.passphrase = get_str(config, "passphrase");
+	if (o.passphrase)
+		iac_redact_add(o.passphrase);
+	o.accept_new = json_is_true(json_object_get(config, "accept_new"));
+	if (get_duration(&o.connect_timeout_ms, config, "connect_timeout", 10000) < 0)
+		goto done;
+	if (get_duration(&ms, config, "command_timeout", 120000) < 0)
+		goto done;
+	pd->command_timeout_ms = ms;
+	if (json_is_integer(json_object_get(config, "max_channels")))
+		o.max_channels = (int)json_integer_value(json_object_get(config, "max_channels"));
+	pd->use_sftp = json_is_true(json_object_get(config, "sftp"));
+	if (iac_ssh_pool_new(&pd->pool, &o) < 0)
+		goto done;
+	*out = pd;
+	rc = 0;
+done:
+	free(key);
+	free(pub);
+	free(kh);
+	if (rc != 0) {
+		pthread_mutex_destroy(&pd->lk);
+		free(pd);
+	}
+	return rc;
+}
+
+static void ssh_close(void *pdata)
+{
+	iac_ssh_pdata *pd = pdata;
+	if (!pd)
+		return;
+	iac_ssh_stat_free_all(pd);
+	iac_ssh_pool_free(pd->pool);
+	pthread_mutex_destroy(&pd->lk);
+	free(pd);
+}
+
+const iac_provider iac_provider_ssh = {
+	.name = "ssh",
+	.types = ssh_types,
+	.configure = ssh_configure,
+	.close = ssh_close,
+};
+
+/* ---- helpers for the resource types ---------------------------------- */
+
+static int host_port(const json_t *h)
+{
+	const json_t *p = json_object_get(h, "port");
+	if (json_is_integer(p))
+		return (int)json_integer_value(p);
+	if (json_is_real(p))
+		return (int)json_real_value(p);
+	if (json_is_string(p))
+		return atoi(json_string_value(p));
+	return 0;
+}
+
+int iac_ssh_same_host(const json_t *a, const json_t *b)
+{
+	if (json_is_string(a) || json_is_string(b))
+		return json_equal((json_t *)a, (json_t *)b);
+	const char *aa = json_string_value(json_object_get(a, "address"));
+	const char *ba = json_string_value(json_object_get(b, "address"));
+	const char *au = json_string_value(json_object_get(a, "user"));
+	const char *bu = json_string_value(json_object_get(b, "user"));
+	return aa && ba && !strcmp(aa, ba) && host_port(a) == host_port(b) &&
+	       ((!au && !bu) || (au && bu && !strcmp(au, bu)));
+}
+
+int iac_ssh_host_conn(const iac_rctx *ctx, const json_t *attrs, iac_ssh_conn **out)
+{
+	iac_ssh_pdata *pd = ctx->pdata;
+	const json_t *h = json_object_get(attrs, "host");
+	iac_ssh_target t = { 0 };
+
+	*out = NULL;
+	if (!pd)
+		return iac_err_set("provider \"ssh\" is not configured");
+	if (json_is_string(h)) {
+		/* a bare address is handy in tests and one-off configs */
+		t.address = t.name = json_string_value(h);
+	} else if (json_is_object(h)) {
+		t.name = json_string_value(json_object_get(h, "name"));
+		t.address = json_string_value(json_object_get(h, "address"));
+		t.user = json_string_value(json_object_get(h, "user"));
+		t.port = host_port(h);
+		if (!t.address)
+			t.address = t.name;
+	} else {
+		return iac_err_set("attribute 'host': expected a host (host \"name\" { address = ... })");
+	}
+	if (!t.address)
+		return iac_err_set("attribute 'host': the host has no address");
+	return iac_ssh_pool_get(pd->pool, out, &t, ctx->cancel);
+}
+
+double iac_ssh_timeout(const iac_rctx *ctx)
+{
+	iac_ssh_pdata *pd = ctx->pdata;
+	return pd && pd->command_timeout_ms > 0 ? pd->command_timeout_ms : 120000;
+}
+
+static int run_shown(const iac_rctx *ctx, iac_ssh_conn *c, const char *what, const char *cmd,
+		     const char *shown, const void *input, size_t input_len, double timeout_ms,
+		     iac_ssh_result *res)
+{
+	int rc = iac_ssh_exec(c, res, cmd, input, input_len, timeout_ms, ctx->cancel);
+	if (rc == IAC_ETIMEOUT)
+		return iac_err_set("%s on %s timed out after %.0fs: %s", what, iac_ssh_conn_label(c),
+				   timeout_ms / 1e3, shown);
+	if (rc == IAC_EINTR)
+		return iac_err_set("%s on %s interrupted", what, iac_ssh_conn_label(c));
+	return rc < 0 ? IAC_ERR : 0;
+}
+
+int iac_ssh_run(const iac_rctx *ctx, iac_ssh_conn *c, const char *what, const char *cmd,
+		const void *input, size_t input_len, double timeout_ms, iac_ssh_result *res)
+{
+	return run_shown(ctx, c, what, cmd, cmd, input, input_len, timeout_ms, res);
+}
+
+int iac_ssh_run_ok(const iac_rctx *ctx, iac_ssh_conn *c, const char *what, const char *cmd,
+		   const char *shown, const void *input, size_t input_len, double timeout_ms,
+		   iac_ssh_result *res)
+{
+	if (run_shown(ctx, c, what, cmd, shown ? shown : cmd, input, input_len, timeout_ms, res) < 0)
+		return IAC_ERR;
+	if (res->status == 0)
+		return 0;
+	iac_buf msg = IAC_BUF_INIT;
+	if (res->signal)
+		iac_buf_printf(&msg, "%s on %s was killed by signal %s: %s", what, iac_ssh_conn_label(c),
+			       res->signal, shown ? shown : cmd);
+	else
+		iac_buf_printf(&msg, "%s on %s failed with exit status %d: %s", what, iac_ssh_conn_label(c),
+			       res->status, shown ? shown : cmd);
+	if (res->err_len)
+		iac_buf_printf(&msg, "\n  stderr: %s", iac_proc_tail(res->err, TAIL_MAX));
+	else if (res->out_len)
+		iac_buf_printf(&msg, "\n  stdout: %s", iac_proc_tail(res->out, TAIL_MAX));
+	iac_err_set("%s", iac_buf_cstr(&msg));
+	iac_buf_free(&msg);
+	return IAC_ERR;
+}
+
+int iac_ssh_mode_norm(char out[8], const json_t *mode, const char *dflt)
+{
+	unsigned long m;
+	char *end;
+	char tmp[32];
+	const char *s;
+
+	if (!mode || json_is_null(mode)) {
+		snprintf(out, 8, "%s", dflt);
+		return 0;
+	}
+	if (json_is_integer(mode)) {
+		/* a Lua number 644 was meant as octal text */
+		snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(mode));
+		s = tmp;
+	} else if (json_is_string(mode)) {
+		s = json_string_value(mode);
+	} else {
+		return iac_err_set("attribute 'mode': expected a string like \"0644\"");
+	}
+	m = strtoul(s, &end, 8);
+	if (!*s || *end)
+		return iac_err_set("attribute 'mode': '%s' is not an octal mode like \"0644\"", s);
+	if (m > 07777)
+		return iac_err_set("attribute 'mode': %lo is out of range", m);
+	snprintf(out, 8, "%04lo", m);
+	return 0;
+}
+
+int iac_ssh_check_path(const json_t *attrs)
+{
+	const char *p = json_string_value(json_object_get(attrs, "path"));
+	if (!p)
+		return iac_err_set("attribute 'path' is required");
+	if (p[0] != '/')
+		return iac_err_set("attribute 'path': '%s' must be absolute on the host", p);
+	if (strchr(p, '\n') || strchr(p, '\t'))
+		return iac_err_set("attribute 'path': newlines and tabs are not supported");
+	return 0;
+}

@@ -1,0 +1,106 @@
+/* ssh_conn: a pool of SSH connections, one libssh2 session per host for the
+ * whole run, shared by every thread that works on that host.
+ *
+ * Usable outside the ssh provider (the load tester samples host CPU and
+ * memory over it): make a pool from options, get a connection for a target,
+ * run commands on it.
+ *
+ * Threads: any number of threads may run commands on the same connection at
+ * once; each gets its own channel (at most `max_channels` open at a time,
+ * the rest wait). The session itself is driven in non-blocking mode under a
+ * per-connection lock that is released while waiting for the network, so a
+ * slow command never holds up a quick one on the same host.
+ *
+ * Failure is cached: when a host cannot be reached, or its connection drops,
+ * every later call for it fails at once with the same message, for the
+ * rest of the run. Nothing here ever waits without a deadline.
+ *
+ * Ownership: the pool owns its connections; an iac_ssh_conn pointer stays
+ * valid until iac_ssh_pool_free(). Strings in iac_ssh_options and
+ * iac_ssh_target are copied.
+ */
+#ifndef IAC_PROVIDERS_SSH_CONN_H
+#define IAC_PROVIDERS_SSH_CONN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct {
+	const char *user;            /* default login user (NULL: "root") */
+	int port;                    /* default port (0: 22) */
+	const char *private_key;     /* absolute path, or NULL to use ssh-agent */
+	const char *public_key;      /* optional; NULL: derived by libssh2 */
+	const char *passphrase;      /* of private_key, or NULL (never printed) */
+	const char *known_hosts;     /* absolute path (NULL: ~/.ssh/known_hosts) */
+	int accept_new;              /* add unknown host keys (never changed ones) */
+	double connect_timeout_ms;   /* TCP connect + handshake + auth (0: 10 s) */
+	int max_channels;            /* channels open at once per host (0: 8) */
+} iac_ssh_options;
+
+/* Where to connect. user/port NULL/0 fall back to the pool's options. */
+typedef struct {
+	const char *name;            /* for messages: "web1" (NULL: the address) */
+	const char *address;         /* IP or DNS name */
+	int port;
+	const char *user;
+} iac_ssh_target;
+
+typedef struct iac_ssh_pool iac_ssh_pool;
+typedef struct iac_ssh_conn iac_ssh_conn;
+
+/* What a remote command did. */
+typedef struct {
+	int status;       /* exit status; 128+N when killed by signal N; -1 unknown */
+	char *signal;     /* exit signal name ("KILL") or NULL */
+	char *out;        /* stdout, NUL-terminated (capped at IAC_SSH_CAPTURE_MAX) */
+	size_t out_len;
+	char *err;        /* stderr, NUL-terminated (capped) */
+	size_t err_len;
+} iac_ssh_result;
+
+#define IAC_SSH_CAPTURE_MAX (64u << 20)
+
+int iac_ssh_pool_new(iac_ssh_pool **out, const iac_ssh_options *opts);
+/* Disconnects every host and frees the pool (not while calls are running). */
+void iac_ssh_pool_free(iac_ssh_pool *pool);
+
+/* The connection to a target, connecting on first use (other threads asking
+ * for the same host meanwhile wait for that attempt). Returns 0, or IAC_ERR
+ * with a message naming the host and what to do, e.g.
+ *   cannot connect to 'web1' (10.213.0.2:22): connection refused */
+int iac_ssh_pool_get(iac_ssh_pool *pool, iac_ssh_conn **out, const iac_ssh_target *t,
+		     const volatile int *cancel);
+
+/* "'web1' (10.213.0.2:22)", for messages; owned by the connection. */
+const char *iac_ssh_conn_label(const iac_ssh_conn *c);
+/* The host's name ("web1"). */
+const char *iac_ssh_conn_name(const iac_ssh_conn *c);
+
+/* Run `cmd` with the login shell of the remote user. `input` (may be NULL)
+ * is written to its stdin, which is then closed. Returns 0 when the command
+ * ran, whatever its status; IAC_ETIMEOUT when timeout_ms (<= 0: none)
+ * passed; IAC_EINTR when *cancel became non-zero; IAC_ERR when the
+ * connection failed (message set, connection marked dead). Free the result
+ * with iac_ssh_result_free() in every case. */
+int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
+		 const void *input, size_t input_len, double timeout_ms,
+		 const volatile int *cancel);
+void iac_ssh_result_free(iac_ssh_result *res);
+
+/* Write `data` to `path` on the host over SFTP (created or truncated, with
+ * `mode`). Not atomic by itself: callers write a temp name then rename. */
+int iac_ssh_sftp_write(iac_ssh_conn *c, const char *path, const void *data, size_t len,
+		       mode_t mode, double timeout_ms, const volatile int *cancel);
+
+/* Counters since the pool was made, for benchmarks and tests. */
+typedef struct {
+	unsigned long connects;      /* sessions established */
+	unsigned long channels;      /* exec channels opened */
+	unsigned long sftp_writes;
+} iac_ssh_stats;
+void iac_ssh_pool_stats(const iac_ssh_pool *pool, iac_ssh_stats *out);
+
+/* s quoted for a POSIX shell ('...' with ' escaped). Caller frees. */
+char *iac_ssh_quote(const char *s);
+
+#endif

@@ -1,0 +1,207 @@
+/* ssh_stat: what a remote path is, with concurrent asks for the same host
+ * merged into one command (group commit).
+ *
+ * The engine refreshes resources from several threads at once. The first
+ * thread to ask about a host runs a command for its own path; paths asked
+ * for while that command runs queue up, and the next thread to go runs one
+ * `stat` and one `sha256sum` for all of them. One round trip per batch
+ * instead of one per file, and the remote side forks two programs, not two
+ * per file. No thread ever waits on a timer for a batch to fill.
+ */
+#include "providers/ssh/ssh.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iac/core/buf.h"
+#include "iac/core/err.h"
+#include "iac/core/util.h"
+
+#define BATCH_MAX 256   /* paths per command: keeps the command line short */
+
+typedef struct stat_req {
+	const char *path;
+	iac_ssh_stat *st;
+	int done, rc;
+	char *err;
+	struct stat_req *next;
+} stat_req;
+
+typedef struct {
+	pthread_mutex_t lk;
+	pthread_cond_t cv;
+	stat_req *head, *tail;
+	int busy;
+} stat_batch;
+
+static stat_batch *batch_for(iac_ssh_pdata *pd, iac_ssh_conn *c)
+{
+	stat_batch *b;
+	char key[32];
+	snprintf(key, sizeof(key), "%p", (void *)c);
+	pthread_mutex_lock(&pd->lk);
+	b = iac_map_get(&pd->batches, key);
+	if (!b) {
+		b = iac_xcalloc(1, sizeof(*b));
+		pthread_mutex_init(&b->lk, NULL);
+		pthread_cond_init(&b->cv, NULL);
+		iac_map_put(&pd->batches, key, b);
+	}
+	pthread_mutex_unlock(&pd->lk);
+	return b;
+}
+
+void iac_ssh_stat_free_all(iac_ssh_pdata *pd)
+{
+	for (size_t i = 0; i < pd->batches.cap; i++) {
+		stat_batch *b = pd->batches.slots[i].key ? pd->batches.slots[i].value : NULL;
+		if (!b)
+			continue;
+		pthread_mutex_destroy(&b->lk);
+		pthread_cond_destroy(&b->cv);
+		free(b);
+	}
+	iac_map_free(&pd->batches);
+}
+
+static int is_hex64(const char *s, size_t len)
+{
+	if (len < 64)
+		return 0;
+	for (size_t i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+static stat_req *find_req(stat_req **reqs, size_t n, const char *path)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(reqs[i]->path, path))
+			return reqs[i];
+	return NULL;
+}
+
+/* Fill requests from a "TYPE\tMODE\tUSER\tGROUP\tSIZE\tNAME" record (after "S\t"). */
+static void parse_stat(stat_req **reqs, size_t n, char *rec)
+{
+	char *f[6];
+	int nf = 0;
+	char *p = rec;
+	while (nf < 5) {
+		char *tab = strchr(p, '\t');
+		if (!tab)
+			return;
+		*tab = '\0';
+		f[nf++] = p;
+		p = tab + 1;
+	}
+	f[5] = p;  /* the name may hold anything but NUL */
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(reqs[i]->path, f[5]))
+			continue;
+		iac_ssh_stat *st = reqs[i]->st;
+		unsigned long m = strtoul(f[1], NULL, 8);
+		st->exists = 1;
+		snprintf(st->type, sizeof(st->type), "%s", f[0]);
+		st->is_file = !strncmp(f[0], "regular", 7);
+		st->is_dir = !strcmp(f[0], "directory");
+		snprintf(st->mode, sizeof(st->mode), "%04lo", m & 07777);
+		snprintf(st->owner, sizeof(st->owner), "%s", f[2]);
+		snprintf(st->group, sizeof(st->group), "%s", f[3]);
+		st->size = strtoll(f[4], NULL, 10);
+	}
+}
+
+static void run_batch(const iac_rctx *ctx, iac_ssh_conn *c, stat_req **reqs, size_t n)
+{
+	iac_buf cmd = IAC_BUF_INIT, args = IAC_BUF_INIT;
+	iac_ssh_result res;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		memset(reqs[i]->st, 0, sizeof(*reqs[i]->st));
+		char *q = iac_ssh_quote(reqs[i]->path);
+		iac_buf_printf(&args, " %s", q);
+		free(q);
+	}
+	/* LC_ALL=C: file types in English whatever the host's locale */
+	iac_buf_printf(&cmd, "LC_ALL=C stat --printf 'S\\t%%F\\t%%a\\t%%U\\t%%G\\t%%s\\t%%n\\0' --%s 2>/dev/null;"
+		       " LC_ALL=C sha256sum -z --%s 2>/dev/null; exit 0", iac_buf_cstr(&args), iac_buf_cstr(&args));
+	rc = iac_ssh_run(ctx, c, "reading files", iac_buf_cstr(&cmd), NULL, 0, iac_ssh_timeout(ctx), &res);
+	if (rc == 0 && res.status != 0) {
+		rc = iac_err_set("reading files on %s failed with exit status %d (are stat and sha256sum "
+				 "from GNU coreutils installed?)", iac_ssh_conn_label(c), res.status);
+	}
+	if (rc == 0) {
+		char *p = res.out, *end = res.out + res.out_len;
+		while (p < end) {
+			size_t len = strnlen(p, (size_t)(end - p));
+			if (len > 2 && p[0] == 'S' && p[1] == '\t') {
+				parse_stat(reqs, n, p + 2);
+			} else if (is_hex64(p, len) && len > 66 && p[64] == ' ' && p[65] == ' ') {
+				stat_req *r = find_req(reqs, n, p + 66);
+				if (r) {
+					memcpy(r->st->sha256, p, 64);
+					r->st->sha256[64] = '\0';
+				}
+			}
+			p += len + 1;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		reqs[i]->rc = rc;
+		if (rc != 0)
+			reqs[i]->err = iac_xstrdup(iac_err_last());
+		else if (!reqs[i]->st->is_file)
+			reqs[i]->st->sha256[0] = '\0';
+	}
+	iac_ssh_result_free(&res);
+	iac_buf_free(&cmd);
+	iac_buf_free(&args);
+}
+
+int iac_ssh_stat_path(const iac_rctx *ctx, iac_ssh_conn *c, const char *path, iac_ssh_stat *st)
+{
+	stat_batch *b = batch_for(ctx->pdata, c);
+	stat_req me = { .path = path, .st = st };
+	stat_req *take[BATCH_MAX];
+
+	pthread_mutex_lock(&b->lk);
+	if (b->tail)
+		b->tail->next = &me;
+	else
+		b->head = &me;
+	b->tail = &me;
+	while (!me.done) {
+		if (b->busy) {
+			pthread_cond_wait(&b->cv, &b->lk);
+			continue;
+		}
+		/* lead the next batch: everything queued so far (ours included,
+		 * since ours is not done and requests are served in order) */
+		size_t n = 0;
+		while (b->head && n < BATCH_MAX) {
+			take[n++] = b->head;
+			b->head = b->head->next;
+		}
+		if (!b->head)
+			b->tail = NULL;
+		b->busy = 1;
+		pthread_mutex_unlock(&b->lk);
+		run_batch(ctx, c, take, n);
+		pthread_mutex_lock(&b->lk);
+		for (size_t i = 0; i < n; i++)
+			take[i]->done = 1;
+		b->busy = 0;
+		pthread_cond_broadcast(&b->cv);
+	}
+	pthread_mutex_unlock(&b->lk);
+	if (me.rc != 0) {
+		iac_err_set("%s", me.err);
+		free(me.err);
+		return IAC_ERR;
+	}
+	return 0;
+}
