@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,9 +175,23 @@ static int fsync_dir_of(const char *path)
 	return rc;
 }
 
+static int write_replace(const char *path, const void *data, size_t len, mode_t mode, int durable);
+
 int iac_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
-	char *tmp = iac_xasprintf("%s.tmp.%d", path, (int)getpid());
+	return write_replace(path, data, len, mode, 1);
+}
+
+int iac_file_replace(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_replace(path, data, len, mode, 0);
+}
+
+static int write_replace(const char *path, const void *data, size_t len, mode_t mode, int durable)
+{
+	/* unique per thread too: two workers may write beside each other */
+	static __thread unsigned seq;
+	char *tmp = iac_xasprintf("%s.tmp.%d.%u", path, (int)getpid(), seq++);
 	const char *p = data;
 	int fd = -1, rc = IAC_ERR;
 
@@ -200,7 +215,7 @@ int iac_file_write_atomic(const char *path, const void *data, size_t len, mode_t
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fsync(fd) < 0) {
+	if (durable && fsync(fd) < 0) {
 		iac_err_sys("cannot fsync '%s'", tmp);
 		goto done;
 	}
@@ -214,7 +229,8 @@ int iac_file_write_atomic(const char *path, const void *data, size_t len, mode_t
 		iac_err_sys("cannot rename '%s' to '%s'", tmp, path);
 		goto done;
 	}
-	fsync_dir_of(path);
+	if (durable)
+		fsync_dir_of(path);
 	rc = 0;
 done:
 	if (fd >= 0)
@@ -247,13 +263,39 @@ done:
 	return rc;
 }
 
+/* OpenSSL 3 looks the algorithm up on every EVP_Digest() call; fetch it
+ * once and keep a context per thread (hashing is on the refresh path of
+ * every file). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static pthread_key_t sha256_key;
+
+static void ctx_free(void *ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
+
+static void sha256_init(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	pthread_key_create(&sha256_key, ctx_free);
+}
+
 void iac_sha256_hex(char out[65], const void *data, size_t len)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	static const char hex[] = "0123456789abcdef";
 
-	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	pthread_once(&sha256_once, sha256_init);
+	EVP_MD_CTX *sha256_ctx = pthread_getspecific(sha256_key);
+	if (!sha256_ctx) {
+		sha256_ctx = EVP_MD_CTX_new();
+		pthread_setspecific(sha256_key, sha256_ctx);
+	}
+	if (!sha256_md || !sha256_ctx || !EVP_DigestInit_ex2(sha256_ctx, sha256_md, NULL) ||
+	    !EVP_DigestUpdate(sha256_ctx, data, len) || !EVP_DigestFinal_ex(sha256_ctx, md, &mdlen))
+		EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
 	for (unsigned int i = 0; i < 32; i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];

@@ -34,6 +34,11 @@ int iac_file_read(char **out, size_t *out_len, const char *path);
  * fsync the directory. The file never exists half-written. */
 int iac_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
+/* The same without the fsyncs: readers never see a half-written file, but
+ * after a power cut the old content may be back. For files whose loss the
+ * next refresh notices and repairs (the files iac manages), not for state. */
+int iac_file_replace(const char *path, const void *data, size_t len, mode_t mode);
+
 /* mkdir -p with the given mode for created directories. */
 int iac_mkdir_p(const char *path, mode_t mode);
 

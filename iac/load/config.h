@@ -37,6 +37,7 @@ typedef struct iac_config {
 	char *dir;               /* configuration directory (absolute) */
 	iac_rconf **res;         /* in declaration order */
 	size_t nres;
+	size_t capres;
 	iac_map by_addr;         /* addr -> iac_rconf* */
 	json_t *variables;       /* root: name -> {"value","sensitive","description"} */
 	json_t *outputs;         /* root: name -> {"value","sensitive","description"} */
@@ -44,7 +45,7 @@ typedef struct iac_config {
 	json_t *hosts;           /* name -> {"name","address","port","user","labels"} */
 	json_t *modules;         /* "module.web" -> {"source","file","line"} */
 	json_t *sections;        /* extension declarations: {"flags": {...}, "deployments": {...}} */
-	char *hash;              /* sha256 of the evaluated configuration */
+	char *hash;              /* see iac_config_hash() */
 } iac_config;
 
 typedef struct {
@@ -60,6 +61,10 @@ int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts
 void iac_config_free(iac_config *cfg);
 
 iac_rconf *iac_config_get(const iac_config *cfg, const char *addr);
+
+/* sha256 of the evaluated configuration without its secrets (computed on
+ * first use: only saved plans need it). */
+const char *iac_config_hash(iac_config *cfg);
 
 /* Addresses of resources inside a module prefix ("module.web"), for
  * depends_on = { module }; calls fn for each. */

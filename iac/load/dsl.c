@@ -272,7 +272,10 @@ static int resource_body(lua_State *L)
 	r->rtype = rt;
 	r->provider = prov;
 	/* register first so the config frees it even if a check below raises */
-	ld->cfg->res = iac_xrealloc(ld->cfg->res, (ld->cfg->nres + 1) * sizeof(*ld->cfg->res));
+	if (ld->cfg->nres == ld->cfg->capres) {
+		ld->cfg->capres = ld->cfg->capres ? ld->cfg->capres * 2 : 64;
+		ld->cfg->res = iac_xrealloc(ld->cfg->res, ld->cfg->capres * sizeof(*ld->cfg->res));
+	}
 	ld->cfg->res[ld->cfg->nres++] = r;
 	iac_map_put(&ld->cfg->by_addr, addr, r);
 
@@ -298,11 +301,9 @@ static int resource_body(lua_State *L)
 			}
 			r->triggers = t;
 		} else {
-			char what[1400];
-			snprintf(what, sizeof(what), "resource '%s': attribute '%s'", addr, k);
-			json_t *v = iac_lua_to_json(L, -1, what, err, sizeof(err));
+			json_t *v = iac_lua_to_json(L, -1, k, err, sizeof(err));
 			if (!v && err[0])
-				return luaL_error(L, "%s", err);
+				return luaL_error(L, "resource '%s': attribute %s", addr, err);
 			if (v) {
 				/* stored first: check_attr may raise and the config owns it */
 				json_object_set_new(r->attrs, k, v);

@@ -549,6 +549,8 @@ static int finalize(iac_config *cfg)
 	return 0;
 }
 
+static void compute_hash(iac_config *cfg);
+
 /* A copy of v with every sensitive marker replaced by "(sensitive)". */
 static json_t *redact_sensitive(const json_t *v)
 {
@@ -570,6 +572,13 @@ static json_t *redact_sensitive(const json_t *v)
 		return out;
 	}
 	return json_incref((json_t *)v);
+}
+
+const char *iac_config_hash(iac_config *cfg)
+{
+	if (!cfg->hash)
+		compute_hash(cfg);
+	return cfg->hash;
 }
 
 static void compute_hash(iac_config *cfg)
@@ -666,7 +675,6 @@ int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts
 	lua_pop(L, 1);
 	if (iac_vars_check_unused(&ld) < 0 || finalize(cfg) < 0)
 		goto done;
-	compute_hash(cfg);
 	*out = cfg;
 	cfg = NULL;
 	rc = 0;

@@ -279,9 +279,14 @@ static json_t *table_to_json(lua_State *L, int idx, const char *what, char *err,
 		out = json_array();
 		for (lua_Integer i = 1; i <= n; i++) {
 			char sub[256];
-			snprintf(sub, sizeof(sub), "%s[%lld]", what, (long long)i);
 			lua_rawgeti(L, idx, i);
-			json_t *v = to_json(L, -1, sub, err, errlen, depth + 1);
+			/* name nested places only where an error can come from */
+			const char *w = what;
+			if (lua_type(L, -1) == LUA_TTABLE || lua_type(L, -1) >= LUA_TFUNCTION) {
+				snprintf(sub, sizeof(sub), "%s[%lld]", what, (long long)i);
+				w = sub;
+			}
+			json_t *v = to_json(L, -1, w, err, errlen, depth + 1);
 			lua_pop(L, 1);
 			if (!v) {
 				json_decref(out);
@@ -296,8 +301,12 @@ static json_t *table_to_json(lua_State *L, int idx, const char *what, char *err,
 	while (lua_next(L, idx)) {
 		char sub[256];
 		const char *k = lua_tostring(L, -2);
-		snprintf(sub, sizeof(sub), "%s.%s", what, k);
-		json_t *v = to_json(L, lua_gettop(L), sub, err, errlen, depth + 1);
+		const char *w = what;
+		if (lua_type(L, -1) == LUA_TTABLE || lua_type(L, -1) >= LUA_TFUNCTION) {
+			snprintf(sub, sizeof(sub), "%s.%s", what, k);
+			w = sub;
+		}
+		json_t *v = to_json(L, lua_gettop(L), w, err, errlen, depth + 1);
 		if (!v && err[0]) {
 			lua_pop(L, 2);
 			json_decref(out);

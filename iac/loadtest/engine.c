@@ -114,10 +114,13 @@ static void flush(iac_lt_worker *w, long now_sec)
 	iac_lt_run *run = w->run;
 	iac_lt_stats *d = &w->d;
 	int any = d->requests || d->iterations || d->dropped || d->script_errors || d->nchecks;
-	if (any) {
+	int active = atomic_load(&w->active);
+	if (any || active) {
 		pthread_mutex_lock(&run->mu);
 		iac_lt_stats_merge(&run->total, d);
 		iac_lt_second *x = slot_locked(run, w->dsec);
+		/* VUs at the end of the second, as each worker sees them */
+		x->vus = (x->vus < 0 ? 0 : x->vus) + active;
 		x->requests += d->requests;
 		x->failed += d->failed;
 		x->dropped += d->dropped;

@@ -231,15 +231,13 @@ int iac_loadtest_main(int argc, char **argv)
 	int progress = !f.quiet && isatty(STDERR_FILENO) && !getenv("CI");
 	double cpu_prev = cpu_seconds(), wall_prev = iac_lt_engine_elapsed(&run);
 	long next_sec = 0;
-	int aborted = 0, vus_max = 0, sec_vus = 0;
+	int aborted = 0, vus_max = 0;
 	while (iac_lt_engine_running(&run)) {
 		sleep_ms(50);
 		double el = iac_lt_engine_elapsed(&run);
 		int vus = iac_lt_engine_active_vus(&run);
 		if (vus > vus_max)
 			vus_max = vus;
-		if (vus > sec_vus)
-			sec_vus = vus;   /* a second shows the most VUs it had */
 		if (interrupted && run.stop < 1 + (interrupted > 1)) {
 			run.stop = 1 + (interrupted > 1);   /* a second Ctrl-C drops in-flight work */
 		}
@@ -266,8 +264,6 @@ int iac_loadtest_main(int argc, char **argv)
 		pthread_mutex_lock(&run.mu);
 		iac_lt_second *x = iac_lt_engine_slot(&run, next_sec);
 		x->cpu_pct = cpu_pct;
-		x->vus = sec_vus;
-		sec_vus = vus;
 		if (hap_ok) {
 			x->hap_qcur = hs.qcur;
 			x->hap_scur = hs.scur;
@@ -302,10 +298,16 @@ int iac_loadtest_main(int argc, char **argv)
 	if (progress)
 		iac_log_write(stderr, "\r\033[K");
 	size_t nsecs = iac_lt_engine_collect(&run, 1);
-	/* the last, partial second was not sampled */
+	/* a drain tail with nothing in it is not part of the run's story */
+	while (nsecs > 1 && !run.secs[nsecs - 1].requests && !run.secs[nsecs - 1].iterations &&
+	       !run.secs[nsecs - 1].dropped)
+		nsecs--;
+	/* the last second is usually partial: its rate is per second it covered */
+	double covered = elapsed - (double)(nsecs - 1);
+	res.last_sec_fraction = covered > 0.05 && covered < 1 ? covered : 1;
 	for (size_t i = 0; i < nsecs; i++)
 		if (run.secs[i].vus < 0)
-			run.secs[i].vus = sec_vus;
+			run.secs[i].vus = 0;   /* no worker had a VU running then */
 	if (run.vus_max < vus_max)
 		run.vus_max = vus_max;
 

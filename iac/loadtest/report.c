@@ -299,17 +299,17 @@ static const char *load_desc(const iac_lt_config *cfg, char *buf, size_t n)
 {
 	switch (cfg->executor) {
 	case IAC_LT_CONSTANT_VUS:
-		snprintf(buf, n, "constant-vus, %d VUs, %.0fs", cfg->vus, cfg->duration_ms / 1e3);
+		snprintf(buf, n, "constant-vus, %d VUs, %gs", cfg->vus, cfg->duration_ms / 1e3);
 		break;
 	case IAC_LT_RAMPING_VUS:
-		snprintf(buf, n, "ramping-vus, %zu stages, %.0fs", cfg->nstages, iac_lt_config_duration_ms(cfg) / 1e3);
+		snprintf(buf, n, "ramping-vus, %zu stages, %gs", cfg->nstages, iac_lt_config_duration_ms(cfg) / 1e3);
 		break;
 	case IAC_LT_CONSTANT_RATE:
-		snprintf(buf, n, "constant-arrival-rate, %g per %gs, %.0fs, up to %d VUs", cfg->rate,
+		snprintf(buf, n, "constant-arrival-rate, %g per %gs, %gs, up to %d VUs", cfg->rate,
 			 cfg->time_unit_ms / 1e3, cfg->duration_ms / 1e3, cfg->max_vus);
 		break;
 	case IAC_LT_RAMPING_RATE:
-		snprintf(buf, n, "ramping-arrival-rate, %zu stages, %.0fs, up to %d VUs", cfg->nstages,
+		snprintf(buf, n, "ramping-arrival-rate, %zu stages, %gs, up to %d VUs", cfg->nstages,
 			 iac_lt_config_duration_ms(cfg) / 1e3, cfg->max_vus);
 		break;
 	}
@@ -449,6 +449,14 @@ void iac_lt_report_summary(FILE *f, const iac_lt_result *r)
 
 /* ---- JSON ---------------------------------------------------------- */
 
+/* A count in second i as a rate: the last second may be partial. */
+static double sec_rate(const iac_lt_result *r, size_t i, double count)
+{
+	if (i + 1 == r->nsecs && r->last_sec_fraction > 0 && r->last_sec_fraction < 1)
+		return count / r->last_sec_fraction;
+	return count;
+}
+
 static json_t *num(double v)
 {
 	return isnan(v) || isinf(v) ? json_null() : json_real(v);
@@ -584,7 +592,7 @@ json_t *iac_lt_report_json(const iac_lt_result *r)
 		json_t *p = json_object();
 		json_object_set_new(p, "t", json_integer((json_int_t)i));
 		json_object_set_new(p, "requests", json_integer((json_int_t)x->requests));
-		json_object_set_new(p, "rps", num((double)x->requests));
+		json_object_set_new(p, "rps", num(sec_rate(r, i, (double)x->requests)));
 		json_object_set_new(p, "errors", json_integer((json_int_t)x->failed));
 		json_object_set_new(p, "dropped", json_integer((json_int_t)x->dropped));
 		json_object_set_new(p, "p50_ms", x->requests ? num(x->p50_ms) : json_null());
@@ -812,9 +820,9 @@ int iac_lt_report_write_html(const iac_lt_result *r, const char *path)
 		int have_hap = 0;
 		for (size_t i = 0; i < n; i++) {
 			const iac_lt_second *x = &r->secs[i];
-			rps[i] = (double)x->requests;
-			errs[i] = (double)x->failed;
-			drop[i] = (double)x->dropped;
+			rps[i] = sec_rate(r, i, (double)x->requests);
+			errs[i] = sec_rate(r, i, (double)x->failed);
+			drop[i] = sec_rate(r, i, (double)x->dropped);
 			p50[i] = x->requests ? x->p50_ms : NAN;
 			p90[i] = x->requests ? x->p90_ms : NAN;
 			p99[i] = x->requests ? x->p99_ms : NAN;

@@ -22,6 +22,7 @@ typedef struct {
 	const iac_lt_second *secs;
 	size_t nsecs;
 	double elapsed_s;          /* start to the last worker's end */
+	double last_sec_fraction;  /* how much of the last second the run covered (0..1] */
 	int threads;
 	int cores;                 /* CPUs the process may run on */
 	int vus_max;

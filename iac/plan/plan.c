@@ -85,7 +85,7 @@ static int refresh_one(int node, void *ud)
 	if (!attrs || rt->is_data) {
 		/* nothing to read back: an interrupted create with no plan, or a
 		 * data source (re-read during planning) */
-		job->result[node] = (!attrs) ? NULL : json_deep_copy(entry);
+		job->result[node] = (!attrs) ? NULL : json_copy(entry);
 		return 0;
 	}
 	if (iac_providers_ctx(&ctx, job->pv, p, addr, job->cancel) < 0 ||
@@ -97,7 +97,7 @@ static int refresh_one(int node, void *ud)
 		job->result[node] = NULL;
 		return 0;
 	}
-	json_t *out = json_deep_copy(entry);
+	json_t *out = json_copy(entry);
 	json_object_del(out, "pending");
 	redact_attrs(actual, json_object_get(entry, "sensitive_attributes"), iac_state_lineage(job->st));
 	json_object_set_new(out, "attributes", actual);
@@ -116,12 +116,16 @@ typedef struct {
 	iac_map changes;        /* addr -> index + 1 into plan->changes (it grows) */
 	iac_map refreshed;      /* addr -> json_t* entry (refreshed, may be absent) */
 	iac_rconf *current;     /* resource being planned, for messages */
+	size_t cap;             /* capacity of plan->changes */
 } planner;
 
 static iac_change *add_change(planner *pl, const char *addr)
 {
 	iac_plan *plan = pl->plan;
-	plan->changes = iac_xrealloc(plan->changes, (plan->n + 1) * sizeof(iac_change));
+	if (plan->n == pl->cap) {
+		pl->cap = pl->cap ? pl->cap * 2 : 64;
+		plan->changes = iac_xrealloc(plan->changes, pl->cap * sizeof(iac_change));
+	}
 	iac_change *c = &plan->changes[plan->n++];
 	memset(c, 0, sizeof(*c));
 	c->addr = iac_xstrdup(addr);
@@ -403,9 +407,9 @@ static int plan_resource(planner *pl, iac_rconf *r)
 	}
 
 	json_t *prior = iac_map_get(&pl->refreshed, r->addr);
-	c->prior = prior ? json_deep_copy(prior) : NULL;
+	c->prior = prior ? json_incref(prior) : NULL;
 	if (c->prior) {
-		c->before = json_deep_copy(json_object_get(c->prior, "attributes"));
+		c->before = json_incref(json_object_get(c->prior, "attributes"));
 		json_t *ps = json_object_get(c->prior, "sensitive_attributes"), *e;
 		size_t i;
 		json_array_foreach(ps, i, e)
@@ -461,8 +465,8 @@ static void plan_delete(planner *pl, const char *addr, json_t *prior)
 	c->name = iac_xstrdup(json_string_value(json_object_get(prior, "name")) ?: "");
 	c->module = iac_xstrdup(json_string_value(json_object_get(prior, "module")) ?: "");
 	c->action = IAC_ACT_DELETE;
-	c->prior = json_deep_copy(prior);
-	c->before = json_deep_copy(json_object_get(prior, "attributes"));
+	c->prior = json_incref(prior);
+	c->before = json_incref(json_object_get(prior, "attributes"));
 	c->sensitive = json_deep_copy(json_object_get(prior, "sensitive_attributes"));
 	if (!c->sensitive)
 		c->sensitive = json_array();
@@ -540,7 +544,7 @@ static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **a
 	} else {
 		for (size_t i = 0; i < m; i++) {
 			json_t *e = iac_state_get(pl->st, job.addrs[i]);
-			job.result[i] = json_object_get(e, "attributes") ? json_deep_copy(e) : NULL;
+			job.result[i] = json_object_get(e, "attributes") ? json_copy(e) : NULL;
 			if (job.result[i])
 				json_object_del(job.result[i], "pending");
 		}
@@ -553,7 +557,7 @@ static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **a
 			/* keep the stale entry so the plan stays sane */
 			json_t *e = iac_state_get(pl->st, job.addrs[i]);
 			if (json_object_get(e, "attributes"))
-				job.result[i] = json_deep_copy(e);
+				job.result[i] = json_copy(e);
 		}
 		if (job.result[i])
 			iac_map_put(&pl->refreshed, job.addrs[i], job.result[i]);
@@ -589,7 +593,6 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 	plan->destroy = opts->destroy;
 	snprintf(plan->lineage, sizeof(plan->lineage), "%s", iac_state_lineage(st));
 	plan->serial = iac_state_serial(st);
-	plan->config_hash = iac_xstrdup(cfg->hash);
 	if (opts->targets) {
 		plan->targets = json_array();
 		for (size_t i = 0; opts->targets[i]; i++)
@@ -710,7 +713,6 @@ void iac_plan_free(iac_plan *plan)
 	json_decref(plan->drift);
 	json_decref(plan->targets);
 	json_decref(plan->errors);
-	free(plan->config_hash);
 	free(plan);
 }
 

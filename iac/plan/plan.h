@@ -58,7 +58,6 @@ typedef struct iac_plan {
 	json_t *drift;        /* addresses changed or deleted outside iac */
 	char lineage[40];
 	long serial;
-	char *config_hash;
 	int destroy;
 	size_t n_add, n_change, n_destroy;
 	json_t *targets;      /* the -target list, or NULL */

@@ -17,7 +17,7 @@ static json_t *actions_of(const iac_plan *plan)
 	return a;
 }
 
-int iac_planfile_write(const char *path, const iac_plan *plan, const iac_config *cfg, const json_t *replace)
+int iac_planfile_write(const char *path, const iac_plan *plan, iac_config *cfg, const json_t *replace)
 {
 	json_t *vars = json_object(), *sens = json_array(), *v;
 	const char *k;
@@ -31,7 +31,7 @@ int iac_planfile_write(const char *path, const iac_plan *plan, const iac_config 
 	json_t *doc = json_pack("{s:s,s:i,s:s,s:s,s:I,s:s,s:b,s:O?,s:O?,s:o,s:o,s:o,s:o}",
 				"format", "iac-plan", "format_version", IAC_PLANFILE_FORMAT,
 				"iac_version", IAC_VERSION, "lineage", plan->lineage,
-				"serial", (json_int_t)plan->serial, "config_hash", plan->config_hash,
+				"serial", (json_int_t)plan->serial, "config_hash", iac_config_hash(cfg),
 				"destroy", plan->destroy, "targets", plan->targets, "replace", replace,
 				"variables", vars, "sensitive_variables", sens, "actions", actions_of(plan),
 				"plan", iac_plan_json(plan));
@@ -66,7 +66,7 @@ json_t *iac_planfile_vars(const json_t *doc)
 	return json_object_get(doc, "variables");
 }
 
-int iac_planfile_check(const json_t *doc, const iac_plan *fresh, const iac_config *cfg)
+int iac_planfile_check(const json_t *doc, const iac_plan *fresh, iac_config *cfg)
 {
 	const char *lineage = json_string_value(json_object_get(doc, "lineage"));
 	long serial = (long)json_integer_value(json_object_get(doc, "serial"));
@@ -77,7 +77,7 @@ int iac_planfile_check(const json_t *doc, const iac_plan *fresh, const iac_confi
 	if (serial != fresh->serial)
 		return iac_err_set("the saved plan is stale: state changed since it was made (serial %ld, now %ld); "
 				   "run 'iac plan -out=FILE' again", serial, fresh->serial), IAC_ECONFLICT;
-	if (strcmp(json_string_value(json_object_get(doc, "config_hash")) ?: "", cfg->hash) != 0)
+	if (strcmp(json_string_value(json_object_get(doc, "config_hash")) ?: "", iac_config_hash(cfg)) != 0)
 		return iac_err_set("the configuration changed since the plan was made; run 'iac plan -out=FILE' again"),
 		       IAC_ECONFLICT;
 	json_t *want = json_object_get(doc, "actions"), *have = actions_of(fresh), *v;

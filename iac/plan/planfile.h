@@ -18,7 +18,7 @@
 
 #define IAC_PLANFILE_FORMAT 1
 
-int iac_planfile_write(const char *path, const iac_plan *plan, const iac_config *cfg,
+int iac_planfile_write(const char *path, const iac_plan *plan, iac_config *cfg,
 		       const json_t *replace);
 /* Read and check the format; *out is the document (new ref). */
 int iac_planfile_read(json_t **out, const char *path);
@@ -26,6 +26,6 @@ int iac_planfile_read(json_t **out, const char *path);
 json_t *iac_planfile_vars(const json_t *doc);
 /* Compare a fresh plan with the saved one: 0 when identical, IAC_ECONFLICT
  * with a message naming the first difference. */
-int iac_planfile_check(const json_t *doc, const iac_plan *fresh, const iac_config *cfg);
+int iac_planfile_check(const json_t *doc, const iac_plan *fresh, iac_config *cfg);
 
 #endif

@@ -89,13 +89,13 @@ static int exec_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 
 	*out = NULL;
 	if (!json_is_string(json_object_get(prior, "check"))) {
-		*out = json_deep_copy(prior);
+		*out = json_copy((json_t *)prior);
 		return 0;
 	}
 	if (run(ctx, prior, "check", &status, NULL, 0) < 0)
 		return IAC_ERR;
 	if (status == 0)
-		*out = json_deep_copy(prior);
+		*out = json_copy((json_t *)prior);
 	return 0;
 }
 

@@ -98,7 +98,7 @@ static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	}
 	iac_sha256_hex(hex, data, len);
 	snprintf(mode, sizeof(mode), "%04o", (unsigned)(st.st_mode & 07777));
-	*out = json_deep_copy(prior);
+	*out = json_copy((json_t *)prior);
 	json_object_set_new(*out, "content", json_stringn(data, len));
 	json_object_set_new(*out, "mode", json_string(mode));
 	json_object_set_new(*out, "sha256", json_string(hex));
@@ -124,7 +124,7 @@ static int file_write(const iac_rctx *ctx, json_t **out, const json_t *planned)
 		if (iac_mkdir_p(dir, 0755) < 0)
 			goto done;
 	}
-	if (iac_file_write_atomic(path, data, len, (mode_t)strtoul(mode, NULL, 8)) < 0)
+	if (iac_file_replace(path, data, len, (mode_t)strtoul(mode, NULL, 8)) < 0)
 		goto done;
 	iac_sha256_hex(hex, data, len);
 	*out = json_deep_copy(planned);

@@ -40,16 +40,38 @@ static int bed_sh(const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-/* Run a shell command on host hN as root over ssh (for checks behind the
- * provider's back). Returns its exit status; output in out (may be NULL). */
+/* Run a shell command on host hN as root, behind the provider's back:
+ * nsenter into the host's namespaces (no ssh round trip, so tests stay
+ * quick). Returns its exit status; stdout in out (may be NULL). */
 static int bed_on(int host, char *out, size_t outlen, const char *cmd)
 {
-	char full[4096];
-	snprintf(full, sizeof(full),
-		 "ssh -q -i %s/id_ed25519 -o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes "
-		 "-o BatchMode=yes root@%s %s%s%s",
-		 bed_dir, bed_dir, bed_addr[host - 1], "'", cmd, "'");
-	FILE *f = popen(full, "r");
+	char path[400], full[4096];
+	int lp = 0, init = 0;
+	snprintf(path, sizeof(path), "%s/hosts/h%d/launcher.pid", bed_dir, host);
+	FILE *f = fopen(path, "r");
+	if (!f || fscanf(f, "%d", &lp) != 1) {
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", lp, lp);
+	f = fopen(path, "r");
+	if (!f || fscanf(f, "%d", &init) != 1) {
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	FILE *cf = NULL;
+	snprintf(path, sizeof(path), "%s/bed_on.sh", bed_dir);
+	cf = fopen(path, "w");
+	if (!cf)
+		return -1;
+	fputs(cmd, cf);
+	fclose(cf);
+	snprintf(full, sizeof(full), "nsenter -t %d -m -u -i -n -p -r -w bash < %s", init, path);
+	f = popen(full, "r");
 	if (!f)
 		return -1;
 	size_t n = 0;
