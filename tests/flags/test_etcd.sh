@@ -103,7 +103,7 @@ expect_rc 3 "$T" get state/main
 echo "ok: compare-and-swap succeeds on the expected revision and fails on a stale one"
 
 # --- leases ------------------------------------------------------------------
-expect_rc 0 "$T" grant 1
+expect_rc 0 "$T" grant 2
 lease=$(cat "$TMP/out")
 expect_rc 0 "$T" put session/a alive "$lease"
 expect_rc 0 "$T" meta session/a
@@ -111,7 +111,7 @@ expect_rc 0 "$T" meta session/a
 expect_rc 0 "$T" keepalive "$lease"
 [ "$(cat "$TMP/out")" -ge 1 ] || fail "keepalive ttl $(cat "$TMP/out")"
 gone=0
-for _ in $(seq 1 60); do
+for _ in $(seq 1 100); do
 	rc=0; "$T" get session/a > /dev/null 2>&1 || rc=$?
 	if [ "$rc" -eq 3 ]; then gone=1; break; fi
 	sleep 0.1
@@ -155,7 +155,7 @@ echo "ok: lock held by one is refused or waited for by another, handed over on u
 
 # A holder that dies: its lease expires and the lock goes with it.
 expect_rc 0 "$T" unlock "$KB"
-expect_rc 0 "$T" grant 1; LC=$(cat "$TMP/out")
+expect_rc 0 "$T" grant 2; LC=$(cat "$TMP/out")
 expect_rc 0 "$T" lock iac/lock/prod "$LC" 0 "carol: crashed"
 start=$(date +%s%N)
 expect_rc 0 "$T" lock iac/lock/prod "$LB" 8000 "bob: iac apply"
