@@ -199,3 +199,18 @@ expect_rc 0 "$T" -e "$DEAD,$URL" get flags/app
 expect_rc 1 "$T" -e "$DEAD" get flags/app
 grep -q "cannot reach etcd at '$DEAD': connection refused" "$TMP/err" || fail "unreachable message: $(cat "$TMP/err")"
 echo "ok: endpoint fail-over and unreachable message"
+
+# --- authentication (last: it locks everyone else out) ------------------------
+CTL="etcdctl --endpoints=$URL"
+$CTL user add root:s3cret-pw > /dev/null 2>&1 || fail "etcdctl user add"
+$CTL user grant-role root root > /dev/null 2>&1 || fail "etcdctl user grant-role"
+$CTL auth enable > /dev/null 2>&1 || fail "etcdctl auth enable"
+expect_rc 1 "$T" put secret/k v
+grep -q "user name is empty" "$TMP/err" || fail "unauthenticated put: $(cat "$TMP/err")"
+expect_rc 1 "$T" -u root:wrong get flags/app
+grep -q "cannot log in to etcd as 'root'" "$TMP/err" || fail "bad password message: $(cat "$TMP/err")"
+grep -q "s3cret-pw" "$TMP/err" && fail "password leaked into a message"
+expect_rc 0 "$T" -u root:s3cret-pw put secret/k v
+expect_rc 0 "$T" -u root:s3cret-pw get secret/k
+[ "$(cat "$TMP/out")" = v ] || fail "authenticated get $(cat "$TMP/out")"
+echo "ok: user/password authentication"

@@ -1,7 +1,7 @@
 /* iac-etcd: a command-line driver for iac/flags/etcd, used by tests/flags/test_*.sh scripts
  * and handy to poke at a cluster by hand.
  *
- *   iac-etcd [-e ENDPOINTS] [-t TIMEOUT_MS] COMMAND ARGS...
+ *   iac-etcd [-e ENDPOINTS] [-t TIMEOUT_MS] [-u USER:PASSWORD] COMMAND ARGS...
  *     put KEY VALUE [LEASE]        get KEY            meta KEY
  *     range PREFIX                 del KEY            delprefix PREFIX
  *     cas KEY EXPECT_REV VALUE [LEASE]                casdel KEY EXPECT_REV
@@ -108,7 +108,7 @@ static int run(iac_etcd *e, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	const char *endpoints = getenv("ETCD_ENDPOINTS");
+	const char *endpoints = getenv("ETCD_ENDPOINTS"), *auth = NULL;
 	double timeout = 5000;
 	iac_etcd *e;
 	int i = 1, rc;
@@ -118,17 +118,31 @@ int main(int argc, char **argv)
 			endpoints = argv[i + 1];
 		else if (strcmp(argv[i], "-t") == 0)
 			timeout = strtod(argv[i + 1], NULL);
+		else if (strcmp(argv[i], "-u") == 0)
+			auth = argv[i + 1];
 		else
 			break;
 		i += 2;
 	}
 	if (i >= argc) {
-		fprintf(stderr, "usage: iac-etcd [-e ENDPOINTS] [-t TIMEOUT_MS] COMMAND ARGS...\n");
+		fprintf(stderr, "usage: iac-etcd [-e ENDPOINTS] [-t TIMEOUT_MS] [-u USER:PASSWORD] COMMAND ARGS...\n");
 		return 1;
 	}
 	if (iac_etcd_open(&e, endpoints ? endpoints : "http://127.0.0.1:2379", timeout) < 0) {
 		fprintf(stderr, "error: %s\n", iac_err_last());
 		return 1;
+	}
+	if (auth) {
+		char *user = strdup(auth), *colon = strchr(user, ':');
+		if (colon)
+			*colon = '\0';
+		rc = iac_etcd_set_auth(e, user, colon ? colon + 1 : "");
+		free(user);
+		if (rc < 0) {
+			fprintf(stderr, "error: %s\n", iac_err_last());
+			iac_etcd_close(e);
+			return -rc;
+		}
 	}
 	rc = run(e, argc - i, argv + i);
 	if (rc < 0 && *iac_err_last())
