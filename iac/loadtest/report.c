@@ -218,9 +218,11 @@ void iac_lt_result_judge(iac_lt_result *r)
 	else
 		iac_buf_printf(&b, "HAProxy began to queue at t=%zu s (queue %.0f), at %s rps with %d VUs", qat,
 			       x->hap_qcur, rps, x->vus);
-	if (!isnan(x->hap_qcur))
+	if (!isnan(x->hap_qcur) && at <= qat)
 		iac_buf_printf(&b, "; HAProxy queue %.0f, %.0f sessions, backend response time %.0f ms", x->hap_qcur,
 			       x->hap_scur, x->hap_rtime_ms);
+	else if (!isnan(x->hap_qcur))
+		iac_buf_printf(&b, "; %.0f sessions, backend response time %.0f ms", x->hap_scur, x->hap_rtime_ms);
 	for (size_t h = 0; r->hosts && h < r->hosts->n; h++)
 		if (x->host_cpu && !isnan(x->host_cpu[h]))
 			iac_buf_printf(&b, "; host %s at %.0f%% CPU", r->hosts->items[h], x->host_cpu[h]);
