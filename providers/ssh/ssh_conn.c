@@ -913,6 +913,37 @@ out:
 	pthread_mutex_unlock(&c->lk);
 }
 
+/* Strip the "\001PID\n" line our prefix puts first on stderr. */
+static void take_pid(iac_buf *err, long *pid)
+{
+	if (err->len == 0 || err->ptr[0] != '\001')
+		return;
+	char *nl = memchr(err->ptr, '\n', err->len);
+	if (!nl)
+		return;
+	*pid = strtol(err->ptr + 1, NULL, 10);
+	if (*pid <= 0)
+		*pid = -1;
+	size_t skip = (size_t)(nl - err->ptr) + 1;
+	memmove(err->ptr, err->ptr + skip, err->len - skip);
+	err->len -= skip;
+	err->ptr[err->len] = '\0';
+}
+
+/* Stop what a timed-out or cancelled command left running on the host:
+ * TERM to its process group, KILL a second later. */
+static void kill_remote(iac_ssh_conn *c, long pid)
+{
+	iac_ssh_result r;
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd),
+		 "kill -TERM -- -%ld 2>/dev/null || exit 0; i=0; while kill -0 -- -%ld 2>/dev/null; do "
+		 "i=$((i+1)); [ $i -ge 10 ] && { kill -KILL -- -%ld; exit 0; }; sleep 0.1; done",
+		 pid, pid, pid);
+	iac_ssh_exec(c, &r, cmd, NULL, 0, 5000, NULL);
+	iac_ssh_result_free(&r);
+}
+
 int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
 		 const void *input, size_t input_len, double timeout_ms,
 		 const volatile int *cancel)
@@ -921,17 +952,26 @@ int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
 	iac_buf out = IAC_BUF_INIT, err = IAC_BUF_INIT;
 	LIBSSH2_CHANNEL *ch = NULL;
 	size_t off = 0;
-	int eof_sent = 0, werr = 0, rc = IAC_ERR;
+	int eof_sent = 0, werr = 0, rc = IAC_ERR, gave = 0;
+	long pid = 0;
 	ssize_t n;
 	io_tok t;
 	char buf[32768];
+	char *full = NULL;
 
 	memset(res, 0, sizeof(*res));
 	res->status = -1;
 	if (check_alive(c) < 0)
 		return IAC_ERR;
+	if (cancel && *cancel)
+		return wait_err(c, IAC_EINTR, "a command", timeout_ms);
 	if ((werr = slot_take(c, deadline, cancel)) != 0)
 		return werr == IAC_ERR ? IAC_ERR : wait_err(c, werr, "waiting for a channel", timeout_ms);
+	/* sshd makes the command's shell a session leader; its pid, sent
+	 * first on stderr, lets a timeout kill the whole process group (libssh2
+	 * 1.10 cannot send signals, and sshd keeps a channel open until its
+	 * command exits) */
+	full = iac_xasprintf("printf '\\001%%d\\n' $$ >&2; %s", cmd);
 
 	pthread_mutex_lock(&c->open_lk);
 	io_enter(c, &t);
@@ -951,7 +991,7 @@ int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
 	__atomic_fetch_add(&c->pool->stats.channels, 1, __ATOMIC_RELAXED);
 
 	io_enter(c, &t);
-	CALL_WAIT(c, &t, n, libssh2_channel_exec(ch, cmd), deadline, cancel, werr, waitfail);
+	CALL_WAIT(c, &t, n, libssh2_channel_exec(ch, full), deadline, cancel, werr, waitfail);
 	if (n < 0) {
 		if (fatal_rc((int)n))
 			conn_fail(c, ssh_errmsg(c));
@@ -994,6 +1034,8 @@ int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
 		if (n > 0) {
 			if (err.len < IAC_SSH_CAPTURE_MAX)
 				iac_buf_put(&err, buf, (size_t)n);
+			if (pid == 0)
+				take_pid(&err, &pid);
 			progress = 1;
 		} else if (n == 0) {
 			done1 = 1;
@@ -1051,13 +1093,23 @@ waitfail:
 	if (werr == IAC_ERR)
 		goto out_dead;
 abandon:
+	slot_give(c);
+	gave = 1;
+	if (pid > 0) {
+		char *msg = iac_xstrdup(iac_err_last());
+		kill_remote(c, pid);
+		iac_err_set("%s", msg);
+		free(msg);
+	}
 	channel_abandon(c, ch);
 	ch = NULL;
 	goto out;
 out_dead:
 	ch = NULL;
 out:
-	slot_give(c);
+	if (!gave)
+		slot_give(c);
+	free(full);
 	res->out_len = out.len;
 	res->out = iac_buf_detach(&out);
 	res->err_len = err.len;

@@ -5,7 +5,7 @@
  * started detached (setsid, stdin from /dev/null, output to `log`) so it
  * survives the channel closing; `pidfile` says which process is the
  * service: written by the service itself (daemons), or by iac with the
- * started process's pid when none appears within a second (foreground
+ * started process's pid when none appears within 0.5 s (foreground
  * programs). Alive means `kill -0` of that pid succeeds; stop runs `stop`
  * or sends TERM to it (KILL after stop_timeout).
  *
@@ -175,14 +175,14 @@ static int svc_start(const iac_rctx *ctx, const json_t *a)
 		       "setsid -f \"${SHELL:-/bin/sh}\" -c 'echo $$ > \"$0\"; exec \"${SHELL:-/bin/sh}\" -c \"$1\"' "
 		       "\"$t\" %s </dev/null >>%s 2>&1 || exit 3; ", qstart, qlog);
 	/* success: a live pid in the pidfile. A started process still alive
-	 * after 1 s with no pidfile is a foreground program: record its pid.
+	 * after 0.5 s with no pidfile is a foreground program: record its pid.
 	 * Failure: nothing alive 2 s after the started process died (a daemon
 	 * has written its pidfile by then), or start_timeout passed. */
 	iac_buf_printf(&cmd, "i=0; d=0; sp=; while :; do "
 		       "alive && { rm -f \"$t\"; exit 0; }; "
 		       "[ -n \"$sp\" ] || sp=$(cat \"$t\" 2>/dev/null); "
 		       "if [ -n \"$sp\" ] && kill -0 \"$sp\" 2>/dev/null; then "
-		       "[ $i -ge 20 ] && [ ! -e %s ] && { echo \"$sp\" > %s; rm -f \"$t\"; exit 0; }; "
+		       "[ $i -ge 10 ] && [ ! -e %s ] && { echo \"$sp\" > %s; rm -f \"$t\"; exit 0; }; "
 		       "elif [ -n \"$sp\" ]; then d=$((d+1)); fi; "
 		       "i=$((i+1)); if [ $i -ge %ld ] || [ $d -ge 40 ]; then rm -f \"$t\"; "
 		       "echo \"the service did not stay up: no live pid in %s; last lines of %s:\" >&2; "

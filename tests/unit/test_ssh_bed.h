@@ -43,7 +43,7 @@ static int bed_sh(const char *fmt, ...)
 /* Run a shell command on host hN as root, behind the provider's back:
  * nsenter into the host's namespaces (no ssh round trip, so tests stay
  * quick). Returns its exit status; stdout in out (may be NULL). */
-static int bed_on(int host, char *out, size_t outlen, const char *cmd)
+__attribute__((unused)) static int bed_on(int host, char *out, size_t outlen, const char *cmd)
 {
 	char path[400], full[4096];
 	int lp = 0, init = 0;
