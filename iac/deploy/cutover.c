@@ -118,10 +118,12 @@ static int move(iac_cutover_result *out, iac_haproxy *h, const iac_cutover_opts 
 	/* 0. the standby may have died while HAProxy was not looking */
 	if (o->n_verify) {
 		iac_probe_health_result hr;
+		/* a sick instance answers at once: fail fast, and leave a
+		 * rollback most of its budget */
+		double vt = up_timeout < 500 ? up_timeout : 500;
 		iac_probe_health_opts ho = {
 			.urls = o->verify_urls, .n_urls = o->n_verify, .path = "", .expect = o->verify_expect,
-			.interval_ms = 20, .healthy = 1, .timeout_ms = up_timeout,
-			.request_timeout_ms = up_timeout,
+			.interval_ms = 50, .healthy = 1, .timeout_ms = vt, .request_timeout_ms = vt,
 		};
 		int vr = iac_probe_health(&hr, &ho);
 		iac_probe_health_free(&hr);

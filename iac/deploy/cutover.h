@@ -2,8 +2,9 @@
  * other's through the HAProxy runtime API, without failing a request.
  *
  * Switch (iac_cutover_switch), the order matters:
- *   0. (when verify_urls are given) one direct GET of each `to` instance's
- *      health URL: HAProxy does not check servers in maint, and counts a
+ *   0. (when verify_urls are given) a direct GET of each `to` instance's
+ *      health URL, retried every 50 ms for at most 500 ms (or up_timeout if
+ *      shorter): HAProxy does not check servers in maint, and counts a
  *      server leaving maint as up before its first check, which comes up to
  *      one `inter` later. The deployment's health gate has usually just done
  *      this; a rollback to a standby that sat in maint must.

@@ -35,18 +35,45 @@ static void put_quoted(iac_buf *b, const char *s)
 	iac_buf_putc(b, '\'');
 }
 
-/* HAProxy's complaint: its [ALERT] lines when there are any, else the tail. */
+/* The message of one "[ALERT]    (1234) : config : parsing [f:3] : ..." line,
+ * without the level and pid; NULL for the generic summary lines. */
+static const char *alert_text(const char *line, size_t len, size_t *out_len)
+{
+	const char *p = memmem(line, len, "[ALERT]", 7), *end = line + len;
+	if (!p)
+		return NULL;
+	p += 7;
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if (p < end && *p == '(') {   /* "(pid)" */
+		const char *c = memchr(p, ')', (size_t)(end - p));
+		p = c ? c + 1 : p;
+	}
+	while (p < end && (*p == ' ' || *p == ':'))
+		p++;
+	if ((size_t)(end - p) > 9 && !memcmp(p, "config : ", 9))
+		p += 9;
+	size_t l = (size_t)(end - p);
+	if ((l >= 14 && !memcmp(p, "Error(s) found", 14)) || (l >= 12 && !memcmp(p, "Fatal errors", 12)))
+		return NULL;
+	*out_len = l;
+	return p;
+}
+
+/* HAProxy's complaint: its specific [ALERT] lines when there are any, else
+ * the tail of its output. */
 static void put_complaint(iac_buf *b, const iac_proc_result *r)
 {
 	const char *src = r->err && *r->err ? r->err : (r->out ? r->out : "");
 	size_t before = b->len;
 	for (const char *p = src; *p;) {
 		const char *nl = strchr(p, '\n');
-		size_t len = nl ? (size_t)(nl - p) : strlen(p);
-		if (len && memmem(p, len, "[ALERT]", 7) && b->len - before < 2000) {
+		size_t len = nl ? (size_t)(nl - p) : strlen(p), tl = 0;
+		const char *t = alert_text(p, len, &tl);
+		if (t && tl && b->len - before < 2000) {
 			if (b->len > before)
 				iac_buf_puts(b, "; ");
-			iac_buf_put(b, p, len);
+			iac_buf_put(b, t, tl);
 		}
 		if (!nl)
 			break;

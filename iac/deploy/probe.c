@@ -412,11 +412,11 @@ int iac_probe_analysis(iac_probe_analysis_result *out, const iac_probe_analysis_
 			 first_error[0] ? ", " : "", first_error);
 	} else if (o->max_p99_ms > 0 && out->p99_ms > o->max_p99_ms) {
 		out->verdict = IAC_PROBE_FAILED;
-		snprintf(out->reason, sizeof(out->reason), "p99 %.1f ms > %.1f ms (p50 %.1f ms, %ld requests)",
+		snprintf(out->reason, sizeof(out->reason), "p99 %.4g ms > %.4g ms (p50 %.4g ms, %ld requests)",
 			 out->p99_ms, o->max_p99_ms, out->p50_ms, out->requests);
 	} else {
 		out->verdict = IAC_PROBE_PASSED;
-		snprintf(out->reason, sizeof(out->reason), "error rate %.2f%%, p99 %.1f ms over %ld requests",
+		snprintf(out->reason, sizeof(out->reason), "error rate %.2f%%, p99 %.4g ms over %ld requests",
 			 out->error_rate * 100, out->p99_ms, out->requests);
 	}
 	if (out->verdict == IAC_PROBE_PASSED)

@@ -67,13 +67,16 @@ finish() {
     exit 0
 }
 
-# A TCP port nobody listens on (and that this test has not handed out).
+# A TCP port no socket uses (and that this test has not handed out), below
+# the kernel's ephemeral range so that no outgoing connection (wrk opens
+# thousands) can take it between this check and the bind.
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
-    local p
+    local p span=$((EPHEMERAL_LOW - 10000))
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + (RANDOM * 32768 + RANDOM) % span))
         case "$USED_PORTS" in *" $p "*) continue ;; esac
-        if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then
+        if [ -z "$(ss -Htan "sport = :$p" 2>/dev/null)" ]; then
             USED_PORTS="$USED_PORTS$p "
             echo "$p"
             return
