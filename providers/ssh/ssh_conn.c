@@ -15,8 +15,10 @@
  *    call before any other send, so a thread blocked on OUTBOUND keeps the
  *    lock while it waits for the socket to drain;
  *  - opening a channel (and starting SFTP) keeps its progress in the session,
- *    not the channel, so opens are serialised by `open_lk`, and SFTP
- *    operations by `sftp_lk`.
+ *    not the channel, and a thread waiting for the reply to its exec request
+ *    fails when it reads another channel's reply first, so open + exec are
+ *    serialised by `open_lk` (a round trip or two; the commands themselves
+ *    still run side by side), and SFTP operations by `sftp_lk`.
  */
 #include "providers/ssh/ssh_conn.h"
 
@@ -986,12 +988,12 @@ int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
 		pthread_mutex_unlock(&c->open_lk);
 		goto out;
 	}
-	io_leave(c, &t);
-	pthread_mutex_unlock(&c->open_lk);
 	__atomic_fetch_add(&c->pool->stats.channels, 1, __ATOMIC_RELAXED);
-
-	io_enter(c, &t);
-	CALL_WAIT(c, &t, n, libssh2_channel_exec(ch, full), deadline, cancel, werr, waitfail);
+	/* still under open_lk: libssh2 1.10 fails a thread waiting for its
+	 * CHANNEL_SUCCESS when it reads another channel's SUCCESS first, so
+	 * only one exec request may be in flight per connection */
+	CALL_WAIT(c, &t, n, libssh2_channel_exec(ch, full), deadline, cancel, werr, exec_waitfail);
+	pthread_mutex_unlock(&c->open_lk);
 	if (n < 0) {
 		if (fatal_rc((int)n))
 			conn_fail(c, ssh_errmsg(c));
@@ -1088,6 +1090,8 @@ open_failed:
 	pthread_mutex_unlock(&c->open_lk);
 	rc = werr == IAC_ERR ? IAC_ERR : wait_err(c, werr, "opening a channel", timeout_ms);
 	goto out;
+exec_waitfail:
+	pthread_mutex_unlock(&c->open_lk);
 waitfail:
 	rc = werr == IAC_ERR ? IAC_ERR : wait_err(c, werr, "a command", timeout_ms);
 	if (werr == IAC_ERR)

@@ -1,0 +1,67 @@
+# lib.sh: shared setup for the SSH black-box tests (sourced, not run).
+#
+#   bed_up N         bring up N test-bed hosts (h1..hN), torn down on exit
+#   iac ARGS...      run the iac binary inside the controller namespace, in $WORK
+#   on_host N CMD    run a shell command on host hN (behind iac's back)
+#   addr N           address of host hN
+#   fail MSG         print and exit 1
+#   expect_in FILE TEXT / expect_not_in FILE TEXT
+#
+# Skips (exit 0, "skipped: ...") only without root or network namespaces.
+set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC=${IAC_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
+TESTBED="$SRC/tests/testbed/testbed.sh"
+: "${IAC:?IAC must point to the iac binary}"
+
+if [ "$(id -u)" != 0 ]; then
+	echo "skipped: the SSH test bed needs root"
+	exit 0
+fi
+if ! why=$(bash "$TESTBED" check); then
+	echo "skipped: $why"
+	exit 0
+fi
+
+WORK=$(mktemp -d /tmp/iac-ssh-test.XXXXXX)
+BED="$WORK/bed"
+cleanup() {
+	local rc=$?
+	bash "$TESTBED" down "$BED" >/dev/null 2>&1
+	rm -rf "$WORK"
+	exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+bed_up() {
+	bash "$TESTBED" up "$BED" -n "$1" -p "t$$" >/dev/null || fail "cannot bring the test bed up"
+}
+
+addr() { awk -v n="h$1" '$1 == n { print $2 }' "$BED/inventory"; }
+
+iac() {
+	(cd "$WORK" && bash "$TESTBED" exec "$BED" "$IAC" -no-color "$@")
+}
+
+# nsenter into the host's namespaces: no ssh, so it works whatever iac did
+on_host() {
+	local n=$1 lp init
+	shift
+	lp=$(cat "$BED/hosts/h$n/launcher.pid")
+	init=$(awk '{print $1}' "/proc/$lp/task/$lp/children")
+	nsenter -t "$init" -m -u -i -n -p -r -w bash -c "$*"
+}
+
+expect_in() { grep -qF -- "$2" "$1" || { cat "$1" >&2; fail "expected '$2' in $(basename "$1")"; }; }
+expect_not_in() { ! grep -qF -- "$2" "$1" || { cat "$1" >&2; fail "did not expect '$2' in $(basename "$1")"; }; }
+
+# provider block for the test bed's key and known_hosts
+provider_block() {
+	echo "provider \"ssh\" { user = \"root\", private_key = \"bed/id_ed25519\", known_hosts = \"bed/known_hosts\", connect_timeout = \"3s\" }"
+}
