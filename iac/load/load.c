@@ -478,6 +478,18 @@ static void build_base(lua_State *L)
 	iac_modules_install(L);
 	iac_vars_install(L);
 	iac_dsl_install(L);
+	/* The shipped modules that read like declarations (deployment "web"
+	 * { ... }) are globals that load their module on first use. */
+	static const char prelude[] =
+		"local env, require = ...\n"
+		"for _, name in ipairs { 'deployment', 'app_pool', 'haproxy' } do\n"
+		"  env[name] = function(...) return require(name)(...) end\n"
+		"end\n";
+	if (luaL_loadbufferx(L, prelude, sizeof(prelude) - 1, "=prelude", "t") == LUA_OK) {
+		lua_pushvalue(L, -2);
+		lua_getfield(L, -3, "require");
+		lua_call(L, 2, 0);
+	}
 	lua_setfield(L, LUA_REGISTRYINDEX, BASE_KEY);
 }
 

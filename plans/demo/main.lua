@@ -1,22 +1,44 @@
--- plans/demo: a small site on this machine, no SSH needed.
--- iac -chdir=plans/demo apply -var version=v2   (see plans/demo/run)
-variable "version" { default = "v1", description = "application version" }
-variable "root" { default = "/tmp/iac-demo", description = "where the demo puts its files" }
+-- plans/demo: blue/green on this machine, no SSH. HAProxy on 127.0.0.1,
+-- two colours of a tiny web app (nginx instances that answer / with their
+-- version and /health), one feature flag. Walk through it: plans/demo/run
+variable "version" { default = "v1", description = "application version to run" }
+variable "lb_port" { default = 18080, description = "HAProxy listens on 127.0.0.1:<lb_port>" }
+variable "root"    { default = "/tmp/iac-demo", description = "where instances keep their files" }
 
-local conf = resource "local.file" "conf" {
-  path = var.root .. "/app.conf",
-  content = "version=" .. var.version .. "\nlisten=127.0.0.1:18081\n",
-}
-for i = 1, 3 do
-  resource "local.file" ("page" .. i) {
-    path = var.root .. "/www/page" .. i .. ".html",
-    content = "<h1>page " .. i .. " of " .. var.version .. "</h1>\n",
+local pool = app_pool "web" {
+  instances = 2, address = "127.0.0.1", base_port = var.lb_port + 1, green_offset = 10,
+  vars = { root = var.root },
+  files = {
+    ["{root}/{name}/nginx.conf"] = [[
+daemon on; worker_processes 1; pid {root}/{name}/nginx.pid; error_log {root}/{name}/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path {root}/{name}/tmp; proxy_temp_path {root}/{name}/tmp;
+  fastcgi_temp_path {root}/{name}/tmp; uwsgi_temp_path {root}/{name}/tmp; scgi_temp_path {root}/{name}/tmp;
+  server {
+    listen {address}:{port};
+    default_type text/plain;
+    location = /health { return 200 "ok\n"; }
+    location / { return 200 "{version} from {name}\n"; }
   }
-end
-resource "local.exec" "reload" {
-  create = "echo reloaded $(date +%T) >> " .. var.root .. "/reload.log",
-  destroy = "rm -f " .. var.root .. "/reload.log",
-  check = "test -f " .. var.root .. "/reload.log",
-  triggers = { conf = conf.sha256 },
 }
-output "conf" { value = conf.path }
+]],
+  },
+  start = "mkdir -p {root}/{name}/tmp && nginx -p {root}/{name} -c {root}/{name}/nginx.conf -e {root}/{name}/error.log",
+  pidfile = "{root}/{name}/nginx.pid",
+}
+
+local lb = haproxy "lb" {
+  bind = "127.0.0.1:" .. var.lb_port, pool = pool,
+  health = { path = "/health", interval = "500ms", rise = 2, fall = 2 },
+}
+
+deployment "web" {
+  strategy = "blue_green", version = var.version, pool = pool, lb = lb,
+  health   = { path = "/health", expect = 200, interval = "200ms", healthy = 3, timeout = "20s" },
+  analysis = { duration = "2s", max_error_rate = 0.01, max_p99 = "300ms" },
+  scale_down_delay = "5m",
+}
+
+output "url" { value = "http://127.0.0.1:" .. var.lb_port .. "/" }

@@ -1,0 +1,521 @@
+/* deploy.blue_green: a version goes live on the idle colour, gated.
+ *
+ * A deploy of version V (create or update):
+ *   1. idle colour = the one not live; if it already runs V (a standby),
+ *      it is reused, else it is (re)started at V: files written from the
+ *      pool's templates, start command run, pid checked;
+ *   2. health gate: every idle instance answers `health.path` with
+ *      `health.expect`, `healthy` times in a row, within `timeout`;
+ *   3. analysis: requests straight at the idle colour for `duration`,
+ *      error rate <= max_error_rate and p99 <= max_p99; then an optional
+ *      PromQL query <= max;
+ *   4. cutover in HAProxy (idle ready, live drain, live maint when its
+ *      sessions reach zero), saved to the server-state-file;
+ *   5. the old colour keeps running as standby for `iac rollback`.
+ * A failed gate aborts before the switch: traffic never left the live
+ * colour; the idle colour is stopped (on_failure = "stop", default) or
+ * left running for inspection ("keep"); the error names the gate and its
+ * figures. A version rolled back from is "bad": deploying it again needs
+ * -allow-bad.
+ */
+#include "providers/deploy/deploy.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+#include "iac/core/value.h"
+#include "iac/deploy/cutover.h"
+#include "iac/deploy/haproxy_api.h"
+#include "iac/deploy/probe.h"
+
+static const iac_attr bg_attrs[] = {
+	{ "version", IAC_T_STRING, IAC_A_REQUIRED, "the version to run" },
+	{ "strategy", IAC_T_STRING, 0, "\"blue_green\" (the only one so far)" },
+	{ "pool", IAC_T_MAP, IAC_A_REQUIRED, "instances of both colours and how to run them (modules/app_pool.lua)" },
+	{ "lb", IAC_T_MAP, IAC_A_REQUIRED, "the HAProxy in front: {api, backend, state_file, host} (modules/haproxy.lua)" },
+	{ "health", IAC_T_MAP, 0, "{path, expect, interval, healthy, timeout}" },
+	{ "analysis", IAC_T_MAP, 0, "{duration, max_error_rate, max_p99, path, concurrency, prometheus = {url, query, max}}" },
+	{ "scale_down_delay", IAC_T_STRING, 0, "how long the old colour stays up as standby (recorded)" },
+	{ "flags_on_rollback", IAC_T_MAP, 0, "flag -> variant to set when rolling back" },
+	{ "on_failure", IAC_T_STRING, 0, "\"stop\" (default) or \"keep\" the idle colour when a gate fails" },
+	{ "live", IAC_T_STRING, IAC_A_COMPUTED, "colour taking traffic" },
+	{ "live_version", IAC_T_STRING, IAC_A_COMPUTED, "version of the live colour" },
+	{ "standby", IAC_T_STRING, IAC_A_COMPUTED, "colour kept running for rollback (or null)" },
+	{ "standby_version", IAC_T_STRING, IAC_A_COMPUTED, "version of the standby colour" },
+	{ "bad_versions", IAC_T_LIST, IAC_A_COMPUTED, "versions rolled back from" },
+	{ "last", IAC_T_MAP, IAC_A_COMPUTED, "figures of the last deploy: gates and cutover" },
+	{ "steps", IAC_T_LIST, IAC_A_COMPUTED, "what the next deploy will do (shown by plan)" },
+	{ NULL, 0, 0, NULL },
+};
+
+static const char *sget(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static const char *other(const char *colour)
+{
+	return colour && !strcmp(colour, "blue") ? "green" : "blue";
+}
+
+static double dur(const json_t *o, const char *k, double dflt)
+{
+	const char *t = sget(o, k);
+	double ms;
+	if (json_is_number(json_object_get(o, k)))
+		return json_number_value(json_object_get(o, k)) * 1e3;
+	if (!t || iac_duration_parse(&ms, t) < 0)
+		return dflt;
+	return ms;
+}
+
+static double num(const json_t *o, const char *k, double dflt)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+/* Instances of one colour (borrowed from pool). */
+static size_t colour_instances(const json_t *pool, const char *colour, const json_t **out, size_t max)
+{
+	json_t *e;
+	size_t i, n = 0;
+	json_array_foreach(json_object_get(pool, "instances"), i, e)
+		if (n < max && sget(e, "colour") && !strcmp(sget(e, "colour"), colour))
+			out[n++] = e;
+	return n;
+}
+
+static json_t *inst_vars(const json_t *pool, const json_t *inst, const char *version)
+{
+	json_t *v = json_object();
+	if (json_is_object(json_object_get(pool, "vars")))
+		json_object_update(v, json_object_get(pool, "vars"));
+	json_object_set_new(v, "version", json_string(version));
+	json_object_set(v, "port", json_object_get(inst, "port"));
+	json_object_set(v, "colour", json_object_get(inst, "colour"));
+	json_object_set(v, "name", json_object_get(inst, "name"));
+	json_object_set(v, "address", json_object_get(inst, "address"));
+	return v;
+}
+
+static char *inst_url(const json_t *inst, const char *path)
+{
+	return iac_xasprintf("http://%s:%lld%s", sget(inst, "address"),
+			     (long long)json_integer_value(json_object_get(inst, "port")), path ? path : "");
+}
+
+static int inst_alive(const iac_rctx *ctx, const json_t *pool, const json_t *inst, const char *version)
+{
+	const char *pf = sget(pool, "pidfile");
+	int status = 1;
+	if (!pf)
+		return 1;
+	json_t *vars = inst_vars(pool, inst, version ? version : "");
+	char *path = iac_deploy_expand(pf, vars);
+	char *cmd = iac_xasprintf("kill -0 $(cat '%s' 2>/dev/null) 2>/dev/null", path);
+	if (iac_hostexec_status(ctx, json_object_get(inst, "host"), cmd, 10e3, &status) < 0)
+		status = 1;
+	free(cmd);
+	free(path);
+	json_decref(vars);
+	return status == 0;
+}
+
+static int stop_inst(const iac_rctx *ctx, const json_t *pool, const json_t *inst, const char *version)
+{
+	json_t *vars = inst_vars(pool, inst, version ? version : "");
+	const char *stop = sget(pool, "stop"), *pf = sget(pool, "pidfile");
+	char *cmd = NULL;
+	int rc = 0;
+	if (stop) {
+		char *s = iac_deploy_expand(stop, vars);
+		cmd = iac_xasprintf("%s; true", s);
+		free(s);
+	} else if (pf) {
+		char *path = iac_deploy_expand(pf, vars);
+		cmd = iac_xasprintf("p=$(cat '%s' 2>/dev/null) || exit 0; kill -TERM \"$p\" 2>/dev/null || exit 0; "
+				    "for i in $(seq 50); do kill -0 \"$p\" 2>/dev/null || exit 0; sleep 0.1; done; "
+				    "kill -KILL \"$p\" 2>/dev/null; true", path);
+		free(path);
+	}
+	if (cmd)
+		rc = iac_hostexec_run(ctx, json_object_get(inst, "host"), cmd, 30e3, NULL);
+	free(cmd);
+	json_decref(vars);
+	return rc;
+}
+
+static int start_inst(const iac_rctx *ctx, const json_t *pool, const json_t *inst, const char *version)
+{
+	json_t *vars = inst_vars(pool, inst, version), *host = json_object_get(inst, "host"), *v;
+	const char *k;
+	int rc = IAC_ERR;
+
+	json_object_foreach(json_object_get(pool, "files"), k, v) {
+		char *path = iac_deploy_expand(k, vars);
+		char *text = iac_deploy_expand(json_string_value(v) ?: "", vars);
+		int w = iac_hostexec_write(ctx, host, path, text, strlen(text), "0644");
+		free(path);
+		free(text);
+		if (w < 0)
+			goto done;
+	}
+	char *start = iac_deploy_expand(sget(pool, "start") ?: "true", vars);
+	rc = iac_hostexec_run(ctx, host, start, 30e3, NULL);
+	free(start);
+	if (rc == 0 && sget(pool, "pidfile")) {
+		/* a daemon writes its pidfile a moment after the command returns */
+		double end = iac_now_ms() + dur(pool, "start_timeout", 10e3);
+		while (!inst_alive(ctx, pool, inst, version) && iac_now_ms() < end)
+			usleep(50 * 1000);
+		if (!inst_alive(ctx, pool, inst, version))
+			rc = iac_err_set("instance '%s' on %s did not stay up after its start command (no live pid in "
+					 "its pidfile)", sget(inst, "name"), iac_hostexec_label(host));
+	}
+done:
+	if (rc < 0)
+		iac_err_prefix("cannot start '%s' at %s", sget(inst, "name"), version);
+	json_decref(vars);
+	return rc;
+}
+
+static int for_colour(const iac_rctx *ctx, const json_t *pool, const char *colour, const char *version,
+		      int (*fn)(const iac_rctx *, const json_t *, const json_t *, const char *))
+{
+	const json_t *inst[64];
+	size_t n = colour_instances(pool, colour, inst, 64);
+	for (size_t i = 0; i < n; i++)
+		if (fn(ctx, pool, inst[i], version) < 0)
+			return IAC_ERR;
+	return 0;
+}
+
+static int gate_health(const iac_rctx *ctx, json_t *last, const json_t *a, const char *colour)
+{
+	const json_t *pool = json_object_get(a, "pool"), *h = json_object_get(a, "health");
+	const json_t *inst[64];
+	size_t n = colour_instances(pool, colour, inst, 64);
+	const char *urls[64];
+	iac_probe_health_opts o = { 0 };
+	iac_probe_health_result r;
+
+	for (size_t i = 0; i < n; i++)
+		urls[i] = inst_url(inst[i], "");
+	o.urls = urls;
+	o.n_urls = n;
+	o.path = sget(h, "path") ? sget(h, "path") : "/health";
+	o.expect = (long)num(h, "expect", 200);
+	o.interval_ms = dur(h, "interval", 500);
+	o.healthy = (int)num(h, "healthy", 3);
+	o.timeout_ms = dur(h, "timeout", 30e3);
+	int rc = iac_probe_health(&r, &o);
+	json_object_set_new(last, "health", iac_probe_health_json(&r));
+	iac_probe_health_free(&r);
+	for (size_t i = 0; i < n; i++)
+		free((char *)urls[i]);
+	return rc;
+}
+
+static int gate_analysis(const iac_rctx *ctx, json_t *last, const json_t *a, const char *colour)
+{
+	const json_t *pool = json_object_get(a, "pool"), *an = json_object_get(a, "analysis");
+	const json_t *inst[64];
+	size_t n;
+	const char *urls[64];
+	int rc = 0;
+
+	if (!json_is_object(an))
+		return 0;
+	n = colour_instances(pool, colour, inst, 64);
+	for (size_t i = 0; i < n; i++)
+		urls[i] = inst_url(inst[i], sget(an, "path") ? sget(an, "path") : "/");
+	iac_probe_analysis_opts o = { 0 };
+	iac_probe_analysis_result r;
+	o.urls = urls;
+	o.n_urls = n;
+	o.duration_ms = dur(an, "duration", 10e3);
+	o.concurrency = (int)num(an, "concurrency", 4);
+	o.max_error_rate = json_object_get(an, "max_error_rate") ? num(an, "max_error_rate", -1) : -1;
+	o.max_p99_ms = dur(an, "max_p99", 0);
+	if (o.duration_ms > 0)
+		rc = iac_probe_analysis(&r, &o);
+	if (o.duration_ms > 0)
+		json_object_set_new(last, "analysis", iac_probe_analysis_json(&r));
+	for (size_t i = 0; i < n; i++)
+		free((char *)urls[i]);
+	if (rc < 0)
+		return rc;
+	const json_t *pm = json_object_get(an, "prometheus");
+	if (json_is_object(pm)) {
+		iac_probe_prom_opts po = { 0 };
+		iac_probe_prom_result pr;
+		po.url = sget(pm, "url");
+		po.query = sget(pm, "query");
+		po.max = json_is_number(json_object_get(pm, "max")) ? num(pm, "max", 0) : NAN;
+		po.min = json_is_number(json_object_get(pm, "min")) ? num(pm, "min", 0) : NAN;
+		rc = iac_probe_prometheus(&pr, &po);
+		json_object_set_new(last, "prometheus", iac_probe_prom_json(&pr));
+	}
+	return rc;
+}
+
+static size_t server_names(const json_t *pool, const char *colour, const char **names, size_t max)
+{
+	const json_t *inst[64];
+	size_t n = colour_instances(pool, colour, inst, max < 64 ? max : 64);
+	for (size_t i = 0; i < n; i++)
+		names[i] = sget(inst[i], "name");
+	return n;
+}
+
+static int do_switch(const iac_rctx *ctx, json_t *last, const json_t *a, const char *to, const char *from)
+{
+	const json_t *pool = json_object_get(a, "pool"), *lb = json_object_get(a, "lb");
+	const char *to_names[64], *from_names[64];
+	iac_cutover_opts o = { 0 };
+	iac_cutover_result r;
+	iac_haproxy *h = NULL;
+	int rc;
+
+	if (iac_haproxy_open(&h, sget(lb, "api"), 2000) < 0)
+		return IAC_ERR;
+	o.backend = sget(lb, "backend") ? sget(lb, "backend") : "app";
+	o.to = to_names;
+	o.n_to = server_names(pool, to, to_names, 64);
+	o.from = from_names;
+	o.n_from = from ? server_names(pool, from, from_names, 64) : 0;
+	o.drain_timeout_ms = dur(a, "drain_timeout", 30e3);
+	o.wait_check = 1;
+	rc = iac_cutover_switch(&r, h, &o);
+	json_object_set_new(last, "cutover", iac_cutover_result_json(&r));
+	iac_haproxy_free(h);
+	if (rc == 0)
+		rc = iac_deploy_persist_switch(ctx, lb);
+	return rc;
+}
+
+int iac_deploy_persist_switch(const iac_rctx *ctx, const json_t *lb)
+{
+	iac_haproxy *h = NULL;
+	char *text = NULL;
+	const char *sf = sget(lb, "state_file");
+	int rc = IAC_ERR;
+
+	if (!sf)
+		return 0;
+	if (iac_haproxy_open(&h, sget(lb, "api"), 2000) < 0)
+		return IAC_ERR;
+	if (!iac_hostexec_remote(json_object_get(lb, "host"))) {
+		rc = iac_haproxy_save_state(h, sf);
+	} else if (iac_haproxy_servers_state(&text, h, NULL) == 0) {
+		rc = iac_hostexec_write(ctx, json_object_get(lb, "host"), sf, text, strlen(text), "0644");
+	}
+	if (rc < 0)
+		iac_err_prefix("cannot save HAProxy's server states to '%s'", sf);
+	free(text);
+	iac_haproxy_free(h);
+	return rc;
+}
+
+static int is_bad(const json_t *prior, const char *version)
+{
+	json_t *e;
+	size_t i;
+	json_array_foreach(json_object_get(prior, "bad_versions"), i, e)
+		if (!strcmp(json_string_value(json_object_get(e, "version")) ?: "", version))
+			return 1;
+	return 0;
+}
+
+static int bg_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
+{
+	iac_deploy_pdata *pd = ctx->pdata;
+	const char *version = sget(planned, "version");
+	const char *strategy = sget(planned, "strategy");
+	const char *of = sget(planned, "on_failure");
+
+	if (strategy && strcmp(strategy, "blue_green") != 0)
+		return iac_err_set("strategy '%s' is not supported (use \"blue_green\")", strategy);
+	if (of && strcmp(of, "stop") && strcmp(of, "keep"))
+		return iac_err_set("on_failure must be \"stop\" or \"keep\", not '%s'", of);
+	if (!version || iac_value_has_unknown(planned))
+		return 0;
+	if (prior && is_bad(prior, version) && !(pd && pd->allow_bad) &&
+	    strcmp(sget(prior, "live_version") ?: "", version) != 0)
+		return iac_err_set("version '%s' is marked bad (it was rolled back from); set the version to a good "
+				   "one, or pass -allow-bad to deploy it again", version);
+	json_t *steps = json_array();
+	const char *live = prior ? sget(prior, "live") : NULL;
+	const char *lv = prior ? sget(prior, "live_version") : NULL;
+	if (lv && !strcmp(lv, version)) {
+		json_decref(steps);
+		return 0;
+	}
+	const char *idle = other(live);
+	if (prior && sget(prior, "standby") && !strcmp(sget(prior, "standby_version") ?: "", version))
+		json_array_append_new(steps, json_sprintf("%s already runs %s (standby): reuse it", idle, version));
+	else
+		json_array_append_new(steps, json_sprintf("start %s at %s", idle, version));
+	json_array_append_new(steps, json_sprintf("health gate on %s", idle));
+	if (json_is_object(json_object_get(planned, "analysis")))
+		json_array_append_new(steps, json_sprintf("analysis on %s%s", idle,
+					 json_object_get(json_object_get(planned, "analysis"), "prometheus") ? " (+ Prometheus)" : ""));
+	json_array_append_new(steps, json_sprintf("switch traffic to %s", idle));
+	if (live)
+		json_array_append_new(steps, json_sprintf("keep %s (%s) as standby", live, lv ? lv : "?"));
+	json_object_set_new(planned, "steps", steps);
+	return 0;
+}
+
+/* Deploy planned.version to the idle colour of prior (NULL: first deploy). */
+static int deploy(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
+{
+	const char *version = sget(planned, "version");
+	const char *live = prior ? sget(prior, "live") : NULL;
+	const char *lv = prior ? sget(prior, "live_version") : NULL;
+	const json_t *pool = json_object_get(planned, "pool");
+	const char *idle = other(live);
+	json_t *last = json_object();
+	char when[32];
+	int rc = IAC_ERR, started = 0;
+
+	iac_time_rfc3339(when, sizeof(when));
+	json_object_set_new(last, "version", json_string(version));
+	json_object_set_new(last, "colour", json_string(idle));
+	json_object_set_new(last, "started", json_string(when));
+	if (lv && !strcmp(lv, version)) {
+		/* same version: settings changed only */
+		*out = json_deep_copy(planned);
+		json_t *keep[] = { json_object_get(prior, "live"), json_object_get(prior, "live_version"),
+				   json_object_get(prior, "standby"), json_object_get(prior, "standby_version"),
+				   json_object_get(prior, "bad_versions"), json_object_get(prior, "last") };
+		const char *names[] = { "live", "live_version", "standby", "standby_version", "bad_versions", "last" };
+		for (int i = 0; i < 6; i++)
+			json_object_set(*out, names[i], keep[i] ? keep[i] : json_null());
+		json_object_del(*out, "steps");
+		json_decref(last);
+		return 0;
+	}
+	const json_t *inst[64];
+	size_t n = colour_instances(pool, idle, inst, 64);
+	int alive = n > 0;
+	for (size_t i = 0; i < n && alive; i++)
+		alive = inst_alive(ctx, pool, inst[i], version);
+	if (prior && sget(prior, "standby") && !strcmp(sget(prior, "standby_version") ?: "", version) && alive) {
+		iac_log("%s: %s already runs %s (standby), reusing it", ctx->addr, idle, version);
+	} else {
+		iac_log("%s: starting %s at %s (%zu instance%s)", ctx->addr, idle, version, n, n == 1 ? "" : "s");
+		if (n == 0) {
+			iac_err_set("the pool has no %s instances", idle);
+			goto fail;
+		}
+		if (for_colour(ctx, pool, idle, version, stop_inst) < 0 ||
+		    for_colour(ctx, pool, idle, version, start_inst) < 0)
+			goto fail;
+		started = 1;
+	}
+	iac_log("%s: health gate on %s", ctx->addr, idle);
+	if (gate_health(ctx, last, planned, idle) < 0) {
+		iac_err_prefix("health gate failed for %s on %s", version, idle);
+		goto fail;
+	}
+	if (json_is_object(json_object_get(planned, "analysis"))) {
+		iac_log("%s: analysis on %s", ctx->addr, idle);
+		if (gate_analysis(ctx, last, planned, idle) < 0) {
+			iac_err_prefix("analysis failed for %s on %s", version, idle);
+			goto fail;
+		}
+	}
+	iac_log("%s: switching traffic %s%s -> %s", ctx->addr, live ? live : "", live ? "" : "(none)", idle);
+	if (do_switch(ctx, last, planned, idle, live) < 0) {
+		iac_err_prefix("cutover to %s failed (traffic stays on %s)", idle, live ? live : "nothing");
+		goto fail;
+	}
+	iac_time_rfc3339(when, sizeof(when));
+	json_object_set_new(last, "finished", json_string(when));
+	json_object_set_new(last, "result", json_string("live"));
+	*out = json_deep_copy(planned);
+	json_object_del(*out, "steps");
+	json_object_set_new(*out, "live", json_string(idle));
+	json_object_set_new(*out, "live_version", json_string(version));
+	json_object_set_new(*out, "standby", live ? json_string(live) : json_null());
+	json_object_set_new(*out, "standby_version", lv ? json_string(lv) : json_null());
+	json_object_set(*out, "bad_versions", prior && json_object_get(prior, "bad_versions")
+					      ? json_object_get(prior, "bad_versions") : json_array());
+	json_object_set_new(*out, "last", last);
+	iac_log("%s: %s is live on %s%s%s", ctx->addr, version, idle, live ? "; standby: " : "", live ? live : "");
+	return 0;
+fail:
+	{
+		char *msg = iac_xasprintf("deployment of %s: %s", version, iac_err_last());
+		const char *of = sget(planned, "on_failure");
+		if (started && !(of && !strcmp(of, "keep"))) {
+			iac_log("%s: stopping %s after the failed gate (traffic stays on %s)", ctx->addr, idle,
+				live ? live : "nothing");
+			for_colour(ctx, pool, idle, version, stop_inst);
+		}
+		char *figs = json_dumps(last, JSON_COMPACT);
+		iac_err_set("%s\n  figures: %s", msg, figs ? figs : "{}");
+		free(figs);
+		free(msg);
+	}
+	json_decref(last);
+	return rc;
+}
+
+static int bg_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
+{
+	return deploy(ctx, out, NULL, planned);
+}
+
+static int bg_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
+{
+	return deploy(ctx, out, prior, planned);
+}
+
+/* What is really serving: if no live instance is up any more, the version
+ * reads as "(not running)", so the next plan deploys again. */
+static int bg_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
+{
+	const json_t *pool = json_object_get(prior, "pool");
+	const char *live = sget(prior, "live");
+	*out = json_copy((json_t *)prior);
+	if (!live)
+		return 0;
+	const json_t *inst[64];
+	size_t n = colour_instances(pool, live, inst, 64), up = 0;
+	for (size_t i = 0; i < n; i++)
+		up += inst_alive(ctx, pool, inst[i], sget(prior, "live_version"));
+	if (n && !up)
+		json_object_set_new(*out, "version", json_string("(not running)"));
+	return 0;
+}
+
+static int bg_remove(const iac_rctx *ctx, const json_t *prior)
+{
+	const json_t *pool = json_object_get(prior, "pool");
+	int rc = 0;
+	if (for_colour(ctx, pool, "blue", sget(prior, "version"), stop_inst) < 0)
+		rc = IAC_ERR;
+	if (for_colour(ctx, pool, "green", sget(prior, "version"), stop_inst) < 0)
+		rc = IAC_ERR;
+	return rc;
+}
+
+const iac_rtype iac_deploy_bluegreen_type = {
+	.name = "deploy.blue_green",
+	.attrs = bg_attrs,
+	.doc = "a blue/green deployment behind HAProxy",
+	.plan = bg_plan,
+	.read = bg_read,
+	.create = bg_create,
+	.update = bg_update,
+	.remove = bg_remove,
+};

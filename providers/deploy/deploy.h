@@ -1,0 +1,73 @@
+/* deploy: the provider for blue/green deployments.
+ *
+ *   deploy.haproxy     HAProxy 2.6 in master-worker mode on a host (or on
+ *                      this machine): config rendered, checked with
+ *                      `haproxy -c` before any (re)load, reloads that keep
+ *                      runtime server states (server-state-file).
+ *   deploy.blue_green  a pool's two colours behind that HAProxy: deploys a
+ *                      version to the idle colour, gates it (health,
+ *                      analysis, Prometheus), switches traffic, keeps the
+ *                      old colour running as standby for `iac rollback`.
+ *
+ * Modules declare (modules/haproxy.lua, app_pool.lua, deployment.lua);
+ * this provider acts. Commands on hosts go through hostexec.c: this
+ * machine when the host is absent, else the ssh provider's pool.
+ */
+#ifndef IAC_PROVIDERS_DEPLOY_H
+#define IAC_PROVIDERS_DEPLOY_H
+
+#include <jansson.h>
+
+#include "iac/core/buf.h"
+#include "iac/provider/provider.h"
+
+extern const iac_rtype iac_deploy_haproxy_type;
+extern const iac_rtype iac_deploy_bluegreen_type;
+extern const iac_provider iac_provider_deploy;
+
+typedef struct {
+	int allow_bad;        /* -allow-bad: deploy a version marked bad */
+} iac_deploy_pdata;
+
+/* ---- hostexec.c: run and write on a host (NULL / JSON null = here) ---- */
+
+/* Run cmd; a non-zero exit status is an error naming host, command, status
+ * and the tail of stderr. *out (may be NULL) receives stdout. */
+int iac_hostexec_run(const iac_rctx *ctx, const json_t *host, const char *cmd,
+		     double timeout_ms, char **out);
+/* Like iac_hostexec_run but returns the exit status instead of failing
+ * on it (-1 and a message when the command could not run at all). */
+int iac_hostexec_status(const iac_rctx *ctx, const json_t *host, const char *cmd,
+			double timeout_ms, int *status);
+/* Replace path with data (temp + rename, parents created, mode "0644"). */
+int iac_hostexec_write(const iac_rctx *ctx, const json_t *host, const char *path,
+		       const char *data, size_t len, const char *mode);
+/* "'web1' (10.213.0.2)" or "this machine", for messages (static buffer per thread). */
+const char *iac_hostexec_label(const json_t *host);
+/* 1 when host designates a remote machine. */
+int iac_hostexec_remote(const json_t *host);
+
+/* Expand {version} {port} {colour} {name} {address} in tpl with the values
+ * of `vars` (an object of strings/numbers). Caller frees. */
+char *iac_deploy_expand(const char *tpl, const json_t *vars);
+
+/* ---- rollback.c ---- */
+
+typedef struct {
+	double total_ms;       /* the whole rollback */
+	double switch_ms;      /* until new requests went to the standby */
+	char from_colour[16], to_colour[16];
+	char from_version[128], to_version[128];
+} iac_rollback_result;
+
+/* Switch a deployment (its state attributes) back to its standby colour.
+ * *out_attrs = the new state attributes (live/standby swapped, the version
+ * rolled back from marked bad). */
+int iac_deploy_rollback(const iac_rctx *ctx, json_t **out_attrs, iac_rollback_result *res,
+			const json_t *attrs);
+
+/* Save HAProxy's runtime server states where its config loads them from,
+ * on the HAProxy host, so a reload or restart keeps the switch. */
+int iac_deploy_persist_switch(const iac_rctx *ctx, const json_t *lb);
+
+#endif

@@ -1,0 +1,341 @@
+/* deploy.haproxy: HAProxy 2.6 in master-worker mode on a host or here.
+ *
+ * The config comes from iac/deploy/haproxy_cfg.c (blue/green backend,
+ * idle-close-on-response, server-state-file). It is always checked with
+ * `haproxy -c` before HAProxy sees it. The live colour written into the
+ * config never changes after creation ("blue"): which colour takes traffic
+ * is runtime state that deploy.blue_green sets through the API and saves
+ * to the server-state-file, so a reload keeps it (HAProxy keeps saved
+ * states when the configured ones did not change).
+ */
+#include "providers/deploy/deploy.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iac/core/err.h"
+#include "iac/core/util.h"
+#include "iac/core/value.h"
+#include "iac/deploy/haproxy_api.h"
+#include "iac/deploy/haproxy_cfg.h"
+#include "iac/deploy/haproxy_ctl.h"
+
+static const iac_attr hap_attrs[] = {
+	{ "host", IAC_T_HOST, IAC_A_FORCE_NEW, "host to run on (default: this machine)" },
+	{ "bind", IAC_T_STRING, IAC_A_REQUIRED, "address:port the frontend listens on" },
+	{ "backend", IAC_T_STRING, 0, "backend name, default \"app\"" },
+	{ "servers", IAC_T_LIST, IAC_A_REQUIRED, "[{name, address, port, colour}] of both colours" },
+	{ "health", IAC_T_MAP, 0, "HAProxy's own checks: {path, interval, rise, fall}" },
+	{ "dir", IAC_T_STRING, IAC_A_FORCE_NEW, "directory for config, pid, sockets and server state" },
+	{ "api_port", IAC_T_NUMBER, IAC_A_FORCE_NEW, "remote hosts: TCP port of the runtime API (default 9999)" },
+	{ "timeouts", IAC_T_MAP, 0, "{connect, client, server, http_keep_alive, queue}" },
+	{ "api", IAC_T_STRING, IAC_A_COMPUTED, "runtime API address, reachable from iac" },
+	{ "master", IAC_T_STRING, IAC_A_COMPUTED, "master CLI address" },
+	{ "state_file", IAC_T_STRING, IAC_A_COMPUTED, "server-state-file on the HAProxy host" },
+	{ "config_sha256", IAC_T_STRING, IAC_A_COMPUTED, "SHA-256 of the rendered config" },
+	{ NULL, 0, 0, NULL },
+};
+
+typedef struct {
+	const json_t *host;
+	char *dir, *cfg, *pidfile, *api, *master, *state_file, *api_bind;
+} paths;
+
+static void paths_free(paths *p)
+{
+	free(p->dir);
+	free(p->cfg);
+	free(p->pidfile);
+	free(p->api);
+	free(p->master);
+	free(p->state_file);
+	free(p->api_bind);
+}
+
+static const char *res_name(const iac_rctx *ctx)
+{
+	const char *dot = strrchr(ctx->addr, '.');
+	return dot ? dot + 1 : ctx->addr;
+}
+
+static void make_paths(paths *p, const iac_rctx *ctx, const json_t *a)
+{
+	const char *dir = json_string_value(json_object_get(a, "dir"));
+	memset(p, 0, sizeof(*p));
+	p->host = json_object_get(a, "host");
+	if (iac_hostexec_remote(p->host)) {
+		const char *addr = json_string_value(json_object_get(p->host, "address"));
+		long port = json_is_integer(json_object_get(a, "api_port")) ? (long)json_integer_value(json_object_get(a, "api_port")) : 9999;
+		p->dir = dir ? iac_xstrdup(dir) : iac_xasprintf("/var/lib/iac/haproxy-%s", res_name(ctx));
+		p->api = iac_xasprintf("ipv4@%s:%ld", addr, port);
+		p->api_bind = iac_xstrdup(p->api);
+		p->master = iac_xasprintf("ipv4@%s:%ld", addr, port - 1);
+	} else {
+		p->dir = dir ? iac_path_join(ctx->config_dir, dir)
+			     : iac_xasprintf("%s/.iac/haproxy/%s", ctx->config_dir, res_name(ctx));
+		p->api = iac_xasprintf("%s/api.sock", p->dir);
+		p->api_bind = iac_xstrdup(p->api);
+		p->master = iac_xasprintf("%s/master.sock", p->dir);
+	}
+	p->cfg = iac_xasprintf("%s/haproxy.cfg", p->dir);
+	p->pidfile = iac_xasprintf("%s/haproxy.pid", p->dir);
+	p->state_file = iac_xasprintf("%s/server-state", p->dir);
+}
+
+static int render(char **out, const paths *p, const iac_rctx *ctx, const json_t *a)
+{
+	json_t *desc = json_pack("{s:{s:s,s:O},s:{s:s},s:O,s:s,s:s,s:s}",
+				 "frontend", "name", res_name(ctx), "bind", json_object_get(a, "bind"),
+				 "backend", "name", json_string_value(json_object_get(a, "backend")) ?: "app",
+				 "servers", json_object_get(a, "servers"), "live", "blue",
+				 "stats_socket", p->api_bind, "state_file", p->state_file);
+	if (json_is_object(json_object_get(a, "health")))
+		json_object_set(desc, "health", json_object_get(a, "health"));
+	if (json_is_object(json_object_get(a, "timeouts")))
+		json_object_set(desc, "timeouts", json_object_get(a, "timeouts"));
+	int rc = iac_haproxy_cfg_render(out, desc);
+	json_decref(desc);
+	return rc;
+}
+
+/* Check a config where HAProxy runs: here, or on the host. */
+static int check(const iac_rctx *ctx, const paths *p, const char *path)
+{
+	if (!iac_hostexec_remote(p->host))
+		return iac_haproxy_check(NULL, path);
+	char *cmd = iac_xasprintf("haproxy -c -q -f '%s'", path);
+	int rc = iac_hostexec_run(ctx, p->host, cmd, 20e3, NULL);
+	free(cmd);
+	if (rc < 0)
+		iac_err_prefix("haproxy config on %s is invalid", iac_hostexec_label(p->host));
+	return rc;
+}
+
+/* The running master's pid, or 0. */
+static long master_pid(const iac_rctx *ctx, const paths *p)
+{
+	char *cmd = iac_xasprintf("p=$(cat '%s' 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && echo \"$p\"",
+				  p->pidfile), *out = NULL;
+	int status = 1;
+	long pid = 0;
+	if (iac_hostexec_status(ctx, p->host, cmd, 10e3, &status) == 0 && status == 0) {
+		iac_hostexec_run(ctx, p->host, cmd, 10e3, &out);
+		pid = out ? strtol(out, NULL, 10) : 0;
+	}
+	free(out);
+	free(cmd);
+	iac_err_clear();
+	return pid;
+}
+
+static int wait_api(const paths *p, double timeout_ms)
+{
+	iac_haproxy *h = NULL;
+	double end = iac_now_ms() + timeout_ms;
+	int rc = IAC_ERR;
+	if (iac_haproxy_open(&h, p->api, 1000) < 0)
+		return IAC_ERR;
+	while (iac_now_ms() < end) {
+		char *out = NULL;
+		if (iac_haproxy_cmd(&out, h, "show info") == 0) {
+			free(out);
+			rc = 0;
+			break;
+		}
+		usleep(50 * 1000);
+	}
+	if (rc < 0)
+		iac_err_prefix("HAProxy started but its runtime API at '%s' does not answer", p->api);
+	iac_haproxy_free(h);
+	return rc;
+}
+
+static int start(const iac_rctx *ctx, const paths *p)
+{
+	if (!iac_hostexec_remote(p->host)) {
+		pid_t pid;
+		iac_haproxy_run run = { NULL, p->cfg, p->master, p->pidfile, 10e3 };
+		if (iac_haproxy_start(&pid, &run) < 0)
+			return IAC_ERR;
+	} else {
+		char *cmd = iac_xasprintf("haproxy -W -D -S '%s' -p '%s' -f '%s'", p->master, p->pidfile, p->cfg);
+		int rc = iac_hostexec_run(ctx, p->host, cmd, 20e3, NULL);
+		free(cmd);
+		if (rc < 0)
+			return IAC_ERR;
+	}
+	return wait_api(p, 10e3);
+}
+
+static json_t *result(const json_t *planned, const paths *p, const char *sha)
+{
+	json_t *out = json_copy((json_t *)planned);
+	json_object_set_new(out, "api", json_string(p->api));
+	json_object_set_new(out, "master", json_string(p->master));
+	json_object_set_new(out, "state_file", json_string(p->state_file));
+	json_object_set_new(out, "config_sha256", json_string(sha));
+	return out;
+}
+
+static int hap_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
+{
+	paths p;
+	char *text = NULL, hex[65];
+	if (iac_value_has_unknown(planned))
+		return 0;
+	make_paths(&p, ctx, planned);
+	int rc = render(&text, &p, ctx, planned);
+	if (rc == 0) {
+		iac_sha256_hex(hex, text, strlen(text));
+		json_object_set_new(planned, "config_sha256", json_string(hex));
+		json_object_set_new(planned, "api", json_string(p.api));
+		json_object_set_new(planned, "master", json_string(p.master));
+		json_object_set_new(planned, "state_file", json_string(p.state_file));
+	}
+	free(text);
+	paths_free(&p);
+	return rc;
+}
+
+static int write_cfg(const iac_rctx *ctx, const paths *p, const char *text, const char *path)
+{
+	return iac_hostexec_write(ctx, p->host, path, text, strlen(text), "0644");
+}
+
+static int hap_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
+{
+	paths p;
+	char *text = NULL, hex[65];
+	int rc = IAC_ERR;
+
+	make_paths(&p, ctx, planned);
+	if (render(&text, &p, ctx, planned) < 0)
+		goto done;
+	if (write_cfg(ctx, &p, text, p.cfg) < 0 || check(ctx, &p, p.cfg) < 0)
+		goto done;
+	if (master_pid(ctx, &p) > 0) {
+		/* left running by an interrupted run: adopt it with a reload */
+		iac_haproxy *api = NULL, *master = NULL;
+		iac_haproxy_reload_opts ro = { 0 };
+		iac_haproxy_reload_result rr;
+		iac_haproxy_open(&api, p.api, 2000);
+		iac_haproxy_open(&master, p.master, 5000);
+		ro.api = api;
+		ro.master = master;
+		ro.timeout_ms = 10e3;
+		rc = iac_haproxy_reload(&rr, &ro);
+		iac_haproxy_free(api);
+		iac_haproxy_free(master);
+		if (rc < 0)
+			goto done;
+	} else if (start(ctx, &p) < 0) {
+		goto done;
+	}
+	iac_sha256_hex(hex, text, strlen(text));
+	*out = result(planned, &p, hex);
+	rc = 0;
+done:
+	if (rc < 0)
+		iac_err_prefix("haproxy on %s", iac_hostexec_label(p.host));
+	free(text);
+	paths_free(&p);
+	return rc;
+}
+
+static int hap_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
+{
+	paths p;
+	char *text = NULL, *next = NULL, hex[65];
+	iac_haproxy *api = NULL, *master = NULL;
+	int rc = IAC_ERR;
+
+	make_paths(&p, ctx, planned);
+	if (render(&text, &p, ctx, planned) < 0)
+		goto done;
+	/* never let HAProxy see a config that did not pass `haproxy -c` */
+	next = iac_xasprintf("%s.next", p.cfg);
+	if (write_cfg(ctx, &p, text, next) < 0 || check(ctx, &p, next) < 0)
+		goto done;
+	if (write_cfg(ctx, &p, text, p.cfg) < 0)
+		goto done;
+	if (master_pid(ctx, &p) <= 0) {
+		if (start(ctx, &p) < 0)
+			goto done;
+	} else {
+		iac_haproxy_reload_opts ro = { 0 };
+		iac_haproxy_reload_result rr;
+		if (iac_haproxy_open(&api, p.api, 2000) < 0 || iac_haproxy_open(&master, p.master, 5000) < 0)
+			goto done;
+		json_t *lb = json_pack("{s:s,s:s,s:O?}", "api", p.api, "state_file", p.state_file, "host", p.host);
+		int prc = iac_deploy_persist_switch(ctx, lb);
+		json_decref(lb);
+		if (prc < 0)
+			goto done;
+		ro.api = api;
+		ro.master = master;
+		ro.timeout_ms = 15e3;
+		if (iac_haproxy_reload(&rr, &ro) < 0)
+			goto done;
+	}
+	iac_sha256_hex(hex, text, strlen(text));
+	*out = result(planned, &p, hex);
+	rc = 0;
+done:
+	if (rc < 0)
+		iac_err_prefix("haproxy on %s", iac_hostexec_label(p.host));
+	iac_haproxy_free(api);
+	iac_haproxy_free(master);
+	free(text);
+	free(next);
+	paths_free(&p);
+	return rc;
+}
+
+static int hap_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
+{
+	paths p;
+	make_paths(&p, ctx, prior);
+	*out = master_pid(ctx, &p) > 0 ? json_copy((json_t *)prior) : NULL;
+	paths_free(&p);
+	return 0;
+}
+
+static int hap_remove(const iac_rctx *ctx, const json_t *prior)
+{
+	paths p;
+	int rc = 0;
+	make_paths(&p, ctx, prior);
+	long pid = master_pid(ctx, &p);
+	if (pid > 0) {
+		if (!iac_hostexec_remote(p.host)) {
+			rc = iac_haproxy_stop((pid_t)pid, 5000);
+		} else {
+			char *cmd = iac_xasprintf("kill -USR1 %ld; for i in $(seq 50); do kill -0 %ld 2>/dev/null || exit 0; "
+						  "sleep 0.1; done; kill -TERM %ld; sleep 1; kill -KILL %ld 2>/dev/null; true",
+						  pid, pid, pid, pid);
+			rc = iac_hostexec_run(ctx, p.host, cmd, 30e3, NULL);
+			free(cmd);
+		}
+	}
+	if (rc == 0) {
+		char *cmd = iac_xasprintf("rm -f '%s' '%s.next' '%s' '%s'", p.cfg, p.cfg, p.pidfile, p.state_file);
+		rc = iac_hostexec_run(ctx, p.host, cmd, 10e3, NULL);
+		free(cmd);
+	}
+	paths_free(&p);
+	return rc;
+}
+
+const iac_rtype iac_deploy_haproxy_type = {
+	.name = "deploy.haproxy",
+	.attrs = hap_attrs,
+	.doc = "HAProxy in master-worker mode, fronting a blue/green pool",
+	.plan = hap_plan,
+	.read = hap_read,
+	.create = hap_create,
+	.update = hap_update,
+	.remove = hap_remove,
+};

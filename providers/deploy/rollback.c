@@ -1,0 +1,111 @@
+/* rollback: the emergency switch back to the standby colour.
+ *
+ * Works from a deployment's state attributes alone: no configuration is
+ * loaded, nothing is refreshed. The standby colour is still running (that
+ * is what standby means), so the switch is a health probe of each standby
+ * instance plus two runtime API calls (ready, drain) through
+ * iac_cutover_rollback, then the server states are saved so a reload keeps
+ * them. The version rolled back from is marked bad.
+ */
+#include "providers/deploy/deploy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iac/core/err.h"
+#include "iac/core/util.h"
+#include "iac/deploy/cutover.h"
+#include "iac/deploy/haproxy_api.h"
+
+static const char *sget(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static size_t names_of(const json_t *pool, const char *colour, const char **names, char **urls,
+		       const char *health_path, size_t max)
+{
+	json_t *e;
+	size_t i, n = 0;
+	json_array_foreach(json_object_get(pool, "instances"), i, e) {
+		if (n >= max || !sget(e, "colour") || strcmp(sget(e, "colour"), colour) != 0)
+			continue;
+		names[n] = sget(e, "name");
+		if (urls)
+			urls[n] = iac_xasprintf("http://%s:%lld%s", sget(e, "address"),
+						(long long)json_integer_value(json_object_get(e, "port")), health_path);
+		n++;
+	}
+	return n;
+}
+
+int iac_deploy_rollback(const iac_rctx *ctx, json_t **out_attrs, iac_rollback_result *res,
+			const json_t *attrs)
+{
+	const json_t *pool = json_object_get(attrs, "pool"), *lb = json_object_get(attrs, "lb");
+	const char *live = sget(attrs, "live"), *standby = sget(attrs, "standby");
+	const char *health = sget(json_object_get(attrs, "health"), "path");
+	const char *to[64], *from[64];
+	char *urls[64] = { 0 };
+	iac_cutover_opts o = { 0 };
+	iac_cutover_result r;
+	iac_haproxy *h = NULL;
+	double t0 = iac_now_ms();
+	int rc = IAC_ERR;
+
+	memset(res, 0, sizeof(*res));
+	*out_attrs = NULL;
+	if (!live || !standby)
+		return iac_err_set("there is no standby colour to roll back to (live: %s%s%s); a rollback needs "
+				   "a previous deploy whose colour is still running",
+				   live ? live : "none", live ? " at " : "", live ? (sget(attrs, "live_version") ?: "?") : "");
+	snprintf(res->from_colour, sizeof(res->from_colour), "%s", live);
+	snprintf(res->to_colour, sizeof(res->to_colour), "%s", standby);
+	snprintf(res->from_version, sizeof(res->from_version), "%s", sget(attrs, "live_version") ?: "?");
+	snprintf(res->to_version, sizeof(res->to_version), "%s", sget(attrs, "standby_version") ?: "?");
+
+	o.backend = sget(lb, "backend") ? sget(lb, "backend") : "app";
+	o.to = to;
+	o.n_to = names_of(pool, standby, to, urls, health ? health : "/health", 64);
+	o.from = from;
+	o.n_from = names_of(pool, live, from, NULL, NULL, 64);
+	o.verify_urls = (const char *const *)urls;
+	o.n_verify = o.n_to;
+	o.verify_expect = (long)(json_is_integer(json_object_get(json_object_get(attrs, "health"), "expect"))
+				 ? json_integer_value(json_object_get(json_object_get(attrs, "health"), "expect")) : 200);
+	if (!o.n_to) {
+		iac_err_set("the pool has no %s instances to roll back to", standby);
+		goto done;
+	}
+	if (iac_haproxy_open(&h, sget(lb, "api"), 1000) < 0)
+		goto done;
+	if (iac_cutover_rollback(&r, h, &o) < 0)
+		goto done;
+	res->switch_ms = r.switch_ms;
+	if (iac_deploy_persist_switch(ctx, lb) < 0)
+		goto done;
+
+	json_t *out = json_deep_copy(attrs);
+	json_t *bad = json_object_get(out, "bad_versions");
+	if (!json_is_array(bad)) {
+		bad = json_array();
+		json_object_set_new(out, "bad_versions", bad);
+	}
+	char when[32];
+	iac_time_rfc3339(when, sizeof(when));
+	json_array_append_new(bad, json_pack("{s:s,s:s}", "version", res->from_version, "at", when));
+	json_object_set_new(out, "live", json_string(standby));
+	json_object_set_new(out, "live_version", json_string(res->to_version));
+	json_object_set_new(out, "standby", json_string(live));
+	json_object_set_new(out, "standby_version", json_string(res->from_version));
+	json_object_set_new(out, "version", json_string(res->to_version));
+	*out_attrs = out;
+	rc = 0;
+done:
+	res->total_ms = iac_now_ms() - t0;
+	for (size_t i = 0; i < 64; i++)
+		free(urls[i]);
+	iac_haproxy_free(h);
+	return rc;
+}
