@@ -450,6 +450,8 @@ int iac_etcd_set_auth(iac_etcd *e, const char *user, const char *password)
 {
 	free(e->user);
 	free(e->password);
+	free(e->token);
+	e->token = NULL;
 	e->user = iac_xstrdup(user);
 	e->password = iac_xstrdup(password);
 	iac_redact_add(password);
@@ -955,4 +957,124 @@ int iac_etcd_unlock(iac_etcd *e, const char *key)
 	}
 	json_decref(resp);
 	return 0;
+}
+
+/* --- lease keeper ---------------------------------------------------------- */
+
+struct iac_etcd_keeper {
+	iac_etcd *e;            /* the thread's own handle */
+	int64_t lease;
+	double interval_ms;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int stop;
+	int status;             /* 0, -1 (last renewal failed), IAC_ENOTFOUND */
+	char *msg;
+};
+
+static iac_etcd *clone_handle(const iac_etcd *src)
+{
+	iac_etcd *e = iac_xcalloc(1, sizeof(*e));
+	e->timeout_ms = src->timeout_ms;
+	e->n_endpoints = src->n_endpoints;
+	e->current = src->current;
+	e->endpoints = iac_xcalloc(src->n_endpoints, sizeof(char *));
+	for (size_t i = 0; i < src->n_endpoints; i++)
+		e->endpoints[i] = iac_xstrdup(src->endpoints[i]);
+#define DUP(f) e->f = src->f ? iac_xstrdup(src->f) : NULL
+	DUP(user);
+	DUP(password);
+	DUP(token);
+	DUP(ca_file);
+	DUP(cert_file);
+	DUP(key_file);
+#undef DUP
+	e->curl = curl_easy_init();
+	if (!e->curl) {
+		iac_etcd_close(e);
+		return NULL;
+	}
+	return e;
+}
+
+static void *keeper_main(void *arg)
+{
+	iac_etcd_keeper *k = arg;
+	pthread_mutex_lock(&k->mu);
+	while (!k->stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		long long ns = (long long)until.tv_nsec + (long long)(k->interval_ms * 1e6);
+		until.tv_sec += (time_t)(ns / 1000000000LL);
+		until.tv_nsec = (long)(ns % 1000000000LL);
+		pthread_cond_timedwait(&k->cond, &k->mu, &until);
+		if (k->stop)
+			break;
+		pthread_mutex_unlock(&k->mu);
+		int rc = iac_etcd_lease_keepalive(NULL, k->e, k->lease);
+		char *msg = rc < 0 ? iac_xstrdup(iac_err_last()) : NULL;
+		pthread_mutex_lock(&k->mu);
+		k->status = rc < 0 ? (rc == IAC_ENOTFOUND ? IAC_ENOTFOUND : -1) : 0;
+		free(k->msg);
+		k->msg = msg;
+		if (rc == IAC_ENOTFOUND)
+			break;
+	}
+	pthread_mutex_unlock(&k->mu);
+	return NULL;
+}
+
+int iac_etcd_keeper_start(iac_etcd_keeper **out, const iac_etcd *e, int64_t lease, double interval_ms)
+{
+	iac_etcd_keeper *k;
+
+	*out = NULL;
+	k = iac_xcalloc(1, sizeof(*k));
+	k->e = clone_handle(e);
+	if (!k->e) {
+		free(k);
+		return iac_err_set("cannot initialise libcurl");
+	}
+	k->lease = lease;
+	k->interval_ms = interval_ms > 0 ? interval_ms : 1000;
+	pthread_mutex_init(&k->mu, NULL);
+	pthread_cond_init(&k->cond, NULL);
+	if (pthread_create(&k->thread, NULL, keeper_main, k) != 0) {
+		pthread_mutex_destroy(&k->mu);
+		pthread_cond_destroy(&k->cond);
+		iac_etcd_close(k->e);
+		free(k);
+		return iac_err_sys("cannot start the keep-alive thread for lease %" PRId64, lease);
+	}
+	*out = k;
+	return 0;
+}
+
+int iac_etcd_keeper_status(iac_etcd_keeper *k, char **out_msg)
+{
+	pthread_mutex_lock(&k->mu);
+	int status = k->status;
+	if (out_msg)
+		*out_msg = status && k->msg ? iac_xstrdup(k->msg) : NULL;
+	pthread_mutex_unlock(&k->mu);
+	return status;
+}
+
+void iac_etcd_keeper_stop(iac_etcd_keeper *k, int revoke)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->mu);
+	k->stop = 1;
+	pthread_cond_signal(&k->cond);
+	pthread_mutex_unlock(&k->mu);
+	pthread_join(k->thread, NULL);
+	if (revoke && k->status != IAC_ENOTFOUND && iac_etcd_lease_revoke(k->e, k->lease) < 0)
+		iac_log_warn("%s", iac_err_last());
+	pthread_mutex_destroy(&k->mu);
+	pthread_cond_destroy(&k->cond);
+	iac_etcd_close(k->e);
+	free(k->msg);
+	free(k);
 }

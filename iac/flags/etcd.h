@@ -113,6 +113,21 @@ int iac_etcd_unlock(iac_etcd *e, const char *key);
 int iac_etcd_wait(int64_t *out_revision, iac_etcd *e, const char *key, int prefix, int64_t after,
 		  double wait_ms);
 
+/* A background keep-alive for a lease (a lock's, a session's). The thread
+ * has its own connection with e's endpoints, TLS files and credentials (only
+ * plain copies cross threads) and renews every interval_ms (<= 0: 1000).
+ * Transient failures are retried; once etcd says the lease is gone the
+ * keeper stops and reports it. */
+typedef struct iac_etcd_keeper iac_etcd_keeper;
+int iac_etcd_keeper_start(iac_etcd_keeper **out, const iac_etcd *e, int64_t lease, double interval_ms);
+/* 0 while renewals succeed, IAC_ENOTFOUND once the lease has expired, -1
+ * after a failed renewal that may still recover; message in *out_msg (may be
+ * NULL; caller frees) when not 0. */
+int iac_etcd_keeper_status(iac_etcd_keeper *k, char **out_msg);
+/* Stop (and with revoke != 0 revoke the lease, dropping its keys and locks
+ * at once). NULL is fine. */
+void iac_etcd_keeper_stop(iac_etcd_keeper *k, int revoke);
+
 void iac_etcd_kv_free(iac_etcd_kv *kv);
 void iac_etcd_kvs_free(iac_etcd_kv *kvs, size_t n);
 

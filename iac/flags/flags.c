@@ -384,13 +384,19 @@ int iac_flags_to_flagd(json_t **out, const json_t *flags_by_name)
 	if (!json_is_object(flags_by_name))
 		return iac_err_set("flags must be a table of name = flag spec");
 	flags = json_object();
-	json_object_foreach((json_t *)flags_by_name, name, spec) {
+	size_t n;
+	const char **names = sorted_keys(flags_by_name, &n);
+	for (size_t i = 0; i < n; i++) {
+		name = names[i];
+		spec = json_object_get(flags_by_name, name);
 		if (iac_flags_spec_to_flagd(&f, name, spec) < 0) {
+			free(names);
 			json_decref(flags);
 			return -1;
 		}
 		json_object_set_new(flags, name, f);
 	}
+	free(names);
 	doc = json_pack("{s:s,s:o}", "$schema", IAC_FLAGD_SCHEMA, "flags", flags);
 	*out = doc;
 	return 0;

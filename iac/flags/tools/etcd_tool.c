@@ -8,6 +8,8 @@
  *     grant TTL    keepalive ID    ttl ID             revoke ID
  *     lock NAME LEASE WAIT_MS [INFO]                  unlock KEY
  *     wait KEY AFTER_REV WAIT_MS   waitprefix PREFIX AFTER_REV WAIT_MS
+ *     hold NAME TTL SECONDS [INFO] lock NAME with a fresh TTL lease kept alive
+ *                                  in the background for SECONDS, then revoke
  * ENDPOINTS defaults to $ETCD_ENDPOINTS. Exit status: 0 ok, 1 error,
  * 3 not found, 4 locked, 5 conflict, 7 timeout (the negated iac code).
  */
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int64_t num(const char *s)
 {
@@ -99,6 +102,27 @@ static int run(iac_etcd *e, int argc, char **argv)
 		rc = iac_etcd_wait(&v, e, argv[1], cmd[4] == 'p', num(argv[2]), strtod(argv[3], NULL));
 		if (rc == 0)
 			printf("%" PRId64 "\n", v);
+	} else if (strcmp(cmd, "hold") == 0) {
+		iac_etcd_keeper *k;
+		char *key, *msg = NULL;
+		int64_t lease;
+		NEED(4);
+		if ((rc = iac_etcd_lease_grant(&lease, e, num(argv[2]))) < 0)
+			return rc;
+		if ((rc = iac_etcd_keeper_start(&k, e, lease, (double)num(argv[2]) * 1000 / 3)) < 0)
+			return rc;
+		rc = iac_etcd_lock(&key, e, argv[1], lease, argc > 4 ? argv[4] : NULL, 0);
+		if (rc == 0) {
+			printf("%s\n", key);
+			fflush(stdout);
+			free(key);
+			usleep((useconds_t)(strtod(argv[3], NULL) * 1e6));
+			if (iac_etcd_keeper_status(k, &msg) != 0) {
+				rc = iac_err_set("keep-alive failed: %s", msg ? msg : "?");
+				free(msg);
+			}
+		}
+		iac_etcd_keeper_stop(k, 1);
 	} else {
 		fprintf(stderr, "error: unknown command '%s'\n", cmd);
 		return -1;
