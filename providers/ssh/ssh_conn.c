@@ -291,6 +291,9 @@ static int conn_fail(iac_ssh_conn *c, const char *what)
 	return iac_err_set("%s", c->fail);
 }
 
+/* What a fatal libssh2 error means for the person reading it. */
+static const char *fatal_why(iac_ssh_conn *c, int rc);
+
 static const char *ssh_errmsg(iac_ssh_conn *c)
 {
 	char *msg = NULL;
@@ -322,6 +325,23 @@ static int fatal_rc(int rc)
 		return 1;
 	default:
 		return 0;
+	}
+}
+
+static const char *fatal_why(iac_ssh_conn *c, int rc)
+{
+	switch (rc) {
+	case LIBSSH2_ERROR_SOCKET_RECV:
+	case LIBSSH2_ERROR_SOCKET_DISCONNECT:
+	case LIBSSH2_ERROR_SOCKET_SEND:
+	case LIBSSH2_ERROR_BAD_SOCKET:
+	case LIBSSH2_ERROR_SOCKET_NONE:
+		return "the connection was closed (host down, rebooted, or sshd stopped?)";
+	case LIBSSH2_ERROR_TIMEOUT:
+	case LIBSSH2_ERROR_SOCKET_TIMEOUT:
+		return "the host stopped answering";
+	default:
+		return ssh_errmsg(c);
 	}
 }
 
@@ -981,7 +1001,7 @@ int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
 		  deadline, cancel, werr, open_failed);
 	if (!ch) {
 		if (fatal_rc((int)n))
-			conn_fail(c, ssh_errmsg(c));
+			conn_fail(c, fatal_why(c, (int)n));
 		else
 			iac_err_set("cannot open a channel to %s: %s", c->label, ssh_errmsg(c));
 		io_leave(c, &t);
@@ -996,7 +1016,7 @@ int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
 	pthread_mutex_unlock(&c->open_lk);
 	if (n < 0) {
 		if (fatal_rc((int)n))
-			conn_fail(c, ssh_errmsg(c));
+			conn_fail(c, fatal_why(c, (int)n));
 		else
 			iac_err_set("cannot start a command on %s: %s", c->label, ssh_errmsg(c));
 		io_leave(c, &t);
@@ -1075,7 +1095,7 @@ int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
 
 ioerr:
 	if (fatal_rc((int)n)) {
-		conn_fail(c, ssh_errmsg(c));
+		conn_fail(c, fatal_why(c, (int)n));
 	} else {
 		iac_err_set("command on %s failed: %s", c->label, ssh_errmsg(c));
 	}
@@ -1157,7 +1177,7 @@ int iac_ssh_sftp_write(iac_ssh_conn *c, const char *path, const void *data, size
 			  deadline, cancel, werr, init_failed);
 		if (!c->sftp) {
 			if (fatal_rc((int)n))
-				conn_fail(c, ssh_errmsg(c));
+				conn_fail(c, fatal_why(c, (int)n));
 			else
 				iac_err_set("cannot start SFTP on %s: %s", c->label, ssh_errmsg(c));
 			io_leave(c, &t);
@@ -1179,7 +1199,7 @@ int iac_ssh_sftp_write(iac_ssh_conn *c, const char *path, const void *data, size
 			iac_err_set("cannot write '%s' on %s: %s", path, c->label, sftp_errname(e));
 			rc = e == LIBSSH2_FX_NO_SUCH_FILE || e == LIBSSH2_FX_NO_SUCH_PATH ? IAC_ENOTFOUND : IAC_ERR;
 		} else if (fatal_rc((int)n)) {
-			conn_fail(c, ssh_errmsg(c));
+			conn_fail(c, fatal_why(c, (int)n));
 		} else {
 			iac_err_set("cannot write '%s' on %s: %s", path, c->label, ssh_errmsg(c));
 		}
@@ -1197,7 +1217,7 @@ int iac_ssh_sftp_write(iac_ssh_conn *c, const char *path, const void *data, size
 	CALL_WAIT(c, &t, n, libssh2_sftp_close_handle(h), deadline, cancel, werr, waitfail);
 	if (wrc < 0 || n < 0) {
 		if (fatal_rc(wrc < 0 ? wrc : (int)n))
-			conn_fail(c, ssh_errmsg(c));
+			conn_fail(c, fatal_why(c, (int)n));
 		else
 			iac_err_set("cannot write '%s' on %s: %s", path, c->label,
 				    sftp_errname(libssh2_sftp_last_error(c->sftp)));
