@@ -136,12 +136,14 @@ static int move(iac_cutover_result *out, iac_haproxy *h, const iac_cutover_opts 
 	}
 
 	/* 1. the new colour joins; the old one still serves */
-	if (iac_haproxy_set_state(h, o->backend, o->to, o->n_to, IAC_HAPROXY_READY) < 0)
+	free(rows);
+	if (iac_haproxy_set_state_stat(&rows, &nrows, h, o->backend, o->to, o->n_to, IAC_HAPROXY_READY) < 0)
 		goto fail;
 	out->ready_ms = iac_now_ms() - t0;
-	for (;;) {
+	for (int first = 1;; first = 0) {
 		size_t ready = 0;
-		if (refresh(&rows, &nrows, h, o->backend) < 0 ||
+		/* the first look comes with the ready commands, in one round trip */
+		if ((!first && refresh(&rows, &nrows, h, o->backend) < 0) ||
 		    pick(to_rows, rows, nrows, h, o->backend, o->to, o->n_to) < 0)
 			goto fail;
 		for (size_t i = 0; i < o->n_to; i++)

@@ -431,23 +431,31 @@ static int check_name(const iac_haproxy *h, const char *what, const char *name)
 	return 0;
 }
 
-int iac_haproxy_set_state(iac_haproxy *h, const char *backend, const char *const *servers,
-			  size_t n, enum iac_haproxy_admin st)
+int iac_haproxy_set_state_stat(iac_haproxy_stat **rows, size_t *nrows, iac_haproxy *h,
+			       const char *backend, const char *const *servers, size_t n,
+			       enum iac_haproxy_admin st)
 {
 	char **cmds = NULL;
 	iac_strlist ans = { 0 };
+	size_t ncmds = n + (rows ? 1 : 0);
 	int rc = IAC_ERR;
 
+	if (rows) {
+		*rows = NULL;
+		*nrows = 0;
+	}
 	if (check_name(h, "backend", backend) < 0)
 		return IAC_ERR;
-	cmds = iac_xcalloc(n ? n : 1, sizeof(*cmds));
+	cmds = iac_xcalloc(ncmds ? ncmds : 1, sizeof(*cmds));
 	for (size_t i = 0; i < n; i++) {
 		if (check_name(h, "server", servers[i]) < 0)
 			goto done;
 		cmds[i] = iac_xasprintf("set server %s/%s state %s", backend, servers[i],
 					iac_haproxy_admin_name(st));
 	}
-	if (iac_haproxy_batch(&ans, h, (const char *const *)cmds, n) < 0)
+	if (rows)
+		cmds[n] = iac_xstrdup("show stat");
+	if (iac_haproxy_batch(&ans, h, (const char *const *)cmds, ncmds) < 0)
 		goto done;
 	for (size_t i = 0; i < n; i++) {
 		char *e = iac_haproxy_answer_error(ans.items[i]);
@@ -458,13 +466,30 @@ int iac_haproxy_set_state(iac_haproxy *h, const char *backend, const char *const
 			goto done;
 		}
 	}
+	if (rows) {
+		if (iac_haproxy_stat_parse(rows, nrows, ans.items[n]) < 0) {
+			iac_err_prefix("haproxy at '%s'", h->addr);
+			goto done;
+		}
+		size_t k = 0;
+		for (size_t i = 0; i < *nrows; i++)
+			if (!strcmp((*rows)[i].pxname, backend))
+				(*rows)[k++] = (*rows)[i];
+		*nrows = k;
+	}
 	rc = 0;
 done:
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < ncmds; i++)
 		free(cmds[i]);
 	free(cmds);
 	iac_strlist_free(&ans);
 	return rc;
+}
+
+int iac_haproxy_set_state(iac_haproxy *h, const char *backend, const char *const *servers,
+			  size_t n, enum iac_haproxy_admin st)
+{
+	return iac_haproxy_set_state_stat(NULL, NULL, h, backend, servers, n, st);
 }
 
 int iac_haproxy_set_weight(iac_haproxy *h, const char *backend, const char *server,

@@ -74,13 +74,21 @@ int iac_haproxy_admin_parse(enum iac_haproxy_admin *out, const char *name);
 int iac_haproxy_set_state(iac_haproxy *h, const char *backend, const char *const *servers,
 			  size_t n, enum iac_haproxy_admin st);
 
+/* The same, followed in the same connection by `show stat` of `backend`
+ * (rows as iac_haproxy_show_stat gives them, caller frees): one round trip
+ * to change states and see their effect. */
+typedef struct iac_haproxy_stat iac_haproxy_stat;
+int iac_haproxy_set_state_stat(iac_haproxy_stat **rows, size_t *nrows, iac_haproxy *h,
+			       const char *backend, const char *const *servers, size_t n,
+			       enum iac_haproxy_admin st);
+
 /* `set weight BE/SRV W` (W is "10" or "50%"). */
 int iac_haproxy_set_weight(iac_haproxy *h, const char *backend, const char *server,
 			   const char *weight);
 
 /* One row of `show stat` (a proxy, a server, FRONTEND or BACKEND). Numbers
  * HAProxy leaves empty are -1. */
-typedef struct {
+struct iac_haproxy_stat {
 	char pxname[128];
 	char svname[128];
 	char status[32];        /* "UP", "UP 1/3", "DOWN", "MAINT", "DRAIN", "no check", "OPEN" */
@@ -91,7 +99,7 @@ typedef struct {
 	long lbtot, hrsp_2xx, hrsp_5xx, req_tot, check_code;
 	long qtime, ctime, rtime, ttime;   /* ms, averages over the last 1024 requests */
 	long type;                         /* 0 frontend, 1 backend, 2 server, 3 listener */
-} iac_haproxy_stat;
+};
 
 /* Parse `show stat` CSV (columns found by their header name, so newer
  * HAProxy versions with more columns still parse). Pure, for tests. */
