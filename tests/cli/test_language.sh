@@ -80,6 +80,7 @@ run plan -destroy -detailed-exitcode
 expect_rc 2
 expect_contains out 'Plan: 0 to add, 0 to change, 4 to destroy.'
 expect_not_contains err 'concatenate'
+[ "$RC" = 1 ] && expect_match err '^error: main\.lua:[0-9]+: '
 
 step "apply -json: stdout is one JSON document (no human text mixed in)"
 printf 'newer\n' >data.txt

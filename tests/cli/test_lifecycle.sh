@@ -78,6 +78,29 @@ else
     fail "expected create-a-2 < create-b-2 < destroy-b-1 < destroy-a-1, log: $(echo $log)"
 fi
 
+step "create_before_destroy on a local.file replaced at the same path keeps the file"
+newcfg cbdfile
+cat >main.lua <<EOF
+variable "g" { default = "1" }
+resource "local.file" "x" {
+  path = "$T/cbdfile/x", content = "hello",
+  triggers = { g = var.g },
+  lifecycle = { create_before_destroy = true },
+}
+EOF
+run apply -auto-approve
+expect_rc 0
+run apply -auto-approve -replace local.file.x
+expect_rc 0
+expect_file_content x hello
+run plan -detailed-exitcode
+expect_rc 0
+run apply -auto-approve -var g=2
+expect_rc 0
+expect_file_content x hello
+run plan -detailed-exitcode -var g=2
+expect_rc 0
+
 step "prevent_destroy: a plan that would destroy the resource fails"
 newcfg pd
 mkdir out
