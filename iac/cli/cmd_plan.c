@@ -12,6 +12,7 @@
 #include "iac/core/value.h"
 #include "iac/plan/planfile.h"
 #include "iac/plan/render.h"
+#include "iac/state/history.h"
 
 #define PLAN_FLAGS (IAC_F_VARS | IAC_F_PLAN | IAC_F_JSON | IAC_F_OUT | IAC_F_LOCK)
 #define APPLY_FLAGS (IAC_F_VARS | IAC_F_PLAN | IAC_F_JSON | IAC_F_APPLY | IAC_F_LOCK)
@@ -124,12 +125,37 @@ static json_t *result_json(const iac_apply_result *r, int rc)
 			 "failures", r->failures, "seconds", r->seconds);
 }
 
+/* What `iac rollback` needs without loading the configuration: the
+ * providers' settings (secrets left out). */
+static void save_provider_settings(iac_session *s)
+{
+	json_t *keep = json_object(), *v;
+	const char *k;
+	json_object_foreach(s->cfg->providers, k, v) {
+		char *text = json_dumps(v, JSON_COMPACT);
+		char *red = iac_redact(text ? text : "{}");
+		if (text && !strcmp(text, red))
+			json_object_set(keep, k, v);
+		free(text);
+		free(red);
+	}
+	if (!iac_value_equal(keep, iac_state_extra(s->st, "providers")))
+		iac_state_set_extra(s->st, "providers", keep);
+	json_decref(keep);
+}
+
 static int run_apply(iac_session *s, iac_plan *plan)
 {
 	iac_apply_opts ao = { s->parallelism, &iac_stop_requested, &iac_cancel_requested };
 	iac_apply_result res;
+	save_provider_settings(s);
 	int rc = iac_apply_run(&res, plan, s->cfg, s->st, s->pv, &ao);
 	int exit_code;
+	iac_history_add(s->st, json_pack("{s:s,s:b,s:I,s:I,s:I,s:I,s:I}", "command", s->command, "ok", rc == 0,
+					 "added", (json_int_t)res.added, "changed", (json_int_t)res.changed,
+					 "destroyed", (json_int_t)res.destroyed, "failed", (json_int_t)res.failed,
+					 "skipped", (json_int_t)res.skipped));
+	iac_state_flush(s->st);
 
 	if (rc == 0) {
 		fprintf(stderr, "\n");

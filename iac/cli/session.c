@@ -68,6 +68,7 @@ static size_t build_opts(iac_session *s, unsigned which)
 		ADD("refresh", IAC_OPT_BOOL, &s->refresh, "read resources back before planning (default true)");
 		ADD("parallelism", IAC_OPT_INT, &s->parallelism, "operations at once (default 10)");
 		ADD("ssh-accept-new", IAC_OPT_BOOL, &s->ssh_accept_new, "accept and record unknown SSH host keys");
+		ADD("allow-bad", IAC_OPT_BOOL, &s->allow_bad, "deploy a version marked bad by a rollback");
 	}
 	if (which & IAC_F_LOCK) {
 		ADD("lock", IAC_OPT_BOOL, &s->lock, "take the state lock (default true)");
@@ -193,6 +194,8 @@ void iac_session_providers(iac_session *s)
 	json_t *extra = json_object();
 	if (s->ssh_accept_new)
 		json_object_set_new(extra, "ssh", json_pack("{s:b}", "accept_new", 1));
+	if (s->allow_bad)
+		json_object_set_new(extra, "deploy", json_pack("{s:b}", "allow_bad", 1));
 	s->pv = iac_providers_new(s->cfg->providers, extra, s->cfg->dir);
 	json_decref(extra);
 }

@@ -30,6 +30,7 @@ typedef struct {
 	int no_color;
 	int input;                /* -input=false: never prompt */
 	int force;
+	int allow_bad;            /* -allow-bad: deploy a version marked bad */
 
 	/* run */
 	const char *command;

@@ -11,7 +11,10 @@ static __thread char err_msg[ERR_MAX];
 
 int iac_err_setv(const char *fmt, va_list ap)
 {
-	vsnprintf(err_msg, sizeof(err_msg), fmt, ap);
+	/* format aside first: callers may pass iac_err_last() as an argument */
+	char tmp[ERR_MAX];
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	memcpy(err_msg, tmp, sizeof(err_msg));
 	return IAC_ERR;
 }
 
@@ -27,13 +30,14 @@ int iac_err_set(const char *fmt, ...)
 int iac_err_sys(const char *fmt, ...)
 {
 	int saved = errno;
-	char head[ERR_MAX / 2];
+	char head[ERR_MAX / 2], tmp[ERR_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(head, sizeof(head), fmt, ap);
 	va_end(ap);
-	snprintf(err_msg, sizeof(err_msg), "%.2000s: %s", head, strerror(saved));
+	snprintf(tmp, sizeof(tmp), "%.2000s: %s", head, strerror(saved));
+	memcpy(err_msg, tmp, sizeof(err_msg));
 	errno = saved;
 	return IAC_ERR;
 }

@@ -111,7 +111,7 @@ static const char *type_word(const json_t *v)
 /* Raise a Lua error with a message built in C (frees nothing). */
 static int raise(lua_State *L, const char *fmt, const char *a, const char *b, const char *c)
 {
-	return luaL_error(L, fmt, a, b, c);
+	return iac_load_error(L, fmt, a, b, c);
 }
 
 /* depends_on = { handle, ref, ... } -> addresses */
@@ -120,7 +120,7 @@ static json_t *depends_list(lua_State *L, int idx, const char *addr)
 	json_t *out = json_array();
 	if (!lua_istable(L, idx) || iac_lua_handle_addr(L, idx)) {
 		json_decref(out);
-		luaL_error(L, "resource '%s': depends_on must be a list of resources or modules, like "
+		iac_load_error(L, "resource '%s': depends_on must be a list of resources or modules, like "
 			   "depends_on = { conf }", addr);
 		return NULL;
 	}
@@ -135,7 +135,7 @@ static json_t *depends_list(lua_State *L, int idx, const char *addr)
 		}
 		if (!a) {
 			json_decref(out);
-			luaL_error(L, "resource '%s': depends_on[%d] is a %s, not a resource or module", addr,
+			iac_load_error(L, "resource '%s': depends_on[%d] is a %s, not a resource or module", addr,
 				   (int)i, luaL_typename(L, -1));
 			return NULL;
 		}
@@ -148,7 +148,7 @@ static json_t *depends_list(lua_State *L, int idx, const char *addr)
 static void lifecycle(lua_State *L, int idx, iac_rconf *r)
 {
 	if (!lua_istable(L, idx))
-		luaL_error(L, "resource '%s': lifecycle must be a table", r->addr);
+		iac_load_error(L, "resource '%s': lifecycle must be a table", r->addr);
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		const char *k = lua_tostring(L, -2);
@@ -165,17 +165,17 @@ static void lifecycle(lua_State *L, int idx, iac_rconf *r)
 				for (lua_Integer i = 1; i <= n; i++) {
 					lua_rawgeti(L, -1, i);
 					if (lua_type(L, -1) != LUA_TSTRING)
-						luaL_error(L, "resource '%s': ignore_changes lists attribute names", r->addr);
+						iac_load_error(L, "resource '%s': ignore_changes lists attribute names", r->addr);
 					json_array_append_new(l, json_string(lua_tostring(L, -1)));
 					lua_pop(L, 1);
 				}
 			} else {
-				luaL_error(L, "resource '%s': ignore_changes is a list of attribute names or \"all\"",
+				iac_load_error(L, "resource '%s': ignore_changes is a list of attribute names or \"all\"",
 					   r->addr);
 			}
 			r->ignore_changes = l;
 		} else {
-			luaL_error(L, "resource '%s': unknown lifecycle setting '%s' (use create_before_destroy, "
+			iac_load_error(L, "resource '%s': unknown lifecycle setting '%s' (use create_before_destroy, "
 				   "prevent_destroy, ignore_changes)", r->addr, k ? k : "?");
 		}
 		lua_pop(L, 1);
@@ -199,22 +199,22 @@ static void check_attr(lua_State *L, iac_rconf *r, const char *k, json_t **v)
 		for (const iac_attr *x = r->rtype->attrs; x && x->name && n < 64; x++)
 			names[n++] = x->name;
 		suggest(hint, sizeof(hint), k, names, n);
-		luaL_error(L, "resource '%s': unknown attribute '%s' for type '%s'%s", r->addr, k, r->type, hint);
+		iac_load_error(L, "resource '%s': unknown attribute '%s' for type '%s'%s", r->addr, k, r->type, hint);
 	}
 	if ((a->flags & IAC_A_COMPUTED) && !r->is_data)
-		luaL_error(L, "resource '%s': attribute '%s' is computed by the provider and cannot be set",
+		iac_load_error(L, "resource '%s': attribute '%s' is computed by the provider and cannot be set",
 			   r->addr, k);
 	if (a->type == IAC_T_HOST && json_is_string(*v)) {
 		json_t *h = host_by_name(iac_load_get(L), json_string_value(*v));
 		if (!h)
-			luaL_error(L, "resource '%s': attribute 'host': no host named '%s' is declared", r->addr,
+			iac_load_error(L, "resource '%s': attribute 'host': no host named '%s' is declared", r->addr,
 				   json_string_value(*v));
 		json_decref(*v);
 		*v = h;
 	}
 	const char *want = iac_dsl_type_mismatch(a->type, *v);
 	if (want)
-		luaL_error(L, "resource '%s': attribute '%s' must be %s, got a %s", r->addr, k, want, type_word(*v));
+		iac_load_error(L, "resource '%s': attribute '%s' must be %s, got a %s", r->addr, k, want, type_word(*v));
 	if (a->type == IAC_T_LIST && json_is_object(*v)) {
 		json_decref(*v);
 		*v = json_array();
@@ -233,7 +233,7 @@ static int resource_body(lua_State *L)
 
 	iac_load_where(L, file, sizeof(file), &line);
 	if (!lua_istable(L, 1))
-		return luaL_error(L, "%s '%s.%s': expected a table of attributes { ... }", is_data ? "data" : "resource",
+		return iac_load_error(L, "%s '%s.%s': expected a table of attributes { ... }", is_data ? "data" : "resource",
 				  type, name);
 	const iac_rtype *rt = iac_provider_find_type(type, &prov);
 	if (!rt || rt->is_data != is_data) {
@@ -246,9 +246,9 @@ static int resource_body(lua_State *L)
 					names[n++] = all[i]->types[j]->name;
 		suggest(hint, sizeof(hint), type, names, n);
 		if (rt)
-			return luaL_error(L, "'%s' is a %s; declare it with %s \"%s\" \"%s\" { ... }", type,
+			return iac_load_error(L, "'%s' is a %s; declare it with %s \"%s\" \"%s\" { ... }", type,
 					  is_data ? "resource" : "data source", is_data ? "resource" : "data", type, name);
-		return luaL_error(L, "unknown %s type '%s'%s", is_data ? "data source" : "resource", type, hint);
+		return iac_load_error(L, "unknown %s type '%s'%s", is_data ? "data source" : "resource", type, hint);
 	}
 	snprintf(addr, sizeof(addr), "%s%s%s%s.%s", ld->cur->prefix, ld->cur->prefix[0] ? "." : "",
 		 is_data ? "data." : "", type, name);
@@ -282,7 +282,7 @@ static int resource_body(lua_State *L)
 	lua_pushnil(L);
 	while (lua_next(L, 1)) {
 		if (lua_type(L, -2) != LUA_TSTRING)
-			return luaL_error(L, "resource '%s': attributes must be named (found a list item)", addr);
+			return iac_load_error(L, "resource '%s': attributes must be named (found a list item)", addr);
 		const char *k = lua_tostring(L, -2);
 		if (!strcmp(k, "depends_on")) {
 			json_decref(r->deps);
@@ -294,16 +294,18 @@ static int resource_body(lua_State *L)
 			snprintf(what, sizeof(what), "resource '%s': triggers", addr);
 			json_t *t = iac_lua_to_json(L, -1, what, err, sizeof(err));
 			if (!t && err[0])
-				return luaL_error(L, "%s", err);
+				return iac_load_error(L, "%s", err);
 			if (t && (!json_is_object(t) || iac_value_marker(t))) {
 				json_decref(t);
-				return luaL_error(L, "resource '%s': triggers must be a table of named values", addr);
+				return iac_load_error(L, "resource '%s': triggers must be a table of named values", addr);
 			}
 			r->triggers = t;
 		} else {
-			json_t *v = iac_lua_to_json(L, -1, k, err, sizeof(err));
+			const iac_attr *sa = iac_rtype_attr(rt, k);
+			json_t *v = (sa && (sa->flags & IAC_A_WATCH)) ? iac_lua_to_json_watch(L, -1, k, err, sizeof(err))
+								      : iac_lua_to_json(L, -1, k, err, sizeof(err));
 			if (!v && err[0])
-				return luaL_error(L, "resource '%s': attribute %s", addr, err);
+				return iac_load_error(L, "resource '%s': attribute %s", addr, err);
 			if (v) {
 				/* stored first: check_attr may raise and the config owns it */
 				json_object_set_new(r->attrs, k, v);
@@ -316,7 +318,7 @@ static int resource_body(lua_State *L)
 	}
 	for (const iac_attr *a = rt->attrs; a && a->name; a++)
 		if ((a->flags & IAC_A_REQUIRED) && !json_object_get(r->attrs, a->name))
-			return luaL_error(L, "resource '%s': attribute '%s' is required (%s)", addr, a->name,
+			return iac_load_error(L, "resource '%s': attribute '%s' is required (%s)", addr, a->name,
 					  a->doc ? a->doc : "no description");
 	iac_lua_push_resource(L, addr);
 	return 1;
@@ -326,7 +328,7 @@ static int resource_named(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
 	if (!valid_name(name))
-		return luaL_error(L, "resource name '%s': use letters, digits, '_' and '-'", name);
+		return iac_load_error(L, "resource name '%s': use letters, digits, '_' and '-'", name);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_pushvalue(L, 1);
 	lua_pushvalue(L, lua_upvalueindex(2));
@@ -376,11 +378,11 @@ static int output_body(lua_State *L)
 		return 0;
 	}
 	if (json_object_get(ld->cfg->outputs, name))
-		return luaL_error(L, "output '%s' declared twice", name);
+		return iac_load_error(L, "output '%s' declared twice", name);
 	snprintf(what, sizeof(what), "output '%s'", name);
 	json_t *v = iac_lua_to_json(L, -1, what, err, sizeof(err));
 	if (!v && err[0])
-		return luaL_error(L, "%s", err);
+		return iac_load_error(L, "%s", err);
 	lua_getfield(L, 1, "sensitive");
 	int sens = lua_toboolean(L, -1);
 	lua_getfield(L, 1, "description");
@@ -421,19 +423,19 @@ static int provider_body(lua_State *L)
 		for (const iac_provider *const *p = iac_provider_all(); *p && n < 32; p++)
 			names[n++] = (*p)->name;
 		suggest(hint, sizeof(hint), name, names, n);
-		return luaL_error(L, "unknown provider '%s'%s", name, hint);
+		return iac_load_error(L, "unknown provider '%s'%s", name, hint);
 	}
 	if (json_object_get(ld->cfg->providers, name))
-		return luaL_error(L, "provider '%s' configured twice", name);
+		return iac_load_error(L, "provider '%s' configured twice", name);
 	json_t *v = iac_lua_to_json(L, 1, "provider configuration", err, sizeof(err));
 	if (!v)
-		return luaL_error(L, "provider '%s': %s", name, err);
+		return iac_load_error(L, "provider '%s': %s", name, err);
 	unsigned flags = 0;
 	json_t *plain = iac_value_resolve(v, NULL, NULL, &flags);
 	json_decref(v);
 	if (flags & IAC_VAL_UNKNOWN) {
 		json_decref(plain);
-		return luaL_error(L, "provider '%s': its configuration cannot refer to resources", name);
+		return iac_load_error(L, "provider '%s': its configuration cannot refer to resources", name);
 	}
 	json_object_set_new(ld->cfg->providers, name, plain);
 	return 0;
@@ -449,18 +451,18 @@ static int host_body(lua_State *L)
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	if (!valid_name(name))
-		return luaL_error(L, "host name '%s': use letters, digits, '_' and '-'", name);
+		return iac_load_error(L, "host name '%s': use letters, digits, '_' and '-'", name);
 	if (json_object_get(ld->cfg->hosts, name))
-		return luaL_error(L, "host '%s' declared twice", name);
+		return iac_load_error(L, "host '%s' declared twice", name);
 	lua_getfield(L, 1, "address");
 	if (lua_type(L, -1) != LUA_TSTRING)
-		return luaL_error(L, "host '%s': 'address' (a string) is required", name);
+		return iac_load_error(L, "host '%s': 'address' (a string) is required", name);
 	lua_pop(L, 1);
 	lua_pushnil(L);
 	while (lua_next(L, 1)) {
 		const char *k = lua_tostring(L, -2);
 		if (!k || (strcmp(k, "address") && strcmp(k, "port") && strcmp(k, "user") && strcmp(k, "labels")))
-			return luaL_error(L, "host '%s': unknown field '%s' (use address, port, user, labels)",
+			return iac_load_error(L, "host '%s': unknown field '%s' (use address, port, user, labels)",
 					  name, k ? k : "?");
 		lua_pop(L, 1);
 	}
@@ -483,13 +485,13 @@ static int host_body(lua_State *L)
 	luaL_setmetatable(L, IAC_MT_HOST);
 	json_t *h = iac_lua_to_json(L, -1, "host", err, sizeof(err));
 	if (!h)
-		return luaL_error(L, "host '%s': %s", name, err);
+		return iac_load_error(L, "host '%s': %s", name, err);
 	unsigned flags = 0;
 	json_t *plain = iac_value_resolve(h, NULL, NULL, &flags);
 	json_decref(h);
 	if (flags) {
 		json_decref(plain);
-		return luaL_error(L, "host '%s': fields must be plain values", name);
+		return iac_load_error(L, "host '%s': fields must be plain values", name);
 	}
 	json_object_set_new(ld->cfg->hosts, name, plain);
 	json_array_append_new(ld->host_order, json_string(name));
@@ -557,14 +559,14 @@ static int section_body(lua_State *L)
 	}
 	json_t *prev = json_object_get(sec, name);
 	if (prev)
-		return luaL_error(L, "%s '%s' declared twice (first at %s:%d)", lua_tostring(L, lua_upvalueindex(3)),
+		return iac_load_error(L, "%s '%s' declared twice (first at %s:%d)", lua_tostring(L, lua_upvalueindex(3)),
 				  name, json_string_value(json_object_get(prev, "file")),
 				  (int)json_integer_value(json_object_get(prev, "line")));
 	snprintf(what, sizeof(what), "%s '%s'", lua_tostring(L, lua_upvalueindex(3)), name);
 	json_t *v = iac_lua_to_json(L, 1, what, err, sizeof(err));
 	if (!v || !json_is_object(v)) {
 		json_decref(v);
-		return luaL_error(L, "%s", err[0] ? err : "expected a table");
+		return iac_load_error(L, "%s", err[0] ? err : "expected a table");
 	}
 	json_object_set_new(v, "file", json_string(file));
 	json_object_set_new(v, "line", json_integer(line));
@@ -577,7 +579,7 @@ static int section_named(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
 	if (!valid_name(name))
-		return luaL_error(L, "%s name '%s': use letters, digits, '_' and '-'",
+		return iac_load_error(L, "%s name '%s': use letters, digits, '_' and '-'",
 				  lua_tostring(L, lua_upvalueindex(2)), name);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_pushvalue(L, 1);
@@ -608,7 +610,7 @@ static int l_file(lua_State *L)
 	free(path);
 	if (rc < 0) {
 		lua_pushstring(L, iac_err_last());
-		return luaL_error(L, "file(): %s", lua_tostring(L, -1));
+		return iac_load_error(L, "file(): %s", lua_tostring(L, -1));
 	}
 	lua_pushlstring(L, text, len);
 	free(text);
@@ -630,17 +632,17 @@ static int l_jsonencode(lua_State *L)
 	char err[512];
 	json_t *v = iac_lua_to_json(L, 1, "jsonencode()", err, sizeof(err));
 	if (!v && err[0])
-		return luaL_error(L, "%s", err);
+		return iac_load_error(L, "%s", err);
 	if (v && iac_value_has_unknown(v)) {
 		json_decref(v);
-		return luaL_error(L, "jsonencode(): the value holds references, known only at apply time");
+		return iac_load_error(L, "jsonencode(): the value holds references, known only at apply time");
 	}
 	unsigned flags = 0;
 	json_t *plain = iac_value_resolve(v ? v : json_null(), NULL, NULL, &flags);
 	json_decref(v);
 	if (flags & IAC_VAL_UNKNOWN) {
 		json_decref(plain);
-		return luaL_error(L, "jsonencode(): the value holds references, known only at apply time");
+		return iac_load_error(L, "jsonencode(): the value holds references, known only at apply time");
 	}
 	char *s = json_dumps(plain, JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(plain);
@@ -656,7 +658,7 @@ static int l_jsondecode(lua_State *L)
 	json_error_t jerr;
 	json_t *v = json_loads(luaL_checkstring(L, 1), JSON_DECODE_ANY, &jerr);
 	if (!v)
-		return luaL_error(L, "jsondecode(): %s (line %d)", jerr.text, jerr.line);
+		return iac_load_error(L, "jsondecode(): %s (line %d)", jerr.text, jerr.line);
 	iac_lua_push_json(L, v);
 	json_decref(v);
 	return 1;

@@ -11,6 +11,7 @@
 #include "iac/load/load_int.h"
 
 #include <lauxlib.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <lualib.h>
 #include <stdio.h>
@@ -43,10 +44,12 @@ void iac_load_where(lua_State *L, char *file, size_t filelen, int *line)
 	lua_Debug ar;
 	snprintf(file, filelen, "?");
 	*line = 0;
-	/* level 1 is the Lua code that called the builtin (skip C frames) */
+	/* level 1 is the Lua code that called the builtin; skip C frames, and
+	 * the shipped modules: an error in `deployment "web" {...}` belongs to
+	 * the user's line, not to modules/deployment.lua */
 	for (int level = 1; lua_getstack(L, level, &ar); level++) {
 		lua_getinfo(L, "Sl", &ar);
-		if (ar.currentline > 0) {
+		if (ar.currentline > 0 && strncmp(ar.short_src, "<iac>/", 6) != 0) {
 			snprintf(file, filelen, "%s", ar.short_src);
 			*line = ar.currentline;
 			return;
@@ -54,11 +57,27 @@ void iac_load_where(lua_State *L, char *file, size_t filelen, int *line)
 	}
 }
 
+int iac_load_error(lua_State *L, const char *fmt, ...)
+{
+	char file[256];
+	int line;
+	va_list ap;
+	iac_load_where(L, file, sizeof(file), &line);
+	va_start(ap, fmt);
+	const char *msg = lua_pushvfstring(L, fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		lua_pushfstring(L, "%s:%d: %s", file, line, msg);
+	else
+		lua_pushstring(L, msg);
+	return lua_error(L);
+}
+
 static int blocked_index(lua_State *L)
 {
 	const char *lib = lua_tostring(L, lua_upvalueindex(1));
 	const char *key = lua_tostring(L, 2);
-	return luaL_error(L, "'%s.%s' is not available in topology code: configuration runs in a "
+	return iac_load_error(L, "'%s.%s' is not available in topology code: configuration runs in a "
 			  "sandbox without os, io, debug or package (use variables for inputs and "
 			  "resources for actions)", lib, key ? key : "?");
 }
@@ -212,7 +231,7 @@ static int l_require(lua_State *L)
 	const char *bases[3] = { ld->cur->dir, ld->cfg->dir, ld->modules_dir };
 
 	if (strstr(name, "..") || name[0] == '/' || name[0] == '.')
-		return luaL_error(L, "require '%s': module names are dotted names (like 'lib.util'), "
+		return iac_load_error(L, "require '%s': module names are dotted names (like 'lib.util'), "
 				  "not paths", name);
 	rel = iac_xstrdup(name);
 	for (char *p = rel; *p; p++)
@@ -230,7 +249,7 @@ static int l_require(lua_State *L)
 	if (!found) {
 		for (int i = 0; i < 6; i++)
 			free(cand[i]);
-		return luaL_error(L, "module '%s' not found in the configuration directory or the "
+		return iac_load_error(L, "module '%s' not found in the configuration directory or the "
 				  "shipped modules", name);
 	}
 	lua_getfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
@@ -307,14 +326,14 @@ static int module_body(lua_State *L)
 	iac_load_where(L, file, sizeof(file), &line);
 	luaL_checktype(L, 1, LUA_TTABLE);
 	if (ld->depth > 32)
-		return luaL_error(L, "module '%s': modules nested more than 32 deep (does a module call itself?)", name);
+		return iac_load_error(L, "module '%s': modules nested more than 32 deep (does a module call itself?)", name);
 	lua_getfield(L, 1, "source");
 	const char *source = lua_tostring(L, -1);
 	if (!source)
-		return luaL_error(L, "module '%s': 'source' is required (a './path' or a shipped module name)", name);
+		return iac_load_error(L, "module '%s': 'source' is required (a './path' or a shipped module name)", name);
 	char *path = module_file(ld, source, err, sizeof(err));
 	if (!path)
-		return luaL_error(L, "%s", err);
+		return iac_load_error(L, "%s", err);
 
 	char *prefix = ld->cur->prefix[0] ? iac_xasprintf("%s.module.%s", ld->cur->prefix, name)
 					  : iac_xasprintf("module.%s", name);
@@ -327,7 +346,7 @@ static int module_body(lua_State *L)
 		free(path);
 		lua_pushstring(L, msg);
 		free(msg);
-		return luaL_error(L, "%s", lua_tostring(L, -1));
+		return iac_load_error(L, "%s", lua_tostring(L, -1));
 	}
 	json_object_set_new(ld->cfg->modules, prefix,
 			    json_pack("{s:s,s:s,s:i}", "source", source, "file", file, "line", line));
@@ -344,7 +363,7 @@ static int module_body(lua_State *L)
 				json_decref(args);
 				free(prefix);
 				free(path);
-				return luaL_error(L, "%s", err);
+				return iac_load_error(L, "%s", err);
 			}
 			if (v)
 				json_object_set_new(args, lua_tostring(L, -2), v);
@@ -412,7 +431,7 @@ static int module_body(lua_State *L)
 		lua_pushstring(L, bad);
 		free(bad);
 		free(pfx);
-		return luaL_error(L, "%s", lua_tostring(L, -1));
+		return iac_load_error(L, "%s", lua_tostring(L, -1));
 	}
 	iac_lua_push_module(L, pfx);
 	free(pfx);
@@ -425,7 +444,7 @@ static int l_module(lua_State *L)
 	for (const char *p = name; *p; p++)
 		if (!(*p == '_' || *p == '-' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 		      (*p >= '0' && *p <= '9')))
-			return luaL_error(L, "module name '%s': use letters, digits, '_' and '-'", name);
+			return iac_load_error(L, "module name '%s': use letters, digits, '_' and '-'", name);
 	lua_pushvalue(L, 1);
 	lua_pushcclosure(L, module_body, 1);
 	if (lua_istable(L, 2)) {

@@ -33,6 +33,10 @@ typedef struct loader {
 /* The loader running in L. */
 loader *iac_load_get(lua_State *L);
 
+/* Raise a Lua error prefixed with the user's FILE:LINE (not a shipped
+ * module's): use instead of luaL_error in builtins. */
+int iac_load_error(lua_State *L, const char *fmt, ...);
+
 /* Where the calling Lua code is: file and line. */
 void iac_load_where(lua_State *L, char *file, size_t filelen, int *line);
 

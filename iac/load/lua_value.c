@@ -248,6 +248,7 @@ static const char *table_kind(lua_State *L, int idx)
 }
 
 static json_t *to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen, int depth);
+static __thread int allow_handles;
 
 static json_t *table_to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen, int depth)
 {
@@ -345,6 +346,8 @@ static json_t *to_json(lua_State *L, int idx, const char *what, char *err, size_
 		return json_stringn_nocheck(s, len);
 	}
 	case LUA_TUSERDATA:
+		if (allow_handles && luaL_testudata(L, idx, IAC_MT_RESOURCE))
+			return iac_value_ref(iac_lua_handle_addr(L, idx), "*");
 		if (iac_lua_handle_addr(L, idx)) {
 			snprintf(err, errlen, "%s: '%s' is a whole %s; use one of its attributes (like %s.id), "
 				 "or list it in depends_on", what, iac_lua_handle_addr(L, idx),
@@ -389,6 +392,15 @@ json_t *iac_lua_to_json(lua_State *L, int idx, const char *what, char *err, size
 {
 	err[0] = '\0';
 	return to_json(L, idx, what, err, errlen, 0);
+}
+
+json_t *iac_lua_to_json_watch(lua_State *L, int idx, const char *what, char *err, size_t errlen)
+{
+	err[0] = '\0';
+	allow_handles = 1;
+	json_t *v = to_json(L, idx, what, err, errlen, 0);
+	allow_handles = 0;
+	return v;
 }
 
 void iac_lua_push_json(lua_State *L, const json_t *v)

@@ -32,6 +32,9 @@ void iac_lua_value_init(lua_State *L);
  * returns NULL and writes "attribute 'x.y': what is wrong" into err. `what`
  * names the value for messages ("attribute 'content'"). */
 json_t *iac_lua_to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen);
+/* The same, but resource handles are allowed and become references to the
+ * whole resource ({"$iac":"ref","addr":A,"attr":"*"}). */
+json_t *iac_lua_to_json_watch(lua_State *L, int idx, const char *what, char *err, size_t errlen);
 
 /* Push JSON as a Lua value, turning markers back into proxies. */
 void iac_lua_push_json(lua_State *L, const json_t *v);

@@ -185,11 +185,11 @@ static int l_variable_body(lua_State *L)
 	iac_load_where(L, file, sizeof(file), &line);
 	luaL_checktype(L, 1, LUA_TTABLE);
 	if (json_object_get(ld->cur->vars, name))
-		return luaL_error(L, "variable '%s' declared twice", name);
+		return iac_load_error(L, "variable '%s' declared twice", name);
 	lua_getfield(L, 1, "default");
 	dflt = iac_lua_to_json(L, -1, "default", err, sizeof(err));
 	if (!dflt && err[0])
-		return luaL_error(L, "variable '%s': %s", name, err);
+		return iac_load_error(L, "variable '%s': %s", name, err);
 	lua_getfield(L, 1, "sensitive");
 	int sensitive = lua_toboolean(L, -1);
 	lua_getfield(L, 1, "description");
@@ -203,7 +203,7 @@ static int l_variable_body(lua_State *L)
 			ok |= !strcmp(type, types[i]);
 		if (!ok) {
 			json_decref(dflt);
-			return luaL_error(L, "variable '%s': unknown type '%s' (use string, number, bool, list, map or any)",
+			return iac_load_error(L, "variable '%s': unknown type '%s' (use string, number, bool, list, map or any)",
 					  name, type);
 		}
 	}
@@ -219,7 +219,7 @@ static int l_variable_body(lua_State *L)
 			else if (!(value = convert_raw(name, type, json_string_value(json_object_get(g, "raw"))))) {
 				json_decref(dflt);
 				lua_pushstring(L, iac_err_last());
-				return luaL_error(L, "%s", lua_tostring(L, -1));
+				return iac_load_error(L, "%s", lua_tostring(L, -1));
 			}
 		}
 	} else if (json_object_get(ld->cur->args, name)) {
@@ -230,10 +230,10 @@ static int l_variable_body(lua_State *L)
 	json_decref(dflt);
 	if (!value) {
 		if (ld->cur->args)
-			return luaL_error(L, "module '%s' needs argument '%s'%s%s", ld->cur->prefix, name,
+			return iac_load_error(L, "module '%s' needs argument '%s'%s%s", ld->cur->prefix, name,
 					  desc ? ": " : "", desc ? desc : "");
 		if (!ld->opts->allow_missing_vars)
-			return luaL_error(L, "variable '%s' has no value: pass -var %s=VALUE, set IAC_VAR_%s, "
+			return iac_load_error(L, "variable '%s' has no value: pass -var %s=VALUE, set IAC_VAR_%s, "
 					  "or give it a default", name, name, name);
 		value = iac_value_unknown();
 	}
@@ -241,7 +241,7 @@ static int l_variable_body(lua_State *L)
 	    !(!strcmp(type, "list") && json_is_object(value) && !json_object_size(value))) {
 		const char *got = json_kind(value);
 		json_decref(value);
-		return luaL_error(L, "variable '%s' must be a %s, got a %s", name, type, got);
+		return iac_load_error(L, "variable '%s' must be a %s, got a %s", name, type, got);
 	}
 	if (sensitive) {
 		if (json_is_string(value))
@@ -277,7 +277,7 @@ static int var_index(lua_State *L)
 	const char *name = luaL_checkstring(L, 2);
 	json_t *v = json_object_get(ld->cur->vars, name);
 	if (!v)
-		return luaL_error(L, "undeclared variable '%s': declare it first with variable \"%s\" { ... }",
+		return iac_load_error(L, "undeclared variable '%s': declare it first with variable \"%s\" { ... }",
 				  name, name);
 	iac_lua_push_json(L, v);
 	return 1;
@@ -285,7 +285,7 @@ static int var_index(lua_State *L)
 
 static int var_newindex(lua_State *L)
 {
-	return luaL_error(L, "variables are read-only; use a local for derived values");
+	return iac_load_error(L, "variables are read-only; use a local for derived values");
 }
 
 void iac_vars_install(lua_State *L)

@@ -1,0 +1,195 @@
+/* cmd_rollback: `iac rollback [DEPLOYMENT...] [-force]` — the emergency
+ * switch back to the standby colour.
+ *
+ * It reads state only: no configuration is loaded (it may be mid-edit and
+ * broken), nothing is refreshed. Providers are configured from the copy of
+ * their settings the last apply saved in state. If an apply holds the
+ * lock, -force stops it (as two Ctrl-C would: nothing new starts, running
+ * operations are cancelled) and takes the lock; the preemption is recorded.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iac/cli/session.h"
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+#include "iac/state/history.h"
+
+#ifdef IAC_HAVE_PROVIDER_DEPLOY
+#include "providers/deploy/deploy.h"
+#endif
+
+#define ROLLBACK_FLAGS (IAC_F_JSON | IAC_F_LOCK)
+
+static int force_flag;
+
+static int matches(const char *addr, const iac_strlist *names)
+{
+	if (!names->n)
+		return 1;
+	for (size_t i = 0; i < names->n; i++) {
+		const char *n = names->items[i];
+		size_t al = strlen(addr), nl = strlen(n);
+		if (!strcmp(addr, n) || (al > nl && addr[al - nl - 1] == '.' && !strcmp(addr + al - nl, n)))
+			return 1;
+	}
+	return 0;
+}
+
+/* Take the lock; with -force, stop a running holder and take it anyway. */
+static int take_lock(iac_session *s, json_t **preempted)
+{
+	json_t *stale = NULL;
+	*preempted = NULL;
+	int rc = iac_lock_acquire(&s->lk, &stale, ".", "rollback", s->lock_timeout_ms);
+	json_decref(stale);
+	if (rc != IAC_ELOCKED)
+		return rc;
+	if (!force_flag) {
+		iac_log_error("%s\nan emergency rollback can preempt it: iac rollback -force", iac_err_last());
+		return IAC_ELOCKED;
+	}
+	json_t *holder = NULL;
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	if (iac_lock_holder(&holder, ".") == 0) {
+		pid_t pid = (pid_t)json_integer_value(json_object_get(holder, "pid"));
+		const char *hh = json_string_value(json_object_get(holder, "host"));
+		if (pid > 1 && hh && !strcmp(hh, host)) {
+			/* like two Ctrl-C: start nothing new, cancel what runs */
+			kill(pid, SIGINT);
+			usleep(20 * 1000);
+			kill(pid, SIGINT);
+			iac_lock_acquire(&s->lk, NULL, ".", "rollback", 300);
+		}
+	}
+	if (!s->lk && iac_lock_preempt(&s->lk, preempted, ".", "rollback") < 0) {
+		json_decref(holder);
+		iac_session_error("cannot take the lock even with -force");
+		return IAC_ERR;
+	}
+	if (!*preempted)
+		*preempted = holder ? holder : json_object();
+	else
+		json_decref(holder);
+	iac_log_warn("preempted the lock held by 'iac %s' (pid %lld); it was told to stop",
+		     json_string_value(json_object_get(*preempted, "command")) ?: "?",
+		     (long long)json_integer_value(json_object_get(*preempted, "pid")));
+	return 0;
+}
+
+int iac_cmd_rollback(int argc, char **argv)
+{
+	iac_session s;
+	iac_strlist names = { 0 };
+	json_t *preempted = NULL, *report = json_array();
+	double t0 = iac_now_ms();
+	int rc = 1, done = 0, failed = 0;
+
+	iac_session_init(&s, "rollback");
+	/* -force is this command's own flag; pick it out before the shared parser */
+	int n = 0;
+	char **rest = iac_xcalloc((size_t)argc + 1, sizeof(char *));
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "-force") || !strcmp(argv[i], "--force"))
+			force_flag = 1;
+		else
+			rest[n++] = argv[i];
+	}
+	if (iac_session_args(&s, ROLLBACK_FLAGS, n, rest, &names) < 0)
+		goto out;
+#ifndef IAC_HAVE_PROVIDER_DEPLOY
+	iac_log_error("this iac was built without the deploy provider");
+	goto out;
+#else
+	if (take_lock(&s, &preempted) < 0)
+		goto out;
+	if (iac_state_open(&s.st, ".") < 0) {
+		iac_session_error(NULL);
+		goto out;
+	}
+	s.pv = iac_providers_new(iac_state_extra(s.st, "providers"), NULL, ".");
+	size_t na;
+	const char **addrs = iac_state_addresses(s.st, &na);
+	for (size_t i = 0; i < na; i++) {
+		json_t *e = iac_state_get(s.st, addrs[i]);
+		if (strcmp(json_string_value(json_object_get(e, "type")) ?: "", "deploy.blue_green") != 0 ||
+		    !matches(addrs[i], &names))
+			continue;
+		iac_rctx ctx;
+		json_t *attrs = NULL;
+		iac_rollback_result r;
+		char *addr = iac_xstrdup(addrs[i]);
+		iac_providers_ctx(&ctx, s.pv, &iac_provider_deploy, addr, &iac_cancel_requested);
+		if (iac_deploy_rollback(&ctx, &attrs, &r, json_object_get(e, "attributes")) < 0) {
+			iac_log_error("%s: rollback failed: %s", addr, iac_err_last());
+			json_array_append_new(report, json_pack("{s:s,s:b,s:s}", "deployment", addr, "ok", 0,
+								"error", iac_err_last()));
+			failed++;
+			free(addr);
+			continue;
+		}
+		json_t *entry = json_copy(e);
+		json_object_set_new(entry, "attributes", attrs);
+		json_object_del(entry, "pending");
+		iac_state_put(s.st, entry);
+		json_t *ev = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:f,s:f,s:b}", "command", "rollback",
+				       "deployment", addr, "from_colour", r.from_colour, "to_colour", r.to_colour,
+				       "from_version", r.from_version, "to_version", r.to_version,
+				       "switch_ms", r.switch_ms, "total_ms", r.total_ms, "forced", force_flag);
+		if (preempted)
+			json_object_set(ev, "preempted", preempted);
+		json_array_append(report, ev);
+		iac_history_add(s.st, ev);
+		if (!s.json)
+			printf("%s%s%s: rolled back %s (%s) -> %s (%s) in %.0f ms; %s is marked bad\n",
+			       iac_color(IAC_C_GREEN), addr, iac_color(IAC_C_RESET), r.from_colour, r.from_version,
+			       r.to_colour, r.to_version, r.total_ms, r.from_version);
+		done++;
+		free(addr);
+	}
+	free(addrs);
+	if (!done && !failed) {
+		iac_log_error(names.n ? "no deployment named '%s' in state; 'iac state list' shows what there is"
+				      : "no deployment in state to roll back%s",
+			      names.n ? names.items[0] : "");
+		goto out;
+	}
+	if (iac_state_flush(s.st) < 0) {
+		iac_session_error("cannot save state after the rollback (the journal has it)");
+		goto out;
+	}
+	rc = failed ? 1 : 0;
+#endif
+out:
+	if (s.json) {
+		json_t *doc = json_pack("{s:b,s:O,s:f}", "ok", rc == 0, "rollbacks", report,
+					"seconds", (iac_now_ms() - t0) / 1e3);
+		char *text = json_dumps(doc, JSON_INDENT(2));
+		printf("%s\n", text);
+		free(text);
+		json_decref(doc);
+	}
+	json_decref(report);
+	json_decref(preempted);
+	free(rest);
+	iac_session_close(&s);
+	iac_strlist_free(&names);
+	return rc;
+}
+
+void iac_help_rollback(void)
+{
+	printf("\nusage: iac rollback [DEPLOYMENT...] [-force] [-json]\n\n"
+	       "Switches each named deployment (all of them when none is named) back to its\n"
+	       "standby colour, which is still running: no plan, no refresh, about a second.\n"
+	       "The version rolled back from is marked bad; deploying it again needs\n"
+	       "'iac apply -allow-bad'. If an apply holds the lock, -force stops it and takes\n"
+	       "the lock (recorded in the change history).\n");
+	iac_session_usage(ROLLBACK_FLAGS);
+	printf("  -force                   preempt a running apply's lock\n");
+}
