@@ -306,6 +306,7 @@ static void make_ready(lt_vu *vu)
 
 void lt_vu_sleep(lt_vu *vu, double ms)
 {
+	vu->did_io = 1;
 	vu->state = VU_TIMER;
 	heap_push(vu->w, vu->w->now + (uint64_t)(ms * 1e3), vu);
 }
@@ -323,10 +324,19 @@ static void conn_close(lt_vu *vu)
 
 static void on_request_done(lt_vu *vu, int status, enum iac_lt_errkind err, int failed);
 
+static void make_ready(lt_vu *vu);
+
 static void vu_fail(lt_vu *vu, enum iac_lt_errkind k)
 {
 	conn_close(vu);
 	record_failure(vu, k);
+	if (vu->in_send) {
+		/* the coroutine that asked is still running (it has not yielded
+		 * yet): hand it the failure from the loop instead */
+		vu->deferred = 1 + (int)k;
+		make_ready(vu);
+		return;
+	}
 	on_request_done(vu, 0, k, 1);
 }
 
@@ -429,6 +439,7 @@ static uint64_t start_time(lt_vu *vu)
 
 void lt_vu_request(lt_vu *vu, int addr, size_t ep)
 {
+	vu->did_io = 1;
 	vu->want_addr = addr;
 	vu->ep = ep;
 	vu->req = vu->out.ptr;
@@ -436,7 +447,9 @@ void lt_vu_request(lt_vu *vu, int addr, size_t ep)
 	vu->t_start = start_time(vu);
 	iac_buf_clear(&vu->hbuf);
 	iac_buf_clear(&vu->bbuf);
+	vu->in_send = 1;
 	vu_send(vu);
+	vu->in_send = 0;
 }
 
 /* ---- HTTP parsing -------------------------------------------------- */
@@ -627,6 +640,7 @@ static void start_iteration(lt_vu *vu)
 {
 	iac_lt_worker *w = vu->w;
 	vu->busy = 1;
+	vu->did_io = 0;
 	vu->iteration++;
 	if (w->flow_ref[vu->scen] == LUA_NOREF) {
 		vu->want_addr = w->pre_addr[vu->scen];
@@ -671,10 +685,13 @@ static void iteration_done(lt_vu *vu, int counted, int failed)
 		lt_vu_sleep(vu, ms);
 		return;
 	}
-	if (w->flow_ref[vu->scen] == LUA_NOREF && !failed)
-		start_iteration(vu);   /* plain: the next request right away */
+	/* the next iteration right away, unless the last one never waited (a
+	 * flow without requests, or a refused connect): that could recurse
+	 * without end, so it goes through the ready list */
+	if (w->flow_ref[vu->scen] == LUA_NOREF ? !failed : vu->did_io)
+		start_iteration(vu);
 	else
-		make_ready(vu);        /* a flow may do no I/O: never recurse */
+		make_ready(vu);
 }
 
 static void resume(lt_vu *vu, int nargs)
@@ -1054,6 +1071,12 @@ static void worker_loop(iac_lt_worker *w)
 			for (size_t i = 0; i < nr; i++) {
 				lt_vu *vu = batch[i];
 				vu->queued = 0;
+				if (vu->deferred) {
+					enum iac_lt_errkind k = (enum iac_lt_errkind)(vu->deferred - 1);
+					vu->deferred = 0;
+					on_request_done(vu, 0, k, 1);
+					continue;
+				}
 				if (vu->state != VU_READY)
 					continue;
 				if (w->ending || vu->stopping)

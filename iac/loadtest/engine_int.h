@@ -40,6 +40,9 @@ typedef struct lt_vu {
 	int stopping;               /* stop at the end of this iteration */
 	int in_lua;                 /* the coroutine is suspended in a u: call */
 	int queued;                 /* in w->ready */
+	int did_io;                 /* this iteration waited for something */
+	int in_send;                /* inside lt_vu_request: the coroutine is running */
+	int deferred;               /* 1 + the error kind of a request that failed in_send */
 	int fd;
 	int addr;                   /* w->addrs index the socket is connected to */
 	int reused;                 /* the connection already carried a response */

@@ -68,6 +68,21 @@ rc=0
 [ "$rc" = 99 ] || fail "error_rate threshold on a dead target must exit 99, got $rc"
 [ "$(json "$T/dead.json" "d['errors']['by_kind'].get('connect', 0) > 0")" = True ] || fail "connect errors not counted"
 
+# the same from a flow: u:get gets r.error = "connect", the flow goes on
+cat > "$T/deadflow.lua" <<EOF2
+target "http://127.0.0.1:$DEAD"
+scenario "f" {
+  flow = function(u)
+    local r = u:get("/x")
+    u:check(r.status == 0 and r.error == "connect", "refused seen")
+  end,
+}
+load { vus = 2, duration = "0.5s" }
+EOF2
+"$IAC" loadtest "$T/deadflow.lua" -json "$T/deadflow.json" > "$T/deadflow.out" || fail "dead flow run exited $?"
+[ "$(json "$T/deadflow.json" "d['checks']['refused seen']['fails'] == 0 and d['checks']['refused seen']['passes'] > 10")" = True ] ||
+	fail "a flow did not see its connect errors: $(cat "$T/deadflow.out")"
+
 # help
 "$IAC" help loadtest > "$T/help" || fail "help exited $?"
 for f in -duration -vus -rate -threads -json -html -quiet "exit codes" 99; do
