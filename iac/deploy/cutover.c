@@ -11,6 +11,7 @@
 #include "iac/deploy/probe.h"
 
 #define ROLLBACK_BUDGET_MS 1000.0
+#define ROLLBACK_DRAIN_MS 200.0
 
 static void sleep_ms(double ms)
 {
@@ -179,8 +180,12 @@ static int move(iac_cutover_result *out, iac_haproxy *h, const iac_cutover_opts 
 	/* 3. wait for the old colour's sessions to end */
 	double drain_timeout = o->drain_timeout_ms;
 	if (rollback) {
+		/* short requests finish in this time; a long one must not hold
+		 * the operator: its server stays in drain (no new requests) */
 		double left = ROLLBACK_BUDGET_MS - 100 - (iac_now_ms() - t0);
-		if (drain_timeout <= 0 || drain_timeout > left)
+		if (drain_timeout <= 0)
+			drain_timeout = ROLLBACK_DRAIN_MS;
+		if (drain_timeout > left)
 			drain_timeout = left > 0 ? left : 0;
 	} else if (drain_timeout <= 0) {
 		drain_timeout = 30000;
@@ -193,6 +198,23 @@ static int move(iac_cutover_result *out, iac_haproxy *h, const iac_cutover_opts 
 		    pick(to_rows, rows, nrows, h, o->backend, o->to, o->n_to) < 0)
 			goto fail;
 		out->sessions_left = sessions(from_rows, o->n_from);
+		/* someone else (a rollback preempting this apply, another
+		 * switch) moved the traffic: finishing would put the servers
+		 * that now serve in maint, so stop and touch nothing */
+		const iac_haproxy_stat *moved = NULL;
+		for (size_t i = 0; i < o->n_to && !moved; i++)
+			if (iac_str_starts(to_rows[i]->status, "DRAIN") || iac_str_starts(to_rows[i]->status, "MAINT"))
+				moved = to_rows[i];
+		for (size_t i = 0; i < o->n_from && !moved; i++)
+			if (iac_str_starts(from_rows[i]->status, "UP"))
+				moved = from_rows[i];
+		if (moved) {
+			iac_err_set("backend '%s' changed during the %s to %s: '%s' is %s now (a rollback or "
+				    "another switch?); leaving the servers as they are", o->backend,
+				    verb, iac_buf_cstr(&names), moved->svname, moved->status);
+			rc = IAC_ECONFLICT;
+			goto fail;
+		}
 		size_t down = 0;
 		for (size_t i = 0; i < o->n_to; i++)
 			if (server_down(to_rows[i])) {

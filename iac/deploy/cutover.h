@@ -21,9 +21,12 @@
  * (the way Argo Rollouts' abort flips the active service back to the stable
  * pods that scaleDownDelay kept running, rather than Kamal's redeploy): the
  * standby colour is still running, so it is ready + drain in two API round
- * trips; the drain wait is bounded by what is left of a 1 s budget, and
- * servers still busy then stay in drain (they get no new requests) instead
- * of delaying the rollback. iac_cutover_finish() puts them in maint later.
+ * trips; the drain wait is 200 ms at most (and never beyond a 1 s budget),
+ * and servers still busy then stay in drain (they get no new requests)
+ * instead of delaying the rollback. iac_cutover_finish() puts them in maint
+ * later. (HAProxy 2.6 lets requests in flight on a server put in maint
+ * finish, as tests/haproxy/test_rollback.sh shows; drain-then-maint keeps
+ * the order the issue asks for and works with `shutdown-sessions` too.)
  *
  * Ownership: the handle and the name arrays are borrowed for the call.
  */
@@ -44,7 +47,7 @@ typedef struct {
 	size_t n_from;
 	double up_timeout_ms;       /* `to` must be up within; <= 0: 3000 (rollback 300) */
 	double drain_timeout_ms;    /* `from` sessions must reach 0 within; <= 0: 30000
-	                               (rollback: what is left of the 1 s budget) */
+	                               (rollback: 200, never beyond the 1 s budget) */
 	int leave_drain;            /* 1: on drain timeout leave `from` in drain (rollback
 	                               default); 0: maint anyway (in-flight requests finish) */
 	int wait_check;             /* 1: also wait for HAProxy's own check of `to` after
@@ -72,6 +75,11 @@ typedef struct {
 	int persisted;              /* 1 when the state file was written */
 } iac_cutover_result;
 
+/* 0 when traffic is on `to`; -1 when it is not (the message says where it
+ * is: the steps above undo what they did); IAC_ECONFLICT when someone else
+ * changed the servers' states during the drain wait (typically an emergency
+ * rollback preempting an apply): nothing more is touched. The result is
+ * filled in every case. */
 int iac_cutover_switch(iac_cutover_result *out, iac_haproxy *h, const iac_cutover_opts *opts);
 int iac_cutover_rollback(iac_cutover_result *out, iac_haproxy *h, const iac_cutover_opts *opts);
 

@@ -14,11 +14,13 @@
  *   save-state ADDR FILE
  *   switch ADDR BACKEND -to a,b -from c,d [-rollback] [-state-file F] [-verify URL]... [-wait-check]
  *          [-watch URL -new-body TEXT [-watch-after 500ms]]
+ *   finish ADDR BACKEND SERVER... [-timeout 30s] [-force]   drained servers -> maint
  *   health URL... [-path /health] [-expect 200] [-interval 500ms] [-healthy 3] [-timeout 30s]
  *   analysis URL... [-duration 10s] [-concurrency 4] [-rate N] [-max-error-rate 0.01] [-max-p99 300ms]
  *   prom URL QUERY [-max X] [-min Y]
  *
- * Exit status: 0 ok / gate passed, 1 failed (message on stderr), 2 usage.
+ * Exit status: 0 ok / gate passed, 1 failed (message on stderr), 2 usage,
+ * 3 a switch found its servers changed by someone else (IAC_ECONFLICT).
  */
 #include <curl/curl.h>
 #include <jansson.h>
@@ -275,6 +277,33 @@ static int cmd_save_state(int argc, char **argv)
 	return rc;
 }
 
+static int cmd_finish(int argc, char **argv)
+{
+	double timeout = 30000;
+	int force = 0;
+	iac_opt opts[] = {
+		{ "timeout", IAC_OPT_DURATION, &timeout, "" },
+		{ "force", IAC_OPT_BOOL, &force, "" },
+		{ NULL, 0, NULL, NULL },
+	};
+	iac_strlist pos = { 0 };
+	iac_haproxy *h = NULL;
+	int rc = 0;
+
+	if (iac_args_parse(opts, "finish", argc, argv, &pos) < 0)
+		return fail();
+	if (pos.n < 3) {
+		iac_strlist_free(&pos);
+		return usage("finish ADDR BACKEND SERVER... [-timeout 30s] [-force]");
+	}
+	if (open_api(&h, pos.items[0]) < 0 ||
+	    iac_cutover_finish(h, pos.items[1], (const char *const *)pos.items + 2, pos.n - 2, timeout, force) != 0)
+		rc = fail();
+	iac_haproxy_free(h);
+	iac_strlist_free(&pos);
+	return rc;
+}
+
 /* ---- switch with a watcher measuring when 100 % reach the new colour ---- */
 
 typedef struct {
@@ -484,6 +513,7 @@ static int cmd_switch(int argc, char **argv)
 	print_json(out);
 	if (sw < 0) {
 		fprintf(stderr, "error: %s\n", saved_err);
+		rc = sw == IAC_ECONFLICT ? 3 : 1;
 		goto done;
 	}
 	rc = 0;
@@ -597,7 +627,7 @@ int main(int argc, char **argv)
 		{ "render", cmd_render }, { "check", cmd_check }, { "start", cmd_start },
 		{ "stop", cmd_stop }, { "reload", cmd_reload }, { "cmd", cmd_cmd },
 		{ "stat", cmd_stat }, { "state", cmd_state }, { "weight", cmd_weight },
-		{ "save-state", cmd_save_state }, { "switch", cmd_switch },
+		{ "save-state", cmd_save_state }, { "switch", cmd_switch }, { "finish", cmd_finish },
 		{ "health", cmd_health }, { "analysis", cmd_analysis }, { "prom", cmd_prom },
 	};
 	if (argc < 2)

@@ -100,6 +100,10 @@ wait_http() {   # URL [SECONDS]: until it answers anything
 apps_start() {
     local conf=$W/nginx.conf spec port colour mode
     mkdir -p "$W/nginx"
+    # /slow: 400 KiB at 40 KiB/s keeps a session open for about 10 s (the
+    # worker runs as nobody: it must reach the file)
+    head -c 409600 /dev/zero > "$W/nginx/slow.bin"
+    chmod 711 "$W"; chmod 755 "$W/nginx"; chmod 644 "$W/nginx/slow.bin"
     cat > "$conf" <<EOF
 pid $W/nginx/nginx.pid;
 error_log $W/nginx/error.log;
@@ -122,6 +126,7 @@ EOF
             health500) echo "        location = /health { return 500 \"sick\\n\"; }" ;;
             *) echo "        location = /health { return 200 \"ok\\n\"; }" ;;
             esac
+            echo "        location = /slow { default_type application/octet-stream; alias $W/nginx/slow.bin; limit_rate 40k; }"
             if [ "$mode" = err5 ]; then
                 echo "        location / { if (\$fail5) { return 500 \"error\\n\"; } return 200 \"$colour\\n\"; }"
             else
