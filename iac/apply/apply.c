@@ -519,8 +519,14 @@ int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_st
 			res->failed++;
 	}
 	free(status);
-	if (!plan->targets && !res->failed && !res->skipped && !res->not_started)
-		iac_apply_outputs(cfg, st);
+	if (!plan->targets && !res->failed && !res->skipped && !res->not_started) {
+		if (plan->destroy) {
+			if (json_object_size(iac_state_outputs(st)))
+				iac_state_set_outputs(st, json_object());
+		} else {
+			iac_apply_outputs(cfg, st);
+		}
+	}
 	if (res->failed || res->skipped)
 		rc = IAC_ERR;
 	if (res->not_started || (opts->stop && *opts->stop))

@@ -51,8 +51,11 @@ int iac_cmd_plan(int argc, char **argv)
 	if (iac_session_load(&s) < 0 || iac_session_open_state(&s, 1) < 0)
 		goto done;
 	iac_session_signals(1);
-	if (iac_session_plan(&s, &plan) < 0)
+	if (iac_session_plan(&s, &plan) < 0) {
+		if (iac_stop_requested)
+			rc = 130;
 		goto done;
+	}
 	if (s.json)
 		print_json(iac_plan_json(plan));
 	else
@@ -88,11 +91,12 @@ static int confirm(iac_session *s)
 			      "or save a plan with 'iac plan -out=FILE' and run 'iac apply FILE'", s->command);
 		return 0;
 	}
-	printf("\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  "
-	       "Enter a value: ");
-	fflush(stdout);
+	FILE *out = s->json ? stderr : stdout;
+	fprintf(out, "\nDo you want to perform these actions?\n  Only 'yes' will be accepted to approve.\n\n  "
+		"Enter a value: ");
+	fflush(out);
 	if (!fgets(line, sizeof(line), stdin) || strcmp(line, "yes\n") != 0) {
-		printf("\n%s cancelled.\n", !strcmp(s->command, "destroy") ? "Destroy" : "Apply");
+		fprintf(out, "\n%s cancelled.\n", !strcmp(s->command, "destroy") ? "Destroy" : "Apply");
 		return 0;
 	}
 	return 1;
@@ -118,7 +122,8 @@ static void print_outputs(iac_state *st)
 
 static json_t *result_json(const iac_apply_result *r, int rc)
 {
-	return json_pack("{s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:f}", "ok", rc == 0, "interrupted", rc == IAC_EINTR,
+	return json_pack("{s:b,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:f}", "ok", rc == 0, "changes", 1,
+			 "interrupted", rc == IAC_EINTR,
 			 "added", (json_int_t)r->added, "changed", (json_int_t)r->changed,
 			 "destroyed", (json_int_t)r->destroyed, "failed", (json_int_t)r->failed,
 			 "skipped", (json_int_t)r->skipped, "not_started", (json_int_t)r->not_started,
@@ -158,11 +163,11 @@ static int run_apply(iac_session *s, iac_plan *plan)
 	iac_state_flush(s->st);
 
 	if (rc == 0) {
-		fprintf(stderr, "\n");
-		iac_log_write(stdout, "");
-		printf("%s%s complete!%s Resources: %zu added, %zu changed, %zu destroyed.\n",
-		       iac_color(IAC_C_GREEN), s->destroy ? "Destroy" : "Apply", iac_color(IAC_C_RESET),
-		       res.added, res.changed, res.destroyed);
+		/* with -json, stdout carries the JSON document alone */
+		FILE *out = s->json ? stderr : stdout;
+		fprintf(out, "\n%s%s complete!%s Resources: %zu added, %zu changed, %zu destroyed.\n",
+			iac_color(IAC_C_GREEN), s->destroy ? "Destroy" : "Apply", iac_color(IAC_C_RESET),
+			res.added, res.changed, res.destroyed);
 		exit_code = 0;
 	} else {
 		size_t done = res.added + res.changed + res.destroyed;
@@ -267,13 +272,15 @@ static int apply_or_destroy(int argc, char **argv, int destroy)
 		if (!s.json)
 			print_plan(plan);
 		if (!iac_plan_has_changes(plan)) {
-			if (s.json)
-				print_json(json_pack("{s:b,s:b,s:i,s:i,s:i}", "ok", 1, "changes", 0, "added", 0,
-						     "changed", 0, "destroyed", 0));
 			/* refresh may have adopted objects; keep state in step */
 			iac_apply_opts ao = { s.parallelism, &iac_stop_requested, &iac_cancel_requested };
 			iac_apply_result res;
-			iac_apply_run(&res, plan, s.cfg, s.st, s.pv, &ao);
+			int arc = iac_apply_run(&res, plan, s.cfg, s.st, s.pv, &ao);
+			if (s.json) {
+				json_t *doc = result_json(&res, arc);
+				json_object_set_new(doc, "changes", json_false());
+				print_json(doc);
+			}
 			iac_apply_result_free(&res);
 			rc = 0;
 			goto done;

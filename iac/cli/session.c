@@ -208,6 +208,7 @@ int iac_session_plan(iac_session *s, iac_plan **out)
 	po.replace = s->replace.n ? (const char *const *)s->replace.items : NULL;
 	po.refresh = s->refresh;
 	po.parallelism = s->parallelism;
+	po.stop = &iac_stop_requested;
 	po.cancel = &iac_cancel_requested;
 	if (!s->pv)
 		iac_session_providers(s);

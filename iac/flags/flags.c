@@ -945,7 +945,7 @@ static void layout_add(layout *l, uint64_t lo, uint64_t hi, const char *variant)
 
 /* Only the shapes a flag can have for this to be exact: no targeting, or a
  * top-level fractional with literal buckets. Anything else is refused. */
-static int layout_of(layout *l, const char *name, const json_t *flag)
+static int layout_of(layout *l, const char *which, const json_t *flag)
 {
 	const char *state, *def;
 	json_t *targeting, *frac, *e;
@@ -972,7 +972,7 @@ static int layout_of(layout *l, const char *name, const json_t *flag)
 	}
 	frac = json_object_get(targeting, "fractional");
 	if (json_object_size(targeting) != 1 || !json_is_array(frac))
-		return iac_err_set("flag '%s': targeting is not a plain fractional rollout; cannot tell who moves", name);
+		return iac_err_set("the %s targeting is not a plain fractional rollout; cannot tell who moves", name);
 	e = json_array_get(frac, 0);
 	if (e && !json_is_array(e)) {
 		l->bucket_by = e;
@@ -982,7 +982,7 @@ static int layout_of(layout *l, const char *name, const json_t *flag)
 		e = json_array_get(frac, i);
 		json_t *w = json_array_get(e, 1);
 		if (!json_is_array(e) || !json_is_string(json_array_get(e, 0)) || (w && !json_is_integer(w)))
-			return iac_err_set("flag '%s': fractional entry %zu is not [\"variant\", weight]", name, i);
+			return iac_err_set("the %s fractional entry %zu is not [\"variant\", weight]", name, i);
 		total += w ? (json_integer_value(w) > 0 ? (uint64_t)json_integer_value(w) : 0) : 1;
 	}
 	l->fractional = 1;

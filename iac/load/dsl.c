@@ -512,7 +512,8 @@ static int l_hosts(lua_State *L)
 	size_t i;
 	int n = 0;
 
-	if (!lua_isnoneornil(L, 1))
+	lua_settop(L, 1);   /* index 1 is the filter (or nil) in every case */
+	if (!lua_isnil(L, 1))
 		luaL_checktype(L, 1, LUA_TTABLE);
 	lua_newtable(L);
 	lua_getfield(L, LUA_REGISTRYINDEX, HOSTS_KEY);

@@ -252,6 +252,21 @@ static int l_require(lua_State *L)
 		return iac_load_error(L, "module '%s' not found in the configuration directory or the "
 				  "shipped modules", name);
 	}
+	{
+		/* a symlink must not lead out of the sandbox */
+		char real[PATH_MAX];
+		size_t cl = strlen(ld->cfg->dir), ml = strlen(ld->modules_dir);
+		char mreal[PATH_MAX];
+		const char *mdir = realpath(ld->modules_dir, mreal) ? mreal : ld->modules_dir;
+		ml = strlen(mdir);
+		if (!realpath(found, real) ||
+		    !((!strncmp(real, ld->cfg->dir, cl) && real[cl] == '/') || (!strncmp(real, mdir, ml) && real[ml] == '/'))) {
+			for (int i = 0; i < 6; i++)
+				free(cand[i]);
+			return iac_load_error(L, "require '%s': it resolves outside the configuration directory "
+					      "(through a symbolic link); require only loads files inside it", name);
+		}
+	}
 	lua_getfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
 	lua_getfield(L, -1, found);
 	if (!lua_isnil(L, -1)) {

@@ -173,7 +173,7 @@ int iac_loadtest_main(int argc, char **argv)
 	iac_lt_config cfg;
 	iac_lt_run run;
 	iac_lt_result res;
-	iac_lt_host **hosts = NULL;
+	iac_lt_hosts *hosts = NULL;
 	int rc = 1, have_cfg = 0, have_run = 0;
 	memset(&res, 0, sizeof(res));
 
@@ -202,12 +202,8 @@ int iac_loadtest_main(int argc, char **argv)
 		goto done;
 	}
 	raise_nofile();
-	if (cfg.hosts.n) {
-		hosts = iac_xcalloc(cfg.hosts.n, sizeof(*hosts));
-		for (size_t i = 0; i < cfg.hosts.n; i++)
-			if (!(hosts[i] = iac_lt_host_open(cfg.hosts.items[i])))
-				iac_log_warn("%s", iac_err_last());
-	}
+	if (cfg.hosts.n)
+		hosts = iac_lt_hosts_open(&cfg.hosts, cfg.ssh_key, cfg.known_hosts);
 	if (cfg.haproxy) {
 		iac_lt_hap_sample hs;
 		if (iac_lt_haproxy_sample(&hs, cfg.haproxy, 500) < 0)
@@ -255,11 +251,7 @@ int iac_loadtest_main(int argc, char **argv)
 		if (cfg.hosts.n) {
 			hc = iac_xmalloc(cfg.hosts.n * sizeof(double));
 			hm = iac_xmalloc(cfg.hosts.n * sizeof(double));
-			for (size_t i = 0; i < cfg.hosts.n; i++) {
-				hc[i] = hm[i] = NAN;
-				if (hosts[i])
-					iac_lt_host_sample(hosts[i], &hc[i], &hm[i]);
-			}
+			iac_lt_hosts_sample(hosts, hc, hm);
 		}
 		pthread_mutex_lock(&run.mu);
 		iac_lt_second *x = iac_lt_engine_slot(&run, next_sec);
@@ -342,11 +334,7 @@ int iac_loadtest_main(int argc, char **argv)
 	}
 
 done:
-	if (hosts) {
-		for (size_t i = 0; i < cfg.hosts.n; i++)
-			iac_lt_host_close(hosts[i]);
-		free(hosts);
-	}
+	iac_lt_hosts_close(hosts);
 	iac_lt_result_free(&res);
 	if (have_run)
 		iac_lt_engine_free(&run);

@@ -14,7 +14,11 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/log.h"
 #include "iac/core/util.h"
+#ifdef IAC_LT_HAVE_SSH
+#include "providers/ssh/ssh_conn.h"
+#endif
 
 static int connect_stats(const char *addr, double timeout_ms)
 {
@@ -217,31 +221,25 @@ int iac_lt_host_parse(double *cpu_pct, double *mem_pct, iac_lt_cpu_prev *prev, c
 	return 0;
 }
 
-struct iac_lt_host {
-	char *name;
+typedef struct {
+	const char *name;             /* as written, borrowed */
 	int local;
+	int ok;
 	iac_lt_cpu_prev prev;
+#ifdef IAC_LT_HAVE_SSH
+	iac_ssh_conn *conn;
+#endif
+} lt_host;
+
+struct iac_lt_hosts {
+	lt_host *h;
+	size_t n;
+#ifdef IAC_LT_HAVE_SSH
+	iac_ssh_pool *pool;
+#endif
 };
 
-iac_lt_host *iac_lt_host_open(const char *name)
-{
-	if (strcmp(name, "local") && strcmp(name, "localhost")) {
-		/* Remote hosts need an SSH channel (libssh2, providers/ssh) that
-		 * runs `cat /proc/stat /proc/meminfo` and hands the text to
-		 * iac_lt_host_parse(); that library is not in the tree yet. */
-		iac_err_set("cannot observe host '%s': sampling over SSH is not available in this build "
-			    "(only \"local\" is); the run continues without it", name);
-		return NULL;
-	}
-	iac_lt_host *h = iac_xcalloc(1, sizeof(*h));
-	h->name = iac_xstrdup(name);
-	h->local = 1;
-	double c, m;
-	iac_lt_host_sample(h, &c, &m);   /* prime the CPU counters */
-	return h;
-}
-
-int iac_lt_host_sample(iac_lt_host *h, double *cpu_pct, double *mem_pct)
+static int read_local(char **text)
 {
 	char *a = NULL, *b = NULL;
 	size_t al, bl;
@@ -251,18 +249,133 @@ int iac_lt_host_sample(iac_lt_host *h, double *cpu_pct, double *mem_pct)
 		free(a);
 		return IAC_ERR;
 	}
-	char *text = iac_xasprintf("%s\n%s", a, b);
-	int rc = iac_lt_host_parse(cpu_pct, mem_pct, &h->prev, text);
-	free(text);
+	*text = iac_xasprintf("%s\n%s", a, b);
 	free(a);
 	free(b);
-	return rc;
+	return 0;
 }
 
-void iac_lt_host_close(iac_lt_host *h)
+static int read_host(iac_lt_hosts *hs, lt_host *h, char **text)
 {
-	if (!h)
+	if (h->local)
+		return read_local(text);
+#ifdef IAC_LT_HAVE_SSH
+	iac_ssh_result res;
+	memset(&res, 0, sizeof(res));
+	int rc = iac_ssh_exec(h->conn, &res, "cat /proc/stat /proc/meminfo", NULL, 0, 800, NULL);
+	if (rc == 0 && res.status != 0)
+		rc = iac_err_set("'cat /proc/stat /proc/meminfo' on '%s' exited %d", h->name, res.status);
+	if (rc == 0)
+		*text = iac_xstrdup(res.out ? res.out : "");
+	iac_ssh_result_free(&res);
+	return rc < 0 ? IAC_ERR : 0;
+#else
+	(void)hs;
+	return iac_err_set("cannot observe host '%s': this build has no SSH connection pool", h->name);
+#endif
+}
+
+#ifdef IAC_LT_HAVE_SSH
+/* "[user@]address[:port]" */
+static int ssh_connect(iac_lt_hosts *hs, lt_host *h)
+{
+	char *spec = iac_xstrdup(h->name), *user = NULL, *addr = spec;
+	char *at = strchr(spec, '@');
+	int port = 0;
+	if (at) {
+		*at = 0;
+		user = spec;
+		addr = at + 1;
+	}
+	char *colon = strrchr(addr, ':');
+	if (colon && !strchr(colon, ']')) {
+		*colon = 0;
+		port = atoi(colon + 1);
+	}
+	if (addr[0] == '[') {
+		addr++;
+		addr[strcspn(addr, "]")] = 0;
+	}
+	iac_ssh_target t = { h->name, addr, port, user };
+	int rc = iac_ssh_pool_get(hs->pool, &h->conn, &t, NULL);
+	free(spec);
+	return rc;
+}
+#endif
+
+iac_lt_hosts *iac_lt_hosts_open(const iac_strlist *names, const char *ssh_key, const char *known_hosts)
+{
+	iac_lt_hosts *hs = iac_xcalloc(1, sizeof(*hs));
+	hs->n = names->n;
+	hs->h = iac_xcalloc(names->n ? names->n : 1, sizeof(*hs->h));
+	for (size_t i = 0; i < names->n; i++) {
+		lt_host *h = &hs->h[i];
+		h->name = names->items[i];
+		h->local = !strcmp(h->name, "local") || !strcmp(h->name, "localhost");
+		if (!h->local) {
+#ifdef IAC_LT_HAVE_SSH
+			if (!hs->pool) {
+				iac_ssh_options o;
+				memset(&o, 0, sizeof(o));
+				o.private_key = ssh_key;
+				o.known_hosts = known_hosts;
+				o.connect_timeout_ms = 5000;
+				o.max_channels = 2;
+				if (iac_ssh_pool_new(&hs->pool, &o) < 0) {
+					iac_log_warn("cannot observe host '%s': %s; the run continues without it", h->name,
+						     iac_err_last());
+					continue;
+				}
+			}
+			if (ssh_connect(hs, h) < 0) {
+				iac_log_warn("cannot observe host '%s': %s; the run continues without it", h->name,
+					     iac_err_last());
+				continue;
+			}
+#else
+			(void)ssh_key;
+			(void)known_hosts;
+			iac_log_warn("cannot observe host '%s': this build has no SSH connection pool (providers/ssh); "
+				     "the run continues without it", h->name);
+			continue;
+#endif
+		}
+		char *text = NULL;
+		double c, m;
+		if (read_host(hs, h, &text) < 0 || iac_lt_host_parse(&c, &m, &h->prev, text) < 0) {
+			iac_log_warn("cannot observe host '%s': %s; the run continues without it", h->name, iac_err_last());
+			free(text);
+			continue;
+		}
+		free(text);
+		h->ok = 1;   /* primed: the next sample has a CPU figure */
+	}
+	return hs;
+}
+
+void iac_lt_hosts_sample(iac_lt_hosts *hs, double *cpu_pct, double *mem_pct)
+{
+	for (size_t i = 0; i < hs->n; i++) {
+		lt_host *h = &hs->h[i];
+		cpu_pct[i] = mem_pct[i] = NAN;
+		char *text = NULL;
+		if (!h->ok || read_host(hs, h, &text) < 0) {
+			free(text);
+			continue;
+		}
+		iac_lt_host_parse(&cpu_pct[i], &mem_pct[i], &h->prev, text);
+		free(text);
+	}
+}
+
+void iac_lt_hosts_close(iac_lt_hosts *hs)
+{
+	if (!hs)
 		return;
-	free(h->name);
-	free(h);
+#ifdef IAC_LT_HAVE_SSH
+	if (hs->pool)
+		iac_ssh_pool_free(hs->pool);
+#endif
+	free(hs->h);
+	free(hs);
 }

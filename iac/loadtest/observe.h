@@ -6,15 +6,15 @@
  * backends: queue (qcur), sessions (scur), response time (rtime, HAProxy's
  * average over the last 1024 requests, ms) and the frontends' request rate.
  *
- * Hosts: CPU and memory from /proc/stat and /proc/meminfo. "local" (or
- * "localhost") reads this machine's files directly; other hosts need an SSH
- * channel that runs `cat /proc/stat /proc/meminfo`, which is not wired yet
- * (see iac_lt_host_open). The parsing is shared.
+ * Hosts: CPU and memory from /proc/stat and /proc/meminfo, read directly
+ * for "local" and over SSH for the others; the parsing is shared.
  */
 #ifndef IAC_LOADTEST_OBSERVE_H
 #define IAC_LOADTEST_OBSERVE_H
 
 #include <stdint.h>
+
+#include "iac/core/args.h"
 
 typedef struct {
 	double qcur, scur, rtime_ms, rate;
@@ -35,11 +35,16 @@ typedef struct {
  * the text of /proc/stat followed by /proc/meminfo. 0 or -1. */
 int iac_lt_host_parse(double *cpu_pct, double *mem_pct, iac_lt_cpu_prev *prev, const char *text);
 
-typedef struct iac_lt_host iac_lt_host;
-/* Open a sampler for a host named in observe.hosts. NULL with a message
- * when the host cannot be sampled. */
-iac_lt_host *iac_lt_host_open(const char *name);
-int iac_lt_host_sample(iac_lt_host *h, double *cpu_pct, double *mem_pct);
-void iac_lt_host_close(iac_lt_host *h);
+/* Samplers for the hosts named in observe.hosts: "local" (or
+ * "localhost") reads this machine's /proc; "[user@]address[:port]" runs
+ * `cat /proc/stat /proc/meminfo` over SSH (providers/ssh's connection pool,
+ * when this build has it) with ssh_key / known_hosts (NULL: ssh-agent and
+ * ~/.ssh/known_hosts). A host that cannot be reached gets a warning and NaN
+ * figures; the run goes on. */
+typedef struct iac_lt_hosts iac_lt_hosts;
+iac_lt_hosts *iac_lt_hosts_open(const iac_strlist *names, const char *ssh_key, const char *known_hosts);
+/* Fill cpu_pct[i] and mem_pct[i] (NaN when unknown) for each name. */
+void iac_lt_hosts_sample(iac_lt_hosts *h, double *cpu_pct, double *mem_pct);
+void iac_lt_hosts_close(iac_lt_hosts *h);
 
 #endif

@@ -505,7 +505,7 @@ static int l_thresholds(lua_State *L)
 
 static int l_observe(lua_State *L)
 {
-	static const char *const keys[] = { "haproxy", "hosts", NULL };
+	static const char *const keys[] = { "haproxy", "hosts", "ssh_key", "known_hosts", NULL };
 	load_ctx *c = get_ctx(L);
 	luaL_checktype(L, 1, LUA_TTABLE);
 	if (c->seen_observe)
@@ -513,6 +513,8 @@ static int l_observe(lua_State *L)
 	c->seen_observe = 1;
 	check_keys(L, 1, "observe", keys);
 	c->cfg->haproxy = string_field(L, 1, "haproxy", "observe");
+	c->cfg->ssh_key = string_field(L, 1, "ssh_key", "observe");
+	c->cfg->known_hosts = string_field(L, 1, "known_hosts", "observe");
 	lua_getfield(L, 1, "hosts");
 	if (!lua_isnil(L, -1)) {
 		if (!lua_istable(L, -1))
@@ -718,6 +720,8 @@ void iac_lt_config_free(iac_lt_config *cfg)
 	free(cfg->source);
 	free(cfg->target);
 	free(cfg->haproxy);
+	free(cfg->ssh_key);
+	free(cfg->known_hosts);
 	iac_strlist_free(&cfg->hosts);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -81,6 +81,7 @@ typedef struct {
 
 	char *haproxy;                       /* observe.haproxy or NULL */
 	iac_strlist hosts;                   /* observe.hosts */
+	char *ssh_key, *known_hosts;         /* observe.ssh_key / known_hosts, or NULL */
 } iac_lt_config;
 
 /* Load a scenario file. 0, or -1 with the message "FILE:LINE: ...". */

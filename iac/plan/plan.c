@@ -88,8 +88,22 @@ static int refresh_one(int node, void *ud)
 		job->result[node] = (!attrs) ? NULL : json_copy(entry);
 		return 0;
 	}
-	if (iac_providers_ctx(&ctx, job->pv, p, addr, job->cancel) < 0 ||
-	    rt->read(&ctx, &actual, attrs) < 0) {
+	json_t *given = attrs;
+	if (pending && !json_object_get(entry, "attributes")) {
+		/* an interrupted create: tell the provider, so one that cannot
+		 * check existence answers "not there" and the create re-runs */
+		given = json_copy(attrs);
+		json_object_set_new(given, "$interrupted", json_true());
+	} else {
+		json_incref(given);
+	}
+	int rrc = iac_providers_ctx(&ctx, job->pv, p, addr, job->cancel);
+	if (rrc == 0)
+		rrc = rt->read(&ctx, &actual, given);
+	json_decref(given);
+	if (actual)
+		json_object_del(actual, "$interrupted");
+	if (rrc < 0) {
 		job->errors[node] = iac_xasprintf("cannot refresh '%s': %s", addr, iac_err_last());
 		return 1;
 	}
@@ -191,11 +205,42 @@ static iac_change *planned_change(planner *pl, const char *addr)
 	return idx ? &pl->plan->changes[idx - 1] : NULL;
 }
 
+/* "sha256:<hex>" of the configured attributes in attrs (those the config
+ * sets), or unknown when one of them is. What a watching attribute
+ * (restart_on = { conf }) sees of a resource. */
+static json_t *config_digest(const iac_rconf *r, const json_t *attrs)
+{
+	json_t *sub = json_object(), *v;
+	const char *k;
+	char hex[65];
+	json_object_foreach(r->attrs, k, v)
+		json_object_set(sub, k, json_object_get(attrs, k) ? json_object_get(attrs, k) : json_null());
+	if (iac_value_has_unknown(sub)) {
+		json_decref(sub);
+		return iac_value_unknown();
+	}
+	char *text = json_dumps(sub, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	iac_sha256_hex(hex, text, strlen(text));
+	free(text);
+	json_decref(sub);
+	char *d = iac_xasprintf("sha256:%s", hex);
+	json_t *out = json_string(d);
+	free(d);
+	return out;
+}
+
 static int plan_resolver(json_t **out, const char *addr, const char *attr, void *ud)
 {
 	planner *pl = ud;
 	iac_change *c = planned_change(pl, addr);
 	int found;
+
+	if (!strcmp(attr, "*")) {
+		iac_rconf *r = iac_config_get(pl->cfg, addr);
+		*out = (c && c->planned && r && c->action != IAC_ACT_READ) ? config_digest(r, c->planned)
+									  : iac_value_unknown();
+		return 0;
+	}
 
 	if (!c) {
 		/* out of -target scope: use what state says */
@@ -539,7 +584,7 @@ static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **a
 	if (pl->opts->refresh) {
 		unsigned char *status = iac_xcalloc(m + 1, 1);
 		iac_walk(g, pl->opts->parallelism > 0 ? pl->opts->parallelism : 10, refresh_one, &job,
-			 pl->opts->cancel, status);
+			 pl->opts->stop ? pl->opts->stop : pl->opts->cancel, status);
 		free(status);
 	} else {
 		for (size_t i = 0; i < m; i++) {
@@ -562,8 +607,8 @@ static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **a
 		if (job.result[i])
 			iac_map_put(&pl->refreshed, job.addrs[i], job.result[i]);
 	}
-	if (pl->opts->cancel && *pl->opts->cancel)
-		rc = iac_err_set("interrupted during refresh");
+	if ((pl->opts->cancel && *pl->opts->cancel) || (pl->opts->stop && *pl->opts->stop))
+		rc = iac_err_set("interrupted while reading resources back; nothing was changed");
 	else if (rc)
 		iac_err_set("%zu resource(s) could not be refreshed", json_array_size(pl->plan->errors));
 	free(job.addrs);
@@ -615,8 +660,10 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 	keep = iac_xcalloc(cfg->nres + 1, 1);
 	for (size_t i = 0; i < cfg->nres; i++)
 		keep[i] = in_targets(cfg->res[i]->addr, opts->targets);
-	if (opts->targets)
-		iac_graph_mark_ancestors(g, keep);
+	if (opts->targets && opts->destroy)
+		iac_graph_mark_descendants(g, keep);   /* dependents go first */
+	else if (opts->targets)
+		iac_graph_mark_ancestors(g, keep);     /* dependencies come along */
 	addrs = iac_state_addresses(st, &naddrs);
 	state_scope = iac_xcalloc(naddrs + 1, 1);
 	for (size_t i = 0; i < naddrs; i++) {
@@ -657,7 +704,10 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 		case IAC_ACT_CREATE: plan->n_add++; break;
 		case IAC_ACT_UPDATE: plan->n_change++; break;
 		case IAC_ACT_REPLACE: plan->n_add++; plan->n_destroy++; break;
-		case IAC_ACT_DELETE: plan->n_destroy++; break;
+		case IAC_ACT_DELETE:
+			if (!plan->changes[i].reason || strcmp(plan->changes[i].reason, "already gone"))
+				plan->n_destroy++;
+			break;
 		default: break;
 		}
 	}
@@ -720,9 +770,13 @@ int iac_plan_has_changes(const iac_plan *plan)
 {
 	const char *k;
 	json_t *o;
-	for (size_t i = 0; i < plan->n; i++)
-		if (plan->changes[i].action != IAC_ACT_NOOP && plan->changes[i].action != IAC_ACT_READ)
+	for (size_t i = 0; i < plan->n; i++) {
+		const iac_change *c = &plan->changes[i];
+		if (c->action == IAC_ACT_DELETE && c->reason && !strcmp(c->reason, "already gone"))
+			continue;   /* only state to tidy up */
+		if (c->action != IAC_ACT_NOOP && c->action != IAC_ACT_READ)
 			return 1;
+	}
 	json_object_foreach(plan->output_changes, k, o)
 		if (strcmp(json_string_value(json_object_get(o, "action")), "no-op") != 0)
 			return 1;
@@ -759,6 +813,14 @@ int iac_plan_resolve_applied(json_t **out, const char *addr, const char *attr, v
 	char top[256];
 	int found;
 
+	if (!strcmp(attr, "*") && r) {
+		json_t *whole = iac_value_resolve(r->attrs, iac_plan_resolve_applied, ud, NULL);
+		if (!whole)
+			return IAC_ERR;
+		*out = config_digest(r, whole);
+		json_decref(whole);
+		return 0;
+	}
 	snprintf(top, sizeof(top), "%s", attr);
 	char *dot = strchr(top, '.');
 	if (dot)

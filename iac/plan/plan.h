@@ -70,7 +70,8 @@ typedef struct {
 	const char *const *replace;   /* -replace ADDR: force replacement */
 	int refresh;                  /* read resources back (default on) */
 	int parallelism;              /* refresh workers */
-	const volatile int *cancel;
+	const volatile int *stop;     /* set: stop refreshing (first Ctrl-C) */
+	const volatile int *cancel;   /* set: abort running reads (second) */
 } iac_plan_opts;
 
 int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers *pv,

@@ -202,7 +202,9 @@ static void render_attrs(iac_buf *out, const iac_change *c)
 		v = json_object_get(after, k);
 		const json_t *old = json_object_get(before, k);
 		int changed = contains(c->changed, k) ||
-			      (iac_value_is_unknown(v) && c->action == IAC_ACT_REPLACE);
+			      (iac_value_is_unknown(v) && c->action == IAC_ACT_REPLACE) ||
+			      /* a computed value that follows from the change (sha256) */
+			      (c->conf && !json_object_get(c->conf->attrs, k) && !iac_value_equal(old, v));
 		if (!changed) {
 			if (!strcmp(k, "path") || !strcmp(k, "host") || !strcmp(k, "name")) {
 				iac_buf_printf(out, "        %-*s = ", (int)w, k);
@@ -363,6 +365,8 @@ json_t *iac_plan_json(const iac_plan *plan)
 			json_object_set_new(rc, "reason", json_string(c->reason));
 		if (c->conf && c->conf->is_data)
 			json_object_set_new(rc, "mode", json_string("data"));
+		if (c->action == IAC_ACT_REPLACE)
+			json_object_set_new(rc, "create_before_destroy", json_boolean(c->cbd));
 		json_array_append_new(changes, rc);
 	}
 	json_t *outs = json_object();
@@ -374,8 +378,9 @@ json_t *iac_plan_json(const iac_plan *plan)
 		json_t *red = sens ? json_string("(sensitive)")
 				   : (after && iac_value_has_unknown(after)) ? json_null()
 				   : json_incref(after ? after : json_null());
-		json_t *before = sens ? json_string("(sensitive)")
-				      : json_incref(json_object_get(o, "before") ?: json_null());
+		json_t *prev = json_object_get(o, "before");
+		json_t *before = (sens && prev && !json_is_null(prev)) ? json_string("(sensitive)")
+								     : json_incref(prev ?: json_null());
 		json_object_set_new(outs, k, json_pack("{s:O,s:o,s:o,s:b,s:b}", "action", json_object_get(o, "action"),
 						       "before", before, "after", red, "after_unknown",
 						       after && iac_value_has_unknown(after), "sensitive", sens));

@@ -37,6 +37,9 @@ enum {
 	IAC_A_FORCE_NEW = 1 << 2,  /* a change forces replacement */
 	IAC_A_SENSITIVE = 1 << 3,  /* always redacted in output and state */
 	IAC_A_NO_DIFF   = 1 << 4,  /* never causes an update by itself (e.g. destroy command) */
+	IAC_A_WATCH     = 1 << 5,  /* a list of resources (restart_on = { conf }): each
+				    * arrives as "sha256:<digest of its configuration>",
+				    * so a change of one of them changes this attribute */
 };
 
 typedef struct iac_attr {
@@ -69,7 +72,10 @@ typedef struct iac_rtype {
 
 	/* Read back the real object described by `prior` (state attributes, or
 	 * for data sources the configuration). *out = the attributes as they are
-	 * now, or NULL when the object no longer exists. IAC_ERR on failure. */
+	 * now, or NULL when the object no longer exists. IAC_ERR on failure.
+	 * After a crash, a create that had started is read with its planned
+	 * attributes plus "$interrupted": true; a provider that cannot tell
+	 * whether the object exists answers NULL, and the create runs again. */
 	int (*read)(const iac_rctx *ctx, json_t **out, const json_t *prior);
 
 	/* Make the object; *out = full attributes to store in state. */

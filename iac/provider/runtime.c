@@ -98,5 +98,22 @@ int iac_providers_ctx(iac_rctx *ctx, iac_providers *pv, const iac_provider *p, c
 	ctx->addr = addr;
 	ctx->config_dir = pv->dir;
 	ctx->cancel = cancel;
+	ctx->engine = pv;
 	return iac_providers_get(&ctx->pdata, pv, p);
+}
+
+int iac_rctx_peer(void **out_pdata, const iac_rctx *ctx, const char *provider)
+{
+	const iac_provider *p = iac_provider_find(provider);
+	*out_pdata = NULL;
+	if (!p)
+		return iac_err_set("provider '%s' is not built into this iac", provider);
+	if (!ctx->engine)
+		return iac_err_set("no provider runtime for '%s'", provider);
+	return iac_providers_get(out_pdata, ctx->engine, p);
+}
+
+const json_t *iac_providers_config(const iac_providers *pv, const char *provider)
+{
+	return json_object_get(pv->configs, provider);
 }

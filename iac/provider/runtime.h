@@ -20,6 +20,14 @@ void iac_providers_free(iac_providers *pv);
 /* Instance data of provider p, configuring it on first use. */
 int iac_providers_get(void **out_pdata, iac_providers *pv, const iac_provider *p);
 
+/* From inside a provider call: the instance data of another provider
+ * (configuring it if needed), so one provider can use another's
+ * connections (deploy uses ssh's pool). */
+int iac_rctx_peer(void **out_pdata, const iac_rctx *ctx, const char *provider);
+
+/* The configuration a provider was given (borrowed), e.g. to record it. */
+const json_t *iac_providers_config(const iac_providers *pv, const char *provider);
+
 /* Fill a resource context for a call into a provider. */
 int iac_providers_ctx(iac_rctx *ctx, iac_providers *pv, const iac_provider *p, const char *addr,
 		      const volatile int *cancel);

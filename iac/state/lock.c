@@ -219,6 +219,15 @@ int iac_lock_force_unlock(const char *dir, const char *id)
 	info = read_info(fd);
 	close(fd);
 	const char *have = json_string_value(json_object_get(info, "id"));
+	json_t *live = NULL;
+	if (iac_lock_holder(&live, dir) == 0) {
+		rc = iac_err_set("lock %s is held by a running process (pid %lld on '%s'): stop it instead "
+				 "(Ctrl-C, or 'iac rollback -force' for a deployment); force-unlock is for locks "
+				 "whose holder is gone", id, (long long)json_integer_value(json_object_get(live, "pid")),
+				 json_string_value(json_object_get(live, "host")) ?: "?");
+		json_decref(live);
+		goto done;
+	}
 	if (!have || strcmp(have, id) != 0) {
 		rc = iac_err_set("lock id '%s' does not match the current lock ('%s')", id, have ? have : "?");
 		goto done;

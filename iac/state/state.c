@@ -446,8 +446,18 @@ int iac_state_flush(iac_state *st)
 	json_decref(doc);
 	if (!text)
 		return iac_err_set("cannot serialise state");
-	if (ensure_dir(st) < 0 ||
-	    iac_file_write_atomic(st->snap_path, text, strlen(text), 0600) < 0)
+	if (ensure_dir(st) < 0)
+		goto done;
+	{
+		/* keep the previous snapshot as state.json.backup (a hard link:
+		 * no copy, and never a moment without a state.json) */
+		char *bak = iac_xasprintf("%s.backup", st->snap_path);
+		unlink(bak);
+		if (link(st->snap_path, bak) < 0 && errno != ENOENT)
+			iac_err_clear();
+		free(bak);
+	}
+	if (iac_file_write_atomic(st->snap_path, text, strlen(text), 0600) < 0)
 		goto done;
 
 	pthread_mutex_lock(&st->lock);

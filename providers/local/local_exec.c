@@ -52,6 +52,16 @@ static int run(const iac_rctx *ctx, const json_t *attrs, const char *which,
 		json_object_foreach((json_t *)envmap, k, v) {
 			if (json_is_string(v))
 				env[nenv++] = iac_xasprintf("%s=%s", k, json_string_value(v));
+			else if (json_is_integer(v))
+				env[nenv++] = iac_xasprintf("%s=%lld", k, (long long)json_integer_value(v));
+			else if (json_is_real(v))
+				env[nenv++] = iac_xasprintf("%s=%g", k, json_real_value(v));
+			else if (json_is_boolean(v))
+				env[nenv++] = iac_xasprintf("%s=%s", k, json_is_true(v) ? "true" : "false");
+			else {
+				iac_err_set("attribute 'environment': '%s' must be a string, number or boolean", k);
+				goto done;
+			}
 		}
 	}
 	cwd = iac_path_join(ctx->config_dir, wd ? wd : ".");
@@ -89,7 +99,10 @@ static int exec_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 
 	*out = NULL;
 	if (!json_is_string(json_object_get(prior, "check"))) {
-		*out = json_copy((json_t *)prior);
+		/* without a check command nothing can be verified: an interrupted
+		 * create (its command was killed with iac) did not finish */
+		if (!json_is_true(json_object_get(prior, "$interrupted")))
+			*out = json_copy((json_t *)prior);
 		return 0;
 	}
 	if (run(ctx, prior, "check", &status, NULL, 0) < 0)
