@@ -972,7 +972,7 @@ static int layout_of(layout *l, const char *which, const json_t *flag)
 	}
 	frac = json_object_get(targeting, "fractional");
 	if (json_object_size(targeting) != 1 || !json_is_array(frac))
-		return iac_err_set("the %s targeting is not a plain fractional rollout; cannot tell who moves", name);
+		return iac_err_set("the %s targeting is not a plain fractional rollout; cannot tell who moves", which);
 	e = json_array_get(frac, 0);
 	if (e && !json_is_array(e)) {
 		l->bucket_by = e;
@@ -982,7 +982,7 @@ static int layout_of(layout *l, const char *which, const json_t *flag)
 		e = json_array_get(frac, i);
 		json_t *w = json_array_get(e, 1);
 		if (!json_is_array(e) || !json_is_string(json_array_get(e, 0)) || (w && !json_is_integer(w)))
-			return iac_err_set("the %s fractional entry %zu is not [\"variant\", weight]", name, i);
+			return iac_err_set("the %s fractional entry %zu is not [\"variant\", weight]", which, i);
 		total += w ? (json_integer_value(w) > 0 ? (uint64_t)json_integer_value(w) : 0) : 1;
 	}
 	l->fractional = 1;
@@ -1117,7 +1117,7 @@ void iac_flags_render(iac_buf *out, const json_t *flag)
 		iac_buf_printf(out, " (applications use their code default)");
 		return;
 	}
-	if (layout_of(&l, "", flag) < 0) {
+	if (layout_of(&l, "flag's", flag) < 0) {
 		iac_buf_printf(out, ", default '%s', custom targeting", def ? def : "");
 		iac_err_clear();
 		return;

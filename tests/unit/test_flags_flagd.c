@@ -391,6 +391,15 @@ static void test_moves_and_sticky(void)
 	json_decref(u);
 	json_decref(s);
 
+	/* Hand-written targeting: iac cannot say who moves, and says so. */
+	json_t *custom = parse("{\"state\": \"ENABLED\", \"defaultVariant\": \"off\", \"variants\": {\"on\": true, \"off\": false},"
+			       " \"targeting\": {\"if\": [true, \"on\"]}, \"metadata\": {\"sticky\": true}}");
+	json_t *plain = doc_of("f", "{\"default\": \"off\"}");
+	CHECK_INT(iac_flags_check_sticky("f", flag_of(plain, "f"), custom), -1);
+	CHECK_STR(iac_err_last(), "flag 'f': the new targeting is not a plain fractional rollout; cannot tell who moves");
+	json_decref(custom);
+	json_decref(plain);
+
 	/* A new flag: everyone "moves" from (absent). */
 	json_t *n = doc_of("f", "{\"default\": \"off\"}");
 	CHECK_INT(iac_flags_moves(&moves, NULL, flag_of(n, "f")), 0);
