@@ -120,7 +120,14 @@ static void ssh_close(void *pdata)
 	iac_ssh_pdata *pd = pdata;
 	if (!pd)
 		return;
-	iac_ssh_stat_free_all(pd);
+	if (getenv("IAC_SSH_STATS")) {
+		/* for benchmarks: how much SSH work the run took */
+		iac_ssh_stats st;
+		iac_ssh_pool_stats(pd->pool, &st);
+		iac_log("ssh: %lu connections, %lu commands, %lu sftp writes", st.connects, st.channels,
+			st.sftp_writes);
+	}
+	iac_ssh_batch_free_all(pd);
 	iac_ssh_pool_free(pd->pool);
 	pthread_mutex_destroy(&pd->lk);
 	free(pd);

@@ -28,7 +28,7 @@ typedef struct {
 	double command_timeout_ms;   /* internal commands (stat, write...) */
 	int use_sftp;                /* write files over SFTP instead of stdin */
 	pthread_mutex_t lk;
-	iac_map batches;             /* connection -> stat batcher (ssh_stat.c) */
+	iac_map batches;             /* connection + kind -> batcher (ssh_batch.c) */
 } iac_ssh_pdata;
 
 /* The connection for the resource's `host` attribute. Messages name the
@@ -75,7 +75,14 @@ typedef struct {
  * remote command (one stat and one sha256sum for all of them). */
 int iac_ssh_stat_path(const iac_rctx *ctx, iac_ssh_conn *c, const char *path, iac_ssh_stat *st);
 
+/* Group commit: concurrent requests of one kind for one host run as one
+ * remote command. `run` gets every queued item (the caller's included) and
+ * must fill each item's result; it runs on one caller's thread while the
+ * others wait. Items are the callers' own structures. */
+typedef void (*iac_ssh_batch_fn)(const iac_rctx *ctx, iac_ssh_conn *c, void **items, size_t n);
+void iac_ssh_batch(const iac_rctx *ctx, iac_ssh_conn *c, const char *kind, iac_ssh_batch_fn run, void *item);
+
 /* Forget the batchers (provider close). */
-void iac_ssh_stat_free_all(iac_ssh_pdata *pd);
+void iac_ssh_batch_free_all(iac_ssh_pdata *pd);
 
 #endif

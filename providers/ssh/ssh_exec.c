@@ -132,18 +132,88 @@ static int exec_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 	return 0;
 }
 
+/* A check to run, batched with the other checks on the same host. */
+typedef struct {
+	const char *full;     /* the built command */
+	const char *cmd;      /* as the user wrote it, for messages */
+	double timeout_ms;
+	int status, rc;
+	char *err;
+} check_req;
+
+/* One remote shell runs every queued check in its own subshell and prints
+ * the exit statuses in order. */
+static void run_checks(const iac_rctx *ctx, iac_ssh_conn *c, void **items, size_t n)
+{
+	check_req **reqs = (check_req **)items;
+	iac_buf script = IAC_BUF_INIT;
+	iac_ssh_result res;
+	double deadline = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		iac_buf_printf(&script, "( %s ) </dev/null >/dev/null 2>&1; echo $?\n", reqs[i]->full);
+		if (reqs[i]->timeout_ms > deadline)
+			deadline = reqs[i]->timeout_ms;
+	}
+	rc = iac_ssh_run(ctx, c, "check command", iac_buf_cstr(&script), NULL, 0, deadline + 10e3, &res);
+	const char *p = res.out;
+	for (size_t i = 0; i < n; i++) {
+		check_req *r = reqs[i];
+		char *end = NULL;
+		long st = p && *p ? strtol(p, &end, 10) : -1;
+		if (rc != 0) {
+			r->rc = IAC_ERR;
+			r->err = iac_xstrdup(iac_err_last());
+		} else if (!end || end == p) {
+			r->rc = IAC_ERR;
+			r->err = iac_xasprintf("check command on %s did not report a status (exit %d): %s",
+					       iac_ssh_conn_label(c), res.status, r->cmd);
+		} else if (st == 124) {
+			/* a check that timed out says nothing about the thing */
+			r->rc = IAC_ERR;
+			r->err = iac_xasprintf("check command on %s timed out after %.0fs: %s", iac_ssh_conn_label(c),
+					       r->timeout_ms / 1e3, r->cmd);
+		} else {
+			r->rc = 0;
+			r->status = (int)st;
+		}
+		if (end && *end == '\n')
+			p = end + 1;
+		else if (end)
+			p = end;
+	}
+	iac_ssh_result_free(&res);
+	iac_buf_free(&script);
+}
+
 static int exec_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
-	int status = 0;
+	iac_buf full = IAC_BUF_INIT;
+	iac_ssh_conn *c;
+	check_req req = { 0 };
 
 	*out = NULL;
 	if (!json_is_string(json_object_get(prior, "check"))) {
 		*out = json_deep_copy(prior);
 		return 0;
 	}
-	if (run(ctx, prior, "check", &status, NULL, 0) < 0)
+	if (get_timeout(&req.timeout_ms, prior) < 0 || iac_ssh_host_conn(ctx, prior, &c) < 0)
 		return IAC_ERR;
-	if (status == 0)
+	if (build(&full, prior, "check", req.timeout_ms) < 0) {
+		iac_buf_free(&full);
+		return IAC_ERR;
+	}
+	req.full = iac_buf_cstr(&full);
+	req.cmd = json_string_value(json_object_get(prior, "check"));
+	iac_ssh_batch(ctx, c, "check", run_checks, &req);
+	iac_buf_free(&full);
+	if (req.rc != 0) {
+		iac_err_set("%s", req.err);
+		free(req.err);
+		return IAC_ERR;
+	}
+	if (req.status == 0)
 		*out = json_deep_copy(prior);
 	return 0;
 }

@@ -1,13 +1,6 @@
-/* ssh_stat: what a remote path is, with concurrent asks for the same host
- * merged into one command (group commit).
- *
- * The engine refreshes resources from several threads at once. The first
- * thread to ask about a host runs a command for its own path; paths asked
- * for while that command runs queue up, and the next thread to go runs one
- * `stat` and one `sha256sum` for all of them. One round trip per batch
- * instead of one per file, and the remote side forks two programs, not two
- * per file. No thread ever waits on a timer for a batch to fill.
- */
+/* ssh_stat: what remote paths are (type, mode, owner, size, sha256), for
+ * many paths of one host in one command: one `stat` and one `sha256sum`
+ * for every path asked for at once (see ssh_batch.c). */
 #include "providers/ssh/ssh.h"
 
 #include <stdio.h>
@@ -18,52 +11,12 @@
 #include "iac/core/err.h"
 #include "iac/core/util.h"
 
-#define BATCH_MAX 256   /* paths per command: keeps the command line short */
-
-typedef struct stat_req {
+typedef struct {
 	const char *path;
 	iac_ssh_stat *st;
-	int done, rc;
+	int rc;
 	char *err;
-	struct stat_req *next;
 } stat_req;
-
-typedef struct {
-	pthread_mutex_t lk;
-	pthread_cond_t cv;
-	stat_req *head, *tail;
-	int busy;
-} stat_batch;
-
-static stat_batch *batch_for(iac_ssh_pdata *pd, iac_ssh_conn *c)
-{
-	stat_batch *b;
-	char key[32];
-	snprintf(key, sizeof(key), "%p", (void *)c);
-	pthread_mutex_lock(&pd->lk);
-	b = iac_map_get(&pd->batches, key);
-	if (!b) {
-		b = iac_xcalloc(1, sizeof(*b));
-		pthread_mutex_init(&b->lk, NULL);
-		pthread_cond_init(&b->cv, NULL);
-		iac_map_put(&pd->batches, key, b);
-	}
-	pthread_mutex_unlock(&pd->lk);
-	return b;
-}
-
-void iac_ssh_stat_free_all(iac_ssh_pdata *pd)
-{
-	for (size_t i = 0; i < pd->batches.cap; i++) {
-		stat_batch *b = pd->batches.slots[i].key ? pd->batches.slots[i].value : NULL;
-		if (!b)
-			continue;
-		pthread_mutex_destroy(&b->lk);
-		pthread_cond_destroy(&b->cv);
-		free(b);
-	}
-	iac_map_free(&pd->batches);
-}
 
 static int is_hex64(const char *s, size_t len)
 {
@@ -114,8 +67,9 @@ static void parse_stat(stat_req **reqs, size_t n, char *rec)
 	}
 }
 
-static void run_batch(const iac_rctx *ctx, iac_ssh_conn *c, stat_req **reqs, size_t n)
+static void run_batch(const iac_rctx *ctx, iac_ssh_conn *c, void **items, size_t n)
 {
+	stat_req **reqs = (stat_req **)items;
 	iac_buf cmd = IAC_BUF_INIT, args = IAC_BUF_INIT;
 	iac_ssh_result res;
 	int rc;
@@ -164,40 +118,8 @@ static void run_batch(const iac_rctx *ctx, iac_ssh_conn *c, stat_req **reqs, siz
 
 int iac_ssh_stat_path(const iac_rctx *ctx, iac_ssh_conn *c, const char *path, iac_ssh_stat *st)
 {
-	stat_batch *b = batch_for(ctx->pdata, c);
 	stat_req me = { .path = path, .st = st };
-	stat_req *take[BATCH_MAX];
-
-	pthread_mutex_lock(&b->lk);
-	if (b->tail)
-		b->tail->next = &me;
-	else
-		b->head = &me;
-	b->tail = &me;
-	while (!me.done) {
-		if (b->busy) {
-			pthread_cond_wait(&b->cv, &b->lk);
-			continue;
-		}
-		/* lead the next batch: everything queued so far (ours included,
-		 * since ours is not done and requests are served in order) */
-		size_t n = 0;
-		while (b->head && n < BATCH_MAX) {
-			take[n++] = b->head;
-			b->head = b->head->next;
-		}
-		if (!b->head)
-			b->tail = NULL;
-		b->busy = 1;
-		pthread_mutex_unlock(&b->lk);
-		run_batch(ctx, c, take, n);
-		pthread_mutex_lock(&b->lk);
-		for (size_t i = 0; i < n; i++)
-			take[i]->done = 1;
-		b->busy = 0;
-		pthread_cond_broadcast(&b->cv);
-	}
-	pthread_mutex_unlock(&b->lk);
+	iac_ssh_batch(ctx, c, "stat", run_batch, &me);
 	if (me.rc != 0) {
 		iac_err_set("%s", me.err);
 		free(me.err);
