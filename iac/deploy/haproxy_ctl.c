@@ -295,6 +295,10 @@ int iac_haproxy_reload(iac_haproxy_reload_result *out, const iac_haproxy_reload_
 	memset(out, 0, sizeof(*out));
 	if (!opts->master && opts->master_pid <= 1)
 		return iac_err_set("cannot reload haproxy: neither a master CLI nor a master pid given");
+	if (opts->cfg_path && iac_haproxy_check(opts->haproxy, opts->cfg_path) < 0) {
+		iac_err_prefix("not reloading haproxy");
+		return IAC_ERR;
+	}
 	if (opts->api && opts->state_file) {
 		if (iac_haproxy_save_state(opts->api, opts->state_file) < 0) {
 			iac_err_prefix("cannot reload haproxy (runtime server states would be lost)");

@@ -7,6 +7,8 @@
  * with the runtime API and master CLI reachable through `ipv4@` sockets.
  *
  * Zero-downtime reload (iac_haproxy_reload):
+ *   0. `haproxy -c` on the new config when its path is given: an invalid
+ *      config is never handed to the master,
  *   1. save `show servers state` to the state file (runtime cutovers survive),
  *   2. `reload` on the master CLI, or SIGUSR2 to the master pid,
  *   3. wait until the master reports a new worker, and until the stats
@@ -48,6 +50,8 @@ typedef struct {
 	iac_haproxy *master;       /* master CLI; NULL: signal master_pid */
 	pid_t master_pid;          /* used when master is NULL */
 	const char *state_file;    /* where to save `show servers state`; NULL: skip */
+	const char *cfg_path;      /* validated with `haproxy -c` first; NULL: the caller did */
+	const char *haproxy;       /* binary for the check; NULL: "haproxy" */
 	double timeout_ms;         /* whole reload; <= 0: 10 s */
 } iac_haproxy_reload_opts;
 

@@ -6,7 +6,7 @@
  *   check CFG                        haproxy -c -f CFG
  *   start CFG PIDFILE [MASTER_SOCK]  start master-worker HAProxy, print the master pid
  *   stop PID
- *   reload -api A (-master M | -pid P) [-state-file F]
+ *   reload -api A (-master M | -pid P) [-state-file F] [-check CFG]
  *   cmd ADDR COMMAND...              one command, or a batch when several
  *   stat ADDR [BACKEND]              show stat as JSON
  *   state ADDR BACKEND ready|drain|maint SERVER...
@@ -129,13 +129,14 @@ static int cmd_stop(int argc, char **argv)
 
 static int cmd_reload(int argc, char **argv)
 {
-	const char *api = NULL, *master = NULL, *state = NULL;
+	const char *api = NULL, *master = NULL, *state = NULL, *cfg = NULL;
 	int pid = 0;
 	iac_opt opts[] = {
 		{ "api", IAC_OPT_STRING, &api, "stats socket" },
 		{ "master", IAC_OPT_STRING, &master, "master CLI socket" },
 		{ "pid", IAC_OPT_INT, &pid, "master pid (SIGUSR2)" },
 		{ "state-file", IAC_OPT_STRING, &state, "server-state-file" },
+		{ "check", IAC_OPT_STRING, &cfg, "validate this config first" },
 		{ NULL, 0, NULL, NULL },
 	};
 	iac_strlist pos = { 0 };
@@ -154,6 +155,8 @@ static int cmd_reload(int argc, char **argv)
 	}
 	ro.master_pid = pid;
 	ro.state_file = state;
+	ro.cfg_path = cfg;
+	ro.haproxy = getenv("HAPROXY");
 	if (iac_haproxy_reload(&rr, &ro) < 0) {
 		rc = fail();
 		goto done;

@@ -64,11 +64,17 @@ if "$TOOL" reload -api "$API" -master "$MASTER" -state-file "$W/server-state" > 
 else
     ok "reload with a broken config: $(cat "$W/e5")"
 fi
+if "$TOOL" reload -api "$API" -master "$MASTER" -check "$W/haproxy.cfg" > /dev/null 2> "$W/e6"; then
+    fail "reload -check with a broken config succeeded"
+else
+    grep -q "not reloading haproxy: haproxy config .* is invalid: parsing" "$W/e6" &&
+        ok "reload refused before reaching the master: $(cat "$W/e6")" || fail "unexpected: $(cat "$W/e6")"
+fi
 cp "$W/good.cfg" "$W/haproxy.cfg"
 expect_all blue 4 "after the rejected reload"
 now_worker=$("$TOOL" cmd "$API" "show info" | sed -n 's/^Pid: //p')
 [ "$now_worker" = "$old_worker" ] && ok "worker $old_worker still serving" || fail "worker changed: $old_worker -> $now_worker"
-"$TOOL" reload -api "$API" -master "$MASTER" -state-file "$W/server-state" > "$W/r.json" 2>&1 &&
+"$TOOL" reload -api "$API" -master "$MASTER" -state-file "$W/server-state" -check "$W/haproxy.cfg" > "$W/r.json" 2>&1 &&
     ok "the next reload with a good config works: worker $(json_get "$W/r.json" new_worker)" || fail "reload after fix: $(cat "$W/r.json")"
 expect_all blue 4 "after the good reload"
 
