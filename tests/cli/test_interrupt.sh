@@ -79,7 +79,7 @@ expect_eq "converged after Ctrl-C" 1 "$(grep -cx done-b out/log)"
 step "second SIGINT aborts at once; state consistent; next apply converges"
 run destroy -auto-approve
 : >out/log
-bg_iac "$T/int3.log" apply -auto-approve -var d=4
+bg_iac "$T/int3.log" apply -auto-approve -var d=8
 pid=$BG_PID
 wait_for 10 started a || fail "a never started"
 kill -INT "$pid"
@@ -91,11 +91,11 @@ t1=$(date +%s%N)
 RC=$BG_RC; ERR=$(cat "$T/int3.log"); LAST_CMD="apply (SIGINT twice)"
 expect_rc_not 0
 ms=$(( (t1 - t0) / 1000000 ))
-if [ "$ms" -lt 1500 ]; then pass; else fail "second SIGINT: apply took ${ms} ms to stop"; fi
+if [ "$ms" -lt 3000 ]; then pass; else fail "second SIGINT: apply took ${ms} ms to stop"; fi
 expect_no_file .iac/lock
 # the aborted command must not go on running behind iac's back
 sleep 0.3
-if pgrep -f "sleep 4; echo done-a" >/dev/null; then fail "aborted command still running"; else pass; fi
+if pgrep -f "sleep 8; echo done-a >> $T" >/dev/null; then fail "aborted command still running"; else pass; fi
 run state list
 expect_rc 0
 run plan -detailed-exitcode -var d=0
