@@ -619,7 +619,7 @@ static int run_source(lua_State *L, iac_lt_config *cfg, const char *name, const 
 	return 0;
 }
 
-int iac_lt_scenario_load_string(iac_lt_config *cfg, const char *name, const char *src)
+static int load_string(iac_lt_config *cfg, const char *name, const char *src)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	config_defaults(cfg);
@@ -666,6 +666,14 @@ int iac_lt_scenario_load_string(iac_lt_config *cfg, const char *name, const char
 					   cfg->pre_vus, cfg->max_vus);
 	}
 	return 0;
+}
+
+int iac_lt_scenario_load_string(iac_lt_config *cfg, const char *name, const char *src)
+{
+	int rc = load_string(cfg, name, src);
+	if (rc < 0)
+		iac_lt_config_free(cfg);   /* a failed load leaves nothing to free */
+	return rc;
 }
 
 int iac_lt_scenario_load(iac_lt_config *cfg, const char *path)

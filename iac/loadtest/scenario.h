@@ -84,7 +84,8 @@ typedef struct {
 	char *ssh_key, *known_hosts;         /* observe.ssh_key / known_hosts, or NULL */
 } iac_lt_config;
 
-/* Load a scenario file. 0, or -1 with the message "FILE:LINE: ...". */
+/* Load a scenario file. 0, or -1 with the message "FILE:LINE: ..." (cfg
+ * then holds nothing; freeing it again is harmless). */
 int iac_lt_scenario_load(iac_lt_config *cfg, const char *path);
 /* The same from a string (tests); `name` is used in messages. */
 int iac_lt_scenario_load_string(iac_lt_config *cfg, const char *name, const char *src);
