@@ -118,7 +118,32 @@ run plan -var "token=$SECRET2"
 expect_rc 0
 no_secret
 expect_contains out '(sensitive)'
-run apply -auto-approve -var "token=$SECRET2"
+run plan -var "token=$SECRET2" -out=p2.plan
+expect_rc 0
+no_secret
+no_secret_in_files p2.plan
+step "apply PLANFILE: the secret must be given again, and be the one planned"
+run apply p2.plan
+expect_rc 1
+expect_contains err 'token'
+no_secret
+expect_file_content out/cred "token=$SECRET"
+run_env "IAC_VAR_token=$SECRET" apply p2.plan
+expect_rc 1
+no_secret
+expect_file_content out/cred "token=$SECRET"
+# a third value: the plan said content = "token=<SECRET2>"; applying another
+# value is not applying "exactly the plan"
+run_env "IAC_VAR_token=other-Vb8nM2" apply p2.plan
+expect_rc 1
+no_secret
+expect_file_content out/cred "token=$SECRET"
+if [ "$RC" = 0 ]; then
+    # it applied the other value: put the planned one back to go on
+    run apply -auto-approve -var "token=$SECRET"
+    run plan -var "token=$SECRET2" -out=p2.plan
+fi
+run_env "IAC_VAR_token=$SECRET2" apply p2.plan
 expect_rc 0
 no_secret
 no_secret_in_files
