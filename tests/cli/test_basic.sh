@@ -154,6 +154,11 @@ step "after destroy, state is empty and plan wants to create again"
 run state list
 expect_rc 0
 expect_eq "state list after destroy" "" "$OUT"
+run output
+expect_not_contains out 'conf_path'
+run output conf_path
+expect_rc_not 0
+expect_not_contains out "$T/cfg/out/app.conf"
 run plan -detailed-exitcode -var version=v2
 expect_rc 2
 expect_contains out 'Plan: 4 to add, 0 to change, 0 to destroy.'
