@@ -956,6 +956,9 @@ static int worker_setup(iac_lt_worker *w)
 		if (!w->L)
 			return IAC_ERR;
 		lt_lua_setup(w->L);
+		/* responses are garbage a moment after they arrive: the
+		 * generational collector handles that with far less work */
+		lua_gc(w->L, LUA_GCGEN, 0, 0);
 	}
 	for (size_t i = 0; i < ns; i++) {
 		const iac_lt_scenario *s = &cfg->scenarios[i];
