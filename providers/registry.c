@@ -18,6 +18,9 @@ extern const iac_provider iac_provider_etcd;
 #ifdef IAC_HAVE_PROVIDER_DEPLOY
 extern const iac_provider iac_provider_deploy;
 #endif
+#ifdef IAC_HAVE_PROVIDER_FLAGS
+extern const iac_provider iac_provider_flags;
+#endif
 
 static const iac_provider *const all[] = {
 	&iac_provider_local,
@@ -32,6 +35,9 @@ static const iac_provider *const all[] = {
 #endif
 #ifdef IAC_HAVE_PROVIDER_DEPLOY
 	&iac_provider_deploy,
+#endif
+#ifdef IAC_HAVE_PROVIDER_FLAGS
+	&iac_provider_flags,
 #endif
 	NULL,
 };

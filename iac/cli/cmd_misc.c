@@ -52,6 +52,8 @@ int iac_cmd_state(int, char **);
 int iac_cmd_show(int, char **);
 int iac_cmd_force_unlock(int, char **);
 int iac_cmd_rollback(int, char **);
+int iac_cmd_flag(int, char **);
+void iac_help_flag(void);
 void iac_help_rollback(void);
 void iac_help_validate(void);
 void iac_help_plan(void);
@@ -71,6 +73,7 @@ static const iac_command table[] = {
 	{ "output", iac_cmd_output, "print output values from state", iac_help_output },
 	{ "state", iac_cmd_state, "list, show or forget resources in state", iac_help_state },
 	{ "show", iac_cmd_show, "show state or a saved plan (-json)", iac_help_show },
+	{ "flag", iac_cmd_flag, "list, set or reset feature flags live", iac_help_flag },
 	{ "rollback", iac_cmd_rollback, "switch deployments back to their standby colour, now", iac_help_rollback },
 	{ "force-unlock", iac_cmd_force_unlock, "remove a lock left behind, by its id", NULL },
 #ifdef IAC_HAVE_loadtest

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "iac/cli/flagops.h"
 #include "iac/cli/session.h"
 #include "iac/core/err.h"
 #include "iac/core/log.h"
@@ -143,12 +144,30 @@ int iac_cmd_rollback(int argc, char **argv)
 				       "switch_ms", r.switch_ms, "total_ms", r.total_ms, "forced", force_flag);
 		if (preempted)
 			json_object_set(ev, "preempted", preempted);
-		json_array_append(report, ev);
-		iac_history_add(s.st, ev);
 		if (!s.json)
 			printf("%s%s%s: rolled back %s (%s) -> %s (%s) in %.0f ms; %s is marked bad\n",
 			       iac_color(IAC_C_GREEN), addr, iac_color(IAC_C_RESET), r.from_colour, r.from_version,
 			       r.to_colour, r.to_version, r.total_ms, r.from_version);
+		/* flags_on_rollback: set live, as 'iac flag set NAME VARIANT' would */
+		const char *fname;
+		json_t *fv;
+		json_t *frep = json_array();
+		json_t *fl = json_object_get(json_object_get(iac_state_get(s.st, addr), "attributes"), "flags_on_rollback");
+		json_object_foreach(fl, fname, fv) {
+			json_t *r2 = NULL;
+			if (!json_is_string(fv) || iac_flagops_set(&r2, s.st, s.pv, fname, json_string_value(fv), -1) < 0) {
+				iac_log_error("%s: rollback done, but flag '%s' could not be set to '%s': %s", addr, fname,
+					      json_is_string(fv) ? json_string_value(fv) : "?", iac_err_last());
+				failed++;
+			} else if (!s.json) {
+				printf("  flag %s -> %s\n", fname, json_string_value(fv));
+			}
+			json_array_append_new(frep, json_pack("{s:s,s:O?,s:b}", "flag", fname, "variant", fv, "ok", r2 != NULL));
+			json_decref(r2);
+		}
+		json_object_set_new(ev, "flags", frep);
+		json_array_append(report, ev);
+		iac_history_add(s.st, ev);
 		done++;
 		free(addr);
 	}

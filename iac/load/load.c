@@ -518,8 +518,26 @@ static void build_base(lua_State *L)
 		"local env, require = ...\n"
 		"for _, name in ipairs { 'deployment', 'app_pool', 'haproxy' } do\n"
 		"  env[name] = function(...) return require(name)(...) end\n"
+		"end\n"
+		/* deliver = { file = { host = lb } } with lb from the haproxy module
+		 * means that HAProxy's host */
+		"local declare_flag = env.flag\n"
+		"local function host_of(t)\n"
+		"  if type(t) == 'table' and t.host ~= nil and t.address == nil then return t.host end\n"
+		"  if type(t) == 'table' and t.api ~= nil and t.address == nil then return nil end\n"
+		"  return t\n"
+		"end\n"
+		"env.flag = function(name)\n"
+		"  return function(body)\n"
+		"    local d = type(body) == 'table' and body.deliver\n"
+		"    local f = type(d) == 'table' and d.file\n"
+		"    if type(f) == 'table' then\n"
+		"      if f.path then f.host = host_of(f.host) else for _, t in ipairs(f) do t.host = host_of(t.host) end end\n"
+		"    end\n"
+		"    return declare_flag(name)(body)\n"
+		"  end\n"
 		"end\n";
-	if (luaL_loadbufferx(L, prelude, sizeof(prelude) - 1, "=prelude", "t") == LUA_OK) {
+	if (luaL_loadbufferx(L, prelude, sizeof(prelude) - 1, "@<iac>/prelude.lua", "t") == LUA_OK) {
 		lua_pushvalue(L, -2);
 		lua_getfield(L, -3, "require");
 		lua_call(L, 2, 0);
@@ -719,7 +737,7 @@ int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts
 	if (run_file(L, main_path, "main.lua") < 0)
 		goto done;
 	lua_pop(L, 1);
-	if (iac_vars_check_unused(&ld) < 0 || finalize(cfg) < 0)
+	if (iac_vars_check_unused(&ld) < 0 || iac_flags_decl_finalize(cfg) < 0 || finalize(cfg) < 0)
 		goto done;
 	*out = cfg;
 	cfg = NULL;

@@ -419,6 +419,12 @@ static int plan_data(planner *pl, iac_change *c, iac_rconf *r)
 	return 0;
 }
 
+static void plan_warn(const iac_rctx *ctx, const char *msg)
+{
+	iac_plan *plan = ctx->caller;
+	json_array_append_new(plan->warnings, json_pack("{s:s,s:s}", "address", ctx->addr, "message", msg));
+}
+
 static int plan_resource(planner *pl, iac_rconf *r)
 {
 	iac_change *c = add_change(pl, r->addr);
@@ -461,8 +467,10 @@ static int plan_resource(planner *pl, iac_rconf *r)
 			add_name(c->sensitive, json_string_value(e));
 	}
 	if (r->rtype->plan) {
-		if (iac_providers_ctx(&ctx, pl->pv, r->provider, r->addr, pl->opts->cancel) < 0 ||
-		    r->rtype->plan(&ctx, c->planned, c->before) < 0)
+		int prc = iac_providers_ctx(&ctx, pl->pv, r->provider, r->addr, pl->opts->cancel);
+		ctx.warn = plan_warn;
+		ctx.caller = pl->plan;
+		if (prc < 0 || r->rtype->plan(&ctx, c->planned, c->before) < 0)
 			return iac_err_set("%s:%d: resource '%s': %s", r->file, r->line, r->addr, iac_err_last());
 	}
 	/* what is computed from a secret (a hash of it, say) is secret too */
@@ -635,6 +643,7 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 	plan->output_changes = json_object();
 	plan->drift = json_array();
 	plan->errors = json_array();
+	plan->warnings = json_array();
 	plan->destroy = opts->destroy;
 	snprintf(plan->lineage, sizeof(plan->lineage), "%s", iac_state_lineage(st));
 	plan->serial = iac_state_serial(st);
@@ -763,6 +772,7 @@ void iac_plan_free(iac_plan *plan)
 	json_decref(plan->drift);
 	json_decref(plan->targets);
 	json_decref(plan->errors);
+	json_decref(plan->warnings);
 	free(plan);
 }
 

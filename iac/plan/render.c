@@ -116,12 +116,24 @@ done:
 	return shown;
 }
 
+#define VALUE_MAX 200
+
 static void render_value(iac_buf *out, const iac_change *c, const char *name, const json_t *v)
 {
-	if (contains(c->sensitive, name) && v && !json_is_null(v))
+	if (contains(c->sensitive, name) && v && !json_is_null(v)) {
 		iac_buf_puts(out, "(sensitive)");
-	else
-		iac_value_render(out, v);
+		return;
+	}
+	/* long structures (a pool, a file) in one line help nobody: cut them,
+	 * `iac plan -json` has everything */
+	size_t start = out->len;
+	iac_value_render(out, v);
+	if (out->len - start > VALUE_MAX && (json_is_object(v) || json_is_array(v))) {
+		size_t full = out->len - start;
+		out->len = start + VALUE_MAX - 40;
+		out->ptr[out->len] = '\0';
+		iac_buf_printf(out, "... (%zu characters; see plan -json)", full);
+	}
 }
 
 static int cmp_key(const void *a, const void *b)
@@ -174,7 +186,7 @@ static void render_attrs(iac_buf *out, const iac_change *c)
 		keys = sorted_keys(after);
 		for (size_t i = 0; (k = keys[i]); i++) {
 			v = json_object_get(after, k);
-			if (json_is_null(v))
+			if (json_is_null(v) || !strcmp(k, "steps"))
 				continue;
 			iac_buf_printf(out, "      %s+%s %-*s = ", iac_color(IAC_C_GREEN), iac_color(IAC_C_RESET), (int)w, k);
 			render_value(out, c, k, v);
@@ -200,6 +212,8 @@ static void render_attrs(iac_buf *out, const iac_change *c)
 	keys = sorted_keys(after);
 	for (size_t i = 0; (k = keys[i]); i++) {
 		v = json_object_get(after, k);
+		if (!strcmp(k, "steps"))
+			continue;
 		const json_t *old = json_object_get(before, k);
 		int changed = contains(c->changed, k) ||
 			      (iac_value_is_unknown(v) && c->action == IAC_ACT_REPLACE) ||
@@ -244,6 +258,19 @@ static void render_attrs(iac_buf *out, const iac_change *c)
 			       hidden == 1 ? "" : "s", iac_color(IAC_C_RESET));
 }
 
+/* A provider's "steps" (a list of strings) is what the operation will do,
+ * in order: shown as a numbered list, not as an attribute. */
+static void render_steps(iac_buf *out, const iac_change *c)
+{
+	json_t *steps = json_object_get(c->planned, "steps"), *e;
+	size_t i;
+	if (!json_is_array(steps) || !json_array_size(steps) || c->action == IAC_ACT_DELETE)
+		return;
+	iac_buf_puts(out, "      # steps:\n");
+	json_array_foreach(steps, i, e)
+		iac_buf_printf(out, "      #   %zu. %s\n", i + 1, json_string_value(e) ?: "?");
+}
+
 static void render_change(iac_buf *out, const iac_change *c)
 {
 	iac_buf_printf(out, "  %s# %s%s %s\n", iac_color(IAC_C_BOLD), c->addr, iac_color(IAC_C_RESET), verb(c));
@@ -252,6 +279,7 @@ static void render_change(iac_buf *out, const iac_change *c)
 	const char *kind = c->conf && c->conf->is_data ? "data" : "resource";
 	iac_buf_printf(out, "%s%s%s %s \"%s\" \"%s\" {\n", iac_color(colour(c->action)), sym(c->action, c->cbd),
 		       iac_color(IAC_C_RESET), kind, c->type, c->name);
+	render_steps(out, c);
 	render_attrs(out, c);
 	iac_buf_puts(out, "    }\n\n");
 }
@@ -306,6 +334,15 @@ void iac_plan_render(iac_buf *out, const iac_plan *plan)
 			const iac_change *c = iac_plan_find(plan, json_string_value(e));
 			iac_buf_printf(out, "  %s: %s\n", json_string_value(e), c && c->reason ? c->reason : "changed");
 		}
+		iac_buf_putc(out, '\n');
+	}
+	if (json_array_size(plan->warnings)) {
+		json_t *w;
+		size_t i;
+		json_array_foreach(plan->warnings, i, w)
+			iac_buf_printf(out, "%sWarning:%s %s: %s\n", iac_color(IAC_C_YELLOW), iac_color(IAC_C_RESET),
+				       json_string_value(json_object_get(w, "address")),
+				       json_string_value(json_object_get(w, "message")));
 		iac_buf_putc(out, '\n');
 	}
 	for (size_t i = 0; i < plan->n; i++) {
@@ -385,11 +422,11 @@ json_t *iac_plan_json(const iac_plan *plan)
 						       "before", before, "after", red, "after_unknown",
 						       after && iac_value_has_unknown(after), "sensitive", sens));
 	}
-	return json_pack("{s:s,s:s,s:s,s:I,s:b,s:o,s:o,s:O,s:{s:I,s:I,s:I},s:b}",
+	return json_pack("{s:s,s:s,s:s,s:I,s:b,s:o,s:o,s:O,s:O,s:{s:I,s:I,s:I},s:b}",
 			 "format_version", IAC_PLAN_FORMAT, "iac_version", IAC_VERSION,
 			 "lineage", plan->lineage, "serial", (json_int_t)plan->serial,
 			 "destroy", plan->destroy, "resource_changes", changes, "output_changes", outs,
-			 "drift", plan->drift, "summary", "add", (json_int_t)plan->n_add,
+			 "drift", plan->drift, "warnings", plan->warnings, "summary", "add", (json_int_t)plan->n_add,
 			 "change", (json_int_t)plan->n_change, "destroy", (json_int_t)plan->n_destroy,
 			 "has_changes", iac_plan_has_changes(plan));
 }

@@ -57,7 +57,11 @@ struct iac_rctx {
 	const volatile int *cancel;/* non-zero: stop waiting, fail fast */
 	/* Optional progress line ("addr: still creating... (10s)"); may be NULL. */
 	void (*progress)(const iac_rctx *ctx, const char *msg);
+	/* Optional: a note for the person reading the plan ("flag 'x': the live
+	 * value differs from main.lua; keeping it"); may be NULL. */
+	void (*warn)(const iac_rctx *ctx, const char *msg);
 	void *engine;              /* engine private */
+	void *caller;              /* engine private (for warn) */
 };
 
 typedef struct iac_rtype {

@@ -398,7 +398,7 @@ int iac_state_set_extra(iac_state *st, const char *key, json_t *value)
 {
 	pthread_mutex_lock(&st->lock);
 	json_object_set(st->extra, key, value);
-	int rc = journal_commit_locked(st, json_pack("{s:s,s:s,s:o}", "op", "extra", "key", key,
+	int rc = journal_commit_locked(st, json_pack("{s:s,s:s,s:O}", "op", "extra", "key", key,
 						     "value", value));
 	pthread_mutex_unlock(&st->lock);
 	return rc;
@@ -417,15 +417,50 @@ static json_t *to_json_locked(const iac_state *st, long serial, unsigned long lo
 	for (size_t i = 0; i < n; i++)
 		json_array_append(res, iac_state_get(st, addrs[i]));
 	free(addrs);
-	return json_pack("{s:i,s:s,s:I,s:s,s:I,s:o,s:O,s:O}", "format_version", IAC_STATE_FORMAT,
+	json_error_t jerr;
+	json_t *doc = json_pack_ex(&jerr, 0, "{s:i,s:s,s:I,s:s,s:I,s:o,s:O,s:O}", "format_version", IAC_STATE_FORMAT,
 			 "lineage", st->lineage, "serial", (json_int_t)serial, "iac_version", IAC_VERSION,
 			 "journal_seq", (json_int_t)seq, "resources", res, "outputs", st->outputs,
 			 "extra", st->extra);
+	if (!doc)
+		iac_err_set("cannot build the state document: %s", jerr.text);
+	return doc;
 }
 
 json_t *iac_state_to_json(const iac_state *st)
 {
 	return to_json_locked(st, st->serial, st->next_seq);
+}
+
+/* The path of the first value json_dumps refuses (for the error). */
+static int bad_path(const json_t *v, iac_buf *path)
+{
+	char *s = json_dumps(v, JSON_ENCODE_ANY);
+	const char *k;
+	json_t *e;
+	size_t i, len = path->len;
+	if (s) {
+		free(s);
+		return 0;
+	}
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, e) {
+			iac_buf_printf(path, ".%s", k);
+			if (bad_path(e, path))
+				return 1;
+			path->len = len;
+			path->ptr[len] = '\0';
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, e) {
+			iac_buf_printf(path, "[%zu]", i);
+			if (bad_path(e, path))
+				return 1;
+			path->len = len;
+			path->ptr[len] = '\0';
+		}
+	}
+	return 1;
 }
 
 int iac_state_flush(iac_state *st)
@@ -442,10 +477,19 @@ int iac_state_flush(iac_state *st)
 
 	/* Indented for people who read state files (and diffs of them); the
 	 * cost is small next to the fsync. */
+	if (!doc)
+		return IAC_ERR;
 	char *text = json_dumps(doc, JSON_INDENT(1) | JSON_REAL_PRECISION(17));
+	if (!text) {
+		iac_buf path = IAC_BUF_INIT;
+		iac_buf_puts(&path, "state");
+		bad_path(doc, &path);
+		iac_err_set("cannot serialise state: the value at '%s' is not valid JSON", iac_buf_cstr(&path));
+		iac_buf_free(&path);
+		json_decref(doc);
+		return IAC_ERR;
+	}
 	json_decref(doc);
-	if (!text)
-		return iac_err_set("cannot serialise state");
 	if (ensure_dir(st) < 0)
 		goto done;
 	{

@@ -38,7 +38,13 @@ deployment "web" {
   strategy = "blue_green", version = var.version, pool = pool, lb = lb,
   health   = { path = "/health", expect = 200, interval = "200ms", healthy = 3, timeout = "20s" },
   analysis = { duration = "2s", max_error_rate = 0.01, max_p99 = "300ms" },
-  scale_down_delay = "5m",
+  scale_down_delay = "5m", flags_on_rollback = { checkout_v2 = "off" },
 }
 
 output "url" { value = "http://127.0.0.1:" .. var.lb_port .. "/" }
+
+flag "checkout_v2" {
+  kind = "release", variants = { on = true, off = false }, default = "off",
+  rollout = { on = 10 }, targeting_key = "userId",
+  deliver = { file = { host = lb, path = var.root .. "/flags.json" } },
+}

@@ -355,7 +355,7 @@ static int bg_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 	const char *live = prior ? sget(prior, "live") : NULL;
 	const char *lv = prior ? sget(prior, "live_version") : NULL;
 	if (lv && !strcmp(lv, version)) {
-		json_decref(steps);
+		json_object_set_new(planned, "steps", steps);   /* nothing to deploy */
 		return 0;
 	}
 	const char *idle = other(live);
