@@ -83,6 +83,28 @@ EOF2
 [ "$(json "$T/deadflow.json" "d['checks']['refused seen']['fails'] == 0 and d['checks']['refused seen']['passes'] > 10")" = True ] ||
 	fail "a flow did not see its connect errors: $(cat "$T/deadflow.out")"
 
+# per-request timeout: counted by kind, the VU goes on
+cat > "$T/timeout.lua" <<EOF2
+target "http://127.0.0.1:$PORT"
+scenario "slow" { path = "/slow/t" }
+load { vus = 2, duration = "1s", timeout = "100ms" }
+EOF2
+"$IAC" loadtest "$T/timeout.lua" -json "$T/timeout.json" > /dev/null || fail "timeout run exited $?"
+[ "$(json "$T/timeout.json" "d['errors']['by_kind'].get('timeout', 0) >= 4")" = True ] ||
+	fail "timeouts not counted: $(json "$T/timeout.json" "d['errors']")"
+
+# Ctrl-C: stops, still reports, exit 0
+printf 'target "http://127.0.0.1:%s/1k.html"\nload { vus = 2, duration = "30s" }\n' "$PORT" > "$T/long.lua"
+"$IAC" loadtest "$T/long.lua" -json "$T/int.json" > "$T/int.out" &
+LT=$!
+sleep 1.5
+kill -INT "$LT"
+rc=0
+wait "$LT" || rc=$?
+[ "$rc" = 0 ] || fail "an interrupted run must still exit 0, got $rc"
+[ "$(json "$T/int.json" "d['interrupted'] and d['duration_s'] < 5 and d['requests'] > 0")" = True ] ||
+	fail "the interrupted run was not reported"
+
 # help
 "$IAC" help loadtest > "$T/help" || fail "help exited $?"
 for f in -duration -vus -rate -threads -json -html -quiet "exit codes" 99; do

@@ -3,7 +3,9 @@
 . "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port)
-start_nginx "$PORT"
+start_nginx "$PORT" '
+    location /ka3/ { keepalive_requests 3; alias '"$T"'/nginx/www/; }
+    location /idle/ { keepalive_timeout 100ms; alias '"$T"'/nginx/www/; }'
 
 cat > "$T/plain.lua" <<EOF2
 target "http://127.0.0.1:$PORT"
@@ -65,6 +67,24 @@ for name in ("home ok", "product ok", "json body echoed"):
     assert c["fails"] == 0 and c["passes"] > 0, (name, c)
 print("endpoints and checks agree with the nginx log")
 EOP
+
+# the server closing connections: after every 3rd response (Connection:
+# close) and while a VU thinks (idle keep-alive timeout); no errors, counts
+# still exact
+: > "$T/nginx/access.log"
+cat > "$T/close.lua" <<EOF2
+target "http://127.0.0.1:$PORT"
+scenario "every3" { path = "/ka3/1k.html" }
+scenario "idle" { think = "250ms", flow = function(u) local r = u:get("/idle/1k.html"); u:check(r.status == 200, "idle ok") end }
+load { executor = "constant-vus", vus = 6, duration = "1.5s" }
+EOF2
+"$IAC" loadtest "$T/close.lua" -json "$T/close.json" > "$T/close.out" || fail "close run exited $?"
+logged=$(nginx_requests)
+got=$(json "$T/close.json" "d['requests']")
+echo "closing server: iac counted $got, nginx logged $logged"
+[ "$got" = "$logged" ] || fail "iac counted $got requests, nginx logged $logged"
+[ "$(json "$T/close.json" "d['errors']['total']")" = 0 ] || fail "connection closes caused errors: $(cat "$T/close.out")"
+[ "$(json "$T/close.json" "d['checks']['idle ok']['passes'] >= 12")" = True ] || fail "idle VUs did not come back after the server closed their connections"
 
 # the JSON shape documented in docs/loadtest.md
 python3 "$(dirname "$0")/check_json_shape.py" "$T/plain.json" "$T/flow.json" || fail "JSON report does not match the documented shape"
