@@ -747,7 +747,19 @@ static void on_timer(lt_vu *vu)
 
 /* ---- VUs and schedules --------------------------------------------- */
 
-static lt_vu *vu_new(iac_lt_worker *w)
+/* Give vu scenario scen: a flow needs a coroutine (made on first use) and
+ * a parser that keeps headers and body; a plain request needs neither. */
+static void vu_assign(lt_vu *vu, int scen)
+{
+	iac_lt_worker *w = vu->w;
+	int capture = w->flow_ref[scen] != LUA_NOREF;
+	vu->scen = scen;
+	vu->parser.settings = (void *)(capture ? &capture_settings : &plain_settings);
+	if (capture && !vu->co)
+		lt_lua_vu_init(vu);
+}
+
+static lt_vu *vu_new(iac_lt_worker *w, int scen)
 {
 	lt_vu *vu = iac_xcalloc(1, sizeof(*vu));
 	vu->w = w;
@@ -755,13 +767,10 @@ static lt_vu *vu_new(iac_lt_worker *w)
 	vu->id = (uint32_t)(w->nvus * (size_t)w->run->nthreads + (size_t)w->id + 1);
 	vu->fd = -1;
 	vu->state = VU_OFF;
-	vu->scen = pick_scenario(w);
-	int capture = w->flow_ref[vu->scen] != LUA_NOREF;
-	llhttp_init(&vu->parser, HTTP_RESPONSE, capture ? &capture_settings : &plain_settings);
+	llhttp_init(&vu->parser, HTTP_RESPONSE, &plain_settings);
 	vu->parser.data = vu;
 	vu->co_ref = vu->u_ref = LUA_NOREF;
-	if (capture)
-		lt_lua_vu_init(vu);
+	vu_assign(vu, scen);
 	w->vus = iac_xrealloc(w->vus, (w->nvus + 1) * sizeof(*w->vus));
 	w->vus[w->nvus++] = vu;
 	atomic_fetch_add(&w->allocated, 1);
@@ -814,7 +823,7 @@ static void closed_schedule(iac_lt_worker *w)
 		}
 	}
 	while (have < want) {
-		lt_vu *vu = vu_new(w);
+		lt_vu *vu = vu_new(w, pick_scenario(w));
 		atomic_fetch_add(&w->active, 1);
 		have++;
 		make_ready(vu);
@@ -886,7 +895,7 @@ static void open_schedule(iac_lt_worker *w)
 		if (w->nidle) {
 			vu = w->idle[--w->nidle];
 		} else if ((int)w->nvus < w->cap) {
-			vu = vu_new(w);
+			vu = vu_new(w, 0);
 			w->idle = iac_xrealloc(w->idle, w->nvus * sizeof(*w->idle));
 		}
 		stats_at(w);
@@ -894,8 +903,8 @@ static void open_schedule(iac_lt_worker *w)
 			w->d.dropped++;
 			continue;
 		}
-		if (cfg->nscenarios > 1 && w->flow_ref[vu->scen] != LUA_NOREF)
-			vu->scen = pick_scenario(w);
+		/* each iteration picks its scenario by weight */
+		vu_assign(vu, pick_scenario(w));
 		vu->intended = at_us;
 		atomic_fetch_add(&w->active, 1);
 		start_iteration(vu);
@@ -997,7 +1006,7 @@ static int worker_setup(iac_lt_worker *w)
 		int pre = share(cfg->pre_vus, run->nthreads, w->id);
 		w->idle = iac_xcalloc((size_t)(w->cap > 0 ? w->cap : 1), sizeof(*w->idle));
 		for (int i = 0; i < pre; i++) {
-			lt_vu *vu = vu_new(w);
+			lt_vu *vu = vu_new(w, 0);
 			vu->state = VU_IDLE;
 			w->idle[w->nidle++] = vu;
 		}
@@ -1090,6 +1099,10 @@ static void worker_loop(iac_lt_worker *w)
 			free(batch);
 		}
 
+		/* arrivals due before the end still start, even when the loop
+		 * wakes up after it */
+		if (w->open && !w->ending && !run->stop)
+			open_schedule(w);
 		if (!w->ending && (w->now >= load_end || run->stop)) {
 			w->ending = 1;
 			/* nobody starts anew; thinking users leave now */
@@ -1099,10 +1112,8 @@ static void worker_loop(iac_lt_worker *w)
 					vu_stop(vu);
 			}
 		}
-		if (!w->ending) {
-			if (w->open)
-				open_schedule(w);
-			else if (w->now - w->last_sched >= SCAN_US / 10) {
+		if (!w->ending && !w->open) {
+			if (w->now - w->last_sched >= SCAN_US / 10) {
 				w->last_sched = w->now;
 				closed_schedule(w);
 			}

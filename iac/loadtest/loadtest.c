@@ -197,6 +197,16 @@ int iac_loadtest_main(int argc, char **argv)
 	}
 	int cores = cpus_allowed();
 	int threads = f.threads > 0 ? f.threads : cores;
+	/* a thread without a VU of its own would drop its share of arrivals */
+	int most_vus = cfg.vus;
+	if (cfg.executor == IAC_LT_CONSTANT_RATE || cfg.executor == IAC_LT_RAMPING_RATE)
+		most_vus = cfg.max_vus;
+	else
+		for (size_t i = 0; i < cfg.nstages; i++)
+			if (cfg.stages[i].target > most_vus)
+				most_vus = (int)cfg.stages[i].target;
+	if (most_vus >= 1 && threads > most_vus)
+		threads = most_vus;
 	if (f.threads < 0) {
 		iac_log_error("flag '-threads' must be at least 1");
 		goto done;

@@ -79,4 +79,15 @@ echo "drop: $done_ iterations, $dropped dropped"
 [ "$dropped" -ge 25 ] || fail "expected at least 25 dropped iterations, got $dropped"
 [ $((dropped + done_)) = 50 ] || fail "iterations + dropped = $((dropped + done_)), expected 50"
 grep -q "dropped" "$T/drop.out" || fail "the summary does not mention dropped iterations"
+# plain and flow scenarios mixed in the open model: each iteration picks
+# its scenario by weight, on whichever VU is free
+cat > "$T/mix.lua" <<EOF2
+target "http://127.0.0.1:$PORT"
+scenario "plain" { weight = 1, path = "/1k.html", name = "plain" }
+scenario "flow" { weight = 3, flow = function(u) local r = u:get("/1k.html", { name = "flow" }); u:check(#r.body == 1024, "body") end }
+load { executor = "constant-arrival-rate", rate = 400, duration = "1s", max_vus = 30 }
+EOF2
+"$IAC" loadtest "$T/mix.lua" -json "$T/mix.json" > /dev/null || fail "mix run exited $?"
+[ "$(json "$T/mix.json" "(d['endpoints']['plain']['requests'], d['endpoints']['flow']['requests'], d['checks']['body']['fails'], d['dropped_iterations'])")" = "(100, 300, 0, 0)" ] ||
+	fail "mixed scenarios: $(json "$T/mix.json" "(d['endpoints'], d['dropped_iterations'])")"
 echo ok
