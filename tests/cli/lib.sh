@@ -37,6 +37,9 @@ export IAC
 unset NO_COLOR
 for v in $(env | sed -n 's/^\(IAC_VAR_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 
+# python3 for JSON checks; the system one first (a pyenv shim costs seconds a call)
+if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
+
 TEST_NAME=$(basename "$0" .sh)
 T=$(mktemp -d "${TMPDIR:-/tmp}/iac-cli-$TEST_NAME.XXXXXX")
 T=$(cd "$T" && pwd -P)
@@ -201,7 +204,7 @@ expect_eq() {
 # json_get EXPR: evaluate a python expression on the JSON in $OUT (bound to d)
 # prints the result; exit status 1 if OUT is not JSON or EXPR fails
 json_get() {
-    printf '%s' "$OUT" | python3 -c '
+    printf '%s' "$OUT" | "$PY" -c '
 import json, sys
 d = json.load(sys.stdin)
 r = eval(sys.argv[1])

@@ -31,7 +31,7 @@ end
 EOF
 
 state_is_json() {
-    [ ! -e .iac/state.json ] || python3 -c 'import json,sys; json.load(open(sys.argv[1]))' .iac/state.json 2>/dev/null
+    [ ! -e .iac/state.json ] || "$PY" -c 'import json,sys; json.load(open(sys.argv[1]))' .iac/state.json 2>/dev/null
 }
 no_dup_lines() { [ -z "$(grep -v '^gone-' out/log 2>/dev/null | sort | uniq -d)" ]; }
 

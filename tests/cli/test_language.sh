@@ -86,9 +86,9 @@ step "apply -json: stdout is one JSON document (no human text mixed in)"
 printf 'newer\n' >data.txt
 run apply -auto-approve -json
 expect_rc 0
-if printf '%s' "$OUT" | python3 -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null; then
+if printf '%s' "$OUT" | "$PY" -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null; then
     pass
-elif printf '%s\n' "$OUT" | python3 -c '
+elif printf '%s\n' "$OUT" | "$PY" -c '
 import json, sys
 for l in sys.stdin:
     if l.strip(): json.loads(l)' 2>/dev/null; then

@@ -20,7 +20,7 @@ EOF
 step "plan -json before anything exists"
 run plan -json
 expect_rc 0
-if printf '%s' "$OUT" | python3 -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null; then
+if printf '%s' "$OUT" | "$PY" -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null; then
     pass
 else
     fail "plan -json stdout is not one JSON document"
