@@ -38,7 +38,7 @@ switch() {   # N KIND(cutover|rollback) TO_COLOUR TO_SERVERS FROM_SERVERS VERIFY
     echo "$kind $n -> $colour: 100% on $colour after $to_new ms, call $total ms, old colour $drained"
     echo "$kind $to_new $total" >> "$W/figures"
     if [ "$kind" = rollback ] && awk -v t="$total" 'BEGIN { exit !(t > 1000) }'; then
-        fail "rollback $n took $total ms (budget 1000 ms)"
+        fail_timing "rollback $n took $total ms (budget 1000 ms)"
     fi
 }
 
@@ -87,7 +87,7 @@ awk '{ n[$1]++; s[$1] += $2; if ($2 > m[$1]) m[$1] = $2 }
 for kind in cutover rollback; do
     med=$(awk -v k=$kind '$1 == k { print $2 }' "$W/figures" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
     awk -v m="$med" 'BEGIN { exit !(m <= 200) }' && ok "$kind: median to-100 % $med ms (target <= 200 ms)" ||
-        fail "$kind: median to-100 % $med ms > 200 ms"
+        fail_timing "$kind: median to-100 % $med ms > 200 ms"
 done
-awk '$2 > 1000 { bad++ } END { exit bad > 0 }' "$W/figures" || fail "a switch took more than 1 s to reach 100 %"
+awk '$2 > 1000 { bad++ } END { exit bad > 0 }' "$W/figures" || fail_timing "a switch took more than 1 s to reach 100 %"
 finish

@@ -28,7 +28,7 @@ total=$(json_get "$W/rb.json" total_ms)
 state=$(json_get "$W/rb.json" from_state)
 left=$(json_get "$W/rb.json" sessions_left)
 awk -v t="$total" 'BEGIN { exit !(t <= 1000) }' && ok "rollback with a slow request on green: $total ms" ||
-    fail "rollback took $total ms"
+    fail_timing "rollback took $total ms"
 [ "$state" = drain ] && [ "$left" -ge 1 ] && ok "green left in drain with $left session(s) still running" ||
     fail "green should stay in drain with its slow session: state $state, sessions $left"
 expect_all blue 6 "after the rollback"
@@ -67,7 +67,7 @@ DEAD=$(free_port)
     > "$W/rb3.json" 2> "$W/rb3.err" && fail "rollback to a dead standby succeeded"
 ms=$(json_get "$W/rb3.json" total_ms)
 awk -v t="$ms" 'BEGIN { exit !(t < 1000) }' && ok "rollback to a dead standby refused in $ms ms: $(cat "$W/rb3.err")" ||
-    fail "refusal took $ms ms"
+    fail_timing "refusal took $ms ms"
 expect_all green 6 "traffic stays on green"
 
 load_stop
