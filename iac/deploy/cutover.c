@@ -147,6 +147,18 @@ static int move(iac_cutover_result *out, iac_haproxy *h, const iac_cutover_opts 
 		if ((!first && refresh(&rows, &nrows, h, o->backend) < 0) ||
 		    pick(to_rows, rows, nrows, h, o->backend, o->to, o->n_to) < 0)
 			goto fail;
+		/* just made ready: drain or maint now means someone else acts
+		 * on this backend (a rollback); draining `from` would leave
+		 * nobody serving */
+		for (size_t i = 0; i < o->n_to; i++)
+			if (iac_str_starts(to_rows[i]->status, "DRAIN") || iac_str_starts(to_rows[i]->status, "MAINT")) {
+				iac_err_set("backend '%s' changed during the %s to %s: '%s' is %s right after "
+					    "being made ready (a rollback or another switch?); '%s' keeps its "
+					    "traffic", o->backend, verb, iac_buf_cstr(&names), to_rows[i]->svname,
+					    to_rows[i]->status, o->n_from ? o->from[0] : "the old colour");
+				rc = IAC_ECONFLICT;
+				goto fail;
+			}
 		for (size_t i = 0; i < o->n_to; i++)
 			ready += server_ready(to_rows[i], o->wait_check);
 		if (ready == o->n_to)

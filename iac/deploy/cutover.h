@@ -77,9 +77,9 @@ typedef struct {
 
 /* 0 when traffic is on `to`; -1 when it is not (the message says where it
  * is: the steps above undo what they did); IAC_ECONFLICT when someone else
- * changed the servers' states during the drain wait (typically an emergency
- * rollback preempting an apply): nothing more is touched. The result is
- * filled in every case. */
+ * changed the servers' states while this call waited (typically an
+ * emergency rollback preempting an apply): nothing more is touched. The
+ * result is filled in every case. */
 int iac_cutover_switch(iac_cutover_result *out, iac_haproxy *h, const iac_cutover_opts *opts);
 int iac_cutover_rollback(iac_cutover_result *out, iac_haproxy *h, const iac_cutover_opts *opts);
 
