@@ -158,6 +158,8 @@ static void lifecycle(lua_State *L, int idx, iac_rconf *r)
 			r->prevent_destroy = lua_toboolean(L, -1);
 		else if (k && !strcmp(k, "ignore_changes")) {
 			json_t *l = json_array();
+			json_decref(r->ignore_changes);
+			r->ignore_changes = l;   /* owned by the config before anything can raise */
 			if (lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "all"))
 				json_array_append_new(l, json_string("*"));
 			else if (lua_istable(L, -1)) {
@@ -173,7 +175,6 @@ static void lifecycle(lua_State *L, int idx, iac_rconf *r)
 				iac_load_error(L, "resource '%s': ignore_changes is a list of attribute names or \"all\"",
 					   r->addr);
 			}
-			r->ignore_changes = l;
 		} else {
 			iac_load_error(L, "resource '%s': unknown lifecycle setting '%s' (use create_before_destroy, "
 				   "prevent_destroy, ignore_changes)", r->addr, k ? k : "?");
@@ -189,9 +190,12 @@ static json_t *host_by_name(loader *ld, const char *name)
 	return h ? json_incref(h) : NULL;
 }
 
-static void check_attr(lua_State *L, iac_rconf *r, const char *k, json_t **v)
+/* Check r->attrs[k] against the schema, converting where needed. It may
+ * raise a Lua error: it holds no reference of its own, so nothing leaks. */
+static void check_attr(lua_State *L, iac_rconf *r, const char *k)
 {
 	char hint[128];
+	json_t *v = json_object_get(r->attrs, k);
 	const iac_attr *a = iac_rtype_attr(r->rtype, k);
 	if (!a) {
 		const char *names[64];
@@ -204,21 +208,19 @@ static void check_attr(lua_State *L, iac_rconf *r, const char *k, json_t **v)
 	if ((a->flags & IAC_A_COMPUTED) && !r->is_data)
 		iac_load_error(L, "resource '%s': attribute '%s' is computed by the provider and cannot be set",
 			   r->addr, k);
-	if (a->type == IAC_T_HOST && json_is_string(*v)) {
-		json_t *h = host_by_name(iac_load_get(L), json_string_value(*v));
+	if (a->type == IAC_T_HOST && json_is_string(v)) {
+		json_t *h = host_by_name(iac_load_get(L), json_string_value(v));
 		if (!h)
 			iac_load_error(L, "resource '%s': attribute 'host': no host named '%s' is declared", r->addr,
-				   json_string_value(*v));
-		json_decref(*v);
-		*v = h;
+				   json_string_value(v));
+		json_object_set_new(r->attrs, k, h);
+		v = h;
 	}
-	const char *want = iac_dsl_type_mismatch(a->type, *v);
+	const char *want = iac_dsl_type_mismatch(a->type, v);
 	if (want)
-		iac_load_error(L, "resource '%s': attribute '%s' must be %s, got a %s", r->addr, k, want, type_word(*v));
-	if (a->type == IAC_T_LIST && json_is_object(*v)) {
-		json_decref(*v);
-		*v = json_array();
-	}
+		iac_load_error(L, "resource '%s': attribute '%s' must be %s, got a %s", r->addr, k, want, type_word(v));
+	if (a->type == IAC_T_LIST && json_is_object(v))
+		json_object_set_new(r->attrs, k, json_array());
 }
 
 static int resource_body(lua_State *L)
@@ -309,9 +311,7 @@ static int resource_body(lua_State *L)
 			if (v) {
 				/* stored first: check_attr may raise and the config owns it */
 				json_object_set_new(r->attrs, k, v);
-				json_t *cur = json_incref(v);
-				check_attr(L, r, k, &cur);
-				json_object_set_new(r->attrs, k, cur);
+				check_attr(L, r, k);
 			}
 		}
 		lua_pop(L, 1);
