@@ -101,7 +101,7 @@ static iac_lt_second *slot_locked(iac_lt_run *run, long s)
 			iac_lt_second *x = &run->secs[i];
 			memset(x, 0, sizeof(*x));
 			x->hap_qcur = x->hap_scur = x->hap_rtime_ms = x->hap_rate = NAN;
-			x->cpu_pct = NAN;
+			x->cpu_pct = x->wait_pct = NAN;
 			x->vus = -1;
 		}
 		run->nsecs = n;

@@ -24,6 +24,7 @@ typedef struct {
 	double p50_ms, p90_ms, p99_ms, max_ms;
 	int vus;
 	double cpu_pct;          /* the load generator's CPU, % of the cores it may use */
+	double wait_pct;         /* its threads' time runnable but not running, % of the second */
 	/* server side (NaN when not sampled) */
 	double hap_qcur, hap_scur, hap_rtime_ms, hap_rate;
 	double *host_cpu, *host_mem; /* one per observed host, % */

@@ -1,6 +1,7 @@
 /* loadtest: the `iac loadtest` command. Loads the scenario, applies the
  * flags, runs the engine while sampling the client's CPU and the server
  * side once a second, then judges and reports. */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <sched.h>
@@ -134,6 +135,36 @@ static double cpu_seconds(void)
 	       (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+/* Seconds this process's threads spent runnable but waiting for a CPU
+ * (schedstat's run_delay): other processes taking the cores delay every
+ * request, whatever our own CPU use says. NaN when not available. */
+static double runq_wait_seconds(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return NAN;
+	double total = 0;
+	int any = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300];
+		snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		unsigned long long run, wait;
+		if (fscanf(f, "%llu %llu", &run, &wait) == 2) {
+			total += (double)wait / 1e9;
+			any = 1;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return any ? total : NAN;
+}
+
 static void sleep_ms(double ms)
 {
 	struct timespec ts = { (time_t)(ms / 1e3), (long)(fmod(ms, 1e3) * 1e6) };
@@ -235,7 +266,7 @@ int iac_loadtest_main(int argc, char **argv)
 	}
 	have_run = 1;
 	int progress = !f.quiet && isatty(STDERR_FILENO) && !getenv("CI");
-	double cpu_prev = cpu_seconds(), wall_prev = iac_lt_engine_elapsed(&run);
+	double cpu_prev = cpu_seconds(), wall_prev = iac_lt_engine_elapsed(&run), wait_prev = runq_wait_seconds();
 	long next_sec = 0;
 	int aborted = 0, vus_max = 0;
 	while (iac_lt_engine_running(&run)) {
@@ -253,6 +284,11 @@ int iac_loadtest_main(int argc, char **argv)
 		double cpu_now = cpu_seconds();
 		int usable = threads < cores ? threads : cores;
 		double cpu_pct = 100.0 * (cpu_now - cpu_prev) / ((el - wall_prev) * usable);
+		double wait_now = runq_wait_seconds();
+		double wait_pct = 100.0 * (wait_now - wait_prev) / ((el - wall_prev) * threads);
+		if (wait_pct < 0)
+			wait_pct = NAN;   /* workers that ended took their counters with them */
+		wait_prev = wait_now;
 		cpu_prev = cpu_now;
 		wall_prev = el;
 		iac_lt_hap_sample hs;
@@ -266,6 +302,7 @@ int iac_loadtest_main(int argc, char **argv)
 		pthread_mutex_lock(&run.mu);
 		iac_lt_second *x = iac_lt_engine_slot(&run, next_sec);
 		x->cpu_pct = cpu_pct;
+		x->wait_pct = wait_pct;
 		if (hap_ok) {
 			x->hap_qcur = hs.qcur;
 			x->hap_scur = hs.scur;

@@ -164,6 +164,35 @@ void iac_lt_result_judge(iac_lt_result *r)
 	} else if (max > 90.0) {
 		iac_strlist_push(&r->notes, "the load generator's CPU went above 90% for a second");
 	}
+	/* starved rather than saturated: the cores were busy with other
+	 * processes, so every request waited for the scheduler too */
+	size_t wrun = 0, wworst = 0, wstart = 0;
+	double wmax = 0;
+	for (size_t s = 0; s < r->nsecs; s++) {
+		double wt = r->secs[s].wait_pct;
+		if (isnan(wt))
+			continue;
+		if (wt > wmax)
+			wmax = wt;
+		if (wt > 20.0) {
+			if (++wrun > wworst) {
+				wworst = wrun;
+				wstart = s + 1 - wrun;
+			}
+		} else {
+			wrun = 0;
+		}
+	}
+	r->wait_max_pct = wmax;
+	if (wworst >= 2) {
+		r->valid = 0;
+		char *m = iac_xasprintf("the load generator's threads waited for a CPU more than 20%% of the time for "
+					"%zu s (from t=%zu s, peak %.0f%%): other processes held the cores, so "
+					"latency includes scheduling delays and throughput is capped by them",
+					wworst, wstart, wmax);
+		iac_strlist_push(&r->invalid, m);
+		free(m);
+	}
 	if (r->total->dropped) {
 		char n[32];
 		fmt_int(n, sizeof(n), (double)r->total->dropped);
@@ -433,9 +462,9 @@ void iac_lt_report_summary(FILE *f, const iac_lt_result *r)
 		iac_buf_printf(&b, "\n  %snote:%s %s", Y, R, r->notes.items[i]);
 	if (r->notes.n)
 		iac_buf_putc(&b, '\n');
-	iac_buf_printf(&b, "\n  load generator CPU: avg %.0f%%, max %.0f%% of %d core%s; memory %.1f MiB\n",
-		       isnan(r->cpu_avg_pct) ? 0 : r->cpu_avg_pct, r->cpu_max_pct, r->cores, r->cores == 1 ? "" : "s",
-		       r->rss_mib);
+	iac_buf_printf(&b, "\n  load generator CPU: avg %.0f%%, max %.0f%% of %d core%s, waited for a CPU up to %.0f%% of "
+		       "a second; memory %.1f MiB\n", isnan(r->cpu_avg_pct) ? 0 : r->cpu_avg_pct, r->cpu_max_pct, r->cores,
+		       r->cores == 1 ? "" : "s", r->wait_max_pct, r->rss_mib);
 	if (r->valid)
 		iac_buf_printf(&b, "  result: %svalid%s", G, R);
 	else
@@ -603,6 +632,7 @@ json_t *iac_lt_report_json(const iac_lt_result *r)
 		json_object_set_new(p, "max_ms", x->requests ? num(x->max_ms) : json_null());
 		json_object_set_new(p, "vus", x->vus >= 0 ? json_integer(x->vus) : json_null());
 		json_object_set_new(p, "client_cpu_pct", num(x->cpu_pct));
+		json_object_set_new(p, "client_wait_pct", num(x->wait_pct));
 		if (r->haproxy) {
 			json_t *hp = json_object();
 			json_object_set_new(hp, "queue", num(x->hap_qcur));
@@ -635,6 +665,7 @@ json_t *iac_lt_report_json(const iac_lt_result *r)
 	json_object_set_new(client, "cores", json_integer(r->cores));
 	json_object_set_new(client, "cpu_avg_pct", num(r->cpu_avg_pct));
 	json_object_set_new(client, "cpu_max_pct", num(r->cpu_max_pct));
+	json_object_set_new(client, "cpu_wait_max_pct", num(r->wait_max_pct));
 	json_object_set_new(client, "max_rss_mib", num(r->rss_mib));
 	json_object_set_new(o, "client", client);
 
@@ -818,7 +849,8 @@ int iac_lt_report_write_html(const iac_lt_result *r, const char *path)
 		double *rps = iac_xmalloc(n * sizeof(double)), *errs = iac_xmalloc(n * sizeof(double)),
 		       *p50 = iac_xmalloc(n * sizeof(double)), *p90 = iac_xmalloc(n * sizeof(double)),
 		       *p99 = iac_xmalloc(n * sizeof(double)), *vus = iac_xmalloc(n * sizeof(double)),
-		       *cpu = iac_xmalloc(n * sizeof(double)), *drop = iac_xmalloc(n * sizeof(double));
+		       *cpu = iac_xmalloc(n * sizeof(double)), *drop = iac_xmalloc(n * sizeof(double)),
+		       *wait = iac_xmalloc(n * sizeof(double));
 		int have_hap = 0;
 		for (size_t i = 0; i < n; i++) {
 			const iac_lt_second *x = &r->secs[i];
@@ -830,6 +862,7 @@ int iac_lt_report_write_html(const iac_lt_result *r, const char *path)
 			p99[i] = x->requests ? x->p99_ms : NAN;
 			vus[i] = x->vus >= 0 ? x->vus : NAN;
 			cpu[i] = x->cpu_pct;
+			wait[i] = x->wait_pct;
 			have_hap |= !isnan(x->hap_qcur);
 		}
 		iac_buf_puts(&b, "<h2>Over time</h2>\n");
@@ -839,8 +872,9 @@ int iac_lt_report_write_html(const iac_lt_result *r, const char *path)
 		svg_chart(&b, "Latency", "ms", l, 3, n);
 		series e[] = { { "errors/s", "#cf222e", errs }, { "dropped/s", "#8250df", drop } };
 		svg_chart(&b, "Errors and dropped iterations", "per second", e, 2, n);
-		series v[] = { { "VUs", "#0969da", vus }, { "client CPU %", "#6e7781", cpu } };
-		svg_chart(&b, "Virtual users and load generator CPU", "count, %", v, 2, n);
+		series v[] = { { "VUs", "#0969da", vus }, { "client CPU %", "#6e7781", cpu },
+			       { "client CPU wait %", "#bf3989", wait } };
+		svg_chart(&b, "Virtual users and load generator CPU", "count, %", v, 3, n);
 		if (have_hap) {
 			double *q = iac_xmalloc(n * sizeof(double)), *sc = iac_xmalloc(n * sizeof(double)),
 			       *rt = iac_xmalloc(n * sizeof(double));
@@ -882,6 +916,7 @@ int iac_lt_report_write_html(const iac_lt_result *r, const char *path)
 		free(vus);
 		free(cpu);
 		free(drop);
+		free(wait);
 	}
 
 	iac_buf_puts(&b, "<h2>Endpoints</h2><table id=\"endpoints\"><tr><th>endpoint</th><th>requests</th><th>rps</th>"

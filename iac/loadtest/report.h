@@ -33,6 +33,7 @@ typedef struct {
 	iac_strlist notes;         /* warnings worth a line */
 	char *saturation;          /* "where it saturated", NULL when nothing stood out */
 	double cpu_max_pct, cpu_avg_pct, rss_mib;
+	double wait_max_pct;       /* most of a second spent waiting for a CPU, % */
 	int aborted;               /* a threshold with abort_on_fail stopped the run */
 	int interrupted;           /* SIGINT */
 	const char *haproxy;       /* observed address or NULL */

@@ -19,7 +19,7 @@ TOP = {
 POINT = {
     "t": int, "requests": int, "rps": NUM, "errors": int, "dropped": int,
     "p50_ms": OPT_NUM, "p90_ms": OPT_NUM, "p99_ms": OPT_NUM, "max_ms": OPT_NUM,
-    "vus": (int, type(None)), "client_cpu_pct": OPT_NUM,
+    "vus": (int, type(None)), "client_cpu_pct": OPT_NUM, "client_wait_pct": OPT_NUM,
 }
 
 
@@ -53,7 +53,8 @@ def validate(d):
         check(p, POINT, f"timeseries[{i}]")
         assert p["t"] == i, f"timeseries[{i}].t is {p['t']}"
     check(d["server"], {"haproxy": (str, type(None)), "hosts": list, "saturation": (str, type(None))}, "server")
-    check(d["client"], {"cores": int, "cpu_avg_pct": OPT_NUM, "cpu_max_pct": OPT_NUM, "max_rss_mib": OPT_NUM},
+    check(d["client"], {"cores": int, "cpu_avg_pct": OPT_NUM, "cpu_max_pct": OPT_NUM, "cpu_wait_max_pct": OPT_NUM,
+                        "max_rss_mib": OPT_NUM},
           "client")
     # figures agree with each other
     assert sum(p["requests"] for p in d["timeseries"]) == d["requests"], "timeseries requests do not add up"
