@@ -189,7 +189,8 @@ static const char *const balances[] = { "roundrobin", "static-rr", "leastconn", 
 int iac_haproxy_cfg_render(char **out, const json_t *desc)
 {
 	const json_t *fe, *be, *health, *timeouts;
-	const char *fe_name, *be_name, *balance, *hpath, *live, *sock, *state_file, *pidfile;
+	const char *fe_name = NULL, *be_name = NULL, *balance = NULL, *hpath = NULL, *live = NULL, *sock = NULL,
+		   *state_file = NULL, *pidfile = "";
 	long expect, inter, fastinter, rise, fall, hto, maxconn, nbthread, hard_stop;
 	long t_connect, t_client, t_server, t_keepalive, t_queue;
 	json_t *binds, *servers, *srv;
