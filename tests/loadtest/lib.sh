@@ -4,6 +4,8 @@
 set -euo pipefail
 
 : "${IAC:?IAC must point at the iac binary}"
+# the system Python: a version-manager shim can take seconds to start
+PY=$(command -v /usr/bin/python3 || command -v python3)
 T=$(mktemp -d /tmp/iac-lt-XXXXXX)
 PIDS=()
 
@@ -26,7 +28,7 @@ fail() {
 }
 
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
 wait_port() {   # wait_port PORT: until something accepts on 127.0.0.1:PORT
@@ -91,5 +93,5 @@ nginx_requests() {   # lines in the access log
 
 # jq-free JSON access: json FILE EXPR (Python expression over d)
 json() {
-	python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
+	"$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
 }

@@ -31,7 +31,7 @@ expect_error "flag '-duration' does not apply to executor 'ramping-vus'" "$T/ram
 [ "$(json "$T/o.json" "d['vus_max']")" = 3 ] || fail "-vus did not override"
 [ "$(json "$T/o.json" "d['threads']")" = 1 ] || fail "-threads did not override"
 dur=$(json "$T/o.json" "d['duration_s']")
-python3 -c "import sys; sys.exit(0 if 0.9 < $dur < 1.5 else 1)" || fail "-duration did not override ($dur s)"
+"$PY" -c "import sys; sys.exit(0 if 0.9 < $dur < 1.5 else 1)" || fail "-duration did not override ($dur s)"
 # -rate turns a closed-model scenario into constant-arrival-rate (like wrk2 -R)
 "$IAC" loadtest "$T/ok.lua" -rate 100 -duration 1s -json "$T/r.json" > /dev/null || fail "-rate run exited $?"
 [ "$(json "$T/r.json" "d['executor']")" = constant-arrival-rate ] || fail "-rate did not switch executor"

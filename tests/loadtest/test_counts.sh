@@ -50,7 +50,7 @@ got=$(json "$T/flow.json" "d['requests']")
 echo "flow: iac counted $got, nginx logged $logged"
 [ "$got" = "$logged" ] || fail "iac counted $got requests, nginx logged $logged"
 # per endpoint counts add up, and the names group URLs
-python3 - "$T/flow.json" "$T/nginx/access.log" <<'EOP'
+"$PY" - "$T/flow.json" "$T/nginx/access.log" <<'EOP'
 import json, sys, re
 d = json.load(open(sys.argv[1]))
 log = open(sys.argv[2]).read().splitlines()
@@ -87,5 +87,5 @@ echo "closing server: iac counted $got, nginx logged $logged"
 [ "$(json "$T/close.json" "d['checks']['idle ok']['passes'] >= 12")" = True ] || fail "idle VUs did not come back after the server closed their connections"
 
 # the JSON shape documented in docs/loadtest.md
-python3 "$(dirname "$0")/check_json_shape.py" "$T/plain.json" "$T/flow.json" || fail "JSON report does not match the documented shape"
+"$PY" "$(dirname "$0")/check_json_shape.py" "$T/plain.json" "$T/flow.json" || fail "JSON report does not match the documented shape"
 echo "ok"

@@ -40,7 +40,7 @@ observe { haproxy = "$T/haproxy.sock", hosts = { "local" } }
 EOF2
 "$IAC" loadtest "$T/s.lua" -json "$T/s.json" -html "$T/s.html" > "$T/s.out" 2>&1 || fail "run exited $?"
 cat "$T/s.out"
-python3 - "$T/s.json" <<'EOP'
+"$PY" - "$T/s.json" <<'EOP'
 import json, sys
 d = json.load(open(sys.argv[1]))
 ts = d["timeseries"]

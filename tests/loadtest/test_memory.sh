@@ -24,7 +24,7 @@ load { executor = "ramping-vus", stages = { { "2s", 10000 }, { "2s", 10000 } } }
 EOF2
 "$IAC" loadtest "$T/idle.lua" -json "$T/idle.json" > "$T/idle.out" || fail "run exited $?"
 cat "$T/idle.out"
-python3 - "$T/idle.json" <<'EOP'
+"$PY" - "$T/idle.json" <<'EOP'
 import json, sys
 d = json.load(open(sys.argv[1]))
 rss = d["client"]["max_rss_mib"]

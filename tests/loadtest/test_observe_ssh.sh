@@ -6,6 +6,7 @@
 # Skips without root or network namespaces.
 set -euo pipefail
 : "${IAC:?IAC must point at the iac binary}"
+PY=$(command -v /usr/bin/python3 || command -v python3)
 SRC=${IAC_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 TESTBED=$SRC/tests/testbed/testbed.sh
 if [ "$(id -u)" != 0 ]; then
@@ -65,7 +66,7 @@ EOF2
 bash "$TESTBED" exec "$BED" "$IAC" loadtest "$T/s.lua" -json "$T/s.json" > "$T/s.out" 2> "$T/s.err" ||
 	fail "run exited $?: $(cat "$T/s.err")"
 cat "$T/s.out"
-python3 - "$T/s.json" "root@$ADDR" <<'EOP'
+"$PY" - "$T/s.json" "root@$ADDR" <<'EOP'
 import json, sys
 d = json.load(open(sys.argv[1]))
 host = sys.argv[2]

@@ -25,7 +25,7 @@ PAUSER=$!
 "$IAC" loadtest "$T/open.lua" -json "$T/open.json" > "$T/open.out" || fail "open run exited $?"
 wait "$PAUSER"
 cat "$T/open.out"
-python3 - "$T/open.json" <<'EOP'
+"$PY" - "$T/open.json" <<'EOP'
 import json, sys
 d = json.load(open(sys.argv[1]))
 lat = d["latency_ms"]
@@ -55,7 +55,7 @@ pause_nginx 1 &
 PAUSER=$!
 "$IAC" loadtest "$T/closed.lua" -json "$T/closed.json" > "$T/closed.out" || fail "closed run exited $?"
 wait "$PAUSER"
-python3 - "$T/closed.json" <<'EOP'
+"$PY" - "$T/closed.json" <<'EOP'
 import json, sys
 d = json.load(open(sys.argv[1]))
 lat = d["latency_ms"]

@@ -35,7 +35,7 @@ chrome() {
 		--user-data-dir="$T/chromium-$1" "${@:2}" 2> "$T/chromium-$1.log"
 }
 chrome dom --dump-dom "file://$T/report.html" > "$T/dom.html" || fail "chromium could not load the report"
-python3 - "$T/dom.html" <<'EOP'
+"$PY" - "$T/dom.html" <<'EOP'
 import sys, re
 dom = open(sys.argv[1]).read()
 charts = re.findall(r"<svg[^>]*>", dom)
@@ -53,7 +53,7 @@ EOP
 
 chrome shot --window-size=1000,2200 --screenshot="$T/report.png" "file://$T/report.html" > /dev/null ||
 	fail "chromium could not take a screenshot"
-python3 - "$T/report.png" <<'EOP'
+"$PY" - "$T/report.png" <<'EOP'
 import sys, struct, zlib
 data = open(sys.argv[1], "rb").read()
 assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
@@ -104,5 +104,5 @@ for want in "requests" "latency" "product" "thresholds" "result:"; do
 done
 # no progress line when stderr is not a terminal
 [ ! -s "$T/stderr.txt" ] || fail "unexpected output on stderr: $(cat "$T/stderr.txt")"
-python3 "$(dirname "$0")/check_json_shape.py" "$T/report.json" || fail "JSON shape"
+"$PY" "$(dirname "$0")/check_json_shape.py" "$T/report.json" || fail "JSON shape"
 echo ok

@@ -12,7 +12,7 @@ scenario "s" { path = "/1k.html", think = "20ms" }
 load { executor = "ramping-vus", stages = { { "1s", 20 }, { "1s", 20 }, { "1s", 0 } } }
 EOF2
 "$IAC" loadtest "$T/ramp.lua" -json "$T/ramp.json" > "$T/ramp.out" || fail "ramping-vus run exited $?"
-python3 - "$T/ramp.json" <<'EOP'
+"$PY" - "$T/ramp.json" <<'EOP'
 import json, sys
 d = json.load(open(sys.argv[1]))
 vus = [p["vus"] for p in d["timeseries"]]
@@ -33,7 +33,7 @@ load { executor = "ramping-arrival-rate", start_rate = 0, max_vus = 50,
        stages = { { "1s", 200 }, { "1s", 200 }, { "1s", 0 } } }
 EOF2
 "$IAC" loadtest "$T/rate.lua" -json "$T/rate.json" > "$T/rate.out" || fail "ramping-arrival-rate run exited $?"
-python3 - "$T/rate.json" <<'EOP'
+"$PY" - "$T/rate.json" <<'EOP'
 import json, sys
 d = json.load(open(sys.argv[1]))
 per_sec = [p["requests"] for p in d["timeseries"]]
