@@ -321,9 +321,10 @@ int iac_loadtest_main(int argc, char **argv)
 			aborted = 1;
 			run.stop = 1;
 		}
-		if (progress && nfinal) {
+		size_t whole = nfinal < (size_t)next_sec ? nfinal : (size_t)next_sec;   /* not a partial tail */
+		if (progress && whole) {
 			pthread_mutex_lock(&run.mu);
-			const iac_lt_second *l = &run.secs[nfinal - 1];
+			const iac_lt_second *l = &run.secs[whole - 1];
 			char line[200];
 			snprintf(line, sizeof(line), "\r  %5.0fs  vus %-6d rps %-9llu errors %-7llu p99 %.2fms   ", el, vus,
 				 (unsigned long long)l->requests, (unsigned long long)run.total.failed, l->p99_ms);
