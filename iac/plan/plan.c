@@ -419,6 +419,13 @@ static int plan_data(planner *pl, iac_change *c, iac_rconf *r)
 	return 0;
 }
 
+/* Reasons given by providers live as long as the plan. */
+static const char *reason_string(planner *pl, const char *text)
+{
+	json_array_append_new(pl->plan->reasons, json_string(text));
+	return json_string_value(json_array_get(pl->plan->reasons, json_array_size(pl->plan->reasons) - 1));
+}
+
 static void plan_warn(const iac_rctx *ctx, const char *msg)
 {
 	iac_plan *plan = ctx->caller;
@@ -489,10 +496,15 @@ static int plan_resource(planner *pl, iac_rconf *r)
 			c->reason = "interrupted before it finished";
 	} else {
 		c->action = diff(pl, c, r, c->prior);
+		const char *want = json_string_value(json_object_get(c->planned, "$update"));
+		if (want && c->action == IAC_ACT_NOOP && r->rtype->update) {
+			c->action = IAC_ACT_UPDATE;
+			c->reason = reason_string(pl, want);
+		}
 		json_t *orig = iac_state_get(pl->st, r->addr);
 		if (json_object_get(orig, "pending"))
 			c->reason = "found after an interrupted run";
-		else if (c->action != IAC_ACT_NOOP &&
+		else if (c->action != IAC_ACT_NOOP && !c->reason &&
 			 !iac_value_equal(json_object_get(orig, "attributes"), c->before))
 			c->reason = "changed outside iac";
 	}
@@ -506,7 +518,9 @@ static int plan_resource(planner *pl, iac_rconf *r)
 	}
 	if (c->action != IAC_ACT_DELETE)
 		fill_computed(c, r);
-	if (c->reason && strcmp(c->reason, "interrupted before it finished") != 0)
+	json_object_del(c->planned, "$update");
+	if (c->reason && (!strcmp(c->reason, "changed outside iac") || !strcmp(c->reason, "deleted outside iac") ||
+			  !strcmp(c->reason, "found after an interrupted run")))
 		json_array_append_new(pl->plan->drift, json_string(r->addr));
 	return 0;
 }
@@ -644,6 +658,7 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 	plan->drift = json_array();
 	plan->errors = json_array();
 	plan->warnings = json_array();
+	plan->reasons = json_array();
 	plan->destroy = opts->destroy;
 	snprintf(plan->lineage, sizeof(plan->lineage), "%s", iac_state_lineage(st));
 	plan->serial = iac_state_serial(st);
@@ -773,6 +788,7 @@ void iac_plan_free(iac_plan *plan)
 	json_decref(plan->targets);
 	json_decref(plan->errors);
 	json_decref(plan->warnings);
+	json_decref(plan->reasons);
 	free(plan);
 }
 

@@ -63,6 +63,7 @@ typedef struct iac_plan {
 	json_t *targets;      /* the -target list, or NULL */
 	json_t *errors;       /* refresh errors (strings); a plan with errors fails */
 	json_t *warnings;     /* notes from providers: [{"address","message"}] */
+	json_t *reasons;      /* storage for provider-given reasons (strings) */
 } iac_plan;
 
 typedef struct {

@@ -71,7 +71,10 @@ typedef struct iac_rtype {
 	const char *doc;
 
 	/* Fill computed attributes that can be known before apply (sha256 of
-	 * content, say) into `planned`, which may hold unknown markers. Optional. */
+	 * content, say) into `planned`, which may hold unknown markers. Optional.
+	 * Setting planned["$update"] to a string asks for an update even when
+	 * no attribute changed (time-based work: a standby to scale down); the
+	 * string is shown as the reason. */
 	int (*plan)(const iac_rctx *ctx, json_t *planned, const json_t *prior);
 
 	/* Read back the real object described by `prior` (state attributes, or

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "iac/core/err.h"
@@ -51,12 +52,31 @@ static const iac_attr bg_attrs[] = {
 	{ "bad_versions", IAC_T_LIST, IAC_A_COMPUTED, "versions rolled back from" },
 	{ "last", IAC_T_MAP, IAC_A_COMPUTED, "figures of the last deploy: gates and cutover" },
 	{ "steps", IAC_T_LIST, IAC_A_COMPUTED, "what the next deploy will do (shown by plan)" },
+	{ "standby_until", IAC_T_NUMBER, IAC_A_COMPUTED, "when the standby may be stopped (Unix time)" },
 	{ NULL, 0, 0, NULL },
 };
 
 static const char *sget(const json_t *o, const char *k)
 {
 	return json_string_value(json_object_get(o, k));
+}
+
+/* 1 when the standby's scale_down_delay has passed. */
+static int standby_expired(const json_t *prior)
+{
+	json_t *until = json_object_get(prior, "standby_until");
+	return sget(prior, "standby") && json_is_number(until) && (double)time(NULL) >= json_number_value(until);
+}
+
+/* Unix time when a standby kept from now may go, or 0 (kept until the
+ * next deploy) when no delay is set. */
+static double standby_deadline(const json_t *attrs)
+{
+	const char *d = json_string_value(json_object_get(attrs, "scale_down_delay"));
+	double ms;
+	if (!d || iac_duration_parse(&ms, d) < 0)
+		return 0;
+	return (double)time(NULL) + ms / 1e3;
 }
 
 static const char *other(const char *colour)
@@ -355,6 +375,15 @@ static int bg_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 	const char *live = prior ? sget(prior, "live") : NULL;
 	const char *lv = prior ? sget(prior, "live_version") : NULL;
 	if (lv && !strcmp(lv, version)) {
+		if (standby_expired(prior)) {
+			char why[256];
+			snprintf(why, sizeof(why), "scale_down_delay (%s) has passed: stop standby %s (%s)",
+				 sget(prior, "scale_down_delay") ?: "?", sget(prior, "standby"),
+				 sget(prior, "standby_version") ?: "?");
+			json_object_set_new(planned, "$update", json_string(why));
+			json_array_append_new(steps, json_sprintf("stop standby %s (%s); rollback is no longer possible",
+								  sget(prior, "standby"), sget(prior, "standby_version") ?: "?"));
+		}
 		json_object_set_new(planned, "steps", steps);   /* nothing to deploy */
 		return 0;
 	}
@@ -399,8 +428,22 @@ static int deploy(const iac_rctx *ctx, json_t **out, const json_t *prior, const 
 		const char *names[] = { "live", "live_version", "standby", "standby_version", "bad_versions", "last" };
 		for (int i = 0; i < 6; i++)
 			json_object_set(*out, names[i], keep[i] ? keep[i] : json_null());
+		json_object_set(*out, "standby_until", json_object_get(prior, "standby_until") ?: json_null());
 		json_object_del(*out, "steps");
 		json_decref(last);
+		if (standby_expired(prior)) {
+			const char *sb = sget(prior, "standby");
+			iac_log("%s: scale_down_delay passed: stopping standby %s (%s)", ctx->addr, sb,
+				sget(prior, "standby_version") ?: "?");
+			if (for_colour(ctx, pool, sb, sget(prior, "standby_version"), stop_inst) < 0) {
+				json_decref(*out);
+				*out = NULL;
+				return IAC_ERR;
+			}
+			json_object_set_new(*out, "standby", json_null());
+			json_object_set_new(*out, "standby_version", json_null());
+			json_object_set_new(*out, "standby_until", json_null());
+		}
 		return 0;
 	}
 	const json_t *inst[64];
@@ -449,6 +492,8 @@ static int deploy(const iac_rctx *ctx, json_t **out, const json_t *prior, const 
 	json_object_set_new(*out, "standby_version", lv ? json_string(lv) : json_null());
 	json_object_set(*out, "bad_versions", prior && json_object_get(prior, "bad_versions")
 					      ? json_object_get(prior, "bad_versions") : json_array());
+	double until = standby_deadline(planned);
+	json_object_set_new(*out, "standby_until", live && until > 0 ? json_real(until) : json_null());
 	json_object_set_new(*out, "last", last);
 	iac_log("%s: %s is live on %s%s%s", ctx->addr, version, idle, live ? "; standby: " : "", live ? live : "");
 	return 0;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "iac/core/err.h"
 #include "iac/core/util.h"
@@ -100,6 +101,14 @@ int iac_deploy_rollback(const iac_rctx *ctx, json_t **out_attrs, iac_rollback_re
 	json_object_set_new(out, "standby", json_string(live));
 	json_object_set_new(out, "standby_version", json_string(res->from_version));
 	json_object_set_new(out, "version", json_string(res->to_version));
+	{
+		/* the colour rolled back from is the new standby, for as long as
+		 * scale_down_delay says */
+		const char *d = sget(attrs, "scale_down_delay");
+		double ms;
+		if (d && iac_duration_parse(&ms, d) == 0)
+			json_object_set_new(out, "standby_until", json_real((double)time(NULL) + ms / 1e3));
+	}
 	*out_attrs = out;
 	rc = 0;
 done:
