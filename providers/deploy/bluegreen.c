@@ -403,6 +403,17 @@ static int bg_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 	return 0;
 }
 
+/* Stop before the next step when the run was cancelled: a second Ctrl-C,
+ * or `iac rollback -force` preempting this apply. Never switch after that. */
+static int cancelled(const iac_rctx *ctx, const char *before)
+{
+	if (!ctx->cancel || !*ctx->cancel)
+		return 0;
+	iac_err_set("cancelled before %s (Ctrl-C, or 'iac rollback -force' preempted this apply); traffic was "
+		    "not switched", before);
+	return 1;
+}
+
 /* Deploy planned.version to the idle colour of prior (NULL: first deploy). */
 static int deploy(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
 {
@@ -465,17 +476,23 @@ static int deploy(const iac_rctx *ctx, json_t **out, const json_t *prior, const 
 		started = 1;
 	}
 	iac_log("%s: health gate on %s", ctx->addr, idle);
+	if (cancelled(ctx, "the health gate"))
+		goto fail;
 	if (gate_health(ctx, last, planned, idle) < 0) {
 		iac_err_prefix("health gate failed for %s on %s", version, idle);
 		goto fail;
 	}
 	if (json_is_object(json_object_get(planned, "analysis"))) {
 		iac_log("%s: analysis on %s", ctx->addr, idle);
+		if (cancelled(ctx, "the analysis"))
+			goto fail;
 		if (gate_analysis(ctx, last, planned, idle) < 0) {
 			iac_err_prefix("analysis failed for %s on %s", version, idle);
 			goto fail;
 		}
 	}
+	if (cancelled(ctx, "the switch"))
+		goto fail;
 	iac_log("%s: switching traffic %s%s -> %s", ctx->addr, live ? live : "", live ? "" : "(none)", idle);
 	if (do_switch(ctx, last, planned, idle, live) < 0) {
 		iac_err_prefix("cutover to %s failed (traffic stays on %s)", idle, live ? live : "nothing");
