@@ -439,11 +439,16 @@ static uint64_t start_time(lt_vu *vu)
 
 void lt_vu_request(lt_vu *vu, int addr, size_t ep)
 {
+	lt_vu_request_raw(vu, vu->out.ptr, vu->out.len, addr, ep);
+}
+
+void lt_vu_request_raw(lt_vu *vu, const char *bytes, size_t len, int addr, size_t ep)
+{
 	vu->did_io = 1;
 	vu->want_addr = addr;
 	vu->ep = ep;
-	vu->req = vu->out.ptr;
-	vu->reqlen = vu->out.len;
+	vu->req = bytes;
+	vu->reqlen = len;
 	vu->t_start = start_time(vu);
 	iac_buf_clear(&vu->hbuf);
 	iac_buf_clear(&vu->bbuf);
@@ -1298,6 +1303,13 @@ static void worker_free(iac_lt_worker *w)
 	free(w->flow_ref);
 	free(w->scen_weight);
 	free(w->scen_count);
+	for (size_t i = 0; i < w->reqcache.cap; i++)
+		if (w->reqcache.slots[i].key) {
+			lt_prebuilt *p = w->reqcache.slots[i].value;
+			free(p->bytes);
+			free(p);
+		}
+	iac_map_free(&w->reqcache);
 	for (size_t i = 0; i < w->naddrs; i++)
 		free(w->addrs[i].hostport);
 	free(w->addrs);

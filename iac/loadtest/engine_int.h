@@ -11,6 +11,7 @@
 #include <llhttp.h>
 
 #include "iac/core/buf.h"
+#include "iac/core/map.h"
 #include "iac/loadtest/engine.h"
 
 enum lt_vu_state {
@@ -74,6 +75,16 @@ typedef struct {
 	uint64_t gen;
 } lt_timer;
 
+/* The bytes of a request built once and sent again as they are. */
+typedef struct {
+	char *bytes;
+	size_t len;
+	int addr;
+	size_t ep;
+} lt_prebuilt;
+
+#define LT_REQCACHE_MAX 256   /* distinct URLs kept per thread */
+
 struct iac_lt_worker {
 	iac_lt_run *run;
 	int id;
@@ -116,6 +127,7 @@ struct iac_lt_worker {
 	int cap;                    /* open model: VUs allowed on this thread */
 	uint64_t next_k;            /* open model: next global iteration index */
 	uint64_t now;               /* cached monotonic time, us */
+	iac_map reqcache;           /* url -> lt_prebuilt: option-less requests a flow repeats */
 	uint64_t last_scan, last_sched;
 	int ending;                 /* past the load phase: no new iterations */
 	char rbuf[65536];
@@ -127,6 +139,8 @@ int lt_addr_for(struct iac_lt_worker *w, const char *url, const char **path);
 size_t lt_endpoint_for(struct iac_lt_worker *w, const char *method, const char *path, const char *name);
 /* Send vu->out as the next request to w->addrs[addr], recorded as endpoint ep. */
 void lt_vu_request(lt_vu *vu, int addr, size_t ep);
+/* The same with bytes that outlive the request (a prebuilt one). */
+void lt_vu_request_raw(lt_vu *vu, const char *bytes, size_t len, int addr, size_t ep);
 void lt_vu_sleep(lt_vu *vu, double ms);
 uint64_t lt_rand(struct iac_lt_worker *w);
 void lt_record_check(struct iac_lt_worker *w, const char *name, int ok);

@@ -147,6 +147,17 @@ static int do_request(lua_State *L, lt_vu *vu, const char *method, int url_idx, 
 				  method);
 	const char *url = luaL_checkstring(L, url_idx);
 	const char *name = NULL;
+	/* u:get("/x") with no options: the same bytes every time, built once */
+	int cacheable = (!opt_idx || lua_isnoneornil(L, opt_idx)) && !body_idx &&
+			(!strcmp(method, "GET") || !strcmp(method, "HEAD") || !strcmp(method, "DELETE"));
+	if (cacheable) {
+		lt_prebuilt *p = iac_map_get(&w->reqcache, url);
+		if (p) {
+			lt_vu_request_raw(vu, p->bytes, p->len, p->addr, p->ep);
+			return lua_yield(L, 0);
+		}
+	}
+	const char *key = url;
 	if (opt_idx && !lua_isnoneornil(L, opt_idx)) {
 		luaL_checktype(L, opt_idx, LUA_TTABLE);
 		lua_getfield(L, opt_idx, "name");
@@ -208,6 +219,17 @@ static int do_request(lua_State *L, lt_vu *vu, const char *method, int url_idx, 
 		iac_buf_put(b, body, blen);
 	free(jbody);
 	size_t ep = lt_endpoint_for(w, method, path, name);
+	if (cacheable && w->reqcache.count < LT_REQCACHE_MAX) {
+		lt_prebuilt *p = iac_xmalloc(sizeof(*p));
+		p->bytes = iac_xmalloc(b->len + 1);
+		memcpy(p->bytes, b->ptr, b->len + 1);
+		p->len = b->len;
+		p->addr = a;
+		p->ep = ep;
+		iac_map_put(&w->reqcache, key, p);
+		lt_vu_request_raw(vu, p->bytes, p->len, a, ep);
+		return lua_yield(L, 0);
+	}
 	lt_vu_request(vu, a, ep);
 	return lua_yield(L, 0);
 }
