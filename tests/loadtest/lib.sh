@@ -54,9 +54,9 @@ start_nginx() {
 	for i in $(seq 1 20); do echo "product $i" > "$d/www/product/$i"; done
 	echo '{"ok":true}' > "$d/www/cart"
 	echo 'home' > "$d/www/index.html"
-	local echo_mod=""
-	[ -e /usr/lib/nginx/modules/ngx_http_echo_module.so ] &&
-		echo_mod="load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;"
+	local echo_mod=/usr/lib/nginx/modules/ngx_http_echo_module.so
+	[ -e "$echo_mod" ] || fail "nginx's echo module is missing (apt-get install nginx-light)"
+	echo_mod="load_module $echo_mod;"
 	cat > "$d/nginx.conf" <<EOC
 $echo_mod
 worker_processes 1;
