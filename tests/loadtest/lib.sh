@@ -87,6 +87,15 @@ EOC
 	wait_port "$port"
 }
 
+wait_logged() {   # wait_logged N: until nginx has logged N requests (20 s at most)
+	local i
+	for i in $(seq 1 400); do
+		[ "$(nginx_requests)" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+	fail "nginx logged fewer than $1 requests in 20 s"
+}
+
 nginx_requests() {   # lines in the access log
 	wc -l < "$T/nginx/access.log" | tr -d ' '
 }

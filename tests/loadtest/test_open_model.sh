@@ -8,7 +8,9 @@
 PORT=$(free_port)
 start_nginx "$PORT"
 
-pause_nginx() {   # after $1 seconds, stop nginx for exactly 1 s
+pause_nginx() {   # $1 seconds after the run's first request, stop nginx for exactly 1 s
+	: > "$T/nginx/access.log"
+	wait_logged 1
 	sleep "$1"
 	kill -STOP "$NGINX_PID"
 	sleep 1
@@ -20,7 +22,7 @@ target "http://127.0.0.1:$PORT"
 scenario "plain" { path = "/1k.html" }
 load { executor = "constant-arrival-rate", rate = 200, duration = "3s", max_vus = 400 }
 EOF2
-pause_nginx 1 &
+pause_nginx 0.8 &
 PAUSER=$!
 "$IAC" loadtest "$T/open.lua" -json "$T/open.json" > "$T/open.out" || fail "open run exited $?"
 wait "$PAUSER"
@@ -51,7 +53,7 @@ target "http://127.0.0.1:$PORT"
 scenario "plain" { path = "/1k.html" }
 load { executor = "constant-vus", vus = 10, duration = "3s" }
 EOF2
-pause_nginx 1 &
+pause_nginx 0.8 &
 PAUSER=$!
 "$IAC" loadtest "$T/closed.lua" -json "$T/closed.json" > "$T/closed.out" || fail "closed run exited $?"
 wait "$PAUSER"
