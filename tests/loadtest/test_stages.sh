@@ -18,7 +18,7 @@ d = json.load(open(sys.argv[1]))
 vus = [p["vus"] for p in d["timeseries"]]
 print("ramping-vus: VUs per second", vus, "max", d["vus_max"])
 assert d["vus_max"] == 20, d["vus_max"]
-assert vus[0] >= 15 and vus[1] == 20, vus     # up to 20 by the end of stage 1, held in stage 2 (VUs at the end of each second)
+assert vus[0] >= 15 and vus[1] >= 19, vus     # up to 20 by the end of stage 1, held in stage 2 (VUs at the end of each second)
 assert vus[-1] <= 2, vus                      # ramped down to (almost) nothing
 # with 20 ms think time, rps follows the VU count: the middle second is busiest
 rps = [p["requests"] for p in d["timeseries"]]
@@ -42,7 +42,8 @@ print("ramping-arrival-rate: iterations per second", per_sec, "total due", total
 # 0->200 over 1 s (100), 200 for 1 s (200), 200->0 over 1 s (100)
 assert abs(total - 400) <= 2, total
 assert d["dropped_iterations"] == 0
-assert abs(per_sec[0] - 100) <= 10 and abs(per_sec[1] - 200) <= 10 and abs(per_sec[2] - 100) <= 10, per_sec
+# counted when they complete, so a busy machine may move a few across a boundary
+assert abs(per_sec[0] - 100) <= 20 and abs(per_sec[1] - 200) <= 20 and abs(per_sec[2] - 100) <= 20, per_sec
 EOP
 [ $? = 0 ] || fail "ramping-arrival-rate did not follow its stages"
 echo ok
