@@ -67,16 +67,17 @@ write_iac() {   # $1 dir, $2 inventory file
 		awk '{printf "  { \"%s\", \"%s\" },\n", $1, $2}' "$2"
 		echo "}"
 		cat <<EOF
+-- names like "f3_h12": how a loop over hosts names things ("motd_" .. h.name)
 for _, e in ipairs(inventory) do
   local h = host (e[1]) { address = e[2] }
-  local d = resource "ssh.directory" (e[1] .. "_dir") { host = h, path = "/srv/bench", mode = "0755" }
+  local d = resource "ssh.directory" ("dir_" .. e[1]) { host = h, path = "/srv/bench", mode = "0755" }
   for i = 1, $FILES do
-    resource "ssh.file" (e[1] .. "_f" .. i) { host = h, path = "/srv/bench/f" .. i, source = "files/f" .. i,
-                                              mode = "0644", depends_on = { d } }
+    resource "ssh.file" ("f" .. i .. "_" .. e[1]) { host = h, path = "/srv/bench/f" .. i, source = "files/f" .. i,
+                                                    mode = "0644", depends_on = { d } }
   end
   for i = 1, $CMDS do
-    resource "ssh.exec" (e[1] .. "_c" .. i) { host = h, create = "echo " .. i .. " > /srv/bench/c" .. i .. ".done",
-                                              check = "test -e /srv/bench/c" .. i .. ".done", depends_on = { d } }
+    resource "ssh.exec" ("c" .. i .. "_" .. e[1]) { host = h, create = "echo " .. i .. " > /srv/bench/c" .. i .. ".done",
+                                                    check = "test -e /srv/bench/c" .. i .. ".done", depends_on = { d } }
   end
 end
 EOF

@@ -124,8 +124,8 @@ static void ssh_close(void *pdata)
 		/* for benchmarks: how much SSH work the run took */
 		iac_ssh_stats st;
 		iac_ssh_pool_stats(pd->pool, &st);
-		iac_log("ssh: %lu connections, %lu commands, %lu sftp writes", st.connects, st.channels,
-			st.sftp_writes);
+		iac_log("ssh: %lu connections (slowest %.0f ms), %lu commands, %lu sftp writes", st.connects,
+			st.connect_ms_max, st.channels, st.sftp_writes);
 	}
 	iac_ssh_batch_free_all(pd);
 	iac_ssh_pool_free(pd->pool);

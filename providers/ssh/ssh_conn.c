@@ -193,6 +193,9 @@ void iac_ssh_pool_stats(const iac_ssh_pool *p, iac_ssh_stats *out)
 	out->connects = __atomic_load_n(&p->stats.connects, __ATOMIC_RELAXED);
 	out->channels = __atomic_load_n(&p->stats.channels, __ATOMIC_RELAXED);
 	out->sftp_writes = __atomic_load_n(&p->stats.sftp_writes, __ATOMIC_RELAXED);
+	pthread_mutex_lock((pthread_mutex_t *)&p->lk);
+	out->connect_ms_max = p->stats.connect_ms_max;
+	pthread_mutex_unlock((pthread_mutex_t *)&p->lk);
 }
 
 const char *iac_ssh_conn_label(const iac_ssh_conn *c)
@@ -814,9 +817,12 @@ int iac_ssh_pool_get(iac_ssh_pool *p, iac_ssh_conn **out, const iac_ssh_target *
 	c->cstate = C_CONNECTING;
 	pthread_mutex_unlock(&p->lk);
 
+	double t0 = iac_now_ms();
 	rc = conn_connect(c, cancel);
 
 	pthread_mutex_lock(&p->lk);
+	if (rc == 0 && iac_now_ms() - t0 > p->stats.connect_ms_max)
+		p->stats.connect_ms_max = iac_now_ms() - t0;
 	if (rc == 0) {
 		c->cstate = C_UP;
 		*out = c;

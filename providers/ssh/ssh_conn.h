@@ -97,6 +97,7 @@ typedef struct {
 	unsigned long connects;      /* sessions established */
 	unsigned long channels;      /* exec channels opened */
 	unsigned long sftp_writes;
+	double connect_ms_max;       /* slowest connect + handshake + login */
 } iac_ssh_stats;
 void iac_ssh_pool_stats(const iac_ssh_pool *pool, iac_ssh_stats *out);
 

@@ -156,7 +156,10 @@ static void run_checks(const iac_rctx *ctx, iac_ssh_conn *c, void **items, size_
 		if (reqs[i]->timeout_ms > deadline)
 			deadline = reqs[i]->timeout_ms;
 	}
-	rc = iac_ssh_run(ctx, c, "check command", iac_buf_cstr(&script), NULL, 0, deadline + 10e3, &res);
+	/* the script goes on stdin (no command-line length limit); each check
+	 * reads /dev/null, so none of them can eat the rest of the script */
+	rc = iac_ssh_run(ctx, c, "check command", "exec /bin/sh -s", iac_buf_cstr(&script), script.len,
+			 deadline + 10e3, &res);
 	const char *p = res.out;
 	for (size_t i = 0; i < n; i++) {
 		check_req *r = reqs[i];
@@ -195,7 +198,10 @@ static int exec_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 
 	*out = NULL;
 	if (!json_is_string(json_object_get(prior, "check"))) {
-		*out = json_deep_copy(prior);
+		/* nothing can be verified: a create interrupted by a crash of
+		 * iac did not finish, run it again */
+		if (!json_is_true(json_object_get(prior, "$interrupted")))
+			*out = json_deep_copy(prior);
 		return 0;
 	}
 	if (get_timeout(&req.timeout_ms, prior) < 0 || iac_ssh_host_conn(ctx, prior, &c) < 0)

@@ -16,9 +16,9 @@
  *                                  systemctl reload with a unit)
  *   reload, stop, timeouts      -> nothing to do, remembered for next time
  *   enabled                     -> systemctl enable/disable
- * restart_on / reload_on hold what the service depends on (the engine puts
- * there the resolved values of the listed resources), so a change in one of
- * those resources shows up as a change of the list.
+ * restart_on / reload_on list resources (IAC_A_WATCH: each arrives as a
+ * digest of that resource's configuration), so a change in one of them
+ * shows up as a change of the list.
  */
 #include "providers/ssh/ssh.h"
 
@@ -45,8 +45,8 @@ static const iac_attr svc_attrs[] = {
 	{ "enabled", IAC_T_BOOL, 0, "systemd: start at boot" },
 	{ "start_timeout", IAC_T_STRING, IAC_A_NO_DIFF, "how long start may take to show a live pid, default \"10s\"" },
 	{ "stop_timeout", IAC_T_STRING, IAC_A_NO_DIFF, "how long to wait after TERM before KILL, default \"10s\"" },
-	{ "restart_on", IAC_T_LIST, 0, "resources whose change restarts the service" },
-	{ "reload_on", IAC_T_LIST, 0, "resources whose change reloads the service" },
+	{ "restart_on", IAC_T_LIST, IAC_A_WATCH, "resources whose change restarts the service" },
+	{ "reload_on", IAC_T_LIST, IAC_A_WATCH, "resources whose change reloads the service" },
 	{ NULL, 0, 0, NULL },
 };
 

@@ -80,10 +80,13 @@ static void run_batch(const iac_rctx *ctx, iac_ssh_conn *c, void **items, size_t
 		iac_buf_printf(&args, " %s", q);
 		free(q);
 	}
-	/* LC_ALL=C: file types in English whatever the host's locale */
-	iac_buf_printf(&cmd, "LC_ALL=C stat --printf 'S\\t%%F\\t%%a\\t%%U\\t%%G\\t%%s\\t%%n\\0' --%s 2>/dev/null;"
-		       " LC_ALL=C sha256sum -z --%s 2>/dev/null; exit 0", iac_buf_cstr(&args), iac_buf_cstr(&args));
-	rc = iac_ssh_run(ctx, c, "reading files", iac_buf_cstr(&cmd), NULL, 0, iac_ssh_timeout(ctx), &res);
+	/* LC_ALL=C: file types in English whatever the host's locale. The
+	 * script goes on stdin: no command-line length limit for long lists */
+	iac_buf_printf(&cmd, "LC_ALL=C; export LC_ALL; stat --printf 'S\\t%%F\\t%%a\\t%%U\\t%%G\\t%%s\\t%%n\\0' --%s "
+		       "2>/dev/null </dev/null; sha256sum -z --%s 2>/dev/null </dev/null; exit 0\n",
+		       iac_buf_cstr(&args), iac_buf_cstr(&args));
+	rc = iac_ssh_run(ctx, c, "reading files", "exec /bin/sh -s", iac_buf_cstr(&cmd), cmd.len,
+			 iac_ssh_timeout(ctx), &res);
 	if (rc == 0 && res.status != 0) {
 		rc = iac_err_set("reading files on %s failed with exit status %d (are stat and sha256sum "
 				 "from GNU coreutils installed?)", iac_ssh_conn_label(c), res.status);

@@ -17,7 +17,7 @@ echo "start $2" >> /var/log/svc.events
 while :; do sleep 0.1; done
 ]] }
 resource "ssh.service" "svc" { host = h, start = "/opt/svc/run.sh", pidfile = "/run/svc.pid",
-                               reload_on = { conf.sha256 }, restart_on = { script.sha256 } }
+                               reload_on = { conf }, restart_on = { script } }
 EOF
 }
 pid() { on_host 1 cat /run/svc.pid; }
