@@ -175,6 +175,25 @@ static json_t *final_values(applier *ap, iac_change *c, const iac_rctx *ctx)
 	return out;
 }
 
+/* Do two objects have the same identity (every attribute that forces
+ * replacement equal)? */
+static int same_object(const iac_rtype *rt, const json_t *old, const json_t *new_entry)
+{
+	const json_t *cur = json_object_get(new_entry, "attributes");
+	int any = 0;
+	if (!cur)
+		return 0;
+	for (const iac_attr *a = rt->attrs; a && a->name; a++) {
+		if (!(a->flags & IAC_A_FORCE_NEW))
+			continue;
+		any = 1;
+		const json_t *x = json_object_get(old, a->name), *y = json_object_get(cur, a->name);
+		if (!iac_value_equal(x && !json_is_null(x) ? x : NULL, y && !json_is_null(y) ? y : NULL))
+			return 0;
+	}
+	return any;
+}
+
 static int do_delete(applier *ap, op *o, const iac_rctx *ctx)
 {
 	iac_change *c = o->c;
@@ -188,7 +207,17 @@ static int do_delete(applier *ap, op *o, const iac_rctx *ctx)
 		rc = iac_state_remove(ap->st, addr);
 		goto done;
 	}
-	attrs = json_incref(attrs);
+	/* secrets back from the configuration, so a destroy command that uses
+	 * one runs for real */
+	int same = o->deposed && same_object(rt, attrs, iac_state_get(ap->st, c->addr));
+	attrs = iac_plan_unredact(ap->cfg, ap->st, c->addr, attrs);
+	if (same) {
+		/* create_before_destroy made the new object in the very place of
+		 * the old one (same identity): removing "the old one" would remove
+		 * the new; just forget it */
+		rc = iac_state_remove(ap->st, addr);
+		goto done_attrs;
+	}
 	if (iac_state_begin(ap->st, addr, c->type, "delete", NULL) < 0)
 		goto done_attrs;
 	if (c->reason && !strcmp(c->reason, "already gone"))
@@ -346,8 +375,8 @@ static void *ticker(void *arg)
 	applier *ap = arg;
 	int slept = 0;
 	while (!ap->ticker_stop) {
-		usleep(100 * 1000);
-		if (++slept % 100)
+		usleep(20 * 1000);
+		if (++slept % 500)
 			continue;
 		pthread_mutex_lock(&ap->lock);
 		double now = iac_now_ms();

@@ -230,6 +230,10 @@ static int apply_saved(iac_session *s, const char *path, iac_plan **plan)
 	}
 	if (iac_session_load(s) < 0 || iac_session_open_state(s, 1) < 0)
 		goto done;
+	/* a plan made before any state existed names the lineage to start with */
+	if (iac_state_is_new(s->st) && json_integer_value(json_object_get(doc, "serial")) == 0 &&
+	    json_is_string(json_object_get(doc, "lineage")))
+		iac_state_adopt_lineage(s->st, json_string_value(json_object_get(doc, "lineage")));
 	iac_session_signals(1);
 	if (iac_session_plan(s, plan) < 0)
 		goto done;

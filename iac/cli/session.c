@@ -98,6 +98,10 @@ int iac_session_args(iac_session *s, unsigned which, int argc, char **argv, iac_
 		iac_log_error("%s", iac_err_last());
 		return IAC_ERR;
 	}
+	if (s->parallelism < 1) {
+		iac_log_error("-parallelism must be 1 or more, not %d", s->parallelism);
+		return IAC_ERR;
+	}
 	if (s->no_color)
 		iac_log_set_color(0);
 	if (s->json)

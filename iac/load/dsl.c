@@ -168,6 +168,10 @@ static void lifecycle(lua_State *L, int idx, iac_rconf *r)
 					lua_rawgeti(L, -1, i);
 					if (lua_type(L, -1) != LUA_TSTRING)
 						iac_load_error(L, "resource '%s': ignore_changes lists attribute names", r->addr);
+					const char *an = lua_tostring(L, -1);
+					if (strcmp(an, "triggers") && !iac_rtype_attr(r->rtype, an))
+						iac_load_error(L, "resource '%s': ignore_changes names '%s', which type '%s' "
+							       "has no attribute of", r->addr, an, r->type);
 					json_array_append_new(l, json_string(lua_tostring(L, -1)));
 					lua_pop(L, 1);
 				}
@@ -377,8 +381,11 @@ static int output_body(lua_State *L)
 		lua_setfield(L, -2, name);
 		return 0;
 	}
-	if (json_object_get(ld->cfg->outputs, name))
-		return iac_load_error(L, "output '%s' declared twice", name);
+	json_t *prev = json_object_get(ld->cfg->outputs, name);
+	if (prev)
+		return iac_load_error(L, "output '%s' declared twice (first at %s:%d)", name,
+				      json_string_value(json_object_get(prev, "file")) ?: "?",
+				      (int)json_integer_value(json_object_get(prev, "line")));
 	snprintf(what, sizeof(what), "output '%s'", name);
 	json_t *v = iac_lua_to_json(L, -1, what, err, sizeof(err));
 	if (!v && err[0])

@@ -582,6 +582,44 @@ static void add_dep_r(iac_rconf *r, void *ud)
 	add_dep(r->addr, ud);
 }
 
+/* Every reference names an attribute its target's type has. */
+static int check_refs(iac_config *cfg, const char *file, int line, const char *who, const json_t *v)
+{
+	const char *m = iac_value_marker(v), *k;
+	json_t *e;
+	size_t i;
+	if (m && !strcmp(m, "ref")) {
+		const char *addr = json_string_value(json_object_get(v, "addr"));
+		const char *attr = json_string_value(json_object_get(v, "attr"));
+		iac_rconf *t = iac_config_get(cfg, addr);
+		char top[256];
+		snprintf(top, sizeof(top), "%s", attr ? attr : "");
+		char *dot = strchr(top, '.');
+		if (dot)
+			*dot = '\0';
+		if (t && strcmp(top, "*") != 0 && !iac_rtype_attr(t->rtype, top)) {
+			iac_buf names = IAC_BUF_INIT;
+			for (const iac_attr *a = t->rtype->attrs; a && a->name; a++)
+				iac_buf_printf(&names, "%s%s", names.len ? ", " : "", a->name);
+			iac_err_set("%s:%d: %s refers to '%s.%s', but type '%s' has no attribute '%s' (it has: %s)",
+				    file, line, who, addr, attr, t->type, top, iac_buf_cstr(&names));
+			iac_buf_free(&names);
+			return IAC_ERR;
+		}
+		return 0;
+	}
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, e)
+			if (check_refs(cfg, file, line, who, e) < 0)
+				return IAC_ERR;
+	} else if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, e)
+			if (check_refs(cfg, file, line, who, e) < 0)
+				return IAC_ERR;
+	}
+	return 0;
+}
+
 /* Turn refs and depends_on into the final dependency list, checking every
  * target exists. */
 static int finalize(iac_config *cfg)
@@ -609,6 +647,20 @@ static int finalize(iac_config *cfg)
 						   r->file, r->line, r->addr, json_string_value(e));
 			}
 		}
+		char who[600];
+		snprintf(who, sizeof(who), "resource '%s'", r->addr);
+		if (check_refs(cfg, r->file, r->line, who, r->attrs) < 0 ||
+		    (r->triggers && check_refs(cfg, r->file, r->line, who, r->triggers) < 0))
+			return IAC_ERR;
+	}
+	const char *k;
+	json_t *o;
+	json_object_foreach(cfg->outputs, k, o) {
+		char who[300];
+		snprintf(who, sizeof(who), "output '%s'", k);
+		if (check_refs(cfg, json_string_value(json_object_get(o, "file")) ?: "main.lua",
+			       (int)json_integer_value(json_object_get(o, "line")), who, json_object_get(o, "value")) < 0)
+			return IAC_ERR;
 	}
 	return 0;
 }
@@ -708,6 +760,7 @@ int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts
 	ld.given = json_object();
 	ld.given_used = json_object();
 	ld.host_order = json_array();
+	ld.var_where = json_object();
 	const char *md = getenv("IAC_MODULES_PATH");
 	ld.modules_dir = iac_xstrdup(md && *md ? md : IAC_MODULES_DIR);
 	root.prefix = "";
@@ -749,6 +802,7 @@ done:
 	json_decref(ld.given);
 	json_decref(ld.given_used);
 	json_decref(ld.host_order);
+	json_decref(ld.var_where);
 	free(ld.modules_dir);
 	free(main_path);
 	iac_config_free(cfg);

@@ -26,6 +26,7 @@ typedef struct loader {
 	json_t *given;           /* root variable values from -var/-var-file/env */
 	json_t *given_used;      /* names of given values a declaration took */
 	json_t *host_order;      /* host names in declaration order */
+	json_t *var_where;       /* root variable name -> "file:line" */
 	char *modules_dir;       /* shipped modules */
 	int depth;
 } loader;

@@ -184,8 +184,16 @@ static int l_variable_body(lua_State *L)
 
 	iac_load_where(L, file, sizeof(file), &line);
 	luaL_checktype(L, 1, LUA_TTABLE);
-	if (json_object_get(ld->cur->vars, name))
-		return iac_load_error(L, "variable '%s' declared twice", name);
+	if (json_object_get(ld->cur->vars, name)) {
+		json_t *w = json_object_get(ld->var_where, name);
+		return iac_load_error(L, "variable '%s' declared twice (first at %s)", name,
+				      w && json_is_string(w) ? json_string_value(w) : "?");
+	}
+	if (!ld->cur->args) {
+		char at[300];
+		snprintf(at, sizeof(at), "%s:%d", file, line);
+		json_object_set_new(ld->var_where, name, json_string(at));
+	}
 	lua_getfield(L, 1, "default");
 	dflt = iac_lua_to_json(L, -1, "default", err, sizeof(err));
 	if (!dflt && err[0])
@@ -252,8 +260,9 @@ static int l_variable_body(lua_State *L)
 	json_object_set(ld->cur->vars, name, value);
 	if (!ld->cur->args)
 		json_object_set_new(ld->cfg->variables, name,
-				    json_pack("{s:O,s:b,s:s?,s:s}", "value", value, "sensitive", sensitive,
-					      "description", desc, "type", type));
+				    json_pack("{s:O,s:b,s:s?,s:s,s:b}", "value", value, "sensitive", sensitive,
+					      "description", desc, "type", type, "given",
+					      json_object_get(ld->given_used, name) != NULL));
 	json_decref(value);
 	return 0;
 }

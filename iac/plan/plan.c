@@ -40,6 +40,7 @@ static int in_targets(const char *addr, const char *const *targets)
 /* ---- refresh ---- */
 
 typedef struct {
+	iac_config *cfg;
 	iac_state *st;
 	iac_providers *pv;
 	const char **addrs;
@@ -89,6 +90,10 @@ static int refresh_one(int node, void *ud)
 		return 0;
 	}
 	json_t *given = attrs;
+	json_t *real = json_array_size(json_object_get(entry, "sensitive_attributes"))
+			       ? iac_plan_unredact(job->cfg, job->st, addr, attrs) : NULL;
+	if (real)
+		given = real;
 	if (pending && !json_object_get(entry, "attributes")) {
 		/* an interrupted create: tell the provider, so one that cannot
 		 * check existence answers "not there" and the create re-runs */
@@ -97,6 +102,7 @@ static int refresh_one(int node, void *ud)
 	} else {
 		json_incref(given);
 	}
+	json_decref(real);
 	int rrc = iac_providers_ctx(&ctx, job->pv, p, addr, job->cancel);
 	if (rrc == 0)
 		rrc = rt->read(&ctx, &actual, given);
@@ -432,8 +438,48 @@ static void plan_warn(const iac_rctx *ctx, const char *msg)
 	json_array_append_new(plan->warnings, json_pack("{s:s,s:s}", "address", ctx->addr, "message", msg));
 }
 
+/* Destroying needs no planned values: only what exists, and the rule that
+ * protects it. Nothing is resolved, so values known only after an apply
+ * cannot get in the way of a destroy. */
+static int plan_destroy_one(planner *pl, iac_rconf *r)
+{
+	json_t *prior = iac_map_get(&pl->refreshed, r->addr);
+	if (!prior || r->is_data)
+		return 0;   /* nothing there: not part of a destroy plan */
+	if (r->prevent_destroy)
+		return iac_err_set("%s:%d: resource '%s' has lifecycle.prevent_destroy set, but this plan would "
+				   "destroy it; remove prevent_destroy first", r->file, r->line, r->addr);
+	iac_change *c = add_change(pl, r->addr);
+	c->type = iac_xstrdup(r->type);
+	c->name = iac_xstrdup(r->name);
+	c->module = iac_xstrdup(r->module);
+	c->conf = r;
+	c->deps = json_incref(r->deps);
+	c->action = IAC_ACT_DELETE;
+	c->prior = json_incref(prior);
+	c->before = json_incref(json_object_get(prior, "attributes"));
+	c->sensitive = json_deep_copy(json_object_get(prior, "sensitive_attributes"));
+	if (!c->sensitive)
+		c->sensitive = json_array();
+	c->changed = json_array();
+	c->forces = json_array();
+	return 0;
+}
+
+/* Errors from resolving say where the resource is declared. */
+static int located(const iac_rconf *r)
+{
+	char head[600];
+	snprintf(head, sizeof(head), "%s:%d:", r->file, r->line);
+	if (strncmp(iac_err_last(), head, strlen(head)) != 0)
+		iac_err_set("%s:%d: resource '%s': %s", r->file, r->line, r->addr, iac_err_last());
+	return IAC_ERR;
+}
+
 static int plan_resource(planner *pl, iac_rconf *r)
 {
+	if (pl->opts->destroy)
+		return plan_destroy_one(pl, r);
 	iac_change *c = add_change(pl, r->addr);
 	iac_rctx ctx;
 
@@ -453,7 +499,7 @@ static int plan_resource(planner *pl, iac_rconf *r)
 
 	c->planned = resolve_attrs(pl, r->attrs, c->sensitive, plan_resolver, pl);
 	if (!c->planned)
-		return IAC_ERR;
+		return located(r);
 	if (check_types(r, c->planned) < 0)
 		return IAC_ERR;
 	if (r->is_data)
@@ -461,7 +507,7 @@ static int plan_resource(planner *pl, iac_rconf *r)
 	if (r->triggers) {
 		c->triggers = iac_value_resolve(r->triggers, plan_resolver, pl, NULL);
 		if (!c->triggers)
-			return IAC_ERR;
+			return located(r);
 	}
 
 	json_t *prior = iac_map_get(&pl->refreshed, r->addr);
@@ -589,7 +635,7 @@ static int plan_outputs(planner *pl)
 
 static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **addrs, size_t n)
 {
-	refresh_job job = { pl->st, pl->pv, NULL, NULL, NULL, pl->opts->cancel };
+	refresh_job job = { pl->cfg, pl->st, pl->pv, NULL, NULL, NULL, pl->opts->cancel };
 	iac_graph *g = iac_graph_new();
 	size_t m = 0;
 	int rc = 0;
@@ -689,6 +735,18 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 	else if (opts->targets)
 		iac_graph_mark_ancestors(g, keep);     /* dependencies come along */
 	addrs = iac_state_addresses(st, &naddrs);
+	for (size_t t = 0; opts->targets && opts->targets[t]; t++) {
+		int hit = 0;
+		for (size_t i = 0; i < cfg->nres && !hit; i++)
+			hit = addr_matches(cfg->res[i]->addr, opts->targets[t]);
+		for (size_t i = 0; i < naddrs && !hit; i++)
+			hit = addr_matches(addrs[i], opts->targets[t]);
+		if (!hit) {
+			iac_err_set("-target '%s' matches no resource in the configuration or the state "
+				    "('iac state list' and 'iac graph' show the addresses)", opts->targets[t]);
+			goto done;
+		}
+	}
 	state_scope = iac_xcalloc(naddrs + 1, 1);
 	for (size_t i = 0; i < naddrs; i++) {
 		int id = iac_graph_find(g, addrs[i]);
@@ -828,6 +886,33 @@ json_t *iac_change_display(const iac_change *c, const json_t *attrs)
 		const char *k = json_string_value(e);
 		if (json_object_get(out, k) && !json_is_null(json_object_get(out, k)))
 			json_object_set_new(out, k, json_string("(sensitive)"));
+	}
+	return out;
+}
+
+json_t *iac_plan_unredact(iac_config *cfg, iac_state *st, const char *addr, const json_t *attrs)
+{
+	iac_rconf *r = cfg ? iac_config_get(cfg, addr) : NULL;
+	json_t *out = json_copy((json_t *)attrs), *v;
+	const char *k;
+	iac_apply_resolver ar = { cfg, st };
+
+	if (!r)
+		return out;
+	json_object_foreach((json_t *)attrs, k, v) {
+		const char *m = iac_value_marker(v);
+		if (!m || strcmp(m, "redacted") != 0 || !json_object_get(r->attrs, k))
+			continue;
+		json_t *real = iac_value_resolve(json_object_get(r->attrs, k), iac_plan_resolve_applied, &ar, NULL);
+		iac_err_clear();
+		/* only when it is the same value state recorded */
+		if (real && !iac_value_has_unknown(real)) {
+			json_t *check = iac_value_redact(real, iac_state_lineage(st));
+			if (iac_value_equal(check, v))
+				json_object_set(out, k, real);
+			json_decref(check);
+		}
+		json_decref(real);
 	}
 	return out;
 }

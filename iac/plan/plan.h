@@ -90,6 +90,12 @@ iac_change *iac_plan_find(const iac_plan *plan, const char *addr);
  * replaced (redacted form for state, "(sensitive)" for display). */
 json_t *iac_change_display(const iac_change *c, const json_t *attrs);
 
+/* State keeps sensitive attributes redacted. Before a provider reads or
+ * removes an object, put the real values back from the configuration when
+ * it still declares the resource. Attributes that cannot be recovered stay
+ * redacted (a provider needing one must fail, not guess). New reference. */
+json_t *iac_plan_unredact(iac_config *cfg, iac_state *st, const char *addr, const json_t *attrs);
+
 /* A resolver for references at apply time: values of already-applied
  * resources, config attributes resolved from config (so secrets are never
  * read back from redacted state), computed ones from state. */

@@ -5,6 +5,7 @@
 
 #include "iac/core/err.h"
 #include "iac/core/util.h"
+#include "iac/core/value.h"
 #include "iac/plan/render.h"
 
 static json_t *actions_of(const iac_plan *plan)
@@ -19,14 +20,22 @@ static json_t *actions_of(const iac_plan *plan)
 
 int iac_planfile_write(const char *path, const iac_plan *plan, iac_config *cfg, const json_t *replace)
 {
-	json_t *vars = json_object(), *sens = json_array(), *v;
+	json_t *vars = json_object(), *sens = json_array(), *hashes = json_object(), *v;
 	const char *k;
 
 	json_object_foreach(cfg->variables, k, v) {
-		if (json_is_true(json_object_get(v, "sensitive")))
+		if (json_is_true(json_object_get(v, "sensitive"))) {
 			json_array_append_new(sens, json_string(k));
-		else
+			/* the value itself never goes in; its salted hash lets apply
+			 * check it is given the same secret */
+			json_t *plain = iac_value_resolve(json_object_get(v, "value"), NULL, NULL, NULL);
+			json_object_set_new(hashes, k, iac_value_redact(plain, plan->lineage));
+			json_decref(plain);
+		} else if (json_is_true(json_object_get(v, "given"))) {
+			/* only values given on the command line / environment /
+			 * var files: a default is part of the configuration */
 			json_object_set(vars, k, json_object_get(v, "value"));
+		}
 	}
 	json_t *doc = json_pack("{s:s,s:i,s:s,s:s,s:I,s:s,s:b,s:O?,s:O?,s:o,s:o,s:o,s:o}",
 				"format", "iac-plan", "format_version", IAC_PLANFILE_FORMAT,
@@ -35,6 +44,7 @@ int iac_planfile_write(const char *path, const iac_plan *plan, iac_config *cfg, 
 				"destroy", plan->destroy, "targets", plan->targets, "replace", replace,
 				"variables", vars, "sensitive_variables", sens, "actions", actions_of(plan),
 				"plan", iac_plan_json(plan));
+	json_object_set_new(doc, "sensitive_hashes", hashes);
 	char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(doc);
 	int rc = iac_file_write_atomic(path, text, strlen(text), 0600);
@@ -83,6 +93,19 @@ int iac_planfile_check(const json_t *doc, const iac_plan *fresh, iac_config *cfg
 	json_t *want = json_object_get(doc, "actions"), *have = actions_of(fresh), *v;
 	const char *k;
 	int rc = 0;
+	json_object_foreach(json_object_get(doc, "sensitive_hashes"), k, v) {
+		json_t *var = json_object_get(json_object_get(cfg->variables, k), "value");
+		json_t *plain = var ? iac_value_resolve(var, NULL, NULL, NULL) : NULL;
+		json_t *h = plain ? iac_value_redact(plain, lineage) : NULL;
+		int same = h && iac_value_equal(h, v);
+		json_decref(plain);
+		json_decref(h);
+		if (!same) {
+			json_decref(have);
+			return iac_err_set("the sensitive variable '%s' now has a different value than when the plan was "
+					   "made; pass the same value, or make a new plan", k), IAC_ECONFLICT;
+		}
+	}
 	json_object_foreach(want, k, v) {
 		const char *now = json_string_value(json_object_get(have, k));
 		if (!now || strcmp(now, json_string_value(v)) != 0) {

@@ -220,7 +220,12 @@ int iac_lock_force_unlock(const char *dir, const char *id)
 	close(fd);
 	const char *have = json_string_value(json_object_get(info, "id"));
 	json_t *live = NULL;
-	if (iac_lock_holder(&live, dir) == 0) {
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	/* a holder alive on this machine is refused: stop it instead. One on
+	 * another machine cannot be checked from here: the operator decides */
+	if (iac_lock_holder(&live, dir) == 0 &&
+	    !strcmp(json_string_value(json_object_get(live, "host")) ?: host, host)) {
 		rc = iac_err_set("lock %s is held by a running process (pid %lld on '%s'): stop it instead "
 				 "(Ctrl-C, or 'iac rollback -force' for a deployment); force-unlock is for locks "
 				 "whose holder is gone", id, (long long)json_integer_value(json_object_get(live, "pid")),
@@ -228,6 +233,7 @@ int iac_lock_force_unlock(const char *dir, const char *id)
 		json_decref(live);
 		goto done;
 	}
+	json_decref(live);
 	if (!have || strcmp(have, id) != 0) {
 		rc = iac_err_set("lock id '%s' does not match the current lock ('%s')", id, have ? have : "?");
 		goto done;

@@ -218,6 +218,19 @@ void iac_state_free(iac_state *st)
 }
 
 const char *iac_state_lineage(const iac_state *st) { return st->lineage; }
+
+int iac_state_is_new(const iac_state *st)
+{
+	return st->serial == 0 && st->next_seq == 0 && st->index.count == 0;
+}
+
+int iac_state_adopt_lineage(iac_state *st, const char *lineage)
+{
+	if (!iac_state_is_new(st))
+		return iac_err_set("state already exists; its lineage cannot change");
+	snprintf(st->lineage, sizeof(st->lineage), "%s", lineage);
+	return 0;
+}
 long iac_state_serial(const iac_state *st) { return st->serial; }
 size_t iac_state_replayed(const iac_state *st) { return st->replayed; }
 const char *iac_state_dir(const iac_state *st) { return st->dir; }

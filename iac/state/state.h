@@ -38,6 +38,11 @@ int iac_state_open(iac_state **out, const char *dir);
 void iac_state_free(iac_state *st);
 
 const char *iac_state_lineage(const iac_state *st);
+/* 1 when nothing was ever written (no snapshot, no journal). */
+int iac_state_is_new(const iac_state *st);
+/* Adopt a lineage (only for a new state: a saved plan made against "no
+ * state yet" names the lineage the state will have). */
+int iac_state_adopt_lineage(iac_state *st, const char *lineage);
 long iac_state_serial(const iac_state *st);
 /* Journal records replayed at open (non-zero after an interrupted run). */
 size_t iac_state_replayed(const iac_state *st);

@@ -98,6 +98,9 @@ static int exec_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	int status = 0;
 
 	*out = NULL;
+	if (json_is_object(json_object_get(prior, "check")))
+		return iac_err_set("the check command is sensitive and only its hash is in state; the configuration "
+				   "no longer declares this resource");
 	if (!json_is_string(json_object_get(prior, "check"))) {
 		/* without a check command nothing can be verified: an interrupted
 		 * create (its command was killed with iac) did not finish */
@@ -137,7 +140,12 @@ static int exec_update(const iac_rctx *ctx, json_t **out, const json_t *prior, c
 static int exec_remove(const iac_rctx *ctx, const json_t *prior)
 {
 	int status;
-	if (!json_is_string(json_object_get(prior, "destroy")))
+	const json_t *d = json_object_get(prior, "destroy");
+	if (json_is_object(d))
+		return iac_err_set("the destroy command is sensitive and only its hash is in state; declare the "
+				   "resource (with the same command) in the configuration again to run it, or forget it "
+				   "with 'iac state rm %s'", ctx->addr);
+	if (!json_is_string(d))
 		return 0;
 	return run(ctx, prior, "destroy", &status, NULL, 1);
 }

@@ -134,6 +134,6 @@ expect_rc 0
 run state list
 expect_eq "300 in state" 300 "$(printf '%s\n' "$OUT" | grep -c .)"
 # no temp files left behind
-expect_eq "files in .iac after a clean apply" "state.json" "$(ls .iac | grep -v '^state\.journal$' | tr '\n' ' ' | sed 's/ $//')"
+expect_eq "files in .iac after a clean apply" "state.json state.json.backup" "$(ls .iac | grep -v '^state\.journal$' | tr '\n' ' ' | sed 's/ $//')"
 
 finish

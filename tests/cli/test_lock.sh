@@ -135,7 +135,7 @@ expect_rc 0
 expect_no_file .iac/lock
 run plan -var tag=5
 expect_rc 0
-kill "$flocker"
+kill -- -"$flocker"
 bg_wait "$flocker"
 
 step "a lock file nobody holds (garbage content) is not a crash"
