@@ -64,5 +64,5 @@ expect_not_in() { ! grep -qF -- "$2" "$1" || { cat "$1" >&2; fail "did not expec
 
 # provider block for the test bed's key and known_hosts
 provider_block() {
-	echo "provider \"ssh\" { user = \"root\", private_key = \"bed/id_ed25519\", known_hosts = \"bed/known_hosts\", connect_timeout = \"3s\" }"
+	echo "provider \"ssh\" { user = \"root\", private_key = \"bed/id_ed25519\", known_hosts = \"bed/known_hosts\", connect_timeout = \"10s\" }"
 }

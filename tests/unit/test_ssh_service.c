@@ -28,7 +28,7 @@ static json_t *host(int n)
 static void configure(int sftp)
 {
 	json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:b}", "user", "root", "private_key", "id_ed25519",
-				"known_hosts", "known_hosts", "connect_timeout", "3s", "sftp", sftp);
+				"known_hosts", "known_hosts", "connect_timeout", "10s", "sftp", sftp);
 	if (pd)
 		iac_provider_ssh.close(pd);
 	pd = NULL;
