@@ -29,8 +29,6 @@
 #define SCAN_US 100000       /* timeout scan and schedule check period */
 #define MAX_EVENTS 512
 
-static pthread_barrier_t start_barrier;
-
 uint64_t lt_now_us(void)
 {
 	struct timespec ts;
@@ -1148,8 +1146,8 @@ static void *worker_main(void *arg)
 			w->run->fatal = iac_xstrdup(iac_err_last());
 		pthread_mutex_unlock(&w->run->mu);
 	}
-	pthread_barrier_wait(&start_barrier);   /* everyone is set up */
-	pthread_barrier_wait(&start_barrier);   /* main has set start_us */
+	pthread_barrier_wait(&w->run->barrier);   /* everyone is set up */
+	pthread_barrier_wait(&w->run->barrier);   /* main has set start_us */
 	if (ok && !w->run->fatal)
 		worker_loop(w);
 	atomic_store(&w->done_sec, (long)1 << 40);
@@ -1183,7 +1181,7 @@ int iac_lt_engine_start(iac_lt_run *run, const iac_lt_config *cfg, int nthreads)
 	run->hostport = run->port == 80 ? iac_xstrdup(run->host) : iac_xasprintf("%s:%d", run->host, run->port);
 
 	pthread_once(&settings_once, settings_init);
-	pthread_barrier_init(&start_barrier, NULL, (unsigned)run->nthreads + 1);
+	pthread_barrier_init(&run->barrier, NULL, (unsigned)run->nthreads + 1);
 	run->workers = iac_xcalloc((size_t)run->nthreads, sizeof(*run->workers));
 	for (int i = 0; i < run->nthreads; i++) {
 		iac_lt_worker *w = iac_xcalloc(1, sizeof(*w));
@@ -1197,9 +1195,9 @@ int iac_lt_engine_start(iac_lt_run *run, const iac_lt_config *cfg, int nthreads)
 		}
 		w->started = 1;
 	}
-	pthread_barrier_wait(&start_barrier);
+	pthread_barrier_wait(&run->barrier);
 	run->start_us = lt_now_us();
-	pthread_barrier_wait(&start_barrier);
+	pthread_barrier_wait(&run->barrier);
 	if (run->fatal) {
 		iac_lt_engine_join(run);
 		return iac_err_set("%s", run->fatal);
@@ -1273,7 +1271,6 @@ void iac_lt_engine_join(iac_lt_run *run)
 			w->started = 0;
 		}
 	}
-	pthread_barrier_destroy(&start_barrier);
 }
 
 static void worker_free(iac_lt_worker *w)
@@ -1321,6 +1318,7 @@ static void worker_free(iac_lt_worker *w)
 
 void iac_lt_engine_free(iac_lt_run *run)
 {
+	int had_barrier = run->workers != NULL;   /* made just before the workers */
 	for (int i = 0; run->workers && i < run->nthreads; i++)
 		if (run->workers[i])
 			worker_free(run->workers[i]);
@@ -1337,5 +1335,7 @@ void iac_lt_engine_free(iac_lt_run *run)
 	free(run->base_path);
 	free(run->fatal);
 	pthread_mutex_destroy(&run->mu);
+	if (had_barrier)
+		pthread_barrier_destroy(&run->barrier);
 	memset(run, 0, sizeof(*run));
 }

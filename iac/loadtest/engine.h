@@ -45,6 +45,7 @@ typedef struct {
 	double load_ms;          /* length of the load phase */
 	volatile int stop;       /* 1: start no new iteration; 2: abort in-flight work */
 
+	pthread_barrier_t barrier; /* workers start together, after start_us is set */
 	pthread_mutex_t mu;      /* guards everything below */
 	iac_lt_stats total;
 	iac_lt_second *secs;
