@@ -9,7 +9,6 @@
 # and its version string decides how it misbehaves:
 #   *sick*   /health answers 500 (fails the health gate)
 #   *err5*   5 % of / answer 500, chosen by request id (fails the analysis)
-#   *slow*   / answers after 50 ms (nothing fails; long-lived requests)
 # iac runs in the controller namespace (testbed.sh exec), with the config in
 # $WORK/main.lua written by write_main. wrk loads HAProxy from there too.
 #
@@ -123,6 +122,17 @@ iac_bg() {
 	BG_PIDS+=("$BG_PID")
 }
 
+# wait_gone PID SECONDS: until PID has exited (1 if still there after
+# SECONDS); WAITED = whole seconds waited
+wait_gone() {
+	local t0=$SECONDS
+	while kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; do
+		[ $((SECONDS - t0)) -ge "$2" ] && { WAITED=$((SECONDS - t0)); return 1; }
+		sleep 0.2
+	done
+	WAITED=$((SECONDS - t0))
+}
+
 # nsenter into the host's namespaces: no ssh, so it works whatever iac did
 on_host() {
 	local n=$1 lp init
@@ -159,6 +169,9 @@ variable "client_timeout"    { default = "30s" }
 variable "analysis_duration" { default = "2s" }
 variable "health_timeout"    { default = "10s" }
 variable "on_failure"        { default = "stop" }
+variable "flag_on_percent"   { default = 10 }
+variable "slow"              { default = "", description = "seconds: an unrelated resource that takes that long (holds the lock)" }
+if var.slow ~= "" then resource "local.exec" "slow" { create = "sleep " .. var.slow } end
 
 local lb1 = host "lb1" { address = "$LB" }
 $apps
@@ -204,7 +217,7 @@ deployment "web" {
 
 flag "checkout_v2" {
   kind = "release", variants = { on = true, off = false }, default = "off",
-  rollout = { on = 10 }, targeting_key = "userId",
+  rollout = { on = var.flag_on_percent }, targeting_key = "userId",
   deliver = { file = { $targets } },
 }
 EOF
@@ -224,7 +237,8 @@ cat >"$WORK/get.sh" <<'EOF'
 for i in $(seq "$1"); do
 	out=$(curl -s -m 3 -w '\n%{http_code}' "$2")
 	code=${out##*$'\n'}
-	if [ "$code" = 200 ]; then echo "${out%$'\n'*}"; else echo "ERR $code"; fi
+	body=${out%$'\n'*}
+	if [ "$code" = 200 ]; then printf '%s\n' "${body%$'\n'}"; else echo "ERR $code"; fi
 done
 EOF
 answers() { ctl bash "$WORK/get.sh" "$1" "http://$LB/"; }
