@@ -41,6 +41,17 @@ static size_t names_of(const json_t *pool, const char *colour, const char **name
 	return n;
 }
 
+/* The bad_versions entry of version, or NULL. */
+static json_t *bad_entry(const json_t *attrs, const char *version)
+{
+	json_t *e;
+	size_t i;
+	json_array_foreach(json_object_get(attrs, "bad_versions"), i, e)
+		if (!strcmp(sget(e, "version") ?: "", version))
+			return e;
+	return NULL;
+}
+
 int iac_deploy_rollback(const iac_rctx *ctx, json_t **out_attrs, iac_rollback_result *res,
 			const json_t *attrs)
 {
@@ -61,6 +72,15 @@ int iac_deploy_rollback(const iac_rctx *ctx, json_t **out_attrs, iac_rollback_re
 		return iac_err_set("there is no standby colour to roll back to (live: %s%s%s); a rollback needs "
 				   "a previous deploy whose colour is still running",
 				   live ? live : "none", live ? " at " : "", live ? (sget(attrs, "live_version") ?: "?") : "");
+	/* A second rollback in a row would put back the version the first one
+	 * fled (and mark the good one bad): refuse; deploying it again is an
+	 * explicit `iac apply -allow-bad`. */
+	const json_t *sb = bad_entry(attrs, sget(attrs, "standby_version") ?: "");
+	if (sb)
+		return iac_err_set("the standby colour %s runs '%s', which is marked bad (rolled back from at %s); "
+				   "there is nothing good to roll back to: '%s' stays live. Deploy a good version, "
+				   "or 'iac apply -allow-bad' to put '%s' back", standby, sget(attrs, "standby_version"),
+				   sget(sb, "at") ?: "?", sget(attrs, "live_version") ?: "?", sget(attrs, "standby_version"));
 	snprintf(res->from_colour, sizeof(res->from_colour), "%s", live);
 	snprintf(res->to_colour, sizeof(res->to_colour), "%s", standby);
 	snprintf(res->from_version, sizeof(res->from_version), "%s", sget(attrs, "live_version") ?: "?");
@@ -95,7 +115,11 @@ int iac_deploy_rollback(const iac_rctx *ctx, json_t **out_attrs, iac_rollback_re
 	}
 	char when[32];
 	iac_time_rfc3339(when, sizeof(when));
-	json_array_append_new(bad, json_pack("{s:s,s:s}", "version", res->from_version, "at", when));
+	json_t *again = bad_entry(out, res->from_version);
+	if (again)   /* rolled back from once more (after -allow-bad): one entry, latest time */
+		json_object_set_new(again, "at", json_string(when));
+	else
+		json_array_append_new(bad, json_pack("{s:s,s:s}", "version", res->from_version, "at", when));
 	json_object_set_new(out, "live", json_string(standby));
 	json_object_set_new(out, "live_version", json_string(res->to_version));
 	json_object_set_new(out, "standby", json_string(live));
