@@ -43,6 +43,12 @@ assert e['forced'] is False, e
 print('history:', json.dumps({k: e[k] for k in ('command', 'deployment', 'from_version', 'to_version', 'at')}))
 " || check_fail "rollback not recorded in the change history"
 
+# ---- a second rollback in a row would put the bad v2 back: refused ----
+iac rollback web >"$WORK/rb-again.out" 2>&1 && { cat "$WORK/rb-again.out" >&2; check_fail "a second rollback (onto bad v2) exited 0"; }
+grep -q "runs 'v2', which is marked bad" "$WORK/rb-again.out" || { cat "$WORK/rb-again.out" >&2; check_fail "second rollback: message"; }
+ok "second rollback in a row refused: $(cut -c1-150 "$WORK/rb-again.out" | head -1)..."
+expect_version v1 4 "after the refused second rollback"
+
 # ---- v2 is bad: refused without -allow-bad ----
 iac plan -var version=v2 >"$WORK/plan-bad.out" 2>&1 && { cat "$WORK/plan-bad.out" >&2; check_fail "plan of a bad version exited 0"; }
 grep -q "version 'v2' is marked bad" "$WORK/plan-bad.out" && grep -q -- '-allow-bad' "$WORK/plan-bad.out" ||
@@ -64,6 +70,8 @@ timed "$WORK/rb2.out" "$IAC" -no-color rollback web
 [ "$TIMED_RC" = 0 ] || { cat "$WORK/rb2.out" >&2; fail "second rollback exited $TIMED_RC"; }
 echo "$TIMED_MS" >>"$WORK/rollback.ms"
 expect_version v1 8 "second rollback ($TIMED_MS ms wall)"
+[ "$(dep_attr bad_versions | grep -o '"version":"v2"' | wc -l)" = 1 ] ||
+	check_fail "v2 listed more than once in bad_versions: $(dep_attr bad_versions)"
 iac apply -auto-approve -allow-bad -var version=v2 >"$WORK/apply-allow2.out" 2>&1 ||
 	{ cat "$WORK/apply-allow2.out" >&2; fail "apply -allow-bad v2 (2)"; }
 
