@@ -716,6 +716,31 @@ static int auth_key(iac_ssh_conn *c)
 	return iac_err_set("cannot log in to %s as '%s': %s", c->label, c->user, ssh_errmsg(c));
 }
 
+/* Prefer ed25519 host keys (what a known_hosts line most likely holds).
+ * Only algorithms this libssh2 supports are listed: given an unknown one,
+ * libssh2 1.10 removes it with an overlapping memcpy. */
+static void set_hostkey_pref(LIBSSH2_SESSION *s)
+{
+	static const char *const want[] = {
+		"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+		"rsa-sha2-512", "rsa-sha2-256", "ssh-rsa", NULL,
+	};
+	const char **algs = NULL;
+	int n = libssh2_session_supported_algs(s, LIBSSH2_METHOD_HOSTKEY, &algs);
+	iac_buf pref = IAC_BUF_INIT;
+	for (size_t i = 0; n > 0 && want[i]; i++)
+		for (int j = 0; j < n; j++)
+			if (!strcmp(want[i], algs[j])) {
+				iac_buf_printf(&pref, "%s%s", pref.len ? "," : "", want[i]);
+				break;
+			}
+	if (algs)
+		libssh2_free(s, algs);
+	if (pref.len)
+		libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY, iac_buf_cstr(&pref));
+	iac_buf_free(&pref);
+}
+
 static int conn_connect(iac_ssh_conn *c, const volatile int *cancel)
 {
 	double deadline = iac_now_ms() + c->pool->o.connect_timeout_ms;
@@ -728,9 +753,7 @@ static int conn_connect(iac_ssh_conn *c, const volatile int *cancel)
 	if (!c->s || c->evfd < 0)
 		return iac_err_set("cannot connect to %s: out of resources", c->label);
 	libssh2_session_callback_set(c->s, LIBSSH2_CALLBACK_RECV, (void *)recv_hook);
-	libssh2_session_method_pref(c->s, LIBSSH2_METHOD_HOSTKEY,
-				    "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,"
-				    "ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa");
+	set_hostkey_pref(c->s);
 	/* single-threaded until it is up: blocking mode with libssh2's own
 	 * timeout keeps this part simple */
 	libssh2_session_set_blocking(c->s, 1);
