@@ -104,6 +104,13 @@ static json_t *make_entry(applier *ap, const iac_change *c, json_t *attrs, int d
 				  "name", c->name, "module", c->module ? c->module : "", "attributes", attrs,
 				  "sensitive_attributes", c->sensitive, "dependencies",
 				  c->deps ? c->deps : json_array(), "updated_at", when);
+	/* empty fields cost parsing time at every command: leave them out */
+	if (!json_array_size(json_object_get(entry, "sensitive_attributes")))
+		json_object_del(entry, "sensitive_attributes");
+	if (!json_array_size(json_object_get(entry, "dependencies")))
+		json_object_del(entry, "dependencies");
+	if (!json_string_length(json_object_get(entry, "module")))
+		json_object_del(entry, "module");
 	if (data)
 		json_object_set_new(entry, "mode", json_string("data"));
 	if (c->triggers) {

@@ -48,7 +48,7 @@ int iac_cmd_plan(int argc, char **argv)
 			      pos.items[0]);
 		goto done;
 	}
-	if (iac_session_load(&s) < 0 || iac_session_open_state(&s, 1) < 0)
+	if (iac_session_load_and_open(&s) < 0)
 		goto done;
 	iac_session_signals(1);
 	if (iac_session_plan(&s, &plan) < 0) {
@@ -75,7 +75,8 @@ int iac_cmd_plan(int argc, char **argv)
 	}
 	rc = (s.detailed_exitcode && iac_plan_has_changes(plan)) ? 2 : 0;
 done:
-	iac_plan_free(plan);
+	if (iac_free_at_exit())
+		iac_plan_free(plan);
 	iac_session_close(&s);
 	iac_strlist_free(&pos);
 	return rc;
@@ -228,7 +229,7 @@ static int apply_saved(iac_session *s, const char *path, iac_plan **plan)
 			goto done;
 		}
 	}
-	if (iac_session_load(s) < 0 || iac_session_open_state(s, 1) < 0)
+	if (iac_session_load_and_open(s) < 0)
 		goto done;
 	/* a plan made before any state existed names the lineage to start with */
 	if (iac_state_is_new(s->st) && json_integer_value(json_object_get(doc, "serial")) == 0 &&
@@ -268,7 +269,7 @@ static int apply_or_destroy(int argc, char **argv, int destroy)
 		if (apply_saved(&s, pos.items[0], &plan) < 0)
 			goto done;
 	} else {
-		if (iac_session_load(&s) < 0 || iac_session_open_state(&s, 1) < 0)
+		if (iac_session_load_and_open(&s) < 0)
 			goto done;
 		iac_session_signals(1);
 		if (iac_session_plan(&s, &plan) < 0)
@@ -294,7 +295,8 @@ static int apply_or_destroy(int argc, char **argv, int destroy)
 	}
 	rc = run_apply(&s, plan);
 done:
-	iac_plan_free(plan);
+	if (iac_free_at_exit())
+		iac_plan_free(plan);
 	iac_session_close(&s);
 	iac_strlist_free(&pos);
 	iac_session_signals(0);

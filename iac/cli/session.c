@@ -1,6 +1,7 @@
 /* session: shared plumbing of the engine commands (see session.h). */
 #include "iac/cli/session.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,6 +194,68 @@ int iac_session_open_state(iac_session *s, int take_lock)
 	return 0;
 }
 
+typedef struct {
+	iac_state *st;
+	int rc;
+	char err[1024];
+} state_job;
+
+static void *open_state_thread(void *arg)
+{
+	state_job *j = arg;
+	j->rc = iac_state_open(&j->st, ".");
+	if (j->rc < 0)
+		snprintf(j->err, sizeof(j->err), "%s", iac_err_last());
+	return NULL;
+}
+
+int iac_session_load_and_open(iac_session *s)
+{
+	state_job job = { 0 };
+	pthread_t th;
+	int rc;
+
+	if (s->lock) {
+		json_t *stale = NULL;
+		rc = iac_lock_acquire(&s->lk, &stale, ".", s->command, s->lock_timeout_ms);
+		if (rc < 0) {
+			iac_session_error(NULL);
+			return rc;
+		}
+		if (stale) {
+			iac_log_warn("took over a stale lock left by 'iac %s' (pid %lld on '%s', since %s), "
+				     "which is no longer running",
+				     json_string_value(json_object_get(stale, "command")) ?: "?",
+				     (long long)json_integer_value(json_object_get(stale, "pid")),
+				     json_string_value(json_object_get(stale, "host")) ?: "?",
+				     json_string_value(json_object_get(stale, "started")) ?: "?");
+			json_decref(stale);
+		}
+	}
+	int threaded = pthread_create(&th, NULL, open_state_thread, &job) == 0;
+	if (!threaded)
+		open_state_thread(&job);
+	rc = iac_session_load(s);
+	if (threaded)
+		pthread_join(th, NULL);
+	s->st = job.st;
+	if (rc < 0)
+		return rc;
+	if (job.rc < 0) {
+		iac_log_error("%s", job.err);
+		return IAC_ERR;
+	}
+	if (iac_state_replayed(s->st) > 0) {
+		iac_log_warn("recovered %zu change(s) recorded by an interrupted run; resources that were "
+			     "in progress will be checked against reality", iac_state_replayed(s->st));
+		if (s->lk && iac_state_flush(s->st) < 0) {
+			iac_session_error("cannot save recovered state");
+			return IAC_ERR;
+		}
+	}
+	return 0;
+}
+
 void iac_session_providers(iac_session *s)
 {
 	json_t *extra = json_object();
@@ -225,10 +288,12 @@ int iac_session_plan(iac_session *s, iac_plan **out)
 
 void iac_session_close(iac_session *s)
 {
-	iac_providers_free(s->pv);
-	iac_state_free(s->st);
+	iac_providers_free(s->pv);   /* closes connections */
 	iac_lock_release(s->lk);
-	iac_config_free(s->cfg);
+	if (iac_free_at_exit()) {
+		iac_state_free(s->st);
+		iac_config_free(s->cfg);
+	}
 	iac_strlist_free(&s->vars);
 	iac_strlist_free(&s->var_files);
 	iac_strlist_free(&s->targets);

@@ -60,6 +60,10 @@ void iac_session_usage(unsigned which);
 int iac_session_load(iac_session *s);
 /* Take the lock (unless -lock=false) and open state. */
 int iac_session_open_state(iac_session *s, int take_lock);
+/* Both of the above, with the state read on a second thread while the
+ * configuration's Lua runs (they do not depend on each other; with 100,000
+ * resources each takes a while). The lock is taken first. */
+int iac_session_load_and_open(iac_session *s);
 /* Provider instances for this run. */
 void iac_session_providers(iac_session *s);
 /* Plan with the session's flags. */

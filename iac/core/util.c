@@ -313,6 +313,16 @@ char *iac_path_join(const char *dir, const char *name)
 	return iac_xasprintf("%s/%s", dir, name);
 }
 
+int iac_free_at_exit(void)
+{
+#ifdef IAC_FREE_AT_EXIT
+	return 1;
+#else
+	const char *e = getenv("IAC_FREE_AT_EXIT");
+	return e && *e && strcmp(e, "0") != 0;
+#endif
+}
+
 int iac_str_starts(const char *s, const char *prefix)
 {
 	return strncmp(s, prefix, strlen(prefix)) == 0;

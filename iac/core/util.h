@@ -48,6 +48,12 @@ void iac_sha256_hex(char out[65], const void *data, size_t len);
 /* Join dir and name ("dir/name"); name absolute -> copy of name. Caller frees. */
 char *iac_path_join(const char *dir, const char *name);
 
+/* Whether a command should free its big structures before exiting: yes in
+ * sanitizer builds (leak checks) or with IAC_FREE_AT_EXIT=1; otherwise the
+ * process exit returns the memory at once (100,000 resources take a while
+ * to free one by one). */
+int iac_free_at_exit(void);
+
 /* 1 if s starts with prefix. */
 int iac_str_starts(const char *s, const char *prefix);
 
