@@ -105,20 +105,13 @@ static int confirm(iac_session *s)
 
 static void print_outputs(iac_state *st)
 {
-	json_t *outs = iac_state_outputs(st), *o;
-	const char *k;
+	json_t *outs = iac_state_outputs(st);
 	if (!json_object_size(outs))
 		return;
-	printf("\nOutputs:\n\n");
-	json_object_foreach(outs, k, o) {
-		iac_buf b = IAC_BUF_INIT;
-		if (json_is_true(json_object_get(o, "sensitive")))
-			iac_buf_puts(&b, "(sensitive)");
-		else
-			iac_value_render(&b, json_object_get(o, "value"));
-		printf("%s = %s\n", k, iac_buf_cstr(&b));
-		iac_buf_free(&b);
-	}
+	iac_buf b = IAC_BUF_INIT;
+	iac_outputs_render(&b, outs);
+	printf("\nOutputs:\n\n%s", iac_buf_cstr(&b));
+	iac_buf_free(&b);
 }
 
 static json_t *result_json(const iac_apply_result *r, int rc)

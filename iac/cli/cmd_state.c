@@ -11,6 +11,7 @@
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 #include "iac/graph/graph.h"
+#include "iac/plan/plan.h"
 #include "iac/plan/planfile.h"
 #include "iac/plan/render.h"
 
@@ -58,15 +59,7 @@ int iac_cmd_validate(int argc, char **argv)
 		goto done;
 	}
 	/* ordering: a cycle is a configuration error */
-	iac_graph *g = iac_graph_new();
-	for (size_t i = 0; i < s.cfg->nres; i++)
-		iac_graph_add(g, s.cfg->res[i]->addr, NULL);
-	for (size_t i = 0; i < s.cfg->nres; i++) {
-		json_t *e;
-		size_t j;
-		json_array_foreach(s.cfg->res[i]->deps, j, e)
-			iac_graph_edge(g, iac_graph_find(g, json_string_value(e)), (int)i);
-	}
+	iac_graph *g = iac_config_graph(s.cfg);
 	int *order = NULL;
 	int cyc = iac_graph_toposort(&order, g);
 	free(order);
@@ -101,15 +94,7 @@ int iac_cmd_graph(int argc, char **argv)
 	iac_session_init(&s, "graph");
 	if (iac_session_args(&s, IAC_F_VARS, argc, argv, &pos) < 0 || iac_session_load(&s) < 0)
 		goto done;
-	iac_graph *g = iac_graph_new();
-	for (size_t i = 0; i < s.cfg->nres; i++)
-		iac_graph_add(g, s.cfg->res[i]->addr, NULL);
-	for (size_t i = 0; i < s.cfg->nres; i++) {
-		json_t *e;
-		size_t j;
-		json_array_foreach(s.cfg->res[i]->deps, j, e)
-			iac_graph_edge(g, iac_graph_find(g, json_string_value(e)), (int)i);
-	}
+	iac_graph *g = iac_config_graph(s.cfg);
 	iac_buf b = IAC_BUF_INIT;
 	iac_graph_dot(g, &b);
 	fputs(iac_buf_cstr(&b), stdout);
@@ -178,15 +163,10 @@ int iac_cmd_output(int argc, char **argv)
 		}
 		print_json(doc);
 	} else if (!raw) {
-		json_object_foreach(outs, k, o) {
-			iac_buf b = IAC_BUF_INIT;
-			if (json_is_true(json_object_get(o, "sensitive")))
-				iac_buf_puts(&b, "(sensitive)");
-			else
-				iac_value_render(&b, json_object_get(o, "value"));
-			printf("%s = %s\n", k, iac_buf_cstr(&b));
-			iac_buf_free(&b);
-		}
+		iac_buf b = IAC_BUF_INIT;
+		iac_outputs_render(&b, outs);
+		fputs(iac_buf_cstr(&b), stdout);
+		iac_buf_free(&b);
 	}
 	rc = 0;
 done:

@@ -159,30 +159,10 @@ int iac_session_load(iac_session *s)
 	return 0;
 }
 
-int iac_session_open_state(iac_session *s, int take_lock)
+/* A journal left by an interrupted run was replayed: say so, and fold it
+ * into a new snapshot while we hold the lock. */
+static int recovered(iac_session *s)
 {
-	const char *dir = s->cfg ? s->cfg->dir : ".";
-	if (take_lock && s->lock) {
-		json_t *stale = NULL;
-		int rc = iac_lock_acquire(&s->lk, &stale, dir, s->command, s->lock_timeout_ms);
-		if (rc < 0) {
-			iac_session_error(NULL);
-			return rc;
-		}
-		if (stale) {
-			iac_log_warn("took over a stale lock left by 'iac %s' (pid %lld on '%s', since %s), "
-				     "which is no longer running",
-				     json_string_value(json_object_get(stale, "command")) ?: "?",
-				     (long long)json_integer_value(json_object_get(stale, "pid")),
-				     json_string_value(json_object_get(stale, "host")) ?: "?",
-				     json_string_value(json_object_get(stale, "started")) ?: "?");
-			json_decref(stale);
-		}
-	}
-	if (iac_state_open(&s->st, dir) < 0) {
-		iac_session_error(NULL);
-		return IAC_ERR;
-	}
 	if (iac_state_replayed(s->st) > 0) {
 		iac_log_warn("recovered %zu change(s) recorded by an interrupted run; resources that were "
 			     "in progress will be checked against reality", iac_state_replayed(s->st));
@@ -192,6 +172,44 @@ int iac_session_open_state(iac_session *s, int take_lock)
 		}
 	}
 	return 0;
+}
+
+/* Take the lock unless -lock=false; a stale one is taken over, with a notice. */
+static int take_lock_here(iac_session *s, const char *dir)
+{
+	json_t *stale = NULL;
+	if (!s->lock)
+		return 0;
+	int rc = iac_lock_acquire(&s->lk, &stale, dir, s->command, s->lock_timeout_ms);
+	if (rc < 0) {
+		iac_session_error(NULL);
+		return rc;
+	}
+	if (stale) {
+		iac_log_warn("took over a stale lock left by 'iac %s' (pid %lld on '%s', since %s), "
+			     "which is no longer running",
+			     json_string_value(json_object_get(stale, "command")) ?: "?",
+			     (long long)json_integer_value(json_object_get(stale, "pid")),
+			     json_string_value(json_object_get(stale, "host")) ?: "?",
+			     json_string_value(json_object_get(stale, "started")) ?: "?");
+		json_decref(stale);
+	}
+	return 0;
+}
+
+int iac_session_open_state(iac_session *s, int take_lock)
+{
+	const char *dir = s->cfg ? s->cfg->dir : ".";
+	if (take_lock) {
+		int rc = take_lock_here(s, dir);
+		if (rc < 0)
+			return rc;
+	}
+	if (iac_state_open(&s->st, dir) < 0) {
+		iac_session_error(NULL);
+		return IAC_ERR;
+	}
+	return recovered(s);
 }
 
 typedef struct {
@@ -215,23 +233,8 @@ int iac_session_load_and_open(iac_session *s)
 	pthread_t th;
 	int rc;
 
-	if (s->lock) {
-		json_t *stale = NULL;
-		rc = iac_lock_acquire(&s->lk, &stale, ".", s->command, s->lock_timeout_ms);
-		if (rc < 0) {
-			iac_session_error(NULL);
-			return rc;
-		}
-		if (stale) {
-			iac_log_warn("took over a stale lock left by 'iac %s' (pid %lld on '%s', since %s), "
-				     "which is no longer running",
-				     json_string_value(json_object_get(stale, "command")) ?: "?",
-				     (long long)json_integer_value(json_object_get(stale, "pid")),
-				     json_string_value(json_object_get(stale, "host")) ?: "?",
-				     json_string_value(json_object_get(stale, "started")) ?: "?");
-			json_decref(stale);
-		}
-	}
+	if ((rc = take_lock_here(s, ".")) < 0)
+		return rc;
 	int threaded = pthread_create(&th, NULL, open_state_thread, &job) == 0;
 	if (!threaded)
 		open_state_thread(&job);
@@ -245,15 +248,7 @@ int iac_session_load_and_open(iac_session *s)
 		iac_log_error("%s", job.err);
 		return IAC_ERR;
 	}
-	if (iac_state_replayed(s->st) > 0) {
-		iac_log_warn("recovered %zu change(s) recorded by an interrupted run; resources that were "
-			     "in progress will be checked against reality", iac_state_replayed(s->st));
-		if (s->lk && iac_state_flush(s->st) < 0) {
-			iac_session_error("cannot save recovered state");
-			return IAC_ERR;
-		}
-	}
-	return 0;
+	return recovered(s);
 }
 
 void iac_session_providers(iac_session *s)

@@ -438,6 +438,8 @@ static void plan_warn(const iac_rctx *ctx, const char *msg)
 	json_array_append_new(plan->warnings, json_pack("{s:s,s:s}", "address", ctx->addr, "message", msg));
 }
 
+static iac_change *plan_delete(planner *pl, const char *addr, json_t *prior);
+
 /* Destroying needs no planned values: only what exists, and the rule that
  * protects it. Nothing is resolved, so values known only after an apply
  * cannot get in the way of a destroy. */
@@ -449,20 +451,10 @@ static int plan_destroy_one(planner *pl, iac_rconf *r)
 	if (r->prevent_destroy)
 		return iac_err_set("%s:%d: resource '%s' has lifecycle.prevent_destroy set, but this plan would "
 				   "destroy it; remove prevent_destroy first", r->file, r->line, r->addr);
-	iac_change *c = add_change(pl, r->addr);
-	c->type = iac_xstrdup(r->type);
-	c->name = iac_xstrdup(r->name);
-	c->module = iac_xstrdup(r->module);
+	iac_change *c = plan_delete(pl, r->addr, prior);
 	c->conf = r;
+	json_decref(c->deps);
 	c->deps = json_incref(r->deps);
-	c->action = IAC_ACT_DELETE;
-	c->prior = json_incref(prior);
-	c->before = json_incref(json_object_get(prior, "attributes"));
-	c->sensitive = json_deep_copy(json_object_get(prior, "sensitive_attributes"));
-	if (!c->sensitive)
-		c->sensitive = json_array();
-	c->changed = json_array();
-	c->forces = json_array();
 	return 0;
 }
 
@@ -571,7 +563,7 @@ static int plan_resource(planner *pl, iac_rconf *r)
 	return 0;
 }
 
-static void plan_delete(planner *pl, const char *addr, json_t *prior)
+static iac_change *plan_delete(planner *pl, const char *addr, json_t *prior)
 {
 	iac_change *c = add_change(pl, addr);
 	c->type = iac_xstrdup(json_string_value(json_object_get(prior, "type")) ?: "");
@@ -590,6 +582,7 @@ static void plan_delete(planner *pl, const char *addr, json_t *prior)
 		c->deps = json_array();
 	if (!pl->opts->destroy)
 		c->reason = "not in the configuration";
+	return c;
 }
 
 /* ---- outputs ---- */
@@ -633,6 +626,34 @@ static int plan_outputs(planner *pl)
 
 /* ---- driver ---- */
 
+/* Refresh order: resources of one host next to each other, so the reads
+ * in flight at once are mostly for the same host and a provider can merge
+ * them into one remote command (ssh stats 30 files in one round trip). */
+typedef struct {
+	const char *key;
+	const char *addr;
+} refresh_item;
+
+static int cmp_refresh(const void *a, const void *b)
+{
+	const refresh_item *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+	return c ? c : strcmp(x->addr, y->addr);
+}
+
+static const char *host_key(iac_state *st, const char *addr)
+{
+	json_t *e = iac_state_get(st, addr);
+	const iac_rtype *rt = iac_provider_find_type(json_string_value(json_object_get(e, "type")) ?: "", NULL);
+	json_t *attrs = json_object_get(e, "attributes");
+	if (!attrs)
+		attrs = json_object_get(json_object_get(e, "pending"), "planned");
+	for (const iac_attr *a = rt ? rt->attrs : NULL; a && a->name; a++)
+		if (a->type == IAC_T_HOST)
+			return json_string_value(json_object_get(json_object_get(attrs, a->name), "address")) ?: "";
+	return "";
+}
+
 static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **addrs, size_t n)
 {
 	refresh_job job = { pl->cfg, pl->st, pl->pv, NULL, NULL, NULL, pl->opts->cancel };
@@ -641,12 +662,19 @@ static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **a
 	int rc = 0;
 
 	job.addrs = iac_xcalloc(n + 1, sizeof(char *));
+	refresh_item *items = iac_xcalloc(n + 1, sizeof(*items));
 	for (size_t i = 0; i < n; i++)
 		if (in_scope_state[i]) {
-			job.addrs[m] = addrs[i];
-			iac_graph_add(g, addrs[i], NULL);
+			items[m].key = host_key(pl->st, addrs[i]);
+			items[m].addr = addrs[i];
 			m++;
 		}
+	qsort(items, m, sizeof(*items), cmp_refresh);
+	for (size_t i = 0; i < m; i++) {
+		job.addrs[i] = items[i].addr;
+		iac_graph_add(g, items[i].addr, NULL);
+	}
+	free(items);
 	job.result = iac_xcalloc(m + 1, sizeof(json_t *));
 	job.errors = iac_xcalloc(m + 1, sizeof(char *));
 	if (pl->opts->refresh) {
@@ -686,6 +714,20 @@ static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **a
 	return rc;
 }
 
+iac_graph *iac_config_graph(const iac_config *cfg)
+{
+	iac_graph *g = iac_graph_new();
+	for (size_t i = 0; i < cfg->nres; i++)
+		iac_graph_add(g, cfg->res[i]->addr, cfg->res[i]);
+	for (size_t i = 0; i < cfg->nres; i++) {
+		json_t *e;
+		size_t j;
+		json_array_foreach(cfg->res[i]->deps, j, e)
+			iac_graph_edge(g, iac_graph_find(g, json_string_value(e)), (int)i);
+	}
+	return g;
+}
+
 int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers *pv,
 		  const iac_plan_opts *opts)
 {
@@ -715,14 +757,8 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 	}
 
 	/* dependency graph of the configuration */
-	for (size_t i = 0; i < cfg->nres; i++)
-		iac_graph_add(g, cfg->res[i]->addr, cfg->res[i]);
-	for (size_t i = 0; i < cfg->nres; i++) {
-		json_t *e;
-		size_t j;
-		json_array_foreach(cfg->res[i]->deps, j, e)
-			iac_graph_edge(g, iac_graph_find(g, json_string_value(e)), (int)i);
-	}
+	iac_graph_free(g);
+	g = iac_config_graph(cfg);
 	if (iac_graph_toposort(&order, g) < 0)
 		goto done;
 

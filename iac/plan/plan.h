@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "iac/graph/graph.h"
 #include "iac/load/config.h"
 #include "iac/provider/runtime.h"
 #include "iac/state/state.h"
@@ -75,6 +76,10 @@ typedef struct {
 	const volatile int *stop;     /* set: stop refreshing (first Ctrl-C) */
 	const volatile int *cancel;   /* set: abort running reads (second) */
 } iac_plan_opts;
+
+/* The dependency graph of a configuration: a node per resource (data = the
+ * iac_rconf), an edge from each dependency to its dependent. Caller frees. */
+iac_graph *iac_config_graph(const iac_config *cfg);
 
 int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers *pv,
 		  const iac_plan_opts *opts);

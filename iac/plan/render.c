@@ -430,3 +430,17 @@ json_t *iac_plan_json(const iac_plan *plan)
 			 "change", (json_int_t)plan->n_change, "destroy", (json_int_t)plan->n_destroy,
 			 "has_changes", iac_plan_has_changes(plan));
 }
+
+void iac_outputs_render(iac_buf *out, const json_t *outputs)
+{
+	const char *k;
+	json_t *o;
+	json_object_foreach((json_t *)outputs, k, o) {
+		iac_buf_printf(out, "%s = ", k);
+		if (json_is_true(json_object_get(o, "sensitive")))
+			iac_buf_puts(out, "(sensitive)");
+		else
+			iac_value_render(out, json_object_get(o, "value"));
+		iac_buf_putc(out, '\n');
+	}
+}

@@ -15,6 +15,10 @@
 void iac_plan_render(iac_buf *out, const iac_plan *plan);
 /* "Plan: 1 to add, 2 to change, 0 to destroy." (no newline). */
 void iac_plan_summary(iac_buf *out, const iac_plan *plan);
+/* "name = value" lines for outputs as state keeps them (sensitive ones as
+ * "(sensitive)"). */
+void iac_outputs_render(iac_buf *out, const json_t *outputs);
+
 /* The JSON form (new reference). */
 json_t *iac_plan_json(const iac_plan *plan);
 
