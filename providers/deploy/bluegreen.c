@@ -295,6 +295,46 @@ static size_t server_names(const json_t *pool, const char *colour, const char **
 	return n;
 }
 
+/* Set (weight "0") or clear (weight "100%": the config's) the "replaced"
+ * mark on a colour's servers (deploy.h). State cannot carry it: a failed or
+ * interrupted update keeps the prior attributes, standby included, so a
+ * failed version kept for inspection, or one an apply preempted by
+ * `iac rollback -force` was starting, would look like the standby to a
+ * rollback. HAProxy holds the mark (the rollback asks it anyway), saved to
+ * the server-state-file so a restart keeps it. */
+static int mark_replaced(const iac_rctx *ctx, const json_t *a, const char *colour, int on)
+{
+	const json_t *pool = json_object_get(a, "pool"), *lb = json_object_get(a, "lb");
+	const char *names[64], *be = sget(lb, "backend") ? sget(lb, "backend") : "app";
+	size_t n = server_names(pool, colour, names, 64);
+	iac_haproxy *h = NULL;
+	int rc = iac_haproxy_open(&h, sget(lb, "api"), 2000);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = iac_haproxy_set_weight(h, be, names[i], on ? "0" : "100%");
+	iac_haproxy_free(h);
+	if (rc == 0 && on)
+		rc = iac_deploy_persist_switch(ctx, lb);
+	if (rc < 0)
+		iac_err_prefix("cannot %s the servers of %s in HAProxy", on ? "mark" : "unmark", colour);
+	return rc;
+}
+
+/* 1 when the colour carries the "replaced" mark (0 when HAProxy cannot say). */
+static int is_replaced(const json_t *a, const char *colour)
+{
+	const json_t *pool = json_object_get(a, "pool"), *lb = json_object_get(a, "lb");
+	const char *names[64];
+	size_t n = server_names(pool, colour, names, 64);
+	iac_haproxy *h = NULL;
+	int marked = 0;
+	if (iac_haproxy_open(&h, sget(lb, "api"), 2000) == 0 &&
+	    iac_deploy_replaced(&marked, h, sget(lb, "backend") ? sget(lb, "backend") : "app", names, n) < 0)
+		marked = 0;
+	iac_haproxy_free(h);
+	iac_err_clear();
+	return marked;
+}
+
 static int do_switch(const iac_rctx *ctx, json_t *last, const json_t *a, const char *to, const char *from)
 {
 	const json_t *pool = json_object_get(a, "pool"), *lb = json_object_get(a, "lb");
@@ -462,7 +502,8 @@ static int deploy(const iac_rctx *ctx, json_t **out, const json_t *prior, const 
 	int alive = n > 0;
 	for (size_t i = 0; i < n && alive; i++)
 		alive = inst_alive(ctx, pool, inst[i], version);
-	if (prior && sget(prior, "standby") && !strcmp(sget(prior, "standby_version") ?: "", version) && alive) {
+	if (prior && sget(prior, "standby") && !strcmp(sget(prior, "standby_version") ?: "", version) && alive &&
+	    !is_replaced(planned, idle)) {
 		iac_log("%s: %s already runs %s (standby), reusing it", ctx->addr, idle, version);
 	} else {
 		iac_log("%s: starting %s at %s (%zu instance%s)", ctx->addr, idle, version, n, n == 1 ? "" : "s");
@@ -470,7 +511,8 @@ static int deploy(const iac_rctx *ctx, json_t **out, const json_t *prior, const 
 			iac_err_set("the pool has no %s instances", idle);
 			goto fail;
 		}
-		if (for_colour(ctx, pool, idle, version, stop_inst) < 0 ||
+		if (mark_replaced(ctx, planned, idle, 1) < 0 ||
+		    for_colour(ctx, pool, idle, version, stop_inst) < 0 ||
 		    for_colour(ctx, pool, idle, version, start_inst) < 0)
 			goto fail;
 		started = 1;
@@ -492,6 +534,8 @@ static int deploy(const iac_rctx *ctx, json_t **out, const json_t *prior, const 
 		}
 	}
 	if (cancelled(ctx, "the switch"))
+		goto fail;
+	if (mark_replaced(ctx, planned, idle, 0) < 0)
 		goto fail;
 	iac_log("%s: switching traffic %s%s -> %s", ctx->addr, live ? live : "", live ? "" : "(none)", idle);
 	if (do_switch(ctx, last, planned, idle, live) < 0) {

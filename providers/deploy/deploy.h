@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "iac/core/buf.h"
+#include "iac/deploy/haproxy_api.h"
 #include "iac/provider/provider.h"
 
 extern const iac_rtype iac_deploy_haproxy_type;
@@ -65,6 +66,12 @@ typedef struct {
  * rolled back from marked bad). */
 int iac_deploy_rollback(const iac_rctx *ctx, json_t **out_attrs, iac_rollback_result *res,
 			const json_t *attrs);
+
+/* The "replaced" mark: weight 0 on a colour's servers in HAProxy says the
+ * colour no longer runs what state says (bluegreen.c sets it before it
+ * stops the idle colour to restart it at a new version, and clears it just
+ * before the switch). *marked = 1 when any of names carries it. */
+int iac_deploy_replaced(int *marked, iac_haproxy *h, const char *backend, const char *const *names, size_t n);
 
 /* Save HAProxy's runtime server states where its config loads them from,
  * on the HAProxy host, so a reload or restart keeps the switch. */

@@ -41,6 +41,39 @@ static size_t names_of(const json_t *pool, const char *colour, const char **name
 	return n;
 }
 
+int iac_deploy_replaced(int *marked, iac_haproxy *h, const char *backend, const char *const *names, size_t n)
+{
+	char *text = NULL;
+	int name_col = -1, weight_col = -1;
+	*marked = 0;
+	if (iac_haproxy_servers_state(&text, h, backend) < 0)
+		return IAC_ERR;
+	/* "1\n# be_id be_name srv_id srv_name ... srv_uweight ...\nrows": columns by name */
+	char *ls = NULL;
+	for (char *line = strtok_r(text, "\n", &ls); line; line = strtok_r(NULL, "\n", &ls)) {
+		char *f[64], *fs = NULL;
+		int nf = 0;
+		for (char *t = strtok_r(line, " ", &fs); t && nf < 64; t = strtok_r(NULL, " ", &fs))
+			f[nf++] = t;
+		if (nf && !strcmp(f[0], "#")) {
+			for (int i = 1; i < nf; i++) {
+				if (!strcmp(f[i], "srv_name"))
+					name_col = i - 1;
+				else if (!strcmp(f[i], "srv_uweight"))
+					weight_col = i - 1;
+			}
+			continue;
+		}
+		if (name_col < 0 || weight_col < 0 || nf <= name_col || nf <= weight_col)
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (!strcmp(f[name_col], names[i]) && !strcmp(f[weight_col], "0"))
+				*marked = 1;
+	}
+	free(text);
+	return 0;
+}
+
 /* The bad_versions entry of version, or NULL. */
 static json_t *bad_entry(const json_t *attrs, const char *version)
 {
@@ -101,6 +134,16 @@ int iac_deploy_rollback(const iac_rctx *ctx, json_t **out_attrs, iac_rollback_re
 	}
 	if (iac_haproxy_open(&h, sget(lb, "api"), 1000) < 0)
 		goto done;
+	int replaced = 0;
+	if (iac_deploy_replaced(&replaced, h, o.backend, o.to, o.n_to) < 0)
+		goto done;
+	if (replaced) {
+		iac_err_set("the standby colour %s no longer runs %s: a deploy replaced it since (a failed version "
+			    "kept for inspection, or an apply that was stopped mid-deploy); there is nothing to roll "
+			    "back to, %s (%s) stays live. Deploy a good version instead", standby, res->to_version,
+			    live, res->from_version);
+		goto done;
+	}
 	if (iac_cutover_rollback(&r, h, &o) < 0)
 		goto done;
 	res->switch_ms = r.switch_ms;
