@@ -30,4 +30,24 @@ done
 
 load_stop
 load_expect_clean "a failed analysis"
+
+# After a failed deploy that keeps the failed colour for inspection
+# (on_failure = "keep"), that colour no longer runs the standby version:
+# v2 live on green, blue standby at v1, then v3-err5 fails its analysis on
+# blue and stays there. `iac rollback` must not put v3-err5 live.
+iac apply -auto-approve -var version=v2 >"$WORK/v2.out" 2>&1 || { cat "$WORK/v2.out" >&2; fail "apply v2"; }
+expect_version v2 4 "v2 live on green, blue standby at v1"
+iac apply -auto-approve -var version=v3-err5 -var on_failure=keep >"$WORK/keep.out" 2>&1 &&
+	{ cat "$WORK/keep.out" >&2; fail "apply v3-err5 (on_failure = keep) exited 0"; }
+grep -q 'analysis failed for v3-err5 on blue' "$WORK/keep.out" || { cat "$WORK/keep.out" >&2; fail "keep: error"; }
+echo "state after the kept failure: standby $(dep_attr standby) at $(dep_attr standby_version); blue1 answers: $(ctl curl -s -m 3 "http://$(addr 2):8001/health" >/dev/null; ctl curl -s -m 3 "http://$(addr 2):8001/" | head -1)"
+iac rollback web >"$WORK/rb.out" 2>&1
+rc=$?
+cat "$WORK/rb.out"
+got=$(answers 40)
+echo "answers after that rollback (exit $rc): $(echo "$got" | awk '{print $1}' | sort | uniq -c | paste -sd' ')"
+echo "$got" | grep -q '^v3-err5 \|^ERR' && check_fail "iac rollback put v3-err5 live (the failed version kept for inspection), reporting: $(head -1 "$WORK/rb.out")"
+serving=$(echo "$got" | awk '$1 != "ERR" {print $1}' | sort -u | paste -sd,)
+[ "$(dep_attr live_version)" = "$serving" ] ||
+	check_fail "state says $(dep_attr live) at $(dep_attr live_version) is live, but $serving answers"
 finish
