@@ -122,10 +122,16 @@ int iac_duration_parse(double *out_ms, const char *text)
 
 int iac_file_read(char **out, size_t *out_len, const char *path)
 {
+	return iac_file_read_stat(out, out_len, NULL, path);
+}
+
+int iac_file_read_stat(char **out, size_t *out_len, struct stat *stp, const char *path)
+{
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	char *data = NULL;
 	size_t len = 0, cap;
+	int sized = 0;
 
 	*out = NULL;
 	if (out_len)
@@ -135,9 +141,16 @@ int iac_file_read(char **out, size_t *out_len, const char *path)
 		iac_err_sys("cannot open '%s'", path);
 		return notfound ? IAC_ENOTFOUND : IAC_ERR;
 	}
-	cap = (fstat(fd, &st) == 0 && st.st_size > 0) ? (size_t)st.st_size + 1 : 4096;
+	sized = fstat(fd, &st) == 0;
+	if (stp && sized)
+		*stp = st;
+	cap = (sized && st.st_size > 0) ? (size_t)st.st_size + 1 : 4096;
 	data = iac_xmalloc(cap);
 	for (;;) {
+		/* a regular file read up to its size is done: skip the extra
+		 * read that would only say EOF (one syscall per file saved) */
+		if (sized && S_ISREG(st.st_mode) && st.st_size > 0 && len == (size_t)st.st_size)
+			break;
 		if (len + 1 >= cap) {
 			cap *= 2;
 			data = iac_xrealloc(data, cap);

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 void *iac_xmalloc(size_t n);
@@ -29,6 +30,8 @@ int iac_duration_parse(double *out_ms, const char *text);
 /* Read a whole file. *out is NUL-terminated, caller frees. -1 with message;
  * IAC_ENOTFOUND when the file does not exist. */
 int iac_file_read(char **out, size_t *out_len, const char *path);
+/* The same, also filling *st (may be NULL) from the open file. */
+int iac_file_read_stat(char **out, size_t *out_len, struct stat *st, const char *path);
 
 /* Replace path atomically: write to a temp file beside it, fsync, rename,
  * fsync the directory. The file never exists half-written. */

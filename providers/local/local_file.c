@@ -86,14 +86,12 @@ static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	int rc;
 
 	*out = NULL;
-	rc = iac_file_read(&data, &len, path);
+	rc = iac_file_read_stat(&data, &len, &st, path);
 	if (rc == IAC_ENOTFOUND) {
 		free(path);
 		return 0;
 	}
-	if (rc < 0 || stat(path, &st) < 0) {
-		if (rc == 0)
-			iac_err_sys("cannot stat '%s'", path);
+	if (rc < 0) {
 		free(data);
 		free(path);
 		return IAC_ERR;
