@@ -153,7 +153,10 @@ timed() {   # OUT CMD... ; sets TIMED_MS and TIMED_RC
 }
 
 # FLAG_HOSTS: where flag checkout_v2 goes (/etc/app/flags.json): "lb" (the
-# default: the issue's example) or "lb app1 app2 app3 app4"
+# default: the issue's example) or "lb app1 app2 app3 app4".
+# API_STACK=1: a second deployment "api" (its own pool on :9001/:9101 of the
+# app hosts and HAProxy "lb2" on h1 port 81, API on 9997), with variables
+# version2 and analysis2.
 write_main() {
 	local apps="" i h targets=""
 	for h in ${FLAG_HOSTS:-lb}; do
@@ -219,6 +222,43 @@ flag "checkout_v2" {
   kind = "release", variants = { on = true, off = false }, default = "off",
   rollout = { on = var.flag_on_percent }, targeting_key = "userId",
   deliver = { file = { $targets } },
+}
+EOF
+	[ "${API_STACK:-0}" = 1 ] || return 0
+	cat >>"$WORK/main.lua" <<'EOF'
+
+variable "version2"  { default = "v1" }
+variable "analysis2" { default = "1s" }
+local pool2 = app_pool "api" {
+  hosts = hosts { role = "app" }, colours = "ports", base_port = 9001, green_offset = 100,
+  files = {
+    ["/srv/api/{name}/nginx.conf"] = [[
+daemon on; worker_processes 1; pid /srv/api/{name}/nginx.pid; error_log /srv/api/{name}/error.log;
+events { }
+http {
+  access_log off;
+  client_body_temp_path /srv/api/{name}/tmp; proxy_temp_path /srv/api/{name}/tmp;
+  fastcgi_temp_path /srv/api/{name}/tmp; uwsgi_temp_path /srv/api/{name}/tmp; scgi_temp_path /srv/api/{name}/tmp;
+  server {
+    listen {address}:{port};
+    default_type text/plain;
+    location = /health { return 200 "ok\n"; }
+    location / { return 200 "{version} {colour} {name}\n"; }
+  }
+}
+]],
+  },
+  start = "mkdir -p /srv/api/{name}/tmp && nginx -c /srv/api/{name}/nginx.conf -e /srv/api/{name}/error.log",
+  pidfile = "/srv/api/{name}/nginx.pid",
+}
+local lb2 = haproxy "lb2" {
+  host = lb1, bind = "0.0.0.0:81", pool = pool2, api_port = 9997,
+  health = { path = "/health", interval = "500ms", rise = 2, fall = 2 },
+}
+deployment "api" {
+  strategy = "blue_green", version = var.version2, pool = pool2, lb = lb2,
+  health   = { path = "/health", expect = 200, interval = "200ms", healthy = 3, timeout = "10s" },
+  analysis = { duration = var.analysis2, max_error_rate = 0.01 },
 }
 EOF
 }
