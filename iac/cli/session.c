@@ -161,8 +161,15 @@ int iac_session_load(iac_session *s)
 
 /* A journal left by an interrupted run was replayed: say so, and fold it
  * into a new snapshot while we hold the lock. */
+static int lock_guard(void *ud)
+{
+	return iac_lock_still_held(ud);
+}
+
 static int recovered(iac_session *s)
 {
+	if (s->lk)
+		iac_state_set_guard(s->st, lock_guard, s->lk);
 	if (iac_state_replayed(s->st) > 0) {
 		iac_log_warn("recovered %zu change(s) recorded by an interrupted run; resources that were "
 			     "in progress will be checked against reality", iac_state_replayed(s->st));

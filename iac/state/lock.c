@@ -181,6 +181,16 @@ void iac_lock_release(iac_lock *lk)
 	free(lk);
 }
 
+int iac_lock_still_held(const iac_lock *lk)
+{
+	struct stat a, b;
+	if (!lk)
+		return 1;
+	if (fstat(lk->fd, &a) < 0 || stat(lk->path, &b) < 0)
+		return 0;
+	return a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
 const char *iac_lock_id(const iac_lock *lk)
 {
 	return lk->id;

@@ -29,6 +29,10 @@ int iac_lock_preempt(iac_lock **out, json_t **out_preempted, const char *dir, co
 /* Release and remove the lock file. NULL is fine. */
 void iac_lock_release(iac_lock *lk);
 
+/* 1 while the lock file is still ours: 0 once `iac rollback -force` (or a
+ * force-unlock) replaced it. Cheap: one stat. */
+int iac_lock_still_held(const iac_lock *lk);
+
 /* This lock's id. */
 const char *iac_lock_id(const iac_lock *lk);
 

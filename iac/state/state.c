@@ -38,7 +38,19 @@ struct iac_state {
 	char write_error[512];
 	iac_buf pending;               /* journal lines not yet written */
 	double last_flush_ms;
+	int (*guard)(void *ud);        /* may this process still write? */
+	void *guard_ud;
 };
+
+#define PREEMPTED "the state lock was taken over by another command (iac rollback -force?) while this one " \
+		  "ran: nothing more is written to state, so its changes are kept; run 'iac plan' to see where " \
+		  "things stand"
+
+void iac_state_set_guard(iac_state *st, int (*ok)(void *ud), void *ud)
+{
+	st->guard = ok;
+	st->guard_ud = ud;
+}
 
 static void new_lineage(char out[40])
 {
@@ -291,7 +303,10 @@ static int journal_commit_locked(iac_state *st, json_t *rec)
 		pthread_mutex_unlock(&st->lock);
 
 		int ok = 1;
-		if (st->jfd < 0) {
+		if (st->guard && !st->guard(st->guard_ud)) {
+			iac_err_set("%s", PREEMPTED);
+			ok = 0;
+		} else if (st->jfd < 0) {
 			if (ensure_dir(st) < 0) {
 				ok = 0;
 			} else {
@@ -303,7 +318,7 @@ static int journal_commit_locked(iac_state *st, json_t *rec)
 			}
 		}
 		const char *p = batch.ptr;
-		size_t left = batch.len;
+		size_t left = ok ? batch.len : 0;
 		while (ok && left > 0) {
 			ssize_t n = write(st->jfd, p, left);
 			if (n < 0 && errno == EINTR)
@@ -483,6 +498,8 @@ int iac_state_flush(iac_state *st)
 
 	if (!iac_state_dirty(st) && st->serial > 0)
 		return 0;   /* nothing new since the snapshot */
+	if (st->guard && !st->guard(st->guard_ud))
+		return iac_err_set("%s", PREEMPTED);
 	pthread_mutex_lock(&st->lock);
 	unsigned long long seq = st->next_seq;
 	json_t *doc = to_json_locked(st, st->serial + 1, seq);

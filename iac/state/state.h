@@ -76,6 +76,12 @@ int iac_state_set_outputs(iac_state *st, json_t *outputs);
 json_t *iac_state_extra(const iac_state *st, const char *key);
 int iac_state_set_extra(iac_state *st, const char *key, json_t *value);
 
+/* Check before every write that this process may still write: `ok` returns
+ * 0 once its lock was taken over (`iac rollback -force`); from then on
+ * every write fails with a message naming that, and nothing the new lock
+ * holder wrote is overwritten. */
+void iac_state_set_guard(iac_state *st, int (*ok)(void *ud), void *ud);
+
 /* Write a new snapshot (serial + 1) and empty the journal. */
 int iac_state_flush(iac_state *st);
 /* Seconds the last flush took (to pace periodic snapshots). */
