@@ -6,6 +6,8 @@
 --     analysis = { duration = "10s", max_error_rate = 0.01, max_p99 = "300ms",
 --                  prometheus = { url = "http://127.0.0.1:9090", query = "...", max = 0.05 } },
 --     scale_down_delay = "5m", flags_on_rollback = { checkout_v2 = "off" },
+--     on_failure = "stop",     -- or "keep" the idle colour running when a gate fails
+--     drain_timeout = "30s",   -- requests in flight on the old colour at a switch
 --   }
 --
 -- `iac apply` with a new version: idle colour started at it, health gate,
@@ -22,6 +24,7 @@ return function(name)
       lb = { api = lb.api, backend = lb.backend, state_file = lb.state_file, host = lb.host },
       health = cfg.health, analysis = cfg.analysis, scale_down_delay = cfg.scale_down_delay,
       flags_on_rollback = cfg.flags_on_rollback, on_failure = cfg.on_failure,
+      drain_timeout = cfg.drain_timeout,
       depends_on = deps,
     }
   end

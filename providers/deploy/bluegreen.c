@@ -45,6 +45,7 @@ static const iac_attr bg_attrs[] = {
 	{ "scale_down_delay", IAC_T_STRING, 0, "how long the old colour stays up as standby (recorded)" },
 	{ "flags_on_rollback", IAC_T_MAP, 0, "flag -> variant to set when rolling back" },
 	{ "on_failure", IAC_T_STRING, 0, "\"stop\" (default) or \"keep\" the idle colour when a gate fails" },
+	{ "drain_timeout", IAC_T_STRING, 0, "how long the old colour's requests in flight may take at a switch (default 30s)" },
 	{ "live", IAC_T_STRING, IAC_A_COMPUTED, "colour taking traffic" },
 	{ "live_version", IAC_T_STRING, IAC_A_COMPUTED, "version of the live colour" },
 	{ "standby", IAC_T_STRING, IAC_A_COMPUTED, "colour kept running for rollback (or null)" },
@@ -562,7 +563,10 @@ fail:
 	{
 		char *msg = iac_xasprintf("deployment of %s: %s", version, iac_err_last());
 		const char *of = sget(planned, "on_failure");
-		if (started && !(of && !strcmp(of, "keep"))) {
+		if (started && ctx->cancel && *ctx->cancel) {
+			/* commands on hosts are interrupted now: a stop would not happen */
+			iac_log("%s: cancelled: %s left as it is (not live; a rollback will not use it)", ctx->addr, idle);
+		} else if (started && !(of && !strcmp(of, "keep"))) {
 			iac_log("%s: stopping %s after the failed gate (traffic stays on %s)", ctx->addr, idle,
 				live ? live : "nothing");
 			for_colour(ctx, pool, idle, version, stop_inst);
