@@ -36,7 +36,7 @@ fi
 
 wait_gone "$long_pid" 15 || check_fail "the preempted apply still runs 15 s after rollback -force"
 wait "$long_pid"
-echo "preempted apply exited $? ${WAITED}s after the rollback: $(grep -v '^ *[-+~#] \|^$' "$WORK/long.out" | grep -i 'error\|stopping\|switching' | cut -c1-200 | paste -sd' ')"
+echo "preempted apply exited $? ${WAITED}s after the rollback: $(grep -v '^ *[-+~#] \|^$' "$WORK/long.out" | grep -i "error\\|stopping\\|switching\\|cancelled:" | cut -c1-200 | paste -sd' ')"
 grep -q '^deploy.blue_green.web: switching traffic' "$WORK/long.out" && check_fail "the preempted apply switched traffic"
 
 final=$(answers 8)
