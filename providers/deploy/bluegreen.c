@@ -552,8 +552,8 @@ static int deploy(const iac_rctx *ctx, json_t **out, const json_t *prior, const 
 	json_object_set_new(*out, "live_version", json_string(version));
 	json_object_set_new(*out, "standby", live ? json_string(live) : json_null());
 	json_object_set_new(*out, "standby_version", lv ? json_string(lv) : json_null());
-	json_object_set(*out, "bad_versions", prior && json_object_get(prior, "bad_versions")
-					      ? json_object_get(prior, "bad_versions") : json_array());
+	json_object_set_new(*out, "bad_versions", prior && json_object_get(prior, "bad_versions")
+						  ? json_incref(json_object_get(prior, "bad_versions")) : json_array());
 	double until = standby_deadline(planned);
 	json_object_set_new(*out, "standby_until", live && until > 0 ? json_real(until) : json_null());
 	json_object_set_new(*out, "last", last);
