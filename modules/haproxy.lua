@@ -5,7 +5,7 @@
 --     bind = "127.0.0.1:18080",
 --     pool = pool,                      -- from app_pool: both colours become servers
 --     backend = "app",
---     health = { path = "/health", interval = "500ms", rise = 2, fall = 2 },
+--     health = { path = "/health", interval = "100ms", rise = 2, fall = 2 },
 --   }
 --
 -- The config is checked with `haproxy -c` before any (re)load; master-worker
@@ -21,9 +21,19 @@ return function(name)
       servers[#servers + 1] = { name = inst.name, address = inst.address, port = inst.port, colour = inst.colour }
     end
     local backend = cfg.backend or "app"
+    -- HAProxy's own checks every 100 ms unless told otherwise: a colour
+    -- coming out of maint takes traffic only after one passes, so this is
+    -- what the switch to 100 % waits for (~1 interval)
+    local health = cfg.health or {}
+    if health.interval == nil then
+      local h = {}
+      for k, v in pairs(health) do h[k] = v end
+      h.interval = "100ms"
+      health = h
+    end
     local r = resource "deploy.haproxy" (name) {
       host = cfg.host, bind = cfg.bind, backend = backend, servers = servers,
-      health = cfg.health, dir = cfg.dir, api_port = cfg.api_port, timeouts = cfg.timeouts,
+      health = health, dir = cfg.dir, api_port = cfg.api_port, timeouts = cfg.timeouts,
       depends_on = cfg.depends_on,
     }
     return { resource = r, api = r.api, backend = backend, state_file = r.state_file, host = cfg.host }

@@ -57,6 +57,11 @@ static void print_report(const char *name, json_t *report)
 	json_t *t;
 	size_t i;
 	json_array_foreach(report, i, t) {
+		if (!json_is_true(json_object_get(t, "ok"))) {
+			printf("flag %s%s%s: NOT delivered to %s (keeps its old value)\n", iac_color(IAC_C_BOLD), name,
+			       iac_color(IAC_C_RESET), json_string_value(json_object_get(t, "target")));
+			continue;
+		}
 		printf("flag %s%s%s: %s -> delivered to %s in %.0f ms\n", iac_color(IAC_C_BOLD), name,
 		       iac_color(IAC_C_RESET), json_string_value(json_object_get(t, "value")),
 		       json_string_value(json_object_get(t, "target")), json_real_value(json_object_get(t, "ms")));
@@ -122,6 +127,13 @@ int iac_cmd_flag(int argc, char **argv)
 	int r = set ? iac_flagops_set(&report, s.st, s.pv, pos.items[1], pos.items[2], percent)
 		    : iac_flagops_reset(&report, s.st, s.pv, pos.items[1]);
 	if (r < 0) {
+		/* some targets may have taken the change: record those, show them */
+		if (report && iac_state_flush(s.st) == 0) {
+			if (s.json)
+				print_doc(report);
+			else
+				print_report(pos.items[1], report);
+		}
 		iac_session_error(NULL);
 	} else if (iac_state_flush(s.st) < 0) {
 		iac_session_error("the flag was delivered but state could not be saved (the journal has it)");

@@ -31,6 +31,7 @@ static void print_json(json_t *doc)
 	iac_log_write(stdout, s);
 	iac_log_write(stdout, "\n");
 	free(s);
+	json_decref(doc);
 }
 
 int iac_cmd_plan(int argc, char **argv)

@@ -144,10 +144,14 @@ int iac_cmd_rollback(int argc, char **argv)
 				       "switch_ms", r.switch_ms, "total_ms", r.total_ms, "forced", force_flag);
 		if (preempted)
 			json_object_set(ev, "preempted", preempted);
+		if (r.note[0])
+			json_object_set_new(ev, "note", json_string(r.note));
 		if (!s.json)
 			printf("%s%s%s: rolled back %s (%s) -> %s (%s) in %.0f ms; %s is marked bad\n",
 			       iac_color(IAC_C_GREEN), addr, iac_color(IAC_C_RESET), r.from_colour, r.from_version,
 			       r.to_colour, r.to_version, r.total_ms, r.from_version);
+		if (r.note[0])
+			iac_log_warn("%s: %s", addr, r.note);
 		/* flags_on_rollback: set live, as 'iac flag set NAME VARIANT' would */
 		const char *fname;
 		json_t *fv;

@@ -1,6 +1,8 @@
 /* flagops: live flag changes (see flagops.h). */
 #include "iac/cli/flagops.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,109 +34,165 @@ static const char *target_label(const json_t *e, iac_buf *b)
 	return iac_buf_cstr(b);
 }
 
-/* Apply `change` (new spec, or NULL = reset) to every entry carrying name. */
+/* One target of a flag change. */
+typedef struct {
+	char *addr;
+	const char *type;
+	json_t *entry;        /* the state entry as it was (borrowed) */
+	json_t *attrs;        /* new attributes to deliver and record */
+	json_t *moves;
+	char *value;          /* the new value, rendered */
+	char *label;
+	iac_providers *pv;
+	int rc;
+	char error[512];
+	double ms;
+} target;
+
+static void *deliver_one(void *arg)
+{
+	target *t = arg;
+	iac_rctx ctx;
+	char sha[65];
+	double t0 = iac_now_ms();
+	t->rc = iac_providers_ctx(&ctx, t->pv, &iac_provider_flags, t->addr, NULL);
+	if (t->rc == 0)
+		t->rc = iac_flags_deliver(&ctx, t->type, t->attrs, sha);
+	if (t->rc < 0)
+		snprintf(t->error, sizeof(t->error), "%s", iac_err_last());
+	else
+		json_object_set_new(t->attrs, "sha256", json_string(sha));
+	t->ms = iac_now_ms() - t0;
+	return NULL;
+}
+
+/* The new attributes of one target; -1 with a message when the change is
+ * not valid (unknown variant, sticky rule). */
+static int prepare(target *t, const json_t *attrs, const char *name, const char *variant,
+		   double percent, int reset)
+{
+	json_t *declared = json_object_get(json_object_get(attrs, "flags"), name);
+	json_t *eff = iac_flags_effective(attrs);
+	json_t *old_spec = json_object_get(eff, name), *new_spec = NULL, *of = NULL, *nf = NULL;
+	int rc = IAC_ERR;
+
+	t->attrs = json_deep_copy(attrs);
+	json_t *ov = json_object_get(t->attrs, "overrides");
+	if (!json_is_object(ov)) {
+		ov = json_object();
+		json_object_set_new(t->attrs, "overrides", ov);
+	}
+	if (reset) {
+		json_object_del(ov, name);
+		new_spec = json_incref(declared);
+	} else if (iac_flags_spec_set(&new_spec, name, old_spec, variant, percent) < 0) {
+		goto done;
+	} else {
+		char when[32];
+		iac_time_rfc3339(when, sizeof(when));
+		json_object_set_new(ov, name, json_pack("{s:O,s:O,s:s}", "spec", new_spec, "declared", declared,
+							"at", when));
+	}
+	/* who moves, and the sticky rule, on the flagd form */
+	if (iac_flags_spec_to_flagd(&of, name, old_spec) < 0 || iac_flags_spec_to_flagd(&nf, name, new_spec) < 0)
+		goto done;
+	if (!reset && iac_flags_check_sticky(name, of, nf) < 0)
+		goto done;
+	iac_flags_moves(&t->moves, of, nf);
+	iac_buf val = IAC_BUF_INIT;
+	iac_flags_render(&val, nf);
+	t->value = iac_buf_detach(&val);
+	rc = 0;
+done:
+	json_decref(of);
+	json_decref(nf);
+	json_decref(eff);
+	json_decref(new_spec);
+	return rc;
+}
+
+/* Change `name` on every target carrying it: validate everywhere first,
+ * deliver to all targets at once (one slow host does not delay the
+ * others), record each success; a target that fails keeps its old value
+ * and is named in the error. */
 static int change(json_t **report, iac_state *st, iac_providers *pv, const char *name,
 		  const char *variant, double percent, int reset)
 {
-	size_t n, found = 0;
+	size_t n, nt = 0;
 	const char **addrs = iac_state_addresses(st, &n);
+	target *ts = iac_xcalloc(n + 1, sizeof(*ts));
+	iac_buf label = IAC_BUF_INIT, failed = IAC_BUF_INIT;
 	json_t *targets = json_array();
-	iac_buf label = IAC_BUF_INIT;
 	int rc = 0;
-	char *first_addr = NULL;
+	size_t ok = 0;
 
 	*report = NULL;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		json_t *e = iac_state_get(st, addrs[i]);
 		json_t *attrs = json_object_get(e, "attributes");
-		json_t *declared = json_object_get(json_object_get(attrs, "flags"), name);
-		if (!is_flags_entry(e) || !declared)
+		if (!is_flags_entry(e) || !json_object_get(json_object_get(attrs, "flags"), name))
 			continue;
-		found++;
-		json_t *eff = iac_flags_effective(attrs);
-		json_t *old_spec = json_object_get(eff, name), *new_spec = NULL;
-		json_t *na = json_deep_copy(attrs);
-		json_t *ov = json_object_get(na, "overrides");
-		if (!json_is_object(ov)) {
-			ov = json_object();
-			json_object_set_new(na, "overrides", ov);
-		}
-		if (reset) {
-			json_object_del(ov, name);
-			new_spec = json_incref(declared);
-		} else if (iac_flags_spec_set(&new_spec, name, old_spec, variant, percent) < 0) {
-			json_decref(eff);
-			json_decref(na);
-			rc = IAC_ERR;
-			break;
-		} else {
-			char when[32];
-			iac_time_rfc3339(when, sizeof(when));
-			json_object_set_new(ov, name, json_pack("{s:O,s:O,s:s}", "spec", new_spec, "declared", declared,
-								"at", when));
-		}
-		/* who moves, and the sticky rule, on the flagd form */
-		json_t *of = NULL, *nf = NULL, *moves = NULL;
-		if (iac_flags_spec_to_flagd(&of, name, old_spec) == 0 && iac_flags_spec_to_flagd(&nf, name, new_spec) == 0) {
-			if (!reset && iac_flags_check_sticky(name, of, nf) < 0)
-				rc = IAC_ERR;
-			else
-				iac_flags_moves(&moves, of, nf);
-		}
-		iac_buf val = IAC_BUF_INIT;
-		if (nf)
-			iac_flags_render(&val, nf);
-		json_decref(of);
-		json_decref(nf);
-		json_decref(eff);
-		json_decref(new_spec);
-		if (rc < 0) {
-			json_decref(na);
-			json_decref(moves);
-			iac_buf_free(&val);
-			break;
-		}
-		iac_rctx ctx;
-		char sha[65];
-		double t0 = iac_now_ms();
-		const char *type = json_string_value(json_object_get(e, "type"));
-		char *addr = iac_xstrdup(addrs[i]);
-		if (iac_providers_ctx(&ctx, pv, &iac_provider_flags, addr, NULL) < 0 ||
-		    iac_flags_deliver(&ctx, type, na, sha) < 0) {
-			iac_err_prefix("flag '%s': cannot deliver to %s", name, target_label(e, &label));
-			json_decref(na);
-			json_decref(moves);
-			iac_buf_free(&val);
-			free(addr);
-			rc = IAC_ERR;
-			break;
-		}
-		json_object_set_new(na, "sha256", json_string(sha));
-		json_t *entry = json_copy(e);
-		json_object_set_new(entry, "attributes", na);
-		json_array_append_new(targets, json_pack("{s:s,s:s,s:s,s:f,s:o}", "address", addr, "target",
-							 target_label(e, &label), "value", iac_buf_cstr(&val),
-							 "ms", iac_now_ms() - t0, "moves", moves ? moves : json_array()));
-		if (!first_addr)
-			first_addr = iac_xstrdup(addr);
-		free(addr);
-		iac_buf_free(&val);
-		rc = iac_state_put(st, entry);
+		target *t = &ts[nt++];
+		t->addr = iac_xstrdup(addrs[i]);
+		t->type = json_string_value(json_object_get(e, "type"));
+		t->entry = e;
+		t->pv = pv;
+		t->label = iac_xstrdup(target_label(e, &label));
+		rc = prepare(t, attrs, name, variant, percent, reset);
 	}
 	free(addrs);
-	iac_buf_free(&label);
-	if (rc == 0 && !found)
+	if (rc == 0 && !nt)
 		rc = iac_err_set("no flag '%s' in state: declare it in main.lua and run 'iac apply' first "
 				 "('iac flag list' shows the flags there are)", name);
 	if (rc == 0) {
+		pthread_t *th = iac_xcalloc(nt, sizeof(*th));
+		int *started = iac_xcalloc(nt, sizeof(int));
+		for (size_t i = 0; i < nt; i++)
+			started[i] = pthread_create(&th[i], NULL, deliver_one, &ts[i]) == 0;
+		for (size_t i = 0; i < nt; i++) {
+			if (started[i])
+				pthread_join(th[i], NULL);
+			else
+				deliver_one(&ts[i]);
+		}
+		free(th);
+		free(started);
+		for (size_t i = 0; i < nt; i++) {
+			target *t = &ts[i];
+			json_array_append_new(targets, json_pack("{s:s,s:s,s:s?,s:f,s:O?,s:b,s:s?}", "address", t->addr,
+								 "target", t->label, "value", t->value, "ms", t->ms,
+								 "moves", t->moves, "ok", t->rc == 0,
+								 "error", t->rc ? t->error : NULL));
+			if (t->rc < 0) {
+				iac_buf_printf(&failed, "\n  %s: %s", t->label, t->error);
+				continue;
+			}
+			json_t *entry = json_copy(t->entry);
+			json_object_set(entry, "attributes", t->attrs);
+			if (iac_state_put(st, entry) == 0)
+				ok++;
+		}
 		json_t *ev = json_pack("{s:s,s:s,s:s?,s:O}", "command", reset ? "flag reset" : "flag set", "flag", name,
 				       "variant", reset ? NULL : variant, "targets", targets);
 		if (!reset && percent >= 0)
 			json_object_set_new(ev, "percent", json_real(percent));
 		iac_history_add(st, ev);
 		*report = json_incref(targets);
+		if (ok < nt)
+			rc = iac_err_set("flag '%s' reached %zu of %zu targets; these keep their old value:%s\n"
+					 "run the same command again once they are reachable", name, ok, nt,
+					 iac_buf_cstr(&failed));
 	}
-	free(first_addr);
+	for (size_t i = 0; i < nt; i++) {
+		free(ts[i].addr);
+		free(ts[i].value);
+		free(ts[i].label);
+		json_decref(ts[i].attrs);
+		json_decref(ts[i].moves);
+	}
+	free(ts);
+	iac_buf_free(&label);
+	iac_buf_free(&failed);
 	json_decref(targets);
 	return rc;
 }

@@ -142,11 +142,16 @@ int iac_probe_health(iac_probe_health_result *out, const iac_probe_health_opts *
 		slots[i].next_ms = t0;
 	}
 
+	int cancelled = 0;
 	for (;;) {
 		double now = iac_now_ms();
 		int running = 0, busy = 0;
 		if (done_count == n)
 			break;
+		if (o->cancel && *o->cancel) {
+			cancelled = 1;
+			break;
+		}
 		for (size_t i = 0; i < n; i++) {
 			if (out->instances[i].healthy || slots[i].busy || slots[i].next_ms > now || now >= deadline)
 				continue;
@@ -206,6 +211,11 @@ int iac_probe_health(iac_probe_health_result *out, const iac_probe_health_opts *
 		curl_multi_poll(multi, NULL, 0, (int)wait, NULL);
 	}
 	out->elapsed_ms = iac_now_ms() - t0;
+	if (cancelled) {
+		out->verdict = IAC_PROBE_ERROR;
+		iac_err_set("health gate cancelled after %.0f ms", out->elapsed_ms);
+		goto done;
+	}
 	if (done_count == n) {
 		out->verdict = IAC_PROBE_PASSED;
 		rc = 0;
@@ -316,9 +326,14 @@ int iac_probe_analysis(iac_probe_analysis_result *out, const iac_probe_analysis_
 	if (multi)
 		curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)conc);
 
+	int cancelled = 0;
 	for (;;) {
 		double now = iac_now_ms();
 		int running = 0, busy = 0;
+		if (o->cancel && *o->cancel && !cancelled) {
+			cancelled = 1;
+			t_end = now;   /* start nothing more; finish what runs */
+		}
 		for (int i = 0; i < conc && now < t_end; i++) {
 			if (slots[i].busy)
 				continue;
@@ -400,7 +415,11 @@ int iac_probe_analysis(iac_probe_analysis_result *out, const iac_probe_analysis_
 
 	char first_error[96];
 	snprintf(first_error, sizeof(first_error), "%.90s", out->reason);
-	if (out->requests < min_requests) {
+	if (cancelled) {
+		out->verdict = IAC_PROBE_ERROR;
+		snprintf(out->reason, sizeof(out->reason), "cancelled after %.0f ms (%ld requests)",
+			 out->elapsed_ms, out->requests);
+	} else if (out->requests < min_requests) {
 		out->verdict = IAC_PROBE_INCONCLUSIVE;
 		snprintf(out->reason, sizeof(out->reason), "only %ld requests completed in %.0f ms "
 			 "(at least %ld needed)", out->requests, out->elapsed_ms, min_requests);
@@ -422,8 +441,8 @@ int iac_probe_analysis(iac_probe_analysis_result *out, const iac_probe_analysis_
 	if (out->verdict == IAC_PROBE_PASSED)
 		rc = 0;
 	else
-		iac_err_set("analysis %s: %s", out->verdict == IAC_PROBE_FAILED ? "failed" : "inconclusive",
-			    out->reason);
+		iac_err_set("analysis %s: %s", cancelled ? "stopped" :
+			    out->verdict == IAC_PROBE_FAILED ? "failed" : "inconclusive", out->reason);
 done:
 	for (int i = 0; slots && i < conc; i++) {
 		if (slots[i].easy) {

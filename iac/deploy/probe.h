@@ -43,6 +43,7 @@ typedef struct {
 	int healthy;                 /* consecutive successes; <= 0: 3 */
 	double timeout_ms;           /* whole gate; <= 0: 30000 */
 	double request_timeout_ms;   /* one request; <= 0: the interval, at least 1000 */
+	const volatile int *cancel;  /* non-zero: stop now (verdict error, "cancelled") */
 } iac_probe_health_opts;
 
 typedef struct {
@@ -78,6 +79,7 @@ typedef struct {
 	double max_p99_ms;           /* <= 0: not checked */
 	double request_timeout_ms;   /* <= 0: 5000 */
 	long min_requests;           /* fewer answers -> inconclusive; <= 0: 10 */
+	const volatile int *cancel;  /* non-zero: stop now (verdict error, "cancelled") */
 } iac_probe_analysis_opts;
 
 typedef struct {

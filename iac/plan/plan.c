@@ -435,6 +435,12 @@ static const char *reason_string(planner *pl, const char *text)
 static void plan_warn(const iac_rctx *ctx, const char *msg)
 {
 	iac_plan *plan = ctx->caller;
+	json_t *w;
+	size_t i;
+	/* the same note from several resources (a flag on five hosts) once */
+	json_array_foreach(plan->warnings, i, w)
+		if (!strcmp(json_string_value(json_object_get(w, "message")) ?: "", msg))
+			return;
 	json_array_append_new(plan->warnings, json_pack("{s:s,s:s}", "address", ctx->addr, "message", msg));
 }
 

@@ -31,7 +31,7 @@ http {
 
 local lb = haproxy "lb" {
   bind = "127.0.0.1:" .. var.lb_port, pool = pool,
-  health = { path = "/health", interval = "500ms", rise = 2, fall = 2 },
+  health = { path = "/health", interval = "100ms", rise = 2, fall = 2 },
 }
 
 deployment "web" {

@@ -54,6 +54,7 @@ static const iac_attr bg_attrs[] = {
 	{ "last", IAC_T_MAP, IAC_A_COMPUTED, "figures of the last deploy: gates and cutover" },
 	{ "steps", IAC_T_LIST, IAC_A_COMPUTED, "what the next deploy will do (shown by plan)" },
 	{ "standby_until", IAC_T_NUMBER, IAC_A_COMPUTED, "when the standby may be stopped (Unix time)" },
+	{ "standby_down", IAC_T_BOOL, IAC_A_COMPUTED, "refresh found no standby instance running" },
 	{ NULL, 0, 0, NULL },
 };
 
@@ -236,6 +237,7 @@ static int gate_health(const iac_rctx *ctx, json_t *last, const json_t *a, const
 	o.interval_ms = dur(h, "interval", 500);
 	o.healthy = (int)num(h, "healthy", 3);
 	o.timeout_ms = dur(h, "timeout", 30e3);
+	o.cancel = ctx->cancel;
 	int rc = iac_probe_health(&r, &o);
 	json_object_set_new(last, "health", iac_probe_health_json(&r));
 	iac_probe_health_free(&r);
@@ -265,6 +267,7 @@ static int gate_analysis(const iac_rctx *ctx, json_t *last, const json_t *a, con
 	o.concurrency = (int)num(an, "concurrency", 4);
 	o.max_error_rate = json_object_get(an, "max_error_rate") ? num(an, "max_error_rate", -1) : -1;
 	o.max_p99_ms = dur(an, "max_p99", 0);
+	o.cancel = ctx->cancel;
 	if (o.duration_ms > 0)
 		rc = iac_probe_analysis(&r, &o);
 	if (o.duration_ms > 0)
@@ -406,6 +409,12 @@ static int bg_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 		return iac_err_set("strategy '%s' is not supported (use \"blue_green\")", strategy);
 	if (of && strcmp(of, "stop") && strcmp(of, "keep"))
 		return iac_err_set("on_failure must be \"stop\" or \"keep\", not '%s'", of);
+	if (prior && json_is_true(json_object_get(prior, "standby_down")) && ctx->warn) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "the standby colour %s (%s) is not running: 'iac rollback' cannot switch back "
+			 "to it; a new deploy starts it again", sget(prior, "standby"), sget(prior, "standby_version") ?: "?");
+		ctx->warn(ctx, msg);
+	}
 	if (!version || iac_value_has_unknown(planned))
 		return 0;
 	if (prior && is_bad(prior, version) && !(pd && pd->allow_bad) &&
@@ -605,6 +614,17 @@ static int bg_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 		up += inst_alive(ctx, pool, inst[i], sget(prior, "live_version"));
 	if (n && !up)
 		json_object_set_new(*out, "version", json_string("(not running)"));
+	/* the standby is what `iac rollback` needs: say when it is gone */
+	const char *sb = sget(prior, "standby");
+	json_object_del(*out, "standby_down");
+	if (sb) {
+		n = colour_instances(pool, sb, inst, 64);
+		up = 0;
+		for (size_t i = 0; i < n; i++)
+			up += inst_alive(ctx, pool, inst[i], sget(prior, "standby_version"));
+		if (n && !up)
+			json_object_set_new(*out, "standby_down", json_true());
+	}
 	return 0;
 }
 

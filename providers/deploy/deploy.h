@@ -59,6 +59,7 @@ typedef struct {
 	double switch_ms;      /* until new requests went to the standby */
 	char from_colour[16], to_colour[16];
 	char from_version[128], to_version[128];
+	char note[512];        /* standby instances left out (not answering) */
 } iac_rollback_result;
 
 /* Switch a deployment (its state attributes) back to its standby colour.

@@ -18,6 +18,7 @@
 #include "iac/core/util.h"
 #include "iac/deploy/cutover.h"
 #include "iac/deploy/haproxy_api.h"
+#include "iac/deploy/probe.h"
 
 static const char *sget(const json_t *o, const char *k)
 {
@@ -131,6 +132,43 @@ int iac_deploy_rollback(const iac_rctx *ctx, json_t **out_attrs, iac_rollback_re
 	if (!o.n_to) {
 		iac_err_set("the pool has no %s instances to roll back to", standby);
 		goto done;
+	}
+	{
+		/* An emergency rollback goes to whatever part of the standby still
+		 * answers: one dead instance must not block it. Probe all at once
+		 * (a few hundred ms at most), keep the healthy ones. */
+		iac_probe_health_opts ho = { .urls = (const char *const *)urls, .n_urls = o.n_to, .path = "",
+					     .expect = o.verify_expect, .interval_ms = 50, .healthy = 1,
+					     .timeout_ms = 400, .request_timeout_ms = 400, .cancel = ctx->cancel };
+		iac_probe_health_result hr;
+		iac_probe_health(&hr, &ho);
+		size_t keep = 0;
+		iac_buf left = IAC_BUF_INIT;
+		for (size_t i = 0; i < hr.n && i < o.n_to; i++) {
+			if (hr.instances[i].healthy) {
+				to[keep] = to[i];
+				char *u = urls[keep];
+				urls[keep] = urls[i];
+				urls[i] = u;
+				keep++;
+			} else {
+				iac_buf_printf(&left, "%s%s (%s)", left.len ? ", " : "", to[i],
+					       hr.instances[i].last_error[0] ? hr.instances[i].last_error : "no answer");
+			}
+		}
+		iac_probe_health_free(&hr);
+		if (!keep) {
+			iac_err_set("no instance of the standby colour %s answers its health check (%s): nothing to roll "
+				    "back to, %s (%s) stays live", standby, iac_buf_cstr(&left), live, res->from_version);
+			iac_buf_free(&left);
+			goto done;
+		}
+		if (keep < o.n_to)
+			snprintf(res->note, sizeof(res->note), "%zu of %zu %s instances took the traffic; left out: %s",
+				 keep, o.n_to, standby, iac_buf_cstr(&left));
+		o.n_to = keep;
+		o.n_verify = keep;
+		iac_buf_free(&left);
 	}
 	if (iac_haproxy_open(&h, sget(lb, "api"), 1000) < 0)
 		goto done;

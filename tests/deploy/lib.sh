@@ -207,7 +207,7 @@ http {
 
 local lb = haproxy "lb" {
   host = lb1, bind = "0.0.0.0:80", pool = pool,
-  health = { path = "/health", interval = "500ms", rise = 2, fall = 2 },
+  health = { path = "/health", interval = "100ms", rise = 2, fall = 2 },
   timeouts = { client = var.client_timeout },
 }
 
@@ -254,7 +254,7 @@ http {
 }
 local lb2 = haproxy "lb2" {
   host = lb1, bind = "0.0.0.0:81", pool = pool2, api_port = 9997,
-  health = { path = "/health", interval = "500ms", rise = 2, fall = 2 },
+  health = { path = "/health", interval = "100ms", rise = 2, fall = 2 },
 }
 deployment "api" {
   strategy = "blue_green", version = var.version2, pool = pool2, lb = lb2,
