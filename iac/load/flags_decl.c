@@ -151,3 +151,51 @@ int iac_flags_decl_finalize(iac_config *cfg)
 	}
 	return 0;
 }
+
+static void names_of(iac_buf *b, const json_t *obj)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)obj, k, v)
+		iac_buf_printf(b, "%s%s", b->len ? ", " : "", k);
+	if (!b->len)
+		iac_buf_puts(b, "none");
+}
+
+/* A deployment's flags_on_rollback is used in an emergency: a typo found
+ * then is found too late. Every flag it names must be declared, every
+ * variant one of that flag's variants. */
+int iac_flags_decl_check_rollback(const iac_config *cfg)
+{
+	json_t *flags = json_object_get(cfg->sections, "flags");
+	for (size_t i = 0; i < cfg->nres; i++) {
+		const iac_rconf *r = cfg->res[i];
+		json_t *fl = json_object_get(r->attrs, "flags_on_rollback"), *v;
+		const char *name;
+		if (strcmp(r->type, "deploy.blue_green") || !json_is_object(fl))
+			continue;
+		json_object_foreach(fl, name, v) {
+			json_t *spec = json_object_get(flags, name);
+			json_t *variants = json_object_get(spec, "variants");
+			iac_buf b = IAC_BUF_INIT;
+			int rc = 0;
+			if (!spec) {
+				names_of(&b, flags);
+				rc = iac_err_set("%s:%d: '%s': flags_on_rollback names flag '%s', which is not declared "
+						 "(declared flags: %s)", r->file, r->line, r->addr, name, iac_buf_cstr(&b));
+			} else if (!json_is_string(v)) {
+				rc = iac_err_set("%s:%d: '%s': flags_on_rollback.%s must be a variant name (a string)",
+						 r->file, r->line, r->addr, name);
+			} else if (json_is_object(variants) && !json_object_get(variants, json_string_value(v))) {
+				names_of(&b, variants);
+				rc = iac_err_set("%s:%d: '%s': flags_on_rollback.%s = \"%s\" is not a variant of flag '%s' "
+						 "(variants: %s)", r->file, r->line, r->addr, name, json_string_value(v), name,
+						 iac_buf_cstr(&b));
+			}
+			iac_buf_free(&b);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}

@@ -790,7 +790,8 @@ int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts
 	if (run_file(L, main_path, "main.lua") < 0)
 		goto done;
 	lua_pop(L, 1);
-	if (iac_vars_check_unused(&ld) < 0 || iac_flags_decl_finalize(cfg) < 0 || finalize(cfg) < 0)
+	if (iac_vars_check_unused(&ld) < 0 || iac_flags_decl_finalize(cfg) < 0 || finalize(cfg) < 0 ||
+	    iac_flags_decl_check_rollback(cfg) < 0)
 		goto done;
 	*out = cfg;
 	cfg = NULL;

@@ -50,6 +50,8 @@ void iac_vars_install(lua_State *L);              /* variable, var */
 int iac_vars_check_unused(loader *ld);
 /* flags_decl.c: `flag` declarations -> flags.file / flags.etcd resources */
 int iac_flags_decl_finalize(iac_config *cfg);
+/* flags_on_rollback of each deployment names declared flags and variants */
+int iac_flags_decl_check_rollback(const iac_config *cfg);
 /* load.c: module() and require() */
 void iac_modules_install(lua_State *L);
 /* Type-check a value against a schema type; NULL when fine, else a short

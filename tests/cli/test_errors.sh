@@ -4,6 +4,7 @@
 # directory. Every error is exit 1 with a message, never a crash, never a
 # side effect.
 . "$(dirname "$0")/lib.sh"
+DEMO="$(cd "$(dirname "$0")/../../plans/demo" && pwd)/main.lua"
 
 newcfg cfg
 mkdir -p out
@@ -161,6 +162,14 @@ expect_contains err 'main.lua'
 run -chdir="$T/nosuchdir" plan
 expect_rc 1
 expect_contains err 'nosuchdir'
+
+# flags_on_rollback is read in an emergency: a typo must show at validate time
+check_err "flags_on_rollback names an undeclared flag" \
+    "$(sed 's/flags_on_rollback = { checkout_v2 = "off" }/flags_on_rollback = { checkout_v3 = "off" }/' "$DEMO")" \
+    "^error: main\.lua:[0-9]+: 'deploy\.blue_green\.web': flags_on_rollback names flag 'checkout_v3', which is not declared \(declared flags: checkout_v2\)"
+check_err "flags_on_rollback names an unknown variant" \
+    "$(sed 's/flags_on_rollback = { checkout_v2 = "off" }/flags_on_rollback = { checkout_v2 = "of" }/' "$DEMO")" \
+    "^error: main\.lua:[0-9]+: .*flags_on_rollback\.checkout_v2 = \"of\" is not a variant of flag 'checkout_v2' \(variants: (on, off|off, on)\)"
 
 step "validate on a good configuration"
 newcfg good
