@@ -159,14 +159,15 @@ int iac_cmd_rollback(int argc, char **argv)
 		json_t *fl = json_object_get(json_object_get(iac_state_get(s.st, addr), "attributes"), "flags_on_rollback");
 		json_object_foreach(fl, fname, fv) {
 			json_t *r2 = NULL;
-			if (!json_is_string(fv) || iac_flagops_set(&r2, s.st, s.pv, fname, json_string_value(fv), -1) < 0) {
+			int fok = json_is_string(fv) && iac_flagops_set(&r2, s.st, s.pv, fname, json_string_value(fv), -1) == 0;
+			if (!fok) {
 				iac_log_error("%s: rollback done, but flag '%s' could not be set to '%s': %s", addr, fname,
 					      json_is_string(fv) ? json_string_value(fv) : "?", iac_err_last());
 				failed++;
 			} else if (!s.json) {
 				printf("  flag %s -> %s\n", fname, json_string_value(fv));
 			}
-			json_array_append_new(frep, json_pack("{s:s,s:O?,s:b}", "flag", fname, "variant", fv, "ok", r2 != NULL));
+			json_array_append_new(frep, json_pack("{s:s,s:O?,s:b}", "flag", fname, "variant", fv, "ok", fok));
 			json_decref(r2);
 		}
 		json_object_set_new(ev, "flags", frep);

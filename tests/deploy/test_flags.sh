@@ -85,4 +85,18 @@ iac plan -detailed-exitcode -var flag_on_percent=30 >"$WORK/plan3.out" 2>&1
 [ $? = 2 ] || { cat "$WORK/plan3.out" >&2; check_fail "plan does not notice a flag file changed by hand"; }
 iac apply -auto-approve -var flag_on_percent=30 >"$WORK/apply3.out" 2>&1 || { cat "$WORK/apply3.out" >&2; fail "apply (drift)"; }
 expect_flag "off on:30,off:70" "a file changed by hand is rewritten"
+# ---- one target cannot take the change: the others do, and say so ----
+on_host 4 'mv /etc/app /etc/app.saved && touch /etc/app'
+iac flag set checkout_v2 on -percent 40 >"$WORK/set3.out" 2>&1
+rc=$?
+[ "$rc" = 1 ] || { cat "$WORK/set3.out" >&2; check_fail "flag set with one broken target exited $rc (want 1)"; }
+grep -q "reached 4 of 5 targets" "$WORK/set3.out" && grep -q "NOT delivered to .*h4\|NOT delivered to .*app3" "$WORK/set3.out" ||
+	{ cat "$WORK/set3.out" >&2; check_fail "flag set does not name the target it missed"; }
+got=""; for n in 1 2 3 5; do got+="$(flag_state $n)|"; done
+[ "$got" = "off on:40,off:60|off on:40,off:60|off on:40,off:60|off on:40,off:60|" ] &&
+	ok "flag set with one broken target: the 4 others changed, exit 1 names the missed one" ||
+	check_fail "the reachable targets did not take the change: $got"
+on_host 4 'rm -f /etc/app && mv /etc/app.saved /etc/app'
+iac flag set checkout_v2 on -percent 40 >"$WORK/set4.out" 2>&1 || { cat "$WORK/set4.out" >&2; check_fail "flag set again"; }
+expect_flag "off on:40,off:60" "the same command again finishes the job"
 finish
