@@ -8,65 +8,7 @@
 #include "iac/core/util.h"
 #include "providers/ssh/ssh.h"
 #include "test_ssh_bed.h"
-
-static volatile int no_cancel;
-static void *pd;
-
-static iac_rctx ctx_for(const char *addr)
-{
-	iac_rctx c = { .addr = addr, .config_dir = bed_dir, .pdata = pd, .cancel = &no_cancel };
-	return c;
-}
-
-static json_t *host(int n)
-{
-	char name[8];
-	snprintf(name, sizeof(name), "h%d", n);
-	return json_pack("{s:s, s:s, s:{s:s}}", "name", name, "address", bed_addr[n - 1], "labels", "role", "web");
-}
-
-static void configure(int sftp)
-{
-	json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:b}", "user", "root", "private_key", "id_ed25519",
-				"known_hosts", "known_hosts", "connect_timeout", "10s", "sftp", sftp);
-	if (pd)
-		iac_provider_ssh.close(pd);
-	pd = NULL;
-	int rc = iac_provider_ssh.configure(&pd, cfg, bed_dir);
-	if (rc != 0)
-		fprintf(stderr, "configure: %s\n", iac_err_last());
-	CHECK(rc == 0);
-	json_decref(cfg);
-}
-
-/* plan + create, returning the state. */
-static json_t *make(const iac_rtype *t, const char *addr, json_t *planned)
-{
-	iac_rctx ctx = ctx_for(addr);
-	json_t *out = NULL;
-	if (t->plan && t->plan(&ctx, planned, NULL) != 0) {
-		fprintf(stderr, "plan %s: %s\n", addr, iac_err_last());
-		CHECK(0);
-		return NULL;
-	}
-	if (t->create(&ctx, &out, planned) != 0) {
-		fprintf(stderr, "create %s: %s\n", addr, iac_err_last());
-		CHECK(0);
-		return NULL;
-	}
-	return out;
-}
-
-static json_t *readback(const iac_rtype *t, const char *addr, const json_t *prior)
-{
-	iac_rctx ctx = ctx_for(addr);
-	json_t *out = NULL;
-	int rc = t->read(&ctx, &out, prior);
-	if (rc != 0)
-		fprintf(stderr, "read %s: %s\n", addr, iac_err_last());
-	CHECK(rc == 0);
-	return out;
-}
+#include "test_ssh_provider.h"
 
 static void test_service(void)
 {
