@@ -16,6 +16,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
@@ -786,6 +787,17 @@ static int share(int total, int nthreads, int id)
 }
 
 /* VUs wanted in total at ms since start (closed model). */
+/* The User-Agent line every request carries unless the scenario sets its
+ * own: iac-loadtest/VERSION, or the `user_agent` option ("" = none, which
+ * makes the request the same bytes wrk sends). */
+void lt_put_user_agent(iac_buf *b, const iac_lt_config *cfg)
+{
+	if (!cfg->user_agent)
+		iac_buf_printf(b, "User-Agent: iac-loadtest/%s\r\n", IAC_VERSION);
+	else if (cfg->user_agent[0])
+		iac_buf_printf(b, "User-Agent: %s\r\n", cfg->user_agent);
+}
+
 static double closed_target(const iac_lt_config *cfg, double ms)
 {
 	if (cfg->executor == IAC_LT_CONSTANT_VUS)
@@ -989,10 +1001,14 @@ static int worker_setup(iac_lt_worker *w)
 			return IAC_ERR;
 		}
 		iac_buf b = IAC_BUF_INIT;
-		iac_buf_printf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: iac-loadtest/%s\r\n", s->method, path,
-			       w->addrs[a].hostport, IAC_VERSION);
-		for (size_t h = 0; h < s->headers.n; h++)
+		int has_ua = 0;
+		iac_buf_printf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\n", s->method, path, w->addrs[a].hostport);
+		for (size_t h = 0; h < s->headers.n; h++) {
 			iac_buf_printf(&b, "%s\r\n", s->headers.items[h]);
+			has_ua |= !strncasecmp(s->headers.items[h], "user-agent:", 11);
+		}
+		if (!has_ua)
+			lt_put_user_agent(&b, cfg);
 		if (s->body || strcmp(s->method, "GET"))
 			iac_buf_printf(&b, "Content-Length: %zu\r\n", s->body_len);
 		iac_buf_puts(&b, "\r\n");

@@ -137,6 +137,8 @@ struct iac_lt_worker {
 uint64_t lt_now_us(void);
 int lt_addr_for(struct iac_lt_worker *w, const char *url, const char **path);
 size_t lt_endpoint_for(struct iac_lt_worker *w, const char *method, const char *path, const char *name);
+/* "User-Agent: ...\r\n" from the user_agent option (nothing when it is "") */
+void lt_put_user_agent(iac_buf *b, const iac_lt_config *cfg);
 /* Send vu->out as the next request to w->addrs[addr], recorded as endpoint ep. */
 void lt_vu_request(lt_vu *vu, int addr, size_t ep);
 /* The same with bytes that outlive the request (a prebuilt one). */

@@ -291,7 +291,7 @@ static int l_load(lua_State *L)
 {
 	static const char *const keys[] = { "executor", "vus", "duration", "stages", "rate", "time_unit",
 					    "pre_allocated_vus", "max_vus", "start_vus", "start_rate",
-					    "graceful_stop", "timeout", NULL };
+					    "graceful_stop", "timeout", "user_agent", NULL };
 	load_ctx *c = get_ctx(L);
 	iac_lt_config *cfg = c->cfg;
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -375,6 +375,15 @@ static int l_load(lua_State *L)
 	lua_getfield(L, 1, "timeout");
 	if (!lua_isnil(L, -1))
 		cfg->timeout_ms = duration_at(L, -1, "option 'timeout'");
+	lua_pop(L, 1);
+	lua_getfield(L, 1, "user_agent");
+	if (!lua_isnil(L, -1)) {
+		const char *ua = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+		if (!ua || strpbrk(ua, "\r\n"))
+			luaL_error(L, "option 'user_agent' in %s must be a one-line string (\"\" sends none)", what);
+		free(cfg->user_agent);
+		cfg->user_agent = iac_xstrdup(ua);
+	}
 	lua_pop(L, 1);
 
 	lua_getfield(L, 1, "stages");
@@ -727,6 +736,7 @@ void iac_lt_config_free(iac_lt_config *cfg)
 	free(cfg->file);
 	free(cfg->source);
 	free(cfg->target);
+	free(cfg->user_agent);
 	free(cfg->haproxy);
 	free(cfg->ssh_key);
 	free(cfg->known_hosts);

@@ -172,8 +172,8 @@ static int do_request(lua_State *L, lt_vu *vu, const char *method, int url_idx, 
 		return luaL_error(L, "%s", iac_err_last());
 	iac_buf *b = &vu->out;
 	iac_buf_clear(b);
-	iac_buf_printf(b, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: iac-loadtest/%s\r\n", method, path,
-		       w->addrs[a].hostport, IAC_VERSION);
+	iac_buf_printf(b, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, path, w->addrs[a].hostport);
+	int has_ua = 0;
 	const char *body = NULL;
 	size_t blen = 0;
 	char *jbody = NULL;
@@ -191,6 +191,8 @@ static int do_request(lua_State *L, lt_vu *vu, const char *method, int url_idx, 
 					return luaL_error(L, "u:%s: headers must map names to single-line strings", method);
 				if (!strcasecmp(k, "content-type"))
 					has_ctype = 1;
+				if (!strcasecmp(k, "user-agent"))
+					has_ua = 1;
 				iac_buf_printf(b, "%s: %s\r\n", k, v);
 				lua_pop(L, 1);
 			}
@@ -212,6 +214,8 @@ static int do_request(lua_State *L, lt_vu *vu, const char *method, int url_idx, 
 		}
 		lua_pop(L, 1);
 	}
+	if (!has_ua)
+		lt_put_user_agent(b, w->run->cfg);
 	if (body || strcmp(method, "GET"))
 		iac_buf_printf(b, "Content-Length: %zu\r\n", blen);
 	iac_buf_puts(b, "\r\n");

@@ -86,6 +86,35 @@ echo "closing server: iac counted $got, nginx logged $logged"
 [ "$(json "$T/close.json" "d['errors']['total']")" = 0 ] || fail "connection closes caused errors: $(cat "$T/close.out")"
 [ "$(json "$T/close.json" "d['checks']['idle ok']['passes'] >= 12")" = True ] || fail "idle VUs did not come back after the server closed their connections"
 
+# User-Agent: iac-loadtest/VERSION by default, the user_agent option's value,
+# none with user_agent = "" (the bytes wrk sends), a request's own header wins
+: > "$T/nginx/access.log"
+cat > "$T/ua.lua" <<EOF2
+target "http://127.0.0.1:$PORT"
+scenario "a" { path = "/1k.html?ua=default" }
+load { executor = "constant-vus", vus = 1, duration = "0.3s" }
+EOF2
+"$IAC" loadtest "$T/ua.lua" -quiet > /dev/null || fail "ua run exited $?"
+sed '/^load/ s/ }$/, user_agent = "" }/' "$T/ua.lua" | sed 's/ua=default/ua=none/' > "$T/ua-none.lua"
+"$IAC" loadtest "$T/ua-none.lua" -quiet > /dev/null || fail "ua-none run exited $?"
+cat > "$T/ua-set.lua" <<EOF2
+target "http://127.0.0.1:$PORT"
+scenario "a" { flow = function(u) u:get("/1k.html?ua=set"); u:get("/1k.html?ua=own", { headers = { ["User-Agent"] = "own/2" } }) end }
+load { executor = "constant-vus", vus = 1, duration = "0.3s", user_agent = "shop-bot/1" }
+EOF2
+"$IAC" loadtest "$T/ua-set.lua" -quiet > /dev/null || fail "ua-set run exited $?"
+ua_check() {   # QUERY REGEX: every logged line of that query ends with the UA REGEX
+	local n bad
+	n=$(grep -c "ua=$1 " "$T/nginx/access.log")
+	bad=$(grep "ua=$1 " "$T/nginx/access.log" | grep -vc "$2\$" || true)
+	[ "$n" -gt 0 ] && [ "$bad" = 0 ] || fail "user agent for ua=$1: $bad of $n lines do not end with $2: $(grep -m1 "ua=$1 " "$T/nginx/access.log")"
+}
+ua_check default '"iac-loadtest/[0-9][^"]*"'
+ua_check none '"-"'
+ua_check set '"shop-bot/1"'
+ua_check own '"own/2"'
+echo "user agent: default, set, none and per request as logged by nginx"
+
 # the JSON shape documented in docs/loadtest.md
 "$PY" "$(dirname "$0")/check_json_shape.py" "$T/plain.json" "$T/flow.json" || fail "JSON report does not match the documented shape"
 echo "ok"
