@@ -56,6 +56,13 @@ typedef struct {
 	char *fatal;             /* a worker's setup error, if any */
 } iac_lt_run;
 
+/* Microseconds the workers spent polling for events instead of sleeping
+ * (idle time by choice, not load: subtract it when judging saturation). */
+double iac_lt_engine_polled_s(iac_lt_run *run);
+/* Seconds the workers spent in sched_yield() while polling: they let a
+ * neighbour run by choice; not waiting for a CPU the load needed. */
+double iac_lt_engine_yielded_s(iac_lt_run *run);
+
 /* Parse the target, start the workers (which load the scenario into their
  * own Lua states). 0, or -1 with a message. */
 int iac_lt_engine_start(iac_lt_run *run, const iac_lt_config *cfg, int nthreads);

@@ -94,6 +94,10 @@ struct iac_lt_worker {
 	atomic_int active;          /* VUs running */
 	atomic_int allocated;
 	atomic_int finished;
+	atomic_ullong polled_us;    /* time spent polling before sleeping (see poll_then_wait) */
+	atomic_ullong yielded_us;   /* ... and in sched_yield() while polling */
+	uint64_t poll_us;           /* current poll window, 0 = sleep at once */
+	uint64_t poll_off_until;    /* no polling before this time (CPU shared) */
 
 	int ep;
 	lua_State *L;

@@ -74,6 +74,7 @@ typedef struct {
 	int pre_vus, max_vus;                /* arrival-rate executors */
 	double graceful_stop_ms;
 	double timeout_ms;                   /* per request */
+	int no_poll;                         /* -no-poll: workers never poll before sleeping */
 	char *user_agent;                    /* NULL: iac-loadtest/VERSION; "": no header */
 	int load_line;
 
