@@ -56,6 +56,7 @@ static void print_report(const char *name, json_t *report)
 {
 	json_t *t;
 	size_t i;
+	int shown = 0;
 	json_array_foreach(report, i, t) {
 		if (!json_is_true(json_object_get(t, "ok"))) {
 			printf("flag %s%s%s: NOT delivered to %s (keeps its old value)\n", iac_color(IAC_C_BOLD), name,
@@ -67,7 +68,7 @@ static void print_report(const char *name, json_t *report)
 		       json_string_value(json_object_get(t, "target")), json_real_value(json_object_get(t, "ms")));
 		json_t *m;
 		size_t j;
-		if (i == 0)
+		if (!shown++)   /* who moves is the same on every target */
 			json_array_foreach(json_object_get(t, "moves"), j, m)
 				printf("    %.1f%% of users move from %s to %s\n",
 				       100 * json_number_value(json_object_get(m, "share")),
