@@ -56,12 +56,18 @@ static char *deposed_addr(const char *addr)
 	return iac_xasprintf("%s (deposed)", addr);
 }
 
+/* A failed operation. When its host could not be used (err.h's host mark,
+ * set on this thread by the provider), the failure names the host, so the
+ * summary can say it once for all of that host's resources. */
 static void record_failure(applier *ap, op *o, const char *msg)
 {
 	char *red = iac_redact(msg);
+	json_t *f = json_pack("{s:s,s:s,s:s}", "address", o->c->addr, "operation", ing(o->kind), "error", red);
+	if (iac_err_host())
+		json_object_set_new(f, "host", json_pack("{s:s,s:s,s:s}", "host", iac_err_host(), "address",
+							 iac_err_host_address(), "error", iac_err_host_why()));
 	pthread_mutex_lock(&ap->lock);
-	json_array_append_new(ap->res->failures, json_pack("{s:s,s:s,s:s}", "address", o->c->addr,
-							   "operation", ing(o->kind), "error", red));
+	json_array_append_new(ap->res->failures, f);
 	pthread_mutex_unlock(&ap->lock);
 	iac_log_error("%s: %s failed: %s", o->c->addr, ing(o->kind), red);
 	free(red);
@@ -321,6 +327,8 @@ done:
 static int do_noop(applier *ap, op *o)
 {
 	iac_change *c = o->c;
+	if (c->skipped)
+		return 0;   /* on an unreachable host: state keeps what it had */
 	json_t *cur = iac_state_get(ap->st, c->addr);
 	if (!c->prior || (c->conf && c->conf->is_data))
 		return c->conf && c->conf->is_data && c->planned
@@ -352,6 +360,7 @@ static int run_op(int node, void *ud)
 	o->started = iac_now_ms();
 	pthread_mutex_unlock(&ap->lock);
 	iac_log("%s%s: %s...", c->addr, o->deposed ? " (deposed)" : "", ing(o->kind));
+	iac_err_clear();
 	rc = iac_providers_ctx(&ctx, ap->pv, p, c->addr, ap->opts->cancel);
 	if (rc == 0)
 		rc = o->kind == OP_DELETE ? do_delete(ap, o, &ctx) : do_write(ap, o, &ctx);
@@ -556,6 +565,7 @@ int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_st
 	}
 	free(status);
 	if (!plan->targets && !res->failed && !res->skipped && !res->not_started) {
+		/* outputs of resources on unreachable hosts keep their values */
 		if (plan->destroy) {
 			if (json_object_size(iac_state_outputs(st)))
 				iac_state_set_outputs(st, json_object());
@@ -563,7 +573,8 @@ int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_st
 			iac_apply_outputs(cfg, st);
 		}
 	}
-	if (res->failed || res->skipped)
+	res->left_alone = plan->n_skipped;
+	if (res->failed || res->skipped || json_array_size(plan->unreachable))
 		rc = IAC_ERR;
 	if (res->not_started || (opts->stop && *opts->stop))
 		rc = IAC_EINTR;

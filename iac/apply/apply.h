@@ -24,13 +24,17 @@ typedef struct {
 typedef struct {
 	size_t added, changed, destroyed;    /* successful operations by kind */
 	size_t ok, failed, skipped, not_started;
-	json_t *failures;                    /* [{"address","operation","error"}] */
+	size_t left_alone;                   /* planned as skipped: unreachable hosts */
+	json_t *failures;                    /* [{"address","operation","error"}, plus
+					      * "host": {"host","address","error"} when
+					      * the host could not be used] */
 	double seconds;
 } iac_apply_result;
 
 /* Returns 0 when everything succeeded, IAC_EINTR when stopped by the user,
- * IAC_ERR when some operation failed (details in res->failures). State is
- * flushed in every case. */
+ * IAC_ERR when some operation failed (details in res->failures) or the plan
+ * left resources alone on unreachable hosts (plan->unreachable), after
+ * applying everything else. State is flushed in every case. */
 int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_state *st,
 		  iac_providers *pv, const iac_apply_opts *opts);
 

@@ -25,6 +25,80 @@ static void print_plan(const iac_plan *plan)
 	iac_buf_free(&b);
 }
 
+/* The last lines of a run that left hosts out, one per host: the hosts the
+ * plan found unreachable, then those lost while applying (from failures). */
+static size_t print_unreachable(const iac_plan *plan, const iac_apply_result *res)
+{
+	json_t *seen = json_object(), *h;
+	size_t i, n = 0;
+	iac_buf b = IAC_BUF_INIT;
+
+	json_array_foreach(plan->unreachable, i, h) {
+		char *line = iac_plan_host_line(h);
+		iac_buf_printf(&b, "%s\n", line);
+		free(line);
+		json_object_set(seen, json_string_value(json_object_get(h, "host")), json_true());
+		n++;
+	}
+	json_array_foreach(res ? res->failures : NULL, i, h) {
+		json_t *host = json_object_get(h, "host");
+		const char *name = json_string_value(json_object_get(host, "host"));
+		if (!name || json_object_get(seen, name))
+			continue;
+		size_t count = 0;
+		json_t *f;
+		size_t j;
+		json_array_foreach(res->failures, j, f)
+			count += !strcmp(json_string_value(json_object_get(json_object_get(f, "host"), "host")) ?: "", name);
+		iac_buf_printf(&b, "host '%s' (%s) became unreachable: %s; %zu operation%s there failed\n", name,
+			       json_string_value(json_object_get(host, "address")),
+			       json_string_value(json_object_get(host, "error")), count, count == 1 ? "" : "s");
+		json_object_set(seen, name, json_true());
+		n++;
+	}
+	if (n)
+		iac_buf_printf(&b, "%zu host%s could not be reached. Run the same command again when %s back to "
+			       "finish; -require-all-hosts makes this an error before anything changes.\n",
+			       n, n == 1 ? "" : "s", n == 1 ? "it is" : "they are");
+	iac_log_write(stderr, iac_buf_cstr(&b));
+	iac_buf_free(&b);
+	json_decref(seen);
+	return n;
+}
+
+/* Failures with the same cause (a host that went away, say) are one line
+ * with a count, not one line each. */
+static void print_failures(iac_buf *b, const json_t *failures)
+{
+	json_t *f;
+	size_t i, n = json_array_size(failures);
+	unsigned char *done = iac_xcalloc(n + 1, 1);
+	json_array_foreach(failures, i, f) {
+		if (done[i])
+			continue;
+		const char *err = json_string_value(json_object_get(f, "error"));
+		const char *op = json_string_value(json_object_get(f, "operation"));
+		size_t same = 0;
+		iac_buf who = IAC_BUF_INIT;
+		for (size_t j = i; j < n; j++) {
+			json_t *g = json_array_get(failures, j);
+			if (done[j] || strcmp(json_string_value(json_object_get(g, "error")), err))
+				continue;
+			done[j] = 1;
+			if (same < 3)
+				iac_buf_printf(&who, "%s%s", same ? ", " : "", json_string_value(json_object_get(g, "address")));
+			same++;
+		}
+		if (same == 1)
+			iac_buf_printf(b, "  - %s (%s): %s\n", iac_buf_cstr(&who), op, err);
+		else
+			iac_buf_printf(b, "  - %zu resources (%s%s): %s\n", same, iac_buf_cstr(&who),
+				       same > 3 ? " and more" : "", err);
+		iac_buf_free(&who);
+	}
+	free(done);
+}
+
 static void print_json(json_t *doc)
 {
 	char *s = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
@@ -61,6 +135,7 @@ int iac_cmd_plan(int argc, char **argv)
 		print_json(iac_plan_json(plan));
 	else
 		print_plan(plan);
+	int down = json_array_size(plan->unreachable) > 0;
 	if (s.out) {
 		json_t *replace = json_array();
 		for (size_t i = 0; i < s.replace.n; i++)
@@ -75,6 +150,12 @@ int iac_cmd_plan(int argc, char **argv)
 			printf("\nSaved the plan to '%s'. To apply exactly this plan: iac apply %s\n", s.out, s.out);
 	}
 	rc = (s.detailed_exitcode && iac_plan_has_changes(plan)) ? 2 : 0;
+	if (down) {
+		/* a plan that could not look at every host is not a clean one */
+		iac_log_write(stderr, "\n");
+		print_unreachable(plan, NULL);
+		rc = 1;
+	}
 done:
 	if (iac_free_at_exit())
 		iac_plan_free(plan);
@@ -115,14 +196,15 @@ static void print_outputs(iac_state *st)
 	iac_buf_free(&b);
 }
 
-static json_t *result_json(const iac_apply_result *r, int rc)
+static json_t *result_json(const iac_apply_result *r, int rc, const iac_plan *plan)
 {
-	return json_pack("{s:b,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:f}", "ok", rc == 0, "changes", 1,
+	return json_pack("{s:b,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:O,s:f}", "ok", rc == 0, "changes", 1,
 			 "interrupted", rc == IAC_EINTR,
 			 "added", (json_int_t)r->added, "changed", (json_int_t)r->changed,
 			 "destroyed", (json_int_t)r->destroyed, "failed", (json_int_t)r->failed,
 			 "skipped", (json_int_t)r->skipped, "not_started", (json_int_t)r->not_started,
-			 "failures", r->failures, "seconds", r->seconds);
+			 "left_unchanged", (json_int_t)r->left_alone, "failures", r->failures,
+			 "unreachable_hosts", plan->unreachable, "seconds", r->seconds);
 }
 
 /* What `iac rollback` needs without loading the configuration: the
@@ -164,27 +246,36 @@ static int run_apply(iac_session *s, iac_plan *plan)
 			iac_color(IAC_C_GREEN), s->destroy ? "Destroy" : "Apply", iac_color(IAC_C_RESET),
 			res.added, res.changed, res.destroyed);
 		exit_code = 0;
+	} else if (!res.failed && !res.skipped && !res.not_started && rc != IAC_EINTR) {
+		/* everything reachable converged; some hosts were left out */
+		FILE *out = s->json ? stderr : stdout;
+		fprintf(out, "\n%s%s finished on the reachable hosts.%s Resources: %zu added, %zu changed, %zu "
+			"destroyed; %zu left as %s.\n", iac_color(IAC_C_YELLOW), s->destroy ? "Destroy" : "Apply",
+			iac_color(IAC_C_RESET), res.added, res.changed, res.destroyed, res.left_alone,
+			res.left_alone == 1 ? "it is" : "they are");
+		fflush(out);
+		print_unreachable(plan, &res);
+		exit_code = 1;
 	} else {
 		size_t done = res.added + res.changed + res.destroyed;
 		iac_buf b = IAC_BUF_INIT;
-		json_t *f;
-		size_t i;
 		iac_buf_printf(&b, "\n%s%s %s:%s %zu succeeded, %zu failed, %zu skipped because a dependency "
-			       "failed, %zu not started.\n", iac_color(IAC_C_RED), s->destroy ? "Destroy" : "Apply",
+			       "failed, %zu not started", iac_color(IAC_C_RED), s->destroy ? "Destroy" : "Apply",
 			       rc == IAC_EINTR ? "interrupted" : "failed", iac_color(IAC_C_RESET), done,
 			       res.failed, res.skipped, res.not_started);
-		json_array_foreach(res.failures, i, f)
-			iac_buf_printf(&b, "  - %s (%s): %s\n", json_string_value(json_object_get(f, "address")),
-				       json_string_value(json_object_get(f, "operation")),
-				       json_string_value(json_object_get(f, "error")));
+		if (res.left_alone)
+			iac_buf_printf(&b, ", %zu left as they are (unreachable hosts)", res.left_alone);
+		iac_buf_puts(&b, ".\n");
+		print_failures(&b, res.failures);
 		iac_buf_puts(&b, "State records everything that completed; fix the cause and run the command "
 				 "again to finish.\n");
 		iac_log_write(stderr, iac_buf_cstr(&b));
 		iac_buf_free(&b);
+		print_unreachable(plan, &res);
 		exit_code = rc == IAC_EINTR ? 130 : 1;
 	}
 	if (s->json)
-		print_json(result_json(&res, rc));
+		print_json(result_json(&res, rc, plan));
 	else if (rc == 0 && !s->destroy)
 		print_outputs(s->st);
 	iac_apply_result_free(&res);
@@ -276,12 +367,12 @@ static int apply_or_destroy(int argc, char **argv, int destroy)
 			iac_apply_result res;
 			int arc = iac_apply_run(&res, plan, s.cfg, s.st, s.pv, &ao);
 			if (s.json) {
-				json_t *doc = result_json(&res, arc);
+				json_t *doc = result_json(&res, arc, plan);
 				json_object_set_new(doc, "changes", json_false());
 				print_json(doc);
 			}
+			rc = print_unreachable(plan, &res) ? 1 : 0;
 			iac_apply_result_free(&res);
-			rc = 0;
 			goto done;
 		}
 		if (!confirm(&s))
@@ -311,7 +402,9 @@ void iac_help_plan(void)
 {
 	printf("\nusage: iac plan [flags]\n\nShows what 'iac apply' would change: + create, ~ update in place,\n"
 	       "-/+ replace, - destroy. Exit code 0, or with -detailed-exitcode: 0 no changes,\n"
-	       "1 error, 2 changes. -json prints the plan as JSON (docs/json-plan.md).\n");
+	       "1 error, 2 changes. -json prints the plan as JSON (docs/json-plan.md).\n"
+	       "A host that cannot be reached is reported once; its resources are left as\n"
+	       "they are and the exit code is 1 (-require-all-hosts: an error up front).\n");
 	iac_session_usage(PLAN_FLAGS);
 }
 

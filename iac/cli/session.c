@@ -68,6 +68,9 @@ static size_t build_opts(iac_session *s, unsigned which)
 		ADD("replace", IAC_OPT_LIST, &s->replace, "force replacement of ADDR (repeatable)");
 		ADD("refresh", IAC_OPT_BOOL, &s->refresh, "read resources back before planning (default true)");
 		ADD("parallelism", IAC_OPT_INT, &s->parallelism, "operations at once (default 10)");
+		ADD("require-all-hosts", IAC_OPT_BOOL, &s->require_all_hosts,
+		    "fail before changing anything when a host cannot be reached (default: leave its "
+		    "resources as they are, converge the rest, exit 1)");
 		ADD("ssh-accept-new", IAC_OPT_BOOL, &s->ssh_accept_new, "accept and record unknown SSH host keys");
 		ADD("allow-bad", IAC_OPT_BOOL, &s->allow_bad, "deploy a version marked bad by a rollback");
 	}
@@ -277,6 +280,7 @@ int iac_session_plan(iac_session *s, iac_plan **out)
 	po.replace = s->replace.n ? (const char *const *)s->replace.items : NULL;
 	po.refresh = s->refresh;
 	po.parallelism = s->parallelism;
+	po.require_all_hosts = s->require_all_hosts;
 	po.stop = &iac_stop_requested;
 	po.cancel = &iac_cancel_requested;
 	if (!s->pv)

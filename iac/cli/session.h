@@ -31,6 +31,7 @@ typedef struct {
 	int input;                /* -input=false: never prompt */
 	int force;
 	int allow_bad;            /* -allow-bad: deploy a version marked bad */
+	int require_all_hosts;    /* an unreachable host fails plan/apply up front */
 
 	/* run */
 	const char *command;

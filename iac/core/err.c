@@ -66,7 +66,34 @@ const char *iac_err_last(void)
 	return err_msg;
 }
 
+static __thread char host_name[256], host_addr[512], host_why[2048];
+static __thread int host_marked;
+
 void iac_err_clear(void)
 {
 	err_msg[0] = '\0';
+	host_marked = 0;
+}
+
+void iac_err_host_down(const char *name, const char *address, const char *why)
+{
+	snprintf(host_name, sizeof(host_name), "%s", name ? name : "?");
+	snprintf(host_addr, sizeof(host_addr), "%s", address ? address : "");
+	snprintf(host_why, sizeof(host_why), "%s", why ? why : "");
+	host_marked = 1;
+}
+
+const char *iac_err_host(void)
+{
+	return host_marked ? host_name : NULL;
+}
+
+const char *iac_err_host_address(void)
+{
+	return host_marked ? host_addr : "";
+}
+
+const char *iac_err_host_why(void)
+{
+	return host_marked ? host_why : "";
 }

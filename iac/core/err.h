@@ -36,6 +36,25 @@ void iac_err_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * stays valid until the next iac_err_* call on this thread. */
 const char *iac_err_last(void);
 
+/* Clears the message and the host mark below. */
 void iac_err_clear(void);
+
+/* Host failures. When a provider cannot use a host at all (no TCP
+ * connection, no SSH handshake, a host key that does not match, a login
+ * refused, or a connection that dropped), it marks the failure with the
+ * host, next to the message. The engine then reports the host once and
+ * leaves that host's resources as they are, instead of one error per
+ * resource and a failed run for the whole fleet.
+ *
+ * The mark is per thread like the message, survives iac_err_set() and
+ * iac_err_prefix() (callers wrap messages on the way up) and is cleared by
+ * iac_err_clear(). `name` is the host's name ("web3"), `address` where it
+ * was reached ("10.0.0.4:22"), `why` the short cause ("connection
+ * refused"). Strings are copied (truncated at 255/511/2047 bytes). */
+void iac_err_host_down(const char *name, const char *address, const char *why);
+/* The marked host's name, or NULL when the last failure was not a host's. */
+const char *iac_err_host(void);
+const char *iac_err_host_address(void); /* "" when not marked */
+const char *iac_err_host_why(void);     /* "" when not marked */
 
 #endif

@@ -43,11 +43,56 @@ typedef struct {
 	iac_config *cfg;
 	iac_state *st;
 	iac_providers *pv;
-	const char **addrs;
+	const char **addrs;   /* what each node reads back... */
+	const iac_rconf **probes; /* ...or, when set, whose host it only reaches */
 	json_t **result;      /* refreshed entry, NULL = gone */
-	char **errors;
+	char **errors;        /* a resource's own failure */
+	json_t **down;        /* its host's failure: {"host","address","error"} */
 	const volatile int *cancel;
 } refresh_job;
+
+/* The name of the host a resource lives on (its IAC_T_HOST attribute: a
+ * host object's name, or a bare address), or NULL when it has none or it
+ * is not known yet. */
+static const char *host_name_of(const iac_rtype *rt, const json_t *attrs)
+{
+	for (const iac_attr *a = rt ? rt->attrs : NULL; a && a->name; a++) {
+		if (a->type != IAC_T_HOST)
+			continue;
+		const json_t *h = json_object_get(attrs, a->name);
+		if (json_is_string(h))
+			return json_string_value(h);
+		if (json_is_object(h) && !iac_value_marker(h))
+			return json_string_value(json_object_get(h, "name"))
+				?: json_string_value(json_object_get(h, "address"));
+	}
+	return NULL;
+}
+
+/* After a failed provider call: 1 (and the host's failure in *down) when it
+ * failed because its host could not be reached. */
+static int host_failed(json_t **down)
+{
+	if (!iac_err_host())
+		return 0;
+	*down = json_pack("{s:s,s:s,s:s}", "host", iac_err_host(), "address", iac_err_host_address(),
+			  "error", iac_err_host_why());
+	return 1;
+}
+
+/* Reach the host of a resource that is new everywhere (nothing to read). */
+static int probe_one(refresh_job *job, int node)
+{
+	const iac_rconf *r = job->probes[node];
+	iac_rctx ctx;
+	iac_err_clear();
+	if (iac_providers_ctx(&ctx, job->pv, r->provider, r->addr, job->cancel) == 0 &&
+	    r->rtype->probe(&ctx, r->attrs) == 0)
+		return 0;
+	if (!host_failed(&job->down[node]))
+		iac_err_clear();   /* not the host's fault: apply will say what it is */
+	return 0;
+}
 
 /* Convert provider attributes to state form: sensitive ones redacted. */
 static void redact_attrs(json_t *attrs, const json_t *sensitive, const char *salt)
@@ -65,6 +110,8 @@ static void redact_attrs(json_t *attrs, const json_t *sensitive, const char *sal
 static int refresh_one(int node, void *ud)
 {
 	refresh_job *job = ud;
+	if (job->probes[node])
+		return probe_one(job, node);
 	const char *addr = job->addrs[node];
 	json_t *entry = iac_state_get(job->st, addr);
 	const char *type = json_string_value(json_object_get(entry, "type"));
@@ -103,6 +150,7 @@ static int refresh_one(int node, void *ud)
 		json_incref(given);
 	}
 	json_decref(real);
+	iac_err_clear();
 	int rrc = iac_providers_ctx(&ctx, job->pv, p, addr, job->cancel);
 	if (rrc == 0)
 		rrc = rt->read(&ctx, &actual, given);
@@ -110,7 +158,8 @@ static int refresh_one(int node, void *ud)
 	if (actual)
 		json_object_del(actual, "$interrupted");
 	if (rrc < 0) {
-		job->errors[node] = iac_xasprintf("cannot refresh '%s': %s", addr, iac_err_last());
+		if (!host_failed(&job->down[node]))
+			job->errors[node] = iac_xstrdup(iac_err_last());
 		return 1;
 	}
 	if (!actual) {
@@ -136,6 +185,7 @@ typedef struct {
 	iac_map changes;        /* addr -> index + 1 into plan->changes (it grows) */
 	iac_map refreshed;      /* addr -> json_t* entry (refreshed, may be absent) */
 	iac_rconf *current;     /* resource being planned, for messages */
+	json_t *down;           /* host name -> its entry in plan->unreachable */
 	size_t cap;             /* capacity of plan->changes */
 } planner;
 
@@ -151,6 +201,24 @@ static iac_change *add_change(planner *pl, const char *addr)
 	c->addr = iac_xstrdup(addr);
 	iac_map_put(&pl->changes, addr, (void *)(intptr_t)plan->n);
 	return c;
+}
+
+/* Reasons given by providers live as long as the plan. */
+static const char *reason_string(planner *pl, const char *text)
+{
+	json_array_append_new(pl->plan->reasons, json_string(text));
+	return json_string_value(json_array_get(pl->plan->reasons, json_array_size(pl->plan->reasons) - 1));
+}
+
+/* Record host failures once per host (the first cause seen). */
+static void note_down(planner *pl, json_t *down)
+{
+	const char *h = json_string_value(json_object_get(down, "host"));
+	if (!json_object_get(pl->down, h)) {
+		json_object_set_new(down, "resources", json_array());
+		json_object_set(pl->down, h, down);
+		json_array_append(pl->plan->unreachable, down);
+	}
 }
 
 /* Follow a dotted attribute path ("tags.name") inside an object. */
@@ -413,23 +481,38 @@ static int plan_data(planner *pl, iac_change *c, iac_rconf *r)
 		c->action = IAC_ACT_READ;
 		return 0;
 	}
+	iac_err_clear();
 	if (iac_providers_ctx(&ctx, pl->pv, r->provider, r->addr, pl->opts->cancel) < 0 ||
-	    r->rtype->read(&ctx, &got, c->planned) < 0)
+	    r->rtype->read(&ctx, &got, c->planned) < 0) {
+		json_t *down = NULL;
+		if (host_failed(&down) && !pl->opts->require_all_hosts) {
+			/* found down only now: leave it, and what needs it, alone */
+			const char *h = json_string_value(json_object_get(down, "host"));
+			note_down(pl, down);
+			json_decref(down);
+			char *why = iac_xasprintf("host '%s' is unreachable", h);
+			c->reason = reason_string(pl, why);
+			free(why);
+			c->skipped = 1;
+			c->host = json_string_value(json_object_get(json_object_get(pl->down, h), "host"));
+			c->action = IAC_ACT_NOOP;
+			json_decref(c->planned);
+			c->planned = NULL;
+			pl->plan->n_skipped++;
+			json_array_append_new(json_object_get(json_object_get(pl->down, h), "resources"),
+					      json_string(r->addr));
+			return 0;
+		}
+		json_decref(down);
 		return iac_err_set("%s:%d: cannot read data source '%s': %s", r->file, r->line, r->addr,
 				   iac_err_last());
+	}
 	if (!got)
 		return iac_err_set("%s:%d: data source '%s' found nothing", r->file, r->line, r->addr);
 	json_decref(c->planned);
 	c->planned = got;
 	c->action = IAC_ACT_NOOP;
 	return 0;
-}
-
-/* Reasons given by providers live as long as the plan. */
-static const char *reason_string(planner *pl, const char *text)
-{
-	json_array_append_new(pl->plan->reasons, json_string(text));
-	return json_string_value(json_array_get(pl->plan->reasons, json_array_size(pl->plan->reasons) - 1));
 }
 
 static void plan_warn(const iac_rctx *ctx, const char *msg)
@@ -445,6 +528,76 @@ static void plan_warn(const iac_rctx *ctx, const char *msg)
 }
 
 static iac_change *plan_delete(planner *pl, const char *addr, json_t *prior);
+
+/* Why a resource must be left as it is, or NULL: it lives on a host that
+ * could not be reached (*own = 1), or depends on something that is left as
+ * it is, so its new values cannot be known (*own = 0). *host = the name of
+ * the unreachable host at the root of it. */
+static const char *skip_reason(planner *pl, const iac_rtype *rt, const json_t *attrs, const json_t *deps,
+			       const json_t *prior_attrs, const char **host, int *own)
+{
+	const char *h = host_name_of(rt, attrs);
+	json_t *e;
+	size_t i;
+	char *why = NULL;
+
+	if (!h)
+		h = host_name_of(rt, prior_attrs);
+	*host = NULL;
+	*own = 0;
+	if (h && json_object_get(pl->down, h)) {
+		*host = json_string_value(json_object_get(json_object_get(pl->down, h), "host"));
+		*own = 1;
+		why = iac_xasprintf("host '%s' is unreachable", h);
+	} else {
+		json_array_foreach(deps, i, e) {
+			iac_change *d = planned_change(pl, json_string_value(e));
+			if (!d || !d->skipped)
+				continue;
+			*host = d->host;
+			why = iac_xasprintf("depends on '%s', which is left as it is (host '%s' is unreachable)",
+					    d->addr, d->host);
+			break;
+		}
+	}
+	if (!why)
+		return NULL;
+	const char *r = reason_string(pl, why);
+	free(why);
+	return r;
+}
+
+/* A change that leaves the resource exactly as state has it. */
+static int plan_skipped(planner *pl, const char *addr, const char *type, const iac_rconf *r,
+			const char *reason, const char *host, int own)
+{
+	json_t *prior = iac_map_get(&pl->refreshed, addr);
+	json_t *orig = iac_state_get(pl->st, addr);
+	iac_change *c = add_change(pl, addr);
+	c->type = iac_xstrdup(type);
+	c->name = iac_xstrdup(r ? r->name : json_string_value(json_object_get(orig, "name")) ?: "");
+	c->module = iac_xstrdup(r ? r->module : json_string_value(json_object_get(orig, "module")) ?: "");
+	c->conf = (iac_rconf *)r;
+	c->action = IAC_ACT_NOOP;
+	c->skipped = own ? 1 : 2;
+	c->reason = reason;
+	c->host = host;
+	c->prior = prior ? json_incref(prior) : NULL;
+	c->before = prior ? json_incref(json_object_get(prior, "attributes")) : NULL;
+	c->planned = c->before ? json_deep_copy(c->before) : NULL;
+	c->sensitive = json_deep_copy(json_object_get(orig, "sensitive_attributes"));
+	if (!c->sensitive)
+		c->sensitive = json_array();
+	c->changed = json_array();
+	c->forces = json_array();
+	c->deps = json_incref(r ? r->deps : json_object_get(orig, "dependencies"));
+	if (!c->deps)
+		c->deps = json_array();
+	pl->plan->n_skipped++;
+	if (own)
+		json_array_append_new(json_object_get(json_object_get(pl->down, host), "resources"), json_string(addr));
+	return 0;
+}
 
 /* Destroying needs no planned values: only what exists, and the rule that
  * protects it. Nothing is resolved, so values known only after an apply
@@ -476,6 +629,13 @@ static int located(const iac_rconf *r)
 
 static int plan_resource(planner *pl, iac_rconf *r)
 {
+	const char *host;
+	int own;
+	json_t *prior_entry = iac_map_get(&pl->refreshed, r->addr);
+	const char *why = skip_reason(pl, r->rtype, r->attrs, r->deps,
+				      json_object_get(prior_entry, "attributes"), &host, &own);
+	if (why && !(pl->opts->destroy && !prior_entry))
+		return plan_skipped(pl, r->addr, r->type, r, why, host, own);
 	if (pl->opts->destroy)
 		return plan_destroy_one(pl, r);
 	iac_change *c = add_change(pl, r->addr);
@@ -660,14 +820,72 @@ static const char *host_key(iac_state *st, const char *addr)
 	return "";
 }
 
-static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **addrs, size_t n)
+/* Hosts to reach during plan although nothing of theirs is read back:
+ * those of in-scope resources that are new (or data sources), when no
+ * refreshed resource lives there. One probe node per host. */
+static size_t add_probes(planner *pl, refresh_job *job, iac_graph *g, size_t m,
+			 const unsigned char *keep, iac_map *seen)
 {
-	refresh_job job = { pl->cfg, pl->st, pl->pv, NULL, NULL, NULL, pl->opts->cancel };
+	for (size_t i = 0; i < pl->cfg->nres; i++) {
+		const iac_rconf *r = pl->cfg->res[i];
+		json_t *e = iac_state_get(pl->st, r->addr);
+		if (!keep[i] || !r->rtype->probe || (json_object_get(e, "attributes") && !r->is_data))
+			continue;
+		const char *h = host_name_of(r->rtype, r->attrs);
+		if (!h || iac_map_get(seen, h))
+			continue;
+		iac_map_put(seen, h, (void *)1);
+		job->addrs[m] = r->addr;
+		job->probes[m] = r;
+		char name[600];
+		snprintf(name, sizeof(name), "(probe %s)", h);
+		iac_graph_add(g, name, NULL);
+		m++;
+	}
+	return m;
+}
+
+/* One line for many resources that failed the same way:
+ * "cannot refresh 'a': why" or "cannot refresh 3 resources ('a', 'b', 'c'): why". */
+static void group_errors(planner *pl, const char **addrs, char **errors, size_t m)
+{
+	for (size_t i = 0; i < m; i++) {
+		if (!errors[i])
+			continue;
+		size_t n = 0;
+		iac_buf who = IAC_BUF_INIT;
+		for (size_t j = i; j < m; j++) {
+			if (!errors[j] || (j != i && strcmp(errors[j], errors[i])))
+				continue;
+			if (n < 3)
+				iac_buf_printf(&who, "%s'%s'", n ? ", " : "", addrs[j]);
+			n++;
+			if (j != i) {
+				free(errors[j]);
+				errors[j] = NULL;
+			}
+		}
+		if (n > 3)
+			iac_buf_printf(&who, " and %zu more", n - 3);
+		char *line = n == 1 ? iac_xasprintf("cannot refresh %s: %s", iac_buf_cstr(&who), errors[i])
+				    : iac_xasprintf("cannot refresh %zu resources (%s): %s", n, iac_buf_cstr(&who), errors[i]);
+		json_array_append_new(pl->plan->errors, json_string(line));
+		free(line);
+		iac_buf_free(&who);
+	}
+}
+
+static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **addrs, size_t n,
+		      const unsigned char *keep)
+{
+	refresh_job job = { .cfg = pl->cfg, .st = pl->st, .pv = pl->pv, .cancel = pl->opts->cancel };
 	iac_graph *g = iac_graph_new();
-	size_t m = 0;
+	iac_map seen = { 0 };
+	size_t m = 0, cap = n + pl->cfg->nres + 1;
 	int rc = 0;
 
-	job.addrs = iac_xcalloc(n + 1, sizeof(char *));
+	job.addrs = iac_xcalloc(cap, sizeof(char *));
+	job.probes = iac_xcalloc(cap, sizeof(*job.probes));
 	refresh_item *items = iac_xcalloc(n + 1, sizeof(*items));
 	for (size_t i = 0; i < n; i++)
 		if (in_scope_state[i]) {
@@ -679,10 +897,20 @@ static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **a
 	for (size_t i = 0; i < m; i++) {
 		job.addrs[i] = items[i].addr;
 		iac_graph_add(g, items[i].addr, NULL);
+		json_t *e = iac_state_get(pl->st, items[i].addr);
+		const iac_rtype *rt = iac_provider_find_type(json_string_value(json_object_get(e, "type")) ?: "", NULL);
+		const char *h = rt && !rt->is_data ? host_name_of(rt, json_object_get(e, "attributes")) : NULL;
+		if (h)
+			iac_map_put(&seen, h, (void *)1);
 	}
 	free(items);
+	size_t nread = m;
+	if (pl->opts->refresh)
+		m = add_probes(pl, &job, g, m, keep, &seen);
+	iac_map_free(&seen);
 	job.result = iac_xcalloc(m + 1, sizeof(json_t *));
 	job.errors = iac_xcalloc(m + 1, sizeof(char *));
+	job.down = iac_xcalloc(m + 1, sizeof(json_t *));
 	if (pl->opts->refresh) {
 		unsigned char *status = iac_xcalloc(m + 1, 1);
 		iac_walk(g, pl->opts->parallelism > 0 ? pl->opts->parallelism : 10, refresh_one, &job,
@@ -696,26 +924,51 @@ static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **a
 				json_object_del(job.result[i], "pending");
 		}
 	}
-	for (size_t i = 0; i < m; i++) {
-		if (job.errors[i]) {
-			json_array_append_new(pl->plan->errors, json_string(job.errors[i]));
+	for (size_t i = 0; i < m; i++)
+		if (job.down[i])
+			note_down(pl, job.down[i]);
+	group_errors(pl, job.addrs, job.errors, nread);
+	for (size_t i = 0; i < nread; i++) {
+		if (job.errors[i] || job.down[i]) {
+			rc = job.errors[i] ? IAC_ERR : rc;
 			free(job.errors[i]);
-			rc = IAC_ERR;
-			/* keep the stale entry so the plan stays sane */
+			/* keep the stale entry: the plan stays sane, and a resource
+			 * on an unreachable host is left exactly as state has it */
 			json_t *e = iac_state_get(pl->st, job.addrs[i]);
 			if (json_object_get(e, "attributes"))
 				job.result[i] = json_copy(e);
 		}
+		json_decref(job.down[i]);
 		if (job.result[i])
 			iac_map_put(&pl->refreshed, job.addrs[i], job.result[i]);
+	}
+	for (size_t i = nread; i < m; i++)
+		json_decref(job.down[i]);
+	if (pl->opts->require_all_hosts && json_array_size(pl->plan->unreachable)) {
+		json_t *h;
+		size_t i;
+		json_array_foreach(pl->plan->unreachable, i, h) {
+			char *line = iac_xasprintf("host '%s' (%s) is unreachable: %s",
+						   json_string_value(json_object_get(h, "host")),
+						   json_string_value(json_object_get(h, "address")),
+						   json_string_value(json_object_get(h, "error")));
+			json_array_append_new(pl->plan->errors, json_string(line));
+			free(line);
+		}
+		json_array_append_new(pl->plan->errors,
+				      json_string("-require-all-hosts is set, so nothing was changed; bring the "
+						  "host(s) back, or leave out -require-all-hosts to converge the others"));
+		rc = IAC_ERR;
 	}
 	if ((pl->opts->cancel && *pl->opts->cancel) || (pl->opts->stop && *pl->opts->stop))
 		rc = iac_err_set("interrupted while reading resources back; nothing was changed");
 	else if (rc)
 		iac_err_set("%zu resource(s) could not be refreshed", json_array_size(pl->plan->errors));
 	free(job.addrs);
+	free(job.probes);
 	free(job.result);
 	free(job.errors);
+	free(job.down);
 	iac_graph_free(g);
 	return rc;
 }
@@ -753,6 +1006,8 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 	plan->errors = json_array();
 	plan->warnings = json_array();
 	plan->reasons = json_array();
+	plan->unreachable = json_array();
+	pl.down = json_object();
 	plan->destroy = opts->destroy;
 	snprintf(plan->lineage, sizeof(plan->lineage), "%s", iac_state_lineage(st));
 	plan->serial = iac_state_serial(st);
@@ -795,7 +1050,7 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 		state_scope[i] = id >= 0 ? keep[id] : in_targets(addrs[i], opts->targets);
 	}
 
-	if (do_refresh(&pl, state_scope, addrs, naddrs) < 0)
+	if (do_refresh(&pl, state_scope, addrs, naddrs, keep) < 0)
 		goto done;
 	for (size_t i = 0; i < cfg->nres; i++) {
 		int id = order[i];
@@ -813,7 +1068,15 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 			plan_delete(&pl, addrs[i], orig);
 			continue;
 		}
-		if (prior)
+		const char *host;
+		int own;
+		const iac_rtype *ort = iac_provider_find_type(json_string_value(json_object_get(orig, "type")) ?: "", NULL);
+		const char *why = skip_reason(&pl, ort, json_object_get(orig, "attributes"),
+					      json_object_get(orig, "dependencies"), NULL, &host, &own);
+		if (why && prior)
+			plan_skipped(&pl, addrs[i], json_string_value(json_object_get(orig, "type")) ?: "", NULL, why,
+				     host, own);
+		else if (prior)
 			plan_delete(&pl, addrs[i], prior);
 		else {
 			/* gone already; forget it quietly */
@@ -854,6 +1117,7 @@ done:
 			json_decref(pl.refreshed.slots[i].value);
 	iac_map_free(&pl.refreshed);
 	iac_map_free(&pl.changes);
+	json_decref(pl.down);
 	iac_plan_free(plan);
 	iac_graph_free(g);
 	free(order);
@@ -889,7 +1153,21 @@ void iac_plan_free(iac_plan *plan)
 	json_decref(plan->errors);
 	json_decref(plan->warnings);
 	json_decref(plan->reasons);
+	json_decref(plan->unreachable);
 	free(plan);
+}
+
+char *iac_plan_host_line(const json_t *h)
+{
+	size_t n = json_array_size(json_object_get(h, "resources"));
+	const char *addr = json_string_value(json_object_get(h, "address"));
+	char *where = addr && *addr ? iac_xasprintf(" (%s)", addr) : iac_xstrdup("");
+	char *line = iac_xasprintf("host '%s'%s is unreachable: %s; %s %zu resource%s %s left as %s",
+				   json_string_value(json_object_get(h, "host")), where,
+				   json_string_value(json_object_get(h, "error")), "its", n, n == 1 ? "" : "s",
+				   n == 1 ? "is" : "are", n == 1 ? "it is" : "they are");
+	free(where);
+	return line;
 }
 
 int iac_plan_has_changes(const iac_plan *plan)

@@ -47,6 +47,9 @@ typedef struct iac_change {
 	json_t *triggers;     /* resolved triggers (NULL when none) */
 	json_t *deps;         /* addresses this waits for (config), or state deps (delete) */
 	const char *reason;   /* why, when not obvious: "drift", "interrupted"... */
+	int skipped;          /* left as it is (action no-op, reason says why): 1 its
+			       * host could not be reached, 2 it depends on a skipped one */
+	const char *host;     /* when skipped: the unreachable host at the root of it */
 	int cbd;              /* create_before_destroy */
 	iac_rconf *conf;      /* borrowed; NULL for delete */
 	json_t *prior;        /* refreshed state entry (copy) or NULL */
@@ -65,6 +68,10 @@ typedef struct iac_plan {
 	json_t *errors;       /* refresh errors (strings); a plan with errors fails */
 	json_t *warnings;     /* notes from providers: [{"address","message"}] */
 	json_t *reasons;      /* storage for provider-given reasons (strings) */
+	json_t *unreachable;  /* hosts that could not be reached, in the order found:
+			       * [{"host","address","error","resources":[addr...]}];
+			       * their resources are skipped (left as they are) */
+	size_t n_skipped;     /* changes skipped because of unreachable hosts */
 } iac_plan;
 
 typedef struct {
@@ -73,6 +80,7 @@ typedef struct {
 	const char *const *replace;   /* -replace ADDR: force replacement */
 	int refresh;                  /* read resources back (default on) */
 	int parallelism;              /* refresh workers */
+	int require_all_hosts;        /* an unreachable host fails the plan */
 	const volatile int *stop;     /* set: stop refreshing (first Ctrl-C) */
 	const volatile int *cancel;   /* set: abort running reads (second) */
 } iac_plan_opts;
@@ -84,6 +92,11 @@ iac_graph *iac_config_graph(const iac_config *cfg);
 int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers *pv,
 		  const iac_plan_opts *opts);
 void iac_plan_free(iac_plan *plan);
+
+/* "host 'web3' (10.0.0.4:22) is unreachable: connection refused; its 20
+ * resources are left as they are", for one entry of plan->unreachable.
+ * Caller frees. */
+char *iac_plan_host_line(const json_t *host);
 
 /* 1 when the plan changes anything (resources or outputs). */
 int iac_plan_has_changes(const iac_plan *plan);

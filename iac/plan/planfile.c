@@ -93,6 +93,35 @@ int iac_planfile_check(const json_t *doc, const iac_plan *fresh, iac_config *cfg
 	json_t *want = json_object_get(doc, "actions"), *have = actions_of(fresh), *v;
 	const char *k;
 	int rc = 0;
+	/* hosts that were out when the plan was made must still be out, and
+	 * the other way round: their resources were planned as left alone */
+	json_t *then = json_object_get(json_object_get(doc, "plan"), "unreachable_hosts");
+	size_t i, j;
+	json_array_foreach(then, i, v) {
+		const char *h = json_string_value(json_object_get(v, "host")) ?: "";
+		int still = 0;
+		json_t *w;
+		json_array_foreach(fresh->unreachable, j, w)
+			still |= !strcmp(json_string_value(json_object_get(w, "host")), h);
+		if (!still) {
+			json_decref(have);
+			return iac_err_set("the saved plan left host '%s' out (it was unreachable), and it can be "
+					   "reached now; run 'iac plan -out=FILE' again", h), IAC_ECONFLICT;
+		}
+	}
+	json_array_foreach(fresh->unreachable, i, v) {
+		const char *h = json_string_value(json_object_get(v, "host"));
+		int before = 0;
+		json_t *w;
+		json_array_foreach(then, j, w)
+			before |= !strcmp(json_string_value(json_object_get(w, "host")) ?: "", h);
+		if (!before) {
+			json_decref(have);
+			return iac_err_set("host '%s' is unreachable now (%s), but was not when the plan was made; "
+					   "run 'iac plan -out=FILE' again", h,
+					   json_string_value(json_object_get(v, "error"))), IAC_ECONFLICT;
+		}
+	}
 	json_object_foreach(json_object_get(doc, "sensitive_hashes"), k, v) {
 		json_t *var = json_object_get(json_object_get(cfg->variables, k), "value");
 		json_t *plain = var ? iac_value_resolve(var, NULL, NULL, NULL) : NULL;

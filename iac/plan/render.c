@@ -288,6 +288,41 @@ void iac_plan_summary(iac_buf *out, const iac_plan *plan)
 {
 	iac_buf_printf(out, "%sPlan:%s %zu to add, %zu to change, %zu to destroy.", iac_color(IAC_C_BOLD),
 		       iac_color(IAC_C_RESET), plan->n_add, plan->n_change, plan->n_destroy);
+	if (plan->n_skipped)
+		iac_buf_printf(out, " %zu left as %s (unreachable host%s).", plan->n_skipped,
+			       plan->n_skipped == 1 ? "it is" : "they are",
+			       json_array_size(plan->unreachable) == 1 ? "" : "s");
+}
+
+#define SKIPPED_SHOWN 10
+
+/* Unreachable hosts once each, then what is left alone because it needs
+ * something on them (a few by name). */
+static void render_unreachable(iac_buf *out, const iac_plan *plan)
+{
+	json_t *h;
+	size_t i, shown = 0, more = 0;
+	if (!json_array_size(plan->unreachable))
+		return;
+	iac_buf_printf(out, "%sWarning: unreachable hosts%s (their resources are neither changed nor destroyed)\n",
+		       iac_color(IAC_C_YELLOW), iac_color(IAC_C_RESET));
+	json_array_foreach(plan->unreachable, i, h) {
+		char *line = iac_plan_host_line(h);
+		iac_buf_printf(out, "  %s\n", line);
+		free(line);
+	}
+	for (size_t k = 0; k < plan->n; k++) {
+		const iac_change *c = &plan->changes[k];
+		if (c->skipped != 2)
+			continue;
+		if (shown++ < SKIPPED_SHOWN)
+			iac_buf_printf(out, "  %s is left as it is: %s\n", c->addr, c->reason);
+		else
+			more++;
+	}
+	if (more)
+		iac_buf_printf(out, "  ... and %zu more left as they are for the same reason\n", more);
+	iac_buf_putc(out, '\n');
 }
 
 static void render_outputs(iac_buf *out, const iac_plan *plan)
@@ -345,6 +380,7 @@ void iac_plan_render(iac_buf *out, const iac_plan *plan)
 				       json_string_value(json_object_get(w, "message")));
 		iac_buf_putc(out, '\n');
 	}
+	render_unreachable(out, plan);
 	for (size_t i = 0; i < plan->n; i++) {
 		const iac_change *c = &plan->changes[i];
 		if (c->action == IAC_ACT_NOOP)
@@ -354,6 +390,12 @@ void iac_plan_render(iac_buf *out, const iac_plan *plan)
 		if (!shown++)
 			iac_buf_puts(out, "iac will perform the following actions:\n\n");
 		render_change(out, c);
+	}
+	if (!iac_plan_has_changes(plan) && plan->n_skipped) {
+		iac_buf_printf(out, "No changes on the hosts that could be reached; %zu resource%s on unreachable "
+			       "hosts %s not checked.\n", plan->n_skipped, plan->n_skipped == 1 ? "" : "s",
+			       plan->n_skipped == 1 ? "was" : "were");
+		return;
 	}
 	if (!iac_plan_has_changes(plan)) {
 		iac_buf_printf(out, "%sNo changes.%s Your infrastructure matches the configuration.\n",
@@ -400,6 +442,10 @@ json_t *iac_plan_json(const iac_plan *plan)
 				       "sensitive", c->sensitive, "replace_paths", c->forces);
 		if (c->reason)
 			json_object_set_new(rc, "reason", json_string(c->reason));
+		if (c->skipped) {
+			json_object_set_new(rc, "skipped", json_true());
+			json_object_set_new(rc, "unreachable_host", json_string(c->host));
+		}
 		if (c->conf && c->conf->is_data)
 			json_object_set_new(rc, "mode", json_string("data"));
 		if (c->action == IAC_ACT_REPLACE)
@@ -422,12 +468,13 @@ json_t *iac_plan_json(const iac_plan *plan)
 						       "before", before, "after", red, "after_unknown",
 						       after && iac_value_has_unknown(after), "sensitive", sens));
 	}
-	return json_pack("{s:s,s:s,s:s,s:I,s:b,s:o,s:o,s:O,s:O,s:{s:I,s:I,s:I},s:b}",
+	return json_pack("{s:s,s:s,s:s,s:I,s:b,s:o,s:o,s:O,s:O,s:O,s:{s:I,s:I,s:I,s:I},s:b}",
 			 "format_version", IAC_PLAN_FORMAT, "iac_version", IAC_VERSION,
 			 "lineage", plan->lineage, "serial", (json_int_t)plan->serial,
 			 "destroy", plan->destroy, "resource_changes", changes, "output_changes", outs,
-			 "drift", plan->drift, "warnings", plan->warnings, "summary", "add", (json_int_t)plan->n_add,
-			 "change", (json_int_t)plan->n_change, "destroy", (json_int_t)plan->n_destroy,
+			 "drift", plan->drift, "warnings", plan->warnings, "unreachable_hosts", plan->unreachable,
+			 "summary", "add", (json_int_t)plan->n_add, "change", (json_int_t)plan->n_change,
+			 "destroy", (json_int_t)plan->n_destroy, "skipped", (json_int_t)plan->n_skipped,
 			 "has_changes", iac_plan_has_changes(plan));
 }
 

@@ -9,7 +9,7 @@
 #include "iac/core/buf.h"
 #include "iac/plan/plan.h"
 
-#define IAC_PLAN_FORMAT "1.0"
+#define IAC_PLAN_FORMAT "1.1"
 
 /* The human form into out. */
 void iac_plan_render(iac_buf *out, const iac_plan *plan);

@@ -94,6 +94,14 @@ typedef struct iac_rtype {
 
 	/* Remove the object. Removing an object that is already gone succeeds. */
 	int (*remove)(const iac_rctx *ctx, const json_t *prior);
+
+	/* Optional: reach the host the object lives on (its IAC_T_HOST
+	 * attribute), changing nothing. The engine calls it during plan, once
+	 * per host, for hosts it would otherwise meet only during apply (every
+	 * resource there is new), so an unreachable host is known before
+	 * anything changes. IAC_ERR with the host marked (iac_err_host_down())
+	 * when it cannot be reached. */
+	int (*probe)(const iac_rctx *ctx, const json_t *attrs);
 } iac_rtype;
 
 typedef struct iac_provider {

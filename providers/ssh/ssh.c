@@ -193,6 +193,12 @@ int iac_ssh_host_conn(const iac_rctx *ctx, const json_t *attrs, iac_ssh_conn **o
 	return iac_ssh_pool_get(pd->pool, out, &t, ctx->cancel);
 }
 
+int iac_ssh_probe(const iac_rctx *ctx, const json_t *attrs)
+{
+	iac_ssh_conn *c;
+	return iac_ssh_host_conn(ctx, attrs, &c);
+}
+
 double iac_ssh_timeout(const iac_rctx *ctx)
 {
 	iac_ssh_pdata *pd = ctx->pdata;

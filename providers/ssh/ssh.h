@@ -35,6 +35,9 @@ typedef struct {
  * resource's host. */
 int iac_ssh_host_conn(const iac_rctx *ctx, const json_t *attrs, iac_ssh_conn **out);
 
+/* The rtype probe hook of every ssh type: connect to attrs.host. */
+int iac_ssh_probe(const iac_rctx *ctx, const json_t *attrs);
+
 /* 1 when two host objects designate the same login (address, port, user). */
 int iac_ssh_same_host(const json_t *a, const json_t *b);
 

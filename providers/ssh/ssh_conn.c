@@ -283,6 +283,38 @@ static int outbound_blocked(iac_ssh_conn *c)
 	return (libssh2_session_block_directions(c->s) & LIBSSH2_SESSION_BLOCK_OUTBOUND) != 0;
 }
 
+/* The failure of a dead connection as this thread's error, marked as the
+ * host's (err.h): the engine reports the host once and leaves its resources
+ * alone. The short cause drops the "cannot connect to 'web3' (...): " head
+ * the full message starts with. */
+static int fail_host(iac_ssh_conn *c)
+{
+	static const struct { const char *head, *say; } heads[] = {
+		{ "cannot connect to %s: ", "" },
+		{ "lost the connection to %s: ", "the connection dropped: " },
+		{ "host key of %s ", "its host key " },
+		{ "cannot log in to %s", "cannot log in" },
+	};
+	char head[600], why[2048], where[300];
+	const char *msg = c->fail ? c->fail : "connection failed";
+
+	snprintf(why, sizeof(why), "%s", msg);
+	for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+		snprintf(head, sizeof(head), heads[i].head, c->label);
+		if (!strncmp(msg, head, strlen(head))) {
+			snprintf(why, sizeof(why), "%s%s", heads[i].say, msg + strlen(head));
+			break;
+		}
+	}
+	/* strerror() capitalises; our messages are lower-case */
+	if (why[0] >= 'A' && why[0] <= 'Z' && (why[1] < 'A' || why[1] > 'Z'))
+		why[0] = (char)(why[0] - 'A' + 'a');
+	iac_err_set("%s", msg);
+	snprintf(where, sizeof(where), "%s:%d", c->address, c->port);
+	iac_err_host_down(c->name, where, why);
+	return IAC_ERR;
+}
+
 /* Mark the connection dead (lock held); later calls fail with `fail`. */
 static int conn_fail(iac_ssh_conn *c, const char *what)
 {
@@ -291,7 +323,7 @@ static int conn_fail(iac_ssh_conn *c, const char *what)
 		c->fail = iac_xasprintf("lost the connection to %s: %s", c->label, what);
 		wake_all(c);
 	}
-	return iac_err_set("%s", c->fail);
+	return fail_host(c);
 }
 
 /* What a fatal libssh2 error means for the person reading it. */
@@ -376,7 +408,7 @@ static int io_wait(iac_ssh_conn *c, io_tok *t, double deadline, const volatile i
 	}
 	while (c->gen == t->g) {
 		if (c->dead) {
-			iac_err_set("%s", c->fail);
+			fail_host(c);
 			pthread_mutex_unlock(&c->lk);
 			return IAC_ERR;
 		}
@@ -830,7 +862,7 @@ int iac_ssh_pool_get(iac_ssh_pool *p, iac_ssh_conn **out, const iac_ssh_target *
 	}
 	if (c->cstate == C_DEAD) {
 		pthread_mutex_unlock(&p->lk);
-		return iac_err_set("%s", c->fail);
+		return fail_host(c);
 	}
 	if (c->cstate == C_UP) {
 		pthread_mutex_unlock(&p->lk);
@@ -858,6 +890,7 @@ int iac_ssh_pool_get(iac_ssh_pool *p, iac_ssh_conn **out, const iac_ssh_target *
 		pthread_mutex_lock(&c->lk);
 		c->dead = 1;
 		pthread_mutex_unlock(&c->lk);
+		fail_host(c);
 	}
 	if (rc != 0 && c->s) {
 		libssh2_session_free(c->s);
@@ -883,15 +916,13 @@ void iac_ssh_result_free(iac_ssh_result *res)
 	res->status = -1;
 }
 
-static int check_alive(iac_ssh_conn *c)
+int iac_ssh_conn_check(iac_ssh_conn *c)
 {
 	int dead;
 	pthread_mutex_lock(&c->lk);
 	dead = c->dead;
 	pthread_mutex_unlock(&c->lk);
-	if (dead)
-		return iac_err_set("%s", c->fail);
-	return 0;
+	return dead ? fail_host(c) : 0;
 }
 
 /* Wait for a free channel slot (servers allow ~10 sessions per connection). */
@@ -912,7 +943,7 @@ static int slot_take(iac_ssh_conn *c, double deadline, const volatile int *cance
 	}
 	if (c->dead) {
 		pthread_mutex_unlock(&c->lk);
-		return iac_err_set("%s", c->fail);
+		return fail_host(c);
 	}
 	c->nchan++;
 	pthread_mutex_unlock(&c->lk);
@@ -1012,7 +1043,7 @@ int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
 
 	memset(res, 0, sizeof(*res));
 	res->status = -1;
-	if (check_alive(c) < 0)
+	if (iac_ssh_conn_check(c) < 0)
 		return IAC_ERR;
 	if (cancel && *cancel)
 		return wait_err(c, IAC_EINTR, "a command", timeout_ms);
@@ -1196,7 +1227,7 @@ int iac_ssh_sftp_write(iac_ssh_conn *c, const char *path, const void *data, size
 	size_t off = 0;
 	io_tok t;
 
-	if (check_alive(c) < 0)
+	if (iac_ssh_conn_check(c) < 0)
 		return IAC_ERR;
 	pthread_mutex_lock(&c->sftp_lk);
 	if (!c->sftp) {

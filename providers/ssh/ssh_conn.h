@@ -71,6 +71,10 @@ void iac_ssh_pool_free(iac_ssh_pool *pool);
 int iac_ssh_pool_get(iac_ssh_pool *pool, iac_ssh_conn **out, const iac_ssh_target *t,
 		     const volatile int *cancel);
 
+/* 0 while the connection is usable; IAC_ERR once it is dead, with its
+ * failure as this thread's error, marked as the host's (iac_err_host()). */
+int iac_ssh_conn_check(iac_ssh_conn *c);
+
 /* "'web1' (10.213.0.2:22)", for messages; owned by the connection. */
 const char *iac_ssh_conn_label(const iac_ssh_conn *c);
 /* The host's name ("web1"). */

@@ -153,4 +153,5 @@ const iac_rtype iac_ssh_directory_type = {
 	.create = dir_create,
 	.update = dir_update,
 	.remove = dir_remove,
+	.probe = iac_ssh_probe,
 };

@@ -278,4 +278,5 @@ const iac_rtype iac_ssh_exec_type = {
 	.create = exec_create,
 	.update = exec_update,
 	.remove = exec_remove,
+	.probe = iac_ssh_probe,
 };

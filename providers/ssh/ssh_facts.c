@@ -71,4 +71,5 @@ const iac_rtype iac_ssh_facts_type = {
 	.is_data = 1,
 	.doc = "facts about a host: OS, arch, CPU count, memory",
 	.read = facts_read,
+	.probe = iac_ssh_probe,
 };

@@ -344,4 +344,5 @@ const iac_rtype iac_ssh_file_type = {
 	.create = file_create,
 	.update = file_update,
 	.remove = file_remove,
+	.probe = iac_ssh_probe,
 };

@@ -382,4 +382,5 @@ const iac_rtype iac_ssh_service_type = {
 	.create = svc_create,
 	.update = svc_update,
 	.remove = svc_remove,
+	.probe = iac_ssh_probe,
 };

@@ -126,6 +126,8 @@ int iac_ssh_stat_path(const iac_rctx *ctx, iac_ssh_conn *c, const char *path, ia
 	if (me.rc != 0) {
 		iac_err_set("%s", me.err);
 		free(me.err);
+		/* the batch ran on another thread: mark a dead host on ours too */
+		iac_ssh_conn_check(c);
 		return IAC_ERR;
 	}
 	return 0;
