@@ -127,7 +127,12 @@ int iac_file_read(char **out, size_t *out_len, const char *path)
 
 int iac_file_read_stat(char **out, size_t *out_len, struct stat *stp, const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	return iac_file_read_flags(out, out_len, stp, path, 0);
+}
+
+int iac_file_read_flags(char **out, size_t *out_len, struct stat *stp, const char *path, int oflags)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | oflags);
 	struct stat st;
 	char *data = NULL;
 	size_t len = 0, cap;
@@ -138,7 +143,10 @@ int iac_file_read_stat(char **out, size_t *out_len, struct stat *stp, const char
 		*out_len = 0;
 	if (fd < 0) {
 		int notfound = errno == ENOENT;
-		iac_err_sys("cannot open '%s'", path);
+		if (errno == ELOOP && (oflags & O_NOFOLLOW))
+			iac_err_set("'%s' is a symbolic link, which iac does not follow here", path);
+		else
+			iac_err_sys("cannot open '%s'", path);
 		return notfound ? IAC_ENOTFOUND : IAC_ERR;
 	}
 	sized = fstat(fd, &st) == 0;
@@ -200,19 +208,45 @@ int iac_file_replace(const char *path, const void *data, size_t len, mode_t mode
 	return write_replace(path, data, len, mode, 0);
 }
 
+/* What an existing path is, for "iac replaces only regular files". */
+static const char *file_kind(mode_t m)
+{
+	if (S_ISLNK(m))
+		return "a symbolic link";
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISCHR(m) || S_ISBLK(m))
+		return "a device";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	return "not a regular file";
+}
+
+/* The temp file is made with O_EXCL under a random name (mkostemp), so a
+ * link planted beside the target is never followed: O_CREAT|O_EXCL fails
+ * on any existing name, symbolic links included. rename() replaces the
+ * target's directory entry without following it, and a target that is not
+ * a regular file is refused rather than replaced. */
 static int write_replace(const char *path, const void *data, size_t len, mode_t mode, int durable)
 {
-	/* unique per thread too: two workers may write beside each other */
-	static __thread unsigned seq;
-	char *tmp = iac_xasprintf("%s.tmp.%d.%u", path, (int)getpid(), seq++);
+	char *tmp = iac_xasprintf("%s.tmp.XXXXXX", path);
 	const char *p = data;
-	int fd = -1, rc = IAC_ERR;
+	int fd = -1, rc = IAC_ERR, made = 0;
+	struct stat st;
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0) {
-		iac_err_sys("cannot create '%s'", tmp);
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		iac_err_set("'%s' is %s; iac replaces only regular files (remove it, or choose another path)",
+			    path, file_kind(st.st_mode));
 		goto done;
 	}
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		iac_err_sys("cannot create a temporary file beside '%s'", path);
+		goto done;
+	}
+	made = 1;
 	if (fchmod(fd, mode) < 0) {
 		iac_err_sys("cannot set mode of '%s'", tmp);
 		goto done;
@@ -248,7 +282,7 @@ static int write_replace(const char *path, const void *data, size_t len, mode_t 
 done:
 	if (fd >= 0)
 		close(fd);
-	if (rc != 0)
+	if (rc != 0 && made)
 		unlink(tmp);
 	free(tmp);
 	return rc;
@@ -274,6 +308,32 @@ int iac_mkdir_p(const char *path, mode_t mode)
 done:
 	free(copy);
 	return rc;
+}
+
+int iac_private_dir(const char *path, int *tightened)
+{
+	struct stat st;
+	if (tightened)
+		*tightened = 0;
+	if (iac_mkdir_p(path, 0700) < 0)
+		return IAC_ERR;
+	if (lstat(path, &st) < 0)
+		return iac_err_sys("cannot inspect '%s'", path);
+	if (S_ISLNK(st.st_mode))
+		return iac_err_set("'%s' is a symbolic link; iac keeps state and locks only in a real directory "
+				   "(remove the link)", path);
+	if (!S_ISDIR(st.st_mode))
+		return iac_err_set("'%s' is not a directory", path);
+	if (st.st_uid != geteuid())
+		return iac_err_set("'%s' belongs to uid %u, not to you (uid %u); iac will not keep state in a "
+				   "directory someone else controls", path, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & 077) {
+		if (chmod(path, st.st_mode & 0700) < 0)
+			return iac_err_sys("cannot tighten the mode of '%s'", path);
+		if (tightened)
+			*tightened = 1;
+	}
+	return 0;
 }
 
 /* OpenSSL 3 looks the algorithm up on every EVP_Digest() call; fetch it

@@ -33,14 +33,27 @@ int iac_file_read(char **out, size_t *out_len, const char *path);
 /* The same, also filling *st (may be NULL) from the open file. */
 int iac_file_read_stat(char **out, size_t *out_len, struct stat *st, const char *path);
 
+/* The same with extra open(2) flags (O_NOFOLLOW: a symbolic link is an
+ * error saying so). */
+int iac_file_read_flags(char **out, size_t *out_len, struct stat *st, const char *path, int oflags);
+
 /* Replace path atomically: write to a temp file beside it, fsync, rename,
- * fsync the directory. The file never exists half-written. */
+ * fsync the directory. The file never exists half-written. The temp file is
+ * created exclusively under a random name (never through a planted link),
+ * and a path that exists but is not a regular file (a symbolic link, a
+ * device, a directory) is refused, not replaced. */
 int iac_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
 /* The same without the fsyncs: readers never see a half-written file, but
  * after a power cut the old content may be back. For files whose loss the
  * next refresh notices and repairs (the files iac manages), not for state. */
 int iac_file_replace(const char *path, const void *data, size_t len, mode_t mode);
+
+/* A directory only this user controls (.iac/): made 0700 when missing;
+ * refused when it is a symbolic link, not a directory, or owned by someone
+ * else; group/other permission bits removed (*tightened = 1, may be NULL,
+ * so the caller can say so). */
+int iac_private_dir(const char *path, int *tightened);
 
 /* mkdir -p with the given mode for created directories. */
 int iac_mkdir_p(const char *path, mode_t mode);

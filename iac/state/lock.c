@@ -1,5 +1,6 @@
 /* lock: flock-backed lock file with holder info (see lock.h). */
 #include "iac/state/lock.h"
+#include "iac/core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,7 +75,10 @@ static int write_info(iac_lock *lk, const char *command)
 static int try_once(iac_lock *lk, json_t **out_prev, int preempt, const char *command)
 {
 	for (;;) {
-		int fd = open(lk->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		int fd = open(lk->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0 && errno == ELOOP)
+			return iac_err_set("lock file '%s' is a symbolic link; iac never follows links in .iac/ "
+					   "(remove it)", lk->path);
 		if (fd < 0)
 			return iac_err_sys("cannot open lock file '%s'", lk->path);
 		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -128,7 +132,10 @@ static int acquire(iac_lock **out, json_t **out_prev, const char *dir, const cha
 	lk->fd = -1;
 	lk->path = lock_path(dir);
 	char *d = iac_path_join(dir, ".iac");
-	rc = iac_mkdir_p(d, 0700);
+	int tight = 0;
+	rc = iac_private_dir(d, &tight);
+	if (tight)
+		iac_log_warn("'%s' was readable by others; its mode is now 0700", d);
 	free(d);
 	while (rc == 0) {
 		rc = try_once(lk, &prev, preempt, command);
@@ -199,7 +206,7 @@ const char *iac_lock_id(const iac_lock *lk)
 int iac_lock_holder(json_t **out, const char *dir)
 {
 	char *path = lock_path(dir);
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	free(path);
 	*out = NULL;
 	if (fd < 0)
@@ -221,7 +228,7 @@ int iac_lock_force_unlock(const char *dir, const char *id)
 	json_t *info = NULL;
 	char *path = lock_path(dir);
 	int rc = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		rc = iac_err_set("no lock to remove in '%s'", path);
 		goto done;

@@ -90,7 +90,7 @@ static int load_snapshot(iac_state *st)
 	json_error_t jerr;
 	json_t *doc = NULL, *res, *e;
 	size_t i;
-	int rc = iac_file_read(&text, &len, st->snap_path);
+	int rc = iac_file_read_flags(&text, &len, NULL, st->snap_path, O_NOFOLLOW);
 
 	if (rc == IAC_ENOTFOUND) {
 		iac_err_clear();
@@ -152,7 +152,7 @@ static int replay_journal(iac_state *st)
 {
 	char *text = NULL, *line, *save = NULL;
 	size_t len;
-	int rc = iac_file_read(&text, &len, st->journal_path);
+	int rc = iac_file_read_flags(&text, &len, NULL, st->journal_path, O_NOFOLLOW);
 
 	if (rc == IAC_ENOTFOUND) {
 		iac_err_clear();
@@ -274,9 +274,7 @@ const char **iac_state_addresses(const iac_state *st, size_t *n)
 
 static int ensure_dir(const iac_state *st)
 {
-	if (iac_mkdir_p(st->dir, 0700) < 0)
-		return IAC_ERR;
-	return 0;
+	return iac_private_dir(st->dir, NULL);
 }
 
 /* Append a record and wait until it is on disk. One writer at a time
@@ -310,8 +308,12 @@ static int journal_commit_locked(iac_state *st, json_t *rec)
 			if (ensure_dir(st) < 0) {
 				ok = 0;
 			} else {
-				st->jfd = open(st->journal_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-				if (st->jfd < 0) {
+				st->jfd = open(st->journal_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+				if (st->jfd < 0 && errno == ELOOP) {
+					iac_err_set("state journal '%s' is a symbolic link; iac never follows "
+						    "links in .iac/ (remove it)", st->journal_path);
+					ok = 0;
+				} else if (st->jfd < 0) {
 					iac_err_sys("cannot open state journal '%s'", st->journal_path);
 					ok = 0;
 				}

@@ -5,6 +5,7 @@
 #include "providers/local/local.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,13 +20,36 @@ static const iac_attr file_attrs[] = {
 	{ "content", IAC_T_STRING, 0, "the file's content" },
 	{ "source", IAC_T_STRING, IAC_A_NO_DIFF, "a local file whose content to use instead of content" },
 	{ "mode", IAC_T_STRING, 0, "octal permissions, default \"0644\"" },
+	{ "follow_symlinks", IAC_T_BOOL, 0, "when path is a symbolic link, read and write its target "
+	  "(default false: a link there is an error, never followed)" },
 	{ "sha256", IAC_T_STRING, IAC_A_COMPUTED, "SHA-256 of the content" },
 	{ NULL, 0, 0, NULL },
 };
 
+/* What refresh says of a path that is a symbolic link (not followed). */
+#define SYMLINK_MARK "(a symbolic link, not followed)"
+
 static char *full_path(const iac_rctx *ctx, const json_t *attrs)
 {
 	return iac_path_join(ctx->config_dir, json_string_value(json_object_get(attrs, "path")));
+}
+
+/* iac runs as root in shared directories: a link someone planted at the
+ * path must not make it read (into state) or replace another file. Links
+ * are followed only when the configuration says so. */
+static int follows(const json_t *attrs)
+{
+	return json_is_true(json_object_get(attrs, "follow_symlinks"));
+}
+
+/* With follow_symlinks: where the link at path points, resolved; else path. */
+static char *write_target(const char *path, const json_t *attrs)
+{
+	struct stat st;
+	if (!follows(attrs) || lstat(path, &st) < 0 || !S_ISLNK(st.st_mode))
+		return iac_xstrdup(path);
+	char *real = realpath(path, NULL);
+	return real ? real : iac_xstrdup(path);
 }
 
 /* The content to write: `content`, or the bytes of `source`. */
@@ -50,6 +74,10 @@ static int file_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 	char mode[8], hex[65];
 	const json_t *c = json_object_get(planned, "content");
 
+	if (!strcmp(json_string_value(json_object_get(prior, "sha256")) ?: "", SYMLINK_MARK) && !follows(planned))
+		return iac_err_set("'%s' is a symbolic link; iac does not write through links (remove the link, "
+				   "or set follow_symlinks = true to manage the file it points to)",
+				   json_string_value(json_object_get(planned, "path")) ?: "?");
 	if (!iac_value_is_unknown(json_object_get(planned, "mode"))) {
 		if (iac_local_mode_norm(mode, json_object_get(planned, "mode")) < 0)
 			return IAC_ERR;
@@ -86,7 +114,17 @@ static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	int rc;
 
 	*out = NULL;
-	rc = iac_file_read_stat(&data, &len, &st, path);
+	struct stat lst;
+	if (!follows(prior) && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+		/* never read through a link into state; say what is there, so
+		 * the plan can refuse it (or follow it, if the config says so) */
+		*out = json_copy((json_t *)prior);
+		json_object_set_new(*out, "content", json_null());
+		json_object_set_new(*out, "sha256", json_string(SYMLINK_MARK));
+		free(path);
+		return 0;
+	}
+	rc = iac_file_read_flags(&data, &len, &st, path, follows(prior) ? 0 : O_NOFOLLOW);
 	if (rc == IAC_ENOTFOUND) {
 		free(path);
 		return 0;
@@ -124,7 +162,16 @@ static int file_write(const iac_rctx *ctx, json_t **out, const json_t *planned)
 		if (iac_mkdir_p(dir, 0755) < 0)
 			goto done;
 	}
-	if (iac_file_replace(path, data, len, (mode_t)strtoul(mode, NULL, 8)) < 0)
+	struct stat lst;
+	if (!follows(planned) && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+		iac_err_set("'%s' is a symbolic link; iac does not write through links (remove the link, or set "
+			    "follow_symlinks = true to write the file it points to)", path);
+		goto done;
+	}
+	char *target = write_target(path, planned);
+	int wrc = iac_file_replace(target, data, len, (mode_t)strtoul(mode, NULL, 8));
+	free(target);
+	if (wrc < 0)
 		goto done;
 	iac_sha256_hex(hex, data, len);
 	*out = json_deep_copy(planned);
