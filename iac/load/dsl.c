@@ -667,6 +667,10 @@ static int l_jsondecode(lua_State *L)
 	json_t *v = json_loads(luaL_checkstring(L, 1), JSON_DECODE_ANY, &jerr);
 	if (!v)
 		return iac_load_error(L, "jsondecode(): %s (line %d)", jerr.text, jerr.line);
+	if (iac_json_depth(v) > 64) {
+		json_decref(v);
+		return iac_load_error(L, "jsondecode(): the document is nested more than 64 levels deep");
+	}
 	iac_lua_push_json(L, v);
 	json_decref(v);
 	return 1;

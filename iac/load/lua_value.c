@@ -249,13 +249,28 @@ static const char *table_kind(lua_State *L, int idx)
 
 static json_t *to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen, int depth);
 static __thread int allow_handles;
+/* The tables on the way down from the value being converted: a table met
+ * again on its own path is a cycle (t.x = t), reported, never followed. */
+static __thread const void *path[MAX_DEPTH + 2];
 
 static json_t *table_to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen, int depth)
 {
 	lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
 	int has_str = 0;
 	json_t *out;
+	const void *me = lua_topointer(L, idx);
 
+	for (int d = 0; d < depth; d++)
+		if (path[d] == me) {
+			snprintf(err, errlen, "%s contains a table that contains itself", what);
+			return NULL;
+		}
+	path[depth] = me;
+	/* each level holds a key, a value and a nested call's own slots */
+	if (!lua_checkstack(L, 8)) {
+		snprintf(err, errlen, "%s: nested too deeply", what);
+		return NULL;
+	}
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		count++;
@@ -324,7 +339,7 @@ static json_t *to_json(lua_State *L, int idx, const char *what, char *err, size_
 {
 	idx = lua_absindex(L, idx);
 	if (depth > MAX_DEPTH) {
-		snprintf(err, errlen, "%s: nested too deeply (a table that contains itself?)", what);
+		snprintf(err, errlen, "%s: nested more than %d levels deep", what, MAX_DEPTH);
 		return NULL;
 	}
 	switch (lua_type(L, idx)) {
@@ -403,8 +418,27 @@ json_t *iac_lua_to_json_watch(lua_State *L, int idx, const char *what, char *err
 	return v;
 }
 
+int iac_json_depth(const json_t *v)
+{
+	int d = 0, m;
+	const char *k;
+	json_t *e;
+	size_t i;
+	if (json_is_object(v))
+		json_object_foreach((json_t *)v, k, e)
+			if ((m = iac_json_depth(e)) > d)
+				d = m;
+	if (json_is_array(v))
+		json_array_foreach(v, i, e)
+			if ((m = iac_json_depth(e)) > d)
+				d = m;
+	return (json_is_object(v) || json_is_array(v)) ? d + 1 : 0;
+}
+
 void iac_lua_push_json(lua_State *L, const json_t *v)
 {
+	/* callers bound the depth (iac_json_depth); this keeps the stack */
+	luaL_checkstack(L, 4, "value nested too deeply");
 	const char *m = iac_value_marker(v), *k;
 	json_t *e;
 	size_t i;

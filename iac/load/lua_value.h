@@ -38,6 +38,8 @@ json_t *iac_lua_to_json_watch(lua_State *L, int idx, const char *what, char *err
 
 /* Push JSON as a Lua value, turning markers back into proxies. */
 void iac_lua_push_json(lua_State *L, const json_t *v);
+/* How deeply arrays and objects nest in v (0 for a scalar). */
+int iac_json_depth(const json_t *v);
 
 /* Push a reference proxy / a sensitive proxy (value at top is consumed). */
 void iac_lua_push_ref(lua_State *L, const char *addr, const char *attr);

@@ -11,6 +11,8 @@
 
 #include <lauxlib.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include "iac/core/err.h"
@@ -24,7 +26,11 @@ extern char **environ;
 static void give_raw(loader *ld, const char *name, size_t nlen, const char *value, const char *origin)
 {
 	char *n = iac_xstrndup(name, nlen);
-	json_object_set_new(ld->given, n, json_pack("{s:s,s:s}", "raw", value, "origin", origin));
+	/* kept as given, bytes and all: a value that is not UTF-8 is an error
+	 * when the variable is read, not a value silently dropped */
+	json_t *g = json_pack("{s:o,s:s}", "raw", json_stringn_nocheck(value, strlen(value)), "origin", origin);
+	if (g)
+		json_object_set_new(ld->given, n, g);
 	free(n);
 }
 
@@ -132,33 +138,51 @@ int iac_vars_check_unused(loader *ld)
 	return 0;
 }
 
+/* How a bad value is quoted in an error: never, for a sensitive variable. */
+static const char *shown(const char *raw, int sensitive)
+{
+	static __thread char buf[300];
+	if (sensitive)
+		return "a value that is not shown (the variable is sensitive)";
+	snprintf(buf, sizeof(buf), "'%.200s%s'", raw, strlen(raw) > 200 ? "..." : "");
+	return buf;
+}
+
 /* Convert text to the variable's type. NULL + message on failure. */
-static json_t *convert_raw(const char *name, const char *type, const char *raw)
+static json_t *convert_raw(const char *name, const char *type, const char *raw, int sensitive)
 {
 	char *end;
+	json_t *text = json_string(raw);
+	if (!text) {
+		iac_err_set("variable '%s': the value is not valid UTF-8 text", name);
+		return NULL;
+	}
 	if (!strcmp(type, "string"))
-		return json_string(raw);
+		return text;
+	json_decref(text);
 	if (!strcmp(type, "number")) {
+		errno = 0;
 		double d = strtod(raw, &end);
-		if (!*raw || *end) {
-			iac_err_set("variable '%s' must be a number, got '%s'", name, raw);
+		if (!*raw || *end || !isfinite(d) || errno == ERANGE) {
+			iac_err_set("variable '%s' must be a finite number, got %s", name, shown(raw, sensitive));
 			return NULL;
 		}
+		errno = 0;
 		long long ll = strtoll(raw, &end, 10);
-		return *end ? json_real(d) : json_integer(ll);
+		return (*end || errno == ERANGE) ? json_real(d) : json_integer(ll);
 	}
 	if (!strcmp(type, "bool")) {
 		if (!strcmp(raw, "true") || !strcmp(raw, "1"))
 			return json_true();
 		if (!strcmp(raw, "false") || !strcmp(raw, "0"))
 			return json_false();
-		iac_err_set("variable '%s' must be true or false, got '%s'", name, raw);
+		iac_err_set("variable '%s' must be true or false, got %s", name, shown(raw, sensitive));
 		return NULL;
 	}
 	/* list, map, any: JSON if it parses, else a plain string */
 	json_t *v = json_loads(raw, JSON_DECODE_ANY, NULL);
 	if (!v && strcmp(type, "any") != 0) {
-		iac_err_set("variable '%s' must be a %s written as JSON, got '%s'", name, type, raw);
+		iac_err_set("variable '%s' must be a %s written as JSON, got %s", name, type, shown(raw, sensitive));
 		return NULL;
 	}
 	return v ? v : json_string(raw);
@@ -224,7 +248,7 @@ static int l_variable_body(lua_State *L)
 			json_object_set_new(ld->given_used, name, json_true());
 			if (json_object_get(g, "value"))
 				value = json_incref(json_object_get(g, "value"));
-			else if (!(value = convert_raw(name, type, json_string_value(json_object_get(g, "raw"))))) {
+			else if (!(value = convert_raw(name, type, json_string_value(json_object_get(g, "raw")), sensitive))) {
 				json_decref(dflt);
 				lua_pushstring(L, iac_err_last());
 				return iac_load_error(L, "%s", lua_tostring(L, -1));

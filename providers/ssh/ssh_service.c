@@ -173,7 +173,7 @@ static int svc_start(const iac_rctx *ctx, const json_t *a)
 	 * $$ before exec is the service's pid for foreground programs. */
 	iac_buf_printf(&cmd, "t=$(mktemp) || exit 3; "
 		       "setsid -f \"${SHELL:-/bin/sh}\" -c 'echo $$ > \"$0\"; exec \"${SHELL:-/bin/sh}\" -c \"$1\"' "
-		       "\"$t\" %s </dev/null >>%s 2>&1 || exit 3; ", qstart, qlog);
+		       "\"$t\" %s </dev/null >>%s 2>&1 || { rm -f \"$t\"; exit 3; }; ", qstart, qlog);
 	/* success: a live pid in the pidfile. A started process still alive
 	 * after 0.5 s with no pidfile is a foreground program: record its pid.
 	 * Failure: nothing alive 2 s after the started process died (a daemon
@@ -185,10 +185,10 @@ static int svc_start(const iac_rctx *ctx, const json_t *a)
 		       "[ $i -ge 10 ] && [ ! -e %s ] && { echo \"$sp\" > %s; rm -f \"$t\"; exit 0; }; "
 		       "elif [ -n \"$sp\" ]; then d=$((d+1)); fi; "
 		       "i=$((i+1)); if [ $i -ge %ld ] || [ $d -ge 40 ]; then rm -f \"$t\"; "
-		       "echo \"the service did not stay up: no live pid in %s; last lines of %s:\" >&2; "
+		       "printf 'the service did not stay up: no live pid in %%s; last lines of %%s:\\n' %s %s >&2; "
 		       "tail -n 15 %s >&2; exit 4; fi; "
 		       "sleep 0.05; done",
-		       qpf, qpf, tries, sget(a, "pidfile"), log, qlog);
+		       qpf, qpf, tries, qpf, qlog, qlog);
 	char *shown = iac_xasprintf("start %s", sget(a, "start"));
 	rc = svc_run(ctx, a, "starting a service", iac_buf_cstr(&cmd), shown, start_ms + 30e3);
 	free(shown);
