@@ -23,7 +23,7 @@
 #   dep_attr KEY                 a deploy.blue_green.web attribute from state
 #   fail / fail_timing / ok / finish
 #
-# Skips (exit 0, "skipped: ...") only without root or network namespaces.
+# Skips (exit 77, "skipped: ...": ctest shows it as Not Run) only without root or network namespaces.
 # Everything started is stopped by PID at exit (trap); IAC_KEEP_WORK=1 keeps
 # $WORK (the bed is still torn down).
 set -u
@@ -34,11 +34,11 @@ TESTBED="$SRC/tests/testbed/testbed.sh"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "skipped: the test bed needs root"
-	exit 0
+	exit 77
 fi
 if ! why=$(bash "$TESTBED" check); then
 	echo "skipped: $why"
-	exit 0
+	exit 77
 fi
 for bin in haproxy nginx wrk curl; do
 	command -v "$bin" >/dev/null || { echo "FAIL: '$bin' is not installed (apt-get install haproxy nginx-light wrk curl)" >&2; exit 1; }

@@ -11,11 +11,11 @@ SRC=${IAC_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 TESTBED=$SRC/tests/testbed/testbed.sh
 if [ "$(id -u)" != 0 ]; then
 	echo "skipped: the SSH test bed needs root"
-	exit 0
+	exit 77
 fi
 if ! why=$(bash "$TESTBED" check); then
 	echo "skipped: $why"
-	exit 0
+	exit 77
 fi
 T=$(mktemp -d /tmp/iac-lt-ssh-XXXXXX)
 BED=$T/bed

@@ -7,7 +7,7 @@
 #   fail MSG         print and exit 1
 #   expect_in FILE TEXT / expect_not_in FILE TEXT
 #
-# Skips (exit 0, "skipped: ...") only without root or network namespaces.
+# Skips (exit 77, "skipped: ...": ctest shows it as Not Run) only without root or network namespaces.
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=${IAC_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
@@ -16,11 +16,11 @@ TESTBED="$SRC/tests/testbed/testbed.sh"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "skipped: the SSH test bed needs root"
-	exit 0
+	exit 77
 fi
 if ! why=$(bash "$TESTBED" check); then
 	echo "skipped: $why"
-	exit 0
+	exit 77
 fi
 
 WORK=$(mktemp -d /tmp/iac-ssh-test.XXXXXX)

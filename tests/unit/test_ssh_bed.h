@@ -4,7 +4,7 @@
  * runs the tests in a child process that has joined the controller's
  * network namespace, and tears the test bed down whatever the child did
  * (even a crash). Without root or network namespaces it prints
- * "skipped: ..." and succeeds.
+ * "skipped: ..." and exits 77 (ctest: Not Run).
  */
 #ifndef IAC_TEST_SSH_BED_H
 #define IAC_TEST_SSH_BED_H
@@ -118,7 +118,7 @@ static int iac_bed_main(const iac_test *tests, int nhosts)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (geteuid() != 0) {
 		printf("skipped: the SSH test bed needs root\n");
-		return 0;
+		return 77;   /* ctest: Not Run (SKIP_RETURN_CODE) */
 	}
 	snprintf(bed_script, sizeof(bed_script), "%s/tests/testbed/testbed.sh", src ? src : ".");
 	if (access(bed_script, R_OK) != 0) {
@@ -127,7 +127,7 @@ static int iac_bed_main(const iac_test *tests, int nhosts)
 	}
 	if (bed_sh("bash %s check >/dev/null", bed_script) != 0) {
 		printf("skipped: no network namespaces here (ip netns)\n");
-		return 0;
+		return 77;
 	}
 	snprintf(bed_dir, sizeof(bed_dir), "/tmp/iac-bed-XXXXXX");
 	if (!mkdtemp(bed_dir)) {
