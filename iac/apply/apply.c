@@ -299,7 +299,15 @@ static int do_write(applier *ap, op *o, const iac_rctx *ctx)
 						    iac_value_redact(v, iac_state_lineage(ap->st)));
 		}
 	}
-	rc = iac_state_begin(ap->st, c->addr, c->type, o->kind == OP_CREATE ? "create" : "update", red);
+	json_t *trig = NULL;
+	if (c->triggers) {
+		unsigned tflags = 0;
+		json_t *t = iac_value_resolve(c->triggers, NULL, NULL, &tflags);
+		trig = (tflags & IAC_VAL_SENSITIVE) ? iac_value_redact(t, iac_state_lineage(ap->st)) : json_incref(t);
+		json_decref(t);
+	}
+	rc = iac_state_begin_with(ap->st, c->addr, c->type, o->kind == OP_CREATE ? "create" : "update", red, trig);
+	json_decref(trig);
 	json_decref(red);
 	if (rc < 0)
 		goto done;

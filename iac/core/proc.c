@@ -16,29 +16,61 @@
 
 extern char **environ;
 
-static void child(const char *cmd, const char *cwd, const char *const *env,
+/* The guard's SIGTERM (sent by the kernel when iac dies): take the whole
+ * process group down, the guard included. Async-signal-safe. */
+static void guard_fire(int sig)
+{
+	(void)sig;
+	kill(0, SIGKILL);
+	_exit(137);
+}
+
+/* The process between iac and the command. It leads a process group of its
+ * own, which the command and everything it starts (that does not leave the
+ * group on purpose) belong to. PR_SET_PDEATHSIG only reaches the child of
+ * the dying process, so a command's own children would outlive a kill -9 of
+ * iac and finish work the next run does again; the guard is that child, and
+ * when iac dies it kills the group, the command's descendants included.
+ * It passes the command's exit status on (128+N for signal N). */
+static void guard(const char *cmd, const char *cwd, const char *const *env,
 		  int in_fd, int out_fd, int err_fd, pid_t parent)
 {
 	setpgid(0, 0);
-	/* If iac is killed (kill -9), the command must not go on unobserved:
-	 * the next run would see it as not done and run it again. Dying with
-	 * iac means an interrupted command simply did not finish. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGTERM, guard_fire);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != parent)
-		_exit(137);
+		guard_fire(SIGTERM);
 	dup2(in_fd, 0);
 	dup2(out_fd, 1);
 	dup2(err_fd, 2);
-	/* the parent blocks nothing, but make sure default dispositions apply */
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
 	signal(SIGPIPE, SIG_DFL);
 	if (cwd && chdir(cwd) < 0)
 		_exit(126);
-	for (size_t i = 0; env && env[i]; i++)
-		putenv((char *)env[i]);
-	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-	_exit(127);
+	pid_t pid = fork();
+	if (pid < 0)
+		_exit(126);
+	if (pid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		for (size_t i = 0; env && env[i]; i++)
+			putenv((char *)env[i]);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	/* the pipes belong to the command now: iac sees EOF when it and its
+	 * children are done with them, not when the guard is */
+	int null = open("/dev/null", O_RDWR);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		close(null);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			_exit(127);
+	_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 
 static void capture(iac_buf *b, int fd, int *open_fd)
@@ -77,7 +109,7 @@ int iac_proc_run(iac_proc_result *res, const char *cmd, const char *cwd,
 		goto fail;
 	}
 	if (pid == 0)
-		child(cmd, cwd, env, in_p[0], out_p[1], err_p[1], self);
+		guard(cmd, cwd, env, in_p[0], out_p[1], err_p[1], self);
 	setpgid(pid, pid);
 	close(out_p[1]);
 	close(err_p[1]);
@@ -124,6 +156,8 @@ int iac_proc_run(iac_proc_result *res, const char *cmd, const char *cwd,
 	}
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	/* the guard passes the command's status on; killed itself (timeout,
+	 * cancel), it reports the signal the same way */
 	res->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	res->out_len = out.len;
 	res->out = iac_buf_detach(&out);

@@ -2,7 +2,10 @@
  *
  * The command runs as `/bin/sh -c CMD` in its own process group, so a
  * Ctrl-C at the terminal reaches iac (which decides what to stop) and not
- * the in-flight commands, and a timeout kills the whole group.
+ * the in-flight commands, and a timeout kills the whole group. A small
+ * guard process leads the group: when iac dies (even by kill -9) the
+ * kernel tells the guard, which kills the group, so neither the command nor
+ * anything it started in the background goes on unobserved.
  */
 #ifndef IAC_CORE_PROC_H
 #define IAC_CORE_PROC_H

@@ -377,6 +377,12 @@ int iac_state_remove(iac_state *st, const char *addr)
 int iac_state_begin(iac_state *st, const char *addr, const char *type,
 		    const char *action, const json_t *planned)
 {
+	return iac_state_begin_with(st, addr, type, action, planned, NULL);
+}
+
+int iac_state_begin_with(iac_state *st, const char *addr, const char *type,
+			 const char *action, const json_t *planned, const json_t *triggers)
+{
 	char when[32];
 	json_t *entry;
 
@@ -384,6 +390,8 @@ int iac_state_begin(iac_state *st, const char *addr, const char *type,
 	pthread_mutex_lock(&st->lock);
 	json_t *cur = iac_state_get(st, addr);
 	entry = cur ? json_copy(cur) : json_pack("{s:s,s:s}", "address", addr, "type", type);
+	if (triggers && !cur)
+		json_object_set(entry, "triggers", (json_t *)triggers);
 	json_object_set_new(entry, "pending", json_pack("{s:s,s:O?,s:s}", "action", action,
 							"planned", planned, "started", when));
 	pthread_mutex_unlock(&st->lock);

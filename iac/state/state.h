@@ -64,6 +64,12 @@ int iac_state_remove(iac_state *st, const char *addr);
  * `planned` is borrowed (copied). Durable when it returns. */
 int iac_state_begin(iac_state *st, const char *addr, const char *type,
 		    const char *action, const json_t *planned);
+/* The same; for an object that state does not hold yet, `triggers` (state
+ * form, borrowed, may be NULL) is recorded with the pending marker, so a
+ * create interrupted after it ran is adopted with the triggers it ran
+ * with, not re-run because "triggers changed". */
+int iac_state_begin_with(iac_state *st, const char *addr, const char *type,
+			 const char *action, const json_t *planned, const json_t *triggers);
 /* Clear a pending marker without other change (a failed update/delete). */
 int iac_state_end(iac_state *st, const char *addr);
 
