@@ -52,6 +52,52 @@ int iac_planfile_write(const char *path, const iac_plan *plan, iac_config *cfg, 
 	return rc;
 }
 
+static int strings(const json_t *a)
+{
+	json_t *e;
+	size_t i;
+	if (!json_is_array(a))
+		return 0;
+	json_array_foreach(a, i, e)
+		if (!json_is_string(e))
+			return 0;
+	return 1;
+}
+
+/* What is wrong with a plan file's fields, or NULL: checked once here, so
+ * nothing later meets a number where it expects a name. */
+static const char *plan_problem(const json_t *doc)
+{
+	const json_t *v;
+	const char *k;
+	if (!json_is_string(json_object_get(doc, "lineage")))
+		return "'lineage' is not a string";
+	if (!json_is_integer(json_object_get(doc, "serial")))
+		return "'serial' is not a whole number";
+	if (!json_is_string(json_object_get(doc, "config_hash")))
+		return "'config_hash' is not a string";
+	if ((v = json_object_get(doc, "targets")) && !json_is_null(v) && !strings(v))
+		return "'targets' is not a list of addresses";
+	if ((v = json_object_get(doc, "replace")) && !json_is_null(v) && !strings(v))
+		return "'replace' is not a list of addresses";
+	if (!json_is_object(json_object_get(doc, "variables")))
+		return "'variables' is not an object";
+	if (!strings(json_object_get(doc, "sensitive_variables")))
+		return "'sensitive_variables' is not a list of names";
+	if (!json_is_object(v = json_object_get(doc, "actions")))
+		return "'actions' is not an object";
+	json_object_foreach((json_t *)v, k, v)
+		if (!json_is_string(v))
+			return "an entry of 'actions' is not a string";
+	if ((v = json_object_get(doc, "sensitive_hashes")) && !json_is_object(v))
+		return "'sensitive_hashes' is not an object";
+	if (!json_is_object(v = json_object_get(doc, "plan")))
+		return "'plan' is not an object";
+	if ((v = json_object_get(v, "unreachable_hosts")) && !json_is_array(v))
+		return "'plan.unreachable_hosts' is not a list";
+	return NULL;
+}
+
 int iac_planfile_read(json_t **out, const char *path)
 {
 	json_error_t jerr;
@@ -66,6 +112,12 @@ int iac_planfile_read(json_t **out, const char *path)
 	if (json_integer_value(json_object_get(doc, "format_version")) > IAC_PLANFILE_FORMAT) {
 		json_decref(doc);
 		return iac_err_set("plan file '%s' was made by a newer iac; upgrade iac", path);
+	}
+	const char *problem = plan_problem(doc);
+	if (problem) {
+		iac_err_set("plan file '%s' is damaged: %s; make a new one with 'iac plan -out=FILE'", path, problem);
+		json_decref(doc);
+		return IAC_ERR;
 	}
 	*out = doc;
 	return 0;

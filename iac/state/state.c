@@ -83,6 +83,77 @@ static void index_del(iac_state *st, const char *addr)
 	json_decref(iac_map_del(&st->index, addr));
 }
 
+/* ---- checking what is read ------------------------------------------
+ * state.json and the journal come from disk, where anything can happen to
+ * them (a hand edit, a bad merge, a disk error). Every field is checked
+ * before it is used; anything off is an error naming the file, the place
+ * and the field, never an empty or partial state (an empty state would make
+ * the next apply create everything again). */
+
+static int all_strings(const json_t *a)
+{
+	json_t *e;
+	size_t i;
+	if (!json_is_array(a))
+		return 0;
+	json_array_foreach(a, i, e)
+		if (!json_is_string(e))
+			return 0;
+	return 1;
+}
+
+/* What is wrong with a resource entry, or NULL. */
+static const char *entry_problem(const json_t *e)
+{
+	const json_t *v;
+	if (!json_is_object(e))
+		return "is not an object";
+	if (!json_is_string(json_object_get(e, "address")) || !json_string_length(json_object_get(e, "address")))
+		return "has no 'address'";
+	if (!json_is_string(json_object_get(e, "type")))
+		return "has no 'type'";
+	if ((v = json_object_get(e, "attributes")) && !json_is_object(v))
+		return "has 'attributes' that is not an object";
+	if ((v = json_object_get(e, "sensitive_attributes")) && !all_strings(v))
+		return "has 'sensitive_attributes' that is not a list of names";
+	if ((v = json_object_get(e, "dependencies")) && !all_strings(v))
+		return "has 'dependencies' that is not a list of addresses";
+	if ((v = json_object_get(e, "pending"))) {
+		const json_t *pl = json_object_get(v, "planned");
+		if (!json_is_object(v) || !json_is_string(json_object_get(v, "action")) ||
+		    (pl && !json_is_object(pl) && !json_is_null(pl)))
+			return "has a 'pending' marker that is not {\"action\", \"planned\"}";
+	}
+	if (!json_object_get(e, "attributes") && !json_object_get(e, "pending"))
+		return "has neither 'attributes' nor a 'pending' marker";
+	return NULL;
+}
+
+/* What is wrong with an outputs object, or NULL. */
+static const char *outputs_problem(const json_t *o)
+{
+	const char *k;
+	json_t *v;
+	if (!json_is_object(o))
+		return "'outputs' is not an object";
+	json_object_foreach((json_t *)o, k, v)
+		if (!json_is_object(v) || !json_object_get(v, "value"))
+			return "an output is not {\"value\": ...}";
+	return NULL;
+}
+
+static int bad_state(const iac_state *st, const char *what)
+{
+	char *bak = iac_xasprintf("%s.backup", st->snap_path);
+	int have_bak = access(bak, F_OK) == 0;
+	iac_err_set("state file '%s' is damaged: %s; nothing was changed. %s", st->snap_path, what,
+		    have_bak ? "'state.json.backup' beside it holds the previous snapshot: check it and copy it "
+			       "back, or restore the file from version control"
+			     : "restore it from version control or a copy");
+	free(bak);
+	return IAC_ERR;
+}
+
 static int load_snapshot(iac_state *st)
 {
 	char *text = NULL;
@@ -113,15 +184,43 @@ static int load_snapshot(iac_state *st)
 		json_decref(doc);
 		return IAC_ERR;
 	}
-	snprintf(st->lineage, sizeof(st->lineage), "%s",
-		 json_string_value(json_object_get(doc, "lineage")) ?: "");
-	st->serial = (long)json_integer_value(json_object_get(doc, "serial"));
-	st->snap_seq = (unsigned long long)json_integer_value(json_object_get(doc, "journal_seq"));
+	const char *lin = json_string_value(json_object_get(doc, "lineage"));
+	json_t *serial = json_object_get(doc, "serial");
 	res = json_object_get(doc, "resources");
+	const char *problem = NULL;
+	char where[200];
+	if (!lin || !*lin || strlen(lin) >= sizeof(st->lineage))
+		problem = "it has no valid 'lineage'";
+	else if (!json_is_integer(serial) || json_integer_value(serial) < 0)
+		problem = "its 'serial' is not a whole number";
+	else if (!json_is_array(res))
+		problem = "it has no 'resources' list";
+	else if (json_object_get(doc, "outputs") && (problem = outputs_problem(json_object_get(doc, "outputs"))))
+		;
+	else if (json_object_get(doc, "extra") && !json_is_object(json_object_get(doc, "extra")))
+		problem = "'extra' is not an object";
 	json_array_foreach(res, i, e) {
-		if (json_is_string(json_object_get(e, "address")))
+		if (problem)
+			break;
+		const char *p = entry_problem(e);
+		if (p) {
+			snprintf(where, sizeof(where), "resources[%zu] %s", i, p);
+			problem = where;
+		} else if (iac_state_get(st, json_string_value(json_object_get(e, "address")))) {
+			snprintf(where, sizeof(where), "'%.120s' appears twice in 'resources'",
+				 json_string_value(json_object_get(e, "address")));
+			problem = where;
+		} else {
 			index_put(st, json_incref(e));
+		}
 	}
+	if (problem) {
+		json_decref(doc);
+		return bad_state(st, problem);
+	}
+	snprintf(st->lineage, sizeof(st->lineage), "%s", lin);
+	st->serial = (long)json_integer_value(serial);
+	st->snap_seq = (unsigned long long)json_integer_value(json_object_get(doc, "journal_seq"));
 	if (json_is_object(json_object_get(doc, "outputs")))
 		json_object_update(st->outputs, json_object_get(doc, "outputs"));
 	if (json_is_object(json_object_get(doc, "extra")))
@@ -130,7 +229,26 @@ static int load_snapshot(iac_state *st)
 	return 0;
 }
 
-/* Apply one journal record to memory. */
+/* What is wrong with a journal record, or NULL. */
+static const char *record_problem(const json_t *rec)
+{
+	const char *op = json_string_value(json_object_get(rec, "op"));
+	if (!json_is_object(rec) || !op)
+		return "it has no 'op'";
+	if (!json_is_integer(json_object_get(rec, "seq")) || !json_is_string(json_object_get(rec, "lineage")))
+		return "it has no 'seq' or 'lineage'";
+	if (!strcmp(op, "put"))
+		return entry_problem(json_object_get(rec, "entry")) ? "its 'entry' is not a valid resource entry" : NULL;
+	if (!strcmp(op, "rm"))
+		return json_is_string(json_object_get(rec, "address")) ? NULL : "its 'address' is not a string";
+	if (!strcmp(op, "outputs"))
+		return outputs_problem(json_object_get(rec, "value"));
+	if (!strcmp(op, "extra"))
+		return json_is_string(json_object_get(rec, "key")) ? NULL : "its 'key' is not a string";
+	return "its 'op' is unknown";
+}
+
+/* Apply one (checked) journal record to memory. */
 static void apply_record(iac_state *st, json_t *rec)
 {
 	const char *op = json_string_value(json_object_get(rec, "op"));
@@ -160,11 +278,25 @@ static int replay_journal(iac_state *st)
 	}
 	if (rc < 0)
 		return IAC_ERR;
+	size_t lineno = 0;
 	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		lineno++;
 		json_t *rec = json_loads(line, 0, NULL);
-		if (!rec) {
-			/* only the last line can be torn; stop at the first bad one */
-			break;
+		const char *problem = rec ? record_problem(rec) : "it is not JSON";
+		if (problem) {
+			/* a crash can only tear the last line, which belongs to
+			 * nothing reported done: drop it. A bad line with more
+			 * after it is damage: stop, keep the journal as it is. */
+			int last = strtok_r(NULL, "\n", &save) == NULL;
+			json_decref(rec);
+			if (last && !rec)
+				break;
+			iac_err_set("state journal '%s' is damaged: line %zu %s%s; nothing was changed and the "
+				    "journal is kept. Look at that line (each line is one change, in order): fix or "
+				    "delete it, then run the command again", st->journal_path, lineno, problem,
+				    last ? "" : ", and records follow it");
+			free(text);
+			return IAC_ERR;
 		}
 		unsigned long long seq = (unsigned long long)json_integer_value(json_object_get(rec, "seq"));
 		const char *lin = json_string_value(json_object_get(rec, "lineage"));

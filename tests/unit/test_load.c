@@ -161,7 +161,7 @@ static void test_variables_precedence(void)
 	iac_load_opts o = { .vars = bad };
 	cfg = NULL;
 	CHECK_INT(iac_config_load(&cfg, d, &o), IAC_ERR);
-	CHECK_CONTAINS(iac_err_last(), "must be a number");
+	CHECK_CONTAINS(iac_err_last(), "must be a finite number");
 	const char *undeclared[] = { "zzz=1", NULL };
 	o.vars = undeclared;
 	CHECK_INT(iac_config_load(&cfg, d, &o), IAC_ERR);
