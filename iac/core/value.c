@@ -298,3 +298,15 @@ const char *iac_value_type_name(const json_t *v)
 	default: return "nil";
 	}
 }
+
+int iac_value_is_string_list(const json_t *v)
+{
+	json_t *e;
+	size_t i;
+	if (!json_is_array(v))
+		return 0;
+	json_array_foreach(v, i, e)
+		if (!json_is_string(e))
+			return 0;
+	return 1;
+}

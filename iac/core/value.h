@@ -54,6 +54,10 @@ int iac_value_equal(const json_t *a, const json_t *b);
  * maps on one line; markers as (known after apply) / (sensitive). */
 void iac_value_render(iac_buf *out, const json_t *v);
 
+/* 1 when v is an array whose items are all strings (a list of names or
+ * addresses, as files on disk must hold them). */
+int iac_value_is_string_list(const json_t *v);
+
 /* JSON type name for messages: "string", "number", "table"... */
 const char *iac_value_type_name(const json_t *v);
 

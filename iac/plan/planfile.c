@@ -52,18 +52,6 @@ int iac_planfile_write(const char *path, const iac_plan *plan, iac_config *cfg, 
 	return rc;
 }
 
-static int strings(const json_t *a)
-{
-	json_t *e;
-	size_t i;
-	if (!json_is_array(a))
-		return 0;
-	json_array_foreach(a, i, e)
-		if (!json_is_string(e))
-			return 0;
-	return 1;
-}
-
 /* What is wrong with a plan file's fields, or NULL: checked once here, so
  * nothing later meets a number where it expects a name. */
 static const char *plan_problem(const json_t *doc)
@@ -76,13 +64,13 @@ static const char *plan_problem(const json_t *doc)
 		return "'serial' is not a whole number";
 	if (!json_is_string(json_object_get(doc, "config_hash")))
 		return "'config_hash' is not a string";
-	if ((v = json_object_get(doc, "targets")) && !json_is_null(v) && !strings(v))
+	if ((v = json_object_get(doc, "targets")) && !json_is_null(v) && !iac_value_is_string_list(v))
 		return "'targets' is not a list of addresses";
-	if ((v = json_object_get(doc, "replace")) && !json_is_null(v) && !strings(v))
+	if ((v = json_object_get(doc, "replace")) && !json_is_null(v) && !iac_value_is_string_list(v))
 		return "'replace' is not a list of addresses";
 	if (!json_is_object(json_object_get(doc, "variables")))
 		return "'variables' is not an object";
-	if (!strings(json_object_get(doc, "sensitive_variables")))
+	if (!iac_value_is_string_list(json_object_get(doc, "sensitive_variables")))
 		return "'sensitive_variables' is not a list of names";
 	if (!json_is_object(v = json_object_get(doc, "actions")))
 		return "'actions' is not an object";

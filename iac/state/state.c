@@ -14,6 +14,7 @@
 #include "iac/core/err.h"
 #include "iac/core/map.h"
 #include "iac/core/util.h"
+#include "iac/core/value.h"
 
 struct iac_state {
 	char *dir;            /* .../.iac */
@@ -90,18 +91,6 @@ static void index_del(iac_state *st, const char *addr)
  * and the field, never an empty or partial state (an empty state would make
  * the next apply create everything again). */
 
-static int all_strings(const json_t *a)
-{
-	json_t *e;
-	size_t i;
-	if (!json_is_array(a))
-		return 0;
-	json_array_foreach(a, i, e)
-		if (!json_is_string(e))
-			return 0;
-	return 1;
-}
-
 /* What is wrong with a resource entry, or NULL. */
 static const char *entry_problem(const json_t *e)
 {
@@ -114,9 +103,9 @@ static const char *entry_problem(const json_t *e)
 		return "has no 'type'";
 	if ((v = json_object_get(e, "attributes")) && !json_is_object(v))
 		return "has 'attributes' that is not an object";
-	if ((v = json_object_get(e, "sensitive_attributes")) && !all_strings(v))
+	if ((v = json_object_get(e, "sensitive_attributes")) && !iac_value_is_string_list(v))
 		return "has 'sensitive_attributes' that is not a list of names";
-	if ((v = json_object_get(e, "dependencies")) && !all_strings(v))
+	if ((v = json_object_get(e, "dependencies")) && !iac_value_is_string_list(v))
 		return "has 'dependencies' that is not a list of addresses";
 	if ((v = json_object_get(e, "pending"))) {
 		const json_t *pl = json_object_get(v, "planned");
