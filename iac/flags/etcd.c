@@ -8,7 +8,7 @@
  * stream come as {"error": {...}}.
  */
 #include "iac/flags/etcd.h"
-#include "iac/flags/base64.h"
+#include "iac/core/base64.h"
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
 #include "iac/core/log.h"

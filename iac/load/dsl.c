@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iac/core/base64.h"
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
 #include "iac/core/log.h"
@@ -620,8 +621,61 @@ static int l_file(lua_State *L)
 		lua_pushstring(L, iac_err_last());
 		return iac_load_error(L, "file(): %s", lua_tostring(L, -1));
 	}
+	json_t *utf8 = json_stringn(text, len);   /* NULL unless UTF-8 */
+	if (!utf8) {
+		free(text);
+		return iac_load_error(L, "file(\"%s\"): the file is not UTF-8 text; for binary data use "
+				      "filebase64(\"%s\") (or a resource's source attribute)", rel, rel);
+	}
+	json_decref(utf8);
 	lua_pushlstring(L, text, len);
 	free(text);
+	return 1;
+}
+
+/* filebase64(path): a file's bytes, any bytes, as base64 text. */
+static int l_filebase64(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	const char *rel = luaL_checkstring(L, 1);
+	char *path = iac_path_join(ld->cur->dir, rel), *data = NULL;
+	size_t len;
+	int rc = iac_file_read(&data, &len, path);
+	free(path);
+	if (rc < 0) {
+		lua_pushstring(L, iac_err_last());
+		return iac_load_error(L, "filebase64(): %s", lua_tostring(L, -1));
+	}
+	char *b64 = iac_base64_encode(data, len);
+	free(data);
+	lua_pushstring(L, b64);
+	free(b64);
+	return 1;
+}
+
+static int l_base64encode(lua_State *L)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	char *b64 = iac_base64_encode(s, len);
+	lua_pushstring(L, b64);
+	free(b64);
+	return 1;
+}
+
+/* base64decode(text): the decoded bytes; binary results are errors where
+ * they are used as values (values are UTF-8 text), not here. */
+static int l_base64decode(lua_State *L)
+{
+	size_t len, n;
+	const char *s = luaL_checklstring(L, 1, &len);
+	char *data;
+	if (iac_base64_decode(&data, &n, s, len) < 0) {
+		lua_pushstring(L, iac_err_last());
+		return iac_load_error(L, "base64decode(): %s", lua_tostring(L, -1));
+	}
+	lua_pushlstring(L, data, n);
+	free(data);
 	return 1;
 }
 
@@ -682,7 +736,8 @@ void iac_dsl_install(lua_State *L)
 		{ "resource", l_resource }, { "data", l_data }, { "output", l_output },
 		{ "provider", l_provider }, { "host", l_host }, { "hosts", l_hosts },
 		{ "file", l_file }, { "sha256", l_sha256 }, { "jsonencode", l_jsonencode },
-		{ "jsondecode", l_jsondecode }, { NULL, NULL },
+		{ "jsondecode", l_jsondecode }, { "filebase64", l_filebase64 },
+		{ "base64encode", l_base64encode }, { "base64decode", l_base64decode }, { NULL, NULL },
 	};
 	luaL_setfuncs(L, fns, 0);
 	install_section(L, "flag", "flags");

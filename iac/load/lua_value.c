@@ -358,7 +358,11 @@ static json_t *to_json(lua_State *L, int idx, const char *what, char *err, size_
 	case LUA_TSTRING: {
 		size_t len;
 		const char *s = lua_tolstring(L, idx, &len);
-		return json_stringn_nocheck(s, len);
+		json_t *str = json_stringn(s, len);   /* NULL unless UTF-8 */
+		if (!str)
+			snprintf(err, errlen, "%s: the text is not UTF-8 (binary data: read it with "
+				 "filebase64(), or use a resource's source attribute)", what);
+		return str;
 	}
 	case LUA_TUSERDATA:
 		if (allow_handles && luaL_testudata(L, idx, IAC_MT_RESOURCE))

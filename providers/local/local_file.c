@@ -11,13 +11,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "iac/core/base64.h"
 #include "iac/core/err.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 
 static const iac_attr file_attrs[] = {
 	{ "path", IAC_T_STRING, IAC_A_REQUIRED | IAC_A_FORCE_NEW, "where the file lives (relative: to the configuration directory)" },
-	{ "content", IAC_T_STRING, 0, "the file's content" },
+	{ "content", IAC_T_STRING, 0, "the file's content (UTF-8 text; binary: content_base64 or source)" },
+	{ "content_base64", IAC_T_STRING, 0, "the file's bytes as base64 (filebase64(), base64encode())" },
 	{ "source", IAC_T_STRING, IAC_A_NO_DIFF, "a local file whose content to use instead of content" },
 	{ "mode", IAC_T_STRING, 0, "octal permissions, default \"0644\"" },
 	{ "follow_symlinks", IAC_T_BOOL, 0, "when path is a symbolic link, read and write its target "
@@ -52,15 +54,35 @@ static char *write_target(const char *path, const json_t *attrs)
 	return real ? real : iac_xstrdup(path);
 }
 
-/* The content to write: `content`, or the bytes of `source`. */
+/* State and plans hold text: binary content is kept out of them, and a
+ * short description with its size and hash stands in its place, so that a
+ * binary file changed behind iac's back still shows as a content diff. */
+static json_t *text_or_mark(const char *data, size_t len)
+{
+	json_t *s = json_stringn(data, len);   /* NULL unless UTF-8 */
+	if (s)
+		return s;
+	char hex[65];
+	iac_sha256_hex(hex, data, len);
+	return json_sprintf("(binary: %zu bytes, sha256 %.12s)", len, hex);
+}
+
+/* The content to write: `content`, the decoded `content_base64`, or the
+ * bytes of `source`. */
 static int wanted_content(const iac_rctx *ctx, const json_t *planned, char **out, size_t *len)
 {
 	const json_t *src = json_object_get(planned, "source");
+	const json_t *b64 = json_object_get(planned, "content_base64");
 	if (json_is_string(src)) {
 		char *p = iac_path_join(ctx->config_dir, json_string_value(src));
 		int rc = iac_file_read(out, len, p);
 		free(p);
 		return rc < 0 ? IAC_ERR : 0;
+	}
+	if (json_is_string(b64)) {
+		if (iac_base64_decode(out, len, json_string_value(b64), json_string_length(b64)) < 0)
+			return iac_err_set("attribute 'content_base64': %s", iac_err_last());
+		return 0;
 	}
 	const json_t *c = json_object_get(planned, "content");
 	*out = iac_xstrndup(json_is_string(c) ? json_string_value(c) : "",
@@ -83,15 +105,20 @@ static int file_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 			return IAC_ERR;
 		json_object_set_new(planned, "mode", json_string(mode));
 	}
-	if (json_object_get(planned, "source") && json_object_get(planned, "content"))
-		return iac_err_set("set either 'content' or 'source', not both");
-	if (json_is_string(json_object_get(planned, "source"))) {
+	int given = !!json_object_get(planned, "source") + !!json_object_get(planned, "content") +
+		    !!json_object_get(planned, "content_base64");
+	if (given > 1)
+		return iac_err_set("set one of 'content', 'content_base64' or 'source', not more");
+	const json_t *b64 = json_object_get(planned, "content_base64");
+	if (iac_value_has_unknown(b64)) {
+		json_object_set_new(planned, "sha256", iac_value_unknown());
+	} else if (json_is_string(json_object_get(planned, "source")) || json_is_string(b64)) {
 		char *data;
 		size_t len;
 		if (wanted_content(ctx, planned, &data, &len) < 0)
 			return IAC_ERR;
 		iac_sha256_hex(hex, data, len);
-		json_object_set_new(planned, "content", json_stringn(data, len));
+		json_object_set_new(planned, "content", text_or_mark(data, len));
 		free(data);
 		json_object_set_new(planned, "sha256", json_string(hex));
 	} else if (iac_value_has_unknown(c)) {
@@ -137,7 +164,7 @@ static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	iac_sha256_hex(hex, data, len);
 	snprintf(mode, sizeof(mode), "%04o", (unsigned)(st.st_mode & 07777));
 	*out = json_copy((json_t *)prior);
-	json_object_set_new(*out, "content", json_stringn(data, len));
+	json_object_set_new(*out, "content", text_or_mark(data, len));
 	json_object_set_new(*out, "mode", json_string(mode));
 	json_object_set_new(*out, "sha256", json_string(hex));
 	free(data);
@@ -175,7 +202,7 @@ static int file_write(const iac_rctx *ctx, json_t **out, const json_t *planned)
 		goto done;
 	iac_sha256_hex(hex, data, len);
 	*out = json_deep_copy(planned);
-	json_object_set_new(*out, "content", json_stringn(data, len));
+	json_object_set_new(*out, "content", text_or_mark(data, len));
 	json_object_set_new(*out, "mode", json_string(mode));
 	json_object_set_new(*out, "sha256", json_string(hex));
 	rc = 0;

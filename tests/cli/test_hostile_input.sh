@@ -99,4 +99,53 @@ run_env "IAC_VAR_s=$(printf 'ab\xffcd')" validate -var pin=1
 expect_rc 1
 expect_contains err "not valid UTF-8"
 
+# Binary data: a string that is not UTF-8 made apply segfault (json_dumps
+# returned NULL while journaling). Now it is a clear error at load time, and
+# binary files work through content_base64 / source with drift by hash.
+newcfg bin
+printf '\x89PNG\xff\x00ab' >logo.bin
+step "a literal that is not UTF-8 is an error naming the attribute"
+cat >main.lua <<'EOF'
+resource "local.file" "a" { path = "out.txt", content = "a\xffb" }
+EOF
+run apply -auto-approve
+expect_rc 1
+expect_contains err "main.lua:1: resource 'local.file.a': attribute content: the text is not UTF-8"
+[ ! -e out.txt ] || fail "out.txt was written"
+step "file() of a binary file says to use filebase64()"
+cat >main.lua <<'EOF'
+resource "local.file" "a" { path = "out.bin", content = file("logo.bin") }
+EOF
+run plan
+expect_rc 1
+expect_contains err 'file("logo.bin"): the file is not UTF-8 text; for binary data use filebase64("logo.bin")'
+step "binary content through content_base64 and source"
+cat >main.lua <<'EOF'
+resource "local.file" "a" { path = "a.bin", content_base64 = filebase64("logo.bin") }
+resource "local.file" "b" { path = "b.bin", source = "logo.bin" }
+resource "local.file" "t" { path = "t.txt", content = base64decode(base64encode("hi")) }
+EOF
+run apply -auto-approve
+expect_rc 0
+cmp -s logo.bin a.bin || fail "a.bin differs from logo.bin"
+cmp -s logo.bin b.bin || fail "b.bin differs from logo.bin"
+expect_eq "t.txt" "hi" "$(cat t.txt)"
+run plan -detailed-exitcode
+expect_rc 0
+step "a binary file changed behind iac's back is drift"
+printf 'x' >>a.bin
+run plan -detailed-exitcode
+expect_rc 2
+expect_contains out '~ content        = "(binary: 9 bytes, sha256'
+run apply -auto-approve
+expect_rc 0
+cmp -s logo.bin a.bin || fail "a.bin was not restored"
+step "base64decode of something that is not base64"
+cat >main.lua <<'EOF'
+resource "local.file" "a" { path = "x", content = base64decode("ab$c") }
+EOF
+run validate
+expect_rc 1
+expect_contains err "main.lua:1: base64decode(): invalid base64"
+
 finish

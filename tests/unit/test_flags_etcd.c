@@ -4,7 +4,7 @@
 #include "harness.h"
 
 #include "iac/core/err.h"
-#include "iac/flags/base64.h"
+#include "iac/core/base64.h"
 #include "iac/flags/etcd.h"
 
 #include <stdlib.h>
