@@ -243,6 +243,10 @@ int iac_session_load_and_open(iac_session *s)
 	pthread_t th;
 	int rc;
 
+	/* a directory that is not a configuration gets the error from the
+	 * loader, not a .iac/ made by taking the lock */
+	if (access("main.lua", F_OK) < 0 && access(".iac", F_OK) < 0)
+		return iac_session_load(s);
 	if ((rc = take_lock_here(s, ".")) < 0)
 		return rc;
 	int threaded = pthread_create(&th, NULL, open_state_thread, &job) == 0;

@@ -1,6 +1,9 @@
 /* args: Terraform-style flag parsing (see args.h). */
 #include "iac/core/args.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,15 +51,18 @@ static int set_value(const iac_opt *o, const char *command, const char *val)
 		*(const char **)o->dest = val;
 		return 0;
 	case IAC_OPT_INT: {
+		errno = 0;
 		long v = strtol(val, &end, 10);
 		if (!*val || *end)
 			return iac_err_set("flag '-%s' of 'iac %s' needs a whole number, not '%s'", o->name, command, val);
+		if (errno == ERANGE || v > INT_MAX || v < INT_MIN)
+			return iac_err_set("flag '-%s' of 'iac %s': '%s' is too large", o->name, command, val);
 		*(int *)o->dest = (int)v;
 		return 0;
 	}
 	case IAC_OPT_DOUBLE: {
 		double v = strtod(val, &end);
-		if (!*val || *end)
+		if (!*val || *end || !isfinite(v))
 			return iac_err_set("flag '-%s' of 'iac %s' needs a number, not '%s'", o->name, command, val);
 		*(double *)o->dest = v;
 		return 0;

@@ -54,7 +54,11 @@ static void guard(const char *cmd, const char *cwd, const char *const *env,
 		signal(SIGINT, SIG_DFL);
 		for (size_t i = 0; env && env[i]; i++)
 			putenv((char *)env[i]);
-		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		/* the command reaches the shell through the environment, not
+		 * argv, so `ps` shows no value that was put into it */
+		setenv("IAC_COMMAND", cmd, 1);
+		execl("/bin/sh", "sh", "-c", "__iac_c=$IAC_COMMAND; unset IAC_COMMAND; eval \"unset __iac_c; $__iac_c\"",
+		      (char *)NULL);
 		_exit(127);
 	}
 	/* the pipes belong to the command now: iac sees EOF when it and its

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -103,7 +104,7 @@ int iac_duration_parse(double *out_ms, const char *text)
 		return iac_err_set("invalid duration '': expected a number with ms, s, m or h");
 	errno = 0;
 	v = strtod(text, &end);
-	if (errno || end == text || v < 0)
+	if (errno || end == text || !(v >= 0) || !isfinite(v))
 		return iac_err_set("invalid duration '%s': expected a number with ms, s, m or h", text);
 	if (!*end || !strcmp(end, "s"))
 		*out_ms = v * 1e3;
@@ -117,6 +118,8 @@ int iac_duration_parse(double *out_ms, const char *text)
 		*out_ms = v * 3600e3;
 	else
 		return iac_err_set("invalid duration '%s': unknown unit '%s' (use ms, s, m or h)", text, end);
+	if (!isfinite(*out_ms) || *out_ms > 1e15)   /* ~30,000 years: surely a typo */
+		return iac_err_set("invalid duration '%s': too long", text);
 	return 0;
 }
 

@@ -37,6 +37,24 @@ static int in_targets(const char *addr, const char *const *targets)
 	return 0;
 }
 
+/* Every -target/-replace address must name something: a typo would
+ * otherwise plan as if the flag were not there. */
+static int check_matches(const iac_config *cfg, const char **addrs, size_t naddrs,
+			 const char *const *list, const char *flag)
+{
+	for (size_t t = 0; list && list[t]; t++) {
+		int hit = 0;
+		for (size_t i = 0; i < cfg->nres && !hit; i++)
+			hit = addr_matches(cfg->res[i]->addr, list[t]);
+		for (size_t i = 0; i < naddrs && !hit; i++)
+			hit = addr_matches(addrs[i], list[t]);
+		if (!hit)
+			return iac_err_set("%s '%s' matches no resource in the configuration or the state "
+					   "('iac state list' and 'iac graph' show the addresses)", flag, list[t]);
+	}
+	return 0;
+}
+
 /* ---- refresh ---- */
 
 typedef struct {
@@ -1032,18 +1050,9 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 	else if (opts->targets)
 		iac_graph_mark_ancestors(g, keep);     /* dependencies come along */
 	addrs = iac_state_addresses(st, &naddrs);
-	for (size_t t = 0; opts->targets && opts->targets[t]; t++) {
-		int hit = 0;
-		for (size_t i = 0; i < cfg->nres && !hit; i++)
-			hit = addr_matches(cfg->res[i]->addr, opts->targets[t]);
-		for (size_t i = 0; i < naddrs && !hit; i++)
-			hit = addr_matches(addrs[i], opts->targets[t]);
-		if (!hit) {
-			iac_err_set("-target '%s' matches no resource in the configuration or the state "
-				    "('iac state list' and 'iac graph' show the addresses)", opts->targets[t]);
-			goto done;
-		}
-	}
+	if (check_matches(cfg, addrs, naddrs, opts->targets, "-target") < 0 ||
+	    check_matches(cfg, addrs, naddrs, opts->replace, "-replace") < 0)
+		goto done;
 	state_scope = iac_xcalloc(naddrs + 1, 1);
 	for (size_t i = 0; i < naddrs; i++) {
 		int id = iac_graph_find(g, addrs[i]);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,8 @@ static int load_snapshot(iac_state *st)
 		problem = "it has no valid 'lineage'";
 	else if (!json_is_integer(serial) || json_integer_value(serial) < 0)
 		problem = "its 'serial' is not a whole number";
+	else if (json_integer_value(serial) >= LONG_MAX - 1)
+		problem = "its 'serial' is too large to count on from";
 	else if (!json_is_array(res))
 		problem = "it has no 'resources' list";
 	else if (json_object_get(doc, "outputs") && (problem = outputs_problem(json_object_get(doc, "outputs"))))

@@ -1039,7 +1039,7 @@ int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
 	ssize_t n;
 	io_tok t;
 	char buf[32768];
-	char *full = NULL;
+	char *full = NULL, *script = NULL;
 
 	memset(res, 0, sizeof(*res));
 	res->status = -1;
@@ -1054,6 +1054,18 @@ int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
 	 * 1.10 cannot send signals, and sshd keeps a channel open until its
 	 * command exits) */
 	full = iac_xasprintf("printf '\\001%%d\\n' $$ >&2; %s", cmd);
+	if (!input) {
+		/* a command with no input of its own goes to the shell on stdin:
+		 * the exec line shows in `ps` on the host, with any value in it
+		 * (environment, secrets). Braces: the shell reads the whole
+		 * script before running any of it, so no command can read the
+		 * rest of it as its input (bash reads a pipe byte by byte). */
+		free(full);
+		full = iac_xstrdup("printf '\\001%d\\n' $$ >&2; exec \"${SHELL:-/bin/sh}\" -s");
+		script = iac_xasprintf("{\n%s\n} </dev/null\n", cmd);
+		input = script;
+		input_len = strlen(script);
+	}
 
 	pthread_mutex_lock(&c->open_lk);
 	io_enter(c, &t);
@@ -1194,6 +1206,7 @@ out:
 	if (!gave)
 		slot_give(c);
 	free(full);
+	free(script);
 	res->out_len = out.len;
 	res->out = iac_buf_detach(&out);
 	res->err_len = err.len;

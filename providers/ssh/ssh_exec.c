@@ -52,6 +52,10 @@ static int get_timeout(double *ms, const json_t *attrs)
 	return 0;
 }
 
+/* Shell text that runs $IAC_COMMAND and leaves no trace of it in the
+ * environment its commands see. */
+#define IAC_EVAL_COMMAND "'__iac_c=$IAC_COMMAND; unset IAC_COMMAND; eval \"unset __iac_c; $__iac_c\"'"
+
 /* The full remote command for attrs[which]: cd, environment, then the
  * user's command under `timeout` and the login shell. */
 static int build(iac_buf *out, const json_t *attrs, const char *which, double timeout_ms)
@@ -77,8 +81,11 @@ static int build(iac_buf *out, const json_t *attrs, const char *which, double ti
 		free(q);
 		free(val);
 	}
+	/* the command reaches its shell through the environment, not argv,
+	 * so `ps` on the host shows no value that was put into it */
 	char *q = iac_ssh_quote(cmd);
-	iac_buf_printf(out, "exec timeout -k 5 %.3f \"${SHELL:-/bin/sh}\" -c %s", timeout_ms / 1e3, q);
+	iac_buf_printf(out, "IAC_COMMAND=%s; export IAC_COMMAND; exec timeout -k 5 %.3f \"${SHELL:-/bin/sh}\" -c %s",
+		       q, timeout_ms / 1e3, IAC_EVAL_COMMAND);
 	free(q);
 	return 0;
 }

@@ -32,7 +32,7 @@ cleanup() {
 	exit $rc
 }
 trap cleanup EXIT
-[ -n "${IAC_KEEP_OUT:-}" ] && trap 'cp "$WORK"/*.out "$IAC_KEEP_OUT"/ 2>/dev/null; cleanup' EXIT
+[ -n "${IAC_KEEP_OUT:-}" ] && trap 'rc=$?; cp "$WORK"/*.out "$IAC_KEEP_OUT"/ 2>/dev/null; (exit $rc); cleanup' EXIT
 trap 'exit 130' INT TERM
 
 fail() {
