@@ -54,7 +54,16 @@ typedef struct {
 	/* Values for sensitive variables only, read from a plan file's
 	 * companion sources; normally NULL. */
 	int allow_missing_vars;        /* validate: missing required vars are ok */
+	/* Limits on topology code, so an endless loop or a growing table is an
+	 * error, not a hang or the OOM killer. 0: from the environment
+	 * (IAC_LUA_MAX_INSTRUCTIONS, IAC_LUA_MAX_MEMORY in MiB), else the
+	 * defaults below, far above what a 10,000-resource topology needs. */
+	double max_instructions;
+	size_t max_memory;             /* bytes */
 } iac_load_opts;
+
+#define IAC_LUA_DEFAULT_INSTRUCTIONS 2e9
+#define IAC_LUA_DEFAULT_MEMORY ((size_t)512 << 20)
 
 /* Run dir/main.lua. Errors: -1 with "FILE:LINE: what is wrong". */
 int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts);

@@ -615,11 +615,13 @@ static int l_file(lua_State *L)
 	const char *rel = luaL_checkstring(L, 1);
 	char *path = iac_path_join(ld->cur->dir, rel), *text = NULL;
 	size_t len;
-	int rc = iac_file_read(&text, &len, path);
+	int rc = iac_load_confine(ld, path, "file()");
+	if (rc == 0 && (rc = iac_file_read(&text, &len, path)) < 0)
+		iac_err_prefix("file()");
 	free(path);
 	if (rc < 0) {
 		lua_pushstring(L, iac_err_last());
-		return iac_load_error(L, "file(): %s", lua_tostring(L, -1));
+		return iac_load_error(L, "%s", lua_tostring(L, -1));
 	}
 	json_t *utf8 = json_stringn(text, len);   /* NULL unless UTF-8 */
 	if (!utf8) {
@@ -640,11 +642,13 @@ static int l_filebase64(lua_State *L)
 	const char *rel = luaL_checkstring(L, 1);
 	char *path = iac_path_join(ld->cur->dir, rel), *data = NULL;
 	size_t len;
-	int rc = iac_file_read(&data, &len, path);
+	int rc = iac_load_confine(ld, path, "filebase64()");
+	if (rc == 0 && (rc = iac_file_read(&data, &len, path)) < 0)
+		iac_err_prefix("filebase64()");
 	free(path);
 	if (rc < 0) {
 		lua_pushstring(L, iac_err_last());
-		return iac_load_error(L, "filebase64(): %s", lua_tostring(L, -1));
+		return iac_load_error(L, "%s", lua_tostring(L, -1));
 	}
 	char *b64 = iac_base64_encode(data, len);
 	free(data);

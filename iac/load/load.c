@@ -88,7 +88,11 @@ static void block_lib(lua_State *L, const char *name)
 	lua_newtable(L);
 	lua_pushstring(L, name);
 	lua_pushcclosure(L, blocked_index, 1);
-	lua_setfield(L, -2, "__index");
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, "__index");
+	lua_setfield(L, -2, "__newindex");
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");
 	lua_setmetatable(L, -2);
 	lua_setfield(L, -2, name);
 }
@@ -111,6 +115,8 @@ static int sandbox_print(lua_State *L)
 	return 0;
 }
 
+static void push_env(lua_State *L);
+
 static int sandbox_load(lua_State *L)
 {
 	/* load(chunk [, name [, mode [, env]]]) restricted to text chunks */
@@ -127,7 +133,7 @@ static int sandbox_load(lua_State *L)
 		lua_pushvalue(L, 4);
 		lua_setupvalue(L, -2, 1);
 	} else {
-		lua_getfield(L, LUA_REGISTRYINDEX, BASE_KEY);
+		push_env(L);   /* never the shared base itself */
 		lua_setupvalue(L, -2, 1);
 	}
 	return 1;
@@ -146,14 +152,36 @@ static int msg_handler(lua_State *L)
 	return 1;
 }
 
-/* Push a fresh environment whose globals fall back to the shared base. */
+/* Push a fresh environment for one file. Its globals are its own; reads
+ * fall through to the shared base, which no file can reach to change (the
+ * metatable is hidden, _G is the file's own table), and the standard
+ * library tables are the file's own copies: a required helper cannot wrap
+ * `resource` or patch string.upper for every other file. */
 static void push_env(lua_State *L)
 {
-	lua_newtable(L);
+	static const char *const libs[] = { "string", "table", "math", "utf8", "coroutine", NULL };
 	lua_newtable(L);
 	lua_getfield(L, LUA_REGISTRYINDEX, BASE_KEY);
+	for (int i = 0; libs[i]; i++) {
+		lua_newtable(L);
+		lua_getfield(L, -2, libs[i]);
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			lua_pushvalue(L, -2);
+			lua_insert(L, -2);
+			lua_rawset(L, -5);
+		}
+		lua_pop(L, 1);
+		lua_setfield(L, -3, libs[i]);
+	}
+	lua_newtable(L);
+	lua_insert(L, -2);
 	lua_setfield(L, -2, "__index");
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");
 	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -2, "_G");
 }
 
 /* Load file `path` as chunk `name`, set its _ENV to the table at the top
@@ -189,6 +217,13 @@ static int run_file(lua_State *L, const char *path, const char *name)
 	lua_pushvalue(L, h - 1);
 	lua_setupvalue(L, -2, 1);
 	rc = lua_pcall(L, 0, 1, h);
+	if (rc == LUA_ERRMEM) {
+		loader *ld = iac_load_get(L);
+		iac_err_set("%s: topology code needs more than %zu MiB of memory: a table that keeps "
+			    "growing? (raise the limit with IAC_LUA_MAX_MEMORY, in MiB)", name, ld->max_mem >> 20);
+		lua_pop(L, 3);
+		return IAC_ERR;
+	}
 	if (rc != LUA_OK) {
 		iac_err_set("%s", lua_tostring(L, -1));
 		lua_pop(L, 3);
@@ -223,6 +258,27 @@ static char *display_name(loader *ld, const char *abs)
 	return iac_xstrdup(abs);
 }
 
+static int under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return !strncmp(path, dir, n) && path[n] == '/';
+}
+
+int iac_load_confine(loader *ld, const char *path, const char *what)
+{
+	char real[PATH_MAX], mreal[PATH_MAX];
+	const char *env = getenv("IAC_ALLOW_OUTSIDE_FILES");
+	if (env && !strcmp(env, "1"))
+		return 0;
+	if (!realpath(path, real))
+		return 0;   /* missing: the reader says so */
+	const char *mdir = realpath(ld->modules_dir, mreal) ? mreal : ld->modules_dir;
+	if (under(real, ld->cfg->dir) || under(real, mdir) || under(real, ld->cur->dir))
+		return 0;
+	return iac_err_set("%s: '%s' is outside the configuration directory; topology code reads only "
+			   "files inside it (an operator can allow more with IAC_ALLOW_OUTSIDE_FILES=1)", what, real);
+}
+
 static int l_require(lua_State *L)
 {
 	loader *ld = iac_load_get(L);
@@ -252,20 +308,13 @@ static int l_require(lua_State *L)
 		return iac_load_error(L, "module '%s' not found in the configuration directory or the "
 				  "shipped modules", name);
 	}
-	{
-		/* a symlink must not lead out of the sandbox */
-		char real[PATH_MAX];
-		size_t cl = strlen(ld->cfg->dir), ml = strlen(ld->modules_dir);
-		char mreal[PATH_MAX];
-		const char *mdir = realpath(ld->modules_dir, mreal) ? mreal : ld->modules_dir;
-		ml = strlen(mdir);
-		if (!realpath(found, real) ||
-		    !((!strncmp(real, ld->cfg->dir, cl) && real[cl] == '/') || (!strncmp(real, mdir, ml) && real[ml] == '/'))) {
-			for (int i = 0; i < 6; i++)
-				free(cand[i]);
-			return iac_load_error(L, "require '%s': it resolves outside the configuration directory "
-					      "(through a symbolic link); require only loads files inside it", name);
-		}
+	/* a symbolic link must not lead out of the sandbox; a module's own
+	 * directory counts as inside (it was confined when it was loaded) */
+	if (iac_load_confine(ld, found, "require") < 0) {
+		for (int i = 0; i < 6; i++)
+			free(cand[i]);
+		lua_pushfstring(L, "require '%s': %s", name, iac_err_last());
+		return iac_load_error(L, "%s", lua_tostring(L, -1));
 	}
 	lua_getfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
 	lua_getfield(L, -1, found);
@@ -327,6 +376,10 @@ static char *module_file(loader *ld, const char *source, char *err, size_t errle
 		return NULL;
 	}
 	free(p);
+	if (iac_load_confine(ld, real, "module source") < 0) {
+		snprintf(err, errlen, "module source '%s': %s", source, iac_err_last() + strlen("module source: "));
+		return NULL;
+	}
 	return iac_xstrdup(real);
 }
 
@@ -501,6 +554,15 @@ static void build_base(lua_State *L)
 	lua_pushnil(L);
 	lua_setfield(L, -2, "dump");   /* bytecode out, like bytecode in */
 	lua_pop(L, 1);
+	/* ("").upper reaches the real string table through the strings'
+	 * metatable: hide it, so it cannot be patched that way */
+	lua_pushliteral(L, "");
+	if (lua_getmetatable(L, -1)) {
+		lua_pushboolean(L, 0);
+		lua_setfield(L, -2, "__metatable");
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
 	lua_pushcfunction(L, sandbox_print);
 	lua_setfield(L, -2, "print");
 	lua_pushcfunction(L, sandbox_load);
@@ -543,6 +605,65 @@ static void build_base(lua_State *L)
 		lua_call(L, 2, 0);
 	}
 	lua_setfield(L, LUA_REGISTRYINDEX, BASE_KEY);
+}
+
+/* Lua's allocator, counting: a request that would pass the limit fails,
+ * and Lua turns that into a "not enough memory" error. */
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	loader *ld = ud;
+	if (!ptr)
+		osize = 0;   /* then it is a type tag, not a size */
+	if (nsize == 0) {
+		free(ptr);
+		ld->mem -= osize;
+		return NULL;
+	}
+	if (nsize > osize && ld->mem + (nsize - osize) > ld->max_mem)
+		return NULL;
+	void *p = realloc(ptr, nsize);
+	if (p)
+		ld->mem = ld->mem - osize + nsize;
+	return p;
+}
+
+#define HOOK_EVERY 100000
+
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+	loader *ld = iac_load_get(L);
+	ld->steps += HOOK_EVERY;
+	if (ld->steps > ld->max_steps) {
+		/* luaL_error cannot place a hook's error: say where the loop is */
+		char msg[PATH_MAX + 160];
+		lua_getinfo(L, "Sl", ar);
+		snprintf(msg, sizeof(msg), "%s:%d: topology code ran more than %.0f Lua instructions: an "
+			 "endless loop? (raise the limit with IAC_LUA_MAX_INSTRUCTIONS)", ar->short_src,
+			 ar->currentline, ld->max_steps);
+		lua_pushstring(L, msg);
+		lua_error(L);
+	}
+}
+
+static double env_number(const char *name, double dflt)
+{
+	const char *v = getenv(name);
+	char *end;
+	double d = v && *v ? strtod(v, &end) : 0;
+	return v && *v && !*end && d > 0 ? d : dflt;
+}
+
+/* A Lua state for topology code, with the limits of opts. */
+static lua_State *new_state(loader *ld, const iac_load_opts *opts)
+{
+	ld->max_steps = opts->max_instructions > 0 ? opts->max_instructions
+		: env_number("IAC_LUA_MAX_INSTRUCTIONS", IAC_LUA_DEFAULT_INSTRUCTIONS);
+	ld->max_mem = opts->max_memory > 0 ? opts->max_memory
+		: (size_t)(env_number("IAC_LUA_MAX_MEMORY", (double)(IAC_LUA_DEFAULT_MEMORY >> 20)) * (1 << 20));
+	lua_State *L = lua_newstate(limited_alloc, ld);
+	if (L)
+		lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+	return L;
 }
 
 iac_rconf *iac_config_get(const iac_config *cfg, const char *addr)
@@ -769,7 +890,7 @@ int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts
 	root.vars = json_object();
 	ld.cur = &root;
 
-	lua_State *L = luaL_newstate();
+	lua_State *L = new_state(&ld, opts);
 	if (!L) {
 		iac_err_set("cannot create a Lua state (out of memory)");
 		goto done;

@@ -29,7 +29,16 @@ typedef struct loader {
 	json_t *var_where;       /* root variable name -> "file:line" */
 	char *modules_dir;       /* shipped modules */
 	int depth;
+	double steps, max_steps; /* Lua instructions run (counted by a hook) and the limit */
+	size_t mem, max_mem;     /* bytes the Lua state holds, and the limit */
 } loader;
+
+/* 0 when topology code may read `path`: it resolves (links followed) inside
+ * the configuration directory, the shipped modules or the current module's
+ * directory, or the operator set IAC_ALLOW_OUTSIDE_FILES=1. Else -1 with
+ * "WHAT: '/real/path' is outside the configuration directory; ...". A path
+ * that does not exist passes (its reader reports it). */
+int iac_load_confine(loader *ld, const char *path, const char *what);
 
 /* The loader running in L. */
 loader *iac_load_get(lua_State *L);

@@ -1,7 +1,13 @@
 /* planfile: saved plans (see planfile.h). */
 #include "iac/plan/planfile.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "iac/core/err.h"
 #include "iac/core/util.h"
@@ -18,18 +24,72 @@ static json_t *actions_of(const iac_plan *plan)
 	return a;
 }
 
+/* The key of the sensitive variables' HMACs: 32 random bytes in
+ * .iac/plan.key (0600, made on first use). It is not in the plan, so a plan
+ * file passed around (a CI artifact) does not let anyone test guesses of a
+ * secret, as a salted hash with the salt beside it would; applying a plan
+ * needs the same .iac/, as it needs the same state. */
+#define KEY_LEN 32
+
+static int plan_key(unsigned char key[KEY_LEN], const char *cfgdir, int create)
+{
+	char *dir = iac_path_join(cfgdir, ".iac"), *path = iac_path_join(dir, "plan.key"), *data = NULL;
+	size_t len = 0;
+	int rc = iac_private_dir(dir, NULL);
+	if (rc == 0)
+		rc = iac_file_read_flags(&data, &len, NULL, path, O_NOFOLLOW);
+	if (rc == IAC_ENOTFOUND && create) {
+		if (RAND_bytes(key, KEY_LEN) != 1)
+			rc = iac_err_set("cannot make a key for saved plans: no randomness");
+		else
+			rc = iac_file_write_atomic(path, key, KEY_LEN, 0600);
+	} else if (rc == IAC_ENOTFOUND) {
+		rc = iac_err_set("'%s' is missing: a saved plan can only be applied where it was made "
+				 "(with the same .iac/); make a new plan", path);
+	} else if (rc == 0 && len != KEY_LEN) {
+		rc = iac_err_set("'%s' is damaged (%zu bytes, not %d): remove it and make a new plan", path, len,
+				 KEY_LEN);
+	} else if (rc == 0) {
+		memcpy(key, data, KEY_LEN);
+	}
+	free(data);
+	free(dir);
+	free(path);
+	return rc < 0 ? IAC_ERR : 0;
+}
+
+/* {"hmac_sha256": hex} of a value's canonical JSON. New reference. */
+static json_t *value_mac(const json_t *v, const unsigned char key[KEY_LEN])
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	size_t n = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	char *dump = json_dumps(v ? v : json_null(), JSON_ENCODE_ANY | JSON_SORT_KEYS | JSON_COMPACT);
+	if (!dump || !EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, KEY_LEN, (unsigned char *)dump,
+				strlen(dump), mac, sizeof(mac), &n))
+		n = 0;
+	free(dump);
+	for (size_t i = 0; i < n; i++)
+		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+	hex[2 * n] = '\0';
+	return json_pack("{s:s}", "hmac_sha256", hex);
+}
+
 int iac_planfile_write(const char *path, const iac_plan *plan, iac_config *cfg, const json_t *replace)
 {
+	unsigned char key[KEY_LEN];
+	if (json_object_size(cfg->variables) && plan_key(key, cfg->dir, 1) < 0)
+		return IAC_ERR;
 	json_t *vars = json_object(), *sens = json_array(), *hashes = json_object(), *v;
 	const char *k;
 
 	json_object_foreach(cfg->variables, k, v) {
 		if (json_is_true(json_object_get(v, "sensitive"))) {
 			json_array_append_new(sens, json_string(k));
-			/* the value itself never goes in; its salted hash lets apply
+			/* the value itself never goes in; its keyed hash lets apply
 			 * check it is given the same secret */
 			json_t *plain = iac_value_resolve(json_object_get(v, "value"), NULL, NULL, NULL);
-			json_object_set_new(hashes, k, iac_value_redact(plain, plan->lineage));
+			json_object_set_new(hashes, k, value_mac(plain, key));
 			json_decref(plain);
 		} else if (json_is_true(json_object_get(v, "given"))) {
 			/* only values given on the command line / environment /
@@ -162,10 +222,15 @@ int iac_planfile_check(const json_t *doc, const iac_plan *fresh, iac_config *cfg
 					   json_string_value(json_object_get(v, "error"))), IAC_ECONFLICT;
 		}
 	}
+	unsigned char key[KEY_LEN];
+	if (json_object_size(json_object_get(doc, "sensitive_hashes")) && plan_key(key, cfg->dir, 0) < 0) {
+		json_decref(have);
+		return IAC_ECONFLICT;
+	}
 	json_object_foreach(json_object_get(doc, "sensitive_hashes"), k, v) {
 		json_t *var = json_object_get(json_object_get(cfg->variables, k), "value");
 		json_t *plain = var ? iac_value_resolve(var, NULL, NULL, NULL) : NULL;
-		json_t *h = plain ? iac_value_redact(plain, lineage) : NULL;
+		json_t *h = plain ? value_mac(plain, key) : NULL;
 		int same = h && iac_value_equal(h, v);
 		json_decref(plain);
 		json_decref(h);

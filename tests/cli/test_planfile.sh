@@ -128,4 +128,36 @@ expect_rc 0
 expect_no_file out/a
 expect_no_file out/b
 
+# A saved plan checks a sensitive variable with an HMAC keyed by
+# .iac/plan.key, never a hash someone holding only the plan file could test
+# guesses against (the salt used to be the lineage, in the same file).
+newcfg mac
+cat >main.lua <<'EOF'
+variable "pin" { sensitive = true }
+resource "local.file" "a" { path = "x", content = "1" }
+EOF
+step "the plan file holds an HMAC, not a salted hash"
+run_env "IAC_VAR_pin=1234" plan -out=p.plan
+expect_rc 0
+expect_contains file:p.plan '"hmac_sha256"'
+lineage=$(python3 -c 'import json; print(json.load(open("p.plan"))["lineage"])')
+guess=$(printf '%s\n"1234"' "$lineage" | sha256sum | cut -c1-64)
+guess2=$(printf '"1234"' | sha256sum | cut -c1-64)
+expect_not_contains file:p.plan "$guess"
+expect_not_contains file:p.plan "$guess2"
+expect_not_contains file:p.plan "1234"
+[ "$(stat -c %a .iac/plan.key)" = 600 ] || fail ".iac/plan.key is not 0600"
+step "the same secret applies; another one does not"
+run_env "IAC_VAR_pin=9999" apply p.plan
+expect_rc 1
+expect_contains err "the sensitive variable 'pin' now has a different value"
+run_env "IAC_VAR_pin=1234" apply p.plan
+expect_rc 0
+step "without the key the plan cannot be applied"
+run_env "IAC_VAR_pin=1234" plan -out=q.plan
+rm .iac/plan.key
+run_env "IAC_VAR_pin=1234" apply q.plan
+expect_rc 1
+expect_contains err "plan.key' is missing: a saved plan can only be applied where it was made"
+
 finish
