@@ -2,6 +2,7 @@
 #include "iac/state/lock.h"
 #include "iac/core/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -121,6 +122,25 @@ static int try_once(iac_lock *lk, json_t **out_prev, int preempt, const char *co
 	}
 }
 
+/* A run killed while writing a file in .iac/ leaves its temp file
+ * ("state.json.tmp.Ab12Cd", see iac_file_replace). Only lock holders write
+ * there, and the holder is dead, so its temp files are removed when its
+ * stale lock is taken over (not when one is preempted: that holder lives). */
+static void sweep_temps(const char *dir)
+{
+	char *d = iac_path_join(dir, ".iac");
+	DIR *dh = opendir(d);
+	struct dirent *e;
+	while (dh && (e = readdir(dh))) {
+		const char *t = strstr(e->d_name, ".tmp.");
+		if (t && strlen(t) == strlen(".tmp.XXXXXX") && e->d_type == DT_REG)
+			unlinkat(dirfd(dh), e->d_name, 0);
+	}
+	if (dh)
+		closedir(dh);
+	free(d);
+}
+
 static int acquire(iac_lock **out, json_t **out_prev, const char *dir, const char *command,
 		   double timeout_ms, int preempt)
 {
@@ -155,6 +175,8 @@ static int acquire(iac_lock **out, json_t **out_prev, const char *dir, const cha
 			*out_prev = NULL;
 		return rc;
 	}
+	if (prev && !preempt)
+		sweep_temps(dir);
 	if (out_prev)
 		*out_prev = prev;
 	else

@@ -136,4 +136,20 @@ expect_eq "300 in state" 300 "$(printf '%s\n' "$OUT" | grep -c .)"
 # no temp files left behind
 expect_eq "files in .iac after a clean apply" "state.json state.json.backup" "$(ls .iac | grep -v '^state\.journal$' | tr '\n' ' ' | sed 's/ $//')"
 
+step "temp files of a killed run are removed when its stale lock is taken over"
+newcfg temps
+cat >main.lua <<'EOF'
+resource "local.exec" "slow" { create = "sleep 5" }
+EOF
+bg_iac "$T/k4.log" apply -auto-approve
+pid=$BG_PID
+sleep 0.5
+kill -9 "$pid" 2>/dev/null
+bg_wait "$pid"
+echo '{"half' >.iac/state.json.tmp.Ab12Cd
+run plan
+expect_rc 0
+expect_contains err "took over a stale lock"
+expect_no_file .iac/state.json.tmp.Ab12Cd
+
 finish
