@@ -1,6 +1,7 @@
-/* registry: the list of built-in providers. A provider directory under
- * providers/ with a CMakeLists.txt defines IAC_HAVE_PROVIDER_<NAME> and a
- * `const iac_provider iac_provider_<name>`; add it to the table below. */
+/* registry: the list of built-in providers, the only file that names them.
+ * A provider directory under providers/ with a CMakeLists.txt defines
+ * IAC_HAVE_PROVIDER_<NAME> and a `const iac_provider iac_provider_<name>`;
+ * add it to the table below (docs/providers.md). */
 #include "iac/provider/provider.h"
 
 #include <string.h>
@@ -8,12 +9,6 @@
 extern const iac_provider iac_provider_local;
 #ifdef IAC_HAVE_PROVIDER_SSH
 extern const iac_provider iac_provider_ssh;
-#endif
-#ifdef IAC_HAVE_PROVIDER_HAPROXY
-extern const iac_provider iac_provider_haproxy;
-#endif
-#ifdef IAC_HAVE_PROVIDER_ETCD
-extern const iac_provider iac_provider_etcd;
 #endif
 #ifdef IAC_HAVE_PROVIDER_DEPLOY
 extern const iac_provider iac_provider_deploy;
@@ -26,12 +21,6 @@ static const iac_provider *const all[] = {
 	&iac_provider_local,
 #ifdef IAC_HAVE_PROVIDER_SSH
 	&iac_provider_ssh,
-#endif
-#ifdef IAC_HAVE_PROVIDER_HAPROXY
-	&iac_provider_haproxy,
-#endif
-#ifdef IAC_HAVE_PROVIDER_ETCD
-	&iac_provider_etcd,
 #endif
 #ifdef IAC_HAVE_PROVIDER_DEPLOY
 	&iac_provider_deploy,

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "iac/apply/walk.h"
+#include "iac/graph/walk.h"
 #include "iac/core/err.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
@@ -557,7 +557,7 @@ int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_st
 
 	unsigned char *status = iac_xcalloc(iac_graph_count(ap.g) + 1, 1);
 	pthread_create(&tick, NULL, ticker, &ap);
-	iac_walk(ap.g, opts->parallelism > 0 ? opts->parallelism : 10, run_op, &ap, opts->stop, status);
+	iac_walk(status, ap.g, opts->parallelism > 0 ? opts->parallelism : 10, run_op, &ap, opts->stop);
 	ap.ticker_stop = 1;
 	pthread_join(tick, NULL);
 	for (size_t i = 0; i < iac_graph_count(ap.g); i++) {

@@ -24,10 +24,7 @@ static int cmd_version(int argc, char **argv)
 static int cmd_help(int argc, char **argv)
 {
 	if (argc < 2) {
-		printf("usage: iac [-chdir=DIR] [-no-color] COMMAND [flags] [args]\n\ncommands:\n");
-		for (const iac_command *c = iac_commands(); c->name; c++)
-			printf("  %-12s %s\n", c->name, c->summary);
-		printf("\n'iac help COMMAND' shows a command's flags.\n");
+		iac_usage(stdout);
 		return 0;
 	}
 	const iac_command *c = iac_command_find(argv[1]);
@@ -41,30 +38,7 @@ static int cmd_help(int argc, char **argv)
 	return 0;
 }
 
-/* Engine commands live in cmd_*.c; declared here to keep one table. */
-int iac_cmd_validate(int, char **);
-int iac_cmd_plan(int, char **);
-int iac_cmd_apply(int, char **);
-int iac_cmd_destroy(int, char **);
-int iac_cmd_graph(int, char **);
-int iac_cmd_output(int, char **);
-int iac_cmd_state(int, char **);
-int iac_cmd_show(int, char **);
-int iac_cmd_force_unlock(int, char **);
-int iac_cmd_rollback(int, char **);
-int iac_cmd_flag(int, char **);
-void iac_help_flag(void);
-void iac_help_rollback(void);
-void iac_help_validate(void);
-void iac_help_plan(void);
-void iac_help_apply(void);
-void iac_help_destroy(void);
-void iac_help_graph(void);
-void iac_help_output(void);
-void iac_help_state(void);
-void iac_help_show(void);
-
-static const iac_command table[] = {
+static const iac_command builtin[] = {
 	{ "validate", iac_cmd_validate, "check the configuration without touching anything", iac_help_validate },
 	{ "plan", iac_cmd_plan, "show what apply would change", iac_help_plan },
 	{ "apply", iac_cmd_apply, "make the changes (or apply a saved plan)", iac_help_apply },
@@ -73,26 +47,58 @@ static const iac_command table[] = {
 	{ "output", iac_cmd_output, "print output values from state", iac_help_output },
 	{ "state", iac_cmd_state, "list, show or forget resources in state", iac_help_state },
 	{ "show", iac_cmd_show, "show state or a saved plan (-json)", iac_help_show },
-	{ "flag", iac_cmd_flag, "list, set or reset feature flags live", iac_help_flag },
-	{ "rollback", iac_cmd_rollback, "switch deployments back to their standby colour, now", iac_help_rollback },
 	{ "force-unlock", iac_cmd_force_unlock, "remove a lock left behind, by its id", NULL },
 #ifdef IAC_HAVE_loadtest
 	{ "loadtest", iac_loadtest_main, "run a Lua load-test scenario against an HTTP service", iac_loadtest_help },
 #endif
+	{ NULL, NULL, NULL, NULL },
+};
+
+/* listed after the providers' commands */
+static const iac_command last[] = {
 	{ "version", cmd_version, "print the version", NULL },
 	{ "help", cmd_help, "show help for a command", NULL },
 	{ NULL, NULL, NULL, NULL },
 };
 
-const iac_command *iac_commands(void)
+void iac_commands_each(void (*fn)(const iac_command *c, void *ud), void *ud)
 {
-	return table;
+	for (const iac_command *c = builtin; c->name; c++)
+		fn(c, ud);
+	for (const iac_provider *const *p = iac_provider_all(); *p; p++)
+		for (const iac_command *c = (*p)->commands; c && c->name; c++)
+			fn(c, ud);
+	for (const iac_command *c = last; c->name; c++)
+		fn(c, ud);
+}
+
+typedef struct {
+	const char *name;
+	const iac_command *found;
+} finder;
+
+static void find_one(const iac_command *c, void *ud)
+{
+	finder *f = ud;
+	if (!f->found && !strcmp(c->name, f->name))
+		f->found = c;
 }
 
 const iac_command *iac_command_find(const char *name)
 {
-	for (const iac_command *c = table; c->name; c++)
-		if (!strcmp(c->name, name))
-			return c;
-	return NULL;
+	finder f = { name, NULL };
+	iac_commands_each(find_one, &f);
+	return f.found;
+}
+
+static void list_one(const iac_command *c, void *ud)
+{
+	fprintf(ud, "  %-12s %s\n", c->name, c->summary);
+}
+
+void iac_usage(FILE *f)
+{
+	fprintf(f, "usage: iac [-chdir=DIR] [-no-color] COMMAND [flags] [args]\n\ncommands:\n");
+	iac_commands_each(list_one, f);
+	fprintf(f, "\n'iac help COMMAND' shows a command's flags.\n");
 }

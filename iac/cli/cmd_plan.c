@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include "iac/apply/apply.h"
+#include "iac/cli/commands.h"
 #include "iac/cli/session.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
@@ -37,22 +39,22 @@ static size_t print_unreachable(const iac_plan *plan, const iac_apply_result *re
 		char *line = iac_plan_host_line(h);
 		iac_buf_printf(&b, "%s\n", line);
 		free(line);
-		json_object_set(seen, json_string_value(json_object_get(h, "host")), json_true());
+		json_object_set(seen, iac_json_str(h, "host"), json_true());
 		n++;
 	}
 	json_array_foreach(res ? res->failures : NULL, i, h) {
 		json_t *host = json_object_get(h, "host");
-		const char *name = json_string_value(json_object_get(host, "host"));
+		const char *name = iac_json_str(host, "host");
 		if (!name || json_object_get(seen, name))
 			continue;
 		size_t count = 0;
 		json_t *f;
 		size_t j;
 		json_array_foreach(res->failures, j, f)
-			count += !strcmp(json_string_value(json_object_get(json_object_get(f, "host"), "host")) ?: "", name);
+			count += !strcmp(iac_json_str(json_object_get(f, "host"), "host") ?: "", name);
 		iac_buf_printf(&b, "host '%s' (%s) became unreachable: %s; %zu operation%s there failed\n", name,
-			       json_string_value(json_object_get(host, "address")),
-			       json_string_value(json_object_get(host, "error")), count, count == 1 ? "" : "s");
+			       iac_json_str(host, "address"),
+			       iac_json_str(host, "error"), count, count == 1 ? "" : "s");
 		json_object_set(seen, name, json_true());
 		n++;
 	}
@@ -76,17 +78,17 @@ static void print_failures(iac_buf *b, const json_t *failures)
 	json_array_foreach(failures, i, f) {
 		if (done[i])
 			continue;
-		const char *err = json_string_value(json_object_get(f, "error"));
-		const char *op = json_string_value(json_object_get(f, "operation"));
+		const char *err = iac_json_str(f, "error");
+		const char *op = iac_json_str(f, "operation");
 		size_t same = 0;
 		iac_buf who = IAC_BUF_INIT;
 		for (size_t j = i; j < n; j++) {
 			json_t *g = json_array_get(failures, j);
-			if (done[j] || strcmp(json_string_value(json_object_get(g, "error")), err))
+			if (done[j] || strcmp(iac_json_str(g, "error"), err))
 				continue;
 			done[j] = 1;
 			if (same < 3)
-				iac_buf_printf(&who, "%s%s", same ? ", " : "", json_string_value(json_object_get(g, "address")));
+				iac_buf_printf(&who, "%s%s", same ? ", " : "", iac_json_str(g, "address"));
 			same++;
 		}
 		if (same == 1)
@@ -319,7 +321,7 @@ static int apply_saved(iac_session *s, const char *path, iac_plan **plan)
 	/* a plan made before any state existed names the lineage to start with */
 	if (iac_state_is_new(s->st) && json_integer_value(json_object_get(doc, "serial")) == 0 &&
 	    json_is_string(json_object_get(doc, "lineage")))
-		iac_state_adopt_lineage(s->st, json_string_value(json_object_get(doc, "lineage")));
+		iac_state_adopt_lineage(s->st, iac_json_str(doc, "lineage"));
 	iac_session_signals(1);
 	if (iac_session_plan(s, plan) < 0)
 		goto done;

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iac/cli/commands.h"
 #include "iac/cli/session.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
@@ -158,7 +160,7 @@ int iac_cmd_output(int argc, char **argv)
 							      sens ? json_string("(sensitive)")
 								   : json_incref(json_object_get(o, "value")),
 							      "sensitive", sens, "type",
-							      json_string_value(json_object_get(o, "type")) ?:
+							      iac_json_str(o, "type") ?:
 							      iac_value_type_name(json_object_get(o, "value"))));
 		}
 		print_json(doc);
@@ -184,9 +186,9 @@ static void show_entry(const json_t *e)
 	json_object_foreach(attrs, k, v)
 		if (strlen(k) > w)
 			w = strlen(k);
-	printf("# %s:\n%s \"%s\" \"%s\" {\n", json_string_value(json_object_get(e, "address")),
+	printf("# %s:\n%s \"%s\" \"%s\" {\n", iac_json_str(e, "address"),
 	       json_is_string(json_object_get(e, "mode")) ? "data" : "resource",
-	       json_string_value(json_object_get(e, "type")), json_string_value(json_object_get(e, "name")) ?: "");
+	       iac_json_str(e, "type"), iac_json_str(e, "name") ?: "");
 	json_object_foreach(attrs, k, v) {
 		iac_buf b = IAC_BUF_INIT;
 		iac_value_render(&b, v);
@@ -195,8 +197,8 @@ static void show_entry(const json_t *e)
 	}
 	if (json_object_get(e, "pending"))
 		printf("    # pending: %s started %s and did not finish\n",
-		       json_string_value(json_object_get(json_object_get(e, "pending"), "action")),
-		       json_string_value(json_object_get(json_object_get(e, "pending"), "started")));
+		       iac_json_str(json_object_get(e, "pending"), "action"),
+		       iac_json_str(json_object_get(e, "pending"), "started"));
 	printf("}\n");
 }
 
@@ -310,9 +312,9 @@ int iac_cmd_show(int argc, char **argv)
 			json_t *ch = json_object_get(json_object_get(doc, "plan"), "resource_changes"), *e;
 			size_t i;
 			json_array_foreach(ch, i, e)
-				if (strcmp(json_string_value(json_object_get(e, "action")), "no-op"))
-					printf("  %-8s %s\n", json_string_value(json_object_get(e, "action")),
-					       json_string_value(json_object_get(e, "address")));
+				if (strcmp(iac_json_str(e, "action"), "no-op"))
+					printf("  %-8s %s\n", iac_json_str(e, "action"),
+					       iac_json_str(e, "address"));
 			json_t *sum = json_object_get(json_object_get(doc, "plan"), "summary");
 			printf("Plan: %lld to add, %lld to change, %lld to destroy.\n",
 			       (long long)json_integer_value(json_object_get(sum, "add")),
@@ -358,7 +360,7 @@ int iac_cmd_force_unlock(int argc, char **argv)
 		if (iac_lock_holder(&h, ".") == 0)
 			iac_log_error("usage: iac force-unlock LOCK_ID (the lock is held by pid %lld, lock id %s)",
 				      (long long)json_integer_value(json_object_get(h, "pid")),
-				      json_string_value(json_object_get(h, "id")) ?: "?");
+				      iac_json_str(h, "id") ?: "?");
 		else
 			iac_log_error("usage: iac force-unlock LOCK_ID (no live process holds the lock now)");
 		json_decref(h);

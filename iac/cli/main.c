@@ -15,14 +15,6 @@
 
 iac_global_opts iac_global;
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: iac [-chdir=DIR] [-no-color] COMMAND [flags] [args]\n\ncommands:\n");
-	for (const iac_command *c = iac_commands(); c->name; c++)
-		fprintf(f, "  %-12s %s\n", c->name, c->summary);
-	fprintf(f, "\n'iac help COMMAND' shows a command's flags.\n");
-}
-
 int main(int argc, char **argv)
 {
 	int i = 1;
@@ -39,7 +31,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "version") || !strcmp(a, "v"))
 			return iac_command_find("version")->run(1, (char *[]){ "version", NULL });
 		else if (!strcmp(a, "help") || !strcmp(a, "h")) {
-			usage(stdout);
+			iac_usage(stdout);
 			return 0;
 		} else {
 			fprintf(stderr, "error: unknown global option '%s'; see 'iac help'\n", argv[i]);
@@ -47,7 +39,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (i >= argc) {
-		usage(stderr);
+		iac_usage(stderr);
 		return 1;
 	}
 	iac_log_set_color(iac_global.no_color ? 0 : -1);

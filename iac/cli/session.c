@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 
@@ -55,6 +56,18 @@ void iac_session_init(iac_session *s, const char *command)
 
 static iac_opt opt_table[64];
 
+/* The flags providers add to plan/apply/destroy (-ssh-accept-new). */
+static void add_provider_flags(iac_session *s, size_t *n)
+{
+	size_t k = 0;
+	for (const iac_provider *const *p = iac_provider_all(); *p; p++)
+		for (const iac_provider_flag *f = (*p)->flags; f && f->flag && k < IAC_SESSION_PFLAGS; f++, k++) {
+			s->pflag_of[k] = *p;
+			s->pflag_def[k] = f;
+			opt_table[(*n)++] = (iac_opt){ f->flag, IAC_OPT_BOOL, &s->pflag[k], f->help };
+		}
+}
+
 static size_t build_opts(iac_session *s, unsigned which)
 {
 	size_t n = 0;
@@ -71,8 +84,7 @@ static size_t build_opts(iac_session *s, unsigned which)
 		ADD("require-all-hosts", IAC_OPT_BOOL, &s->require_all_hosts,
 		    "fail before changing anything when a host cannot be reached (default: leave its "
 		    "resources as they are, converge the rest, exit 1)");
-		ADD("ssh-accept-new", IAC_OPT_BOOL, &s->ssh_accept_new, "accept and record unknown SSH host keys");
-		ADD("allow-bad", IAC_OPT_BOOL, &s->allow_bad, "deploy a version marked bad by a rollback");
+		add_provider_flags(s, &n);
 	}
 	if (which & IAC_F_LOCK) {
 		ADD("lock", IAC_OPT_BOOL, &s->lock, "take the state lock (default true)");
@@ -97,7 +109,16 @@ static size_t build_opts(iac_session *s, unsigned which)
 
 int iac_session_args(iac_session *s, unsigned which, int argc, char **argv, iac_strlist *pos)
 {
-	build_opts(s, which);
+	return iac_session_args_own(s, which, NULL, argc, argv, pos);
+}
+
+int iac_session_args_own(iac_session *s, unsigned which, const iac_opt *own, int argc, char **argv,
+			 iac_strlist *pos)
+{
+	size_t n = build_opts(s, which);
+	for (const iac_opt *o = own; o && o->name && n + 1 < sizeof(opt_table) / sizeof(*opt_table); o++)
+		opt_table[n++] = *o;
+	opt_table[n] = (iac_opt){ 0 };
 	if (iac_args_parse(opt_table, s->command, argc, argv, pos) < 0) {
 		iac_log_error("%s", iac_err_last());
 		return IAC_ERR;
@@ -198,10 +219,10 @@ static int take_lock_here(iac_session *s, const char *dir)
 	if (stale) {
 		iac_log_warn("took over a stale lock left by 'iac %s' (pid %lld on '%s', since %s), "
 			     "which is no longer running",
-			     json_string_value(json_object_get(stale, "command")) ?: "?",
+			     iac_json_str(stale, "command") ?: "?",
 			     (long long)json_integer_value(json_object_get(stale, "pid")),
-			     json_string_value(json_object_get(stale, "host")) ?: "?",
-			     json_string_value(json_object_get(stale, "started")) ?: "?");
+			     iac_json_str(stale, "host") ?: "?",
+			     iac_json_str(stale, "started") ?: "?");
 		json_decref(stale);
 	}
 	return 0;
@@ -268,10 +289,14 @@ int iac_session_load_and_open(iac_session *s)
 void iac_session_providers(iac_session *s)
 {
 	json_t *extra = json_object();
-	if (s->ssh_accept_new)
-		json_object_set_new(extra, "ssh", json_pack("{s:b}", "accept_new", 1));
-	if (s->allow_bad)
-		json_object_set_new(extra, "deploy", json_pack("{s:b}", "allow_bad", 1));
+	for (size_t k = 0; k < IAC_SESSION_PFLAGS && s->pflag_def[k]; k++) {
+		if (!s->pflag[k])
+			continue;
+		const char *name = s->pflag_of[k]->name;
+		if (!json_object_get(extra, name))
+			json_object_set_new(extra, name, json_object());
+		json_object_set_new(json_object_get(extra, name), s->pflag_def[k]->key, json_true());
+	}
 	s->pv = iac_providers_new(s->cfg->providers, extra, s->cfg->dir);
 	json_decref(extra);
 }

@@ -14,6 +14,8 @@
 #include "iac/state/lock.h"
 #include "iac/state/state.h"
 
+#define IAC_SESSION_PFLAGS 16
+
 typedef struct {
 	/* flags */
 	iac_strlist vars, var_files, targets, replace;
@@ -26,12 +28,14 @@ typedef struct {
 	int auto_approve;
 	const char *out;          /* -out FILE */
 	int destroy;
-	int ssh_accept_new;
 	int no_color;
 	int input;                /* -input=false: never prompt */
 	int force;
-	int allow_bad;            /* -allow-bad: deploy a version marked bad */
 	int require_all_hosts;    /* an unreachable host fails plan/apply up front */
+	/* flags the providers add (iac_provider.flags), in registry order */
+	int pflag[IAC_SESSION_PFLAGS];
+	const iac_provider *pflag_of[IAC_SESSION_PFLAGS];
+	const iac_provider_flag *pflag_def[IAC_SESSION_PFLAGS];
 
 	/* run */
 	const char *command;
@@ -53,8 +57,12 @@ enum {
 };
 
 void iac_session_init(iac_session *s, const char *command);
-/* Parse argv; positional arguments land in *pos. 0 or -1 (message printed). */
+/* Parse argv; positional arguments land in *pos. 0 or -1 (message printed).
+ * `own` (may be NULL, NULL-name terminated) are the command's own flags,
+ * parsed with the shared ones. */
 int iac_session_args(iac_session *s, unsigned which, int argc, char **argv, iac_strlist *pos);
+int iac_session_args_own(iac_session *s, unsigned which, const iac_opt *own, int argc, char **argv,
+			 iac_strlist *pos);
 void iac_session_usage(unsigned which);
 
 /* Load the configuration from the current directory. */

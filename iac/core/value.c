@@ -1,6 +1,7 @@
 /* value: markers, resolution, redaction and rendering (see value.h). */
 #include "iac/core/value.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 
 #include <math.h>
@@ -36,7 +37,7 @@ const char *iac_value_marker(const json_t *v)
 {
 	if (!json_is_object(v))
 		return NULL;
-	return json_string_value(json_object_get(v, "$iac"));
+	return iac_json_str(v, "$iac");
 }
 
 int iac_value_is_unknown(const json_t *v)
@@ -128,8 +129,8 @@ json_t *iac_value_resolve(const json_t *v, iac_value_resolver fn, void *ud, unsi
 	if (m) {
 		if (!strcmp(m, "ref")) {
 			json_t *r = NULL;
-			const char *addr = json_string_value(json_object_get(v, "addr"));
-			const char *attr = json_string_value(json_object_get(v, "attr"));
+			const char *addr = iac_json_str(v, "addr");
+			const char *attr = iac_json_str(v, "attr");
 			if (!fn) {
 				*flags |= IAC_VAL_UNKNOWN;
 				return iac_value_unknown();
@@ -185,7 +186,7 @@ void iac_value_refs(const json_t *v, void (*fn)(const char *addr, void *ud), voi
 	size_t i;
 
 	if (m && !strcmp(m, "ref")) {
-		fn(json_string_value(json_object_get(v, "addr")), ud);
+		fn(iac_json_str(v, "addr"), ud);
 		return;
 	}
 	if (json_is_array(v)) {

@@ -26,7 +26,8 @@
  * instead of delaying the rollback. iac_cutover_finish() puts them in maint
  * later. (HAProxy 2.6 lets requests in flight on a server put in maint
  * finish, as tests/haproxy/test_rollback.sh shows; drain-then-maint keeps
- * the order the issue asks for and works with `shutdown-sessions` too.)
+ * the order a graceful switch needs (no new requests, then none at all)
+ * and works with `shutdown-sessions` too.)
  *
  * Ownership: the handle and the name arrays are borrowed for the call.
  */

@@ -8,6 +8,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 
 #define PFX "haproxy config"
@@ -356,8 +357,8 @@ int iac_haproxy_cfg_render(char **out, const json_t *desc)
 		/* both were validated above */
 		get_int(&weight, srv, "", "weight", 1, 0, 256);
 		get_int(&port, srv, "", "port", 0, 1, 65535);
-		iac_buf_printf(&cfg, "\tserver %s %s:%ld", json_string_value(json_object_get(srv, "name")),
-			       json_string_value(json_object_get(srv, "address")), port);
+		iac_buf_printf(&cfg, "\tserver %s %s:%ld", iac_json_str(srv, "name"),
+			       iac_json_str(srv, "address"), port);
 		if (json_object_get(srv, "weight"))
 			iac_buf_printf(&cfg, " weight %ld", weight);
 		if (strcmp(colour, live))

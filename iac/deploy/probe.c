@@ -11,6 +11,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 
 #define BODY_MAX (8u << 20)
@@ -539,16 +540,16 @@ int iac_probe_prom_judge(iac_probe_prom_result *out, const char *body, const cha
 				 jerr.text);
 		goto done;
 	}
-	const char *status = json_string_value(json_object_get(root, "status"));
+	const char *status = iac_json_str(root, "status");
 	if (!status || strcmp(status, "success")) {
-		const char *etype = json_string_value(json_object_get(root, "errorType"));
-		const char *emsg = json_string_value(json_object_get(root, "error"));
+		const char *etype = iac_json_str(root, "errorType");
+		const char *emsg = iac_json_str(root, "error");
 		rc = prom_finish(out, IAC_PROBE_ERROR, "query '%s': %s: %s", query, etype ? etype : "error",
 				 emsg ? emsg : "no error message");
 		goto done;
 	}
 	json_t *data = json_object_get(root, "data");
-	const char *type = json_string_value(json_object_get(data, "resultType"));
+	const char *type = iac_json_str(data, "resultType");
 	json_t *result = json_object_get(data, "result");
 	snprintf(out->result_type, sizeof(out->result_type), "%s", type ? type : "");
 	if (type && !strcmp(type, "vector") && json_is_array(result)) {

@@ -1,7 +1,7 @@
 /* flags: flag specs -> flagd JSON, and a flagd-compatible evaluator (see flags.h).
  *
  * Compatibility target: @openfeature/flagd-core 4.x (the reference
- * evaluator the issue tests against). Its fractional operator:
+ * evaluator tests/flags/test_flagd_compat.sh checks against). Its fractional operator:
  *   bucketBy = the first argument when it is a string, else
  *              $flagd.flagKey + targetingKey (no targetingKey: no match)
  *   hash     = murmur3_x86_32(bucketBy, seed 0) as unsigned

@@ -1,4 +1,6 @@
-/* murmur3: MurmurHash3 x86_32 (see murmur3.h). */
+/* murmur3: MurmurHash3 x86_32 (see murmur3.h). Written here because Debian
+ * packages no C library of it (flagd buckets users with this exact hash, so
+ * a different one would move users between variants). */
 #include "iac/flags/murmur3.h"
 
 static uint32_t rotl32(uint32_t x, int r)

@@ -51,8 +51,6 @@ typedef struct iac_config {
 typedef struct {
 	const char *const *vars;       /* "name=value", NULL terminated (may be NULL) */
 	const char *const *var_files;  /* NULL terminated (may be NULL) */
-	/* Values for sensitive variables only, read from a plan file's
-	 * companion sources; normally NULL. */
 	int allow_missing_vars;        /* validate: missing required vars are ok */
 	/* Limits on topology code, so an endless loop or a growing table is an
 	 * error, not a hang or the OOM killer. 0: from the environment
@@ -70,6 +68,11 @@ int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts
 void iac_config_free(iac_config *cfg);
 
 iac_rconf *iac_config_get(const iac_config *cfg, const char *addr);
+
+/* The root-module resource TYPE.NAME, added (empty attributes, declared at
+ * file:line) when it is not there yet: for providers' finalize(), which
+ * expand their own declarations into resources. Owned by cfg. */
+iac_rconf *iac_config_add(iac_config *cfg, const char *type, const char *name, const char *file, int line);
 
 /* sha256 of the evaluated configuration without its secrets (computed on
  * first use: only saved plans need it). */

@@ -21,6 +21,7 @@
 #include "iac/core/base64.h"
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
@@ -228,44 +229,30 @@ static void check_attr(lua_State *L, iac_rconf *r, const char *k)
 		json_object_set_new(r->attrs, k, json_array());
 }
 
-static int resource_body(lua_State *L)
+/* An unknown type, or a resource declared as data (or the other way):
+ * the error, with the closest known name. */
+static int type_error(lua_State *L, const iac_rtype *rt, const char *type, const char *name, int is_data)
 {
-	loader *ld = iac_load_get(L);
-	const char *type = lua_tostring(L, lua_upvalueindex(1));
-	const char *name = lua_tostring(L, lua_upvalueindex(2));
-	int is_data = lua_toboolean(L, lua_upvalueindex(3));
-	const iac_provider *prov = NULL;
-	char file[256], err[1024], addr[1024], hint[128];
-	int line;
+	const char *names[128];
+	char hint[128];
+	size_t n = 0;
+	const iac_provider *const *all = iac_provider_all();
+	for (size_t i = 0; all[i]; i++)
+		for (size_t j = 0; all[i]->types[j] && n < 128; j++)
+			if (all[i]->types[j]->is_data == is_data)
+				names[n++] = all[i]->types[j]->name;
+	suggest(hint, sizeof(hint), type, names, n);
+	if (rt)
+		return iac_load_error(L, "'%s' is a %s; declare it with %s \"%s\" \"%s\" { ... }", type,
+				      is_data ? "resource" : "data source", is_data ? "resource" : "data", type, name);
+	return iac_load_error(L, "unknown %s type '%s'%s", is_data ? "data source" : "resource", type, hint);
+}
 
-	iac_load_where(L, file, sizeof(file), &line);
-	if (!lua_istable(L, 1))
-		return iac_load_error(L, "%s '%s.%s': expected a table of attributes { ... }", is_data ? "data" : "resource",
-				  type, name);
-	const iac_rtype *rt = iac_provider_find_type(type, &prov);
-	if (!rt || rt->is_data != is_data) {
-		const char *names[128];
-		size_t n = 0;
-		const iac_provider *const *all = iac_provider_all();
-		for (size_t i = 0; all[i]; i++)
-			for (size_t j = 0; all[i]->types[j] && n < 128; j++)
-				if (all[i]->types[j]->is_data == is_data)
-					names[n++] = all[i]->types[j]->name;
-		suggest(hint, sizeof(hint), type, names, n);
-		if (rt)
-			return iac_load_error(L, "'%s' is a %s; declare it with %s \"%s\" \"%s\" { ... }", type,
-					  is_data ? "resource" : "data source", is_data ? "resource" : "data", type, name);
-		return iac_load_error(L, "unknown %s type '%s'%s", is_data ? "data source" : "resource", type, hint);
-	}
-	snprintf(addr, sizeof(addr), "%s%s%s%s.%s", ld->cur->prefix, ld->cur->prefix[0] ? "." : "",
-		 is_data ? "data." : "", type, name);
-	iac_rconf *prev = iac_config_get(ld->cfg, addr);
-	if (prev) {
-		char at[300];
-		snprintf(at, sizeof(at), "%s:%d", prev->file, prev->line);
-		return raise(L, "%s '%s' declared twice (first at %s)", is_data ? "data" : "resource", addr, at);
-	}
-
+/* A new resource, registered in the config right away, so that the config
+ * frees it even if a check of its body raises. */
+static iac_rconf *new_rconf(loader *ld, const char *addr, const char *type, const char *name,
+			    const char *file, int line)
+{
 	iac_rconf *r = iac_xcalloc(1, sizeof(*r));
 	r->addr = iac_xstrdup(addr);
 	r->type = iac_xstrdup(type);
@@ -275,50 +262,84 @@ static int resource_body(lua_State *L)
 	r->line = line;
 	r->attrs = json_object();
 	r->deps = json_array();
-	r->is_data = is_data;
-	r->rtype = rt;
-	r->provider = prov;
-	/* register first so the config frees it even if a check below raises */
 	if (ld->cfg->nres == ld->cfg->capres) {
 		ld->cfg->capres = ld->cfg->capres ? ld->cfg->capres * 2 : 64;
 		ld->cfg->res = iac_xrealloc(ld->cfg->res, ld->cfg->capres * sizeof(*ld->cfg->res));
 	}
 	ld->cfg->res[ld->cfg->nres++] = r;
 	iac_map_put(&ld->cfg->by_addr, addr, r);
+	return r;
+}
 
+/* One key of a resource body (key at -2, value at -1): depends_on,
+ * lifecycle, triggers or an attribute. Raises on a bad value. */
+static void body_key(lua_State *L, iac_rconf *r, const char *k)
+{
+	char err[1024];
+	if (!strcmp(k, "depends_on")) {
+		json_decref(r->deps);
+		r->deps = depends_list(L, lua_gettop(L), r->addr);
+	} else if (!strcmp(k, "lifecycle")) {
+		lifecycle(L, lua_gettop(L), r);
+	} else if (!strcmp(k, "triggers")) {
+		char what[1400];
+		snprintf(what, sizeof(what), "resource '%s': triggers", r->addr);
+		json_t *t = iac_lua_to_json(L, -1, what, err, sizeof(err));
+		if (!t && err[0])
+			iac_load_error(L, "%s", err);
+		if (t && (!json_is_object(t) || iac_value_marker(t))) {
+			json_decref(t);
+			iac_load_error(L, "resource '%s': triggers must be a table of named values", r->addr);
+		}
+		r->triggers = t;
+	} else {
+		const iac_attr *sa = iac_rtype_attr(r->rtype, k);
+		json_t *v = (sa && (sa->flags & IAC_A_WATCH)) ? iac_lua_to_json_watch(L, -1, k, err, sizeof(err))
+							      : iac_lua_to_json(L, -1, k, err, sizeof(err));
+		if (!v && err[0])
+			iac_load_error(L, "resource '%s': attribute %s", r->addr, err);
+		if (v) {
+			/* stored first: check_attr may raise and the config owns it */
+			json_object_set_new(r->attrs, k, v);
+			check_attr(L, r, k);
+		}
+	}
+}
+
+static int resource_body(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	const char *type = lua_tostring(L, lua_upvalueindex(1));
+	const char *name = lua_tostring(L, lua_upvalueindex(2));
+	int is_data = lua_toboolean(L, lua_upvalueindex(3));
+	const iac_provider *prov = NULL;
+	char file[256], addr[1024];
+	int line;
+
+	iac_load_where(L, file, sizeof(file), &line);
+	if (!lua_istable(L, 1))
+		return iac_load_error(L, "%s '%s.%s': expected a table of attributes { ... }", is_data ? "data" : "resource",
+				  type, name);
+	const iac_rtype *rt = iac_provider_find_type(type, &prov);
+	if (!rt || rt->is_data != is_data)
+		return type_error(L, rt, type, name, is_data);
+	snprintf(addr, sizeof(addr), "%s%s%s%s.%s", ld->cur->prefix, ld->cur->prefix[0] ? "." : "",
+		 is_data ? "data." : "", type, name);
+	iac_rconf *prev = iac_config_get(ld->cfg, addr);
+	if (prev) {
+		char at[300];
+		snprintf(at, sizeof(at), "%s:%d", prev->file, prev->line);
+		return raise(L, "%s '%s' declared twice (first at %s)", is_data ? "data" : "resource", addr, at);
+	}
+	iac_rconf *r = new_rconf(ld, addr, type, name, file, line);
+	r->is_data = is_data;
+	r->rtype = rt;
+	r->provider = prov;
 	lua_pushnil(L);
 	while (lua_next(L, 1)) {
 		if (lua_type(L, -2) != LUA_TSTRING)
 			return iac_load_error(L, "resource '%s': attributes must be named (found a list item)", addr);
-		const char *k = lua_tostring(L, -2);
-		if (!strcmp(k, "depends_on")) {
-			json_decref(r->deps);
-			r->deps = depends_list(L, lua_gettop(L), addr);
-		} else if (!strcmp(k, "lifecycle")) {
-			lifecycle(L, lua_gettop(L), r);
-		} else if (!strcmp(k, "triggers")) {
-			char what[1400];
-			snprintf(what, sizeof(what), "resource '%s': triggers", addr);
-			json_t *t = iac_lua_to_json(L, -1, what, err, sizeof(err));
-			if (!t && err[0])
-				return iac_load_error(L, "%s", err);
-			if (t && (!json_is_object(t) || iac_value_marker(t))) {
-				json_decref(t);
-				return iac_load_error(L, "resource '%s': triggers must be a table of named values", addr);
-			}
-			r->triggers = t;
-		} else {
-			const iac_attr *sa = iac_rtype_attr(rt, k);
-			json_t *v = (sa && (sa->flags & IAC_A_WATCH)) ? iac_lua_to_json_watch(L, -1, k, err, sizeof(err))
-								      : iac_lua_to_json(L, -1, k, err, sizeof(err));
-			if (!v && err[0])
-				return iac_load_error(L, "resource '%s': attribute %s", addr, err);
-			if (v) {
-				/* stored first: check_attr may raise and the config owns it */
-				json_object_set_new(r->attrs, k, v);
-				check_attr(L, r, k);
-			}
-		}
+		body_key(L, r, lua_tostring(L, -2));
 		lua_pop(L, 1);
 	}
 	for (const iac_attr *a = rt->attrs; a && a->name; a++)
@@ -385,7 +406,7 @@ static int output_body(lua_State *L)
 	json_t *prev = json_object_get(ld->cfg->outputs, name);
 	if (prev)
 		return iac_load_error(L, "output '%s' declared twice (first at %s:%d)", name,
-				      json_string_value(json_object_get(prev, "file")) ?: "?",
+				      iac_json_str(prev, "file") ?: "?",
 				      (int)json_integer_value(json_object_get(prev, "line")));
 	snprintf(what, sizeof(what), "output '%s'", name);
 	json_t *v = iac_lua_to_json(L, -1, what, err, sizeof(err));
@@ -569,7 +590,7 @@ static int section_body(lua_State *L)
 	json_t *prev = json_object_get(sec, name);
 	if (prev)
 		return iac_load_error(L, "%s '%s' declared twice (first at %s:%d)", lua_tostring(L, lua_upvalueindex(3)),
-				  name, json_string_value(json_object_get(prev, "file")),
+				  name, iac_json_str(prev, "file"),
 				  (int)json_integer_value(json_object_get(prev, "line")));
 	snprintf(what, sizeof(what), "%s '%s'", lua_tostring(L, lua_upvalueindex(3)), name);
 	json_t *v = iac_lua_to_json(L, 1, what, err, sizeof(err));
@@ -601,12 +622,24 @@ static int section_named(lua_State *L)
 	return 1;
 }
 
-static void install_section(lua_State *L, const char *fn, const char *section)
+/* section(SECTION, KEYWORD): a declaration keyword for a provider's
+ * prelude: KEYWORD "name" { ... } records the body, with its file and
+ * line, under cfg->sections[SECTION][name]. */
+static int l_section(lua_State *L)
 {
-	lua_pushstring(L, section);
-	lua_pushstring(L, fn);
+	luaL_checkstring(L, 1);
+	luaL_checkstring(L, 2);
+	lua_pushvalue(L, 1);
+	lua_pushvalue(L, 2);
 	lua_pushcclosure(L, section_named, 2);
-	lua_setfield(L, -2, fn);
+	return 1;
+}
+
+void iac_dsl_push_helpers(lua_State *L)
+{
+	lua_newtable(L);
+	lua_pushcfunction(L, l_section);
+	lua_setfield(L, -2, "section");
 }
 
 static int l_file(lua_State *L)
@@ -744,7 +777,6 @@ void iac_dsl_install(lua_State *L)
 		{ "base64encode", l_base64encode }, { "base64decode", l_base64decode }, { NULL, NULL },
 	};
 	luaL_setfuncs(L, fns, 0);
-	install_section(L, "flag", "flags");
 	lua_newtable(L);
 	lua_setfield(L, LUA_REGISTRYINDEX, HOSTS_KEY);
 }

@@ -22,6 +22,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
@@ -383,6 +384,90 @@ static char *module_file(loader *ld, const char *source, char *err, size_t errle
 	return iac_xstrdup(real);
 }
 
+/* The arguments of a module call (the table at index 1): everything but
+ * source, as JSON (references allowed). NULL with err set on a bad value. */
+static json_t *module_args(lua_State *L, const char *name, char *err, size_t errlen)
+{
+	json_t *args = json_object();
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "source") != 0) {
+			char what[256];
+			snprintf(what, sizeof(what), "module '%s' argument '%s'", name, lua_tostring(L, -2));
+			json_t *v = iac_lua_to_json(L, -1, what, err, errlen);
+			if (!v && err[0]) {
+				lua_pop(L, 2);
+				json_decref(args);
+				return NULL;
+			}
+			if (v)
+				json_object_set_new(args, lua_tostring(L, -2), v);
+		}
+		lua_pop(L, 1);
+	}
+	return args;
+}
+
+/* Every argument must be a declared variable of the module: NULL, or the
+ * message (caller frees). */
+static char *undeclared_arg(const char *name, const modctx *m)
+{
+	const char *k, *vk;
+	json_t *v, *vv;
+	json_object_foreach(m->args, k, v) {
+		if (json_object_get(m->vars, k))
+			continue;
+		iac_buf b = IAC_BUF_INIT;
+		json_object_foreach(m->vars, vk, vv)
+			iac_buf_printf(&b, "%s'%s'", b.len ? ", " : "", vk);
+		char *bad = iac_xasprintf("module '%s' has no variable '%s' (it declares %s)", name, k,
+					  b.len ? iac_buf_cstr(&b) : "none");
+		iac_buf_free(&b);
+		return bad;
+	}
+	return NULL;
+}
+
+/* Run the module file at path as module `prefix` with args (taken): its
+ * outputs table is left on the stack (also on failure). *bad (caller frees) says what is
+ * wrong with the call when the module ran but the arguments do not fit. */
+static int run_module(lua_State *L, loader *ld, const char *name, char *prefix, const char *path,
+		      json_t *args, char **bad)
+{
+	modctx *m = iac_xcalloc(1, sizeof(*m));
+	m->prefix = prefix;
+	m->dir = iac_xstrdup(path);
+	*strrchr(m->dir, '/') = '\0';
+	m->reldir = display_name(ld, m->dir);
+	m->args = args;
+	m->vars = json_object();
+	lua_newtable(L);
+	m->outputs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	m->parent = ld->cur;
+
+	char *disp = display_name(ld, path);
+	ld->cur = m;
+	ld->depth++;
+	push_env(L);
+	int rc = run_file(L, path, disp);
+	ld->depth--;
+	ld->cur = m->parent;
+	free(disp);
+	if (rc == 0) {
+		lua_pop(L, 1);
+		*bad = undeclared_arg(name, m);
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, m->outputs_ref);
+	luaL_unref(L, LUA_REGISTRYINDEX, m->outputs_ref);
+	free(m->prefix);
+	free(m->dir);
+	free(m->reldir);
+	json_decref(m->args);
+	json_decref(m->vars);
+	free(m);
+	return rc;
+}
+
 static int module_body(lua_State *L)
 {
 	loader *ld = iac_load_get(L);
@@ -405,103 +490,31 @@ static int module_body(lua_State *L)
 
 	char *prefix = ld->cur->prefix[0] ? iac_xasprintf("%s.module.%s", ld->cur->prefix, name)
 					  : iac_xasprintf("module.%s", name);
-	json_t *prev = json_object_get(ld->cfg->modules, prefix);
+	json_t *prev = json_object_get(ld->cfg->modules, prefix), *args = NULL;
 	if (prev) {
-		char *msg = iac_xasprintf("module '%s' declared twice (first at %s:%lld)", prefix,
-					  json_string_value(json_object_get(prev, "file")),
-					  (long long)json_integer_value(json_object_get(prev, "line")));
+		lua_pushfstring(L, "module '%s' declared twice (first at %s:%d)", prefix, iac_json_str(prev, "file"),
+				(int)json_integer_value(json_object_get(prev, "line")));
+	} else {
+		json_object_set_new(ld->cfg->modules, prefix,
+				    json_pack("{s:s,s:s,s:i}", "source", source, "file", file, "line", line));
+		if (!(args = module_args(L, name, err, sizeof(err))))
+			lua_pushstring(L, err);
+	}
+	if (!args) {
 		free(prefix);
 		free(path);
-		lua_pushstring(L, msg);
-		free(msg);
 		return iac_load_error(L, "%s", lua_tostring(L, -1));
 	}
-	json_object_set_new(ld->cfg->modules, prefix,
-			    json_pack("{s:s,s:s,s:i}", "source", source, "file", file, "line", line));
-
-	/* arguments: everything but source, as JSON (refs allowed) */
-	json_t *args = json_object();
-	lua_pushnil(L);
-	while (lua_next(L, 1)) {
-		if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "source") != 0) {
-			char what[256];
-			snprintf(what, sizeof(what), "module '%s' argument '%s'", name, lua_tostring(L, -2));
-			json_t *v = iac_lua_to_json(L, -1, what, err, sizeof(err));
-			if (!v && err[0]) {
-				json_decref(args);
-				free(prefix);
-				free(path);
-				return iac_load_error(L, "%s", err);
-			}
-			if (v)
-				json_object_set_new(args, lua_tostring(L, -2), v);
-		}
-		lua_pop(L, 1);
-	}
-
-	modctx *m = iac_xcalloc(1, sizeof(*m));
-	m->prefix = prefix;
-	m->dir = iac_xstrdup(path);
-	*strrchr(m->dir, '/') = '\0';
-	m->reldir = display_name(ld, m->dir);
-	m->args = args;
-	m->vars = json_object();
-	lua_newtable(L);
-	m->outputs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	m->parent = ld->cur;
-
-	char *disp = display_name(ld, path);
-	ld->cur = m;
-	ld->depth++;
-	push_env(L);
-	int rc = run_file(L, path, disp);
-	ld->depth--;
-	ld->cur = m->parent;
-	free(disp);
+	char *bad = NULL, *pfx = iac_xstrdup(prefix);
+	int rc = run_module(L, ld, name, prefix, path, args, &bad);
 	free(path);
-	if (rc == 0)
-		lua_pop(L, 1);
-
-	/* every argument must be a declared variable of the module */
-	const char *k;
-	json_t *v;
-	char *bad = NULL;
-	if (rc == 0) {
-		json_object_foreach(args, k, v) {
-			if (json_object_get(m->vars, k))
-				continue;
-			iac_buf b = IAC_BUF_INIT;
-			const char *vk;
-			json_t *vv;
-			json_object_foreach(m->vars, vk, vv)
-				iac_buf_printf(&b, "%s'%s'", b.len ? ", " : "", vk);
-			bad = iac_xasprintf("module '%s' has no variable '%s' (it declares %s)", name, k,
-					    b.len ? iac_buf_cstr(&b) : "none");
-			iac_buf_free(&b);
-			break;
-		}
-	}
-	lua_rawgeti(L, LUA_REGISTRYINDEX, m->outputs_ref);
-	luaL_unref(L, LUA_REGISTRYINDEX, m->outputs_ref);
-	char *pfx = iac_xstrdup(m->prefix);
-	free(m->prefix);
-	free(m->dir);
-	free(m->reldir);
-	json_decref(m->args);
-	json_decref(m->vars);
-	free(m);
-	if (rc < 0) {
+	if (rc < 0 || bad) {
 		free(pfx);
-		lua_pushstring(L, iac_err_last());
-		return lua_error(L);
-	}
-	if (bad) {
-		lua_pushstring(L, bad);
+		lua_pushstring(L, rc < 0 ? iac_err_last() : bad);
 		free(bad);
-		free(pfx);
-		return iac_load_error(L, "%s", lua_tostring(L, -1));
+		return rc < 0 ? lua_error(L) : iac_load_error(L, "%s", lua_tostring(L, -1));
 	}
-	iac_lua_push_module(L, pfx);
+	iac_lua_push_module(L, pfx);   /* takes the outputs table run_module left */
 	free(pfx);
 	return 1;
 }
@@ -574,38 +587,49 @@ static void build_base(lua_State *L)
 	iac_modules_install(L);
 	iac_vars_install(L);
 	iac_dsl_install(L);
-	/* The shipped modules that read like declarations (deployment "web"
-	 * { ... }) are globals that load their module on first use. */
-	static const char prelude[] =
-		"local env, require = ...\n"
-		"for _, name in ipairs { 'deployment', 'app_pool', 'haproxy' } do\n"
-		"  env[name] = function(...) return require(name)(...) end\n"
-		"end\n"
-		/* deliver = { file = { host = lb } } with lb from the haproxy module
-		 * means that HAProxy's host */
-		"local declare_flag = env.flag\n"
-		"local function host_of(t)\n"
-		"  if type(t) == 'table' and t.host ~= nil and t.address == nil then return t.host end\n"
-		"  if type(t) == 'table' and t.api ~= nil and t.address == nil then return nil end\n"
-		"  return t\n"
-		"end\n"
-		"env.flag = function(name)\n"
-		"  return function(body)\n"
-		"    local d = type(body) == 'table' and body.deliver\n"
-		"    local f = type(d) == 'table' and d.file\n"
-		"    if type(f) == 'table' then\n"
-		"      if f.path then f.host = host_of(f.host) else for _, t in ipairs(f) do t.host = host_of(t.host) end end\n"
-		"    end\n"
-		"    return declare_flag(name)(body)\n"
-		"  end\n"
-		"end\n";
-	if (luaL_loadbufferx(L, prelude, sizeof(prelude) - 1, "@<iac>/prelude.lua", "t") == LUA_OK) {
-		lua_pushvalue(L, -2);
-		lua_getfield(L, -3, "require");
-		lua_call(L, 2, 0);
-	}
 	lua_setfield(L, LUA_REGISTRYINDEX, BASE_KEY);
 }
+
+/* Each provider's prelude (iac_provider.prelude, a file under the shipped
+ * modules) runs once with the shared globals, require and the loader's
+ * helpers for it ({ section = f }: section("flags", "flag") makes a
+ * declaration keyword whose bodies land in cfg->sections.flags). */
+static int run_preludes(loader *ld)
+{
+	lua_State *L = ld->L;
+	for (const iac_provider *const *p = iac_provider_all(); *p; p++) {
+		if (!(*p)->prelude)
+			continue;
+		char *path = iac_path_join(ld->modules_dir, (*p)->prelude), *text = NULL;
+		char *chunk = iac_xasprintf("@<iac>/modules/%s", (*p)->prelude);
+		size_t len;
+		int rc = iac_file_read(&text, &len, path);
+		if (rc == 0) {
+			lua_pushcfunction(L, msg_handler);
+			/* a chunk's _ENV is the globals table: the shared base */
+			if (luaL_loadbufferx(L, text, len, chunk, "t") == LUA_OK) {
+				lua_getfield(L, LUA_REGISTRYINDEX, BASE_KEY);
+				lua_getfield(L, -1, "require");
+				iac_dsl_push_helpers(L);
+				rc = lua_pcall(L, 3, 0, -5) == LUA_OK ? 0 : IAC_ERR;
+			} else {
+				rc = IAC_ERR;
+			}
+			if (rc < 0)
+				iac_err_set("%s", lua_tostring(L, -1));
+			lua_settop(L, lua_gettop(L) - (rc < 0 ? 2 : 1));
+		}
+		free(text);
+		free(path);
+		free(chunk);
+		if (rc < 0) {
+			iac_err_prefix("provider '%s': its prelude", (*p)->name);
+			return IAC_ERR;
+		}
+	}
+	return 0;
+}
+
 
 /* Lua's allocator, counting: a request that would pass the limit fails,
  * and Lua turns that into a "not enough memory" error. */
@@ -671,6 +695,33 @@ iac_rconf *iac_config_get(const iac_config *cfg, const char *addr)
 	return iac_map_get(&cfg->by_addr, addr);
 }
 
+iac_rconf *iac_config_add(iac_config *cfg, const char *type, const char *name, const char *file, int line)
+{
+	char *addr = iac_xasprintf("%s.%s", type, name);
+	iac_rconf *r = iac_config_get(cfg, addr);
+	if (r) {
+		free(addr);
+		return r;
+	}
+	r = iac_xcalloc(1, sizeof(*r));
+	r->addr = addr;
+	r->type = iac_xstrdup(type);
+	r->name = iac_xstrdup(name);
+	r->module = iac_xstrdup("");
+	r->file = iac_xstrdup(file ? file : "main.lua");
+	r->line = line;
+	r->attrs = json_object();
+	r->deps = json_array();
+	r->rtype = iac_provider_find_type(type, &r->provider);
+	if (cfg->nres == cfg->capres) {
+		cfg->capres = cfg->capres ? cfg->capres * 2 : 64;
+		cfg->res = iac_xrealloc(cfg->res, cfg->capres * sizeof(*cfg->res));
+	}
+	cfg->res[cfg->nres++] = r;
+	iac_map_put(&cfg->by_addr, addr, r);
+	return r;
+}
+
 void iac_config_each_in_module(const iac_config *cfg, const char *prefix,
 			       void (*fn)(iac_rconf *r, void *ud), void *ud)
 {
@@ -710,8 +761,8 @@ static int check_refs(iac_config *cfg, const char *file, int line, const char *w
 	json_t *e;
 	size_t i;
 	if (m && !strcmp(m, "ref")) {
-		const char *addr = json_string_value(json_object_get(v, "addr"));
-		const char *attr = json_string_value(json_object_get(v, "attr"));
+		const char *addr = iac_json_str(v, "addr");
+		const char *attr = iac_json_str(v, "attr");
 		iac_rconf *t = iac_config_get(cfg, addr);
 		char top[256];
 		snprintf(top, sizeof(top), "%s", attr ? attr : "");
@@ -779,7 +830,7 @@ static int finalize(iac_config *cfg)
 	json_object_foreach(cfg->outputs, k, o) {
 		char who[300];
 		snprintf(who, sizeof(who), "output '%s'", k);
-		if (check_refs(cfg, json_string_value(json_object_get(o, "file")) ?: "main.lua",
+		if (check_refs(cfg, iac_json_str(o, "file") ?: "main.lua",
 			       (int)json_integer_value(json_object_get(o, "line")), who, json_object_get(o, "value")) < 0)
 			return IAC_ERR;
 	}
@@ -846,6 +897,52 @@ static void compute_hash(iac_config *cfg)
 	cfg->hash = iac_xstrdup(hex);
 }
 
+/* Providers turn the declarations they own into resources. */
+static int providers_finalize(iac_config *cfg)
+{
+	for (const iac_provider *const *p = iac_provider_all(); *p; p++)
+		if ((*p)->finalize && (*p)->finalize(cfg) < 0)
+			return IAC_ERR;
+	return 0;
+}
+
+static iac_config *config_new(const char *dir)
+{
+	iac_config *cfg = iac_xcalloc(1, sizeof(*cfg));
+	cfg->dir = iac_xstrdup(dir);
+	cfg->variables = json_object();
+	cfg->outputs = json_object();
+	cfg->providers = json_object();
+	cfg->hosts = json_object();
+	cfg->modules = json_object();
+	cfg->sections = json_object();
+	return cfg;
+}
+
+/* The Lua state with the sandbox, the language and the providers'
+ * preludes, ready to run main.lua as the root module. NULL on failure. */
+static lua_State *loader_start(loader *ld, const iac_load_opts *opts)
+{
+	lua_State *L = new_state(ld, opts);
+	if (!L) {
+		iac_err_set("cannot create a Lua state (out of memory)");
+		return NULL;
+	}
+	ld->L = L;
+	lua_pushlightuserdata(L, ld);
+	lua_setfield(L, LUA_REGISTRYINDEX, LOADER_KEY);
+	lua_newtable(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
+	iac_lua_value_init(L);
+	build_base(L);
+	if (run_preludes(ld) < 0)
+		return L;   /* the caller closes it */
+	lua_newtable(L);
+	ld->cur->outputs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	ld->started = 1;
+	return L;
+}
+
 int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts)
 {
 	iac_load_opts none = { 0 };
@@ -855,8 +952,6 @@ int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts
 	int rc = IAC_ERR;
 
 	*out = NULL;
-	if (!opts)
-		opts = &none;
 	if (!realpath(dir, real))
 		return iac_err_sys("cannot open configuration directory '%s'", dir);
 	char *main_path = iac_path_join(real, "main.lua");
@@ -866,23 +961,14 @@ int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts
 		free(main_path);
 		return IAC_ERR;
 	}
-
-	iac_config *cfg = iac_xcalloc(1, sizeof(*cfg));
-	cfg->dir = iac_xstrdup(real);
-	cfg->variables = json_object();
-	cfg->outputs = json_object();
-	cfg->providers = json_object();
-	cfg->hosts = json_object();
-	cfg->modules = json_object();
-	cfg->sections = json_object();
-
+	iac_config *cfg = config_new(real);
+	const char *md = getenv("IAC_MODULES_PATH");
 	ld.cfg = cfg;
-	ld.opts = opts;
+	ld.opts = opts ? opts : &none;
 	ld.given = json_object();
 	ld.given_used = json_object();
 	ld.host_order = json_array();
 	ld.var_where = json_object();
-	const char *md = getenv("IAC_MODULES_PATH");
 	ld.modules_dir = iac_xstrdup(md && *md ? md : IAC_MODULES_DIR);
 	root.prefix = "";
 	root.dir = cfg->dir;
@@ -890,29 +976,14 @@ int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts
 	root.vars = json_object();
 	ld.cur = &root;
 
-	lua_State *L = new_state(&ld, opts);
-	if (!L) {
-		iac_err_set("cannot create a Lua state (out of memory)");
-		goto done;
-	}
-	ld.L = L;
-	lua_pushlightuserdata(L, &ld);
-	lua_setfield(L, LUA_REGISTRYINDEX, LOADER_KEY);
-	lua_newtable(L);
-	lua_setfield(L, LUA_REGISTRYINDEX, LOADED_KEY);
-	iac_lua_value_init(L);
-	build_base(L);
-	lua_newtable(L);
-	root.outputs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-
-	if (iac_vars_collect(&ld) < 0)
+	lua_State *L = loader_start(&ld, ld.opts);
+	if (!ld.started || iac_vars_collect(&ld) < 0)
 		goto done;
 	push_env(L);
 	if (run_file(L, main_path, "main.lua") < 0)
 		goto done;
 	lua_pop(L, 1);
-	if (iac_vars_check_unused(&ld) < 0 || iac_flags_decl_finalize(cfg) < 0 || finalize(cfg) < 0 ||
-	    iac_flags_decl_check_rollback(cfg) < 0)
+	if (iac_vars_check_unused(&ld) < 0 || providers_finalize(cfg) < 0 || finalize(cfg) < 0)
 		goto done;
 	*out = cfg;
 	cfg = NULL;

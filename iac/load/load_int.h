@@ -31,6 +31,7 @@ typedef struct loader {
 	int depth;
 	double steps, max_steps; /* Lua instructions run (counted by a hook) and the limit */
 	size_t mem, max_mem;     /* bytes the Lua state holds, and the limit */
+	int started;             /* the state is ready for main.lua */
 } loader;
 
 /* 0 when topology code may read `path`: it resolves (links followed) inside
@@ -57,10 +58,8 @@ void iac_dsl_install(lua_State *L);
 int iac_vars_collect(loader *ld);                 /* fill ld->given */
 void iac_vars_install(lua_State *L);              /* variable, var */
 int iac_vars_check_unused(loader *ld);
-/* flags_decl.c: `flag` declarations -> flags.file / flags.etcd resources */
-int iac_flags_decl_finalize(iac_config *cfg);
-/* flags_on_rollback of each deployment names declared flags and variants */
-int iac_flags_decl_check_rollback(const iac_config *cfg);
+/* The helpers table preludes get as their third argument: { section }. */
+void iac_dsl_push_helpers(lua_State *L);
 /* load.c: module() and require() */
 void iac_modules_install(lua_State *L);
 /* Type-check a value against a schema type; NULL when fine, else a short

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "iac/core/json.h"
 #include "iac/core/value.h"
 
 #define MAX_DEPTH 64
@@ -448,8 +449,8 @@ void iac_lua_push_json(lua_State *L, const json_t *v)
 	size_t i;
 
 	if (m && !strcmp(m, "ref")) {
-		iac_lua_push_ref(L, json_string_value(json_object_get(v, "addr")),
-				 json_string_value(json_object_get(v, "attr")));
+		iac_lua_push_ref(L, iac_json_str(v, "addr"),
+				 iac_json_str(v, "attr"));
 		return;
 	}
 	if (m && !strcmp(m, "sensitive")) {

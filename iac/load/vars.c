@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
@@ -127,7 +128,7 @@ int iac_vars_check_unused(loader *ld)
 	const char *k;
 	json_t *v;
 	json_object_foreach(ld->given, k, v) {
-		const char *origin = json_string_value(json_object_get(v, "origin"));
+		const char *origin = iac_json_str(v, "origin");
 		if (json_object_get(ld->given_used, k))
 			continue;
 		if (!strcmp(origin, "-var"))
@@ -198,13 +199,56 @@ static const char *json_kind(const json_t *v)
 	return "any";
 }
 
+static int known_type(const char *type)
+{
+	static const char *types[] = { "string", "number", "bool", "list", "map", "any", NULL };
+	for (int i = 0; types[i]; i++)
+		if (!strcmp(type, types[i]))
+			return 1;
+	return 0;
+}
+
+/* The value a variable gets: from -var/-var-file/IAC_VAR_ for the root
+ * module, from the call's arguments for a module; *out NULL when none was
+ * given. IAC_ERR (message set) when a given value does not convert to
+ * `type`. */
+static int given_value(json_t **out, loader *ld, const char *name, const char *type, int sensitive)
+{
+	json_t *g = ld->cur->args ? NULL : json_object_get(ld->given, name);
+	*out = NULL;
+	if (ld->cur->args) {
+		json_t *a = json_object_get(ld->cur->args, name);
+		*out = a ? json_incref(a) : NULL;
+		return 0;
+	}
+	if (!g)
+		return 0;
+	json_object_set_new(ld->given_used, name, json_true());
+	if (json_object_get(g, "value"))
+		*out = json_incref(json_object_get(g, "value"));
+	else if (!(*out = convert_raw(name, type, iac_json_str(g, "raw"), sensitive)))
+		return IAC_ERR;
+	return 0;
+}
+
+/* No value and no default: say how to give one (unknown under validate). */
+static json_t *missing_value(lua_State *L, loader *ld, const char *name, const char *desc)
+{
+	if (ld->cur->args)
+		iac_load_error(L, "module '%s' needs argument '%s'%s%s", ld->cur->prefix, name, desc ? ": " : "",
+			       desc ? desc : "");
+	if (!ld->opts->allow_missing_vars)
+		iac_load_error(L, "variable '%s' has no value: pass -var %s=VALUE, set IAC_VAR_%s, or give it a "
+			       "default", name, name, name);
+	return iac_value_unknown();
+}
+
 static int l_variable_body(lua_State *L)
 {
 	loader *ld = iac_load_get(L);
 	const char *name = lua_tostring(L, lua_upvalueindex(1));
 	char err[512], file[256];
 	int line;
-	json_t *value = NULL, *dflt = NULL;
 
 	iac_load_where(L, file, sizeof(file), &line);
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -219,7 +263,7 @@ static int l_variable_body(lua_State *L)
 		json_object_set_new(ld->var_where, name, json_string(at));
 	}
 	lua_getfield(L, 1, "default");
-	dflt = iac_lua_to_json(L, -1, "default", err, sizeof(err));
+	json_t *dflt = iac_lua_to_json(L, -1, "default", err, sizeof(err));
 	if (!dflt && err[0])
 		return iac_load_error(L, "variable '%s': %s", name, err);
 	lua_getfield(L, 1, "sensitive");
@@ -228,47 +272,24 @@ static int l_variable_body(lua_State *L)
 	const char *desc = lua_tostring(L, -1);
 	lua_getfield(L, 1, "type");
 	const char *type = lua_tostring(L, -1);
-	static const char *types[] = { "string", "number", "bool", "list", "map", "any", NULL };
-	if (type) {
-		int ok = 0;
-		for (int i = 0; types[i]; i++)
-			ok |= !strcmp(type, types[i]);
-		if (!ok) {
-			json_decref(dflt);
-			return iac_load_error(L, "variable '%s': unknown type '%s' (use string, number, bool, list, map or any)",
-					  name, type);
-		}
+	if (type && !known_type(type)) {
+		json_decref(dflt);
+		return iac_load_error(L, "variable '%s': unknown type '%s' (use string, number, bool, list, map or any)",
+				      name, type);
 	}
 	if (!type)
 		type = dflt ? json_kind(dflt) : "any";
-
-	if (!ld->cur->args) {
-		json_t *g = json_object_get(ld->given, name);
-		if (g) {
-			json_object_set_new(ld->given_used, name, json_true());
-			if (json_object_get(g, "value"))
-				value = json_incref(json_object_get(g, "value"));
-			else if (!(value = convert_raw(name, type, json_string_value(json_object_get(g, "raw")), sensitive))) {
-				json_decref(dflt);
-				lua_pushstring(L, iac_err_last());
-				return iac_load_error(L, "%s", lua_tostring(L, -1));
-			}
-		}
-	} else if (json_object_get(ld->cur->args, name)) {
-		value = json_incref(json_object_get(ld->cur->args, name));
+	json_t *value;
+	if (given_value(&value, ld, name, type, sensitive) < 0) {
+		json_decref(dflt);
+		lua_pushstring(L, iac_err_last());
+		return iac_load_error(L, "%s", lua_tostring(L, -1));
 	}
 	if (!value && dflt)
 		value = json_incref(dflt);
 	json_decref(dflt);
-	if (!value) {
-		if (ld->cur->args)
-			return iac_load_error(L, "module '%s' needs argument '%s'%s%s", ld->cur->prefix, name,
-					  desc ? ": " : "", desc ? desc : "");
-		if (!ld->opts->allow_missing_vars)
-			return iac_load_error(L, "variable '%s' has no value: pass -var %s=VALUE, set IAC_VAR_%s, "
-					  "or give it a default", name, name, name);
-		value = iac_value_unknown();
-	}
+	if (!value)
+		value = missing_value(L, ld, name, desc);
 	if (strcmp(type, "any") != 0 && !iac_value_marker(value) && strcmp(json_kind(value), type) != 0 &&
 	    !(!strcmp(type, "list") && json_is_object(value) && !json_object_size(value))) {
 		const char *got = json_kind(value);

@@ -16,9 +16,7 @@
 #include "iac/core/err.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
-#ifdef IAC_LT_HAVE_SSH
-#include "providers/ssh/ssh_conn.h"
-#endif
+#include "iac/host/host.h"
 
 static int connect_stats(const char *addr, double timeout_ms)
 {
@@ -223,20 +221,15 @@ int iac_lt_host_parse(double *cpu_pct, double *mem_pct, iac_lt_cpu_prev *prev, c
 
 typedef struct {
 	const char *name;             /* as written, borrowed */
-	int local;
+	json_t *host;                 /* NULL: this machine */
 	int ok;
 	iac_lt_cpu_prev prev;
-#ifdef IAC_LT_HAVE_SSH
-	iac_ssh_conn *conn;
-#endif
 } lt_host;
 
 struct iac_lt_hosts {
 	lt_host *h;
 	size_t n;
-#ifdef IAC_LT_HAVE_SSH
-	iac_ssh_pool *pool;
-#endif
+	iac_hosts *hosts;             /* remote ones, over SSH */
 };
 
 static int read_local(char **text)
@@ -257,29 +250,15 @@ static int read_local(char **text)
 
 static int read_host(iac_lt_hosts *hs, lt_host *h, char **text)
 {
-	if (h->local)
+	if (!h->host)
 		return read_local(text);
-#ifdef IAC_LT_HAVE_SSH
-	iac_ssh_result res;
-	memset(&res, 0, sizeof(res));
-	int rc = iac_ssh_exec(h->conn, &res, "cat /proc/stat /proc/meminfo", NULL, 0, 800, NULL);
-	if (rc == 0 && res.status != 0)
-		rc = iac_err_set("'cat /proc/stat /proc/meminfo' on '%s' exited %d", h->name, res.status);
-	if (rc == 0)
-		*text = iac_xstrdup(res.out ? res.out : "");
-	iac_ssh_result_free(&res);
-	return rc < 0 ? IAC_ERR : 0;
-#else
-	(void)hs;
-	return iac_err_set("cannot observe host '%s': this build has no SSH connection pool", h->name);
-#endif
+	return iac_host_run(text, hs->hosts, h->host, "cat /proc/stat /proc/meminfo", 800, NULL);
 }
 
-#ifdef IAC_LT_HAVE_SSH
-/* "[user@]address[:port]" */
-static int ssh_connect(iac_lt_hosts *hs, lt_host *h)
+/* "[user@]address[:port]" as a host object. New reference. */
+static json_t *parse_host(const char *name)
 {
-	char *spec = iac_xstrdup(h->name), *user = NULL, *addr = spec;
+	char *spec = iac_xstrdup(name), *user = NULL, *addr = spec;
 	char *at = strchr(spec, '@');
 	int port = 0;
 	if (at) {
@@ -296,12 +275,10 @@ static int ssh_connect(iac_lt_hosts *hs, lt_host *h)
 		addr++;
 		addr[strcspn(addr, "]")] = 0;
 	}
-	iac_ssh_target t = { h->name, addr, port, user };
-	int rc = iac_ssh_pool_get(hs->pool, &h->conn, &t, NULL);
+	json_t *h = json_pack("{s:s,s:s,s:i,s:s?}", "name", name, "address", addr, "port", port, "user", user);
 	free(spec);
-	return rc;
+	return h;
 }
-#endif
 
 iac_lt_hosts *iac_lt_hosts_open(const iac_strlist *names, const char *ssh_key, const char *known_hosts)
 {
@@ -311,34 +288,21 @@ iac_lt_hosts *iac_lt_hosts_open(const iac_strlist *names, const char *ssh_key, c
 	for (size_t i = 0; i < names->n; i++) {
 		lt_host *h = &hs->h[i];
 		h->name = names->items[i];
-		h->local = !strcmp(h->name, "local") || !strcmp(h->name, "localhost");
-		if (!h->local) {
-#ifdef IAC_LT_HAVE_SSH
-			if (!hs->pool) {
-				iac_ssh_options o;
-				memset(&o, 0, sizeof(o));
+		if (strcmp(h->name, "local") && strcmp(h->name, "localhost")) {
+			if (!hs->hosts) {
+				iac_ssh_options o = { 0 };
 				o.private_key = ssh_key;
 				o.known_hosts = known_hosts;
 				o.connect_timeout_ms = 5000;
 				o.max_channels = 2;
-				if (iac_ssh_pool_new(&hs->pool, &o) < 0) {
+				iac_hosts_new(&hs->hosts, ".", NULL, NULL);
+				if (iac_hosts_set_ssh(hs->hosts, &o) < 0) {
 					iac_log_warn("cannot observe host '%s': %s; the run continues without it", h->name,
 						     iac_err_last());
 					continue;
 				}
 			}
-			if (ssh_connect(hs, h) < 0) {
-				iac_log_warn("cannot observe host '%s': %s; the run continues without it", h->name,
-					     iac_err_last());
-				continue;
-			}
-#else
-			(void)ssh_key;
-			(void)known_hosts;
-			iac_log_warn("cannot observe host '%s': this build has no SSH connection pool (providers/ssh); "
-				     "the run continues without it", h->name);
-			continue;
-#endif
+			h->host = parse_host(h->name);
 		}
 		char *text = NULL;
 		double c, m;
@@ -372,10 +336,9 @@ void iac_lt_hosts_close(iac_lt_hosts *hs)
 {
 	if (!hs)
 		return;
-#ifdef IAC_LT_HAVE_SSH
-	if (hs->pool)
-		iac_ssh_pool_free(hs->pool);
-#endif
+	for (size_t i = 0; i < hs->n; i++)
+		json_decref(hs->h[i].host);
+	iac_hosts_free(hs->hosts);
 	free(hs->h);
 	free(hs);
 }

@@ -5,8 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "iac/apply/walk.h"
+#include "iac/graph/walk.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/map.h"
 #include "iac/core/util.h"
@@ -81,8 +82,8 @@ static const char *host_name_of(const iac_rtype *rt, const json_t *attrs)
 		if (json_is_string(h))
 			return json_string_value(h);
 		if (json_is_object(h) && !iac_value_marker(h))
-			return json_string_value(json_object_get(h, "name"))
-				?: json_string_value(json_object_get(h, "address"));
+			return iac_json_str(h, "name")
+				?: iac_json_str(h, "address");
 	}
 	return NULL;
 }
@@ -132,7 +133,7 @@ static int refresh_one(int node, void *ud)
 		return probe_one(job, node);
 	const char *addr = job->addrs[node];
 	json_t *entry = iac_state_get(job->st, addr);
-	const char *type = json_string_value(json_object_get(entry, "type"));
+	const char *type = iac_json_str(entry, "type");
 	const iac_provider *p = NULL;
 	const iac_rtype *rt = type ? iac_provider_find_type(type, &p) : NULL;
 	json_t *pending = json_object_get(entry, "pending");
@@ -231,7 +232,7 @@ static const char *reason_string(planner *pl, const char *text)
 /* Record host failures once per host (the first cause seen). */
 static void note_down(planner *pl, json_t *down)
 {
-	const char *h = json_string_value(json_object_get(down, "host"));
+	const char *h = iac_json_str(down, "host");
 	if (!json_object_get(pl->down, h)) {
 		json_object_set_new(down, "resources", json_array());
 		json_object_set(pl->down, h, down);
@@ -505,14 +506,14 @@ static int plan_data(planner *pl, iac_change *c, iac_rconf *r)
 		json_t *down = NULL;
 		if (host_failed(&down) && !pl->opts->require_all_hosts) {
 			/* found down only now: leave it, and what needs it, alone */
-			const char *h = json_string_value(json_object_get(down, "host"));
+			const char *h = iac_json_str(down, "host");
 			note_down(pl, down);
 			json_decref(down);
 			char *why = iac_xasprintf("host '%s' is unreachable", h);
 			c->reason = reason_string(pl, why);
 			free(why);
 			c->skipped = 1;
-			c->host = json_string_value(json_object_get(json_object_get(pl->down, h), "host"));
+			c->host = iac_json_str(json_object_get(pl->down, h), "host");
 			c->action = IAC_ACT_NOOP;
 			json_decref(c->planned);
 			c->planned = NULL;
@@ -540,7 +541,7 @@ static void plan_warn(const iac_rctx *ctx, const char *msg)
 	size_t i;
 	/* the same note from several resources (a flag on five hosts) once */
 	json_array_foreach(plan->warnings, i, w)
-		if (!strcmp(json_string_value(json_object_get(w, "message")) ?: "", msg))
+		if (!strcmp(iac_json_str(w, "message") ?: "", msg))
 			return;
 	json_array_append_new(plan->warnings, json_pack("{s:s,s:s}", "address", ctx->addr, "message", msg));
 }
@@ -564,7 +565,7 @@ static const char *skip_reason(planner *pl, const iac_rtype *rt, const json_t *a
 	*host = NULL;
 	*own = 0;
 	if (h && json_object_get(pl->down, h)) {
-		*host = json_string_value(json_object_get(json_object_get(pl->down, h), "host"));
+		*host = iac_json_str(json_object_get(pl->down, h), "host");
 		*own = 1;
 		why = iac_xasprintf("host '%s' is unreachable", h);
 	} else {
@@ -593,8 +594,8 @@ static int plan_skipped(planner *pl, const char *addr, const char *type, const i
 	json_t *orig = iac_state_get(pl->st, addr);
 	iac_change *c = add_change(pl, addr);
 	c->type = iac_xstrdup(type);
-	c->name = iac_xstrdup(r ? r->name : json_string_value(json_object_get(orig, "name")) ?: "");
-	c->module = iac_xstrdup(r ? r->module : json_string_value(json_object_get(orig, "module")) ?: "");
+	c->name = iac_xstrdup(r ? r->name : iac_json_str(orig, "name") ?: "");
+	c->module = iac_xstrdup(r ? r->module : iac_json_str(orig, "module") ?: "");
 	c->conf = (iac_rconf *)r;
 	c->action = IAC_ACT_NOOP;
 	c->skipped = own ? 1 : 2;
@@ -645,21 +646,10 @@ static int located(const iac_rconf *r)
 	return IAC_ERR;
 }
 
-static int plan_resource(planner *pl, iac_rconf *r)
+/* A new change for configured resource r, its sensitive attributes named. */
+static iac_change *change_for(planner *pl, iac_rconf *r)
 {
-	const char *host;
-	int own;
-	json_t *prior_entry = iac_map_get(&pl->refreshed, r->addr);
-	const char *why = skip_reason(pl, r->rtype, r->attrs, r->deps,
-				      json_object_get(prior_entry, "attributes"), &host, &own);
-	if (why && !(pl->opts->destroy && !prior_entry))
-		return plan_skipped(pl, r->addr, r->type, r, why, host, own);
-	if (pl->opts->destroy)
-		return plan_destroy_one(pl, r);
 	iac_change *c = add_change(pl, r->addr);
-	iac_rctx ctx;
-
-	pl->current = r;
 	c->type = iac_xstrdup(r->type);
 	c->name = iac_xstrdup(r->name);
 	c->module = iac_xstrdup(r->module);
@@ -672,7 +662,69 @@ static int plan_resource(planner *pl, iac_rconf *r)
 	for (const iac_attr *a = r->rtype->attrs; a && a->name; a++)
 		if (a->flags & IAC_A_SENSITIVE)
 			add_name(c->sensitive, a->name);
+	return c;
+}
 
+/* The type's plan hook: computed values known before apply. */
+static int provider_plan(planner *pl, iac_change *c, iac_rconf *r)
+{
+	iac_rctx ctx;
+	if (!r->rtype->plan)
+		return 0;
+	int prc = iac_providers_ctx(&ctx, pl->pv, r->provider, r->addr, pl->opts->cancel);
+	ctx.warn = plan_warn;
+	ctx.caller = pl->plan;
+	if (prc < 0 || r->rtype->plan(&ctx, c->planned, c->before) < 0)
+		return iac_err_set("%s:%d: resource '%s': %s", r->file, r->line, r->addr, iac_err_last());
+	return 0;
+}
+
+/* create, update, replace or no-op, and why when it is not the config. */
+static void decide(planner *pl, iac_change *c, iac_rconf *r)
+{
+	json_t *orig = iac_state_get(pl->st, r->addr);
+	if (pl->opts->destroy) {
+		c->action = c->prior ? IAC_ACT_DELETE : IAC_ACT_NOOP;
+	} else if (!c->prior) {
+		c->action = IAC_ACT_CREATE;
+		if (orig && json_object_get(orig, "attributes") && !json_object_get(orig, "pending"))
+			c->reason = "deleted outside iac";
+		else if (orig && json_object_get(orig, "pending"))
+			c->reason = "interrupted before it finished";
+	} else {
+		c->action = diff(pl, c, r, c->prior);
+		const char *want = iac_json_str(c->planned, "$update");
+		if (want && c->action == IAC_ACT_NOOP && r->rtype->update) {
+			c->action = IAC_ACT_UPDATE;
+			c->reason = reason_string(pl, want);
+		}
+		if (json_object_get(orig, "pending"))
+			c->reason = "found after an interrupted run";
+		else if (c->action != IAC_ACT_NOOP && !c->reason &&
+			 !iac_value_equal(json_object_get(orig, "attributes"), c->before))
+			c->reason = "changed outside iac";
+	}
+}
+
+static int is_drift(const char *reason)
+{
+	return reason && (!strcmp(reason, "changed outside iac") || !strcmp(reason, "deleted outside iac") ||
+			  !strcmp(reason, "found after an interrupted run"));
+}
+
+static int plan_resource(planner *pl, iac_rconf *r)
+{
+	const char *host;
+	int own;
+	json_t *prior_entry = iac_map_get(&pl->refreshed, r->addr);
+	const char *why = skip_reason(pl, r->rtype, r->attrs, r->deps,
+				      json_object_get(prior_entry, "attributes"), &host, &own);
+	if (why && !(pl->opts->destroy && !prior_entry))
+		return plan_skipped(pl, r->addr, r->type, r, why, host, own);
+	if (pl->opts->destroy)
+		return plan_destroy_one(pl, r);
+	iac_change *c = change_for(pl, r);
+	pl->current = r;
 	c->planned = resolve_attrs(pl, r->attrs, c->sensitive, plan_resolver, pl);
 	if (!c->planned)
 		return located(r);
@@ -685,9 +737,7 @@ static int plan_resource(planner *pl, iac_rconf *r)
 		if (!c->triggers)
 			return located(r);
 	}
-
-	json_t *prior = iac_map_get(&pl->refreshed, r->addr);
-	c->prior = prior ? json_incref(prior) : NULL;
+	c->prior = prior_entry ? json_incref(prior_entry) : NULL;
 	if (c->prior) {
 		c->before = json_incref(json_object_get(c->prior, "attributes"));
 		json_t *ps = json_object_get(c->prior, "sensitive_attributes"), *e;
@@ -695,54 +745,24 @@ static int plan_resource(planner *pl, iac_rconf *r)
 		json_array_foreach(ps, i, e)
 			add_name(c->sensitive, json_string_value(e));
 	}
-	if (r->rtype->plan) {
-		int prc = iac_providers_ctx(&ctx, pl->pv, r->provider, r->addr, pl->opts->cancel);
-		ctx.warn = plan_warn;
-		ctx.caller = pl->plan;
-		if (prc < 0 || r->rtype->plan(&ctx, c->planned, c->before) < 0)
-			return iac_err_set("%s:%d: resource '%s': %s", r->file, r->line, r->addr, iac_err_last());
-	}
+	if (provider_plan(pl, c, r) < 0)
+		return IAC_ERR;
 	/* what is computed from a secret (a hash of it, say) is secret too */
 	if (json_array_size(c->sensitive))
 		for (const iac_attr *a = r->rtype->attrs; a && a->name; a++)
 			if (a->flags & IAC_A_COMPUTED)
 				add_name(c->sensitive, a->name);
-	if (pl->opts->destroy) {
-		c->action = c->prior ? IAC_ACT_DELETE : IAC_ACT_NOOP;
-	} else if (!c->prior) {
-		c->action = IAC_ACT_CREATE;
-		json_t *orig = iac_state_get(pl->st, r->addr);
-		if (orig && json_object_get(orig, "attributes") && !json_object_get(orig, "pending"))
-			c->reason = "deleted outside iac";
-		else if (orig && json_object_get(orig, "pending"))
-			c->reason = "interrupted before it finished";
-	} else {
-		c->action = diff(pl, c, r, c->prior);
-		const char *want = json_string_value(json_object_get(c->planned, "$update"));
-		if (want && c->action == IAC_ACT_NOOP && r->rtype->update) {
-			c->action = IAC_ACT_UPDATE;
-			c->reason = reason_string(pl, want);
-		}
-		json_t *orig = iac_state_get(pl->st, r->addr);
-		if (json_object_get(orig, "pending"))
-			c->reason = "found after an interrupted run";
-		else if (c->action != IAC_ACT_NOOP && !c->reason &&
-			 !iac_value_equal(json_object_get(orig, "attributes"), c->before))
-			c->reason = "changed outside iac";
-	}
-	if (c->action == IAC_ACT_DELETE || c->action == IAC_ACT_REPLACE) {
-		if (r->prevent_destroy)
-			return iac_err_set("%s:%d: resource '%s' has lifecycle.prevent_destroy set, but this plan "
-					   "would %s it%s; remove prevent_destroy or change the plan",
-					   r->file, r->line, r->addr,
-					   c->action == IAC_ACT_DELETE ? "destroy" : "replace (destroy and re-create)",
-					   json_array_size(c->forces) ? " because its attributes force replacement" : "");
-	}
+	decide(pl, c, r);
+	if ((c->action == IAC_ACT_DELETE || c->action == IAC_ACT_REPLACE) && r->prevent_destroy)
+		return iac_err_set("%s:%d: resource '%s' has lifecycle.prevent_destroy set, but this plan "
+				   "would %s it%s; remove prevent_destroy or change the plan",
+				   r->file, r->line, r->addr,
+				   c->action == IAC_ACT_DELETE ? "destroy" : "replace (destroy and re-create)",
+				   json_array_size(c->forces) ? " because its attributes force replacement" : "");
 	if (c->action != IAC_ACT_DELETE)
 		fill_computed(c, r);
 	json_object_del(c->planned, "$update");
-	if (c->reason && (!strcmp(c->reason, "changed outside iac") || !strcmp(c->reason, "deleted outside iac") ||
-			  !strcmp(c->reason, "found after an interrupted run")))
+	if (is_drift(c->reason))
 		json_array_append_new(pl->plan->drift, json_string(r->addr));
 	return 0;
 }
@@ -750,9 +770,9 @@ static int plan_resource(planner *pl, iac_rconf *r)
 static iac_change *plan_delete(planner *pl, const char *addr, json_t *prior)
 {
 	iac_change *c = add_change(pl, addr);
-	c->type = iac_xstrdup(json_string_value(json_object_get(prior, "type")) ?: "");
-	c->name = iac_xstrdup(json_string_value(json_object_get(prior, "name")) ?: "");
-	c->module = iac_xstrdup(json_string_value(json_object_get(prior, "module")) ?: "");
+	c->type = iac_xstrdup(iac_json_str(prior, "type") ?: "");
+	c->name = iac_xstrdup(iac_json_str(prior, "name") ?: "");
+	c->module = iac_xstrdup(iac_json_str(prior, "module") ?: "");
 	c->action = IAC_ACT_DELETE;
 	c->prior = json_incref(prior);
 	c->before = json_incref(json_object_get(prior, "attributes"));
@@ -828,13 +848,13 @@ static int cmp_refresh(const void *a, const void *b)
 static const char *host_key(iac_state *st, const char *addr)
 {
 	json_t *e = iac_state_get(st, addr);
-	const iac_rtype *rt = iac_provider_find_type(json_string_value(json_object_get(e, "type")) ?: "", NULL);
+	const iac_rtype *rt = iac_provider_find_type(iac_json_str(e, "type") ?: "", NULL);
 	json_t *attrs = json_object_get(e, "attributes");
 	if (!attrs)
 		attrs = json_object_get(json_object_get(e, "pending"), "planned");
 	for (const iac_attr *a = rt ? rt->attrs : NULL; a && a->name; a++)
 		if (a->type == IAC_T_HOST)
-			return json_string_value(json_object_get(json_object_get(attrs, a->name), "address")) ?: "";
+			return iac_json_str(json_object_get(attrs, a->name), "address") ?: "";
 	return "";
 }
 
@@ -893,18 +913,14 @@ static void group_errors(planner *pl, const char **addrs, char **errors, size_t 
 	}
 }
 
-static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **addrs, size_t n,
-		      const unsigned char *keep)
+/* The in-scope state entries in the order refresh reads them (grouped by
+ * host, see cmp_refresh) into job->addrs and g; the hosts they live on
+ * into *seen. Returns how many. */
+static size_t refresh_order(planner *pl, refresh_job *job, iac_graph *g, const unsigned char *in_scope_state,
+			    const char **addrs, size_t n, iac_map *seen)
 {
-	refresh_job job = { .cfg = pl->cfg, .st = pl->st, .pv = pl->pv, .cancel = pl->opts->cancel };
-	iac_graph *g = iac_graph_new();
-	iac_map seen = { 0 };
-	size_t m = 0, cap = n + pl->cfg->nres + 1;
-	int rc = 0;
-
-	job.addrs = iac_xcalloc(cap, sizeof(char *));
-	job.probes = iac_xcalloc(cap, sizeof(*job.probes));
 	refresh_item *items = iac_xcalloc(n + 1, sizeof(*items));
+	size_t m = 0;
 	for (size_t i = 0; i < n; i++)
 		if (in_scope_state[i]) {
 			items[m].key = host_key(pl->st, addrs[i]);
@@ -913,16 +929,87 @@ static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **a
 		}
 	qsort(items, m, sizeof(*items), cmp_refresh);
 	for (size_t i = 0; i < m; i++) {
-		job.addrs[i] = items[i].addr;
+		job->addrs[i] = items[i].addr;
 		iac_graph_add(g, items[i].addr, NULL);
 		json_t *e = iac_state_get(pl->st, items[i].addr);
-		const iac_rtype *rt = iac_provider_find_type(json_string_value(json_object_get(e, "type")) ?: "", NULL);
+		const iac_rtype *rt = iac_provider_find_type(iac_json_str(e, "type") ?: "", NULL);
 		const char *h = rt && !rt->is_data ? host_name_of(rt, json_object_get(e, "attributes")) : NULL;
 		if (h)
-			iac_map_put(&seen, h, (void *)1);
+			iac_map_put(seen, h, (void *)1);
 	}
 	free(items);
-	size_t nread = m;
+	return m;
+}
+
+/* -refresh=false: what state says, as if it had been read back. */
+static void refresh_from_state(planner *pl, refresh_job *job, size_t m)
+{
+	for (size_t i = 0; i < m; i++) {
+		json_t *e = iac_state_get(pl->st, job->addrs[i]);
+		job->result[i] = json_object_get(e, "attributes") ? json_copy(e) : NULL;
+		if (job->result[i])
+			json_object_del(job->result[i], "pending");
+	}
+}
+
+/* Results into pl->refreshed. An entry that could not be read (an error,
+ * or its host is unreachable) keeps its stale state: the plan stays sane,
+ * and a resource on an unreachable host is left exactly as state has it.
+ * IAC_ERR when any read failed. */
+static int take_results(planner *pl, refresh_job *job, size_t nread, size_t m)
+{
+	int rc = 0;
+	for (size_t i = 0; i < m; i++)
+		if (job->down[i])
+			note_down(pl, job->down[i]);
+	group_errors(pl, job->addrs, job->errors, nread);
+	for (size_t i = 0; i < nread; i++) {
+		if (job->errors[i] || job->down[i]) {
+			rc = job->errors[i] ? IAC_ERR : rc;
+			free(job->errors[i]);
+			json_t *e = iac_state_get(pl->st, job->addrs[i]);
+			if (json_object_get(e, "attributes"))
+				job->result[i] = json_copy(e);
+		}
+		json_decref(job->down[i]);
+		if (job->result[i])
+			iac_map_put(&pl->refreshed, job->addrs[i], job->result[i]);
+	}
+	for (size_t i = nread; i < m; i++)
+		json_decref(job->down[i]);
+	return rc;
+}
+
+/* -require-all-hosts: each unreachable host is an error, nothing changes. */
+static int require_all_hosts(planner *pl)
+{
+	json_t *h;
+	size_t i;
+	if (!pl->opts->require_all_hosts || !json_array_size(pl->plan->unreachable))
+		return 0;
+	json_array_foreach(pl->plan->unreachable, i, h) {
+		char *line = iac_xasprintf("host '%s' (%s) is unreachable: %s", iac_json_str(h, "host"),
+					   iac_json_str(h, "address"), iac_json_str(h, "error"));
+		json_array_append_new(pl->plan->errors, json_string(line));
+		free(line);
+	}
+	json_array_append_new(pl->plan->errors,
+			      json_string("-require-all-hosts is set, so nothing was changed; bring the "
+					  "host(s) back, or leave out -require-all-hosts to converge the others"));
+	return IAC_ERR;
+}
+
+static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **addrs, size_t n,
+		      const unsigned char *keep)
+{
+	refresh_job job = { .cfg = pl->cfg, .st = pl->st, .pv = pl->pv, .cancel = pl->opts->cancel };
+	iac_graph *g = iac_graph_new();
+	iac_map seen = { 0 };
+	size_t cap = n + pl->cfg->nres + 1;
+
+	job.addrs = iac_xcalloc(cap, sizeof(char *));
+	job.probes = iac_xcalloc(cap, sizeof(*job.probes));
+	size_t nread = refresh_order(pl, &job, g, in_scope_state, addrs, n, &seen), m = nread;
 	if (pl->opts->refresh)
 		m = add_probes(pl, &job, g, m, keep, &seen);
 	iac_map_free(&seen);
@@ -931,53 +1018,15 @@ static int do_refresh(planner *pl, unsigned char *in_scope_state, const char **a
 	job.down = iac_xcalloc(m + 1, sizeof(json_t *));
 	if (pl->opts->refresh) {
 		unsigned char *status = iac_xcalloc(m + 1, 1);
-		iac_walk(g, pl->opts->parallelism > 0 ? pl->opts->parallelism : 10, refresh_one, &job,
-			 pl->opts->stop ? pl->opts->stop : pl->opts->cancel, status);
+		iac_walk(status, g, pl->opts->parallelism > 0 ? pl->opts->parallelism : 10, refresh_one,
+			 &job, pl->opts->stop ? pl->opts->stop : pl->opts->cancel);
 		free(status);
 	} else {
-		for (size_t i = 0; i < m; i++) {
-			json_t *e = iac_state_get(pl->st, job.addrs[i]);
-			job.result[i] = json_object_get(e, "attributes") ? json_copy(e) : NULL;
-			if (job.result[i])
-				json_object_del(job.result[i], "pending");
-		}
+		refresh_from_state(pl, &job, m);
 	}
-	for (size_t i = 0; i < m; i++)
-		if (job.down[i])
-			note_down(pl, job.down[i]);
-	group_errors(pl, job.addrs, job.errors, nread);
-	for (size_t i = 0; i < nread; i++) {
-		if (job.errors[i] || job.down[i]) {
-			rc = job.errors[i] ? IAC_ERR : rc;
-			free(job.errors[i]);
-			/* keep the stale entry: the plan stays sane, and a resource
-			 * on an unreachable host is left exactly as state has it */
-			json_t *e = iac_state_get(pl->st, job.addrs[i]);
-			if (json_object_get(e, "attributes"))
-				job.result[i] = json_copy(e);
-		}
-		json_decref(job.down[i]);
-		if (job.result[i])
-			iac_map_put(&pl->refreshed, job.addrs[i], job.result[i]);
-	}
-	for (size_t i = nread; i < m; i++)
-		json_decref(job.down[i]);
-	if (pl->opts->require_all_hosts && json_array_size(pl->plan->unreachable)) {
-		json_t *h;
-		size_t i;
-		json_array_foreach(pl->plan->unreachable, i, h) {
-			char *line = iac_xasprintf("host '%s' (%s) is unreachable: %s",
-						   json_string_value(json_object_get(h, "host")),
-						   json_string_value(json_object_get(h, "address")),
-						   json_string_value(json_object_get(h, "error")));
-			json_array_append_new(pl->plan->errors, json_string(line));
-			free(line);
-		}
-		json_array_append_new(pl->plan->errors,
-				      json_string("-require-all-hosts is set, so nothing was changed; bring the "
-						  "host(s) back, or leave out -require-all-hosts to converge the others"));
+	int rc = take_results(pl, &job, nread, m);
+	if (require_all_hosts(pl) < 0)
 		rc = IAC_ERR;
-	}
 	if ((pl->opts->cancel && *pl->opts->cancel) || (pl->opts->stop && *pl->opts->stop))
 		rc = iac_err_set("interrupted while reading resources back; nothing was changed");
 	else if (rc)
@@ -1005,27 +1054,16 @@ iac_graph *iac_config_graph(const iac_config *cfg)
 	return g;
 }
 
-int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers *pv,
-		  const iac_plan_opts *opts)
+/* A new, empty plan against st's lineage and serial. */
+static iac_plan *plan_new(const iac_state *st, const iac_plan_opts *opts)
 {
-	planner pl = { .cfg = cfg, .st = st, .pv = pv, .opts = opts };
 	iac_plan *plan = iac_xcalloc(1, sizeof(*plan));
-	iac_graph *g = iac_graph_new();
-	unsigned char *keep = NULL, *state_scope = NULL;
-	const char **addrs = NULL;
-	int *order = NULL;
-	size_t naddrs = 0;
-	int rc = IAC_ERR;
-
-	*out = NULL;
-	pl.plan = plan;
 	plan->output_changes = json_object();
 	plan->drift = json_array();
 	plan->errors = json_array();
 	plan->warnings = json_array();
 	plan->reasons = json_array();
 	plan->unreachable = json_array();
-	pl.down = json_object();
 	plan->destroy = opts->destroy;
 	snprintf(plan->lineage, sizeof(plan->lineage), "%s", iac_state_lineage(st));
 	plan->serial = iac_state_serial(st);
@@ -1034,67 +1072,38 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 		for (size_t i = 0; opts->targets[i]; i++)
 			json_array_append_new(plan->targets, json_string(opts->targets[i]));
 	}
+	return plan;
+}
 
-	/* dependency graph of the configuration */
-	iac_graph_free(g);
-	g = iac_config_graph(cfg);
-	if (iac_graph_toposort(&order, g) < 0)
-		goto done;
+/* State entry addrs[i] is in scope but no longer configured: delete it,
+ * forget it (a data source, or gone already), or leave it when its host
+ * cannot be reached. */
+static void plan_orphan(planner *pl, const char *addr)
+{
+	json_t *prior = iac_map_get(&pl->refreshed, addr);
+	json_t *orig = iac_state_get(pl->st, addr);
+	if (json_is_string(json_object_get(orig, "mode")) && !strcmp(iac_json_str(orig, "mode"), "data")) {
+		plan_delete(pl, addr, orig);   /* a data source no longer declared: just forget it */
+		return;
+	}
+	const char *host;
+	int own;
+	const iac_rtype *ort = iac_provider_find_type(iac_json_str(orig, "type") ?: "", NULL);
+	const char *why = skip_reason(pl, ort, json_object_get(orig, "attributes"),
+				      json_object_get(orig, "dependencies"), NULL, &host, &own);
+	if (why && prior) {
+		plan_skipped(pl, addr, iac_json_str(orig, "type") ?: "", NULL, why, host, own);
+	} else if (prior) {
+		plan_delete(pl, addr, prior);
+	} else {
+		/* gone already; forget it quietly */
+		plan_delete(pl, addr, orig);
+		pl->plan->changes[pl->plan->n - 1].reason = "already gone";
+	}
+}
 
-	/* scope: targets and their dependencies */
-	keep = iac_xcalloc(cfg->nres + 1, 1);
-	for (size_t i = 0; i < cfg->nres; i++)
-		keep[i] = in_targets(cfg->res[i]->addr, opts->targets);
-	if (opts->targets && opts->destroy)
-		iac_graph_mark_descendants(g, keep);   /* dependents go first */
-	else if (opts->targets)
-		iac_graph_mark_ancestors(g, keep);     /* dependencies come along */
-	addrs = iac_state_addresses(st, &naddrs);
-	if (check_matches(cfg, addrs, naddrs, opts->targets, "-target") < 0 ||
-	    check_matches(cfg, addrs, naddrs, opts->replace, "-replace") < 0)
-		goto done;
-	state_scope = iac_xcalloc(naddrs + 1, 1);
-	for (size_t i = 0; i < naddrs; i++) {
-		int id = iac_graph_find(g, addrs[i]);
-		state_scope[i] = id >= 0 ? keep[id] : in_targets(addrs[i], opts->targets);
-	}
-
-	if (do_refresh(&pl, state_scope, addrs, naddrs, keep) < 0)
-		goto done;
-	for (size_t i = 0; i < cfg->nres; i++) {
-		int id = order[i];
-		if (keep[id] && plan_resource(&pl, cfg->res[id]) < 0)
-			goto done;
-	}
-	for (size_t i = 0; i < naddrs; i++) {
-		if (!state_scope[i] || iac_map_get(&pl.changes, addrs[i]))
-			continue;
-		json_t *prior = iac_map_get(&pl.refreshed, addrs[i]);
-		json_t *orig = iac_state_get(st, addrs[i]);
-		if (json_is_string(json_object_get(orig, "mode")) &&
-		    !strcmp(json_string_value(json_object_get(orig, "mode")), "data")) {
-			/* a data source no longer declared: just forget it */
-			plan_delete(&pl, addrs[i], orig);
-			continue;
-		}
-		const char *host;
-		int own;
-		const iac_rtype *ort = iac_provider_find_type(json_string_value(json_object_get(orig, "type")) ?: "", NULL);
-		const char *why = skip_reason(&pl, ort, json_object_get(orig, "attributes"),
-					      json_object_get(orig, "dependencies"), NULL, &host, &own);
-		if (why && prior)
-			plan_skipped(&pl, addrs[i], json_string_value(json_object_get(orig, "type")) ?: "", NULL, why,
-				     host, own);
-		else if (prior)
-			plan_delete(&pl, addrs[i], prior);
-		else {
-			/* gone already; forget it quietly */
-			plan_delete(&pl, addrs[i], orig);
-			plan->changes[plan->n - 1].reason = "already gone";
-		}
-	}
-	if (!opts->targets && plan_outputs(&pl) < 0)
-		goto done;
+static void count_actions(iac_plan *plan)
+{
 	for (size_t i = 0; i < plan->n; i++) {
 		switch (plan->changes[i].action) {
 		case IAC_ACT_CREATE: plan->n_add++; break;
@@ -1107,27 +1116,87 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 		default: break;
 		}
 	}
-	*out = plan;
-	plan = NULL;
+}
+
+/* What is in scope: keep[] over the configuration's graph (targets with
+ * their dependencies, or their dependents when destroying), state_scope[]
+ * over the state's addresses. */
+static int scope(planner *pl, const iac_graph *g, unsigned char **keep, unsigned char **state_scope,
+		 const char **addrs, size_t naddrs)
+{
+	const iac_config *cfg = pl->cfg;
+	const iac_plan_opts *opts = pl->opts;
+	*keep = iac_xcalloc(cfg->nres + 1, 1);
+	*state_scope = iac_xcalloc(naddrs + 1, 1);
+	for (size_t i = 0; i < cfg->nres; i++)
+		(*keep)[i] = in_targets(cfg->res[i]->addr, opts->targets);
+	if (opts->targets && opts->destroy)
+		iac_graph_mark_descendants(g, *keep);   /* dependents go first */
+	else if (opts->targets)
+		iac_graph_mark_ancestors(g, *keep);     /* dependencies come along */
+	if (check_matches(cfg, addrs, naddrs, opts->targets, "-target") < 0 ||
+	    check_matches(cfg, addrs, naddrs, opts->replace, "-replace") < 0)
+		return IAC_ERR;
+	for (size_t i = 0; i < naddrs; i++) {
+		int id = iac_graph_find(g, addrs[i]);
+		(*state_scope)[i] = id >= 0 ? (*keep)[id] : in_targets(addrs[i], opts->targets);
+	}
+	return 0;
+}
+
+/* The plan's refresh errors, one per line, as this thread's error. */
+static void set_refresh_errors(const iac_plan *plan)
+{
+	iac_buf b = IAC_BUF_INIT;
+	json_t *e;
+	size_t i;
+	json_array_foreach(plan->errors, i, e)
+		iac_buf_printf(&b, "%s%s", i ? "\n" : "", json_string_value(e));
+	iac_err_set("%s", iac_buf_cstr(&b));
+	iac_buf_free(&b);
+}
+
+int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers *pv,
+		  const iac_plan_opts *opts)
+{
+	planner pl = { .cfg = cfg, .st = st, .pv = pv, .opts = opts };
+	iac_graph *g = iac_config_graph(cfg);
+	unsigned char *keep = NULL, *state_scope = NULL;
+	size_t naddrs = 0;
+	const char **addrs = iac_state_addresses(st, &naddrs);
+	int *order = NULL;
+	int rc = IAC_ERR;
+
+	*out = NULL;
+	pl.plan = plan_new(st, opts);
+	pl.down = json_object();
+	if (iac_graph_toposort(&order, g) < 0 || scope(&pl, g, &keep, &state_scope, addrs, naddrs) < 0 ||
+	    do_refresh(&pl, state_scope, addrs, naddrs, keep) < 0)
+		goto done;
+	for (size_t i = 0; i < cfg->nres; i++) {
+		int id = order[i];
+		if (keep[id] && plan_resource(&pl, cfg->res[id]) < 0)
+			goto done;
+	}
+	for (size_t i = 0; i < naddrs; i++)
+		if (state_scope[i] && !iac_map_get(&pl.changes, addrs[i]))
+			plan_orphan(&pl, addrs[i]);
+	if (!opts->targets && plan_outputs(&pl) < 0)
+		goto done;
+	count_actions(pl.plan);
+	*out = pl.plan;
+	pl.plan = NULL;
 	rc = 0;
 done:
-	if (plan && json_array_size(plan->errors)) {
-		/* refresh errors carry the details */
-		iac_buf b = IAC_BUF_INIT;
-		json_t *e;
-		size_t i;
-		json_array_foreach(plan->errors, i, e)
-			iac_buf_printf(&b, "%s%s", i ? "\n" : "", json_string_value(e));
-		iac_err_set("%s", iac_buf_cstr(&b));
-		iac_buf_free(&b);
-	}
+	if (pl.plan && json_array_size(pl.plan->errors))
+		set_refresh_errors(pl.plan);   /* refresh errors carry the details */
 	for (size_t i = 0; i < pl.refreshed.cap; i++)
 		if (pl.refreshed.slots[i].key)
 			json_decref(pl.refreshed.slots[i].value);
 	iac_map_free(&pl.refreshed);
 	iac_map_free(&pl.changes);
 	json_decref(pl.down);
-	iac_plan_free(plan);
+	iac_plan_free(pl.plan);
 	iac_graph_free(g);
 	free(order);
 	free(keep);
@@ -1169,11 +1238,11 @@ void iac_plan_free(iac_plan *plan)
 char *iac_plan_host_line(const json_t *h)
 {
 	size_t n = json_array_size(json_object_get(h, "resources"));
-	const char *addr = json_string_value(json_object_get(h, "address"));
+	const char *addr = iac_json_str(h, "address");
 	char *where = addr && *addr ? iac_xasprintf(" (%s)", addr) : iac_xstrdup("");
 	char *line = iac_xasprintf("host '%s'%s is unreachable: %s; %s %zu resource%s %s left as %s",
-				   json_string_value(json_object_get(h, "host")), where,
-				   json_string_value(json_object_get(h, "error")), "its", n, n == 1 ? "" : "s",
+				   iac_json_str(h, "host"), where,
+				   iac_json_str(h, "error"), "its", n, n == 1 ? "" : "s",
 				   n == 1 ? "is" : "are", n == 1 ? "it is" : "they are");
 	free(where);
 	return line;
@@ -1191,7 +1260,7 @@ int iac_plan_has_changes(const iac_plan *plan)
 			return 1;
 	}
 	json_object_foreach(plan->output_changes, k, o)
-		if (strcmp(json_string_value(json_object_get(o, "action")), "no-op") != 0)
+		if (strcmp(iac_json_str(o, "action"), "no-op") != 0)
 			return 1;
 	return 0;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 #include "iac/plan/render.h"
@@ -153,7 +154,7 @@ int iac_planfile_read(json_t **out, const char *path)
 	json_t *doc = json_load_file(path, 0, &jerr);
 	if (!doc)
 		return iac_err_set("cannot read plan file '%s': %s", path, jerr.text);
-	if (!json_is_object(doc) || strcmp(json_string_value(json_object_get(doc, "format")) ?: "", "iac-plan")) {
+	if (!json_is_object(doc) || strcmp(iac_json_str(doc, "format") ?: "", "iac-plan")) {
 		json_decref(doc);
 		return iac_err_set("'%s' is not an iac plan file (make one with 'iac plan -out=FILE')", path);
 	}
@@ -178,7 +179,7 @@ json_t *iac_planfile_vars(const json_t *doc)
 
 int iac_planfile_check(const json_t *doc, const iac_plan *fresh, iac_config *cfg)
 {
-	const char *lineage = json_string_value(json_object_get(doc, "lineage"));
+	const char *lineage = iac_json_str(doc, "lineage");
 	long serial = (long)json_integer_value(json_object_get(doc, "serial"));
 
 	if (!lineage || strcmp(lineage, fresh->lineage) != 0)
@@ -187,7 +188,7 @@ int iac_planfile_check(const json_t *doc, const iac_plan *fresh, iac_config *cfg
 	if (serial != fresh->serial)
 		return iac_err_set("the saved plan is stale: state changed since it was made (serial %ld, now %ld); "
 				   "run 'iac plan -out=FILE' again", serial, fresh->serial), IAC_ECONFLICT;
-	if (strcmp(json_string_value(json_object_get(doc, "config_hash")) ?: "", iac_config_hash(cfg)) != 0)
+	if (strcmp(iac_json_str(doc, "config_hash") ?: "", iac_config_hash(cfg)) != 0)
 		return iac_err_set("the configuration changed since the plan was made; run 'iac plan -out=FILE' again"),
 		       IAC_ECONFLICT;
 	json_t *want = json_object_get(doc, "actions"), *have = actions_of(fresh), *v;
@@ -198,11 +199,11 @@ int iac_planfile_check(const json_t *doc, const iac_plan *fresh, iac_config *cfg
 	json_t *then = json_object_get(json_object_get(doc, "plan"), "unreachable_hosts");
 	size_t i, j;
 	json_array_foreach(then, i, v) {
-		const char *h = json_string_value(json_object_get(v, "host")) ?: "";
+		const char *h = iac_json_str(v, "host") ?: "";
 		int still = 0;
 		json_t *w;
 		json_array_foreach(fresh->unreachable, j, w)
-			still |= !strcmp(json_string_value(json_object_get(w, "host")), h);
+			still |= !strcmp(iac_json_str(w, "host"), h);
 		if (!still) {
 			json_decref(have);
 			return iac_err_set("the saved plan left host '%s' out (it was unreachable), and it can be "
@@ -210,16 +211,16 @@ int iac_planfile_check(const json_t *doc, const iac_plan *fresh, iac_config *cfg
 		}
 	}
 	json_array_foreach(fresh->unreachable, i, v) {
-		const char *h = json_string_value(json_object_get(v, "host"));
+		const char *h = iac_json_str(v, "host");
 		int before = 0;
 		json_t *w;
 		json_array_foreach(then, j, w)
-			before |= !strcmp(json_string_value(json_object_get(w, "host")) ?: "", h);
+			before |= !strcmp(iac_json_str(w, "host") ?: "", h);
 		if (!before) {
 			json_decref(have);
 			return iac_err_set("host '%s' is unreachable now (%s), but was not when the plan was made; "
 					   "run 'iac plan -out=FILE' again", h,
-					   json_string_value(json_object_get(v, "error"))), IAC_ECONFLICT;
+					   iac_json_str(v, "error")), IAC_ECONFLICT;
 		}
 	}
 	unsigned char key[KEY_LEN];
@@ -241,7 +242,7 @@ int iac_planfile_check(const json_t *doc, const iac_plan *fresh, iac_config *cfg
 		}
 	}
 	json_object_foreach(want, k, v) {
-		const char *now = json_string_value(json_object_get(have, k));
+		const char *now = iac_json_str(have, k);
 		if (!now || strcmp(now, json_string_value(v)) != 0) {
 			rc = iac_err_set("the saved plan no longer holds: '%s' was planned to %s, but would now %s "
 					 "(something changed outside iac); run 'iac plan -out=FILE' again",

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
@@ -331,7 +332,7 @@ static void render_outputs(iac_buf *out, const iac_plan *plan)
 	json_t *o;
 	int any = 0;
 	json_object_foreach(plan->output_changes, k, o) {
-		const char *a = json_string_value(json_object_get(o, "action"));
+		const char *a = iac_json_str(o, "action");
 		if (!strcmp(a, "no-op"))
 			continue;
 		if (!any++)
@@ -376,8 +377,8 @@ void iac_plan_render(iac_buf *out, const iac_plan *plan)
 		size_t i;
 		json_array_foreach(plan->warnings, i, w)
 			iac_buf_printf(out, "%sWarning:%s %s: %s\n", iac_color(IAC_C_YELLOW), iac_color(IAC_C_RESET),
-				       json_string_value(json_object_get(w, "address")),
-				       json_string_value(json_object_get(w, "message")));
+				       iac_json_str(w, "address"),
+				       iac_json_str(w, "message"));
 		iac_buf_putc(out, '\n');
 	}
 	render_unreachable(out, plan);

@@ -24,6 +24,15 @@ const iac_rtype *iac_provider_find_type(const char *type, const iac_provider **o
 	return NULL;
 }
 
+const iac_provider_op *iac_provider_op_find(const char *provider, const char *name)
+{
+	const iac_provider *p = iac_provider_find(provider);
+	for (const iac_provider_op *op = p ? p->ops : NULL; op && op->name; op++)
+		if (!strcmp(op->name, name))
+			return op;
+	return NULL;
+}
+
 const iac_attr *iac_rtype_attr(const iac_rtype *t, const char *name)
 {
 	for (const iac_attr *a = t->attrs; a && a->name; a++)

@@ -49,11 +49,16 @@ typedef struct iac_attr {
 	const char *doc;           /* one line, for `iac help` and docs */
 } iac_attr;
 
+struct iac_hosts;
+
 typedef struct iac_rctx iac_rctx;
 struct iac_rctx {
 	const char *addr;          /* resource address, for messages */
 	const char *config_dir;    /* relative paths in attributes resolve here */
 	void *pdata;               /* what the provider's configure() returned */
+	/* Running things on hosts (iac/host/host.h): this machine, or one
+	 * SSH connection per host shared by every provider in the run. */
+	struct iac_hosts *hosts;
 	const volatile int *cancel;/* non-zero: stop waiting, fail fast */
 	/* Optional progress line ("addr: still creating... (10s)"); may be NULL. */
 	void (*progress)(const iac_rctx *ctx, const char *msg);
@@ -104,6 +109,39 @@ typedef struct iac_rtype {
 	int (*probe)(const iac_rctx *ctx, const json_t *attrs);
 } iac_rtype;
 
+/* A sub-command a provider adds to `iac` ("rollback", "flag"): argv[0] is
+ * the command's name; the result is the exit code. Commands share the
+ * engine's session (iac/cli/session.h) for flags, lock and state. */
+typedef struct iac_provider_command {
+	const char *name;          /* NULL terminates a list */
+	int (*run)(int argc, char **argv);
+	const char *summary;       /* one line for `iac help` */
+	void (*help)(void);        /* may be NULL: summary only */
+} iac_provider_command;
+
+/* A true/false flag a provider adds to plan, apply and destroy: given, it
+ * sets `key` to true in the provider's configuration for that run
+ * (-ssh-accept-new sets ssh's accept_new). */
+typedef struct iac_provider_flag {
+	const char *flag;          /* without the dash; NULL terminates a list */
+	const char *key;
+	const char *help;
+} iac_provider_flag;
+
+struct iac_state;
+struct iac_providers;
+struct iac_config;
+
+/* A live operation a provider offers to commands, its own or another
+ * provider's, found by name (iac_provider_op()), so that no provider
+ * includes another's header: deploy's rollback sets flags through flags'
+ * "set". Works on state and provider instances the caller holds (lock
+ * taken); *report (new reference, may stay NULL) says what was done. */
+typedef struct iac_provider_op {
+	const char *name;          /* NULL terminates a list */
+	int (*run)(json_t **report, struct iac_state *st, struct iac_providers *pv, const json_t *args);
+} iac_provider_op;
+
 typedef struct iac_provider {
 	const char *name;          /* "local": owns every type named "local.*" */
 	const iac_rtype *const *types; /* NULL terminated */
@@ -112,6 +150,27 @@ typedef struct iac_provider {
 	int (*configure)(void **out_pdata, const json_t *config, const char *config_dir);
 	/* Optional: release what configure() made (close connections). */
 	void (*close)(void *pdata);
+
+	/* Optional: set how the run's hosts are reached (iac_hosts_set_ssh)
+	 * from this provider's block; called once, on the first remote use by
+	 * any provider (ssh: user, keys, known_hosts, timeouts). */
+	int (*configure_hosts)(struct iac_hosts *hosts, const json_t *config, const char *config_dir);
+
+	/* Optional extensions of the CLI and the language, each NULL-name
+	 * terminated (or NULL): sub-commands, plan/apply/destroy flags, live
+	 * operations, and a Lua file under modules/ that runs once before
+	 * main.lua with the shared globals table and require as its arguments
+	 * (declarations that read like keywords: deployment "web" { ... }). */
+	const iac_provider_command *commands;
+	const iac_provider_flag *flags;
+	const iac_provider_op *ops;
+	const char *prelude;
+
+	/* Optional: after main.lua ran, turn the declarations this provider
+	 * owns (cfg->sections, filled by its prelude) into resources
+	 * (iac_config_add()) and check rules that span resources. Errors
+	 * are "FILE:LINE: ...". */
+	int (*finalize)(struct iac_config *cfg);
 } iac_provider;
 
 /* The registry of built-in providers (provider/registry.c). */
@@ -123,5 +182,8 @@ const iac_rtype *iac_provider_find_type(const char *type, const iac_provider **o
 const iac_attr *iac_rtype_attr(const iac_rtype *t, const char *name);
 /* All built-in providers, NULL terminated. */
 const iac_provider *const *iac_provider_all(void);
+/* The operation "name" of provider "provider", or NULL when that provider
+ * is not built in or offers no such operation. */
+const iac_provider_op *iac_provider_op_find(const char *provider, const char *name);
 
 #endif

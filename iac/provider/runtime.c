@@ -7,6 +7,7 @@
 
 #include "iac/core/err.h"
 #include "iac/core/util.h"
+#include "iac/host/host.h"
 
 typedef struct {
 	const iac_provider *p;
@@ -22,7 +23,36 @@ struct iac_providers {
 	char *dir;
 	instance *inst;
 	size_t n;
+	iac_hosts *hosts;
 };
+
+static json_t *config_of(iac_providers *pv, const iac_provider *p)
+{
+	json_t *cfg = json_deep_copy(json_object_get(pv->configs, p->name));
+	if (!cfg)
+		cfg = json_object();
+	if (json_is_object(json_object_get(pv->extra, p->name)))
+		json_object_update(cfg, json_object_get(pv->extra, p->name));
+	return cfg;
+}
+
+/* iac_hosts_configure_fn: the providers that say how hosts are reached. */
+static int configure_hosts(iac_hosts *h, void *ud)
+{
+	iac_providers *pv = ud;
+	for (const iac_provider *const *p = iac_provider_all(); *p; p++) {
+		if (!(*p)->configure_hosts)
+			continue;
+		json_t *cfg = config_of(pv, *p);
+		int rc = (*p)->configure_hosts(h, cfg, pv->dir);
+		json_decref(cfg);
+		if (rc < 0) {
+			iac_err_prefix("provider '%s'", (*p)->name);
+			return IAC_ERR;
+		}
+	}
+	return 0;
+}
 
 iac_providers *iac_providers_new(const json_t *configs, const json_t *extra, const char *config_dir)
 {
@@ -31,6 +61,7 @@ iac_providers *iac_providers_new(const json_t *configs, const json_t *extra, con
 	pv->configs = configs ? json_deep_copy(configs) : json_object();
 	pv->extra = extra ? json_deep_copy(extra) : json_object();
 	pv->dir = iac_xstrdup(config_dir);
+	iac_hosts_new(&pv->hosts, pv->dir, configure_hosts, pv);
 	return pv;
 }
 
@@ -44,6 +75,7 @@ void iac_providers_free(iac_providers *pv)
 		free(pv->inst[i].error);
 	}
 	free(pv->inst);
+	iac_hosts_free(pv->hosts);
 	json_decref(pv->configs);
 	json_decref(pv->extra);
 	free(pv->dir);
@@ -70,11 +102,7 @@ int iac_providers_get(void **out_pdata, iac_providers *pv, const iac_provider *p
 	if (in->state == 0) {
 		/* Configure under the lock: other threads wanting the same
 		 * provider must wait for it anyway. */
-		json_t *cfg = json_deep_copy(json_object_get(pv->configs, p->name));
-		if (!cfg)
-			cfg = json_object();
-		if (json_is_object(json_object_get(pv->extra, p->name)))
-			json_object_update(cfg, json_object_get(pv->extra, p->name));
+		json_t *cfg = config_of(pv, p);
 		if (p->configure && p->configure(&in->pdata, cfg, pv->dir) < 0) {
 			in->state = -1;
 			in->error = iac_xasprintf("provider '%s': %s", p->name, iac_err_last());
@@ -99,18 +127,13 @@ int iac_providers_ctx(iac_rctx *ctx, iac_providers *pv, const iac_provider *p, c
 	ctx->config_dir = pv->dir;
 	ctx->cancel = cancel;
 	ctx->engine = pv;
+	ctx->hosts = pv->hosts;
 	return iac_providers_get(&ctx->pdata, pv, p);
 }
 
-int iac_rctx_peer(void **out_pdata, const iac_rctx *ctx, const char *provider)
+struct iac_hosts *iac_providers_hosts(iac_providers *pv)
 {
-	const iac_provider *p = iac_provider_find(provider);
-	*out_pdata = NULL;
-	if (!p)
-		return iac_err_set("provider '%s' is not built into this iac", provider);
-	if (!ctx->engine)
-		return iac_err_set("no provider runtime for '%s'", provider);
-	return iac_providers_get(out_pdata, ctx->engine, p);
+	return pv->hosts;
 }
 
 const json_t *iac_providers_config(const iac_providers *pv, const char *provider)

@@ -1,7 +1,9 @@
 /* runtime: the provider instances of one run. Each provider used by the
  * configuration or the state is configured once, on first use, from its
- * `provider "name" { ... }` block (plus engine options such as
- * -ssh-accept-new), and closed at the end of the run. Thread-safe.
+ * `provider "name" { ... }` block (plus the flags providers add, such as
+ * -ssh-accept-new), and closed at the end of the run. The runtime also owns
+ * the run's hosts (iac/host): the providers that declare configure_hosts
+ * say how to reach them. Thread-safe.
  */
 #ifndef IAC_PROVIDER_RUNTIME_H
 #define IAC_PROVIDER_RUNTIME_H
@@ -20,10 +22,9 @@ void iac_providers_free(iac_providers *pv);
 /* Instance data of provider p, configuring it on first use. */
 int iac_providers_get(void **out_pdata, iac_providers *pv, const iac_provider *p);
 
-/* From inside a provider call: the instance data of another provider
- * (configuring it if needed), so one provider can use another's
- * connections (deploy uses ssh's pool). */
-int iac_rctx_peer(void **out_pdata, const iac_rctx *ctx, const char *provider);
+/* The hosts of this run (iac/host/host.h), also in every iac_rctx.
+ * Owned by pv. */
+struct iac_hosts *iac_providers_hosts(iac_providers *pv);
 
 /* The configuration a provider was given (borrowed), e.g. to record it. */
 const json_t *iac_providers_config(const iac_providers *pv, const char *provider);

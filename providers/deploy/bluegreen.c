@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
@@ -60,7 +61,7 @@ static const iac_attr bg_attrs[] = {
 
 static const char *sget(const json_t *o, const char *k)
 {
-	return json_string_value(json_object_get(o, k));
+	return iac_json_str(o, k);
 }
 
 /* 1 when the standby's scale_down_delay has passed. */
@@ -74,7 +75,7 @@ static int standby_expired(const json_t *prior)
  * next deploy) when no delay is set. */
 static double standby_deadline(const json_t *attrs)
 {
-	const char *d = json_string_value(json_object_get(attrs, "scale_down_delay"));
+	const char *d = iac_json_str(attrs, "scale_down_delay");
 	double ms;
 	if (!d || iac_duration_parse(&ms, d) < 0)
 		return 0;
@@ -142,7 +143,7 @@ static int inst_alive(const iac_rctx *ctx, const json_t *pool, const json_t *ins
 	json_t *vars = inst_vars(pool, inst, version ? version : "");
 	char *path = iac_deploy_expand(pf, vars);
 	char *cmd = iac_xasprintf("kill -0 $(cat '%s' 2>/dev/null) 2>/dev/null", path);
-	if (iac_hostexec_status(ctx, json_object_get(inst, "host"), cmd, 10e3, &status) < 0)
+	if (iac_host_status(&status, ctx->hosts, json_object_get(inst, "host"), cmd, 10e3, ctx->cancel) < 0)
 		status = 1;
 	free(cmd);
 	free(path);
@@ -168,7 +169,7 @@ static int stop_inst(const iac_rctx *ctx, const json_t *pool, const json_t *inst
 		free(path);
 	}
 	if (cmd)
-		rc = iac_hostexec_run(ctx, json_object_get(inst, "host"), cmd, 30e3, NULL);
+		rc = iac_host_run(NULL, ctx->hosts, json_object_get(inst, "host"), cmd, 30e3, ctx->cancel);
 	free(cmd);
 	json_decref(vars);
 	return rc;
@@ -183,14 +184,14 @@ static int start_inst(const iac_rctx *ctx, const json_t *pool, const json_t *ins
 	json_object_foreach(json_object_get(pool, "files"), k, v) {
 		char *path = iac_deploy_expand(k, vars);
 		char *text = iac_deploy_expand(json_string_value(v) ?: "", vars);
-		int w = iac_hostexec_write(ctx, host, path, text, strlen(text), "0644");
+		int w = iac_host_write(ctx->hosts, host, path, text, strlen(text), "0644", ctx->cancel);
 		free(path);
 		free(text);
 		if (w < 0)
 			goto done;
 	}
 	char *start = iac_deploy_expand(sget(pool, "start") ?: "true", vars);
-	rc = iac_hostexec_run(ctx, host, start, 30e3, NULL);
+	rc = iac_host_run(NULL, ctx->hosts, host, start, 30e3, ctx->cancel);
 	free(start);
 	if (rc == 0 && sget(pool, "pidfile")) {
 		/* a daemon writes its pidfile a moment after the command returns */
@@ -199,7 +200,7 @@ static int start_inst(const iac_rctx *ctx, const json_t *pool, const json_t *ins
 			usleep(50 * 1000);
 		if (!inst_alive(ctx, pool, inst, version))
 			rc = iac_err_set("instance '%s' on %s did not stay up after its start command (no live pid in "
-					 "its pidfile)", sget(inst, "name"), iac_hostexec_label(host));
+					 "its pidfile)", sget(inst, "name"), iac_host_label(host));
 	}
 done:
 	if (rc < 0)
@@ -376,10 +377,10 @@ int iac_deploy_persist_switch(const iac_rctx *ctx, const json_t *lb)
 		return 0;
 	if (iac_haproxy_open(&h, sget(lb, "api"), 2000) < 0)
 		return IAC_ERR;
-	if (!iac_hostexec_remote(json_object_get(lb, "host"))) {
+	if (!iac_host_is_remote(json_object_get(lb, "host"))) {
 		rc = iac_haproxy_save_state(h, sf);
 	} else if (iac_haproxy_servers_state(&text, h, NULL) == 0) {
-		rc = iac_hostexec_write(ctx, json_object_get(lb, "host"), sf, text, strlen(text), "0644");
+		rc = iac_host_write(ctx->hosts, json_object_get(lb, "host"), sf, text, strlen(text), "0644", ctx->cancel);
 	}
 	if (rc < 0)
 		iac_err_prefix("cannot save HAProxy's server states to '%s'", sf);
@@ -393,7 +394,7 @@ static int is_bad(const json_t *prior, const char *version)
 	json_t *e;
 	size_t i;
 	json_array_foreach(json_object_get(prior, "bad_versions"), i, e)
-		if (!strcmp(json_string_value(json_object_get(e, "version")) ?: "", version))
+		if (!strcmp(iac_json_str(e, "version") ?: "", version))
 			return 1;
 	return 0;
 }

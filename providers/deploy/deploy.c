@@ -1,9 +1,39 @@
 /* deploy: provider table (see deploy.h). */
 #include "providers/deploy/deploy.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "iac/core/buf.h"
 #include "iac/core/util.h"
+
+char *iac_deploy_expand(const char *tpl, const json_t *vars)
+{
+	iac_buf b = IAC_BUF_INIT;
+	for (const char *p = tpl; *p;) {
+		if (*p == '{') {
+			const char *end = strchr(p, '}');
+			if (end && end - p < 32) {
+				char key[32];
+				snprintf(key, sizeof(key), "%.*s", (int)(end - p - 1), p + 1);
+				json_t *v = json_object_get(vars, key);
+				if (json_is_string(v)) {
+					iac_buf_puts(&b, json_string_value(v));
+					p = end + 1;
+					continue;
+				}
+				if (json_is_integer(v)) {
+					iac_buf_printf(&b, "%lld", (long long)json_integer_value(v));
+					p = end + 1;
+					continue;
+				}
+			}
+		}
+		iac_buf_putc(&b, *p++);
+	}
+	return iac_buf_detach(&b);
+}
 
 static int deploy_configure(void **out, const json_t *config, const char *dir)
 {
@@ -22,9 +52,23 @@ static const iac_rtype *const deploy_types[] = {
 	&iac_deploy_haproxy_type, &iac_deploy_bluegreen_type, NULL,
 };
 
+static const iac_provider_command deploy_commands[] = {
+	{ "rollback", iac_deploy_cmd_rollback, "switch deployments back to their standby colour, now",
+	  iac_deploy_cmd_rollback_help },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const iac_provider_flag deploy_flags[] = {
+	{ "allow-bad", "allow_bad", "deploy a version marked bad by a rollback" },
+	{ NULL, NULL, NULL },
+};
+
 const iac_provider iac_provider_deploy = {
 	.name = "deploy",
 	.types = deploy_types,
 	.configure = deploy_configure,
 	.close = deploy_close,
+	.commands = deploy_commands,
+	.flags = deploy_flags,
+	.prelude = "prelude/deploy.lua",
 };

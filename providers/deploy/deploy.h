@@ -10,8 +10,9 @@
  *                      old colour running as standby for `iac rollback`.
  *
  * Modules declare (modules/haproxy.lua, app_pool.lua, deployment.lua);
- * this provider acts. Commands on hosts go through hostexec.c: this
- * machine when the host is absent, else the ssh provider's pool.
+ * this provider acts. Commands on hosts go through the run's hosts
+ * (iac/host): this machine when the host is absent, else the SSH
+ * connection that every provider shares for that host.
  */
 #ifndef IAC_PROVIDERS_DEPLOY_H
 #define IAC_PROVIDERS_DEPLOY_H
@@ -20,6 +21,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/deploy/haproxy_api.h"
+#include "iac/host/host.h"
 #include "iac/provider/provider.h"
 
 extern const iac_rtype iac_deploy_haproxy_type;
@@ -29,24 +31,6 @@ extern const iac_provider iac_provider_deploy;
 typedef struct {
 	int allow_bad;        /* -allow-bad: deploy a version marked bad */
 } iac_deploy_pdata;
-
-/* ---- hostexec.c: run and write on a host (NULL / JSON null = here) ---- */
-
-/* Run cmd; a non-zero exit status is an error naming host, command, status
- * and the tail of stderr. *out (may be NULL) receives stdout. */
-int iac_hostexec_run(const iac_rctx *ctx, const json_t *host, const char *cmd,
-		     double timeout_ms, char **out);
-/* Like iac_hostexec_run but returns the exit status instead of failing
- * on it (-1 and a message when the command could not run at all). */
-int iac_hostexec_status(const iac_rctx *ctx, const json_t *host, const char *cmd,
-			double timeout_ms, int *status);
-/* Replace path with data (temp + rename, parents created, mode "0644"). */
-int iac_hostexec_write(const iac_rctx *ctx, const json_t *host, const char *path,
-		       const char *data, size_t len, const char *mode);
-/* "'web1' (10.213.0.2)" or "this machine", for messages (static buffer per thread). */
-const char *iac_hostexec_label(const json_t *host);
-/* 1 when host designates a remote machine. */
-int iac_hostexec_remote(const json_t *host);
 
 /* Expand {version} {port} {colour} {name} {address} in tpl with the values
  * of `vars` (an object of strings/numbers). Caller frees. */
@@ -65,7 +49,7 @@ typedef struct {
 /* Switch a deployment (its state attributes) back to its standby colour.
  * *out_attrs = the new state attributes (live/standby swapped, the version
  * rolled back from marked bad). */
-int iac_deploy_rollback(const iac_rctx *ctx, json_t **out_attrs, iac_rollback_result *res,
+int iac_deploy_rollback(json_t **out_attrs, iac_rollback_result *res, const iac_rctx *ctx,
 			const json_t *attrs);
 
 /* The "replaced" mark: weight 0 on a colour's servers in HAProxy says the
@@ -73,6 +57,10 @@ int iac_deploy_rollback(const iac_rctx *ctx, json_t **out_attrs, iac_rollback_re
  * stops the idle colour to restart it at a new version, and clears it just
  * before the switch). *marked = 1 when any of names carries it. */
 int iac_deploy_replaced(int *marked, iac_haproxy *h, const char *backend, const char *const *names, size_t n);
+
+/* cmd_rollback.c: `iac rollback [DEPLOYMENT...] [-force]` */
+int iac_deploy_cmd_rollback(int argc, char **argv);
+void iac_deploy_cmd_rollback_help(void);
 
 /* Save HAProxy's runtime server states where its config loads them from,
  * on the HAProxy host, so a reload or restart keeps the switch. */

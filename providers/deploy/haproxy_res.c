@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 #include "iac/deploy/haproxy_api.h"
@@ -63,11 +64,11 @@ static const char *res_name(const iac_rctx *ctx)
 
 static void make_paths(paths *p, const iac_rctx *ctx, const json_t *a)
 {
-	const char *dir = json_string_value(json_object_get(a, "dir"));
+	const char *dir = iac_json_str(a, "dir");
 	memset(p, 0, sizeof(*p));
 	p->host = json_object_get(a, "host");
-	if (iac_hostexec_remote(p->host)) {
-		const char *addr = json_string_value(json_object_get(p->host, "address"));
+	if (iac_host_is_remote(p->host)) {
+		const char *addr = iac_json_str(p->host, "address");
 		long port = json_is_integer(json_object_get(a, "api_port")) ? (long)json_integer_value(json_object_get(a, "api_port")) : 9999;
 		p->dir = dir ? iac_xstrdup(dir) : iac_xasprintf("/var/lib/iac/haproxy-%s", res_name(ctx));
 		p->api = iac_xasprintf("ipv4@%s:%ld", addr, port);
@@ -89,7 +90,7 @@ static int render(char **out, const paths *p, const iac_rctx *ctx, const json_t 
 {
 	json_t *desc = json_pack("{s:{s:s,s:O},s:{s:s},s:O,s:s,s:s,s:s}",
 				 "frontend", "name", res_name(ctx), "bind", json_object_get(a, "bind"),
-				 "backend", "name", json_string_value(json_object_get(a, "backend")) ?: "app",
+				 "backend", "name", iac_json_str(a, "backend") ?: "app",
 				 "servers", json_object_get(a, "servers"), "live", "blue",
 				 "stats_socket", p->api_bind, "state_file", p->state_file);
 	if (json_is_object(json_object_get(a, "health")))
@@ -104,13 +105,13 @@ static int render(char **out, const paths *p, const iac_rctx *ctx, const json_t 
 /* Check a config where HAProxy runs: here, or on the host. */
 static int check(const iac_rctx *ctx, const paths *p, const char *path)
 {
-	if (!iac_hostexec_remote(p->host))
+	if (!iac_host_is_remote(p->host))
 		return iac_haproxy_check(NULL, path);
 	char *cmd = iac_xasprintf("haproxy -c -q -f '%s'", path);
-	int rc = iac_hostexec_run(ctx, p->host, cmd, 20e3, NULL);
+	int rc = iac_host_run(NULL, ctx->hosts, p->host, cmd, 20e3, ctx->cancel);
 	free(cmd);
 	if (rc < 0)
-		iac_err_prefix("haproxy config on %s is invalid", iac_hostexec_label(p->host));
+		iac_err_prefix("haproxy config on %s is invalid", iac_host_label(p->host));
 	return rc;
 }
 
@@ -121,8 +122,8 @@ static long master_pid(const iac_rctx *ctx, const paths *p)
 				  p->pidfile), *out = NULL;
 	int status = 1;
 	long pid = 0;
-	if (iac_hostexec_status(ctx, p->host, cmd, 10e3, &status) == 0 && status == 0) {
-		iac_hostexec_run(ctx, p->host, cmd, 10e3, &out);
+	if (iac_host_status(&status, ctx->hosts, p->host, cmd, 10e3, ctx->cancel) == 0 && status == 0) {
+		iac_host_run(&out, ctx->hosts, p->host, cmd, 10e3, ctx->cancel);
 		pid = out ? strtol(out, NULL, 10) : 0;
 	}
 	free(out);
@@ -155,14 +156,14 @@ static int wait_api(const paths *p, double timeout_ms)
 
 static int start(const iac_rctx *ctx, const paths *p)
 {
-	if (!iac_hostexec_remote(p->host)) {
+	if (!iac_host_is_remote(p->host)) {
 		pid_t pid;
 		iac_haproxy_run run = { NULL, p->cfg, p->master, p->pidfile, 10e3 };
 		if (iac_haproxy_start(&pid, &run) < 0)
 			return IAC_ERR;
 	} else {
 		char *cmd = iac_xasprintf("haproxy -W -D -S '%s' -p '%s' -f '%s'", p->master, p->pidfile, p->cfg);
-		int rc = iac_hostexec_run(ctx, p->host, cmd, 20e3, NULL);
+		int rc = iac_host_run(NULL, ctx->hosts, p->host, cmd, 20e3, ctx->cancel);
 		free(cmd);
 		if (rc < 0)
 			return IAC_ERR;
@@ -202,7 +203,7 @@ static int hap_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 
 static int write_cfg(const iac_rctx *ctx, const paths *p, const char *text, const char *path)
 {
-	return iac_hostexec_write(ctx, p->host, path, text, strlen(text), "0644");
+	return iac_host_write(ctx->hosts, p->host, path, text, strlen(text), "0644", ctx->cancel);
 }
 
 static int hap_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
@@ -239,7 +240,7 @@ static int hap_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
 	rc = 0;
 done:
 	if (rc < 0)
-		iac_err_prefix("haproxy on %s", iac_hostexec_label(p.host));
+		iac_err_prefix("haproxy on %s", iac_host_label(p.host));
 	free(text);
 	paths_free(&p);
 	return rc;
@@ -285,7 +286,7 @@ static int hap_update(const iac_rctx *ctx, json_t **out, const json_t *prior, co
 	rc = 0;
 done:
 	if (rc < 0)
-		iac_err_prefix("haproxy on %s", iac_hostexec_label(p.host));
+		iac_err_prefix("haproxy on %s", iac_host_label(p.host));
 	iac_haproxy_free(api);
 	iac_haproxy_free(master);
 	free(text);
@@ -310,19 +311,19 @@ static int hap_remove(const iac_rctx *ctx, const json_t *prior)
 	make_paths(&p, ctx, prior);
 	long pid = master_pid(ctx, &p);
 	if (pid > 0) {
-		if (!iac_hostexec_remote(p.host)) {
+		if (!iac_host_is_remote(p.host)) {
 			rc = iac_haproxy_stop((pid_t)pid, 5000);
 		} else {
 			char *cmd = iac_xasprintf("kill -USR1 %ld; for i in $(seq 50); do kill -0 %ld 2>/dev/null || exit 0; "
 						  "sleep 0.1; done; kill -TERM %ld; sleep 1; kill -KILL %ld 2>/dev/null; true",
 						  pid, pid, pid, pid);
-			rc = iac_hostexec_run(ctx, p.host, cmd, 30e3, NULL);
+			rc = iac_host_run(NULL, ctx->hosts, p.host, cmd, 30e3, ctx->cancel);
 			free(cmd);
 		}
 	}
 	if (rc == 0) {
 		char *cmd = iac_xasprintf("rm -f '%s' '%s.next' '%s' '%s'", p.cfg, p.cfg, p.pidfile, p.state_file);
-		rc = iac_hostexec_run(ctx, p.host, cmd, 10e3, NULL);
+		rc = iac_host_run(NULL, ctx->hosts, p.host, cmd, 10e3, ctx->cancel);
 		free(cmd);
 	}
 	paths_free(&p);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/deploy/cutover.h"
 #include "iac/deploy/haproxy_api.h"
@@ -22,7 +23,7 @@
 
 static const char *sget(const json_t *o, const char *k)
 {
-	return json_string_value(json_object_get(o, k));
+	return iac_json_str(o, k);
 }
 
 static size_t names_of(const json_t *pool, const char *colour, const char **names, char **urls,
@@ -86,7 +87,7 @@ static json_t *bad_entry(const json_t *attrs, const char *version)
 	return NULL;
 }
 
-int iac_deploy_rollback(const iac_rctx *ctx, json_t **out_attrs, iac_rollback_result *res,
+int iac_deploy_rollback(json_t **out_attrs, iac_rollback_result *res, const iac_rctx *ctx,
 			const json_t *attrs)
 {
 	const json_t *pool = json_object_get(attrs, "pool"), *lb = json_object_get(attrs, "lb");

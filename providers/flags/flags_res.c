@@ -1,16 +1,18 @@
 /* flags_res: flags.file and flags.etcd (see flags_res.h). */
 #include "providers/flags/flags_res.h"
+#include "providers/flags/flagops.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 #include "iac/flags/etcd.h"
 #include "iac/flags/flags.h"
-#include "providers/deploy/deploy.h"
+#include "iac/host/host.h"
 
 static const iac_attr file_attrs[] = {
 	{ "host", IAC_T_HOST, IAC_A_FORCE_NEW, "host to write to (default: this machine)" },
@@ -63,13 +65,12 @@ int iac_flags_deliver(const iac_rctx *ctx, const char *type, const json_t *attrs
 	iac_sha256_hex(out_sha, text, strlen(text));
 	if (!strcmp(type, "flags.etcd")) {
 		iac_etcd *e = NULL;
-		rc = iac_etcd_open(&e, json_string_value(json_object_get(attrs, "endpoints")), 5000);
+		rc = iac_etcd_open(&e, iac_json_str(attrs, "endpoints"), 5000);
 		if (rc == 0)
-			rc = iac_etcd_put(e, json_string_value(json_object_get(attrs, "key")), text, strlen(text), 0);
+			rc = iac_etcd_put(e, iac_json_str(attrs, "key"), text, strlen(text), 0);
 		iac_etcd_close(e);
 	} else {
-		rc = iac_hostexec_write(ctx, json_object_get(attrs, "host"),
-					json_string_value(json_object_get(attrs, "path")), text, strlen(text), "0644");
+		rc = iac_host_write(ctx->hosts, json_object_get(attrs, "host"), iac_json_str(attrs, "path"), text, strlen(text), "0644", ctx->cancel);
 	}
 	free(text);
 	return rc;
@@ -101,7 +102,7 @@ static json_t *carry_overrides(const iac_rctx *ctx, const json_t *planned, const
 				}
 				snprintf(msg, sizeof(msg), "flag '%s' was set live to [%s] by 'iac flag set' (%s); main.lua "
 					 "says [%s]. Keeping the live value; 'iac flag reset %s' goes back to main.lua",
-					 k, iac_buf_cstr(&b), json_string_value(json_object_get(o, "at")) ?: "?",
+					 k, iac_buf_cstr(&b), iac_json_str(o, "at") ?: "?",
 					 iac_buf_cstr(&a), k);
 				ctx->warn(ctx, msg);
 				iac_buf_free(&a);
@@ -174,10 +175,10 @@ static json_t *drifted(const json_t *prior)
 static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
 	const json_t *host = json_object_get(prior, "host");
-	const char *path = json_string_value(json_object_get(prior, "path"));
-	char *full = iac_hostexec_remote(host) ? iac_xstrdup(path) : iac_path_join(ctx->config_dir, path);
+	const char *path = iac_json_str(prior, "path");
+	char *full = iac_host_is_remote(host) ? iac_xstrdup(path) : iac_path_join(ctx->config_dir, path);
 	char *cmd = iac_xasprintf("sha256sum '%s' 2>/dev/null | cut -d' ' -f1", full), *sum = NULL;
-	int rc = iac_hostexec_run(ctx, host, cmd, 10e3, &sum);
+	int rc = iac_host_run(&sum, ctx->hosts, host, cmd, 10e3, ctx->cancel);
 	free(cmd);
 	free(full);
 	*out = NULL;
@@ -189,7 +190,7 @@ static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	while (n && (sum[n - 1] == '\n' || sum[n - 1] == ' '))
 		sum[--n] = '\0';
 	if (n == 64)
-		*out = strcmp(sum, json_string_value(json_object_get(prior, "sha256")) ?: "") ? drifted(prior)
+		*out = strcmp(sum, iac_json_str(prior, "sha256") ?: "") ? drifted(prior)
 											       : json_copy((json_t *)prior);
 	free(sum);
 	return 0;
@@ -198,10 +199,10 @@ static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 static int file_remove(const iac_rctx *ctx, const json_t *prior)
 {
 	const json_t *host = json_object_get(prior, "host");
-	const char *path = json_string_value(json_object_get(prior, "path"));
-	char *full = iac_hostexec_remote(host) ? iac_xstrdup(path) : iac_path_join(ctx->config_dir, path);
+	const char *path = iac_json_str(prior, "path");
+	char *full = iac_host_is_remote(host) ? iac_xstrdup(path) : iac_path_join(ctx->config_dir, path);
 	char *cmd = iac_xasprintf("rm -f '%s'", full);
-	int rc = iac_hostexec_run(ctx, host, cmd, 10e3, NULL);
+	int rc = iac_host_run(NULL, ctx->hosts, host, cmd, 10e3, ctx->cancel);
 	free(cmd);
 	free(full);
 	return rc;
@@ -223,16 +224,16 @@ static int etcd_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	iac_etcd_kv kv = { 0 };
 	char hex[65];
 	*out = NULL;
-	int rc = iac_etcd_open(&e, json_string_value(json_object_get(prior, "endpoints")), 5000);
+	int rc = iac_etcd_open(&e, iac_json_str(prior, "endpoints"), 5000);
 	if (rc == 0)
-		rc = iac_etcd_get(&kv, e, json_string_value(json_object_get(prior, "key")));
+		rc = iac_etcd_get(&kv, e, iac_json_str(prior, "key"));
 	iac_etcd_close(e);
 	if (rc == IAC_ENOTFOUND)
 		return 0;
 	if (rc < 0)
 		return IAC_ERR;
 	iac_sha256_hex(hex, kv.value, kv.value_len);
-	*out = strcmp(hex, json_string_value(json_object_get(prior, "sha256")) ?: "") ? drifted(prior)
+	*out = strcmp(hex, iac_json_str(prior, "sha256") ?: "") ? drifted(prior)
 										       : json_copy((json_t *)prior);
 	iac_etcd_kv_free(&kv);
 	return 0;
@@ -242,9 +243,9 @@ static int etcd_remove(const iac_rctx *ctx, const json_t *prior)
 {
 	iac_etcd *e = NULL;
 	int64_t n = 0;
-	int rc = iac_etcd_open(&e, json_string_value(json_object_get(prior, "endpoints")), 5000);
+	int rc = iac_etcd_open(&e, iac_json_str(prior, "endpoints"), 5000);
 	if (rc == 0)
-		rc = iac_etcd_delete(&n, e, json_string_value(json_object_get(prior, "key")), 0);
+		rc = iac_etcd_delete(&n, e, iac_json_str(prior, "key"), 0);
 	iac_etcd_close(e);
 	return rc == IAC_ENOTFOUND ? 0 : rc;
 }
@@ -273,7 +274,21 @@ const iac_rtype iac_flags_etcd_type = {
 
 static const iac_rtype *const flag_types[] = { &iac_flags_file_type, &iac_flags_etcd_type, NULL };
 
+static const iac_provider_command flag_commands[] = {
+	{ "flag", iac_flags_cmd, "list, set or reset feature flags live", iac_flags_cmd_help },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const iac_provider_op flag_ops[] = {
+	{ "set", iac_flagops_op_set },
+	{ NULL, NULL },
+};
+
 const iac_provider iac_provider_flags = {
 	.name = "flags",
 	.types = flag_types,
+	.commands = flag_commands,
+	.ops = flag_ops,
+	.prelude = "prelude/flags.lua",
+	.finalize = iac_flags_decl_finalize,
 };

@@ -20,6 +20,13 @@ extern const iac_rtype iac_flags_file_type;
 extern const iac_rtype iac_flags_etcd_type;
 extern const iac_provider iac_provider_flags;
 
+struct iac_config;
+/* flags_decl.c: the provider's finalize(): `flag` declarations (sections
+ * "flags") become flags.file / flags.etcd resources, one per target with
+ * every flag it carries; every flags_on_rollback names declared flags and
+ * variants. */
+int iac_flags_decl_finalize(struct iac_config *cfg);
+
 /* The flags as delivered: each declared spec, or its override. New ref. */
 json_t *iac_flags_effective(const json_t *attrs);
 

@@ -9,6 +9,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/proc.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
@@ -31,10 +32,10 @@ static const iac_attr exec_attrs[] = {
 static int run(const iac_rctx *ctx, const json_t *attrs, const char *which,
 	       int *out_status, char **out_stdout, int fail_on_status)
 {
-	const char *cmd = json_string_value(json_object_get(attrs, which));
+	const char *cmd = iac_json_str(attrs, which);
 	const json_t *envmap = json_object_get(attrs, "environment");
-	const char *wd = json_string_value(json_object_get(attrs, "working_dir"));
-	const char *tmo = json_string_value(json_object_get(attrs, "timeout"));
+	const char *wd = iac_json_str(attrs, "working_dir");
+	const char *tmo = iac_json_str(attrs, "timeout");
 	char **env = NULL, *cwd = NULL;
 	size_t nenv = 0;
 	double timeout_ms = 600e3;
@@ -152,7 +153,7 @@ static int exec_remove(const iac_rctx *ctx, const json_t *prior)
 
 static int exec_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 {
-	const char *tmo = json_string_value(json_object_get(planned, "timeout"));
+	const char *tmo = iac_json_str(planned, "timeout");
 	double ms;
 	if (tmo && iac_duration_parse(&ms, tmo) < 0) {
 		iac_err_prefix("attribute 'timeout'");

@@ -13,8 +13,10 @@
 
 #include "iac/core/base64.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
+#include "iac/host/host.h"
 
 static const iac_attr file_attrs[] = {
 	{ "path", IAC_T_STRING, IAC_A_REQUIRED | IAC_A_FORCE_NEW, "where the file lives (relative: to the configuration directory)" },
@@ -33,7 +35,7 @@ static const iac_attr file_attrs[] = {
 
 static char *full_path(const iac_rctx *ctx, const json_t *attrs)
 {
-	return iac_path_join(ctx->config_dir, json_string_value(json_object_get(attrs, "path")));
+	return iac_path_join(ctx->config_dir, iac_json_str(attrs, "path"));
 }
 
 /* iac runs as root in shared directories: a link someone planted at the
@@ -96,12 +98,12 @@ static int file_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 	char mode[8], hex[65];
 	const json_t *c = json_object_get(planned, "content");
 
-	if (!strcmp(json_string_value(json_object_get(prior, "sha256")) ?: "", SYMLINK_MARK) && !follows(planned))
+	if (!strcmp(iac_json_str(prior, "sha256") ?: "", SYMLINK_MARK) && !follows(planned))
 		return iac_err_set("'%s' is a symbolic link; iac does not write through links (remove the link, "
 				   "or set follow_symlinks = true to manage the file it points to)",
-				   json_string_value(json_object_get(planned, "path")) ?: "?");
+				   iac_json_str(planned, "path") ?: "?");
 	if (!iac_value_is_unknown(json_object_get(planned, "mode"))) {
-		if (iac_local_mode_norm(mode, json_object_get(planned, "mode")) < 0)
+		if (iac_host_mode_norm(mode, json_object_get(planned, "mode"), "0644") < 0)
 			return IAC_ERR;
 		json_object_set_new(planned, "mode", json_string(mode));
 	}
@@ -178,7 +180,7 @@ static int file_write(const iac_rctx *ctx, json_t **out, const json_t *planned)
 	size_t len;
 	int rc = IAC_ERR;
 
-	if (iac_local_mode_norm(mode, json_object_get(planned, "mode")) < 0)
+	if (iac_host_mode_norm(mode, json_object_get(planned, "mode"), "0644") < 0)
 		goto done;
 	if (wanted_content(ctx, planned, &data, &len) < 0)
 		goto done;

@@ -8,6 +8,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/proc.h"
 #include "iac/core/util.h"
@@ -42,7 +43,7 @@ static int get_duration(double *out, const json_t *cfg, const char *key, double 
 
 static const char *get_str(const json_t *cfg, const char *key)
 {
-	return json_string_value(json_object_get(cfg, key));
+	return iac_json_str(cfg, key);
 }
 
 static char *resolve_path(const char *p, const char *config_dir)
@@ -54,16 +55,10 @@ static char *resolve_path(const char *p, const char *config_dir)
 	return iac_path_join(config_dir ? config_dir : ".", p);
 }
 
-static int ssh_configure(void **out, const json_t *config, const char *config_dir)
+static int check_settings(const json_t *config)
 {
-	iac_ssh_options o = { 0 };
-	char *key = NULL, *pub = NULL, *kh = NULL;
 	const char *k;
 	json_t *v;
-	int rc = IAC_ERR;
-	double ms;
-
-	*out = NULL;
 	json_object_foreach((json_t *)config, k, v) {
 		int ok = 0;
 		for (size_t i = 0; known_settings[i]; i++)
@@ -71,8 +66,35 @@ static int ssh_configure(void **out, const json_t *config, const char *config_di
 		if (!ok)
 			return iac_err_set("provider \"ssh\": unknown setting '%s'", k);
 	}
+	return 0;
+}
+
+/* The provider's own settings: deadlines for its commands, SFTP. */
+static int ssh_configure(void **out, const json_t *config, const char *config_dir)
+{
+	double ms;
+	(void)config_dir;
+	*out = NULL;
+	if (check_settings(config) < 0 || get_duration(&ms, config, "command_timeout", 120000) < 0)
+		return IAC_ERR;
 	iac_ssh_pdata *pd = iac_xcalloc(1, sizeof(*pd));
 	pthread_mutex_init(&pd->lk, NULL);
+	pd->command_timeout_ms = ms;
+	pd->use_sftp = json_is_true(json_object_get(config, "sftp"));
+	*out = pd;
+	return 0;
+}
+
+/* How the run's hosts are reached over SSH (iac/host), from the same
+ * block: every provider's commands on a host share one connection. */
+static int ssh_configure_hosts(iac_hosts *hosts, const json_t *config, const char *config_dir)
+{
+	iac_ssh_options o = { 0 };
+	char *key = NULL, *pub = NULL, *kh = NULL;
+	int rc = IAC_ERR;
+
+	if (check_settings(config) < 0)
+		return IAC_ERR;
 	o.user = get_str(config, "user");
 	if (json_is_integer(json_object_get(config, "port")))
 		o.port = (int)json_integer_value(json_object_get(config, "port"));
@@ -94,24 +116,13 @@ static int ssh_configure(void **out, const json_t *config, const char *config_di
 	o.accept_new = json_is_true(json_object_get(config, "accept_new"));
 	if (get_duration(&o.connect_timeout_ms, config, "connect_timeout", 10000) < 0)
 		goto done;
-	if (get_duration(&ms, config, "command_timeout", 120000) < 0)
-		goto done;
-	pd->command_timeout_ms = ms;
 	if (json_is_integer(json_object_get(config, "max_channels")))
 		o.max_channels = (int)json_integer_value(json_object_get(config, "max_channels"));
-	pd->use_sftp = json_is_true(json_object_get(config, "sftp"));
-	if (iac_ssh_pool_new(&pd->pool, &o) < 0)
-		goto done;
-	*out = pd;
-	rc = 0;
+	rc = iac_hosts_set_ssh(hosts, &o);
 done:
 	free(key);
 	free(pub);
 	free(kh);
-	if (rc != 0) {
-		pthread_mutex_destroy(&pd->lk);
-		free(pd);
-	}
 	return rc;
 }
 
@@ -120,83 +131,39 @@ static void ssh_close(void *pdata)
 	iac_ssh_pdata *pd = pdata;
 	if (!pd)
 		return;
-	if (getenv("IAC_SSH_STATS")) {
-		/* for benchmarks: how much SSH work the run took */
-		iac_ssh_stats st;
-		iac_ssh_pool_stats(pd->pool, &st);
-		iac_log("ssh: %lu connections (slowest %.0f ms), %lu commands, %lu sftp writes", st.connects,
-			st.connect_ms_max, st.channels, st.sftp_writes);
-	}
 	iac_ssh_batch_free_all(pd);
-	iac_ssh_pool_free(pd->pool);
 	pthread_mutex_destroy(&pd->lk);
 	free(pd);
 }
+
+static const iac_provider_flag ssh_flags[] = {
+	{ "ssh-accept-new", "accept_new", "accept and record unknown SSH host keys" },
+	{ NULL, NULL, NULL },
+};
 
 const iac_provider iac_provider_ssh = {
 	.name = "ssh",
 	.types = ssh_types,
 	.configure = ssh_configure,
 	.close = ssh_close,
+	.configure_hosts = ssh_configure_hosts,
+	.flags = ssh_flags,
 };
 
 /* ---- helpers for the resource types ---------------------------------- */
 
-static int host_port(const json_t *h)
+int iac_ssh_host_conn(iac_ssh_conn **out, const iac_rctx *ctx, const json_t *attrs)
 {
-	const json_t *p = json_object_get(h, "port");
-	if (json_is_integer(p))
-		return (int)json_integer_value(p);
-	if (json_is_real(p))
-		return (int)json_real_value(p);
-	if (json_is_string(p))
-		return atoi(json_string_value(p));
-	return 0;
-}
-
-int iac_ssh_same_host(const json_t *a, const json_t *b)
-{
-	if (json_is_string(a) || json_is_string(b))
-		return json_equal((json_t *)a, (json_t *)b);
-	const char *aa = json_string_value(json_object_get(a, "address"));
-	const char *ba = json_string_value(json_object_get(b, "address"));
-	const char *au = json_string_value(json_object_get(a, "user"));
-	const char *bu = json_string_value(json_object_get(b, "user"));
-	return aa && ba && !strcmp(aa, ba) && host_port(a) == host_port(b) &&
-	       ((!au && !bu) || (au && bu && !strcmp(au, bu)));
-}
-
-int iac_ssh_host_conn(const iac_rctx *ctx, const json_t *attrs, iac_ssh_conn **out)
-{
-	iac_ssh_pdata *pd = ctx->pdata;
-	const json_t *h = json_object_get(attrs, "host");
-	iac_ssh_target t = { 0 };
-
 	*out = NULL;
-	if (!pd)
-		return iac_err_set("provider \"ssh\" is not configured");
-	if (json_is_string(h)) {
-		/* a bare address is handy in tests and one-off configs */
-		t.address = t.name = json_string_value(h);
-	} else if (json_is_object(h)) {
-		t.name = json_string_value(json_object_get(h, "name"));
-		t.address = json_string_value(json_object_get(h, "address"));
-		t.user = json_string_value(json_object_get(h, "user"));
-		t.port = host_port(h);
-		if (!t.address)
-			t.address = t.name;
-	} else {
-		return iac_err_set("attribute 'host': expected a host (host \"name\" { address = ... })");
-	}
-	if (!t.address)
-		return iac_err_set("attribute 'host': the host has no address");
-	return iac_ssh_pool_get(pd->pool, out, &t, ctx->cancel);
+	if (!ctx->hosts)
+		return iac_err_set("no hosts for this run (a provider call outside the runtime)");
+	return iac_hosts_conn(out, ctx->hosts, json_object_get(attrs, "host"), ctx->cancel);
 }
 
 int iac_ssh_probe(const iac_rctx *ctx, const json_t *attrs)
 {
 	iac_ssh_conn *c;
-	return iac_ssh_host_conn(ctx, attrs, &c);
+	return iac_ssh_host_conn(&c, ctx, attrs);
 }
 
 double iac_ssh_timeout(const iac_rctx *ctx)
@@ -209,7 +176,7 @@ static int run_shown(const iac_rctx *ctx, iac_ssh_conn *c, const char *what, con
 		     const char *shown, const void *input, size_t input_len, double timeout_ms,
 		     iac_ssh_result *res)
 {
-	int rc = iac_ssh_exec(c, res, cmd, input, input_len, timeout_ms, ctx->cancel);
+	int rc = iac_ssh_exec(res, c, cmd, input, input_len, timeout_ms, ctx->cancel);
 	if (rc == IAC_ETIMEOUT)
 		return iac_err_set("%s on %s timed out after %.0fs: %s", what, iac_ssh_conn_label(c),
 				   timeout_ms / 1e3, shown);
@@ -218,15 +185,15 @@ static int run_shown(const iac_rctx *ctx, iac_ssh_conn *c, const char *what, con
 	return rc < 0 ? IAC_ERR : 0;
 }
 
-int iac_ssh_run(const iac_rctx *ctx, iac_ssh_conn *c, const char *what, const char *cmd,
-		const void *input, size_t input_len, double timeout_ms, iac_ssh_result *res)
+int iac_ssh_run(iac_ssh_result *res, const iac_rctx *ctx, iac_ssh_conn *c, const char *what,
+		const char *cmd, const void *input, size_t input_len, double timeout_ms)
 {
 	return run_shown(ctx, c, what, cmd, cmd, input, input_len, timeout_ms, res);
 }
 
-int iac_ssh_run_ok(const iac_rctx *ctx, iac_ssh_conn *c, const char *what, const char *cmd,
-		   const char *shown, const void *input, size_t input_len, double timeout_ms,
-		   iac_ssh_result *res)
+int iac_ssh_run_ok(iac_ssh_result *res, const iac_rctx *ctx, iac_ssh_conn *c, const char *what,
+		   const char *cmd, const char *shown, const void *input, size_t input_len,
+		   double timeout_ms)
 {
 	if (run_shown(ctx, c, what, cmd, shown ? shown : cmd, input, input_len, timeout_ms, res) < 0)
 		return IAC_ERR;
@@ -248,38 +215,9 @@ int iac_ssh_run_ok(const iac_rctx *ctx, iac_ssh_conn *c, const char *what, const
 	return IAC_ERR;
 }
 
-int iac_ssh_mode_norm(char out[8], const json_t *mode, const char *dflt)
-{
-	unsigned long m;
-	char *end;
-	char tmp[32];
-	const char *s;
-
-	if (!mode || json_is_null(mode)) {
-		snprintf(out, 8, "%s", dflt);
-		return 0;
-	}
-	if (json_is_integer(mode)) {
-		/* a Lua number 644 was meant as octal text */
-		snprintf(tmp, sizeof(tmp), "%lld", (long long)json_integer_value(mode));
-		s = tmp;
-	} else if (json_is_string(mode)) {
-		s = json_string_value(mode);
-	} else {
-		return iac_err_set("attribute 'mode': expected a string like \"0644\"");
-	}
-	m = strtoul(s, &end, 8);
-	if (!*s || *end)
-		return iac_err_set("attribute 'mode': '%s' is not an octal mode like \"0644\"", s);
-	if (m > 07777)
-		return iac_err_set("attribute 'mode': %lo is out of range", m);
-	snprintf(out, 8, "%04lo", m);
-	return 0;
-}
-
 int iac_ssh_check_path(const json_t *attrs)
 {
-	const char *p = json_string_value(json_object_get(attrs, "path"));
+	const char *p = iac_json_str(attrs, "path");
 	if (!p)
 		return iac_err_set("attribute 'path' is required");
 	if (p[0] != '/')

@@ -2,9 +2,10 @@
  * ssh.exec, ssh.service and the data source ssh.facts.
  *
  * Every resource names its host in a `host` attribute (the object a
- * `host "web1" {...}` declaration makes); all resources of one host share
- * one connection from the pool in the provider data (ssh_conn.h). Hosts
- * need a POSIX shell and GNU coreutils (stat, sha256sum, install).
+ * `host "web1" {...}` declaration makes); everything on one host shares
+ * one connection of the run's hosts (iac/host), whose SSH settings come
+ * from this provider's block. Hosts need a POSIX shell and GNU coreutils
+ * (stat, sha256sum, install).
  */
 #ifndef IAC_PROVIDERS_SSH_H
 #define IAC_PROVIDERS_SSH_H
@@ -12,8 +13,8 @@
 #include <pthread.h>
 
 #include "iac/core/map.h"
+#include "iac/host/host.h"
 #include "iac/provider/provider.h"
-#include "providers/ssh/ssh_conn.h"
 
 extern const iac_rtype iac_ssh_file_type;
 extern const iac_rtype iac_ssh_directory_type;
@@ -24,7 +25,6 @@ extern const iac_provider iac_provider_ssh;
 
 /* What configure() returns. */
 typedef struct {
-	iac_ssh_pool *pool;
 	double command_timeout_ms;   /* internal commands (stat, write...) */
 	int use_sftp;                /* write files over SFTP instead of stdin */
 	pthread_mutex_t lk;
@@ -33,31 +33,26 @@ typedef struct {
 
 /* The connection for the resource's `host` attribute. Messages name the
  * resource's host. */
-int iac_ssh_host_conn(const iac_rctx *ctx, const json_t *attrs, iac_ssh_conn **out);
+int iac_ssh_host_conn(iac_ssh_conn **out, const iac_rctx *ctx, const json_t *attrs);
 
 /* The rtype probe hook of every ssh type: connect to attrs.host. */
 int iac_ssh_probe(const iac_rctx *ctx, const json_t *attrs);
 
-/* 1 when two host objects designate the same login (address, port, user). */
-int iac_ssh_same_host(const json_t *a, const json_t *b);
-
 /* Run a command. Returns 0 when it ran (any exit status), IAC_ERR with a
  * message naming host and command on connection failure or timeout. */
-int iac_ssh_run(const iac_rctx *ctx, iac_ssh_conn *c, const char *what, const char *cmd,
-		const void *input, size_t input_len, double timeout_ms, iac_ssh_result *res);
+int iac_ssh_run(iac_ssh_result *res, const iac_rctx *ctx, iac_ssh_conn *c, const char *what,
+		const char *cmd, const void *input, size_t input_len, double timeout_ms);
 
 /* Like iac_ssh_run, but a non-zero exit status is a failure too, whose
  * message shows host, command (`shown`, or cmd when NULL), status and the
  * tail of stderr. */
-int iac_ssh_run_ok(const iac_rctx *ctx, iac_ssh_conn *c, const char *what, const char *cmd,
-		   const char *shown, const void *input, size_t input_len, double timeout_ms,
-		   iac_ssh_result *res);
+int iac_ssh_run_ok(iac_ssh_result *res, const iac_rctx *ctx, iac_ssh_conn *c, const char *what,
+		   const char *cmd, const char *shown, const void *input, size_t input_len,
+		   double timeout_ms);
 
 /* Default deadline for the provider's own commands. */
 double iac_ssh_timeout(const iac_rctx *ctx);
 
-/* Normalise an octal mode ("644", "0644", 420) into "0644"; `dflt` when unset. */
-int iac_ssh_mode_norm(char out[8], const json_t *mode, const char *dflt);
 
 /* Check that attrs.path is an absolute path without newlines. */
 int iac_ssh_check_path(const json_t *attrs);
@@ -76,7 +71,7 @@ typedef struct {
 
 /* Stat one path. Concurrent calls for the same host are merged into one
  * remote command (one stat and one sha256sum for all of them). */
-int iac_ssh_stat_path(const iac_rctx *ctx, iac_ssh_conn *c, const char *path, iac_ssh_stat *st);
+int iac_ssh_stat_path(iac_ssh_stat *st, const iac_rctx *ctx, iac_ssh_conn *c, const char *path);
 
 /* Group commit: concurrent requests of one kind for one host run as one
  * remote command. `run` gets every queued item (the caller's included) and

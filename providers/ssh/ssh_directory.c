@@ -9,6 +9,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 
@@ -28,7 +29,7 @@ static int dir_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 	if (!iac_value_has_unknown(json_object_get(planned, "path")) && iac_ssh_check_path(planned) < 0)
 		return IAC_ERR;
 	if (!iac_value_has_unknown(json_object_get(planned, "mode"))) {
-		if (iac_ssh_mode_norm(mode, json_object_get(planned, "mode"), "0755") < 0)
+		if (iac_host_mode_norm(mode, json_object_get(planned, "mode"), "0755") < 0)
 			return IAC_ERR;
 		json_object_set_new(planned, "mode", json_string(mode));
 	}
@@ -41,9 +42,9 @@ static int dir_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	iac_ssh_stat st;
 
 	*out = NULL;
-	if (iac_ssh_check_path(prior) < 0 || iac_ssh_host_conn(ctx, prior, &c) < 0)
+	if (iac_ssh_check_path(prior) < 0 || iac_ssh_host_conn(&c, ctx, prior) < 0)
 		return IAC_ERR;
-	if (iac_ssh_stat_path(ctx, c, json_string_value(json_object_get(prior, "path")), &st) < 0)
+	if (iac_ssh_stat_path(&st, ctx, c, iac_json_str(prior, "path")) < 0)
 		return IAC_ERR;
 	if (!st.exists || !st.is_dir)
 		return 0;
@@ -58,19 +59,19 @@ static int dir_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 
 static int dir_apply(const iac_rctx *ctx, json_t **out, const json_t *planned, int make)
 {
-	const char *owner = json_string_value(json_object_get(planned, "owner"));
-	const char *group = json_string_value(json_object_get(planned, "group"));
+	const char *owner = iac_json_str(planned, "owner");
+	const char *group = iac_json_str(planned, "group");
 	iac_buf cmd = IAC_BUF_INIT;
 	iac_ssh_result res;
 	iac_ssh_conn *c;
 	char mode[8];
 	int rc;
 
-	if (iac_ssh_check_path(planned) < 0 || iac_ssh_mode_norm(mode, json_object_get(planned, "mode"), "0755") < 0)
+	if (iac_ssh_check_path(planned) < 0 || iac_host_mode_norm(mode, json_object_get(planned, "mode"), "0755") < 0)
 		return IAC_ERR;
-	if (iac_ssh_host_conn(ctx, planned, &c) < 0)
+	if (iac_ssh_host_conn(&c, ctx, planned) < 0)
 		return IAC_ERR;
-	char *qp = iac_ssh_quote(json_string_value(json_object_get(planned, "path")));
+	char *qp = iac_ssh_quote(iac_json_str(planned, "path"));
 	if (make)
 		iac_buf_printf(&cmd, "mkdir -p -- %s && ", qp);
 	iac_buf_printf(&cmd, "chmod %s %s", mode, qp);
@@ -81,8 +82,8 @@ static int dir_apply(const iac_rctx *ctx, json_t **out, const json_t *planned, i
 		free(q);
 		free(spec);
 	}
-	rc = iac_ssh_run_ok(ctx, c, make ? "making a directory" : "changing a directory", iac_buf_cstr(&cmd),
-			    NULL, NULL, 0, iac_ssh_timeout(ctx), &res);
+	rc = iac_ssh_run_ok(&res, ctx, c, make ? "making a directory" : "changing a directory",
+			    iac_buf_cstr(&cmd), NULL, NULL, 0, iac_ssh_timeout(ctx));
 	iac_ssh_result_free(&res);
 	iac_buf_free(&cmd);
 	free(qp);
@@ -100,12 +101,12 @@ static int dir_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
 
 static int dir_remove(const iac_rctx *ctx, const json_t *prior)
 {
-	const char *path = json_string_value(json_object_get(prior, "path"));
+	const char *path = iac_json_str(prior, "path");
 	iac_ssh_result res;
 	iac_ssh_conn *c;
 	int rc;
 
-	if (iac_ssh_check_path(prior) < 0 || iac_ssh_host_conn(ctx, prior, &c) < 0)
+	if (iac_ssh_check_path(prior) < 0 || iac_ssh_host_conn(&c, ctx, prior) < 0)
 		return IAC_ERR;
 	if (!strcmp(path, "/"))
 		return iac_err_set("refusing to remove '/' on %s", iac_ssh_conn_label(c));
@@ -113,7 +114,7 @@ static int dir_remove(const iac_rctx *ctx, const json_t *prior)
 	char *cmd = json_is_true(json_object_get(prior, "force_destroy"))
 		? iac_xasprintf("rm -rf -- %s", qp)
 		: iac_xasprintf("[ ! -e %s ] || rmdir -- %s", qp, qp);
-	rc = iac_ssh_run(ctx, c, "removing a directory", cmd, NULL, 0, iac_ssh_timeout(ctx), &res);
+	rc = iac_ssh_run(&res, ctx, c, "removing a directory", cmd, NULL, 0, iac_ssh_timeout(ctx));
 	if (rc == 0 && res.status != 0) {
 		if (strstr(res.err, "not empty"))
 			rc = iac_err_set("cannot remove directory '%s' on %s: it is not empty (remove what is "
@@ -130,7 +131,7 @@ static int dir_remove(const iac_rctx *ctx, const json_t *prior)
 
 static int dir_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
 {
-	if (!iac_ssh_same_host(json_object_get(prior, "host"), json_object_get(planned, "host"))) {
+	if (!iac_host_same(json_object_get(prior, "host"), json_object_get(planned, "host"))) {
 		if (dir_apply(ctx, out, planned, 1) < 0)
 			return IAC_ERR;
 		if (dir_remove(ctx, prior) < 0) {

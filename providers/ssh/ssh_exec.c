@@ -13,6 +13,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 
@@ -43,7 +44,7 @@ static int env_name_ok(const char *k)
 
 static int get_timeout(double *ms, const json_t *attrs)
 {
-	const char *t = json_string_value(json_object_get(attrs, "timeout"));
+	const char *t = iac_json_str(attrs, "timeout");
 	*ms = 600e3;
 	if (t && iac_duration_parse(ms, t) < 0) {
 		iac_err_prefix("attribute 'timeout'");
@@ -60,8 +61,8 @@ static int get_timeout(double *ms, const json_t *attrs)
  * user's command under `timeout` and the login shell. */
 static int build(iac_buf *out, const json_t *attrs, const char *which, double timeout_ms)
 {
-	const char *cmd = json_string_value(json_object_get(attrs, which));
-	const char *wd = json_string_value(json_object_get(attrs, "working_dir"));
+	const char *cmd = iac_json_str(attrs, which);
+	const char *wd = iac_json_str(attrs, "working_dir");
 	const json_t *env = json_object_get(attrs, "environment");
 	const char *k;
 	json_t *v;
@@ -94,14 +95,14 @@ static int build(iac_buf *out, const json_t *attrs, const char *which, double ti
 static int run(const iac_rctx *ctx, const json_t *attrs, const char *which, int *status,
 	       char **out_stdout, int fail_on_status)
 {
-	const char *cmd = json_string_value(json_object_get(attrs, which));
+	const char *cmd = iac_json_str(attrs, which);
 	iac_buf full = IAC_BUF_INIT;
 	iac_ssh_result res;
 	iac_ssh_conn *c;
 	double ms;
 	int rc = IAC_ERR;
 
-	if (get_timeout(&ms, attrs) < 0 || iac_ssh_host_conn(ctx, attrs, &c) < 0)
+	if (get_timeout(&ms, attrs) < 0 || iac_ssh_host_conn(&c, ctx, attrs) < 0)
 		return IAC_ERR;
 	if (build(&full, attrs, which, ms) < 0)
 		goto done;
@@ -109,9 +110,9 @@ static int run(const iac_rctx *ctx, const json_t *attrs, const char *which, int 
 	/* our own deadline a little after the host's, so its `timeout`
 	 * reports first and the channel closes cleanly */
 	if (fail_on_status)
-		rc = iac_ssh_run_ok(ctx, c, what, iac_buf_cstr(&full), cmd, NULL, 0, ms + 10e3, &res);
+		rc = iac_ssh_run_ok(&res, ctx, c, what, iac_buf_cstr(&full), cmd, NULL, 0, ms + 10e3);
 	else
-		rc = iac_ssh_run(ctx, c, what, iac_buf_cstr(&full), NULL, 0, ms + 10e3, &res);
+		rc = iac_ssh_run(&res, ctx, c, what, iac_buf_cstr(&full), NULL, 0, ms + 10e3);
 	free(what);
 	if (rc == 0 && res.status == 124 && fail_on_status == 0) {
 		/* a check that timed out says nothing about the thing */
@@ -165,8 +166,8 @@ static void run_checks(const iac_rctx *ctx, iac_ssh_conn *c, void **items, size_
 	}
 	/* the script goes on stdin (no command-line length limit); each check
 	 * reads /dev/null, so none of them can eat the rest of the script */
-	rc = iac_ssh_run(ctx, c, "check command", "exec /bin/sh -s", iac_buf_cstr(&script), script.len,
-			 deadline + 10e3, &res);
+	rc = iac_ssh_run(&res, ctx, c, "check command", "exec /bin/sh -s", iac_buf_cstr(&script),
+			 script.len, deadline + 10e3);
 	const char *p = res.out;
 	for (size_t i = 0; i < n; i++) {
 		check_req *r = reqs[i];
@@ -211,14 +212,14 @@ static int exec_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 			*out = json_deep_copy(prior);
 		return 0;
 	}
-	if (get_timeout(&req.timeout_ms, prior) < 0 || iac_ssh_host_conn(ctx, prior, &c) < 0)
+	if (get_timeout(&req.timeout_ms, prior) < 0 || iac_ssh_host_conn(&c, ctx, prior) < 0)
 		return IAC_ERR;
 	if (build(&full, prior, "check", req.timeout_ms) < 0) {
 		iac_buf_free(&full);
 		return IAC_ERR;
 	}
 	req.full = iac_buf_cstr(&full);
-	req.cmd = json_string_value(json_object_get(prior, "check"));
+	req.cmd = iac_json_str(prior, "check");
 	iac_ssh_batch(ctx, c, "check", run_checks, &req);
 	iac_buf_free(&full);
 	if (req.rc != 0) {
@@ -252,7 +253,7 @@ static int exec_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
 static int exec_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
 {
 	int status;
-	if (!iac_ssh_same_host(json_object_get(prior, "host"), json_object_get(planned, "host"))) {
+	if (!iac_host_same(json_object_get(prior, "host"), json_object_get(planned, "host"))) {
 		if (exec_create(ctx, out, planned) < 0)
 			return IAC_ERR;
 		if (json_is_string(json_object_get(prior, "destroy")) &&

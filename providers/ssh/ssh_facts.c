@@ -36,9 +36,9 @@ static int facts_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	int n = 0;
 
 	*out = NULL;
-	if (iac_ssh_host_conn(ctx, prior, &c) < 0)
+	if (iac_ssh_host_conn(&c, ctx, prior) < 0)
 		return IAC_ERR;
-	if (iac_ssh_run_ok(ctx, c, "reading facts", FACTS_CMD, "read facts", NULL, 0, iac_ssh_timeout(ctx), &res) < 0) {
+	if (iac_ssh_run_ok(&res, ctx, c, "reading facts", FACTS_CMD, "read facts", NULL, 0, iac_ssh_timeout(ctx)) < 0) {
 		iac_ssh_result_free(&res);
 		return IAC_ERR;
 	}

@@ -11,6 +11,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 
@@ -30,7 +31,7 @@ static const iac_attr file_attrs[] = {
 
 static int read_source(const iac_rctx *ctx, const json_t *attrs, char **data, size_t *len)
 {
-	const char *src = json_string_value(json_object_get(attrs, "source"));
+	const char *src = iac_json_str(attrs, "source");
 	char *p = iac_path_join(ctx->config_dir ? ctx->config_dir : ".", src);
 	int rc = iac_file_read(data, len, p);
 	if (rc == IAC_ENOTFOUND)
@@ -64,7 +65,7 @@ static int file_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 	if (!iac_value_has_unknown(json_object_get(planned, "path")) && iac_ssh_check_path(planned) < 0)
 		return IAC_ERR;
 	if (!iac_value_has_unknown(json_object_get(planned, "mode"))) {
-		if (iac_ssh_mode_norm(mode, json_object_get(planned, "mode"), "0644") < 0)
+		if (iac_host_mode_norm(mode, json_object_get(planned, "mode"), "0644") < 0)
 			return IAC_ERR;
 		json_object_set_new(planned, "mode", json_string(mode));
 	}
@@ -99,15 +100,15 @@ static int file_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 
 static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
-	const char *path = json_string_value(json_object_get(prior, "path"));
-	const char *old_sha = json_string_value(json_object_get(prior, "sha256"));
+	const char *path = iac_json_str(prior, "path");
+	const char *old_sha = iac_json_str(prior, "sha256");
 	iac_ssh_conn *c;
 	iac_ssh_stat st;
 
 	*out = NULL;
-	if (iac_ssh_check_path(prior) < 0 || iac_ssh_host_conn(ctx, prior, &c) < 0)
+	if (iac_ssh_check_path(prior) < 0 || iac_ssh_host_conn(&c, ctx, prior) < 0)
 		return IAC_ERR;
-	if (iac_ssh_stat_path(ctx, c, path, &st) < 0)
+	if (iac_ssh_stat_path(&st, ctx, c, path) < 0)
 		return IAC_ERR;
 	if (!st.exists || !st.is_file)
 		return 0;
@@ -124,7 +125,7 @@ static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 		iac_ssh_result res;
 		char *q = iac_ssh_quote(path);
 		char *cmd = iac_xasprintf("cat -- %s", q);
-		if (iac_ssh_run(ctx, c, "reading a file", cmd, NULL, 0, iac_ssh_timeout(ctx), &res) == 0 &&
+		if (iac_ssh_run(&res, ctx, c, "reading a file", cmd, NULL, 0, iac_ssh_timeout(ctx)) == 0 &&
 		    res.status == 0 && memchr(res.out, '\0', res.out_len) == NULL) {
 			json_t *text = json_stringn(res.out, res.out_len);   /* NULL unless UTF-8 */
 			if (text)
@@ -139,8 +140,8 @@ static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 
 static char *owner_spec(const json_t *attrs)
 {
-	const char *o = json_string_value(json_object_get(attrs, "owner"));
-	const char *g = json_string_value(json_object_get(attrs, "group"));
+	const char *o = iac_json_str(attrs, "owner");
+	const char *g = iac_json_str(attrs, "group");
 	if (!o && !g)
 		return NULL;
 	return iac_xasprintf("%s%s%s", o ? o : "", g ? ":" : "", g ? g : "");
@@ -178,8 +179,8 @@ static int write_exec(const iac_rctx *ctx, iac_ssh_conn *c, const char *path, co
 	}
 	iac_buf_printf(&cmd, " /dev/stdin \"$t\" && mv -fT -- \"$t\" %s || { rm -f -- \"$t\"; exit 1; }", qp);
 	iac_buf_printf(&shown, "write %s (%zu bytes, mode %s)", path, len, mode);
-	rc = iac_ssh_run_ok(ctx, c, "writing a file", iac_buf_cstr(&cmd), iac_buf_cstr(&shown), data, len,
-			    iac_ssh_timeout(ctx), &res);
+	rc = iac_ssh_run_ok(&res, ctx, c, "writing a file", iac_buf_cstr(&cmd), iac_buf_cstr(&shown), data,
+			    len, iac_ssh_timeout(ctx));
 	iac_ssh_result_free(&res);
 	iac_buf_free(&cmd);
 	iac_buf_free(&shown);
@@ -213,7 +214,7 @@ static int write_sftp(const iac_rctx *ctx, iac_ssh_conn *c, const char *path, co
 	rc = iac_ssh_sftp_write(c, tmp, data, len, 0600, iac_ssh_timeout(ctx), ctx->cancel);
 	if (rc == IAC_ENOTFOUND) {
 		char *mk = iac_xasprintf("mkdir -p -- %s", qd);
-		rc = iac_ssh_run_ok(ctx, c, "making a directory", mk, NULL, NULL, 0, iac_ssh_timeout(ctx), &res);
+		rc = iac_ssh_run_ok(&res, ctx, c, "making a directory", mk, NULL, NULL, 0, iac_ssh_timeout(ctx));
 		iac_ssh_result_free(&res);
 		free(mk);
 		if (rc == 0)
@@ -232,7 +233,7 @@ static int write_sftp(const iac_rctx *ctx, iac_ssh_conn *c, const char *path, co
 		free(spec);
 	}
 	iac_buf_printf(&cmd, " && mv -fT -- %s %s || { rm -f -- %s; exit 1; }", qt, qp, qt);
-	rc = iac_ssh_run_ok(ctx, c, "writing a file", iac_buf_cstr(&cmd), NULL, NULL, 0, iac_ssh_timeout(ctx), &res);
+	rc = iac_ssh_run_ok(&res, ctx, c, "writing a file", iac_buf_cstr(&cmd), NULL, NULL, 0, iac_ssh_timeout(ctx));
 	iac_ssh_result_free(&res);
 done:
 	iac_buf_free(&cmd);
@@ -246,9 +247,9 @@ done:
 
 static int file_write(const iac_rctx *ctx, json_t **out, const json_t *planned, int meta_only)
 {
-	const char *path = json_string_value(json_object_get(planned, "path"));
-	const char *owner = json_string_value(json_object_get(planned, "owner"));
-	const char *group = json_string_value(json_object_get(planned, "group"));
+	const char *path = iac_json_str(planned, "path");
+	const char *owner = iac_json_str(planned, "owner");
+	const char *group = iac_json_str(planned, "group");
 	iac_ssh_pdata *pd = ctx->pdata;
 	const char *data;
 	char *owned = NULL, mode[8], hex[65];
@@ -256,9 +257,9 @@ static int file_write(const iac_rctx *ctx, json_t **out, const json_t *planned, 
 	iac_ssh_conn *c;
 	int rc = IAC_ERR;
 
-	if (iac_ssh_check_path(planned) < 0 || iac_ssh_mode_norm(mode, json_object_get(planned, "mode"), "0644") < 0)
+	if (iac_ssh_check_path(planned) < 0 || iac_host_mode_norm(mode, json_object_get(planned, "mode"), "0644") < 0)
 		return IAC_ERR;
-	if (iac_ssh_host_conn(ctx, planned, &c) < 0)
+	if (iac_ssh_host_conn(&c, ctx, planned) < 0)
 		return IAC_ERR;
 	if (wanted(ctx, planned, &data, &len, &owned) < 0)
 		return IAC_ERR;
@@ -274,8 +275,8 @@ static int file_write(const iac_rctx *ctx, json_t **out, const json_t *planned, 
 			iac_buf_printf(&cmd, " && chown %s %s", q, qp);
 			free(q);
 		}
-		rc = iac_ssh_run_ok(ctx, c, "changing a file's mode", iac_buf_cstr(&cmd), NULL, NULL, 0,
-				    iac_ssh_timeout(ctx), &res);
+		rc = iac_ssh_run_ok(&res, ctx, c, "changing a file's mode", iac_buf_cstr(&cmd), NULL, NULL,
+				    0, iac_ssh_timeout(ctx));
 		iac_ssh_result_free(&res);
 		iac_buf_free(&cmd);
 		free(spec);
@@ -305,11 +306,11 @@ static int file_remove(const iac_rctx *ctx, const json_t *prior)
 	iac_ssh_result res;
 	int rc;
 
-	if (iac_ssh_check_path(prior) < 0 || iac_ssh_host_conn(ctx, prior, &c) < 0)
+	if (iac_ssh_check_path(prior) < 0 || iac_ssh_host_conn(&c, ctx, prior) < 0)
 		return IAC_ERR;
-	char *q = iac_ssh_quote(json_string_value(json_object_get(prior, "path")));
+	char *q = iac_ssh_quote(iac_json_str(prior, "path"));
 	char *cmd = iac_xasprintf("rm -f -- %s", q);
-	rc = iac_ssh_run_ok(ctx, c, "removing a file", cmd, NULL, NULL, 0, iac_ssh_timeout(ctx), &res);
+	rc = iac_ssh_run_ok(&res, ctx, c, "removing a file", cmd, NULL, NULL, 0, iac_ssh_timeout(ctx));
 	iac_ssh_result_free(&res);
 	free(cmd);
 	free(q);
@@ -319,7 +320,7 @@ static int file_remove(const iac_rctx *ctx, const json_t *prior)
 static int file_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
 {
 	const json_t *ph = json_object_get(prior, "host"), *nh = json_object_get(planned, "host");
-	if (!iac_ssh_same_host(ph, nh)) {
+	if (!iac_host_same(ph, nh)) {
 		/* the file moves to another host: make it there, then remove it here */
 		if (file_write(ctx, out, planned, 0) < 0)
 			return IAC_ERR;
@@ -330,8 +331,8 @@ static int file_update(const iac_rctx *ctx, json_t **out, const json_t *prior, c
 		}
 		return 0;
 	}
-	const char *ps = json_string_value(json_object_get(prior, "sha256"));
-	const char *ns = json_string_value(json_object_get(planned, "sha256"));
+	const char *ps = iac_json_str(prior, "sha256");
+	const char *ns = iac_json_str(planned, "sha256");
 	return file_write(ctx, out, planned, ps && ns && !strcmp(ps, ns));
 }
 

@@ -29,6 +29,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 
@@ -56,7 +57,7 @@ static const char *restart_attrs[] = {
 
 static const char *sget(const json_t *a, const char *k)
 {
-	return json_string_value(json_object_get(a, k));
+	return iac_json_str(a, k);
 }
 
 static int duration(double *ms, const json_t *a, const char *k, double dflt)
@@ -108,9 +109,9 @@ static int svc_run(const iac_rctx *ctx, const json_t *a, const char *what, const
 	iac_ssh_conn *c;
 	iac_ssh_result res;
 	int rc;
-	if (iac_ssh_host_conn(ctx, a, &c) < 0)
+	if (iac_ssh_host_conn(&c, ctx, a) < 0)
 		return IAC_ERR;
-	rc = iac_ssh_run_ok(ctx, c, what, cmd, shown, NULL, 0, timeout_ms, &res);
+	rc = iac_ssh_run_ok(&res, ctx, c, what, cmd, shown, NULL, 0, timeout_ms);
 	iac_ssh_result_free(&res);
 	return rc;
 }
@@ -275,7 +276,7 @@ static int svc_alive(const iac_rctx *ctx, const json_t *a, int *alive)
 	iac_ssh_conn *c;
 	int rc;
 
-	if (iac_ssh_host_conn(ctx, a, &c) < 0)
+	if (iac_ssh_host_conn(&c, ctx, a) < 0)
 		return IAC_ERR;
 	if (sget(a, "unit")) {
 		char *qu = iac_ssh_quote(sget(a, "unit"));
@@ -287,7 +288,7 @@ static int svc_alive(const iac_rctx *ctx, const json_t *a, int *alive)
 		iac_buf_puts(&cmd, "alive");
 		free(qpf);
 	}
-	rc = iac_ssh_run(ctx, c, "checking a service", iac_buf_cstr(&cmd), NULL, 0, iac_ssh_timeout(ctx), &res);
+	rc = iac_ssh_run(&res, ctx, c, "checking a service", iac_buf_cstr(&cmd), NULL, 0, iac_ssh_timeout(ctx));
 	*alive = rc == 0 && res.status == 0;
 	iac_ssh_result_free(&res);
 	iac_buf_free(&cmd);
@@ -332,7 +333,7 @@ static int changed(const json_t *a, const json_t *b, const char *k)
 
 static int svc_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
 {
-	int restart = !iac_ssh_same_host(json_object_get(prior, "host"), json_object_get(planned, "host"));
+	int restart = !iac_host_same(json_object_get(prior, "host"), json_object_get(planned, "host"));
 	int alive = 0;
 
 	if (validate(planned) < 0)

@@ -85,8 +85,8 @@ static void run_batch(const iac_rctx *ctx, iac_ssh_conn *c, void **items, size_t
 	iac_buf_printf(&cmd, "LC_ALL=C; export LC_ALL; stat --printf 'S\\t%%F\\t%%a\\t%%U\\t%%G\\t%%s\\t%%n\\0' --%s "
 		       "2>/dev/null </dev/null; sha256sum -z --%s 2>/dev/null </dev/null; exit 0\n",
 		       iac_buf_cstr(&args), iac_buf_cstr(&args));
-	rc = iac_ssh_run(ctx, c, "reading files", "exec /bin/sh -s", iac_buf_cstr(&cmd), cmd.len,
-			 iac_ssh_timeout(ctx), &res);
+	rc = iac_ssh_run(&res, ctx, c, "reading files", "exec /bin/sh -s", iac_buf_cstr(&cmd),
+			 cmd.len, iac_ssh_timeout(ctx));
 	if (rc == 0 && res.status != 0) {
 		rc = iac_err_set("reading files on %s failed with exit status %d (are stat and sha256sum "
 				 "from GNU coreutils installed?)", iac_ssh_conn_label(c), res.status);
@@ -119,7 +119,7 @@ static void run_batch(const iac_rctx *ctx, iac_ssh_conn *c, void **items, size_t
 	iac_buf_free(&args);
 }
 
-int iac_ssh_stat_path(const iac_rctx *ctx, iac_ssh_conn *c, const char *path, iac_ssh_stat *st)
+int iac_ssh_stat_path(iac_ssh_stat *st, const iac_rctx *ctx, iac_ssh_conn *c, const char *path)
 {
 	stat_req me = { .path = path, .st = st };
 	iac_ssh_batch(ctx, c, "stat", run_batch, &me);

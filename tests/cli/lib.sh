@@ -37,8 +37,10 @@ export IAC
 unset NO_COLOR
 for v in $(env | sed -n 's/^\(IAC_VAR_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 
-# python3 for JSON checks; the system one first (a pyenv shim costs seconds a call)
-if [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3; else PY=python3; fi
+# shared helpers (T_PY: python3 for JSON checks); this file's own checks
+# (fail, finish) are defined below and replace common.sh's
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+PY=$T_PY
 
 TEST_NAME=$(basename "$0" .sh)
 T=$(mktemp -d "${TMPDIR:-/tmp}/iac-cli-$TEST_NAME.XXXXXX")

@@ -4,7 +4,7 @@
 # of the command, some with triggers) are killed with kill -9 at random
 # moments; after each kill the next plan and apply work, and at the end
 # every side effect happened exactly once and no command outlived iac.
-# ROUNDS (default 20; the issue's 50 with ROUNDS=50) and N resources.
+# ROUNDS (default 20; docs/security.md reports a run with ROUNDS=50 N=200) and N resources.
 . "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-20}

@@ -1,4 +1,4 @@
-# tests/deploy/lib.sh: end-to-end blue/green tests of issue 4 on the test bed
+# tests/deploy/lib.sh: end-to-end blue/green tests on the test bed
 # (sourced by tests/deploy/test_*.sh and bench/cutover-e2e, not run).
 #
 # The test bed (tests/testbed/testbed.sh): h1 runs HAProxy (module haproxy),
@@ -28,44 +28,21 @@
 # $WORK (the bed is still torn down).
 set -u
 LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SRC=${IAC_SOURCE_DIR:-$(cd "$LIB_DIR/../.." && pwd)}
-TESTBED="$SRC/tests/testbed/testbed.sh"
+. "$LIB_DIR/../lib/testbed.sh"
 : "${IAC:?IAC must point to the iac binary}"
-
-if [ "$(id -u)" != 0 ]; then
-	echo "skipped: the test bed needs root"
-	exit 77
-fi
-if ! why=$(bash "$TESTBED" check); then
-	echo "skipped: $why"
-	exit 77
-fi
-for bin in haproxy nginx wrk curl; do
-	command -v "$bin" >/dev/null || { echo "FAIL: '$bin' is not installed (apt-get install haproxy nginx-light wrk curl)" >&2; exit 1; }
-done
+t_need haproxy nginx wrk curl
 
 WORK=$(mktemp -d /tmp/iac-deploy-e2e.XXXXXX)
 BED="$WORK/bed"
 FAILS=0
 BG_PIDS=()      # processes this script started in the background (wrk, iac)
 
-_stop_pid() {   # PID: INT (wrk prints, iac stops), TERM, KILL after 10 s
-	local p=$1 i
-	kill -0 "$p" 2>/dev/null || return 0
-	kill -INT "$p" 2>/dev/null
-	for i in $(seq 1 100); do
-		kill -0 "$p" 2>/dev/null || return 0
-		[ "$i" = 30 ] && kill -TERM "$p" 2>/dev/null
-		sleep 0.1
-	done
-	kill -KILL "$p" 2>/dev/null || true
-}
-
 cleanup() {
 	local rc=$? p
-	for p in "${BG_PIDS[@]}"; do _stop_pid "$p"; done
+	# INT first: wrk prints its summary, iac stops cleanly
+	for p in "${BG_PIDS[@]}"; do t_stop_pid "$p" INT; done
 	for p in "${BG_PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	bash "$TESTBED" down "$BED" >/dev/null 2>&1
+	t_bed_down "$BED"
 	if [ "${IAC_KEEP_WORK:-0}" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 	exit $rc
 }
@@ -77,38 +54,10 @@ fail() {
 	echo "FAIL: $*" >&2
 	exit 1
 }
-# A check that lets the test go on (its figures are still printed);
-# finish exits 1 when any failed.
-check_fail() {
-	echo "FAIL: $*" >&2
-	FAILS=$((FAILS + 1))
-}
-ok() { echo "ok: $*"; }
-# A timing target: a failure, unless the machine is so overloaded (load
-# average above twice the CPUs: parallel builds, sanitizer runs beside the
-# test) that timings say nothing about iac; then a warning.
-# IAC_STRICT_TIMING=1 always fails.
-fail_timing() {
-	local load cpus
-	load=$(cut -d' ' -f1 /proc/loadavg)
-	cpus=$(nproc)
-	if [ "${IAC_STRICT_TIMING:-0}" != 1 ] && awk -v l="$load" -v c="$cpus" 'BEGIN { exit !(l > 2 * c) }'; then
-		echo "WARNING (not judged, load average $load on $cpus CPUs): $*" >&2
-	else
-		check_fail "$* (load average $load on $cpus CPUs)"
-	fi
-}
-finish() {
-	[ "$FAILS" -eq 0 ] || { echo "$FAILS check(s) failed" >&2; exit 1; }
-	echo "ok"
-	exit 0
-}
-
 bed_up() {
-	bash "$TESTBED" up "$BED" -n 5 -p "d$$" >/dev/null || fail "cannot bring the test bed up"
+	t_bed_up "$BED" 5 "d$$"
 	LB=$(addr 1)
 }
-addr() { awk -v n="h$1" '$1 == n { print $2 }' "$BED/inventory"; }
 
 ctl() { bash "$TESTBED" exec "$BED" "$@"; }
 iac() { bash "$TESTBED" exec "$BED" "$IAC" -no-color "$@"; }
@@ -134,13 +83,6 @@ wait_gone() {
 }
 
 # nsenter into the host's namespaces: no ssh, so it works whatever iac did
-on_host() {
-	local n=$1 lp init
-	shift
-	lp=$(cat "$BED/hosts/h$n/launcher.pid")
-	init=$(awk '{print $1}' "/proc/$lp/task/$lp/children")
-	nsenter -t "$init" -m -u -i -n -p -r -w bash -c "$*"
-}
 
 # wall time of a command in the controller namespace, in ms, measured in
 # there (the namespace switch is not counted); output to OUT, status kept
@@ -153,7 +95,7 @@ timed() {   # OUT CMD... ; sets TIMED_MS and TIMED_RC
 }
 
 # FLAG_HOSTS: where flag checkout_v2 goes (/etc/app/flags.json): "lb" (the
-# default: the issue's example) or "lb app1 app2 app3 app4".
+# default: docs/flags.md's example) or "lb app1 app2 app3 app4".
 # API_STACK=1: a second deployment "api" (its own pool on :9001/:9101 of the
 # app hosts and HAProxy "lb2" on h1 port 81, API on 9997), with variables
 # version2 and analysis2.
@@ -341,14 +283,9 @@ load_stop() {   # wrk prints its summary on SIGINT
 # (the script's own count of answers that were not 200) and WRK_COUNTED
 # (answers the script saw)
 load_figures() {
-	WRK_REQUESTS=$(awk '/requests in/ {print $1}' "$WRK_OUT")
-	WRK_SOCKET_ERRORS=$(awk -F'[ ,]+' '/Socket errors/ {print $4 + $6 + $8 + $10}' "$WRK_OUT")
-	WRK_NON2XX=$(awk -F': *' '/Non-2xx/ {print $2}' "$WRK_OUT")
+	t_wrk_figures "$WRK_OUT"
 	WRK_NOT200=$(awk '$1 == "status" && $2 != 200 { n += $3 } END { print n + 0 }' "$WRK_OUT")
 	WRK_COUNTED=$(awk '$1 == "status" { n += $3 } END { print n + 0 }' "$WRK_OUT")
-	WRK_REQUESTS=${WRK_REQUESTS:-0}
-	WRK_SOCKET_ERRORS=${WRK_SOCKET_ERRORS:-0}
-	WRK_NON2XX=${WRK_NON2XX:-0}
 }
 
 load_expect_clean() {   # WHAT

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Feature flags on the test bed: flag checkout_v2 is delivered as a flagd
 # JSON file to the HAProxy host (host = the haproxy module's result, as in
-# the example) and to the 4 app hosts.
+# docs/flags.md's example) and to the 4 app hosts.
 #  - apply writes main.lua's value (on for 10 % by userId) on all 5 hosts;
 #  - `iac flag set checkout_v2 on -percent 50` changes every file within
 #    seconds (timed), and `iac flag list` shows the live override;

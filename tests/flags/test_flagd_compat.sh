@@ -1,5 +1,5 @@
 #!/bin/bash
-# flagd compatibility (issue 4): the flagd JSON iac writes is loaded by the
+# flagd compatibility: the flagd JSON iac writes is loaded by the
 # real @openfeature/flagd-core (npm) with strict schema validation, and for
 # 10,000 keys every flag gives
 #   - the declared split, within 1.5 percentage points per variant, and

@@ -12,6 +12,7 @@
 # name. $W is the test's private directory, removed at exit.
 
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 TOOL=${IAC_DEPLOY_TOOL:-}
 if [ -z "$TOOL" ]; then
@@ -25,12 +26,7 @@ if [ -z "$TOOL" ] || [ ! -x "$TOOL" ]; then
     echo "error: iac-deploy-tool not found; set IAC_BUILD_DIR or IAC_DEPLOY_TOOL" >&2
     exit 1
 fi
-for bin in haproxy nginx wrk curl; do
-    if ! command -v "$bin" >/dev/null; then
-        echo "error: '$bin' is not installed (apt-get install haproxy nginx-light wrk curl)" >&2
-        exit 1
-    fi
-done
+t_need haproxy nginx wrk curl
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/iac-haproxy.XXXXXX")
 FAILS=0
@@ -38,48 +34,16 @@ PIDS=()          # processes we started (our children)
 DAEMON_PIDS=()   # daemons we started (not our children: polled, not waited)
 USED_PORTS=" "
 
-_stop_pid() {   # PID: TERM, then KILL after 5 s
-    local p=$1 i
-    kill -TERM "$p" 2>/dev/null || return 0
-    for i in $(seq 1 50); do
-        if ! kill -0 "$p" 2>/dev/null; then return 0; fi
-        # a daemon nobody reaps stays a zombie: that is gone enough
-        if [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = Z ]; then return 0; fi
-        sleep 0.1
-    done
-    kill -KILL "$p" 2>/dev/null || true
-}
-
 _cleanup() {
     local p
-    for p in "${DAEMON_PIDS[@]}" "${PIDS[@]}"; do _stop_pid "$p"; done
+    for p in "${DAEMON_PIDS[@]}" "${PIDS[@]}"; do t_stop_pid "$p"; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     if [ "${KEEP_WORK:-0}" = 1 ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
 }
 trap _cleanup EXIT
 trap 'exit 130' INT TERM
 
-fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
-# A timing target: a failure, unless the machine is so overloaded (load
-# average above twice the CPUs, e.g. parallel builds or a sanitizer run
-# beside the test) that timings say nothing about iac; then a warning.
-# IAC_STRICT_TIMING=1 always fails.
-fail_timing() {
-    local load cpus
-    load=$(cut -d' ' -f1 /proc/loadavg)
-    cpus=$(nproc)
-    if [ "${IAC_STRICT_TIMING:-0}" != 1 ] && awk -v l="$load" -v c="$cpus" 'BEGIN { exit !(l > 2 * c) }'; then
-        echo "WARNING (not judged, load average $load on $cpus CPUs): $*" >&2
-    else
-        fail "$* (load average $load on $cpus CPUs)"
-    fi
-}
-ok() { echo "ok: $*"; }
-finish() {
-    if [ "$FAILS" -ne 0 ]; then echo "$FAILS check(s) failed" >&2; exit 1; fi
-    echo "all checks passed"
-    exit 0
-}
+fail() { check_fail "$@"; }   # a failed check; the test goes on
 
 # A TCP port no socket uses (and that this test has not handed out), below
 # the kernel's ephemeral range so that no outgoing connection (wrk opens
@@ -226,12 +190,7 @@ load_stop() {   # wrk prints its summary on SIGINT
 
 # Sets WRK_REQUESTS, WRK_SOCKET_ERRORS, WRK_NON2XX from $W/wrk.out.
 load_figures() {
-    WRK_REQUESTS=$(awk '/requests in/ {print $1}' "$W/wrk.out")
-    WRK_SOCKET_ERRORS=$(awk -F'[ ,]+' '/Socket errors/ {print $4 + $6 + $8 + $10}' "$W/wrk.out")
-    WRK_NON2XX=$(awk -F': *' '/Non-2xx/ {print $2}' "$W/wrk.out")
-    WRK_SOCKET_ERRORS=${WRK_SOCKET_ERRORS:-0}
-    WRK_NON2XX=${WRK_NON2XX:-0}
-    WRK_REQUESTS=${WRK_REQUESTS:-0}
+    t_wrk_figures "$W/wrk.out"
 }
 
 load_expect_clean() {   # WHAT

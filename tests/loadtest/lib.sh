@@ -2,10 +2,10 @@
 # nginx (and HAProxy) on free loopback ports with configs in a temp dir and
 # stops them by PID from an EXIT trap. Sourced, not run.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 : "${IAC:?IAC must point at the iac binary}"
-# the system Python: a version-manager shim can take seconds to start
-PY=$(command -v /usr/bin/python3 || command -v python3)
+PY=$T_PY
 T=$(mktemp -d /tmp/iac-lt-XXXXXX)
 PIDS=()
 
@@ -31,16 +31,7 @@ free_port() {
 	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-wait_port() {   # wait_port PORT: until something accepts on 127.0.0.1:PORT
-	local i
-	for i in $(seq 1 100); do
-		if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.05
-	done
-	fail "nothing listens on 127.0.0.1:$1"
-}
+wait_port() { t_wait_port "$1"; }   # wait_port PORT: until something accepts on 127.0.0.1:PORT
 
 # start_nginx PORT [EXTRA_SERVER_CONFIG]: one process (no master, so
 # SIGSTOP pauses the whole server), access log in $T/nginx/access.log, a

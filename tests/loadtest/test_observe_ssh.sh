@@ -1,28 +1,19 @@
 # Host CPU and memory over SSH: a simulated host (tests/testbed) is observed
-# through providers/ssh's connection pool; the figures land on the run's
+# over SSH through iac/host; the figures land on the run's
 # time axis beside "local". The test-bed hosts share this machine's kernel,
 # so their /proc/stat is the machine's: the test checks the SSH path (figures
 # arrive, are plausible and agree with the local ones), not isolation.
 # Skips without root or network namespaces.
 set -euo pipefail
+. "$(dirname "$0")/../lib/testbed.sh"
 : "${IAC:?IAC must point at the iac binary}"
-PY=$(command -v /usr/bin/python3 || command -v python3)
-SRC=${IAC_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-TESTBED=$SRC/tests/testbed/testbed.sh
-if [ "$(id -u)" != 0 ]; then
-	echo "skipped: the SSH test bed needs root"
-	exit 77
-fi
-if ! why=$(bash "$TESTBED" check); then
-	echo "skipped: $why"
-	exit 77
-fi
+PY=$T_PY
 T=$(mktemp -d /tmp/iac-lt-ssh-XXXXXX)
 BED=$T/bed
 NGINX_PID=
 cleanup() {
 	[ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null
-	bash "$TESTBED" down "$BED" > /dev/null 2>&1 || true
+	t_bed_down "$BED" || true
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -31,8 +22,8 @@ fail() {
 	exit 1
 }
 
-bash "$TESTBED" up "$BED" -n 1 -p "lt$$" > /dev/null || fail "cannot bring the test bed up"
-ADDR=$(awk '$1 == "h1" { print $2 }' "$BED/inventory")
+t_bed_up "$BED" 1 "lt$$"
+ADDR=$(addr 1)
 if ! bash "$TESTBED" exec "$BED" true 2>/dev/null; then
 	fail "cannot run in the controller namespace"
 fi

@@ -9,25 +9,14 @@
 #
 # Skips (exit 77, "skipped: ...": ctest shows it as Not Run) only without root or network namespaces.
 set -u
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SRC=${IAC_SOURCE_DIR:-$(cd "$HERE/../.." && pwd)}
-TESTBED="$SRC/tests/testbed/testbed.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/testbed.sh"
 : "${IAC:?IAC must point to the iac binary}"
-
-if [ "$(id -u)" != 0 ]; then
-	echo "skipped: the SSH test bed needs root"
-	exit 77
-fi
-if ! why=$(bash "$TESTBED" check); then
-	echo "skipped: $why"
-	exit 77
-fi
 
 WORK=$(mktemp -d /tmp/iac-ssh-test.XXXXXX)
 BED="$WORK/bed"
 cleanup() {
 	local rc=$?
-	bash "$TESTBED" down "$BED" >/dev/null 2>&1
+	t_bed_down "$BED"
 	rm -rf "$WORK"
 	exit $rc
 }
@@ -40,23 +29,10 @@ fail() {
 	exit 1
 }
 
-bed_up() {
-	bash "$TESTBED" up "$BED" -n "$1" -p "t$$" >/dev/null || fail "cannot bring the test bed up"
-}
-
-addr() { awk -v n="h$1" '$1 == n { print $2 }' "$BED/inventory"; }
+bed_up() { t_bed_up "$BED" "$1" "t$$"; }
 
 iac() {
 	(cd "$WORK" && bash "$TESTBED" exec "$BED" "$IAC" -no-color "$@")
-}
-
-# nsenter into the host's namespaces: no ssh, so it works whatever iac did
-on_host() {
-	local n=$1 lp init
-	shift
-	lp=$(cat "$BED/hosts/h$n/launcher.pid")
-	init=$(awk '{print $1}' "/proc/$lp/task/$lp/children")
-	nsenter -t "$init" -m -u -i -n -p -r -w bash -c "$*"
 }
 
 expect_in() { grep -qF -- "$2" "$1" || { cat "$1" >&2; fail "expected '$2' in $(basename "$1")"; }; }

@@ -9,7 +9,7 @@
 #include "harness.h"
 #include "iac/core/err.h"
 #include "iac/core/util.h"
-#include "providers/ssh/ssh_conn.h"
+#include "iac/host/ssh_conn.h"
 #include "test_ssh_bed.h"
 
 static char key[300], kh[300];
@@ -37,7 +37,7 @@ static int try_connect(iac_ssh_pool *p, int host, const char *user, int port)
 	char name[8];
 	snprintf(name, sizeof(name), "h%d", host);
 	iac_ssh_target t = { .name = name, .address = bed_addr[host - 1], .user = user, .port = port };
-	return iac_ssh_pool_get(p, &c, &t, NULL);
+	return iac_ssh_pool_get(&c, p, &t, NULL);
 }
 
 static iac_ssh_conn *conn(iac_ssh_pool *p, int host)
@@ -46,7 +46,7 @@ static iac_ssh_conn *conn(iac_ssh_pool *p, int host)
 	char name[8];
 	snprintf(name, sizeof(name), "h%d", host);
 	iac_ssh_target t = { .name = name, .address = bed_addr[host - 1] };
-	if (iac_ssh_pool_get(p, &c, &t, NULL) != 0)
+	if (iac_ssh_pool_get(&c, p, &t, NULL) != 0)
 		fprintf(stderr, "connect: %s\n", iac_err_last());
 	CHECK(c != NULL);
 	return c;
@@ -74,12 +74,12 @@ static void test_exec_basics(void)
 	if (!c)
 		goto done;
 	CHECK_CONTAINS(iac_ssh_conn_label(c), "'h1' (");
-	CHECK(iac_ssh_exec(c, &r, "cat; echo err >&2; exit 7", "in put", 6, 10000, NULL) == 0);
+	CHECK(iac_ssh_exec(&r, c, "cat; echo err >&2; exit 7", "in put", 6, 10000, NULL) == 0);
 	CHECK_INT(r.status, 7);
 	CHECK_STR(r.out, "in put");
 	CHECK_STR(r.err, "err\n");
 	iac_ssh_result_free(&r);
-	CHECK(iac_ssh_exec(c, &r, "kill -9 $$", NULL, 0, 10000, NULL) == 0);
+	CHECK(iac_ssh_exec(&r, c, "kill -9 $$", NULL, 0, 10000, NULL) == 0);
 	CHECK_INT(r.status, 128 + 9);
 	CHECK_STR(r.signal, "KILL");
 	iac_ssh_result_free(&r);
@@ -90,7 +90,7 @@ static void test_exec_basics(void)
 		data[i] = (char)('a' + i % 26);
 	char hex[65];
 	iac_sha256_hex(hex, data, big);
-	CHECK(iac_ssh_exec(c, &r, "sha256sum | cut -c1-64; head -c 2000000 /dev/zero", data, big, 30000, NULL) == 0);
+	CHECK(iac_ssh_exec(&r, c, "sha256sum | cut -c1-64; head -c 2000000 /dev/zero", data, big, 30000, NULL) == 0);
 	CHECK_INT(r.status, 0);
 	CHECK_INT(r.out_len, 65 + 2000000);
 	if (r.out_len > 64)
@@ -99,7 +99,7 @@ static void test_exec_basics(void)
 	free(data);
 	/* SFTP write */
 	CHECK(iac_ssh_sftp_write(c, "/tmp/sftp-test", "sftp!", 5, 0600, 10000, NULL) == 0);
-	CHECK(iac_ssh_exec(c, &r, "stat -c %a /tmp/sftp-test; cat /tmp/sftp-test", NULL, 0, 10000, NULL) == 0);
+	CHECK(iac_ssh_exec(&r, c, "stat -c %a /tmp/sftp-test; cat /tmp/sftp-test", NULL, 0, 10000, NULL) == 0);
 	CHECK_STR(r.out, "600\nsftp!");
 	iac_ssh_result_free(&r);
 	CHECK(iac_ssh_sftp_write(c, "/nonexistent/dir/f", "x", 1, 0600, 10000, NULL) == IAC_ENOTFOUND);
@@ -118,18 +118,18 @@ static void test_timeout_and_cancel(void)
 	if (!c)
 		goto done;
 	double t0 = iac_now_ms();
-	CHECK(iac_ssh_exec(c, &r, "sleep 20", NULL, 0, 500, NULL) == IAC_ETIMEOUT);
+	CHECK(iac_ssh_exec(&r, c, "sleep 20", NULL, 0, 500, NULL) == IAC_ETIMEOUT);
 	CHECK(iac_now_ms() - t0 < 4000);
 	iac_ssh_result_free(&r);
 	/* killed on the host too, not only abandoned here */
 	CHECK_INT(bed_on(1, NULL, 0, "pgrep -f \"sleep 20\""), 1);
 	/* the connection survives an abandoned channel */
-	CHECK(iac_ssh_exec(c, &r, "echo still here", NULL, 0, 10000, NULL) == 0);
+	CHECK(iac_ssh_exec(&r, c, "echo still here", NULL, 0, 10000, NULL) == 0);
 	CHECK_STR(r.out, "still here\n");
 	iac_ssh_result_free(&r);
 	volatile int cancel = 1;
 	t0 = iac_now_ms();
-	CHECK(iac_ssh_exec(c, &r, "sleep 20", NULL, 0, 30000, &cancel) == IAC_EINTR);
+	CHECK(iac_ssh_exec(&r, c, "sleep 20", NULL, 0, 30000, &cancel) == IAC_EINTR);
 	CHECK(iac_now_ms() - t0 < 4000);
 	iac_ssh_result_free(&r);
 done:
@@ -261,17 +261,17 @@ static void test_host_killed(void)
 	iac_ssh_result r;
 	if (!c)
 		goto done;
-	CHECK(iac_ssh_exec(c, &r, "true", NULL, 0, 10000, NULL) == 0);
+	CHECK(iac_ssh_exec(&r, c, "true", NULL, 0, 10000, NULL) == 0);
 	iac_ssh_result_free(&r);
 	snprintf(cmd, sizeof(cmd), "bash %s kill %s h2", bed_script, bed_dir);
 	CHECK(system(cmd) == 0);
 	double t0 = iac_now_ms();
-	CHECK(iac_ssh_exec(c, &r, "true", NULL, 0, 10000, NULL) == IAC_ERR);
+	CHECK(iac_ssh_exec(&r, c, "true", NULL, 0, 10000, NULL) == IAC_ERR);
 	CHECK_CONTAINS(iac_err_last(), "lost the connection to 'h2'");
 	iac_ssh_result_free(&r);
 	CHECK(iac_now_ms() - t0 < 8000);
 	t0 = iac_now_ms();
-	CHECK(iac_ssh_exec(c, &r, "true", NULL, 0, 10000, NULL) == IAC_ERR);
+	CHECK(iac_ssh_exec(&r, c, "true", NULL, 0, 10000, NULL) == IAC_ERR);
 	CHECK(iac_now_ms() - t0 < 5);
 	iac_ssh_result_free(&r);
 	snprintf(cmd, sizeof(cmd), "bash %s start %s h2", bed_script, bed_dir);
@@ -295,7 +295,7 @@ static void *runner(void *arg)
 		snprintf(cmd, sizeof(cmd), "echo %ld-%d; echo e%ld >&2; %s", k, i, k,
 			 i % 4 == 0 ? "sleep 0.2" : "true");
 		snprintf(want, sizeof(want), "%ld-%d\n", k, i);
-		if (iac_ssh_exec(shared, &r, cmd, NULL, 0, 30000, NULL) != 0 || strcmp(r.out, want) || r.status) {
+		if (iac_ssh_exec(&r, shared, cmd, NULL, 0, 30000, NULL) != 0 || strcmp(r.out, want) || r.status) {
 			fprintf(stderr, "thread %ld run %d: got '%s' (%s)\n", k, i, r.out ? r.out : "", iac_err_last());
 			__atomic_add_fetch(&thread_bad, 1, __ATOMIC_RELAXED);
 		}

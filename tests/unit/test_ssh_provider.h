@@ -1,20 +1,22 @@
 /* test_ssh_provider: calling the ssh provider's resource types directly in
- * unit tests (header only, after test_ssh_bed.h): one provider instance
- * (`pd`), contexts for it, plan+create and read helpers that fail the test
- * with the provider's message. */
+ * unit tests (header only, after test_ssh_bed.h): one provider runtime
+ * (`pv`, with the run's hosts), contexts for it, plan+create and read
+ * helpers that fail the test with the provider's message. */
 #ifndef IAC_TEST_SSH_PROVIDER_H
 #define IAC_TEST_SSH_PROVIDER_H
 
 #include "iac/core/err.h"
+#include "iac/provider/runtime.h"
 #include "providers/ssh/ssh.h"
 #include "test_ssh_bed.h"
 
 static volatile int no_cancel;
-static void *pd;
+static iac_providers *pv;
 
 __attribute__((unused)) static iac_rctx ctx_for(const char *addr)
 {
-	iac_rctx c = { .addr = addr, .config_dir = bed_dir, .pdata = pd, .cancel = &no_cancel };
+	iac_rctx c;
+	CHECK(iac_providers_ctx(&c, pv, &iac_provider_ssh, addr, &no_cancel) == 0);
 	return c;
 }
 
@@ -29,14 +31,15 @@ __attribute__((unused)) static void configure(int sftp)
 {
 	json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:b}", "user", "root", "private_key", "id_ed25519",
 				"known_hosts", "known_hosts", "connect_timeout", "10s", "sftp", sftp);
-	if (pd)
-		iac_provider_ssh.close(pd);
-	pd = NULL;
-	int rc = iac_provider_ssh.configure(&pd, cfg, bed_dir);
+	iac_providers_free(pv);
+	json_t *configs = json_pack("{s:o}", "ssh", cfg);
+	pv = iac_providers_new(configs, NULL, bed_dir);
+	json_decref(configs);
+	void *pd;
+	int rc = iac_providers_get(&pd, pv, &iac_provider_ssh);
 	if (rc != 0)
 		fprintf(stderr, "configure: %s\n", iac_err_last());
 	CHECK(rc == 0);
-	json_decref(cfg);
 }
 
 /* plan + create, returning the state. */

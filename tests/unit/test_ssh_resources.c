@@ -271,7 +271,7 @@ static void test_concurrent_one_host(void)
 			json_decref(states[k][i]);
 		}
 	CHECK_INT(ok, NTHREADS * NFILES);
-	iac_ssh_pool_stats(((iac_ssh_pdata *)pd)->pool, &s);
+	iac_hosts_stats(iac_providers_hosts(pv), &s);
 	CHECK_INT(s.connects, 1);
 	/* one write each + at most one stat batch each; batching makes it fewer */
 	fprintf(stderr, "  %lu channels for %d writes + %d reads\n", s.channels, NTHREADS * NFILES, NTHREADS * NFILES);
@@ -283,8 +283,8 @@ static void test_concurrent_one_host(void)
 
 static void test_close(void)
 {
-	iac_provider_ssh.close(pd);
-	pd = NULL;
+	iac_providers_free(pv);
+	pv = NULL;
 }
 
 static const iac_test tests[] = {

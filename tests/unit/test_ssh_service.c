@@ -97,8 +97,8 @@ static void test_service(void)
 
 static void test_close(void)
 {
-	iac_provider_ssh.close(pd);
-	pd = NULL;
+	iac_providers_free(pv);
+	pv = NULL;
 }
 
 static const iac_test tests[] = {

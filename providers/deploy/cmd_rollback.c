@@ -13,20 +13,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "iac/cli/flagops.h"
+#include "providers/deploy/deploy.h"
+
 #include "iac/cli/session.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/state/history.h"
 
-#ifdef IAC_HAVE_PROVIDER_DEPLOY
-#include "providers/deploy/deploy.h"
-#endif
-
 #define ROLLBACK_FLAGS (IAC_F_JSON | IAC_F_LOCK)
-
-static int force_flag;
 
 static int matches(const char *addr, const iac_strlist *names)
 {
@@ -42,7 +38,7 @@ static int matches(const char *addr, const iac_strlist *names)
 }
 
 /* Take the lock; with -force, stop a running holder and take it anyway. */
-static int take_lock(iac_session *s, json_t **preempted)
+static int take_lock(iac_session *s, json_t **preempted, int force_flag)
 {
 	json_t *stale = NULL;
 	*preempted = NULL;
@@ -59,7 +55,7 @@ static int take_lock(iac_session *s, json_t **preempted)
 	gethostname(host, sizeof(host) - 1);
 	if (iac_lock_holder(&holder, ".") == 0) {
 		pid_t pid = (pid_t)json_integer_value(json_object_get(holder, "pid"));
-		const char *hh = json_string_value(json_object_get(holder, "host"));
+		const char *hh = iac_json_str(holder, "host");
 		if (pid > 1 && hh && !strcmp(hh, host)) {
 			/* like two Ctrl-C: start nothing new, cancel what runs */
 			kill(pid, SIGINT);
@@ -78,12 +74,12 @@ static int take_lock(iac_session *s, json_t **preempted)
 	else
 		json_decref(holder);
 	iac_log_warn("preempted the lock held by 'iac %s' (pid %lld); it was told to stop",
-		     json_string_value(json_object_get(*preempted, "command")) ?: "?",
+		     iac_json_str(*preempted, "command") ?: "?",
 		     (long long)json_integer_value(json_object_get(*preempted, "pid")));
 	return 0;
 }
 
-int iac_cmd_rollback(int argc, char **argv)
+int iac_deploy_cmd_rollback(int argc, char **argv)
 {
 	iac_session s;
 	iac_strlist names = { 0 };
@@ -92,22 +88,14 @@ int iac_cmd_rollback(int argc, char **argv)
 	int rc = 1, done = 0, failed = 0;
 
 	iac_session_init(&s, "rollback");
-	/* -force is this command's own flag; pick it out before the shared parser */
-	int n = 0;
-	char **rest = iac_xcalloc((size_t)argc + 1, sizeof(char *));
-	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "-force") || !strcmp(argv[i], "--force"))
-			force_flag = 1;
-		else
-			rest[n++] = argv[i];
-	}
-	if (iac_session_args(&s, ROLLBACK_FLAGS, n, rest, &names) < 0)
+	int force_flag = 0;
+	const iac_opt own[] = {
+		{ "force", IAC_OPT_BOOL, &force_flag, "preempt a running apply's lock" },
+		{ NULL, 0, NULL, NULL },
+	};
+	if (iac_session_args_own(&s, ROLLBACK_FLAGS, own, argc, argv, &names) < 0)
 		goto out;
-#ifndef IAC_HAVE_PROVIDER_DEPLOY
-	iac_log_error("this iac was built without the deploy provider");
-	goto out;
-#else
-	if (take_lock(&s, &preempted) < 0)
+	if (take_lock(&s, &preempted, force_flag) < 0)
 		goto out;
 	if (iac_state_open(&s.st, ".") < 0) {
 		iac_session_error(NULL);
@@ -118,7 +106,7 @@ int iac_cmd_rollback(int argc, char **argv)
 	const char **addrs = iac_state_addresses(s.st, &na);
 	for (size_t i = 0; i < na; i++) {
 		json_t *e = iac_state_get(s.st, addrs[i]);
-		if (strcmp(json_string_value(json_object_get(e, "type")) ?: "", "deploy.blue_green") != 0 ||
+		if (strcmp(iac_json_str(e, "type") ?: "", "deploy.blue_green") != 0 ||
 		    !matches(addrs[i], &names))
 			continue;
 		iac_rctx ctx;
@@ -126,7 +114,7 @@ int iac_cmd_rollback(int argc, char **argv)
 		iac_rollback_result r;
 		char *addr = iac_xstrdup(addrs[i]);
 		iac_providers_ctx(&ctx, s.pv, &iac_provider_deploy, addr, &iac_cancel_requested);
-		if (iac_deploy_rollback(&ctx, &attrs, &r, json_object_get(e, "attributes")) < 0) {
+		if (iac_deploy_rollback(&attrs, &r, &ctx, json_object_get(e, "attributes")) < 0) {
 			iac_log_error("%s: rollback failed: %s", addr, iac_err_last());
 			json_array_append_new(report, json_pack("{s:s,s:b,s:s}", "deployment", addr, "ok", 0,
 								"error", iac_err_last()));
@@ -157,9 +145,13 @@ int iac_cmd_rollback(int argc, char **argv)
 		json_t *fv;
 		json_t *frep = json_array();
 		json_t *fl = json_object_get(json_object_get(iac_state_get(s.st, addr), "attributes"), "flags_on_rollback");
+		const iac_provider_op *set_flag = iac_provider_op_find("flags", "set");
 		json_object_foreach(fl, fname, fv) {
-			json_t *r2 = NULL;
-			int fok = json_is_string(fv) && iac_flagops_set(&r2, s.st, s.pv, fname, json_string_value(fv), -1) == 0;
+			json_t *r2 = NULL, *args = json_pack("{s:s,s:O}", "name", fname, "variant", fv);
+			int fok = json_is_string(fv) && set_flag && set_flag->run(&r2, s.st, s.pv, args) == 0;
+			if (!set_flag)
+				iac_err_set("this iac was built without feature flags");
+			json_decref(args);
 			if (!fok) {
 				iac_log_error("%s: rollback done, but flag '%s' could not be set to '%s': %s", addr, fname,
 					      json_is_string(fv) ? json_string_value(fv) : "?", iac_err_last());
@@ -188,7 +180,6 @@ int iac_cmd_rollback(int argc, char **argv)
 		goto out;
 	}
 	rc = failed ? 1 : 0;
-#endif
 out:
 	if (s.json) {
 		json_t *doc = json_pack("{s:b,s:O,s:f}", "ok", rc == 0, "rollbacks", report,
@@ -200,13 +191,12 @@ out:
 	}
 	json_decref(report);
 	json_decref(preempted);
-	free(rest);
 	iac_session_close(&s);
 	iac_strlist_free(&names);
 	return rc;
 }
 
-void iac_help_rollback(void)
+void iac_deploy_cmd_rollback_help(void)
 {
 	printf("\nusage: iac rollback [DEPLOYMENT...] [-force] [-json]\n\n"
 	       "Switches each named deployment (all of them when none is named) back to its\n"

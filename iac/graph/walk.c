@@ -4,7 +4,7 @@
  * condition variable. The main thread only waits, so a walk with
  * parallelism N runs at most N callbacks at once.
  */
-#include "iac/apply/walk.h"
+#include "iac/graph/walk.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -82,8 +82,8 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int iac_walk(const iac_graph *g, int parallelism, iac_walk_fn fn, void *ud,
-	     const volatile int *stop, unsigned char *status)
+int iac_walk(unsigned char *status, const iac_graph *g, int parallelism, iac_walk_fn fn,
+	     void *ud, const volatile int *stop)
 {
 	size_t total = iac_graph_count(g);
 	walker w = { .g = g, .fn = fn, .ud = ud, .stop = stop, .status = status };

@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "iac/cli/flagops.h"
+#include "providers/flags/flagops.h"
+
 #include "iac/cli/session.h"
 #include "iac/core/args.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 
@@ -35,12 +37,12 @@ static int list(iac_session *s)
 		printf("No flags in state (declare them with flag \"name\" { ... } and run 'iac apply').\n");
 	} else {
 		json_object_foreach(all, name, f) {
-			const char *ov = json_string_value(json_object_get(f, "override_at"));
+			const char *ov = iac_json_str(f, "override_at");
 			printf("%s%s%s  %s", iac_color(IAC_C_BOLD), name, iac_color(IAC_C_RESET),
-			       json_string_value(json_object_get(f, "value")));
+			       iac_json_str(f, "value"));
 			if (ov)
 				printf("  %s(live override since %s; main.lua: %s)%s", iac_color(IAC_C_YELLOW), ov,
-				       json_string_value(json_object_get(f, "declared")), iac_color(IAC_C_RESET));
+				       iac_json_str(f, "declared"), iac_color(IAC_C_RESET));
 			printf("\n");
 			json_t *t;
 			size_t i;
@@ -60,24 +62,24 @@ static void print_report(const char *name, json_t *report)
 	json_array_foreach(report, i, t) {
 		if (!json_is_true(json_object_get(t, "ok"))) {
 			printf("flag %s%s%s: NOT delivered to %s (keeps its old value)\n", iac_color(IAC_C_BOLD), name,
-			       iac_color(IAC_C_RESET), json_string_value(json_object_get(t, "target")));
+			       iac_color(IAC_C_RESET), iac_json_str(t, "target"));
 			continue;
 		}
 		printf("flag %s%s%s: %s -> delivered to %s in %.0f ms\n", iac_color(IAC_C_BOLD), name,
-		       iac_color(IAC_C_RESET), json_string_value(json_object_get(t, "value")),
-		       json_string_value(json_object_get(t, "target")), json_real_value(json_object_get(t, "ms")));
+		       iac_color(IAC_C_RESET), iac_json_str(t, "value"),
+		       iac_json_str(t, "target"), json_real_value(json_object_get(t, "ms")));
 		json_t *m;
 		size_t j;
 		if (!shown++)   /* who moves is the same on every target */
 			json_array_foreach(json_object_get(t, "moves"), j, m)
 				printf("    %.1f%% of users move from %s to %s\n",
 				       100 * json_number_value(json_object_get(m, "share")),
-				       json_string_value(json_object_get(m, "from")) ?: "?",
-				       json_string_value(json_object_get(m, "to")) ?: "?");
+				       iac_json_str(m, "from") ?: "?",
+				       iac_json_str(m, "to") ?: "?");
 	}
 }
 
-int iac_cmd_flag(int argc, char **argv)
+int iac_flags_cmd(int argc, char **argv)
 {
 	iac_session s;
 	iac_strlist pos = { 0 };
@@ -152,7 +154,7 @@ done:
 	return rc;
 }
 
-void iac_help_flag(void)
+void iac_flags_cmd_help(void)
 {
 	printf("\nusage: iac flag list [-json]\n"
 	       "       iac flag set NAME VARIANT [-percent P] [-json]\n"

@@ -7,14 +7,17 @@
  *   flags.etcd.<key>           { endpoints, key, flags = { ... } }
  * so one file is written once with every flag it must carry.
  */
-#include "iac/load/load_int.h"
+#include "providers/flags/flags_res.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
+#include "iac/load/config.h"
 
 static void sanitize(iac_buf *b, const char *s)
 {
@@ -31,28 +34,10 @@ static void sanitize(iac_buf *b, const char *s)
 
 static iac_rconf *target(iac_config *cfg, const char *type, const char *name, const json_t *spec)
 {
-	char addr[600];
-	snprintf(addr, sizeof(addr), "%s.%s", type, name);
-	iac_rconf *r = iac_config_get(cfg, addr);
-	if (r)
-		return r;
-	r = iac_xcalloc(1, sizeof(*r));
-	r->addr = iac_xstrdup(addr);
-	r->type = iac_xstrdup(type);
-	r->name = iac_xstrdup(name);
-	r->module = iac_xstrdup("");
-	r->file = iac_xstrdup(json_string_value(json_object_get(spec, "file")) ?: "main.lua");
-	r->line = (int)json_integer_value(json_object_get(spec, "line"));
-	r->attrs = json_object();
-	r->deps = json_array();
-	r->rtype = iac_provider_find_type(type, &r->provider);
-	json_object_set_new(r->attrs, "flags", json_object());
-	if (cfg->nres == cfg->capres) {
-		cfg->capres = cfg->capres ? cfg->capres * 2 : 64;
-		cfg->res = iac_xrealloc(cfg->res, cfg->capres * sizeof(*cfg->res));
-	}
-	cfg->res[cfg->nres++] = r;
-	iac_map_put(&cfg->by_addr, addr, r);
+	iac_rconf *r = iac_config_add(cfg, type, name, iac_json_str(spec, "file"),
+				      (int)json_integer_value(json_object_get(spec, "line")));
+	if (!json_object_get(r->attrs, "flags"))
+		json_object_set_new(r->attrs, "flags", json_object());
 	return r;
 }
 
@@ -82,16 +67,16 @@ static json_t *bare_spec(const json_t *spec)
 static int add_file(iac_config *cfg, const char *flag, const json_t *spec, const json_t *t)
 {
 	const json_t *host = json_object_get(t, "host");
-	const char *path = json_string_value(json_object_get(t, "path"));
+	const char *path = iac_json_str(t, "path");
 	iac_buf name = IAC_BUF_INIT;
 	if (!path)
 		return iac_err_set("%s:%lld: flag '%s': deliver.file needs a 'path'",
-				   json_string_value(json_object_get(spec, "file")),
+				   iac_json_str(spec, "file"),
 				   (long long)json_integer_value(json_object_get(spec, "line")), flag);
 	if (host && !json_is_object(host))
-		return iac_err_set("%s:%lld: flag '%s': deliver.file.host must be a host", json_string_value(json_object_get(spec, "file")),
+		return iac_err_set("%s:%lld: flag '%s': deliver.file.host must be a host", iac_json_str(spec, "file"),
 				   (long long)json_integer_value(json_object_get(spec, "line")), flag);
-	sanitize(&name, host ? (json_string_value(json_object_get(host, "name")) ?: "host") : "local");
+	sanitize(&name, host ? (iac_json_str(host, "name") ?: "host") : "local");
 	iac_buf_putc(&name, '_');
 	sanitize(&name, path);
 	iac_rconf *r = target(cfg, "flags.file", iac_buf_cstr(&name), spec);
@@ -105,12 +90,12 @@ static int add_file(iac_config *cfg, const char *flag, const json_t *spec, const
 
 static int add_etcd(iac_config *cfg, const char *flag, const json_t *spec, const json_t *t)
 {
-	const char *ep = json_string_value(json_object_get(t, "endpoints"));
-	const char *key = json_string_value(json_object_get(t, "key"));
+	const char *ep = iac_json_str(t, "endpoints");
+	const char *key = iac_json_str(t, "key");
 	iac_buf name = IAC_BUF_INIT;
 	if (!ep || !key)
 		return iac_err_set("%s:%lld: flag '%s': deliver.etcd needs 'endpoints' and 'key'",
-				   json_string_value(json_object_get(spec, "file")),
+				   iac_json_str(spec, "file"),
 				   (long long)json_integer_value(json_object_get(spec, "line")), flag);
 	sanitize(&name, key);
 	iac_rconf *r = target(cfg, "flags.etcd", name.len ? iac_buf_cstr(&name) : "root", spec);
@@ -121,18 +106,16 @@ static int add_etcd(iac_config *cfg, const char *flag, const json_t *spec, const
 	return 0;
 }
 
-int iac_flags_decl_finalize(iac_config *cfg)
+static int expand(iac_config *cfg)
 {
 	json_t *flags = json_object_get(cfg->sections, "flags"), *spec;
 	const char *name;
 
 	if (!json_object_size(flags))
 		return 0;
-	if (!iac_provider_find_type("flags.file", NULL))
-		return iac_err_set("flag declarations need the flags provider, which this iac was built without");
 	json_object_foreach(flags, name, spec) {
 		const json_t *d = json_object_get(spec, "deliver");
-		const char *file = json_string_value(json_object_get(spec, "file"));
+		const char *file = iac_json_str(spec, "file");
 		long long line = (long long)json_integer_value(json_object_get(spec, "line"));
 		if (!json_is_object(d) || (!json_object_get(d, "file") && !json_object_get(d, "etcd")))
 			return iac_err_set("%s:%lld: flag '%s': say where it goes: deliver = { file = { host = h, "
@@ -165,14 +148,14 @@ static void names_of(iac_buf *b, const json_t *obj)
 /* A deployment's flags_on_rollback is used in an emergency: a typo found
  * then is found too late. Every flag it names must be declared, every
  * variant one of that flag's variants. */
-int iac_flags_decl_check_rollback(const iac_config *cfg)
+static int check_rollback(const iac_config *cfg)
 {
 	json_t *flags = json_object_get(cfg->sections, "flags");
 	for (size_t i = 0; i < cfg->nres; i++) {
 		const iac_rconf *r = cfg->res[i];
 		json_t *fl = json_object_get(r->attrs, "flags_on_rollback"), *v;
 		const char *name;
-		if (strcmp(r->type, "deploy.blue_green") || !json_is_object(fl))
+		if (!json_is_object(fl))
 			continue;
 		json_object_foreach(fl, name, v) {
 			json_t *spec = json_object_get(flags, name);
@@ -198,4 +181,9 @@ int iac_flags_decl_check_rollback(const iac_config *cfg)
 		}
 	}
 	return 0;
+}
+
+int iac_flags_decl_finalize(iac_config *cfg)
+{
+	return expand(cfg) < 0 || check_rollback(cfg) < 0 ? IAC_ERR : 0;
 }

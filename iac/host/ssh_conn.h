@@ -1,9 +1,7 @@
 /* ssh_conn: a pool of SSH connections, one libssh2 session per host for the
- * whole run, shared by every thread that works on that host.
- *
- * Usable outside the ssh provider (the load tester samples host CPU and
- * memory over it): make a pool from options, get a connection for a target,
- * run commands on it.
+ * whole run, shared by every thread that works on that host: the transport
+ * under host.h. Code outside iac/host uses it through host.h; the ssh
+ * provider also drives connections directly (batching, SFTP).
  *
  * Threads: any number of threads may run commands on the same connection at
  * once; each gets its own channel (at most `max_channels` open at a time,
@@ -19,8 +17,8 @@
  * valid until iac_ssh_pool_free(). Strings in iac_ssh_options and
  * iac_ssh_target are copied.
  */
-#ifndef IAC_PROVIDERS_SSH_CONN_H
-#define IAC_PROVIDERS_SSH_CONN_H
+#ifndef IAC_HOST_SSH_CONN_H
+#define IAC_HOST_SSH_CONN_H
 
 #include <stddef.h>
 #include <sys/types.h>
@@ -68,7 +66,7 @@ void iac_ssh_pool_free(iac_ssh_pool *pool);
  * for the same host meanwhile wait for that attempt). Returns 0, or IAC_ERR
  * with a message naming the host and what to do, e.g.
  *   cannot connect to 'web1' (10.213.0.2:22): connection refused */
-int iac_ssh_pool_get(iac_ssh_pool *pool, iac_ssh_conn **out, const iac_ssh_target *t,
+int iac_ssh_pool_get(iac_ssh_conn **out, iac_ssh_pool *pool, const iac_ssh_target *t,
 		     const volatile int *cancel);
 
 /* 0 while the connection is usable; IAC_ERR once it is dead, with its
@@ -86,7 +84,7 @@ const char *iac_ssh_conn_name(const iac_ssh_conn *c);
  * passed; IAC_EINTR when *cancel became non-zero; IAC_ERR when the
  * connection failed (message set, connection marked dead). Free the result
  * with iac_ssh_result_free() in every case. */
-int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
+int iac_ssh_exec(iac_ssh_result *res, iac_ssh_conn *c, const char *cmd,
 		 const void *input, size_t input_len, double timeout_ms,
 		 const volatile int *cancel);
 void iac_ssh_result_free(iac_ssh_result *res);

@@ -7,8 +7,8 @@
  * The callback runs on worker threads and must touch only its node's data
  * and thread-safe shared structures.
  */
-#ifndef IAC_APPLY_WALK_H
-#define IAC_APPLY_WALK_H
+#ifndef IAC_GRAPH_WALK_H
+#define IAC_GRAPH_WALK_H
 
 #include "iac/graph/graph.h"
 
@@ -25,7 +25,7 @@ typedef int (*iac_walk_fn)(int node, void *ud);
 
 /* status (array of iac_graph_count entries) receives each node's outcome.
  * Returns 0 when every node succeeded, 1 otherwise. */
-int iac_walk(const iac_graph *g, int parallelism, iac_walk_fn fn, void *ud,
-	     const volatile int *stop, unsigned char *status);
+int iac_walk(unsigned char *status, const iac_graph *g, int parallelism, iac_walk_fn fn,
+	     void *ud, const volatile int *stop);
 
 #endif

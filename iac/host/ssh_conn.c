@@ -20,7 +20,7 @@
  *    serialised by `open_lk` (a round trip or two; the commands themselves
  *    still run side by side), and SFTP operations by `sftp_lk`.
  */
-#include "providers/ssh/ssh_conn.h"
+#include "iac/host/ssh_conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -829,7 +829,7 @@ static iac_ssh_conn *conn_new(iac_ssh_pool *p, const iac_ssh_target *t)
 	return c;
 }
 
-int iac_ssh_pool_get(iac_ssh_pool *p, iac_ssh_conn **out, const iac_ssh_target *t,
+int iac_ssh_pool_get(iac_ssh_conn **out, iac_ssh_pool *p, const iac_ssh_target *t,
 		     const volatile int *cancel)
 {
 	iac_ssh_conn *c;
@@ -1022,11 +1022,11 @@ static void kill_remote(iac_ssh_conn *c, long pid)
 		 "kill -TERM -- -%ld 2>/dev/null || exit 0; i=0; while kill -0 -- -%ld 2>/dev/null; do "
 		 "i=$((i+1)); [ $i -ge 10 ] && { kill -KILL -- -%ld; exit 0; }; sleep 0.1; done",
 		 pid, pid, pid);
-	iac_ssh_exec(c, &r, cmd, NULL, 0, 5000, NULL);
+	iac_ssh_exec(&r, c, cmd, NULL, 0, 5000, NULL);
 	iac_ssh_result_free(&r);
 }
 
-int iac_ssh_exec(iac_ssh_conn *c, iac_ssh_result *res, const char *cmd,
+int iac_ssh_exec(iac_ssh_result *res, iac_ssh_conn *c, const char *cmd,
 		 const void *input, size_t input_len, double timeout_ms,
 		 const volatile int *cancel)
 {

@@ -1,5 +1,5 @@
 /* flagops: live flag changes (see flagops.h). */
-#include "iac/cli/flagops.h"
+#include "providers/flags/flagops.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -7,16 +7,16 @@
 #include <string.h>
 
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/state/history.h"
 
-#ifdef IAC_HAVE_PROVIDER_FLAGS
 #include "iac/flags/flags.h"
 #include "providers/flags/flags_res.h"
 
 static int is_flags_entry(const json_t *e)
 {
-	const char *t = json_string_value(json_object_get(e, "type"));
+	const char *t = iac_json_str(e, "type");
 	return t && (!strcmp(t, "flags.file") || !strcmp(t, "flags.etcd"));
 }
 
@@ -24,13 +24,13 @@ static const char *target_label(const json_t *e, iac_buf *b)
 {
 	const json_t *a = json_object_get(e, "attributes");
 	iac_buf_clear(b);
-	if (!strcmp(json_string_value(json_object_get(e, "type")), "flags.etcd"))
-		iac_buf_printf(b, "etcd key '%s'", json_string_value(json_object_get(a, "key")));
+	if (!strcmp(iac_json_str(e, "type"), "flags.etcd"))
+		iac_buf_printf(b, "etcd key '%s'", iac_json_str(a, "key"));
 	else if (json_is_object(json_object_get(a, "host")))
-		iac_buf_printf(b, "'%s':%s", json_string_value(json_object_get(json_object_get(a, "host"), "name")),
-			       json_string_value(json_object_get(a, "path")));
+		iac_buf_printf(b, "'%s':%s", iac_json_str(json_object_get(a, "host"), "name"),
+			       iac_json_str(a, "path"));
 	else
-		iac_buf_printf(b, "%s", json_string_value(json_object_get(a, "path")));
+		iac_buf_printf(b, "%s", iac_json_str(a, "path"));
 	return iac_buf_cstr(b);
 }
 
@@ -134,7 +134,7 @@ static int change(json_t **report, iac_state *st, iac_providers *pv, const char 
 			continue;
 		target *t = &ts[nt++];
 		t->addr = iac_xstrdup(addrs[i]);
-		t->type = json_string_value(json_object_get(e, "type"));
+		t->type = iac_json_str(e, "type");
 		t->entry = e;
 		t->pv = pv;
 		t->label = iac_xstrdup(target_label(e, &label));
@@ -247,24 +247,15 @@ json_t *iac_flagops_list(iac_state *st)
 	return out;
 }
 
-#else
-
-int iac_flagops_set(json_t **report, iac_state *st, iac_providers *pv, const char *name,
-		    const char *variant, double percent)
+/* The "set" operation (iac_provider_op) other providers use:
+ * args {"name", "variant", "percent" (optional)}. */
+int iac_flagops_op_set(json_t **report, struct iac_state *st, struct iac_providers *pv, const json_t *args)
 {
+	const json_t *pct = json_object_get(args, "percent");
+	const char *name = iac_json_str(args, "name");
+	const char *variant = iac_json_str(args, "variant");
 	*report = NULL;
-	return iac_err_set("this iac was built without feature flags");
+	if (!name || !variant)
+		return iac_err_set("flag set: a flag name and a variant are needed");
+	return iac_flagops_set(report, st, pv, name, variant, json_is_number(pct) ? json_number_value(pct) : -1);
 }
-
-int iac_flagops_reset(json_t **report, iac_state *st, iac_providers *pv, const char *name)
-{
-	*report = NULL;
-	return iac_err_set("this iac was built without feature flags");
-}
-
-json_t *iac_flagops_list(iac_state *st)
-{
-	return json_object();
-}
-
-#endif

@@ -1,0 +1,86 @@
+# tests/lib/common.sh: what the test libraries of every area share
+# (sourced by tests/<area>/lib.sh, not run).
+#
+#   T_PY                      the system python3 (a version-manager shim can
+#                             take seconds a call)
+#   t_need PROGRAM...         fail unless each program is installed
+#   t_stop_pid PID [SIGNAL]   stop a process we started: SIGNAL (TERM), TERM
+#                             after 3 s, KILL after 10 s; a zombie counts as gone
+#   t_wait_port PORT          until something accepts on 127.0.0.1:PORT
+#   t_wrk_figures FILE        WRK_REQUESTS, WRK_SOCKET_ERRORS, WRK_NON2XX from
+#                             wrk's summary
+#   check_fail MSG / ok MSG / fail_timing MSG / finish
+#                             checks that let a test go on and print all its
+#                             figures; finish exits 1 when any failed
+T_PY=$(command -v /usr/bin/python3 || command -v python3)
+FAILS=${FAILS:-0}
+
+t_need() {
+	local bin
+	for bin in "$@"; do
+		command -v "$bin" >/dev/null ||
+			{ echo "FAIL: '$bin' is not installed (.ci/install installs what the suite needs)" >&2; exit 1; }
+	done
+}
+
+t_stop_pid() {
+	local p=$1 sig=${2:-TERM} i
+	kill -0 "$p" 2>/dev/null || return 0
+	kill -"$sig" "$p" 2>/dev/null || true
+	for i in $(seq 1 100); do
+		kill -0 "$p" 2>/dev/null || return 0
+		# a daemon nobody reaps stays a zombie: that is gone enough
+		[ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = Z ] && return 0
+		[ "$i" = 30 ] && { kill -TERM "$p" 2>/dev/null || true; }
+		sleep 0.1
+	done
+	kill -KILL "$p" 2>/dev/null || true
+}
+
+t_wait_port() {
+	local i
+	for i in $(seq 1 100); do
+		if (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	echo "FAIL: nothing listens on 127.0.0.1:$1" >&2
+	exit 1
+}
+
+t_wrk_figures() {
+	WRK_REQUESTS=$(awk '/requests in/ {print $1}' "$1")
+	WRK_SOCKET_ERRORS=$(awk -F'[ ,]+' '/Socket errors/ {print $4 + $6 + $8 + $10}' "$1")
+	WRK_NON2XX=$(awk -F': *' '/Non-2xx/ {print $2}' "$1")
+	WRK_REQUESTS=${WRK_REQUESTS:-0}
+	WRK_SOCKET_ERRORS=${WRK_SOCKET_ERRORS:-0}
+	WRK_NON2XX=${WRK_NON2XX:-0}
+}
+
+check_fail() {
+	echo "FAIL: $*" >&2
+	FAILS=$((FAILS + 1))
+}
+ok() { echo "ok: $*"; }
+
+# A timing target: a failure, unless the machine is so overloaded (load
+# average above twice the CPUs: parallel builds, sanitizer runs beside the
+# test) that timings say nothing about iac; then a warning.
+# IAC_STRICT_TIMING=1 always fails.
+fail_timing() {
+	local load cpus
+	load=$(cut -d' ' -f1 /proc/loadavg)
+	cpus=$(nproc)
+	if [ "${IAC_STRICT_TIMING:-0}" != 1 ] && awk -v l="$load" -v c="$cpus" 'BEGIN { exit !(l > 2 * c) }'; then
+		echo "WARNING (not judged, load average $load on $cpus CPUs): $*" >&2
+	else
+		check_fail "$* (load average $load on $cpus CPUs)"
+	fi
+}
+
+finish() {
+	[ "$FAILS" -eq 0 ] || { echo "$FAILS check(s) failed" >&2; exit 1; }
+	echo "all checks passed"
+	exit 0
+}
