@@ -202,6 +202,82 @@ static void show_entry(const json_t *e)
 	printf("}\n");
 }
 
+static int state_list(iac_session *s, const iac_strlist *pos)
+{
+	size_t n;
+	if (open_state_readonly(s) < 0)
+		return 1;
+	const char **addrs = iac_state_addresses(s->st, &n);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		int match = pos->n == 1;
+		for (size_t j = 1; j < pos->n; j++)
+			match |= !strncmp(addrs[i], pos->items[j], strlen(pos->items[j]));
+		if (!match)
+			continue;
+		if (s->json)
+			json_array_append_new(arr, json_string(addrs[i]));
+		else
+			printf("%s\n", addrs[i]);
+	}
+	free(addrs);
+	if (s->json)
+		print_json(arr);
+	else
+		json_decref(arr);
+	return 0;
+}
+
+static int state_show(iac_session *s, const iac_strlist *pos)
+{
+	if (pos->n != 2) {
+		iac_log_error("usage: iac state show ADDR");
+		return 1;
+	}
+	if (open_state_readonly(s) < 0)
+		return 1;
+	json_t *e = iac_state_get(s->st, pos->items[1]);
+	if (!e) {
+		iac_log_error("no resource '%s' in state; 'iac state list' shows what there is", pos->items[1]);
+		return 1;
+	}
+	if (s->json)
+		print_json(json_incref(e));
+	else
+		show_entry(e);
+	return 0;
+}
+
+/* Forget resources, all or none: every address is checked first. */
+static int state_rm(iac_session *s, const iac_strlist *pos)
+{
+	if (pos->n < 2) {
+		iac_log_error("usage: iac state rm ADDR...");
+		return 1;
+	}
+	s->cfg = NULL;
+	if (iac_session_open_state(s, 1) < 0)
+		return 1;
+	for (size_t i = 1; i < pos->n; i++) {
+		if (!iac_state_get(s->st, pos->items[i])) {
+			iac_log_error("no resource '%s' in state; nothing removed", pos->items[i]);
+			return 1;
+		}
+	}
+	for (size_t i = 1; i < pos->n; i++) {
+		if (iac_state_remove(s->st, pos->items[i]) < 0) {
+			iac_session_error(NULL);
+			return 1;
+		}
+		printf("Removed %s (the real object is left alone)\n", pos->items[i]);
+	}
+	if (iac_state_flush(s->st) < 0) {
+		iac_session_error(NULL);
+		return 1;
+	}
+	return 0;
+}
+
 int iac_cmd_state(int argc, char **argv)
 {
 	iac_session s;
@@ -211,80 +287,17 @@ int iac_cmd_state(int argc, char **argv)
 	iac_session_init(&s, "state");
 	if (iac_session_args(&s, IAC_F_JSON | IAC_F_LOCK, argc, argv, &pos) < 0)
 		goto done;
-	if (!pos.n) {
+	const char *sub = pos.n ? pos.items[0] : NULL;
+	if (!sub)
 		iac_log_error("'iac state' needs a subcommand: list, show ADDR, rm ADDR...");
-		goto done;
-	}
-	const char *sub = pos.items[0];
-	if (!strcmp(sub, "list")) {
-		size_t n;
-		if (open_state_readonly(&s) < 0)
-			goto done;
-		const char **addrs = iac_state_addresses(s.st, &n);
-		json_t *arr = json_array();
-		for (size_t i = 0; i < n; i++) {
-			int match = pos.n == 1;
-			for (size_t j = 1; j < pos.n; j++)
-				match |= !strncmp(addrs[i], pos.items[j], strlen(pos.items[j]));
-			if (!match)
-				continue;
-			if (s.json)
-				json_array_append_new(arr, json_string(addrs[i]));
-			else
-				printf("%s\n", addrs[i]);
-		}
-		free(addrs);
-		if (s.json)
-			print_json(arr);
-		else
-			json_decref(arr);
-		rc = 0;
-	} else if (!strcmp(sub, "show")) {
-		if (pos.n != 2) {
-			iac_log_error("usage: iac state show ADDR");
-			goto done;
-		}
-		if (open_state_readonly(&s) < 0)
-			goto done;
-		json_t *e = iac_state_get(s.st, pos.items[1]);
-		if (!e) {
-			iac_log_error("no resource '%s' in state; 'iac state list' shows what there is", pos.items[1]);
-			goto done;
-		}
-		if (s.json)
-			print_json(json_incref(e));
-		else
-			show_entry(e);
-		rc = 0;
-	} else if (!strcmp(sub, "rm")) {
-		if (pos.n < 2) {
-			iac_log_error("usage: iac state rm ADDR...");
-			goto done;
-		}
-		s.cfg = NULL;
-		if (iac_session_open_state(&s, 1) < 0)
-			goto done;
-		for (size_t i = 1; i < pos.n; i++) {
-			if (!iac_state_get(s.st, pos.items[i])) {
-				iac_log_error("no resource '%s' in state; nothing removed", pos.items[i]);
-				goto done;
-			}
-		}
-		for (size_t i = 1; i < pos.n; i++) {
-			if (iac_state_remove(s.st, pos.items[i]) < 0) {
-				iac_session_error(NULL);
-				goto done;
-			}
-			printf("Removed %s (the real object is left alone)\n", pos.items[i]);
-		}
-		if (iac_state_flush(s.st) < 0) {
-			iac_session_error(NULL);
-			goto done;
-		}
-		rc = 0;
-	} else {
+	else if (!strcmp(sub, "list"))
+		rc = state_list(&s, &pos);
+	else if (!strcmp(sub, "show"))
+		rc = state_show(&s, &pos);
+	else if (!strcmp(sub, "rm"))
+		rc = state_rm(&s, &pos);
+	else
 		iac_log_error("unknown 'iac state' subcommand '%s' (use list, show, rm)", sub);
-	}
 done:
 	iac_session_close(&s);
 	iac_strlist_free(&pos);

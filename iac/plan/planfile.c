@@ -177,6 +177,83 @@ json_t *iac_planfile_vars(const json_t *doc)
 	return json_object_get(doc, "variables");
 }
 
+static int host_in(const json_t *list, const char *host)
+{
+	json_t *w;
+	size_t j;
+	json_array_foreach(list, j, w)
+		if (!strcmp(iac_json_str(w, "host") ?: "", host ? host : ""))
+			return 1;
+	return 0;
+}
+
+/* Hosts that were out when the plan was made must still be out, and the
+ * other way round: their resources were planned as left alone. */
+static int same_unreachable(const json_t *doc, const iac_plan *fresh)
+{
+	json_t *then = json_object_get(json_object_get(doc, "plan"), "unreachable_hosts"), *v;
+	size_t i;
+	json_array_foreach(then, i, v)
+		if (!host_in(fresh->unreachable, iac_json_str(v, "host")))
+			return iac_err_set("the saved plan left host '%s' out (it was unreachable), and it can be "
+					   "reached now; run 'iac plan -out=FILE' again", iac_json_str(v, "host") ?: "");
+	json_array_foreach(fresh->unreachable, i, v)
+		if (!host_in(then, iac_json_str(v, "host")))
+			return iac_err_set("host '%s' is unreachable now (%s), but was not when the plan was made; "
+					   "run 'iac plan -out=FILE' again", iac_json_str(v, "host"),
+					   iac_json_str(v, "error"));
+	return 0;
+}
+
+/* Every sensitive variable has the value it had (its HMAC matches). */
+static int same_secrets(const json_t *doc, iac_config *cfg)
+{
+	unsigned char key[KEY_LEN];
+	const char *k;
+	json_t *v;
+	if (json_object_size(json_object_get(doc, "sensitive_hashes")) && plan_key(key, cfg->dir, 0) < 0)
+		return IAC_ERR;
+	json_object_foreach(json_object_get(doc, "sensitive_hashes"), k, v) {
+		json_t *var = json_object_get(json_object_get(cfg->variables, k), "value");
+		json_t *plain = var ? iac_value_resolve(var, NULL, NULL, NULL) : NULL;
+		json_t *h = plain ? value_mac(plain, key) : NULL;
+		int same = h && iac_value_equal(h, v);
+		json_decref(plain);
+		json_decref(h);
+		if (!same)
+			return iac_err_set("the sensitive variable '%s' now has a different value than when the plan "
+					   "was made; pass the same value, or make a new plan", k);
+	}
+	return 0;
+}
+
+/* The fresh plan does exactly what the saved one said, to the same
+ * resources. */
+static int same_actions(const json_t *doc, const iac_plan *fresh)
+{
+	json_t *want = json_object_get(doc, "actions"), *have = actions_of(fresh), *v;
+	const char *k;
+	int rc = 0;
+	json_object_foreach(want, k, v) {
+		const char *now = iac_json_str(have, k);
+		if (!now || strcmp(now, json_string_value(v)) != 0) {
+			rc = iac_err_set("the saved plan no longer holds: '%s' was planned to %s, but would now %s "
+					 "(something changed outside iac); run 'iac plan -out=FILE' again",
+					 k, json_string_value(v), now ? now : "stay unchanged");
+			break;
+		}
+	}
+	json_object_foreach(have, k, v) {
+		if (rc)
+			break;
+		if (!json_object_get(want, k))
+			rc = iac_err_set("the saved plan no longer holds: '%s' would now %s, which the plan does "
+					 "not include; run 'iac plan -out=FILE' again", k, json_string_value(v));
+	}
+	json_decref(have);
+	return rc;
+}
+
 int iac_planfile_check(const json_t *doc, const iac_plan *fresh, iac_config *cfg)
 {
 	const char *lineage = iac_json_str(doc, "lineage");
@@ -191,74 +268,7 @@ int iac_planfile_check(const json_t *doc, const iac_plan *fresh, iac_config *cfg
 	if (strcmp(iac_json_str(doc, "config_hash") ?: "", iac_config_hash(cfg)) != 0)
 		return iac_err_set("the configuration changed since the plan was made; run 'iac plan -out=FILE' again"),
 		       IAC_ECONFLICT;
-	json_t *want = json_object_get(doc, "actions"), *have = actions_of(fresh), *v;
-	const char *k;
-	int rc = 0;
-	/* hosts that were out when the plan was made must still be out, and
-	 * the other way round: their resources were planned as left alone */
-	json_t *then = json_object_get(json_object_get(doc, "plan"), "unreachable_hosts");
-	size_t i, j;
-	json_array_foreach(then, i, v) {
-		const char *h = iac_json_str(v, "host") ?: "";
-		int still = 0;
-		json_t *w;
-		json_array_foreach(fresh->unreachable, j, w)
-			still |= !strcmp(iac_json_str(w, "host"), h);
-		if (!still) {
-			json_decref(have);
-			return iac_err_set("the saved plan left host '%s' out (it was unreachable), and it can be "
-					   "reached now; run 'iac plan -out=FILE' again", h), IAC_ECONFLICT;
-		}
-	}
-	json_array_foreach(fresh->unreachable, i, v) {
-		const char *h = iac_json_str(v, "host");
-		int before = 0;
-		json_t *w;
-		json_array_foreach(then, j, w)
-			before |= !strcmp(iac_json_str(w, "host") ?: "", h);
-		if (!before) {
-			json_decref(have);
-			return iac_err_set("host '%s' is unreachable now (%s), but was not when the plan was made; "
-					   "run 'iac plan -out=FILE' again", h,
-					   iac_json_str(v, "error")), IAC_ECONFLICT;
-		}
-	}
-	unsigned char key[KEY_LEN];
-	if (json_object_size(json_object_get(doc, "sensitive_hashes")) && plan_key(key, cfg->dir, 0) < 0) {
-		json_decref(have);
+	if (same_unreachable(doc, fresh) < 0 || same_secrets(doc, cfg) < 0 || same_actions(doc, fresh) < 0)
 		return IAC_ECONFLICT;
-	}
-	json_object_foreach(json_object_get(doc, "sensitive_hashes"), k, v) {
-		json_t *var = json_object_get(json_object_get(cfg->variables, k), "value");
-		json_t *plain = var ? iac_value_resolve(var, NULL, NULL, NULL) : NULL;
-		json_t *h = plain ? value_mac(plain, key) : NULL;
-		int same = h && iac_value_equal(h, v);
-		json_decref(plain);
-		json_decref(h);
-		if (!same) {
-			json_decref(have);
-			return iac_err_set("the sensitive variable '%s' now has a different value than when the plan was "
-					   "made; pass the same value, or make a new plan", k), IAC_ECONFLICT;
-		}
-	}
-	json_object_foreach(want, k, v) {
-		const char *now = iac_json_str(have, k);
-		if (!now || strcmp(now, json_string_value(v)) != 0) {
-			rc = iac_err_set("the saved plan no longer holds: '%s' was planned to %s, but would now %s "
-					 "(something changed outside iac); run 'iac plan -out=FILE' again",
-					 k, json_string_value(v), now ? now : "stay unchanged");
-			break;
-		}
-	}
-	if (!rc) {
-		json_object_foreach(have, k, v) {
-			if (!json_object_get(want, k)) {
-				rc = iac_err_set("the saved plan no longer holds: '%s' would now %s, which the plan does "
-						 "not include; run 'iac plan -out=FILE' again", k, json_string_value(v));
-				break;
-			}
-		}
-	}
-	json_decref(have);
-	return rc ? IAC_ECONFLICT : 0;
+	return 0;
 }
