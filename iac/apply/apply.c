@@ -530,6 +530,28 @@ int iac_apply_outputs(iac_config *cfg, iac_state *st)
 	return iac_state_set_outputs(st, outs);
 }
 
+/* The failed operation that made node id be skipped: up its
+ * predecessors through skipped ones. Its graph name ("ADDR" or "ADDR
+ * (destroy)"), or NULL. */
+static const char *failed_cause(const iac_graph *g, const unsigned char *status, int id)
+{
+	for (int hops = 0; hops < 10000; hops++) {
+		size_t n;
+		const int *pred = iac_graph_pred(g, id, &n);
+		int next = -1;
+		for (size_t k = 0; k < n; k++) {
+			if (status[pred[k]] == IAC_WALK_FAILED)
+				return iac_graph_name(g, pred[k]);
+			if (status[pred[k]] == IAC_WALK_SKIPPED && next < 0)
+				next = pred[k];
+		}
+		if (next < 0)
+			return NULL;
+		id = next;
+	}
+	return NULL;
+}
+
 int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_state *st,
 		  iac_providers *pv, const iac_apply_opts *opts)
 {
@@ -540,6 +562,7 @@ int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_st
 
 	memset(res, 0, sizeof(*res));
 	res->failures = json_array();
+	res->skipped_list = json_array();
 	pthread_mutex_init(&ap.lock, NULL);
 	pthread_mutex_init(&ap.flush_lock, NULL);
 	ap.last_flush = iac_now_ms();
@@ -564,8 +587,12 @@ int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_st
 		op *o = iac_graph_data(ap.g, (int)i);
 		if (status[i] == IAC_WALK_SKIPPED) {
 			res->skipped++;
-			if (o->kind != OP_NOOP)
-				iac_log("%s: skipped (a dependency failed)", o->c->addr);
+			if (o->kind != OP_NOOP) {
+				const char *why = failed_cause(ap.g, status, (int)i);
+				iac_log("%s: skipped (%s failed)", o->c->addr, why ? why : "a dependency");
+				json_array_append_new(res->skipped_list, json_pack("{s:s,s:s?}", "address", o->c->addr,
+										   "because", why));
+			}
 		} else if (status[i] == IAC_WALK_NOT_STARTED)
 			res->not_started++;
 		else if (status[i] == IAC_WALK_FAILED)
@@ -604,5 +631,6 @@ done:
 void iac_apply_result_free(iac_apply_result *res)
 {
 	json_decref(res->failures);
+	json_decref(res->skipped_list);
 	res->failures = NULL;
 }

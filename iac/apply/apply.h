@@ -28,6 +28,8 @@ typedef struct {
 	json_t *failures;                    /* [{"address","operation","error"}, plus
 					      * "host": {"host","address","error"} when
 					      * the host could not be used] */
+	json_t *skipped_list;                /* [{"address","because"}]: not run because
+					      * the operation "because" failed */
 	double seconds;
 } iac_apply_result;
 

@@ -25,6 +25,10 @@ static void print_plan(const iac_plan *plan)
 	iac_plan_render(&b, plan);
 	iac_log_write(stdout, iac_buf_cstr(&b));
 	iac_buf_free(&b);
+	if (json_array_size(plan->targets))
+		/* as Terraform does: a partial plan must not pass for the whole */
+		iac_log_warn("-target is in effect: this plan covers only the targets and what they depend on, "
+			     "so it may be incomplete; run without -target to see every change");
 }
 
 /* The last lines of a run that left hosts out, one per host: the hosts the
@@ -96,6 +100,36 @@ static void print_failures(iac_buf *b, const json_t *failures)
 		else
 			iac_buf_printf(b, "  - %zu resources (%s%s): %s\n", same, iac_buf_cstr(&who),
 				       same > 3 ? " and more" : "", err);
+		iac_buf_free(&who);
+	}
+	free(done);
+}
+
+/* What was not run because something it depends on failed, grouped by
+ * that failure: "  - skipped local.exec.b, local.exec.c: local.exec.a failed". */
+static void print_skipped(iac_buf *b, const json_t *skipped)
+{
+	json_t *f;
+	size_t i, n = json_array_size(skipped);
+	unsigned char *done = iac_xcalloc(n + 1, 1);
+	json_array_foreach(skipped, i, f) {
+		if (done[i])
+			continue;
+		const char *why = iac_json_str(f, "because");
+		size_t same = 0;
+		iac_buf who = IAC_BUF_INIT;
+		for (size_t j = i; j < n; j++) {
+			const char *w = iac_json_str(json_array_get(skipped, j), "because");
+			if (done[j] || (why ? !w || strcmp(w, why) : w != NULL))
+				continue;
+			done[j] = 1;
+			if (same < 5)
+				iac_buf_printf(&who, "%s%s", same ? ", " : "",
+					       iac_json_str(json_array_get(skipped, j), "address"));
+			same++;
+		}
+		iac_buf_printf(b, "  - skipped %s%s: %s failed\n", iac_buf_cstr(&who), same > 5 ? " and more" : "",
+			       why ? why : "a dependency");
 		iac_buf_free(&who);
 	}
 	free(done);
@@ -209,6 +243,13 @@ static json_t *result_json(const iac_apply_result *r, int rc, const iac_plan *pl
 			 "unreachable_hosts", plan->unreachable, "seconds", r->seconds);
 }
 
+static json_t *result_json_full(const iac_apply_result *r, int rc, const iac_plan *plan)
+{
+	json_t *doc = result_json(r, rc, plan);
+	json_object_set(doc, "skipped_resources", r->skipped_list);
+	return doc;
+}
+
 /* What `iac rollback` needs without loading the configuration: the
  * providers' settings (secrets left out). */
 static void save_provider_settings(iac_session *s)
@@ -269,6 +310,7 @@ static int run_apply(iac_session *s, iac_plan *plan)
 			iac_buf_printf(&b, ", %zu left as they are (unreachable hosts)", res.left_alone);
 		iac_buf_puts(&b, ".\n");
 		print_failures(&b, res.failures);
+		print_skipped(&b, res.skipped_list);
 		iac_buf_puts(&b, "State records everything that completed; fix the cause and run the command "
 				 "again to finish.\n");
 		iac_log_write(stderr, iac_buf_cstr(&b));
@@ -277,7 +319,7 @@ static int run_apply(iac_session *s, iac_plan *plan)
 		exit_code = rc == IAC_EINTR ? 130 : 1;
 	}
 	if (s->json)
-		print_json(result_json(&res, rc, plan));
+		print_json(result_json_full(&res, rc, plan));
 	else if (rc == 0 && !s->destroy)
 		print_outputs(s->st);
 	iac_apply_result_free(&res);

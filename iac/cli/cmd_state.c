@@ -66,6 +66,11 @@ int iac_cmd_validate(int argc, char **argv)
 	int cyc = iac_graph_toposort(&order, g);
 	free(order);
 	iac_graph_free(g);
+	if (cyc == 0) {
+		/* value formats, as plan would check them, touching nothing */
+		iac_session_providers(&s);
+		cyc = iac_plan_validate(s.cfg, s.pv);
+	}
 	if (cyc < 0) {
 		if (s.json)
 			print_json(json_pack("{s:b,s:i,s:[o]}", "valid", 0, "error_count", 1, "diagnostics",
@@ -78,8 +83,8 @@ int iac_cmd_validate(int argc, char **argv)
 		print_json(json_pack("{s:b,s:i,s:[],s:I}", "valid", 1, "error_count", 0, "diagnostics",
 				     "resources", (json_int_t)s.cfg->nres));
 	else
-		printf("%sSuccess!%s The configuration is valid (%zu resources).\n", iac_color(IAC_C_GREEN),
-		       iac_color(IAC_C_RESET), s.cfg->nres);
+		printf("%sSuccess!%s The configuration is valid (%zu resource%s).\n", iac_color(IAC_C_GREEN),
+		       iac_color(IAC_C_RESET), s.cfg->nres, s.cfg->nres == 1 ? "" : "s");
 	rc = 0;
 done:
 	iac_session_close(&s);
@@ -321,6 +326,8 @@ int iac_cmd_show(int argc, char **argv)
 		}
 		if (s.json)
 			print_json(json_incref(json_object_get(doc, "plan")));
+		else if (iac_json_str(doc, "rendered"))
+			iac_log_write(stdout, iac_json_str(doc, "rendered"));   /* as `plan` showed it */
 		else {
 			json_t *ch = json_object_get(json_object_get(doc, "plan"), "resource_changes"), *e;
 			size_t i;

@@ -72,13 +72,14 @@ static size_t build_opts(iac_session *s, unsigned which)
 {
 	size_t n = 0;
 #define ADD(name, kind, dest, help) opt_table[n++] = (iac_opt){ name, kind, dest, help }
+#define ADD_ARG(name, kind, dest, arg, help) ADD(name, kind, dest, help)
 	if (which & IAC_F_VARS) {
-		ADD("var", IAC_OPT_LIST, &s->vars, "set a variable: -var NAME=VALUE (repeatable)");
-		ADD("var-file", IAC_OPT_LIST, &s->var_files, "read variable values from a file (Lua or .json)");
+		ADD_ARG("var", IAC_OPT_LIST, &s->vars, "NAME=VALUE", "set a variable (repeatable)");
+		ADD_ARG("var-file", IAC_OPT_LIST, &s->var_files, "FILE", "read variable values from a file (Lua or .json)");
 	}
 	if (which & IAC_F_PLAN) {
-		ADD("target", IAC_OPT_LIST, &s->targets, "limit to ADDR and what it depends on (repeatable)");
-		ADD("replace", IAC_OPT_LIST, &s->replace, "force replacement of ADDR (repeatable)");
+		ADD_ARG("target", IAC_OPT_LIST, &s->targets, "ADDR", "limit to ADDR and what it depends on (repeatable)");
+		ADD_ARG("replace", IAC_OPT_LIST, &s->replace, "ADDR", "force replacement of ADDR (repeatable)");
 		ADD("refresh", IAC_OPT_BOOL, &s->refresh, "read resources back before planning (default true)");
 		ADD("parallelism", IAC_OPT_INT, &s->parallelism, "operations at once (default 10)");
 		ADD("require-all-hosts", IAC_OPT_BOOL, &s->require_all_hosts,
@@ -93,7 +94,7 @@ static size_t build_opts(iac_session *s, unsigned which)
 	if (which & IAC_F_JSON)
 		ADD("json", IAC_OPT_BOOL, &s->json, "machine-readable output on stdout");
 	if (which & IAC_F_OUT) {
-		ADD("out", IAC_OPT_STRING, &s->out, "save the plan to FILE for 'iac apply FILE'");
+		ADD_ARG("out", IAC_OPT_STRING, &s->out, "FILE", "save the plan to FILE for 'iac apply FILE'");
 		ADD("detailed-exitcode", IAC_OPT_BOOL, &s->detailed_exitcode, "exit 0 no changes, 1 error, 2 changes");
 		ADD("destroy", IAC_OPT_BOOL, &s->destroy, "plan to destroy everything");
 	}
@@ -103,6 +104,7 @@ static size_t build_opts(iac_session *s, unsigned which)
 	}
 	ADD("no-color", IAC_OPT_BOOL, &s->no_color, "no colour in output");
 #undef ADD
+#undef ADD_ARG
 	opt_table[n] = (iac_opt){ 0 };
 	return n;
 }
@@ -134,13 +136,26 @@ int iac_session_args_own(iac_session *s, unsigned which, const iac_opt *own, int
 	return 0;
 }
 
+/* What the shared flags take, for help. */
+static const char *metavar(const char *name)
+{
+	static const char *const table[][2] = {
+		{ "var", "NAME=VALUE" }, { "var-file", "FILE" }, { "target", "ADDR" }, { "replace", "ADDR" },
+		{ "exclude", "ADDR" }, { "limit", "HOSTS" }, { "out", "FILE" },
+	};
+	for (size_t i = 0; i < sizeof(table) / sizeof(*table); i++)
+		if (!strcmp(table[i][0], name))
+			return table[i][1];
+	return NULL;
+}
+
 void iac_session_usage(unsigned which)
 {
 	iac_session s;
 	iac_session_init(&s, "");
 	build_opts(&s, which);
 	printf("\nflags:\n");
-	iac_args_usage(opt_table);
+	iac_args_usage_with(opt_table, metavar);
 }
 
 void iac_session_error(const char *what)

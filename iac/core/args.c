@@ -80,6 +80,24 @@ static int set_value(const iac_opt *o, const char *command, const char *val)
 	return 0;
 }
 
+static int unknown_flag(const iac_opt *opts, const char *command, const char *name, size_t nlen)
+{
+	char want[64], hint[128];
+	const char *names[128];
+	size_t n = 0;
+	if (nlen == 5 && !strncmp(name, "chdir", 5))
+		return iac_err_set("-chdir goes before the command: iac -chdir=DIR %s ...", command);
+	snprintf(want, sizeof(want), "%.*s", (int)nlen, name);
+	for (const iac_opt *o = opts; o && o->name && n < 128; o++)
+		names[n++] = o->name;
+	const char *pick = iac_suggest(want, names, n);
+	if (pick)
+		snprintf(hint, sizeof(hint), " (did you mean '-%s'?)", pick);
+	else
+		hint[0] = '\0';
+	return iac_err_set("unknown flag '-%s' for 'iac %s'%s; see 'iac help %s'", want, command, hint, command);
+}
+
 int iac_args_parse(const iac_opt *opts, const char *command, int argc, char **argv, iac_strlist *pos)
 {
 	int only_pos = 0;
@@ -98,8 +116,7 @@ int iac_args_parse(const iac_opt *opts, const char *command, int argc, char **ar
 		size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
 		const iac_opt *o = find_opt(opts, name, nlen);
 		if (!o)
-			return iac_err_set("unknown flag '-%.*s' for 'iac %s'; see 'iac help %s'",
-					   (int)nlen, name, command, command);
+			return unknown_flag(opts, command, name, nlen);
 		const char *val = eq ? eq + 1 : NULL;
 		if (!val && o->kind != IAC_OPT_BOOL) {
 			if (i + 1 >= argc)
@@ -112,13 +129,20 @@ int iac_args_parse(const iac_opt *opts, const char *command, int argc, char **ar
 	return 0;
 }
 
-void iac_args_usage(const iac_opt *opts)
+void iac_args_usage_with(const iac_opt *opts, const char *(*metavar)(const char *name))
 {
 	for (const iac_opt *o = opts; o && o->name; o++) {
-		const char *arg = o->kind == IAC_OPT_BOOL ? "" : o->kind == IAC_OPT_DURATION ? "=DURATION"
-				  : o->kind == IAC_OPT_INT ? "=N" : "=VALUE";
+		const char *arg = metavar ? metavar(o->name) : NULL;
+		if (!arg)
+			arg = o->kind == IAC_OPT_BOOL ? "" : o->kind == IAC_OPT_DURATION ? "DURATION"
+			      : o->kind == IAC_OPT_INT ? "N" : "VALUE";
 		char left[64];
-		snprintf(left, sizeof(left), "-%s%s", o->name, arg);
+		snprintf(left, sizeof(left), "-%s%s%s", o->name, *arg ? " " : "", arg);
 		printf("  %-24s %s\n", left, o->help ? o->help : "");
 	}
+}
+
+void iac_args_usage(const iac_opt *opts)
+{
+	iac_args_usage_with(opts, NULL);
 }

@@ -40,5 +40,8 @@ int iac_args_parse(const iac_opt *opts, const char *command, int argc, char **ar
 
 /* Print "  -name   help" lines for a command's flags. */
 void iac_args_usage(const iac_opt *opts);
+/* The same, with metavar(name) naming a flag's value ("NAME=VALUE"; NULL:
+ * by its kind). */
+void iac_args_usage_with(const iac_opt *opts, const char *(*metavar)(const char *name));
 
 #endif

@@ -403,3 +403,41 @@ int iac_str_starts(const char *s, const char *prefix)
 {
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
+
+/* Edit distance with swaps (Damerau), capped: for "did you mean" hints. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64)
+		return 99;
+	size_t d[65][65];
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			size_t c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			size_t x = d[i - 1][j] + 1, y = d[i][j - 1] + 1;
+			d[i][j] = c < x ? (c < y ? c : y) : (x < y ? x : y);
+			/* two letters swapped is one typo (vaule) */
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < d[i][j])
+				d[i][j] = d[i - 2][j - 2] + 1;
+		}
+	return d[la][lb];
+}
+
+const char *iac_suggest(const char *want, const char *const *cands, size_t n)
+{
+	/* two edits for long names, one for short ones ("b" is not "_G") */
+	size_t wl = strlen(want), best = (wl / 3 < 1 ? 1 : wl / 3 > 2 ? 2 : wl / 3) + 1;
+	const char *pick = NULL;
+	for (size_t i = 0; i < n; i++) {
+		size_t d = edit_distance(want, cands[i]);
+		if (d < best) {
+			best = d;
+			pick = cands[i];
+		}
+	}
+	return pick;
+}

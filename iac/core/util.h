@@ -73,4 +73,8 @@ int iac_free_at_exit(void);
 /* 1 if s starts with prefix. */
 int iac_str_starts(const char *s, const char *prefix);
 
+/* The one of the n candidates closest to `want` when it is within two
+ * edits, else NULL: for "did you mean" hints on unknown names. */
+const char *iac_suggest(const char *want, const char *const *cands, size_t n);
+
 #endif

@@ -29,38 +29,10 @@
 
 #define HOSTS_KEY "iac.hosts"
 
-/* Levenshtein distance, capped: for "did you mean" hints. */
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if (la > 64 || lb > 64)
-		return 99;
-	size_t d[65][65];
-	for (size_t i = 0; i <= la; i++)
-		d[i][0] = i;
-	for (size_t j = 0; j <= lb; j++)
-		d[0][j] = j;
-	for (size_t i = 1; i <= la; i++)
-		for (size_t j = 1; j <= lb; j++) {
-			size_t c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-			size_t x = d[i - 1][j] + 1, y = d[i][j - 1] + 1;
-			d[i][j] = c < x ? (c < y ? c : y) : (x < y ? x : y);
-		}
-	return d[la][lb];
-}
-
-/* " (did you mean 'x'?)" or "" into buf. */
+/* "; did you mean 'x'?" or "" into buf. */
 static void suggest(char *buf, size_t len, const char *want, const char *const *cands, size_t n)
 {
-	size_t best = 3;
-	const char *pick = NULL;
-	for (size_t i = 0; i < n; i++) {
-		size_t d = edit_distance(want, cands[i]);
-		if (d < best) {
-			best = d;
-			pick = cands[i];
-		}
-	}
+	const char *pick = iac_suggest(want, cands, n);
 	if (pick)
 		snprintf(buf, len, "; did you mean '%s'?", pick);
 	else
@@ -331,6 +303,7 @@ static int resource_body(lua_State *L)
 		snprintf(at, sizeof(at), "%s:%d", prev->file, prev->line);
 		return raise(L, "%s '%s' declared twice (first at %s)", is_data ? "data" : "resource", addr, at);
 	}
+	json_object_del(ld->pending, addr);
 	iac_rconf *r = new_rconf(ld, addr, type, name, file, line);
 	r->is_data = is_data;
 	r->rtype = rt;
@@ -350,11 +323,65 @@ static int resource_body(lua_State *L)
 	return 1;
 }
 
+/* `resource "t" "n"` with no { ... } after it declares nothing, silently:
+ * remember it until its body comes, and report what is left at the end. */
+static void expect_body(lua_State *L, const char *type, const char *name, int is_data)
+{
+	loader *ld = iac_load_get(L);
+	char file[256], *key;
+	int line;
+	iac_load_where(L, file, sizeof(file), &line);
+	key = iac_xasprintf("%s%s%s%s.%s", ld->cur->prefix, ld->cur->prefix[0] ? "." : "", is_data ? "data." : "",
+			    type, name);
+	json_object_set_new(ld->pending, key, json_pack("{s:s,s:i,s:s,s:s,s:b}", "file", file, "line", line,
+							"type", type, "name", name, "data", is_data));
+	free(key);
+}
+
+int iac_dsl_check_bodies(const loader *ld)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(ld->pending, k, v) {
+		int data = json_is_true(json_object_get(v, "data"));
+		return iac_err_set("%s:%lld: %s '%s' has no body, so it declares nothing: write %s \"%s\" \"%s\" "
+				   "{ ... }", iac_json_str(v, "file"), (long long)json_integer_value(json_object_get(v, "line")),
+				   data ? "data" : "resource", k, data ? "data" : "resource", iac_json_str(v, "type"),
+				   iac_json_str(v, "name"));
+	}
+	return 0;
+}
+
+int iac_dsl_check_keys(lua_State *L, int idx, const char *what, const char *const *allowed)
+{
+	idx = lua_absindex(L, idx);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING)
+			return iac_load_error(L, "%s: expected named settings (found a list item)", what);
+		const char *k = lua_tostring(L, -1);
+		size_t n = 0;
+		while (allowed[n] && strcmp(allowed[n], k))
+			n++;
+		if (allowed[n])
+			continue;
+		char hint[128];
+		for (n = 0; allowed[n]; n++)
+			;
+		suggest(hint, sizeof(hint), k, allowed, n);
+		return iac_load_error(L, "%s: unknown setting '%s'%s", what, k, hint);
+	}
+	return 0;
+}
+
 static int resource_named(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
 	if (!valid_name(name))
 		return iac_load_error(L, "resource name '%s': use letters, digits, '_' and '-'", name);
+	if (!lua_istable(L, 2))
+		expect_body(L, lua_tostring(L, lua_upvalueindex(1)), name, lua_toboolean(L, lua_upvalueindex(2)));
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_pushvalue(L, 1);
 	lua_pushvalue(L, lua_upvalueindex(2));
@@ -395,6 +422,9 @@ static int output_body(lua_State *L)
 
 	iac_load_where(L, file, sizeof(file), &line);
 	luaL_checktype(L, 1, LUA_TTABLE);
+	static const char *const keys[] = { "value", "sensitive", "description", NULL };
+	snprintf(what, sizeof(what), "output '%s'", name);
+	iac_dsl_check_keys(L, 1, what, keys);
 	lua_getfield(L, 1, "value");
 	if (ld->cur->prefix[0]) {
 		/* module output: keep the Lua value (handles stay usable) */
@@ -767,6 +797,33 @@ static int l_jsondecode(lua_State *L)
 	return 1;
 }
 
+/* resources["local.file.b"]: a resource by address, declared anywhere
+ * (also further down), in the calling module. Whether it exists, and has
+ * the attribute used, is checked once everything is declared. */
+static int resources_index(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	const char *key = luaL_checkstring(L, 2);
+	const char *dot = strchr(key, '.');
+	if (!dot || !strchr(dot + 1, '.'))
+		return iac_load_error(L, "resources[\"%s\"]: expected an address like \"local.file.name\" or "
+				      "\"data.ssh.facts.name\"", key);
+	char *addr = ld->cur->prefix[0] ? iac_xasprintf("%s.%s", ld->cur->prefix, key) : iac_xstrdup(key);
+	iac_lua_push_resource(L, addr);
+	free(addr);
+	return 1;
+}
+
+static void install_resources(lua_State *L)
+{
+	lua_newtable(L);
+	lua_newtable(L);
+	lua_pushcfunction(L, resources_index);
+	lua_setfield(L, -2, "__index");
+	lua_setmetatable(L, -2);
+	lua_setfield(L, -2, "resources");
+}
+
 void iac_dsl_install(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
@@ -777,6 +834,7 @@ void iac_dsl_install(lua_State *L)
 		{ "base64encode", l_base64encode }, { "base64decode", l_base64decode }, { NULL, NULL },
 	};
 	luaL_setfuncs(L, fns, 0);
+	install_resources(L);
 	lua_newtable(L);
 	lua_setfield(L, LUA_REGISTRYINDEX, HOSTS_KEY);
 }

@@ -153,6 +153,34 @@ static int msg_handler(lua_State *L)
 	return 1;
 }
 
+/* A global nobody assigned is a typo (resorce "local.file" ...) or a
+ * resource used before the line that declares it: say which, with the
+ * closest name, instead of Lua's "attempt to call a nil value". */
+static int env_index(lua_State *L)
+{
+	lua_pushvalue(L, 2);
+	lua_rawget(L, lua_upvalueindex(1));
+	if (!lua_isnil(L, -1) || lua_type(L, 2) != LUA_TSTRING)
+		return 1;
+	const char *want = lua_tostring(L, 2), *names[256];
+	size_t n = 0;
+	for (int t = 1; t >= 0; t--) {
+		/* the file's own globals, then the shared ones */
+		int idx = t ? 1 : lua_upvalueindex(1);
+		lua_pushnil(L);
+		while (lua_next(L, idx) && n < 256) {
+			if (lua_type(L, -2) == LUA_TSTRING)
+				names[n++] = lua_tostring(L, -2);
+			lua_pop(L, 1);
+		}
+	}
+	const char *pick = iac_suggest(want, names, n);
+	if (pick)
+		return iac_load_error(L, "unknown name '%s'; did you mean '%s'?", want, pick);
+	return iac_load_error(L, "unknown name '%s': nothing by that name is declared before this line (a "
+			      "resource declared further down is reached with resources[\"TYPE.NAME\"])", want);
+}
+
 /* Push a fresh environment for one file. Its globals are its own; reads
  * fall through to the shared base, which no file can reach to change (the
  * metatable is hidden, _G is the file's own table), and the standard
@@ -177,6 +205,7 @@ static void push_env(lua_State *L)
 	}
 	lua_newtable(L);
 	lua_insert(L, -2);
+	lua_pushcclosure(L, env_index, 1);
 	lua_setfield(L, -2, "__index");
 	lua_pushboolean(L, 0);
 	lua_setfield(L, -2, "__metatable");
@@ -386,14 +415,14 @@ static char *module_file(loader *ld, const char *source, char *err, size_t errle
 
 /* The arguments of a module call (the table at index 1): everything but
  * source, as JSON (references allowed). NULL with err set on a bad value. */
-static json_t *module_args(lua_State *L, const char *name, char *err, size_t errlen)
+static json_t *module_args(lua_State *L, const char *prefix, char *err, size_t errlen)
 {
 	json_t *args = json_object();
 	lua_pushnil(L);
 	while (lua_next(L, 1)) {
 		if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "source") != 0) {
 			char what[256];
-			snprintf(what, sizeof(what), "module '%s' argument '%s'", name, lua_tostring(L, -2));
+			snprintf(what, sizeof(what), "module '%s' argument '%s'", prefix, lua_tostring(L, -2));
 			json_t *v = iac_lua_to_json(L, -1, what, err, errlen);
 			if (!v && err[0]) {
 				lua_pop(L, 2);
@@ -410,7 +439,7 @@ static json_t *module_args(lua_State *L, const char *name, char *err, size_t err
 
 /* Every argument must be a declared variable of the module: NULL, or the
  * message (caller frees). */
-static char *undeclared_arg(const char *name, const modctx *m)
+static char *undeclared_arg(const modctx *m)
 {
 	const char *k, *vk;
 	json_t *v, *vv;
@@ -420,7 +449,7 @@ static char *undeclared_arg(const char *name, const modctx *m)
 		iac_buf b = IAC_BUF_INIT;
 		json_object_foreach(m->vars, vk, vv)
 			iac_buf_printf(&b, "%s'%s'", b.len ? ", " : "", vk);
-		char *bad = iac_xasprintf("module '%s' has no variable '%s' (it declares %s)", name, k,
+		char *bad = iac_xasprintf("module '%s' has no variable '%s' (it declares %s)", m->prefix, k,
 					  b.len ? iac_buf_cstr(&b) : "none");
 		iac_buf_free(&b);
 		return bad;
@@ -431,10 +460,12 @@ static char *undeclared_arg(const char *name, const modctx *m)
 /* Run the module file at path as module `prefix` with args (taken): its
  * outputs table is left on the stack (also on failure). *bad (caller frees) says what is
  * wrong with the call when the module ran but the arguments do not fit. */
-static int run_module(lua_State *L, loader *ld, const char *name, char *prefix, const char *path,
+static int run_module(lua_State *L, loader *ld, const char *file, int line, char *prefix, const char *path,
 		      json_t *args, char **bad)
 {
 	modctx *m = iac_xcalloc(1, sizeof(*m));
+	m->call_file = file;
+	m->call_line = line;
 	m->prefix = prefix;
 	m->dir = iac_xstrdup(path);
 	*strrchr(m->dir, '/') = '\0';
@@ -455,7 +486,7 @@ static int run_module(lua_State *L, loader *ld, const char *name, char *prefix, 
 	free(disp);
 	if (rc == 0) {
 		lua_pop(L, 1);
-		*bad = undeclared_arg(name, m);
+		*bad = undeclared_arg(m);
 	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, m->outputs_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, m->outputs_ref);
@@ -478,18 +509,20 @@ static int module_body(lua_State *L)
 
 	iac_load_where(L, file, sizeof(file), &line);
 	luaL_checktype(L, 1, LUA_TTABLE);
+	/* every message names the module by its address: module.web */
+	lua_pushfstring(L, ld->cur->prefix[0] ? "%s.module.%s" : "%smodule.%s", ld->cur->prefix, name);
+	const char *pfx = lua_tostring(L, -1);
 	if (ld->depth > 32)
-		return iac_load_error(L, "module '%s': modules nested more than 32 deep (does a module call itself?)", name);
+		return iac_load_error(L, "module '%s': modules nested more than 32 deep (does a module call itself?)", pfx);
 	lua_getfield(L, 1, "source");
 	const char *source = lua_tostring(L, -1);
 	if (!source)
-		return iac_load_error(L, "module '%s': 'source' is required (a './path' or a shipped module name)", name);
+		return iac_load_error(L, "module '%s': 'source' is required (a './path' or a shipped module name)", pfx);
 	char *path = module_file(ld, source, err, sizeof(err));
 	if (!path)
 		return iac_load_error(L, "%s", err);
 
-	char *prefix = ld->cur->prefix[0] ? iac_xasprintf("%s.module.%s", ld->cur->prefix, name)
-					  : iac_xasprintf("module.%s", name);
+	char *prefix = iac_xstrdup(pfx);
 	json_t *prev = json_object_get(ld->cfg->modules, prefix), *args = NULL;
 	if (prev) {
 		lua_pushfstring(L, "module '%s' declared twice (first at %s:%d)", prefix, iac_json_str(prev, "file"),
@@ -497,7 +530,7 @@ static int module_body(lua_State *L)
 	} else {
 		json_object_set_new(ld->cfg->modules, prefix,
 				    json_pack("{s:s,s:s,s:i}", "source", source, "file", file, "line", line));
-		if (!(args = module_args(L, name, err, sizeof(err))))
+		if (!(args = module_args(L, prefix, err, sizeof(err))))
 			lua_pushstring(L, err);
 	}
 	if (!args) {
@@ -505,17 +538,15 @@ static int module_body(lua_State *L)
 		free(path);
 		return iac_load_error(L, "%s", lua_tostring(L, -1));
 	}
-	char *bad = NULL, *pfx = iac_xstrdup(prefix);
-	int rc = run_module(L, ld, name, prefix, path, args, &bad);
+	char *bad = NULL;
+	int rc = run_module(L, ld, file, line, prefix, path, args, &bad);
 	free(path);
 	if (rc < 0 || bad) {
-		free(pfx);
 		lua_pushstring(L, rc < 0 ? iac_err_last() : bad);
 		free(bad);
 		return rc < 0 ? lua_error(L) : iac_load_error(L, "%s", lua_tostring(L, -1));
 	}
 	iac_lua_push_module(L, pfx);   /* takes the outputs table run_module left */
-	free(pfx);
 	return 1;
 }
 
@@ -755,6 +786,27 @@ static void add_dep_r(iac_rconf *r, void *ud)
 }
 
 /* Every reference names an attribute its target's type has. */
+/* A reference to an address nothing declares: the closest declared one. */
+static int undeclared(const iac_config *cfg, const char *file, int line, const char *who, const char *addr)
+{
+	const char **names = iac_xcalloc(cfg->nres + 1, sizeof(char *));
+	for (size_t i = 0; i < cfg->nres; i++)
+		names[i] = cfg->res[i]->addr;
+	const char *pick = iac_suggest(addr, names, cfg->nres);
+	iac_buf b = IAC_BUF_INIT;
+	if (pick)
+		iac_buf_printf(&b, "; did you mean '%s'?", pick);
+	else if (cfg->nres <= 8)
+		for (size_t i = 0; i < cfg->nres; i++)
+			iac_buf_printf(&b, "%s%s", i ? ", " : " (declared: ", names[i]);
+	if (!pick && cfg->nres && cfg->nres <= 8)
+		iac_buf_puts(&b, ")");
+	iac_err_set("%s:%d: %s refers to unknown resource '%s'%s", file, line, who, addr, iac_buf_cstr(&b));
+	iac_buf_free(&b);
+	free(names);
+	return IAC_ERR;
+}
+
 static int check_refs(iac_config *cfg, const char *file, int line, const char *who, const json_t *v)
 {
 	const char *m = iac_value_marker(v), *k;
@@ -764,6 +816,8 @@ static int check_refs(iac_config *cfg, const char *file, int line, const char *w
 		const char *addr = iac_json_str(v, "addr");
 		const char *attr = iac_json_str(v, "attr");
 		iac_rconf *t = iac_config_get(cfg, addr);
+		if (!t)
+			return undeclared(cfg, file, line, who, addr);
 		char top[256];
 		snprintf(top, sizeof(top), "%s", attr ? attr : "");
 		char *dot = strchr(top, '.');
@@ -815,8 +869,9 @@ static int finalize(iac_config *cfg)
 		r->deps = d.deps;
 		json_array_foreach(r->deps, j, e) {
 			if (!iac_config_get(cfg, json_string_value(e))) {
-				return iac_err_set("%s:%d: resource '%s' refers to '%s', which is not declared",
-						   r->file, r->line, r->addr, json_string_value(e));
+				char who[600];
+				snprintf(who, sizeof(who), "resource '%s'", r->addr);
+				return undeclared(cfg, r->file, r->line, who, json_string_value(e));
 			}
 		}
 		char who[600];
@@ -969,6 +1024,7 @@ int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts
 	ld.given_used = json_object();
 	ld.host_order = json_array();
 	ld.var_where = json_object();
+	ld.pending = json_object();
 	ld.modules_dir = iac_xstrdup(md && *md ? md : IAC_MODULES_DIR);
 	root.prefix = "";
 	root.dir = cfg->dir;
@@ -983,7 +1039,8 @@ int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts
 	if (run_file(L, main_path, "main.lua") < 0)
 		goto done;
 	lua_pop(L, 1);
-	if (iac_vars_check_unused(&ld) < 0 || providers_finalize(cfg) < 0 || finalize(cfg) < 0)
+	if (iac_dsl_check_bodies(&ld) < 0 || iac_vars_check_unused(&ld) < 0 || providers_finalize(cfg) < 0 ||
+	    finalize(cfg) < 0)
 		goto done;
 	*out = cfg;
 	cfg = NULL;
@@ -996,6 +1053,7 @@ done:
 	json_decref(ld.given_used);
 	json_decref(ld.host_order);
 	json_decref(ld.var_where);
+	json_decref(ld.pending);
 	free(ld.modules_dir);
 	free(main_path);
 	iac_config_free(cfg);

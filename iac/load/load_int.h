@@ -15,6 +15,8 @@ typedef struct modctx {
 	json_t *args;        /* arguments given by the caller; NULL for the root */
 	json_t *vars;        /* declared variables: name -> value (markers allowed) */
 	int outputs_ref;     /* registry ref of the module's outputs table */
+	const char *call_file; /* where the module was called (NULL for the root) */
+	int call_line;
 	struct modctx *parent;
 } modctx;
 
@@ -32,6 +34,7 @@ typedef struct loader {
 	double steps, max_steps; /* Lua instructions run (counted by a hook) and the limit */
 	size_t mem, max_mem;     /* bytes the Lua state holds, and the limit */
 	int started;             /* the state is ready for main.lua */
+	json_t *pending;         /* address -> where: declared without a body (yet) */
 } loader;
 
 /* 0 when topology code may read `path`: it resolves (links followed) inside
@@ -58,6 +61,13 @@ void iac_dsl_install(lua_State *L);
 int iac_vars_collect(loader *ld);                 /* fill ld->given */
 void iac_vars_install(lua_State *L);              /* variable, var */
 int iac_vars_check_unused(loader *ld);
+/* Raise "WHAT: unknown setting 'k'; did you mean ..." for a key of the
+ * table at idx that is not in allowed (NULL-terminated). */
+int iac_dsl_check_keys(lua_State *L, int idx, const char *what, const char *const *allowed);
+/* A resource or data header given no { ... } body: the error for the
+ * first one. 0 when every declaration got its body. */
+int iac_dsl_check_bodies(const loader *ld);
+
 /* The helpers table preludes get as their third argument: { section }. */
 void iac_dsl_push_helpers(lua_State *L);
 /* load.c: module() and require() */

@@ -234,9 +234,12 @@ static int given_value(json_t **out, loader *ld, const char *name, const char *t
 /* No value and no default: say how to give one (unknown under validate). */
 static json_t *missing_value(lua_State *L, loader *ld, const char *name, const char *desc)
 {
-	if (ld->cur->args)
-		iac_load_error(L, "module '%s' needs argument '%s'%s%s", ld->cur->prefix, name, desc ? ": " : "",
-			       desc ? desc : "");
+	if (ld->cur->args) {
+		/* the caller forgot it: say so where the module is called */
+		lua_pushfstring(L, "%s:%d: module '%s' needs argument '%s'%s%s", ld->cur->call_file,
+				ld->cur->call_line, ld->cur->prefix, name, desc ? ": " : "", desc ? desc : "");
+		lua_error(L);
+	}
 	if (!ld->opts->allow_missing_vars)
 		iac_load_error(L, "variable '%s' has no value: pass -var %s=VALUE, set IAC_VAR_%s, or give it a "
 			       "default", name, name, name);
@@ -252,6 +255,10 @@ static int l_variable_body(lua_State *L)
 
 	iac_load_where(L, file, sizeof(file), &line);
 	luaL_checktype(L, 1, LUA_TTABLE);
+	static const char *const keys[] = { "default", "type", "description", "sensitive", NULL };
+	char what[300];
+	snprintf(what, sizeof(what), "variable '%s'", name);
+	iac_dsl_check_keys(L, 1, what, keys);
 	if (json_object_get(ld->cur->vars, name)) {
 		json_t *w = json_object_get(ld->var_where, name);
 		return iac_load_error(L, "variable '%s' declared twice (first at %s)", name,

@@ -1355,3 +1355,39 @@ int iac_plan_resolve_applied(json_t **out, const char *addr, const char *attr, v
 	*out = v ? json_incref(v) : json_null();
 	return 0;
 }
+
+/* One resource for iac_plan_validate: 0, or IAC_ERR with the message. */
+static int validate_one(iac_rconf *r, iac_providers *pv)
+{
+	iac_rctx ctx;
+	json_t *planned = json_object(), *v;
+	const char *k;
+	int rc = 0;
+	json_object_foreach(r->attrs, k, v) {
+		/* a NULL resolver makes every reference unknown, as in a first plan */
+		unsigned flags = 0;
+		json_t *val = iac_value_resolve(v, NULL, NULL, &flags);
+		if (val)
+			json_object_set_new(planned, k, val);
+	}
+	if (check_types(r, planned) < 0) {
+		rc = IAC_ERR;
+	} else if (r->rtype->plan && !r->is_data) {
+		if (iac_providers_ctx(&ctx, pv, r->provider, r->addr, NULL) < 0 ||
+		    r->rtype->plan(&ctx, planned, NULL) < 0)
+			rc = iac_err_set("%s:%d: resource '%s': %s", r->file, r->line, r->addr, iac_err_last());
+	}
+	json_decref(planned);
+	return rc;
+}
+
+int iac_plan_validate(iac_config *cfg, iac_providers *pv)
+{
+	iac_buf errs = IAC_BUF_INIT;
+	for (size_t i = 0; i < cfg->nres; i++)
+		if (validate_one(cfg->res[i], pv) < 0)
+			iac_buf_printf(&errs, "%s%s", errs.len ? "\n" : "", iac_err_last());
+	int rc = errs.len ? iac_err_set("%s", iac_buf_cstr(&errs)) : 0;
+	iac_buf_free(&errs);
+	return rc;
+}

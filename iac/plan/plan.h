@@ -93,6 +93,13 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 		  const iac_plan_opts *opts);
 void iac_plan_free(iac_plan *plan);
 
+/* What `validate` checks beyond loading, touching no host and no state:
+ * every resource's attribute types and its type's plan hook (value formats:
+ * modes, durations, paths, rendered configs), with references unknown.
+ * 0, or IAC_ERR with one "FILE:LINE: resource 'ADDR': ..." line per bad
+ * resource. */
+int iac_plan_validate(iac_config *cfg, iac_providers *pv);
+
 /* "host 'web3' (10.0.0.4:22) is unreachable: connection refused; its 20
  * resources are left as they are", for one entry of plan->unreachable.
  * Caller frees. */

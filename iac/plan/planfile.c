@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "iac/core/buf.h"
 #include "iac/core/err.h"
 #include "iac/core/json.h"
 #include "iac/core/util.h"
@@ -76,6 +77,29 @@ static json_t *value_mac(const json_t *v, const unsigned char key[KEY_LEN])
 	return json_pack("{s:s}", "hmac_sha256", hex);
 }
 
+/* The plan as `iac plan` shows it, without colours, for `iac show FILE`
+ * (secrets are already "(sensitive)" in it). */
+static json_t *rendered(const iac_plan *plan)
+{
+	iac_buf b = IAC_BUF_INIT, plain = IAC_BUF_INIT;
+	iac_plan_render(&b, plan);
+	for (const char *p = iac_buf_cstr(&b); *p; p++) {
+		if (*p == '\033' && p[1] == '[') {   /* an SGR colour sequence */
+			p += 2;
+			while (*p && *p != 'm')
+				p++;
+			if (!*p)
+				break;
+			continue;
+		}
+		iac_buf_putc(&plain, *p);
+	}
+	json_t *text = json_string(iac_buf_cstr(&plain));
+	iac_buf_free(&b);
+	iac_buf_free(&plain);
+	return text ? text : json_null();
+}
+
 int iac_planfile_write(const char *path, const iac_plan *plan, iac_config *cfg, const json_t *replace)
 {
 	unsigned char key[KEY_LEN];
@@ -106,6 +130,7 @@ int iac_planfile_write(const char *path, const iac_plan *plan, iac_config *cfg, 
 				"variables", vars, "sensitive_variables", sens, "actions", actions_of(plan),
 				"plan", iac_plan_json(plan));
 	json_object_set_new(doc, "sensitive_hashes", hashes);
+	json_object_set_new(doc, "rendered", rendered(plan));
 	char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(doc);
 	int rc = iac_file_write_atomic(path, text, strlen(text), 0600);
@@ -117,6 +142,8 @@ int iac_planfile_write(const char *path, const iac_plan *plan, iac_config *cfg, 
  * nothing later meets a number where it expects a name. */
 static const char *plan_problem(const json_t *doc)
 {
+	if (json_object_get(doc, "rendered") && !json_is_string(json_object_get(doc, "rendered")))
+		return "'rendered' is not a string";
 	const json_t *v;
 	const char *k;
 	if (!json_is_string(json_object_get(doc, "lineage")))

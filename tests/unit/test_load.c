@@ -193,7 +193,7 @@ static void test_modules(void)
 	free(d);
 	d = config_dir("main.lua", "module \"web\" { source = \"./m\", nn = 1 }\n", "m/main.lua",
 		       "variable \"n\" { default = 1 }\n", NULL);
-	CHECK_CONTAINS(load_err(d), "module 'web' has no variable 'nn'");
+	CHECK_CONTAINS(load_err(d), "module 'module.web' has no variable 'nn'");
 	free(d);
 }
 

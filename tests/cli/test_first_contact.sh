@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# What a new user trips over first: validate checks what plan checks (value
+# formats, without touching hosts), unknown settings and names get "did you
+# mean", a header without a body is an error, declaration order does not
+# matter (resources["TYPE.NAME"]), a missing module argument is reported
+# where the module is called, commands and flags get suggestions and -h,
+# skipped operations are named, -target warns, show FILE shows the plan.
+. "$(dirname "$0")/lib.sh"
+
+newcfg first
+step "validate checks value formats like plan, touching no host"
+cat >main.lua <<'EOF'
+host "h1" { address = "10.255.255.1" }
+resource "local.file" "a" { path = "x", mode = "rwx" }
+resource "ssh.exec" "e" { host = "h1", create = "true", timeout = "5 minutes" }
+resource "ssh.file" "f" { host = "h1", path = "relative/path", content = "x" }
+EOF
+run validate
+expect_rc 1
+expect_contains err "main.lua:2: resource 'local.file.a': attribute 'mode': 'rwx' is not an octal mode"
+expect_contains err "main.lua:3: resource 'ssh.exec.e': attribute 'timeout': invalid duration '5 minutes'"
+expect_contains err "main.lua:4: resource 'ssh.file.f': attribute 'path': 'relative/path' must be absolute"
+[ ! -e .iac ] || fail "validate made .iac/"
+
+step "unknown settings of variable and output are errors with a suggestion"
+echo 'variable "x" { defualt = 1 }' >main.lua
+run validate
+expect_rc 1
+expect_contains err "main.lua:1: variable 'x': unknown setting 'defualt'; did you mean 'default'?"
+echo 'output "x" { vaule = 1 }' >main.lua
+run validate
+expect_rc 1
+expect_contains err "main.lua:1: output 'x': unknown setting 'vaule'; did you mean 'value'?"
+
+step "a resource without a body is an error, not 0 resources"
+echo 'resource "local.file" "a"' >main.lua
+run validate
+expect_rc 1
+expect_contains err "main.lua:1: resource 'local.file.a' has no body, so it declares nothing"
+
+step "a mistyped keyword gets a suggestion, not a Lua error"
+echo 'resorce "local.file" "a" { path = "x" }' >main.lua
+run validate
+expect_rc 1
+expect_contains err "main.lua:1: unknown name 'resorce'; did you mean 'resource'?"
+expect_not_contains err "attempt to call a nil value"
+
+step "declaration order does not matter with resources[...]"
+cat >main.lua <<'EOF'
+resource "local.file" "a" { path = "a.txt", content = resources["local.file.b"].path }
+resource "local.file" "b" { path = "b.txt", content = "B" }
+EOF
+run apply -auto-approve
+expect_rc 0
+expect_eq "a.txt" "b.txt" "$(cat a.txt)"
+step "a reference to an undeclared resource says what is declared"
+cat >main.lua <<'EOF'
+resource "local.file" "a" { path = "a.txt", content = resources["local.file.bb"].path }
+resource "local.file" "b" { path = "b.txt", content = "B" }
+EOF
+run validate
+expect_rc 1
+expect_contains err "main.lua:1: resource 'local.file.a' refers to unknown resource 'local.file.bb'; did you mean 'local.file.b'?"
+step "a name used before its line says how to reach it"
+cat >main.lua <<'EOF'
+resource "local.file" "a" { path = "a.txt", content = later.path }
+local later = resource "local.file" "b" { path = "b.txt", content = "B" }
+EOF
+run validate
+expect_rc 1
+expect_contains err "main.lua:1: unknown name 'later'"
+expect_contains err 'resources["TYPE.NAME"]'
+
+step "a missing module argument is reported where the module is called"
+mkdir -p m
+echo 'variable "port" { type = "number", description = "where it listens" }' >m/main.lua
+printf '\n\nlocal x = module "m" { source = "./m" }\n' >main.lua
+run validate
+expect_rc 1
+expect_contains err "main.lua:3: module 'module.m' needs argument 'port': where it listens"
+rm -rf m
+
+step "commands and flags get suggestions; -h is help; -chdir goes first"
+echo 'resource "local.file" "a" { path = "x", content = "1" }' >main.lua
+run pln
+expect_rc 1
+expect_contains err "unknown command 'pln' (did you mean 'plan'?)"
+run apply -auto-aprove
+expect_rc 1
+expect_contains err "unknown flag '-auto-aprove' for 'iac apply' (did you mean '-auto-approve'?)"
+for h in -h -help --help; do
+	run plan "$h"
+	expect_rc 0
+	expect_contains out "iac plan: show what apply would change"
+	expect_contains out "-var NAME=VALUE"
+done
+run plan -chdir=x
+expect_rc 1
+expect_contains err "-chdir goes before the command: iac -chdir=DIR plan"
+run validate
+expect_contains out "The configuration is valid (1 resource)."
+
+step "skipped operations are named with the failure that skipped them"
+cat >main.lua <<'EOF'
+resource "local.exec" "a" { create = "exit 3" }
+resource "local.exec" "b" { create = "true", depends_on = { resources["local.exec.a"] } }
+resource "local.exec" "c" { create = "true", depends_on = { resources["local.exec.b"] } }
+EOF
+run apply -auto-approve
+expect_rc 1
+expect_contains err "skipped local.exec.b, local.exec.c: local.exec.a failed"
+run apply -auto-approve -json
+expect_contains out '"because": "local.exec.a"'
+
+step "-target warns that the plan is partial"
+cat >main.lua <<'EOF'
+resource "local.file" "d" { path = "d", content = "x" }
+resource "local.file" "e" { path = "e", content = "y" }
+EOF
+run plan -target local.file.d
+expect_rc 0
+expect_contains err "-target is in effect: this plan covers only the targets"
+
+step "show FILE shows the plan as plan did"
+run plan -out=p.plan
+expect_rc 0
+planned=$OUT
+run show p.plan
+expect_rc 0
+expect_contains out '+ resource "local.file" "e" {'
+expect_contains out '+ content = "y"'
+expect_contains out "Plan: 2 to add, 0 to change, 0 to destroy."
+
+finish
