@@ -25,10 +25,13 @@ static void print_plan(const iac_plan *plan)
 	iac_plan_render(&b, plan);
 	iac_log_write(stdout, iac_buf_cstr(&b));
 	iac_buf_free(&b);
+	/* as Terraform does: a partial plan must not pass for the whole */
 	if (json_array_size(plan->targets))
-		/* as Terraform does: a partial plan must not pass for the whole */
 		iac_log_warn("-target is in effect: this plan covers only the targets and what they depend on, "
 			     "so it may be incomplete; run without -target to see every change");
+	if (json_array_size(plan->excludes) || json_array_size(plan->limits))
+		iac_log_warn("%s is in effect: resources outside it are left as they are, so this plan may be "
+			     "incomplete", json_array_size(plan->limits) ? "-limit" : "-exclude");
 }
 
 /* The last lines of a run that left hosts out, one per host: the hosts the
@@ -345,6 +348,10 @@ static int apply_saved(iac_session *s, const char *path, iac_plan **plan)
 		iac_strlist_push(&s->targets, json_string_value(e));
 	json_array_foreach(json_object_get(doc, "replace"), i, e)
 		iac_strlist_push(&s->replace, json_string_value(e));
+	json_array_foreach(json_object_get(doc, "exclude"), i, e)
+		iac_strlist_push(&s->excludes, json_string_value(e));
+	json_array_foreach(json_object_get(doc, "limit"), i, e)
+		iac_strlist_push(&s->limits, json_string_value(e));
 	json_array_foreach(json_object_get(doc, "sensitive_variables"), i, e) {
 		const char *name = json_string_value(e);
 		char env[300];

@@ -80,6 +80,10 @@ static size_t build_opts(iac_session *s, unsigned which)
 	if (which & IAC_F_PLAN) {
 		ADD_ARG("target", IAC_OPT_LIST, &s->targets, "ADDR", "limit to ADDR and what it depends on (repeatable)");
 		ADD_ARG("replace", IAC_OPT_LIST, &s->replace, "ADDR", "force replacement of ADDR (repeatable)");
+		ADD_ARG("exclude", IAC_OPT_LIST, &s->excludes, "ADDR", "leave ADDR and what depends on it as they are "
+			"(repeatable)");
+		ADD_ARG("limit", IAC_OPT_LIST, &s->limits, "HOSTS", "only resources on these hosts: names, addresses "
+			"or label=value, comma-separated (repeatable)");
 		ADD("refresh", IAC_OPT_BOOL, &s->refresh, "read resources back before planning (default true)");
 		ADD("parallelism", IAC_OPT_INT, &s->parallelism, "operations at once (default 10)");
 		ADD("require-all-hosts", IAC_OPT_BOOL, &s->require_all_hosts,
@@ -322,6 +326,8 @@ int iac_session_plan(iac_session *s, iac_plan **out)
 	po.destroy = s->destroy;
 	po.targets = s->targets.n ? (const char *const *)s->targets.items : NULL;
 	po.replace = s->replace.n ? (const char *const *)s->replace.items : NULL;
+	po.excludes = s->excludes.n ? (const char *const *)s->excludes.items : NULL;
+	po.limits = s->limits.n ? (const char *const *)s->limits.items : NULL;
 	po.refresh = s->refresh;
 	po.parallelism = s->parallelism;
 	po.require_all_hosts = s->require_all_hosts;
@@ -348,6 +354,8 @@ void iac_session_close(iac_session *s)
 	iac_strlist_free(&s->var_files);
 	iac_strlist_free(&s->targets);
 	iac_strlist_free(&s->replace);
+	iac_strlist_free(&s->excludes);
+	iac_strlist_free(&s->limits);
 	json_decref(s->plan_vars);
 	memset(s, 0, sizeof(*s));
 }

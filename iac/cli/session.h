@@ -18,7 +18,7 @@
 
 typedef struct {
 	/* flags */
-	iac_strlist vars, var_files, targets, replace;
+	iac_strlist vars, var_files, targets, replace, excludes, limits;
 	int parallelism;
 	int lock;                 /* -lock=false skips locking */
 	double lock_timeout_ms;

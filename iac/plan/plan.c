@@ -1054,6 +1054,17 @@ iac_graph *iac_config_graph(const iac_config *cfg)
 	return g;
 }
 
+/* A NULL-terminated list as a JSON array, or NULL for no list. */
+static json_t *list_json(const char *const *list)
+{
+	if (!list)
+		return NULL;
+	json_t *a = json_array();
+	for (size_t i = 0; list[i]; i++)
+		json_array_append_new(a, json_string(list[i]));
+	return a;
+}
+
 /* A new, empty plan against st's lineage and serial. */
 static iac_plan *plan_new(const iac_state *st, const iac_plan_opts *opts)
 {
@@ -1067,11 +1078,9 @@ static iac_plan *plan_new(const iac_state *st, const iac_plan_opts *opts)
 	plan->destroy = opts->destroy;
 	snprintf(plan->lineage, sizeof(plan->lineage), "%s", iac_state_lineage(st));
 	plan->serial = iac_state_serial(st);
-	if (opts->targets) {
-		plan->targets = json_array();
-		for (size_t i = 0; opts->targets[i]; i++)
-			json_array_append_new(plan->targets, json_string(opts->targets[i]));
-	}
+	plan->targets = list_json(opts->targets);
+	plan->excludes = list_json(opts->excludes);
+	plan->limits = list_json(opts->limits);
 	return plan;
 }
 
@@ -1121,6 +1130,98 @@ static void count_actions(iac_plan *plan)
 /* What is in scope: keep[] over the configuration's graph (targets with
  * their dependencies, or their dependents when destroying), state_scope[]
  * over the state's addresses. */
+/* 1 when a host (a host object, or a name) matches one -limit entry:
+ * its name, its address, or "label=value"; entries may list several
+ * separated by commas. */
+static int host_matches(const iac_config *cfg, const json_t *host, const char *const *limits)
+{
+	const char *name = json_is_string(host) ? json_string_value(host) : iac_json_str(host, "name");
+	const json_t *h = json_is_object(host) ? host : json_object_get(cfg->hosts, name ? name : "");
+	const char *addr = iac_json_str(h, "address");
+	for (size_t i = 0; limits[i]; i++) {
+		char *list = iac_xstrdup(limits[i]), *save = NULL;
+		int hit = 0;
+		for (char *e = strtok_r(list, ",", &save); e && !hit; e = strtok_r(NULL, ",", &save)) {
+			char *eq = strchr(e, '=');
+			if (eq) {
+				*eq = '\0';
+				hit = !strcmp(iac_json_str(json_object_get(h, "labels"), e) ?: "\x01", eq + 1);
+			} else {
+				hit = (name && !strcmp(name, e)) || (addr && !strcmp(addr, e));
+			}
+		}
+		free(list);
+		if (hit)
+			return 1;
+	}
+	return 0;
+}
+
+/* The host a resource lives on (its IAC_T_HOST attribute), or NULL. */
+static const json_t *host_of(const iac_rtype *rt, const json_t *attrs)
+{
+	for (const iac_attr *a = rt ? rt->attrs : NULL; a && a->name; a++)
+		if (a->type == IAC_T_HOST && json_object_get(attrs, a->name))
+			return json_object_get(attrs, a->name);
+	return NULL;
+}
+
+/* -limit: keep[] only for resources on the limited hosts, and (unless
+ * destroying) what they depend on. */
+static void limit_scope(planner *pl, const iac_graph *g, unsigned char *keep)
+{
+	const iac_config *cfg = pl->cfg;
+	unsigned char *lim = iac_xcalloc(cfg->nres + 1, 1);
+	for (size_t i = 0; i < cfg->nres; i++) {
+		const json_t *h = host_of(cfg->res[i]->rtype, cfg->res[i]->attrs);
+		lim[i] = h && !iac_value_marker(h) && host_matches(cfg, h, pl->opts->limits);
+	}
+	if (pl->opts->destroy)
+		iac_graph_mark_descendants(g, lim);
+	else
+		iac_graph_mark_ancestors(g, lim);
+	for (size_t i = 0; i < cfg->nres; i++)
+		keep[i] &= lim[i];
+	free(lim);
+}
+
+/* -exclude: the excluded and what depends on them (when destroying: what
+ * they depend on, which must outlive them) leave keep[]. */
+static void exclude_scope(planner *pl, const iac_graph *g, unsigned char *keep)
+{
+	const iac_config *cfg = pl->cfg;
+	unsigned char *ex = iac_xcalloc(cfg->nres + 1, 1);
+	for (size_t i = 0; i < cfg->nres; i++)
+		ex[i] = in_targets(cfg->res[i]->addr, pl->opts->excludes);
+	if (pl->opts->destroy)
+		iac_graph_mark_ancestors(g, ex);
+	else
+		iac_graph_mark_descendants(g, ex);
+	for (size_t i = 0; i < cfg->nres; i++)
+		if (ex[i])
+			keep[i] = 0;
+	free(ex);
+}
+
+/* Whether a state entry that is not configured is in scope. */
+static int state_only_in_scope(planner *pl, const char *addr)
+{
+	const iac_plan_opts *opts = pl->opts;
+	if (opts->excludes && in_targets(addr, opts->excludes))
+		return 0;
+	if (opts->limits) {
+		json_t *e = iac_state_get(pl->st, addr);
+		const iac_rtype *rt = iac_provider_find_type(iac_json_str(e, "type") ?: "", NULL);
+		const json_t *h = host_of(rt, json_object_get(e, "attributes"));
+		if (!h || !host_matches(pl->cfg, h, opts->limits))
+			return 0;
+	}
+	return in_targets(addr, opts->targets);
+}
+
+/* What is in scope: keep[] over the configuration's graph (targets with
+ * their dependencies, or their dependents when destroying; -limit,
+ * -exclude), state_scope[] over the state's addresses. */
 static int scope(planner *pl, const iac_graph *g, unsigned char **keep, unsigned char **state_scope,
 		 const char **addrs, size_t naddrs)
 {
@@ -1135,11 +1236,16 @@ static int scope(planner *pl, const iac_graph *g, unsigned char **keep, unsigned
 	else if (opts->targets)
 		iac_graph_mark_ancestors(g, *keep);     /* dependencies come along */
 	if (check_matches(cfg, addrs, naddrs, opts->targets, "-target") < 0 ||
-	    check_matches(cfg, addrs, naddrs, opts->replace, "-replace") < 0)
+	    check_matches(cfg, addrs, naddrs, opts->replace, "-replace") < 0 ||
+	    check_matches(cfg, addrs, naddrs, opts->excludes, "-exclude") < 0)
 		return IAC_ERR;
+	if (opts->limits)
+		limit_scope(pl, g, *keep);
+	if (opts->excludes)
+		exclude_scope(pl, g, *keep);
 	for (size_t i = 0; i < naddrs; i++) {
 		int id = iac_graph_find(g, addrs[i]);
-		(*state_scope)[i] = id >= 0 ? (*keep)[id] : in_targets(addrs[i], opts->targets);
+		(*state_scope)[i] = id >= 0 ? (*keep)[id] : state_only_in_scope(pl, addrs[i]);
 	}
 	return 0;
 }
@@ -1181,7 +1287,7 @@ int iac_plan_make(iac_plan **out, iac_config *cfg, iac_state *st, iac_providers 
 	for (size_t i = 0; i < naddrs; i++)
 		if (state_scope[i] && !iac_map_get(&pl.changes, addrs[i]))
 			plan_orphan(&pl, addrs[i]);
-	if (!opts->targets && plan_outputs(&pl) < 0)
+	if (!opts->targets && !opts->excludes && !opts->limits && plan_outputs(&pl) < 0)
 		goto done;
 	count_actions(pl.plan);
 	*out = pl.plan;
@@ -1228,6 +1334,8 @@ void iac_plan_free(iac_plan *plan)
 	json_decref(plan->output_changes);
 	json_decref(plan->drift);
 	json_decref(plan->targets);
+	json_decref(plan->excludes);
+	json_decref(plan->limits);
 	json_decref(plan->errors);
 	json_decref(plan->warnings);
 	json_decref(plan->reasons);

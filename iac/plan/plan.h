@@ -65,6 +65,8 @@ typedef struct iac_plan {
 	int destroy;
 	size_t n_add, n_change, n_destroy;
 	json_t *targets;      /* the -target list, or NULL */
+	json_t *excludes;     /* the -exclude list, or NULL */
+	json_t *limits;       /* the -limit list, or NULL */
 	json_t *errors;       /* refresh errors (strings); a plan with errors fails */
 	json_t *warnings;     /* notes from providers: [{"address","message"}] */
 	json_t *reasons;      /* storage for provider-given reasons (strings) */
@@ -78,6 +80,13 @@ typedef struct {
 	int destroy;                  /* plan removal of everything in scope */
 	const char *const *targets;   /* -target ADDR, NULL terminated; NULL = all */
 	const char *const *replace;   /* -replace ADDR: force replacement */
+	/* -exclude ADDR: leave it and what depends on it (when destroying:
+	 * what it depends on) as they are */
+	const char *const *excludes;
+	/* -limit HOSTS: only resources on these hosts ("web1", or a label
+	 * "role=web"; each entry may be a comma-separated list), and what
+	 * they depend on */
+	const char *const *limits;
 	int refresh;                  /* read resources back (default on) */
 	int parallelism;              /* refresh workers */
 	int require_all_hosts;        /* an unreachable host fails the plan */

@@ -131,6 +131,10 @@ int iac_planfile_write(const char *path, const iac_plan *plan, iac_config *cfg, 
 				"plan", iac_plan_json(plan));
 	json_object_set_new(doc, "sensitive_hashes", hashes);
 	json_object_set_new(doc, "rendered", rendered(plan));
+	if (plan->excludes)
+		json_object_set(doc, "exclude", plan->excludes);
+	if (plan->limits)
+		json_object_set(doc, "limit", plan->limits);
 	char *text = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
 	json_decref(doc);
 	int rc = iac_file_write_atomic(path, text, strlen(text), 0600);
@@ -142,6 +146,10 @@ int iac_planfile_write(const char *path, const iac_plan *plan, iac_config *cfg, 
  * nothing later meets a number where it expects a name. */
 static const char *plan_problem(const json_t *doc)
 {
+	if (json_object_get(doc, "exclude") && !iac_value_is_string_list(json_object_get(doc, "exclude")))
+		return "'exclude' is not a list of addresses";
+	if (json_object_get(doc, "limit") && !iac_value_is_string_list(json_object_get(doc, "limit")))
+		return "'limit' is not a list of hosts";
 	if (json_object_get(doc, "rendered") && !json_is_string(json_object_get(doc, "rendered")))
 		return "'rendered' is not a string";
 	const json_t *v;
