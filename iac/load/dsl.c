@@ -698,6 +698,101 @@ static int l_file(lua_State *L)
 	return 1;
 }
 
+/* Push vars.a.b for the dotted name (at most 8 levels) onto the stack, or
+ * return 0 when some part is missing. */
+static int template_value(lua_State *L, int vars, const char *name, size_t len)
+{
+	char part[128];
+	lua_pushvalue(L, vars);
+	for (int depth = 0; len && depth < 8; depth++) {
+		const char *dot = memchr(name, '.', len);
+		size_t n = dot ? (size_t)(dot - name) : len;
+		if (n == 0 || n >= sizeof(part) || !lua_istable(L, -1))
+			break;
+		memcpy(part, name, n);
+		part[n] = '\0';
+		lua_getfield(L, -1, part);
+		lua_remove(L, -2);
+		if (lua_isnil(L, -1))
+			break;
+		if (!dot)
+			return 1;
+		name += n + 1;
+		len -= n + 1;
+	}
+	lua_pop(L, 1);
+	return 0;
+}
+
+/* templatefile(path, vars): the file's text with ${name} (and ${name.key})
+ * replaced by vars' values; $${ is a literal ${. The pieces are joined with
+ * Lua's .., so a value that is a reference makes the result a template the
+ * engine fills in later, as "x" .. conf.path would. Errors name the
+ * template's own file and line. */
+static int l_templatefile(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	const char *rel = luaL_checkstring(L, 1);
+	if (!lua_isnoneornil(L, 2))
+		luaL_checktype(L, 2, LUA_TTABLE);
+	else
+		lua_newtable(L);
+	int vars = 2;
+	char *path = iac_path_join(ld->cur->dir, rel), *text = NULL;
+	size_t len;
+	int rc = iac_load_confine(ld, path, "templatefile()");
+	if (rc == 0 && (rc = iac_file_read(&text, &len, path)) < 0)
+		iac_err_prefix("templatefile()");
+	free(path);
+	if (rc < 0) {
+		lua_pushstring(L, iac_err_last());
+		return iac_load_error(L, "%s", lua_tostring(L, -1));
+	}
+	lua_pushstring(L, "");
+	int line = 1;
+	const char *p = text, *lit = text, *end = text + len;
+	while (p < end) {
+		if (*p == '\n')
+			line++;
+		if (p[0] == '$' && p + 2 < end && p[1] == '$' && p[2] == '{') {
+			lua_pushlstring(L, lit, (size_t)(p - lit) + 1);   /* "$" then "{" from the rest */
+			lua_concat(L, 2);
+			p += 2;
+			lit = p;
+			continue;
+		}
+		if (p[0] != '$' || p + 1 >= end || p[1] != '{') {
+			p++;
+			continue;
+		}
+		const char *close = memchr(p, '}', (size_t)(end - p));
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!close || (nl && nl < close)) {
+			free(text);
+			return iac_load_error(L, "templatefile(): %s:%d: '${' is not closed by '}' on the same line", rel, line);
+		}
+		const char *name = p + 2;
+		size_t n = (size_t)(close - name);
+		while (n && name[0] == ' ')
+			name++, n--;
+		while (n && name[n - 1] == ' ')
+			n--;
+		lua_pushlstring(L, lit, (size_t)(p - lit));
+		if (!template_value(L, vars, name, n)) {
+			lua_pushlstring(L, name, n);
+			free(text);
+			return iac_load_error(L, "templatefile(): %s:%d: '%s' is not in the variables given to the template",
+					      rel, line, lua_tostring(L, -1));
+		}
+		lua_concat(L, 3);   /* so far .. literal .. value, left to right like Lua's .. */
+		p = lit = close + 1;
+	}
+	lua_pushlstring(L, lit, (size_t)(end - lit));
+	free(text);
+	lua_concat(L, 2);
+	return 1;
+}
+
 /* filebase64(path): a file's bytes, any bytes, as base64 text. */
 static int l_filebase64(lua_State *L)
 {
@@ -831,7 +926,8 @@ void iac_dsl_install(lua_State *L)
 		{ "provider", l_provider }, { "host", l_host }, { "hosts", l_hosts },
 		{ "file", l_file }, { "sha256", l_sha256 }, { "jsonencode", l_jsonencode },
 		{ "jsondecode", l_jsondecode }, { "filebase64", l_filebase64 },
-		{ "base64encode", l_base64encode }, { "base64decode", l_base64decode }, { NULL, NULL },
+		{ "base64encode", l_base64encode }, { "base64decode", l_base64decode },
+		{ "templatefile", l_templatefile }, { NULL, NULL },
 	};
 	luaL_setfuncs(L, fns, 0);
 	install_resources(L);

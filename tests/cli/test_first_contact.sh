@@ -131,4 +131,52 @@ expect_contains out '+ resource "local.file" "e" {'
 expect_contains out '+ content = "y"'
 expect_contains out "Plan: 2 to add, 0 to change, 0 to destroy."
 
+newcfg refactor
+step "state mv renames a resource so the plan does not re-create it"
+cat >main.lua <<'EOF'
+resource "local.file" "old" { path = "a", content = "1" }
+resource "local.file" "user" { path = "b", content = resources["local.file.old"].path }
+EOF
+run apply -auto-approve
+expect_rc 0
+sed -i 's/"old"/"new"/; s/local.file.old/local.file.new/' main.lua
+run plan
+expect_contains out "1 to add, 0 to change, 1 to destroy"
+run state mv local.file.old local.file.new
+expect_rc 0
+expect_contains out "Moved local.file.old to local.file.new"
+run plan -detailed-exitcode
+expect_rc 0
+deps=$($PY -c 'import json; d = json.load(open(".iac/state.json")); print([r.get("dependencies") for r in d["resources"] if r["address"] == "local.file.user"][0])')
+expect_eq "local.file.user's dependencies" "['local.file.new']" "$deps"
+run state mv local.file.new ssh.file.x
+expect_rc 1
+expect_contains err "'ssh.file.x' is not an address of type local.file"
+run state mv local.file.new local.file.user
+expect_rc 1
+expect_contains err "'local.file.user' is already in state"
+
+newcfg template
+step "templatefile fills \${name} from its variables, references included"
+printf 'server {\n  listen ${port};\n  root ${ app.dir };\n  # $${literal}\n  upstream ${up};\n}\n' >nginx.tpl
+cat >main.lua <<'EOF'
+local up = resource "local.file" "up" { path = "up.txt", content = "u" }
+resource "local.file" "conf" { path = "nginx.conf",
+  content = templatefile("nginx.tpl", { port = 8080, app = { dir = "/srv" }, up = up.path }) }
+EOF
+run apply -auto-approve
+expect_rc 0
+expect_eq "rendered" "$(printf 'server {\n  listen 8080;\n  root /srv;\n  # ${literal}\n  upstream up.txt;\n}')" "$(cat nginx.conf)"
+step "template errors name the template's file and line"
+printf 'line one\nx ${nope}\n' >bad.tpl
+echo 'resource "local.file" "c" { path = "c", content = templatefile("bad.tpl", {}) }' >main.lua
+run validate
+expect_rc 1
+expect_contains err "main.lua:1: templatefile(): bad.tpl:2: 'nope' is not in the variables given to the template"
+printf 'a ${x\n' >bad2.tpl
+echo 'resource "local.file" "c" { path = "c", content = templatefile("bad2.tpl", { x = 1 }) }' >main.lua
+run validate
+expect_rc 1
+expect_contains err "templatefile(): bad2.tpl:1: '\${' is not closed by '}' on the same line"
+
 finish
