@@ -199,198 +199,306 @@ static int should_abort(iac_lt_config *cfg, iac_lt_run *run, double elapsed_s)
 	return abort_now;
 }
 
-int iac_loadtest_main(int argc, char **argv)
-{
-	lt_flags f = { .duration_ms = -1, .vus = -1, .rate = -1 };
-	iac_strlist pos = { NULL, 0 };
+/* One `iac loadtest` invocation, in the order it is filled: the command
+ * line as given, the scenario with the flags applied, then the run and its
+ * result. lt_free releases whatever was set. */
+typedef struct {
+	lt_flags f;              /* -1 / NULL: not given */
+	iac_strlist pos;
+	const char *file;        /* the scenario file (in pos) */
 	iac_lt_config cfg;
+	int have_cfg;
+	int cores;               /* CPUs iac may run on */
+	int threads;             /* worker threads */
+	iac_lt_hosts *hosts;     /* observe.hosts, or NULL */
 	iac_lt_run run;
+	int have_run;
 	iac_lt_result res;
-	iac_lt_hosts *hosts = NULL;
-	int rc = 1, have_cfg = 0, have_run = 0;
-	memset(&res, 0, sizeof(res));
+} lt_cmd;
 
-	if (iac_args_parse(options(&f), "loadtest", argc, argv, &pos) < 0) {
-		iac_log_error("%s", iac_err_last());
-		goto done;
-	}
-	if (pos.n != 1) {
-		iac_log_error("%s; usage: iac loadtest FILE [flags]",
-			      pos.n ? "only one scenario file is accepted" : "missing the scenario file");
-		goto done;
-	}
-	if (iac_lt_scenario_load(&cfg, pos.items[0]) < 0) {
-		iac_log_error("%s", iac_err_last());
-		goto done;
-	}
-	have_cfg = 1;
-	if (apply_flags(&cfg, &f) < 0) {
-		iac_log_error("%s", iac_err_last());
-		goto done;
-	}
-	int cores = cpus_allowed();
-	int threads = f.threads > 0 ? f.threads : cores;
-	/* a thread without a VU of its own would drop its share of arrivals */
-	int most_vus = cfg.vus;
-	if (cfg.executor == IAC_LT_CONSTANT_RATE || cfg.executor == IAC_LT_RAMPING_RATE)
-		most_vus = cfg.max_vus;
+/* The flags and the one scenario file. 0, or -1 with a message. */
+static int lt_parse(lt_cmd *c, int argc, char **argv)
+{
+	if (iac_args_parse(options(&c->f), "loadtest", argc, argv, &c->pos) < 0)
+		return IAC_ERR;
+	if (c->pos.n != 1)
+		return iac_err_set("%s; usage: iac loadtest FILE [flags]",
+				   c->pos.n ? "only one scenario file is accepted" : "missing the scenario file");
+	c->file = c->pos.items[0];
+	return 0;
+}
+
+/* The flag, or one thread per usable CPU; but never more threads than the
+ * run can have VUs: a thread without a VU of its own would drop its share
+ * of arrivals. */
+static int thread_count(const iac_lt_config *cfg, int flag, int cores)
+{
+	int threads = flag > 0 ? flag : cores;
+	int most_vus = cfg->vus;
+	if (cfg->executor == IAC_LT_CONSTANT_RATE || cfg->executor == IAC_LT_RAMPING_RATE)
+		most_vus = cfg->max_vus;
 	else
-		for (size_t i = 0; i < cfg.nstages; i++)
-			if (cfg.stages[i].target > most_vus)
-				most_vus = (int)cfg.stages[i].target;
+		for (size_t i = 0; i < cfg->nstages; i++)
+			if (cfg->stages[i].target > most_vus)
+				most_vus = (int)cfg->stages[i].target;
 	if (most_vus >= 1 && threads > most_vus)
 		threads = most_vus;
-	if (f.threads < 0) {
-		iac_log_error("flag '-threads' must be at least 1");
-		goto done;
-	}
+	return threads;
+}
+
+/* Load the scenario, apply the flags and size the run. 0 or -1. Errors in
+ * the scenario are reported before those in the flags. */
+static int lt_configure(lt_cmd *c)
+{
+	if (iac_lt_scenario_load(&c->cfg, c->file) < 0)
+		return IAC_ERR;
+	c->have_cfg = 1;
+	if (apply_flags(&c->cfg, &c->f) < 0)
+		return IAC_ERR;
+	if (c->f.threads < 0)
+		return iac_err_set("flag '-threads' must be at least 1");
+	c->cores = cpus_allowed();
+	c->threads = thread_count(&c->cfg, c->f.threads, c->cores);
+	return 0;
+}
+
+/* Open the server-side observers, catch SIGINT (the previous handler goes
+ * to old_sa) and start the engine. 0, or -1 with a message and SIGINT
+ * restored. */
+static int lt_start(lt_cmd *c, struct sigaction *old_sa)
+{
 	raise_nofile();
-	if (cfg.hosts.n)
-		hosts = iac_lt_hosts_open(&cfg.hosts, cfg.ssh_key, cfg.known_hosts);
-	if (cfg.haproxy) {
+	if (c->cfg.hosts.n)
+		c->hosts = iac_lt_hosts_open(&c->cfg.hosts, c->cfg.ssh_key, c->cfg.known_hosts);
+	if (c->cfg.haproxy) {
+		/* one probe up front: a wrong address is worth a warning before
+		 * the run rather than a report without figures after it */
 		iac_lt_hap_sample hs;
-		if (iac_lt_haproxy_sample(&hs, cfg.haproxy, 500) < 0)
+		if (iac_lt_haproxy_sample(&hs, c->cfg.haproxy, 500) < 0)
 			iac_log_warn("%s; the run continues without HAProxy figures", iac_err_last());
 	}
 
-	struct sigaction sa, old_sa;
+	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigint;
-	sigaction(SIGINT, &sa, &old_sa);
+	sigaction(SIGINT, &sa, old_sa);
 	interrupted = 0;
 
-	iac_time_rfc3339(res.started, sizeof(res.started));
-	if (iac_lt_engine_start(&run, &cfg, threads) < 0) {
-		iac_log_error("%s", iac_err_last());
-		have_run = 1;
-		sigaction(SIGINT, &old_sa, NULL);
-		goto done;
-	}
-	have_run = 1;
-	int progress = !f.quiet && isatty(STDERR_FILENO) && !getenv("CI");
-	/* CPU spent polling for events (instead of sleeping) is idle time */
-	double cpu_prev = cpu_seconds() - iac_lt_engine_polled_s(&run), wall_prev = iac_lt_engine_elapsed(&run), wait_prev = runq_wait_seconds() - iac_lt_engine_yielded_s(&run);
-	long next_sec = 0;
-	int aborted = 0, vus_max = 0;
-	while (iac_lt_engine_running(&run)) {
-		sleep_ms(50);
-		double el = iac_lt_engine_elapsed(&run);
-		int vus = iac_lt_engine_active_vus(&run);
-		if (vus > vus_max)
-			vus_max = vus;
-		if (interrupted && run.stop < 1 + (interrupted > 1)) {
-			run.stop = 1 + (interrupted > 1);   /* a second Ctrl-C drops in-flight work */
-		}
-		if (el < (double)(next_sec + 1))
-			continue;
-		/* one second is over: sample everything for it */
-		double cpu_now = cpu_seconds() - iac_lt_engine_polled_s(&run);
-		int usable = threads < cores ? threads : cores;
-		double cpu_pct = 100.0 * (cpu_now - cpu_prev) / ((el - wall_prev) * usable);
-		double wait_now = runq_wait_seconds() - iac_lt_engine_yielded_s(&run);
-		double wait_pct = 100.0 * (wait_now - wait_prev) / ((el - wall_prev) * threads);
-		if (wait_pct < 0)
-			wait_pct = NAN;   /* workers that ended took their counters with them */
-		wait_prev = wait_now;
-		cpu_prev = cpu_now;
-		wall_prev = el;
-		iac_lt_hap_sample hs;
-		int hap_ok = cfg.haproxy && iac_lt_haproxy_sample(&hs, cfg.haproxy, 300) == 0;
-		double *hc = NULL, *hm = NULL;
-		if (cfg.hosts.n) {
-			hc = iac_xmalloc(cfg.hosts.n * sizeof(double));
-			hm = iac_xmalloc(cfg.hosts.n * sizeof(double));
-			iac_lt_hosts_sample(hosts, hc, hm);
-		}
-		pthread_mutex_lock(&run.mu);
-		iac_lt_second *x = iac_lt_engine_slot(&run, next_sec);
-		x->cpu_pct = cpu_pct;
-		x->wait_pct = wait_pct;
-		if (hap_ok) {
-			x->hap_qcur = hs.qcur;
-			x->hap_scur = hs.scur;
-			x->hap_rtime_ms = hs.rtime_ms;
-			x->hap_rate = hs.rate;
-		}
-		free(x->host_cpu);
-		free(x->host_mem);
-		x->host_cpu = hc;
-		x->host_mem = hm;
-		pthread_mutex_unlock(&run.mu);
-		next_sec++;
+	iac_time_rfc3339(c->res.started, sizeof(c->res.started));
+	int rc = iac_lt_engine_start(&c->run, &c->cfg, c->threads);
+	c->have_run = 1;   /* freed even when the start failed half-way */
+	if (rc < 0)
+		sigaction(SIGINT, old_sa, NULL);
+	return rc < 0 ? IAC_ERR : 0;
+}
 
-		size_t nfinal = iac_lt_engine_collect(&run, 0);
-		if (!aborted && !run.stop && should_abort(&cfg, &run, el)) {
-			aborted = 1;
-			run.stop = 1;
-		}
-		size_t whole = nfinal < (size_t)next_sec ? nfinal : (size_t)next_sec;   /* not a partial tail */
-		if (progress && whole) {
-			pthread_mutex_lock(&run.mu);
-			const iac_lt_second *l = &run.secs[whole - 1];
-			char line[200];
-			snprintf(line, sizeof(line), "\r  %5.0fs  vus %-6d rps %-9llu errors %-7llu p99 %.2fms   ", el, vus,
-				 (unsigned long long)l->requests, (unsigned long long)run.total.failed, l->p99_ms);
-			pthread_mutex_unlock(&run.mu);
-			iac_log_write(stderr, line);
-		}
+/* What the once-a-second sampling carries from one second to the next. */
+typedef struct {
+	double cpu_prev, wall_prev, wait_prev;   /* totals when the last second ended */
+	long next_sec;                           /* the second not sampled yet */
+	int aborted;                             /* stopped by abort_on_fail */
+	int vus_max;                             /* most VUs active at once, as polled */
+} lt_watch;
+
+/* Second w->next_sec is over: record the load generator's CPU and CPU
+ * wait over it, and the server side now. */
+static void sample_second(lt_cmd *c, lt_watch *w, double el)
+{
+	iac_lt_run *run = &c->run;
+	/* CPU spent polling for events (instead of sleeping) is idle time */
+	double cpu_now = cpu_seconds() - iac_lt_engine_polled_s(run);
+	int usable = c->threads < c->cores ? c->threads : c->cores;
+	double cpu_pct = 100.0 * (cpu_now - w->cpu_prev) / ((el - w->wall_prev) * usable);
+	double wait_now = runq_wait_seconds() - iac_lt_engine_yielded_s(run);
+	double wait_pct = 100.0 * (wait_now - w->wait_prev) / ((el - w->wall_prev) * c->threads);
+	if (wait_pct < 0)
+		wait_pct = NAN;   /* workers that ended took their counters with them */
+	w->wait_prev = wait_now;
+	w->cpu_prev = cpu_now;
+	w->wall_prev = el;
+	iac_lt_hap_sample hs;
+	int hap_ok = c->cfg.haproxy && iac_lt_haproxy_sample(&hs, c->cfg.haproxy, 300) == 0;
+	double *hc = NULL, *hm = NULL;
+	if (c->cfg.hosts.n) {
+		hc = iac_xmalloc(c->cfg.hosts.n * sizeof(double));
+		hm = iac_xmalloc(c->cfg.hosts.n * sizeof(double));
+		iac_lt_hosts_sample(c->hosts, hc, hm);
 	}
-	double elapsed = iac_lt_engine_elapsed(&run);
-	iac_lt_engine_join(&run);
-	sigaction(SIGINT, &old_sa, NULL);
-	if (progress)
-		iac_log_write(stderr, "\r\033[K");
-	size_t nsecs = iac_lt_engine_collect(&run, 1);
+	pthread_mutex_lock(&run->mu);
+	iac_lt_second *x = iac_lt_engine_slot(run, w->next_sec);
+	x->cpu_pct = cpu_pct;
+	x->wait_pct = wait_pct;
+	if (hap_ok) {
+		x->hap_qcur = hs.qcur;
+		x->hap_scur = hs.scur;
+		x->hap_rtime_ms = hs.rtime_ms;
+		x->hap_rate = hs.rate;
+	}
+	free(x->host_cpu);
+	free(x->host_mem);
+	x->host_cpu = hc;
+	x->host_mem = hm;
+	pthread_mutex_unlock(&run->mu);
+	w->next_sec++;
+}
+
+/* The progress line, from the last whole second. */
+static void show_progress(iac_lt_run *run, size_t whole, double el, int vus)
+{
+	pthread_mutex_lock(&run->mu);
+	const iac_lt_second *l = &run->secs[whole - 1];
+	char line[200];
+	snprintf(line, sizeof(line), "\r  %5.0fs  vus %-6d rps %-9llu errors %-7llu p99 %.2fms   ", el, vus,
+		 (unsigned long long)l->requests, (unsigned long long)run->total.failed, l->p99_ms);
+	pthread_mutex_unlock(&run->mu);
+	iac_log_write(stderr, line);
+}
+
+/* Until the workers are done: poll every 50 ms for VUs and Ctrl-C, and
+ * once a second sample, finalise seconds, check abort_on_fail and show
+ * progress. */
+static void watch(lt_cmd *c, lt_watch *w, int progress)
+{
+	iac_lt_run *run = &c->run;
+	w->cpu_prev = cpu_seconds() - iac_lt_engine_polled_s(run);
+	w->wall_prev = iac_lt_engine_elapsed(run);
+	w->wait_prev = runq_wait_seconds() - iac_lt_engine_yielded_s(run);
+	while (iac_lt_engine_running(run)) {
+		sleep_ms(50);
+		double el = iac_lt_engine_elapsed(run);
+		int vus = iac_lt_engine_active_vus(run);
+		if (vus > w->vus_max)
+			w->vus_max = vus;
+		if (interrupted && run->stop < 1 + (interrupted > 1)) {
+			run->stop = 1 + (interrupted > 1);   /* a second Ctrl-C drops in-flight work */
+		}
+		if (el < (double)(w->next_sec + 1))
+			continue;
+		sample_second(c, w, el);
+		size_t nfinal = iac_lt_engine_collect(run, 0);
+		if (!w->aborted && !run->stop && should_abort(&c->cfg, run, el)) {
+			w->aborted = 1;
+			run->stop = 1;
+		}
+		size_t whole = nfinal < (size_t)w->next_sec ? nfinal : (size_t)w->next_sec;   /* not a partial tail */
+		if (progress && whole)
+			show_progress(run, whole, el, vus);
+	}
+}
+
+/* The seconds worth reporting, once every worker has flushed: fixes up the
+ * per-second VU counts and sets res.last_sec_fraction. */
+static size_t final_seconds(lt_cmd *c, double elapsed)
+{
+	iac_lt_run *run = &c->run;
+	size_t nsecs = iac_lt_engine_collect(run, 1);
 	/* a drain tail with nothing in it is not part of the run's story */
-	while (nsecs > 1 && !run.secs[nsecs - 1].requests && !run.secs[nsecs - 1].iterations &&
-	       !run.secs[nsecs - 1].dropped)
+	while (nsecs > 1 && !run->secs[nsecs - 1].requests && !run->secs[nsecs - 1].iterations &&
+	       !run->secs[nsecs - 1].dropped)
 		nsecs--;
 	/* the last second is usually partial: its rate is per second it covered */
 	double covered = elapsed - (double)(nsecs - 1);
-	res.last_sec_fraction = covered > 0.05 && covered < 1 ? covered : 1;
+	c->res.last_sec_fraction = covered > 0.05 && covered < 1 ? covered : 1;
 	for (size_t i = 0; i < nsecs; i++)
-		if (run.secs[i].vus < 0)
-			run.secs[i].vus = 0;   /* no worker had a VU running then */
-	if (run.vus_max < vus_max)
-		run.vus_max = vus_max;
+		if (run->secs[i].vus < 0)
+			run->secs[i].vus = 0;   /* no worker had a VU running then */
+	return nsecs;
+}
 
-	res.cfg = &cfg;
-	res.total = &run.total;
-	res.secs = run.secs;
-	res.nsecs = nsecs;
-	res.elapsed_s = elapsed;
-	res.threads = threads;
-	res.cores = threads < cores ? threads : cores;
-	res.vus_max = run.vus_max;
-	res.aborted = aborted;
-	res.interrupted = interrupted > 0;
-	res.haproxy = cfg.haproxy;
-	res.hosts = &cfg.hosts;
+/* The result as the reports see it; it borrows from c. */
+static void fill_result(lt_cmd *c, const lt_watch *w, double elapsed, size_t nsecs)
+{
+	iac_lt_result *res = &c->res;
+	if (c->run.vus_max < w->vus_max)
+		c->run.vus_max = w->vus_max;
+	res->cfg = &c->cfg;
+	res->total = &c->run.total;
+	res->secs = c->run.secs;
+	res->nsecs = nsecs;
+	res->elapsed_s = elapsed;
+	res->threads = c->threads;
+	res->cores = c->threads < c->cores ? c->threads : c->cores;
+	res->vus_max = c->run.vus_max;
+	res->aborted = w->aborted;
+	res->interrupted = interrupted > 0;
+	res->haproxy = c->cfg.haproxy;
+	res->hosts = &c->cfg.hosts;
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	res.rss_mib = (double)ru.ru_maxrss / 1024.0;
-	iac_lt_result_judge(&res);
-	size_t failed = iac_lt_thresholds_eval(cfg.thresholds, cfg.nthresholds, &run.total, elapsed);
-	res.exit_code = failed ? IAC_LT_EXIT_THRESHOLDS : 0;
-	if (!f.quiet)
-		iac_lt_report_summary(stdout, &res);
-	rc = res.exit_code;
-	if (f.json && iac_lt_report_write_json(&res, f.json) < 0) {
+	res->rss_mib = (double)ru.ru_maxrss / 1024.0;
+}
+
+/* Run the load to its end (or Ctrl-C, or abort_on_fail) and fill c->res.
+ * 0, or -1 with a message when the engine could not start. */
+static int lt_run(lt_cmd *c)
+{
+	struct sigaction old_sa;
+	if (lt_start(c, &old_sa) < 0)
+		return IAC_ERR;
+	int progress = !c->f.quiet && isatty(STDERR_FILENO) && !getenv("CI");
+	lt_watch w;
+	memset(&w, 0, sizeof(w));
+	watch(c, &w, progress);
+	double elapsed = iac_lt_engine_elapsed(&c->run);
+	iac_lt_engine_join(&c->run);
+	sigaction(SIGINT, &old_sa, NULL);
+	if (progress)
+		iac_log_write(stderr, "\r\033[K");
+	size_t nsecs = final_seconds(c, elapsed);
+	fill_result(c, &w, elapsed, nsecs);
+	return 0;
+}
+
+/* Judge the result, evaluate the thresholds and write the reports. Returns
+ * the exit code: a report that cannot be written is an error (1) even when
+ * the thresholds passed. */
+static int lt_report(lt_cmd *c)
+{
+	iac_lt_result *res = &c->res;
+	iac_lt_result_judge(res);
+	size_t failed = iac_lt_thresholds_eval(c->cfg.thresholds, c->cfg.nthresholds, &c->run.total, res->elapsed_s);
+	res->exit_code = failed ? IAC_LT_EXIT_THRESHOLDS : 0;
+	if (!c->f.quiet)
+		iac_lt_report_summary(stdout, res);
+	int rc = res->exit_code;
+	if (c->f.json && iac_lt_report_write_json(res, c->f.json) < 0) {
 		iac_log_error("%s", iac_err_last());
 		rc = 1;
 	}
-	if (f.html && iac_lt_report_write_html(&res, f.html) < 0) {
+	if (c->f.html && iac_lt_report_write_html(res, c->f.html) < 0) {
 		iac_log_error("%s", iac_err_last());
 		rc = 1;
 	}
+	return rc;
+}
+
+static void lt_free(lt_cmd *c)
+{
+	iac_lt_hosts_close(c->hosts);
+	iac_lt_result_free(&c->res);
+	if (c->have_run)
+		iac_lt_engine_free(&c->run);
+	if (c->have_cfg)
+		iac_lt_config_free(&c->cfg);
+	iac_strlist_free(&c->pos);
+}
+
+int iac_loadtest_main(int argc, char **argv)
+{
+	lt_cmd c;
+	int rc = 1;
+	memset(&c, 0, sizeof(c));
+	c.f.duration_ms = -1;
+	c.f.vus = -1;
+	c.f.rate = -1;
+
+	if (lt_parse(&c, argc, argv) < 0 || lt_configure(&c) < 0 || lt_run(&c) < 0) {
+		iac_log_error("%s", iac_err_last());
+		goto done;
+	}
+	rc = lt_report(&c);
 
 done:
-	iac_lt_hosts_close(hosts);
-	iac_lt_result_free(&res);
-	if (have_run)
-		iac_lt_engine_free(&run);
-	if (have_cfg)
-		iac_lt_config_free(&cfg);
-	iac_strlist_free(&pos);
+	lt_free(&c);
 	return rc;
 }

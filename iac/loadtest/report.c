@@ -124,75 +124,92 @@ static void fmt_int(char *out, size_t n, double v)
 	out[o] = 0;
 }
 
-void iac_lt_result_judge(iac_lt_result *r)
+/* The longest run of consecutive seconds with a value above a limit, and the
+ * series' peak and mean. A second without a sample (NaN) neither extends nor
+ * breaks a run: a missed sample says nothing about the load. */
+typedef struct {
+	size_t start, len;   /* the longest run (the first one when tied) */
+	double max;          /* 0 when no second was sampled */
+	double sum;
+	size_t n;            /* seconds sampled */
+} sec_run;
+
+static double sec_cpu(const iac_lt_second *x)
 {
-	r->valid = 1;
-	/* the load generator's own CPU: two seconds in a row above 90 % of the
-	 * cores it may use means the figures measure iac, not the target */
-	size_t run = 0, worst_start = 0, worst_len = 0;
-	double sum = 0, max = 0;
-	size_t nc = 0;
+	return x->cpu_pct;
+}
+
+static double sec_wait(const iac_lt_second *x)
+{
+	return x->wait_pct;
+}
+
+static void longest_run_above(sec_run *out, const iac_lt_result *r, double (*get)(const iac_lt_second *),
+			      double limit)
+{
+	size_t run = 0;
+	memset(out, 0, sizeof(*out));
 	for (size_t s = 0; s < r->nsecs; s++) {
-		double c = r->secs[s].cpu_pct;
-		if (isnan(c))
+		double v = get(&r->secs[s]);
+		if (isnan(v))
 			continue;
-		sum += c;
-		nc++;
-		if (c > max)
-			max = c;
-		if (c > 90.0) {
-			run++;
-			if (run > worst_len) {
-				worst_len = run;
-				worst_start = s + 1 - run;
+		out->sum += v;
+		out->n++;
+		if (v > out->max)
+			out->max = v;
+		if (v > limit) {
+			if (++run > out->len) {
+				out->len = run;
+				out->start = s + 1 - run;
 			}
 		} else {
 			run = 0;
 		}
 	}
-	r->cpu_max_pct = max;
-	r->cpu_avg_pct = nc ? sum / (double)nc : NAN;
-	if (worst_len >= 2) {
+}
+
+/* The load generator's own CPU: two seconds in a row above 90 % of the
+ * cores it may use means the figures measure iac, not the target. */
+static void judge_cpu(iac_lt_result *r)
+{
+	sec_run cpu;
+	longest_run_above(&cpu, r, sec_cpu, 90.0);
+	r->cpu_max_pct = cpu.max;
+	r->cpu_avg_pct = cpu.n ? cpu.sum / (double)cpu.n : NAN;
+	if (cpu.len >= 2) {
 		r->valid = 0;
 		char *m = iac_xasprintf("the load generator used more than 90%% of its %d core%s for %zu s "
 					"(from t=%zu s, peak %.0f%%): it was the bottleneck, so latency and "
 					"throughput describe iac rather than the target; use more threads or "
 					"another machine",
-					r->cores, r->cores == 1 ? "" : "s", worst_len, worst_start, max);
+					r->cores, r->cores == 1 ? "" : "s", cpu.len, cpu.start, cpu.max);
 		iac_strlist_push(&r->invalid, m);
 		free(m);
-	} else if (max > 90.0) {
+	} else if (cpu.max > 90.0) {
 		iac_strlist_push(&r->notes, "the load generator's CPU went above 90% for a second");
 	}
-	/* starved rather than saturated: the cores were busy with other
-	 * processes, so every request waited for the scheduler too */
-	size_t wrun = 0, wworst = 0, wstart = 0;
-	double wmax = 0;
-	for (size_t s = 0; s < r->nsecs; s++) {
-		double wt = r->secs[s].wait_pct;
-		if (isnan(wt))
-			continue;
-		if (wt > wmax)
-			wmax = wt;
-		if (wt > 20.0) {
-			if (++wrun > wworst) {
-				wworst = wrun;
-				wstart = s + 1 - wrun;
-			}
-		} else {
-			wrun = 0;
-		}
-	}
-	r->wait_max_pct = wmax;
-	if (wworst >= 2) {
+}
+
+/* Starved rather than saturated: the cores were busy with other processes,
+ * so every request waited for the scheduler too. */
+static void judge_wait(iac_lt_result *r)
+{
+	sec_run wait;
+	longest_run_above(&wait, r, sec_wait, 20.0);
+	r->wait_max_pct = wait.max;
+	if (wait.len >= 2) {
 		r->valid = 0;
 		char *m = iac_xasprintf("the load generator's threads waited for a CPU more than 20%% of the time for "
 					"%zu s (from t=%zu s, peak %.0f%%): other processes held the cores, so "
 					"latency includes scheduling delays and throughput is capped by them",
-					wworst, wstart, wmax);
+					wait.len, wait.start, wait.max);
 		iac_strlist_push(&r->invalid, m);
 		free(m);
 	}
+}
+
+static void judge_notes(iac_lt_result *r)
+{
 	if (r->total->dropped) {
 		char n[32];
 		fmt_int(n, sizeof(n), (double)r->total->dropped);
@@ -202,40 +219,40 @@ void iac_lt_result_judge(iac_lt_result *r)
 	}
 	if (r->total->script_errors)
 		iac_strlist_push(&r->notes, "the scenario raised errors; see 'script errors'");
+}
 
-	/* where it saturated: the first second p99 left its early level for
-	 * good, with what the server side looked like then */
-	free(r->saturation);
-	r->saturation = NULL;
-	if (r->nsecs < 4)
-		return;
-	size_t n = r->nsecs;
-	double *p99 = iac_xmalloc(n * sizeof(*p99));
-	for (size_t s = 0; s < n; s++)
-		p99[s] = r->secs[s].requests ? r->secs[s].p99_ms : NAN;
+/* The first second (after the first fifth of the run, which sets *base, the
+ * early p99) where p99 left its early level for good: above it in that
+ * second and the next one. n when it never did or there is no early level.
+ * p99 is NaN for seconds without a response. */
+static size_t p99_knee(double *base, double *p99, size_t n)
+{
 	size_t early = n / 5 < 2 ? 2 : n / 5;
-	double base = median_of(p99, early);
-	size_t at = n;
-	if (!isnan(base)) {
-		for (size_t s = early; s + 1 < n; s++) {
-			double lim = fmax(base * 3, base + 5);
-			if (!isnan(p99[s]) && p99[s] > lim && (isnan(p99[s + 1]) || p99[s + 1] > lim)) {
-				at = s;
-				break;
-			}
-		}
+	*base = median_of(p99, early);
+	if (isnan(*base))
+		return n;
+	for (size_t s = early; s + 1 < n; s++) {
+		double lim = fmax(*base * 3, *base + 5);
+		if (!isnan(p99[s]) && p99[s] > lim && (isnan(p99[s + 1]) || p99[s + 1] > lim))
+			return s;
 	}
-	/* HAProxy starting to queue is saturation too, even if p99 held */
-	size_t qat = n;
-	for (size_t s = 0; s < n; s++)
-		if (!isnan(r->secs[s].hap_qcur) && r->secs[s].hap_qcur >= 1) {
-			qat = s;
-			break;
-		}
-	if (at == n && qat == n) {
-		free(p99);
-		return;
-	}
+	return n;
+}
+
+/* HAProxy starting to queue is saturation too, even if p99 held: the first
+ * second with a queue, or nsecs. */
+static size_t queue_start(const iac_lt_result *r)
+{
+	for (size_t s = 0; s < r->nsecs; s++)
+		if (!isnan(r->secs[s].hap_qcur) && r->secs[s].hap_qcur >= 1)
+			return s;
+	return r->nsecs;
+}
+
+/* "Where it saturated", at whichever of the p99 knee (at) and the queue
+ * (qat) came first, with what the server side looked like then. */
+static char *saturation_note(const iac_lt_result *r, const double *p99, double base, size_t at, size_t qat)
+{
 	iac_buf b = IAC_BUF_INIT;
 	size_t s = at < qat ? at : qat;
 	const iac_lt_second *x = &r->secs[s];
@@ -257,8 +274,35 @@ void iac_lt_result_judge(iac_lt_result *r)
 			iac_buf_printf(&b, "; host %s at %.0f%% CPU", r->hosts->items[h], x->host_cpu[h]);
 	if (!isnan(x->cpu_pct) && x->cpu_pct > 90)
 		iac_buf_printf(&b, "; the load generator itself was at %.0f%% CPU", x->cpu_pct);
-	r->saturation = iac_buf_detach(&b);
+	return iac_buf_detach(&b);
+}
+
+static void judge_saturation(iac_lt_result *r)
+{
+	free(r->saturation);
+	r->saturation = NULL;
+	/* too short to have an early level to leave */
+	if (r->nsecs < 4)
+		return;
+	size_t n = r->nsecs;
+	double *p99 = iac_xmalloc(n * sizeof(*p99));
+	for (size_t s = 0; s < n; s++)
+		p99[s] = r->secs[s].requests ? r->secs[s].p99_ms : NAN;
+	double base;
+	size_t at = p99_knee(&base, p99, n);
+	size_t qat = queue_start(r);
+	if (at != n || qat != n)
+		r->saturation = saturation_note(r, p99, base, at, qat);
 	free(p99);
+}
+
+void iac_lt_result_judge(iac_lt_result *r)
+{
+	r->valid = 1;
+	judge_cpu(r);
+	judge_wait(r);
+	judge_notes(r);
+	judge_saturation(r);
 }
 
 void iac_lt_result_free(iac_lt_result *r)
@@ -347,133 +391,198 @@ static const char *load_desc(const iac_lt_config *cfg, char *buf, size_t n)
 	return buf;
 }
 
-void iac_lt_report_summary(FILE *f, const iac_lt_result *r)
+/* The terminal's escape sequences, fetched once ("" when colour is off). */
+typedef struct {
+	const char *bold, *reset, *green, *red, *yellow, *dim;
+} palette;
+
+static void palette_get(palette *out)
+{
+	out->bold = iac_color(IAC_C_BOLD);
+	out->reset = iac_color(IAC_C_RESET);
+	out->green = iac_color(IAC_C_GREEN);
+	out->red = iac_color(IAC_C_RED);
+	out->yellow = iac_color(IAC_C_YELLOW);
+	out->dim = iac_color(IAC_C_DIM);
+}
+
+/* Requests, iterations, errors, latency and bytes of the whole run. */
+static void text_totals(iac_buf *b, const iac_lt_result *r, const palette *p)
 {
 	const iac_lt_stats *s = r->total;
-	const char *B = iac_color(IAC_C_BOLD), *R = iac_color(IAC_C_RESET), *G = iac_color(IAC_C_GREEN),
-		   *RED = iac_color(IAC_C_RED), *Y = iac_color(IAC_C_YELLOW), *D = iac_color(IAC_C_DIM);
-	iac_buf b = IAC_BUF_INIT;
 	char t1[64], t2[64], desc[160];
 	double el = r->elapsed_s > 0 ? r->elapsed_s : 1;
 
-	iac_buf_printf(&b, "\n%siac loadtest%s %s  %s(%s, %d thread%s)%s\n\n", B, R, r->cfg->file, D,
-		       load_desc(r->cfg, desc, sizeof(desc)), r->threads, r->threads == 1 ? "" : "s", R);
+	iac_buf_printf(b, "\n%siac loadtest%s %s  %s(%s, %d thread%s)%s\n\n", p->bold, p->reset, r->cfg->file, p->dim,
+		       load_desc(r->cfg, desc, sizeof(desc)), r->threads, r->threads == 1 ? "" : "s", p->reset);
 	fmt_int(t1, sizeof(t1), (double)s->requests);
-	iac_buf_printf(&b, "  requests      %s  %s%.1f/s%s  in %.1fs\n", t1, B, (double)s->requests / el, R, el);
+	iac_buf_printf(b, "  requests      %s  %s%.1f/s%s  in %.1fs\n", t1, p->bold, (double)s->requests / el, p->reset,
+		       el);
 	fmt_int(t1, sizeof(t1), (double)s->iterations);
 	fmt_int(t2, sizeof(t2), (double)s->dropped);
-	iac_buf_printf(&b, "  iterations    %s  (dropped %s)  max VUs %d\n", t1, t2, r->vus_max);
+	iac_buf_printf(b, "  iterations    %s  (dropped %s)  max VUs %d\n", t1, t2, r->vus_max);
 	fmt_int(t1, sizeof(t1), (double)s->failed);
-	iac_buf_printf(&b, "  errors        %s%s (%.2f%%)%s", s->failed ? RED : "", t1,
-		       s->requests ? 100.0 * (double)s->failed / (double)s->requests : 0.0, s->failed ? R : "");
+	iac_buf_printf(b, "  errors        %s%s (%.2f%%)%s", s->failed ? p->red : "", t1,
+		       s->requests ? 100.0 * (double)s->failed / (double)s->requests : 0.0, s->failed ? p->reset : "");
 	if (s->failed) {
-		iac_buf_puts(&b, "  ");
-		errors_by_kind(&b, s, ", ");
+		iac_buf_puts(b, "  ");
+		errors_by_kind(b, s, ", ");
 	}
-	iac_buf_putc(&b, '\n');
+	iac_buf_putc(b, '\n');
 	const iac_lt_hist *h = &s->hist;
-	iac_buf_printf(&b, "  latency       min %.2f  avg %.2f  p50 %.2f  p90 %.2f  p99 %s%.2f%s  max %.2f  (ms)\n",
+	iac_buf_printf(b, "  latency       min %.2f  avg %.2f  p50 %.2f  p90 %.2f  p99 %s%.2f%s  max %.2f  (ms)\n",
 		       h->count ? (double)h->min / 1e3 : 0.0, iac_lt_hist_mean(h) / 1e3,
-		       (double)iac_lt_hist_percentile(h, 50) / 1e3, (double)iac_lt_hist_percentile(h, 90) / 1e3, B,
-		       (double)iac_lt_hist_percentile(h, 99) / 1e3, R, (double)h->max / 1e3);
+		       (double)iac_lt_hist_percentile(h, 50) / 1e3, (double)iac_lt_hist_percentile(h, 90) / 1e3, p->bold,
+		       (double)iac_lt_hist_percentile(h, 99) / 1e3, p->reset, (double)h->max / 1e3);
 	fmt_bytes(t1, sizeof(t1), (double)s->bytes_in);
 	fmt_bytes(t2, sizeof(t2), (double)s->bytes_out);
-	iac_buf_printf(&b, "  data          received %s, sent %s\n", t1, t2);
+	iac_buf_printf(b, "  data          received %s, sent %s\n", t1, t2);
+}
 
-	if (s->neps) {
-		iac_buf_printf(&b, "\n  %-28s %12s %10s %8s %9s %9s %9s %9s\n", "endpoint", "requests", "rps", "errors",
-			       "p50", "p90", "p99", "max");
-		for (size_t i = 0; i < s->neps; i++) {
-			const iac_lt_endpoint *e = s->eps[i];
-			if (!e->requests)
-				continue;
-			fmt_int(t1, sizeof(t1), (double)e->requests);
-			iac_buf_printf(&b, "  %-28.28s %12s %10.1f %8llu %9.2f %9.2f %9.2f %9.2f\n", e->name, t1,
-				       (double)e->requests / el, (unsigned long long)e->failed,
-				       (double)iac_lt_hist_percentile(&e->hist, 50) / 1e3,
-				       (double)iac_lt_hist_percentile(&e->hist, 90) / 1e3,
-				       (double)iac_lt_hist_percentile(&e->hist, 99) / 1e3, (double)e->hist.max / 1e3);
-		}
+/* One row per endpoint that completed a request. */
+static void text_endpoints(iac_buf *b, const iac_lt_result *r)
+{
+	const iac_lt_stats *s = r->total;
+	double el = r->elapsed_s > 0 ? r->elapsed_s : 1;
+	char t1[64];
+	if (!s->neps)
+		return;
+	iac_buf_printf(b, "\n  %-28s %12s %10s %8s %9s %9s %9s %9s\n", "endpoint", "requests", "rps", "errors", "p50",
+		       "p90", "p99", "max");
+	for (size_t i = 0; i < s->neps; i++) {
+		const iac_lt_endpoint *e = s->eps[i];
+		if (!e->requests)
+			continue;
+		fmt_int(t1, sizeof(t1), (double)e->requests);
+		iac_buf_printf(b, "  %-28.28s %12s %10.1f %8llu %9.2f %9.2f %9.2f %9.2f\n", e->name, t1,
+			       (double)e->requests / el, (unsigned long long)e->failed,
+			       (double)iac_lt_hist_percentile(&e->hist, 50) / 1e3,
+			       (double)iac_lt_hist_percentile(&e->hist, 90) / 1e3,
+			       (double)iac_lt_hist_percentile(&e->hist, 99) / 1e3, (double)e->hist.max / 1e3);
 	}
+}
+
+/* Checks, script errors and thresholds: what the scenario asked about. */
+static void text_verdicts(iac_buf *b, const iac_lt_result *r, const palette *p)
+{
+	const iac_lt_stats *s = r->total;
 	if (s->nchecks) {
-		iac_buf_printf(&b, "\n  checks\n");
+		iac_buf_printf(b, "\n  checks\n");
 		for (size_t i = 0; i < s->nchecks; i++) {
 			const iac_lt_check *c = &s->checks[i];
 			uint64_t tot = c->pass + c->fail;
-			iac_buf_printf(&b, "    %s%s%s %-32s %7.2f%%  (%llu of %llu)\n", c->fail ? Y : G,
-				       c->fail ? "!" : "+", R, c->name, tot ? 100.0 * (double)c->pass / (double)tot : 0.0,
-				       (unsigned long long)c->pass, (unsigned long long)tot);
+			iac_buf_printf(b, "    %s%s%s %-32s %7.2f%%  (%llu of %llu)\n", c->fail ? p->yellow : p->green,
+				       c->fail ? "!" : "+", p->reset, c->name,
+				       tot ? 100.0 * (double)c->pass / (double)tot : 0.0, (unsigned long long)c->pass,
+				       (unsigned long long)tot);
 		}
 	}
 	if (s->script_errors) {
-		iac_buf_printf(&b, "\n  %sscript errors%s %llu\n", Y, R, (unsigned long long)s->script_errors);
+		iac_buf_printf(b, "\n  %sscript errors%s %llu\n", p->yellow, p->reset, (unsigned long long)s->script_errors);
 		for (size_t i = 0; i < s->nscript_msgs; i++)
-			iac_buf_printf(&b, "    %llu x %s\n", (unsigned long long)s->script_counts[i], s->script_msgs[i]);
+			iac_buf_printf(b, "    %llu x %s\n", (unsigned long long)s->script_counts[i], s->script_msgs[i]);
 	}
 	if (r->cfg->nthresholds) {
-		iac_buf_printf(&b, "\n  thresholds\n");
+		iac_buf_printf(b, "\n  thresholds\n");
 		for (size_t i = 0; i < r->cfg->nthresholds; i++) {
 			const iac_lt_threshold *t = &r->cfg->thresholds[i];
 			char cond[200], val[160];
 			fmt_cond(cond, sizeof(cond), t);
 			fmt_value(val, sizeof(val), t);
-			iac_buf_printf(&b, "    %s%-4s%s %-36s %s\n", t->ok ? G : RED, t->ok ? "ok" : "FAIL", R,
-				       t->key, val);
-			iac_buf_printf(&b, "         %s%s%s\n", D, cond, R);
+			iac_buf_printf(b, "    %s%-4s%s %-36s %s\n", t->ok ? p->green : p->red, t->ok ? "ok" : "FAIL",
+				       p->reset, t->key, val);
+			iac_buf_printf(b, "         %s%s%s\n", p->dim, cond, p->reset);
 		}
 	}
-	if (r->haproxy || (r->hosts && r->hosts->n)) {
-		iac_buf_printf(&b, "\n  server side\n");
-		double qmax = NAN, smax = NAN, rmax = NAN;
+}
+
+/* The larger of a running maximum and v, where NaN means "none yet" on the
+ * left and "not sampled" on the right. */
+static double max_sampled(double acc, double v)
+{
+	if (isnan(v))
+		return acc;
+	return isnan(acc) ? v : fmax(acc, v);
+}
+
+static void text_server_side(iac_buf *b, const iac_lt_result *r)
+{
+	if (!r->haproxy && !(r->hosts && r->hosts->n))
+		return;
+	iac_buf_printf(b, "\n  server side\n");
+	double qmax = NAN, smax = NAN, rmax = NAN;
+	for (size_t i = 0; i < r->nsecs; i++) {
+		const iac_lt_second *x = &r->secs[i];
+		/* a second with a queue figure is a second HAProxy answered */
+		if (!isnan(x->hap_qcur)) {
+			qmax = max_sampled(qmax, x->hap_qcur);
+			smax = max_sampled(smax, x->hap_scur);
+			rmax = max_sampled(rmax, x->hap_rtime_ms);
+		}
+	}
+	if (r->haproxy) {
+		if (isnan(qmax))
+			iac_buf_printf(b, "    haproxy %s: no sample\n", r->haproxy);
+		else
+			iac_buf_printf(b, "    haproxy %s: max queue %.0f, max sessions %.0f, max backend "
+				       "response time %.0f ms\n", r->haproxy, qmax, smax, rmax);
+	}
+	for (size_t hi = 0; r->hosts && hi < r->hosts->n; hi++) {
+		double cmax = NAN, mmax = NAN;
 		for (size_t i = 0; i < r->nsecs; i++) {
 			const iac_lt_second *x = &r->secs[i];
-			if (!isnan(x->hap_qcur)) {
-				qmax = isnan(qmax) ? x->hap_qcur : fmax(qmax, x->hap_qcur);
-				smax = isnan(smax) ? x->hap_scur : fmax(smax, x->hap_scur);
-				rmax = isnan(rmax) ? x->hap_rtime_ms : fmax(rmax, x->hap_rtime_ms);
-			}
+			if (x->host_cpu)
+				cmax = max_sampled(cmax, x->host_cpu[hi]);
+			if (x->host_mem)
+				mmax = max_sampled(mmax, x->host_mem[hi]);
 		}
-		if (r->haproxy) {
-			if (isnan(qmax))
-				iac_buf_printf(&b, "    haproxy %s: no sample\n", r->haproxy);
-			else
-				iac_buf_printf(&b, "    haproxy %s: max queue %.0f, max sessions %.0f, max backend "
-					       "response time %.0f ms\n", r->haproxy, qmax, smax, rmax);
-		}
-		for (size_t hi = 0; r->hosts && hi < r->hosts->n; hi++) {
-			double cmax = NAN, mmax = NAN;
-			for (size_t i = 0; i < r->nsecs; i++) {
-				const iac_lt_second *x = &r->secs[i];
-				if (x->host_cpu && !isnan(x->host_cpu[hi]))
-					cmax = isnan(cmax) ? x->host_cpu[hi] : fmax(cmax, x->host_cpu[hi]);
-				if (x->host_mem && !isnan(x->host_mem[hi]))
-					mmax = isnan(mmax) ? x->host_mem[hi] : fmax(mmax, x->host_mem[hi]);
-			}
-			if (isnan(cmax))
-				iac_buf_printf(&b, "    host %s: not sampled\n", r->hosts->items[hi]);
-			else
-				iac_buf_printf(&b, "    host %s: max CPU %.0f%%, max memory %.0f%%\n", r->hosts->items[hi],
-					       cmax, mmax);
-		}
+		if (isnan(cmax))
+			iac_buf_printf(b, "    host %s: not sampled\n", r->hosts->items[hi]);
+		else
+			iac_buf_printf(b, "    host %s: max CPU %.0f%%, max memory %.0f%%\n", r->hosts->items[hi], cmax,
+				       mmax);
 	}
+}
+
+/* Saturation, notes, the load generator's own figures and whether the
+ * result can be trusted: last, where the eye lands. */
+static void text_judgement(iac_buf *b, const iac_lt_result *r, const palette *p)
+{
 	if (r->saturation)
-		iac_buf_printf(&b, "\n  %swhere it saturated:%s %s\n", B, R, r->saturation);
+		iac_buf_printf(b, "\n  %swhere it saturated:%s %s\n", p->bold, p->reset, r->saturation);
 	for (size_t i = 0; i < r->notes.n; i++)
-		iac_buf_printf(&b, "\n  %snote:%s %s", Y, R, r->notes.items[i]);
+		iac_buf_printf(b, "\n  %snote:%s %s", p->yellow, p->reset, r->notes.items[i]);
 	if (r->notes.n)
-		iac_buf_putc(&b, '\n');
-	iac_buf_printf(&b, "\n  load generator CPU: avg %.0f%%, max %.0f%% of %d core%s, waited for a CPU up to %.0f%% of "
+		iac_buf_putc(b, '\n');
+	iac_buf_printf(b, "\n  load generator CPU: avg %.0f%%, max %.0f%% of %d core%s, waited for a CPU up to %.0f%% of "
 		       "a second; memory %.1f MiB\n", isnan(r->cpu_avg_pct) ? 0 : r->cpu_avg_pct, r->cpu_max_pct, r->cores,
 		       r->cores == 1 ? "" : "s", r->wait_max_pct, r->rss_mib);
 	if (r->valid)
-		iac_buf_printf(&b, "  result: %svalid%s", G, R);
+		iac_buf_printf(b, "  result: %svalid%s", p->green, p->reset);
 	else
-		iac_buf_printf(&b, "  result: %sNOT VALID%s: %s", RED, R, r->invalid.items[0]);
+		iac_buf_printf(b, "  result: %sNOT VALID%s: %s", p->red, p->reset, r->invalid.items[0]);
 	if (r->aborted)
-		iac_buf_printf(&b, "  %s(stopped early: a threshold with abort_on_fail failed)%s", RED, R);
+		iac_buf_printf(b, "  %s(stopped early: a threshold with abort_on_fail failed)%s", p->red, p->reset);
 	if (r->interrupted)
-		iac_buf_printf(&b, "  %s(interrupted)%s", Y, R);
-	iac_buf_puts(&b, "\n");
+		iac_buf_printf(b, "  %s(interrupted)%s", p->yellow, p->reset);
+	iac_buf_puts(b, "\n");
+}
+
+void iac_lt_report_text(iac_buf *out, const iac_lt_result *r)
+{
+	palette p;
+	palette_get(&p);
+	text_totals(out, r, &p);
+	text_endpoints(out, r);
+	text_verdicts(out, r, &p);
+	text_server_side(out, r);
+	text_judgement(out, r, &p);
+}
+
+void iac_lt_report_summary(FILE *f, const iac_lt_result *r)
+{
+	iac_buf b = IAC_BUF_INIT;
+	iac_lt_report_text(&b, r);
 	iac_log_write(f, iac_buf_cstr(&b));
 	iac_buf_free(&b);
 }
@@ -515,6 +624,180 @@ static json_t *strlist_json(const iac_strlist *l)
 	return a;
 }
 
+/* Transport errors by kind, then HTTP errors by status, as in the summary. */
+static json_t *json_errors(const iac_lt_stats *s)
+{
+	json_t *err = json_object();
+	json_object_set_new(err, "total", json_integer((json_int_t)s->failed));
+	json_object_set_new(err, "rate", num(s->requests ? (double)s->failed / (double)s->requests : 0));
+	json_t *kinds = json_object();
+	for (int k = 0; k < IAC_LT_NERR; k++)
+		if (s->transport[k])
+			json_object_set_new(kinds, iac_lt_errkind_name((enum iac_lt_errkind)k),
+					    json_integer((json_int_t)s->transport[k]));
+	for (int c = 400; c < 600; c++)
+		if (s->status[c]) {
+			char k[16];
+			snprintf(k, sizeof(k), "http %d", c);
+			json_object_set_new(kinds, k, json_integer((json_int_t)s->status[c]));
+		}
+	json_object_set_new(err, "by_kind", kinds);
+	return err;
+}
+
+static json_t *json_status(const iac_lt_stats *s)
+{
+	json_t *st = json_object();
+	for (int c = 100; c < 600; c++)
+		if (s->status[c]) {
+			char k[8];
+			snprintf(k, sizeof(k), "%d", c);
+			json_object_set_new(st, k, json_integer((json_int_t)s->status[c]));
+		}
+	return st;
+}
+
+static json_t *json_endpoints(const iac_lt_stats *s, double el)
+{
+	json_t *eps = json_object();
+	for (size_t i = 0; i < s->neps; i++) {
+		const iac_lt_endpoint *e = s->eps[i];
+		if (!e->requests)
+			continue;
+		json_t *x = json_object();
+		json_object_set_new(x, "requests", json_integer((json_int_t)e->requests));
+		json_object_set_new(x, "errors", json_integer((json_int_t)e->failed));
+		json_object_set_new(x, "rps", num((double)e->requests / el));
+		json_object_set_new(x, "latency_ms", latency_obj(&e->hist));
+		json_object_set_new(eps, e->name, x);
+	}
+	return eps;
+}
+
+static json_t *json_checks(const iac_lt_stats *s)
+{
+	json_t *checks = json_object();
+	for (size_t i = 0; i < s->nchecks; i++) {
+		const iac_lt_check *c = &s->checks[i];
+		json_t *x = json_object();
+		json_object_set_new(x, "passes", json_integer((json_int_t)c->pass));
+		json_object_set_new(x, "fails", json_integer((json_int_t)c->fail));
+		json_object_set_new(x, "rate", num(c->pass + c->fail ? (double)c->pass / (double)(c->pass + c->fail) : 0));
+		json_object_set_new(checks, c->name, x);
+	}
+	return checks;
+}
+
+static json_t *json_thresholds(const iac_lt_config *cfg)
+{
+	json_t *ths = json_object();
+	for (size_t i = 0; i < cfg->nthresholds; i++) {
+		const iac_lt_threshold *t = &cfg->thresholds[i];
+		json_t *x = json_object();
+		json_t *conds = json_array();
+		for (size_t c = 0; c < t->nconds; c++)
+			json_array_append_new(conds, json_string(t->conds[c]));
+		json_object_set_new(x, "conditions", conds);
+		json_object_set_new(x, "value", t->have_value ? num(t->value) : json_null());
+		json_object_set_new(x, "unit", json_string(iac_lt_metric_unit(t->metric)));
+		json_object_set_new(x, "ok", json_boolean(t->ok));
+		json_object_set_new(x, "abort_on_fail", json_boolean(t->abort_on_fail));
+		json_object_set_new(ths, t->key, x);
+	}
+	return ths;
+}
+
+static json_t *json_script_errors(const iac_lt_stats *s)
+{
+	json_t *se = json_object();
+	json_object_set_new(se, "total", json_integer((json_int_t)s->script_errors));
+	json_t *msgs = json_array();
+	for (size_t i = 0; i < s->nscript_msgs; i++) {
+		json_t *m = json_object();
+		json_object_set_new(m, "message", json_string(s->script_msgs[i]));
+		json_object_set_new(m, "count", json_integer((json_int_t)s->script_counts[i]));
+		json_array_append_new(msgs, m);
+	}
+	json_object_set_new(se, "messages", msgs);
+	return se;
+}
+
+/* The server side of second i: "haproxy" when observed, "hosts" when any. */
+static void json_second_server(json_t *p, const iac_lt_result *r, size_t i)
+{
+	const iac_lt_second *x = &r->secs[i];
+	if (r->haproxy) {
+		json_t *hp = json_object();
+		json_object_set_new(hp, "queue", num(x->hap_qcur));
+		json_object_set_new(hp, "sessions", num(x->hap_scur));
+		json_object_set_new(hp, "rtime_ms", num(x->hap_rtime_ms));
+		json_object_set_new(hp, "req_rate", num(x->hap_rate));
+		json_object_set_new(p, "haproxy", hp);
+	}
+	if (r->hosts && r->hosts->n) {
+		json_t *hs = json_object();
+		for (size_t hi = 0; hi < r->hosts->n; hi++) {
+			json_t *hx = json_object();
+			json_object_set_new(hx, "cpu_pct", x->host_cpu ? num(x->host_cpu[hi]) : json_null());
+			json_object_set_new(hx, "mem_pct", x->host_mem ? num(x->host_mem[hi]) : json_null());
+			json_object_set_new(hs, r->hosts->items[hi], hx);
+		}
+		json_object_set_new(p, "hosts", hs);
+	}
+}
+
+/* One point of the time series. Latencies are null for a second without a
+ * response rather than 0, which would read as "fast". */
+static json_t *json_second(const iac_lt_result *r, size_t i)
+{
+	const iac_lt_second *x = &r->secs[i];
+	json_t *p = json_object();
+	json_object_set_new(p, "t", json_integer((json_int_t)i));
+	json_object_set_new(p, "requests", json_integer((json_int_t)x->requests));
+	json_object_set_new(p, "rps", num(sec_rate(r, i, (double)x->requests)));
+	json_object_set_new(p, "errors", json_integer((json_int_t)x->failed));
+	json_object_set_new(p, "dropped", json_integer((json_int_t)x->dropped));
+	json_object_set_new(p, "p50_ms", x->requests ? num(x->p50_ms) : json_null());
+	json_object_set_new(p, "p90_ms", x->requests ? num(x->p90_ms) : json_null());
+	json_object_set_new(p, "p99_ms", x->requests ? num(x->p99_ms) : json_null());
+	json_object_set_new(p, "max_ms", x->requests ? num(x->max_ms) : json_null());
+	json_object_set_new(p, "vus", x->vus >= 0 ? json_integer(x->vus) : json_null());
+	json_object_set_new(p, "client_cpu_pct", num(x->cpu_pct));
+	json_object_set_new(p, "client_wait_pct", num(x->wait_pct));
+	json_second_server(p, r, i);
+	return p;
+}
+
+static json_t *json_timeseries(const iac_lt_result *r)
+{
+	json_t *ts = json_array();
+	for (size_t i = 0; i < r->nsecs; i++)
+		json_array_append_new(ts, json_second(r, i));
+	return ts;
+}
+
+static json_t *json_server(const iac_lt_result *r)
+{
+	json_t *server = json_object();
+	json_object_set_new(server, "haproxy", r->haproxy ? json_string(r->haproxy) : json_null());
+	json_object_set_new(server, "hosts", r->hosts ? strlist_json(r->hosts) : json_array());
+	json_object_set_new(server, "saturation", r->saturation ? json_string(r->saturation) : json_null());
+	return server;
+}
+
+static json_t *json_client(const iac_lt_result *r)
+{
+	json_t *client = json_object();
+	json_object_set_new(client, "cores", json_integer(r->cores));
+	json_object_set_new(client, "cpu_avg_pct", num(r->cpu_avg_pct));
+	json_object_set_new(client, "cpu_max_pct", num(r->cpu_max_pct));
+	json_object_set_new(client, "cpu_wait_max_pct", num(r->wait_max_pct));
+	json_object_set_new(client, "max_rss_mib", num(r->rss_mib));
+	return client;
+}
+
+/* Keys are set in the order docs/loadtest.md lists them: the document is
+ * dumped with JSON_PRESERVE_ORDER, so this order is what readers see. */
 json_t *iac_lt_report_json(const iac_lt_result *r)
 {
 	const iac_lt_stats *s = r->total;
@@ -532,143 +815,20 @@ json_t *iac_lt_report_json(const iac_lt_result *r)
 	json_object_set_new(o, "iterations", json_integer((json_int_t)s->iterations));
 	json_object_set_new(o, "dropped_iterations", json_integer((json_int_t)s->dropped));
 	json_object_set_new(o, "rps", num((double)s->requests / el));
-
-	json_t *err = json_object();
-	json_object_set_new(err, "total", json_integer((json_int_t)s->failed));
-	json_object_set_new(err, "rate", num(s->requests ? (double)s->failed / (double)s->requests : 0));
-	json_t *kinds = json_object();
-	for (int k = 0; k < IAC_LT_NERR; k++)
-		if (s->transport[k])
-			json_object_set_new(kinds, iac_lt_errkind_name((enum iac_lt_errkind)k),
-					    json_integer((json_int_t)s->transport[k]));
-	for (int c = 400; c < 600; c++)
-		if (s->status[c]) {
-			char k[16];
-			snprintf(k, sizeof(k), "http %d", c);
-			json_object_set_new(kinds, k, json_integer((json_int_t)s->status[c]));
-		}
-	json_object_set_new(err, "by_kind", kinds);
-	json_object_set_new(o, "errors", err);
-
-	json_t *st = json_object();
-	for (int c = 100; c < 600; c++)
-		if (s->status[c]) {
-			char k[8];
-			snprintf(k, sizeof(k), "%d", c);
-			json_object_set_new(st, k, json_integer((json_int_t)s->status[c]));
-		}
-	json_object_set_new(o, "status", st);
+	json_object_set_new(o, "errors", json_errors(s));
+	json_object_set_new(o, "status", json_status(s));
 	json_object_set_new(o, "latency_ms", latency_obj(&s->hist));
 	json_t *bytes = json_object();
 	json_object_set_new(bytes, "received", json_integer((json_int_t)s->bytes_in));
 	json_object_set_new(bytes, "sent", json_integer((json_int_t)s->bytes_out));
 	json_object_set_new(o, "bytes", bytes);
-
-	json_t *eps = json_object();
-	for (size_t i = 0; i < s->neps; i++) {
-		const iac_lt_endpoint *e = s->eps[i];
-		if (!e->requests)
-			continue;
-		json_t *x = json_object();
-		json_object_set_new(x, "requests", json_integer((json_int_t)e->requests));
-		json_object_set_new(x, "errors", json_integer((json_int_t)e->failed));
-		json_object_set_new(x, "rps", num((double)e->requests / el));
-		json_object_set_new(x, "latency_ms", latency_obj(&e->hist));
-		json_object_set_new(eps, e->name, x);
-	}
-	json_object_set_new(o, "endpoints", eps);
-
-	json_t *checks = json_object();
-	for (size_t i = 0; i < s->nchecks; i++) {
-		const iac_lt_check *c = &s->checks[i];
-		json_t *x = json_object();
-		json_object_set_new(x, "passes", json_integer((json_int_t)c->pass));
-		json_object_set_new(x, "fails", json_integer((json_int_t)c->fail));
-		json_object_set_new(x, "rate", num(c->pass + c->fail ? (double)c->pass / (double)(c->pass + c->fail) : 0));
-		json_object_set_new(checks, c->name, x);
-	}
-	json_object_set_new(o, "checks", checks);
-
-	json_t *ths = json_object();
-	for (size_t i = 0; i < cfg->nthresholds; i++) {
-		const iac_lt_threshold *t = &cfg->thresholds[i];
-		json_t *x = json_object();
-		json_t *conds = json_array();
-		for (size_t c = 0; c < t->nconds; c++)
-			json_array_append_new(conds, json_string(t->conds[c]));
-		json_object_set_new(x, "conditions", conds);
-		json_object_set_new(x, "value", t->have_value ? num(t->value) : json_null());
-		json_object_set_new(x, "unit", json_string(iac_lt_metric_unit(t->metric)));
-		json_object_set_new(x, "ok", json_boolean(t->ok));
-		json_object_set_new(x, "abort_on_fail", json_boolean(t->abort_on_fail));
-		json_object_set_new(ths, t->key, x);
-	}
-	json_object_set_new(o, "thresholds", ths);
-
-	json_t *se = json_object();
-	json_object_set_new(se, "total", json_integer((json_int_t)s->script_errors));
-	json_t *msgs = json_array();
-	for (size_t i = 0; i < s->nscript_msgs; i++) {
-		json_t *m = json_object();
-		json_object_set_new(m, "message", json_string(s->script_msgs[i]));
-		json_object_set_new(m, "count", json_integer((json_int_t)s->script_counts[i]));
-		json_array_append_new(msgs, m);
-	}
-	json_object_set_new(se, "messages", msgs);
-	json_object_set_new(o, "script_errors", se);
-
-	json_t *ts = json_array();
-	for (size_t i = 0; i < r->nsecs; i++) {
-		const iac_lt_second *x = &r->secs[i];
-		json_t *p = json_object();
-		json_object_set_new(p, "t", json_integer((json_int_t)i));
-		json_object_set_new(p, "requests", json_integer((json_int_t)x->requests));
-		json_object_set_new(p, "rps", num(sec_rate(r, i, (double)x->requests)));
-		json_object_set_new(p, "errors", json_integer((json_int_t)x->failed));
-		json_object_set_new(p, "dropped", json_integer((json_int_t)x->dropped));
-		json_object_set_new(p, "p50_ms", x->requests ? num(x->p50_ms) : json_null());
-		json_object_set_new(p, "p90_ms", x->requests ? num(x->p90_ms) : json_null());
-		json_object_set_new(p, "p99_ms", x->requests ? num(x->p99_ms) : json_null());
-		json_object_set_new(p, "max_ms", x->requests ? num(x->max_ms) : json_null());
-		json_object_set_new(p, "vus", x->vus >= 0 ? json_integer(x->vus) : json_null());
-		json_object_set_new(p, "client_cpu_pct", num(x->cpu_pct));
-		json_object_set_new(p, "client_wait_pct", num(x->wait_pct));
-		if (r->haproxy) {
-			json_t *hp = json_object();
-			json_object_set_new(hp, "queue", num(x->hap_qcur));
-			json_object_set_new(hp, "sessions", num(x->hap_scur));
-			json_object_set_new(hp, "rtime_ms", num(x->hap_rtime_ms));
-			json_object_set_new(hp, "req_rate", num(x->hap_rate));
-			json_object_set_new(p, "haproxy", hp);
-		}
-		if (r->hosts && r->hosts->n) {
-			json_t *hs = json_object();
-			for (size_t hi = 0; hi < r->hosts->n; hi++) {
-				json_t *hx = json_object();
-				json_object_set_new(hx, "cpu_pct", x->host_cpu ? num(x->host_cpu[hi]) : json_null());
-				json_object_set_new(hx, "mem_pct", x->host_mem ? num(x->host_mem[hi]) : json_null());
-				json_object_set_new(hs, r->hosts->items[hi], hx);
-			}
-			json_object_set_new(p, "hosts", hs);
-		}
-		json_array_append_new(ts, p);
-	}
-	json_object_set_new(o, "timeseries", ts);
-
-	json_t *server = json_object();
-	json_object_set_new(server, "haproxy", r->haproxy ? json_string(r->haproxy) : json_null());
-	json_object_set_new(server, "hosts", r->hosts ? strlist_json(r->hosts) : json_array());
-	json_object_set_new(server, "saturation", r->saturation ? json_string(r->saturation) : json_null());
-	json_object_set_new(o, "server", server);
-
-	json_t *client = json_object();
-	json_object_set_new(client, "cores", json_integer(r->cores));
-	json_object_set_new(client, "cpu_avg_pct", num(r->cpu_avg_pct));
-	json_object_set_new(client, "cpu_max_pct", num(r->cpu_max_pct));
-	json_object_set_new(client, "cpu_wait_max_pct", num(r->wait_max_pct));
-	json_object_set_new(client, "max_rss_mib", num(r->rss_mib));
-	json_object_set_new(o, "client", client);
-
+	json_object_set_new(o, "endpoints", json_endpoints(s, el));
+	json_object_set_new(o, "checks", json_checks(s));
+	json_object_set_new(o, "thresholds", json_thresholds(cfg));
+	json_object_set_new(o, "script_errors", json_script_errors(s));
+	json_object_set_new(o, "timeseries", json_timeseries(r));
+	json_object_set_new(o, "server", json_server(r));
+	json_object_set_new(o, "client", json_client(r));
 	json_object_set_new(o, "valid", json_boolean(r->valid));
 	json_object_set_new(o, "invalid_reasons", strlist_json(&r->invalid));
 	json_object_set_new(o, "notes", strlist_json(&r->notes));
@@ -783,210 +943,276 @@ static void svg_chart(iac_buf *b, const char *title, const char *unit, const ser
 	iac_buf_puts(b, "</svg></figure>\n");
 }
 
-int iac_lt_report_write_html(const iac_lt_result *r, const char *path)
+/* Everything up to the body's first paragraph: title, inline style (the
+ * report must render offline, from a mail attachment or a CI artefact). */
+static void html_head(iac_buf *b, const iac_lt_result *r)
+{
+	char desc[160];
+	iac_buf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+			"<meta name=\"viewport\" content=\"width=device-width\"><title>iac loadtest: ");
+	html_esc(b, r->cfg->file);
+	iac_buf_puts(b, "</title><style>"
+			"body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:960px}"
+			"h1{font-size:20px}h2{font-size:16px;margin-top:28px}"
+			"table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 10px;border-bottom:1px solid #ddd;"
+			"text-align:right}td:first-child,th:first-child{text-align:left}"
+			".ok{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:bold}"
+			".banner{padding:8px 12px;border-radius:6px;margin:12px 0}"
+			".valid{background:#dafbe1}.invalid{background:#ffebe9}.note{background:#fff8c5}"
+			"svg .g{stroke:#e5e5e5}svg .a{font-size:11px;fill:#666}svg .t{font-size:13px;font-weight:bold}"
+			"svg .l{font-size:12px}figure{margin:12px 0}"
+			"</style></head><body>\n<h1>iac loadtest: ");
+	html_esc(b, r->cfg->file);
+	iac_buf_puts(b, "</h1>\n<p>");
+	html_esc(b, load_desc(r->cfg, desc, sizeof(desc)));
+	iac_buf_printf(b, "; %d thread%s; started %s; ran %.1f s.</p>\n", r->threads, r->threads == 1 ? "" : "s",
+		       r->started, r->elapsed_s);
+}
+
+/* Validity first (it says whether to read on), then saturation and notes. */
+static void html_banners(iac_buf *b, const iac_lt_result *r)
+{
+	if (r->valid) {
+		iac_buf_puts(b, "<div class=\"banner valid\" id=\"validity\">Result valid.</div>\n");
+	} else {
+		iac_buf_puts(b, "<div class=\"banner invalid\" id=\"validity\">Result NOT valid: ");
+		html_esc(b, r->invalid.items[0]);
+		iac_buf_puts(b, "</div>\n");
+	}
+	if (r->saturation) {
+		iac_buf_puts(b, "<div class=\"banner note\"><b>Where it saturated:</b> ");
+		html_esc(b, r->saturation);
+		iac_buf_puts(b, "</div>\n");
+	}
+	for (size_t i = 0; i < r->notes.n; i++) {
+		iac_buf_puts(b, "<div class=\"banner note\">");
+		html_esc(b, r->notes.items[i]);
+		iac_buf_puts(b, "</div>\n");
+	}
+}
+
+static void html_summary(iac_buf *b, const iac_lt_result *r)
+{
+	const iac_lt_stats *s = r->total;
+	const iac_lt_hist *h = &s->hist;
+	double el = r->elapsed_s > 0 ? r->elapsed_s : 1;
+	char t1[64];
+	iac_buf_puts(b, "<h2>Summary</h2><table id=\"summary\">");
+	fmt_int(t1, sizeof(t1), (double)s->requests);
+	iac_buf_printf(b, "<tr><td>requests</td><td>%s</td></tr><tr><td>requests per second</td><td>%.1f</td></tr>",
+		       t1, (double)s->requests / el);
+	iac_buf_printf(b, "<tr><td>errors</td><td>%llu (%.2f%%)</td></tr>", (unsigned long long)s->failed,
+		       s->requests ? 100.0 * (double)s->failed / (double)s->requests : 0.0);
+	iac_buf_printf(b, "<tr><td>iterations / dropped</td><td>%llu / %llu</td></tr>",
+		       (unsigned long long)s->iterations, (unsigned long long)s->dropped);
+	iac_buf_printf(b, "<tr><td>latency p50 / p90 / p99 / max (ms)</td><td>%.2f / %.2f / %.2f / %.2f</td></tr>",
+		       (double)iac_lt_hist_percentile(h, 50) / 1e3, (double)iac_lt_hist_percentile(h, 90) / 1e3,
+		       (double)iac_lt_hist_percentile(h, 99) / 1e3, (double)h->max / 1e3);
+	iac_buf_printf(b, "<tr><td>max VUs</td><td>%d</td></tr>", r->vus_max);
+	iac_buf_printf(b, "<tr><td>load generator CPU avg / max</td><td>%.0f%% / %.0f%% of %d core%s</td></tr>",
+		       isnan(r->cpu_avg_pct) ? 0 : r->cpu_avg_pct, r->cpu_max_pct, r->cores, r->cores == 1 ? "" : "s");
+	iac_buf_puts(b, "</table>\n");
+}
+
+/* The client-side series, one value per second. NaN is "no point": a
+ * second without a response has no latency, not a latency of 0. */
+enum { S_RPS, S_ERRS, S_DROP, S_P50, S_P90, S_P99, S_VUS, S_CPU, S_WAIT, S_N };
+
+static void html_client_charts(iac_buf *b, const iac_lt_result *r)
+{
+	size_t n = r->nsecs;
+	double *v[S_N];
+	for (int k = 0; k < S_N; k++)
+		v[k] = iac_xmalloc(n * sizeof(double));
+	for (size_t i = 0; i < n; i++) {
+		const iac_lt_second *x = &r->secs[i];
+		v[S_RPS][i] = sec_rate(r, i, (double)x->requests);
+		v[S_ERRS][i] = sec_rate(r, i, (double)x->failed);
+		v[S_DROP][i] = sec_rate(r, i, (double)x->dropped);
+		v[S_P50][i] = x->requests ? x->p50_ms : NAN;
+		v[S_P90][i] = x->requests ? x->p90_ms : NAN;
+		v[S_P99][i] = x->requests ? x->p99_ms : NAN;
+		v[S_VUS][i] = x->vus >= 0 ? x->vus : NAN;
+		v[S_CPU][i] = x->cpu_pct;
+		v[S_WAIT][i] = x->wait_pct;
+	}
+	series a[] = { { "requests/s", "#0969da", v[S_RPS] } };
+	svg_chart(b, "Throughput", "requests per second", a, 1, n);
+	series l[] = { { "p50", "#1a7f37", v[S_P50] }, { "p90", "#bf8700", v[S_P90] }, { "p99", "#cf222e", v[S_P99] } };
+	svg_chart(b, "Latency", "ms", l, 3, n);
+	series e[] = { { "errors/s", "#cf222e", v[S_ERRS] }, { "dropped/s", "#8250df", v[S_DROP] } };
+	svg_chart(b, "Errors and dropped iterations", "per second", e, 2, n);
+	series u[] = { { "VUs", "#0969da", v[S_VUS] }, { "client CPU %", "#6e7781", v[S_CPU] },
+		       { "client CPU wait %", "#bf3989", v[S_WAIT] } };
+	svg_chart(b, "Virtual users and load generator CPU", "count, %", u, 3, n);
+	for (int k = 0; k < S_N; k++)
+		free(v[k]);
+}
+
+/* HAProxy's chart, only when at least one second was sampled. */
+static void html_haproxy_chart(iac_buf *b, const iac_lt_result *r)
+{
+	size_t n = r->nsecs;
+	int have_hap = 0;
+	for (size_t i = 0; i < n; i++)
+		have_hap |= !isnan(r->secs[i].hap_qcur);
+	if (!have_hap)
+		return;
+	double *q = iac_xmalloc(n * sizeof(double)), *sc = iac_xmalloc(n * sizeof(double)),
+	       *rt = iac_xmalloc(n * sizeof(double));
+	for (size_t i = 0; i < n; i++) {
+		q[i] = r->secs[i].hap_qcur;
+		sc[i] = r->secs[i].hap_scur;
+		rt[i] = r->secs[i].hap_rtime_ms;
+	}
+	series hs[] = { { "queue", "#cf222e", q }, { "sessions", "#0969da", sc },
+			{ "backend rtime ms", "#bf8700", rt } };
+	iac_buf_puts(b, "<h2>Server side: HAProxy</h2>\n");
+	svg_chart(b, "HAProxy", "queue, sessions, ms", hs, 3, n);
+	free(q);
+	free(sc);
+	free(rt);
+}
+
+/* Host hi's chart, only when at least one second was sampled. */
+static void html_host_chart(iac_buf *b, const iac_lt_result *r, size_t hi)
+{
+	size_t n = r->nsecs;
+	double *hc = iac_xmalloc(n * sizeof(double)), *hm = iac_xmalloc(n * sizeof(double));
+	int any = 0;
+	for (size_t i = 0; i < n; i++) {
+		hc[i] = r->secs[i].host_cpu ? r->secs[i].host_cpu[hi] : NAN;
+		hm[i] = r->secs[i].host_mem ? r->secs[i].host_mem[hi] : NAN;
+		any |= !isnan(hc[i]) || !isnan(hm[i]);
+	}
+	if (any) {
+		char title[200];
+		snprintf(title, sizeof(title), "Host %s", r->hosts->items[hi]);
+		series hs[] = { { "CPU %", "#cf222e", hc }, { "memory %", "#0969da", hm } };
+		svg_chart(b, title, "%", hs, 2, n);
+	}
+	free(hc);
+	free(hm);
+}
+
+static void html_charts(iac_buf *b, const iac_lt_result *r)
+{
+	if (!r->nsecs)
+		return;
+	iac_buf_puts(b, "<h2>Over time</h2>\n");
+	html_client_charts(b, r);
+	html_haproxy_chart(b, r);
+	for (size_t hi = 0; r->hosts && hi < r->hosts->n; hi++)
+		html_host_chart(b, r, hi);
+}
+
+static void html_endpoints(iac_buf *b, const iac_lt_result *r)
 {
 	const iac_lt_stats *s = r->total;
 	double el = r->elapsed_s > 0 ? r->elapsed_s : 1;
-	size_t n = r->nsecs;
-	iac_buf b = IAC_BUF_INIT;
-	char t1[64], desc[160];
-
-	iac_buf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-			 "<meta name=\"viewport\" content=\"width=device-width\"><title>iac loadtest: ");
-	html_esc(&b, r->cfg->file);
-	iac_buf_puts(&b, "</title><style>"
-			 "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:960px}"
-			 "h1{font-size:20px}h2{font-size:16px;margin-top:28px}"
-			 "table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 10px;border-bottom:1px solid #ddd;"
-			 "text-align:right}td:first-child,th:first-child{text-align:left}"
-			 ".ok{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:bold}"
-			 ".banner{padding:8px 12px;border-radius:6px;margin:12px 0}"
-			 ".valid{background:#dafbe1}.invalid{background:#ffebe9}.note{background:#fff8c5}"
-			 "svg .g{stroke:#e5e5e5}svg .a{font-size:11px;fill:#666}svg .t{font-size:13px;font-weight:bold}"
-			 "svg .l{font-size:12px}figure{margin:12px 0}"
-			 "</style></head><body>\n<h1>iac loadtest: ");
-	html_esc(&b, r->cfg->file);
-	iac_buf_puts(&b, "</h1>\n<p>");
-	html_esc(&b, load_desc(r->cfg, desc, sizeof(desc)));
-	iac_buf_printf(&b, "; %d thread%s; started %s; ran %.1f s.</p>\n", r->threads, r->threads == 1 ? "" : "s",
-		       r->started, r->elapsed_s);
-	if (r->valid) {
-		iac_buf_puts(&b, "<div class=\"banner valid\" id=\"validity\">Result valid.</div>\n");
-	} else {
-		iac_buf_puts(&b, "<div class=\"banner invalid\" id=\"validity\">Result NOT valid: ");
-		html_esc(&b, r->invalid.items[0]);
-		iac_buf_puts(&b, "</div>\n");
-	}
-	if (r->saturation) {
-		iac_buf_puts(&b, "<div class=\"banner note\"><b>Where it saturated:</b> ");
-		html_esc(&b, r->saturation);
-		iac_buf_puts(&b, "</div>\n");
-	}
-	for (size_t i = 0; i < r->notes.n; i++) {
-		iac_buf_puts(&b, "<div class=\"banner note\">");
-		html_esc(&b, r->notes.items[i]);
-		iac_buf_puts(&b, "</div>\n");
-	}
-
-	const iac_lt_hist *h = &s->hist;
-	iac_buf_puts(&b, "<h2>Summary</h2><table id=\"summary\">");
-	fmt_int(t1, sizeof(t1), (double)s->requests);
-	iac_buf_printf(&b, "<tr><td>requests</td><td>%s</td></tr><tr><td>requests per second</td><td>%.1f</td></tr>",
-		       t1, (double)s->requests / el);
-	iac_buf_printf(&b, "<tr><td>errors</td><td>%llu (%.2f%%)</td></tr>", (unsigned long long)s->failed,
-		       s->requests ? 100.0 * (double)s->failed / (double)s->requests : 0.0);
-	iac_buf_printf(&b, "<tr><td>iterations / dropped</td><td>%llu / %llu</td></tr>",
-		       (unsigned long long)s->iterations, (unsigned long long)s->dropped);
-	iac_buf_printf(&b, "<tr><td>latency p50 / p90 / p99 / max (ms)</td><td>%.2f / %.2f / %.2f / %.2f</td></tr>",
-		       (double)iac_lt_hist_percentile(h, 50) / 1e3, (double)iac_lt_hist_percentile(h, 90) / 1e3,
-		       (double)iac_lt_hist_percentile(h, 99) / 1e3, (double)h->max / 1e3);
-	iac_buf_printf(&b, "<tr><td>max VUs</td><td>%d</td></tr>", r->vus_max);
-	iac_buf_printf(&b, "<tr><td>load generator CPU avg / max</td><td>%.0f%% / %.0f%% of %d core%s</td></tr>",
-		       isnan(r->cpu_avg_pct) ? 0 : r->cpu_avg_pct, r->cpu_max_pct, r->cores, r->cores == 1 ? "" : "s");
-	iac_buf_puts(&b, "</table>\n");
-
-	if (n) {
-		double *rps = iac_xmalloc(n * sizeof(double)), *errs = iac_xmalloc(n * sizeof(double)),
-		       *p50 = iac_xmalloc(n * sizeof(double)), *p90 = iac_xmalloc(n * sizeof(double)),
-		       *p99 = iac_xmalloc(n * sizeof(double)), *vus = iac_xmalloc(n * sizeof(double)),
-		       *cpu = iac_xmalloc(n * sizeof(double)), *drop = iac_xmalloc(n * sizeof(double)),
-		       *wait = iac_xmalloc(n * sizeof(double));
-		int have_hap = 0;
-		for (size_t i = 0; i < n; i++) {
-			const iac_lt_second *x = &r->secs[i];
-			rps[i] = sec_rate(r, i, (double)x->requests);
-			errs[i] = sec_rate(r, i, (double)x->failed);
-			drop[i] = sec_rate(r, i, (double)x->dropped);
-			p50[i] = x->requests ? x->p50_ms : NAN;
-			p90[i] = x->requests ? x->p90_ms : NAN;
-			p99[i] = x->requests ? x->p99_ms : NAN;
-			vus[i] = x->vus >= 0 ? x->vus : NAN;
-			cpu[i] = x->cpu_pct;
-			wait[i] = x->wait_pct;
-			have_hap |= !isnan(x->hap_qcur);
-		}
-		iac_buf_puts(&b, "<h2>Over time</h2>\n");
-		series a[] = { { "requests/s", "#0969da", rps } };
-		svg_chart(&b, "Throughput", "requests per second", a, 1, n);
-		series l[] = { { "p50", "#1a7f37", p50 }, { "p90", "#bf8700", p90 }, { "p99", "#cf222e", p99 } };
-		svg_chart(&b, "Latency", "ms", l, 3, n);
-		series e[] = { { "errors/s", "#cf222e", errs }, { "dropped/s", "#8250df", drop } };
-		svg_chart(&b, "Errors and dropped iterations", "per second", e, 2, n);
-		series v[] = { { "VUs", "#0969da", vus }, { "client CPU %", "#6e7781", cpu },
-			       { "client CPU wait %", "#bf3989", wait } };
-		svg_chart(&b, "Virtual users and load generator CPU", "count, %", v, 3, n);
-		if (have_hap) {
-			double *q = iac_xmalloc(n * sizeof(double)), *sc = iac_xmalloc(n * sizeof(double)),
-			       *rt = iac_xmalloc(n * sizeof(double));
-			for (size_t i = 0; i < n; i++) {
-				q[i] = r->secs[i].hap_qcur;
-				sc[i] = r->secs[i].hap_scur;
-				rt[i] = r->secs[i].hap_rtime_ms;
-			}
-			series hs[] = { { "queue", "#cf222e", q }, { "sessions", "#0969da", sc },
-					{ "backend rtime ms", "#bf8700", rt } };
-			iac_buf_puts(&b, "<h2>Server side: HAProxy</h2>\n");
-			svg_chart(&b, "HAProxy", "queue, sessions, ms", hs, 3, n);
-			free(q);
-			free(sc);
-			free(rt);
-		}
-		for (size_t hi = 0; r->hosts && hi < r->hosts->n; hi++) {
-			double *hc = iac_xmalloc(n * sizeof(double)), *hm = iac_xmalloc(n * sizeof(double));
-			int any = 0;
-			for (size_t i = 0; i < n; i++) {
-				hc[i] = r->secs[i].host_cpu ? r->secs[i].host_cpu[hi] : NAN;
-				hm[i] = r->secs[i].host_mem ? r->secs[i].host_mem[hi] : NAN;
-				any |= !isnan(hc[i]) || !isnan(hm[i]);
-			}
-			if (any) {
-				char title[200];
-				snprintf(title, sizeof(title), "Host %s", r->hosts->items[hi]);
-				series hs[] = { { "CPU %", "#cf222e", hc }, { "memory %", "#0969da", hm } };
-				svg_chart(&b, title, "%", hs, 2, n);
-			}
-			free(hc);
-			free(hm);
-		}
-		free(rps);
-		free(errs);
-		free(p50);
-		free(p90);
-		free(p99);
-		free(vus);
-		free(cpu);
-		free(drop);
-		free(wait);
-	}
-
-	iac_buf_puts(&b, "<h2>Endpoints</h2><table id=\"endpoints\"><tr><th>endpoint</th><th>requests</th><th>rps</th>"
-			 "<th>errors</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>");
+	iac_buf_puts(b, "<h2>Endpoints</h2><table id=\"endpoints\"><tr><th>endpoint</th><th>requests</th><th>rps</th>"
+			"<th>errors</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>max ms</th></tr>");
 	for (size_t i = 0; i < s->neps; i++) {
 		const iac_lt_endpoint *e = s->eps[i];
 		if (!e->requests)
 			continue;
-		iac_buf_puts(&b, "<tr><td>");
-		html_esc(&b, e->name);
-		iac_buf_printf(&b, "</td><td>%llu</td><td>%.1f</td><td>%llu</td><td>%.2f</td><td>%.2f</td><td>%.2f</td>"
+		iac_buf_puts(b, "<tr><td>");
+		html_esc(b, e->name);
+		iac_buf_printf(b, "</td><td>%llu</td><td>%.1f</td><td>%llu</td><td>%.2f</td><td>%.2f</td><td>%.2f</td>"
 			       "<td>%.2f</td></tr>", (unsigned long long)e->requests, (double)e->requests / el,
 			       (unsigned long long)e->failed, (double)iac_lt_hist_percentile(&e->hist, 50) / 1e3,
 			       (double)iac_lt_hist_percentile(&e->hist, 90) / 1e3,
 			       (double)iac_lt_hist_percentile(&e->hist, 99) / 1e3, (double)e->hist.max / 1e3);
 	}
-	iac_buf_puts(&b, "</table>\n");
-	if (s->failed) {
-		iac_buf_puts(&b, "<h2>Errors by kind</h2><p>");
-		iac_buf eb = IAC_BUF_INIT;
-		errors_by_kind(&eb, s, "; ");
-		html_esc(&b, iac_buf_cstr(&eb));
-		iac_buf_free(&eb);
-		iac_buf_puts(&b, "</p>\n");
+	iac_buf_puts(b, "</table>\n");
+}
+
+static void html_errors(iac_buf *b, const iac_lt_stats *s)
+{
+	if (!s->failed)
+		return;
+	iac_buf_puts(b, "<h2>Errors by kind</h2><p>");
+	iac_buf eb = IAC_BUF_INIT;
+	errors_by_kind(&eb, s, "; ");
+	html_esc(b, iac_buf_cstr(&eb));
+	iac_buf_free(&eb);
+	iac_buf_puts(b, "</p>\n");
+}
+
+static void html_checks(iac_buf *b, const iac_lt_stats *s)
+{
+	if (!s->nchecks)
+		return;
+	iac_buf_puts(b, "<h2>Checks</h2><table id=\"checks\"><tr><th>check</th><th>passed</th><th>failed</th>"
+			"<th>rate</th></tr>");
+	for (size_t i = 0; i < s->nchecks; i++) {
+		const iac_lt_check *c = &s->checks[i];
+		uint64_t tot = c->pass + c->fail;
+		iac_buf_puts(b, "<tr><td>");
+		html_esc(b, c->name);
+		iac_buf_printf(b, "</td><td>%llu</td><td>%llu</td><td>%.2f%%</td></tr>", (unsigned long long)c->pass,
+			       (unsigned long long)c->fail, tot ? 100.0 * (double)c->pass / (double)tot : 0.0);
 	}
-	if (s->nchecks) {
-		iac_buf_puts(&b, "<h2>Checks</h2><table id=\"checks\"><tr><th>check</th><th>passed</th><th>failed</th>"
-				 "<th>rate</th></tr>");
-		for (size_t i = 0; i < s->nchecks; i++) {
-			const iac_lt_check *c = &s->checks[i];
-			uint64_t tot = c->pass + c->fail;
-			iac_buf_puts(&b, "<tr><td>");
-			html_esc(&b, c->name);
-			iac_buf_printf(&b, "</td><td>%llu</td><td>%llu</td><td>%.2f%%</td></tr>", (unsigned long long)c->pass,
-				       (unsigned long long)c->fail, tot ? 100.0 * (double)c->pass / (double)tot : 0.0);
-		}
-		iac_buf_puts(&b, "</table>\n");
+	iac_buf_puts(b, "</table>\n");
+}
+
+static void html_thresholds(iac_buf *b, const iac_lt_config *cfg)
+{
+	if (!cfg->nthresholds)
+		return;
+	iac_buf_puts(b, "<h2>Thresholds</h2><table id=\"thresholds\"><tr><th>metric</th><th>condition</th>"
+			"<th>value</th><th>result</th></tr>");
+	for (size_t i = 0; i < cfg->nthresholds; i++) {
+		const iac_lt_threshold *t = &cfg->thresholds[i];
+		char cond[200], val[160];
+		fmt_cond(cond, sizeof(cond), t);
+		fmt_value(val, sizeof(val), t);
+		iac_buf_puts(b, "<tr><td>");
+		html_esc(b, t->key);
+		iac_buf_puts(b, "</td><td>");
+		html_esc(b, cond);
+		iac_buf_puts(b, "</td><td>");
+		html_esc(b, val);
+		iac_buf_printf(b, "</td><td class=\"%s\">%s</td></tr>", t->ok ? "ok" : "fail", t->ok ? "pass" : "FAIL");
 	}
-	if (r->cfg->nthresholds) {
-		iac_buf_puts(&b, "<h2>Thresholds</h2><table id=\"thresholds\"><tr><th>metric</th><th>condition</th>"
-				 "<th>value</th><th>result</th></tr>");
-		for (size_t i = 0; i < r->cfg->nthresholds; i++) {
-			const iac_lt_threshold *t = &r->cfg->thresholds[i];
-			char cond[200], val[160];
-			fmt_cond(cond, sizeof(cond), t);
-			fmt_value(val, sizeof(val), t);
-			iac_buf_puts(&b, "<tr><td>");
-			html_esc(&b, t->key);
-			iac_buf_puts(&b, "</td><td>");
-			html_esc(&b, cond);
-			iac_buf_puts(&b, "</td><td>");
-			html_esc(&b, val);
-			iac_buf_printf(&b, "</td><td class=\"%s\">%s</td></tr>", t->ok ? "ok" : "fail", t->ok ? "pass" : "FAIL");
-		}
-		iac_buf_puts(&b, "</table>\n");
+	iac_buf_puts(b, "</table>\n");
+}
+
+static void html_script_errors(iac_buf *b, const iac_lt_stats *s)
+{
+	if (!s->script_errors)
+		return;
+	iac_buf_printf(b, "<h2>Script errors (%llu)</h2><ul>", (unsigned long long)s->script_errors);
+	for (size_t i = 0; i < s->nscript_msgs; i++) {
+		iac_buf_printf(b, "<li>%llu &times; ", (unsigned long long)s->script_counts[i]);
+		html_esc(b, s->script_msgs[i]);
+		iac_buf_puts(b, "</li>");
 	}
-	if (s->script_errors) {
-		iac_buf_printf(&b, "<h2>Script errors (%llu)</h2><ul>", (unsigned long long)s->script_errors);
-		for (size_t i = 0; i < s->nscript_msgs; i++) {
-			iac_buf_printf(&b, "<li>%llu &times; ", (unsigned long long)s->script_counts[i]);
-			html_esc(&b, s->script_msgs[i]);
-			iac_buf_puts(&b, "</li>");
-		}
-		iac_buf_puts(&b, "</ul>\n");
-	}
-	iac_buf_puts(&b, "<h2>How to read this</h2><p>Each point is one second of the run. Latency is measured per "
-			 "request from when it was due: in the arrival-rate executors a request that had to wait "
-			 "counts its wait. Percentiles come from histograms with under 1% relative error. "
-			 "Server-side figures (when observed) share the same time axis. A result is marked not "
-			 "valid when the load generator's own CPU was the bottleneck.</p>\n</body></html>\n");
+	iac_buf_puts(b, "</ul>\n");
+}
+
+void iac_lt_report_html(iac_buf *out, const iac_lt_result *r)
+{
+	html_head(out, r);
+	html_banners(out, r);
+	html_summary(out, r);
+	html_charts(out, r);
+	html_endpoints(out, r);
+	html_errors(out, r->total);
+	html_checks(out, r->total);
+	html_thresholds(out, r->cfg);
+	html_script_errors(out, r->total);
+	iac_buf_puts(out, "<h2>How to read this</h2><p>Each point is one second of the run. Latency is measured per "
+			  "request from when it was due: in the arrival-rate executors a request that had to wait "
+			  "counts its wait. Percentiles come from histograms with under 1% relative error. "
+			  "Server-side figures (when observed) share the same time axis. A result is marked not "
+			  "valid when the load generator's own CPU was the bottleneck.</p>\n</body></html>\n");
+}
+
+int iac_lt_report_write_html(const iac_lt_result *r, const char *path)
+{
+	iac_buf b = IAC_BUF_INIT;
+	iac_lt_report_html(&b, r);
 	int rc = iac_file_write_atomic(path, b.ptr, b.len, 0644);
 	iac_buf_free(&b);
 	if (rc < 0)

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "iac/core/args.h"
+#include "iac/core/buf.h"
 #include "iac/loadtest/engine.h"
 
 typedef struct {
@@ -47,12 +48,24 @@ typedef struct {
  * Returns the number that failed. */
 size_t iac_lt_thresholds_eval(iac_lt_threshold *ts, size_t n, const iac_lt_stats *s, double elapsed_s);
 
-/* Fill valid/invalid from the CPU series, and the saturation note. */
+/* Fill valid, invalid and notes from the CPU and CPU-wait series and the
+ * totals, and the saturation note. Call once per result. */
 void iac_lt_result_judge(iac_lt_result *r);
 
-void iac_lt_report_summary(FILE *f, const iac_lt_result *r);
+/* Rendering: functions of the judged result alone (no clock, no I/O), so
+ * tests can pin them byte for byte on a fixed result. Each appends to out. */
+
+/* The terminal summary. Colour escapes come from iac_color(), so they
+ * follow stdout's colour setting like all of iac's output. */
+void iac_lt_report_text(iac_buf *out, const iac_lt_result *r);
+/* The self-contained HTML document. */
+void iac_lt_report_html(iac_buf *out, const iac_lt_result *r);
+/* The JSON document (the caller owns the reference). */
 json_t *iac_lt_report_json(const iac_lt_result *r);
-/* Write files. 0, or -1 with a message. */
+
+/* The summary on f, redacted and under the output lock (iac_log_write). */
+void iac_lt_report_summary(FILE *f, const iac_lt_result *r);
+/* Write files, atomically. 0, or -1 with a message naming the file. */
 int iac_lt_report_write_json(const iac_lt_result *r, const char *path);
 int iac_lt_report_write_html(const iac_lt_result *r, const char *path);
 

@@ -170,6 +170,93 @@ static void read_headers(lua_State *L, int idx, iac_strlist *out, const char *wh
 	lua_pop(L, 1);
 }
 
+/* think = "2s" | 3 | between(a, b): a fixed or a uniformly drawn pause. */
+static void read_think(lua_State *L, int t, iac_lt_scenario *sp, const char *what)
+{
+	lua_getfield(L, t, "think");
+	if (!lua_isnil(L, -1)) {
+		if (lua_istable(L, -1)) {
+			/* only between()'s tables: { 1, 3 } could mean anything */
+			int same = 0;
+			if (lua_getmetatable(L, -1)) {
+				luaL_getmetatable(L, BETWEEN_MT);
+				same = lua_rawequal(L, -1, -2);
+				lua_pop(L, 2);
+			}
+			if (!same)
+				luaL_error(L, "option 'think' in %s must be a duration or between(a, b)", what);
+			lua_getfield(L, -1, "min_ms");
+			sp->think_min_ms = lua_tonumber(L, -1);
+			lua_getfield(L, -2, "max_ms");
+			sp->think_max_ms = lua_tonumber(L, -1);
+			lua_pop(L, 2);
+		} else {
+			sp->think_min_ms = sp->think_max_ms = duration_at(L, -1, "option 'think'");
+		}
+	}
+	lua_pop(L, 1);
+}
+
+/* flow = function(u) ... end, kept in this state's registry by scenario
+ * index (1-based: the scenario is already counted in cfg): a function
+ * cannot cross into the plain-data config. */
+static void read_flow(lua_State *L, int t, iac_lt_config *cfg, iac_lt_scenario *sp, const char *what)
+{
+	lua_getfield(L, t, "flow");
+	if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+		luaL_error(L, "option 'flow' in %s must be a function(u) ... end", what);
+	sp->has_flow = lua_isfunction(L, -1);
+	lua_getfield(L, LUA_REGISTRYINDEX, FLOWS_KEY);
+	lua_pushvalue(L, -2);
+	lua_rawseti(L, -2, (lua_Integer)cfg->nscenarios);
+	lua_pop(L, 2);
+}
+
+/* body = "...", kept with its length: it may hold NUL bytes. */
+static void read_body(lua_State *L, int t, iac_lt_scenario *sp, const char *what)
+{
+	lua_getfield(L, t, "body");
+	if (!lua_isnil(L, -1)) {
+		size_t n;
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "option 'body' in %s must be a string", what);
+		const char *b = lua_tolstring(L, -1, &n);
+		sp->body = iac_xmalloc(n + 1);
+		memcpy(sp->body, b, n + 1);
+		sp->body_len = n;
+	}
+	lua_pop(L, 1);
+}
+
+/* url is path's other name (for absolute URLs); both at once is ambiguous. */
+static void read_url(lua_State *L, int t, iac_lt_scenario *sp, const char *what)
+{
+	char *url2 = string_field(L, t, "url", what);
+	if (url2 && sp->url) {
+		free(url2);
+		luaL_error(L, "%s sets both 'path' and 'url'; use one", what);
+	}
+	if (url2)
+		sp->url = url2;
+}
+
+/* Checks that need every option read; fills in the default method. */
+static void check_scenario(lua_State *L, iac_lt_scenario *sp, const char *what)
+{
+	if (sp->has_flow && (sp->method || sp->url || sp->body || sp->headers.n))
+		luaL_error(L, "%s has a flow and also method/path/headers/body; the flow makes its own requests "
+			   "(u:get, u:post...)", what);
+	if (!sp->has_flow && !sp->url)
+		luaL_error(L, "%s needs either flow = function(u) ... end or path = \"/...\"", what);
+	if (sp->weight <= 0)
+		luaL_error(L, "option 'weight' in %s must be above 0", what);
+	if (!sp->method)
+		sp->method = iac_xstrdup("GET");
+	for (char *p = sp->method; *p; p++)
+		if (*p < 'A' || *p > 'Z')
+			luaL_error(L, "method '%s' in %s must be upper-case letters", sp->method, what);
+}
+
 static int apply_scenario(lua_State *L, const char *name, int t)
 {
 	static const char *const keys[] = { "weight", "think", "flow", "method", "path", "url",
@@ -192,72 +279,15 @@ static int apply_scenario(lua_State *L, const char *name, int t)
 	sp->name = iac_xstrdup(name);
 	sp->line = call_line(L);
 	sp->weight = number_field(L, t, "weight", 1, what);
-	lua_getfield(L, t, "think");
-	if (!lua_isnil(L, -1)) {
-		if (lua_istable(L, -1)) {
-			int same = 0;
-			if (lua_getmetatable(L, -1)) {
-				luaL_getmetatable(L, BETWEEN_MT);
-				same = lua_rawequal(L, -1, -2);
-				lua_pop(L, 2);
-			}
-			if (!same)
-				luaL_error(L, "option 'think' in %s must be a duration or between(a, b)", what);
-			lua_getfield(L, -1, "min_ms");
-			sp->think_min_ms = lua_tonumber(L, -1);
-			lua_getfield(L, -2, "max_ms");
-			sp->think_max_ms = lua_tonumber(L, -1);
-			lua_pop(L, 2);
-		} else {
-			sp->think_min_ms = sp->think_max_ms = duration_at(L, -1, "option 'think'");
-		}
-	}
-	lua_pop(L, 1);
-
-	lua_getfield(L, t, "flow");
-	if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
-		luaL_error(L, "option 'flow' in %s must be a function(u) ... end", what);
-	sp->has_flow = lua_isfunction(L, -1);
-	/* keep the flow in this state's registry, by scenario index */
-	lua_getfield(L, LUA_REGISTRYINDEX, FLOWS_KEY);
-	lua_pushvalue(L, -2);
-	lua_rawseti(L, -2, (lua_Integer)cfg->nscenarios);
-	lua_pop(L, 2);
-
+	read_think(L, t, sp, what);
+	read_flow(L, t, cfg, sp, what);
 	sp->method = string_field(L, t, "method", what);
 	sp->url = string_field(L, t, "path", what);
 	sp->endpoint = string_field(L, t, "name", what);
-	lua_getfield(L, t, "body");
-	if (!lua_isnil(L, -1)) {
-		size_t n;
-		if (lua_type(L, -1) != LUA_TSTRING)
-			luaL_error(L, "option 'body' in %s must be a string", what);
-		const char *b = lua_tolstring(L, -1, &n);
-		sp->body = iac_xmalloc(n + 1);
-		memcpy(sp->body, b, n + 1);
-		sp->body_len = n;
-	}
-	lua_pop(L, 1);
+	read_body(L, t, sp, what);
 	read_headers(L, t, &sp->headers, what);
-	char *url2 = string_field(L, t, "url", what);
-	if (url2 && sp->url) {
-		free(url2);
-		luaL_error(L, "%s sets both 'path' and 'url'; use one", what);
-	}
-	if (url2)
-		sp->url = url2;
-	if (sp->has_flow && (sp->method || sp->url || sp->body || sp->headers.n))
-		luaL_error(L, "%s has a flow and also method/path/headers/body; the flow makes its own requests "
-			   "(u:get, u:post...)", what);
-	if (!sp->has_flow && !sp->url)
-		luaL_error(L, "%s needs either flow = function(u) ... end or path = \"/...\"", what);
-	if (sp->weight <= 0)
-		luaL_error(L, "option 'weight' in %s must be above 0", what);
-	if (!sp->method)
-		sp->method = iac_xstrdup("GET");
-	for (char *p = sp->method; *p; p++)
-		if (*p < 'A' || *p > 'Z')
-			luaL_error(L, "method '%s' in %s must be upper-case letters", sp->method, what);
+	read_url(L, t, sp, what);
+	check_scenario(L, sp, what);
 	return 0;
 }
 
@@ -287,45 +317,44 @@ const char *iac_lt_executor_name(enum iac_lt_executor e)
 	return executors[e];
 }
 
-static int l_load(lua_State *L)
+static int executor_is_open(enum iac_lt_executor e)
 {
-	static const char *const keys[] = { "executor", "vus", "duration", "stages", "rate", "time_unit",
-					    "pre_allocated_vus", "max_vus", "start_vus", "start_rate",
-					    "graceful_stop", "timeout", "user_agent", NULL };
-	load_ctx *c = get_ctx(L);
-	iac_lt_config *cfg = c->cfg;
-	luaL_checktype(L, 1, LUA_TTABLE);
-	if (c->seen_load)
-		luaL_error(L, "load is set twice");
-	c->seen_load = 1;
-	cfg->load_line = call_line(L);
-	check_keys(L, 1, "load", keys);
+	return e == IAC_LT_CONSTANT_RATE || e == IAC_LT_RAMPING_RATE;
+}
 
+static int executor_is_ramp(enum iac_lt_executor e)
+{
+	return e == IAC_LT_RAMPING_VUS || e == IAC_LT_RAMPING_RATE;
+}
+
+/* executor = "..." into cfg->executor, which keeps its default when unset. */
+static void read_executor(lua_State *L, iac_lt_config *cfg)
+{
 	char *ex = string_field(L, 1, "executor", "load");
-	if (ex) {
-		int found = -1;
-		for (int i = 0; executors[i]; i++)
-			if (!strcmp(executors[i], ex))
-				found = i;
-		if (found < 0) {
-			lua_pushfstring(L, "unknown executor '%s'; valid: constant-vus, ramping-vus, "
-				       "constant-arrival-rate, ramping-arrival-rate", ex);
-			free(ex);
-			luaL_where(L, 1);
-			lua_insert(L, -2);
-			lua_concat(L, 2);
-			lua_error(L);
-		}
+	if (!ex)
+		return;
+	int found = -1;
+	for (int i = 0; executors[i]; i++)
+		if (!strcmp(executors[i], ex))
+			found = i;
+	if (found < 0) {
+		/* built by hand so that ex is freed before the error unwinds */
+		lua_pushfstring(L, "unknown executor '%s'; valid: constant-vus, ramping-vus, "
+			       "constant-arrival-rate, ramping-arrival-rate", ex);
 		free(ex);
-		cfg->executor = (enum iac_lt_executor)found;
+		luaL_where(L, 1);
+		lua_insert(L, -2);
+		lua_concat(L, 2);
+		lua_error(L);
 	}
-	int open = cfg->executor == IAC_LT_CONSTANT_RATE || cfg->executor == IAC_LT_RAMPING_RATE;
-	int ramp = cfg->executor == IAC_LT_RAMPING_VUS || cfg->executor == IAC_LT_RAMPING_RATE;
-	const char *en = executors[cfg->executor];
-	char what[64];
-	snprintf(what, sizeof(what), "load (%s)", en);
+	free(ex);
+	cfg->executor = (enum iac_lt_executor)found;
+}
 
-	/* options that mean nothing for this executor are mistakes, as in k6 */
+/* Options that mean nothing for this executor are mistakes, as in k6: a
+ * silently ignored "rate" would run a different test than the one meant. */
+static void check_applies(lua_State *L, enum iac_lt_executor ex)
+{
 	static const struct {
 		const char *key;
 		int for_open, for_closed, for_ramp, for_const;
@@ -340,6 +369,7 @@ static int l_load(lua_State *L)
 		{ "start_vus", 0, 1, 1, 0 },
 		{ "start_rate", 1, 0, 1, 0 },
 	};
+	int open = executor_is_open(ex), ramp = executor_is_ramp(ex);
 	for (size_t i = 0; i < sizeof(applies) / sizeof(applies[0]); i++) {
 		lua_getfield(L, 1, applies[i].key);
 		int set = !lua_isnil(L, -1);
@@ -347,9 +377,24 @@ static int l_load(lua_State *L)
 		int ok = (open ? applies[i].for_open : applies[i].for_closed) &&
 			 (ramp ? applies[i].for_ramp : applies[i].for_const);
 		if (set && !ok)
-			luaL_error(L, "option '%s' does not apply to executor '%s'", applies[i].key, en);
+			luaL_error(L, "option '%s' does not apply to executor '%s'", applies[i].key, executors[ex]);
 	}
+}
 
+/* Field key of load {} as a duration into *ms, which keeps its value when
+ * the field is unset. */
+static void duration_field(lua_State *L, const char *key, const char *label, double *ms)
+{
+	lua_getfield(L, 1, key);
+	if (!lua_isnil(L, -1))
+		*ms = duration_at(L, -1, label);
+	lua_pop(L, 1);
+}
+
+/* The numbers and durations of load {}. The ramping executors start from
+ * start_vus / start_rate, which stand in for vus / rate. */
+static void read_load_options(lua_State *L, iac_lt_config *cfg, const char *what)
+{
 	cfg->vus = (int)number_field(L, 1, "vus", cfg->vus, what);
 	if (cfg->executor == IAC_LT_RAMPING_VUS)
 		cfg->vus = (int)number_field(L, 1, "start_vus", 0, what);
@@ -358,26 +403,15 @@ static int l_load(lua_State *L)
 		cfg->rate = number_field(L, 1, "start_rate", 0, what);
 	cfg->pre_vus = (int)number_field(L, 1, "pre_allocated_vus", 0, what);
 	cfg->max_vus = (int)number_field(L, 1, "max_vus", 0, what);
-	lua_getfield(L, 1, "duration");
-	if (!lua_isnil(L, -1))
-		cfg->duration_ms = duration_at(L, -1, "option 'duration'");
-	lua_pop(L, 1);
-	lua_getfield(L, 1, "time_unit");
-	if (!lua_isnil(L, -1))
-		cfg->time_unit_ms = duration_at(L, -1, "option 'time_unit'");
-	lua_pop(L, 1);
+	duration_field(L, "duration", "option 'duration'", &cfg->duration_ms);
+	duration_field(L, "time_unit", "option 'time_unit'", &cfg->time_unit_ms);
 	if (cfg->time_unit_ms <= 0)
 		luaL_error(L, "option 'time_unit' in %s must be above 0", what);
-	lua_getfield(L, 1, "graceful_stop");
-	if (!lua_isnil(L, -1))
-		cfg->graceful_stop_ms = duration_at(L, -1, "option 'graceful_stop'");
-	lua_pop(L, 1);
-	lua_getfield(L, 1, "timeout");
-	if (!lua_isnil(L, -1))
-		cfg->timeout_ms = duration_at(L, -1, "option 'timeout'");
-	lua_pop(L, 1);
+	duration_field(L, "graceful_stop", "option 'graceful_stop'", &cfg->graceful_stop_ms);
+	duration_field(L, "timeout", "option 'timeout'", &cfg->timeout_ms);
 	lua_getfield(L, 1, "user_agent");
 	if (!lua_isnil(L, -1)) {
+		/* it becomes a header line as is */
 		const char *ua = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
 		if (!ua || strpbrk(ua, "\r\n"))
 			luaL_error(L, "option 'user_agent' in %s must be a one-line string (\"\" sends none)", what);
@@ -385,7 +419,36 @@ static int l_load(lua_State *L)
 		cfg->user_agent = iac_xstrdup(ua);
 	}
 	lua_pop(L, 1);
+}
 
+/* Stage i (1-based) from the table at index e: { "10s", 100 } or
+ * { duration = "10s", target = 100 }. */
+static iac_lt_stage read_stage(lua_State *L, int e, int i, const char *what)
+{
+	iac_lt_stage s;
+	lua_rawgeti(L, e, 1);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_getfield(L, e, "duration");
+	}
+	char lbl[64];
+	snprintf(lbl, sizeof(lbl), "the duration of stage %d", i);
+	s.dur_ms = duration_at(L, -1, lbl);
+	lua_pop(L, 1);
+	lua_rawgeti(L, e, 2);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_getfield(L, e, "target");
+	}
+	if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 0)
+		luaL_error(L, "the target of stage %d in %s must be a number >= 0", i, what);
+	s.target = lua_tonumber(L, -1);
+	lua_pop(L, 1);
+	return s;
+}
+
+static void read_stages(lua_State *L, iac_lt_config *cfg, const char *what)
+{
 	lua_getfield(L, 1, "stages");
 	if (!lua_isnil(L, -1)) {
 		if (!lua_istable(L, -1))
@@ -398,25 +461,8 @@ static int l_load(lua_State *L)
 			if (!lua_istable(L, e))
 				luaL_error(L, "stage %d in %s must be { \"10s\", 100 } or { duration = \"10s\", target = 100 }",
 					   (int)i, what);
-			iac_lt_stage s;
-			lua_rawgeti(L, e, 1);
-			if (lua_isnil(L, -1)) {
-				lua_pop(L, 1);
-				lua_getfield(L, e, "duration");
-			}
-			char lbl[64];
-			snprintf(lbl, sizeof(lbl), "the duration of stage %d", (int)i);
-			s.dur_ms = duration_at(L, -1, lbl);
+			iac_lt_stage s = read_stage(L, e, (int)i, what);
 			lua_pop(L, 1);
-			lua_rawgeti(L, e, 2);
-			if (lua_isnil(L, -1)) {
-				lua_pop(L, 1);
-				lua_getfield(L, e, "target");
-			}
-			if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 0)
-				luaL_error(L, "the target of stage %d in %s must be a number >= 0", (int)i, what);
-			s.target = lua_tonumber(L, -1);
-			lua_pop(L, 2);
 			cfg->stages = iac_xrealloc(cfg->stages, (cfg->nstages + 1) * sizeof(*cfg->stages));
 			cfg->stages[cfg->nstages++] = s;
 		}
@@ -424,9 +470,31 @@ static int l_load(lua_State *L)
 			luaL_error(L, "option 'stages' in %s is empty", what);
 	}
 	lua_pop(L, 1);
+}
 
-	if (ramp && !cfg->nstages)
-		luaL_error(L, "executor '%s' needs stages = { { \"10s\", N }, ... }", en);
+static int l_load(lua_State *L)
+{
+	static const char *const keys[] = { "executor", "vus", "duration", "stages", "rate", "time_unit",
+					    "pre_allocated_vus", "max_vus", "start_vus", "start_rate",
+					    "graceful_stop", "timeout", "user_agent", NULL };
+	load_ctx *c = get_ctx(L);
+	iac_lt_config *cfg = c->cfg;
+	luaL_checktype(L, 1, LUA_TTABLE);
+	if (c->seen_load)
+		luaL_error(L, "load is set twice");
+	c->seen_load = 1;
+	cfg->load_line = call_line(L);
+	check_keys(L, 1, "load", keys);
+	/* the executor first: it decides which options apply */
+	read_executor(L, cfg);
+	check_applies(L, cfg->executor);
+	char what[64];
+	snprintf(what, sizeof(what), "load (%s)", executors[cfg->executor]);
+	read_load_options(L, cfg, what);
+	read_stages(L, cfg, what);
+
+	if (executor_is_ramp(cfg->executor) && !cfg->nstages)
+		luaL_error(L, "executor '%s' needs stages = { { \"10s\", N }, ... }", executors[cfg->executor]);
 	if (cfg->executor == IAC_LT_CONSTANT_RATE) {
 		lua_getfield(L, 1, "rate");
 		if (lua_isnil(L, -1))
