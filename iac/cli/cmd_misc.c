@@ -47,6 +47,7 @@ static const iac_command builtin[] = {
 	{ "output", iac_cmd_output, "print output values from state", iac_help_output },
 	{ "state", iac_cmd_state, "list, show or forget resources in state", iac_help_state },
 	{ "show", iac_cmd_show, "show state or a saved plan (-json)", iac_help_show },
+	{ "import", iac_cmd_import, "adopt an existing object into state", iac_help_import },
 	{ "force-unlock", iac_cmd_force_unlock, "remove a lock left behind, by its id", NULL },
 #ifdef IAC_HAVE_loadtest
 	{ "loadtest", iac_loadtest_main, "run a Lua load-test scenario against an HTTP service", iac_loadtest_help },

@@ -42,6 +42,10 @@ void iac_help_output(void);
 void iac_help_state(void);
 void iac_help_show(void);
 
+/* cmd_import.c */
+int iac_cmd_import(int argc, char **argv);
+void iac_help_import(void);
+
 /* cmd_plan.c */
 int iac_cmd_plan(int argc, char **argv);
 int iac_cmd_apply(int argc, char **argv);

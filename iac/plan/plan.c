@@ -1481,8 +1481,9 @@ static int validate_one(iac_rconf *r, iac_providers *pv)
 	if (check_types(r, planned) < 0) {
 		rc = IAC_ERR;
 	} else if (r->rtype->plan && !r->is_data) {
-		if (iac_providers_ctx(&ctx, pv, r->provider, r->addr, NULL) < 0 ||
-		    r->rtype->plan(&ctx, planned, NULL) < 0)
+		int prc = iac_providers_ctx(&ctx, pv, r->provider, r->addr, NULL);
+		ctx.hosts = NULL;   /* validating: no host may be touched */
+		if (prc < 0 || r->rtype->plan(&ctx, planned, NULL) < 0)
 			rc = iac_err_set("%s:%d: resource '%s': %s", r->file, r->line, r->addr, iac_err_last());
 	}
 	json_decref(planned);

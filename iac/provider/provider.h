@@ -57,7 +57,8 @@ struct iac_rctx {
 	const char *config_dir;    /* relative paths in attributes resolve here */
 	void *pdata;               /* what the provider's configure() returned */
 	/* Running things on hosts (iac/host/host.h): this machine, or one
-	 * SSH connection per host shared by every provider in the run. */
+	 * SSH connection per host shared by every provider in the run. NULL
+	 * while `validate` calls plan hooks: no host may be touched then. */
 	struct iac_hosts *hosts;
 	const volatile int *cancel;/* non-zero: stop waiting, fail fast */
 	/* Optional progress line ("addr: still creating... (10s)"); may be NULL. */
@@ -107,6 +108,10 @@ typedef struct iac_rtype {
 	 * anything changes. IAC_ERR with the host marked (iac_err_host_down())
 	 * when it cannot be reached. */
 	int (*probe)(const iac_rctx *ctx, const json_t *attrs);
+
+	/* Optional: the attribute that names an existing object for `iac
+	 * import ADDR ID` ("path" for files); ID is put there before read(). */
+	const char *import_attr;
 } iac_rtype;
 
 /* A sub-command a provider adds to `iac` ("rollback", "flag"): argv[0] is

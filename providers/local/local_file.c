@@ -236,6 +236,7 @@ static int file_remove(const iac_rctx *ctx, const json_t *prior)
 }
 
 const iac_rtype iac_local_file = {
+	.import_attr = "path",
 	.name = "local.file",
 	.attrs = file_attrs,
 	.doc = "a file on the machine running iac",

@@ -146,6 +146,7 @@ static int dir_update(const iac_rctx *ctx, json_t **out, const json_t *prior, co
 }
 
 const iac_rtype iac_ssh_directory_type = {
+	.import_attr = "path",
 	.name = "ssh.directory",
 	.attrs = dir_attrs,
 	.doc = "a directory on a host, with mode and owner",

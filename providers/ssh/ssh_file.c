@@ -25,9 +25,15 @@ static const iac_attr file_attrs[] = {
 	{ "mode", IAC_T_STRING, 0, "octal permissions, default \"0644\"" },
 	{ "owner", IAC_T_STRING, 0, "owning user (default: left as the login user makes it)" },
 	{ "group", IAC_T_STRING, 0, "owning group" },
+	{ "backup", IAC_T_BOOL, IAC_A_NO_DIFF, "when a file not made by iac is already at path, keep it as "
+	  "PATH.iac-orig and put it back on destroy (default true)" },
 	{ "sha256", IAC_T_STRING, IAC_A_COMPUTED, "SHA-256 of the content" },
+	{ "takes_over", IAC_T_STRING, IAC_A_COMPUTED, "planned: the existing file the create replaces" },
+	{ "original", IAC_T_STRING, IAC_A_COMPUTED, "where the replaced file was kept (destroy puts it back)" },
 	{ NULL, 0, 0, NULL },
 };
+
+#define ORIG_SUFFIX ".iac-orig"
 
 static int read_source(const iac_rctx *ctx, const json_t *attrs, char **data, size_t *len)
 {
@@ -56,8 +62,39 @@ static int wanted(const iac_rctx *ctx, const json_t *attrs, const char **data, s
 	return 0;
 }
 
+/* A create over a file iac did not make takes it over: say so in the plan,
+ * with what is there. Not while validating (no hosts then). */
+static int note_takeover(const iac_rctx *ctx, json_t *planned)
+{
+	iac_ssh_conn *c;
+	iac_ssh_stat st;
+	if (!ctx->hosts || iac_value_has_unknown(json_object_get(planned, "host")) ||
+	    iac_value_has_unknown(json_object_get(planned, "path")))
+		return 0;
+	if (iac_ssh_host_conn(&c, ctx, planned) < 0 ||
+	    iac_ssh_stat_path(&st, ctx, c, iac_json_str(planned, "path")) < 0)
+		return IAC_ERR;
+	json_object_set_new(planned, "takes_over", json_null());
+	json_object_set_new(planned, "original", json_null());
+	if (!st.exists)
+		return 0;
+	if (!st.is_file)
+		return iac_err_set("'%s' on %s is a %s, not a file; remove it, or manage it with another resource",
+				   iac_json_str(planned, "path"), iac_ssh_conn_label(c), st.type);
+	int keep = !json_is_false(json_object_get(planned, "backup"));
+	json_object_set_new(planned, "takes_over",
+			    json_sprintf("replaces an existing file, %lld bytes, not managed by iac; %s", st.size,
+					 keep ? "kept as " ORIG_SUFFIX " and put back by destroy" : "not kept (backup = false)"));
+	if (keep)
+		json_object_set_new(planned, "original",
+				    json_sprintf("%s" ORIG_SUFFIX, iac_json_str(planned, "path")));
+	return 0;
+}
+
 static int file_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 {
+	if (!prior && note_takeover(ctx, planned) < 0)
+		return IAC_ERR;
 	char mode[8], hex[65];
 	const json_t *content = json_object_get(planned, "content");
 	const json_t *source = json_object_get(planned, "source");
@@ -295,9 +332,43 @@ static int file_write(const iac_rctx *ctx, json_t **out, const json_t *planned, 
 	return rc;
 }
 
+/* Before the first write: a file already there that iac did not make is
+ * kept beside it (unless backup = false). 1 when it was kept (now or by an
+ * earlier, interrupted create), 0 when there was none. */
+static int keep_original(int *kept, const iac_rctx *ctx, const json_t *planned)
+{
+	iac_ssh_conn *c;
+	iac_ssh_result res;
+	*kept = 0;
+	if (json_is_false(json_object_get(planned, "backup")))
+		return 0;
+	if (iac_ssh_host_conn(&c, ctx, planned) < 0)
+		return IAC_ERR;
+	char *orig = iac_xasprintf("%s" ORIG_SUFFIX, iac_json_str(planned, "path"));
+	char *qp = iac_ssh_quote(iac_json_str(planned, "path")), *qo = iac_ssh_quote(orig);
+	char *cmd = iac_xasprintf("if [ -e %s ]; then echo kept; elif [ -f %s ]; then cp -p -- %s %s && echo kept; fi",
+				  qo, qp, qp, qo);
+	int rc = iac_ssh_run_ok(&res, ctx, c, "keeping the original file", cmd, NULL, NULL, 0, iac_ssh_timeout(ctx));
+	if (rc == 0)
+		*kept = res.out_len >= 4 && !strncmp(res.out, "kept", 4);
+	iac_ssh_result_free(&res);
+	free(cmd);
+	free(qp);
+	free(qo);
+	free(orig);
+	return rc;
+}
+
 static int file_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
 {
-	return file_write(ctx, out, planned, 0);
+	int kept;
+	if (iac_ssh_check_path(planned) < 0 || keep_original(&kept, ctx, planned) < 0 ||
+	    file_write(ctx, out, planned, 0) < 0)
+		return IAC_ERR;
+	json_object_del(*out, "takes_over");
+	json_object_set_new(*out, "original", kept ? json_sprintf("%s" ORIG_SUFFIX, iac_json_str(planned, "path"))
+					 : json_null());
+	return 0;
 }
 
 static int file_remove(const iac_rctx *ctx, const json_t *prior)
@@ -309,8 +380,18 @@ static int file_remove(const iac_rctx *ctx, const json_t *prior)
 	if (iac_ssh_check_path(prior) < 0 || iac_ssh_host_conn(&c, ctx, prior) < 0)
 		return IAC_ERR;
 	char *q = iac_ssh_quote(iac_json_str(prior, "path"));
-	char *cmd = iac_xasprintf("rm -f -- %s", q);
-	rc = iac_ssh_run_ok(&res, ctx, c, "removing a file", cmd, NULL, NULL, 0, iac_ssh_timeout(ctx));
+	const char *orig = iac_json_str(prior, "original");
+	char *cmd;
+	if (orig) {
+		/* put back what was there before iac took the file over */
+		char *qo = iac_ssh_quote(orig);
+		cmd = iac_xasprintf("if [ -e %s ]; then mv -fT -- %s %s; else rm -f -- %s; fi", qo, qo, q, q);
+		free(qo);
+	} else {
+		cmd = iac_xasprintf("rm -f -- %s", q);
+	}
+	rc = iac_ssh_run_ok(&res, ctx, c, orig ? "restoring the original file" : "removing a file", cmd, NULL, NULL, 0,
+			    iac_ssh_timeout(ctx));
 	iac_ssh_result_free(&res);
 	free(cmd);
 	free(q);
@@ -337,6 +418,7 @@ static int file_update(const iac_rctx *ctx, json_t **out, const json_t *prior, c
 }
 
 const iac_rtype iac_ssh_file_type = {
+	.import_attr = "path",
 	.name = "ssh.file",
 	.attrs = file_attrs,
 	.doc = "a file on a host: content or a local source, mode and owner; written atomically",

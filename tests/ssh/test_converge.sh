@@ -26,6 +26,8 @@ EOF
 # version: fall back to a plain config without it
 iac validate >"$WORK/validate.out" 2>&1 || { cat "$WORK/validate.out"; fail "validate"; }
 
+# what /etc/motd held before iac (Debian's own, or nothing): destroy puts it back
+for n in 1 2; do on_host $n 'cat /etc/motd 2>/dev/null || echo "(none)"' >"$WORK/motd$n.orig"; done
 iac apply -auto-approve >"$WORK/apply.out" 2>&1 || { cat "$WORK/apply.out"; fail "apply failed"; }
 expect_in "$WORK/apply.out" "Apply complete"
 for n in 1 2; do
@@ -69,11 +71,13 @@ iac apply -auto-approve >"$WORK/apply3.out" 2>&1 || { cat "$WORK/apply3.out"; fa
 expect_in "$WORK/apply3.out" "2 changed"
 [ "$(on_host 2 cat /srv/app/app.conf)" = "$(printf 'port = 8080\nworkers = 8')" ] || fail "conf not updated"
 
-# destroy: everything goes
+# destroy: everything goes; what iac took over comes back
 iac destroy -auto-approve >"$WORK/destroy.out" 2>&1 || { cat "$WORK/destroy.out"; fail "destroy failed"; }
 for n in 1 2; do
 	on_host $n test -e /srv/app && fail "/srv/app left on h$n"
-	on_host $n test -e /etc/motd && fail "/etc/motd left on h$n"
+	[ "$(on_host $n 'cat /etc/motd 2>/dev/null || echo "(none)"')" = "$(cat "$WORK/motd$n.orig")" ] ||
+		fail "/etc/motd on h$n is not what it was before iac took it over"
+	on_host $n test -e /etc/motd.iac-orig && fail "/etc/motd.iac-orig left on h$n"
 done
 iac plan -detailed-exitcode >/dev/null 2>&1
 [ $? = 2 ] || fail "after destroy, plan should want to create again"
