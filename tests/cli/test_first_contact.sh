@@ -179,4 +179,28 @@ run validate
 expect_rc 1
 expect_contains err "templatefile(): bad2.tpl:1: '\${' is not closed by '}' on the same line"
 
+newcfg import
+step "import adopts an existing file, and the plan shows what differs"
+printf 'hello\n' >app.conf
+echo 'resource "local.file" "conf" { path = "app.conf", content = "hello\n", mode = "0600" }' >main.lua
+chmod 0644 app.conf
+run import local.file.conf app.conf
+expect_rc 0
+expect_contains out "Imported local.file.conf from app.conf"
+run plan
+expect_rc 0
+expect_contains out "local.file.conf will be updated in place"
+expect_contains out '~ mode    = "0644" -> "0600"'
+expect_not_contains out "will be created"
+run import local.file.conf app.conf
+expect_rc 1
+expect_contains err "'local.file.conf' is already in state"
+run import local.file.nope x
+expect_rc 1
+expect_contains err "'local.file.nope' is not in the configuration"
+rm -rf .iac
+run import local.file.conf missing.conf
+expect_rc 1
+expect_contains err "no object found for 'local.file.conf' at 'missing.conf'; nothing imported"
+
 finish
