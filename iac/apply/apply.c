@@ -330,6 +330,26 @@ done:
 	return rc;
 }
 
+/* The prior attributes with the configured values of the no-diff ones
+ * (ssh.directory's force_destroy, local.exec's destroy command): they
+ * change nothing now but what a later destroy does, so state must have
+ * them without the object being touched. New reference. */
+static json_t *with_no_diff(const iac_change *c)
+{
+	json_t *attrs = json_deep_copy(json_object_get(c->prior, "attributes"));
+	const iac_rtype *rt = c->conf ? c->conf->rtype : NULL;
+	for (const iac_attr *a = rt ? rt->attrs : NULL; a && a->name; a++) {
+		if (!(a->flags & IAC_A_NO_DIFF))
+			continue;
+		json_t *v = json_object_get(c->planned, a->name);
+		if (!v)
+			json_object_del(attrs, a->name);
+		else if (!iac_value_has_unknown(v))
+			json_object_set(attrs, a->name, v);
+	}
+	return attrs;
+}
+
 /* A no-op still refreshes what state knows: adopted objects found after an
  * interrupted run, new dependencies, drift that ignore_changes hides. */
 static int do_noop(applier *ap, op *o)
@@ -341,11 +361,13 @@ static int do_noop(applier *ap, op *o)
 	if (!c->prior || (c->conf && c->conf->is_data))
 		return c->conf && c->conf->is_data && c->planned
 			? iac_state_put(ap->st, make_entry(ap, c, json_deep_copy(c->planned), 1)) : 0;
-	if (cur && !json_object_get(cur, "pending") &&
-	    iac_value_equal(json_object_get(cur, "attributes"), json_object_get(c->prior, "attributes")) &&
-	    iac_value_equal(json_object_get(cur, "dependencies"), c->deps))
+	json_t *attrs = with_no_diff(c);
+	if (cur && !json_object_get(cur, "pending") && iac_value_equal(json_object_get(cur, "attributes"), attrs) &&
+	    iac_value_equal(json_object_get(cur, "dependencies"), c->deps)) {
+		json_decref(attrs);
 		return 0;
-	return iac_state_put(ap->st, make_entry(ap, c, json_deep_copy(json_object_get(c->prior, "attributes")), 0));
+	}
+	return iac_state_put(ap->st, make_entry(ap, c, attrs, 0));
 }
 
 static int run_op(int node, void *ud)

@@ -203,4 +203,19 @@ run import local.file.conf missing.conf
 expect_rc 1
 expect_contains err "no object found for 'local.file.conf' at 'missing.conf'; nothing imported"
 
+newcfg nodiff
+step "an attribute that changes nothing now (no diff) still reaches state"
+printf 'same\n' >one.txt
+printf 'same\n' >two.txt
+echo 'resource "local.file" "f" { path = "out.txt", source = "one.txt" }' >main.lua
+run apply -auto-approve
+expect_rc 0
+echo 'resource "local.file" "f" { path = "out.txt", source = "two.txt" }' >main.lua
+run plan -detailed-exitcode
+expect_rc 0
+run apply -auto-approve
+expect_rc 0
+run state show local.file.f -json
+expect_contains out '"source": "two.txt"'
+
 finish

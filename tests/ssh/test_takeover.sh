@@ -2,7 +2,8 @@
 # ssh.file over a file iac did not make: the plan says it takes it over
 # (size, kept or not), apply keeps the original as PATH.iac-orig, destroy
 # puts it back byte for byte. backup = false replaces without keeping.
-# validate (which runs plan-time checks) never contacts the host.
+# validate (which runs plan-time checks) never contacts the host. An
+# ssh.directory's force_destroy set later reaches state without a diff.
 . "$(dirname "$0")/lib.sh"
 bed_up 1
 
@@ -33,6 +34,22 @@ iac destroy -auto-approve >"$WORK/destroy.out" 2>&1 || { cat "$WORK/destroy.out"
 [ "$(on_host 1 'stat -c %a /srv/t/motd')" = 640 ] || fail "the original's mode was not kept"
 on_host 1 'test ! -e /srv/t/motd.iac-orig && test ! -e /srv/t/scratch && test ! -e /srv/t/fresh' ||
 	fail "destroy left files behind"
+
+# force_destroy set after the directory exists: no diff of the directory,
+# but destroy must see it (its own error message says to set it)
+cat >"$WORK/main.lua" <<EOF
+$(provider_block)
+host "h1" { address = "$(addr 1)" }
+resource "ssh.directory" "d" { host = "h1", path = "/srv/t/data" }
+EOF
+iac apply -auto-approve >"$WORK/d1.out" 2>&1 || { cat "$WORK/d1.out"; fail "directory apply failed"; }
+on_host 1 'echo x > /srv/t/data/left-behind'
+iac destroy -auto-approve >"$WORK/d2.out" 2>&1 && fail "destroy of a non-empty directory without force_destroy succeeded"
+expect_in "$WORK/d2.out" "force_destroy = true"
+sed -i 's|path = "/srv/t/data" }|path = "/srv/t/data", force_destroy = true }|' "$WORK/main.lua"
+iac apply -auto-approve >"$WORK/d3.out" 2>&1 || { cat "$WORK/d3.out"; fail "apply of force_destroy failed"; }
+iac destroy -auto-approve >"$WORK/d4.out" 2>&1 || { cat "$WORK/d4.out"; fail "destroy with force_destroy failed"; }
+on_host 1 'test ! -e /srv/t/data' || fail "the directory is still there"
 
 # validate runs the plan-time checks but never the host: an unreachable
 # address must not matter to it
