@@ -688,7 +688,7 @@ static void decide(planner *pl, iac_change *c, iac_rconf *r)
 	} else if (!c->prior) {
 		c->action = IAC_ACT_CREATE;
 		if (orig && json_object_get(orig, "attributes") && !json_object_get(orig, "pending"))
-			c->reason = "deleted outside iac";
+			c->reason = r->rtype->gone_reason ? r->rtype->gone_reason : "deleted outside iac";
 		else if (orig && json_object_get(orig, "pending"))
 			c->reason = "interrupted before it finished";
 	} else {
@@ -709,6 +709,7 @@ static void decide(planner *pl, iac_change *c, iac_rconf *r)
 static int is_drift(const char *reason)
 {
 	return reason && (!strcmp(reason, "changed outside iac") || !strcmp(reason, "deleted outside iac") ||
+			  !strcmp(reason, "not running") ||
 			  !strcmp(reason, "found after an interrupted run"));
 }
 

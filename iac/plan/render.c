@@ -175,6 +175,34 @@ static size_t name_width(const json_t *a, const json_t *b)
 	return w;
 }
 
+/* A watching attribute (restart_on = { conf }) holds digests nobody can
+ * read: say which watched resource changed, by address, and what follows
+ * ("~ restart_on = restart (local.file.conf changed)"). 1 when rendered. */
+static int render_watch(iac_buf *out, const iac_change *c, const char *k, const json_t *old, const json_t *v,
+			size_t w)
+{
+	const iac_attr *a = c->conf && c->conf->rtype ? iac_rtype_attr(c->conf->rtype, k) : NULL;
+	const json_t *refs = c->conf ? json_object_get(c->conf->attrs, k) : NULL;
+	if (!a || !(a->flags & IAC_A_WATCH) || !json_is_array(v) || !json_is_array(refs))
+		return 0;
+	iac_buf who = IAC_BUF_INIT;
+	size_t n = 0, i;
+	json_t *ref;
+	json_array_foreach(refs, i, ref) {
+		const json_t *now = json_array_get(v, i), *then = json_array_get(old, i);
+		if (iac_value_equal(now, then))
+			continue;
+		const char *addr = json_string_value(json_object_get(ref, "addr"));
+		iac_buf_printf(&who, "%s%s", n++ ? ", " : "", addr ? addr : "a watched resource");
+	}
+	if (!n && json_array_size(v) != json_array_size(old))
+		iac_buf_puts(&who, "the watched list"), n = 1;
+	iac_buf_printf(out, "      %s~%s %-*s = restart (%s %s)\n", iac_color(IAC_C_YELLOW), iac_color(IAC_C_RESET), (int)w,
+		       k, n ? iac_buf_cstr(&who) : "a watched resource", "changed");
+	iac_buf_free(&who);
+	return 1;
+}
+
 static void render_attrs(iac_buf *out, const iac_change *c)
 {
 	const json_t *before = c->before, *after = c->planned;
@@ -230,6 +258,8 @@ static void render_attrs(iac_buf *out, const iac_change *c)
 			}
 			continue;
 		}
+		if (render_watch(out, c, k, old, v, w))
+			continue;
 		iac_buf_printf(out, "      %s~%s %-*s = ", iac_color(IAC_C_YELLOW), iac_color(IAC_C_RESET), (int)w, k);
 		if (!contains(c->sensitive, k) && multiline(old) && multiline(v)) {
 			iac_buf_puts(out, "<<-EOT\n");

@@ -112,6 +112,11 @@ typedef struct iac_rtype {
 	/* Optional: the attribute that names an existing object for `iac
 	 * import ADDR ID` ("path" for files); ID is put there before read(). */
 	const char *import_attr;
+
+	/* Optional: what the plan says when read() finds no object for a
+	 * resource in state (default "deleted outside iac"): "not running"
+	 * for a service. */
+	const char *gone_reason;
 } iac_rtype;
 
 /* A sub-command a provider adds to `iac` ("rollback", "flag"): argv[0] is

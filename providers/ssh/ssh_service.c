@@ -375,6 +375,7 @@ static int svc_remove(const iac_rctx *ctx, const json_t *prior)
 }
 
 const iac_rtype iac_ssh_service_type = {
+	.gone_reason = "not running",
 	.name = "ssh.service",
 	.attrs = svc_attrs,
 	.doc = "a long-running process on a host: systemd unit, or start command + pidfile",

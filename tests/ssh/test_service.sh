@@ -41,6 +41,10 @@ on_host 1 grep -q reload /var/log/svc.events || fail "no HUP seen: $(on_host 1 c
 
 # restart_on: a new script restarts, new process
 write_config green v2
+iac plan >"$WORK/p3.out" 2>&1
+# the plan says what restarts and why, not the digests restart_on holds
+expect_in "$WORK/p3.out" "restart_on = restart (ssh.file.script changed)"
+expect_not_in "$WORK/p3.out" "sha256:"
 iac apply -auto-approve >"$WORK/a3.out" 2>&1 || { cat "$WORK/a3.out"; fail "apply (restart)"; }
 alive || fail "not running after restart"
 p2=$(pid)
@@ -53,6 +57,8 @@ on_host 1 'kill -9 $(cat /run/svc.pid)'
 iac plan -detailed-exitcode >"$WORK/p2.out" 2>&1
 [ $? = 2 ] || { cat "$WORK/p2.out"; fail "plan did not notice the dead service"; }
 expect_in "$WORK/p2.out" "ssh.service.svc will be created"
+expect_in "$WORK/p2.out" "(not running)"
+expect_not_in "$WORK/p2.out" "deleted outside iac"
 iac apply -auto-approve >"$WORK/a4.out" 2>&1 || { cat "$WORK/a4.out"; fail "apply (restart dead)"; }
 alive || fail "not running again"
 
