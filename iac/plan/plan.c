@@ -709,7 +709,6 @@ static void decide(planner *pl, iac_change *c, iac_rconf *r)
 static int is_drift(const char *reason)
 {
 	return reason && (!strcmp(reason, "changed outside iac") || !strcmp(reason, "deleted outside iac") ||
-			  !strcmp(reason, "not running") ||
 			  !strcmp(reason, "found after an interrupted run"));
 }
 
@@ -763,7 +762,7 @@ static int plan_resource(planner *pl, iac_rconf *r)
 	if (c->action != IAC_ACT_DELETE)
 		fill_computed(c, r);
 	json_object_del(c->planned, "$update");
-	if (is_drift(c->reason))
+	if (is_drift(c->reason) || (c->reason && c->reason == r->rtype->gone_reason))
 		json_array_append_new(pl->plan->drift, json_string(r->addr));
 	return 0;
 }

@@ -38,6 +38,8 @@ config() {
 	echo "resource \"ssh.service\" \"swd\" { host = \"h1\", start = \"false\", start_timeout = \"1s\", pidfile = \"/run/w.pid\", working_dir = $(lua_str "/srv/$(pay swd)") }"
 	echo "resource \"ssh.service\" \"senv\" { host = \"h1\", start = \"false\", start_timeout = \"1s\", pidfile = \"/run/e.pid\", environment = { V = $(lua_str "$(pay senv)") } }"
 	echo "resource \"ssh.service\" \"unit\" { host = \"h1\", unit = $(lua_str "u$(pay unit | tr '\n' ' ')") }"
+	echo "resource \"ssh.line\" \"line\" { host = \"h1\", path = \"/srv/lines\", create = true, line = $(lua_str "$(pay line | tr '\n' ' ')"), regexp = $(lua_str "$(pay regexp | tr '\n' ' ')") }"
+	echo "resource \"ssh.line\" \"lpath\" { host = \"h1\", path = $(lua_str "/srv/lp $(pay lpath | tr '\n' ' ')"), create = true, line = \"x\" }"
 }
 
 for ROUND in 1 2; do
