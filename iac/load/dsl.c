@@ -892,6 +892,19 @@ static int l_jsondecode(lua_State *L)
 	return 1;
 }
 
+/* hosts_from(path): the shipped module inventory.lua does the work; this
+ * makes it a keyword like host and hosts. */
+static int l_hosts_from(lua_State *L)
+{
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "inventory");
+	lua_call(L, 1, 1);
+	lua_getfield(L, -1, "hosts_from");
+	lua_pushvalue(L, 1);
+	lua_call(L, 1, 1);
+	return 1;
+}
+
 /* resources["local.file.b"]: a resource by address, declared anywhere
  * (also further down), in the calling module. Whether it exists, and has
  * the attribute used, is checked once everything is declared. */
@@ -927,7 +940,7 @@ void iac_dsl_install(lua_State *L)
 		{ "file", l_file }, { "sha256", l_sha256 }, { "jsonencode", l_jsonencode },
 		{ "jsondecode", l_jsondecode }, { "filebase64", l_filebase64 },
 		{ "base64encode", l_base64encode }, { "base64decode", l_base64decode },
-		{ "templatefile", l_templatefile }, { NULL, NULL },
+		{ "templatefile", l_templatefile }, { "hosts_from", l_hosts_from }, { NULL, NULL },
 	};
 	luaL_setfuncs(L, fns, 0);
 	install_resources(L);

@@ -218,4 +218,52 @@ expect_rc 0
 run state show local.file.f -json
 expect_contains out '"source": "two.txt"'
 
+newcfg inventory
+step "hosts_from reads an Ansible INI inventory with group vars and children"
+cat >hosts.ini <<'EOF'
+# fleet
+[web]
+web1 ansible_host=127.0.0.11
+web2 ansible_host=127.0.0.12 ansible_port=2222 ansible_user=deploy tier=front
+
+[db]
+db1 ansible_host=127.0.0.21
+
+[web:vars]
+role=web
+tier=back
+
+[all:children]
+web
+db
+EOF
+cat >main.lua <<'EOF'
+local all = hosts_from("hosts.ini")
+for _, h in ipairs(hosts { group = "web" }) do
+  resource "local.file" ("h_" .. h.name) { path = h.name .. ".txt",
+    content = h.address .. ":" .. (h.port or 22) .. " " .. (h.user or "-") .. " " .. h.labels.role .. " " .. h.labels.tier .. " " .. h.labels.groups }
+end
+output "n" { value = #all }
+EOF
+run apply -auto-approve
+expect_rc 0
+expect_contains out "n = 3"
+expect_eq "web1" "127.0.0.11:22 - web back web,all" "$(cat web1.txt)"
+expect_eq "web2 (own vars win over group vars)" "127.0.0.12:2222 deploy web front web,all" "$(cat web2.txt)"
+step "a Lua inventory is plain data"
+cat >inv.lua <<'EOF'
+return { hosts = { a = { address = "127.0.0.31", labels = { zone = "x" } }, b = { address = "127.0.0.32" } },
+         groups = { app = { hosts = { "a", "b" }, vars = { role = "app" } } } }
+EOF
+echo 'hosts_from("inv.lua"); output "roles" { value = #hosts { role = "app" } .. " " .. hosts { zone = "x" }[1].name }' >main.lua
+run plan
+expect_rc 0
+expect_contains out '+ roles = "2 a"'
+step "inventory errors name the file and line"
+printf '[web]\nweb1 ansible_host=1.2.3.4\n[web:bogus]\n' >bad.ini
+echo 'hosts_from("bad.ini")' >main.lua
+run validate
+expect_rc 1
+expect_contains err "bad.ini:3: bad section [web:bogus]"
+
 finish
