@@ -431,9 +431,9 @@ int iac_cmd_show(int argc, char **argv)
 			json_t *ch = json_object_get(json_object_get(doc, "plan"), "resource_changes"), *e;
 			size_t i;
 			json_array_foreach(ch, i, e)
-				if (strcmp(iac_json_str(e, "action"), "no-op"))
+				if (strcmp(iac_json_str(e, "action") ?: "no-op", "no-op"))
 					printf("  %-8s %s\n", iac_json_str(e, "action"),
-					       iac_json_str(e, "address"));
+					       iac_json_str(e, "address") ?: "?");
 			json_t *sum = json_object_get(json_object_get(doc, "plan"), "summary");
 			printf("Plan: %lld to add, %lld to change, %lld to destroy.\n",
 			       (long long)json_integer_value(json_object_get(sum, "add")),

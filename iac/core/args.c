@@ -13,7 +13,10 @@
 
 void iac_strlist_push(iac_strlist *l, const char *s)
 {
-	l->items = iac_xrealloc(l->items, (l->n + 2) * sizeof(*l->items));
+	if (l->n + 2 > l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 8;
+		l->items = iac_xrealloc(l->items, l->cap * sizeof(*l->items));
+	}
 	l->items[l->n++] = iac_xstrdup(s);
 	l->items[l->n] = NULL;
 }
@@ -25,6 +28,7 @@ void iac_strlist_free(iac_strlist *l)
 	free(l->items);
 	l->items = NULL;
 	l->n = 0;
+	l->cap = 0;
 }
 
 static const iac_opt *find_opt(const iac_opt *opts, const char *name, size_t len)

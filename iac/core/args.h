@@ -10,8 +10,9 @@
 #include <stddef.h>
 
 typedef struct {
-	char **items;
+	char **items;    /* NULL terminated once anything was pushed */
 	size_t n;
+	size_t cap;      /* slots allocated (doubling: long lists stay linear) */
 } iac_strlist;
 
 void iac_strlist_push(iac_strlist *l, const char *s);

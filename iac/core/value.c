@@ -15,9 +15,15 @@ static json_t *marker(const char *kind)
 
 json_t *iac_value_ref(const char *addr, const char *attr)
 {
+	json_t *a = addr ? json_string(addr) : NULL, *t = attr ? json_string(attr) : NULL;
+	if (!a || !t) {   /* not UTF-8: no reference can name that */
+		json_decref(a);
+		json_decref(t);
+		return NULL;
+	}
 	json_t *v = marker("ref");
-	json_object_set_new(v, "addr", json_string(addr));
-	json_object_set_new(v, "attr", json_string(attr));
+	json_object_set_new(v, "addr", a);
+	json_object_set_new(v, "attr", t);
 	return v;
 }
 

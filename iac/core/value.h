@@ -22,6 +22,7 @@ enum {
 	IAC_VAL_SENSITIVE = 1 << 1,
 };
 
+/* A reference marker; NULL when addr or attr is NULL or not UTF-8. */
 json_t *iac_value_ref(const char *addr, const char *attr);
 json_t *iac_value_unknown(void);
 json_t *iac_value_sensitive(json_t *v);        /* steals v */

@@ -523,9 +523,31 @@ int iac_etcd_get(iac_etcd_kv *out, iac_etcd *e, const char *key)
 	return rc;
 }
 
+/* The keys and values of a kv/range answer. */
+static int range_answer(iac_etcd_kv **out, size_t *out_n, int64_t *out_revision, const json_t *resp)
+{
+	json_t *kvs = json_object_get(resp, "kvs");
+	size_t n = json_array_size(kvs);
+	iac_etcd_kv *list = iac_xcalloc(n ? n : 1, sizeof(*list));
+
+	*out = NULL;
+	*out_n = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (kv_from_json(&list[i], json_array_get(kvs, i)) < 0) {
+			iac_etcd_kvs_free(list, i);
+			return -1;
+		}
+	}
+	if (out_revision)
+		*out_revision = get_i64(json_object_get(resp, "header"), "revision");
+	*out = list;
+	*out_n = n;
+	return 0;
+}
+
 int iac_etcd_range(iac_etcd_kv **out, size_t *out_n, int64_t *out_revision, iac_etcd *e, const char *prefix)
 {
-	json_t *resp, *kvs;
+	json_t *resp;
 	int rc;
 
 	*out = NULL;
@@ -534,22 +556,9 @@ int iac_etcd_range(iac_etcd_kv **out, size_t *out_n, int64_t *out_revision, iac_
 		  json_pack("{s:o,s:o}", "key", *prefix ? b64s(prefix) : b64("\0", 1), "range_end", prefix_end(prefix)));
 	if (rc < 0)
 		return rc;
-	kvs = json_object_get(resp, "kvs");
-	size_t n = json_array_size(kvs);
-	iac_etcd_kv *list = iac_xcalloc(n ? n : 1, sizeof(*list));
-	for (size_t i = 0; i < n; i++) {
-		if (kv_from_json(&list[i], json_array_get(kvs, i)) < 0) {
-			iac_etcd_kvs_free(list, i);
-			json_decref(resp);
-			return -1;
-		}
-	}
-	if (out_revision)
-		*out_revision = get_i64(json_object_get(resp, "header"), "revision");
+	rc = range_answer(out, out_n, out_revision, resp);
 	json_decref(resp);
-	*out = list;
-	*out_n = n;
-	return 0;
+	return rc;
 }
 
 int iac_etcd_delete(int64_t *out_deleted, iac_etcd *e, const char *key, int prefix)
@@ -570,11 +579,27 @@ int iac_etcd_delete(int64_t *out_deleted, iac_etcd *e, const char *key, int pref
 	return 0;
 }
 
+/* What a compare-and-swap txn answered: 1 when the compare held (*rev: the
+ * revision of the write), 0 when not (*rev: the key's mod_revision now, read
+ * by the txn's failure branch; 0 when the key is gone). */
+static int txn_answer(int64_t *rev, const json_t *resp)
+{
+	if (json_is_true(json_object_get(resp, "succeeded"))) {
+		*rev = get_i64(json_object_get(resp, "header"), "revision");
+		return 1;
+	}
+	/* Failed compare: "succeeded" is omitted; say what is there instead. */
+	json_t *responses = json_object_get(resp, "responses");
+	json_t *kvs = json_object_get(json_object_get(json_array_get(responses, 0), "response_range"), "kvs");
+	*rev = json_array_size(kvs) ? get_i64(json_array_get(kvs, 0), "mod_revision") : 0;
+	return 0;
+}
+
 /* A txn comparing key's mod_revision, then `op` on success and a read of the
  * key on failure (to report what is there now). */
 static int cas_txn(int64_t *out_revision, iac_etcd *e, const char *key, int64_t expect, json_t *op)
 {
-	json_t *compare, *body, *resp, *responses;
+	json_t *compare, *body, *resp;
 	int rc;
 
 	if (out_revision)
@@ -593,18 +618,13 @@ static int cas_txn(int64_t *out_revision, iac_etcd *e, const char *key, int64_t 
 	rc = call(&resp, e, "kv/txn", body);
 	if (rc < 0)
 		return rc;
-	if (json_is_true(json_object_get(resp, "succeeded"))) {
-		if (out_revision)
-			*out_revision = get_i64(json_object_get(resp, "header"), "revision");
-		json_decref(resp);
-		return 0;
-	}
-	/* Failed compare: "succeeded" is omitted; say what is there instead. */
-	responses = json_object_get(resp, "responses");
-	json_t *kvs = json_object_get(json_object_get(json_array_get(responses, 0), "response_range"), "kvs");
-	int64_t now = json_array_size(kvs) ? get_i64(json_array_get(kvs, 0), "mod_revision") : 0;
+	int64_t now;
+	int held = txn_answer(&now, resp);
+	json_decref(resp);
 	if (out_revision)
 		*out_revision = now;
+	if (held)
+		return 0;
 	if (expect == 0)
 		iac_err_set("etcd key '%s' already exists (revision %" PRId64 ")", key, now);
 	else if (now == 0)
@@ -613,7 +633,6 @@ static int cas_txn(int64_t *out_revision, iac_etcd *e, const char *key, int64_t 
 	else
 		iac_err_set("etcd key '%s' changed underneath us: expected revision %" PRId64 ", found %" PRId64,
 			    key, expect, now);
-	json_decref(resp);
 	return IAC_ECONFLICT;
 }
 
@@ -628,6 +647,53 @@ int iac_etcd_cas_delete(iac_etcd *e, const char *key, int64_t expect_mod_revisio
 {
 	json_t *op = json_pack("{s:{s:o}}", "request_delete_range", "key", b64s(key));
 	return cas_txn(NULL, e, key, expect_mod_revision, op);
+}
+
+/* --- answers without a server ------------------------------------------- */
+
+static json_t *decode_answer(const char *body, size_t len, const char *path)
+{
+	json_error_t jerr;
+	json_t *doc = json_loadb(body ? body : "", body ? len : 0, 0, &jerr);
+	if (!doc)
+		iac_err_set("etcd sent invalid JSON for '%s': %s", path, jerr.text);
+	return doc;
+}
+
+int iac_etcd_parse_range(iac_etcd_kv **out, size_t *out_n, int64_t *out_revision, const char *body, size_t len)
+{
+	json_t *resp = decode_answer(body, len, "kv/range");
+	int rc;
+
+	*out = NULL;
+	*out_n = 0;
+	if (out_revision)
+		*out_revision = 0;
+	if (!resp)
+		return -1;
+	rc = range_answer(out, out_n, out_revision, resp);
+	json_decref(resp);
+	return rc;
+}
+
+int iac_etcd_parse_txn(int64_t *out_revision, const char *body, size_t len)
+{
+	json_t *resp = decode_answer(body, len, "kv/txn");
+	int64_t rev;
+
+	if (out_revision)
+		*out_revision = 0;
+	if (!resp)
+		return -1;
+	int held = txn_answer(&rev, resp);
+	json_decref(resp);
+	if (out_revision)
+		*out_revision = rev;
+	if (!held) {
+		iac_err_set("etcd txn compare failed: the key is at revision %" PRId64 " now", rev);
+		return IAC_ECONFLICT;
+	}
+	return 0;
 }
 
 /* --- leases -------------------------------------------------------------- */

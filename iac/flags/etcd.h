@@ -128,6 +128,19 @@ int iac_etcd_keeper_status(iac_etcd_keeper *k, char **out_msg);
  * at once). NULL is fine. */
 void iac_etcd_keeper_stop(iac_etcd_keeper *k, int revoke);
 
+/* Answers read without a server (tests, fuzzing): what the calls above make
+ * of a gateway answer's body (len bytes as received, no NUL needed). Not
+ * JSON: -1 with a message.
+ * A kv/range answer (iac_etcd_range): its kvs decoded, *out_revision (may
+ * be NULL) the header's revision; a key or value that is not base64 is an
+ * error. */
+int iac_etcd_parse_range(iac_etcd_kv **out, size_t *out_n, int64_t *out_revision, const char *body,
+			 size_t len);
+/* A kv/txn answer of a compare-and-swap (iac_etcd_cas): 0 when the compare
+ * held (*out_revision, may be NULL: the revision of the write), IAC_ECONFLICT
+ * when not (*out_revision: the key's mod_revision now, 0 when it is gone). */
+int iac_etcd_parse_txn(int64_t *out_revision, const char *body, size_t len);
+
 void iac_etcd_kv_free(iac_etcd_kv *kv);
 void iac_etcd_kvs_free(iac_etcd_kv *kvs, size_t n);
 

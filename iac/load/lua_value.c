@@ -102,9 +102,13 @@ static int proxy_concat(lua_State *L)
 
 static int ref_index(lua_State *L)
 {
-	lua_getfield(L, 1, "addr");
-	lua_getfield(L, 1, "attr");
+	lua_pushliteral(L, "addr");
+	lua_rawget(L, 1);
+	lua_pushliteral(L, "attr");
+	lua_rawget(L, 1);
 	const char *key = luaL_checkstring(L, 2);
+	if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+		return luaL_error(L, "a broken reference (its address or attribute is not text)");
 	lua_pushfstring(L, "%s.%s", lua_tostring(L, -1), key);
 	iac_lua_push_ref(L, lua_tostring(L, -3), lua_tostring(L, -1));
 	return 1;
@@ -317,7 +321,24 @@ static json_t *table_to_json(lua_State *L, int idx, const char *what, char *err,
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		char sub[256];
+		/* never lua_tostring a number key: it converts the key in place
+		 * and lua_next is lost */
+		if (lua_type(L, -2) != LUA_TSTRING) {
+			snprintf(err, errlen, "%s: a table mixes named and numbered entries (a %s key)", what,
+				 luaL_typename(L, -2));
+			lua_pop(L, 2);
+			json_decref(out);
+			return NULL;
+		}
 		const char *k = lua_tostring(L, -2);
+		json_t *kcheck = json_string(k);   /* NULL unless UTF-8 */
+		if (!kcheck) {
+			snprintf(err, errlen, "%s: a key is not UTF-8 text", what);
+			lua_pop(L, 2);
+			json_decref(out);
+			return NULL;
+		}
+		json_decref(kcheck);
 		const char *w = what;
 		if (lua_type(L, -1) == LUA_TTABLE || lua_type(L, -1) >= LUA_TFUNCTION) {
 			snprintf(sub, sizeof(sub), "%s.%s", what, k);
@@ -367,7 +388,12 @@ static json_t *to_json(lua_State *L, int idx, const char *what, char *err, size_
 	}
 	case LUA_TUSERDATA:
 		if (allow_handles && luaL_testudata(L, idx, IAC_MT_RESOURCE))
-			return iac_value_ref(iac_lua_handle_addr(L, idx), "*");
+		{
+			json_t *r = iac_value_ref(iac_lua_handle_addr(L, idx), "*");
+			if (!r)
+				snprintf(err, errlen, "%s: a resource address that is not UTF-8 text", what);
+			return r;
+		}
 		if (iac_lua_handle_addr(L, idx)) {
 			snprintf(err, errlen, "%s: '%s' is a whole %s; use one of its attributes (like %s.id), "
 				 "or list it in depends_on", what, iac_lua_handle_addr(L, idx),
@@ -381,20 +407,28 @@ static json_t *to_json(lua_State *L, int idx, const char *what, char *err, size_
 		if (kind == NULL || !strcmp(kind, IAC_MT_HOST))
 			return table_to_json(L, idx, what, err, errlen, depth);
 		if (!strcmp(kind, IAC_MT_REF)) {
-			lua_getfield(L, idx, "addr");
-			lua_getfield(L, idx, "attr");
-			json_t *r = iac_value_ref(lua_tostring(L, -2), lua_tostring(L, -1));
+			/* raw: a reference's own __index makes new references */
+			lua_pushliteral(L, "addr");
+			lua_rawget(L, idx);
+			lua_pushliteral(L, "attr");
+			lua_rawget(L, idx);
+			json_t *r = lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING
+				? iac_value_ref(lua_tostring(L, -2), lua_tostring(L, -1)) : NULL;
 			lua_pop(L, 2);
+			if (!r)
+				snprintf(err, errlen, "%s: a broken reference (its address or attribute is not text)", what);
 			return r;
 		}
 		if (!strcmp(kind, IAC_MT_SENSITIVE)) {
-			lua_getfield(L, idx, "value");
+			lua_pushliteral(L, "value");
+			lua_rawget(L, idx);
 			json_t *v = to_json(L, -1, what, err, errlen, depth + 1);
 			lua_pop(L, 1);
 			return v ? iac_value_sensitive(v) : NULL;
 		}
 		/* template */
-		lua_getfield(L, idx, "parts");
+		lua_pushliteral(L, "parts");
+		lua_rawget(L, idx);
 		json_t *parts = to_json(L, -1, what, err, errlen, depth + 1);
 		lua_pop(L, 1);
 		if (!parts)

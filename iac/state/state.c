@@ -39,6 +39,9 @@ struct iac_state {
 	int write_failed;
 	char write_error[512];
 	iac_buf pending;               /* journal lines not yet written */
+	int journal_torn;              /* replay dropped a torn last line ... */
+	off_t journal_keep;            /* ... after this many bytes: cut there before
+					* the next record, or it would be glued to it */
 	double last_flush_ms;
 	int (*guard)(void *ud);        /* may this process still write? */
 	void *guard_ud;
@@ -260,8 +263,8 @@ static void apply_record(iac_state *st, json_t *rec)
 
 static int replay_journal(iac_state *st)
 {
-	char *text = NULL, *line, *save = NULL;
-	size_t len;
+	char *text = NULL;
+	size_t len, pos = 0;
 	int rc = iac_file_read_flags(&text, &len, NULL, st->journal_path, O_NOFOLLOW);
 
 	if (rc == IAC_ENOTFOUND) {
@@ -271,18 +274,28 @@ static int replay_journal(iac_state *st)
 	if (rc < 0)
 		return IAC_ERR;
 	size_t lineno = 0;
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	/* lines by length, not as C strings: a NUL byte (what a crash can leave
+	 * in a file) is a damaged line, never the end of the journal */
+	while (pos < len) {
+		const char *line = text + pos, *nl = memchr(line, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - line) : len - pos, start = pos;
+		pos += n + (nl ? 1 : 0);
+		if (n == 0)
+			continue;
 		lineno++;
-		json_t *rec = json_loads(line, 0, NULL);
+		json_t *rec = json_loadb(line, n, 0, NULL);
 		const char *problem = rec ? record_problem(rec) : "it is not JSON";
 		if (problem) {
 			/* a crash can only tear the last line, which belongs to
 			 * nothing reported done: drop it. A bad line with more
 			 * after it is damage: stop, keep the journal as it is. */
-			int last = strtok_r(NULL, "\n", &save) == NULL;
+			int last = strspn(text + pos, "\n") == len - pos;
 			json_decref(rec);
-			if (last && !rec)
+			if (last && !rec) {
+				st->journal_torn = 1;
+				st->journal_keep = (off_t)start;
 				break;
+			}
 			iac_err_set("state journal '%s' is damaged: line %zu %s%s; nothing was changed and the "
 				    "journal is kept. Look at that line (each line is one change, in order): fix or "
 				    "delete it, then run the command again", st->journal_path, lineno, problem,
@@ -440,6 +453,12 @@ static int journal_commit_locked(iac_state *st, json_t *rec)
 				} else if (st->jfd < 0) {
 					iac_err_sys("cannot open state journal '%s'", st->journal_path);
 					ok = 0;
+				} else if (st->journal_torn && ftruncate(st->jfd, st->journal_keep) < 0) {
+					iac_err_sys("cannot drop the torn last line of state journal '%s'",
+						    st->journal_path);
+					ok = 0;
+				} else {
+					st->journal_torn = 0;
 				}
 			}
 		}
@@ -680,6 +699,7 @@ int iac_state_flush(iac_state *st)
 		}
 		if (unlink(st->journal_path) < 0 && errno != ENOENT)
 			iac_err_sys("cannot remove state journal '%s'", st->journal_path);
+		st->journal_torn = 0;
 	}
 	pthread_mutex_unlock(&st->lock);
 	rc = 0;

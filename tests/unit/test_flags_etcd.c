@@ -74,9 +74,53 @@ static void test_open_and_unreachable(void)
 	iac_etcd_close(NULL);
 }
 
+/* Answers captured from etcd 3.4's gateway (tests/fuzz/corpus/etcd). */
+static void test_parse_answers(void)
+{
+	static const char range[] =
+		"{\"header\":{\"cluster_id\":\"324952591200643719\",\"member_id\":\"3319814642761637952\","
+		"\"revision\":\"4\",\"raft_term\":\"2\"},\"kvs\":[{\"key\":\"bG9jay9hcHAvYWJj\","
+		"\"create_revision\":\"4\",\"mod_revision\":\"4\",\"version\":\"1\",\"value\":\"cGlkIDEgb24gdm0=\","
+		"\"lease\":\"2324035759727337994\"}],\"count\":\"1\"}";
+	static const char conflict[] =
+		"{\"header\":{\"revision\":\"5\"},\"responses\":[{\"response_range\":{\"header\":{\"revision\":\"5\"},"
+		"\"kvs\":[{\"key\":\"L2lhYy9uZXc=\",\"create_revision\":\"5\",\"mod_revision\":\"5\",\"version\":\"1\","
+		"\"value\":\"djE=\"}],\"count\":\"1\"}}]}";
+	iac_etcd_kv *kvs = NULL;
+	size_t n = 0;
+	int64_t rev = 0;
+
+	CHECK_INT(iac_etcd_parse_range(&kvs, &n, &rev, range, strlen(range)), 0);
+	CHECK_INT(n, 1);
+	CHECK_INT(rev, 4);
+	if (n == 1) {
+		CHECK_STR(kvs[0].key, "lock/app/abc");
+		CHECK_STR(kvs[0].value, "pid 1 on vm");
+		CHECK_INT(kvs[0].value_len, 11);
+		CHECK_INT(kvs[0].lease, 2324035759727337994LL);
+	}
+	iac_etcd_kvs_free(kvs, n);
+	const char *bad_key = "{\"kvs\":[{\"key\":\"a!\"}]}", *ok = "{\"header\":{\"revision\":\"8\"},\"succeeded\":true}";
+	const char *gone = "{\"responses\":[{\"response_range\":{}}]}";
+	CHECK_INT(iac_etcd_parse_range(&kvs, &n, NULL, bad_key, strlen(bad_key)), -1);
+	CHECK_CONTAINS(iac_err_last(), "undecodable key or value");
+	CHECK(kvs == NULL && n == 0);
+	CHECK_INT(iac_etcd_parse_range(&kvs, &n, NULL, "{\"kvs\":", 7), -1);
+	CHECK_CONTAINS(iac_err_last(), "etcd sent invalid JSON for 'kv/range'");
+
+	CHECK_INT(iac_etcd_parse_txn(&rev, ok, strlen(ok)), 0);
+	CHECK_INT(rev, 8);
+	CHECK_INT(iac_etcd_parse_txn(&rev, conflict, strlen(conflict)), IAC_ECONFLICT);
+	CHECK_INT(rev, 5);
+	CHECK_STR(iac_err_last(), "etcd txn compare failed: the key is at revision 5 now");
+	CHECK_INT(iac_etcd_parse_txn(&rev, gone, strlen(gone)), IAC_ECONFLICT);
+	CHECK_INT(rev, 0);
+}
+
 static const iac_test tests[] = {
 	TEST(test_base64),
 	TEST(test_open_and_unreachable),
+	TEST(test_parse_answers),
 	{ 0 },
 };
 
