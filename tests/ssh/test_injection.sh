@@ -39,6 +39,7 @@ config() {
 	echo "resource \"ssh.service\" \"senv\" { host = \"h1\", start = \"false\", start_timeout = \"1s\", pidfile = \"/run/e.pid\", environment = { V = $(lua_str "$(pay senv)") } }"
 	echo "resource \"ssh.service\" \"unit\" { host = \"h1\", unit = $(lua_str "u$(pay unit | tr '\n' ' ')") }"
 	echo "resource \"ssh.line\" \"line\" { host = \"h1\", path = \"/srv/lines\", create = true, line = $(lua_str "$(pay line | tr '\n' ' ')"), regexp = $(lua_str "$(pay regexp | tr '\n' ' ')") }"
+	echo "resource \"ssh.user\" \"user\" { host = \"h1\", name = \"injtest\", shell = $(lua_str "/bin/sh$(pay shell | tr '\n' ' ')"), home = $(lua_str "/home/inj$(pay home | tr '\n' ' ')"), authorized_keys = { $(lua_str "ssh-ed25519 AAAA $(pay key | tr '\n' ' ')") } }"
 	echo "resource \"ssh.line\" \"lpath\" { host = \"h1\", path = $(lua_str "/srv/lp $(pay lpath | tr '\n' ' ')"), create = true, line = \"x\" }"
 }
 
