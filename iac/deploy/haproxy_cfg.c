@@ -187,186 +187,272 @@ static const char *const server_keys[] = { "name", "address", "port", "colour", 
 static const char *const timeout_keys[] = { "connect", "client", "server", "http_keep_alive", "queue", NULL };
 static const char *const balances[] = { "roundrobin", "static-rr", "leastconn", "first", "random", NULL };
 
-int iac_haproxy_cfg_render(char **out, const json_t *desc)
+void iac_haproxy_cfg_free(iac_haproxy_cfg *cfg)
 {
-	const json_t *fe, *be, *health, *timeouts;
-	const char *fe_name = NULL, *be_name = NULL, *balance = NULL, *hpath = NULL, *live = NULL, *sock = NULL,
-		   *state_file = NULL, *pidfile = "";
-	long expect, inter, fastinter, rise, fall, hto, maxconn, nbthread, hard_stop;
-	long t_connect, t_client, t_server, t_keepalive, t_queue;
-	json_t *binds, *servers, *srv;
-	iac_buf cfg = IAC_BUF_INIT;
-	size_t i;
-	int live_found = 0;
+	free(cfg->binds);
+	free(cfg->servers);
+	cfg->binds = NULL;
+	cfg->servers = NULL;
+	cfg->n_binds = cfg->n_servers = 0;
+}
 
-	*out = NULL;
+/* ---- parse: JSON description -> iac_haproxy_cfg ---- */
+
+/* The top level's keys and sub-objects; only frontend is required. */
+static int parse_sections(const json_t **fe, const json_t **be, const json_t **health,
+			  const json_t **timeouts, const json_t *desc)
+{
 	if (!json_is_object(desc))
 		return iac_err_set(PFX ": the description must be a JSON object");
 	if (check_keys(desc, "", top_keys) < 0)
 		return IAC_ERR;
-	if (get_obj(&fe, desc, "frontend", 1) < 0 || check_keys(fe, "frontend", frontend_keys) < 0 ||
-	    get_obj(&be, desc, "backend", 0) < 0 || (be && check_keys(be, "backend", backend_keys) < 0) ||
-	    get_obj(&health, desc, "health", 0) < 0 ||
-	    (health && check_keys(health, "health", health_keys) < 0) ||
-	    get_obj(&timeouts, desc, "timeouts", 0) < 0 ||
-	    (timeouts && check_keys(timeouts, "timeouts", timeout_keys) < 0))
+	if (get_obj(fe, desc, "frontend", 1) < 0 || check_keys(*fe, "frontend", frontend_keys) < 0 ||
+	    get_obj(be, desc, "backend", 0) < 0 || (*be && check_keys(*be, "backend", backend_keys) < 0) ||
+	    get_obj(health, desc, "health", 0) < 0 ||
+	    (*health && check_keys(*health, "health", health_keys) < 0) ||
+	    get_obj(timeouts, desc, "timeouts", 0) < 0 ||
+	    (*timeouts && check_keys(*timeouts, "timeouts", timeout_keys) < 0))
 		return IAC_ERR;
+	return 0;
+}
 
-	if (get_str(&fe_name, fe, "frontend", "name", "web", 0) < 0 ||
-	    get_str(&be_name, be, "backend", "name", "app", 0) < 0 ||
-	    get_str(&balance, be, "backend", "balance", "roundrobin", 1) < 0 ||
-	    get_str(&hpath, health, "health", "path", "/health", 1) < 0 ||
-	    get_int(&expect, health, "health", "expect", 200, 100, 599) < 0 ||
-	    get_ms(&inter, health, "health", "interval", 500) < 0 ||
-	    get_ms(&fastinter, health, "health", "fast_interval", 100) < 0 ||
-	    get_int(&rise, health, "health", "rise", 2, 1, 100) < 0 ||
-	    get_int(&fall, health, "health", "fall", 2, 1, 100) < 0 ||
-	    get_ms(&hto, health, "health", "timeout", 1000) < 0 ||
-	    get_str(&live, desc, "", "live", NULL, 1) < 0 ||
-	    get_str(&sock, desc, "", "stats_socket", "/run/haproxy/api.sock", 1) < 0 ||
-	    get_str(&state_file, desc, "", "state_file", "/var/lib/haproxy/server-state", 1) < 0 ||
-	    get_str(&pidfile, desc, "", "pidfile", "", 0) < 0 ||
-	    get_int(&maxconn, desc, "", "maxconn", 0, 1, 10000000) < 0 ||
-	    get_int(&nbthread, desc, "", "nbthread", 0, 1, 4096) < 0 ||
-	    get_ms(&hard_stop, desc, "", "hard_stop_after", 60000) < 0 ||
-	    get_ms(&t_connect, timeouts, "timeouts", "connect", 2000) < 0 ||
-	    get_ms(&t_client, timeouts, "timeouts", "client", 30000) < 0 ||
-	    get_ms(&t_server, timeouts, "timeouts", "server", 30000) < 0 ||
-	    get_ms(&t_keepalive, timeouts, "timeouts", "http_keep_alive", 10000) < 0 ||
-	    get_ms(&t_queue, timeouts, "timeouts", "queue", 5000) < 0)
+/* Every scalar, in the order the errors are reported; defaults as
+ * haproxy_cfg.h documents them. */
+static int parse_scalars(iac_haproxy_cfg *c, const json_t *desc, const json_t *fe, const json_t *be,
+			 const json_t *health, const json_t *timeouts)
+{
+	if (get_str(&c->frontend, fe, "frontend", "name", "web", 0) < 0 ||
+	    get_str(&c->backend, be, "backend", "name", "app", 0) < 0 ||
+	    get_str(&c->balance, be, "backend", "balance", "roundrobin", 1) < 0 ||
+	    get_str(&c->health_path, health, "health", "path", "/health", 1) < 0 ||
+	    get_int(&c->health_expect, health, "health", "expect", 200, 100, 599) < 0 ||
+	    get_ms(&c->inter_ms, health, "health", "interval", 500) < 0 ||
+	    get_ms(&c->fastinter_ms, health, "health", "fast_interval", 100) < 0 ||
+	    get_int(&c->rise, health, "health", "rise", 2, 1, 100) < 0 ||
+	    get_int(&c->fall, health, "health", "fall", 2, 1, 100) < 0 ||
+	    get_ms(&c->check_timeout_ms, health, "health", "timeout", 1000) < 0 ||
+	    get_str(&c->live, desc, "", "live", NULL, 1) < 0 ||
+	    get_str(&c->stats_socket, desc, "", "stats_socket", "/run/haproxy/api.sock", 1) < 0 ||
+	    get_str(&c->state_file, desc, "", "state_file", "/var/lib/haproxy/server-state", 1) < 0 ||
+	    get_str(&c->pidfile, desc, "", "pidfile", "", 0) < 0 ||
+	    get_int(&c->maxconn, desc, "", "maxconn", 0, 1, 10000000) < 0 ||
+	    get_int(&c->nbthread, desc, "", "nbthread", 0, 1, 4096) < 0 ||
+	    get_ms(&c->hard_stop_after_ms, desc, "", "hard_stop_after", 60000) < 0 ||
+	    get_ms(&c->connect_ms, timeouts, "timeouts", "connect", 2000) < 0 ||
+	    get_ms(&c->client_ms, timeouts, "timeouts", "client", 30000) < 0 ||
+	    get_ms(&c->server_ms, timeouts, "timeouts", "server", 30000) < 0 ||
+	    get_ms(&c->keep_alive_ms, timeouts, "timeouts", "http_keep_alive", 10000) < 0 ||
+	    get_ms(&c->queue_ms, timeouts, "timeouts", "queue", 5000) < 0)
 		return IAC_ERR;
-	if (!is_ident(fe_name))
-		return iac_err_set(PFX ": 'frontend.name' is '%s': use letters, digits, '-', '_', '.', ':'", fe_name);
-	if (!is_ident(be_name))
-		return iac_err_set(PFX ": 'backend.name' is '%s': use letters, digits, '-', '_', '.', ':'", be_name);
-	if (!strcmp(fe_name, be_name))
-		return iac_err_set(PFX ": the frontend and the backend are both named '%s'", fe_name);
+	return 0;
+}
+
+/* What get_str() cannot say alone: names HAProxy accepts, a known
+ * balance algorithm, an absolute health path. */
+static int check_scalars(const iac_haproxy_cfg *c)
+{
+	if (!is_ident(c->frontend))
+		return iac_err_set(PFX ": 'frontend.name' is '%s': use letters, digits, '-', '_', '.', ':'",
+				   c->frontend);
+	if (!is_ident(c->backend))
+		return iac_err_set(PFX ": 'backend.name' is '%s': use letters, digits, '-', '_', '.', ':'",
+				   c->backend);
+	if (!strcmp(c->frontend, c->backend))
+		return iac_err_set(PFX ": the frontend and the backend are both named '%s'", c->frontend);
 	int bal_ok = 0;
 	for (const char *const *b = balances; *b; b++)
-		if (!strcmp(balance, *b))
+		if (!strcmp(c->balance, *b))
 			bal_ok = 1;
 	if (!bal_ok)
 		return iac_err_set(PFX ": 'backend.balance' is '%s': expected roundrobin, static-rr, "
-				   "leastconn, first or random", balance);
-	if (hpath[0] != '/')
-		return iac_err_set(PFX ": 'health.path' is '%s': it must start with '/'", hpath);
-	if (*pidfile && !is_word(pidfile))
-		return iac_err_set(PFX ": 'pidfile' is '%s': it must be a path without blanks", pidfile);
+				   "leastconn, first or random", c->balance);
+	if (c->health_path[0] != '/')
+		return iac_err_set(PFX ": 'health.path' is '%s': it must start with '/'", c->health_path);
+	if (*c->pidfile && !is_word(c->pidfile))
+		return iac_err_set(PFX ": 'pidfile' is '%s': it must be a path without blanks", c->pidfile);
+	return 0;
+}
 
-	binds = json_object_get(fe, "bind");
+/* frontend.bind: one ADDRESS:PORT or a non-empty list of them. */
+static int parse_binds(iac_haproxy_cfg *c, const json_t *fe)
+{
+	json_t *binds = json_object_get(fe, "bind"), *b;
+	size_t i;
+
 	if (json_is_string(binds)) {
 		if (!is_word(json_string_value(binds)))
 			return iac_err_set(PFX ": 'frontend.bind' is '%s': expected ADDRESS:PORT",
 					   json_string_value(binds));
-	} else if (json_is_array(binds) && json_array_size(binds) > 0) {
-		json_t *b;
-		json_array_foreach(binds, i, b)
-			if (!json_is_string(b) || !is_word(json_string_value(b)))
-				return iac_err_set(PFX ": 'frontend.bind[%zu]' must be ADDRESS:PORT", i);
-	} else {
-		return iac_err_set(PFX ": 'frontend.bind' is missing (ADDRESS:PORT or a list of them)");
+		c->binds = iac_xcalloc(1, sizeof(*c->binds));
+		c->binds[c->n_binds++] = json_string_value(binds);
+		return 0;
 	}
+	if (!json_is_array(binds) || json_array_size(binds) == 0)
+		return iac_err_set(PFX ": 'frontend.bind' is missing (ADDRESS:PORT or a list of them)");
+	c->binds = iac_xcalloc(json_array_size(binds), sizeof(*c->binds));
+	json_array_foreach(binds, i, b) {
+		if (!json_is_string(b) || !is_word(json_string_value(b)))
+			return iac_err_set(PFX ": 'frontend.bind[%zu]' must be ADDRESS:PORT", i);
+		c->binds[c->n_binds++] = json_string_value(b);
+	}
+	return 0;
+}
 
-	servers = json_object_get(desc, "servers");
+/* servers[i], checked against the servers before it (c->servers[0..i-1]). */
+static int parse_server(iac_haproxy_cfg_server *out, const json_t *srv, size_t i, const iac_haproxy_cfg *c)
+{
+	char where[32];
+	snprintf(where, sizeof(where), "servers[%zu]", i);
+	if (!json_is_object(srv))
+		return iac_err_set(PFX ": '%s' must be an object", where);
+	if (check_keys(srv, where, server_keys) < 0 ||
+	    get_str(&out->name, srv, where, "name", NULL, 0) < 0 ||
+	    get_str(&out->address, srv, where, "address", NULL, 1) < 0 ||
+	    get_int(&out->port, srv, where, "port", -1, 1, 65535) < 0 ||
+	    get_int(&out->weight, srv, where, "weight", 1, 0, 256) < 0)
+		return IAC_ERR;
+	/* a "weight": null is still written out, as weight 1 */
+	if (!json_object_get(srv, "weight"))
+		out->weight = -1;
+	if (out->port < 0)
+		return iac_err_set(PFX ": '%s.port' is missing", where);
+	if (!is_ident(out->name))
+		return iac_err_set(PFX ": '%s.name' is '%s': use letters, digits, '-', '_', '.', ':'",
+				   where, out->name);
+	out->colour = server_colour(srv);
+	if (!out->colour || !is_word(out->colour))
+		return iac_err_set(PFX ": '%s.colour' is missing (the colour of server '%s', "
+				   "e.g. \"blue\" or \"green\")", where, out->name);
+	for (size_t j = 0; j < i; j++)
+		if (!strcmp(c->servers[j].name, out->name))
+			return iac_err_set(PFX ": server name '%s' is used twice (servers[%zu] and %s)",
+					   out->name, j, where);
+	return 0;
+}
+
+static int parse_servers(iac_haproxy_cfg *c, const json_t *desc)
+{
+	json_t *servers = json_object_get(desc, "servers"), *srv;
+	size_t i;
+	int live_found = 0;
+
 	if (!json_is_array(servers) || json_array_size(servers) == 0)
 		return iac_err_set(PFX ": 'servers' must be a non-empty list of {name, address, port, colour}");
+	c->servers = iac_xcalloc(json_array_size(servers), sizeof(*c->servers));
 	json_array_foreach(servers, i, srv) {
-		char where[32];
-		const char *name, *addr, *colour;
-		long port, weight;
-		snprintf(where, sizeof(where), "servers[%zu]", i);
-		if (!json_is_object(srv))
-			return iac_err_set(PFX ": '%s' must be an object", where);
-		if (check_keys(srv, where, server_keys) < 0 ||
-		    get_str(&name, srv, where, "name", NULL, 0) < 0 ||
-		    get_str(&addr, srv, where, "address", NULL, 1) < 0 ||
-		    get_int(&port, srv, where, "port", -1, 1, 65535) < 0 ||
-		    get_int(&weight, srv, where, "weight", 1, 0, 256) < 0)
+		if (parse_server(&c->servers[i], srv, i, c) < 0)
 			return IAC_ERR;
-		if (port < 0)
-			return iac_err_set(PFX ": '%s.port' is missing", where);
-		if (!is_ident(name))
-			return iac_err_set(PFX ": '%s.name' is '%s': use letters, digits, '-', '_', '.', ':'",
-					   where, name);
-		colour = server_colour(srv);
-		if (!colour || !is_word(colour))
-			return iac_err_set(PFX ": '%s.colour' is missing (the colour of server '%s', "
-					   "e.g. \"blue\" or \"green\")", where, name);
-		for (size_t j = 0; j < i; j++) {
-			json_t *other = json_object_get(json_array_get(servers, j), "name");
-			if (json_is_string(other) && !strcmp(json_string_value(other), name))
-				return iac_err_set(PFX ": server name '%s' is used twice (servers[%zu] and %s)",
-						   name, j, where);
-		}
-		if (!strcmp(colour, live))
+		c->n_servers++;
+		if (!strcmp(c->servers[i].colour, c->live))
 			live_found = 1;
 	}
+	/* a config without live servers would take the service down */
 	if (!live_found)
 		return iac_err_set(PFX ": live colour '%s' has no servers (give servers a \"colour\": \"%s\")",
-				   live, live);
+				   c->live, c->live);
+	return 0;
+}
 
-	/* ---- global ---- */
-	iac_buf_printf(&cfg, "# Rendered by iac: blue/green frontend '%s' -> backend '%s', live colour '%s'.\n"
+int iac_haproxy_cfg_parse(iac_haproxy_cfg *out, const json_t *desc)
+{
+	const json_t *fe = NULL, *be = NULL, *health = NULL, *timeouts = NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (parse_sections(&fe, &be, &health, &timeouts, desc) < 0 ||
+	    parse_scalars(out, desc, fe, be, health, timeouts) < 0 ||
+	    check_scalars(out) < 0 ||
+	    parse_binds(out, fe) < 0 ||
+	    parse_servers(out, desc) < 0) {
+		iac_haproxy_cfg_free(out);
+		return IAC_ERR;
+	}
+	return 0;
+}
+
+/* ---- format: iac_haproxy_cfg -> text (pure; why each line: haproxy_cfg.h) ---- */
+
+static void format_global(iac_buf *b, const iac_haproxy_cfg *c)
+{
+	const char *sock = c->stats_socket;
+	iac_buf_printf(b, "# Rendered by iac: blue/green frontend '%s' -> backend '%s', live colour '%s'.\n"
 		       "# iac owns this file and re-renders it; runtime changes go through the API.\n",
-		       fe_name, be_name, live);
-	iac_buf_puts(&cfg, "global\n\tmaster-worker\n");
-	iac_buf_printf(&cfg, "\tstats socket %s level admin expose-fd listeners%s\n", sock,
+		       c->frontend, c->backend, c->live);
+	iac_buf_puts(b, "global\n\tmaster-worker\n");
+	iac_buf_printf(b, "\tstats socket %s level admin expose-fd listeners%s\n", sock,
 		       (sock[0] == '/' || iac_str_starts(sock, "unix@")) ? " mode 600" : "");
-	iac_buf_puts(&cfg, "\tstats timeout 30s\n");
-	iac_buf_printf(&cfg, "\tserver-state-file %s\n", state_file);
-	iac_buf_printf(&cfg, "\thard-stop-after %ldms\n", hard_stop);
-	if (*pidfile)
-		iac_buf_printf(&cfg, "\tpidfile %s\n", pidfile);
-	if (maxconn > 0)
-		iac_buf_printf(&cfg, "\tmaxconn %ld\n", maxconn);
-	if (nbthread > 0)
-		iac_buf_printf(&cfg, "\tnbthread %ld\n", nbthread);
+	iac_buf_puts(b, "\tstats timeout 30s\n");
+	iac_buf_printf(b, "\tserver-state-file %s\n", c->state_file);
+	iac_buf_printf(b, "\thard-stop-after %ldms\n", c->hard_stop_after_ms);
+	if (*c->pidfile)
+		iac_buf_printf(b, "\tpidfile %s\n", c->pidfile);
+	if (c->maxconn > 0)
+		iac_buf_printf(b, "\tmaxconn %ld\n", c->maxconn);
+	if (c->nbthread > 0)
+		iac_buf_printf(b, "\tnbthread %ld\n", c->nbthread);
+}
 
-	/* ---- defaults ---- */
-	iac_buf_puts(&cfg, "\ndefaults\n\tmode http\n"
+static void format_defaults(iac_buf *b, const iac_haproxy_cfg *c)
+{
+	iac_buf_puts(b, "\ndefaults\n\tmode http\n"
 		     "\toption idle-close-on-response\n"
 		     "\toption redispatch 1\n"
 		     "\tretries 3\n"
 		     "\tretry-on conn-failure empty-response\n");
-	iac_buf_printf(&cfg, "\ttimeout connect %ldms\n\ttimeout client %ldms\n\ttimeout server %ldms\n"
+	iac_buf_printf(b, "\ttimeout connect %ldms\n\ttimeout client %ldms\n\ttimeout server %ldms\n"
 		       "\ttimeout http-keep-alive %ldms\n\ttimeout http-request 10s\n"
 		       "\ttimeout queue %ldms\n\ttimeout check %ldms\n",
-		       t_connect, t_client, t_server, t_keepalive, t_queue, hto);
-	iac_buf_puts(&cfg, "\tload-server-state-from-file global\n");
+		       c->connect_ms, c->client_ms, c->server_ms, c->keep_alive_ms, c->queue_ms,
+		       c->check_timeout_ms);
+	iac_buf_puts(b, "\tload-server-state-from-file global\n");
+}
 
-	/* ---- frontend ---- */
-	iac_buf_printf(&cfg, "\nfrontend %s\n", fe_name);
-	if (json_is_string(binds)) {
-		iac_buf_printf(&cfg, "\tbind %s\n", json_string_value(binds));
-	} else {
-		json_t *b;
-		json_array_foreach(binds, i, b)
-			iac_buf_printf(&cfg, "\tbind %s\n", json_string_value(b));
-	}
-	iac_buf_printf(&cfg, "\tdefault_backend %s\n", be_name);
+static void format_frontend(iac_buf *b, const iac_haproxy_cfg *c)
+{
+	iac_buf_printf(b, "\nfrontend %s\n", c->frontend);
+	for (size_t i = 0; i < c->n_binds; i++)
+		iac_buf_printf(b, "\tbind %s\n", c->binds[i]);
+	iac_buf_printf(b, "\tdefault_backend %s\n", c->backend);
+}
 
-	/* ---- backend ---- */
-	iac_buf_printf(&cfg, "\nbackend %s\n\tbalance %s\n", be_name, balance);
-	iac_buf_printf(&cfg, "\toption httpchk GET %s\n\thttp-check expect status %ld\n", hpath, expect);
+static void format_backend(iac_buf *b, const iac_haproxy_cfg *c)
+{
+	iac_buf_printf(b, "\nbackend %s\n\tbalance %s\n", c->backend, c->balance);
+	iac_buf_printf(b, "\toption httpchk GET %s\n\thttp-check expect status %ld\n", c->health_path,
+		       c->health_expect);
 	/* fastinter: once a check fails, confirm the fall quickly */
-	iac_buf_printf(&cfg, "\tdefault-server check inter %ldms fastinter %ldms rise %ld fall %ld\n",
-		       inter, fastinter, rise, fall);
-	json_array_foreach(servers, i, srv) {
-		const char *colour = server_colour(srv);
-		long weight = 1, port = 0;
-		/* both were validated above */
-		get_int(&weight, srv, "", "weight", 1, 0, 256);
-		get_int(&port, srv, "", "port", 0, 1, 65535);
-		iac_buf_printf(&cfg, "\tserver %s %s:%ld", iac_json_str(srv, "name"),
-			       iac_json_str(srv, "address"), port);
-		if (json_object_get(srv, "weight"))
-			iac_buf_printf(&cfg, " weight %ld", weight);
-		if (strcmp(colour, live))
-			iac_buf_printf(&cfg, " disabled  # colour %s (standby)", colour);
+	iac_buf_printf(b, "\tdefault-server check inter %ldms fastinter %ldms rise %ld fall %ld\n",
+		       c->inter_ms, c->fastinter_ms, c->rise, c->fall);
+	for (size_t i = 0; i < c->n_servers; i++) {
+		const iac_haproxy_cfg_server *s = &c->servers[i];
+		iac_buf_printf(b, "\tserver %s %s:%ld", s->name, s->address, s->port);
+		if (s->weight >= 0)
+			iac_buf_printf(b, " weight %ld", s->weight);
+		if (strcmp(s->colour, c->live))
+			iac_buf_printf(b, " disabled  # colour %s (standby)", s->colour);
 		else
-			iac_buf_printf(&cfg, "  # colour %s (live)", colour);
-		iac_buf_putc(&cfg, '\n');
+			iac_buf_printf(b, "  # colour %s (live)", s->colour);
+		iac_buf_putc(b, '\n');
 	}
-	*out = iac_buf_detach(&cfg);
+}
+
+char *iac_haproxy_cfg_format(const iac_haproxy_cfg *cfg)
+{
+	iac_buf b = IAC_BUF_INIT;
+	format_global(&b, cfg);
+	format_defaults(&b, cfg);
+	format_frontend(&b, cfg);
+	format_backend(&b, cfg);
+	return iac_buf_detach(&b);
+}
+
+int iac_haproxy_cfg_render(char **out, const json_t *desc)
+{
+	iac_haproxy_cfg cfg;
+
+	*out = NULL;
+	if (iac_haproxy_cfg_parse(&cfg, desc) < 0)
+		return IAC_ERR;
+	*out = iac_haproxy_cfg_format(&cfg);
+	iac_haproxy_cfg_free(&cfg);
 	return 0;
 }

@@ -46,8 +46,45 @@
 
 /* Render the configuration; *out is the text (caller frees). Returns -1 with
  * a message naming the field ("haproxy config: servers[1].port: ...") when
- * the description is incomplete or unsafe to paste into a config. */
+ * the description is incomplete or unsafe to paste into a config.
+ * The same as iac_haproxy_cfg_parse() then iac_haproxy_cfg_format(). */
 int iac_haproxy_cfg_render(char **out, const json_t *desc);
+
+/* ---- the two halves of rendering -------------------------------------- */
+
+typedef struct {
+	const char *name, *address, *colour;
+	long port;
+	long weight;                /* -1: not given (HAProxy's default) */
+} iac_haproxy_cfg_server;
+
+/* A description once validated: defaults filled in, durations in ms, and
+ * every string safe to paste as one config word. Strings are borrowed from
+ * the JSON description (keep it alive while this is used); the arrays are
+ * owned (iac_haproxy_cfg_free). */
+typedef struct {
+	const char *frontend, *backend, *balance;
+	const char **binds;         /* at least one */
+	size_t n_binds;
+	const char *health_path;
+	long health_expect;
+	long inter_ms, fastinter_ms, rise, fall, check_timeout_ms;
+	const char *live, *stats_socket, *state_file;
+	const char *pidfile;        /* "": none */
+	long maxconn, nbthread;     /* 0: not set */
+	long hard_stop_after_ms;
+	long connect_ms, client_ms, server_ms, keep_alive_ms, queue_ms;
+	iac_haproxy_cfg_server *servers;   /* at least one, names unique, some of `live` */
+	size_t n_servers;
+} iac_haproxy_cfg;
+
+/* Validate desc (the format above) into *out. On failure -1 with the
+ * message iac_haproxy_cfg_render gives, and *out holds nothing. */
+int iac_haproxy_cfg_parse(iac_haproxy_cfg *out, const json_t *desc);
+/* The config text for a validated description (caller frees). Pure. */
+char *iac_haproxy_cfg_format(const iac_haproxy_cfg *cfg);
+/* Free the arrays; safe on a zeroed or already freed struct. */
+void iac_haproxy_cfg_free(iac_haproxy_cfg *cfg);
 
 /* The names of the servers of `colour` in desc (borrowed from desc), at most
  * max of them, for callers that need the blue/green server lists to cut

@@ -282,19 +282,22 @@ static int in_set(pid_t pid, const pid_t *set, size_t n)
 	return 0;
 }
 
-int iac_haproxy_reload(iac_haproxy_reload_result *out, const iac_haproxy_reload_opts *opts)
-{
-	double timeout = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
-	double t0 = iac_now_ms(), deadline = t0 + timeout, t_sent;
-	iac_haproxy_procs before = { 0 }, now;
-	pid_t old_kids[64], kids[64], fresh = 0;
-	size_t n_old_kids = 0;
-	char *ans = NULL;
-	int rc = IAC_ERR;
+/* One reload in progress: what identifies the old worker(s), so the new
+ * one can be told apart. */
+typedef struct {
+	const iac_haproxy_reload_opts *opts;
+	iac_haproxy_reload_result *out;
+	double timeout_ms, t0, deadline, t_sent;
+	iac_haproxy_procs before;        /* `show proc` before, with a master CLI */
+	pid_t old_kids[64];              /* the master's children before, without one */
+	size_t n_old_kids;
+} reloader;
 
-	memset(out, 0, sizeof(*out));
-	if (!opts->master && opts->master_pid <= 1)
-		return iac_err_set("cannot reload haproxy: neither a master CLI nor a master pid given");
+/* Steps 0 and 1 (haproxy_ctl.h): nothing is sent to the master until the
+ * config is known good and the runtime states are saved. */
+static int reload_prepare(reloader *r)
+{
+	const iac_haproxy_reload_opts *opts = r->opts;
 	if (opts->cfg_path && iac_haproxy_check(opts->haproxy, opts->cfg_path) < 0) {
 		iac_err_prefix("not reloading haproxy");
 		return IAC_ERR;
@@ -304,91 +307,119 @@ int iac_haproxy_reload(iac_haproxy_reload_result *out, const iac_haproxy_reload_
 			iac_err_prefix("cannot reload haproxy (runtime server states would be lost)");
 			return IAC_ERR;
 		}
-		out->save_ms = iac_now_ms() - t0;
+		r->out->save_ms = iac_now_ms() - r->t0;
 	}
-	if (opts->api && iac_haproxy_worker_pid(&out->old_worker, opts->api) < 0)
+	if (opts->api && iac_haproxy_worker_pid(&r->out->old_worker, opts->api) < 0)
 		return IAC_ERR;
+	return 0;
+}
 
+/* Step 2 through the master CLI. */
+static int reload_by_cli(reloader *r)
+{
+	iac_haproxy *master = r->opts->master;
+	char *ans = NULL, *e;
+	if (iac_haproxy_show_proc(&r->before, master) < 0)
+		return IAC_ERR;
+	r->t_sent = iac_now_ms();
+	/* HAProxy 2.6 closes the master CLI connection without a word */
+	if (iac_haproxy_master_cmd(&ans, master, "reload") < 0)
+		return IAC_ERR;
+	e = iac_haproxy_answer_error(ans);
+	free(ans);
+	if (e) {
+		iac_err_set("haproxy at '%s': cannot reload: %s", iac_haproxy_addr(master), e);
+		free(e);
+		return IAC_ERR;
+	}
+	return 0;
+}
+
+/* Step 2 by signal, when there is no master CLI. */
+static int reload_by_signal(reloader *r)
+{
+	pid_t master = r->opts->master_pid;
+	if (!alive(master))
+		return iac_err_set("cannot reload haproxy: master pid %d is not running", (int)master);
+	r->n_old_kids = children(r->old_kids, 64, master);
+	r->t_sent = iac_now_ms();
+	if (kill(master, SIGUSR2) < 0)
+		return iac_err_sys("cannot signal the haproxy master (pid %d)", (int)master);
+	return 0;
+}
+
+/* One look for the new worker: *fresh set when there is one; -1 when the
+ * reload failed. */
+static int look_for_worker(pid_t *fresh, reloader *r)
+{
+	const iac_haproxy_reload_opts *opts = r->opts;
 	if (opts->master) {
-		if (iac_haproxy_show_proc(&before, opts->master) < 0)
-			goto done;
-		t_sent = iac_now_ms();
-		/* HAProxy 2.6 closes the master CLI connection without a word */
-		if (iac_haproxy_master_cmd(&ans, opts->master, "reload") < 0)
-			goto done;
-		char *e = iac_haproxy_answer_error(ans);
-		if (e) {
-			iac_err_set("haproxy at '%s': cannot reload: %s", iac_haproxy_addr(opts->master), e);
-			free(e);
-			goto done;
-		}
-	} else {
-		if (!alive(opts->master_pid)) {
-			iac_err_set("cannot reload haproxy: master pid %d is not running", (int)opts->master_pid);
-			goto done;
-		}
-		n_old_kids = children(old_kids, 64, opts->master_pid);
-		t_sent = iac_now_ms();
-		if (kill(opts->master_pid, SIGUSR2) < 0) {
-			iac_err_sys("cannot signal the haproxy master (pid %d)", (int)opts->master_pid);
-			goto done;
-		}
+		iac_haproxy_procs now;
+		/* the master re-executes itself: its CLI may be briefly unanswered */
+		if (iac_haproxy_show_proc(&now, opts->master) < 0)
+			return 0;
+		if (now.failed > r->before.failed)
+			return iac_err_set("haproxy rejected the new configuration on reload (failed reloads: "
+					   "%d); the old worker keeps serving: run 'haproxy -c -f' on it", now.failed);
+		for (size_t i = 0; i < now.n_workers && !*fresh; i++)
+			if (!in_set(now.workers[i], r->before.workers, r->before.n_workers))
+				*fresh = now.workers[i];
+		return 0;
 	}
+	if (!alive(opts->master_pid))
+		return iac_err_set("the haproxy master (pid %d) died during the reload", (int)opts->master_pid);
+	pid_t kids[64];
+	size_t n = children(kids, 64, opts->master_pid);
+	for (size_t i = 0; i < n && !*fresh; i++)
+		if (!in_set(kids[i], r->old_kids, r->n_old_kids) && kids[i] != r->out->old_worker)
+			*fresh = kids[i];
+	return 0;
+}
 
-	/* a new worker must appear */
+/* Step 3: a new worker must appear, then answer the API before anyone
+ * uses it (a command sent earlier would reach the old worker and be lost). */
+static int wait_new_worker(reloader *r)
+{
+	iac_haproxy *api = r->opts->api;
+	pid_t fresh = 0;
 	while (!fresh) {
-		if (iac_now_ms() > deadline) {
-			iac_err_set("haproxy reload did not start a new worker within %.0f ms; the old "
-				    "worker keeps serving", timeout);
-			goto done;
-		}
+		if (iac_now_ms() > r->deadline)
+			return iac_err_set("haproxy reload did not start a new worker within %.0f ms; the old "
+					   "worker keeps serving", r->timeout_ms);
 		sleep_ms(5);
-		if (opts->master) {
-			/* the master re-executes itself: its CLI may be briefly unanswered */
-			if (iac_haproxy_show_proc(&now, opts->master) < 0)
-				continue;
-			if (now.failed > before.failed) {
-				iac_err_set("haproxy rejected the new configuration on reload (failed reloads: "
-					    "%d); the old worker keeps serving: run 'haproxy -c -f' on it",
-					    now.failed);
-				goto done;
-			}
-			for (size_t i = 0; i < now.n_workers && !fresh; i++)
-				if (!in_set(now.workers[i], before.workers, before.n_workers))
-					fresh = now.workers[i];
-		} else {
-			if (!alive(opts->master_pid)) {
-				iac_err_set("the haproxy master (pid %d) died during the reload",
-					    (int)opts->master_pid);
-				goto done;
-			}
-			size_t n = children(kids, 64, opts->master_pid);
-			for (size_t i = 0; i < n && !fresh; i++)
-				if (!in_set(kids[i], old_kids, n_old_kids) && kids[i] != out->old_worker)
-					fresh = kids[i];
-		}
+		if (look_for_worker(&fresh, r) < 0)
+			return IAC_ERR;
 	}
-	out->new_worker = fresh;
-
-	/* the API must be answered by the new worker before anyone uses it */
-	while (opts->api) {
+	r->out->new_worker = fresh;
+	while (api) {
 		pid_t answering = 0;
-		if (iac_haproxy_worker_pid(&answering, opts->api) == 0 && answering == fresh)
+		if (iac_haproxy_worker_pid(&answering, api) == 0 && answering == fresh)
 			break;
-		if (iac_now_ms() > deadline) {
-			iac_err_set("haproxy at '%s': still answered by pid %d, not the new worker %d, "
-				    "%.0f ms after the reload", iac_haproxy_addr(opts->api), (int)answering,
-				    (int)fresh, timeout);
-			goto done;
-		}
+		if (iac_now_ms() > r->deadline)
+			return iac_err_set("haproxy at '%s': still answered by pid %d, not the new worker %d, "
+					   "%.0f ms after the reload", iac_haproxy_addr(api), (int)answering,
+					   (int)fresh, r->timeout_ms);
 		sleep_ms(2);
 	}
-	out->reload_ms = iac_now_ms() - t_sent;
-	out->total_ms = iac_now_ms() - t0;
-	rc = 0;
-done:
-	free(ans);
-	return rc;
+	return 0;
+}
+
+int iac_haproxy_reload(iac_haproxy_reload_result *out, const iac_haproxy_reload_opts *opts)
+{
+	reloader r = { .opts = opts, .out = out, .t0 = iac_now_ms() };
+
+	r.timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT_MS;
+	r.deadline = r.t0 + r.timeout_ms;
+	memset(out, 0, sizeof(*out));
+	if (!opts->master && opts->master_pid <= 1)
+		return iac_err_set("cannot reload haproxy: neither a master CLI nor a master pid given");
+	if (reload_prepare(&r) < 0 ||
+	    (opts->master ? reload_by_cli(&r) : reload_by_signal(&r)) < 0 ||
+	    wait_new_worker(&r) < 0)
+		return IAC_ERR;
+	out->reload_ms = iac_now_ms() - r.t_sent;
+	out->total_ms = iac_now_ms() - r.t0;
+	return 0;
 }
 
 int iac_haproxy_stop(pid_t master, double timeout_ms)

@@ -94,6 +94,14 @@ typedef struct {
 } iac_probe_analysis_result;
 
 int iac_probe_analysis(iac_probe_analysis_result *out, const iac_probe_analysis_opts *opts);
+/* The verdict iac_probe_analysis reaches once its figures are in: from
+ * r->requests, errors, status_5xx, transport_errors, error_rate, p50_ms,
+ * p99_ms, elapsed_ms and r->reason (the first transport error, or ""),
+ * against the limits in opts; cancelled: the run was stopped (verdict
+ * error). Sets r->verdict and r->reason; returns and sets the message as
+ * the gate does. Pure, for tests. */
+int iac_probe_analysis_judge(iac_probe_analysis_result *r, const iac_probe_analysis_opts *opts,
+			     int cancelled);
 json_t *iac_probe_analysis_json(const iac_probe_analysis_result *r);
 
 /* Nearest-rank percentile (p in 0..100) of n values, sorted in place. Pure. */

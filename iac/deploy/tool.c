@@ -411,107 +411,146 @@ static int by_start(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int cmd_switch(int argc, char **argv)
+/* What a watcher saw, relative to the switch: requests started before and
+ * after it, and when 100 % reached the new colour (from the first new
+ * answer after the last non-new one: old colour or error). Sorts samples. */
+static json_t *watch_summary(sample *samples, size_t n, long errors, double t_switch)
 {
-	iac_strlist to_raw = { 0 }, from_raw = { 0 }, to = { 0 }, from = { 0 }, pos = { 0 };
-	const char *state_file = NULL, *watch_url = NULL, *new_body = NULL;
-	int rollback = 0, wait_check = 0, leave_drain = 0;
-	iac_strlist verify = { 0 };
-	double drain_timeout = 0, up_timeout = 0, watch_after = 500;
+	double last_bad = -1e18, to_new = -1;
+	long after = 0, after_new = 0, before = 0;
+
+	qsort(samples, n, sizeof(*samples), by_start);
+	for (size_t i = 0; i < n; i++) {
+		if (samples[i].start_ms < t_switch) {
+			before++;
+			continue;
+		}
+		after++;
+		after_new += samples[i].outcome == 1;
+		if (samples[i].outcome != 1)
+			last_bad = samples[i].start_ms;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (samples[i].start_ms > last_bad && samples[i].start_ms >= t_switch && samples[i].outcome == 1) {
+			to_new = samples[i].start_ms - t_switch;
+			break;
+		}
+	return json_pack("{s:I,s:I,s:I,s:I,s:f,s:f}",
+		"requests_before", (json_int_t)before, "requests_after", (json_int_t)after,
+		"on_new_after", (json_int_t)after_new, "errors", (json_int_t)errors,
+		"last_old_ms", last_bad > -1e17 ? last_bad - t_switch : -1.0,
+		"to_new_ms", to_new);
+}
+
+/* switch's command line. */
+typedef struct {
+	iac_strlist to, from, verify, pos;
+	const char *state_file, *watch_url, *new_body;
+	int rollback, wait_check, leave_drain;
+	double drain_timeout, up_timeout, watch_after;
+} switch_args;
+
+static void switch_args_free(switch_args *a)
+{
+	iac_strlist_free(&a->verify);
+	iac_strlist_free(&a->to);
+	iac_strlist_free(&a->from);
+	iac_strlist_free(&a->pos);
+}
+
+/* 0, or the exit status after the message (1 bad option, 2 usage). */
+static int switch_args_parse(switch_args *a, int argc, char **argv)
+{
+	iac_strlist to_raw = { 0 }, from_raw = { 0 };
 	iac_opt opts[] = {
 		{ "to", IAC_OPT_LIST, &to_raw, "servers that take the traffic" },
 		{ "from", IAC_OPT_LIST, &from_raw, "servers that give it up" },
-		{ "rollback", IAC_OPT_BOOL, &rollback, "emergency budget" },
-		{ "state-file", IAC_OPT_STRING, &state_file, "persist here" },
-		{ "drain-timeout", IAC_OPT_DURATION, &drain_timeout, "" },
-		{ "up-timeout", IAC_OPT_DURATION, &up_timeout, "" },
-		{ "leave-drain", IAC_OPT_BOOL, &leave_drain, "" },
-		{ "wait-check", IAC_OPT_BOOL, &wait_check, "" },
-		{ "verify", IAC_OPT_LIST, &verify, "health URL of a `to` instance" },
-		{ "watch", IAC_OPT_STRING, &watch_url, "URL through the load balancer" },
-		{ "new-body", IAC_OPT_STRING, &new_body, "body prefix of the new colour" },
-		{ "watch-after", IAC_OPT_DURATION, &watch_after, "keep watching after the switch" },
+		{ "rollback", IAC_OPT_BOOL, &a->rollback, "emergency budget" },
+		{ "state-file", IAC_OPT_STRING, &a->state_file, "persist here" },
+		{ "drain-timeout", IAC_OPT_DURATION, &a->drain_timeout, "" },
+		{ "up-timeout", IAC_OPT_DURATION, &a->up_timeout, "" },
+		{ "leave-drain", IAC_OPT_BOOL, &a->leave_drain, "" },
+		{ "wait-check", IAC_OPT_BOOL, &a->wait_check, "" },
+		{ "verify", IAC_OPT_LIST, &a->verify, "health URL of a `to` instance" },
+		{ "watch", IAC_OPT_STRING, &a->watch_url, "URL through the load balancer" },
+		{ "new-body", IAC_OPT_STRING, &a->new_body, "body prefix of the new colour" },
+		{ "watch-after", IAC_OPT_DURATION, &a->watch_after, "keep watching after the switch" },
 		{ NULL, 0, NULL, NULL },
 	};
+	int rc = 0;
+
+	memset(a, 0, sizeof(*a));
+	a->watch_after = 500;
+	if (iac_args_parse(opts, "switch", argc, argv, &a->pos) < 0)
+		rc = fail();
+	else if (a->pos.n != 2 || (a->watch_url && !a->new_body))
+		rc = usage("switch ADDR BACKEND -to a,b -from c,d [-rollback] [-watch URL -new-body TEXT]");
+	if (rc == 0) {
+		split_commas(&a->to, &to_raw);
+		split_commas(&a->from, &from_raw);
+	}
+	iac_strlist_free(&to_raw);
+	iac_strlist_free(&from_raw);
+	return rc;
+}
+
+/* Start the watcher and let it reach a steady state on the old colour. */
+static int watch_start(watcher *w, pthread_t *th, const switch_args *a)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	w->url = a->watch_url;
+	w->new_body = a->new_body;
+	w->concurrency = 4;
+	if (pthread_create(th, NULL, watch_main, w) != 0) {
+		fprintf(stderr, "error: cannot start the watcher thread\n");
+		return -1;
+	}
+	struct timespec ts = { 0, 300 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+static int cmd_switch(int argc, char **argv)
+{
+	switch_args a;
 	iac_haproxy *h = NULL;
 	iac_cutover_result res;
 	watcher w = { 0 };
 	pthread_t th;
-	int rc = 1, started = 0, sw;
+	int rc, started = 0;
 
-	if (iac_args_parse(opts, "switch", argc, argv, &pos) < 0) {
-		rc = fail();
+	if ((rc = switch_args_parse(&a, argc, argv)) != 0)
 		goto done;
-	}
-	if (pos.n != 2 || (watch_url && !new_body)) {
-		rc = usage("switch ADDR BACKEND -to a,b -from c,d [-rollback] [-watch URL -new-body TEXT]");
-		goto done;
-	}
-	split_commas(&to, &to_raw);
-	split_commas(&from, &from_raw);
-	if (open_api(&h, pos.items[0]) < 0) {
+	rc = 1;
+	if (open_api(&h, a.pos.items[0]) < 0) {
 		rc = fail();
 		goto done;
 	}
 	iac_cutover_opts co = {
-		.backend = pos.items[1], .to = (const char *const *)to.items, .n_to = to.n,
-		.from = (const char *const *)from.items, .n_from = from.n,
-		.up_timeout_ms = up_timeout, .drain_timeout_ms = drain_timeout,
-		.leave_drain = leave_drain, .wait_check = wait_check, .state_file = state_file,
-		.verify_urls = (const char *const *)verify.items, .n_verify = verify.n,
+		.backend = a.pos.items[1], .to = (const char *const *)a.to.items, .n_to = a.to.n,
+		.from = (const char *const *)a.from.items, .n_from = a.from.n,
+		.up_timeout_ms = a.up_timeout, .drain_timeout_ms = a.drain_timeout,
+		.leave_drain = a.leave_drain, .wait_check = a.wait_check, .state_file = a.state_file,
+		.verify_urls = (const char *const *)a.verify.items, .n_verify = a.verify.n,
 	};
-	if (watch_url) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		w.url = watch_url;
-		w.new_body = new_body;
-		w.concurrency = 4;
-		if (pthread_create(&th, NULL, watch_main, &w) != 0) {
-			fprintf(stderr, "error: cannot start the watcher thread\n");
+	if (a.watch_url) {
+		if (watch_start(&w, &th, &a) < 0)
 			goto done;
-		}
 		started = 1;
-		/* let the watcher reach a steady state on the old colour */
-		struct timespec ts = { 0, 300 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
 	}
 	double t_switch = iac_now_ms();
-	sw = rollback ? iac_cutover_rollback(&res, h, &co) : iac_cutover_switch(&res, h, &co);
+	int sw = a.rollback ? iac_cutover_rollback(&res, h, &co) : iac_cutover_switch(&res, h, &co);
 	double t_done = iac_now_ms();
 	char saved_err[4096];
 	snprintf(saved_err, sizeof(saved_err), "%s", iac_err_last());
 	json_t *out = json_pack("{s:o}", "cutover", iac_cutover_result_json(&res));
 	json_object_set_new(out, "wall_ms", json_real(t_done - t_switch));
 	if (started) {
-		struct timespec ts = { (time_t)(watch_after / 1e3), (long)fmod(watch_after, 1e3) * 1000000L };
+		struct timespec ts = { (time_t)(a.watch_after / 1e3), (long)fmod(a.watch_after, 1e3) * 1000000L };
 		nanosleep(&ts, NULL);
 		w.stop = 1;
 		pthread_join(th, NULL);
-		qsort(w.samples, w.n, sizeof(*w.samples), by_start);
-		/* 100 % on the new colour from the first new answer after the last
-		 * non-new one (old colour or error) */
-		double last_bad = -1e18, to_new = -1;
-		long after = 0, after_new = 0, before = 0;
-		for (size_t i = 0; i < w.n; i++) {
-			if (w.samples[i].start_ms < t_switch) {
-				before++;
-				continue;
-			}
-			after++;
-			after_new += w.samples[i].outcome == 1;
-			if (w.samples[i].outcome != 1)
-				last_bad = w.samples[i].start_ms;
-		}
-		for (size_t i = 0; i < w.n; i++)
-			if (w.samples[i].start_ms > last_bad && w.samples[i].start_ms >= t_switch &&
-			    w.samples[i].outcome == 1) {
-				to_new = w.samples[i].start_ms - t_switch;
-				break;
-			}
-		json_object_set_new(out, "watch", json_pack("{s:I,s:I,s:I,s:I,s:f,s:f}",
-			"requests_before", (json_int_t)before, "requests_after", (json_int_t)after,
-			"on_new_after", (json_int_t)after_new, "errors", (json_int_t)w.errors,
-			"last_old_ms", last_bad > -1e17 ? last_bad - t_switch : -1.0,
-			"to_new_ms", to_new));
+		json_object_set_new(out, "watch", watch_summary(w.samples, w.n, w.errors, t_switch));
 	}
 	print_json(out);
 	if (sw < 0) {
@@ -523,12 +562,7 @@ static int cmd_switch(int argc, char **argv)
 done:
 	free(w.samples);
 	iac_haproxy_free(h);
-	iac_strlist_free(&verify);
-	iac_strlist_free(&to_raw);
-	iac_strlist_free(&from_raw);
-	iac_strlist_free(&to);
-	iac_strlist_free(&from);
-	iac_strlist_free(&pos);
+	switch_args_free(&a);
 	return rc;
 }
 

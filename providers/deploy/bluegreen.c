@@ -465,88 +465,153 @@ static int cancelled(const iac_rctx *ctx, const char *before)
 	return 1;
 }
 
-/* Deploy planned.version to the idle colour of prior (NULL: first deploy). */
-static int deploy(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
+/* The same version again: only settings changed. The computed attributes
+ * carry over; a standby whose scale_down_delay passed is stopped now. */
+static int redeploy_settings(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
 {
-	const char *version = sget(planned, "version");
-	const char *live = prior ? sget(prior, "live") : NULL;
-	const char *lv = prior ? sget(prior, "live_version") : NULL;
-	const json_t *pool = json_object_get(planned, "pool");
-	const char *idle = other(live);
-	json_t *last = json_object();
-	char when[32];
-	int rc = IAC_ERR, started = 0;
-
-	iac_time_rfc3339(when, sizeof(when));
-	json_object_set_new(last, "version", json_string(version));
-	json_object_set_new(last, "colour", json_string(idle));
-	json_object_set_new(last, "started", json_string(when));
-	if (lv && !strcmp(lv, version)) {
-		/* same version: settings changed only */
-		*out = json_deep_copy(planned);
-		json_t *keep[] = { json_object_get(prior, "live"), json_object_get(prior, "live_version"),
-				   json_object_get(prior, "standby"), json_object_get(prior, "standby_version"),
-				   json_object_get(prior, "bad_versions"), json_object_get(prior, "last") };
-		const char *names[] = { "live", "live_version", "standby", "standby_version", "bad_versions", "last" };
-		for (int i = 0; i < 6; i++)
-			json_object_set(*out, names[i], keep[i] ? keep[i] : json_null());
-		json_object_set(*out, "standby_until", json_object_get(prior, "standby_until") ?: json_null());
-		json_object_del(*out, "steps");
-		json_decref(last);
-		if (standby_expired(prior)) {
-			const char *sb = sget(prior, "standby");
-			iac_log("%s: scale_down_delay passed: stopping standby %s (%s)", ctx->addr, sb,
-				sget(prior, "standby_version") ?: "?");
-			if (for_colour(ctx, pool, sb, sget(prior, "standby_version"), stop_inst) < 0) {
-				json_decref(*out);
-				*out = NULL;
-				return IAC_ERR;
-			}
-			json_object_set_new(*out, "standby", json_null());
-			json_object_set_new(*out, "standby_version", json_null());
-			json_object_set_new(*out, "standby_until", json_null());
-		}
+	static const char *const keep[] = { "live", "live_version", "standby", "standby_version",
+					    "bad_versions", "last", "standby_until" };
+	*out = json_deep_copy(planned);
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		json_object_set(*out, keep[i], json_object_get(prior, keep[i]) ?: json_null());
+	json_object_del(*out, "steps");
+	if (!standby_expired(prior))
 		return 0;
+	const char *sb = sget(prior, "standby");
+	iac_log("%s: scale_down_delay passed: stopping standby %s (%s)", ctx->addr, sb,
+		sget(prior, "standby_version") ?: "?");
+	if (for_colour(ctx, json_object_get(planned, "pool"), sb, sget(prior, "standby_version"), stop_inst) < 0) {
+		json_decref(*out);
+		*out = NULL;
+		return IAC_ERR;
 	}
+	json_object_set_new(*out, "standby", json_null());
+	json_object_set_new(*out, "standby_version", json_null());
+	json_object_set_new(*out, "standby_until", json_null());
+	return 0;
+}
+
+/* Step 1 (top of this file): the idle colour runs `version` afterwards.
+ * A standby already at that version is reused only when all its instances
+ * are alive and HAProxy does not mark it replaced; else it is restarted,
+ * marked replaced first so a rollback cannot mistake it for the standby.
+ * *started = 1 when instances were (re)started. */
+static int prepare_idle(const iac_rctx *ctx, int *started, const json_t *prior, const json_t *planned,
+			const char *idle, const char *version)
+{
+	const json_t *pool = json_object_get(planned, "pool");
 	const json_t *inst[64];
 	size_t n = colour_instances(pool, idle, inst, 64);
 	int alive = n > 0;
+
+	*started = 0;
 	for (size_t i = 0; i < n && alive; i++)
 		alive = inst_alive(ctx, pool, inst[i], version);
 	if (prior && sget(prior, "standby") && !strcmp(sget(prior, "standby_version") ?: "", version) && alive &&
 	    !is_replaced(planned, idle)) {
 		iac_log("%s: %s already runs %s (standby), reusing it", ctx->addr, idle, version);
-	} else {
-		iac_log("%s: starting %s at %s (%zu instance%s)", ctx->addr, idle, version, n, n == 1 ? "" : "s");
-		if (n == 0) {
-			iac_err_set("the pool has no %s instances", idle);
-			goto fail;
-		}
-		if (mark_replaced(ctx, planned, idle, 1) < 0 ||
-		    for_colour(ctx, pool, idle, version, stop_inst) < 0 ||
-		    for_colour(ctx, pool, idle, version, start_inst) < 0)
-			goto fail;
-		started = 1;
+		return 0;
 	}
+	iac_log("%s: starting %s at %s (%zu instance%s)", ctx->addr, idle, version, n, n == 1 ? "" : "s");
+	if (n == 0)
+		return iac_err_set("the pool has no %s instances", idle);
+	if (mark_replaced(ctx, planned, idle, 1) < 0 ||
+	    for_colour(ctx, pool, idle, version, stop_inst) < 0 ||
+	    for_colour(ctx, pool, idle, version, start_inst) < 0)
+		return IAC_ERR;
+	*started = 1;
+	return 0;
+}
+
+/* Steps 2 and 3: health, then analysis when configured; figures go to
+ * `last` whether they pass or not. */
+static int run_gates(const iac_rctx *ctx, json_t *last, const json_t *planned, const char *idle,
+		     const char *version)
+{
 	iac_log("%s: health gate on %s", ctx->addr, idle);
 	if (cancelled(ctx, "the health gate"))
-		goto fail;
+		return IAC_ERR;
 	if (gate_health(ctx, last, planned, idle) < 0) {
 		iac_err_prefix("health gate failed for %s on %s", version, idle);
-		goto fail;
+		return IAC_ERR;
 	}
-	if (json_is_object(json_object_get(planned, "analysis"))) {
-		iac_log("%s: analysis on %s", ctx->addr, idle);
-		if (cancelled(ctx, "the analysis"))
-			goto fail;
-		if (gate_analysis(ctx, last, planned, idle) < 0) {
-			iac_err_prefix("analysis failed for %s on %s", version, idle);
-			goto fail;
-		}
+	if (!json_is_object(json_object_get(planned, "analysis")))
+		return 0;
+	iac_log("%s: analysis on %s", ctx->addr, idle);
+	if (cancelled(ctx, "the analysis"))
+		return IAC_ERR;
+	if (gate_analysis(ctx, last, planned, idle) < 0) {
+		iac_err_prefix("analysis failed for %s on %s", version, idle);
+		return IAC_ERR;
 	}
-	if (cancelled(ctx, "the switch"))
-		goto fail;
-	if (mark_replaced(ctx, planned, idle, 0) < 0)
+	return 0;
+}
+
+/* The attributes once `idle` is live at `version`; `last` is taken. */
+static json_t *live_attrs(const json_t *prior, const json_t *planned, const char *idle, const char *version,
+			  json_t *last)
+{
+	const char *live = prior ? sget(prior, "live") : NULL;
+	const char *lv = prior ? sget(prior, "live_version") : NULL;
+	json_t *out = json_deep_copy(planned);
+	double until = standby_deadline(planned);
+
+	json_object_del(out, "steps");
+	json_object_set_new(out, "live", json_string(idle));
+	json_object_set_new(out, "live_version", json_string(version));
+	json_object_set_new(out, "standby", live ? json_string(live) : json_null());
+	json_object_set_new(out, "standby_version", lv ? json_string(lv) : json_null());
+	json_object_set_new(out, "bad_versions", prior && json_object_get(prior, "bad_versions")
+						 ? json_incref(json_object_get(prior, "bad_versions")) : json_array());
+	json_object_set_new(out, "standby_until", live && until > 0 ? json_real(until) : json_null());
+	json_object_set_new(out, "last", last);
+	return out;
+}
+
+/* A step up to the switch failed: traffic is still on `live`. Stop what was
+ * started (unless on_failure = "keep", or the run was cancelled: commands
+ * on hosts are interrupted then) and put the figures in the message. */
+static void deploy_failed(const iac_rctx *ctx, const json_t *planned, const json_t *last, const char *idle,
+			  const char *live, const char *version, int started)
+{
+	char *msg = iac_xasprintf("deployment of %s: %s", version, iac_err_last());
+	const char *of = sget(planned, "on_failure");
+	if (started && ctx->cancel && *ctx->cancel) {
+		iac_log("%s: cancelled: %s left as it is (not live; a rollback will not use it)", ctx->addr, idle);
+	} else if (started && !(of && !strcmp(of, "keep"))) {
+		iac_log("%s: stopping %s after the failed gate (traffic stays on %s)", ctx->addr, idle,
+			live ? live : "nothing");
+		for_colour(ctx, json_object_get(planned, "pool"), idle, version, stop_inst);
+	}
+	char *figs = json_dumps(last, JSON_COMPACT);
+	iac_err_set("%s\n  figures: %s", msg, figs ? figs : "{}");
+	free(figs);
+	free(msg);
+}
+
+/* Deploy planned.version to the idle colour of prior (NULL: first deploy),
+ * in the steps at the top of this file. */
+static int deploy(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
+{
+	const char *version = sget(planned, "version");
+	const char *live = prior ? sget(prior, "live") : NULL;
+	const char *lv = prior ? sget(prior, "live_version") : NULL;
+	const char *idle = other(live);
+	json_t *last;
+	char when[32];
+	int started = 0;
+
+	if (lv && !strcmp(lv, version))
+		return redeploy_settings(ctx, out, prior, planned);
+	last = json_object();
+	iac_time_rfc3339(when, sizeof(when));
+	json_object_set_new(last, "version", json_string(version));
+	json_object_set_new(last, "colour", json_string(idle));
+	json_object_set_new(last, "started", json_string(when));
+	if (prepare_idle(ctx, &started, prior, planned, idle, version) < 0 ||
+	    run_gates(ctx, last, planned, idle, version) < 0 ||
+	    cancelled(ctx, "the switch") ||
+	    mark_replaced(ctx, planned, idle, 0) < 0)
 		goto fail;
 	iac_log("%s: switching traffic %s%s -> %s", ctx->addr, live ? live : "", live ? "" : "(none)", idle);
 	if (do_switch(ctx, last, planned, idle, live) < 0) {
@@ -556,38 +621,13 @@ static int deploy(const iac_rctx *ctx, json_t **out, const json_t *prior, const 
 	iac_time_rfc3339(when, sizeof(when));
 	json_object_set_new(last, "finished", json_string(when));
 	json_object_set_new(last, "result", json_string("live"));
-	*out = json_deep_copy(planned);
-	json_object_del(*out, "steps");
-	json_object_set_new(*out, "live", json_string(idle));
-	json_object_set_new(*out, "live_version", json_string(version));
-	json_object_set_new(*out, "standby", live ? json_string(live) : json_null());
-	json_object_set_new(*out, "standby_version", lv ? json_string(lv) : json_null());
-	json_object_set_new(*out, "bad_versions", prior && json_object_get(prior, "bad_versions")
-						  ? json_incref(json_object_get(prior, "bad_versions")) : json_array());
-	double until = standby_deadline(planned);
-	json_object_set_new(*out, "standby_until", live && until > 0 ? json_real(until) : json_null());
-	json_object_set_new(*out, "last", last);
+	*out = live_attrs(prior, planned, idle, version, last);
 	iac_log("%s: %s is live on %s%s%s", ctx->addr, version, idle, live ? "; standby: " : "", live ? live : "");
 	return 0;
 fail:
-	{
-		char *msg = iac_xasprintf("deployment of %s: %s", version, iac_err_last());
-		const char *of = sget(planned, "on_failure");
-		if (started && ctx->cancel && *ctx->cancel) {
-			/* commands on hosts are interrupted now: a stop would not happen */
-			iac_log("%s: cancelled: %s left as it is (not live; a rollback will not use it)", ctx->addr, idle);
-		} else if (started && !(of && !strcmp(of, "keep"))) {
-			iac_log("%s: stopping %s after the failed gate (traffic stays on %s)", ctx->addr, idle,
-				live ? live : "nothing");
-			for_colour(ctx, pool, idle, version, stop_inst);
-		}
-		char *figs = json_dumps(last, JSON_COMPACT);
-		iac_err_set("%s\n  figures: %s", msg, figs ? figs : "{}");
-		free(figs);
-		free(msg);
-	}
+	deploy_failed(ctx, planned, last, idle, live, version, started);
 	json_decref(last);
-	return rc;
+	return IAC_ERR;
 }
 
 static int bg_create(const iac_rctx *ctx, json_t **out, const json_t *planned)

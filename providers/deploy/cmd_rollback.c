@@ -79,6 +79,85 @@ static int take_lock(iac_session *s, json_t **preempted, int force_flag)
 	return 0;
 }
 
+/* flags_on_rollback: set each flag live, as 'iac flag set NAME VARIANT'
+ * would. A flag that cannot be set fails the command (*failed), not the
+ * rollback: the traffic is back already. Returns what was done, for the
+ * history event. */
+static json_t *set_rollback_flags(iac_session *s, const char *addr, int *failed)
+{
+	const char *fname;
+	json_t *fv;
+	json_t *frep = json_array();
+	json_t *fl = json_object_get(json_object_get(iac_state_get(s->st, addr), "attributes"), "flags_on_rollback");
+	const iac_provider_op *set_flag = iac_provider_op_find("flags", "set");
+
+	json_object_foreach(fl, fname, fv) {
+		json_t *r2 = NULL, *args = json_pack("{s:s,s:O}", "name", fname, "variant", fv);
+		int fok = json_is_string(fv) && set_flag && set_flag->run(&r2, s->st, s->pv, args) == 0;
+		if (!set_flag)
+			iac_err_set("this iac was built without feature flags");
+		json_decref(args);
+		if (!fok) {
+			iac_log_error("%s: rollback done, but flag '%s' could not be set to '%s': %s", addr, fname,
+				      json_is_string(fv) ? json_string_value(fv) : "?", iac_err_last());
+			(*failed)++;
+		} else if (!s->json) {
+			printf("  flag %s -> %s\n", fname, json_string_value(fv));
+		}
+		json_array_append_new(frep, json_pack("{s:s,s:O?,s:b}", "flag", fname, "variant", fv, "ok", fok));
+		json_decref(r2);
+	}
+	return frep;
+}
+
+/* The change-history event of one rollback (also its -json report entry). */
+static json_t *rollback_event(const char *addr, const iac_rollback_result *r, int forced, json_t *preempted)
+{
+	json_t *ev = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:f,s:f,s:b}", "command", "rollback",
+			       "deployment", addr, "from_colour", r->from_colour, "to_colour", r->to_colour,
+			       "from_version", r->from_version, "to_version", r->to_version,
+			       "switch_ms", r->switch_ms, "total_ms", r->total_ms, "forced", forced);
+	if (preempted)
+		json_object_set(ev, "preempted", preempted);
+	if (r->note[0])
+		json_object_set_new(ev, "note", json_string(r->note));
+	return ev;
+}
+
+/* Roll the deployment at addr (state entry e) back, then record it: state,
+ * report, history. 0 when rolled back (its flags may still have failed:
+ * *failed counts them); -1 when not, reported already. */
+static int rollback_one(iac_session *s, json_t *report, const char *addr, const json_t *e, json_t *preempted,
+			int forced, int *failed)
+{
+	iac_rctx ctx;
+	json_t *attrs = NULL;
+	iac_rollback_result r;
+
+	iac_providers_ctx(&ctx, s->pv, &iac_provider_deploy, addr, &iac_cancel_requested);
+	if (iac_deploy_rollback(&attrs, &r, &ctx, json_object_get(e, "attributes")) < 0) {
+		iac_log_error("%s: rollback failed: %s", addr, iac_err_last());
+		json_array_append_new(report, json_pack("{s:s,s:b,s:s}", "deployment", addr, "ok", 0,
+							"error", iac_err_last()));
+		return IAC_ERR;
+	}
+	json_t *entry = json_copy((json_t *)e);
+	json_object_set_new(entry, "attributes", attrs);
+	json_object_del(entry, "pending");
+	iac_state_put(s->st, entry);
+	json_t *ev = rollback_event(addr, &r, forced, preempted);
+	if (!s->json)
+		printf("%s%s%s: rolled back %s (%s) -> %s (%s) in %.0f ms; %s is marked bad\n",
+		       iac_color(IAC_C_GREEN), addr, iac_color(IAC_C_RESET), r.from_colour, r.from_version,
+		       r.to_colour, r.to_version, r.total_ms, r.from_version);
+	if (r.note[0])
+		iac_log_warn("%s: %s", addr, r.note);
+	json_object_set_new(ev, "flags", set_rollback_flags(s, addr, failed));
+	json_array_append(report, ev);
+	iac_history_add(s->st, ev);
+	return 0;
+}
+
 int iac_deploy_cmd_rollback(int argc, char **argv)
 {
 	iac_session s;
@@ -109,63 +188,12 @@ int iac_deploy_cmd_rollback(int argc, char **argv)
 		if (strcmp(iac_json_str(e, "type") ?: "", "deploy.blue_green") != 0 ||
 		    !matches(addrs[i], &names))
 			continue;
-		iac_rctx ctx;
-		json_t *attrs = NULL;
-		iac_rollback_result r;
+		/* addrs[i] is valid only until the state changes (state.h) */
 		char *addr = iac_xstrdup(addrs[i]);
-		iac_providers_ctx(&ctx, s.pv, &iac_provider_deploy, addr, &iac_cancel_requested);
-		if (iac_deploy_rollback(&attrs, &r, &ctx, json_object_get(e, "attributes")) < 0) {
-			iac_log_error("%s: rollback failed: %s", addr, iac_err_last());
-			json_array_append_new(report, json_pack("{s:s,s:b,s:s}", "deployment", addr, "ok", 0,
-								"error", iac_err_last()));
+		if (rollback_one(&s, report, addr, e, preempted, force_flag, &failed) == 0)
+			done++;
+		else
 			failed++;
-			free(addr);
-			continue;
-		}
-		json_t *entry = json_copy(e);
-		json_object_set_new(entry, "attributes", attrs);
-		json_object_del(entry, "pending");
-		iac_state_put(s.st, entry);
-		json_t *ev = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:f,s:f,s:b}", "command", "rollback",
-				       "deployment", addr, "from_colour", r.from_colour, "to_colour", r.to_colour,
-				       "from_version", r.from_version, "to_version", r.to_version,
-				       "switch_ms", r.switch_ms, "total_ms", r.total_ms, "forced", force_flag);
-		if (preempted)
-			json_object_set(ev, "preempted", preempted);
-		if (r.note[0])
-			json_object_set_new(ev, "note", json_string(r.note));
-		if (!s.json)
-			printf("%s%s%s: rolled back %s (%s) -> %s (%s) in %.0f ms; %s is marked bad\n",
-			       iac_color(IAC_C_GREEN), addr, iac_color(IAC_C_RESET), r.from_colour, r.from_version,
-			       r.to_colour, r.to_version, r.total_ms, r.from_version);
-		if (r.note[0])
-			iac_log_warn("%s: %s", addr, r.note);
-		/* flags_on_rollback: set live, as 'iac flag set NAME VARIANT' would */
-		const char *fname;
-		json_t *fv;
-		json_t *frep = json_array();
-		json_t *fl = json_object_get(json_object_get(iac_state_get(s.st, addr), "attributes"), "flags_on_rollback");
-		const iac_provider_op *set_flag = iac_provider_op_find("flags", "set");
-		json_object_foreach(fl, fname, fv) {
-			json_t *r2 = NULL, *args = json_pack("{s:s,s:O}", "name", fname, "variant", fv);
-			int fok = json_is_string(fv) && set_flag && set_flag->run(&r2, s.st, s.pv, args) == 0;
-			if (!set_flag)
-				iac_err_set("this iac was built without feature flags");
-			json_decref(args);
-			if (!fok) {
-				iac_log_error("%s: rollback done, but flag '%s' could not be set to '%s': %s", addr, fname,
-					      json_is_string(fv) ? json_string_value(fv) : "?", iac_err_last());
-				failed++;
-			} else if (!s.json) {
-				printf("  flag %s -> %s\n", fname, json_string_value(fv));
-			}
-			json_array_append_new(frep, json_pack("{s:s,s:O?,s:b}", "flag", fname, "variant", fv, "ok", fok));
-			json_decref(r2);
-		}
-		json_object_set_new(ev, "flags", frep);
-		json_array_append(report, ev);
-		iac_history_add(s.st, ev);
-		done++;
 		free(addr);
 	}
 	free(addrs);

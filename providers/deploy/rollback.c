@@ -87,22 +87,11 @@ static json_t *bad_entry(const json_t *attrs, const char *version)
 	return NULL;
 }
 
-int iac_deploy_rollback(json_t **out_attrs, iac_rollback_result *res, const iac_rctx *ctx,
-			const json_t *attrs)
+/* What a rollback cannot do: go to no standby, or to one that runs a
+ * version already rolled back from. */
+static int rollback_refused(const json_t *attrs)
 {
-	const json_t *pool = json_object_get(attrs, "pool"), *lb = json_object_get(attrs, "lb");
 	const char *live = sget(attrs, "live"), *standby = sget(attrs, "standby");
-	const char *health = sget(json_object_get(attrs, "health"), "path");
-	const char *to[64], *from[64];
-	char *urls[64] = { 0 };
-	iac_cutover_opts o = { 0 };
-	iac_cutover_result r;
-	iac_haproxy *h = NULL;
-	double t0 = iac_now_ms();
-	int rc = IAC_ERR;
-
-	memset(res, 0, sizeof(*res));
-	*out_attrs = NULL;
 	if (!live || !standby)
 		return iac_err_set("there is no standby colour to roll back to (live: %s%s%s); a rollback needs "
 				   "a previous deploy whose colour is still running",
@@ -116,106 +105,157 @@ int iac_deploy_rollback(json_t **out_attrs, iac_rollback_result *res, const iac_
 				   "there is nothing good to roll back to: '%s' stays live. Deploy a good version, "
 				   "or 'iac apply -allow-bad' to put '%s' back", standby, sget(attrs, "standby_version"),
 				   sget(sb, "at") ?: "?", sget(attrs, "live_version") ?: "?", sget(attrs, "standby_version"));
-	snprintf(res->from_colour, sizeof(res->from_colour), "%s", live);
-	snprintf(res->to_colour, sizeof(res->to_colour), "%s", standby);
-	snprintf(res->from_version, sizeof(res->from_version), "%s", sget(attrs, "live_version") ?: "?");
-	snprintf(res->to_version, sizeof(res->to_version), "%s", sget(attrs, "standby_version") ?: "?");
+	return 0;
+}
 
-	o.backend = sget(lb, "backend") ? sget(lb, "backend") : "app";
-	o.to = to;
-	o.n_to = names_of(pool, standby, to, urls, health ? health : "/health", 64);
-	o.from = from;
-	o.n_from = names_of(pool, live, from, NULL, NULL, 64);
-	o.verify_urls = (const char *const *)urls;
-	o.n_verify = o.n_to;
-	o.verify_expect = (long)(json_is_integer(json_object_get(json_object_get(attrs, "health"), "expect"))
-				 ? json_integer_value(json_object_get(json_object_get(attrs, "health"), "expect")) : 200);
-	if (!o.n_to) {
-		iac_err_set("the pool has no %s instances to roll back to", standby);
-		goto done;
+/* The cutover from live to standby: to[] and urls[] (the standby
+ * instances' health URLs, the caller frees them) and from[] are filled. */
+static void rollback_targets(iac_cutover_opts *o, const char **to, const char **from, char **urls,
+			     const json_t *attrs)
+{
+	const json_t *pool = json_object_get(attrs, "pool"), *lb = json_object_get(attrs, "lb");
+	const json_t *health = json_object_get(attrs, "health");
+	const char *path = sget(health, "path");
+
+	o->backend = sget(lb, "backend") ? sget(lb, "backend") : "app";
+	o->to = to;
+	o->n_to = names_of(pool, sget(attrs, "standby"), to, urls, path ? path : "/health", 64);
+	o->from = from;
+	o->n_from = names_of(pool, sget(attrs, "live"), from, NULL, NULL, 64);
+	o->verify_urls = (const char *const *)urls;
+	o->n_verify = o->n_to;
+	o->verify_expect = (long)(json_is_integer(json_object_get(health, "expect"))
+				  ? json_integer_value(json_object_get(health, "expect")) : 200);
+}
+
+/* An emergency rollback goes to whatever part of the standby still
+ * answers: one dead instance must not block it. Probe all at once (a few
+ * hundred ms at most) and keep the healthy ones, first in to[] and urls[]
+ * (urls are swapped, not dropped, so the caller still frees them all). */
+static int keep_answering(iac_cutover_opts *o, const char **to, char **urls, iac_rollback_result *res,
+			  const iac_rctx *ctx, const json_t *attrs)
+{
+	const char *standby = sget(attrs, "standby");
+	iac_probe_health_opts ho = { .urls = (const char *const *)urls, .n_urls = o->n_to, .path = "",
+				     .expect = o->verify_expect, .interval_ms = 50, .healthy = 1,
+				     .timeout_ms = 400, .request_timeout_ms = 400, .cancel = ctx->cancel };
+	iac_probe_health_result hr;
+	iac_buf left = IAC_BUF_INIT;
+	size_t keep = 0;
+	int rc = 0;
+
+	iac_probe_health(&hr, &ho);
+	for (size_t i = 0; i < hr.n && i < o->n_to; i++) {
+		if (hr.instances[i].healthy) {
+			to[keep] = to[i];
+			char *u = urls[keep];
+			urls[keep] = urls[i];
+			urls[i] = u;
+			keep++;
+		} else {
+			iac_buf_printf(&left, "%s%s (%s)", left.len ? ", " : "", to[i],
+				       hr.instances[i].last_error[0] ? hr.instances[i].last_error : "no answer");
+		}
 	}
-	{
-		/* An emergency rollback goes to whatever part of the standby still
-		 * answers: one dead instance must not block it. Probe all at once
-		 * (a few hundred ms at most), keep the healthy ones. */
-		iac_probe_health_opts ho = { .urls = (const char *const *)urls, .n_urls = o.n_to, .path = "",
-					     .expect = o.verify_expect, .interval_ms = 50, .healthy = 1,
-					     .timeout_ms = 400, .request_timeout_ms = 400, .cancel = ctx->cancel };
-		iac_probe_health_result hr;
-		iac_probe_health(&hr, &ho);
-		size_t keep = 0;
-		iac_buf left = IAC_BUF_INIT;
-		for (size_t i = 0; i < hr.n && i < o.n_to; i++) {
-			if (hr.instances[i].healthy) {
-				to[keep] = to[i];
-				char *u = urls[keep];
-				urls[keep] = urls[i];
-				urls[i] = u;
-				keep++;
-			} else {
-				iac_buf_printf(&left, "%s%s (%s)", left.len ? ", " : "", to[i],
-					       hr.instances[i].last_error[0] ? hr.instances[i].last_error : "no answer");
-			}
-		}
-		iac_probe_health_free(&hr);
-		if (!keep) {
-			iac_err_set("no instance of the standby colour %s answers its health check (%s): nothing to roll "
-				    "back to, %s (%s) stays live", standby, iac_buf_cstr(&left), live, res->from_version);
-			iac_buf_free(&left);
-			goto done;
-		}
-		if (keep < o.n_to)
+	iac_probe_health_free(&hr);
+	if (!keep) {
+		rc = iac_err_set("no instance of the standby colour %s answers its health check (%s): nothing to "
+				 "roll back to, %s (%s) stays live", standby, iac_buf_cstr(&left),
+				 sget(attrs, "live"), res->from_version);
+	} else {
+		if (keep < o->n_to)
 			snprintf(res->note, sizeof(res->note), "%zu of %zu %s instances took the traffic; left out: %s",
-				 keep, o.n_to, standby, iac_buf_cstr(&left));
-		o.n_to = keep;
-		o.n_verify = keep;
-		iac_buf_free(&left);
+				 keep, o->n_to, standby, iac_buf_cstr(&left));
+		o->n_to = keep;
+		o->n_verify = keep;
 	}
-	if (iac_haproxy_open(&h, sget(lb, "api"), 1000) < 0)
-		goto done;
-	int replaced = 0;
-	if (iac_deploy_replaced(&replaced, h, o.backend, o.to, o.n_to) < 0)
-		goto done;
-	if (replaced) {
-		iac_err_set("the standby colour %s no longer runs %s: a deploy replaced it since (a failed version "
-			    "kept for inspection, or an apply that was stopped mid-deploy); there is nothing to roll "
-			    "back to, %s (%s) stays live. Deploy a good version instead", standby, res->to_version,
-			    live, res->from_version);
-		goto done;
-	}
-	if (iac_cutover_rollback(&r, h, &o) < 0)
-		goto done;
-	res->switch_ms = r.switch_ms;
-	if (iac_deploy_persist_switch(ctx, lb) < 0)
-		goto done;
+	iac_buf_free(&left);
+	return rc;
+}
 
+/* The "replaced" mark on the standby (deploy.h) means it no longer runs
+ * what state says: switching to it would serve an unknown version. */
+static int refuse_replaced(iac_haproxy *h, const iac_cutover_opts *o, const iac_rollback_result *res,
+			   const json_t *attrs)
+{
+	int replaced = 0;
+	if (iac_deploy_replaced(&replaced, h, o->backend, o->to, o->n_to) < 0)
+		return IAC_ERR;
+	if (replaced)
+		return iac_err_set("the standby colour %s no longer runs %s: a deploy replaced it since (a failed "
+				   "version kept for inspection, or an apply that was stopped mid-deploy); there is "
+				   "nothing to roll back to, %s (%s) stays live. Deploy a good version instead",
+				   sget(attrs, "standby"), res->to_version, sget(attrs, "live"), res->from_version);
+	return 0;
+}
+
+/* The attributes after the rollback: colours and versions swapped, the
+ * version rolled back from marked bad. New reference. */
+static json_t *rolled_back_attrs(const json_t *attrs, const iac_rollback_result *res)
+{
 	json_t *out = json_deep_copy(attrs);
 	json_t *bad = json_object_get(out, "bad_versions");
+	char when[32];
+
 	if (!json_is_array(bad)) {
 		bad = json_array();
 		json_object_set_new(out, "bad_versions", bad);
 	}
-	char when[32];
 	iac_time_rfc3339(when, sizeof(when));
 	json_t *again = bad_entry(out, res->from_version);
 	if (again)   /* rolled back from once more (after -allow-bad): one entry, latest time */
 		json_object_set_new(again, "at", json_string(when));
 	else
 		json_array_append_new(bad, json_pack("{s:s,s:s}", "version", res->from_version, "at", when));
-	json_object_set_new(out, "live", json_string(standby));
+	json_object_set_new(out, "live", json_string(sget(attrs, "standby")));
 	json_object_set_new(out, "live_version", json_string(res->to_version));
-	json_object_set_new(out, "standby", json_string(live));
+	json_object_set_new(out, "standby", json_string(sget(attrs, "live")));
 	json_object_set_new(out, "standby_version", json_string(res->from_version));
 	json_object_set_new(out, "version", json_string(res->to_version));
-	{
-		/* the colour rolled back from is the new standby, for as long as
-		 * scale_down_delay says */
-		const char *d = sget(attrs, "scale_down_delay");
-		double ms;
-		if (d && iac_duration_parse(&ms, d) == 0)
-			json_object_set_new(out, "standby_until", json_real((double)time(NULL) + ms / 1e3));
+	/* the colour rolled back from is the new standby, for as long as
+	 * scale_down_delay says */
+	const char *d = sget(attrs, "scale_down_delay");
+	double ms;
+	if (d && iac_duration_parse(&ms, d) == 0)
+		json_object_set_new(out, "standby_until", json_real((double)time(NULL) + ms / 1e3));
+	return out;
+}
+
+int iac_deploy_rollback(json_t **out_attrs, iac_rollback_result *res, const iac_rctx *ctx,
+			const json_t *attrs)
+{
+	const json_t *lb = json_object_get(attrs, "lb");
+	const char *to[64], *from[64];
+	char *urls[64] = { 0 };
+	iac_cutover_opts o = { 0 };
+	iac_cutover_result r;
+	iac_haproxy *h = NULL;
+	double t0 = iac_now_ms();
+	int rc = IAC_ERR;
+
+	memset(res, 0, sizeof(*res));
+	*out_attrs = NULL;
+	if (rollback_refused(attrs) < 0)
+		return IAC_ERR;
+	snprintf(res->from_colour, sizeof(res->from_colour), "%s", sget(attrs, "live"));
+	snprintf(res->to_colour, sizeof(res->to_colour), "%s", sget(attrs, "standby"));
+	snprintf(res->from_version, sizeof(res->from_version), "%s", sget(attrs, "live_version") ?: "?");
+	snprintf(res->to_version, sizeof(res->to_version), "%s", sget(attrs, "standby_version") ?: "?");
+
+	rollback_targets(&o, to, from, urls, attrs);
+	if (!o.n_to) {
+		iac_err_set("the pool has no %s instances to roll back to", sget(attrs, "standby"));
+		goto done;
 	}
-	*out_attrs = out;
+	if (keep_answering(&o, to, urls, res, ctx, attrs) < 0 ||
+	    iac_haproxy_open(&h, sget(lb, "api"), 1000) < 0 ||
+	    refuse_replaced(h, &o, res, attrs) < 0 ||
+	    iac_cutover_rollback(&r, h, &o) < 0)
+		goto done;
+	res->switch_ms = r.switch_ms;
+	if (iac_deploy_persist_switch(ctx, lb) < 0)
+		goto done;
+	*out_attrs = rolled_back_attrs(attrs, res);
 	rc = 0;
 done:
 	res->total_ms = iac_now_ms() - t0;

@@ -11,6 +11,7 @@
 
 #include "iac/core/err.h"
 #include "iac/core/util.h"
+#include "iac/deploy/cutover.h"
 #include "iac/deploy/haproxy_api.h"
 
 /* ---- pure parsing ---- */
@@ -408,6 +409,184 @@ static void test_show_stat_and_state(void)
 	iac_haproxy_free(h);
 }
 
+/* ---- cutover against a simulated backend: which runtime commands, in
+ * which order (the switch's contract, cutover.h); timing: tests/haproxy ---- */
+
+typedef struct {
+	const char *name;
+	char admin[16];         /* "ready", "drain", "maint" */
+	int healthy;            /* its health check passes */
+	long scur;              /* sessions in flight */
+} sim_server;
+
+static sim_server sim[4];
+static char sim_log[8192];      /* commands received, " | " between connections */
+static int sim_ignore_ready;    /* someone else holds the servers: ready is ignored */
+static int sim_down_on_drain;   /* the ready servers fail their checks at a drain */
+
+static void sim_reset(long from_sessions)
+{
+	static const char *const names[] = { "blue1", "blue2", "green1", "green2" };
+	for (int i = 0; i < 4; i++) {
+		sim[i].name = names[i];
+		snprintf(sim[i].admin, sizeof(sim[i].admin), "%s", i < 2 ? "ready" : "maint");
+		sim[i].healthy = 1;
+		sim[i].scur = i < 2 ? from_sessions : 0;
+	}
+	sim_log[0] = '\0';
+	sim_ignore_ready = sim_down_on_drain = 0;
+}
+
+static void sim_put(char *buf, size_t cap, const char *text)
+{
+	size_t len = strlen(buf);
+	snprintf(buf + len, cap - len, "%s", text);
+}
+
+static void sim_command(char *buf, size_t cap, const char *cmd)
+{
+	char srv[64], st[16], row[256];
+	if (sscanf(cmd, "set server app/%63s state %15s", srv, st) == 2) {
+		sim_server *s = NULL;
+		for (int i = 0; i < 4; i++)
+			if (!strcmp(sim[i].name, srv))
+				s = &sim[i];
+		if (!s) {
+			sim_put(buf, cap, "No such server.\n\n");
+			return;
+		}
+		if (!(sim_ignore_ready && !strcmp(st, "ready")))
+			snprintf(s->admin, sizeof(s->admin), "%s", st);
+		for (int i = 0; sim_down_on_drain && !strcmp(st, "drain") && i < 4; i++)
+			if (!strcmp(sim[i].admin, "ready"))
+				sim[i].healthy = 0;
+		sim_put(buf, cap, "\n");
+	} else if (!strcmp(cmd, "show stat")) {
+		sim_put(buf, cap, "# pxname,svname,qcur,scur,status,check_status\n");
+		for (int i = 0; i < 4; i++) {
+			const sim_server *s = &sim[i];
+			const char *status = !strcmp(s->admin, "maint") ? "MAINT" : !s->healthy ? "DOWN"
+					     : !strcmp(s->admin, "drain") ? "DRAIN" : "UP";
+			snprintf(row, sizeof(row), "app,%s,0,%ld,%s,%s\n", s->name, s->scur, status,
+				 s->healthy ? "L7OK" : "L7STS");
+			sim_put(buf, cap, row);
+		}
+		sim_put(buf, cap, "\n");
+	} else if (!strcmp(cmd, "show servers state")) {
+		sim_put(buf, cap, "1\n# be_id be_name srv_id srv_name\n3 app 1 blue1\n\n");
+	} else {
+		sim_put(buf, cap, "Unknown command.\n\n");
+	}
+}
+
+static const char *answer_sim(const char *req)
+{
+	static char buf[8192];
+	char line[2048], *save = NULL;
+	snprintf(line, sizeof(line), "%.*s", (int)strcspn(req, "\n"), req);
+	if (sim_log[0])
+		sim_put(sim_log, sizeof(sim_log), " | ");
+	sim_put(sim_log, sizeof(sim_log), line);
+	buf[0] = '\0';
+	for (char *c = strtok_r(line, ";", &save); c; c = strtok_r(NULL, ";", &save))
+		sim_command(buf, sizeof(buf), c + strspn(c, " "));
+	return buf;
+}
+
+#define READY_GREEN "set server app/green1 state ready; set server app/green2 state ready"
+#define DRAIN_BLUE "set server app/blue1 state drain; set server app/blue2 state drain"
+
+static void test_cutover_sequence(void)
+{
+	fake f = { 0 };
+	iac_haproxy *h = NULL;
+	const char *green[] = { "green1", "green2" }, *blue[] = { "blue1", "blue2" }, *typo[] = { "blue1", "blu2" };
+	iac_cutover_opts o = { .backend = "app", .to = green, .n_to = 2, .from = blue, .n_from = 2 };
+	iac_cutover_result r;
+	char state[300];
+
+	fake_start(&f, "cutover.sock", 100000, answer_sim);
+	CHECK_INT(iac_haproxy_open(&h, f.path, 1000), 0);
+
+	/* names first, `to` ready with a look in the same round trip, `from`
+	 * drain, a look, `from` maint, the states saved */
+	sim_reset(0);
+	snprintf(state, sizeof(state), "%s/cutover-state", iac_test_tmpdir());
+	o.state_file = state;
+	CHECK_INT(iac_cutover_switch(&r, h, &o), 0);
+	CHECK_STR(sim_log, "show stat | " READY_GREEN "; show stat | " DRAIN_BLUE " | show stat | "
+		  "set server app/blue1 state maint; set server app/blue2 state maint | show servers state");
+	CHECK(r.drained && r.from_maint && r.persisted);
+	CHECK_INT(r.sessions_left, 0);
+	CHECK(r.ready_ms <= r.up_ms && r.up_ms <= r.switch_ms && r.switch_ms <= r.drained_ms &&
+	      r.drained_ms <= r.total_ms);
+	o.state_file = NULL;
+
+	/* a name missing from the backend: nothing changes */
+	sim_reset(0);
+	o.from = typo;
+	CHECK_INT(iac_cutover_switch(&r, h, &o), -1);
+	CHECK_STR(sim_log, "show stat");
+	CHECK_CONTAINS(iac_err_last(), "cannot switch backend 'app' to green1, green2: ");
+	CHECK_CONTAINS(iac_err_last(), ": no server 'blu2' in backend 'app'");
+	o.from = blue;
+
+	/* a `to` server fails its check: back to maint, `from` untouched */
+	sim_reset(0);
+	sim[3].healthy = 0;
+	CHECK_INT(iac_cutover_switch(&r, h, &o), -1);
+	CHECK_STR(sim_log, "show stat | " READY_GREEN "; show stat | "
+		  "set server app/green1 state maint; set server app/green2 state maint");
+	CHECK_CONTAINS(iac_err_last(), "cannot switch backend 'app' to green1, green2: 'green2' is DOWN "
+		       "(check L7STS) after ");
+	CHECK_CONTAINS(iac_err_last(), "the servers were put back in maint and traffic stays where it was");
+
+	/* someone else holds `to` in maint (a rollback): touch nothing more */
+	sim_reset(0);
+	sim_ignore_ready = 1;
+	CHECK_INT(iac_cutover_switch(&r, h, &o), IAC_ECONFLICT);
+	CHECK_STR(sim_log, "show stat | " READY_GREEN "; show stat");
+	CHECK_CONTAINS(iac_err_last(), "'green1' is MAINT right after being made ready (a rollback or "
+		       "another switch?); 'blue1' keeps its traffic");
+
+	/* every `to` server goes down during the drain: `from` back at once */
+	sim_reset(1);
+	sim_down_on_drain = 1;
+	CHECK_INT(iac_cutover_switch(&r, h, &o), -1);
+	CHECK_STR(sim_log, "show stat | " READY_GREEN "; show stat | " DRAIN_BLUE " | show stat | "
+		  "set server app/blue1 state ready; set server app/blue2 state ready");
+	CHECK_CONTAINS(iac_err_last(), "'green1' is DOWN (check L7STS) during the drain; the old servers "
+		       "were made ready again");
+
+	/* a rollback does not wait for long requests: `from` stays in drain */
+	sim_reset(1);
+	double t0 = iac_now_ms();
+	CHECK_INT(iac_cutover_rollback(&r, h, &o), 0);
+	CHECK(iac_now_ms() - t0 < 1000);
+	CHECK(!r.drained && !r.from_maint);
+	CHECK_INT(r.sessions_left, 2);
+	CHECK(r.drained_ms == -1);
+	CHECK(!strncmp(sim_log, "show stat | " READY_GREEN "; show stat | " DRAIN_BLUE " | show stat",
+		       strlen("show stat | " READY_GREEN "; show stat | " DRAIN_BLUE " | show stat")));
+	CHECK(strstr(sim_log, "maint") == NULL);
+	sim_log[0] = '\0';
+	CHECK_INT(iac_cutover_finish(h, "app", blue, 2, 1000, 1), 0);
+	CHECK_STR(sim_log, "set server app/blue1 state maint; set server app/blue2 state maint");
+
+	/* a switch whose drain times out puts `from` in maint all the same */
+	sim_reset(1);
+	o.drain_timeout_ms = 30;
+	CHECK_INT(iac_cutover_switch(&r, h, &o), 0);
+	CHECK(!r.drained && r.from_maint);
+	CHECK_INT(r.sessions_left, 2);
+	size_t ll = strlen(sim_log), tl = strlen(" | set server app/blue1 state maint; set server app/blue2 state maint");
+	CHECK(ll > tl && !strcmp(sim_log + ll - tl, " | set server app/blue1 state maint; set server app/blue2 state maint"));
+
+	iac_haproxy_free(h);
+	shutdown(f.fd, SHUT_RDWR);   /* wakes the fake's accept() */
+	fake_stop(&f);
+}
+
 static const iac_test tests[] = {
 	TEST(test_split_answers),
 	TEST(test_answer_error),
@@ -419,6 +598,7 @@ static const iac_test tests[] = {
 	TEST(test_master_target),
 	TEST(test_timeouts_and_connect),
 	TEST(test_show_stat_and_state),
+	TEST(test_cutover_sequence),
 	{ 0 },
 };
 

@@ -174,12 +174,86 @@ static void test_servers_of_colour(void)
 	json_decref(d);
 }
 
+/* The two halves: parse fills in the documented defaults and keeps what
+ * format needs (a "weight" given, even null, is written out). */
+static void test_parse_defaults(void)
+{
+	json_t *d = desc();
+	iac_haproxy_cfg c;
+	json_object_set_new(json_array_get(json_object_get(d, "servers"), 1), "weight", json_null());
+	CHECK_INT(iac_haproxy_cfg_parse(&c, d), 0);
+	CHECK_STR(c.frontend, "web");
+	CHECK_STR(c.balance, "roundrobin");
+	CHECK_INT(c.n_binds, 1);
+	CHECK_STR(c.binds[0], "127.0.0.1:18080");
+	CHECK_INT(c.inter_ms, 500);
+	CHECK_INT(c.fastinter_ms, 100);
+	CHECK_INT(c.fall, 3);
+	CHECK_INT(c.check_timeout_ms, 1000);
+	CHECK_INT(c.hard_stop_after_ms, 60000);
+	CHECK_INT(c.connect_ms, 2000);
+	CHECK_INT(c.keep_alive_ms, 10000);
+	CHECK_INT(c.maxconn, 0);
+	CHECK_STR(c.pidfile, "");
+	CHECK_INT(c.n_servers, 4);
+	CHECK_INT(c.servers[0].weight, -1);
+	CHECK_INT(c.servers[1].weight, 1);
+	CHECK_INT(c.servers[3].port, 8004);
+	CHECK_STR(c.servers[3].colour, "green");
+	char *text = iac_haproxy_cfg_format(&c);
+	CHECK_CONTAINS(text, "\tserver blue2 127.0.0.1:8003 weight 1  # colour blue (live)\n");
+	free(text);
+	iac_haproxy_cfg_free(&c);
+	iac_haproxy_cfg_free(&c);   /* safe twice */
+
+	/* a failed parse leaves nothing to free */
+	json_object_set_new(d, "live", json_string("red"));
+	CHECK_INT(iac_haproxy_cfg_parse(&c, d), -1);
+	CHECK(c.servers == NULL && c.binds == NULL);
+	json_decref(d);
+}
+
+static void test_format_is_pure(void)
+{
+	const char *binds[] = { "127.0.0.1:80", "[::1]:80" };
+	iac_haproxy_cfg_server srv[] = {
+		{ .name = "g1", .address = "10.0.0.2", .port = 8002, .colour = "green", .weight = 0 },
+		{ .name = "b1", .address = "10.0.0.1", .port = 8001, .colour = "blue", .weight = -1 },
+	};
+	iac_haproxy_cfg c = {
+		.frontend = "fe", .backend = "be", .balance = "leastconn", .binds = binds, .n_binds = 2,
+		.health_path = "/up", .health_expect = 204, .inter_ms = 1000, .fastinter_ms = 50, .rise = 1,
+		.fall = 2, .check_timeout_ms = 300, .live = "green", .stats_socket = "ipv4@127.0.0.1:9999",
+		.state_file = "/s", .pidfile = "/p", .nbthread = 2, .hard_stop_after_ms = 5000,
+		.connect_ms = 1, .client_ms = 2, .server_ms = 3, .keep_alive_ms = 4, .queue_ms = 5,
+		.servers = srv, .n_servers = 2,
+	};
+	char *text = iac_haproxy_cfg_format(&c);
+	CHECK_CONTAINS(text, "live colour 'green'");
+	CHECK_CONTAINS(text, "\tstats socket ipv4@127.0.0.1:9999 level admin expose-fd listeners\n"
+		       "\tstats timeout 30s\n\tserver-state-file /s\n\thard-stop-after 5000ms\n"
+		       "\tpidfile /p\n\tnbthread 2\n\ndefaults\n");
+	CHECK(strstr(text, "maxconn") == NULL);
+	CHECK_CONTAINS(text, "\ttimeout connect 1ms\n\ttimeout client 2ms\n\ttimeout server 3ms\n"
+		       "\ttimeout http-keep-alive 4ms\n\ttimeout http-request 10s\n\ttimeout queue 5ms\n"
+		       "\ttimeout check 300ms\n");
+	CHECK_CONTAINS(text, "frontend fe\n\tbind 127.0.0.1:80\n\tbind [::1]:80\n\tdefault_backend be\n");
+	CHECK_CONTAINS(text, "backend be\n\tbalance leastconn\n\toption httpchk GET /up\n"
+		       "\thttp-check expect status 204\n"
+		       "\tdefault-server check inter 1000ms fastinter 50ms rise 1 fall 2\n"
+		       "\tserver g1 10.0.0.2:8002 weight 0  # colour green (live)\n"
+		       "\tserver b1 10.0.0.1:8001 disabled  # colour blue (standby)\n");
+	free(text);
+}
+
 static const iac_test tests[] = {
 	TEST(test_render_blue_live),
 	TEST(test_render_green_live_and_options),
 	TEST(test_render_is_deterministic),
 	TEST(test_render_errors),
 	TEST(test_servers_of_colour),
+	TEST(test_parse_defaults),
+	TEST(test_format_is_pure),
 	{ 0 },
 };
 

@@ -321,6 +321,71 @@ static void test_prometheus_over_http(void)
 	CHECK_CONTAINS(iac_err_last(), "prometheus gate could not run: cannot query");
 }
 
+/* The verdict from the figures alone, in the order the gate decides. */
+static void test_analysis_judge(void)
+{
+	iac_probe_analysis_opts o = { .max_error_rate = 0.01, .max_p99_ms = 300 };
+	iac_probe_analysis_result r = { .requests = 100, .errors = 5, .status_5xx = 3, .transport_errors = 2,
+					.error_rate = 0.05, .p50_ms = 10, .p99_ms = 400, .elapsed_ms = 1000 };
+
+	snprintf(r.reason, sizeof(r.reason), "Connection refused");
+	CHECK_INT(iac_probe_analysis_judge(&r, &o, 0), -1);
+	CHECK_INT(r.verdict, IAC_PROBE_FAILED);
+	CHECK_STR(iac_err_last(), "analysis failed: error rate 5.00% > 1.00% (5 of 100 requests: 3 5xx, "
+		  "2 without answer, Connection refused)");
+
+	/* errors within budget: latency decides */
+	o.max_error_rate = 0.10;
+	r.reason[0] = '\0';
+	CHECK_INT(iac_probe_analysis_judge(&r, &o, 0), -1);
+	CHECK_STR(iac_err_last(), "analysis failed: p99 400 ms > 300 ms (p50 10 ms, 100 requests)");
+
+	/* limits off (< 0, <= 0): passes */
+	o.max_error_rate = -1;
+	o.max_p99_ms = 0;
+	CHECK_INT(iac_probe_analysis_judge(&r, &o, 0), 0);
+	CHECK_INT(r.verdict, IAC_PROBE_PASSED);
+	CHECK_STR(r.reason, "error rate 5.00%, p99 400 ms over 100 requests");
+
+	/* too few answers to judge, with the default minimum and a set one */
+	r.requests = 9;
+	CHECK_INT(iac_probe_analysis_judge(&r, &o, 0), -1);
+	CHECK_INT(r.verdict, IAC_PROBE_INCONCLUSIVE);
+	CHECK_STR(iac_err_last(), "analysis inconclusive: only 9 requests completed in 1000 ms (at least 10 needed)");
+	o.min_requests = 5;
+	CHECK_INT(iac_probe_analysis_judge(&r, &o, 0), 0);
+
+	/* a cancel wins over everything */
+	CHECK_INT(iac_probe_analysis_judge(&r, &o, 1), -1);
+	CHECK_INT(r.verdict, IAC_PROBE_ERROR);
+	CHECK_STR(iac_err_last(), "analysis stopped: cancelled after 1000 ms (9 requests)");
+}
+
+/* Several instances down: the first three named, then a count. */
+static void test_health_gate_summary(void)
+{
+	const char *urls[5] = { "http://127.0.0.1:1", "http://127.0.0.1:1/", "http://127.0.0.1:1",
+				"http://127.0.0.1:1", "http://127.0.0.1:1" };
+	iac_probe_health_result r;
+	iac_probe_health_opts o = { .urls = urls, .n_urls = 5, .interval_ms = 20, .timeout_ms = 100 };
+	CHECK_INT(iac_probe_health(&r, &o), -1);
+	CHECK_INT(r.verdict, IAC_PROBE_FAILED);
+	CHECK_INT(r.n, 5);
+	CHECK_STR(r.instances[1].url, "http://127.0.0.1:1/health");
+	CHECK(r.instances[0].attempts >= 1 && r.instances[0].healthy_ms == -1);
+	CHECK_CONTAINS(iac_err_last(), "health gate failed after ");
+	CHECK_CONTAINS(iac_err_last(), "'http://127.0.0.1:1/health' ");
+	CHECK_CONTAINS(iac_err_last(), ", 0 of 3 consecutive successes; and 2 more");
+	iac_probe_health_free(&r);
+
+	volatile int cancel = 1;
+	o.cancel = &cancel;
+	CHECK_INT(iac_probe_health(&r, &o), -1);
+	CHECK_INT(r.verdict, IAC_PROBE_ERROR);
+	CHECK_CONTAINS(iac_err_last(), "health gate cancelled after ");
+	iac_probe_health_free(&r);
+}
+
 static const iac_test tests[] = {
 	TEST(test_percentile),
 	TEST(test_prom_url),
@@ -328,6 +393,8 @@ static const iac_test tests[] = {
 	TEST(test_health_gate),
 	TEST(test_analysis_gate),
 	TEST(test_prometheus_over_http),
+	TEST(test_analysis_judge),
+	TEST(test_health_gate_summary),
 	{ 0 },
 };
 
