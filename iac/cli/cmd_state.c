@@ -283,63 +283,11 @@ static int state_rm(iac_session *s, const iac_strlist *pos)
 	return 0;
 }
 
-/* Entries that depended on `from` now depend on `to`. */
-static int follow_deps(iac_state *st, const char *from, const char *to)
-{
-	size_t n;
-	const char **addrs = iac_state_addresses(st, &n);
-	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		json_t *deps = json_object_get(iac_state_get(st, addrs[i]), "dependencies"), *d;
-		size_t j;
-		int hit = 0;
-		json_array_foreach(deps, j, d)
-			hit |= !strcmp(json_string_value(d) ?: "", from);
-		if (!hit)
-			continue;
-		json_t *e = json_deep_copy(iac_state_get(st, addrs[i]));
-		deps = json_object_get(e, "dependencies");
-		json_array_foreach(deps, j, d)
-			if (!strcmp(json_string_value(d) ?: "", from))
-				json_array_set_new(deps, j, json_string(to));
-		rc = iac_state_put(st, e);
-	}
-	free(addrs);
-	return rc;
-}
-
-/* NEW as an address for entry e (the same type): its module and name, or
- * an error. */
-static int parse_new_addr(char **module, char **name, const json_t *e, const char *to)
-{
-	const char *type = iac_json_str(e, "type") ?: "";
-	int data = !strcmp(iac_json_str(e, "mode") ?: "", "data");
-	char *needle = iac_xasprintf("%s%s.", data ? "data." : "", type);
-	const char *at = NULL;
-	for (const char *p = strstr(to, needle); p; p = strstr(p + 1, needle))
-		if (p == to || p[-1] == '.')
-			at = p;
-	*module = *name = NULL;
-	if (!at || strchr(at + strlen(needle), '.') || !at[strlen(needle)] ||
-	    (at != to && strncmp(to, "module.", 7))) {
-		iac_err_set("'%s' is not an address of type %s%s (like %s%s.NAME or module.M.%s%s.NAME)", to,
-			    data ? "data " : "", type, data ? "data." : "", type, data ? "data." : "", type);
-		free(needle);
-		return IAC_ERR;
-	}
-	*name = iac_xstrdup(at + strlen(needle));
-	*module = at == to ? iac_xstrdup("") : iac_xstrndup(to, (size_t)(at - to - 1));
-	free(needle);
-	return 0;
-}
-
 /* `iac state mv OLD NEW`: the object is the same, only its address in
  * state changes (a rename or a move into a module), so the next plan does
  * not destroy and re-create it. Other entries' dependencies follow. */
 static int state_mv(iac_session *s, const iac_strlist *pos)
 {
-	char *module = NULL, *name = NULL;
-	int rc = 1;
 	if (pos->n != 3) {
 		iac_log_error("usage: iac state mv OLD_ADDR NEW_ADDR");
 		return 1;
@@ -347,37 +295,16 @@ static int state_mv(iac_session *s, const iac_strlist *pos)
 	const char *from = pos->items[1], *to = pos->items[2];
 	if (iac_session_open_state(s, 1) < 0)
 		return 1;
-	json_t *e = iac_state_get(s->st, from);
-	if (!e) {
+	int rc = iac_state_move(s->st, from, to, 1);
+	if (rc == IAC_ENOTFOUND)
 		iac_log_error("no resource '%s' in state; 'iac state list' shows what there is", from);
-		return 1;
-	}
-	if (iac_state_get(s->st, to)) {
+	else if (rc == IAC_ECONFLICT)
 		iac_log_error("'%s' is already in state; remove it first ('iac state rm') or pick another address", to);
-		return 1;
-	}
-	if (parse_new_addr(&module, &name, e, to) < 0) {
+	else if (rc < 0 || iac_state_flush(s->st) < 0)
 		iac_session_error(NULL);
-		goto done;
-	}
-	json_t *moved = json_deep_copy(e);
-	json_object_set_new(moved, "address", json_string(to));
-	json_object_set_new(moved, "name", json_string(name));
-	if (*module)
-		json_object_set_new(moved, "module", json_string(module));
 	else
-		json_object_del(moved, "module");
-	if (iac_state_put(s->st, moved) < 0 || iac_state_remove(s->st, from) < 0 || follow_deps(s->st, from, to) < 0 ||
-	    iac_state_flush(s->st) < 0) {
-		iac_session_error(NULL);
-		goto done;
-	}
-	printf("Moved %s to %s (the real object is left alone)\n", from, to);
-	rc = 0;
-done:
-	free(module);
-	free(name);
-	return rc;
+		printf("Moved %s to %s (the real object is left alone)\n", from, to);
+	return rc == 0 ? 0 : 1;
 }
 
 int iac_cmd_state(int argc, char **argv)

@@ -320,6 +320,38 @@ void iac_session_providers(iac_session *s)
 	json_decref(extra);
 }
 
+/* moved { from, to } blocks: a state entry at `from` takes the address
+ * `to` before planning, so the object is kept, not destroyed and made
+ * again. Applying commands record the move; a plan only shows it. */
+static int follow_moves(iac_session *s, json_t **notes)
+{
+	int durable = strcmp(s->command, "plan") != 0;
+	json_t *m;
+	size_t i;
+	*notes = json_array();
+	json_array_foreach(json_object_get(s->cfg->sections, "moved"), i, m) {
+		const char *from = iac_json_str(m, "from"), *to = iac_json_str(m, "to");
+		const char *file = iac_json_str(m, "file");
+		int line = (int)json_integer_value(json_object_get(m, "line"));
+		if (!iac_config_get(s->cfg, to))
+			return iac_err_set("%s:%d: moved to '%s', which is not declared", file, line, to);
+		if (iac_config_get(s->cfg, from))
+			return iac_err_set("%s:%d: moved from '%s', which is still declared: remove it (the moved "
+					   "block says it is now '%s')", file, line, from, to);
+		if (!iac_state_get(s->st, from))
+			continue;   /* moved already, or never made */
+		if (iac_state_get(s->st, to))
+			return iac_err_set("%s:%d: moved from '%s' to '%s', but state has both; 'iac state rm' the "
+					   "one that is not real", file, line, from, to);
+		if (iac_state_move(s->st, from, to, durable) < 0) {
+			iac_err_prefix("%s:%d: moved", file, line);
+			return IAC_ERR;
+		}
+		json_array_append_new(*notes, json_sprintf("%s has moved to %s", from, to));
+	}
+	return 0;
+}
+
 int iac_session_plan(iac_session *s, iac_plan **out)
 {
 	iac_plan_opts po = { 0 };
@@ -335,10 +367,13 @@ int iac_session_plan(iac_session *s, iac_plan **out)
 	po.cancel = &iac_cancel_requested;
 	if (!s->pv)
 		iac_session_providers(s);
-	if (iac_plan_make(out, s->cfg, s->st, s->pv, &po) < 0) {
+	json_t *moved = NULL;
+	if (follow_moves(s, &moved) < 0 || iac_plan_make(out, s->cfg, s->st, s->pv, &po) < 0) {
 		iac_session_error(NULL);
+		json_decref(moved);
 		return IAC_ERR;
 	}
+	(*out)->moved = moved;
 	return 0;
 }
 

@@ -892,6 +892,37 @@ static int l_jsondecode(lua_State *L)
 	return 1;
 }
 
+/* moved { from = "local.file.old", to = "local.file.new" }: a resource
+ * renamed or moved into a module keeps its object; the state entry follows
+ * at the next plan/apply (see iac_session_moves). */
+static int l_moved(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	char file[256];
+	int line;
+	static const char *const keys[] = { "from", "to", NULL };
+	iac_load_where(L, file, sizeof(file), &line);
+	luaL_checktype(L, 1, LUA_TTABLE);
+	iac_dsl_check_keys(L, 1, "moved", keys);
+	lua_getfield(L, 1, "from");
+	lua_getfield(L, 1, "to");
+	if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+		return iac_load_error(L, "moved: 'from' and 'to' are addresses, as strings (\"local.file.old\")");
+	char *from = ld->cur->prefix[0] ? iac_xasprintf("%s.%s", ld->cur->prefix, lua_tostring(L, -2))
+					: iac_xstrdup(lua_tostring(L, -2));
+	char *to = ld->cur->prefix[0] ? iac_xasprintf("%s.%s", ld->cur->prefix, lua_tostring(L, -1))
+				      : iac_xstrdup(lua_tostring(L, -1));
+	json_t *list = json_object_get(ld->cfg->sections, "moved");
+	if (!list) {
+		list = json_array();
+		json_object_set_new(ld->cfg->sections, "moved", list);
+	}
+	json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:i}", "from", from, "to", to, "file", file, "line", line));
+	free(from);
+	free(to);
+	return 0;
+}
+
 /* hosts_from(path): the shipped module inventory.lua does the work; this
  * makes it a keyword like host and hosts. */
 static int l_hosts_from(lua_State *L)
@@ -940,7 +971,8 @@ void iac_dsl_install(lua_State *L)
 		{ "file", l_file }, { "sha256", l_sha256 }, { "jsonencode", l_jsonencode },
 		{ "jsondecode", l_jsondecode }, { "filebase64", l_filebase64 },
 		{ "base64encode", l_base64encode }, { "base64decode", l_base64decode },
-		{ "templatefile", l_templatefile }, { "hosts_from", l_hosts_from }, { NULL, NULL },
+		{ "templatefile", l_templatefile }, { "hosts_from", l_hosts_from },
+		{ "moved", l_moved }, { NULL, NULL },
 	};
 	luaL_setfuncs(L, fns, 0);
 	install_resources(L);

@@ -1335,6 +1335,7 @@ void iac_plan_free(iac_plan *plan)
 	json_decref(plan->drift);
 	json_decref(plan->targets);
 	json_decref(plan->excludes);
+	json_decref(plan->moved);
 	json_decref(plan->limits);
 	json_decref(plan->errors);
 	json_decref(plan->warnings);

@@ -66,6 +66,7 @@ typedef struct iac_plan {
 	size_t n_add, n_change, n_destroy;
 	json_t *targets;      /* the -target list, or NULL */
 	json_t *excludes;     /* the -exclude list, or NULL */
+	json_t *moved;        /* ["OLD -> NEW"]: moved blocks followed in state (set by the caller) */
 	json_t *limits;       /* the -limit list, or NULL */
 	json_t *errors;       /* refresh errors (strings); a plan with errors fails */
 	json_t *warnings;     /* notes from providers: [{"address","message"}] */

@@ -412,6 +412,11 @@ void iac_plan_render(iac_buf *out, const iac_plan *plan)
 		iac_buf_putc(out, '\n');
 	}
 	render_unreachable(out, plan);
+	json_t *mv;
+	size_t mi;
+	json_array_foreach(plan->moved, mi, mv)
+		iac_buf_printf(out, "  %s# %s%s\n%s", iac_color(IAC_C_DIM), json_string_value(mv), iac_color(IAC_C_RESET),
+			       mi + 1 == json_array_size(plan->moved) ? "\n" : "");
 	for (size_t i = 0; i < plan->n; i++) {
 		const iac_change *c = &plan->changes[i];
 		if (c->action == IAC_ACT_NOOP)

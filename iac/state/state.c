@@ -708,3 +708,97 @@ done:
 	st->last_flush_ms = iac_now_ms() - t0;
 	return rc;
 }
+
+/* NEW as an address for entry e (the same type): its module and name. */
+static int parse_new_addr(char **module, char **name, const json_t *e, const char *to)
+{
+	const char *type = json_string_value(json_object_get(e, "type")) ?: "";
+	const char *mode = json_string_value(json_object_get(e, "mode"));
+	int data = mode && !strcmp(mode, "data");
+	char *needle = iac_xasprintf("%s%s.", data ? "data." : "", type);
+	const char *at = NULL;
+	for (const char *p = strstr(to, needle); p; p = strstr(p + 1, needle))
+		if (p == to || p[-1] == '.')
+			at = p;
+	*module = *name = NULL;
+	if (!at || strchr(at + strlen(needle), '.') || !at[strlen(needle)] ||
+	    (at != to && strncmp(to, "module.", 7))) {
+		iac_err_set("'%s' is not an address of type %s%s (like %s%s.NAME or module.M.%s%s.NAME)", to,
+			    data ? "data " : "", type, data ? "data." : "", type, data ? "data." : "", type);
+		free(needle);
+		return IAC_ERR;
+	}
+	*name = iac_xstrdup(at + strlen(needle));
+	*module = at == to ? iac_xstrdup("") : iac_xstrndup(to, (size_t)(at - to - 1));
+	free(needle);
+	return 0;
+}
+
+/* under st->lock: e (steals) into the index, journaled when durable */
+static int put_locked(iac_state *st, json_t *e, int durable)
+{
+	index_put(st, json_incref(e));
+	if (!durable) {
+		json_decref(e);
+		return 0;
+	}
+	return journal_commit_locked(st, json_pack("{s:s,s:o}", "op", "put", "entry", e));
+}
+
+/* Entries that depended on `from` now depend on `to`. */
+static int follow_deps_locked(iac_state *st, const char *from, const char *to, int durable)
+{
+	size_t n;
+	const char **addrs = iac_state_addresses(st, &n);
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		json_t *deps = json_object_get(iac_state_get(st, addrs[i]), "dependencies"), *d;
+		size_t j;
+		int hit = 0;
+		json_array_foreach(deps, j, d)
+			hit |= !strcmp(json_string_value(d) ?: "", from);
+		if (!hit)
+			continue;
+		json_t *e = json_deep_copy(iac_state_get(st, addrs[i]));
+		deps = json_object_get(e, "dependencies");
+		json_array_foreach(deps, j, d)
+			if (!strcmp(json_string_value(d) ?: "", from))
+				json_array_set_new(deps, j, json_string(to));
+		rc = put_locked(st, e, durable);
+	}
+	free(addrs);
+	return rc;
+}
+
+int iac_state_move(iac_state *st, const char *from, const char *to, int durable)
+{
+	char *module = NULL, *name = NULL;
+	int rc;
+	pthread_mutex_lock(&st->lock);
+	json_t *e = iac_state_get(st, from);
+	if (!e) {
+		rc = iac_err_set("no resource '%s' in state", from);
+		rc = IAC_ENOTFOUND;
+	} else if (iac_state_get(st, to)) {
+		iac_err_set("'%s' is already in state", to);
+		rc = IAC_ECONFLICT;
+	} else if ((rc = parse_new_addr(&module, &name, e, to)) == 0) {
+		json_t *moved = json_deep_copy(e);
+		json_object_set_new(moved, "address", json_string(to));
+		json_object_set_new(moved, "name", json_string(name));
+		if (*module)
+			json_object_set_new(moved, "module", json_string(module));
+		else
+			json_object_del(moved, "module");
+		index_del(st, from);
+		rc = put_locked(st, moved, durable);
+		if (rc == 0 && durable)
+			rc = journal_commit_locked(st, json_pack("{s:s,s:s}", "op", "rm", "address", from));
+		if (rc == 0)
+			rc = follow_deps_locked(st, from, to, durable);
+	}
+	pthread_mutex_unlock(&st->lock);
+	free(module);
+	free(name);
+	return rc;
+}

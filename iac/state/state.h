@@ -56,6 +56,13 @@ json_t *iac_state_get(const iac_state *st, const char *addr);
 const char **iac_state_addresses(const iac_state *st, size_t *n);
 size_t iac_state_count(const iac_state *st);
 
+/* Give the entry at `from` the address `to` (same type; name and module
+ * from `to`), and make entries that depended on it depend on `to`. durable:
+ * journaled like any change (iac state mv, moved blocks when applying);
+ * else in memory only, for a plan that must leave state as it is.
+ * IAC_ENOTFOUND / IAC_ECONFLICT (to is taken) / IAC_ERR with a message. */
+int iac_state_move(iac_state *st, const char *from, const char *to, int durable);
+
 /* Record a finished resource (steals entry). Durable when it returns. */
 int iac_state_put(iac_state *st, json_t *entry);
 /* Forget a resource. Durable when it returns. */

@@ -181,22 +181,26 @@ int iac_deploy_cmd_rollback(int argc, char **argv)
 		goto out;
 	}
 	s.pv = iac_providers_new(iac_state_extra(s.st, "providers"), NULL, ".");
-	size_t na;
+	/* the deployments first, as copies: each rollback changes state (its
+	 * entry, flags' entries), and the addresses state lends are valid only
+	 * until it changes (state.h) */
+	size_t na, nd = 0;
 	const char **addrs = iac_state_addresses(s.st, &na);
-	for (size_t i = 0; i < na; i++) {
-		json_t *e = iac_state_get(s.st, addrs[i]);
-		if (strcmp(iac_json_str(e, "type") ?: "", "deploy.blue_green") != 0 ||
-		    !matches(addrs[i], &names))
-			continue;
-		/* addrs[i] is valid only until the state changes (state.h) */
-		char *addr = iac_xstrdup(addrs[i]);
-		if (rollback_one(&s, report, addr, e, preempted, force_flag, &failed) == 0)
-			done++;
-		else
-			failed++;
-		free(addr);
-	}
+	char **deps = iac_xcalloc(na + 1, sizeof(char *));
+	for (size_t i = 0; i < na; i++)
+		if (!strcmp(iac_json_str(iac_state_get(s.st, addrs[i]), "type") ?: "", "deploy.blue_green") &&
+		    matches(addrs[i], &names))
+			deps[nd++] = iac_xstrdup(addrs[i]);
 	free(addrs);
+	for (size_t i = 0; i < nd; i++) {
+		json_t *e = iac_state_get(s.st, deps[i]);
+		if (e && rollback_one(&s, report, deps[i], e, preempted, force_flag, &failed) == 0)
+			done++;
+		else if (e)
+			failed++;
+		free(deps[i]);
+	}
+	free(deps);
 	if (!done && !failed) {
 		iac_log_error(names.n ? "no deployment named '%s' in state; 'iac state list' shows what there is"
 				      : "no deployment in state to roll back%s",

@@ -266,4 +266,36 @@ run validate
 expect_rc 1
 expect_contains err "bad.ini:3: bad section [web:bogus]"
 
+newcfg moved
+step "a moved block keeps the object: plan shows the move, apply records it"
+cat >main.lua <<'EOF'
+resource "local.file" "old" { path = "a", content = "1" }
+resource "local.file" "user" { path = "b", content = resources["local.file.old"].path }
+EOF
+run apply -auto-approve
+expect_rc 0
+cat >main.lua <<'EOF'
+resource "local.file" "new" { path = "a", content = "1" }
+resource "local.file" "user" { path = "b", content = resources["local.file.new"].path }
+moved { from = "local.file.old", to = "local.file.new" }
+EOF
+run plan -detailed-exitcode
+expect_rc 0
+expect_contains out "# local.file.old has moved to local.file.new"
+run state list
+expect_contains out "local.file.old"
+run apply -auto-approve
+expect_rc 0
+run state list
+expect_contains out "local.file.new"
+expect_not_contains out "local.file.old"
+run plan -detailed-exitcode
+expect_rc 0
+expect_not_contains out "has moved"
+step "a moved block to nothing declared is an error"
+echo 'moved { from = "local.file.x", to = "local.file.y" }' >>main.lua
+run plan
+expect_rc 1
+expect_contains err "main.lua:4: moved to 'local.file.y', which is not declared"
+
 finish
