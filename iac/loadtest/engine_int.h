@@ -1,11 +1,33 @@
-/* lt_engine internals shared by engine.c (threads, sockets, HTTP) and
- * vu_lua.c (the `u` object a flow sees). Not for other modules. */
+/* lt_engine internals: what the files of the load generator share. Not for
+ * other modules (engine.h is the engine's public side).
+ *
+ * The files, each calling only those below it, so that no two of them call
+ * each other (a flow's Lua side, in particular, never calls back into the
+ * loop that runs it):
+ *
+ *   engine.c   the run: start, join, collect and free the workers (engine.h)
+ *   worker.c   one worker thread: its setup, its event loop, its teardown
+ *   exec.c     executors: how many VUs run when (closed model) and when
+ *              iterations arrive (open model)
+ *   vu.c       a virtual user: its connection, its requests and responses,
+ *              its iterations; resumes its flow's coroutine
+ *   vu_lua.c   what a flow sees: the `u` object and the responses
+ *   http.c     request bytes and the llhttp parser's settings
+ *   net.c      addresses, sockets, the wait for events
+ *   tally.c    a worker's figures, handed to the run once a second
+ *
+ * Everything here belongs to one worker thread and is touched by that
+ * thread only, except the atomics in iac_lt_worker (read by the main
+ * thread) and what tally.c hands over under run->mu.
+ */
 #ifndef IAC_LOADTEST_ENGINE_INT_H
 #define IAC_LOADTEST_ENGINE_INT_H
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <lua.h>
 #include <llhttp.h>
@@ -25,6 +47,15 @@ enum lt_vu_state {
 	VU_BUSY,         /* between requests: running Lua or deciding what next */
 };
 
+/* What a flow yielded for: vu_lua.c sets it just before lua_yield() and
+ * vu.c acts on it once lua_resume() has returned, so the Lua side never
+ * calls into the loop. */
+enum lt_ask {
+	LT_ASK_NONE,
+	LT_ASK_REQUEST,  /* send vu->req (vu->reqlen bytes) to vu->want_addr as endpoint vu->ep */
+	LT_ASK_SLEEP,    /* resume after vu->ask_ms */
+};
+
 typedef struct {
 	char *hostport;  /* "host:port", the Host header */
 	struct sockaddr_storage sa;
@@ -42,8 +73,10 @@ typedef struct lt_vu {
 	int in_lua;                 /* the coroutine is suspended in a u: call */
 	int queued;                 /* in w->ready */
 	int did_io;                 /* this iteration waited for something */
-	int in_send;                /* inside lt_vu_request: the coroutine is running */
+	int in_send;                /* sending what a flow asked for, still inside resume() */
 	int deferred;               /* 1 + the error kind of a request that failed in_send */
+	enum lt_ask ask;
+	double ask_ms;              /* LT_ASK_SLEEP: how long */
 	int fd;
 	int addr;                   /* w->addrs index the socket is connected to */
 	int reused;                 /* the connection already carried a response */
@@ -84,6 +117,7 @@ typedef struct {
 } lt_prebuilt;
 
 #define LT_REQCACHE_MAX 256   /* distinct URLs kept per thread */
+#define LT_MAX_EVENTS 512     /* epoll events taken per wait */
 
 struct iac_lt_worker {
 	iac_lt_run *run;
@@ -94,7 +128,7 @@ struct iac_lt_worker {
 	atomic_int active;          /* VUs running */
 	atomic_int allocated;
 	atomic_int finished;
-	atomic_ullong polled_us;    /* time spent polling before sleeping (see poll_then_wait) */
+	atomic_ullong polled_us;    /* time spent polling before sleeping (see lt_net_wait) */
 	atomic_ullong yielded_us;   /* ... and in sched_yield() while polling */
 	uint64_t poll_us;           /* current poll window, 0 = sleep at once */
 	uint64_t poll_off_until;    /* no polling before this time (CPU shared) */
@@ -137,25 +171,155 @@ struct iac_lt_worker {
 	char rbuf[65536];
 };
 
-/* engine.c, for vu_lua.c */
-uint64_t lt_now_us(void);
-int lt_addr_for(struct iac_lt_worker *w, const char *url, const char **path);
-size_t lt_endpoint_for(struct iac_lt_worker *w, const char *method, const char *path, const char *name);
-/* "User-Agent: ...\r\n" from the user_agent option (nothing when it is "") */
-void lt_put_user_agent(iac_buf *b, const iac_lt_config *cfg);
-/* Send vu->out as the next request to w->addrs[addr], recorded as endpoint ep. */
-void lt_vu_request(lt_vu *vu, int addr, size_t ep);
-/* The same with bytes that outlive the request (a prebuilt one). */
-void lt_vu_request_raw(lt_vu *vu, const char *bytes, size_t len, int addr, size_t ep);
-void lt_vu_sleep(lt_vu *vu, double ms);
-uint64_t lt_rand(struct iac_lt_worker *w);
-void lt_record_check(struct iac_lt_worker *w, const char *name, int ok);
+/* ---- shared by all: inline, they run for every request ------------- */
 
-/* vu_lua.c */
+static inline uint64_t lt_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* xorshift64*: fast, per thread, good enough for picking paths */
+static inline uint64_t lt_rand(struct iac_lt_worker *w)
+{
+	uint64_t x = w->rng;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	w->rng = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+/* Uniform in [0, 1), from the top 53 bits. */
+static inline double lt_rand01(struct iac_lt_worker *w)
+{
+	return (double)(lt_rand(w) >> 11) / 9007199254740992.0;
+}
+
+/* ---- worker.c, for engine.c ---------------------------------------- */
+
+/* The thread: set up, meet the others at run->barrier twice (set up; t = 0
+ * known), run the loop, mark itself finished. A setup error goes to
+ * run->fatal and the loop does not run. */
+void *lt_worker_main(void *arg);
+/* Close and free everything the worker holds (the thread has ended). */
+void lt_worker_free(struct iac_lt_worker *w);
+
+/* ---- exec.c, for worker.c ------------------------------------------ */
+
+/* Executor state (w->open; the open model's cap and pre-allocated VUs).
+ * After the flows are loaded: VUs made here get their coroutines. */
+void lt_exec_init(struct iac_lt_worker *w);
+/* Closed model: bring this thread's running VUs to the target for now,
+ * starting new ones, or stopping the newest (a busy one after its
+ * iteration). */
+void lt_exec_closed(struct iac_lt_worker *w);
+/* Open model: start every iteration due by w->now; one with no free VU
+ * is counted as dropped. */
+void lt_exec_open(struct iac_lt_worker *w);
+/* Open model: when this thread's next iteration is due (us, monotonic),
+ * UINT64_MAX when past the load phase. */
+uint64_t lt_exec_next_arrival(struct iac_lt_worker *w);
+
+/* ---- vu.c, for worker.c and exec.c --------------------------------- */
+
+/* A new VU (VU_OFF) running scenario scen; w owns it. */
+lt_vu *lt_vu_new(struct iac_lt_worker *w, int scen);
+/* Give vu scenario scen (a flow gets its coroutine on first use). */
+void lt_vu_assign(lt_vu *vu, int scen);
+/* Queue vu to start its next iteration from the loop. */
+void lt_vu_ready(lt_vu *vu);
+/* Start an iteration now: send the prebuilt request or resume the flow. */
+void lt_vu_start(lt_vu *vu);
+/* Stop vu: close its connection, forget its timer, count it inactive. */
+void lt_vu_stop(lt_vu *vu);
+/* epoll reported ev on vu's socket. */
+void lt_vu_event(lt_vu *vu, uint32_t ev);
+/* Fire the timers due by w->now. */
+void lt_vu_run_timers(struct iac_lt_worker *w);
+/* Run the VUs queued before this call (not those they queue). */
+void lt_vu_run_ready(struct iac_lt_worker *w);
+/* Fail requests older than the timeout option. */
+void lt_vu_scan_timeouts(struct iac_lt_worker *w);
+/* Close vu's socket and free it (at teardown). */
+void lt_vu_free(lt_vu *vu);
+
+/* ---- vu_lua.c, for vu.c and worker.c ------------------------------- */
+
+/* Register the `u` and response metatables in a worker's Lua state. */
 void lt_lua_setup(lua_State *L);
 /* Create vu->co and vu->u_ref in w->L. */
 void lt_lua_vu_init(lt_vu *vu);
 /* Push the response of the finished request on vu->co; returns values pushed. */
 int lt_lua_push_response(lt_vu *vu, int status, const char *error, double ms);
+
+/* ---- http.c -------------------------------------------------------- */
+
+/* Make the parser settings (once per process; before any lt_http_settings). */
+void lt_http_init(void);
+/* Capture settings keep a response's headers and body in vu->hbuf and
+ * vu->bbuf for a flow; plain ones only find the response's end. Both
+ * pause the parser there (one response per request) and set vu->msg_done;
+ * parser.data is the VU. */
+const llhttp_settings_t *lt_http_settings(int capture);
+/* Begin a request: "METHOD path HTTP/1.1" and the Host header. The caller
+ * adds its own headers, then ends it with lt_http_end. */
+void lt_http_head(iac_buf *b, const char *method, const char *path, const char *hostport);
+/* End a request: the User-Agent option's header unless the caller sent
+ * one (has_ua), Content-Length when there is a body or the method is not
+ * GET, the blank line, the body (when body is not NULL). */
+void lt_http_end(iac_buf *b, const iac_lt_config *cfg, int has_ua, const char *method, const char *body,
+		 size_t blen);
+
+/* ---- net.c --------------------------------------------------------- */
+
+/* Index of host:port in w->addrs, resolved and added when new. -1 with a
+ * message when it does not resolve. */
+int lt_net_addr(struct iac_lt_worker *w, const char *host, int port);
+/* The address a request URL goes to: a path ("/x") goes to the target
+ * (address 0); an http:// URL is resolved. *path points into url. */
+int lt_net_addr_for(struct iac_lt_worker *w, const char *url, const char **path);
+/* Start a non-blocking connect to a. IAC_LT_NERR and *fd, or the error
+ * kind (nothing left open). */
+enum iac_lt_errkind lt_net_connect(int *fd, const lt_addr *a);
+/* Wait on w->ep for events until `wake` (us, monotonic; w->now is the
+ * present), polling first when the load is busy (see net.c for why).
+ * Returns the number of events in evs (LT_MAX_EVENTS at most), 0 at
+ * `wake`, or -1 as epoll_wait() does. */
+int lt_net_wait(struct iac_lt_worker *w, struct epoll_event *evs, uint64_t wake);
+
+/* ---- tally.c ------------------------------------------------------- */
+
+/* The second of the run time t falls in. */
+static inline long lt_sec_of(struct iac_lt_worker *w, uint64_t t)
+{
+	uint64_t s = w->run->start_us;
+	return t > s ? (long)((t - s) / 1000000u) : 0;
+}
+
+/* Hand w->d (the figures of second w->dsec) to the run and start second
+ * now_sec. The only place a worker takes run->mu. */
+void lt_tally_flush(struct iac_lt_worker *w, long now_sec);
+
+/* Before recording anything: a new second flushes the last one first. */
+static inline void lt_tally_at(struct iac_lt_worker *w)
+{
+	long s = lt_sec_of(w, w->now);
+	if (s != w->dsec)
+		lt_tally_flush(w, s);
+}
+
+/* The slot of second s, created when new; run->mu held. */
+iac_lt_second *lt_tally_slot(iac_lt_run *run, long s);
+/* A response (any status) to vu's request, us after it started. */
+void lt_tally_response(lt_vu *vu, int status, uint64_t us);
+/* vu's request failed below HTTP. */
+void lt_tally_failure(lt_vu *vu, enum iac_lt_errkind k);
+/* u:check(ok, name). */
+void lt_tally_check(struct iac_lt_worker *w, const char *name, int ok);
+/* The endpoint a request is counted under: its name, else the method and
+ * the path without its query. */
+size_t lt_tally_endpoint(struct iac_lt_worker *w, const char *method, const char *path, const char *name);
 
 #endif

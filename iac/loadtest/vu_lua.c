@@ -8,8 +8,10 @@
  *   u:check(cond, name)  u:sleep(d)  u:random(a, b)  u:chance(p)  u:pick(list)
  *   u.id  u.iteration  u.scenario  u.data (a table kept per VU)  u:log(...)
  *
- * u:get and friends yield the VU's coroutine; the engine resumes it with the
- * response. JSON goes through Jansson.
+ * u:get, u:sleep and friends say what they want in vu->ask and yield the
+ * VU's coroutine; the engine (vu.c) does it and resumes the coroutine with
+ * the response. This file calls nothing of the loop that runs it: only the
+ * helpers below it in engine_int.h. JSON goes through Jansson.
  */
 #include <ctype.h>
 #include <math.h>
@@ -95,6 +97,9 @@ static json_t *to_json(lua_State *L, int idx, int depth)
 
 static void push_json(lua_State *L, const json_t *j)
 {
+	/* a response nested deep needs stack per level: an error past what
+	 * Lua allows, never a write past the stack */
+	luaL_checkstack(L, 3, "the JSON body is nested too deeply");
 	switch (json_typeof(j)) {
 	case JSON_OBJECT: {
 		const char *k;
@@ -139,6 +144,93 @@ static void push_json(lua_State *L, const json_t *j)
 
 /* ---- requests ------------------------------------------------------ */
 
+/* Hand the request to the engine and wait for its response: the engine
+ * sends it once the coroutine has yielded (see enum lt_ask). bytes must
+ * outlive the request (vu->out or a prebuilt request). */
+static int ask_request(lua_State *L, lt_vu *vu, const char *bytes, size_t len, int addr, size_t ep)
+{
+	vu->req = bytes;
+	vu->reqlen = len;
+	vu->want_addr = addr;
+	vu->ep = ep;
+	vu->ask = LT_ASK_REQUEST;
+	return lua_yield(L, 0);
+}
+
+/* opts.headers into b; notes whether they set Content-Type or User-Agent. */
+static void put_headers(lua_State *L, iac_buf *b, int opt_idx, const char *method, int *has_ctype, int *has_ua)
+{
+	lua_getfield(L, opt_idx, "headers");
+	if (lua_istable(L, -1)) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+			const char *v = lua_tostring(L, -1);
+			if (!k || !v || strpbrk(k, "\r\n:") || strpbrk(v, "\r\n"))
+				luaL_error(L, "u:%s: headers must map names to single-line strings", method);
+			if (!strcasecmp(k, "content-type"))
+				*has_ctype = 1;
+			if (!strcasecmp(k, "user-agent"))
+				*has_ua = 1;
+			iac_buf_printf(b, "%s: %s\r\n", k, v);
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+}
+
+/* The request into vu->out: the body is the string argument, else
+ * opts.body, else opts.json encoded (which also sets Content-Type unless
+ * a header did). */
+static void build_request(lua_State *L, lt_vu *vu, const char *method, const char *path, int a, int opt_idx,
+			  int body_idx)
+{
+	iac_lt_worker *w = vu->w;
+	iac_buf *b = &vu->out;
+	iac_buf_clear(b);
+	lt_http_head(b, method, path, w->addrs[a].hostport);
+	int has_ua = 0, has_ctype = 0;
+	const char *body = NULL;
+	size_t blen = 0;
+	char *jbody = NULL;
+	if (body_idx && lua_type(L, body_idx) == LUA_TSTRING)
+		body = lua_tolstring(L, body_idx, &blen);
+	if (opt_idx && lua_istable(L, opt_idx)) {
+		put_headers(L, b, opt_idx, method, &has_ctype, &has_ua);
+		lua_getfield(L, opt_idx, "body");
+		if (lua_type(L, -1) == LUA_TSTRING)
+			body = lua_tolstring(L, -1, &blen);
+		lua_pop(L, 1);   /* the string stays referenced by the options table */
+		lua_getfield(L, opt_idx, "json");
+		if (!lua_isnil(L, -1)) {
+			json_t *j = to_json(L, -1, 0);
+			jbody = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+			json_decref(j);
+			body = jbody;
+			blen = strlen(jbody);
+			if (!has_ctype)
+				iac_buf_puts(b, "Content-Type: application/json\r\n");
+		}
+		lua_pop(L, 1);
+	}
+	lt_http_end(b, w->run->cfg, has_ua, method, body, blen);
+	free(jbody);
+}
+
+/* Keep the bytes of an option-less request for the next time the flow
+ * asks for the same URL. */
+static lt_prebuilt *cache_put(iac_lt_worker *w, const char *url, const iac_buf *b, int a, size_t ep)
+{
+	lt_prebuilt *p = iac_xmalloc(sizeof(*p));
+	p->bytes = iac_xmalloc(b->len + 1);
+	memcpy(p->bytes, b->ptr, b->len + 1);
+	p->len = b->len;
+	p->addr = a;
+	p->ep = ep;
+	iac_map_put(&w->reqcache, url, p);
+	return p;
+}
+
 static int do_request(lua_State *L, lt_vu *vu, const char *method, int url_idx, int opt_idx, int body_idx)
 {
 	iac_lt_worker *w = vu->w;
@@ -152,10 +244,8 @@ static int do_request(lua_State *L, lt_vu *vu, const char *method, int url_idx, 
 			(!strcmp(method, "GET") || !strcmp(method, "HEAD") || !strcmp(method, "DELETE"));
 	if (cacheable) {
 		lt_prebuilt *p = iac_map_get(&w->reqcache, url);
-		if (p) {
-			lt_vu_request_raw(vu, p->bytes, p->len, p->addr, p->ep);
-			return lua_yield(L, 0);
-		}
+		if (p)
+			return ask_request(L, vu, p->bytes, p->len, p->addr, p->ep);
 	}
 	const char *key = url;
 	if (opt_idx && !lua_isnoneornil(L, opt_idx)) {
@@ -167,75 +257,16 @@ static int do_request(lua_State *L, lt_vu *vu, const char *method, int url_idx, 
 	if (url[0] == '/' && w->run->base_path[0])
 		url = lua_pushfstring(L, "%s%s", w->run->base_path, url);   /* collected with the stack */
 	const char *path;
-	int a = lt_addr_for(w, url, &path);
+	int a = lt_net_addr_for(w, url, &path);
 	if (a < 0)
 		return luaL_error(L, "%s", iac_err_last());
-	iac_buf *b = &vu->out;
-	iac_buf_clear(b);
-	iac_buf_printf(b, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, path, w->addrs[a].hostport);
-	int has_ua = 0;
-	const char *body = NULL;
-	size_t blen = 0;
-	char *jbody = NULL;
-	int has_ctype = 0;
-	if (body_idx && lua_type(L, body_idx) == LUA_TSTRING)
-		body = lua_tolstring(L, body_idx, &blen);
-	if (opt_idx && lua_istable(L, opt_idx)) {
-		lua_getfield(L, opt_idx, "headers");
-		if (lua_istable(L, -1)) {
-			lua_pushnil(L);
-			while (lua_next(L, -2)) {
-				const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-				const char *v = lua_tostring(L, -1);
-				if (!k || !v || strpbrk(k, "\r\n:") || strpbrk(v, "\r\n"))
-					return luaL_error(L, "u:%s: headers must map names to single-line strings", method);
-				if (!strcasecmp(k, "content-type"))
-					has_ctype = 1;
-				if (!strcasecmp(k, "user-agent"))
-					has_ua = 1;
-				iac_buf_printf(b, "%s: %s\r\n", k, v);
-				lua_pop(L, 1);
-			}
-		}
-		lua_pop(L, 1);
-		lua_getfield(L, opt_idx, "body");
-		if (lua_type(L, -1) == LUA_TSTRING)
-			body = lua_tolstring(L, -1, &blen);
-		lua_pop(L, 1);
-		lua_getfield(L, opt_idx, "json");
-		if (!lua_isnil(L, -1)) {
-			json_t *j = to_json(L, -1, 0);
-			jbody = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-			json_decref(j);
-			body = jbody;
-			blen = strlen(jbody);
-			if (!has_ctype)
-				iac_buf_puts(b, "Content-Type: application/json\r\n");
-		}
-		lua_pop(L, 1);
-	}
-	if (!has_ua)
-		lt_put_user_agent(b, w->run->cfg);
-	if (body || strcmp(method, "GET"))
-		iac_buf_printf(b, "Content-Length: %zu\r\n", blen);
-	iac_buf_puts(b, "\r\n");
-	if (body)
-		iac_buf_put(b, body, blen);
-	free(jbody);
-	size_t ep = lt_endpoint_for(w, method, path, name);
+	build_request(L, vu, method, path, a, opt_idx, body_idx);
+	size_t ep = lt_tally_endpoint(w, method, path, name);
 	if (cacheable && w->reqcache.count < LT_REQCACHE_MAX) {
-		lt_prebuilt *p = iac_xmalloc(sizeof(*p));
-		p->bytes = iac_xmalloc(b->len + 1);
-		memcpy(p->bytes, b->ptr, b->len + 1);
-		p->len = b->len;
-		p->addr = a;
-		p->ep = ep;
-		iac_map_put(&w->reqcache, key, p);
-		lt_vu_request_raw(vu, p->bytes, p->len, a, ep);
-		return lua_yield(L, 0);
+		lt_prebuilt *p = cache_put(w, key, &vu->out, a, ep);
+		return ask_request(L, vu, p->bytes, p->len, a, ep);
 	}
-	lt_vu_request(vu, a, ep);
-	return lua_yield(L, 0);
+	return ask_request(L, vu, vu->out.ptr, vu->out.len, a, ep);
 }
 
 static int method_fn(lua_State *L, const char *m)
@@ -277,7 +308,7 @@ static int u_check(lua_State *L)
 	lt_vu *vu = check_u(L);
 	int ok = lua_toboolean(L, 2);
 	const char *name = luaL_checkstring(L, 3);
-	lt_record_check(vu->w, name, ok);
+	lt_tally_check(vu->w, name, ok);
 	lua_pushboolean(L, ok);
 	return 1;
 }
@@ -294,7 +325,8 @@ static int u_sleep(lua_State *L)
 		return luaL_error(L, "u:sleep can only be called from a flow");
 	if (!(ms > 0))
 		return 0;
-	lt_vu_sleep(vu, ms);
+	vu->ask_ms = ms;
+	vu->ask = LT_ASK_SLEEP;   /* the engine sets the timer once we have yielded */
 	return lua_yield(L, 0);
 }
 
@@ -313,7 +345,7 @@ static int u_chance(lua_State *L)
 {
 	lt_vu *vu = check_u(L);
 	double p = luaL_checknumber(L, 2);
-	lua_pushboolean(L, (double)(lt_rand(vu->w) >> 11) / 9007199254740992.0 < p);
+	lua_pushboolean(L, lt_rand01(vu->w) < p);
 	return 1;
 }
 

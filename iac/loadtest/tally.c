@@ -1,0 +1,114 @@
+/* lt_tally: a worker's figures (see engine_int.h).
+ *
+ * A worker counts into its own w->d without locking; when the second
+ * changes, lt_tally_flush adds d into the run's total and into the slot of
+ * the second it belongs to, under run->mu, then clears it. That is the
+ * only data that crosses threads while the run goes on: the main thread
+ * reads the slots of seconds every worker is past (w->done_sec).
+ */
+#include "iac/loadtest/engine_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "iac/core/util.h"
+
+iac_lt_second *lt_tally_slot(iac_lt_run *run, long s)
+{
+	if ((size_t)s >= run->nsecs) {
+		size_t n = (size_t)s + 1;
+		run->secs = iac_xrealloc(run->secs, n * sizeof(*run->secs));
+		for (size_t i = run->nsecs; i < n; i++) {
+			iac_lt_second *x = &run->secs[i];
+			memset(x, 0, sizeof(*x));
+			x->hap_qcur = x->hap_scur = x->hap_rtime_ms = x->hap_rate = NAN;
+			x->cpu_pct = x->wait_pct = NAN;
+			x->vus = -1;
+		}
+		run->nsecs = n;
+	}
+	return &run->secs[s];
+}
+
+void lt_tally_flush(iac_lt_worker *w, long now_sec)
+{
+	iac_lt_run *run = w->run;
+	iac_lt_stats *d = &w->d;
+	int any = d->requests || d->iterations || d->dropped || d->script_errors || d->nchecks;
+	int active = atomic_load(&w->active);
+	if (any || active) {
+		pthread_mutex_lock(&run->mu);
+		iac_lt_stats_merge(&run->total, d);
+		iac_lt_second *x = lt_tally_slot(run, w->dsec);
+		/* VUs at the end of the second, as each worker sees them */
+		x->vus = (x->vus < 0 ? 0 : x->vus) + active;
+		x->requests += d->requests;
+		x->failed += d->failed;
+		x->dropped += d->dropped;
+		x->iterations += d->iterations;
+		if (!x->final && d->hist.count) {
+			if (!x->hist) {
+				x->hist = iac_xmalloc(sizeof(*x->hist));
+				iac_lt_hist_init(x->hist);
+			}
+			iac_lt_hist_merge(x->hist, &d->hist);
+		}
+		pthread_mutex_unlock(&run->mu);
+		iac_lt_stats_clear(d);
+	}
+	w->dsec = now_sec;
+	atomic_store(&w->done_sec, now_sec);
+}
+
+void lt_tally_response(lt_vu *vu, int status, uint64_t us)
+{
+	iac_lt_worker *w = vu->w;
+	lt_tally_at(w);
+	iac_lt_stats *d = &w->d;
+	iac_lt_endpoint *e = d->eps[vu->ep];
+	d->requests++;
+	e->requests++;
+	iac_lt_hist_record(&d->hist, us);
+	iac_lt_hist_record(&e->hist, us);
+	if (status >= 0 && status < 600)
+		d->status[status]++;
+	if (status >= 400) {
+		d->failed++;
+		e->failed++;
+	}
+}
+
+void lt_tally_failure(lt_vu *vu, enum iac_lt_errkind k)
+{
+	iac_lt_worker *w = vu->w;
+	lt_tally_at(w);
+	iac_lt_stats *d = &w->d;
+	d->requests++;
+	d->failed++;
+	d->transport[k]++;
+	d->eps[vu->ep]->requests++;
+	d->eps[vu->ep]->failed++;
+}
+
+void lt_tally_check(iac_lt_worker *w, const char *name, int ok)
+{
+	lt_tally_at(w);
+	size_t i = iac_lt_stats_check(&w->d, name);   /* may move w->d.checks */
+	iac_lt_check *c = &w->d.checks[i];
+	if (ok)
+		c->pass++;
+	else
+		c->fail++;
+}
+
+size_t lt_tally_endpoint(iac_lt_worker *w, const char *method, const char *path, const char *name)
+{
+	if (name)
+		return iac_lt_stats_endpoint(&w->d, name);
+	/* without a name, requests group by method and path without the query */
+	char key[512];
+	size_t pl = strcspn(path, "?#");
+	snprintf(key, sizeof(key), "%s %.*s", method, (int)(pl > 400 ? 400 : pl), path);
+	return iac_lt_stats_endpoint(&w->d, key);
+}
