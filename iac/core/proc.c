@@ -90,6 +90,49 @@ static void capture(iac_buf *b, int fd, int *open_fd)
 	}
 }
 
+/* Write all of `input` to the command's stdin. It is written before any
+ * output is read, so it must be small (scripts, file contents): a command
+ * that writes a pipe's worth of output before reading all of its input
+ * would wait for iac to read, and iac for it to read. A command that exits
+ * without reading it all must not kill iac with SIGPIPE. */
+static void feed_input(int fd, const char *input)
+{
+	size_t left = strlen(input);
+	signal(SIGPIPE, SIG_IGN);
+	while (left > 0) {
+		ssize_t n = write(fd, input, left);
+		if (n <= 0 && errno != EINTR)
+			break;
+		if (n > 0) {
+			input += n;
+			left -= (size_t)n;
+		}
+	}
+}
+
+/* One round of reading the command's stdout and stderr; each fd becomes -1
+ * once closed. The poll is short so the caller re-checks its deadline and
+ * cancel flag often. */
+static void capture_round(int *fo, int *fe, iac_buf *out, iac_buf *err)
+{
+	struct pollfd pf[2];
+	int np = 0, wait_ms = 100;
+	if (*fo >= 0)
+		pf[np++] = (struct pollfd){ .fd = *fo, .events = POLLIN };
+	if (*fe >= 0)
+		pf[np++] = (struct pollfd){ .fd = *fe, .events = POLLIN };
+	if (poll(pf, (nfds_t)np, wait_ms) <= 0)
+		return;
+	for (int i = 0; i < np; i++) {
+		if (!pf[i].revents)
+			continue;
+		if (pf[i].fd == *fo)
+			capture(out, *fo, fo);
+		else
+			capture(err, *fe, fe);
+	}
+}
+
 int iac_proc_run(iac_proc_result *res, const char *cmd, const char *cwd,
 		 const char *const *env, const char *input, double timeout_ms,
 		 const volatile int *cancel)
@@ -118,40 +161,16 @@ int iac_proc_run(iac_proc_result *res, const char *cmd, const char *cwd,
 	close(out_p[1]);
 	close(err_p[1]);
 	close(in_p[0]);
-	if (input) {
-		/* small inputs only (scripts, file contents): write then close */
-		size_t left = strlen(input);
-		signal(SIGPIPE, SIG_IGN);
-		while (left > 0) {
-			ssize_t n = write(in_p[1], input, left);
-			if (n <= 0 && errno != EINTR)
-				break;
-			if (n > 0) {
-				input += n;
-				left -= (size_t)n;
-			}
-		}
-	}
+	if (input)
+		feed_input(in_p[1], input);
 	close(in_p[1]);
 
+	/* read until the command and everything it started have closed the
+	 * pipes; on timeout or cancel, kill the whole group once and read on
+	 * until they close */
 	int fo = out_p[0], fe = err_p[0];
 	while (fo >= 0 || fe >= 0) {
-		struct pollfd pf[2];
-		int np = 0, wait_ms = 100;
-		if (fo >= 0)
-			pf[np++] = (struct pollfd){ .fd = fo, .events = POLLIN };
-		if (fe >= 0)
-			pf[np++] = (struct pollfd){ .fd = fe, .events = POLLIN };
-		if (poll(pf, (nfds_t)np, wait_ms) > 0) {
-			for (int i = 0; i < np; i++) {
-				if (!pf[i].revents)
-					continue;
-				if (pf[i].fd == fo)
-					capture(&out, fo, &fo);
-				else
-					capture(&err, fe, &fe);
-			}
-		}
+		capture_round(&fo, &fe, &out, &err);
 		if (!killed && ((deadline && iac_now_ms() > deadline) || (cancel && *cancel))) {
 			res->timed_out = deadline && iac_now_ms() > deadline;
 			kill(-pid, SIGKILL);

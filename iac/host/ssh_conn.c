@@ -380,6 +380,18 @@ static const char *fatal_why(iac_ssh_conn *c, int rc)
 	}
 }
 
+/* A libssh2 call failed with `rc` (lock held). An error that leaves the
+ * session unusable kills the connection, so every later call fails at once
+ * with the same message; returns whether it did. Otherwise the caller
+ * reports the failure of just this call. */
+static int fail_if_fatal(iac_ssh_conn *c, int rc)
+{
+	if (!fatal_rc(rc))
+		return 0;
+	conn_fail(c, fatal_why(c, rc));
+	return 1;
+}
+
 /* The last call returned EAGAIN (lock held). Wait until retrying may help:
  * returns 0 with the lock held, or IAC_ETIMEOUT / IAC_EINTR / IAC_ERR with
  * the lock released. */
@@ -593,26 +605,31 @@ static char *kh_host(iac_ssh_conn *c)
 	return c->port == 22 ? iac_xstrdup(c->address) : iac_xasprintf("[%s]:%d", c->address, c->port);
 }
 
-static int verify_host_key(iac_ssh_conn *c)
+/* The key the server sent, and how to name it in messages. */
+typedef struct {
+	const char *key;
+	size_t len;
+	int type;
+	char fp[80];          /* fingerprint() */
+	char *host;           /* kh_host() */
+} host_key;
+
+/* How libssh2's known_hosts calls look a key of this type up. */
+static int kh_typemask(int type)
+{
+	return LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW | key_type_kh(type);
+}
+
+/* The known_hosts file as libssh2 reads it (a missing file is empty), or
+ * NULL with a message set. Read under kh_lk: another thread may be
+ * appending a key it accepted. */
+static LIBSSH2_KNOWNHOSTS *kh_read(iac_ssh_conn *c)
 {
 	iac_ssh_pool *p = c->pool;
-	size_t klen = 0;
-	int ktype = 0, rc = IAC_ERR;
-	const char *key = libssh2_session_hostkey(c->s, &klen, &ktype);
-	struct libssh2_knownhost *found = NULL;
-	LIBSSH2_KNOWNHOSTS *kh = NULL;
-	char fp[80];
-	char *hoststr = kh_host(c);
-
-	if (!key) {
-		iac_err_set("cannot connect to %s: the server sent no host key", c->label);
-		goto done;
-	}
-	fingerprint(c, fp);
-	kh = libssh2_knownhost_init(c->s);
+	LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(c->s);
 	if (!kh) {
 		iac_err_set("cannot connect to %s: out of memory for known_hosts", c->label);
-		goto done;
+		return NULL;
 	}
 	pthread_mutex_lock(&p->kh_lk);
 	int nread = access(p->o.known_hosts, F_OK) == 0
@@ -621,71 +638,93 @@ static int verify_host_key(iac_ssh_conn *c)
 	if (nread < 0) {
 		iac_err_set("cannot read known_hosts '%s': %s (fix or remove the bad lines)",
 			    p->o.known_hosts, ssh_errmsg(c));
-		goto done;
+		libssh2_knownhost_free(kh);
+		return NULL;
 	}
-	int check = libssh2_knownhost_checkp(kh, c->address, c->port, key, klen,
-					     LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-					     key_type_kh(ktype), &found);
-	switch (check) {
+	return kh;
+}
+
+static int key_changed(iac_ssh_conn *c, const host_key *k)
+{
+	const char *kh = c->pool->o.known_hosts;
+	return iac_err_set("host key of %s has CHANGED: it sent %s key %s, which does not match "
+			   "known_hosts '%s'. Someone may be intercepting the connection, or the host was "
+			   "reinstalled; if you know why, check the new fingerprint on the host "
+			   "(ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), remove the old key with "
+			   "`ssh-keygen -R %s -f %s` and run again (-ssh-accept-new never replaces a key)",
+			   c->label, key_type_name(k->type), k->fp, kh,
+			   k->type == LIBSSH2_HOSTKEY_TYPE_ED25519 ? "ed25519" :
+			   k->type == LIBSSH2_HOSTKEY_TYPE_RSA ? "rsa" : "ecdsa",
+			   k->host, kh);
+}
+
+static int key_unknown(iac_ssh_conn *c, const host_key *k)
+{
+	const char *kh = c->pool->o.known_hosts;
+	return iac_err_set("host key of %s is unknown: it sent %s key %s, which is not in known_hosts "
+			   "'%s'. Check the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), "
+			   "then add it (`ssh-keyscan -p %d %s >> %s`) or run with -ssh-accept-new to trust "
+			   "new hosts on first use",
+			   c->label, key_type_name(k->type), k->fp, kh, c->port, c->address, kh);
+}
+
+/* -ssh-accept-new: trust a host seen for the first time, and remember it. */
+static int key_accept(iac_ssh_conn *c, LIBSSH2_KNOWNHOSTS *kh, const host_key *k)
+{
+	iac_ssh_pool *p = c->pool;
+	char line[8192];
+	size_t linelen = 0;
+	struct libssh2_knownhost *added = NULL;
+
+	if (libssh2_knownhost_addc(kh, k->host, NULL, k->key, k->len, NULL, 0, kh_typemask(k->type), &added) < 0 ||
+	    libssh2_knownhost_writeline(kh, added, line, sizeof(line), &linelen, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0)
+		return iac_err_set("cannot add the host key of %s: %s", c->label, ssh_errmsg(c));
+	/* append, never rewrite: lines libssh2 does not understand
+	 * (certificates, markers) must survive */
+	pthread_mutex_lock(&p->kh_lk);
+	int fd = open(p->o.known_hosts, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int ok = fd >= 0 && write(fd, line, linelen) == (ssize_t)linelen;
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_unlock(&p->kh_lk);
+	if (!ok)
+		return iac_err_sys("cannot add the host key of %s to '%s'", c->label, p->o.known_hosts);
+	iac_log_warn("added the host key of %s to '%s': %s key %s", c->label,
+		     p->o.known_hosts, key_type_name(k->type), k->fp);
+	return 0;
+}
+
+static int verify_host_key(iac_ssh_conn *c)
+{
+	host_key k = { 0 };
+	struct libssh2_knownhost *found = NULL;
+	LIBSSH2_KNOWNHOSTS *kh;
+	int rc = IAC_ERR;
+
+	k.key = libssh2_session_hostkey(c->s, &k.len, &k.type);
+	if (!k.key)
+		return iac_err_set("cannot connect to %s: the server sent no host key", c->label);
+	fingerprint(c, k.fp);
+	kh = kh_read(c);
+	if (!kh)
+		return IAC_ERR;
+	k.host = kh_host(c);
+	switch (libssh2_knownhost_checkp(kh, c->address, c->port, k.key, k.len, kh_typemask(k.type), &found)) {
 	case LIBSSH2_KNOWNHOST_CHECK_MATCH:
 		rc = 0;
 		break;
 	case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
-		iac_err_set("host key of %s has CHANGED: it sent %s key %s, which does not match "
-			    "known_hosts '%s'. Someone may be intercepting the connection, or the host was "
-			    "reinstalled; if you know why, check the new fingerprint on the host "
-			    "(ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub), remove the old key with "
-			    "`ssh-keygen -R %s -f %s` and run again (-ssh-accept-new never replaces a key)",
-			    c->label, key_type_name(ktype), fp, p->o.known_hosts,
-			    ktype == LIBSSH2_HOSTKEY_TYPE_ED25519 ? "ed25519" :
-			    ktype == LIBSSH2_HOSTKEY_TYPE_RSA ? "rsa" : "ecdsa",
-			    hoststr, p->o.known_hosts);
+		rc = key_changed(c, &k);
 		break;
 	case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
-		if (p->o.accept_new) {
-			char line[8192];
-			size_t linelen = 0;
-			struct libssh2_knownhost *added = NULL;
-			if (libssh2_knownhost_addc(kh, hoststr, NULL, key, klen, NULL, 0,
-						   LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW |
-						   key_type_kh(ktype), &added) < 0 ||
-			    libssh2_knownhost_writeline(kh, added, line, sizeof(line), &linelen,
-							LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
-				iac_err_set("cannot add the host key of %s: %s", c->label, ssh_errmsg(c));
-				break;
-			}
-			/* append, never rewrite: lines libssh2 does not understand
-			 * (certificates, markers) must survive */
-			pthread_mutex_lock(&p->kh_lk);
-			int fd = open(p->o.known_hosts, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-			int ok = fd >= 0 && write(fd, line, linelen) == (ssize_t)linelen;
-			if (fd >= 0)
-				close(fd);
-			pthread_mutex_unlock(&p->kh_lk);
-			if (!ok) {
-				iac_err_sys("cannot add the host key of %s to '%s'", c->label, p->o.known_hosts);
-				break;
-			}
-			iac_log_warn("added the host key of %s to '%s': %s key %s", c->label,
-				     p->o.known_hosts, key_type_name(ktype), fp);
-			rc = 0;
-			break;
-		}
-		iac_err_set("host key of %s is unknown: it sent %s key %s, which is not in known_hosts "
-			    "'%s'. Check the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), "
-			    "then add it (`ssh-keyscan -p %d %s >> %s`) or run with -ssh-accept-new to trust "
-			    "new hosts on first use",
-			    c->label, key_type_name(ktype), fp, p->o.known_hosts, c->port, c->address,
-			    p->o.known_hosts);
+		rc = c->pool->o.accept_new ? key_accept(c, kh, &k) : key_unknown(c, &k);
 		break;
 	default:
-		iac_err_set("cannot check the host key of %s: %s", c->label, ssh_errmsg(c));
+		rc = iac_err_set("cannot check the host key of %s: %s", c->label, ssh_errmsg(c));
 		break;
 	}
-done:
-	if (kh)
-		libssh2_knownhost_free(kh);
-	free(hoststr);
+	libssh2_knownhost_free(kh);
+	free(k.host);
 	return rc;
 }
 
@@ -1026,20 +1065,242 @@ static void kill_remote(iac_ssh_conn *c, long pid)
 	iac_ssh_result_free(&r);
 }
 
+/* One command on its way through iac_ssh_exec(). The helpers below share a
+ * lock contract, the same as io_wait()'s: called with the connection's lock
+ * held, they return 0 with it still held, or the call's result with it
+ * released and `ch` left as the channel still to abandon (NULL: none, or
+ * the connection is dead and libssh2_session_free() will take it). */
+typedef struct {
+	iac_ssh_conn *c;
+	LIBSSH2_CHANNEL *ch;
+	io_tok t;
+	double deadline, timeout_ms;
+	const volatile int *cancel;
+	const char *input;        /* what goes to stdin, and how far it got */
+	size_t input_len, off;
+	int eof_sent;
+	long pid;                 /* the remote shell's, once it said; -1: bad */
+	iac_buf out, err;
+} exec_run;
+
+/* The command line to exec, pointing x->input at the script when the
+ * command goes to the shell on stdin (*script: the caller frees it).
+ * sshd makes the command's shell a session leader; its pid, sent first on
+ * stderr, lets a timeout kill the whole process group (libssh2 1.10 cannot
+ * send signals, and sshd keeps a channel open until its command exits). */
+static char *exec_line(exec_run *x, const char *cmd, char **script)
+{
+	if (x->input)
+		return iac_xasprintf("printf '\\001%%d\\n' $$ >&2; %s", cmd);
+	/* a command with no input of its own goes to the shell on stdin: the
+	 * exec line shows in `ps` on the host, with any value in it
+	 * (environment, secrets). Braces: the shell reads the whole script
+	 * before running any of it, so no command can read the rest of it as
+	 * its input (bash reads a pipe byte by byte). */
+	*script = iac_xasprintf("{\n%s\n} </dev/null\n", cmd);
+	x->input = *script;
+	x->input_len = strlen(*script);
+	return iac_xstrdup("printf '\\001%d\\n' $$ >&2; exec \"${SHELL:-/bin/sh}\" -s");
+}
+
+/* A wait during the command failed (lock released by io_wait()). */
+static int exec_waitfail(exec_run *x, int werr)
+{
+	if (werr == IAC_ERR) {
+		/* the connection is dead: nothing left to close politely */
+		x->ch = NULL;
+		return IAC_ERR;
+	}
+	return wait_err(x->c, werr, "a command", x->timeout_ms);
+}
+
+/* Open a channel and start `line` on it, both under open_lk: opening keeps
+ * its progress in the session rather than the channel, and libssh2 1.10
+ * fails a thread waiting for its CHANNEL_SUCCESS when it reads another
+ * channel's SUCCESS first, so only one exec request may be in flight per
+ * connection. Takes the lock itself (open_lk first, then lk). */
+static int exec_open(exec_run *x, const char *line)
+{
+	iac_ssh_conn *c = x->c;
+	ssize_t n;
+	int werr = 0;
+
+	pthread_mutex_lock(&c->open_lk);
+	io_enter(c, &x->t);
+	CALL_WAIT(c, &x->t, n, (x->ch = libssh2_channel_open_session(c->s)) ? 0 : libssh2_session_last_errno(c->s),
+		  x->deadline, x->cancel, werr, open_waitfail);
+	if (!x->ch) {
+		if (!fail_if_fatal(c, (int)n))
+			iac_err_set("cannot open a channel to %s: %s", c->label, ssh_errmsg(c));
+		io_leave(c, &x->t);
+		pthread_mutex_unlock(&c->open_lk);
+		return IAC_ERR;
+	}
+	__atomic_fetch_add(&c->pool->stats.channels, 1, __ATOMIC_RELAXED);
+	/* still under open_lk: one exec request in flight (see above) */
+	CALL_WAIT(c, &x->t, n, libssh2_channel_exec(x->ch, line), x->deadline, x->cancel, werr, exec_waitfail);
+	pthread_mutex_unlock(&c->open_lk);
+	if (n < 0) {
+		if (!fail_if_fatal(c, (int)n))
+			iac_err_set("cannot start a command on %s: %s", c->label, ssh_errmsg(c));
+		io_leave(c, &x->t);
+		return IAC_ERR;
+	}
+	return 0;
+open_waitfail:
+	pthread_mutex_unlock(&c->open_lk);
+	return werr == IAC_ERR ? IAC_ERR : wait_err(c, werr, "opening a channel", x->timeout_ms);
+exec_waitfail:
+	pthread_mutex_unlock(&c->open_lk);
+	return exec_waitfail(x, werr);
+}
+
+/* Write the next piece of stdin, or close it once all of it is written.
+ * Only a half-sent packet is waited for here: an inbound EAGAIN goes back
+ * to exec_pump(), which has the output streams to try meanwhile. */
+static int exec_feed(exec_run *x, int *progress)
+{
+	iac_ssh_conn *c = x->c;
+	ssize_t n;
+	int werr = 0;
+
+	if (x->off < x->input_len) {
+		CALL_OUT(c, &x->t, n, libssh2_channel_write(x->ch, x->input + x->off, x->input_len - x->off),
+			 x->deadline, x->cancel, werr, waitfail);
+		if (n > 0) {
+			x->off += (size_t)n;
+			*progress = 1;
+		} else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
+			/* the command exited without reading all its input:
+			 * report its status, not a write error */
+			x->off = x->input_len;
+		}
+	} else if (!x->eof_sent) {
+		CALL_OUT(c, &x->t, n, libssh2_channel_send_eof(x->ch), x->deadline, x->cancel, werr, waitfail);
+		if (n != LIBSSH2_ERROR_EAGAIN) {
+			x->eof_sent = 1;
+			*progress = 1;
+		}
+	}
+	return 0;
+waitfail:
+	return exec_waitfail(x, werr);
+}
+
+/* Take what stream `id` (0 stdout, 1 stderr) has; *done once it ended. */
+static int exec_read(exec_run *x, int id, int *progress, int *done)
+{
+	iac_ssh_conn *c = x->c;
+	iac_buf *b = id ? &x->err : &x->out;
+	char buf[32768];
+	ssize_t n;
+	int werr = 0;
+
+	CALL_OUT(c, &x->t, n, libssh2_channel_read_ex(x->ch, id, buf, sizeof(buf)),
+		 x->deadline, x->cancel, werr, waitfail);
+	if (n > 0) {
+		if (b->len < IAC_SSH_CAPTURE_MAX)
+			iac_buf_put(b, buf, (size_t)n);
+		if (id == 1 && x->pid == 0)
+			take_pid(b, &x->pid);
+		*progress = 1;
+	} else if (n == 0) {
+		*done = 1;
+	} else if (n != LIBSSH2_ERROR_EAGAIN) {
+		if (!fail_if_fatal(c, (int)n))
+			iac_err_set("command on %s failed: %s", c->label, ssh_errmsg(c));
+		io_leave(c, &x->t);
+		return IAC_ERR;
+	}
+	return 0;
+waitfail:
+	return exec_waitfail(x, werr);
+}
+
+/* Feed stdin and collect stdout and stderr until both have ended. */
+static int exec_pump(exec_run *x)
+{
+	for (;;) {
+		int progress = 0, done0 = 0, done1 = 0, rc;
+		if ((rc = exec_feed(x, &progress)) != 0 || (rc = exec_read(x, 0, &progress, &done0)) != 0 ||
+		    (rc = exec_read(x, 1, &progress, &done1)) != 0)
+			return rc;
+		if (done0 && done1 && libssh2_channel_eof(x->ch))
+			return 0;
+		if (progress) {
+			/* be fair to the other channels between rounds */
+			io_leave(x->c, &x->t);
+			io_enter(x->c, &x->t);
+			continue;
+		}
+		if ((rc = io_wait(x->c, &x->t, x->deadline, x->cancel)) != 0)
+			return exec_waitfail(x, rc);
+	}
+}
+
+/* The signal that killed the command, if one did: "KILL", status 128+9. */
+static void exit_signal(iac_ssh_conn *c, LIBSSH2_CHANNEL *ch, iac_ssh_result *res)
+{
+	char *sig = NULL;
+	size_t siglen = 0;
+	if (libssh2_channel_get_exit_signal(ch, &sig, &siglen, NULL, NULL, NULL, NULL) == 0 && sig) {
+		res->signal = iac_xstrndup(sig, siglen);
+		res->status = 128 + sig_number(res->signal);
+		libssh2_free(c->s, sig);
+	}
+}
+
+/* Close the channel of a command that finished, and take its exit status.
+ * Unlike the others, returns with the lock released whatever happened. */
+static int exec_finish(exec_run *x, iac_ssh_result *res)
+{
+	iac_ssh_conn *c = x->c;
+	ssize_t n;
+	int werr = 0;
+
+	CALL_WAIT(c, &x->t, n, libssh2_channel_close(x->ch), x->deadline, x->cancel, werr, waitfail);
+	CALL_WAIT(c, &x->t, n, libssh2_channel_wait_closed(x->ch), x->deadline, x->cancel, werr, waitfail);
+	res->status = libssh2_channel_get_exit_status(x->ch);
+	exit_signal(c, x->ch, res);
+	CALL_WAIT(c, &x->t, n, libssh2_channel_free(x->ch), x->deadline, x->cancel, werr, freefail);
+	io_leave(c, &x->t);
+	x->ch = NULL;
+	return 0;
+waitfail:
+	return exec_waitfail(x, werr);
+freefail:
+	/* the command finished; only the bookkeeping timed out */
+	x->ch = NULL;
+	return 0;
+}
+
+/* Give up on a command that failed half way (lock not held). Its slot goes
+ * first: kill_remote() needs one, and the slots may all be taken. The error
+ * stays the command's, not kill_remote()'s. */
+static void exec_abandon(exec_run *x)
+{
+	slot_give(x->c);
+	if (x->pid > 0) {
+		char *msg = iac_xstrdup(iac_err_last());
+		kill_remote(x->c, x->pid);
+		iac_err_set("%s", msg);
+		free(msg);
+	}
+	channel_abandon(x->c, x->ch);
+	x->ch = NULL;
+}
+
 int iac_ssh_exec(iac_ssh_result *res, iac_ssh_conn *c, const char *cmd,
 		 const void *input, size_t input_len, double timeout_ms,
 		 const volatile int *cancel)
 {
-	double deadline = timeout_ms > 0 ? iac_now_ms() + timeout_ms : 0;
-	iac_buf out = IAC_BUF_INIT, err = IAC_BUF_INIT;
-	LIBSSH2_CHANNEL *ch = NULL;
-	size_t off = 0;
-	int eof_sent = 0, werr = 0, rc = IAC_ERR, gave = 0;
-	long pid = 0;
-	ssize_t n;
-	io_tok t;
-	char buf[32768];
-	char *full = NULL, *script = NULL;
+	exec_run x = {
+		.c = c, .deadline = timeout_ms > 0 ? iac_now_ms() + timeout_ms : 0, .timeout_ms = timeout_ms,
+		.cancel = cancel, .input = input, .input_len = input_len,
+		.out = IAC_BUF_INIT, .err = IAC_BUF_INIT,
+	};
+	char *line, *script = NULL;
+	int rc;
 
 	memset(res, 0, sizeof(*res));
 	res->status = -1;
@@ -1047,170 +1308,24 @@ int iac_ssh_exec(iac_ssh_result *res, iac_ssh_conn *c, const char *cmd,
 		return IAC_ERR;
 	if (cancel && *cancel)
 		return wait_err(c, IAC_EINTR, "a command", timeout_ms);
-	if ((werr = slot_take(c, deadline, cancel)) != 0)
-		return werr == IAC_ERR ? IAC_ERR : wait_err(c, werr, "waiting for a channel", timeout_ms);
-	/* sshd makes the command's shell a session leader; its pid, sent
-	 * first on stderr, lets a timeout kill the whole process group (libssh2
-	 * 1.10 cannot send signals, and sshd keeps a channel open until its
-	 * command exits) */
-	full = iac_xasprintf("printf '\\001%%d\\n' $$ >&2; %s", cmd);
-	if (!input) {
-		/* a command with no input of its own goes to the shell on stdin:
-		 * the exec line shows in `ps` on the host, with any value in it
-		 * (environment, secrets). Braces: the shell reads the whole
-		 * script before running any of it, so no command can read the
-		 * rest of it as its input (bash reads a pipe byte by byte). */
-		free(full);
-		full = iac_xstrdup("printf '\\001%d\\n' $$ >&2; exec \"${SHELL:-/bin/sh}\" -s");
-		script = iac_xasprintf("{\n%s\n} </dev/null\n", cmd);
-		input = script;
-		input_len = strlen(script);
-	}
-
-	pthread_mutex_lock(&c->open_lk);
-	io_enter(c, &t);
-	CALL_WAIT(c, &t, n, (ch = libssh2_channel_open_session(c->s)) ? 0 : libssh2_session_last_errno(c->s),
-		  deadline, cancel, werr, open_failed);
-	if (!ch) {
-		if (fatal_rc((int)n))
-			conn_fail(c, fatal_why(c, (int)n));
-		else
-			iac_err_set("cannot open a channel to %s: %s", c->label, ssh_errmsg(c));
-		io_leave(c, &t);
-		pthread_mutex_unlock(&c->open_lk);
-		goto out;
-	}
-	__atomic_fetch_add(&c->pool->stats.channels, 1, __ATOMIC_RELAXED);
-	/* still under open_lk: libssh2 1.10 fails a thread waiting for its
-	 * CHANNEL_SUCCESS when it reads another channel's SUCCESS first, so
-	 * only one exec request may be in flight per connection */
-	CALL_WAIT(c, &t, n, libssh2_channel_exec(ch, full), deadline, cancel, werr, exec_waitfail);
-	pthread_mutex_unlock(&c->open_lk);
-	if (n < 0) {
-		if (fatal_rc((int)n))
-			conn_fail(c, fatal_why(c, (int)n));
-		else
-			iac_err_set("cannot start a command on %s: %s", c->label, ssh_errmsg(c));
-		io_leave(c, &t);
-		goto abandon;
-	}
-	for (;;) {
-		int progress = 0, done0 = 0, done1 = 0;
-		if (off < input_len) {
-			CALL_OUT(c, &t, n, libssh2_channel_write(ch, (const char *)input + off, input_len - off),
-				 deadline, cancel, werr, waitfail);
-			if (n > 0) {
-				off += (size_t)n;
-				progress = 1;
-			} else if (n < 0 && n != LIBSSH2_ERROR_EAGAIN) {
-				/* the command exited without reading all its input:
-				 * report its status, not a write error */
-				off = input_len;
-			}
-		} else if (!eof_sent) {
-			CALL_OUT(c, &t, n, libssh2_channel_send_eof(ch), deadline, cancel, werr, waitfail);
-			if (n != LIBSSH2_ERROR_EAGAIN) {
-				eof_sent = 1;
-				progress = 1;
-			}
-		}
-		CALL_OUT(c, &t, n, libssh2_channel_read_ex(ch, 0, buf, sizeof(buf)), deadline, cancel, werr, waitfail);
-		if (n > 0) {
-			if (out.len < IAC_SSH_CAPTURE_MAX)
-				iac_buf_put(&out, buf, (size_t)n);
-			progress = 1;
-		} else if (n == 0) {
-			done0 = 1;
-		} else if (n != LIBSSH2_ERROR_EAGAIN) {
-			goto ioerr;
-		}
-		CALL_OUT(c, &t, n, libssh2_channel_read_ex(ch, 1, buf, sizeof(buf)), deadline, cancel, werr, waitfail);
-		if (n > 0) {
-			if (err.len < IAC_SSH_CAPTURE_MAX)
-				iac_buf_put(&err, buf, (size_t)n);
-			if (pid == 0)
-				take_pid(&err, &pid);
-			progress = 1;
-		} else if (n == 0) {
-			done1 = 1;
-		} else if (n != LIBSSH2_ERROR_EAGAIN) {
-			goto ioerr;
-		}
-		if (done0 && done1 && libssh2_channel_eof(ch))
-			break;
-		if (progress) {
-			/* be fair to the other channels between rounds */
-			io_leave(c, &t);
-			io_enter(c, &t);
-			continue;
-		}
-		if ((werr = io_wait(c, &t, deadline, cancel)) != 0)
-			goto waitfail;
-	}
-	CALL_WAIT(c, &t, n, libssh2_channel_close(ch), deadline, cancel, werr, waitfail);
-	CALL_WAIT(c, &t, n, libssh2_channel_wait_closed(ch), deadline, cancel, werr, waitfail);
-	res->status = libssh2_channel_get_exit_status(ch);
-	{
-		char *sig = NULL;
-		size_t siglen = 0;
-		if (libssh2_channel_get_exit_signal(ch, &sig, &siglen, NULL, NULL, NULL, NULL) == 0 && sig) {
-			res->signal = iac_xstrndup(sig, siglen);
-			res->status = 128 + sig_number(res->signal);
-			libssh2_free(c->s, sig);
-		}
-	}
-	CALL_WAIT(c, &t, n, libssh2_channel_free(ch), deadline, cancel, werr, freefail);
-	io_leave(c, &t);
-	ch = NULL;
-	rc = 0;
-	goto out;
-
-ioerr:
-	if (fatal_rc((int)n)) {
-		conn_fail(c, fatal_why(c, (int)n));
-	} else {
-		iac_err_set("command on %s failed: %s", c->label, ssh_errmsg(c));
-	}
-	io_leave(c, &t);
-	goto abandon;
-freefail:
-	/* the command finished; only the bookkeeping timed out */
-	ch = NULL;
-	rc = 0;
-	goto out;
-open_failed:
-	pthread_mutex_unlock(&c->open_lk);
-	rc = werr == IAC_ERR ? IAC_ERR : wait_err(c, werr, "opening a channel", timeout_ms);
-	goto out;
-exec_waitfail:
-	pthread_mutex_unlock(&c->open_lk);
-waitfail:
-	rc = werr == IAC_ERR ? IAC_ERR : wait_err(c, werr, "a command", timeout_ms);
-	if (werr == IAC_ERR)
-		goto out_dead;
-abandon:
-	slot_give(c);
-	gave = 1;
-	if (pid > 0) {
-		char *msg = iac_xstrdup(iac_err_last());
-		kill_remote(c, pid);
-		iac_err_set("%s", msg);
-		free(msg);
-	}
-	channel_abandon(c, ch);
-	ch = NULL;
-	goto out;
-out_dead:
-	ch = NULL;
-out:
-	if (!gave)
+	if ((rc = slot_take(c, x.deadline, cancel)) != 0)
+		return rc == IAC_ERR ? IAC_ERR : wait_err(c, rc, "waiting for a channel", timeout_ms);
+	line = exec_line(&x, cmd, &script);
+	rc = exec_open(&x, line);
+	if (rc == 0)
+		rc = exec_pump(&x);
+	if (rc == 0)
+		rc = exec_finish(&x, res);
+	if (x.ch)
+		exec_abandon(&x);
+	else
 		slot_give(c);
-	free(full);
+	free(line);
 	free(script);
-	res->out_len = out.len;
-	res->out = iac_buf_detach(&out);
-	res->err_len = err.len;
-	res->err = iac_buf_detach(&err);
+	res->out_len = x.out.len;
+	res->out = iac_buf_detach(&x.out);
+	res->err_len = x.err.len;
+	res->err = iac_buf_detach(&x.err);
 	return rc;
 }
 
@@ -1230,89 +1345,140 @@ static const char *sftp_errname(unsigned long e)
 	}
 }
 
-int iac_ssh_sftp_write(iac_ssh_conn *c, const char *path, const void *data, size_t len,
-		       mode_t mode, double timeout_ms, const volatile int *cancel)
-{
-	double deadline = timeout_ms > 0 ? iac_now_ms() + timeout_ms : 0;
-	LIBSSH2_SFTP_HANDLE *h = NULL;
-	int rc = IAC_ERR, werr = 0;
-	ssize_t n;
-	size_t off = 0;
+/* One SFTP write on its way through iac_ssh_sftp_write(); the helpers keep
+ * exec_run's lock contract. */
+typedef struct {
+	iac_ssh_conn *c;
 	io_tok t;
+	double deadline, timeout_ms;
+	const volatile int *cancel;
+	const char *path;
+} sftp_op;
 
-	if (iac_ssh_conn_check(c) < 0)
+/* A wait during an SFTP operation failed (lock released by io_wait()). */
+static int sftp_waitfail(sftp_op *o, int werr)
+{
+	if (werr == IAC_ERR)
 		return IAC_ERR;
-	pthread_mutex_lock(&c->sftp_lk);
-	if (!c->sftp) {
-		pthread_mutex_lock(&c->open_lk);
-		io_enter(c, &t);
-		CALL_WAIT(c, &t, n, (c->sftp = libssh2_sftp_init(c->s)) ? 0 : libssh2_session_last_errno(c->s),
-			  deadline, cancel, werr, init_failed);
-		if (!c->sftp) {
-			if (fatal_rc((int)n))
-				conn_fail(c, fatal_why(c, (int)n));
-			else
-				iac_err_set("cannot start SFTP on %s: %s", c->label, ssh_errmsg(c));
-			io_leave(c, &t);
-			pthread_mutex_unlock(&c->open_lk);
-			goto out;
-		}
-		io_leave(c, &t);
-		pthread_mutex_unlock(&c->open_lk);
+	wait_err(o->c, werr, "an SFTP write", o->timeout_ms);
+	/* the SFTP channel is in an unknown state now */
+	pthread_mutex_lock(&o->c->lk);
+	conn_fail(o->c, "an SFTP transfer was interrupted");
+	pthread_mutex_unlock(&o->c->lk);
+	return werr;
+}
+
+/* The connection's SFTP session, started on first use (sftp_lk held, lk
+ * not: this takes open_lk, then lk, and returns without either). Starting
+ * SFTP keeps its progress in the session like opening a channel does,
+ * hence open_lk. */
+static int sftp_start(sftp_op *o)
+{
+	iac_ssh_conn *c = o->c;
+	ssize_t n;
+	int werr = 0;
+
+	if (c->sftp)
+		return 0;
+	pthread_mutex_lock(&c->open_lk);
+	io_enter(c, &o->t);
+	CALL_WAIT(c, &o->t, n, (c->sftp = libssh2_sftp_init(c->s)) ? 0 : libssh2_session_last_errno(c->s),
+		  o->deadline, o->cancel, werr, waitfail);
+	int rc = c->sftp ? 0 : IAC_ERR;
+	if (rc != 0 && !fail_if_fatal(c, (int)n))
+		iac_err_set("cannot start SFTP on %s: %s", c->label, ssh_errmsg(c));
+	io_leave(c, &o->t);
+	pthread_mutex_unlock(&c->open_lk);
+	return rc;
+waitfail:
+	pthread_mutex_unlock(&c->open_lk);
+	return sftp_waitfail(o, werr);
+}
+
+/* Open o->path for writing, created or truncated with `mode`. A missing
+ * directory is IAC_ENOTFOUND: the caller may create it and try again. */
+static int sftp_open(sftp_op *o, mode_t mode, LIBSSH2_SFTP_HANDLE **h)
+{
+	iac_ssh_conn *c = o->c;
+	ssize_t n;
+	int werr = 0, rc = IAC_ERR;
+
+	CALL_WAIT(c, &o->t, n,
+		  (*h = libssh2_sftp_open_ex(c->sftp, o->path, (unsigned)strlen(o->path),
+					     LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC,
+					     (long)mode, LIBSSH2_SFTP_OPENFILE)) ? 0 : libssh2_session_last_errno(c->s),
+		  o->deadline, o->cancel, werr, waitfail);
+	if (*h)
+		return 0;
+	if (n == LIBSSH2_ERROR_SFTP_PROTOCOL) {
+		unsigned long e = libssh2_sftp_last_error(c->sftp);
+		iac_err_set("cannot write '%s' on %s: %s", o->path, c->label, sftp_errname(e));
+		rc = e == LIBSSH2_FX_NO_SUCH_FILE || e == LIBSSH2_FX_NO_SUCH_PATH ? IAC_ENOTFOUND : IAC_ERR;
+	} else if (!fail_if_fatal(c, (int)n)) {
+		iac_err_set("cannot write '%s' on %s: %s", o->path, c->label, ssh_errmsg(c));
 	}
-	io_enter(c, &t);
-	CALL_WAIT(c, &t, n,
-		  (h = libssh2_sftp_open_ex(c->sftp, path, (unsigned)strlen(path),
-					    LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC,
-					    (long)mode, LIBSSH2_SFTP_OPENFILE)) ? 0 : libssh2_session_last_errno(c->s),
-		  deadline, cancel, werr, waitfail);
-	if (!h) {
-		if (n == LIBSSH2_ERROR_SFTP_PROTOCOL) {
-			unsigned long e = libssh2_sftp_last_error(c->sftp);
-			iac_err_set("cannot write '%s' on %s: %s", path, c->label, sftp_errname(e));
-			rc = e == LIBSSH2_FX_NO_SUCH_FILE || e == LIBSSH2_FX_NO_SUCH_PATH ? IAC_ENOTFOUND : IAC_ERR;
-		} else if (fatal_rc((int)n)) {
-			conn_fail(c, fatal_why(c, (int)n));
-		} else {
-			iac_err_set("cannot write '%s' on %s: %s", path, c->label, ssh_errmsg(c));
-		}
-		io_leave(c, &t);
-		goto out;
-	}
+	io_leave(c, &o->t);
+	return rc;
+waitfail:
+	return sftp_waitfail(o, werr);
+}
+
+/* Write all of data to the open handle, then close it. */
+static int sftp_put(sftp_op *o, LIBSSH2_SFTP_HANDLE *h, const void *data, size_t len)
+{
+	iac_ssh_conn *c = o->c;
+	ssize_t n = 0;
+	size_t off = 0;
+	int werr = 0;
+
 	while (off < len) {
-		CALL_WAIT(c, &t, n, libssh2_sftp_write(h, (const char *)data + off, len - off),
-			  deadline, cancel, werr, waitfail);
+		CALL_WAIT(c, &o->t, n, libssh2_sftp_write(h, (const char *)data + off, len - off),
+			  o->deadline, o->cancel, werr, waitfail);
 		if (n < 0)
 			break;
 		off += (size_t)n;
 	}
 	int wrc = off < len ? (int)n : 0;
-	CALL_WAIT(c, &t, n, libssh2_sftp_close_handle(h), deadline, cancel, werr, waitfail);
+	CALL_WAIT(c, &o->t, n, libssh2_sftp_close_handle(h), o->deadline, o->cancel, werr, waitfail);
 	if (wrc < 0 || n < 0) {
 		if (fatal_rc(wrc < 0 ? wrc : (int)n))
 			conn_fail(c, fatal_why(c, (int)n));
 		else
-			iac_err_set("cannot write '%s' on %s: %s", path, c->label,
+			iac_err_set("cannot write '%s' on %s: %s", o->path, c->label,
 				    sftp_errname(libssh2_sftp_last_error(c->sftp)));
-		io_leave(c, &t);
-		goto out;
+		io_leave(c, &o->t);
+		return IAC_ERR;
 	}
-	io_leave(c, &t);
-	__atomic_fetch_add(&c->pool->stats.sftp_writes, 1, __ATOMIC_RELAXED);
-	rc = 0;
-	goto out;
-init_failed:
-	pthread_mutex_unlock(&c->open_lk);
+	return 0;
 waitfail:
-	if (werr != IAC_ERR) {
-		wait_err(c, werr, "an SFTP write", timeout_ms);
-		/* the SFTP channel is in an unknown state now */
-		pthread_mutex_lock(&c->lk);
-		conn_fail(c, "an SFTP transfer was interrupted");
-		pthread_mutex_unlock(&c->lk);
-		rc = werr;
+	return sftp_waitfail(o, werr);
+}
+
+int iac_ssh_sftp_write(iac_ssh_conn *c, const char *path, const void *data, size_t len,
+		       mode_t mode, double timeout_ms, const volatile int *cancel)
+{
+	sftp_op o = {
+		.c = c, .deadline = timeout_ms > 0 ? iac_now_ms() + timeout_ms : 0, .timeout_ms = timeout_ms,
+		.cancel = cancel, .path = path,
+	};
+	LIBSSH2_SFTP_HANDLE *h = NULL;
+	int rc;
+
+	if (iac_ssh_conn_check(c) < 0)
+		return IAC_ERR;
+	/* one SFTP operation at a time: they share the SFTP channel */
+	pthread_mutex_lock(&c->sftp_lk);
+	rc = sftp_start(&o);
+	if (rc == 0) {
+		io_enter(c, &o.t);
+		rc = sftp_open(&o, mode, &h);
 	}
-out:
+	if (rc == 0)
+		rc = sftp_put(&o, h, data, len);
+	if (rc == 0) {
+		io_leave(c, &o.t);
+		__atomic_fetch_add(&c->pool->stats.sftp_writes, 1, __ATOMIC_RELAXED);
+	}
 	pthread_mutex_unlock(&c->sftp_lk);
 	return rc;
 }

@@ -111,78 +111,48 @@ done:
 	return rc;
 }
 
-/* Change `name` on every target carrying it: validate everywhere first,
- * deliver to all targets at once (one slow host does not delay the
- * others), record each success; a target that fails keeps its old value
- * and is named in the error. */
-static int change(json_t **report, iac_state *st, iac_providers *pv, const char *name,
-		  const char *variant, double percent, int reset)
-{
-	size_t n, nt = 0;
-	const char **addrs = iac_state_addresses(st, &n);
-	target *ts = iac_xcalloc(n + 1, sizeof(*ts));
-	iac_buf label = IAC_BUF_INIT, failed = IAC_BUF_INIT;
-	json_t *targets = json_array();
-	int rc = 0;
-	size_t ok = 0;
+/* What to change: set flag `name` to `variant` (percent < 0: for everyone;
+ * 0..100: rollout), or reset it to what main.lua declares. */
+typedef struct {
+	const char *name, *variant;
+	double percent;
+	int reset;
+} flag_change;
 
-	*report = NULL;
+/* Every flags entry in state that carries the flag, with its new attributes
+ * prepared: all of them are checked before any is changed. *ts has room for
+ * every state entry; *nt of them are used (the last one failed when this
+ * returns IAC_ERR), and must be freed with targets_free() either way. */
+static int find_targets(target **ts, size_t *nt, iac_state *st, iac_providers *pv,
+			const flag_change *fc)
+{
+	size_t n;
+	const char **addrs = iac_state_addresses(st, &n);
+	iac_buf label = IAC_BUF_INIT;
+	int rc = 0;
+
+	*ts = iac_xcalloc(n + 1, sizeof(**ts));
+	*nt = 0;
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		json_t *e = iac_state_get(st, addrs[i]);
 		json_t *attrs = json_object_get(e, "attributes");
-		if (!is_flags_entry(e) || !json_object_get(json_object_get(attrs, "flags"), name))
+		if (!is_flags_entry(e) || !json_object_get(json_object_get(attrs, "flags"), fc->name))
 			continue;
-		target *t = &ts[nt++];
+		target *t = &(*ts)[(*nt)++];
 		t->addr = iac_xstrdup(addrs[i]);
 		t->type = iac_json_str(e, "type");
 		t->entry = e;
 		t->pv = pv;
 		t->label = iac_xstrdup(target_label(e, &label));
-		rc = prepare(t, attrs, name, variant, percent, reset);
+		rc = prepare(t, attrs, fc->name, fc->variant, fc->percent, fc->reset);
 	}
 	free(addrs);
-	if (rc == 0 && !nt)
-		rc = iac_err_set("no flag '%s' in state: declare it in main.lua and run 'iac apply' first "
-				 "('iac flag list' shows the flags there are)", name);
-	if (rc == 0) {
-		pthread_t *th = iac_xcalloc(nt, sizeof(*th));
-		int *started = iac_xcalloc(nt, sizeof(int));
-		for (size_t i = 0; i < nt; i++)
-			started[i] = pthread_create(&th[i], NULL, deliver_one, &ts[i]) == 0;
-		for (size_t i = 0; i < nt; i++) {
-			if (started[i])
-				pthread_join(th[i], NULL);
-			else
-				deliver_one(&ts[i]);
-		}
-		free(th);
-		free(started);
-		for (size_t i = 0; i < nt; i++) {
-			target *t = &ts[i];
-			json_array_append_new(targets, json_pack("{s:s,s:s,s:s?,s:f,s:O?,s:b,s:s?}", "address", t->addr,
-								 "target", t->label, "value", t->value, "ms", t->ms,
-								 "moves", t->moves, "ok", t->rc == 0,
-								 "error", t->rc ? t->error : NULL));
-			if (t->rc < 0) {
-				iac_buf_printf(&failed, "\n  %s: %s", t->label, t->error);
-				continue;
-			}
-			json_t *entry = json_copy(t->entry);
-			json_object_set(entry, "attributes", t->attrs);
-			if (iac_state_put(st, entry) == 0)
-				ok++;
-		}
-		json_t *ev = json_pack("{s:s,s:s,s:s?,s:O}", "command", reset ? "flag reset" : "flag set", "flag", name,
-				       "variant", reset ? NULL : variant, "targets", targets);
-		if (!reset && percent >= 0)
-			json_object_set_new(ev, "percent", json_real(percent));
-		iac_history_add(st, ev);
-		*report = json_incref(targets);
-		if (ok < nt)
-			rc = iac_err_set("flag '%s' reached %zu of %zu targets; these keep their old value:%s\n"
-					 "run the same command again once they are reachable", name, ok, nt,
-					 iac_buf_cstr(&failed));
-	}
+	iac_buf_free(&label);
+	return rc;
+}
+
+static void targets_free(target *ts, size_t nt)
+{
 	for (size_t i = 0; i < nt; i++) {
 		free(ts[i].addr);
 		free(ts[i].value);
@@ -191,9 +161,90 @@ static int change(json_t **report, iac_state *st, iac_providers *pv, const char 
 		json_decref(ts[i].moves);
 	}
 	free(ts);
-	iac_buf_free(&label);
+}
+
+/* Deliver to every target at once, a thread each, so one slow host does not
+ * delay the others; a target whose thread cannot start is done here. */
+static void deliver_all(target *ts, size_t nt)
+{
+	pthread_t *th = iac_xcalloc(nt, sizeof(*th));
+	int *started = iac_xcalloc(nt, sizeof(int));
+	for (size_t i = 0; i < nt; i++)
+		started[i] = pthread_create(&th[i], NULL, deliver_one, &ts[i]) == 0;
+	for (size_t i = 0; i < nt; i++) {
+		if (started[i])
+			pthread_join(th[i], NULL);
+		else
+			deliver_one(&ts[i]);
+	}
+	free(th);
+	free(started);
+}
+
+/* Add each target's outcome to `report`, and record the new attributes of
+ * those the change reached. Returns how many were recorded; the failed ones
+ * are listed in *failed. */
+static size_t record(json_t *report, iac_buf *failed, iac_state *st, const target *ts, size_t nt)
+{
+	size_t ok = 0;
+	for (size_t i = 0; i < nt; i++) {
+		const target *t = &ts[i];
+		json_array_append_new(report, json_pack("{s:s,s:s,s:s?,s:f,s:O?,s:b,s:s?}", "address", t->addr,
+							"target", t->label, "value", t->value, "ms", t->ms,
+							"moves", t->moves, "ok", t->rc == 0,
+							"error", t->rc ? t->error : NULL));
+		if (t->rc < 0) {
+			iac_buf_printf(failed, "\n  %s: %s", t->label, t->error);
+			continue;
+		}
+		json_t *entry = json_copy(t->entry);
+		json_object_set(entry, "attributes", t->attrs);
+		if (iac_state_put(st, entry) == 0)
+			ok++;
+	}
+	return ok;
+}
+
+static void add_history(iac_state *st, const flag_change *fc, json_t *targets)
+{
+	json_t *ev = json_pack("{s:s,s:s,s:s?,s:O}", "command", fc->reset ? "flag reset" : "flag set",
+			       "flag", fc->name, "variant", fc->reset ? NULL : fc->variant, "targets", targets);
+	if (!fc->reset && fc->percent >= 0)
+		json_object_set_new(ev, "percent", json_real(fc->percent));
+	iac_history_add(st, ev);
+}
+
+/* Change `name` on every target carrying it: validate everywhere first,
+ * deliver to all targets at once, record each success; a target that fails
+ * keeps its old value and is named in the error. */
+static int change(json_t **report, iac_state *st, iac_providers *pv, const char *name,
+		  const char *variant, double percent, int reset)
+{
+	const flag_change fc = { .name = name, .variant = variant, .percent = percent, .reset = reset };
+	target *ts;
+	size_t nt, ok;
+	iac_buf failed = IAC_BUF_INIT;
+	json_t *targets;
+	int rc;
+
+	*report = NULL;
+	rc = find_targets(&ts, &nt, st, pv, &fc);
+	if (rc == 0 && !nt)
+		rc = iac_err_set("no flag '%s' in state: declare it in main.lua and run 'iac apply' first "
+				 "('iac flag list' shows the flags there are)", name);
+	if (rc == 0) {
+		deliver_all(ts, nt);
+		targets = json_array();
+		ok = record(targets, &failed, st, ts, nt);
+		add_history(st, &fc, targets);
+		*report = targets;
+		if (ok < nt)
+			rc = iac_err_set("flag '%s' reached %zu of %zu targets; these keep their old value:%s\n"
+					 "run the same command again once they are reachable", name, ok, nt,
+					 iac_buf_cstr(&failed));
+	}
+	targets_free(ts, nt);
 	iac_buf_free(&failed);
-	json_decref(targets);
 	return rc;
 }
 
