@@ -121,6 +121,8 @@ int iac_ssh_pool_new(iac_ssh_pool **out, const iac_ssh_options *opts)
 	p->o.private_key = dup_or_null(opts->private_key);
 	p->o.public_key = dup_or_null(opts->public_key);
 	p->o.passphrase = dup_or_null(opts->passphrase);
+	p->o.become = opts->become;
+	p->o.become_password = dup_or_null(opts->become_password);
 	if (opts->known_hosts) {
 		p->o.known_hosts = iac_xstrdup(opts->known_hosts);
 	} else {
@@ -177,6 +179,10 @@ void iac_ssh_pool_free(iac_ssh_pool *p)
 	free((char *)p->o.user);
 	free((char *)p->o.private_key);
 	free((char *)p->o.public_key);
+	if (p->o.become_password) {
+		memset((char *)p->o.become_password, 0, strlen(p->o.become_password));
+		free((char *)p->o.become_password);
+	}
 	if (p->o.passphrase) {
 		memset((char *)p->o.passphrase, 0, strlen(p->o.passphrase));
 		free((char *)p->o.passphrase);
@@ -1088,18 +1094,92 @@ typedef struct {
  * sshd makes the command's shell a session leader; its pid, sent first on
  * stderr, lets a timeout kill the whole process group (libssh2 1.10 cannot
  * send signals, and sshd keeps a channel open until its command exits). */
+/* With become and a password: sudo reads the password line, then the
+ * shell it starts checks that the next line is this marker before it runs
+ * anything. A sudo that did not ask (NOPASSWD, say) leaves the password as
+ * the first line, which is then refused, never run as a command. */
+#define BECOME_MARK "#iac-become"
+/* (it goes inside a '...' argument: no single quotes in it) */
+#define BECOME_CHECK "IFS= read -r l; [ \"$l\" = \"" BECOME_MARK "\" ] || { echo \"sudo did not ask for the " \
+	"password (a NOPASSWD rule?): leave become_password out\" >&2; exit 97; }; "
+
+/* stdin for a become-with-password command: password, marker, input */
+static char *become_input(const char *pw, const char *input, size_t len, size_t *out_len)
+{
+	size_t pl = strlen(pw), ml = strlen(BECOME_MARK);
+	char *buf = iac_xmalloc(pl + ml + len + 3);
+	memcpy(buf, pw, pl);
+	buf[pl] = '\n';
+	memcpy(buf + pl + 1, BECOME_MARK, ml);
+	buf[pl + 1 + ml] = '\n';
+	memcpy(buf + pl + ml + 2, input, len);
+	*out_len = pl + ml + 2 + len;
+	buf[*out_len] = '\0';
+	return buf;
+}
+
+/* sudo itself said no (wrong password, not in sudoers): that is not the
+ * command failing, and the caller's hint about it would mislead. */
+static int become_refused(iac_ssh_conn *c, const iac_ssh_result *res)
+{
+	static const char *const says[] = { "incorrect password", "a password is required", "is not in the sudoers",
+					     "may not run sudo", "not allowed to execute", "sudo did not ask for the password",
+					     NULL };
+	if ((res->status != 1 && res->status != 97) || !res->err)
+		return 0;
+	for (int i = 0; says[i]; i++) {
+		const char *hit = strstr(res->err, says[i]);
+		if (!hit)
+			continue;
+		const char *line = hit;   /* the whole line that says it */
+		while (line > res->err && line[-1] != '\n')
+			line--;
+		return iac_err_set("sudo on %s did not let '%s' run commands as root (become): %.*s", c->label,
+				   c->pool->o.user, (int)strcspn(line, "\n"), line);
+	}
+	return 0;
+}
+
 static char *exec_line(exec_run *x, const char *cmd, char **script)
 {
-	if (x->input)
+	const iac_ssh_options *o = &x->c->pool->o;
+	const char *pw = o->become ? o->become_password : NULL;
+	char *line;
+	if (x->input && !o->become)
 		return iac_xasprintf("printf '\\001%%d\\n' $$ >&2; %s", cmd);
+	if (x->input) {
+		/* become, with input of its own: sh -c runs the command ($0) */
+		char *q = iac_ssh_quote(cmd);
+		line = pw ? iac_xasprintf("printf '\\001%%d\\n' $$ >&2; exec sudo -S -p '' -k -- /bin/sh -c '"
+					  BECOME_CHECK "eval \"$0\"' %s", q)
+			  : iac_xasprintf("printf '\\001%%d\\n' $$ >&2; exec sudo -n -- /bin/sh -c %s", q);
+		free(q);
+		if (pw) {
+			*script = become_input(pw, x->input, x->input_len, &x->input_len);
+			x->input = *script;
+		}
+		return line;
+	}
 	/* a command with no input of its own goes to the shell on stdin: the
 	 * exec line shows in `ps` on the host, with any value in it
 	 * (environment, secrets). Braces: the shell reads the whole script
 	 * before running any of it, so no command can read the rest of it as
 	 * its input (bash reads a pipe byte by byte). */
-	*script = iac_xasprintf("{\n%s\n} </dev/null\n", cmd);
+	char *body = iac_xasprintf("{\n%s\n} </dev/null\n", cmd);
+	if (pw) {
+		size_t n;
+		*script = become_input(pw, body, strlen(body), &n);
+		free(body);
+		x->input = *script;
+		x->input_len = n;
+		return iac_xstrdup("printf '\\001%d\\n' $$ >&2; exec sudo -S -p '' -k -- /bin/sh -c '" BECOME_CHECK
+				   "exec /bin/sh -s'");
+	}
+	*script = body;
 	x->input = *script;
 	x->input_len = strlen(*script);
+	if (o->become)
+		return iac_xstrdup("printf '\\001%d\\n' $$ >&2; exec sudo -n -- /bin/sh -s");
 	return iac_xstrdup("printf '\\001%d\\n' $$ >&2; exec \"${SHELL:-/bin/sh}\" -s");
 }
 
@@ -1326,6 +1406,8 @@ int iac_ssh_exec(iac_ssh_result *res, iac_ssh_conn *c, const char *cmd,
 	res->out = iac_buf_detach(&x.out);
 	res->err_len = x.err.len;
 	res->err = iac_buf_detach(&x.err);
+	if (rc == 0 && c->pool->o.become)
+		rc = become_refused(c, res);
 	return rc;
 }
 

@@ -33,6 +33,11 @@ typedef struct {
 	int accept_new;              /* add unknown host keys (never changed ones) */
 	double connect_timeout_ms;   /* TCP connect + handshake + auth (0: 10 s) */
 	int max_channels;            /* channels open at once per host (0: 8) */
+	/* Run every command as root through sudo, so the login need not be
+	 * root: become_password NULL means NOPASSWD (sudo -n); else sudo is
+	 * given the password on stdin, never on a command line. */
+	int become;
+	const char *become_password;
 } iac_ssh_options;
 
 /* Where to connect. user/port NULL/0 fall back to the pool's options. */

@@ -23,7 +23,7 @@ static const iac_rtype *const ssh_types[] = {
 /* Settings of provider "ssh" { ... }. */
 static const char *const known_settings[] = {
 	"user", "port", "private_key", "public_key", "passphrase", "known_hosts", "connect_timeout",
-	"command_timeout", "accept_new", "max_channels", "sftp", NULL,
+	"command_timeout", "accept_new", "max_channels", "sftp", "become", "become_password", NULL,
 };
 
 static int get_duration(double *out, const json_t *cfg, const char *key, double dflt)
@@ -81,6 +81,12 @@ static int ssh_configure(void **out, const json_t *config, const char *config_di
 	pthread_mutex_init(&pd->lk, NULL);
 	pd->command_timeout_ms = ms;
 	pd->use_sftp = json_is_true(json_object_get(config, "sftp"));
+	if (pd->use_sftp && json_is_true(json_object_get(config, "become"))) {
+		pthread_mutex_destroy(&pd->lk);
+		free(pd);
+		return iac_err_set("provider \"ssh\": sftp writes files as the login user, so it cannot be used with "
+				   "become; leave sftp out (files then go through sudo like every command)");
+	}
 	*out = pd;
 	return 0;
 }
@@ -114,6 +120,10 @@ static int ssh_configure_hosts(iac_hosts *hosts, const json_t *config, const cha
 	if (o.passphrase)
 		iac_redact_add(o.passphrase);
 	o.accept_new = json_is_true(json_object_get(config, "accept_new"));
+	o.become = json_is_true(json_object_get(config, "become"));
+	o.become_password = get_str(config, "become_password");
+	if (o.become_password)
+		iac_redact_add(o.become_password);
 	if (get_duration(&o.connect_timeout_ms, config, "connect_timeout", 10000) < 0)
 		goto done;
 	if (json_is_integer(json_object_get(config, "max_channels")))
