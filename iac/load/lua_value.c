@@ -258,24 +258,12 @@ static __thread int allow_handles;
  * again on its own path is a cycle (t.x = t), reported, never followed. */
 static __thread const void *path[MAX_DEPTH + 2];
 
-static json_t *table_to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen, int depth)
+/* What a table is: 1 a list, 2 named fields, 0 empty; -1 with err set
+ * when it is neither (keys of another kind, both kinds, holes). */
+static int table_shape(lua_State *L, int idx, const char *what, char *err, size_t errlen)
 {
 	lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
 	int has_str = 0;
-	json_t *out;
-	const void *me = lua_topointer(L, idx);
-
-	for (int d = 0; d < depth; d++)
-		if (path[d] == me) {
-			snprintf(err, errlen, "%s contains a table that contains itself", what);
-			return NULL;
-		}
-	path[depth] = me;
-	/* each level holds a key, a value and a nested call's own slots */
-	if (!lua_checkstack(L, 8)) {
-		snprintf(err, errlen, "%s: nested too deeply", what);
-		return NULL;
-	}
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		count++;
@@ -284,40 +272,48 @@ static json_t *table_to_json(lua_State *L, int idx, const char *what, char *err,
 		else if (!lua_isinteger(L, -2)) {
 			lua_pop(L, 2);
 			snprintf(err, errlen, "%s: table keys must be strings or list positions", what);
-			return NULL;
+			return -1;
 		}
 		lua_pop(L, 1);
 	}
 	if (has_str && count > 0 && n > 0) {
 		snprintf(err, errlen, "%s: table mixes list items and named fields", what);
-		return NULL;
+		return -1;
 	}
-	if (!has_str && count > 0) {
-		if (count != n) {
-			snprintf(err, errlen, "%s: list has holes (nil items)", what);
+	if (!has_str && count > 0 && count != n) {
+		snprintf(err, errlen, "%s: list has holes (nil items)", what);
+		return -1;
+	}
+	return count == 0 ? 0 : has_str ? 2 : 1;
+}
+
+static json_t *list_to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen, int depth)
+{
+	lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+	json_t *out = json_array();
+	for (lua_Integer i = 1; i <= n; i++) {
+		char sub[256];
+		lua_rawgeti(L, idx, i);
+		/* name nested places only where an error can come from */
+		const char *w = what;
+		if (lua_type(L, -1) == LUA_TTABLE || lua_type(L, -1) >= LUA_TFUNCTION) {
+			snprintf(sub, sizeof(sub), "%s[%lld]", what, (long long)i);
+			w = sub;
+		}
+		json_t *v = to_json(L, -1, w, err, errlen, depth + 1);
+		lua_pop(L, 1);
+		if (!v) {
+			json_decref(out);
 			return NULL;
 		}
-		out = json_array();
-		for (lua_Integer i = 1; i <= n; i++) {
-			char sub[256];
-			lua_rawgeti(L, idx, i);
-			/* name nested places only where an error can come from */
-			const char *w = what;
-			if (lua_type(L, -1) == LUA_TTABLE || lua_type(L, -1) >= LUA_TFUNCTION) {
-				snprintf(sub, sizeof(sub), "%s[%lld]", what, (long long)i);
-				w = sub;
-			}
-			json_t *v = to_json(L, -1, w, err, errlen, depth + 1);
-			lua_pop(L, 1);
-			if (!v) {
-				json_decref(out);
-				return NULL;
-			}
-			json_array_append_new(out, v);
-		}
-		return out;
+		json_array_append_new(out, v);
 	}
-	out = json_object();
+	return out;
+}
+
+static json_t *fields_to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen, int depth)
+{
+	json_t *out = json_object();
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		char sub[256];
@@ -357,6 +353,85 @@ static json_t *table_to_json(lua_State *L, int idx, const char *what, char *err,
 	return out;
 }
 
+static json_t *table_to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen, int depth)
+{
+	const void *me = lua_topointer(L, idx);
+	for (int d = 0; d < depth; d++)
+		if (path[d] == me) {
+			snprintf(err, errlen, "%s contains a table that contains itself", what);
+			return NULL;
+		}
+	path[depth] = me;
+	/* each level holds a key, a value and a nested call's own slots */
+	if (!lua_checkstack(L, 8)) {
+		snprintf(err, errlen, "%s: nested too deeply", what);
+		return NULL;
+	}
+	switch (table_shape(L, idx, what, err, errlen)) {
+	case -1:
+		return NULL;
+	case 1:
+		return list_to_json(L, idx, what, err, errlen, depth);
+	default:
+		return fields_to_json(L, idx, what, err, errlen, depth);
+	}
+}
+
+/* A resource or module handle: a whole-resource reference where one is
+ * allowed (depends_on, watching attributes), else an error. */
+static json_t *handle_to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen)
+{
+	if (allow_handles && luaL_testudata(L, idx, IAC_MT_RESOURCE)) {
+		json_t *r = iac_value_ref(iac_lua_handle_addr(L, idx), "*");
+		if (!r)
+			snprintf(err, errlen, "%s: a resource address that is not UTF-8 text", what);
+		return r;
+	}
+	if (iac_lua_handle_addr(L, idx)) {
+		snprintf(err, errlen, "%s: '%s' is a whole %s; use one of its attributes (like %s.id), "
+			 "or list it in depends_on", what, iac_lua_handle_addr(L, idx),
+			 luaL_testudata(L, idx, IAC_MT_RESOURCE) ? "resource" : "module",
+			 iac_lua_handle_addr(L, idx));
+		return NULL;
+	}
+	snprintf(err, errlen, "%s: a %s cannot be a value", what, luaL_typename(L, idx));
+	return NULL;
+}
+
+/* A marked table: a reference, a sensitive value or a template. */
+static json_t *marker_to_json(lua_State *L, int idx, const char *kind, const char *what, char *err, size_t errlen,
+			      int depth)
+{
+	if (!strcmp(kind, IAC_MT_REF)) {
+		/* raw: a reference's own __index makes new references */
+		lua_pushliteral(L, "addr");
+		lua_rawget(L, idx);
+		lua_pushliteral(L, "attr");
+		lua_rawget(L, idx);
+		json_t *r = lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING
+			? iac_value_ref(lua_tostring(L, -2), lua_tostring(L, -1)) : NULL;
+		lua_pop(L, 2);
+		if (!r)
+			snprintf(err, errlen, "%s: a broken reference (its address or attribute is not text)", what);
+		return r;
+	}
+	if (!strcmp(kind, IAC_MT_SENSITIVE)) {
+		lua_pushliteral(L, "value");
+		lua_rawget(L, idx);
+		json_t *v = to_json(L, -1, what, err, errlen, depth + 1);
+		lua_pop(L, 1);
+		return v ? iac_value_sensitive(v) : NULL;
+	}
+	/* template */
+	lua_pushliteral(L, "parts");
+	lua_rawget(L, idx);
+	json_t *parts = to_json(L, -1, what, err, errlen, depth + 1);
+	lua_pop(L, 1);
+	if (!parts)
+		return NULL;
+	return json_pack("{s:s,s:o}", "$iac", "tpl", "parts", parts);
+}
+
 static json_t *to_json(lua_State *L, int idx, const char *what, char *err, size_t errlen, int depth)
 {
 	idx = lua_absindex(L, idx);
@@ -387,53 +462,12 @@ static json_t *to_json(lua_State *L, int idx, const char *what, char *err, size_
 		return str;
 	}
 	case LUA_TUSERDATA:
-		if (allow_handles && luaL_testudata(L, idx, IAC_MT_RESOURCE))
-		{
-			json_t *r = iac_value_ref(iac_lua_handle_addr(L, idx), "*");
-			if (!r)
-				snprintf(err, errlen, "%s: a resource address that is not UTF-8 text", what);
-			return r;
-		}
-		if (iac_lua_handle_addr(L, idx)) {
-			snprintf(err, errlen, "%s: '%s' is a whole %s; use one of its attributes (like %s.id), "
-				 "or list it in depends_on", what, iac_lua_handle_addr(L, idx),
-				 luaL_testudata(L, idx, IAC_MT_RESOURCE) ? "resource" : "module",
-				 iac_lua_handle_addr(L, idx));
-			return NULL;
-		}
-		break;
+		return handle_to_json(L, idx, what, err, errlen);
 	case LUA_TTABLE: {
 		const char *kind = table_kind(L, idx);
 		if (kind == NULL || !strcmp(kind, IAC_MT_HOST))
 			return table_to_json(L, idx, what, err, errlen, depth);
-		if (!strcmp(kind, IAC_MT_REF)) {
-			/* raw: a reference's own __index makes new references */
-			lua_pushliteral(L, "addr");
-			lua_rawget(L, idx);
-			lua_pushliteral(L, "attr");
-			lua_rawget(L, idx);
-			json_t *r = lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING
-				? iac_value_ref(lua_tostring(L, -2), lua_tostring(L, -1)) : NULL;
-			lua_pop(L, 2);
-			if (!r)
-				snprintf(err, errlen, "%s: a broken reference (its address or attribute is not text)", what);
-			return r;
-		}
-		if (!strcmp(kind, IAC_MT_SENSITIVE)) {
-			lua_pushliteral(L, "value");
-			lua_rawget(L, idx);
-			json_t *v = to_json(L, -1, what, err, errlen, depth + 1);
-			lua_pop(L, 1);
-			return v ? iac_value_sensitive(v) : NULL;
-		}
-		/* template */
-		lua_pushliteral(L, "parts");
-		lua_rawget(L, idx);
-		json_t *parts = to_json(L, -1, what, err, errlen, depth + 1);
-		lua_pop(L, 1);
-		if (!parts)
-			return NULL;
-		return json_pack("{s:s,s:o}", "$iac", "tpl", "parts", parts);
+		return marker_to_json(L, idx, kind, what, err, errlen, depth);
 	}
 	default:
 		break;

@@ -203,6 +203,23 @@ static int render_watch(iac_buf *out, const iac_change *c, const char *k, const 
 	return 1;
 }
 
+/* Every attribute of a created ("+") or destroyed ("-") object. */
+static void render_all(iac_buf *out, const iac_change *c, int gone, size_t w)
+{
+	const json_t *obj = gone ? c->before : c->planned;
+	const char **keys = sorted_keys(obj), *k;
+	for (size_t i = 0; (k = keys[i]); i++) {
+		const json_t *v = json_object_get(obj, k);
+		if (json_is_null(v) || (!gone && !strcmp(k, "steps")))
+			continue;
+		iac_buf_printf(out, "      %s%c%s %-*s = ", iac_color(gone ? IAC_C_RED : IAC_C_GREEN), gone ? '-' : '+',
+			       iac_color(IAC_C_RESET), (int)w, k);
+		render_value(out, c, k, v);
+		iac_buf_puts(out, gone ? " -> null\n" : "\n");
+	}
+	free(keys);
+}
+
 static void render_attrs(iac_buf *out, const iac_change *c)
 {
 	const json_t *before = c->before, *after = c->planned;
@@ -211,30 +228,8 @@ static void render_attrs(iac_buf *out, const iac_change *c)
 	json_t *v;
 
 	const char **keys;
-	if (c->action == IAC_ACT_CREATE || c->action == IAC_ACT_READ) {
-		keys = sorted_keys(after);
-		for (size_t i = 0; (k = keys[i]); i++) {
-			v = json_object_get(after, k);
-			if (json_is_null(v) || !strcmp(k, "steps"))
-				continue;
-			iac_buf_printf(out, "      %s+%s %-*s = ", iac_color(IAC_C_GREEN), iac_color(IAC_C_RESET), (int)w, k);
-			render_value(out, c, k, v);
-			iac_buf_putc(out, '\n');
-		}
-		free(keys);
-		return;
-	}
-	if (c->action == IAC_ACT_DELETE) {
-		keys = sorted_keys(before);
-		for (size_t i = 0; (k = keys[i]); i++) {
-			v = json_object_get(before, k);
-			if (json_is_null(v))
-				continue;
-			iac_buf_printf(out, "      %s-%s %-*s = ", iac_color(IAC_C_RED), iac_color(IAC_C_RESET), (int)w, k);
-			render_value(out, c, k, v);
-			iac_buf_puts(out, " -> null\n");
-		}
-		free(keys);
+	if (c->action == IAC_ACT_CREATE || c->action == IAC_ACT_READ || c->action == IAC_ACT_DELETE) {
+		render_all(out, c, c->action == IAC_ACT_DELETE, w);
 		return;
 	}
 	/* update / replace: changed attributes, identity-ish ones for context */
