@@ -291,137 +291,202 @@ static int not_sent(iac_etcd *e, CURLcode rc)
 
 static int authenticate(iac_etcd *e);
 
-/* POST /v3/<path>. timeout_ms < 0: no overall deadline (streams). With a
- * stream handler, *out is NULL and the handler sees the objects. */
-static int request(json_t **out, iac_etcd *e, const char *path, const json_t *body, double timeout_ms,
-		   stream_fn fn, void *ud, int may_reauth)
-{
-	char *payload = json_dumps(body, JSON_COMPACT);
-	iac_buf why = IAC_BUF_INIT;
-	response r = { IAC_BUF_INIT, fn, ud, 0, 0 };
-	struct curl_slist *headers = NULL;
-	long status = 0;
-	int rc = -1, sent = 0;
-	CURLcode cc = CURLE_OK;
-	size_t tried;
+/* One request's parameters, passed down the helpers of request(). */
+typedef struct {
+	const char *path;
+	const json_t *body;
+	double timeout_ms;   /* < 0: no overall deadline (streams) */
+	stream_fn fn;
+	void *ud;
+	int may_reauth;
+} etcd_req;
 
-	if (out)
-		*out = NULL;
-	headers = curl_slist_append(headers, "Content-Type: application/json");
+/* Connecting gets at most CONNECT_TIMEOUT_MS, less when the whole request
+ * has less: a dead endpoint must leave time to try the next one. */
+static double connect_timeout_ms(double timeout_ms)
+{
+	return timeout_ms > 0 && timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms : CONNECT_TIMEOUT_MS;
+}
+
+static struct curl_slist *request_headers(const iac_etcd *e)
+{
+	struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
 	if (e->token) {
 		char *h = iac_xasprintf("Authorization: %s", e->token);
 		headers = curl_slist_append(headers, h);
 		free(h);
 	}
-	for (tried = 0; tried < e->n_endpoints; tried++) {
-		size_t idx = (e->current + tried) % e->n_endpoints;
-		char *url = iac_xasprintf("%s/v3/%s", e->endpoints[idx], path);
-		CURL *c = e->curl;
+	return headers;
+}
 
-		curl_easy_reset(c);
-		e->errbuf[0] = '\0';
-		iac_buf_clear(&r.body);
-		r.stopped = r.overflow = 0;
-		curl_easy_setopt(c, CURLOPT_URL, url);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
-		curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-		curl_easy_setopt(c, CURLOPT_ERRORBUFFER, e->errbuf);
-		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-				 (long)(timeout_ms > 0 && timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms : CONNECT_TIMEOUT_MS));
-		if (timeout_ms > 0)
-			curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-		if (e->ca_file)
-			curl_easy_setopt(c, CURLOPT_CAINFO, e->ca_file);
-		if (e->cert_file)
-			curl_easy_setopt(c, CURLOPT_SSLCERT, e->cert_file);
-		if (e->key_file)
-			curl_easy_setopt(c, CURLOPT_SSLKEY, e->key_file);
-		cc = curl_easy_perform(c);
-		free(url);
-		if (cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && r.stopped)) {
+/* One attempt against endpoint idx. The handle is reset each time: options
+ * from an earlier request (a stream's missing deadline) must not leak. */
+static CURLcode try_endpoint(iac_etcd *e, size_t idx, const etcd_req *q, const char *payload,
+			     struct curl_slist *headers, response *r)
+{
+	char *url = iac_xasprintf("%s/v3/%s", e->endpoints[idx], q->path);
+	CURL *c = e->curl;
+	CURLcode cc;
+
+	curl_easy_reset(c);
+	e->errbuf[0] = '\0';
+	iac_buf_clear(&r->body);
+	r->stopped = r->overflow = 0;
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, e->errbuf);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_timeout_ms(q->timeout_ms));
+	if (q->timeout_ms > 0)
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)q->timeout_ms);
+	if (e->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, e->ca_file);
+	if (e->cert_file)
+		curl_easy_setopt(c, CURLOPT_SSLCERT, e->cert_file);
+	if (e->key_file)
+		curl_easy_setopt(c, CURLOPT_SSLKEY, e->key_file);
+	cc = curl_easy_perform(c);
+	free(url);
+	return cc;
+}
+
+/* The request may have reached etcd, so it is not retried elsewhere (a
+ * retried put or txn could apply twice). This endpoint stays current. */
+static int sent_and_failed(iac_etcd *e, size_t idx, const etcd_req *q, CURLcode cc)
+{
+	iac_buf w = IAC_BUF_INIT;
+	int rc = -1;
+
+	e->current = idx;
+	describe_curl_error(&w, e, cc, q->timeout_ms);
+	if (cc == CURLE_OPERATION_TIMEDOUT) {
+		iac_err_set("etcd at '%s' did not answer '%s' in time: %s", e->endpoints[idx], q->path,
+			    iac_buf_cstr(&w));
+		rc = IAC_ETIMEOUT;
+	} else {
+		iac_err_set("etcd request '%s' to '%s' failed: %s", q->path, e->endpoints[idx], iac_buf_cstr(&w));
+	}
+	iac_buf_free(&w);
+	return rc;
+}
+
+/* Tries the endpoints from the current one on, moving on only while the
+ * request provably did not leave us. 0: r holds an answer from
+ * e->endpoints[e->current]. */
+static int send_request(iac_etcd *e, const etcd_req *q, const char *payload, struct curl_slist *headers,
+			response *r)
+{
+	iac_buf why = IAC_BUF_INIT;
+	int rc = -1;
+
+	for (size_t tried = 0; tried < e->n_endpoints; tried++) {
+		size_t idx = (e->current + tried) % e->n_endpoints;
+		CURLcode cc = try_endpoint(e, idx, q, payload, headers, r);
+
+		if (cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && r->stopped)) {
 			e->current = idx;
-			sent = 1;
-			break;
+			rc = 0;
+			goto done;
 		}
-		if (r.overflow) {
+		if (r->overflow) {
 			iac_err_set("etcd at '%s' sent more than %u bytes for '%s'", e->endpoints[idx],
-				    STREAM_MAX, path);
+				    STREAM_MAX, q->path);
 			goto done;
 		}
 		if (!not_sent(e, cc)) {
-			iac_buf w = IAC_BUF_INIT;
-			e->current = idx;
-			describe_curl_error(&w, e, cc, timeout_ms);
-			if (cc == CURLE_OPERATION_TIMEDOUT) {
-				iac_err_set("etcd at '%s' did not answer '%s' in time: %s", e->endpoints[idx], path,
-					    iac_buf_cstr(&w));
-				rc = IAC_ETIMEOUT;
-			} else {
-				iac_err_set("etcd request '%s' to '%s' failed: %s", path, e->endpoints[idx],
-					    iac_buf_cstr(&w));
-			}
-			iac_buf_free(&w);
+			rc = sent_and_failed(e, idx, q, cc);
 			goto done;
 		}
 		if (tried)
 			iac_buf_puts(&why, "; ");
 		if (e->n_endpoints > 1)
 			iac_buf_printf(&why, "'%s': ", e->endpoints[idx]);
-		describe_curl_error(&why, e, cc, timeout_ms > 0 && timeout_ms < CONNECT_TIMEOUT_MS
-							 ? timeout_ms : CONNECT_TIMEOUT_MS);
+		describe_curl_error(&why, e, cc, connect_timeout_ms(q->timeout_ms));
 	}
-	if (!sent) {
-		if (e->n_endpoints == 1)
-			iac_err_set("cannot reach etcd at '%s': %s", e->endpoints[0], iac_buf_cstr(&why));
-		else
-			iac_err_set("cannot reach etcd at any endpoint: %s", iac_buf_cstr(&why));
-		goto done;
+	if (e->n_endpoints == 1)
+		iac_err_set("cannot reach etcd at '%s': %s", e->endpoints[0], iac_buf_cstr(&why));
+	else
+		iac_err_set("cannot reach etcd at any endpoint: %s", iac_buf_cstr(&why));
+done:
+	iac_buf_free(&why);
+	return rc;
+}
+
+static int request(json_t **out, iac_etcd *e, const char *path, const json_t *body, double timeout_ms,
+		   stream_fn fn, void *ud, int may_reauth);
+
+/* A non-200 answer. An expired token is renewed once and the request
+ * repeated; anything else becomes an error. Consumes doc. */
+static int refused(json_t **out, iac_etcd *e, const etcd_req *q, json_t *doc, long status)
+{
+	const char *msg = json_string_value(json_object_get(doc, "message"));
+	int rc;
+
+	if (!msg)
+		msg = json_string_value(json_object_get(doc, "error"));
+	int64_t code = get_i64(doc, "code");
+	if (q->may_reauth && e->user && msg && strstr(msg, "invalid auth token")) {
+		json_decref(doc);
+		free(e->token);
+		e->token = NULL;
+		if (authenticate(e) != 0)
+			return -1;
+		return request(out, e, q->path, q->body, q->timeout_ms, q->fn, q->ud, 0);
 	}
+	if (msg && *msg)
+		iac_err_set("etcd at '%s' refused '%s': %s (HTTP %ld)", iac_etcd_endpoint(e), q->path, msg, status);
+	else
+		iac_err_set("'%s' answered '%s' with HTTP %ld and no etcd error; is it an etcd v3 endpoint?",
+			    iac_etcd_endpoint(e), q->path, status);
+	rc = code == 5 ? IAC_ENOTFOUND : -1; /* gRPC NotFound */
+	json_decref(doc);
+	return rc;
+}
+
+/* The answer of a transfer that completed. */
+static int read_answer(json_t **out, iac_etcd *e, const etcd_req *q, const response *r)
+{
+	long status = 0;
+	json_error_t jerr;
+	json_t *doc;
 
 	curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
-	if (fn && (status == 200 || r.stopped)) {
-		rc = 0; /* the handler saw the objects, errors included */
-		goto done;
-	}
-	json_error_t jerr;
-	json_t *doc = r.body.len ? json_loadb(r.body.ptr, r.body.len, 0, &jerr) : json_object();
-	if (status != 200) {
-		const char *msg = json_string_value(json_object_get(doc, "message"));
-		if (!msg)
-			msg = json_string_value(json_object_get(doc, "error"));
-		int64_t code = get_i64(doc, "code");
-		if (may_reauth && e->user && msg && strstr(msg, "invalid auth token")) {
-			json_decref(doc);
-			free(e->token);
-			e->token = NULL;
-			if (authenticate(e) == 0)
-				rc = request(out, e, path, body, timeout_ms, fn, ud, 0);
-			goto done;
-		}
-		if (msg && *msg)
-			iac_err_set("etcd at '%s' refused '%s': %s (HTTP %ld)", iac_etcd_endpoint(e), path, msg, status);
-		else
-			iac_err_set("'%s' answered '%s' with HTTP %ld and no etcd error; is it an etcd v3 endpoint?",
-				    iac_etcd_endpoint(e), path, status);
-		rc = code == 5 ? IAC_ENOTFOUND : -1; /* gRPC NotFound */
-		json_decref(doc);
-		goto done;
-	}
-	if (!doc) {
-		iac_err_set("etcd at '%s' sent invalid JSON for '%s': %s", iac_etcd_endpoint(e), path, jerr.text);
-		goto done;
-	}
+	if (q->fn && (status == 200 || r->stopped))
+		return 0; /* the handler saw the objects, errors included */
+	doc = r->body.len ? json_loadb(r->body.ptr, r->body.len, 0, &jerr) : json_object();
+	if (status != 200)
+		return refused(out, e, q, doc, status);
+	if (!doc)
+		return iac_err_set("etcd at '%s' sent invalid JSON for '%s': %s", iac_etcd_endpoint(e), q->path,
+				   jerr.text);
 	*out = doc;
-	rc = 0;
-done:
+	return 0;
+}
+
+/* POST /v3/<path>. timeout_ms < 0: no overall deadline (streams). With a
+ * stream handler, *out is NULL and the handler sees the objects. */
+static int request(json_t **out, iac_etcd *e, const char *path, const json_t *body, double timeout_ms,
+		   stream_fn fn, void *ud, int may_reauth)
+{
+	const etcd_req q = { path, body, timeout_ms, fn, ud, may_reauth };
+	char *payload = json_dumps(body, JSON_COMPACT);
+	response r = { IAC_BUF_INIT, fn, ud, 0, 0 };
+	struct curl_slist *headers;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	headers = request_headers(e);
+	rc = send_request(e, &q, payload, headers, &r);
+	if (rc == 0)
+		rc = read_answer(out, e, &q, &r);
 	curl_slist_free_all(headers);
 	iac_buf_free(&r.body);
-	iac_buf_free(&why);
 	free(payload);
 	return rc;
 }
@@ -924,92 +989,129 @@ static void lock_owner(iac_buf *b, iac_etcd *e, const char *prefix, const iac_et
 		iac_etcd_kv_free(&owner);
 }
 
-int iac_etcd_lock(char **out_key, iac_etcd *e, const char *name, int64_t lease, const char *info,
-		  double wait_ms)
-{
-	char *prefix = iac_xasprintf("%s/", name);
-	char *key = iac_xasprintf("%s%" PRIx64, prefix, (uint64_t)lease);
-	json_t *body, *resp = NULL;
-	double deadline = wait_ms >= 0 ? iac_now_ms() + wait_ms : 0;
-	int64_t my_rev;
-	int rc, created = 0;
+/* One iac_etcd_lock() call: our waiter key under prefix and where it stands
+ * in the queue. */
+typedef struct {
+	iac_etcd *e;
+	const char *name;
+	char *prefix;       /* NAME/ */
+	char *key;          /* NAME/<lease in hex>: ours */
+	int64_t lease;
+	double wait_ms;     /* < 0: wait forever */
+	double deadline;
+	int64_t my_rev;     /* create revision of our key: our place in line */
+	int created;        /* this call created the key, so it removes it on failure */
+} lock_attempt;
 
-	*out_key = NULL;
-	if (!lease) {
-		rc = iac_err_set("lock '%s' needs a lease, so that it goes away when its holder dies", name);
-		goto done;
-	}
-	/* Create our waiter key unless this lease already has one (re-entry),
-	 * exactly like etcd's concurrency.Mutex. */
+/* Create our waiter key unless this lease already has one (re-entry),
+ * exactly like etcd's concurrency.Mutex. */
+static int lock_enqueue(lock_attempt *l, const char *info)
+{
+	json_t *body, *resp = NULL;
+	int rc;
+
 	body = json_pack("{s:[{s:s,s:s,s:o,s:s}],s:[{s:o}],s:[{s:{s:o}}]}",
-			 "compare", "result", "EQUAL", "target", "CREATE", "key", b64s(key), "create_revision", "0",
-			 "success", "request_put", put_body(key, info ? info : "", info ? strlen(info) : 0, lease),
-			 "failure", "request_range", "key", b64s(key));
-	rc = call(&resp, e, "kv/txn", body);
+			 "compare", "result", "EQUAL", "target", "CREATE", "key", b64s(l->key), "create_revision", "0",
+			 "success", "request_put",
+			 put_body(l->key, info ? info : "", info ? strlen(info) : 0, l->lease),
+			 "failure", "request_range", "key", b64s(l->key));
+	rc = call(&resp, l->e, "kv/txn", body);
 	if (rc < 0) {
-		iac_err_prefix("cannot lock '%s'", name);
-		goto done;
+		iac_err_prefix("cannot lock '%s'", l->name);
+		return rc;
 	}
 	if (json_is_true(json_object_get(resp, "succeeded"))) {
-		my_rev = get_i64(json_object_get(resp, "header"), "revision");
-		created = 1;
+		l->my_rev = get_i64(json_object_get(resp, "header"), "revision");
+		l->created = 1;
 	} else {
 		json_t *kvs = json_object_get(json_object_get(json_array_get(json_object_get(resp, "responses"), 0),
 							      "response_range"), "kvs");
-		my_rev = get_i64(json_array_get(kvs, 0), "create_revision");
+		l->my_rev = get_i64(json_array_get(kvs, 0), "create_revision");
 	}
 	json_decref(resp);
+	return 0;
+}
 
+/* Nobody ahead: ours, provided our key survived (the lease is alive). */
+static int lock_check_mine(lock_attempt *l)
+{
+	iac_etcd_kv mine;
+	int rc = iac_etcd_get(&mine, l->e, l->key);
+
+	if (rc == IAC_ENOTFOUND)
+		return iac_err_set("lock '%s' lost while waiting: lease %" PRIx64 " expired", l->name,
+				   (uint64_t)l->lease);
+	if (rc < 0)
+		return rc;
+	iac_etcd_kv_free(&mine);
+	return 0;
+}
+
+/* Out of time with pred still ahead of us. Consumes pred. */
+static int lock_refuse(lock_attempt *l, iac_etcd_kv *pred)
+{
+	iac_buf who = IAC_BUF_INIT;
+
+	lock_owner(&who, l->e, l->prefix, pred);
+	iac_etcd_kv_free(pred);
+	/* Leave no waiter behind: it would queue up everyone after us. */
+	if (l->created)
+		iac_etcd_delete(NULL, l->e, l->key, 0);
+	iac_err_set("lock '%s' is held by %s; try again later, or release it with its key",
+		    l->name, iac_buf_cstr(&who));
+	iac_buf_free(&who);
+	return IAC_ELOCKED;
+}
+
+/* Wait until every key created before ours is gone. 0: the lock is ours. */
+static int lock_wait_turn(lock_attempt *l)
+{
 	for (;;) {
 		iac_etcd_kv pred;
 		int64_t header_rev = 0;
-		rc = lock_predecessor(&pred, &header_rev, e, prefix, my_rev);
-		if (rc == IAC_ENOTFOUND) {
-			/* Nobody ahead: ours. Check the key survived (lease alive). */
-			iac_etcd_kv mine;
-			rc = iac_etcd_get(&mine, e, key);
-			if (rc == IAC_ENOTFOUND) {
-				rc = iac_err_set("lock '%s' lost while waiting: lease %" PRIx64 " expired", name,
-						 (uint64_t)lease);
-				goto done;
-			}
-			if (rc < 0)
-				goto done;
-			iac_etcd_kv_free(&mine);
-			*out_key = key;
-			key = NULL;
-			rc = 0;
-			goto done;
-		}
+		int rc = lock_predecessor(&pred, &header_rev, l->e, l->prefix, l->my_rev);
+		if (rc == IAC_ENOTFOUND)
+			return lock_check_mine(l);
 		if (rc < 0)
-			goto done;
-		double left = wait_ms < 0 ? -1 : deadline - iac_now_ms();
-		if (wait_ms >= 0 && left <= 0) {
-			iac_buf who = IAC_BUF_INIT;
-			lock_owner(&who, e, prefix, &pred);
-			iac_etcd_kv_free(&pred);
-			/* Leave no waiter behind: it would queue up everyone after us. */
-			if (created)
-				iac_etcd_delete(NULL, e, key, 0);
-			iac_err_set("lock '%s' is held by %s; try again later, or release it with its key",
-				    name, iac_buf_cstr(&who));
-			iac_buf_free(&who);
-			rc = IAC_ELOCKED;
-			goto done;
-		}
+			return rc;
+		double left = l->wait_ms < 0 ? -1 : l->deadline - iac_now_ms();
+		if (l->wait_ms >= 0 && left <= 0)
+			return lock_refuse(l, &pred);
 		/* Sleep until the key ahead of us changes (its deletion), bounded so
 		 * a lost event or an expired own lease is noticed. */
 		double slice = left < 0 || left > 2000 ? 2000 : left;
-		rc = iac_etcd_wait(NULL, e, pred.key, 0, header_rev, slice);
+		rc = iac_etcd_wait(NULL, l->e, pred.key, 0, header_rev, slice);
 		iac_etcd_kv_free(&pred);
 		if (rc < 0 && rc != IAC_ETIMEOUT)
-			goto done;
+			return rc;
 	}
-done:
-	if (rc < 0 && rc != IAC_ELOCKED && created && key)
-		iac_etcd_delete(NULL, e, key, 0);
-	free(prefix);
-	free(key);
+}
+
+int iac_etcd_lock(char **out_key, iac_etcd *e, const char *name, int64_t lease, const char *info,
+		  double wait_ms)
+{
+	lock_attempt l = {
+		.e = e, .name = name, .lease = lease, .wait_ms = wait_ms,
+		.deadline = wait_ms >= 0 ? iac_now_ms() + wait_ms : 0,
+	};
+	int rc;
+
+	l.prefix = iac_xasprintf("%s/", name);
+	l.key = iac_xasprintf("%s%" PRIx64, l.prefix, (uint64_t)lease);
+	*out_key = NULL;
+	if (!lease)
+		rc = iac_err_set("lock '%s' needs a lease, so that it goes away when its holder dies", name);
+	else if ((rc = lock_enqueue(&l, info)) == 0)
+		rc = lock_wait_turn(&l);
+	if (rc == 0) {
+		*out_key = l.key;
+		l.key = NULL;
+	}
+	/* A refusal already removed our key; other failures remove it here. */
+	if (rc < 0 && rc != IAC_ELOCKED && l.created && l.key)
+		iac_etcd_delete(NULL, e, l.key, 0);
+	free(l.prefix);
+	free(l.key);
 	return rc;
 }
 

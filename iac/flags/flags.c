@@ -180,198 +180,271 @@ int iac_flags_spec_to_flagd(json_t **out, const char *name, const json_t *spec)
 	return rc;
 }
 
-static int spec_to_flagd(json_t **out, const char *name, const json_t *spec)
-{
-	json_t *flag = NULL, *variants = NULL, *metadata = NULL, *rollout, *v;
-	const char *key, *kind = "release", *def, *tkey = NULL, **names = NULL;
-	int enabled = 1, sticky = 0, rc = -1;
-	size_t nroll = 0;
-	double sum = 0;
-	int scaled = 0;
+/* A flag spec after validation: everything render_flagd() needs, so that
+ * rendering cannot fail and every config error is found before any output
+ * exists. Strings point into the spec (or are literals); variants and
+ * names are owned. */
+typedef struct {
+	const char *kind;
+	json_t *variants;
+	const char *def;
+	int enabled, sticky;
+	const char *tkey;            /* NULL: flagd's own targetingKey */
+	const json_t *description;   /* NULL when not given */
+	const json_t *rollout;       /* NULL when not given */
+	const char **names;          /* rollout variants in byte order */
+	size_t nroll;
+	int scaled;                  /* a percent has decimals: weights in 1/100 % */
+} flag_spec;
 
-	*out = NULL;
+static void flag_spec_free(flag_spec *fs)
+{
+	free(fs->names);
+	json_decref(fs->variants);
+}
+
+/* Checked in byte order so the first error does not depend on table order.
+ * "deliver" may name apply-time values: it is not written to the flag. */
+static int check_attributes(const char *name, const json_t *spec)
+{
+	size_t n;
+	const char **keys = sorted_keys(spec, &n);
+	for (size_t i = 0; i < n; i++) {
+		int bad = 0;
+		if (!known_attribute(keys[i]))
+			bad = iac_err_set("flag '%s': unknown attribute '%s'", name, keys[i]);
+		else if (strcmp(keys[i], "deliver") != 0)
+			bad = check_plain(name, keys[i], json_object_get(spec, keys[i]));
+		if (bad) {
+			free(keys);
+			return -1;
+		}
+	}
+	free(keys);
+	return 0;
+}
+
+static int parse_kind(flag_spec *fs, const char *name, const json_t *spec)
+{
+	const json_t *v = json_object_get(spec, "kind");
+	size_t i;
+
+	fs->kind = "release";
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return iac_err_set("flag '%s': kind must be a string", name);
+	fs->kind = json_string_value(v);
+	/* "kill-switch" is accepted as an alias; metadata has one spelling. */
+	if (strcmp(fs->kind, "kill-switch") == 0)
+		fs->kind = "kill_switch";
+	for (i = 0; kinds[i] && strcmp(kinds[i], fs->kind) != 0; i++)
+		;
+	if (!kinds[i])
+		return iac_err_set("flag '%s': kind is '%s', must be release, experiment, operational or kill_switch",
+				   name, fs->kind);
+	return 0;
+}
+
+/* No variants: a plain on/off switch that is off unless said otherwise. */
+static int parse_variants(flag_spec *fs, const char *name, const json_t *spec)
+{
+	const json_t *v = json_object_get(spec, "variants");
+
+	if (!v) {
+		fs->variants = json_pack("{s:b,s:b}", "on", 1, "off", 0);
+		return 0;
+	}
+	if (check_variants(name, v) < 0)
+		return -1;
+	fs->variants = json_deep_copy(v);
+	return 0;
+}
+
+static int parse_default(flag_spec *fs, const char *name, const json_t *spec)
+{
+	const json_t *v = json_object_get(spec, "default");
+
+	if (!v) {
+		/* "off" is only a safe guess for the implicit on/off variants. */
+		if (json_object_get(spec, "variants"))
+			return iac_err_set("flag '%s': default is missing; name the variant users get when no rollout applies",
+					   name);
+		fs->def = "off";
+	} else if (!json_is_string(v)) {
+		return iac_err_set("flag '%s': default must be the name of a variant (a string), got a %s", name,
+				   json_is_boolean(v) ? "boolean" : json_is_number(v) ? "number" : "table");
+	} else {
+		fs->def = json_string_value(v);
+	}
+	if (!json_object_get(fs->variants, fs->def))
+		return iac_err_set("flag '%s': default '%s' is not one of its variants", name, fs->def);
+	return 0;
+}
+
+static int parse_bool(int *out, const char *name, const json_t *spec, const char *attr)
+{
+	const json_t *v = json_object_get(spec, attr);
+
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return iac_err_set("flag '%s': %s must be true or false", name, attr);
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* enabled, sticky, targeting_key and description: the scalar attributes. */
+static int parse_scalars(flag_spec *fs, const char *name, const json_t *spec)
+{
+	const json_t *v;
+
+	fs->enabled = 1;
+	if (parse_bool(&fs->enabled, name, spec, "enabled") < 0 ||
+	    parse_bool(&fs->sticky, name, spec, "sticky") < 0)
+		return -1;
+	if ((v = json_object_get(spec, "targeting_key"))) {
+		if (!json_is_string(v) || !*json_string_value(v))
+			return iac_err_set("flag '%s': targeting_key must be a non-empty string (the context attribute to bucket by)",
+					   name);
+		fs->tkey = json_string_value(v);
+		/* $flagd.* are flagd's own context fields; a user attribute
+		 * cannot shadow them. */
+		if (iac_str_starts(fs->tkey, "$flagd"))
+			return iac_err_set("flag '%s': targeting_key '%s' is reserved by flagd", name, fs->tkey);
+	}
+	fs->description = json_object_get(spec, "description");
+	if (fs->description && !json_is_string(fs->description))
+		return iac_err_set("flag '%s': description must be a string", name);
+	return 0;
+}
+
+/* One rollout entry: a variant other than the default, with a percent that
+ * flagd's integer weights can express. Adds the percent to *sum. */
+static int check_rollout_entry(flag_spec *fs, const char *name, const char *key, const json_t *v, double *sum)
+{
+	char buf[64];
+
+	if (!json_object_get(fs->variants, key))
+		return iac_err_set("flag '%s': rollout names variant '%s', which is not one of its variants", name, key);
+	if (strcmp(key, fs->def) == 0)
+		return iac_err_set("flag '%s': rollout names the default variant '%s'; the default gets what the rollout leaves",
+				   name, key);
+	if (!json_is_number(v))
+		return iac_err_set("flag '%s': rollout percent for '%s' must be a number", name, key);
+	double p = json_number_value(v);
+	fmt_percent(buf, sizeof(buf), p);
+	if (!(p >= 0 && p <= 100))
+		return iac_err_set("flag '%s': rollout percent for '%s' is %s, must be 0..100", name, key, buf);
+	/* flagd weights are integers: hundredths of a percent are the
+	 * finest split we can express exactly. */
+	if (fabs(p * 100 - nearbyint(p * 100)) > 1e-6)
+		return iac_err_set("flag '%s': rollout percent for '%s' is %s; use at most two decimals", name, key, buf);
+	if (p != floor(p))
+		fs->scaled = 1;
+	*sum += p;
+	return 0;
+}
+
+static int parse_rollout(flag_spec *fs, const char *name, const json_t *spec)
+{
+	const json_t *rollout = json_object_get(spec, "rollout");
+	size_t nkeys;
+	double sum = 0;
+
+	if (rollout && !json_is_object(rollout))
+		return iac_err_set("flag '%s': rollout must be a table of variant = percent", name);
+	if (rollout && json_object_size(rollout) > 0 && strcmp(fs->kind, "kill_switch") == 0)
+		return iac_err_set("flag '%s': a kill_switch flag cannot have a rollout; it is on or off for everyone (set default)",
+				   name);
+	if (!rollout)
+		return 0;
+	fs->rollout = rollout;
+	fs->names = sorted_keys(rollout, &nkeys);
+	for (size_t i = 0; i < nkeys; i++)
+		if (check_rollout_entry(fs, name, fs->names[i], json_object_get(rollout, fs->names[i]), &sum) < 0)
+			return -1;
+	fs->nroll = nkeys;
+	if (sum > 100 + 1e-9) {
+		char buf[64];
+		fmt_percent(buf, sizeof(buf), sum);
+		return iac_err_set("flag '%s': rollout percents add up to %s, must be at most 100", name, buf);
+	}
+	return 0;
+}
+
+/* The order of the checks decides which error a spec with several mistakes
+ * reports (name, shape, attributes, kind, variants, default, scalars,
+ * rollout); keep it stable so messages do not change between releases. */
+static int parse_spec(flag_spec *fs, const char *name, const json_t *spec)
+{
 	if (!valid_name(name))
 		return iac_err_set("flag '%s': invalid name; use letters, digits, '_', '-' or '.'", name);
 	if (!json_is_object(spec))
 		return iac_err_set("flag '%s': expected a table of attributes, got a %s", name,
 				   json_is_array(spec) ? "list" : "scalar");
-	{
-		size_t n;
-		const char **keys = sorted_keys(spec, &n);
-		for (size_t i = 0; i < n; i++) {
-			int bad = 0;
-			if (!known_attribute(keys[i]))
-				bad = iac_err_set("flag '%s': unknown attribute '%s'", name, keys[i]);
-			else if (strcmp(keys[i], "deliver") != 0)
-				bad = check_plain(name, keys[i], json_object_get(spec, keys[i]));
-			if (bad) {
-				free(keys);
-				return -1;
-			}
-		}
-		free(keys);
-	}
+	if (check_attributes(name, spec) < 0 || parse_kind(fs, name, spec) < 0 ||
+	    parse_variants(fs, name, spec) < 0 || parse_default(fs, name, spec) < 0 ||
+	    parse_scalars(fs, name, spec) < 0 || parse_rollout(fs, name, spec) < 0)
+		return -1;
+	return 0;
+}
 
-	if ((v = json_object_get(spec, "kind"))) {
-		if (!json_is_string(v))
-			return iac_err_set("flag '%s': kind must be a string", name);
-		kind = json_string_value(v);
-		if (strcmp(kind, "kill-switch") == 0)
-			kind = "kill_switch";
-		size_t i;
-		for (i = 0; kinds[i] && strcmp(kinds[i], kind) != 0; i++)
-			;
-		if (!kinds[i])
-			return iac_err_set("flag '%s': kind is '%s', must be release, experiment, operational or kill_switch",
-					   name, kind);
-	}
+/* The fractional operator for a validated rollout. */
+static json_t *render_fractional(const flag_spec *fs)
+{
+	/* Weights in percent, or in hundredths when a percent has decimals:
+	 * the threshold hash * total < sum * 2^32 is the same set of users
+	 * either way, so switching scales never moves anyone. */
+	long long total = fs->scaled ? 10000 : 100, used = 0;
+	json_t *frac = json_array();
 
-	if ((v = json_object_get(spec, "variants"))) {
-		if (check_variants(name, v) < 0)
-			return -1;
-		variants = json_deep_copy(v);
-	} else {
-		variants = json_pack("{s:b,s:b}", "on", 1, "off", 0);
+	/* flagd's implicit bucketing key is $flagd.flagKey + targetingKey; for
+	 * another attribute the same concatenation is spelled out. */
+	if (fs->tkey && strcmp(fs->tkey, "targetingKey") != 0)
+		json_array_append_new(frac, json_pack("{s:[{s:s},{s:s}]}", "cat",
+						      "var", "$flagd.flagKey", "var", fs->tkey));
+	for (size_t i = 0; i < fs->nroll; i++) {
+		double p = json_number_value(json_object_get(fs->rollout, fs->names[i]));
+		long long w = (long long)nearbyint(p * (double)total / 100.0);
+		json_array_append_new(frac, json_pack("[s,I]", fs->names[i], (json_int_t)w));
+		used += w;
 	}
+	json_array_append_new(frac, json_pack("[s,I]", fs->def, (json_int_t)(total - used)));
+	return frac;
+}
 
-	v = json_object_get(spec, "default");
-	if (!v) {
-		if (json_object_get(spec, "variants")) {
-			iac_err_set("flag '%s': default is missing; name the variant users get when no rollout applies", name);
-			goto done;
-		}
-		def = "off";
-	} else if (!json_is_string(v)) {
-		iac_err_set("flag '%s': default must be the name of a variant (a string), got a %s", name,
-			    json_is_boolean(v) ? "boolean" : json_is_number(v) ? "number" : "table");
-		goto done;
-	} else {
-		def = json_string_value(v);
-	}
-	if (!json_object_get(variants, def)) {
-		iac_err_set("flag '%s': default '%s' is not one of its variants", name, def);
-		goto done;
-	}
+/* Pure: a validated spec -> one flagd flag object. */
+static json_t *render_flagd(const flag_spec *fs)
+{
+	json_t *flag, *metadata;
 
-	if ((v = json_object_get(spec, "enabled"))) {
-		if (!json_is_boolean(v)) {
-			iac_err_set("flag '%s': enabled must be true or false", name);
-			goto done;
-		}
-		enabled = json_is_true(v);
-	}
-	if ((v = json_object_get(spec, "sticky"))) {
-		if (!json_is_boolean(v)) {
-			iac_err_set("flag '%s': sticky must be true or false", name);
-			goto done;
-		}
-		sticky = json_is_true(v);
-	}
-	if ((v = json_object_get(spec, "targeting_key"))) {
-		if (!json_is_string(v) || !*json_string_value(v)) {
-			iac_err_set("flag '%s': targeting_key must be a non-empty string (the context attribute to bucket by)", name);
-			goto done;
-		}
-		tkey = json_string_value(v);
-		if (iac_str_starts(tkey, "$flagd")) {
-			iac_err_set("flag '%s': targeting_key '%s' is reserved by flagd", name, tkey);
-			goto done;
-		}
-	}
-	if ((v = json_object_get(spec, "description")) && !json_is_string(v)) {
-		iac_err_set("flag '%s': description must be a string", name);
-		goto done;
-	}
-
-	rollout = json_object_get(spec, "rollout");
-	if (rollout && !json_is_object(rollout)) {
-		iac_err_set("flag '%s': rollout must be a table of variant = percent", name);
-		goto done;
-	}
-	if (rollout && json_object_size(rollout) > 0 && strcmp(kind, "kill_switch") == 0) {
-		iac_err_set("flag '%s': a kill_switch flag cannot have a rollout; it is on or off for everyone (set default)", name);
-		goto done;
-	}
-	if (rollout) {
-		size_t nkeys;
-		names = sorted_keys(rollout, &nkeys);
-		for (size_t i = 0; i < nkeys; i++) {
-			char buf[64];
-			key = names[i];
-			v = json_object_get(rollout, key);
-			if (!json_object_get(variants, key)) {
-				iac_err_set("flag '%s': rollout names variant '%s', which is not one of its variants", name, key);
-				goto done;
-			}
-			if (strcmp(key, def) == 0) {
-				iac_err_set("flag '%s': rollout names the default variant '%s'; the default gets what the rollout leaves",
-					    name, key);
-				goto done;
-			}
-			if (!json_is_number(v)) {
-				iac_err_set("flag '%s': rollout percent for '%s' must be a number", name, key);
-				goto done;
-			}
-			double p = json_number_value(v);
-			fmt_percent(buf, sizeof(buf), p);
-			if (!(p >= 0 && p <= 100)) {
-				iac_err_set("flag '%s': rollout percent for '%s' is %s, must be 0..100", name, key, buf);
-				goto done;
-			}
-			/* flagd weights are integers: hundredths of a percent are the
-			 * finest split we can express exactly. */
-			if (fabs(p * 100 - nearbyint(p * 100)) > 1e-6) {
-				iac_err_set("flag '%s': rollout percent for '%s' is %s; use at most two decimals", name, key, buf);
-				goto done;
-			}
-			if (p != floor(p))
-				scaled = 1;
-			sum += p;
-		}
-		nroll = nkeys;
-		if (sum > 100 + 1e-9) {
-			char buf[64];
-			fmt_percent(buf, sizeof(buf), sum);
-			iac_err_set("flag '%s': rollout percents add up to %s, must be at most 100", name, buf);
-			goto done;
-		}
-	}
-
-	flag = json_pack("{s:s,s:O,s:s}", "state", enabled ? "ENABLED" : "DISABLED",
-			 "variants", variants, "defaultVariant", def);
-	if (nroll > 0) {
-		/* Weights in percent, or in hundredths when a percent has decimals:
-		 * the threshold hash * total < sum * 2^32 is the same set of users
-		 * either way, so switching scales never moves anyone. */
-		long long total = scaled ? 10000 : 100, used = 0;
-		json_t *frac = json_array();
-		if (tkey && strcmp(tkey, "targetingKey") != 0)
-			json_array_append_new(frac, json_pack("{s:[{s:s},{s:s}]}", "cat",
-							      "var", "$flagd.flagKey", "var", tkey));
-		for (size_t i = 0; i < nroll; i++) {
-			double p = json_number_value(json_object_get(rollout, names[i]));
-			long long w = (long long)nearbyint(p * (double)total / 100.0);
-			json_array_append_new(frac, json_pack("[s,I]", names[i], (json_int_t)w));
-			used += w;
-		}
-		json_array_append_new(frac, json_pack("[s,I]", def, (json_int_t)(total - used)));
-		json_object_set_new(flag, "targeting", json_pack("{s:o}", "fractional", frac));
-	}
-	metadata = json_pack("{s:s}", "kind", kind);
-	if ((v = json_object_get(spec, "description")))
-		json_object_set(metadata, "description", v);
-	if (tkey)
-		json_object_set_new(metadata, "targetingKey", json_string(tkey));
-	if (sticky)
+	flag = json_pack("{s:s,s:O,s:s}", "state", fs->enabled ? "ENABLED" : "DISABLED",
+			 "variants", fs->variants, "defaultVariant", fs->def);
+	if (fs->nroll > 0)
+		json_object_set_new(flag, "targeting", json_pack("{s:o}", "fractional", render_fractional(fs)));
+	metadata = json_pack("{s:s}", "kind", fs->kind);
+	if (fs->description)
+		json_object_set(metadata, "description", (json_t *)fs->description);
+	if (fs->tkey)
+		json_object_set_new(metadata, "targetingKey", json_string(fs->tkey));
+	if (fs->sticky)
 		json_object_set_new(metadata, "sticky", json_true());
 	json_object_set_new(flag, "metadata", metadata);
-	*out = flag;
-	flag = NULL;
-	rc = 0;
-done:
-	free(names);
-	json_decref(variants);
-	json_decref(flag);
+	return flag;
+}
+
+static int spec_to_flagd(json_t **out, const char *name, const json_t *spec)
+{
+	flag_spec fs = { 0 };
+	int rc = -1;
+
+	*out = NULL;
+	if (parse_spec(&fs, name, spec) == 0) {
+		*out = render_flagd(&fs);
+		rc = 0;
+	}
+	flag_spec_free(&fs);
 	return rc;
 }
 
@@ -751,11 +824,112 @@ done:
 	return 0;
 }
 
+/* cat: arguments joined as JavaScript would stringify them. */
+static int eval_cat(json_t **out, const json_t *arg, eval_ctx *c)
+{
+	json_t *args = NULL, *e;
+	iac_buf b = IAC_BUF_INIT;
+	size_t i;
+
+	if (eval_args(&args, arg, c) < 0)
+		return -1;
+	json_array_foreach(args, i, e)
+		js_string(&b, e, 0);
+	*out = json_stringn(iac_buf_cstr(&b), b.len);
+	iac_buf_free(&b);
+	json_decref(args);
+	return 0;
+}
+
+/* if / ?: — lazy: only the chosen branch is evaluated, so a branch not
+ * taken can neither fail nor cost anything. */
+static int eval_if(json_t **out, const json_t *arg, eval_ctx *c)
+{
+	size_t n = json_is_array(arg) ? json_array_size(arg) : 0, i;
+	int rc = 0;
+
+	for (i = 0; i + 1 < n; i += 2) {
+		json_t *cond;
+		if ((rc = eval_logic(&cond, json_array_get(arg, i), c)) < 0)
+			break;
+		int t = truthy(cond);
+		json_decref(cond);
+		if (t) {
+			rc = eval_logic(out, json_array_get(arg, i + 1), c);
+			break;
+		}
+	}
+	/* An odd count leaves a trailing else branch. */
+	if (rc == 0 && i + 1 >= n && i < n)
+		rc = eval_logic(out, json_array_get(arg, i), c);
+	return rc;
+}
+
+/* ==, ===, != and !==: the three-character forms compare strictly. */
+static int eval_equality(json_t **out, const char *op, const json_t *arg, eval_ctx *c)
+{
+	json_t *args = NULL;
+
+	if (eval_args(&args, arg, c) < 0)
+		return -1;
+	json_t *a = json_array_get(args, 0), *b = json_array_get(args, 1);
+	int eq = op[1] == '=' && op[2] == '=' ? strict_equal(a, b)
+		 : op[0] == '!' && op[2] == '=' ? strict_equal(a, b) : loose_equal(a, b);
+	if (op[0] == '!')
+		eq = !eq;
+	*out = json_boolean(eq);
+	json_decref(args);
+	return 0;
+}
+
+/* in: membership in an array, or a substring of a string. */
+static int eval_in(json_t **out, const json_t *arg, eval_ctx *c)
+{
+	json_t *args = NULL, *needle, *hay, *e;
+	int found = 0;
+	size_t i;
+
+	if (eval_args(&args, arg, c) < 0)
+		return -1;
+	needle = json_array_get(args, 0);
+	hay = json_array_get(args, 1);
+	if (json_is_array(hay)) {
+		json_array_foreach(hay, i, e)
+			found |= strict_equal(needle, e);
+	} else if (json_is_string(hay)) {
+		iac_buf nb = IAC_BUF_INIT;
+		js_string(&nb, needle, 0);
+		found = strstr(json_string_value(hay), iac_buf_cstr(&nb)) != NULL;
+		iac_buf_free(&nb);
+	}
+	*out = json_boolean(found);
+	json_decref(args);
+	return 0;
+}
+
+static int eval_op(json_t **out, const char *op, const json_t *arg, eval_ctx *c)
+{
+	if (strcmp(op, "var") == 0)
+		return eval_var(out, arg, c);
+	if (strcmp(op, "fractional") == 0)
+		return eval_fractional(out, arg, c);
+	if (strcmp(op, "cat") == 0)
+		return eval_cat(out, arg, c);
+	if (strcmp(op, "if") == 0 || strcmp(op, "?:") == 0)
+		return eval_if(out, arg, c);
+	if (!strcmp(op, "==") || !strcmp(op, "===") || !strcmp(op, "!=") || !strcmp(op, "!=="))
+		return eval_equality(out, op, arg, c);
+	if (strcmp(op, "in") == 0)
+		return eval_in(out, arg, c);
+	return iac_err_set("flag '%s': targeting operator '%s' is not supported by iac's evaluator "
+			   "(fractional, cat, var, if, ==, !=, in)", c->flag, op);
+}
+
+/* JsonLogic: an array evaluates element-wise, an object with one key is an
+ * operation, anything else is a literal. */
 static int eval_logic(json_t **out, const json_t *logic, eval_ctx *c)
 {
-	const char *op;
-	json_t *arg, *args = NULL;
-	int rc = -1;
+	int rc;
 
 	*out = NULL;
 	if (!logic || json_is_null(logic))
@@ -766,77 +940,13 @@ static int eval_logic(json_t **out, const json_t *logic, eval_ctx *c)
 		*out = json_incref((json_t *)logic);
 		return 0;
 	}
+	/* Targeting comes from config files; bound the recursion. */
 	if (++c->depth > 64) {
 		c->depth--;
 		return iac_err_set("flag '%s': targeting is nested too deeply", c->flag);
 	}
-	op = json_object_iter_key(json_object_iter((json_t *)logic));
-	arg = json_object_iter_value(json_object_iter((json_t *)logic));
-
-	if (strcmp(op, "var") == 0) {
-		rc = eval_var(out, arg, c);
-	} else if (strcmp(op, "fractional") == 0) {
-		rc = eval_fractional(out, arg, c);
-	} else if (strcmp(op, "cat") == 0) {
-		iac_buf b = IAC_BUF_INIT;
-		if (eval_args(&args, arg, c) == 0) {
-			size_t i;
-			json_t *e;
-			json_array_foreach(args, i, e)
-				js_string(&b, e, 0);
-			*out = json_stringn(iac_buf_cstr(&b), b.len);
-			rc = 0;
-		}
-		iac_buf_free(&b);
-	} else if (strcmp(op, "if") == 0 || strcmp(op, "?:") == 0) {
-		/* Lazy: only the chosen branch is evaluated. */
-		size_t n = json_is_array(arg) ? json_array_size(arg) : 0, i;
-		rc = 0;
-		for (i = 0; i + 1 < n; i += 2) {
-			json_t *cond;
-			if ((rc = eval_logic(&cond, json_array_get(arg, i), c)) < 0)
-				break;
-			int t = truthy(cond);
-			json_decref(cond);
-			if (t) {
-				rc = eval_logic(out, json_array_get(arg, i + 1), c);
-				break;
-			}
-		}
-		if (rc == 0 && i + 1 >= n && i < n)
-			rc = eval_logic(out, json_array_get(arg, i), c);
-	} else if (!strcmp(op, "==") || !strcmp(op, "===") || !strcmp(op, "!=") || !strcmp(op, "!==")) {
-		if (eval_args(&args, arg, c) == 0) {
-			json_t *a = json_array_get(args, 0), *b = json_array_get(args, 1);
-			int eq = op[1] == '=' && op[2] == '=' ? strict_equal(a, b)
-				 : op[0] == '!' && op[2] == '=' ? strict_equal(a, b) : loose_equal(a, b);
-			if (op[0] == '!')
-				eq = !eq;
-			*out = json_boolean(eq);
-			rc = 0;
-		}
-	} else if (strcmp(op, "in") == 0) {
-		if (eval_args(&args, arg, c) == 0) {
-			json_t *needle = json_array_get(args, 0), *hay = json_array_get(args, 1), *e;
-			int found = 0;
-			size_t i;
-			if (json_is_array(hay)) {
-				json_array_foreach(hay, i, e)
-					found |= strict_equal(needle, e);
-			} else if (json_is_string(hay)) {
-				iac_buf nb = IAC_BUF_INIT;
-				js_string(&nb, needle, 0);
-				found = strstr(json_string_value(hay), iac_buf_cstr(&nb)) != NULL;
-				iac_buf_free(&nb);
-			}
-			*out = json_boolean(found);
-			rc = 0;
-		}
-	} else {
-		rc = iac_err_set("flag '%s': targeting operator '%s' is not supported by iac's evaluator "
-				 "(fractional, cat, var, if, ==, !=, in)", c->flag, op);
-	}
-	json_decref(args);
+	void *it = json_object_iter((json_t *)logic);
+	rc = eval_op(out, json_object_iter_key(it), json_object_iter_value(it), c);
 	c->depth--;
 	return rc;
 }
