@@ -32,8 +32,41 @@ static void guard_fire(int sig)
  * iac and finish work the next run does again; the guard is that child, and
  * when iac dies it kills the group, the command's descendants included.
  * It passes the command's exit status on (128+N for signal N). */
-static void guard(const char *cmd, const char *cwd, const char *const *env,
-		  int in_fd, int out_fd, int err_fd, pid_t parent)
+/* What the command's shell runs: the command itself comes through the
+ * environment, not argv, so `ps` shows no value that was put into it. */
+#define RUN_COMMAND "__iac_c=$IAC_COMMAND; unset IAC_COMMAND; eval \"unset __iac_c; $__iac_c\""
+
+/* The command's environment, made before fork: between fork and exec only
+ * async-signal-safe calls are allowed (another thread of iac may hold the
+ * allocator's lock when it forks), so the child only calls execve(). Ours:
+ * `extra` entries replace the inherited ones of the same name, and
+ * IAC_COMMAND holds the command (*owned, caller frees, with the array). */
+static char **command_env(const char *const *extra, const char *cmd, char **owned)
+{
+	extern char **environ;
+	size_t n = 0, m = 0, k = 0;
+	while (environ[n])
+		n++;
+	while (extra && extra[m])
+		m++;
+	char **envp = iac_xcalloc(n + m + 2, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(environ[i], '=');
+		size_t kl = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+		int shadowed = !strncmp(environ[i], "IAC_COMMAND=", 12);
+		for (size_t j = 0; j < m && !shadowed; j++)
+			shadowed = !strncmp(extra[j], environ[i], kl) && extra[j][kl] == '=';
+		if (!shadowed)
+			envp[k++] = environ[i];
+	}
+	for (size_t j = 0; j < m; j++)
+		envp[k++] = (char *)extra[j];
+	*owned = iac_xasprintf("IAC_COMMAND=%s", cmd);
+	envp[k++] = *owned;
+	return envp;
+}
+
+static void guard(char *const *envp, const char *cwd, int in_fd, int out_fd, int err_fd, pid_t parent)
 {
 	setpgid(0, 0);
 	signal(SIGTERM, guard_fire);
@@ -52,13 +85,8 @@ static void guard(const char *cmd, const char *cwd, const char *const *env,
 	if (pid == 0) {
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
-		for (size_t i = 0; env && env[i]; i++)
-			putenv((char *)env[i]);
-		/* the command reaches the shell through the environment, not
-		 * argv, so `ps` shows no value that was put into it */
-		setenv("IAC_COMMAND", cmd, 1);
-		execl("/bin/sh", "sh", "-c", "__iac_c=$IAC_COMMAND; unset IAC_COMMAND; eval \"unset __iac_c; $__iac_c\"",
-		      (char *)NULL);
+		char *argv[] = { "sh", "-c", RUN_COMMAND, NULL };
+		execve("/bin/sh", argv, envp);
 		_exit(127);
 	}
 	/* the pipes belong to the command now: iac sees EOF when it and its
@@ -150,13 +178,16 @@ int iac_proc_run(iac_proc_result *res, const char *cmd, const char *cwd,
 		goto fail;
 	}
 	pid_t self = getpid();
+	char *cmd_entry = NULL, **envp = command_env(env, cmd, &cmd_entry);
 	pid = fork();
+	if (pid == 0)
+		guard(envp, cwd, in_p[0], out_p[1], err_p[1], self);
+	free(envp);
+	free(cmd_entry);
 	if (pid < 0) {
 		iac_err_sys("cannot fork to run a command");
 		goto fail;
 	}
-	if (pid == 0)
-		guard(cmd, cwd, env, in_p[0], out_p[1], err_p[1], self);
 	setpgid(pid, pid);
 	close(out_p[1]);
 	close(err_p[1]);
