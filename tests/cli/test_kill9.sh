@@ -7,13 +7,16 @@
 
 newcfg cfg
 mkdir out
-# r1..r4 a chain, r5..r8 independent, f1..f20 files (many state writes)
+# r1..r4 a chain, r5..r8 independent, f1..f20 files (many state writes).
+# A check says whether the thing exists: made and not destroyed. A destroy
+# whose command ran just before the kill, but was not recorded, is then
+# found gone by the next run instead of being run twice.
 cat >main.lua <<EOF
 local prev = nil
 for i = 1, 4 do
   prev = resource "local.exec" ("r" .. i) {
     create  = "sleep 0.25; echo r" .. i .. " >> $T/cfg/out/log",
-    check   = "grep -qx r" .. i .. " $T/cfg/out/log",
+    check   = "grep -qx r" .. i .. " $T/cfg/out/log && ! grep -qx gone-r" .. i .. " $T/cfg/out/log",
     destroy = "sleep 0.1; echo gone-r" .. i .. " >> $T/cfg/out/log",
     depends_on = prev and { prev } or nil,
   }
@@ -21,7 +24,7 @@ end
 for i = 5, 8 do
   resource "local.exec" ("r" .. i) {
     create  = "sleep 0.3; echo r" .. i .. " >> $T/cfg/out/log",
-    check   = "grep -qx r" .. i .. " $T/cfg/out/log",
+    check   = "grep -qx r" .. i .. " $T/cfg/out/log && ! grep -qx gone-r" .. i .. " $T/cfg/out/log",
     destroy = "sleep 0.1; echo gone-r" .. i .. " >> $T/cfg/out/log",
   }
 end
