@@ -17,7 +17,7 @@
 
 static const iac_rtype *const ssh_types[] = {
 	&iac_ssh_file_type, &iac_ssh_directory_type, &iac_ssh_exec_type, &iac_ssh_service_type,
-	&iac_ssh_facts_type, &iac_ssh_line_type, &iac_ssh_user_type, NULL,
+	&iac_ssh_facts_type, &iac_ssh_line_type, &iac_ssh_user_type, &iac_ssh_package_type, NULL,
 };
 
 /* Settings of provider "ssh" { ... }. */

@@ -23,6 +23,7 @@ extern const iac_rtype iac_ssh_service_type;
 extern const iac_rtype iac_ssh_facts_type;
 extern const iac_rtype iac_ssh_line_type;
 extern const iac_rtype iac_ssh_user_type;
+extern const iac_rtype iac_ssh_package_type;
 extern const iac_provider iac_provider_ssh;
 
 /* What configure() returns. */
