@@ -75,31 +75,41 @@ static size_t print_unreachable(const iac_plan *plan, const iac_apply_result *re
 	return n;
 }
 
+/* Items of `list` from i on whose `key` equals item i's (both absent
+ * counts as equal) are marked done; the first `max` addresses go to *who.
+ * Returns how many there are. One grouping for failures and skips. */
+static size_t collect_same(const json_t *list, size_t i, const char *key, unsigned char *done, iac_buf *who,
+			   size_t max)
+{
+	const char *want = iac_json_str(json_array_get(list, i), key);
+	size_t same = 0, n = json_array_size(list);
+	for (size_t j = i; j < n; j++) {
+		const char *v = iac_json_str(json_array_get(list, j), key);
+		if (done[j] || (want ? !v || strcmp(v, want) : v != NULL))
+			continue;
+		done[j] = 1;
+		if (same < max)
+			iac_buf_printf(who, "%s%s", same ? ", " : "", iac_json_str(json_array_get(list, j), "address"));
+		same++;
+	}
+	return same;
+}
+
 /* Failures with the same cause (a host that went away, say) are one line
  * with a count, not one line each. */
 static void print_failures(iac_buf *b, const json_t *failures)
 {
 	json_t *f;
-	size_t i, n = json_array_size(failures);
-	unsigned char *done = iac_xcalloc(n + 1, 1);
+	size_t i;
+	unsigned char *done = iac_xcalloc(json_array_size(failures) + 1, 1);
 	json_array_foreach(failures, i, f) {
 		if (done[i])
 			continue;
-		const char *err = iac_json_str(f, "error");
-		const char *op = iac_json_str(f, "operation");
-		size_t same = 0;
 		iac_buf who = IAC_BUF_INIT;
-		for (size_t j = i; j < n; j++) {
-			json_t *g = json_array_get(failures, j);
-			if (done[j] || strcmp(iac_json_str(g, "error"), err))
-				continue;
-			done[j] = 1;
-			if (same < 3)
-				iac_buf_printf(&who, "%s%s", same ? ", " : "", iac_json_str(g, "address"));
-			same++;
-		}
+		size_t same = collect_same(failures, i, "error", done, &who, 3);
+		const char *err = iac_json_str(f, "error");
 		if (same == 1)
-			iac_buf_printf(b, "  - %s (%s): %s\n", iac_buf_cstr(&who), op, err);
+			iac_buf_printf(b, "  - %s (%s): %s\n", iac_buf_cstr(&who), iac_json_str(f, "operation"), err);
 		else
 			iac_buf_printf(b, "  - %zu resources (%s%s): %s\n", same, iac_buf_cstr(&who),
 				       same > 3 ? " and more" : "", err);
@@ -113,24 +123,14 @@ static void print_failures(iac_buf *b, const json_t *failures)
 static void print_skipped(iac_buf *b, const json_t *skipped)
 {
 	json_t *f;
-	size_t i, n = json_array_size(skipped);
-	unsigned char *done = iac_xcalloc(n + 1, 1);
+	size_t i;
+	unsigned char *done = iac_xcalloc(json_array_size(skipped) + 1, 1);
 	json_array_foreach(skipped, i, f) {
 		if (done[i])
 			continue;
-		const char *why = iac_json_str(f, "because");
-		size_t same = 0;
 		iac_buf who = IAC_BUF_INIT;
-		for (size_t j = i; j < n; j++) {
-			const char *w = iac_json_str(json_array_get(skipped, j), "because");
-			if (done[j] || (why ? !w || strcmp(w, why) : w != NULL))
-				continue;
-			done[j] = 1;
-			if (same < 5)
-				iac_buf_printf(&who, "%s%s", same ? ", " : "",
-					       iac_json_str(json_array_get(skipped, j), "address"));
-			same++;
-		}
+		size_t same = collect_same(skipped, i, "because", done, &who, 5);
+		const char *why = iac_json_str(f, "because");
 		iac_buf_printf(b, "  - skipped %s%s: %s failed\n", iac_buf_cstr(&who), same > 5 ? " and more" : "",
 			       why ? why : "a dependency");
 		iac_buf_free(&who);
