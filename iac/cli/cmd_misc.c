@@ -39,6 +39,7 @@ static int cmd_help(int argc, char **argv)
 }
 
 static const iac_command builtin[] = {
+	{ "init", iac_cmd_init, "check the state backend; move state between backends", iac_help_init },
 	{ "validate", iac_cmd_validate, "check the configuration without touching anything", iac_help_validate },
 	{ "plan", iac_cmd_plan, "show what apply would change", iac_help_plan },
 	{ "apply", iac_cmd_apply, "make the changes (or apply a saved plan)", iac_help_apply },
@@ -49,6 +50,7 @@ static const iac_command builtin[] = {
 	{ "show", iac_cmd_show, "show state or a saved plan (-json)", iac_help_show },
 	{ "import", iac_cmd_import, "adopt an existing object into state", iac_help_import },
 	{ "force-unlock", iac_cmd_force_unlock, "remove a lock left behind, by its id", NULL },
+	{ "status", iac_cmd_status, "who holds the state lock, and who waits", NULL },
 #ifdef IAC_HAVE_loadtest
 	{ "loadtest", iac_loadtest_main, "run a Lua load-test scenario against an HTTP service", iac_loadtest_help },
 #endif

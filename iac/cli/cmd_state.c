@@ -116,11 +116,7 @@ done:
 
 static int open_state_readonly(iac_session *s)
 {
-	if (iac_state_open(&s->st, ".") < 0) {
-		iac_session_error(NULL);
-		return IAC_ERR;
-	}
-	return 0;
+	return iac_session_open_state(s, 0);
 }
 
 int iac_cmd_output(int argc, char **argv)
@@ -314,11 +310,24 @@ int iac_cmd_state(int argc, char **argv)
 	int rc = 1;
 
 	iac_session_init(&s, "state");
-	if (iac_session_args(&s, IAC_F_JSON | IAC_F_LOCK, argc, argv, &pos) < 0)
+	const iac_opt own[] = {
+		{ "force", IAC_OPT_BOOL, &s.force, "state push: skip the lineage and serial checks" },
+		{ NULL, 0, NULL, NULL },
+	};
+	if (iac_session_args_own(&s, IAC_F_JSON | IAC_F_LOCK, own, argc, argv, &pos) < 0)
 		goto done;
 	const char *sub = pos.n ? pos.items[0] : NULL;
 	if (!sub)
-		iac_log_error("'iac state' needs a subcommand: list, show ADDR, rm ADDR..., mv OLD NEW");
+		iac_log_error("'iac state' needs a subcommand: list, show ADDR, rm ADDR..., mv OLD NEW, pull, "
+			      "push FILE, lock");
+	else if (!strcmp(sub, "pull") && pos.n == 1)
+		rc = iac_state_pull(&s);
+	else if (!strcmp(sub, "push") && pos.n == 2)
+		rc = iac_state_push(&s, pos.items[1]);
+	else if (!strcmp(sub, "push"))
+		iac_log_error("usage: iac state push [-force] FILE");
+	else if (!strcmp(sub, "lock"))
+		rc = iac_state_lock_status(&s);
 	else if (!strcmp(sub, "list"))
 		rc = state_list(&s, &pos);
 	else if (!strcmp(sub, "show"))
@@ -328,7 +337,7 @@ int iac_cmd_state(int argc, char **argv)
 	else if (!strcmp(sub, "mv"))
 		rc = state_mv(&s, &pos);
 	else
-		iac_log_error("unknown 'iac state' subcommand '%s' (use list, show, rm, mv)", sub);
+		iac_log_error("unknown 'iac state' subcommand '%s' (use list, show, rm, mv, pull, push, lock)", sub);
 done:
 	iac_session_close(&s);
 	iac_strlist_free(&pos);
@@ -386,37 +395,6 @@ int iac_cmd_show(int argc, char **argv)
 		if (!n)
 			printf("The state is empty.\n");
 	}
-	rc = 0;
-done:
-	iac_session_close(&s);
-	iac_strlist_free(&pos);
-	return rc;
-}
-
-int iac_cmd_force_unlock(int argc, char **argv)
-{
-	iac_session s;
-	iac_strlist pos = { 0 };
-	int rc = 1;
-	iac_session_init(&s, "force-unlock");
-	if (iac_session_args(&s, 0, argc, argv, &pos) < 0)
-		goto done;
-	if (pos.n != 1) {
-		json_t *h = NULL;
-		if (iac_lock_holder(&h, ".") == 0)
-			iac_log_error("usage: iac force-unlock LOCK_ID (the lock is held by pid %lld, lock id %s)",
-				      (long long)json_integer_value(json_object_get(h, "pid")),
-				      iac_json_str(h, "id") ?: "?");
-		else
-			iac_log_error("usage: iac force-unlock LOCK_ID (no live process holds the lock now)");
-		json_decref(h);
-		goto done;
-	}
-	if (iac_lock_force_unlock(".", pos.items[0]) < 0) {
-		iac_session_error(NULL);
-		goto done;
-	}
-	printf("Lock %s removed.\n", pos.items[0]);
 	rc = 0;
 done:
 	iac_session_close(&s);

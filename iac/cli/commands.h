@@ -42,6 +42,11 @@ void iac_help_output(void);
 void iac_help_state(void);
 void iac_help_show(void);
 
+/* cmd_backend.c */
+int iac_cmd_init(int argc, char **argv);
+int iac_cmd_status(int argc, char **argv);
+void iac_help_init(void);
+
 /* cmd_import.c */
 int iac_cmd_import(int argc, char **argv);
 void iac_help_import(void);

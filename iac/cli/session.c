@@ -106,6 +106,9 @@ static size_t build_opts(iac_session *s, unsigned which)
 		ADD("auto-approve", IAC_OPT_BOOL, &s->auto_approve, "do not ask for confirmation");
 		ADD("input", IAC_OPT_BOOL, &s->input, "ask questions on a terminal (default true)");
 	}
+	ADD_ARG("backend-config", IAC_OPT_LIST, &s->backend_config, "KEY=VALUE",
+		"a setting of the state backend (endpoints, prefix, username, password, ...; repeatable; "
+		"never printed)");
 	ADD("no-color", IAC_OPT_BOOL, &s->no_color, "no colour in output");
 #undef ADD
 #undef ADD_ARG
@@ -145,7 +148,7 @@ static const char *metavar(const char *name)
 {
 	static const char *const table[][2] = {
 		{ "var", "NAME=VALUE" }, { "var-file", "FILE" }, { "target", "ADDR" }, { "replace", "ADDR" },
-		{ "exclude", "ADDR" }, { "limit", "HOSTS" }, { "out", "FILE" },
+		{ "exclude", "ADDR" }, { "limit", "HOSTS" }, { "out", "FILE" }, { "backend-config", "KEY=VALUE" },
 	};
 	for (size_t i = 0; i < sizeof(table) / sizeof(*table); i++)
 		if (!strcmp(table[i][0], name))
@@ -202,21 +205,38 @@ int iac_session_load(iac_session *s)
 	return 0;
 }
 
+/* The backend (local .iac/ or etcd) for this command. config_loaded: main.lua
+ * was evaluated, so its backend block decides (else .iac/backend.json). */
+int iac_session_backend(iac_session *s, int config_loaded)
+{
+	if (s->be)
+		return 0;
+	const char *dir = s->cfg ? s->cfg->dir : ".";
+	const json_t *decl = s->cfg ? json_object_get(s->cfg->sections, "backend") : NULL;
+	if (iac_backend_open(&s->be, dir, config_loaded && s->cfg, decl, &s->backend_config) < 0) {
+		iac_session_error(NULL);
+		return IAC_ERR;
+	}
+	if (config_loaded && s->cfg && iac_backend_remember(s->be) < 0)
+		iac_err_clear();   /* a cache for later commands: never worth failing for */
+	return 0;
+}
+
 /* A journal left by an interrupted run was replayed: say so, and fold it
  * into a new snapshot while we hold the lock. */
 static int lock_guard(void *ud)
 {
-	return iac_lock_still_held(ud);
+	return iac_backend_still_held(ud);
 }
 
 static int recovered(iac_session *s)
 {
-	if (s->lk)
-		iac_state_set_guard(s->st, lock_guard, s->lk);
+	if (s->locked)
+		iac_state_set_guard(s->st, lock_guard, s->be);
 	if (iac_state_replayed(s->st) > 0) {
 		iac_log_warn("recovered %zu change(s) recorded by an interrupted run; resources that were "
 			     "in progress will be checked against reality", iac_state_replayed(s->st));
-		if (s->lk && iac_state_flush(s->st) < 0) {
+		if (s->locked && iac_state_flush(s->st) < 0) {
 			iac_session_error("cannot save recovered state");
 			return IAC_ERR;
 		}
@@ -225,16 +245,17 @@ static int recovered(iac_session *s)
 }
 
 /* Take the lock unless -lock=false; a stale one is taken over, with a notice. */
-static int take_lock_here(iac_session *s, const char *dir)
+static int take_lock_here(iac_session *s)
 {
 	json_t *stale = NULL;
 	if (!s->lock)
 		return 0;
-	int rc = iac_lock_acquire(&s->lk, &stale, dir, s->command, s->lock_timeout_ms);
+	int rc = iac_backend_lock(s->be, &stale, s->command, s->lock_timeout_ms);
 	if (rc < 0) {
 		iac_session_error(NULL);
 		return rc;
 	}
+	s->locked = 1;
 	if (stale) {
 		iac_log_warn("took over a stale lock left by 'iac %s' (pid %lld on '%s', since %s), "
 			     "which is no longer running",
@@ -247,22 +268,31 @@ static int take_lock_here(iac_session *s, const char *dir)
 	return 0;
 }
 
-int iac_session_open_state(iac_session *s, int take_lock)
+static int open_state(iac_session *s)
 {
-	const char *dir = s->cfg ? s->cfg->dir : ".";
-	if (take_lock) {
-		int rc = take_lock_here(s, dir);
-		if (rc < 0)
-			return rc;
-	}
-	if (iac_state_open(&s->st, dir) < 0) {
+	if (iac_backend_state_open(&s->st, s->be) < 0) {
 		iac_session_error(NULL);
 		return IAC_ERR;
 	}
+	return 0;
+}
+
+int iac_session_open_state(iac_session *s, int take_lock)
+{
+	if (iac_session_backend(s, s->cfg != NULL) < 0)
+		return IAC_ERR;
+	if (take_lock) {
+		int rc = take_lock_here(s);
+		if (rc < 0)
+			return rc;
+	}
+	if (open_state(s) < 0)
+		return IAC_ERR;
 	return recovered(s);
 }
 
 typedef struct {
+	iac_backend *be;
 	iac_state *st;
 	int rc;
 	char err[1024];
@@ -271,10 +301,33 @@ typedef struct {
 static void *open_state_thread(void *arg)
 {
 	state_job *j = arg;
-	j->rc = iac_state_open(&j->st, ".");
+	j->rc = iac_backend_state_open(&j->st, j->be);
 	if (j->rc < 0)
 		snprintf(j->err, sizeof(j->err), "%s", iac_err_last());
 	return NULL;
+}
+
+/* The configuration declares a backend that the fast path (local state read
+ * beside the Lua) did not use: start over on the declared one, unless
+ * state sits in .iac/ (iac_backend_open says what to run then). */
+static int switch_backend(iac_session *s, iac_state *local_st)
+{
+	iac_backend *declared = NULL;
+	const json_t *decl = json_object_get(s->cfg->sections, "backend");
+	if (iac_backend_open(&declared, s->cfg->dir, 1, decl, &s->backend_config) < 0) {
+		iac_state_free(local_st);
+		iac_session_error(NULL);
+		return IAC_ERR;
+	}
+	iac_state_free(local_st);
+	iac_backend_free(s->be);   /* drops the local lock */
+	s->be = declared;
+	s->locked = 0;
+	if (iac_backend_remember(s->be) < 0)
+		iac_err_clear();
+	if (take_lock_here(s) < 0 || open_state(s) < 0)
+		return IAC_ERR;
+	return recovered(s);
 }
 
 int iac_session_load_and_open(iac_session *s)
@@ -287,14 +340,28 @@ int iac_session_load_and_open(iac_session *s)
 	 * loader, not a .iac/ made by taking the lock */
 	if (access("main.lua", F_OK) < 0 && access(".iac", F_OK) < 0)
 		return iac_session_load(s);
-	if ((rc = take_lock_here(s, ".")) < 0)
+	if (iac_session_backend(s, 0) < 0)
+		return IAC_ERR;
+	if (strcmp(iac_backend_kind(s->be), "local")) {
+		/* a remote store: main.lua first (its backend block wins), then
+		 * lock, then state as it is once the lock is ours */
+		iac_backend_free(s->be);
+		s->be = NULL;
+		if ((rc = iac_session_load(s)) < 0)
+			return rc;
+		return iac_session_open_state(s, 1);
+	}
+	if ((rc = take_lock_here(s)) < 0)
 		return rc;
+	job.be = s->be;
 	int threaded = pthread_create(&th, NULL, open_state_thread, &job) == 0;
 	if (!threaded)
 		open_state_thread(&job);
 	rc = iac_session_load(s);
 	if (threaded)
 		pthread_join(th, NULL);
+	if (rc == 0 && json_object_get(s->cfg->sections, "backend"))
+		return switch_backend(s, job.st);
 	s->st = job.st;
 	if (rc < 0)
 		return rc;
@@ -380,10 +447,11 @@ int iac_session_plan(iac_session *s, iac_plan **out)
 void iac_session_close(iac_session *s)
 {
 	iac_providers_free(s->pv);   /* closes connections */
-	iac_lock_release(s->lk);
+	iac_backend_unlock(s->be);
 	if (iac_free_at_exit()) {
 		iac_state_free(s->st);
 		iac_config_free(s->cfg);
+		iac_backend_free(s->be);
 	}
 	iac_strlist_free(&s->vars);
 	iac_strlist_free(&s->var_files);
@@ -391,6 +459,7 @@ void iac_session_close(iac_session *s)
 	iac_strlist_free(&s->replace);
 	iac_strlist_free(&s->excludes);
 	iac_strlist_free(&s->limits);
+	iac_strlist_free(&s->backend_config);
 	json_decref(s->plan_vars);
 	memset(s, 0, sizeof(*s));
 }

@@ -11,7 +11,7 @@
 #include "iac/load/config.h"
 #include "iac/plan/plan.h"
 #include "iac/provider/runtime.h"
-#include "iac/state/lock.h"
+#include "iac/state/backend.h"
 #include "iac/state/state.h"
 
 #define IAC_SESSION_PFLAGS 16
@@ -19,6 +19,7 @@
 typedef struct {
 	/* flags */
 	iac_strlist vars, var_files, targets, replace, excludes, limits;
+	iac_strlist backend_config;   /* -backend-config KEY=VALUE */
 	int parallelism;
 	int lock;                 /* -lock=false skips locking */
 	double lock_timeout_ms;
@@ -41,7 +42,8 @@ typedef struct {
 	const char *command;
 	iac_config *cfg;
 	iac_state *st;
-	iac_lock *lk;
+	iac_backend *be;          /* where state and lock live */
+	int locked;               /* this command holds the lock */
 	iac_providers *pv;
 	json_t *plan_vars;        /* variable values from a saved plan */
 } iac_session;
@@ -67,7 +69,11 @@ void iac_session_usage(unsigned which);
 
 /* Load the configuration from the current directory. */
 int iac_session_load(iac_session *s);
-/* Take the lock (unless -lock=false) and open state. */
+/* Open the backend (once): config_loaded says main.lua was evaluated and
+ * its backend block decides; else .iac/backend.json and -backend-config. */
+int iac_session_backend(iac_session *s, int config_loaded);
+/* Take the lock (unless -lock=false or !take_lock) and open state, through
+ * the backend. */
 int iac_session_open_state(iac_session *s, int take_lock);
 /* Both of the above, with the state read on a second thread while the
  * configuration's Lua runs (they do not depend on each other; with 100,000
@@ -78,6 +84,11 @@ void iac_session_providers(iac_session *s);
 /* Plan with the session's flags. */
 int iac_session_plan(iac_session *s, iac_plan **out);
 void iac_session_close(iac_session *s);
+
+/* iac state pull / push FILE / lock (cmd_backend.c): exit codes. */
+int iac_state_pull(iac_session *s);
+int iac_state_push(iac_session *s, const char *file);
+int iac_state_lock_status(iac_session *s);
 
 /* Ctrl-C: the first press sets stop, the second cancel. */
 extern volatile int iac_stop_requested;

@@ -26,6 +26,7 @@
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 #include "iac/load/lua_value.h"
+#include "iac/state/backend.h"
 
 #define HOSTS_KEY "iac.hosts"
 
@@ -502,6 +503,49 @@ static int provider_body(lua_State *L)
 
 static int l_provider(lua_State *L) { return curry1(L, provider_body); }
 
+/* backend "etcd" { endpoints = {...}, prefix = "iac/prod", lock_ttl = "15s" }:
+ * where state and lock live (iac/state/backend.h). Root module only. */
+static int backend_body(lua_State *L)
+{
+	loader *ld = iac_load_get(L);
+	const char *name = lua_tostring(L, lua_upvalueindex(1));
+	char err[1024], file[256], where[300];
+	int line;
+
+	iac_load_where(L, file, sizeof(file), &line);
+	luaL_checktype(L, 1, LUA_TTABLE);
+	if (ld->cur->prefix[0])
+		return iac_load_error(L, "backend: only the root module (main.lua) says where state lives");
+	if (strcmp(name, "etcd") && strcmp(name, "local"))
+		return iac_load_error(L, "unknown backend '%s' (there are: \"local\", \"etcd\")", name);
+	if (json_object_get(ld->cfg->sections, "backend"))
+		return iac_load_error(L, "backend declared twice");
+	json_t *v = iac_lua_to_json(L, 1, "backend configuration", err, sizeof(err));
+	if (!v)
+		return iac_load_error(L, "backend '%s': %s", name, err);
+	unsigned flags = 0;
+	json_t *plain = iac_value_resolve(v, NULL, NULL, &flags);
+	json_decref(v);
+	snprintf(where, sizeof(where), "%s:%d", file, line);
+	if (flags & IAC_VAL_UNKNOWN) {
+		json_decref(plain);
+		return iac_load_error(L, "backend '%s': its settings cannot refer to resources", name);
+	}
+	if (iac_backend_check_settings(plain, where) < 0) {
+		json_decref(plain);
+		return luaL_error(L, "%s", iac_err_last());
+	}
+	if (!strcmp(name, "local")) {
+		json_decref(plain);   /* the default, said out loud */
+		return 0;
+	}
+	json_object_set_new(ld->cfg->sections, "backend",
+			    json_pack("{s:s,s:o,s:s,s:i}", "type", name, "settings", plain, "file", file, "line", line));
+	return 0;
+}
+
+static int l_backend(lua_State *L) { return curry1(L, backend_body); }
+
 static int host_body(lua_State *L)
 {
 	loader *ld = iac_load_get(L);
@@ -972,7 +1016,7 @@ void iac_dsl_install(lua_State *L)
 		{ "jsondecode", l_jsondecode }, { "filebase64", l_filebase64 },
 		{ "base64encode", l_base64encode }, { "base64decode", l_base64decode },
 		{ "templatefile", l_templatefile }, { "hosts_from", l_hosts_from },
-		{ "moved", l_moved }, { NULL, NULL },
+		{ "moved", l_moved }, { "backend", l_backend }, { NULL, NULL },
 	};
 	luaL_setfuncs(L, fns, 0);
 	install_resources(L);

@@ -16,11 +16,13 @@
 #include "iac/core/map.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
+#include "iac/state/store.h"
 
 struct iac_state {
 	char *dir;            /* .../.iac */
-	char *snap_path;
+	char *snap_path;      /* local: the files; a store: its label, for messages */
 	char *journal_path;
+	iac_store *store;     /* NULL: the local files (borrowed) */
 	char lineage[40];
 	long serial;
 	iac_map index;        /* address -> json_t* entry (one reference each) */
@@ -137,6 +139,10 @@ static const char *outputs_problem(const json_t *o)
 
 static int bad_state(const iac_state *st, const char *what)
 {
+	if (st->store)
+		return iac_err_set("state in %s is damaged: %s; nothing was changed. 'iac state pull' shows it, "
+				   "'iac state history' lists revisions to restore with 'iac state push'",
+				   st->snap_path, what);
 	char *bak = iac_xasprintf("%s.backup", st->snap_path);
 	int have_bak = access(bak, F_OK) == 0;
 	iac_err_set("state file '%s' is damaged: %s; nothing was changed. %s", st->snap_path, what,
@@ -147,24 +153,19 @@ static int bad_state(const iac_state *st, const char *what)
 	return IAC_ERR;
 }
 
-static int load_snapshot(iac_state *st)
+/* A snapshot's text (borrowed) into memory. */
+static int parse_snapshot(iac_state *st, const char *text, size_t len)
 {
-	char *text = NULL;
-	size_t len;
 	json_error_t jerr;
 	json_t *doc = NULL, *res, *e;
 	size_t i;
-	int rc = iac_file_read_flags(&text, &len, NULL, st->snap_path, O_NOFOLLOW);
 
-	if (rc == IAC_ENOTFOUND) {
-		iac_err_clear();
-		return 0;
-	}
-	if (rc < 0)
-		return IAC_ERR;
 	doc = json_loadb(text, len, 0, &jerr);
-	free(text);
 	if (!doc || !json_is_object(doc)) {
+		if (st->store) {
+			json_decref(doc);
+			return bad_state(st, "it is not valid JSON");
+		}
 		iac_err_set("state file '%s' is not valid JSON (line %d: %s); restore it from "
 			    "'%s.backup' or version control", st->snap_path, jerr.line, jerr.text, st->snap_path);
 		json_decref(doc);
@@ -172,7 +173,7 @@ static int load_snapshot(iac_state *st)
 	}
 	json_int_t fmt = json_integer_value(json_object_get(doc, "format_version"));
 	if (fmt > IAC_STATE_FORMAT) {
-		iac_err_set("state file '%s' has format %lld, newer than this iac understands (%d); upgrade iac",
+		iac_err_set("state '%s' has format %lld, newer than this iac understands (%d); upgrade iac",
 			    st->snap_path, (long long)fmt, IAC_STATE_FORMAT);
 		json_decref(doc);
 		return IAC_ERR;
@@ -224,6 +225,23 @@ static int load_snapshot(iac_state *st)
 	return 0;
 }
 
+static int load_snapshot(iac_state *st)
+{
+	char *text = NULL;
+	size_t len;
+	int rc = iac_file_read_flags(&text, &len, NULL, st->snap_path, O_NOFOLLOW);
+
+	if (rc == IAC_ENOTFOUND) {
+		iac_err_clear();
+		return 0;
+	}
+	if (rc < 0)
+		return IAC_ERR;
+	rc = parse_snapshot(st, text, len);
+	free(text);
+	return rc;
+}
+
 /* What is wrong with a journal record, or NULL. */
 static const char *record_problem(const json_t *rec)
 {
@@ -261,19 +279,10 @@ static void apply_record(iac_state *st, json_t *rec)
 				json_object_get(rec, "value"));
 }
 
-static int replay_journal(iac_state *st)
+/* Journal text (borrowed) over the snapshot. */
+static int replay_text(iac_state *st, const char *text, size_t len)
 {
-	char *text = NULL;
-	size_t len, pos = 0;
-	int rc = iac_file_read_flags(&text, &len, NULL, st->journal_path, O_NOFOLLOW);
-
-	if (rc == IAC_ENOTFOUND) {
-		iac_err_clear();
-		return 0;
-	}
-	if (rc < 0)
-		return IAC_ERR;
-	size_t lineno = 0;
+	size_t pos = 0, lineno = 0;
 	/* lines by length, not as C strings: a NUL byte (what a crash can leave
 	 * in a file) is a damaged line, never the end of the journal */
 	while (pos < len) {
@@ -300,7 +309,6 @@ static int replay_journal(iac_state *st)
 				    "journal is kept. Look at that line (each line is one change, in order): fix or "
 				    "delete it, then run the command again", st->journal_path, lineno, problem,
 				    last ? "" : ", and records follow it");
-			free(text);
 			return IAC_ERR;
 		}
 		unsigned long long seq = (unsigned long long)json_integer_value(json_object_get(rec, "seq"));
@@ -315,32 +323,88 @@ static int replay_journal(iac_state *st)
 		}
 		json_decref(rec);
 	}
-	free(text);
 	return 0;
 }
 
-int iac_state_open(iac_state **out, const char *dir)
+static int replay_journal(iac_state *st)
+{
+	char *text = NULL;
+	size_t len;
+	int rc = iac_file_read_flags(&text, &len, NULL, st->journal_path, O_NOFOLLOW);
+
+	if (rc == IAC_ENOTFOUND) {
+		iac_err_clear();
+		return 0;
+	}
+	if (rc < 0)
+		return IAC_ERR;
+	rc = replay_text(st, text, len);
+	free(text);
+	return rc;
+}
+
+static iac_state *state_new(void)
 {
 	iac_state *st = iac_xcalloc(1, sizeof(*st));
-
-	st->dir = iac_path_join(dir, ".iac");
-	st->snap_path = iac_path_join(st->dir, "state.json");
-	st->journal_path = iac_path_join(st->dir, "state.journal");
 	st->outputs = json_object();
 	st->extra = json_object();
 	st->jfd = -1;
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->durable_cv, NULL);
-	if (load_snapshot(st) < 0 || replay_journal(st) < 0) {
-		iac_state_free(st);
-		*out = NULL;
-		return IAC_ERR;
-	}
+	return st;
+}
+
+/* After the snapshot and journal are in: counters and lineage. */
+static void opened(iac_state *st)
+{
 	if (st->next_seq < st->snap_seq)
 		st->next_seq = st->snap_seq;
 	st->durable_seq = st->next_seq;
 	if (!st->lineage[0])
 		new_lineage(st->lineage);
+}
+
+int iac_state_open(iac_state **out, const char *dir)
+{
+	iac_state *st = state_new();
+
+	st->dir = iac_path_join(dir, ".iac");
+	st->snap_path = iac_path_join(st->dir, "state.json");
+	st->journal_path = iac_path_join(st->dir, "state.journal");
+	if (load_snapshot(st) < 0 || replay_journal(st) < 0) {
+		iac_state_free(st);
+		*out = NULL;
+		return IAC_ERR;
+	}
+	opened(st);
+	*out = st;
+	return 0;
+}
+
+int iac_state_open_store(iac_state **out, iac_store *store, const char *dir)
+{
+	iac_state *st = state_new();
+	char *snap = NULL, *journal = NULL;
+	size_t snap_len = 0, journal_len = 0;
+	int rc;
+
+	st->store = store;
+	st->dir = iac_path_join(dir, ".iac");
+	st->snap_path = iac_xstrdup(store->label);
+	st->journal_path = iac_xasprintf("%s journal", store->label);
+	rc = store->ops->read(store, &snap, &snap_len, &journal, &journal_len);
+	if (rc == 0 && snap)
+		rc = parse_snapshot(st, snap, snap_len);
+	if (rc == 0 && journal)
+		rc = replay_text(st, journal, journal_len);
+	free(snap);
+	free(journal);
+	if (rc < 0) {
+		iac_state_free(st);
+		*out = NULL;
+		return rc;
+	}
+	opened(st);
 	*out = st;
 	return 0;
 }
@@ -441,6 +505,9 @@ static int journal_commit_locked(iac_state *st, json_t *rec)
 		if (st->guard && !st->guard(st->guard_ud)) {
 			iac_err_set("%s", PREEMPTED);
 			ok = 0;
+		} else if (st->store) {
+			ok = st->store->ops->append(st->store, batch.ptr, batch.len, upto) == 0;
+			batch.len = 0;   /* nothing for the file path below */
 		} else if (st->jfd < 0) {
 			if (ensure_dir(st) < 0) {
 				ok = 0;
@@ -476,7 +543,7 @@ static int journal_commit_locked(iac_state *st, json_t *rec)
 			p += n;
 			left -= (size_t)n;
 		}
-		if (ok && fdatasync(st->jfd) < 0) {
+		if (ok && !st->store && fdatasync(st->jfd) < 0) {
 			iac_err_sys("cannot sync state journal '%s'", st->journal_path);
 			ok = 0;
 		}
@@ -673,6 +740,15 @@ int iac_state_flush(iac_state *st)
 		return IAC_ERR;
 	}
 	json_decref(doc);
+	if (st->store) {
+		if ((rc = st->store->ops->write(st->store, text, strlen(text), st->serial + 1, seq)) < 0)
+			goto done;
+		pthread_mutex_lock(&st->lock);
+		st->serial++;
+		st->snap_seq = seq;
+		pthread_mutex_unlock(&st->lock);
+		goto done;
+	}
 	if (ensure_dir(st) < 0)
 		goto done;
 	{
@@ -801,4 +877,52 @@ int iac_state_move(iac_state *st, const char *from, const char *to, int durable)
 	free(module);
 	free(name);
 	return rc;
+}
+
+int iac_state_replace(iac_state *st, const json_t *doc)
+{
+	/* checked exactly like a snapshot read from disk, on a scratch state */
+	char *text = json_dumps(doc, JSON_COMPACT);
+	iac_state *tmp = state_new();
+	int rc;
+
+	tmp->snap_path = iac_xstrdup("the state to write");
+	tmp->journal_path = iac_xstrdup("-");
+	rc = text ? parse_snapshot(tmp, text, strlen(text)) : iac_err_set("the state to write is not JSON");
+	free(text);
+	if (rc < 0) {
+		iac_state_free(tmp);
+		return rc;
+	}
+	pthread_mutex_lock(&st->lock);
+	iac_map swap = st->index;
+	st->index = tmp->index;
+	tmp->index = swap;
+	json_t *o = st->outputs, *x = st->extra;
+	st->outputs = tmp->outputs;
+	st->extra = tmp->extra;
+	tmp->outputs = o;
+	tmp->extra = x;
+	snprintf(st->lineage, sizeof(st->lineage), "%s", tmp->lineage);
+	if (tmp->serial > st->serial)
+		st->serial = tmp->serial;
+	st->next_seq++;   /* dirty: the next flush writes it all */
+	pthread_mutex_unlock(&st->lock);
+	iac_state_free(tmp);
+	return 0;
+}
+
+char *iac_state_checksum(const iac_state *st)
+{
+	json_t *doc = iac_state_to_json(st);
+	/* what the state says, not when it was written */
+	json_object_del(doc, "serial");
+	json_object_del(doc, "journal_seq");
+	json_object_del(doc, "iac_version");
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+	char hex[65];
+	iac_sha256_hex(hex, text ? text : "", text ? strlen(text) : 0);
+	free(text);
+	json_decref(doc);
+	return iac_xstrdup(hex);
 }

@@ -1,5 +1,7 @@
 /* state: what iac believes exists, kept crash-safe.
  *
+ * Where: the configuration's `.iac/` directory (below), or a store with
+ * the same two parts and the same guarantees (iac/state/store.h: etcd).
  * On disk, in the configuration's `.iac/` directory (mode 0700):
  *   state.json     the snapshot (mode 0600), replaced atomically: temp file,
  *                  fsync, rename, fsync of the directory. Never half-written.
@@ -35,6 +37,12 @@ typedef struct iac_state iac_state;
 /* Open the state in dir/.iac (nothing is created until the first write).
  * Missing state = empty state with a fresh lineage. */
 int iac_state_open(iac_state **out, const char *dir);
+/* The same, with snapshot and journal in a store (iac/state/store.h: etcd)
+ * instead of dir/.iac; `store` is borrowed and must outlive the state.
+ * `dir` is still the configuration's directory (iac_state_dir()). Errors
+ * of the store come back as they are (IAC_ECONFLICT, IAC_ELOCKED...). */
+struct iac_store;
+int iac_state_open_store(iac_state **out, struct iac_store *store, const char *dir);
 void iac_state_free(iac_state *st);
 
 const char *iac_state_lineage(const iac_state *st);
@@ -101,6 +109,16 @@ int iac_state_flush(iac_state *st);
 double iac_state_last_flush_ms(const iac_state *st);
 /* 1 when there are changes not yet in the snapshot. */
 int iac_state_dirty(const iac_state *st);
+
+/* Replace everything (resources, outputs, extra, lineage) with doc's, as
+ * `iac state push` and `iac init -migrate-state` do; checked like a
+ * snapshot read back. The serial becomes max(ours, doc's); the next flush
+ * writes it (serial + 1). doc is borrowed. */
+int iac_state_replace(iac_state *st, const json_t *doc);
+/* sha256 (hex, caller frees) of what the state holds (resources, outputs,
+ * extra, lineage), not of when it was written: equal on both sides of a
+ * migration. */
+char *iac_state_checksum(const iac_state *st);
 
 /* The whole state as a JSON document (as state.json would hold it). */
 json_t *iac_state_to_json(const iac_state *st);

@@ -37,23 +37,38 @@ static int matches(const char *addr, const iac_strlist *names)
 	return 0;
 }
 
+/* The lock's holder now (new ref), or NULL. */
+static json_t *holder_now(iac_session *s)
+{
+	json_t *st = NULL, *h = NULL;
+	if (iac_backend_lock_status(&st, s->be) == 0 && json_is_object(json_object_get(st, "holder")))
+		h = json_incref(json_object_get(st, "holder"));
+	json_decref(st);
+	iac_err_clear();
+	return h;
+}
+
 /* Take the lock; with -force, stop a running holder and take it anyway. */
 static int take_lock(iac_session *s, json_t **preempted, int force_flag)
 {
 	json_t *stale = NULL;
 	*preempted = NULL;
-	int rc = iac_lock_acquire(&s->lk, &stale, ".", "rollback", s->lock_timeout_ms);
+	if (iac_session_backend(s, 0) < 0)
+		return IAC_ERR;
+	int rc = iac_backend_lock(s->be, &stale, "rollback", s->lock_timeout_ms);
 	json_decref(stale);
+	if (rc == 0)
+		s->locked = 1;
 	if (rc != IAC_ELOCKED)
 		return rc;
 	if (!force_flag) {
 		iac_log_error("%s\nan emergency rollback can preempt it: iac rollback -force", iac_err_last());
 		return IAC_ELOCKED;
 	}
-	json_t *holder = NULL;
 	char host[256] = "";
 	gethostname(host, sizeof(host) - 1);
-	if (iac_lock_holder(&holder, ".") == 0) {
+	json_t *holder = holder_now(s);
+	if (holder) {
 		pid_t pid = (pid_t)json_integer_value(json_object_get(holder, "pid"));
 		const char *hh = iac_json_str(holder, "host");
 		if (pid > 1 && hh && !strcmp(hh, host)) {
@@ -61,14 +76,16 @@ static int take_lock(iac_session *s, json_t **preempted, int force_flag)
 			kill(pid, SIGINT);
 			usleep(20 * 1000);
 			kill(pid, SIGINT);
-			iac_lock_acquire(&s->lk, NULL, ".", "rollback", 300);
+			if (iac_backend_lock(s->be, NULL, "rollback", 300) == 0)
+				s->locked = 1;
 		}
 	}
-	if (!s->lk && iac_lock_preempt(&s->lk, preempted, ".", "rollback") < 0) {
+	if (!s->locked && iac_backend_preempt(preempted, s->be, "rollback") < 0) {
 		json_decref(holder);
 		iac_session_error("cannot take the lock even with -force");
 		return IAC_ERR;
 	}
+	s->locked = 1;
 	if (!*preempted)
 		*preempted = holder ? holder : json_object();
 	else
@@ -176,10 +193,8 @@ int iac_deploy_cmd_rollback(int argc, char **argv)
 		goto out;
 	if (take_lock(&s, &preempted, force_flag) < 0)
 		goto out;
-	if (iac_state_open(&s.st, ".") < 0) {
-		iac_session_error(NULL);
+	if (iac_session_open_state(&s, 0) < 0)
 		goto out;
-	}
 	s.pv = iac_providers_new(iac_state_extra(s.st, "providers"), NULL, ".");
 	/* the deployments first, as copies: each rollback changes state (its
 	 * entry, flags' entries), and the addresses state lends are valid only

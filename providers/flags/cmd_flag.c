@@ -25,10 +25,8 @@ static void print_doc(json_t *doc)
 
 static int list(iac_session *s)
 {
-	if (iac_state_open(&s->st, ".") < 0) {
-		iac_session_error(NULL);
+	if (iac_session_open_state(s, 0) < 0)
 		return 1;
-	}
 	json_t *all = iac_flagops_list(s->st), *f;
 	const char *name;
 	if (s->json) {

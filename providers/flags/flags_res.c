@@ -10,7 +10,7 @@
 #include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
-#include "iac/flags/etcd.h"
+#include "iac/etcd/etcd.h"
 #include "iac/flags/flags.h"
 #include "iac/host/host.h"
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The etcd client (iac/flags/etcd.c) against a real etcd (Debian etcd-server,
+# The etcd client (iac/etcd/etcd.c) against a real etcd (Debian etcd-server,
 # 3.4), started here on free loopback ports with a temporary data dir and
 # stopped by PID: put/get/range/delete, compare-and-swap success and failure,
 # lease grant + keep-alive + expiry, locks (held by one, refused or waiting

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "iac/flags/etcd.h"
+#include "iac/etcd/etcd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

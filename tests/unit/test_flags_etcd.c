@@ -5,7 +5,7 @@
 
 #include "iac/core/err.h"
 #include "iac/core/base64.h"
-#include "iac/flags/etcd.h"
+#include "iac/etcd/etcd.h"
 
 #include <stdlib.h>
 

@@ -14,7 +14,7 @@
  * 3 not found, 4 locked, 5 conflict, 7 timeout (the negated iac code).
  */
 #include "iac/core/err.h"
-#include "iac/flags/etcd.h"
+#include "iac/etcd/etcd.h"
 
 #include <inttypes.h>
 #include <stdio.h>

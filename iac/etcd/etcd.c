@@ -7,7 +7,7 @@
  * newline-separated JSON objects wrapped in {"result": ...}, and errors in a
  * stream come as {"error": {...}}.
  */
-#include "iac/flags/etcd.h"
+#include "iac/etcd/etcd.h"
 #include "iac/core/base64.h"
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
@@ -712,6 +712,75 @@ int iac_etcd_cas_delete(iac_etcd *e, const char *key, int64_t expect_mod_revisio
 {
 	json_t *op = json_pack("{s:{s:o}}", "request_delete_range", "key", b64s(key));
 	return cas_txn(NULL, e, key, expect_mod_revision, op);
+}
+
+/* --- general transactions and paged reads --------------------------------- */
+
+json_t *iac_etcd_op_put(const char *key, const void *value, size_t len, int64_t lease)
+{
+	return json_pack("{s:o}", "request_put", put_body(key, value, len, lease));
+}
+
+json_t *iac_etcd_op_delete(const char *key, int prefix)
+{
+	json_t *d = json_pack("{s:o}", "key", b64s(key));
+	if (prefix)
+		json_object_set_new(d, "range_end", prefix_end(key));
+	return json_pack("{s:o}", "request_delete_range", d);
+}
+
+json_t *iac_etcd_op_delete_range(const char *key, const char *end)
+{
+	return json_pack("{s:{s:o,s:o}}", "request_delete_range", "key", b64s(key), "range_end", b64s(end));
+}
+
+json_t *iac_etcd_cmp(const char *key, const char *target, int64_t value)
+{
+	/* CREATE/MOD/VERSION compare against revisions; a zero is sent as the
+	 * string "0" (proto3 JSON omits zero integers, which would compare
+	 * against nothing) */
+	const char *field = !strcmp(target, "CREATE") ? "create_revision"
+			    : !strcmp(target, "MOD")  ? "mod_revision" : "version";
+	json_t *c = json_pack("{s:s,s:s,s:o}", "result", "EQUAL", "target", target, "key", b64s(key));
+	json_object_set_new(c, field, value ? json_integer((json_int_t)value) : json_string("0"));
+	return c;
+}
+
+int iac_etcd_txn(int *out_succeeded, int64_t *out_revision, iac_etcd *e, json_t *compare, json_t *success)
+{
+	json_t *resp;
+	int rc = call(&resp, e, "kv/txn", json_pack("{s:o,s:o}", "compare", compare, "success", success));
+
+	*out_succeeded = 0;
+	if (rc < 0)
+		return rc;
+	*out_succeeded = json_is_true(json_object_get(resp, "succeeded"));
+	if (out_revision)
+		*out_revision = get_i64(json_object_get(resp, "header"), "revision");
+	json_decref(resp);
+	return 0;
+}
+
+int iac_etcd_range_page(iac_etcd_kv **out, size_t *out_n, int64_t *io_revision, int *out_more, iac_etcd *e,
+			const char *from, const char *prefix, long limit)
+{
+	json_t *resp, *body;
+	int rc;
+
+	*out = NULL;
+	*out_n = 0;
+	*out_more = 0;
+	body = json_pack("{s:o,s:o,s:I}", "key", b64s(from), "range_end", prefix_end(prefix), "limit",
+			 (json_int_t)limit);
+	if (*io_revision > 0)
+		json_object_set_new(body, "revision", json_integer((json_int_t)*io_revision));
+	rc = call(&resp, e, "kv/range", body);
+	if (rc < 0)
+		return rc;
+	rc = range_answer(out, out_n, io_revision, resp);
+	*out_more = json_is_true(json_object_get(resp, "more"));
+	json_decref(resp);
+	return rc;
 }
 
 /* --- answers without a server ------------------------------------------- */

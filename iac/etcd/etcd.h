@@ -1,6 +1,6 @@
-/* etcd: an etcd v3 client over the JSON gateway (POST /v3/...), used to
- * deliver feature flags to an etcd key that applications watch, and meant to
- * carry team state and locks (a state backend) as well.
+/* etcd: an etcd v3 client over the JSON gateway (POST /v3/...). It carries
+ * team state, its journal and the lock (iac/state/etcd_store.c) and delivers
+ * feature flags to a key that applications watch.
  *
  * - A handle holds one libcurl easy handle (connections are reused) and the
  *   endpoint list "http://10.0.0.1:2379,http://10.0.0.2:2379". Endpoints are
@@ -19,8 +19,8 @@
  *   lease), IAC_ECONFLICT (a compare failed), IAC_ELOCKED (lock held by
  *   another), IAC_ETIMEOUT (deadline passed).
  */
-#ifndef IAC_FLAGS_ETCD_H
-#define IAC_FLAGS_ETCD_H
+#ifndef IAC_ETCD_ETCD_H
+#define IAC_ETCD_ETCD_H
 
 #include <jansson.h>
 #include <stddef.h>
@@ -82,6 +82,28 @@ int iac_etcd_cas(int64_t *out_revision, iac_etcd *e, const char *key, int64_t ex
 		 const void *value, size_t len, int64_t lease);
 /* Delete only when mod_revision is still expect_mod_revision. */
 int iac_etcd_cas_delete(iac_etcd *e, const char *key, int64_t expect_mod_revision);
+
+/* General transactions: `compare` is an array of iac_etcd_cmp() and
+ * `success` an array of iac_etcd_op_*() (both stolen); all of success runs
+ * atomically when every compare holds. *out_succeeded says which;
+ * *out_revision (may be NULL) the store revision after it. */
+json_t *iac_etcd_op_put(const char *key, const void *value, size_t len, int64_t lease);
+/* Delete key, or (prefix != 0) every key under it. */
+json_t *iac_etcd_op_delete(const char *key, int prefix);
+/* Delete [key, end). */
+json_t *iac_etcd_op_delete_range(const char *key, const char *end);
+/* key's target ("CREATE", "MOD", "VERSION") equals value (CREATE 0: the
+ * key does not exist). */
+json_t *iac_etcd_cmp(const char *key, const char *target, int64_t value);
+int iac_etcd_txn(int *out_succeeded, int64_t *out_revision, iac_etcd *e, json_t *compare, json_t *success);
+
+/* One page of the keys under prefix from key `from` on (sorted by key), at
+ * most limit of them, read at store revision *io_revision (0: now; set to
+ * the revision read, so the next page sees the same moment). *out_more: more
+ * keys follow the page; ask again from its last key (which then comes first
+ * again: skip it). */
+int iac_etcd_range_page(iac_etcd_kv **out, size_t *out_n, int64_t *io_revision, int *out_more, iac_etcd *e,
+			const char *from, const char *prefix, long limit);
 
 /* Leases: keys attached to a lease vanish when it expires. etcd may round a
  * short TTL up (its minimum is about 1.5 election timeouts). */
