@@ -637,7 +637,7 @@ int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_st
 		rc = IAC_EINTR;
 done:
 	if (iac_state_flush(st) < 0) {
-		iac_log_error("cannot write the state snapshot: %s (the journal in .iac/ still has every "
+		iac_log_error("cannot write the state snapshot: %s (the journal beside it still has every "
 			      "change and will be replayed by the next command)", iac_err_last());
 		if (rc == 0)
 			rc = IAC_ERR;

@@ -217,6 +217,7 @@ int iac_session_backend(iac_session *s, int config_loaded)
 		iac_session_error(NULL);
 		return IAC_ERR;
 	}
+	iac_backend_set_command(s->be, s->command);
 	if (config_loaded && s->cfg && iac_backend_remember(s->be) < 0)
 		iac_err_clear();   /* a cache for later commands: never worth failing for */
 	return 0;
@@ -322,6 +323,7 @@ static int switch_backend(iac_session *s, iac_state *local_st)
 	iac_state_free(local_st);
 	iac_backend_free(s->be);   /* drops the local lock */
 	s->be = declared;
+	iac_backend_set_command(s->be, s->command);
 	s->locked = 0;
 	if (iac_backend_remember(s->be) < 0)
 		iac_err_clear();

@@ -509,7 +509,7 @@ static int backend_body(lua_State *L)
 {
 	loader *ld = iac_load_get(L);
 	const char *name = lua_tostring(L, lua_upvalueindex(1));
-	char err[1024], file[256], where[300];
+	char err[1024], file[256];
 	int line;
 
 	iac_load_where(L, file, sizeof(file), &line);
@@ -526,14 +526,13 @@ static int backend_body(lua_State *L)
 	unsigned flags = 0;
 	json_t *plain = iac_value_resolve(v, NULL, NULL, &flags);
 	json_decref(v);
-	snprintf(where, sizeof(where), "%s:%d", file, line);
 	if (flags & IAC_VAL_UNKNOWN) {
 		json_decref(plain);
 		return iac_load_error(L, "backend '%s': its settings cannot refer to resources", name);
 	}
-	if (iac_backend_check_settings(plain, where) < 0) {
+	if (iac_backend_check_settings(plain, NULL) < 0) {
 		json_decref(plain);
-		return luaL_error(L, "%s", iac_err_last());
+		return iac_load_error(L, "%s", iac_err_last());
 	}
 	if (!strcmp(name, "local")) {
 		json_decref(plain);   /* the default, said out loud */

@@ -42,32 +42,42 @@ static int known_key(const char *k)
 	return 0;
 }
 
+/* "WHERE: " when there is a where (the loader adds its own). */
+static const char *at(char *buf, size_t len, const char *where)
+{
+	snprintf(buf, len, "%s%s", where && *where ? where : "", where && *where ? ": " : "");
+	return buf;
+}
+
 static int unknown_key(const char *where, const char *k)
 {
+	char w[320];
 	const char *near = iac_suggest(k, KEYS, N_KEYS);
-	return iac_err_set("%s: backend \"etcd\" has no setting '%s'%s%s%s (settings: endpoints, prefix, lock_ttl, "
-			   "timeout, username, password, cacert_path, cert_path, key_path, history)", where, k,
-			   near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+	return iac_err_set("%sbackend \"etcd\" has no setting '%s'%s%s%s (settings: endpoints, prefix, lock_ttl, "
+			   "timeout, username, password, cacert_path, cert_path, key_path, history)",
+			   at(w, sizeof(w), where), k, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
 }
 
 int iac_backend_check_settings(const json_t *settings, const char *where)
 {
 	const char *k;
 	json_t *v;
+	char w[320];
+	at(w, sizeof(w), where);
 	json_object_foreach((json_t *)settings, k, v) {
 		if (!known_key(k))
 			return unknown_key(where, k);
 		if (!strcmp(k, "endpoints") && !json_is_string(v) && !iac_value_is_string_list(v))
-			return iac_err_set("%s: backend endpoints: a list of URLs (\"http://10.0.0.1:2379\")", where);
+			return iac_err_set("%sbackend endpoints: a list of URLs (\"http://10.0.0.1:2379\")", w);
 		if (!strcmp(k, "history")) {
 			if (!json_is_object(v) || json_object_size(v) != 1 || !json_is_string(json_object_get(v, "remote")))
-				return iac_err_set("%s: backend history: expected history = { remote = \"URL\" } (a git "
-						   "remote: file:///srv/git/state.git or ssh://git@host/srv/state.git)", where);
+				return iac_err_set("%sbackend history: expected history = { remote = \"URL\" } (a git "
+						   "remote: file:///srv/git/state.git or ssh://git@host/srv/state.git)", w);
 			continue;
 		}
 		int dur = !strcmp(k, "lock_ttl") || !strcmp(k, "timeout");
 		if (strcmp(k, "endpoints") && !json_is_string(v) && !(json_is_number(v) && dur))
-			return iac_err_set("%s: backend setting '%s' must be a string", where, k);
+			return iac_err_set("%sbackend setting '%s' must be a string", w, k);
 	}
 	return 0;
 }
@@ -489,12 +499,23 @@ int iac_backend_force_unlock(json_t **out_info, iac_backend *b, const char *id)
 	return iac_lock_force_unlock(b->dir, id);
 }
 
+void iac_backend_set_command(iac_backend *b, const char *command)
+{
+	free(b->command);
+	b->command = iac_xstrdup(command);
+	if (b->etcd) {
+		json_t *w = who(command);
+		iac_etcdb_set_actor(b->etcd, w);
+		json_decref(w);
+	}
+}
+
 int iac_backend_state_open(iac_state **out, iac_backend *b)
 {
 	if (!b->etcd)
 		return iac_state_open(out, b->dir);
 	if (!b->command) {
-		json_t *w = who("read");
+		json_t *w = who("?");
 		iac_etcdb_set_actor(b->etcd, w);
 		json_decref(w);
 	}

@@ -45,6 +45,8 @@ void iac_backend_free(iac_backend *b);
 int iac_backend_open_kind(iac_backend **out, const char *dir, const char *kind, const json_t *settings,
 			  const iac_strlist *overrides);
 
+/* The command that uses the backend (recorded with what it writes). */
+void iac_backend_set_command(iac_backend *b, const char *command);
 /* "local" or "etcd". */
 const char *iac_backend_kind(const iac_backend *b);
 /* "'.iac/state.json'" or "etcd 'iac/prod' at http://…", for messages. */
