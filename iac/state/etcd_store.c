@@ -19,6 +19,7 @@ struct iac_etcdb {
 	char *prefix;             /* without trailing '/' */
 	char *label;              /* "etcd 'iac/prod'" */
 	double lock_ttl_ms, retry_ms;
+	int down;                 /* retries ran out once: one try each from then on */
 	json_t *actor;
 
 	/* what this handle last read or wrote */
@@ -70,13 +71,22 @@ static int transient(int rc)
 
 int iac_etcdb_retry(iac_etcdb *b, int (*fn)(iac_etcdb *b, void *arg), void *arg)
 {
-	double deadline = iac_now_ms() + b->retry_ms, pause = 100;
+	/* once the store was found unavailable, the writes that follow (the
+	 * end of the apply, the final snapshot) each fail at once instead of
+	 * waiting out the same outage again */
+	double deadline = iac_now_ms() + (b->down ? 0 : b->retry_ms), pause = 100;
 	for (;;) {
 		int rc = fn(b, arg);
+		if (rc == 0)
+			b->down = 0;
 		if (rc == 0 || !transient(rc) || iac_now_ms() + pause > deadline) {
 			if (rc < 0 && transient(rc))
-				iac_err_prefix("the state store %s is unavailable (no answer for %.0f s)", b->label,
-					       b->retry_ms / 1000);
+				b->down = 1;
+			if (rc < 0 && transient(rc))
+				iac_err_prefix("the state store %s is unavailable (no usable answer for %.0f s: "
+					       "members down, or no majority of the cluster up); nothing was "
+					       "half-written, and running the command again once etcd is back is "
+					       "safe", b->label, b->retry_ms / 1000);
 			return rc;
 		}
 		usleep((useconds_t)(pause * 1000));
@@ -580,11 +590,19 @@ static int refuse(iac_etcdb *b, double wait_ms)
 	return IAC_ELOCKED;
 }
 
+static int grant_once(iac_etcdb *b, void *arg)
+{
+	int64_t ttl_s = *(int64_t *)arg;
+	/* a grant whose answer was lost leaves a lease nobody renews: it
+	 * expires by itself */
+	return iac_etcd_lease_grant(&b->lease, b->e, ttl_s < 2 ? 2 : ttl_s);
+}
+
 /* The lease that the lock lives on, kept alive by a thread. */
 static int lease_up(iac_etcdb *b)
 {
 	int64_t ttl_s = (int64_t)((b->lock_ttl_ms + 999) / 1000);
-	int rc = iac_etcd_lease_grant(&b->lease, b->e, ttl_s < 2 ? 2 : ttl_s);
+	int rc = iac_etcdb_retry(b, grant_once, &ttl_s);
 	if (rc < 0)
 		return rc;
 	rc = iac_etcd_keeper_start(&b->keeper, b->e, b->lease, b->lock_ttl_ms / 3);
@@ -603,6 +621,20 @@ static void lease_down(iac_etcdb *b)
 	b->lease = 0;
 }
 
+typedef struct {
+	const char *name, *text;
+	double wait_ms;
+	char **key;
+} lock_job;
+
+/* Asking again with the same lease finds our place in the queue kept
+ * (etcd's lock re-entry), so a retry after a failover loses no turn. */
+static int lock_once(iac_etcdb *b, void *arg)
+{
+	lock_job *j = arg;
+	return iac_etcd_lock(j->key, b->e, j->name, b->lease, j->text, j->wait_ms);
+}
+
 int iac_etcdb_lock(iac_etcdb *b, const json_t *info, double wait_ms)
 {
 	char *name = key_of(b, "lock"), *key = NULL, *text = NULL;
@@ -614,7 +646,8 @@ int iac_etcdb_lock(iac_etcdb *b, const json_t *info, double wait_ms)
 	if ((rc = lease_up(b)) < 0)
 		goto done;
 	text = info_text(info, b->lock_id);
-	rc = iac_etcd_lock(&key, b->e, name, b->lease, text, wait_ms < 0 ? 0 : wait_ms);
+	lock_job j = { name, text, wait_ms < 0 ? 0 : wait_ms, &key };
+	rc = iac_etcdb_retry(b, lock_once, &j);
 	if (rc == IAC_ELOCKED)
 		rc = refuse(b, wait_ms);
 	if (rc == 0 && (rc = iac_etcd_get(&kv, b->e, key)) == 0) {
