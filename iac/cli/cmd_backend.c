@@ -11,6 +11,7 @@
 #include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
+#include "iac/state/history.h"
 
 static void print_doc(json_t *doc)
 {
@@ -80,6 +81,8 @@ int iac_state_push(iac_session *s, const char *file)
 		iac_session_error("the state was not pushed");
 		goto done;
 	}
+	iac_history_add(s->st, json_pack("{s:s,s:s,s:b}", "command", "state push", "file", file, "forced", s->force));
+	iac_state_flush(s->st);
 	printf("Pushed '%s' to %s: %zu resource(s), serial %ld.\n", file, iac_backend_label(s->be),
 	       iac_state_count(s->st), iac_state_serial(s->st));
 	rc = 0;
@@ -170,6 +173,8 @@ int iac_cmd_force_unlock(int argc, char **argv)
 		goto done;
 	}
 	printf("Lock %s removed.\n", pos.items[0]);
+	iac_session_record(&s, json_pack("{s:s,s:s,s:O?}", "command", "force-unlock", "lock_id", pos.items[0],
+					 "holder", info));
 	rc = 0;
 done:
 	json_decref(info);

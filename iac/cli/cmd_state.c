@@ -7,6 +7,7 @@
 
 #include "iac/cli/commands.h"
 #include "iac/cli/session.h"
+#include "iac/state/history.h"
 #include "iac/core/err.h"
 #include "iac/core/json.h"
 #include "iac/core/log.h"
@@ -272,6 +273,10 @@ static int state_rm(iac_session *s, const iac_strlist *pos)
 		}
 		printf("Removed %s (the real object is left alone)\n", pos->items[i]);
 	}
+	json_t *ev = json_pack("{s:s,s:[]}", "command", "state rm", "addresses");
+	for (size_t i = 1; i < pos->n; i++)
+		json_array_append_new(json_object_get(ev, "addresses"), json_string(pos->items[i]));
+	iac_history_add(s->st, ev);
 	if (iac_state_flush(s->st) < 0) {
 		iac_session_error(NULL);
 		return 1;
@@ -310,8 +315,12 @@ int iac_cmd_state(int argc, char **argv)
 	int rc = 1;
 
 	iac_session_init(&s, "state");
+	const char *rev = NULL;
+	int n_revs = 0;
 	const iac_opt own[] = {
 		{ "force", IAC_OPT_BOOL, &s.force, "state push: skip the lineage and serial checks" },
+		{ "rev", IAC_OPT_STRING, &rev, "state show: at this history revision (12, HEAD~1, a commit)" },
+		{ "n", IAC_OPT_INT, &n_revs, "state history: at most this many revisions" },
 		{ NULL, 0, NULL, NULL },
 	};
 	if (iac_session_args_own(&s, IAC_F_JSON | IAC_F_LOCK, own, argc, argv, &pos) < 0)
@@ -319,7 +328,7 @@ int iac_cmd_state(int argc, char **argv)
 	const char *sub = pos.n ? pos.items[0] : NULL;
 	if (!sub)
 		iac_log_error("'iac state' needs a subcommand: list, show ADDR, rm ADDR..., mv OLD NEW, pull, "
-			      "push FILE, lock");
+			      "push FILE, lock, history, show -rev REV, diff REV1 [REV2]");
 	else if (!strcmp(sub, "pull") && pos.n == 1)
 		rc = iac_state_pull(&s);
 	else if (!strcmp(sub, "push") && pos.n == 2)
@@ -328,6 +337,14 @@ int iac_cmd_state(int argc, char **argv)
 		iac_log_error("usage: iac state push [-force] FILE");
 	else if (!strcmp(sub, "lock"))
 		rc = iac_state_lock_status(&s);
+	else if (!strcmp(sub, "history") && pos.n <= 2)
+		rc = iac_state_history(&s, pos.n == 2 ? pos.items[1] : NULL, n_revs);
+	else if (!strcmp(sub, "show") && rev && pos.n <= 2)
+		rc = iac_state_show_rev(&s, rev, pos.n == 2 ? pos.items[1] : NULL);
+	else if (!strcmp(sub, "diff") && pos.n >= 2 && pos.n <= 4)
+		rc = iac_state_diff(&s, pos.items[1], pos.n >= 3 ? pos.items[2] : NULL, pos.n == 4 ? pos.items[3] : NULL);
+	else if (!strcmp(sub, "diff") || !strcmp(sub, "history"))
+		iac_log_error("usage: iac state history [-n N] [ADDR] | iac state diff REV1 [REV2 [ADDR]]");
 	else if (!strcmp(sub, "list"))
 		rc = state_list(&s, &pos);
 	else if (!strcmp(sub, "show"))
@@ -337,7 +354,7 @@ int iac_cmd_state(int argc, char **argv)
 	else if (!strcmp(sub, "mv"))
 		rc = state_mv(&s, &pos);
 	else
-		iac_log_error("unknown 'iac state' subcommand '%s' (use list, show, rm, mv, pull, push, lock)", sub);
+		iac_log_error("unknown 'iac state' subcommand '%s' (use list, show, rm, mv, pull, push, lock, history, diff)", sub);
 done:
 	iac_session_close(&s);
 	iac_strlist_free(&pos);

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "iac/cli/commands.h"
+#include "iac/state/history.h"
 #include "iac/core/err.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
@@ -59,6 +60,7 @@ int main(int argc, char **argv)
 	int i = 1;
 
 	signal(SIGPIPE, SIG_IGN);
+	iac_history_set_argv(argc - 1, argv + 1);
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i] + (argv[i][1] == '-' ? 2 : 1);
 		if (!strncmp(a, "chdir=", 6))

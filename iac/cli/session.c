@@ -1,5 +1,6 @@
 /* session: shared plumbing of the engine commands (see session.h). */
 #include "iac/cli/session.h"
+#include "iac/state/history.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -230,8 +231,32 @@ static int lock_guard(void *ud)
 	return iac_backend_still_held(ud);
 }
 
+/* Each history event becomes a git revision too; a problem there is a
+ * warning, never the command's failure. */
+static void record_revision(void *ud, const iac_state *st, const json_t *event)
+{
+	iac_session *s = ud;
+	if (iac_history_record(NULL, s->be, st, event) < 0)
+		iac_log_warn("history: %s", iac_err_last());
+}
+
+void iac_session_record(iac_session *s, json_t *event)
+{
+	if (!s->st && iac_backend_state_open(&s->st, s->be) < 0) {
+		iac_log_warn("history: %s", iac_err_last());
+		json_decref(event);
+		return;
+	}
+	char when[32];
+	iac_time_rfc3339(when, sizeof(when));
+	json_object_set_new(event, "at", json_string(when));
+	record_revision(s, s->st, event);
+	json_decref(event);
+}
+
 static int recovered(iac_session *s)
 {
+	iac_state_set_recorder(s->st, record_revision, s);
 	if (s->locked)
 		iac_state_set_guard(s->st, lock_guard, s->be);
 	if (iac_state_replayed(s->st) > 0) {

@@ -84,11 +84,18 @@ void iac_session_providers(iac_session *s);
 /* Plan with the session's flags. */
 int iac_session_plan(iac_session *s, iac_plan **out);
 void iac_session_close(iac_session *s);
+/* Record an event (stolen) as a history revision of the current state,
+ * for commands that change no state themselves (force-unlock). */
+void iac_session_record(iac_session *s, json_t *event);
 
 /* iac state pull / push FILE / lock (cmd_backend.c): exit codes. */
 int iac_state_pull(iac_session *s);
 int iac_state_push(iac_session *s, const char *file);
 int iac_state_lock_status(iac_session *s);
+/* iac state history / show -rev / diff (cmd_history.c): exit codes. */
+int iac_state_history(iac_session *s, const char *addr, long n);
+int iac_state_show_rev(iac_session *s, const char *spec, const char *addr);
+int iac_state_diff(iac_session *s, const char *spec1, const char *spec2, const char *addr);
 
 /* Ctrl-C: the first press sets stop, the second cancel. */
 extern volatile int iac_stop_requested;

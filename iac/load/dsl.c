@@ -534,9 +534,10 @@ static int backend_body(lua_State *L)
 		json_decref(plain);
 		return iac_load_error(L, "%s", iac_err_last());
 	}
-	if (!strcmp(name, "local")) {
-		json_decref(plain);   /* the default, said out loud */
-		return 0;
+	if (!strcmp(name, "local") && json_object_size(plain) &&
+	    (json_object_size(plain) > 1 || !json_object_get(plain, "history"))) {
+		json_decref(plain);
+		return iac_load_error(L, "backend \"local\" takes only history = { remote = URL } (state stays in .iac/)");
 	}
 	json_object_set_new(ld->cfg->sections, "backend",
 			    json_pack("{s:s,s:o,s:s,s:i}", "type", name, "settings", plain, "file", file, "line", line));

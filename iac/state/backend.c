@@ -285,6 +285,7 @@ int iac_backend_open(iac_backend **out, const char *dir, int config_loaded, cons
 		     const iac_strlist *overrides)
 {
 	json_t *mem = remembered(dir), *set = json_object();
+	const json_t *decl_local = NULL;
 	const char *kind = "local";
 	int rc = 0;
 
@@ -292,6 +293,8 @@ int iac_backend_open(iac_backend **out, const char *dir, int config_loaded, cons
 	if (config_loaded) {
 		if (decl)
 			kind = json_string_value(json_object_get(decl, "type")) ?: "etcd";
+		if (!strcmp(kind, "local"))
+			decl_local = decl, decl = NULL;   /* the default, with a history remote */
 		int mem_etcd = mem && !strcmp(json_string_value(json_object_get(mem, "type")) ?: "", "etcd");
 		if (decl && !mem_etcd && local_state_exists(dir))
 			rc = mismatch(dir, decl, NULL);
@@ -336,6 +339,11 @@ int iac_backend_open(iac_backend **out, const char *dir, int config_loaded, cons
 	iac_backend *b = NULL;
 	if (strcmp(kind, "etcd")) {
 		rc = iac_backend_open_kind(&b, dir, kind, NULL, NULL);
+		const json_t *h = json_object_get(json_object_get(decl_local, "settings"), "history");
+		if (rc == 0 && h)
+			json_object_set(b->settings, "history_remote", json_object_get(h, "remote"));
+		else if (rc == 0 && !config_loaded && json_object_get(set, "history_remote"))
+			json_object_set(b->settings, "history_remote", json_object_get(set, "history_remote"));
 	} else {
 		b = backend_new(dir, kind);
 		/* credentials out of the settings that get remembered */
@@ -379,6 +387,7 @@ void iac_backend_free(iac_backend *b)
 }
 
 const char *iac_backend_kind(const iac_backend *b) { return b->kind; }
+const char *iac_backend_dir(const iac_backend *b) { return b->dir; }
 const char *iac_backend_label(const iac_backend *b) { return b->label; }
 const json_t *iac_backend_settings(const iac_backend *b) { return b->settings; }
 struct iac_etcdb *iac_backend_etcd(iac_backend *b) { return b->etcd; }
@@ -393,7 +402,7 @@ int iac_backend_remember(iac_backend *b)
 	char *p = iac_xasprintf("%s/.iac/backend.json", b->dir);
 	char *d = iac_xasprintf("%s/.iac", b->dir);
 	int rc = 0;
-	if (!strcmp(b->kind, "local")) {
+	if (!strcmp(b->kind, "local") && !json_object_size(b->settings)) {
 		if (unlink(p) < 0 && errno != ENOENT)
 			rc = iac_err_sys("cannot remove '%s'", p);
 	} else if ((rc = iac_private_dir(d, NULL)) == 0) {

@@ -48,6 +48,7 @@ int iac_backend_open_kind(iac_backend **out, const char *dir, const char *kind, 
 /* The command that uses the backend (recorded with what it writes). */
 void iac_backend_set_command(iac_backend *b, const char *command);
 /* "local" or "etcd". */
+const char *iac_backend_dir(const iac_backend *b);
 const char *iac_backend_kind(const iac_backend *b);
 /* "'.iac/state.json'" or "etcd 'iac/prod' at http://…", for messages. */
 const char *iac_backend_label(const iac_backend *b);

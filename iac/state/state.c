@@ -47,11 +47,26 @@ struct iac_state {
 	double last_flush_ms;
 	int (*guard)(void *ud);        /* may this process still write? */
 	void *guard_ud;
+	void (*recorder)(void *ud, const iac_state *st, const json_t *event);
+	void *recorder_ud;
 };
 
 #define PREEMPTED "the state lock was taken over by another command (iac rollback -force?) while this one " \
 		  "ran: nothing more is written to state, so its changes are kept; run 'iac plan' to see where " \
 		  "things stand"
+
+void iac_state_set_recorder(iac_state *st, void (*fn)(void *ud, const iac_state *st, const json_t *event),
+			    void *ud)
+{
+	st->recorder = fn;
+	st->recorder_ud = ud;
+}
+
+void iac_state_run_recorder(const iac_state *st, const json_t *event)
+{
+	if (st->recorder)
+		st->recorder(st->recorder_ud, st, event);
+}
 
 void iac_state_set_guard(iac_state *st, int (*ok)(void *ud), void *ud)
 {

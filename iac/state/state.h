@@ -103,6 +103,12 @@ int iac_state_set_extra(iac_state *st, const char *key, json_t *value);
  * holder wrote is overwritten. */
 void iac_state_set_guard(iac_state *st, int (*ok)(void *ud), void *ud);
 
+/* What iac_history_add() calls with each event once it is in state (the
+ * session's: a git revision, iac/state/history.h). fn may be NULL. */
+void iac_state_set_recorder(iac_state *st, void (*fn)(void *ud, const iac_state *st, const json_t *event),
+			    void *ud);
+void iac_state_run_recorder(const iac_state *st, const json_t *event);
+
 /* Write a new snapshot (serial + 1) and empty the journal. */
 int iac_state_flush(iac_state *st);
 /* Seconds the last flush took (to pace periodic snapshots). */
