@@ -362,8 +362,11 @@ static int do_noop(applier *ap, op *o)
 		return c->conf && c->conf->is_data && c->planned
 			? iac_state_put(ap->st, make_entry(ap, c, json_deep_copy(c->planned), 1)) : 0;
 	json_t *attrs = with_no_diff(c);
+	/* entries keep no empty "dependencies" (make_entry): none == [] */
+	const json_t *had = json_object_get(cur, "dependencies");
+	int same_deps = json_array_size(had) || json_array_size(c->deps) ? iac_value_equal(had, c->deps) : 1;
 	if (cur && !json_object_get(cur, "pending") && iac_value_equal(json_object_get(cur, "attributes"), attrs) &&
-	    iac_value_equal(json_object_get(cur, "dependencies"), c->deps)) {
+	    same_deps) {
 		json_decref(attrs);
 		return 0;
 	}

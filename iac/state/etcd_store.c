@@ -2,6 +2,7 @@
 #include "iac/state/etcd_store.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,9 @@
 struct iac_etcdb {
 	iac_store store;          /* first: iac_store* -> iac_etcdb* */
 	iac_etcd *e;
+	/* the state's journal writer and a periodic snapshot run on different
+	 * threads; one libcurl handle serves one request at a time */
+	pthread_mutex_t io;
 	char *prefix;             /* without trailing '/' */
 	char *label;              /* "etcd 'iac/prod'" */
 	double lock_ttl_ms, retry_ms;
@@ -58,6 +62,9 @@ static int transient(int rc)
 	if (rc == IAC_ETIMEOUT)
 		return 1;
 	if (rc != IAC_ERR || !m)
+		return 0;
+	/* a certificate or TLS problem stays one however often we ask */
+	if (strstr(m, "SSL") || strstr(m, "certificate") || strstr(m, "TLS") || strstr(m, "alert"))
 		return 0;
 	static const char *const words[] = {
 		"cannot reach etcd", "did not answer", "failed: ", "leader changed", "no leader",
@@ -268,7 +275,7 @@ static char *take_text(iac_buf *b, size_t *len)
 	return s;
 }
 
-static int store_read(iac_store *s, char **snap, size_t *snap_len, char **journal, size_t *journal_len)
+static int store_read_locked(iac_store *s, char **snap, size_t *snap_len, char **journal, size_t *journal_len)
 {
 	iac_etcdb *b = (iac_etcdb *)s;
 	picture p = { 0 };
@@ -297,7 +304,7 @@ static int store_read(iac_store *s, char **snap, size_t *snap_len, char **journa
 
 /* ---- writing ------------------------------------------------------------ */
 
-static int store_append(iac_store *s, const char *lines, size_t len, unsigned long long upto)
+static int store_append_locked(iac_store *s, const char *lines, size_t len, unsigned long long upto)
 {
 	iac_etcdb *b = (iac_etcdb *)s;
 	char *k = key_of(b, "state/journal/%020llu", upto);
@@ -396,7 +403,7 @@ static void drop_stale(iac_etcdb *b)
 	iac_err_clear();
 }
 
-static int store_write(iac_store *s, const char *text, size_t len, long serial, unsigned long long upto)
+static int store_write_locked(iac_store *s, const char *text, size_t len, long serial, unsigned long long upto)
 {
 	iac_etcdb *b = (iac_etcdb *)s;
 	char gen[64];
@@ -444,6 +451,33 @@ static int store_write(iac_store *s, const char *text, size_t len, long serial, 
 	return rc;
 }
 
+static int store_read(iac_store *s, char **snap, size_t *snap_len, char **journal, size_t *journal_len)
+{
+	iac_etcdb *b = (iac_etcdb *)s;
+	pthread_mutex_lock(&b->io);
+	int rc = store_read_locked(s, snap, snap_len, journal, journal_len);
+	pthread_mutex_unlock(&b->io);
+	return rc;
+}
+
+static int store_append(iac_store *s, const char *lines, size_t len, unsigned long long upto)
+{
+	iac_etcdb *b = (iac_etcdb *)s;
+	pthread_mutex_lock(&b->io);
+	int rc = store_append_locked(s, lines, len, upto);
+	pthread_mutex_unlock(&b->io);
+	return rc;
+}
+
+static int store_write(iac_store *s, const char *text, size_t len, long serial, unsigned long long upto)
+{
+	iac_etcdb *b = (iac_etcdb *)s;
+	pthread_mutex_lock(&b->io);
+	int rc = store_write_locked(s, text, len, serial, upto);
+	pthread_mutex_unlock(&b->io);
+	return rc;
+}
+
 static const iac_store_ops etcd_ops = { store_read, store_append, store_write };
 
 /* ---- the handle ------------------------------------------------------------ */
@@ -458,6 +492,7 @@ int iac_etcdb_open(iac_etcdb **out, const iac_etcdb_opts *o)
 	while (strlen(b->prefix) > 1 && b->prefix[strlen(b->prefix) - 1] == '/')
 		b->prefix[strlen(b->prefix) - 1] = '\0';
 	b->label = iac_xasprintf("etcd '%s'", b->prefix);
+	pthread_mutex_init(&b->io, NULL);
 	b->store.ops = &etcd_ops;
 	b->store.label = b->label;
 	b->lock_ttl_ms = o->lock_ttl_ms > 0 ? o->lock_ttl_ms : 15000;
@@ -484,6 +519,7 @@ void iac_etcdb_free(iac_etcdb *b)
 	iac_etcd_close(b->e);
 	json_decref(b->actor);
 	iac_strlist_free(&b->stale_gens);
+	pthread_mutex_destroy(&b->io);
 	free(b->prefix);
 	free(b->label);
 	free(b);

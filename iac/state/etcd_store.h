@@ -31,7 +31,9 @@
  * recognised by its GEN). A cluster without quorum makes every request time
  * out: the command stops with a message that says nothing was half-written.
  *
- * One thread uses a handle (the state's group commit serialises appends).
+ * The store's calls may come from two threads (the journal's group-commit
+ * writer, a periodic snapshot): they take turns on the one connection. The
+ * lock calls are for the command's main thread.
  */
 #ifndef IAC_STATE_ETCD_STORE_H
 #define IAC_STATE_ETCD_STORE_H

@@ -24,6 +24,7 @@ git init -q --bare "$TMP/remote.git"
 run() { (cd "$D" && "$IAC" "$@" -var token=Hist0rySecret) ; }
 
 run apply -auto-approve >"$TMP/1.out" 2>&1 || { cat "$TMP/1.out"; fail "apply 1"; }
+sleep 1.1   # a second later: an unchanged resource must not be rewritten (updated_at)
 run apply -auto-approve -var v=2 >"$TMP/2.out" 2>&1 || { cat "$TMP/2.out"; fail "apply 2"; }
 (cd "$D" && "$IAC" state rm local.file.b >/dev/null) || fail "state rm"
 (cd "$D" && "$IAC" state history >"$TMP/h.out") || fail "state history"
