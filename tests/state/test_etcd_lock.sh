@@ -74,6 +74,24 @@ t0=$(date +%s%N)
 (cd "$D" && "$IAC" plan >"$TMP/f2.out" 2>&1) || { cat "$TMP/f2.out"; fail "plan after force-unlock"; }
 ok "force-unlock $id: next command ran in $(( ($(date +%s%N) - t0) / 1000000 )) ms; a second force-unlock says: $(head -1 "$TMP/fu2.out" | cut -c1-80)"
 
+# --- a holder whose lock is taken away stops writing, and says so -----------
+L=$TMP/lost
+config "$L" "$E" iac/lost 60s 'for i = 1, 6 do
+  resource "local.exec" ("s" .. i) { create = "echo s" .. i .. " >> '"$TMP"'/lost.log; sleep 0.7" }
+end'
+(cd "$L" && exec "$IAC" apply -auto-approve -parallelism 1 >"$TMP/lost.out" 2>&1) &
+pl=$!; BG+=("$pl")
+for _ in $(seq 1 100); do [ -s "$TMP/lost.log" ] && break; sleep 0.05; done
+lid=$(cd "$L" && "$IAC" status -json | "$T_PY" -c 'import json,sys; print(json.load(sys.stdin)["holder"]["id"])')
+(cd "$L" && "$IAC" force-unlock "$lid" >/dev/null 2>&1) || fail "force-unlock of a running holder"
+wait "$pl"; rc=$?
+[ "$rc" != 0 ] || { cat "$TMP/lost.out"; fail "the apply went on after its lock was taken"; }
+grep -q "lost the state lock" "$TMP/lost.out" || { cat "$TMP/lost.out"; fail "no 'lost the state lock' message"; }
+n=$(wc -l <"$TMP/lost.log")
+[ "$n" -lt 6 ] || fail "all 6 ran although the lock was gone after the first"
+(cd "$L" && "$IAC" state history | grep -q force-unlock) || fail "force-unlock is not in the history"
+ok "force-unlock of a running apply: it stopped after $n of 6 ($(grep -o 'lost the state lock[^;]*' "$TMP/lost.out" | head -1)); recorded in history"
+
 # --- 10,000 resources: chunked, one manifest -------------------------------------
 Z=$TMP/z
 config "$Z" "$E" iac/big 15s 'for i = 1, 10000 do
