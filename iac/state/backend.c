@@ -134,27 +134,17 @@ static int apply_overrides(iac_backend *b, json_t *set, const iac_strlist *ov)
 	return 0;
 }
 
-/* The backend block's settings (checked keys; credentials go aside). */
-static int apply_decl(iac_backend *b, json_t *set, const json_t *decl)
+/* The backend block's settings into set (checked keys; credentials and
+ * history are sorted out by take_credentials()). */
+static int apply_decl(json_t *set, const json_t *decl)
 {
-	const char *k;
-	json_t *v;
 	char where[300];
 	snprintf(where, sizeof(where), "%s:%lld", json_string_value(json_object_get(decl, "file")) ?: "main.lua",
 		 (long long)json_integer_value(json_object_get(decl, "line")));
-	json_object_foreach((json_t *)json_object_get(decl, "settings"), k, v) {
-		if (!known_key(k))
-			return unknown_key(where, k);
-		if (!strcmp(k, "history")) {
-			json_object_set(set, "history_remote", json_object_get(v, "remote"));
-		} else if (!strcmp(k, "password") || !strcmp(k, "username")) {
-			char **dst = !strcmp(k, "password") ? &b->password : &b->username;
-			free(*dst);
-			*dst = iac_xstrdup(json_string_value(v) ?: "");
-		} else {
-			json_object_set(set, k, v);
-		}
-	}
+	const json_t *settings = json_object_get(decl, "settings");
+	if (iac_backend_check_settings(settings, where) < 0)
+		return IAC_ERR;
+	json_object_update(set, (json_t *)settings);
 	return 0;
 }
 
@@ -230,6 +220,28 @@ static int connect_etcd(iac_backend *b)
 	return rc;
 }
 
+/* username and password out of the settings (which get remembered), and
+ * history = { remote } as history_remote. */
+static void take_credentials(iac_backend *b)
+{
+	json_t *set = b->settings;
+	if (json_object_get(set, "username")) {
+		free(b->username);
+		b->username = iac_xstrdup(json_string_value(json_object_get(set, "username")) ?: "");
+	}
+	if (json_object_get(set, "password")) {
+		free(b->password);
+		b->password = iac_xstrdup(json_string_value(json_object_get(set, "password")) ?: "");
+		iac_redact_add(b->password);
+	}
+	json_object_del(set, "username");
+	json_object_del(set, "password");
+	if (json_is_object(json_object_get(set, "history"))) {
+		json_object_set(set, "history_remote", json_object_get(json_object_get(set, "history"), "remote"));
+		json_object_del(set, "history");
+	}
+}
+
 static iac_backend *backend_new(const char *dir, const char *kind)
 {
 	iac_backend *b = iac_xcalloc(1, sizeof(*b));
@@ -252,6 +264,7 @@ int iac_backend_open_kind(iac_backend **out, const char *dir, const char *kind, 
 	}
 	if (settings)
 		json_object_update(b->settings, (json_t *)settings);
+	take_credentials(b);
 	if (!strcmp(kind, "etcd")) {
 		rc = apply_overrides(b, b->settings, overrides);
 		take_env(b);
@@ -315,19 +328,8 @@ int iac_backend_open(iac_backend **out, const char *dir, int config_loaded, cons
 	if (rc == 0 && config_loaded && !decl && !mem && overrides && overrides->n)
 		rc = iac_err_set("-backend-config is given, but main.lua declares no backend; add backend \"etcd\" "
 				 "{ } to main.lua (settings may all come from -backend-config)");
-	if (rc == 0 && decl) {
-		iac_backend tmp = { 0 };
-		rc = apply_decl(&tmp, set, decl);
-		if (rc == 0) {
-			/* credentials pass through the settings object only here */
-			if (tmp.username)
-				json_object_set_new(set, "username", json_string(tmp.username));
-			if (tmp.password)
-				json_object_set_new(set, "password", json_string(tmp.password));
-		}
-		free(tmp.username);
-		free(tmp.password);
-	}
+	if (rc == 0 && decl)
+		rc = apply_decl(set, decl);
 	char kind_buf[16];
 	snprintf(kind_buf, sizeof(kind_buf), "%s", kind);   /* kind may live in mem */
 	kind = kind_buf;
@@ -337,34 +339,10 @@ int iac_backend_open(iac_backend **out, const char *dir, int config_loaded, cons
 		return rc;
 	}
 	iac_backend *b = NULL;
-	if (strcmp(kind, "etcd")) {
-		rc = iac_backend_open_kind(&b, dir, kind, NULL, NULL);
-		const json_t *h = json_object_get(json_object_get(decl_local, "settings"), "history");
-		if (rc == 0 && h)
-			json_object_set(b->settings, "history_remote", json_object_get(h, "remote"));
-		else if (rc == 0 && !config_loaded && json_object_get(set, "history_remote"))
-			json_object_set(b->settings, "history_remote", json_object_get(set, "history_remote"));
-	} else {
-		b = backend_new(dir, kind);
-		/* credentials out of the settings that get remembered */
-		if (json_object_get(set, "username"))
-			b->username = iac_xstrdup(json_string_value(json_object_get(set, "username")));
-		if (json_object_get(set, "password")) {
-			b->password = iac_xstrdup(json_string_value(json_object_get(set, "password")));
-			iac_redact_add(b->password);
-		}
-		json_object_del(set, "username");
-		json_object_del(set, "password");
-		json_object_update(b->settings, set);
-		rc = apply_overrides(b, b->settings, overrides);
-		take_env(b);
-		if (rc == 0)
-			rc = connect_etcd(b);
-		if (rc < 0) {
-			iac_backend_free(b);
-			b = NULL;
-		}
-	}
+	rc = iac_backend_open_kind(&b, dir, kind, set, overrides);
+	const json_t *h = json_object_get(json_object_get(decl_local, "settings"), "history");
+	if (rc == 0 && h)
+		json_object_set(b->settings, "history_remote", json_object_get(h, "remote"));
 	json_decref(set);
 	*out = b;
 	return rc;

@@ -571,17 +571,25 @@ static json_t *lock_entry(iac_etcdb *b, const iac_etcd_kv *kv)
 	return i;
 }
 
-int iac_etcdb_lock_status(json_t **out, iac_etcdb *b)
+/* Every lock key, holder first, then the queue in the order it asked. */
+static int lock_keys(iac_etcd_kv **kvs, size_t *n, iac_etcdb *b)
 {
 	char *prefix = key_of(b, "lock/");
+	int rc = iac_etcd_range(kvs, n, NULL, b->e, prefix);
+	free(prefix);
+	if (rc == 0)
+		qsort(*kvs, *n, sizeof(**kvs), by_create);
+	return rc;
+}
+
+int iac_etcdb_lock_status(json_t **out, iac_etcdb *b)
+{
 	iac_etcd_kv *kvs;
 	size_t n;
-	int rc = iac_etcd_range(&kvs, &n, NULL, b->e, prefix);
-	free(prefix);
 	*out = NULL;
+	int rc = lock_keys(&kvs, &n, b);
 	if (rc < 0)
 		return rc;
-	qsort(kvs, n, sizeof(*kvs), by_create);
 	json_t *queue = json_array();
 	for (size_t i = 1; i < n; i++)
 		json_array_append_new(queue, lock_entry(b, &kvs[i]));
@@ -752,17 +760,14 @@ int iac_etcdb_force_unlock(json_t **out_info, iac_etcdb *b, const char *id)
 
 int iac_etcdb_preempt(json_t **out_preempted, iac_etcdb *b, const json_t *info)
 {
-	char *prefix = key_of(b, "lock/");
 	iac_etcd_kv *kvs;
 	size_t n;
-	int rc = iac_etcd_range(&kvs, &n, NULL, b->e, prefix);
-	free(prefix);
 	*out_preempted = NULL;
+	int rc = lock_keys(&kvs, &n, b);
 	if (rc < 0)
 		return rc;
 	/* The holder and everyone queued: a forced rollback goes first, and
 	 * waiters asked to change a state that is about to be rolled back. */
-	qsort(kvs, n, sizeof(*kvs), by_create);
 	if (n)
 		*out_preempted = lock_entry(b, &kvs[0]);
 	for (size_t i = 0; i < n; i++)
