@@ -11,6 +11,7 @@
 #include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
+#include "iac/load/modsrc.h"
 #include "iac/state/history.h"
 
 static void print_doc(json_t *doc)
@@ -289,21 +290,42 @@ done:
 	return rc;
 }
 
+/* What loading did with git module sources. */
+static void modules_report(void)
+{
+	const json_t *r = iac_modsrc_report(), *line;
+	size_t i;
+	long n = r ? (long)json_integer_value(json_object_get(r, "sources")) : 0;
+	if (!n)
+		return;
+	json_array_foreach(json_object_get(r, "changes"), i, line)
+		printf("%s\n", json_string_value(line));
+	printf("Modules: %ld git source(s) locked in iac.lock (%ld repositor%s fetched).\n", n,
+	       (long)json_integer_value(json_object_get(r, "fetched")),
+	       json_integer_value(json_object_get(r, "fetched")) == 1 ? "y" : "ies");
+}
+
 int iac_cmd_init(int argc, char **argv)
 {
 	iac_session s;
 	iac_strlist pos = { 0 };
-	int rc = 1, migrate_flag = 0, force_copy = 0;
+	int rc = 1, migrate_flag = 0, force_copy = 0, upgrade = 0;
 	const char *to_kind = NULL;
 	const iac_opt own[] = {
+		{ "upgrade", IAC_OPT_BOOL, &upgrade, "resolve the refs of git module sources again" },
 		{ "migrate-state", IAC_OPT_BOOL, &migrate_flag, "move state to the backend main.lua declares" },
 		{ "force-copy", IAC_OPT_BOOL, &force_copy, "overwrite a state the new backend already holds" },
 		{ "backend", IAC_OPT_STRING, &to_kind, "with -migrate-state: 'local' brings state back to .iac/" },
 		{ NULL, 0, NULL, NULL },
 	};
 	iac_session_init(&s, "init");
-	if (iac_session_args_own(&s, IAC_F_VARS | IAC_F_LOCK, own, argc, argv, &pos) < 0 || iac_session_load(&s) < 0)
+	if (iac_session_args_own(&s, IAC_F_VARS | IAC_F_LOCK, own, argc, argv, &pos) < 0)
 		goto done;
+	/* loading main.lua in this mode fetches git module sources and writes iac.lock */
+	iac_modsrc_set_mode(upgrade ? IAC_MODSRC_UPGRADE : IAC_MODSRC_INIT);
+	if (iac_session_load(&s) < 0)
+		goto done;
+	modules_report();
 	if (migrate_flag) {
 		rc = init_migrate(&s, to_kind, force_copy) < 0 ? 1 : 0;
 		goto done;
@@ -321,7 +343,10 @@ done:
 
 void iac_help_init(void)
 {
-	printf("\nusage: iac init [-migrate-state [-backend=local] [-force-copy]] [-backend-config KEY=VALUE]...\n\n"
+	printf("\nusage: iac init [-upgrade] [-migrate-state [-backend=local] [-force-copy]] [-backend-config KEY=VALUE]...\n\n"
+	       "Fetches the git module sources main.lua uses (module \"x\" { source = \"git+https://...//dir?ref=v1\" })\n"
+	       "into .iac/modules/ and pins each one's commit and checksum in iac.lock (commit it); other\n"
+	       "commands use only what iac.lock pins. -upgrade resolves the refs again (old -> new commit).\n"
 	       "Checks that the backend main.lua declares (backend \"etcd\" { ... }; the default is .iac/)\n"
 	       "answers, and records it in .iac/backend.json for commands that do not read main.lua.\n"
 	       "-migrate-state copies the state from where it is now to the declared backend (or back to\n"

@@ -27,6 +27,7 @@
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 #include "iac/load/lua_value.h"
+#include "iac/load/modsrc.h"
 
 #define LOADER_KEY "iac.loader"
 #define BASE_KEY "iac.base"
@@ -303,6 +304,14 @@ int iac_load_confine(loader *ld, const char *path, const char *what)
 	if (!realpath(path, real))
 		return 0;   /* missing: the reader says so */
 	const char *mdir = realpath(ld->modules_dir, mreal) ? mreal : ld->modules_dir;
+	if (ld->cur->root) {
+		/* a module from git: its own tree, never the configuration that
+		 * uses it (nor .iac/ with the state, nor other modules' trees) */
+		if (under(real, ld->cur->root) || under(real, mdir))
+			return 0;
+		return iac_err_set("%s: '%s' is outside the module's own tree '%s'; a module from git reads only "
+				   "its own files", what, real, ld->cur->reldir);
+	}
 	if (under(real, ld->cfg->dir) || under(real, mdir) || under(real, ld->cur->dir))
 		return 0;
 	return iac_err_set("%s: '%s' is outside the configuration directory; topology code reads only "
@@ -314,7 +323,7 @@ static int l_require(lua_State *L)
 	loader *ld = iac_load_get(L);
 	const char *name = luaL_checkstring(L, 1);
 	char *rel, *cand[6] = { 0 }, *found = NULL;
-	const char *bases[3] = { ld->cur->dir, ld->cfg->dir, ld->modules_dir };
+	const char *bases[3] = { ld->cur->dir, ld->cur->root ? ld->cur->root : ld->cfg->dir, ld->modules_dir };
 
 	if (strstr(name, "..") || name[0] == '/' || name[0] == '.')
 		return iac_load_error(L, "require '%s': module names are dotted names (like 'lib.util'), "
@@ -382,11 +391,6 @@ static char *module_file(loader *ld, const char *source, char *err, size_t errle
 	char *base, *p;
 	char real[PATH_MAX];
 
-	if (!strncmp(source, "git::", 5) || strstr(source, "://")) {
-		snprintf(err, errlen, "module source '%s': remote sources are not supported yet; copy "
-			 "the module into the configuration directory and use a './' path", source);
-		return NULL;
-	}
 	if (!strncmp(source, "./", 2) || !strncmp(source, "../", 3) || !strcmp(source, "."))
 		base = iac_path_join(ld->cur->dir, source);
 	else if (source[0] == '/')
@@ -411,6 +415,40 @@ static char *module_file(loader *ld, const char *source, char *err, size_t errle
 		return NULL;
 	}
 	return iac_xstrdup(real);
+}
+
+/* A module from git (see modsrc.h): its main.lua in the cache, at the
+ * commit iac.lock pins (`iac init` fetches). *root gets the directory the
+ * module is confined to (caller frees). */
+static char *git_module_file(loader *ld, const char *addr, const char *source, char **root, char *err,
+			     size_t errlen)
+{
+	iac_modsrc src;
+	char msg[900], real[PATH_MAX], rdir[PATH_MAX];
+	char *dir = NULL, *main_lua = NULL, *out = NULL;
+	*root = NULL;
+	if (iac_modsrc_parse(&src, source, msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "module '%s': %s", addr, msg);
+		return NULL;
+	}
+	if ((!ld->modcache && iac_modcache_open(&ld->modcache, ld->cfg->dir) < 0) ||
+	    iac_modcache_resolve(&dir, ld->modcache, addr, source, &src) < 0) {
+		snprintf(err, errlen, "%s", iac_err_last());
+		goto done;
+	}
+	main_lua = iac_path_join(dir, "main.lua");
+	if (!file_exists(main_lua) || !realpath(main_lua, real) || !realpath(dir, rdir)) {
+		snprintf(err, errlen, "module '%s': source '%s' has no main.lua in %s%s", addr, source,
+			 *src.subdir ? "directory " : "the repository's top directory", src.subdir);
+		goto done;
+	}
+	*root = iac_xstrdup(rdir);
+	out = iac_xstrdup(real);
+done:
+	free(dir);
+	free(main_lua);
+	iac_modsrc_free(&src);
+	return out;
 }
 
 /* The arguments of a module call (the table at index 1): everything but
@@ -461,9 +499,10 @@ static char *undeclared_arg(const modctx *m)
  * outputs table is left on the stack (also on failure). *bad (caller frees) says what is
  * wrong with the call when the module ran but the arguments do not fit. */
 static int run_module(lua_State *L, loader *ld, const char *file, int line, char *prefix, const char *path,
-		      json_t *args, char **bad)
+		      const char *root, json_t *args, char **bad)
 {
 	modctx *m = iac_xcalloc(1, sizeof(*m));
+	m->root = root ? iac_xstrdup(root) : ld->cur->root ? iac_xstrdup(ld->cur->root) : NULL;
 	m->call_file = file;
 	m->call_line = line;
 	m->prefix = prefix;
@@ -493,6 +532,7 @@ static int run_module(lua_State *L, loader *ld, const char *file, int line, char
 	free(m->prefix);
 	free(m->dir);
 	free(m->reldir);
+	free(m->root);
 	json_decref(m->args);
 	json_decref(m->vars);
 	free(m);
@@ -518,7 +558,9 @@ static int module_body(lua_State *L)
 	const char *source = lua_tostring(L, -1);
 	if (!source)
 		return iac_load_error(L, "module '%s': 'source' is required (a './path' or a shipped module name)", pfx);
-	char *path = module_file(ld, source, err, sizeof(err));
+	char *root = NULL;
+	char *path = iac_modsrc_is_remote(source) ? git_module_file(ld, pfx, source, &root, err, sizeof(err))
+						  : module_file(ld, source, err, sizeof(err));
 	if (!path)
 		return iac_load_error(L, "%s", err);
 
@@ -536,11 +578,13 @@ static int module_body(lua_State *L)
 	if (!args) {
 		free(prefix);
 		free(path);
+		free(root);
 		return iac_load_error(L, "%s", lua_tostring(L, -1));
 	}
 	char *bad = NULL;
-	int rc = run_module(L, ld, file, line, prefix, path, args, &bad);
+	int rc = run_module(L, ld, file, line, prefix, path, root, args, &bad);
 	free(path);
+	free(root);
 	if (rc < 0 || bad) {
 		lua_pushstring(L, rc < 0 ? iac_err_last() : bad);
 		free(bad);
@@ -1042,6 +1086,13 @@ int iac_config_load(iac_config **out, const char *dir, const iac_load_opts *opts
 	if (iac_dsl_check_bodies(&ld) < 0 || iac_vars_check_unused(&ld) < 0 || providers_finalize(cfg) < 0 ||
 	    finalize(cfg) < 0)
 		goto done;
+	if (iac_modsrc_mode() != IAC_MODSRC_LOCKED) {
+		/* init: also with no git source, to bring iac.lock up to date */
+		if (!ld.modcache && iac_modcache_open(&ld.modcache, cfg->dir) < 0)
+			goto done;
+		if (iac_modcache_finish(ld.modcache) < 0)
+			goto done;
+	}
 	*out = cfg;
 	cfg = NULL;
 	rc = 0;
@@ -1055,6 +1106,7 @@ done:
 	json_decref(ld.var_where);
 	json_decref(ld.pending);
 	free(ld.modules_dir);
+	iac_modcache_free(ld.modcache);
 	free(main_path);
 	iac_config_free(cfg);
 	return rc;

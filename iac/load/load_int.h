@@ -15,6 +15,8 @@ typedef struct modctx {
 	json_t *args;        /* arguments given by the caller; NULL for the root */
 	json_t *vars;        /* declared variables: name -> value (markers allowed) */
 	int outputs_ref;     /* registry ref of the module's outputs table */
+	char *root;          /* a module from git (and what it calls with ./paths): the
+			      * directory its code is confined to; NULL elsewhere */
 	const char *call_file; /* where the module was called (NULL for the root) */
 	int call_line;
 	struct modctx *parent;
@@ -35,11 +37,14 @@ typedef struct loader {
 	size_t mem, max_mem;     /* bytes the Lua state holds, and the limit */
 	int started;             /* the state is ready for main.lua */
 	json_t *pending;         /* address -> where: declared without a body (yet) */
+	struct iac_modcache *modcache; /* git module sources: opened at the first one */
 } loader;
 
 /* 0 when topology code may read `path`: it resolves (links followed) inside
  * the configuration directory, the shipped modules or the current module's
- * directory, or the operator set IAC_ALLOW_OUTSIDE_FILES=1. Else -1 with
+ * directory, or the operator set IAC_ALLOW_OUTSIDE_FILES=1. Code of a
+ * module from git reads only inside its own tree (modctx.root) and the
+ * shipped modules. Else -1 with
  * "WHAT: '/real/path' is outside the configuration directory; ...". A path
  * that does not exist passes (its reader reports it). */
 int iac_load_confine(loader *ld, const char *path, const char *what);

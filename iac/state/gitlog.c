@@ -22,6 +22,7 @@
 #include "iac/core/err.h"
 #include "iac/core/json.h"
 #include "iac/core/util.h"
+#include "iac/state/gitnet.h"
 
 #define MAIN_REF "refs/heads/main"
 /* Sorted keys and a fixed layout make equal values equal blobs (that is
@@ -36,28 +37,6 @@ struct iac_gitlog {
 };
 
 /* ---- libgit2 plumbing ------------------------------------------------ */
-
-static pthread_once_t git_once = PTHREAD_ONCE_INIT;
-
-/* Never shut down: other threads or a later open may still use it, and
- * init/shutdown pairs racing each other are what libgit2 warns about. */
-static void git_init_once(void)
-{
-	git_libgit2_init();
-}
-
-/* "<formatted>: <libgit2's reason>" as the message; returns IAC_ERR. */
-static int git_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int git_fail(const char *fmt, ...)
-{
-	char what[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	const git_error *e = git_error_last();
-	return iac_err_set("%s: %s", what, e && e->message ? e->message : "unknown libgit2 error");
-}
 
 static int dir_is_empty(const char *path)
 {
@@ -84,7 +63,7 @@ static int create_repo(git_repository **out, const char *path)
 	o.initial_head = "main";
 	o.description = "iac change history: one commit per recorded event";
 	if (git_repository_init_ext(out, path, &o) < 0)
-		return git_fail("cannot create the history '%s'", path);
+		return iac_git_fail("cannot create the history '%s'", path);
 	return 0;
 }
 
@@ -92,7 +71,7 @@ int iac_gitlog_open(iac_gitlog **out, const char *path)
 {
 	git_repository *repo = NULL;
 	*out = NULL;
-	pthread_once(&git_once, git_init_once);
+	iac_git_init();
 	/* the history holds what state holds (redacted, but still private) */
 	if (iac_private_dir(path, NULL) < 0)
 		return IAC_ERR;
@@ -100,7 +79,7 @@ int iac_gitlog_open(iac_gitlog **out, const char *path)
 	if (rc == GIT_ENOTFOUND)
 		rc = create_repo(&repo, path);
 	else if (rc < 0)
-		rc = git_fail("cannot open the history '%s'", path);
+		rc = iac_git_fail("cannot open the history '%s'", path);
 	if (rc < 0)
 		return IAC_ERR;
 	iac_gitlog *g = iac_xcalloc(1, sizeof(*g));
@@ -132,7 +111,7 @@ static int head_id(git_oid *out, iac_gitlog *g)
 	if (rc == GIT_ENOTFOUND)
 		return IAC_ENOTFOUND;
 	if (rc < 0)
-		return git_fail("cannot read '%s' in the history '%s'", MAIN_REF, g->path);
+		return iac_git_fail("cannot read '%s' in the history '%s'", MAIN_REF, g->path);
 	return 0;
 }
 
@@ -147,10 +126,10 @@ static int read_json(json_t **out, iac_gitlog *g, const git_tree *tree, const ch
 	if (rc == GIT_ENOTFOUND)
 		return IAC_ENOTFOUND;
 	if (rc < 0)
-		return git_fail("cannot read '%s' in the history '%s'", path, g->path);
+		return iac_git_fail("cannot read '%s' in the history '%s'", path, g->path);
 	rc = IAC_ERR;
 	if (git_blob_lookup(&blob, g->repo, git_tree_entry_id(e)) < 0) {
-		git_fail("cannot read '%s' in the history '%s'", path, g->path);
+		iac_git_fail("cannot read '%s' in the history '%s'", path, g->path);
 		goto done;
 	}
 	*out = json_loadb(git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob), JSON_DECODE_ANY, &jerr);
@@ -183,7 +162,7 @@ static int commit_rev(long *out, iac_gitlog *g, const git_commit *c)
 	int rc;
 	*out = 0;
 	if (git_commit_tree(&t, c) < 0)
-		return git_fail("cannot read a commit of the history '%s'", g->path);
+		return iac_git_fail("cannot read a commit of the history '%s'", g->path);
 	rc = read_json(&meta, g, t, "meta.json");
 	git_tree_free(t);
 	if (rc < 0 && rc != IAC_ENOTFOUND)
@@ -208,7 +187,7 @@ static int head_commit(git_commit **out, long *out_rev, iac_gitlog *g)
 	if (rc < 0)
 		return rc;
 	if (git_commit_lookup(out, g->repo, &id) < 0)
-		return git_fail("cannot read the head of the history '%s'", g->path);
+		return iac_git_fail("cannot read the head of the history '%s'", g->path);
 	if (commit_rev(out_rev, g, *out) < 0) {
 		git_commit_free(*out);
 		*out = NULL;
@@ -239,7 +218,7 @@ static int commit_at_rev(git_commit **out, iac_gitlog *g, long rev)
 		rc = git_commit_parent(&p, c, 0);
 		git_commit_free(c);
 		if (rc < 0)
-			return git_fail("cannot walk back to revision %ld in the history '%s'", rev, g->path);
+			return iac_git_fail("cannot walk back to revision %ld in the history '%s'", rev, g->path);
 	}
 	if (commit_rev(&got, g, c) < 0 || got != rev) {
 		git_commit_free(c);
@@ -381,7 +360,7 @@ static int put_json(git_treebuilder *bld, iac_gitlog *g, iac_buf *text, const ch
 		return IAC_ERR;
 	if (git_blob_create_from_buffer(&id, g->repo, text->ptr, text->len) < 0 ||
 	    git_treebuilder_insert(NULL, bld, name, &id, GIT_FILEMODE_BLOB) < 0)
-		return git_fail("cannot write '%s' into the history '%s'", name, g->path);
+		return iac_git_fail("cannot write '%s' into the history '%s'", name, g->path);
 	return 0;
 }
 
@@ -393,7 +372,7 @@ static int subtree(git_tree **out, iac_gitlog *g, const git_tree *tree, const ch
 	if (!e || git_tree_entry_type(e) != GIT_OBJECT_TREE)
 		return 0;
 	if (git_tree_lookup(out, g->repo, git_tree_entry_id(e)) < 0)
-		return git_fail("cannot read '%s' in the history '%s'", name, g->path);
+		return iac_git_fail("cannot read '%s' in the history '%s'", name, g->path);
 	return 0;
 }
 
@@ -413,7 +392,7 @@ static int plan_bucket(res_plan *p, iac_gitlog *g, size_t from, size_t to, iac_b
 		if ((rc = json_text(text, r->entry, r->addr)) < 0)
 			break;
 		if (git_odb_hash(&r->id, text->ptr, text->len, GIT_OBJECT_BLOB) < 0) {
-			rc = git_fail("cannot hash '%s' for the history '%s'", r->addr, g->path);
+			rc = iac_git_fail("cannot hash '%s' for the history '%s'", r->addr, g->path);
 			break;
 		}
 		const git_tree_entry *pe = pb ? git_tree_entry_byname(pb, r->name) : NULL;
@@ -474,7 +453,7 @@ static int writer_open(writer *wr, iac_gitlog *g, size_t fresh)
 	git_odb_free(odb);
 	return 0;
 fail:
-	git_fail("cannot write into the history '%s'", g->path);
+	iac_git_fail("cannot write into the history '%s'", g->path);
 	git_odb_free(odb);
 	git_repository_free(wr->w.repo);
 	wr->w.repo = NULL;
@@ -487,7 +466,7 @@ static int writer_blob(writer *wr, const res_item *r)
 	git_oid id;
 	int rc = wr->mem ? wr->mem->write(wr->mem, &r->id, r->text, r->len, GIT_OBJECT_BLOB)
 			 : git_blob_create_from_buffer(&id, wr->w.repo, r->text, r->len);
-	return rc < 0 ? git_fail("cannot write '%s' into the history '%s'", r->addr, wr->w.path) : 0;
+	return rc < 0 ? iac_git_fail("cannot write '%s' into the history '%s'", r->addr, wr->w.path) : 0;
 }
 
 static int index_pack(iac_gitlog *g, const char *pack, size_t len);
@@ -500,7 +479,7 @@ static int writer_finish(writer *wr)
 	if (!wr->mem)
 		return 0;
 	if (git_mempack_dump(&buf, wr->w.repo, wr->mem) < 0)
-		rc = git_fail("cannot pack the new objects of the history '%s'", wr->w.path);
+		rc = iac_git_fail("cannot pack the new objects of the history '%s'", wr->w.path);
 	else
 		rc = index_pack(&wr->w, buf.ptr, buf.size);
 	git_buf_dispose(&buf);
@@ -562,7 +541,7 @@ static int write_bucket(git_treebuilder *rb, writer *wr, const res_plan *p, size
 	rc = 0;
 	goto done;
 fail:
-	git_fail("cannot write resources into the history '%s'", wr->w.path);
+	iac_git_fail("cannot write resources into the history '%s'", wr->w.path);
 done:
 	git_treebuilder_free(bb);
 	git_tree_free(prev);
@@ -600,7 +579,7 @@ static int write_resources(git_oid *out, int *out_empty, writer *wr, const res_p
 	rc = 0;
 	goto done;
 fail:
-	git_fail("cannot write resources into the history '%s'", wr->w.path);
+	iac_git_fail("cannot write resources into the history '%s'", wr->w.path);
 done:
 	git_treebuilder_free(rb);
 	return rc;
@@ -624,7 +603,7 @@ static int write_root(git_oid *out, writer *wr, const res_plan *p, const json_t 
 	}
 	const json_t *outputs = json_object_get(state, "outputs"), *extra = json_object_get(state, "extra");
 	if (git_treebuilder_new(&bld, g->repo, NULL) < 0) {
-		git_fail("cannot write into the history '%s'", g->path);
+		iac_git_fail("cannot write into the history '%s'", g->path);
 		goto done;
 	}
 	if (put_json(bld, g, &text, "meta.json", meta) < 0 || put_json(bld, g, &text, "state-meta.json", sm) < 0 ||
@@ -633,7 +612,7 @@ static int write_root(git_oid *out, writer *wr, const res_plan *p, const json_t 
 		goto done;
 	if ((!no_res && git_treebuilder_insert(NULL, bld, "resources", &rid, GIT_FILEMODE_TREE) < 0) ||
 	    git_treebuilder_write(out, bld) < 0) {
-		git_fail("cannot write into the history '%s'", g->path);
+		iac_git_fail("cannot write into the history '%s'", g->path);
 		goto done;
 	}
 	rc = 0;
@@ -695,7 +674,7 @@ static int event_signature(git_signature **out, const json_t *meta)
 	}
 	rc = git_signature_new(out, user, email, when, offset);
 	if (rc < 0)
-		git_fail("cannot make the commit author '%s <%s>'", user, email);
+		iac_git_fail("cannot make the commit author '%s <%s>'", user, email);
 	free(user);
 	free(host);
 	free(email);
@@ -761,7 +740,7 @@ static int move_main(iac_gitlog *g, const git_oid *to, const git_oid *expect, lo
 		return IAC_ECONFLICT;
 	}
 	if (rc < 0)
-		return git_fail("cannot move '%s' in the history '%s'", MAIN_REF, g->path);
+		return iac_git_fail("cannot move '%s' in the history '%s'", MAIN_REF, g->path);
 	return 0;
 }
 
@@ -780,7 +759,7 @@ static int write_commit(git_oid *out, iac_gitlog *w, const git_oid *tree_id, con
 	    git_tree_lookup(&tree, w->repo, tree_id) < 0 ||
 	    git_commit_create(out, w->repo, NULL, sig, sig, NULL, msg, tree, parent ? 1 : 0,
 			      (const git_commit **)&parent) < 0) {
-		git_fail("cannot write revision %ld into the history '%s'", rev, w->path);
+		iac_git_fail("cannot write revision %ld into the history '%s'", rev, w->path);
 		goto done;
 	}
 	rc = 0;
@@ -814,7 +793,7 @@ int iac_gitlog_record(long *out_rev, iac_gitlog *g, const json_t *state, const j
 		return rc;
 	rc = IAC_ERR;
 	if (parent && git_commit_tree(&ptree, parent) < 0) {
-		git_fail("cannot read the head of the history '%s'", g->path);
+		iac_git_fail("cannot read the head of the history '%s'", g->path);
 		goto done;
 	}
 	parent_id = parent ? git_commit_id(parent) : NULL;
@@ -916,7 +895,7 @@ static int list_one(json_t *arr, iac_gitlog *g, const git_oid *id, const char *p
 
 	if (git_commit_lookup(&c, g->repo, id) < 0 || git_commit_tree(&t, c) < 0 ||
 	    (git_commit_parentcount(c) > 0 && (git_commit_parent(&p, c, 0) < 0 || git_commit_tree(&pt, p) < 0))) {
-		git_fail("cannot read the history '%s'", g->path);
+		iac_git_fail("cannot read the history '%s'", g->path);
 		goto done;
 	}
 	rc = 0;
@@ -962,7 +941,7 @@ int iac_gitlog_list(json_t **out, iac_gitlog *g, long n, const char *addr)
 	rc = IAC_ERR;
 	if (git_revwalk_new(&w, g->repo) < 0 || git_revwalk_push(w, &id) < 0 ||
 	    git_revwalk_simplify_first_parent(w) < 0) {
-		git_fail("cannot walk the history '%s'", g->path);
+		iac_git_fail("cannot walk the history '%s'", g->path);
 		goto done;
 	}
 	while ((n <= 0 || (long)json_array_size(arr) < n) && git_revwalk_next(&id, w) == 0)
@@ -996,7 +975,7 @@ static int load_bucket(json_t ***v, size_t *n, size_t *cap, iac_gitlog *g, const
 		git_blob *blob = NULL;
 		json_error_t jerr;
 		if (git_blob_lookup(&blob, g->repo, git_tree_entry_id(e)) < 0)
-			return git_fail("cannot read '%s' in the history '%s'", git_tree_entry_name(e), g->path);
+			return iac_git_fail("cannot read '%s' in the history '%s'", git_tree_entry_name(e), g->path);
 		json_t *r = json_loadb(git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob), 0, &jerr);
 		git_blob_free(blob);
 		if (!r)
@@ -1050,7 +1029,7 @@ int iac_gitlog_state_at(json_t **out_state, json_t **out_meta, iac_gitlog *g, lo
 		return rc;
 	rc = IAC_ERR;
 	if (git_commit_tree(&t, c) < 0) {
-		git_fail("cannot read revision %ld of the history '%s'", rev, g->path);
+		iac_git_fail("cannot read revision %ld of the history '%s'", rev, g->path);
 		goto done;
 	}
 	if (read_part(&doc, g, t, "state-meta.json") < 0 || read_part(&outputs, g, t, "outputs.json") < 0 ||
@@ -1139,7 +1118,7 @@ int iac_gitlog_find(long *out_rev, iac_gitlog *g, const char *spec)
 	if ((rc = resolve_commit(&id, g, spec)) < 0)
 		return rc;
 	if (git_commit_lookup(&c, g->repo, &id) < 0)
-		return git_fail("cannot read '%s' in the history '%s'", spec, g->path);
+		return iac_git_fail("cannot read '%s' in the history '%s'", spec, g->path);
 	rc = commit_rev(out_rev, g, c);
 	git_commit_free(c);
 	return rc;
@@ -1167,7 +1146,7 @@ int iac_gitlog_pack(char **out, size_t *out_len, iac_gitlog *g, const char *from
 	if (git_packbuilder_new(&pb, g->repo) < 0 || git_revwalk_new(&w, g->repo) < 0 ||
 	    git_revwalk_push(w, &to_id) < 0 || (from && *from && git_revwalk_hide(w, &from_id) < 0) ||
 	    git_packbuilder_insert_walk(pb, w) < 0 || git_packbuilder_write_buf(&buf, pb) < 0) {
-		git_fail("cannot pack the history '%s'", g->path);
+		iac_git_fail("cannot pack the history '%s'", g->path);
 		goto done;
 	}
 	*out = iac_xmalloc(buf.size);
@@ -1189,7 +1168,7 @@ static int index_pack(iac_gitlog *g, const char *pack, size_t len)
 	int rc = 0;
 	if (git_repository_odb(&odb, g->repo) < 0 || git_odb_write_pack(&wp, odb, NULL, NULL) < 0 ||
 	    wp->append(wp, pack, len, &st) < 0 || wp->commit(wp, &st) < 0)
-		rc = git_fail("cannot add a pack of %zu bytes to the history '%s'", len, g->path);
+		rc = iac_git_fail("cannot add a pack of %zu bytes to the history '%s'", len, g->path);
 	if (wp)
 		wp->free(wp);
 	git_odb_free(odb);
@@ -1215,9 +1194,9 @@ int iac_gitlog_unpack(iac_gitlog *g, const char *pack, size_t len, const char *s
 	/* the commit and its tree must be here: a head whose objects are
 	 * missing would make every later read fail */
 	if (git_commit_lookup_prefix(&c, g->repo, &id, hl) < 0 || git_commit_tree(&t, c) < 0)
-		rc = git_fail("cannot move the history '%s' to commit %s", g->path, set_head);
+		rc = iac_git_fail("cannot move the history '%s' to commit %s", g->path, set_head);
 	else if (git_reference_create(&ref, g->repo, MAIN_REF, git_commit_id(c), 1, "iac: unpack") < 0)
-		rc = git_fail("cannot move '%s' in the history '%s'", MAIN_REF, g->path);
+		rc = iac_git_fail("cannot move '%s' in the history '%s'", MAIN_REF, g->path);
 	git_reference_free(ref);
 	git_tree_free(t);
 	git_commit_free(c);
@@ -1227,327 +1206,9 @@ int iac_gitlog_unpack(iac_gitlog *g, const char *pack, size_t len, const char *s
 /* ---- push ------------------------------------------------------------ */
 
 typedef struct {
-	int port;            /* the remote's SSH port (known_hosts spells 22 apart) */
-	int tried;           /* credentials handed out so far */
-	char tried_list[512];
-	char why[2048];      /* why a callback refused: said instead of libgit2's words */
+	iac_gitnet net;     /* first: the callbacks' payload */
 	char rejected[512];  /* the remote's reason for refusing main */
 } push_ctx;
-
-/* The port of an ssh:// URL (22 for the scp form "user@host:path"). */
-static int ssh_port(const char *url)
-{
-	const char *p = strstr(url, "://");
-	if (!p)
-		return 22;
-	p += 3;
-	const char *end = p + strcspn(p, "/");
-	const char *at = memchr(p, '@', (size_t)(end - p));
-	if (at)
-		p = at + 1;
-	if (*p == '[') {
-		const char *rb = memchr(p, ']', (size_t)(end - p));
-		p = rb ? rb + 1 : end;
-	} else
-		p += strcspn(p, ":/");
-	return *p == ':' && p + 1 < end ? atoi(p + 1) : 22;
-}
-
-/* The URL's password, if it has one (to keep it out of messages). */
-static char *url_password(const char *url)
-{
-	const char *p = strstr(url, "://");
-	if (!p)
-		return NULL;
-	p += 3;
-	const char *end = p + strcspn(p, "/");
-	const char *at = NULL;
-	for (const char *q = p; q < end; q++)
-		if (*q == '@')
-			at = q;
-	const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
-	return colon && colon + 1 < at ? iac_xstrndup(colon + 1, (size_t)(at - colon - 1)) : NULL;
-}
-
-/* text with every copy of secret replaced by "***". */
-static char *scrub(const char *text, const char *secret)
-{
-	iac_buf b = IAC_BUF_INIT;
-	size_t sl = secret ? strlen(secret) : 0;
-	const char *hit;
-	while (sl && (hit = strstr(text, secret))) {
-		iac_buf_put(&b, text, (size_t)(hit - text));
-		iac_buf_puts(&b, "***");
-		text = hit + sl;
-	}
-	iac_buf_puts(&b, text);
-	return iac_buf_detach(&b);
-}
-
-static const char *local_user(void)
-{
-	const char *u = getenv("USER");
-	struct passwd *pw;
-	if (u && *u)
-		return u;
-	pw = getpwuid(getuid());
-	return pw ? pw->pw_name : "root";
-}
-
-static char *home_file(const char *rel)
-{
-	const char *home = getenv("HOME");
-	struct passwd *pw;
-	if (!home || !*home) {
-		pw = getpwuid(getuid());
-		home = pw ? pw->pw_dir : "/";
-	}
-	return iac_xasprintf("%s/%s", home, rel);
-}
-
-/* The n-th key file to offer (NULL after the last). */
-static char *key_file(int n)
-{
-	const char *k = getenv("IAC_HISTORY_SSH_KEY");
-	if (k && *k)
-		return n == 0 ? iac_xstrdup(k) : NULL;
-	return n == 0 ? home_file(".ssh/id_ed25519") : n == 1 ? home_file(".ssh/id_rsa") : NULL;
-}
-
-static int key_credential(git_credential **out, push_ctx *p, const char *user, const char *path)
-{
-	char *pub = iac_xasprintf("%s.pub", path);
-	size_t l = strlen(p->tried_list);
-	snprintf(p->tried_list + l, sizeof(p->tried_list) - l, "%s%s", l ? ", " : "", path);
-	int rc = git_credential_ssh_key_new(out, user, access(pub, R_OK) == 0 ? pub : NULL, path, NULL);
-	free(pub);
-	return rc;
-}
-
-/* libgit2 asks again after each refused login: offer the agent, then each
- * key file, then give up with the list of what was tried. */
-static int credentials_cb(git_credential **out, const char *url, const char *url_user, unsigned int allowed,
-			  void *payload)
-{
-	push_ctx *p = payload;
-	const char *user = url_user && *url_user ? url_user : local_user();
-	const char *agent = getenv("SSH_AUTH_SOCK");
-
-	if (allowed & GIT_CREDENTIAL_USERNAME)
-		return git_credential_username_new(out, user);
-	if (!(allowed & GIT_CREDENTIAL_SSH_KEY)) {
-		snprintf(p->why, sizeof(p->why), "the server asks for a login iac cannot give (iac logs in with ssh keys)");
-		return GIT_EUSER;
-	}
-	for (;;) {
-		int step = p->tried++;
-		if (step == 0) {
-			if (!agent || !*agent)
-				continue;
-			snprintf(p->tried_list, sizeof(p->tried_list), "the ssh-agent");
-			return git_credential_ssh_key_from_agent(out, user);
-		}
-		char *path = key_file(step - 1);
-		if (!path) {
-			snprintf(p->why, sizeof(p->why), "no key was accepted for user '%s' (tried: %s)", user,
-				 p->tried_list[0] ? p->tried_list : "no ssh-agent, no key file; set IAC_HISTORY_SSH_KEY");
-			return GIT_EUSER;
-		}
-		int rc = access(path, R_OK) == 0 ? key_credential(out, p, user, path) : 1;
-		free(path);
-		if (rc <= 0)
-			return rc;
-	}
-}
-
-/* ---- known_hosts (OpenSSH format, read without libssh2) ---- */
-
-enum { KH_NONE, KH_OTHER_TYPE, KH_MISMATCH, KH_MATCH, KH_REVOKED };
-
-/* OpenSSH host patterns: '*' and '?' only, case-insensitive. */
-static int glob_match(const char *pat, size_t pl, const char *s)
-{
-	if (pl == 0)
-		return *s == '\0';
-	if (*pat == '*') {
-		for (;; s++) {
-			if (glob_match(pat + 1, pl - 1, s))
-				return 1;
-			if (!*s)
-				return 0;
-		}
-	}
-	if (!*s || (*pat != '?' && tolower((unsigned char)*pat) != tolower((unsigned char)*s)))
-		return 0;
-	return glob_match(pat + 1, pl - 1, s + 1);
-}
-
-/* "|1|salt|hash": HMAC-SHA1(salt, name) == hash. */
-static int hashed_match(const char *pat, size_t pl, const char *name)
-{
-	char *field = iac_xstrndup(pat + 3, pl - 3), *bar = strchr(field, '|');
-	char *salt = NULL, *hash = NULL;
-	size_t sl = 0, hl = 0;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int ml = 0;
-	int ok = 0;
-	if (bar) {
-		*bar = '\0';
-		if (iac_base64_decode(&salt, &sl, field, strlen(field)) == 0 &&
-		    iac_base64_decode(&hash, &hl, bar + 1, strlen(bar + 1)) == 0 &&
-		    HMAC(EVP_sha1(), salt, (int)sl, (const unsigned char *)name, strlen(name), md, &ml))
-			ok = ml == hl && memcmp(md, hash, hl) == 0;
-	}
-	iac_err_clear();
-	free(salt);
-	free(hash);
-	free(field);
-	return ok;
-}
-
-/* Whether a known_hosts host list ("a,b,!c,[d]:2222") names host. */
-static int hosts_match(const char *list, const char *name)
-{
-	int hit = 0;
-	while (*list) {
-		size_t l = strcspn(list, ",");
-		int neg = *list == '!';
-		const char *pat = list + neg;
-		size_t pl = l - (size_t)neg;
-		int m = pl > 3 && !strncmp(pat, "|1|", 3) ? hashed_match(pat, pl, name) : glob_match(pat, pl, name);
-		if (m && neg)
-			return 0;
-		hit |= m;
-		list += l + (list[l] == ',');
-	}
-	return hit;
-}
-
-/* The key type named inside an SSH public key blob ("ssh-ed25519"). */
-static char *blob_type(const unsigned char *k, size_t len)
-{
-	if (len < 4)
-		return iac_xstrdup("");
-	size_t tl = ((size_t)k[0] << 24) | ((size_t)k[1] << 16) | ((size_t)k[2] << 8) | k[3];
-	return iac_xstrndup((const char *)k + 4, tl <= len - 4 ? tl : 0);
-}
-
-static int key_equal(const git_cert_hostkey *k, const char *blob, size_t bl)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int ml = 0;
-	if (k->type & GIT_CERT_SSH_RAW)
-		return bl == k->hostkey_len && memcmp(blob, k->hostkey, bl) == 0;
-	if ((k->type & GIT_CERT_SSH_SHA256) && EVP_Digest(blob, bl, md, &ml, EVP_sha256(), NULL))
-		return ml == 32 && memcmp(md, k->hash_sha256, 32) == 0;
-	return 0;
-}
-
-/* What one known_hosts line says about (name, key of type ktype). */
-static int kh_line(char *line, const char *name, const git_cert_hostkey *k, const char *ktype)
-{
-	char *f[4] = { 0 }, *save = NULL, *blob = NULL;
-	size_t bl = 0;
-	int nf = 0, revoked = 0, r = KH_NONE;
-	for (char *t = strtok_r(line, " \t\r", &save); t && nf < 4; t = strtok_r(NULL, " \t\r", &save)) {
-		if (nf == 0 && *t == '@') {
-			if (strcmp(t, "@revoked"))
-				return KH_NONE;   /* @cert-authority: host certificates are not checked here */
-			revoked = 1;
-			continue;
-		}
-		f[nf++] = t;
-	}
-	if (nf < 3 || *f[0] == '#' || !hosts_match(f[0], name))
-		return KH_NONE;
-	if (strcmp(f[1], ktype))
-		return revoked ? KH_NONE : KH_OTHER_TYPE;
-	if (iac_base64_decode(&blob, &bl, f[2], strlen(f[2])) < 0) {
-		iac_err_clear();
-		return KH_NONE;
-	}
-	if (key_equal(k, blob, bl))
-		r = revoked ? KH_REVOKED : KH_MATCH;
-	else
-		r = revoked ? KH_NONE : KH_MISMATCH;
-	free(blob);
-	return r;
-}
-
-/* "SHA256:<base64>" as ssh-keygen -l prints it. */
-static void fingerprint(char out[64], const git_cert_hostkey *k)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int ml = 32;
-	if (k->type & GIT_CERT_SSH_RAW)
-		EVP_Digest(k->hostkey, k->hostkey_len, md, &ml, EVP_sha256(), NULL);
-	else
-		memcpy(md, k->hash_sha256, 32);
-	char *b = iac_base64_encode(md, ml);
-	size_t l = strlen(b);
-	while (l && b[l - 1] == '=')
-		b[--l] = '\0';
-	snprintf(out, 64, "SHA256:%s", b);
-	free(b);
-}
-
-/* The best verdict of all lines of the file for (name, key). */
-static int kh_file(const char *path, const char *name, const git_cert_hostkey *k, const char *ktype)
-{
-	char *text = NULL, *save = NULL;
-	size_t len = 0;
-	int best = KH_NONE;
-	if (iac_file_read(&text, &len, path) < 0) {
-		iac_err_clear();
-		return KH_NONE;
-	}
-	for (char *l = strtok_r(text, "\n", &save); l && best != KH_REVOKED; l = strtok_r(NULL, "\n", &save)) {
-		int v = kh_line(l, name, k, ktype);
-		best = v > best ? v : best;
-	}
-	free(text);
-	return best;
-}
-
-static int check_host_key(push_ctx *p, const git_cert_hostkey *k, const char *host)
-{
-	const char *env = getenv("IAC_HISTORY_KNOWN_HOSTS");
-	char *path = env && *env ? iac_xstrdup(env) : home_file(".ssh/known_hosts");
-	char *name = p->port == 22 ? iac_xstrdup(host) : iac_xasprintf("[%s]:%d", host, p->port);
-	char *ktype = k->type & GIT_CERT_SSH_RAW ? blob_type((const unsigned char *)k->hostkey, k->hostkey_len)
-						 : iac_xstrdup("");
-	char fp[64];
-	int v = (k->type & (GIT_CERT_SSH_RAW | GIT_CERT_SSH_SHA256)) ? kh_file(path, name, k, ktype) : -1;
-
-	fingerprint(fp, k);
-	if (v == -1)
-		snprintf(p->why, sizeof(p->why), "the host key of '%s' cannot be checked (no key or SHA-256 hash from the server)", name);
-	else if (v == KH_REVOKED)
-		snprintf(p->why, sizeof(p->why), "the host key of '%s' (%s) is marked @revoked in '%s'", name, fp, path);
-	else if (v == KH_MISMATCH)
-		snprintf(p->why, sizeof(p->why), "the host key of '%s' has CHANGED: it sent %s key %s, which does not "
-			 "match '%s'; someone may be intercepting the connection, or the host was reinstalled", name,
-			 ktype, fp, path);
-	else if (v != KH_MATCH)
-		snprintf(p->why, sizeof(p->why), "the host key of '%s' is unknown: it sent %s key %s, which is not in "
-			 "'%s'%s (add it: `ssh-keyscan -p %d %s >> %s`, after checking the fingerprint)", name, ktype, fp,
-			 path, v == KH_OTHER_TYPE ? " (which has a key of another type for it)" : "", p->port, host, path);
-	free(path);
-	free(name);
-	free(ktype);
-	return v == KH_MATCH ? 0 : -1;
-}
-
-static int certificate_cb(git_cert *cert, int valid, const char *host, void *payload)
-{
-	push_ctx *p = payload;
-	if (cert->cert_type == GIT_CERT_HOSTKEY_LIBSSH2)
-		return check_host_key(p, (const git_cert_hostkey *)cert, host) == 0 ? 0 : GIT_ECERTIFICATE;
-	if (valid)
-		return 0;
-	snprintf(p->why, sizeof(p->why), "the certificate of '%s' is not valid", host);
-	return GIT_ECERTIFICATE;
-}
 
 static int update_ref_cb(const char *refname, const char *status, void *payload)
 {
@@ -1557,22 +1218,14 @@ static int update_ref_cb(const char *refname, const char *status, void *payload)
 	return 0;
 }
 
-/* The URL as messages show it: without its password. */
-static char *url_shown(const char *url)
-{
-	char *pw = url_password(url);
-	char *s = scrub(url, pw);
-	free(pw);
-	return s;
-}
-
 int iac_gitlog_push(iac_gitlog *g, const char *remote_url)
 {
 	git_remote *remote = NULL;
 	git_remote_create_options co;
 	git_push_options o;
-	push_ctx p = { .port = ssh_port(remote_url) };
-	char *spec = MAIN_REF ":" MAIN_REF, *pw = url_password(remote_url), *shown = url_shown(remote_url);
+	push_ctx p = { 0 };
+	char *spec = MAIN_REF ":" MAIN_REF, *pw = iac_gitnet_url_password(remote_url);
+	char *shown = iac_gitnet_url_shown(remote_url);
 	git_strarray refs = { &spec, 1 };
 	git_oid id;
 	int rc = head_id(&id, g);
@@ -1584,10 +1237,9 @@ int iac_gitlog_push(iac_gitlog *g, const char *remote_url)
 		goto done;
 	}
 	git_push_options_init(&o, GIT_PUSH_OPTIONS_VERSION);
-	o.callbacks.credentials = credentials_cb;
-	o.callbacks.certificate_check = certificate_cb;
+	iac_gitnet_init(&p.net, remote_url, "IAC_HISTORY_SSH_KEY", "IAC_HISTORY_KNOWN_HOSTS");
+	iac_gitnet_callbacks(&o.callbacks, &p.net);
 	o.callbacks.push_update_reference = update_ref_cb;
-	o.callbacks.payload = &p;
 	git_remote_create_options_init(&co, GIT_REMOTE_CREATE_OPTIONS_VERSION);
 	co.repository = g->repo;
 	/* the URL as given: no url.*.insteadOf rewriting (whose config scan
@@ -1598,13 +1250,13 @@ int iac_gitlog_push(iac_gitlog *g, const char *remote_url)
 		rc = git_remote_push(remote, &refs, &o);
 	if (rc < 0) {
 		const git_error *e = git_error_last();
-		char *why = scrub(p.why[0] ? p.why : e && e->message ? e->message : "unknown error", pw);
+		char *why = iac_gitnet_scrub(p.net.why[0] ? p.net.why : e && e->message ? e->message : "unknown error", pw);
 		iac_err_set("cannot push the history to '%s': %s%s", shown, why,
 			    rc == GIT_ENONFASTFORWARD ? " (the remote has revisions this history lacks)" : "");
 		free(why);
 		rc = IAC_ERR;
 	} else if (p.rejected[0]) {
-		char *why = scrub(p.rejected, pw);
+		char *why = iac_gitnet_scrub(p.rejected, pw);
 		rc = iac_err_set("the remote '%s' refused the history: %s", shown, why);
 		free(why);
 	}
