@@ -50,6 +50,7 @@
 #include "iac/core/util.h"
 
 #define SLICE_MS 100          /* longest sleep before re-checking cancel/deadline */
+#define IDLE_ROUNDS 5         /* slices io_wait() sleeps before letting the caller retry */
 #define CLOSE_GRACE_MS 2000   /* how long an abandoned channel may take to close */
 
 enum { C_NEW, C_CONNECTING, C_UP, C_DEAD };
@@ -424,7 +425,13 @@ static int io_wait(iac_ssh_conn *c, io_tok *t, double deadline, const volatile i
 		t->rx0 = c->rx;
 		return 0;
 	}
-	while (c->gen == t->g) {
+	/* Nothing arrived for a while: return anyway and let the caller try
+	 * its libssh2 call again. A wakeup lost between threads (another
+	 * thread read our channel's data into libssh2's queue, an EOF that
+	 * must go out first) then costs half a second, never the command's
+	 * whole deadline; an idle waiter pays one libssh2 call per round. */
+	int rounds = 0;
+	while (c->gen == t->g && rounds++ < IDLE_ROUNDS) {
 		if (c->dead) {
 			fail_host(c);
 			pthread_mutex_unlock(&c->lk);
