@@ -16,6 +16,10 @@ extern const iac_provider iac_provider_deploy;
 #ifdef IAC_HAVE_PROVIDER_FLAGS
 extern const iac_provider iac_provider_flags;
 #endif
+#ifdef IAC_HAVE_PROVIDER_HTTP
+extern const iac_provider iac_provider_http;
+extern const iac_provider iac_provider_pdns;
+#endif
 
 static const iac_provider *const all[] = {
 	&iac_provider_local,
@@ -27,6 +31,10 @@ static const iac_provider *const all[] = {
 #endif
 #ifdef IAC_HAVE_PROVIDER_FLAGS
 	&iac_provider_flags,
+#endif
+#ifdef IAC_HAVE_PROVIDER_HTTP
+	&iac_provider_http,
+	&iac_provider_pdns,   /* same directory: types are owned by their name's prefix */
 #endif
 	NULL,
 };

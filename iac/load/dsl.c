@@ -470,12 +470,33 @@ static int curry1(lua_State *L, lua_CFunction body)
 
 static int l_output(lua_State *L) { return curry1(L, output_body); }
 
+/* provider "NAME" { ... } configures a provider; provider "NAME" "ALIAS"
+ * { ... } one more instance of it, which resources choose with their own
+ * `provider = "ALIAS"` (types that offer it). Both land in
+ * cfg->providers[NAME]: the unnamed block's settings at the top, the named
+ * ones under "instances" (a provider's configure() sees them all). */
 static int provider_body(lua_State *L)
 {
 	loader *ld = iac_load_get(L);
 	const char *name = lua_tostring(L, lua_upvalueindex(1));
+	const char *alias = lua_isnoneornil(L, lua_upvalueindex(2)) ? NULL : lua_tostring(L, lua_upvalueindex(2));
 	char err[1024], hint[128];
 
+	if (!alias && lua_type(L, 1) == LUA_TSTRING) {
+		/* provider "http" "pdns" { ... } */
+		const char *a = lua_tostring(L, 1);
+		if (!valid_name(a))
+			return iac_load_error(L, "provider '%s' \"%s\": name an instance with letters, digits, '_' and '-'",
+					      name, a);
+		lua_pushvalue(L, lua_upvalueindex(1));
+		lua_pushvalue(L, 1);
+		lua_pushcclosure(L, provider_body, 2);
+		if (lua_istable(L, 2)) {
+			lua_pushvalue(L, 2);
+			lua_call(L, 1, 1);
+		}
+		return 1;
+	}
 	luaL_checktype(L, 1, LUA_TTABLE);
 	if (!iac_provider_find(name)) {
 		const char *names[32];
@@ -485,8 +506,12 @@ static int provider_body(lua_State *L)
 		suggest(hint, sizeof(hint), name, names, n);
 		return iac_load_error(L, "unknown provider '%s'%s", name, hint);
 	}
-	if (json_object_get(ld->cfg->providers, name))
-		return iac_load_error(L, "provider '%s' configured twice", name);
+	json_t *have = json_object_get(ld->cfg->providers, name);
+	json_t *insts = json_object_get(have, "instances");
+	if (alias ? json_object_get(insts, alias) != NULL
+		  : (have && json_object_size(have) > (insts ? 1u : 0u)))
+		return alias ? iac_load_error(L, "provider '%s' \"%s\" configured twice", name, alias)
+			     : iac_load_error(L, "provider '%s' configured twice", name);
 	json_t *v = iac_lua_to_json(L, 1, "provider configuration", err, sizeof(err));
 	if (!v)
 		return iac_load_error(L, "provider '%s': %s", name, err);
@@ -497,7 +522,25 @@ static int provider_body(lua_State *L)
 		json_decref(plain);
 		return iac_load_error(L, "provider '%s': its configuration cannot refer to resources", name);
 	}
-	json_object_set_new(ld->cfg->providers, name, plain);
+	if (!alias && json_object_get(plain, "instances")) {
+		json_decref(plain);
+		return iac_load_error(L, "provider '%s': 'instances' is reserved; declare more instances with "
+				      "provider \"%s\" \"NAME\" { ... }", name, name);
+	}
+	if (!have) {
+		have = json_object();
+		json_object_set_new(ld->cfg->providers, name, have);
+	}
+	if (alias) {
+		if (!insts) {
+			insts = json_object();
+			json_object_set_new(have, "instances", insts);
+		}
+		json_object_set_new(insts, alias, plain);
+	} else {
+		json_object_update(have, plain);
+		json_decref(plain);
+	}
 	return 0;
 }
 

@@ -1,0 +1,555 @@
+/* http: pooled libcurl client with retries and a circuit breaker (see http.h). */
+#include "iac/http/http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "iac/core/buf.h"
+#include "iac/core/err.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+
+typedef struct slot {
+	CURL *c;
+	struct slot *next;
+} slot;
+
+struct iac_http {
+	char *name;
+	char *base;
+	char *ca_file;
+	struct curl_slist *headers;
+	double timeout_ms, backoff_ms, backoff_max_ms, retry_after_max_ms, cooldown_ms;
+	int retries, breaker_n;
+
+	pthread_mutex_t lock;          /* everything below */
+	slot *free_slots;
+	long nslots;
+	int failures;                  /* consecutive failed attempts */
+	double open_until;             /* breaker open until this iac_now_ms() */
+	char *last_failure;
+	iac_http_stats st;
+	unsigned rng;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* Header names whose values are credentials even when they did not come
+ * from a sensitive variable (those are registered by the loader already). */
+static int secret_header(const char *name)
+{
+	static const char *const words[] = { "auth", "key", "token", "secret", "cookie", "password", NULL };
+	for (size_t i = 0; words[i]; i++)
+		if (strcasestr(name, words[i]))
+			return 1;
+	return 0;
+}
+
+int iac_http_new(iac_http **out, const iac_http_opts *o)
+{
+	*out = NULL;
+	if (!o->base_url || !*o->base_url)
+		return iac_err_set("base_url is required");
+	if (strncmp(o->base_url, "http://", 7) && strncmp(o->base_url, "https://", 8))
+		return iac_err_set("base_url '%s' must start with http:// or https://", o->base_url);
+	pthread_once(&curl_once, curl_init_once);
+	iac_http *h = iac_xcalloc(1, sizeof(*h));
+	h->name = iac_xstrdup(o->name ? o->name : "http");
+	h->base = iac_xstrdup(o->base_url);
+	size_t bl = strlen(h->base);
+	while (bl && h->base[bl - 1] == '/')
+		h->base[--bl] = '\0';
+	h->ca_file = o->ca_file ? iac_xstrdup(o->ca_file) : NULL;
+	h->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 10000;
+	h->retries = o->retries >= 0 ? o->retries : 4;
+	h->backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 200;
+	h->backoff_max_ms = o->backoff_max_ms > 0 ? o->backoff_max_ms : 10000;
+	h->retry_after_max_ms = o->retry_after_max_ms > 0 ? o->retry_after_max_ms : 60000;
+	h->breaker_n = o->breaker_failures > 0 ? o->breaker_failures : 5;
+	h->cooldown_ms = o->breaker_cooldown_ms > 0 ? o->breaker_cooldown_ms : 30000;
+	h->rng = (unsigned)iac_now_us() ^ (unsigned)(uintptr_t)h;
+	pthread_mutex_init(&h->lock, NULL);
+	h->headers = curl_slist_append(NULL, "Accept: application/json");
+	h->headers = curl_slist_append(h->headers, "Content-Type: application/json");
+	h->headers = curl_slist_append(h->headers, "Expect:");
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)o->headers, k, v) {
+		if (!json_is_string(v)) {
+			iac_http_free(h);
+			return iac_err_set("header '%s' must be a string", k);
+		}
+		const char *val = json_string_value(v);
+		if (strpbrk(k, ":\r\n") || strpbrk(val, "\r\n")) {
+			iac_http_free(h);
+			return iac_err_set("header '%s' has a name with ':' or a line break in its name or value", k);
+		}
+		if (secret_header(k))
+			iac_redact_add(val);
+		char *line = iac_xasprintf("%s: %s", k, val);
+		h->headers = curl_slist_append(h->headers, line);
+		free(line);
+	}
+	*out = h;
+	return 0;
+}
+
+void iac_http_free(iac_http *h)
+{
+	if (!h)
+		return;
+	for (slot *s = h->free_slots, *n; s; s = n) {
+		n = s->next;
+		curl_easy_cleanup(s->c);
+		free(s);
+	}
+	curl_slist_free_all(h->headers);
+	pthread_mutex_destroy(&h->lock);
+	free(h->last_failure);
+	free(h->name);
+	free(h->base);
+	free(h->ca_file);
+	free(h);
+}
+
+void iac_http_get_stats(iac_http_stats *out, iac_http *h)
+{
+	pthread_mutex_lock(&h->lock);
+	*out = h->st;
+	out->handles = h->nslots;
+	pthread_mutex_unlock(&h->lock);
+}
+
+static slot *take_slot(iac_http *h)
+{
+	pthread_mutex_lock(&h->lock);
+	slot *s = h->free_slots;
+	if (s) {
+		h->free_slots = s->next;
+	} else {
+		s = iac_xcalloc(1, sizeof(*s));
+		s->c = curl_easy_init();
+		h->nslots++;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return s;
+}
+
+static void give_slot(iac_http *h, slot *s)
+{
+	pthread_mutex_lock(&h->lock);
+	s->next = h->free_slots;
+	h->free_slots = s;
+	pthread_mutex_unlock(&h->lock);
+}
+
+char *iac_http_path(const char *path, const char *id)
+{
+	iac_buf b = IAC_BUF_INIT;
+	char *esc = NULL;
+	if (id) {
+		/* keep the characters ids are made of readable (PowerDNS: "shop.test.") */
+		esc = curl_easy_escape(NULL, id, 0);
+	}
+	for (const char *p = path; *p;) {
+		if (esc && !strncmp(p, "{id}", 4)) {
+			iac_buf_puts(&b, esc);
+			p += 4;
+		} else {
+			iac_buf_putc(&b, *p++);
+		}
+	}
+	curl_free(esc);
+	iac_buf_putc(&b, '\0');
+	b.len--;
+	return iac_buf_detach(&b);
+}
+
+static char *full_url(const iac_http *h, const char *path)
+{
+	if (!strncmp(path, "http://", 7) || !strncmp(path, "https://", 8))
+		return iac_xstrdup(path);
+	return iac_xasprintf("%s%s%s", h->base, path[0] == '/' ? "" : "/", path);
+}
+
+typedef struct {
+	iac_buf body;
+	double retry_after_ms;
+	const volatile int *cancel;
+} xfer;
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+	xfer *x = ud;
+	iac_buf_put(&x->body, data, size * nmemb);
+	return size * nmemb;
+}
+
+/* Retry-After: delay-seconds or an HTTP date. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+	xfer *x = ud;
+	size_t n = size * nmemb;
+	if (n > 12 && !strncasecmp(data, "Retry-After:", 12)) {
+		char val[128];
+		size_t l = n - 12 < sizeof(val) - 1 ? n - 12 : sizeof(val) - 1;
+		memcpy(val, data + 12, l);
+		val[l] = '\0';
+		char *s = val;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		for (char *e = s + strlen(s); e > s && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '); e--)
+			e[-1] = '\0';
+		char *end;
+		errno = 0;
+		double secs = strtod(s, &end);
+		if (end != s && !*end && errno == 0 && secs >= 0) {
+			x->retry_after_ms = secs * 1000;
+		} else {
+			time_t t = curl_getdate(s, NULL);
+			if (t > 0) {
+				double d = difftime(t, time(NULL));
+				x->retry_after_ms = d > 0 ? d * 1000 : 0;
+			}
+		}
+	}
+	return n;
+}
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+	(void)a, (void)b, (void)c, (void)d;
+	xfer *x = ud;
+	return x->cancel && *x->cancel ? 1 : 0;
+}
+
+/* The breaker: fail fast while open. */
+static int breaker_check(iac_http *h, const char *method, const char *url)
+{
+	int rc = 0;
+	pthread_mutex_lock(&h->lock);
+	double now = iac_now_ms();
+	if (h->failures >= h->breaker_n && now < h->open_until)
+		rc = iac_err_set("not calling %s '%s': the circuit breaker of %s is open after %d consecutive "
+				 "failures (last: %s); it lets requests through again in %.0fs",
+				 method, url, h->name, h->failures, h->last_failure ? h->last_failure : "?",
+				 (h->open_until - now) / 1000 + 0.5);
+	pthread_mutex_unlock(&h->lock);
+	return rc;
+}
+
+/* Record one attempt's outcome; what = NULL on success. Returns 1 when the
+ * breaker is (now) open. */
+static int breaker_note(iac_http *h, const char *what)
+{
+	int open = 0;
+	pthread_mutex_lock(&h->lock);
+	if (!what) {
+		h->failures = 0;
+	} else {
+		h->failures++;
+		free(h->last_failure);
+		h->last_failure = iac_xstrdup(what);
+		if (h->failures >= h->breaker_n) {
+			h->open_until = iac_now_ms() + h->cooldown_ms;
+			open = 1;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	return open;
+}
+
+static double jitter(iac_http *h, double max)
+{
+	pthread_mutex_lock(&h->lock);
+	unsigned r = rand_r(&h->rng);
+	pthread_mutex_unlock(&h->lock);
+	/* full jitter in [max/2, max]: spreads retries of parallel workers while
+	 * keeping the documented minimum growth */
+	return max / 2 + (max / 2) * ((double)r / RAND_MAX);
+}
+
+/* Sleep ms, waking early when cancelled. -1 when cancelled. */
+static int nap(double ms, const volatile int *cancel)
+{
+	double end = iac_now_ms() + ms;
+	for (;;) {
+		if (cancel && *cancel)
+			return -1;
+		double left = end - iac_now_ms();
+		if (left <= 0)
+			return 0;
+		if (left > 50)
+			left = 50;
+		struct timespec ts = { 0, (long)(left * 1e6) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int idempotent(const char *method)
+{
+	return strcmp(method, "POST") && strcmp(method, "PATCH");
+}
+
+/* Short text of an API's error answer: its "error" or "message" field, or
+ * the start of the body. */
+static char *api_message(const iac_http_resp *r)
+{
+	const json_t *j = r->json;
+	const char *m = NULL;
+	if (json_is_object(j)) {
+		m = json_string_value(json_object_get(j, "error"));
+		if (!m)
+			m = json_string_value(json_object_get(j, "message"));
+	}
+	if (m)
+		return iac_xstrdup(m);
+	const char *b = r->body ? r->body : "";
+	while (*b == ' ' || *b == '\n' || *b == '\r' || *b == '\t')
+		b++;
+	size_t n = strcspn(b, "\r\n");
+	if (n > 200)
+		n = 200;
+	return n ? iac_xstrndup(b, n) : iac_xstrdup("(empty answer)");
+}
+
+int iac_http_status_error(const iac_http_resp *r)
+{
+	char *m = api_message(r);
+	iac_err_set("%s '%s' answered %ld: %s", r->method ? r->method : "?", r->url ? r->url : "?", r->status, m);
+	free(m);
+	return IAC_ERR;
+}
+
+static const char *fmt_ms(char *buf, size_t n, double ms)
+{
+	if (ms >= 1000 && (long)ms % 1000 == 0)
+		snprintf(buf, n, "%lds", (long)(ms / 1000));
+	else
+		snprintf(buf, n, "%.0fms", ms);
+	return buf;
+}
+
+/* One attempt with a pooled handle. *transport: curl's result. */
+static void attempt(iac_http *h, slot *s, xfer *x, const char *method, const char *url, const char *payload,
+		    CURLcode *transport, long *status, char *errbuf)
+{
+	CURL *c = s->c;
+	curl_easy_reset(c);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (!strcmp(method, "GET"))
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	else if (!strcmp(method, "HEAD"))
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	if (payload) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)h->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(h->timeout_ms < 5000 ? h->timeout_ms : 5000));
+	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 2L);
+	/* TLS verification is never off; ca_file only changes whom we trust */
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (h->ca_file)
+		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	errbuf[0] = '\0';
+	*transport = curl_easy_perform(c);
+	*status = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	long nconn = 0;
+	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nconn);
+	pthread_mutex_lock(&h->lock);
+	h->st.requests++;
+	h->st.connections += nconn;
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* Why an attempt that got no answer failed, in words. */
+static char *transport_words(CURLcode rc, const char *errbuf, const iac_http *h)
+{
+	char t[32];
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return iac_xasprintf("no answer within the timeout of %s", fmt_ms(t, sizeof(t), h->timeout_ms));
+	case CURLE_COULDNT_CONNECT:
+		return iac_xasprintf("cannot connect (%s)", errbuf[0] ? errbuf : "connection refused");
+	default:
+		return iac_xstrdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
+	}
+}
+
+/* Whether a failure without an answer may be retried: only when the
+ * request cannot have reached the server, or repeating it is harmless. */
+static int retry_transport(CURLcode rc, const char *method)
+{
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return 1;
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+		return idempotent(method);
+	default:
+		/* timeouts: the server may still be working on it, and piling
+		 * more requests onto a hanging API is what the breaker stops;
+		 * TLS and certificate errors do not heal by themselves */
+		return 0;
+	}
+}
+
+static const char *method_static(const char *m)
+{
+	static const char *const known[] = { "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", NULL };
+	for (size_t i = 0; known[i]; i++)
+		if (!strcmp(known[i], m))
+			return known[i];
+	return "REQUEST";
+}
+
+/* Long because it is the retry loop: one attempt, classify, decide whether
+ * and how long to wait, with the breaker consulted before every attempt. */
+int iac_http_request(iac_http_resp *out, iac_http *h, const char *method, const char *path, const json_t *body,
+		     const volatile int *cancel)
+{
+	memset(out, 0, sizeof(*out));
+	out->method = method_static(method);
+	out->url = full_url(h, path);
+	out->body = iac_xstrdup("");
+	char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	char errbuf[CURL_ERROR_SIZE];
+	int rc = IAC_ERR;
+	slot *s = NULL;
+
+	for (int try = 0;; try++) {
+		if (breaker_check(h, out->method, out->url) < 0)
+			goto done;
+		if (cancel && *cancel) {
+			iac_err_set("%s '%s': cancelled", out->method, out->url);
+			goto done;
+		}
+		xfer x = { IAC_BUF_INIT, -1, cancel };
+		CURLcode tr;
+		long status;
+		s = take_slot(h);
+		attempt(h, s, &x, out->method, out->url, payload, &tr, &status, errbuf);
+		give_slot(h, s);
+		s = NULL;
+		iac_buf_putc(&x.body, '\0');
+		x.body.len--;
+		free(out->body);
+		out->len = x.body.len;
+		out->body = iac_buf_detach(&x.body);
+		out->status = status;
+
+		char *why = NULL;
+		int may_retry = 0;
+		if (tr == CURLE_ABORTED_BY_CALLBACK) {
+			iac_err_set("%s '%s': cancelled", out->method, out->url);
+			goto done;
+		}
+		if (tr != CURLE_OK) {
+			why = transport_words(tr, errbuf, h);
+			may_retry = retry_transport(tr, out->method);
+		} else if (status == 429 || status >= 500) {
+			json_decref(out->json);
+			out->json = json_loads(out->body, 0, NULL);
+			char *m = api_message(out);
+			why = iac_xasprintf("answered %ld: %s", status, m);
+			free(m);
+			may_retry = 1;
+		}
+		if (!why) {
+			breaker_note(h, NULL);
+			break;
+		}
+		char *full = iac_xasprintf("%s '%s' %s", out->method, out->url, why);
+		int open = breaker_note(h, full);
+		if (!may_retry || try >= h->retries || open) {
+			char more[160] = "";
+			if (open && may_retry && try < h->retries)
+				snprintf(more, sizeof(more), " (after %d attempt%s; the circuit breaker of %s opened)",
+					 try + 1, try ? "s" : "", h->name);
+			else if (try > 0)
+				snprintf(more, sizeof(more), " (after %d attempts)", try + 1);
+			if (tr == CURLE_OPERATION_TIMEDOUT)
+				iac_err_set("%s '%s' timed out: %s%s", out->method, out->url, why, more);
+			else if (tr != CURLE_OK)
+				iac_err_set("cannot reach %s '%s': %s%s", out->method, out->url, why, more);
+			else
+				iac_err_set("%s%s", full, more);
+			free(why);
+			free(full);
+			goto done;
+		}
+		double wait = jitter(h, h->backoff_ms * (double)(1u << (try < 16 ? try : 16)));
+		if (wait > h->backoff_max_ms)
+			wait = h->backoff_max_ms;
+		if (x.retry_after_ms >= 0) {
+			wait = x.retry_after_ms > h->retry_after_max_ms ? h->retry_after_max_ms : x.retry_after_ms;
+		}
+		free(why);
+		free(full);
+		pthread_mutex_lock(&h->lock);
+		h->st.retries++;
+		pthread_mutex_unlock(&h->lock);
+		if (nap(wait, cancel) < 0) {
+			iac_err_set("%s '%s': cancelled", out->method, out->url);
+			goto done;
+		}
+	}
+	if (out->status >= 200 && out->status < 300 && out->len) {
+		json_error_t jerr;
+		json_decref(out->json);
+		out->json = json_loadb(out->body, out->len, 0, &jerr);
+		if (!out->json) {
+			char *m = api_message(out);
+			iac_err_set("%s '%s' answered %ld with malformed JSON (%s at line %d column %d): %.80s",
+				    out->method, out->url, out->status, jerr.text, jerr.line, jerr.column, m);
+			free(m);
+			goto done;
+		}
+	} else if (out->len && !out->json) {
+		out->json = json_loadb(out->body, out->len, 0, NULL);
+	}
+	rc = 0;
+done:
+	free(payload);
+	return rc;
+}
+
+void iac_http_resp_free(iac_http_resp *r)
+{
+	if (!r)
+		return;
+	json_decref(r->json);
+	free(r->body);
+	free(r->url);
+	memset(r, 0, sizeof(*r));
+}
