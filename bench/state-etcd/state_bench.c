@@ -4,6 +4,9 @@
  *   iac-state-bench lock  ENDPOINTS N        N x (lock + unlock): etcd, local
  *   iac-state-bench write ENDPOINTS STATE N  N x (snapshot of STATE, a state
  *                                            JSON file): etcd, local
+ *   iac-state-bench history STATE N          a first history revision of
+ *                                            STATE, then N revisions that
+ *                                            each change one resource
  * Prints one line per backend: median and p99 in ms. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include "iac/core/err.h"
 #include "iac/core/util.h"
 #include "iac/state/etcd_store.h"
+#include "iac/state/gitlog.h"
 #include "iac/state/lock.h"
 #include "iac/state/state.h"
 
@@ -122,12 +126,50 @@ static int bench_write(const char *eps, const char *file, int n)
 	return system(cmd) == 0 ? 0 : 1;
 }
 
+static int bench_history(const char *file, int n)
+{
+	json_t *doc = json_load_file(file, 0, NULL);
+	char dir[] = "/tmp/iac-histbench.XXXXXX", path[64];
+	iac_gitlog *g;
+	long rev;
+	if (!doc || !mkdtemp(dir))
+		return 1;
+	snprintf(path, sizeof(path), "%s/history.git", dir);
+	json_t *meta = json_pack("{s:s}", "command", "apply");
+	double *t = calloc((size_t)n + 1, sizeof(double)), t0 = iac_now_ms();
+	if (iac_gitlog_open(&g, path) < 0 || iac_gitlog_record(&rev, g, doc, meta) < 0) {
+		fprintf(stderr, "error: %s\n", iac_err_last());
+		return 1;
+	}
+	printf("%-28s %8.2f ms   (%zu resources)\n", "history: first revision", iac_now_ms() - t0,
+	       json_array_size(json_object_get(doc, "resources")));
+	json_t *res = json_object_get(doc, "resources");
+	for (int i = 0; i < n; i++) {
+		json_t *e = json_array_get(res, (size_t)i % json_array_size(res));
+		json_object_set_new(json_object_get(e, "attributes"), "bench", json_integer(i));
+		t0 = iac_now_ms();
+		if (iac_gitlog_record(&rev, g, doc, meta) < 0)
+			return 1;
+		t[i] = iac_now_ms() - t0;
+	}
+	report("history: one change", t, n);
+	iac_gitlog_free(g);
+	json_decref(meta);
+	json_decref(doc);
+	free(t);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[1], "history"))
+		return bench_history(argv[2], atoi(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "lock"))
 		return bench_lock(argv[2], atoi(argv[3]));
 	if (argc == 5 && !strcmp(argv[1], "write"))
 		return bench_write(argv[2], argv[3], atoi(argv[4]));
-	fprintf(stderr, "usage: iac-state-bench lock ENDPOINTS N | write ENDPOINTS STATE.json N\n");
+	fprintf(stderr, "usage: iac-state-bench lock ENDPOINTS N | write ENDPOINTS STATE.json N | history STATE.json N\n");
 	return 2;
 }
