@@ -79,6 +79,29 @@ static json_t *project(const json_t *declared, const json_t *remote)
 	return out;
 }
 
+/* Lua cannot tell {} from []: an empty table in a body is sent as an empty
+ * list, which is what APIs mostly want ("nameservers": []). A new body. */
+static json_t *lists_for_empty(const json_t *v)
+{
+	if (json_is_object(v) && !iac_value_marker(v)) {
+		if (!json_object_size(v))
+			return json_array();
+		json_t *o = json_object(), *x;
+		const char *k;
+		json_object_foreach((json_t *)v, k, x)
+			json_object_set_new(o, k, lists_for_empty(x));
+		return o;
+	}
+	if (json_is_array(v)) {
+		json_t *a = json_array(), *x;
+		size_t i;
+		json_array_foreach(v, i, x)
+			json_array_append_new(a, lists_for_empty(x));
+		return a;
+	}
+	return json_incref((json_t *)v);
+}
+
 /* {field: value} of the force_new fields of body. */
 static json_t *force_values(const json_t *attrs, const json_t *body)
 {
@@ -122,6 +145,8 @@ static int object_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior
 	json_array_foreach(fn, i, f)
 		if (!json_is_string(f) && !iac_value_is_unknown(f))
 			return iac_err_set("force_new must list body field names");
+	if (json_object_get(planned, "body"))
+		json_object_set_new(planned, "body", lists_for_empty(json_object_get(planned, "body")));
 	json_t *fv = force_values(planned, json_object_get(planned, "body"));
 	if (fv)
 		json_object_set_new(planned, "force_new_values", fv);
@@ -159,7 +184,9 @@ static int object_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	}
 	json_t *o = json_deep_copy(prior);
 	json_object_del(o, "$interrupted");
-	json_t *body = project(json_object_get(prior, "body"), r.json);
+	json_t *declared = lists_for_empty(json_object_get(prior, "body"));
+	json_t *body = project(declared, r.json);
+	json_decref(declared);
 	json_t *fv = force_values(prior, body);
 	if (fv)
 		json_object_set_new(o, "force_new_values", fv);
