@@ -214,8 +214,11 @@ int iac_history_record(long *out_rev, iac_backend *b, const iac_state *st, const
 	json_t *doc = iac_state_to_json(st), *meta = meta_of(st, event);
 	int rc;
 
-	/* the git log is the history: the copy of events in state stays out */
-	json_object_del(json_object_get(doc, "extra"), "history");
+	/* the git log is the history: the copy of events in state stays out
+	 * (of a copy: the document shares "extra" with the live state) */
+	json_t *extra = json_copy(json_object_get(doc, "extra"));
+	json_object_del(extra, "history");
+	json_object_set_new(doc, "extra", extra);
 	rc = iac_gitlog_open(&g, path);
 	if (rc == 0 && iac_backend_etcd(b))
 		rc = record_etcd(&rev, g, iac_backend_etcd(b), doc, meta);

@@ -33,7 +33,9 @@ cat "$TMP/h.out"
 head -1 "$TMP/h.out" | grep -q "state rm" || fail "newest first: state rm on top"
 sed -n 2p "$TMP/h.out" | grep -q "apply .*+0 ~1 -0" || fail "second apply counts"
 sed -n 3p "$TMP/h.out" | grep -q "apply .*+3 ~0 -0" || fail "first apply counts"
-ok "state history: 3 revisions newest first with counts"
+(cd "$D" && "$IAC" show -json) | "$T_PY" -c 'import json,sys; d=json.load(sys.stdin); h=d["extra"].get("history",[]); assert len(h)==3, h' ||
+	fail "the events in state (extra.history, read by iac rollback) were lost to the git record"
+ok "state history: 3 revisions newest first with counts; the 3 events also in state"
 
 (cd "$D" && "$IAC" state history local.file.a | wc -l | grep -qx 2) || fail "history of one address"
 (cd "$D" && "$IAC" state show -rev 1 local.file.a) | grep -q '"a1"' || fail "show -rev 1 shows the old content"
