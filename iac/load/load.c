@@ -309,8 +309,11 @@ int iac_load_confine(loader *ld, const char *path, const char *what)
 		 * uses it (nor .iac/ with the state, nor other modules' trees) */
 		if (under(real, ld->cur->root) || under(real, mdir))
 			return 0;
-		return iac_err_set("%s: '%s' is outside the module's own tree '%s'; a module from git reads only "
-				   "its own files", what, real, ld->cur->reldir);
+		char *tree = display_name(ld, ld->cur->root);
+		iac_err_set("%s: '%s' is outside the module's own tree '%s'; a module from git reads only its "
+			    "own files", what, real, tree);
+		free(tree);
+		return IAC_ERR;
 	}
 	if (under(real, ld->cfg->dir) || under(real, mdir) || under(real, ld->cur->dir))
 		return 0;

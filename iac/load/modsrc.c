@@ -733,16 +733,16 @@ static int init_one(char **out_dir, iac_modcache *c, const char *addr, const cha
 		free(s);
 		goto done;
 	}
-	if (!done_entry) {
+	if (!done_entry)
 		json_object_set_new(c->next, source, json_pack("{s:s,s:s,s:s?,s:s,s:s}", "url", src->url, "subdir",
 							       src->subdir, "ref", src->ref, "commit", hex, "checksum", sum));
-		const char *oc = old ? iac_json_str(old, "commit") : NULL;
-		if (c->mode == IAC_MODSRC_UPGRADE && oc && strcmp(oc, hex)) {
-			char *a = short_id(oc), *b = short_id(hex);
-			json_array_append_new(c->changes, json_sprintf("module '%s': %s -> %s", addr, a, b));
-			free(a);
-			free(b);
-		}
+	/* every module of a source that moved, also when several share it */
+	const char *oc = old ? iac_json_str(old, "commit") : NULL;
+	if (c->mode == IAC_MODSRC_UPGRADE && oc && strcmp(oc, hex)) {
+		char *a = short_id(oc), *b = short_id(hex);
+		json_array_append_new(c->changes, json_sprintf("module '%s': %s -> %s", addr, a, b));
+		free(a);
+		free(b);
 	}
 	json_object_set_new(c->checked, dir, json_true());
 	*out_dir = dir;

@@ -77,6 +77,7 @@ done
 # --- never fetched: plan refuses, fetches nothing -------------------------------
 cat >"$WORK/cfg/main.lua" <<EOF
 local web = module "web" { source = "git+file://$R/modules//web?ref=main", n = 2 }
+local web_b = module "web_b" { source = "git+file://$R/modules//web?ref=main", n = 3 }
 local plain = module "plain" { source = "git+file://$R/modules//plain?ref=${C1:0:7}" }
 EOF
 iac plan
@@ -125,6 +126,7 @@ iac init
 iac init -upgrade
 [ "$rc" = 0 ] || { cat "$OUT" >&2; check_fail "init -upgrade exited $rc"; }
 expect_in "module 'module.web': ${C1:0:7} -> ${C2:0:7}"
+expect_in "module 'module.web_b': ${C1:0:7} -> ${C2:0:7}" "-upgrade did not report the second module of a shared source"
 expect_not_in "module 'module.plain'" "-upgrade reported a module whose commit did not change"
 [ "$(lock_commit "$WEB")" = "$C2" ] && ok "init -upgrade moved web to $C2" || check_fail "init -upgrade left web at $(lock_commit "$WEB")"
 iac plan
