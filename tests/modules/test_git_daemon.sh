@@ -86,6 +86,23 @@ expect_in "module 'module.dflt': ${T1:0:7} -> ${T2:0:7}"
 iac plan
 expect_in '"web v2"'
 
+# https: the server's certificate is verified (a self-signed one is refused)
+if command -v openssl >/dev/null; then
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/k.pem" -out "$WORK/c.pem" -days 1 -subj /CN=127.0.0.1 \
+		>/dev/null 2>&1
+	TPORT=$("$T_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	openssl s_server -accept "127.0.0.1:$TPORT" -cert "$WORK/c.pem" -key "$WORK/k.pem" -www -quiet >/dev/null 2>&1 &
+	SPID=$!
+	t_wait_port "$TPORT"
+	mkdir -p "$WORK/tls"
+	echo "local m = module \"m\" { source = \"git+https://127.0.0.1:$TPORT/r.git//x?ref=v1\" }" >"$WORK/tls/main.lua"
+	rc=0
+	(cd "$WORK/tls" && "$IAC" -no-color init) >"$OUT" 2>&1 || rc=$?
+	t_stop_pid "$SPID"
+	[ "$rc" = 1 ] || check_fail "init against a self-signed https server exited $rc"
+	expect_in "module 'module.m': cannot fetch 'git+https://127.0.0.1:$TPORT/r.git//x?ref=v1' from 'https://127.0.0.1:$TPORT/r.git': the certificate of '127.0.0.1' is not valid"
+fi
+
 # --- figures: N modules from git vs the same N as local directories -------------------
 mkdir -p "$WORK/local" "$WORK/git"
 for i in $(seq 1 "$N"); do
