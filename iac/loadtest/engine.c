@@ -114,6 +114,23 @@ int iac_lt_engine_running(const iac_lt_run *run)
 	return n;
 }
 
+/* Second x is complete: its endpoints' percentiles, then their
+ * histograms go (26 KiB each). */
+static void final_endpoints(iac_lt_second *x)
+{
+	for (int i = 0; i < IAC_LT_CHART_EPS; i++) {
+		iac_lt_hist *h = x->ep_hist[i];
+		if (!h)
+			continue;
+		x->ep_n[i] = h->count;
+		x->ep_p50[i] = (double)iac_lt_hist_percentile(h, 50) / 1e3;
+		x->ep_p90[i] = (double)iac_lt_hist_percentile(h, 90) / 1e3;
+		x->ep_p99[i] = (double)iac_lt_hist_percentile(h, 99) / 1e3;
+		free(h);
+		x->ep_hist[i] = NULL;
+	}
+}
+
 size_t iac_lt_engine_collect(iac_lt_run *run, int all)
 {
 	long upto = LONG_MAX;
@@ -136,6 +153,7 @@ size_t iac_lt_engine_collect(iac_lt_run *run, int all)
 				free(x->hist);
 				x->hist = NULL;
 			}
+			final_endpoints(x);
 			x->final = 1;
 		}
 		if (x->final)
@@ -170,6 +188,8 @@ void iac_lt_engine_free(iac_lt_run *run)
 	free(run->workers);
 	for (size_t s = 0; s < run->nsecs; s++) {
 		free(run->secs[s].hist);
+		for (int i = 0; i < IAC_LT_CHART_EPS; i++)
+			free(run->secs[s].ep_hist[i]);
 		free(run->secs[s].host_cpu);
 		free(run->secs[s].host_mem);
 	}

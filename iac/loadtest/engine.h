@@ -18,11 +18,20 @@
 #include "iac/loadtest/scenario.h"
 #include "iac/loadtest/stats.h"
 
+/* Endpoints with a latency series of their own (the first ones named;
+ * the HTML report charts each). */
+#define IAC_LT_CHART_EPS 8
+
 /* One second of the run, as the main thread keeps it. */
 typedef struct {
 	uint64_t requests, failed, dropped, iterations;
 	double p50_ms, p90_ms, p99_ms, max_ms;
-	int vus;
+	/* endpoint i of the run's total (i < IAC_LT_CHART_EPS): its responses
+	 * in this second and their percentiles (meaningless when ep_n is 0) */
+	uint64_t ep_n[IAC_LT_CHART_EPS];
+	double ep_p50[IAC_LT_CHART_EPS], ep_p90[IAC_LT_CHART_EPS], ep_p99[IAC_LT_CHART_EPS];
+	iac_lt_hist *ep_hist[IAC_LT_CHART_EPS];   /* while not final */
+	int vus;                 /* most VUs running at once in the second */
 	double cpu_pct;          /* the load generator's CPU, % of the cores it may use */
 	double wait_pct;         /* its threads' time runnable but not running, % of the second */
 	/* server side (NaN when not sampled) */

@@ -74,7 +74,8 @@ typedef struct lt_vu {
 	int queued;                 /* in w->ready */
 	int did_io;                 /* this iteration waited for something */
 	int in_send;                /* sending what a flow asked for, still inside resume() */
-	int deferred;               /* 1 + the error kind of a request that failed in_send */
+	int deferred;               /* 1 + the error kind of a failed request the loop hands over */
+	uint32_t backoff_ms;        /* connect failures in a row: the last back-off step, 0 after a response */
 	enum lt_ask ask;
 	double ask_ms;              /* LT_ASK_SLEEP: how long */
 	int fd;
@@ -126,6 +127,7 @@ struct iac_lt_worker {
 	int started;
 	atomic_long done_sec;       /* all figures of seconds below this are flushed */
 	atomic_int active;          /* VUs running */
+	int active_peak;            /* most VUs running at once in second dsec (lt_active_add) */
 	atomic_int allocated;
 	atomic_int finished;
 	atomic_ullong polled_us;    /* time spent polling before sleeping (see lt_net_wait) */
@@ -195,6 +197,16 @@ static inline uint64_t lt_rand(struct iac_lt_worker *w)
 static inline double lt_rand01(struct iac_lt_worker *w)
 {
 	return (double)(lt_rand(w) >> 11) / 9007199254740992.0;
+}
+
+/* One more VU running. The per-second VU figure is the peak, not the count
+ * at the second's end: a VU that ran for part of a second (a short run, the
+ * open model's busy VUs) must not show as 0. */
+static inline void lt_active_add(struct iac_lt_worker *w)
+{
+	int a = atomic_fetch_add(&w->active, 1) + 1;
+	if (a > w->active_peak)
+		w->active_peak = a;
 }
 
 /* ---- worker.c, for engine.c ---------------------------------------- */

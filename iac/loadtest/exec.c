@@ -90,21 +90,21 @@ void lt_exec_closed(iac_lt_worker *w)
 		lt_vu *vu = w->vus[i];
 		if (vu->stopping) {   /* still finishing an iteration: keep it */
 			vu->stopping = 0;
-			atomic_fetch_add(&w->active, 1);
+			lt_active_add(w);
 			have++;
 		}
 	}
 	for (size_t i = 0; i < w->nvus && have < want; i++) {
 		lt_vu *vu = w->vus[i];
 		if (vu->state == VU_OFF) {
-			atomic_fetch_add(&w->active, 1);
+			lt_active_add(w);
 			have++;
 			lt_vu_ready(vu);
 		}
 	}
 	while (have < want) {
 		lt_vu *vu = lt_vu_new(w, pick_scenario(w));
-		atomic_fetch_add(&w->active, 1);
+		lt_active_add(w);
 		have++;
 		lt_vu_ready(vu);
 	}
@@ -188,7 +188,7 @@ void lt_exec_open(iac_lt_worker *w)
 		/* each iteration picks its scenario by weight */
 		lt_vu_assign(vu, pick_scenario(w));
 		vu->intended = at_us;
-		atomic_fetch_add(&w->active, 1);
+		lt_active_add(w);
 		lt_vu_start(vu);
 	}
 }

@@ -62,8 +62,9 @@ void iac_loadtest_help(void)
 	       "Runs the Lua scenario in FILE against an HTTP/1.1 service and reports\n"
 	       "throughput, latency percentiles, errors, checks and thresholds.\n\nflags:\n");
 	iac_args_usage(options(&f));
-	printf("\nexit codes: 0 all thresholds passed, 99 a threshold failed, 1 error in the\n"
-	       "scenario or the tool. See docs/loadtest.md for the scenario language.\n");
+	printf("\nexit codes: 0 all thresholds passed, 99 a threshold failed, 98 at least\n"
+	       "max_failed (default 50%%) of the requests failed (the target did not answer),\n"
+	       "1 error in the scenario or the tool. See docs/loadtest.md for the scenario language.\n");
 }
 
 static int cpus_allowed(void)
@@ -347,9 +348,11 @@ static void show_progress(iac_lt_run *run, size_t whole, double el, int vus)
 {
 	pthread_mutex_lock(&run->mu);
 	const iac_lt_second *l = &run->secs[whole - 1];
-	char line[200];
-	snprintf(line, sizeof(line), "\r  %5.0fs  vus %-6d rps %-9llu errors %-7llu p99 %.2fms   ", el, vus,
-		 (unsigned long long)l->requests, (unsigned long long)run->total.failed, l->p99_ms);
+	char line[200], p99[32] = "-";
+	if (!isnan(l->p99_ms))   /* NaN: no response in that second */
+		snprintf(p99, sizeof(p99), "%.2fms", l->p99_ms);
+	snprintf(line, sizeof(line), "\r  %5.0fs  vus %-6d rps %-9llu errors %-7llu p99 %s   ", el, vus,
+		 (unsigned long long)l->requests, (unsigned long long)run->total.failed, p99);
 	pthread_mutex_unlock(&run->mu);
 	iac_log_write(stderr, line);
 }
@@ -449,17 +452,19 @@ static int lt_run(lt_cmd *c)
 	return 0;
 }
 
-/* Judge the result, evaluate the thresholds and write the reports. Returns
- * the exit code: a report that cannot be written is an error (1) even when
- * the thresholds passed. */
+/* Judge the result, evaluate the thresholds, decide the verdict and write
+ * the reports. Returns the exit code: a report that cannot be written is an
+ * error (1) even when the run passed. */
 static int lt_report(lt_cmd *c)
 {
 	iac_lt_result *res = &c->res;
 	iac_lt_result_judge(res);
 	size_t failed = iac_lt_thresholds_eval(c->cfg.thresholds, c->cfg.nthresholds, &c->run.total, res->elapsed_s);
-	res->exit_code = failed ? IAC_LT_EXIT_THRESHOLDS : 0;
+	iac_lt_result_decide(res, failed);
 	if (!c->f.quiet)
 		iac_lt_report_summary(stdout, res);
+	if (res->failed_msg)   /* on stderr too: CI logs show it even with -quiet */
+		iac_log_error("%s", res->failed_msg);
 	int rc = res->exit_code;
 	if (c->f.json && iac_lt_report_write_json(res, c->f.json) < 0) {
 		iac_log_error("%s", iac_err_last());

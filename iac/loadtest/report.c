@@ -54,6 +54,7 @@ size_t iac_lt_thresholds_eval(iac_lt_threshold *ts, size_t n, const iac_lt_stats
 					v = hist_ms(h, t->metric, t->pct);
 				break;
 			case IAC_LT_M_ERROR_RATE:
+			case IAC_LT_M_HTTP_REQ_FAILED:
 				if (reqs)
 					v = (double)fails / (double)reqs;
 				break;
@@ -305,12 +306,48 @@ void iac_lt_result_judge(iac_lt_result *r)
 	judge_saturation(r);
 }
 
+static void errors_by_kind(iac_buf *b, const iac_lt_stats *s, const char *sep);
+
+/* At least max_failed of the requests failed: whatever the thresholds say,
+ * the figures describe failures (a refused connection is not throughput).
+ * Mostly no response at all: the target did not answer; mostly HTTP
+ * errors: it answered, with errors. */
+static char *failed_requests_msg(const iac_lt_result *r)
+{
+	const iac_lt_stats *s = r->total;
+	if (!s->requests || (double)s->failed < r->cfg->max_failed * (double)s->requests)
+		return NULL;
+	uint64_t transport = 0;
+	for (int k = 0; k < IAC_LT_NERR; k++)
+		transport += s->transport[k];
+	char n[32], m[32];
+	fmt_int(n, sizeof(n), (double)s->failed);
+	fmt_int(m, sizeof(m), (double)s->requests);
+	iac_buf kinds = IAC_BUF_INIT;
+	errors_by_kind(&kinds, s, ", ");
+	char *msg = iac_xasprintf("%s: %s of %s requests failed (%s)",
+				  2 * transport >= s->failed ? "the target did not answer" : "too many requests failed",
+				  n, m, iac_buf_cstr(&kinds));
+	iac_buf_free(&kinds);
+	return msg;
+}
+
+void iac_lt_result_decide(iac_lt_result *r, size_t thresholds_failed)
+{
+	r->thresholds_failed = thresholds_failed;
+	free(r->failed_msg);
+	r->failed_msg = failed_requests_msg(r);
+	r->exit_code = r->failed_msg ? IAC_LT_EXIT_FAILED : thresholds_failed ? IAC_LT_EXIT_THRESHOLDS : 0;
+}
+
 void iac_lt_result_free(iac_lt_result *r)
 {
 	iac_strlist_free(&r->invalid);
 	iac_strlist_free(&r->notes);
 	free(r->saturation);
 	r->saturation = NULL;
+	free(r->failed_msg);
+	r->failed_msg = NULL;
 }
 
 /* ---- terminal ------------------------------------------------------ */
@@ -324,6 +361,16 @@ static void fmt_bytes(char *out, size_t n, double v)
 		i++;
 	}
 	snprintf(out, n, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+}
+
+/* Percentile pct of h in ms ("max" for 100), or "-" when h has no sample. */
+static const char *fmt_ms(char *out, size_t n, const iac_lt_hist *h, double pct)
+{
+	if (!h->count)
+		snprintf(out, n, "-");
+	else
+		snprintf(out, n, "%.2f", (double)(pct >= 100 ? h->max : iac_lt_hist_percentile(h, pct)) / 1e3);
+	return out;
 }
 
 static void fmt_cond(char *out, size_t n, const iac_lt_threshold *t)
@@ -352,6 +399,15 @@ static void fmt_value(char *out, size_t n, const iac_lt_threshold *t)
 		snprintf(out, n, "%.1f/s", t->value);
 	else
 		snprintf(out, n, "%.0f", t->value);
+}
+
+/* "threshold 'p(99)' failed: 312.00ms (< 250ms)"; the caller frees it. */
+static char *threshold_failure(const iac_lt_threshold *t)
+{
+	char cond[200], val[160];
+	fmt_cond(cond, sizeof(cond), t);
+	fmt_value(val, sizeof(val), t);
+	return iac_xasprintf("threshold '%s' failed: %s (%s)", t->key, val, cond);
 }
 
 static void errors_by_kind(iac_buf *b, const iac_lt_stats *s, const char *sep)
@@ -406,6 +462,20 @@ static void palette_get(palette *out)
 	out->dim = iac_color(IAC_C_DIM);
 }
 
+/* A run without a single response has no latency: "no responses", not
+ * 0.00 ms that reads as fast (failures are not latency samples). */
+static void text_latency(iac_buf *b, const iac_lt_hist *h, const palette *p)
+{
+	if (!h->count) {
+		iac_buf_puts(b, "  latency       no responses\n");
+		return;
+	}
+	iac_buf_printf(b, "  latency       min %.2f  avg %.2f  p50 %.2f  p90 %.2f  p99 %s%.2f%s  max %.2f  (ms)\n",
+		       (double)h->min / 1e3, iac_lt_hist_mean(h) / 1e3, (double)iac_lt_hist_percentile(h, 50) / 1e3,
+		       (double)iac_lt_hist_percentile(h, 90) / 1e3, p->bold, (double)iac_lt_hist_percentile(h, 99) / 1e3,
+		       p->reset, (double)h->max / 1e3);
+}
+
 /* Requests, iterations, errors, latency and bytes of the whole run. */
 static void text_totals(iac_buf *b, const iac_lt_result *r, const palette *p)
 {
@@ -429,11 +499,7 @@ static void text_totals(iac_buf *b, const iac_lt_result *r, const palette *p)
 		errors_by_kind(b, s, ", ");
 	}
 	iac_buf_putc(b, '\n');
-	const iac_lt_hist *h = &s->hist;
-	iac_buf_printf(b, "  latency       min %.2f  avg %.2f  p50 %.2f  p90 %.2f  p99 %s%.2f%s  max %.2f  (ms)\n",
-		       h->count ? (double)h->min / 1e3 : 0.0, iac_lt_hist_mean(h) / 1e3,
-		       (double)iac_lt_hist_percentile(h, 50) / 1e3, (double)iac_lt_hist_percentile(h, 90) / 1e3, p->bold,
-		       (double)iac_lt_hist_percentile(h, 99) / 1e3, p->reset, (double)h->max / 1e3);
+	text_latency(b, &s->hist, p);
 	fmt_bytes(t1, sizeof(t1), (double)s->bytes_in);
 	fmt_bytes(t2, sizeof(t2), (double)s->bytes_out);
 	iac_buf_printf(b, "  data          received %s, sent %s\n", t1, t2);
@@ -444,7 +510,7 @@ static void text_endpoints(iac_buf *b, const iac_lt_result *r)
 {
 	const iac_lt_stats *s = r->total;
 	double el = r->elapsed_s > 0 ? r->elapsed_s : 1;
-	char t1[64];
+	char t1[64], q[4][32];
 	if (!s->neps)
 		return;
 	iac_buf_printf(b, "\n  %-28s %12s %10s %8s %9s %9s %9s %9s\n", "endpoint", "requests", "rps", "errors", "p50",
@@ -454,11 +520,10 @@ static void text_endpoints(iac_buf *b, const iac_lt_result *r)
 		if (!e->requests)
 			continue;
 		fmt_int(t1, sizeof(t1), (double)e->requests);
-		iac_buf_printf(b, "  %-28.28s %12s %10.1f %8llu %9.2f %9.2f %9.2f %9.2f\n", e->name, t1,
-			       (double)e->requests / el, (unsigned long long)e->failed,
-			       (double)iac_lt_hist_percentile(&e->hist, 50) / 1e3,
-			       (double)iac_lt_hist_percentile(&e->hist, 90) / 1e3,
-			       (double)iac_lt_hist_percentile(&e->hist, 99) / 1e3, (double)e->hist.max / 1e3);
+		iac_buf_printf(b, "  %-28.28s %12s %10.1f %8llu %9s %9s %9s %9s\n", e->name, t1,
+			       (double)e->requests / el, (unsigned long long)e->failed, fmt_ms(q[0], 32, &e->hist, 50),
+			       fmt_ms(q[1], 32, &e->hist, 90), fmt_ms(q[2], 32, &e->hist, 99),
+			       fmt_ms(q[3], 32, &e->hist, 100));
 	}
 }
 
@@ -544,6 +609,19 @@ static void text_server_side(iac_buf *b, const iac_lt_result *r)
 	}
 }
 
+/* What the exit code says, in words: the last line. */
+static void text_verdict(iac_buf *b, const iac_lt_result *r, const palette *p)
+{
+	size_t nt = r->cfg->nthresholds;
+	if (r->failed_msg)
+		iac_buf_printf(b, "  verdict: %sFAILED%s: %s\n", p->red, p->reset, r->failed_msg);
+	if (r->thresholds_failed)
+		iac_buf_printf(b, "  verdict: %sFAILED%s: %zu of %zu threshold%s failed\n", p->red, p->reset,
+			       r->thresholds_failed, nt, nt == 1 ? "" : "s");
+	if (!r->failed_msg && !r->thresholds_failed)
+		iac_buf_printf(b, "  verdict: %spassed%s\n", p->green, p->reset);
+}
+
 /* Saturation, notes, the load generator's own figures and whether the
  * result can be trusted: last, where the eye lands. */
 static void text_judgement(iac_buf *b, const iac_lt_result *r, const palette *p)
@@ -566,6 +644,7 @@ static void text_judgement(iac_buf *b, const iac_lt_result *r, const palette *p)
 	if (r->interrupted)
 		iac_buf_printf(b, "  %s(interrupted)%s", p->yellow, p->reset);
 	iac_buf_puts(b, "\n");
+	text_verdict(b, r, p);
 }
 
 void iac_lt_report_text(iac_buf *out, const iac_lt_result *r)
@@ -605,6 +684,12 @@ static json_t *num(double v)
 static json_t *latency_obj(const iac_lt_hist *h)
 {
 	json_t *o = json_object();
+	if (!h->count) {   /* no response: no latency (0 would read as fast) */
+		static const char *const keys[] = { "min", "avg", "p50", "p90", "p95", "p99", "p999", "max" };
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			json_object_set_new(o, keys[i], json_null());
+		return o;
+	}
 	json_object_set_new(o, "min", num(h->count ? (double)h->min / 1e3 : 0));
 	json_object_set_new(o, "avg", num(iac_lt_hist_mean(h) / 1e3));
 	json_object_set_new(o, "p50", num((double)iac_lt_hist_percentile(h, 50) / 1e3));
@@ -796,6 +881,29 @@ static json_t *json_client(const iac_lt_result *r)
 	return client;
 }
 
+/* What decided the exit code: "passed" or "failed", and why. */
+static json_t *json_verdict(const iac_lt_result *r)
+{
+	json_t *v = json_object();
+	json_t *why = json_array();
+	if (r->failed_msg)
+		json_array_append_new(why, json_string(r->failed_msg));
+	for (size_t i = 0; i < r->cfg->nthresholds; i++) {
+		const iac_lt_threshold *t = &r->cfg->thresholds[i];
+		if (t->ok)
+			continue;
+		char *m = threshold_failure(t);
+		json_array_append_new(why, json_string(m));
+		free(m);
+	}
+	json_object_set_new(v, "result", json_string(r->exit_code ? "failed" : "passed"));
+	json_object_set_new(v, "reasons", why);
+	json_object_set_new(v, "http_req_failed",
+			    num(r->total->requests ? (double)r->total->failed / (double)r->total->requests : NAN));
+	json_object_set_new(v, "max_failed", num(r->cfg->max_failed));
+	return v;
+}
+
 /* Keys are set in the order docs/loadtest.md lists them: the document is
  * dumped with JSON_PRESERVE_ORDER, so this order is what readers see. */
 json_t *iac_lt_report_json(const iac_lt_result *r)
@@ -834,6 +942,7 @@ json_t *iac_lt_report_json(const iac_lt_result *r)
 	json_object_set_new(o, "notes", strlist_json(&r->notes));
 	json_object_set_new(o, "aborted", json_boolean(r->aborted));
 	json_object_set_new(o, "interrupted", json_boolean(r->interrupted));
+	json_object_set_new(o, "verdict", json_verdict(r));
 	json_object_set_new(o, "exit_code", json_integer(r->exit_code));
 	return o;
 }
@@ -969,16 +1078,53 @@ static void html_head(iac_buf *b, const iac_lt_result *r)
 		       r->started, r->elapsed_s);
 }
 
-/* Validity first (it says whether to read on), then saturation and notes. */
+/* One line of the verdict banner: a bold lead and an escaped reason. */
+static void html_reason(iac_buf *b, const char *lead, const char *why)
+{
+	iac_buf_printf(b, "<div><b>%s</b> ", lead);
+	html_esc(b, why);
+	iac_buf_puts(b, "</div>");
+}
+
+/* The run's verdict, as the exit code has it, with every reason; then
+ * validity, which the exit code does not carry. Green only for a passed,
+ * valid run. */
+static void html_verdict(iac_buf *b, const iac_lt_result *r)
+{
+	const char *title = r->failed_msg ? "Failed: the target did not answer."
+			    : r->thresholds_failed ? "Failed: thresholds failed."
+			    : !r->valid ? "Passed, but the result is NOT valid."
+					: "Passed.";
+	if (r->failed_msg && strncmp(r->failed_msg, "the target did not answer", 25))
+		title = "Failed: too many requests failed.";
+	iac_buf_printf(b, "<div class=\"banner %s\" id=\"verdict\"><div id=\"verdict-title\"><b>%s</b> (exit code %d)</div>",
+		       !r->exit_code && r->valid ? "valid" : "invalid", title, r->exit_code);
+	if (r->failed_msg)
+		html_reason(b, "Requests:", r->failed_msg);
+	for (size_t i = 0; i < r->cfg->nthresholds; i++) {
+		if (r->cfg->thresholds[i].ok)
+			continue;
+		char *m = threshold_failure(&r->cfg->thresholds[i]);
+		html_reason(b, "Threshold:", m);
+		free(m);
+	}
+	if (!r->exit_code)
+		html_reason(b, "Thresholds:", r->cfg->nthresholds ? "all passed." : "none set.");
+	for (size_t i = 0; i < r->invalid.n; i++)
+		html_reason(b, "Result NOT valid:", r->invalid.items[i]);
+	if (r->valid)
+		html_reason(b, "Result valid:", "the load generator was not the bottleneck.");
+	if (r->aborted)
+		html_reason(b, "Stopped early:", "a threshold with abort_on_fail failed.");
+	if (r->interrupted)
+		html_reason(b, "Interrupted:", "the run was stopped with Ctrl-C.");
+	iac_buf_puts(b, "</div>\n");
+}
+
+/* The verdict first (it says whether to read on), then saturation and notes. */
 static void html_banners(iac_buf *b, const iac_lt_result *r)
 {
-	if (r->valid) {
-		iac_buf_puts(b, "<div class=\"banner valid\" id=\"validity\">Result valid.</div>\n");
-	} else {
-		iac_buf_puts(b, "<div class=\"banner invalid\" id=\"validity\">Result NOT valid: ");
-		html_esc(b, r->invalid.items[0]);
-		iac_buf_puts(b, "</div>\n");
-	}
+	html_verdict(b, r);
 	if (r->saturation) {
 		iac_buf_puts(b, "<div class=\"banner note\"><b>Where it saturated:</b> ");
 		html_esc(b, r->saturation);
@@ -1005,9 +1151,12 @@ static void html_summary(iac_buf *b, const iac_lt_result *r)
 		       s->requests ? 100.0 * (double)s->failed / (double)s->requests : 0.0);
 	iac_buf_printf(b, "<tr><td>iterations / dropped</td><td>%llu / %llu</td></tr>",
 		       (unsigned long long)s->iterations, (unsigned long long)s->dropped);
-	iac_buf_printf(b, "<tr><td>latency p50 / p90 / p99 / max (ms)</td><td>%.2f / %.2f / %.2f / %.2f</td></tr>",
-		       (double)iac_lt_hist_percentile(h, 50) / 1e3, (double)iac_lt_hist_percentile(h, 90) / 1e3,
-		       (double)iac_lt_hist_percentile(h, 99) / 1e3, (double)h->max / 1e3);
+	if (h->count)
+		iac_buf_printf(b, "<tr><td>latency p50 / p90 / p99 / max (ms)</td><td>%.2f / %.2f / %.2f / %.2f</td></tr>",
+			       (double)iac_lt_hist_percentile(h, 50) / 1e3, (double)iac_lt_hist_percentile(h, 90) / 1e3,
+			       (double)iac_lt_hist_percentile(h, 99) / 1e3, (double)h->max / 1e3);
+	else
+		iac_buf_puts(b, "<tr><td>latency p50 / p90 / p99 / max (ms)</td><td>no responses</td></tr>");
 	iac_buf_printf(b, "<tr><td>max VUs</td><td>%d</td></tr>", r->vus_max);
 	iac_buf_printf(b, "<tr><td>load generator CPU avg / max</td><td>%.0f%% / %.0f%% of %d core%s</td></tr>",
 		       isnan(r->cpu_avg_pct) ? 0 : r->cpu_avg_pct, r->cpu_max_pct, r->cores, r->cores == 1 ? "" : "s");
@@ -1095,12 +1244,46 @@ static void html_host_chart(iac_buf *b, const iac_lt_result *r, size_t hi)
 	free(hm);
 }
 
+/* Latency over time of endpoint i (one of the first IAC_LT_CHART_EPS),
+ * when it had a response: where one endpoint slows down while the others
+ * hold, the overall percentiles blur it. */
+static void html_endpoint_chart(iac_buf *b, const iac_lt_result *r, size_t i)
+{
+	size_t n = r->nsecs;
+	const iac_lt_endpoint *e = r->total->eps[i];
+	if (!e->hist.count)
+		return;
+	double *v[3];
+	for (int k = 0; k < 3; k++)
+		v[k] = iac_xmalloc(n * sizeof(double));
+	for (size_t s = 0; s < n; s++) {
+		const iac_lt_second *x = &r->secs[s];
+		v[0][s] = x->ep_n[i] ? x->ep_p50[i] : NAN;
+		v[1][s] = x->ep_n[i] ? x->ep_p90[i] : NAN;
+		v[2][s] = x->ep_n[i] ? x->ep_p99[i] : NAN;
+	}
+	char title[300];
+	snprintf(title, sizeof(title), "Latency of %s", e->name);
+	series l[] = { { "p50", "#1a7f37", v[0] }, { "p90", "#bf8700", v[1] }, { "p99", "#cf222e", v[2] } };
+	svg_chart(b, title, "ms", l, 3, n);
+	for (int k = 0; k < 3; k++)
+		free(v[k]);
+}
+
 static void html_charts(iac_buf *b, const iac_lt_result *r)
 {
 	if (!r->nsecs)
 		return;
 	iac_buf_puts(b, "<h2>Over time</h2>\n");
 	html_client_charts(b, r);
+	if (r->total->neps) {
+		iac_buf_printf(b, "<h2 id=\"endpoint-latency\">Latency per endpoint</h2>\n");
+		for (size_t i = 0; i < r->total->neps && i < IAC_LT_CHART_EPS; i++)
+			html_endpoint_chart(b, r, i);
+		if (r->total->neps > IAC_LT_CHART_EPS)
+			iac_buf_printf(b, "<p>Only the first %d endpoints are charted; the table below has them all.</p>\n",
+				       IAC_LT_CHART_EPS);
+	}
 	html_haproxy_chart(b, r);
 	for (size_t hi = 0; r->hosts && hi < r->hosts->n; hi++)
 		html_host_chart(b, r, hi);
@@ -1118,11 +1301,11 @@ static void html_endpoints(iac_buf *b, const iac_lt_result *r)
 			continue;
 		iac_buf_puts(b, "<tr><td>");
 		html_esc(b, e->name);
-		iac_buf_printf(b, "</td><td>%llu</td><td>%.1f</td><td>%llu</td><td>%.2f</td><td>%.2f</td><td>%.2f</td>"
-			       "<td>%.2f</td></tr>", (unsigned long long)e->requests, (double)e->requests / el,
-			       (unsigned long long)e->failed, (double)iac_lt_hist_percentile(&e->hist, 50) / 1e3,
-			       (double)iac_lt_hist_percentile(&e->hist, 90) / 1e3,
-			       (double)iac_lt_hist_percentile(&e->hist, 99) / 1e3, (double)e->hist.max / 1e3);
+		char q[4][32];
+		iac_buf_printf(b, "</td><td>%llu</td><td>%.1f</td><td>%llu</td><td>%s</td><td>%s</td><td>%s</td>"
+			       "<td>%s</td></tr>", (unsigned long long)e->requests, (double)e->requests / el,
+			       (unsigned long long)e->failed, fmt_ms(q[0], 32, &e->hist, 50), fmt_ms(q[1], 32, &e->hist, 90),
+			       fmt_ms(q[2], 32, &e->hist, 99), fmt_ms(q[3], 32, &e->hist, 100));
 	}
 	iac_buf_puts(b, "</table>\n");
 }

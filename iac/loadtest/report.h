@@ -39,10 +39,13 @@ typedef struct {
 	int interrupted;           /* SIGINT */
 	const char *haproxy;       /* observed address or NULL */
 	const iac_strlist *hosts;  /* observed host names */
+	size_t thresholds_failed;
+	char *failed_msg;          /* the failed-requests verdict (cfg->max_failed), NULL when the run is below it */
 	int exit_code;
 } iac_lt_result;
 
 #define IAC_LT_EXIT_THRESHOLDS 99
+#define IAC_LT_EXIT_FAILED 98      /* too many requests failed: the target did not answer */
 
 /* Evaluate every threshold of cfg against stats (value, ok, have_value).
  * Returns the number that failed. */
@@ -51,6 +54,13 @@ size_t iac_lt_thresholds_eval(iac_lt_threshold *ts, size_t n, const iac_lt_stats
 /* Fill valid, invalid and notes from the CPU and CPU-wait series and the
  * totals, and the saturation note. Call once per result. */
 void iac_lt_result_judge(iac_lt_result *r);
+
+/* The run's verdict, after iac_lt_result_judge and the thresholds'
+ * evaluation (thresholds_failed of them failed): the failed-requests rule
+ * (failed_msg) and exit_code: 98 when at least cfg->max_failed of the
+ * requests failed, else 99 when a threshold failed, else 0. Validity does
+ * not change the exit code. */
+void iac_lt_result_decide(iac_lt_result *r, size_t thresholds_failed);
 
 /* Rendering: functions of the judged result alone (no clock, no I/O), so
  * tests can pin them byte for byte on a fixed result. Each appends to out. */

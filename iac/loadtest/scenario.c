@@ -381,6 +381,30 @@ static void check_applies(lua_State *L, enum iac_lt_executor ex)
 	}
 }
 
+/* max_failed: a fraction (0.5), a percentage ("50%") or false (no such
+ * verdict: a run expected to fail, such as a test of the error path). */
+static void read_max_failed(lua_State *L, iac_lt_config *cfg, const char *what)
+{
+	lua_getfield(L, 1, "max_failed");
+	int t = lua_type(L, -1);
+	if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+		cfg->max_failed = INFINITY;
+	} else if (t == LUA_TNUMBER) {
+		cfg->max_failed = lua_tonumber(L, -1);
+	} else if (t == LUA_TSTRING) {
+		char *end;
+		const char *v = lua_tostring(L, -1);
+		double x = strtod(v, &end);
+		cfg->max_failed = end != v && !strcmp(end, "%") ? x / 100 : -1;
+	} else if (t != LUA_TNIL) {
+		cfg->max_failed = -1;
+	}
+	lua_pop(L, 1);
+	if (t != LUA_TNIL && !(cfg->max_failed > 0 && (cfg->max_failed <= 1 || isinf(cfg->max_failed))))
+		luaL_error(L, "option 'max_failed' in %s must be a fraction above 0 and at most 1 (0.5), a "
+			   "percentage (\"50%%\") or false", what);
+}
+
 /* Field key of load {} as a duration into *ms, which keeps its value when
  * the field is unset. */
 static void duration_field(lua_State *L, const char *key, const char *label, double *ms)
@@ -409,6 +433,7 @@ static void read_load_options(lua_State *L, iac_lt_config *cfg, const char *what
 		luaL_error(L, "option 'time_unit' in %s must be above 0", what);
 	duration_field(L, "graceful_stop", "option 'graceful_stop'", &cfg->graceful_stop_ms);
 	duration_field(L, "timeout", "option 'timeout'", &cfg->timeout_ms);
+	read_max_failed(L, cfg, what);
 	lua_getfield(L, 1, "user_agent");
 	if (!lua_isnil(L, -1)) {
 		/* it becomes a header line as is */
@@ -476,7 +501,7 @@ static int l_load(lua_State *L)
 {
 	static const char *const keys[] = { "executor", "vus", "duration", "stages", "rate", "time_unit",
 					    "pre_allocated_vus", "max_vus", "start_vus", "start_rate",
-					    "graceful_stop", "timeout", "user_agent", NULL };
+					    "graceful_stop", "timeout", "user_agent", "max_failed", NULL };
 	load_ctx *c = get_ctx(L);
 	iac_lt_config *cfg = c->cfg;
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -670,6 +695,7 @@ static void config_defaults(iac_lt_config *cfg)
 	cfg->time_unit_ms = 1e3;
 	cfg->graceful_stop_ms = 10e3;
 	cfg->timeout_ms = 60e3;
+	cfg->max_failed = 0.5;
 }
 
 /* Run the source in L with a fresh context filling cfg. 0 or -1. */

@@ -76,6 +76,7 @@ typedef struct {
 	double timeout_ms;                   /* per request */
 	int no_poll;                         /* -no-poll: workers never poll before sleeping */
 	char *user_agent;                    /* NULL: iac-loadtest/VERSION; "": no header */
+	double max_failed;                   /* the run fails when this share of requests failed (0.5); INFINITY: never */
 	int load_line;
 
 	iac_lt_threshold *thresholds;

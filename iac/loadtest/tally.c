@@ -24,11 +24,33 @@ iac_lt_second *lt_tally_slot(iac_lt_run *run, long s)
 			memset(x, 0, sizeof(*x));
 			x->hap_qcur = x->hap_scur = x->hap_rtime_ms = x->hap_rate = NAN;
 			x->cpu_pct = x->wait_pct = NAN;
+			/* a second whose requests all failed has no latency */
+			x->p50_ms = x->p90_ms = x->p99_ms = x->max_ms = NAN;
 			x->vus = -1;
 		}
 		run->nsecs = n;
 	}
 	return &run->secs[s];
+}
+
+/* The latency of the first IAC_LT_CHART_EPS endpoints (by their index in
+ * the run's total, which every thread shares) in second x; run->mu held.
+ * Once a second per endpoint: a map lookup and a histogram merge. */
+static void tally_endpoints(iac_lt_run *run, iac_lt_second *x, const iac_lt_stats *d)
+{
+	for (size_t i = 0; i < d->neps; i++) {
+		const iac_lt_endpoint *e = d->eps[i];
+		if (!e->hist.count)
+			continue;
+		size_t ti = iac_lt_stats_endpoint(&run->total, e->name);
+		if (ti >= IAC_LT_CHART_EPS)
+			continue;
+		if (!x->ep_hist[ti]) {
+			x->ep_hist[ti] = iac_xmalloc(sizeof(*x->ep_hist[ti]));
+			iac_lt_hist_init(x->ep_hist[ti]);
+		}
+		iac_lt_hist_merge(x->ep_hist[ti], &e->hist);
+	}
 }
 
 void lt_tally_flush(iac_lt_worker *w, long now_sec)
@@ -37,12 +59,13 @@ void lt_tally_flush(iac_lt_worker *w, long now_sec)
 	iac_lt_stats *d = &w->d;
 	int any = d->requests || d->iterations || d->dropped || d->script_errors || d->nchecks;
 	int active = atomic_load(&w->active);
-	if (any || active) {
+	int peak = active > w->active_peak ? active : w->active_peak;
+	if (any || peak) {
 		pthread_mutex_lock(&run->mu);
 		iac_lt_stats_merge(&run->total, d);
 		iac_lt_second *x = lt_tally_slot(run, w->dsec);
-		/* VUs at the end of the second, as each worker sees them */
-		x->vus = (x->vus < 0 ? 0 : x->vus) + active;
+		/* the most VUs this worker ran at once in the second */
+		x->vus = (x->vus < 0 ? 0 : x->vus) + peak;
 		x->requests += d->requests;
 		x->failed += d->failed;
 		x->dropped += d->dropped;
@@ -54,9 +77,12 @@ void lt_tally_flush(iac_lt_worker *w, long now_sec)
 			}
 			iac_lt_hist_merge(x->hist, &d->hist);
 		}
+		if (!x->final)
+			tally_endpoints(run, x, d);
 		pthread_mutex_unlock(&run->mu);
 		iac_lt_stats_clear(d);
 	}
+	w->active_peak = active;
 	w->dsec = now_sec;
 	atomic_store(&w->done_sec, now_sec);
 }
@@ -73,7 +99,8 @@ void lt_tally_response(lt_vu *vu, int status, uint64_t us)
 	iac_lt_hist_record(&e->hist, us);
 	if (status >= 0 && status < 600)
 		d->status[status]++;
-	if (status >= 400) {
+	/* k6's default: a status outside 200-399 is a failed request */
+	if (status < 200 || status >= 400) {
 		d->failed++;
 		e->failed++;
 	}

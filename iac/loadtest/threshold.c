@@ -24,12 +24,13 @@ static const struct {
 	{ "errors", IAC_LT_M_ERRORS },
 	{ "dropped_iterations", IAC_LT_M_DROPPED },
 	{ "iterations", IAC_LT_M_ITERATIONS },
+	{ "http_req_failed", IAC_LT_M_HTTP_REQ_FAILED },
 };
 
 const char *iac_lt_metric_list(void)
 {
 	return "p(N), avg, min, med, max, error_rate, checks, rps, requests, errors, "
-	       "dropped_iterations, iterations (latency and rate metrics also as ENDPOINT:METRIC)";
+	       "dropped_iterations, iterations, http_req_failed (latency and rate metrics also as ENDPOINT:METRIC)";
 }
 
 const char *iac_lt_metric_unit(enum iac_lt_metric m)
@@ -42,6 +43,7 @@ const char *iac_lt_metric_unit(enum iac_lt_metric m)
 	case IAC_LT_M_MAX:
 		return "ms";
 	case IAC_LT_M_ERROR_RATE:
+	case IAC_LT_M_HTTP_REQ_FAILED:
 	case IAC_LT_M_CHECKS:
 		return "%";
 	case IAC_LT_M_RPS:
@@ -58,7 +60,7 @@ static int is_latency(enum iac_lt_metric m)
 
 static int is_rate(enum iac_lt_metric m)
 {
-	return m == IAC_LT_M_ERROR_RATE || m == IAC_LT_M_CHECKS;
+	return m == IAC_LT_M_ERROR_RATE || m == IAC_LT_M_HTTP_REQ_FAILED || m == IAC_LT_M_CHECKS;
 }
 
 static int parse_metric(iac_lt_threshold *t, const char *full, const char *name)
@@ -109,6 +111,12 @@ int iac_lt_threshold_parse_cond(enum iac_lt_op *op, double *limit, enum iac_lt_m
 	const char *p = cond;
 	while (isspace((unsigned char)*p))
 		p++;
+	/* k6 writes a rate's condition as "rate<0.01": accept it as written */
+	if (is_rate(m) && !strncmp(p, "rate", 4)) {
+		p += 4;
+		while (isspace((unsigned char)*p))
+			p++;
+	}
 	if (!strncmp(p, "<=", 2)) {
 		*op = IAC_LT_LE;
 		p += 2;

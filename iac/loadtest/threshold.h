@@ -2,10 +2,12 @@
  *
  *   thresholds { ["p(99)"] = "< 250ms", error_rate = "< 0.5%",
  *                ["product:p(95)"] = "< 100ms", checks = "> 99%",
- *                rps = { "> 1000", abort_on_fail = true, delay_abort_eval = "5s" } }
+ *                rps = { "> 1000", abort_on_fail = true, delay_abort_eval = "5s" },
+ *                http_req_failed = "rate < 0.01" }
  *
  * A key is [ENDPOINT:]METRIC. Latency limits take ms/s/us (bare numbers are
- * ms); rates take % or a fraction; rps and counts take plain numbers. An
+ * ms); rates take % or a fraction, optionally after k6's "rate" ("rate<0.01");
+ * rps and counts take plain numbers. An
  * unknown metric is an error that lists the valid ones.
  *
  * The struct owns its strings and arrays (free with iac_lt_threshold_free).
@@ -28,6 +30,7 @@ enum iac_lt_metric {
 	IAC_LT_M_ERRORS,
 	IAC_LT_M_DROPPED,
 	IAC_LT_M_ITERATIONS,
+	IAC_LT_M_HTTP_REQ_FAILED,   /* k6's built-in rate: error_rate under k6's name */
 };
 
 enum iac_lt_op { IAC_LT_LT, IAC_LT_LE, IAC_LT_GT, IAC_LT_GE, IAC_LT_EQ, IAC_LT_NE };

@@ -96,10 +96,31 @@ static void conn_close(lt_vu *vu)
 	vu->reused = 0;
 }
 
+#define LT_BACKOFF_MIN_MS 10
+#define LT_BACKOFF_MAX_MS 1000
+
+/* A refused connect fails within microseconds: retrying at once turns a
+ * dead target into ~100,000 "requests" a second of pure client CPU (k6 and
+ * Locust users never see that). So the VU waits before it learns of the
+ * failure: 10 ms doubling to 1 s, drawn from the upper half of the step so
+ * that VUs do not retry in lockstep; the next response resets it. Not once
+ * the load phase is over: the run must not outlast it by a back-off. */
+static void vu_backoff(lt_vu *vu, enum iac_lt_errkind k)
+{
+	uint32_t step = vu->backoff_ms ? vu->backoff_ms * 2 : LT_BACKOFF_MIN_MS;
+	vu->backoff_ms = step > LT_BACKOFF_MAX_MS ? LT_BACKOFF_MAX_MS : step;
+	vu->deferred = 1 + (int)k;   /* handed to the VU when the timer fires */
+	vu_sleep(vu, (double)vu->backoff_ms * (0.5 + 0.5 * lt_rand01(vu->w)));
+}
+
 static void vu_fail(lt_vu *vu, enum iac_lt_errkind k)
 {
 	conn_close(vu);
 	lt_tally_failure(vu, k);
+	if (k == IAC_LT_E_CONNECT && !vu->w->ending) {
+		vu_backoff(vu, k);
+		return;
+	}
 	if (vu->in_send) {
 		/* we are still inside the resume() that sent it: resuming the
 		 * coroutine again from here would nest without end when every
@@ -209,6 +230,7 @@ static void response_complete(lt_vu *vu)
 	int status = llhttp_get_status_code(&vu->parser);
 	int keep = llhttp_should_keep_alive(&vu->parser);
 	lt_tally_response(vu, status, w->now - vu->t_start);
+	vu->backoff_ms = 0;
 	if (!keep)
 		conn_close(vu);
 	else
@@ -303,6 +325,7 @@ void lt_vu_stop(lt_vu *vu)
 	iac_lt_worker *w = vu->w;
 	conn_close(vu);
 	vu->timer_gen++;
+	vu->deferred = 0;
 	vu->busy = 0;
 	if (vu->state != VU_OFF && !vu->stopping)
 		atomic_fetch_sub(&w->active, 1);
@@ -429,8 +452,20 @@ static void on_request_done(lt_vu *vu, int status, enum iac_lt_errkind err, int 
 	resume(vu, n);
 }
 
+/* Hand vu the failure of its request that vu_fail deferred. */
+static void deliver_deferred(lt_vu *vu)
+{
+	enum iac_lt_errkind k = (enum iac_lt_errkind)(vu->deferred - 1);
+	vu->deferred = 0;
+	on_request_done(vu, 0, k, 1);
+}
+
 static void on_timer(lt_vu *vu)
 {
+	if (vu->deferred) {   /* a connect back-off is over */
+		deliver_deferred(vu);
+		return;
+	}
 	if (vu->in_lua) {
 		resume(vu, 0);   /* u:sleep() returns */
 		return;
@@ -469,9 +504,7 @@ void lt_vu_run_ready(iac_lt_worker *w)
 		lt_vu *vu = batch[i];
 		vu->queued = 0;
 		if (vu->deferred) {
-			enum iac_lt_errkind k = (enum iac_lt_errkind)(vu->deferred - 1);
-			vu->deferred = 0;
-			on_request_done(vu, 0, k, 1);
+			deliver_deferred(vu);
 			continue;
 		}
 		if (vu->state != VU_READY)

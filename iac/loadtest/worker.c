@@ -145,6 +145,8 @@ static void begin_ending(iac_lt_worker *w)
 		lt_vu *vu = w->vus[i];
 		if (!vu->busy && (vu->state == VU_TIMER || vu->state == VU_READY))
 			lt_vu_stop(vu);
+		else if (vu->deferred && vu->state == VU_TIMER)
+			lt_vu_ready(vu);   /* a connect back-off ends with the load phase */
 	}
 }
 
