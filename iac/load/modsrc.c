@@ -321,7 +321,6 @@ struct iac_modcache {
 	json_t *checked;    /* checkout dir -> true: checksum verified in this run */
 	json_t *fetched;    /* init: url -> default branch ("" when unknown): fetched in this run */
 	json_t *changes;    /* init -upgrade: lines */
-	json_t *users;      /* source -> [module addresses] */
 };
 
 static char *short_id(const char *commit)
@@ -339,7 +338,6 @@ int iac_modcache_open(iac_modcache **out, const char *dir)
 	c->checked = json_object();
 	c->fetched = json_object();
 	c->changes = json_array();
-	c->users = json_object();
 	char *path = iac_path_join(dir, LOCK_NAME), *text = NULL;
 	size_t len;
 	*out = NULL;
@@ -357,6 +355,14 @@ int iac_modcache_open(iac_modcache **out, const char *dir)
 		if (!json_is_object(mods)) {
 			iac_err_set("%s:%d: '%s' is not a lock file iac can read (%s); fix it, or delete it and run "
 				    "'iac init'", LOCK_NAME, doc ? 1 : jerr.line, path, doc ? "no \"modules\" object" : jerr.text);
+			json_decref(doc);
+			free(path);
+			iac_modcache_free(c);
+			return IAC_ERR;
+		}
+		if (json_integer_value(json_object_get(doc, "version")) > 1) {
+			iac_err_set("'%s' was written by a newer iac (lock format %lld); upgrade iac", path,
+				    (long long)json_integer_value(json_object_get(doc, "version")));
 			json_decref(doc);
 			free(path);
 			iac_modcache_free(c);
@@ -383,7 +389,6 @@ void iac_modcache_free(iac_modcache *c)
 	json_decref(c->checked);
 	json_decref(c->fetched);
 	json_decref(c->changes);
-	json_decref(c->users);
 	free(c);
 }
 
@@ -798,10 +803,6 @@ int iac_modcache_resolve(char **out_dir, iac_modcache *c, const char *addr, cons
 			 const iac_modsrc *src)
 {
 	*out_dir = NULL;
-	json_t *u = json_object_get(c->users, source);
-	if (!u)
-		json_object_set_new(c->users, source, u = json_array());
-	json_array_append_new(u, json_string(addr));
 	if (c->mode == IAC_MODSRC_LOCKED)
 		return locked_one(out_dir, c, addr, source, src);
 	return init_one(out_dir, c, addr, source, src);

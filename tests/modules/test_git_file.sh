@@ -205,4 +205,15 @@ iac init
 "$T_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(len(d["modules"]) != 0)' "$WORK/cfg/iac.lock" &&
 	ok "init drops entries no module uses" || check_fail "iac.lock kept unused entries: $(cat "$WORK/cfg/iac.lock")"
 
+# --- a damaged iac.lock is an error, not an empty lock ------------------------------------
+echo "local w = module \"w\" { source = \"$WEB\" }" >"$WORK/cfg/main.lua"
+iac init
+echo '{"modules": ' >"$WORK/cfg/iac.lock"
+iac plan
+[ "$rc" = 1 ] || check_fail "plan with a damaged iac.lock exited $rc"
+expect_in "is not a lock file iac can read"
+echo '{"version": 2, "modules": {}}' >"$WORK/cfg/iac.lock"
+iac plan
+expect_in "was written by a newer iac (lock format 2); upgrade iac"
+
 finish
