@@ -49,7 +49,7 @@ static void fixture_judge(fixture *fx)
 {
 	iac_lt_result_judge(&fx->r);
 	size_t failed = iac_lt_thresholds_eval(fx->cfg.thresholds, fx->cfg.nthresholds, &fx->total, fx->r.elapsed_s);
-	fx->r.exit_code = failed ? IAC_LT_EXIT_THRESHOLDS : 0;
+	iac_lt_result_decide(&fx->r, failed);
 }
 
 static void fixture_free(fixture *fx)
@@ -131,6 +131,12 @@ static void rich(fixture *fx)
 		x->p99_ms = i < 7 ? 5 + (double)i / 10 : 40 + (double)i;
 		x->max_ms = x->p99_ms * 2;
 		x->vus = i == 5 ? -1 : (int)(i < 6 ? 2 * i : 10);
+		x->ep_n[0] = i == 4 ? 0 : 600;   /* "product": a gap at t=4 */
+		x->ep_p50[0] = 2 + (double)i / 8;
+		x->ep_p90[0] = 4 + (double)i / 4;
+		x->ep_p99[0] = i < 7 ? 6 : 30 + (double)i;
+		x->ep_n[1] = 300;
+		x->ep_p50[1] = x->ep_p90[1] = x->ep_p99[1] = 3;
 		x->cpu_pct = i == 0 ? NAN : i == 6 || i == 7 ? 93.5 + (double)i : 40 + (double)i;
 		x->wait_pct = i == 1 ? NAN : i == 8 || i == 9 ? 25.5 : 3;
 		if (i != 2) {
@@ -183,6 +189,10 @@ static void queue(fixture *fx)
 		x->p99_ms = 3;
 		x->max_ms = 4;
 		x->vus = 3;
+		x->ep_n[0] = 100;
+		x->ep_p50[0] = 1.5;
+		x->ep_p90[0] = 2;
+		x->ep_p99[0] = 3;
 		x->cpu_pct = i == 2 ? 95 : 20;
 		x->wait_pct = 1;
 		x->hap_qcur = i >= 4 ? 1 : 0;
@@ -215,6 +225,34 @@ static void empty(fixture *fx)
 	fx->r.cores = 1;
 	fx->r.interrupted = 1;
 	fx->r.hosts = &fx->cfg.hosts;
+	fixture_judge(fx);
+}
+
+/* A closed port: every request refused, backed off, no response at all. */
+static void dead(fixture *fx)
+{
+	fixture_load(fx, "target \"http://127.0.0.1:1\"\n"
+			 "load { vus = 2, duration = \"2s\" }\n");
+	iac_lt_stats *s = &fx->total;
+	s->requests = s->failed = s->iterations = 18;
+	s->transport[IAC_LT_E_CONNECT] = 18;
+	iac_lt_endpoint *e = endpoint(s, "GET /");
+	e->requests = e->failed = 18;
+	for (size_t i = 0; i < 2; i++) {
+		iac_lt_second *x = &fx->secs[i];
+		x->requests = x->failed = x->iterations = i ? 3 : 15;
+		x->p50_ms = x->p90_ms = x->p99_ms = x->max_ms = NAN;   /* as the engine leaves them */
+		x->vus = 2;
+		x->cpu_pct = 0.5;
+		x->wait_pct = 0;
+	}
+	fx->r.nsecs = 2;
+	fx->r.elapsed_s = 2;
+	fx->r.last_sec_fraction = 1;
+	fx->r.threads = 2;
+	fx->r.cores = 2;
+	fx->r.vus_max = 2;
+	fx->r.rss_mib = 11;
 	fixture_judge(fx);
 }
 
@@ -416,7 +454,177 @@ static void test_reports_empty(void)
 	fixture_free(&fx);
 }
 
+static void test_reports_dead(void)
+{
+	fixture fx;
+	dead(&fx);
+	check_reports("dead", &fx.r, 0);
+	fixture_free(&fx);
+}
+
+/* The banner at the top says what the exit code says, with the reasons;
+ * green only for a run that passed. */
+static void test_html_verdict(void)
+{
+	fixture fx;
+	queue(&fx);
+	char *h = render_html(&fx.r);
+	CHECK_CONTAINS(h, "<div class=\"banner valid\" id=\"verdict\"><div id=\"verdict-title\"><b>Passed.</b> (exit code 0)");
+	CHECK_CONTAINS(h, "<b>Thresholds:</b> none set.");
+	free(h);
+	fixture_free(&fx);
+
+	rich(&fx);
+	h = render_html(&fx.r);
+	CHECK_CONTAINS(h, "<div class=\"banner invalid\" id=\"verdict\"><div id=\"verdict-title\"><b>Failed: thresholds "
+			  "failed.</b> (exit code 99)");
+	CHECK_CONTAINS(h, "<b>Threshold:</b> threshold 'p(99)' failed: 260.10ms (&lt; 20ms)");
+	CHECK_CONTAINS(h, "<b>Threshold:</b> threshold 'ghost:p(95)' failed: no data (no request named 'ghost') (&lt; 100ms)");
+	CHECK_CONTAINS(h, "<b>Result NOT valid:</b> the load generator used more than 90%");
+	CHECK_CONTAINS(h, "<b>Stopped early:</b>");
+	CHECK(!strstr(h, "banner valid"));
+	CHECK(!strstr(h, "Result valid"));
+	free(h);
+	fixture_free(&fx);
+
+	dead(&fx);
+	h = render_html(&fx.r);
+	CHECK_CONTAINS(h, "<div class=\"banner invalid\" id=\"verdict\"><div id=\"verdict-title\"><b>Failed: the target "
+			  "did not answer.</b> (exit code 98)");
+	CHECK_CONTAINS(h, "<b>Requests:</b> the target did not answer: 18 of 18 requests failed (connect: 18)");
+	CHECK(!strstr(h, "banner valid"));
+	CHECK_CONTAINS(h, "<td>latency p50 / p90 / p99 / max (ms)</td><td>no responses</td>");
+	free(h);
+	fixture_free(&fx);
+}
+
+/* A closed port: exit 98 with the message; no latency anywhere, not even
+ * a 0.00 that would read as fast. */
+static void test_dead_target(void)
+{
+	fixture fx;
+	dead(&fx);
+	CHECK_INT(fx.r.exit_code, IAC_LT_EXIT_FAILED);
+	CHECK_STR(fx.r.failed_msg, "the target did not answer: 18 of 18 requests failed (connect: 18)");
+	char *t = render_text(&fx.r, 0);
+	CHECK_CONTAINS(t, "  latency       no responses\n");
+	CHECK_CONTAINS(t, "verdict: FAILED: the target did not answer: 18 of 18 requests failed (connect: 18)");
+	CHECK(!strstr(t, " 0.00 "));
+	free(t);
+	char *j = render_json(&fx.r);
+	CHECK_CONTAINS(j, "\"p99\": null");
+	CHECK_CONTAINS(j, "\"p99_ms\": null");
+	CHECK_CONTAINS(j, "\"result\": \"failed\"");
+	CHECK_CONTAINS(j, "\"exit_code\": 98");
+	free(j);
+	fixture_free(&fx);
+}
+
+/* max_failed: 50 % by default, configurable, or off; 404s count as
+ * failures (k6: a status outside 200-399), with their own wording. */
+static void test_max_failed(void)
+{
+	fixture fx;
+	queue(&fx);
+	fx.total.failed = 299;   /* just under half */
+	iac_lt_result_decide(&fx.r, 0);
+	CHECK_INT(fx.r.exit_code, 0);
+	fx.total.failed = 300;
+	fx.total.status[404] = 300;
+	iac_lt_result_decide(&fx.r, 1);
+	CHECK_INT(fx.r.exit_code, IAC_LT_EXIT_FAILED);
+	CHECK_STR(fx.r.failed_msg, "too many requests failed: 300 of 600 requests failed (http 404: 300)");
+	fx.cfg.max_failed = 0.9;
+	iac_lt_result_decide(&fx.r, 1);
+	CHECK_INT(fx.r.exit_code, IAC_LT_EXIT_THRESHOLDS);
+	CHECK(fx.r.failed_msg == NULL);
+	fixture_free(&fx);
+
+	const char *ok[] = { "0.9", "\"25%\"", "false", "1" };
+	double want[] = { 0.9, 0.25, INFINITY, 1 };
+	for (size_t i = 0; i < 4; i++) {
+		iac_lt_config cfg;
+		char *src = iac_xasprintf("target \"http://127.0.0.1:1\"\nload { vus = 1, max_failed = %s }\n", ok[i]);
+		CHECK_INT(iac_lt_scenario_load_string(&cfg, "m.lua", src), 0);
+		CHECK(cfg.max_failed == want[i]);
+		iac_lt_config_free(&cfg);
+		free(src);
+	}
+	const char *bad[] = { "0", "1.5", "\"half\"", "true", "-0.1" };
+	for (size_t i = 0; i < 5; i++) {
+		iac_lt_config cfg;
+		char *src = iac_xasprintf("target \"http://127.0.0.1:1\"\nload { vus = 1, max_failed = %s }\n", bad[i]);
+		CHECK_INT(iac_lt_scenario_load_string(&cfg, "m.lua", src), -1);
+		CHECK_CONTAINS(iac_err_last(), "m.lua:2: option 'max_failed' in load (constant-vus) must be a fraction");
+		iac_lt_config_free(&cfg);
+		free(src);
+	}
+}
+
+/* http_req_failed: k6's rate, with k6's "rate<0.01" and this tool's own
+ * "< 1%", overall and per endpoint. */
+static void test_http_req_failed(void)
+{
+	iac_lt_config cfg;
+	CHECK_INT(iac_lt_scenario_load_string(&cfg, "t.lua",
+					      "target \"http://127.0.0.1:1\"\n"
+					      "thresholds { http_req_failed = \"rate<0.5\", [\"a:http_req_failed\"] = \"rate < 0.1\",\n"
+					      "  [\"b:http_req_failed\"] = \"< 10%\", [\"c:http_req_failed\"] = \"<= 0\" }\n"),
+		  0);
+	iac_lt_stats s;
+	iac_lt_stats_init(&s);
+	s.requests = 100;
+	s.failed = 30;
+	iac_lt_endpoint *a = endpoint(&s, "a");
+	a->requests = 50;
+	a->failed = 30;
+	iac_lt_endpoint *b = endpoint(&s, "b");
+	b->requests = 50;
+	CHECK_INT(iac_lt_thresholds_eval(cfg.thresholds, cfg.nthresholds, &s, 1), 2);
+	/* sorted by key: a:, b:, c:, then the overall one */
+	CHECK_STR(cfg.thresholds[3].key, "http_req_failed");
+	CHECK(cfg.thresholds[3].ok);
+	CHECK(cfg.thresholds[3].value == 0.3);
+	CHECK(!cfg.thresholds[0].ok);
+	CHECK(cfg.thresholds[0].value == 0.6);
+	CHECK(cfg.thresholds[1].ok);
+	CHECK(!cfg.thresholds[2].ok && !cfg.thresholds[2].have_value);   /* no request named c */
+	CHECK_STR(iac_lt_metric_unit(cfg.thresholds[0].metric), "%");
+	iac_lt_stats_free(&s);
+	iac_lt_config_free(&cfg);
+	CHECK_INT(iac_lt_scenario_load_string(&cfg, "t.lua", "thresholds { http_req_failed = \"rate < 5ms\" }\n"), -1);
+	CHECK_CONTAINS(iac_err_last(), "a rate takes % or a fraction");
+	iac_lt_config_free(&cfg);
+}
+
+/* A chart per endpoint, from the per-second series; a second without a
+ * response of that endpoint breaks its line rather than drawing 0. */
+static void test_endpoint_charts(void)
+{
+	fixture fx;
+	rich(&fx);
+	char *h = render_html(&fx.r);
+	CHECK_CONTAINS(h, "<h2 id=\"endpoint-latency\">Latency per endpoint</h2>");
+	CHECK_CONTAINS(h, "aria-label=\"Latency of product\"");
+	CHECK_CONTAINS(h, "aria-label=\"Latency of a&lt;b&gt;&amp;&quot;c&quot;\"");
+	CHECK(!strstr(h, "aria-label=\"Latency of unused\""));   /* no request: no chart */
+	char *chart = strstr(h, "aria-label=\"Latency of product\"");
+	char *end = chart ? strstr(chart, "</svg>") : NULL;
+	size_t lines = 0;
+	for (char *p = chart; p && p < end && (p = strstr(p + 1, "<polyline")) && p < end;)
+		lines++;
+	CHECK_INT(lines, 6);   /* p50, p90, p99, each broken at t=4 */
+	free(h);
+	fixture_free(&fx);
+}
+
 static const iac_test tests[] = {
+	TEST(test_reports_dead),
+	TEST(test_html_verdict),
+	TEST(test_dead_target),
+	TEST(test_max_failed),
+	TEST(test_http_req_failed),
+	TEST(test_endpoint_charts),
 	TEST(test_judge_rich),
 	TEST(test_judge_queue),
 	TEST(test_judge_empty),
