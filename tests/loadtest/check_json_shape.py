@@ -14,7 +14,7 @@ TOP = {
     "status": dict, "latency_ms": dict, "bytes": dict, "endpoints": dict,
     "checks": dict, "thresholds": dict, "script_errors": dict, "timeseries": list,
     "server": dict, "client": dict, "valid": bool, "invalid_reasons": list,
-    "notes": list, "aborted": bool, "interrupted": bool, "exit_code": int,
+    "notes": list, "aborted": bool, "interrupted": bool, "verdict": dict, "exit_code": int,
 }
 POINT = {
     "t": int, "requests": int, "rps": NUM, "errors": int, "dropped": int,
@@ -60,8 +60,14 @@ def validate(d):
     assert sum(p["requests"] for p in d["timeseries"]) == d["requests"], "timeseries requests do not add up"
     assert sum(p["errors"] for p in d["timeseries"]) == d["errors"]["total"], "timeseries errors do not add up"
     assert d["valid"] == (len(d["invalid_reasons"]) == 0)
-    assert d["exit_code"] in (0, 99)
-    assert (d["exit_code"] == 99) == any(not t["ok"] for t in d["thresholds"].values())
+    check(d["verdict"], {"result": str, "reasons": list, "http_req_failed": OPT_NUM, "max_failed": OPT_NUM}, "verdict")
+    assert d["exit_code"] in (0, 98, 99)
+    failed = d["requests"] and d["errors"]["total"] >= (d["verdict"]["max_failed"] or 2) * d["requests"]
+    assert (d["exit_code"] == 98) == bool(failed), "exit code 98 is for max_failed"
+    if d["exit_code"] != 98:
+        assert (d["exit_code"] == 99) == any(not t["ok"] for t in d["thresholds"].values())
+    assert d["verdict"]["result"] == ("passed" if d["exit_code"] == 0 else "failed")
+    assert (d["exit_code"] == 0) == (not d["verdict"]["reasons"])
 
 
 for path in sys.argv[1:]:

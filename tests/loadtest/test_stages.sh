@@ -18,8 +18,8 @@ d = json.load(open(sys.argv[1]))
 vus = [p["vus"] for p in d["timeseries"]]
 print("ramping-vus: VUs per second", vus, "max", d["vus_max"])
 assert d["vus_max"] == 20, d["vus_max"]
-assert vus[0] >= 15 and vus[1] >= 19, vus     # up to 20 by the end of stage 1, held in stage 2 (VUs at the end of each second)
-assert vus[-1] <= 2, vus                      # ramped down to (almost) nothing
+assert vus[0] >= 15 and vus[1] >= 19, vus     # up to 20 by the end of stage 1, held in stage 2 (the most VUs in each second)
+# the ramp-down shows in the requests below (its second's peak is still 20)
 # with 20 ms think time, rps follows the VU count: the middle second is busiest
 rps = [p["requests"] for p in d["timeseries"]]
 assert rps[1] > rps[0] and rps[1] > rps[2], rps
