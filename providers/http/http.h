@@ -14,6 +14,8 @@
 #ifndef IAC_PROVIDERS_HTTP_H
 #define IAC_PROVIDERS_HTTP_H
 
+#include <pthread.h>
+
 #include "iac/http/http.h"
 #include "iac/provider/provider.h"
 
@@ -30,7 +32,13 @@ typedef struct {
 	char *label;       /* for messages: "provider 'http' \"pdns\"" */
 	iac_http *http;
 	char *server;      /* pdns: the server id in API paths ("localhost") */
+	/* pdns: rrset changes waiting per zone, sent as one PATCH (pdns.c) */
+	pthread_mutex_t queues_lock;
+	struct pdns_queue *queues;
 } hp_instance;
+
+/* pdns.c: free an instance's per-zone queues. */
+void pdns_queues_free(hp_instance *in);
 
 typedef struct {
 	char *provider;    /* "http" or "pdns" */

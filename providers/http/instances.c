@@ -58,6 +58,7 @@ static int make_instance(hp_instance *in, const json_t *cfg, const char *config_
 	int rc = IAC_ERR;
 
 	in->alias = alias ? iac_xstrdup(alias) : NULL;
+	pthread_mutex_init(&in->queues_lock, NULL);
 	in->label = alias ? iac_xasprintf("provider '%s' \"%s\"", provider, alias) : iac_xasprintf("provider '%s'", provider);
 	if (check_keys(cfg, is_pdns ? pdns_keys : http_keys) < 0)
 		goto done;
@@ -164,6 +165,8 @@ void hp_close(void *pdata)
 	write_stats(set);
 	for (size_t i = 0; i < set->n; i++) {
 		iac_http_free(set->v[i].http);
+		pdns_queues_free(&set->v[i]);
+		pthread_mutex_destroy(&set->v[i].queues_lock);
 		free(set->v[i].alias);
 		free(set->v[i].label);
 		free(set->v[i].server);

@@ -5,6 +5,7 @@
  *           refreshing 1,000 records does not fetch the zone 1,000 times. */
 #include "providers/http/http.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -338,11 +339,156 @@ static int record_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	return 0;
 }
 
+/* Writes to one zone are grouped: PowerDNS with the SQLite backend answers
+ * 500 "database is locked" to a second PATCH on the same database while
+ * one runs, and every PATCH is a transaction and a serial bump. So the
+ * worker threads of an apply queue their rrset changes per zone, and
+ * whichever thread finds no PATCH in flight sends everything queued as one
+ * (group commit); the others wait for their item's result. When a batch is
+ * refused (4xx), its items are sent again one by one, so that one bad record
+ * fails alone, with the API's own message. */
+#define BATCH_MAX 200
+
+typedef struct queue_item {
+	json_t *rrset;
+	int done, rc;
+	char *err;
+	struct queue_item *next;
+} queue_item;
+
+struct pdns_queue {
+	char *zone;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	queue_item *head, **tail;
+	int busy;
+	struct pdns_queue *next;
+};
+
+void pdns_queues_free(hp_instance *in)
+{
+	for (struct pdns_queue *q = in->queues, *n; q; q = n) {
+		n = q->next;
+		pthread_mutex_destroy(&q->mu);
+		pthread_cond_destroy(&q->cv);
+		free(q->zone);
+		free(q);
+	}
+	in->queues = NULL;
+}
+
+static struct pdns_queue *queue_for(hp_instance *in, const char *zone)
+{
+	pthread_mutex_lock(&in->queues_lock);
+	struct pdns_queue *q = in->queues;
+	while (q && strcmp(q->zone, zone))
+		q = q->next;
+	if (!q) {
+		q = iac_xcalloc(1, sizeof(*q));
+		q->zone = iac_xstrdup(zone);
+		pthread_mutex_init(&q->mu, NULL);
+		pthread_cond_init(&q->cv, NULL);
+		q->tail = &q->head;
+		q->next = in->queues;
+		in->queues = q;
+	}
+	pthread_mutex_unlock(&in->queues_lock);
+	return q;
+}
+
+/* One PATCH with the rrsets of items[0..n). *refused: the API answered 4xx. */
+static int send_patch(const iac_rctx *ctx, hp_instance *in, const char *zone, queue_item **items, size_t n,
+		      int delete_ok, int *refused)
+{
+	iac_http_resp r;
+	json_t *sets = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append(sets, items[i]->rrset);
+	json_t *body = json_pack("{s:o}", "rrsets", sets);
+	char *path = zone_url(in, zone);
+	int rc = iac_http_request(&r, in->http, "PATCH", path, body, ctx->cancel);
+	free(path);
+	json_decref(body);
+	*refused = rc == 0 && r.status >= 400 && r.status < 500;
+	/* deleting from a zone that is gone: nothing left to delete */
+	if (!(rc == 0 && delete_ok && (r.status == 404 || r.status == 422)))
+		rc = want_2xx(rc, &r);
+	iac_http_resp_free(&r);
+	return rc;
+}
+
+static void finish_items(queue_item **items, size_t n, int rc)
+{
+	for (size_t i = 0; i < n; i++) {
+		items[i]->rc = rc;
+		items[i]->err = rc < 0 ? iac_xstrdup(iac_err_last()) : NULL;
+	}
+}
+
+/* Send what is queued (the caller holds no lock; q->busy is ours). */
+static void flush(const iac_rctx *ctx, hp_instance *in, struct pdns_queue *q)
+{
+	queue_item *items[BATCH_MAX];
+	size_t n = 0;
+	pthread_mutex_lock(&q->mu);
+	while (q->head && n < BATCH_MAX) {
+		items[n++] = q->head;
+		q->head = q->head->next;
+	}
+	if (!q->head)
+		q->tail = &q->head;
+	pthread_mutex_unlock(&q->mu);
+
+	int all_delete = 1, refused = 0;
+	for (size_t i = 0; i < n; i++)
+		all_delete &= !strcmp(iac_json_str(items[i]->rrset, "changetype") ?: "", "DELETE");
+	int rc = send_patch(ctx, in, q->zone, items, n, all_delete, &refused);
+	if (rc < 0 && refused && n > 1) {
+		for (size_t i = 0; i < n; i++) {
+			int del = !strcmp(iac_json_str(items[i]->rrset, "changetype") ?: "", "DELETE");
+			finish_items(&items[i], 1, send_patch(ctx, in, q->zone, &items[i], 1, del, &refused));
+		}
+	} else {
+		finish_items(items, n, rc);
+	}
+	pthread_mutex_lock(&q->mu);
+	for (size_t i = 0; i < n; i++)
+		items[i]->done = 1;
+	pthread_mutex_unlock(&q->mu);
+}
+
+/* Queue one rrset change and wait until a PATCH carried it. */
+static int patch_rrset(const iac_rctx *ctx, hp_instance *in, const char *zone, json_t *rrset)
+{
+	struct pdns_queue *q = queue_for(in, zone);
+	queue_item it = { rrset, 0, 0, NULL, NULL };
+	pthread_mutex_lock(&q->mu);
+	*q->tail = &it;
+	q->tail = &it.next;
+	while (!it.done) {
+		if (!q->busy) {
+			q->busy = 1;
+			pthread_mutex_unlock(&q->mu);
+			flush(ctx, in, q);
+			pthread_mutex_lock(&q->mu);
+			q->busy = 0;
+			pthread_cond_broadcast(&q->cv);
+		} else {
+			pthread_cond_wait(&q->cv, &q->mu);
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+	if (it.rc < 0) {
+		iac_err_set("%s", it.err);
+		free(it.err);
+	}
+	return it.rc;
+}
+
 /* PATCH one rrset: REPLACE with the records, or DELETE. */
 static int patch(const iac_rctx *ctx, const json_t *a, const char *changetype, const char *verb)
 {
 	hp_instance *in;
-	iac_http_resp r;
 	if (hp_instance_for(&in, ctx, a) < 0)
 		return IAC_ERR;
 	char *name = fqdn(a);
@@ -358,15 +504,8 @@ static int patch(const iac_rctx *ctx, const json_t *a, const char *changetype, c
 								 ? (json_int_t)json_number_value(json_object_get(a, "ttl"))
 								 : 300));
 	}
-	json_t *body = json_pack("{s:[o]}", "rrsets", set);
-	char *path = zone_url(in, iac_json_str(a, "zone"));
-	int rc = iac_http_request(&r, in->http, "PATCH", path, body, ctx->cancel);
-	free(path);
-	json_decref(body);
-	/* deleting from a zone that is gone: nothing left to delete */
-	if (!(rc == 0 && !strcmp(changetype, "DELETE") && (r.status == 404 || r.status == 422)))
-		rc = want_2xx(rc, &r);
-	iac_http_resp_free(&r);
+	int rc = patch_rrset(ctx, in, iac_json_str(a, "zone"), set);
+	json_decref(set);
 	if (rc < 0)
 		return iac_err_set("cannot %s '%s': %s", verb, ctx->addr, iac_err_last());
 	return 0;

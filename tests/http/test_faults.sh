@@ -88,7 +88,7 @@ grep -q "cannot read 'pdns.record.www': GET 'http://127.0.0.1:$PROXY_PORT/api/v1
 [ "$(proxy_count PATCH '*')" = 0 ] || check_fail "a PATCH was sent despite the failed read"
 
 # 5. the circuit breaker: 3 failures open it for 3 s. r1 uses them up; r2
-# (after a 1 s local.exec) fails fast without a request; r3 (after 5 s) goes
+# (after a 1 s local.exec) fails fast without a request; r3 (after 1 + 4 s) goes
 # through once the cool-down is over.
 proxy_fault '[]'
 write_main 10.0.0.2 "$BASE"
@@ -97,7 +97,7 @@ EXTRA='
 resource "pdns.record" "r1" { zone = "shop.test.", name = "r1", type = "A", records = { "10.1.0.1" } }
 local w1 = resource "local.exec" "w1" { create = "sleep 1" }
 resource "pdns.record" "r2" { zone = "shop.test.", name = "r2", type = "A", records = { "10.1.0.2" }, depends_on = { w1 } }
-local w5 = resource "local.exec" "w5" { create = "sleep 5" }
+local w5 = resource "local.exec" "w5" { create = "sleep 4", depends_on = { w1 } }
 resource "pdns.record" "r3" { zone = "shop.test.", name = "r3", type = "A", records = { "10.1.0.3" }, depends_on = { w5 } }'
 write_main 10.0.0.2 "$BASE, breaker = { failures = 3, cooldown = \"3s\" }" "$EXTRA"
 proxy_fault '[{"match":"PATCH","times":3,"status":503,"body":"{\"error\":\"backend down\"}"}]'
