@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A small fault-injecting HTTP/1.1 proxy for the HTTP provider tests.
 
-    faultproxy.py PORT UPSTREAM_BASE      (UPSTREAM_BASE: http://127.0.0.1:8081)
+    faultproxy.py PORT UPSTREAM_BASE [CERT KEY]   (UPSTREAM_BASE: http://127.0.0.1:8081)
+
+With CERT and KEY it serves HTTPS (for the TLS verification tests).
 
 Every request is forwarded to UPSTREAM_BASE unless a fault applies. Faults
 are set with POST /__fault and a JSON list of rules, taken in order:
@@ -11,14 +13,16 @@ are set with POST /__fault and a JSON list of rules, taken in order:
      "status": 500, "body": "...", "headers": {"Retry-After": "2"},
      "hang": 30,                # sleep this long and close without answering
      "raw": "not json"}         # a 200 with this body (malformed JSON)
-GET /__fault answers the counters: requests (forwarded + faulted),
-connections (TCP connections accepted), faulted, and a log of
+GET /__fault answers the counters since the last POST: requests
+(forwarded + faulted), connections (TCP connections that carried a
+request, the control ones left out), faulted, and a log of
 [time, method, path, status] per request. Keep-alive is honoured towards
 the client; the upstream side opens a connection per request (PowerDNS
 closes them anyway).
 """
 import http.client
 import json
+import ssl
 import sys
 import threading
 import time
@@ -34,10 +38,7 @@ UP = None
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def setup(self):
-        super().setup()
-        with LOCK:
-            STATS["connections"] += 1
+    counted = False
 
     def log_message(self, *a):
         pass
@@ -59,7 +60,7 @@ class Handler(BaseHTTPRequestHandler):
                 if isinstance(RULES, dict):
                     RULES = [RULES]
                 STATS["log"] = []
-                STATS["requests"] = STATS["faulted"] = 0
+                STATS["requests"] = STATS["faulted"] = STATS["connections"] = 0
             self._reply(200, "{}")
         else:
             with LOCK:
@@ -83,6 +84,10 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n else b""
         if self.path.startswith("/__fault"):
             return self._control(body)
+        if not self.counted:
+            self.counted = True
+            with LOCK:
+                STATS["connections"] += 1
         r = self._rule()
         status = None
         if r:
@@ -123,6 +128,10 @@ def main():
     UP = urllib.parse.urlparse(sys.argv[2])
     srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     srv.daemon_threads = True
+    if len(sys.argv) > 4:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.serve_forever()
 
 

@@ -5,7 +5,7 @@
 #
 #   pdns_start            PDNS_DNS_PORT, PDNS_API_PORT, PDNS_KEY, PDNS_API
 #   pdns_api METHOD PATH [BODY]   curl to the API; prints the body
-#   proxy_start UPSTREAM  PROXY_PORT, PROXY_CTL (POST faults as JSON there)
+#   proxy_start UPSTREAM [CERT KEY]  PROXY_PORT, PROXY_CTL (POST faults as JSON there)
 #   proxy_fault JSON      set the proxy's fault plan
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -55,9 +55,9 @@ pdns_api() {
 		${3:+--data "$3"} "$PDNS_API$2"
 }
 
-proxy_start() {
+proxy_start() {   # UPSTREAM [CERT KEY]: HTTPS with a certificate
 	PROXY_PORT=$(free_port)
-	"$T_PY" "$here/faultproxy.py" "$PROXY_PORT" "$1" >"$TMP/proxy.log" 2>&1 &
+	"$T_PY" "$here/faultproxy.py" "$PROXY_PORT" "$@" >"$TMP/proxy.log" 2>&1 &
 	PIDS+=($!)
 	t_wait_port "$PROXY_PORT"
 	PROXY_CTL="http://127.0.0.1:$PROXY_PORT/__fault"

@@ -36,6 +36,21 @@ proxy_fault '[]'
 iac apply -auto-approve >"$TMP/a0.out" 2>&1 || { cat "$TMP/a0.out"; check_fail "first apply through the proxy"; finish; }
 ok "apply through the proxy"
 
+# 0. connection reuse: 40 records refreshed with -parallelism 4 over at most
+# 4 keep-alive connections (the proxy keeps them alive; PowerDNS does not)
+EXTRA=$(for i in $(seq 1 40); do echo "resource \"pdns.record\" \"p$i\" { zone = shop.name, name = \"p$i\", type = \"A\", records = { \"10.3.0.$i\" } }"; done)
+write_main 10.0.0.1 "$BASE" "$EXTRA"
+iac apply -auto-approve -parallelism 4 >"$TMP/a0b.out" 2>&1 || { cat "$TMP/a0b.out"; check_fail "apply of 40 records"; }
+proxy_fault '[]'
+IAC_HTTP_STATS=$TMP/stats iac plan -detailed-exitcode -parallelism 4 >"$TMP/p0.out" 2>&1 || { cat "$TMP/p0.out"; check_fail "no-op plan of 40 records"; }
+read -r preq pconn < <(proxy_stats | "$T_PY" -c 'import json,sys; d=json.load(sys.stdin); print(d["requests"], d["connections"])')
+cconn=$("$T_PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["connections"])' "$TMP/stats")
+[ "$preq" = 42 ] && [ "$pconn" -ge 1 ] && [ "$pconn" -le 4 ] && [ "$cconn" = "$pconn" ] &&
+	ok "no-op plan: $preq requests over $pconn connections (-parallelism 4; libcurl counted $cconn)" ||
+	check_fail "no-op plan: $preq requests over $pconn connections, libcurl says $cconn (want 42 over <= 4)"
+write_main 10.0.0.1 "$BASE"
+iac apply -auto-approve >"$TMP/a0c.out" 2>&1 || { cat "$TMP/a0c.out"; check_fail "removing 40 records"; }
+
 # 1. 500s then success: retried with backoff, the apply succeeds
 proxy_fault '[{"match":"PATCH","times":2,"status":500,"body":"{\"error\":\"database is busy\"}"}]'
 write_main 10.0.0.2 "$BASE"

@@ -125,6 +125,20 @@ grep -q '# http.object.legacy will be updated in place' "$TMP/plan5.out" && grep
 	ok "after import: the plan shows only what differs (kind), the record matches" ||
 	{ cat "$TMP/plan5.out"; check_fail "plan after import"; }
 
+# one bad record among many applied at once: the grouped PATCH is refused,
+# each change is sent again alone, and only the bad one fails, with the
+# API's message
+BATCH=$(for i in $(seq 1 8); do echo "resource \"pdns.record\" \"b$i\" { provider = \"main\", zone = \"shop.test.\", name = \"b$i\", type = \"A\", records = { \"10.4.0.$i\" } }"; done)
+write_main 10.0.0.2 120 "$BATCH
+resource \"pdns.record\" \"bad\" { provider = \"main\", zone = \"shop.test.\", name = \"bad\", type = \"A\", records = { \"not-an-address\" } }"
+sed -i 's/blog.test./news.test./' "$W/main.lua"
+iac apply -auto-approve -no-color >"$TMP/apply7.out" 2>&1 && check_fail "a bad record was accepted"
+grep -q "cannot create 'pdns.record.bad': PATCH 'http://127.0.0.1:$PDNS_API_PORT/api/v1/servers/localhost/zones/shop.test.' answered 422: .*not-an-address" "$TMP/apply7.out" &&
+	ok "bad record: $(grep -o "cannot create 'pdns.record.bad'.*" "$TMP/apply7.out" | head -1)" || { cat "$TMP/apply7.out"; check_fail "bad record message"; }
+nb=$(for i in $(seq 1 8); do dig_short "b$i.shop.test." A; done | grep -c '^10\.4\.0\.')
+[ "$nb" = 8 ] && ok "the 8 good records of the same apply were created" || { cat "$TMP/apply7.out"; check_fail "$nb of 8 good records created"; }
+grep -q "Apply failed: .* succeeded, 1 failed" "$TMP/apply7.out" || check_fail "summary: $(grep 'Apply failed' "$TMP/apply7.out")"
+
 # errors in the project's style
 write_main 10.0.0.2 120 '
 resource "http.object" "dup" { provider = "pdns", path = "/servers/localhost/zones", body = { name = "shop.test.", kind = "Native", nameservers = {} } }'
