@@ -5,6 +5,7 @@
  *   data "ssh.facts" "web1" { host = web1 }
  *   output "name" { value = ..., sensitive = false, description = "" }
  *   provider "ssh" { user = "root", ... }
+ *   provider "http" "pdns" { base_url = ... }  -> a named instance
  *   host "web1" { address = "10.0.0.2", port = 22, user = "root", labels = {...} }
  *   hosts { role = "web" }                 -> list of matching hosts
  *   flag "name" { ... }                    -> feature flag (iac/flags)
@@ -505,6 +506,16 @@ static int provider_body(lua_State *L)
 			names[n++] = (*p)->name;
 		suggest(hint, sizeof(hint), name, names, n);
 		return iac_load_error(L, "unknown provider '%s'%s", name, hint);
+	}
+	if (alias) {
+		/* only where a resource can choose an instance */
+		const iac_provider *p = iac_provider_find(name);
+		int choosable = 0;
+		for (size_t i = 0; p->types && p->types[i] && !choosable; i++)
+			choosable = iac_rtype_attr(p->types[i], "provider") != NULL;
+		if (!choosable)
+			return iac_load_error(L, "provider '%s' has no named instances (its resources cannot choose one); "
+					      "configure it once with provider \"%s\" { ... }", name, name);
 	}
 	json_t *have = json_object_get(ld->cfg->providers, name);
 	json_t *insts = json_object_get(have, "instances");
