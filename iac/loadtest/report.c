@@ -306,7 +306,7 @@ void iac_lt_result_judge(iac_lt_result *r)
 	judge_saturation(r);
 }
 
-static void errors_by_kind(iac_buf *b, const iac_lt_stats *s, const char *sep);
+static void errors_by_kind(iac_buf *b, const iac_lt_config *cfg, const iac_lt_stats *s, const char *sep);
 
 /* At least max_failed of the requests failed: whatever the thresholds say,
  * the figures describe failures (a refused connection is not throughput).
@@ -324,7 +324,7 @@ static char *failed_requests_msg(const iac_lt_result *r)
 	fmt_int(n, sizeof(n), (double)s->failed);
 	fmt_int(m, sizeof(m), (double)s->requests);
 	iac_buf kinds = IAC_BUF_INIT;
-	errors_by_kind(&kinds, s, ", ");
+	errors_by_kind(&kinds, r->cfg, s, ", ");
 	char *msg = iac_xasprintf("%s: %s of %s requests failed (%s)",
 				  2 * transport >= s->failed ? "the target did not answer" : "too many requests failed",
 				  n, m, iac_buf_cstr(&kinds));
@@ -410,7 +410,9 @@ static char *threshold_failure(const iac_lt_threshold *t)
 	return iac_xasprintf("threshold '%s' failed: %s (%s)", t->key, val, cond);
 }
 
-static void errors_by_kind(iac_buf *b, const iac_lt_stats *s, const char *sep)
+/* Transport errors by kind, then the statuses that count as failures
+ * (cfg->failed_status: 1xx and 400-599 unless expected_statuses says). */
+static void errors_by_kind(iac_buf *b, const iac_lt_config *cfg, const iac_lt_stats *s, const char *sep)
 {
 	int first = 1;
 	for (int k = 0; k < IAC_LT_NERR; k++)
@@ -419,8 +421,8 @@ static void errors_by_kind(iac_buf *b, const iac_lt_stats *s, const char *sep)
 				       (unsigned long long)s->transport[k]);
 			first = 0;
 		}
-	for (int c = 400; c < 600; c++)
-		if (s->status[c]) {
+	for (int c = 100; c < 600; c++)
+		if (s->status[c] && cfg->failed_status[c]) {
 			iac_buf_printf(b, "%shttp %d: %llu", first ? "" : sep, c, (unsigned long long)s->status[c]);
 			first = 0;
 		}
@@ -496,7 +498,7 @@ static void text_totals(iac_buf *b, const iac_lt_result *r, const palette *p)
 		       s->requests ? 100.0 * (double)s->failed / (double)s->requests : 0.0, s->failed ? p->reset : "");
 	if (s->failed) {
 		iac_buf_puts(b, "  ");
-		errors_by_kind(b, s, ", ");
+		errors_by_kind(b, r->cfg, s, ", ");
 	}
 	iac_buf_putc(b, '\n');
 	text_latency(b, &s->hist, p);
@@ -710,7 +712,7 @@ static json_t *strlist_json(const iac_strlist *l)
 }
 
 /* Transport errors by kind, then HTTP errors by status, as in the summary. */
-static json_t *json_errors(const iac_lt_stats *s)
+static json_t *json_errors(const iac_lt_config *cfg, const iac_lt_stats *s)
 {
 	json_t *err = json_object();
 	json_object_set_new(err, "total", json_integer((json_int_t)s->failed));
@@ -720,8 +722,8 @@ static json_t *json_errors(const iac_lt_stats *s)
 		if (s->transport[k])
 			json_object_set_new(kinds, iac_lt_errkind_name((enum iac_lt_errkind)k),
 					    json_integer((json_int_t)s->transport[k]));
-	for (int c = 400; c < 600; c++)
-		if (s->status[c]) {
+	for (int c = 100; c < 600; c++)
+		if (s->status[c] && cfg->failed_status[c]) {
 			char k[16];
 			snprintf(k, sizeof(k), "http %d", c);
 			json_object_set_new(kinds, k, json_integer((json_int_t)s->status[c]));
@@ -923,7 +925,7 @@ json_t *iac_lt_report_json(const iac_lt_result *r)
 	json_object_set_new(o, "iterations", json_integer((json_int_t)s->iterations));
 	json_object_set_new(o, "dropped_iterations", json_integer((json_int_t)s->dropped));
 	json_object_set_new(o, "rps", num((double)s->requests / el));
-	json_object_set_new(o, "errors", json_errors(s));
+	json_object_set_new(o, "errors", json_errors(cfg, s));
 	json_object_set_new(o, "status", json_status(s));
 	json_object_set_new(o, "latency_ms", latency_obj(&s->hist));
 	json_t *bytes = json_object();
@@ -1310,13 +1312,13 @@ static void html_endpoints(iac_buf *b, const iac_lt_result *r)
 	iac_buf_puts(b, "</table>\n");
 }
 
-static void html_errors(iac_buf *b, const iac_lt_stats *s)
+static void html_errors(iac_buf *b, const iac_lt_config *cfg, const iac_lt_stats *s)
 {
 	if (!s->failed)
 		return;
 	iac_buf_puts(b, "<h2>Errors by kind</h2><p>");
 	iac_buf eb = IAC_BUF_INIT;
-	errors_by_kind(&eb, s, "; ");
+	errors_by_kind(&eb, cfg, s, "; ");
 	html_esc(b, iac_buf_cstr(&eb));
 	iac_buf_free(&eb);
 	iac_buf_puts(b, "</p>\n");
@@ -1381,7 +1383,7 @@ void iac_lt_report_html(iac_buf *out, const iac_lt_result *r)
 	html_summary(out, r);
 	html_charts(out, r);
 	html_endpoints(out, r);
-	html_errors(out, r->total);
+	html_errors(out, r->cfg, r->total);
 	html_checks(out, r->total);
 	html_thresholds(out, r->cfg);
 	html_script_errors(out, r->total);

@@ -405,6 +405,50 @@ static void read_max_failed(lua_State *L, iac_lt_config *cfg, const char *what)
 			   "percentage (\"50%%\") or false", what);
 }
 
+/* Status n, or statuses a to b, of expected_statuses (1-based element i). */
+static void expect_status(lua_State *L, iac_lt_config *cfg, lua_Number a, lua_Number b, int i, const char *what)
+{
+	if (a != (int)a || b != (int)b || a < 100 || b > 599 || a > b)
+		luaL_error(L, "element %d of option 'expected_statuses' in %s must be a status from 100 to 599 or "
+			   "{ min, max }", i, what);
+	for (int c = (int)a; c <= (int)b; c++)
+		cfg->failed_status[c] = 0;
+}
+
+/* expected_statuses = { { 200, 399 }, 404 }: k6's
+ * http.expectedStatuses(); a response with any other status fails. */
+static void read_expected_statuses(lua_State *L, iac_lt_config *cfg, const char *what)
+{
+	lua_getfield(L, 1, "expected_statuses");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	if (!lua_istable(L, -1))
+		luaL_error(L, "option 'expected_statuses' in %s must be a list such as { { 200, 399 }, 404 }", what);
+	int t = lua_gettop(L);
+	lua_Integer n = luaL_len(L, t);
+	if (!n)
+		luaL_error(L, "option 'expected_statuses' in %s is empty", what);
+	memset(cfg->failed_status, 1, sizeof(cfg->failed_status));
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, t, i);
+		if (lua_type(L, -1) == LUA_TNUMBER) {
+			expect_status(L, cfg, lua_tonumber(L, -1), lua_tonumber(L, -1), (int)i, what);
+		} else if (lua_istable(L, -1)) {
+			lua_rawgeti(L, -1, 1);
+			lua_rawgeti(L, -2, 2);
+			int ok = lua_type(L, -2) == LUA_TNUMBER && lua_type(L, -1) == LUA_TNUMBER;
+			expect_status(L, cfg, ok ? lua_tonumber(L, -2) : 0, ok ? lua_tonumber(L, -1) : 0, (int)i, what);
+			lua_pop(L, 2);
+		} else {
+			expect_status(L, cfg, 0, 0, (int)i, what);
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
 /* Field key of load {} as a duration into *ms, which keeps its value when
  * the field is unset. */
 static void duration_field(lua_State *L, const char *key, const char *label, double *ms)
@@ -434,6 +478,7 @@ static void read_load_options(lua_State *L, iac_lt_config *cfg, const char *what
 	duration_field(L, "graceful_stop", "option 'graceful_stop'", &cfg->graceful_stop_ms);
 	duration_field(L, "timeout", "option 'timeout'", &cfg->timeout_ms);
 	read_max_failed(L, cfg, what);
+	read_expected_statuses(L, cfg, what);
 	lua_getfield(L, 1, "user_agent");
 	if (!lua_isnil(L, -1)) {
 		/* it becomes a header line as is */
@@ -501,7 +546,7 @@ static int l_load(lua_State *L)
 {
 	static const char *const keys[] = { "executor", "vus", "duration", "stages", "rate", "time_unit",
 					    "pre_allocated_vus", "max_vus", "start_vus", "start_rate",
-					    "graceful_stop", "timeout", "user_agent", "max_failed", NULL };
+					    "graceful_stop", "timeout", "user_agent", "max_failed", "expected_statuses", NULL };
 	load_ctx *c = get_ctx(L);
 	iac_lt_config *cfg = c->cfg;
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -696,6 +741,8 @@ static void config_defaults(iac_lt_config *cfg)
 	cfg->graceful_stop_ms = 10e3;
 	cfg->timeout_ms = 60e3;
 	cfg->max_failed = 0.5;
+	for (int c = 0; c < 600; c++)
+		cfg->failed_status[c] = c < 200 || c >= 400;
 }
 
 /* Run the source in L with a fresh context filling cfg. 0 or -1. */

@@ -77,6 +77,7 @@ typedef struct {
 	int no_poll;                         /* -no-poll: workers never poll before sleeping */
 	char *user_agent;                    /* NULL: iac-loadtest/VERSION; "": no header */
 	double max_failed;                   /* the run fails when this share of requests failed (0.5); INFINITY: never */
+	unsigned char failed_status[600];    /* 1: a response with this status is a failed request (k6: outside 200-399) */
 	int load_line;
 
 	iac_lt_threshold *thresholds;

@@ -97,10 +97,13 @@ void lt_tally_response(lt_vu *vu, int status, uint64_t us)
 	e->requests++;
 	iac_lt_hist_record(&d->hist, us);
 	iac_lt_hist_record(&e->hist, us);
-	if (status >= 0 && status < 600)
+	int bad = 1;   /* a status past 599 is no HTTP/1.1 success */
+	if (status >= 0 && status < 600) {
 		d->status[status]++;
-	/* k6's default: a status outside 200-399 is a failed request */
-	if (status < 200 || status >= 400) {
+		/* k6's expected statuses: 200-399 unless the scenario says otherwise */
+		bad = w->run->cfg->failed_status[status];
+	}
+	if (bad) {
 		d->failed++;
 		e->failed++;
 	}

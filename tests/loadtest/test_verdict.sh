@@ -97,6 +97,15 @@ rc=0
 [ "$rc" = 98 ] || fail "a run with 75% failed requests must exit 98, got $rc"
 grep -q "error: too many requests failed: .* (http 404: " "$T/m.err" || fail "message for HTTP failures: $(cat "$T/m.err")"
 
+# unless the scenario expects them (k6's http.expectedStatuses)
+sed -e 's/load { vus = 4, duration = "1s" }/load { vus = 4, duration = "1s", expected_statuses = { { 200, 399 }, 404 } }/' \
+	-e 's/\["missing:http_req_failed"\] = "rate>0.99"/["missing:http_req_failed"] = "== 0"/' "$T/most404.lua" > "$T/expect404.lua"
+rc=0
+"$IAC" loadtest "$T/expect404.lua" -threads 1 -json "$T/e.json" > "$T/e.out" 2>&1 || rc=$?
+[ "$rc" = 0 ] || fail "expected 404s must not fail the run, got $rc: $(cat "$T/e.out")"
+[ "$(json "$T/e.json" "d['errors']['total'] == 0 and d['status']['404'] > 0 and d['verdict']['http_req_failed'] == 0")" = True ] ||
+	fail "expected 404s still counted as failures: $(json "$T/e.json" "d['errors']")"
+
 # ---- the VU chart of a short run ------------------------------------
 cat > "$T/one.lua" <<EOF2
 target "http://127.0.0.1:$PORT"

@@ -597,6 +597,28 @@ static void test_http_req_failed(void)
 	iac_lt_config_free(&cfg);
 }
 
+/* expected_statuses: k6's http.expectedStatuses(); the default is 200-399. */
+static void test_expected_statuses(void)
+{
+	iac_lt_config cfg;
+	CHECK_INT(iac_lt_scenario_load_string(&cfg, "e.lua", "target \"http://127.0.0.1:1\"\n"), 0);
+	CHECK(cfg.failed_status[199] && !cfg.failed_status[200] && !cfg.failed_status[399] && cfg.failed_status[400]);
+	iac_lt_config_free(&cfg);
+	CHECK_INT(iac_lt_scenario_load_string(&cfg, "e.lua", "target \"http://127.0.0.1:1\"\n"
+					      "load { vus = 1, expected_statuses = { { 200, 299 }, 404 } }\n"), 0);
+	CHECK(!cfg.failed_status[200] && !cfg.failed_status[299] && cfg.failed_status[302]);
+	CHECK(!cfg.failed_status[404] && cfg.failed_status[403] && cfg.failed_status[500]);
+	iac_lt_config_free(&cfg);
+	const char *bad[] = { "{ 99 }", "{ { 300, 200 } }", "{ \"200\" }", "{}", "404" };
+	for (size_t i = 0; i < 5; i++) {
+		char *src = iac_xasprintf("load { vus = 1, expected_statuses = %s }\n", bad[i]);
+		CHECK_INT(iac_lt_scenario_load_string(&cfg, "e.lua", src), -1);
+		CHECK_CONTAINS(iac_err_last(), "option 'expected_statuses' in load (constant-vus)");
+		iac_lt_config_free(&cfg);
+		free(src);
+	}
+}
+
 /* A chart per endpoint, from the per-second series; a second without a
  * response of that endpoint breaks its line rather than drawing 0. */
 static void test_endpoint_charts(void)
@@ -624,6 +646,7 @@ static const iac_test tests[] = {
 	TEST(test_dead_target),
 	TEST(test_max_failed),
 	TEST(test_http_req_failed),
+	TEST(test_expected_statuses),
 	TEST(test_endpoint_charts),
 	TEST(test_judge_rich),
 	TEST(test_judge_queue),
