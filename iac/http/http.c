@@ -188,9 +188,14 @@ typedef struct {
 	const volatile int *cancel;
 } xfer;
 
+/* An API answer larger than this is refused rather than held in memory. */
+#define BODY_MAX ((size_t)64 << 20)
+
 static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 {
 	xfer *x = ud;
+	if (x->body.len + size * nmemb > BODY_MAX)
+		return 0;   /* CURLE_WRITE_ERROR */
 	iac_buf_put(&x->body, data, size * nmemb);
 	return size * nmemb;
 }
@@ -398,6 +403,8 @@ static char *transport_words(CURLcode rc, const char *errbuf, const iac_http *h)
 		return iac_xasprintf("no answer within the timeout of %s", fmt_ms(t, sizeof(t), h->timeout_ms));
 	case CURLE_COULDNT_CONNECT:
 		return iac_xasprintf("cannot connect (%s)", errbuf[0] ? errbuf : "connection refused");
+	case CURLE_WRITE_ERROR:
+		return iac_xasprintf("the answer is larger than %zu MiB", BODY_MAX >> 20);
 	default:
 		return iac_xstrdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	}
