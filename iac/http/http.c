@@ -471,6 +471,8 @@ int iac_http_request(iac_http_resp *out, iac_http *h, const char *method, const 
 		iac_buf_putc(&x.body, '\0');
 		x.body.len--;
 		free(out->body);
+		json_decref(out->json);
+		out->json = NULL;   /* an earlier attempt's error answer is not this one's */
 		out->len = x.body.len;
 		out->body = iac_buf_detach(&x.body);
 		out->status = status;
@@ -485,7 +487,6 @@ int iac_http_request(iac_http_resp *out, iac_http *h, const char *method, const 
 			why = transport_words(tr, errbuf, h);
 			may_retry = retry_transport(tr, out->method);
 		} else if (status == 429 || status >= 500) {
-			json_decref(out->json);
 			out->json = json_loads(out->body, 0, NULL);
 			char *m = api_message(out);
 			why = iac_xasprintf("answered %ld: %s", status, m);
@@ -533,7 +534,6 @@ int iac_http_request(iac_http_resp *out, iac_http *h, const char *method, const 
 	}
 	if (out->status >= 200 && out->status < 300 && out->len) {
 		json_error_t jerr;
-		json_decref(out->json);
 		out->json = json_loadb(out->body, out->len, 0, &jerr);
 		if (!out->json) {
 			char *m = api_message(out);
@@ -542,7 +542,7 @@ int iac_http_request(iac_http_resp *out, iac_http *h, const char *method, const 
 			free(m);
 			goto done;
 		}
-	} else if (out->len && !out->json) {
+	} else if (out->len) {
 		out->json = json_loadb(out->body, out->len, 0, NULL);
 	}
 	rc = 0;
