@@ -5,13 +5,14 @@
 #
 #   pdns_start            PDNS_DNS_PORT, PDNS_API_PORT, PDNS_KEY, PDNS_API
 #   pdns_api METHOD PATH [BODY]   curl to the API; prints the body
+#   pdnsutil_ ARGS...     pdnsutil on the same database
 #   proxy_start UPSTREAM [CERT KEY]  PROXY_PORT, PROXY_CTL (POST faults as JSON there)
 #   proxy_fault JSON      set the proxy's fault plan
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../lib/common.sh"
 : "${IAC:?IAC must point to the iac binary}"
-for b in pdns_server sqlite3 dig curl; do
+for b in pdns_server pdnsutil sqlite3 dig curl; do
 	PATH=$PATH:/usr/sbin:/sbin command -v "$b" >/dev/null ||
 		{ echo "SKIP: '$b' is not installed (.ci/install installs it)" >&2; exit 77; }
 done
@@ -37,10 +38,11 @@ pdns_start() {
 	PDNS_DNS_PORT=$(free_port)
 	PDNS_API_PORT=$(free_port)
 	PDNS_KEY="k-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-	: >"$d/pdns.conf"
+	# the backend in pdns.conf, so that pdnsutil --config-dir sees the same data
+	printf 'launch=gsqlite3\ngsqlite3-database=%s\n' "$d/pdns.sqlite3" >"$d/pdns.conf"
+	PDNS_DIR=$d
 	"$PDNS_SERVER" --daemon=no --guardian=no --disable-syslog --config-dir="$d" --socket-dir="$d" \
-		--local-address=127.0.0.1 --local-port="$PDNS_DNS_PORT" --launch=gsqlite3 \
-		--gsqlite3-database="$d/pdns.sqlite3" --api=yes --api-key="$PDNS_KEY" --webserver=yes \
+		--local-address=127.0.0.1 --local-port="$PDNS_DNS_PORT" --api=yes --api-key="$PDNS_KEY" --webserver=yes \
 		--webserver-address=127.0.0.1 --webserver-port="$PDNS_API_PORT" \
 		--webserver-allow-from=127.0.0.0/8 --loglevel=3 --max-tcp-connections=200 \
 		--webserver-max-bodysize=20 >"$d/pdns.log" 2>&1 &
@@ -53,6 +55,10 @@ pdns_start() {
 pdns_api() {
 	curl -sS -X "$1" -H "X-API-Key: $PDNS_KEY" -H 'Content-Type: application/json' \
 		${3:+--data "$3"} "$PDNS_API$2"
+}
+
+pdnsutil_() {
+	PATH=$PATH:/usr/sbin:/sbin pdnsutil --config-dir="$PDNS_DIR" "$@"
 }
 
 proxy_start() {   # UPSTREAM [CERT KEY]: HTTPS with a certificate

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pdns.zone, pdns.record and http.object against a real PowerDNS
 # Authoritative server: create, resolve with dig, update, drift made behind
-# iac's back through the API, import, destroy; the API key never printed
+# iac's back through the API and with pdnsutil, import, destroy; the API key never printed
 # nor stored.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
@@ -78,6 +78,15 @@ iac apply -auto-approve >"$TMP/apply3.out" 2>&1 || { cat "$TMP/apply3.out"; chec
 	check_fail "after repair: '$(dig_short api.shop.test. A)'"
 pdns_api GET /servers/localhost/zones/blog.test. | grep -q '"kind": "Native"' && ok "apply put kind back (PUT)" ||
 	check_fail "blog.test. kind not repaired"
+
+# drift made with pdnsutil on the database (not through the API)
+pdnsutil_ replace-rrset shop.test. www A 120 10.7.7.7 >/dev/null 2>&1 || check_fail "pdnsutil replace-rrset"
+iac plan -no-color -detailed-exitcode >"$TMP/plan2b.out" 2>&1
+rc=$?
+[ $rc = 2 ] && grep -q '# pdns.record.www will be updated in place' "$TMP/plan2b.out" && grep -q '"10.7.7.7"' "$TMP/plan2b.out" &&
+	ok "a record changed with pdnsutil shows as drift" || { cat "$TMP/plan2b.out"; check_fail "pdnsutil drift not shown (exit $rc)"; }
+iac apply -auto-approve >/dev/null 2>&1
+[ "$(dig_short www.shop.test. A)" = 10.0.0.2 ] && ok "apply undid the pdnsutil change" || check_fail "pdnsutil change not undone"
 
 # vanished: delete the rrset behind iac's back -> plan re-creates it
 pdns_api PATCH /servers/localhost/zones/shop.test. \
