@@ -52,5 +52,10 @@ void hp_close(void *pdata);
 /* The instance a resource names with `provider = "ALIAS"` (attrs may lack
  * it: the unnamed block). IAC_ERR with a message naming what exists. */
 int hp_instance_for(hp_instance **out, const iac_rctx *ctx, const json_t *attrs);
+/* rc, or the error of an answer outside 2xx. */
+int hp_want_2xx(int rc, iac_http_resp *r);
+/* The end of a create or update: on rc == 0, *out = planned plus "id";
+ * else the error, as "cannot VERB 'ADDR': ...". */
+int hp_made(json_t **out, const iac_rctx *ctx, const char *verb, int rc, const json_t *planned, const char *id);
 
 #endif

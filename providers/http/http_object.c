@@ -174,8 +174,7 @@ static int object_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 		iac_http_resp_free(&r);
 		return 0;   /* gone */
 	}
-	if (rc == 0 && (r.status < 200 || r.status > 299))
-		rc = iac_http_status_error(&r);
+	rc = hp_want_2xx(rc, &r);
 	if (rc == 0 && !json_is_object(r.json))
 		rc = iac_err_set("GET '%s' answered %ld without a JSON object", r.url, r.status);
 	if (rc < 0) {
@@ -205,8 +204,7 @@ static int object_create(const iac_rctx *ctx, json_t **out, const json_t *planne
 	const char *method = str_or(planned, "create_method", "POST");
 	int rc = iac_http_request(&r, in->http, method, iac_json_str(planned, "path"), json_object_get(planned, "body"),
 				  ctx->cancel);
-	if (rc == 0 && (r.status < 200 || r.status > 299))
-		rc = iac_http_status_error(&r);
+	rc = hp_want_2xx(rc, &r);
 	char *id = NULL;
 	if (rc == 0) {
 		id = value_at(r.json, str_or(planned, "id_path", "id"));
@@ -215,13 +213,9 @@ static int object_create(const iac_rctx *ctx, json_t **out, const json_t *planne
 					 r.status, str_or(planned, "id_path", "id"));
 	}
 	iac_http_resp_free(&r);
-	if (rc < 0)
-		return iac_err_set("cannot create '%s': %s", ctx->addr, iac_err_last());
-	json_t *o = json_deep_copy(planned);
-	json_object_set_new(o, "id", json_string(id));
+	rc = hp_made(out, ctx, "create", rc, planned, id);
 	free(id);
-	*out = o;
-	return 0;
+	return rc;
 }
 
 static int object_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
@@ -239,15 +233,9 @@ static int object_update(const iac_rctx *ctx, json_t **out, const json_t *prior,
 	int rc = iac_http_request(&r, in->http, str_or(planned, "update_method", "PUT"), path,
 				  json_object_get(planned, "body"), ctx->cancel);
 	free(path);
-	if (rc == 0 && (r.status < 200 || r.status > 299))
-		rc = iac_http_status_error(&r);
+	rc = hp_want_2xx(rc, &r);
 	iac_http_resp_free(&r);
-	if (rc < 0)
-		return iac_err_set("cannot update '%s': %s", ctx->addr, iac_err_last());
-	json_t *o = json_deep_copy(planned);
-	json_object_set_new(o, "id", json_string(id));
-	*out = o;
-	return 0;
+	return hp_made(out, ctx, "update", rc, planned, id);
 }
 
 static int object_remove(const iac_rctx *ctx, const json_t *prior)

@@ -236,3 +236,20 @@ int hp_instance_for(hp_instance **out, const iac_rctx *ctx, const json_t *attrs)
 			   "{ base_url = ... })", prov, want, hint ? "; did you mean \"" : "", hint ? hint : "",
 			   hint ? "\"?" : "", prov, want);
 }
+
+int hp_want_2xx(int rc, iac_http_resp *r)
+{
+	if (rc == 0 && (r->status < 200 || r->status > 299))
+		return iac_http_status_error(r);
+	return rc;
+}
+
+int hp_made(json_t **out, const iac_rctx *ctx, const char *verb, int rc, const json_t *planned, const char *id)
+{
+	if (rc < 0)
+		return iac_err_set("cannot %s '%s': %s", verb, ctx->addr, iac_err_last());
+	json_t *o = json_deep_copy(planned);
+	json_object_set_new(o, "id", json_string(id));
+	*out = o;
+	return 0;
+}

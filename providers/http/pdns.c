@@ -51,13 +51,6 @@ static char *zone_url(const hp_instance *in, const char *zone)
 	return p;
 }
 
-static int want_2xx(int rc, iac_http_resp *r)
-{
-	if (rc == 0 && (r->status < 200 || r->status > 299))
-		return iac_http_status_error(r);
-	return rc;
-}
-
 /* --- pdns.zone ----------------------------------------------------------- */
 
 static int zone_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
@@ -94,7 +87,7 @@ static int zone_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 		iac_http_resp_free(&r);
 		return 0;
 	}
-	rc = want_2xx(rc, &r);
+	rc = hp_want_2xx(rc, &r);
 	if (rc == 0 && !json_is_object(r.json))
 		rc = iac_err_set("GET '%s' answered without a zone object", r.url);
 	if (rc < 0) {
@@ -141,21 +134,15 @@ static int zone_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
 		return IAC_ERR;
 	char *path = iac_xasprintf("/servers/%s/zones", in->server);
 	json_t *body = zone_body(planned, 1);
-	int rc = want_2xx(iac_http_request(&r, in->http, "POST", path, body, ctx->cancel), &r);
+	int rc = hp_want_2xx(iac_http_request(&r, in->http, "POST", path, body, ctx->cancel), &r);
 	json_decref(body);
 	free(path);
 	const char *id = rc == 0 ? iac_json_str(r.json, "id") : NULL;
 	if (rc == 0 && !id)
 		rc = iac_err_set("POST '%s' answered %ld without the zone's id", r.url, r.status);
-	if (rc < 0) {
-		iac_http_resp_free(&r);
-		return iac_err_set("cannot create '%s': %s", ctx->addr, iac_err_last());
-	}
-	json_t *o = json_deep_copy(planned);
-	json_object_set_new(o, "id", json_string(id));
+	rc = hp_made(out, ctx, "create", rc, planned, id);
 	iac_http_resp_free(&r);
-	*out = o;
-	return 0;
+	return rc;
 }
 
 static int zone_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
@@ -167,16 +154,11 @@ static int zone_update(const iac_rctx *ctx, json_t **out, const json_t *prior, c
 	const char *id = iac_json_str(prior, "id") ? iac_json_str(prior, "id") : iac_json_str(planned, "name");
 	char *path = zone_url(in, id);
 	json_t *body = zone_body(planned, 0);
-	int rc = want_2xx(iac_http_request(&r, in->http, "PUT", path, body, ctx->cancel), &r);
+	int rc = hp_want_2xx(iac_http_request(&r, in->http, "PUT", path, body, ctx->cancel), &r);
 	json_decref(body);
 	free(path);
 	iac_http_resp_free(&r);
-	if (rc < 0)
-		return iac_err_set("cannot update '%s': %s", ctx->addr, iac_err_last());
-	json_t *o = json_deep_copy(planned);
-	json_object_set_new(o, "id", json_string(id));
-	*out = o;
-	return 0;
+	return hp_made(out, ctx, "update", rc, planned, id);
 }
 
 static int zone_remove(const iac_rctx *ctx, const json_t *prior)
@@ -192,7 +174,7 @@ static int zone_remove(const iac_rctx *ctx, const json_t *prior)
 	int rc = iac_http_request(&r, in->http, "DELETE", path, NULL, ctx->cancel);
 	free(path);
 	if (rc == 0 && r.status != 404 && r.status != 422)
-		rc = want_2xx(rc, &r);
+		rc = hp_want_2xx(rc, &r);
 	iac_http_resp_free(&r);
 	if (rc < 0)
 		return iac_err_set("cannot delete '%s': %s", ctx->addr, iac_err_last());
@@ -300,7 +282,7 @@ static int record_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 		iac_http_resp_free(&r);
 		return 0;   /* the zone is gone, and the rrset with it */
 	}
-	rc = want_2xx(rc, &r);
+	rc = hp_want_2xx(rc, &r);
 	if (rc == 0 && !json_is_array(json_object_get(r.json, "rrsets")))
 		rc = iac_err_set("GET '%s' answered %ld without rrsets", r.url, r.status);
 	if (rc < 0) {
@@ -412,7 +394,7 @@ static int send_patch(const iac_rctx *ctx, hp_instance *in, const char *zone, qu
 	*refused = rc == 0 && r.status >= 400 && r.status < 500;
 	/* deleting from a zone that is gone: nothing left to delete */
 	if (!(rc == 0 && delete_ok && (r.status == 404 || r.status == 422)))
-		rc = want_2xx(rc, &r);
+		rc = hp_want_2xx(rc, &r);
 	iac_http_resp_free(&r);
 	return rc;
 }
