@@ -53,6 +53,13 @@ static char *zone_url(const hp_instance *in, const char *zone)
 
 /* --- pdns.zone ----------------------------------------------------------- */
 
+/* A zone's id as the API knows it: the one it gave, or (before it gave
+ * one, or for an import) the zone's name, which PowerDNS accepts too. */
+static const char *zone_id(const json_t *prior, const json_t *named)
+{
+	return iac_json_str(prior, "id") ? iac_json_str(prior, "id") : iac_json_str(named, "name");
+}
+
 static int zone_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 {
 	(void)prior;
@@ -73,7 +80,7 @@ static int zone_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	hp_instance *in;
 	iac_http_resp r;
 	*out = NULL;
-	const char *id = iac_json_str(prior, "id") ? iac_json_str(prior, "id") : iac_json_str(prior, "name");
+	const char *id = zone_id(prior, prior);
 	if (!id)
 		return 0;
 	if (hp_instance_for(&in, ctx, prior) < 0)
@@ -151,7 +158,7 @@ static int zone_update(const iac_rctx *ctx, json_t **out, const json_t *prior, c
 	iac_http_resp r;
 	if (hp_instance_for(&in, ctx, planned) < 0)
 		return IAC_ERR;
-	const char *id = iac_json_str(prior, "id") ? iac_json_str(prior, "id") : iac_json_str(planned, "name");
+	const char *id = zone_id(prior, planned);
 	char *path = zone_url(in, id);
 	json_t *body = zone_body(planned, 0);
 	int rc = hp_want_2xx(iac_http_request(&r, in->http, "PUT", path, body, ctx->cancel), &r);
@@ -165,7 +172,7 @@ static int zone_remove(const iac_rctx *ctx, const json_t *prior)
 {
 	hp_instance *in;
 	iac_http_resp r;
-	const char *id = iac_json_str(prior, "id") ? iac_json_str(prior, "id") : iac_json_str(prior, "name");
+	const char *id = zone_id(prior, prior);
 	if (!id)
 		return 0;
 	if (hp_instance_for(&in, ctx, prior) < 0)
