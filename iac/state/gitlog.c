@@ -3,6 +3,8 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <git2.h>
 #include <git2/sys/mempack.h>
 #include <git2/sys/odb_backend.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -725,23 +728,51 @@ static char *commit_message(long rev, const json_t *meta)
 }
 
 /* Move main from `expect` (NULL: main must not exist yet) to `to`; a
- * writer that got there first makes it IAC_ECONFLICT. */
+ * writer that got there first makes it IAC_ECONFLICT.
+ *
+ * Why not git_reference_create_matching() alone: libgit2 1.5 checks that a
+ * new ref does not exist *before* it takes the ref's lock file, so two
+ * processes recording the first revision at once could both "land" and the
+ * second silently replaced the first. The compare and the move therefore
+ * happen under an flock of our own (iac is the only writer of this
+ * repository); the kernel drops it if we die. */
 static int move_main(iac_gitlog *g, const git_oid *to, const git_oid *expect, long rev)
 {
 	git_reference *ref = NULL;
+	git_oid cur;
 	char log[64];
-	snprintf(log, sizeof(log), "iac: rev %ld", rev);
-	int rc = expect ? git_reference_create_matching(&ref, g->repo, MAIN_REF, to, 1, expect, log)
-			: git_reference_create(&ref, g->repo, MAIN_REF, to, 0, log);
-	git_reference_free(ref);
-	if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS || rc == GIT_ELOCKED) {
+	int rc = IAC_ERR, have;
+	char *lp = iac_xasprintf("%siac-record.lock", git_repository_path(g->repo));
+	int fd = open(lp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+		iac_err_set("cannot lock the history '%s': %s", g->path, strerror(errno));
+		goto done;
+	}
+	have = git_reference_name_to_id(&cur, g->repo, MAIN_REF);
+	if (have < 0 && have != GIT_ENOTFOUND) {
+		rc = iac_git_fail("cannot read '%s' in the history '%s'", MAIN_REF, g->path);
+		goto done;
+	}
+	if (expect ? (have < 0 || !git_oid_equal(&cur, expect)) : have == 0) {
 		iac_err_set("cannot record revision %ld in the history '%s': another command recorded one at the "
 			    "same time (record again)", rev, g->path);
-		return IAC_ECONFLICT;
+		rc = IAC_ECONFLICT;
+		goto done;
 	}
-	if (rc < 0)
-		return iac_git_fail("cannot move '%s' in the history '%s'", MAIN_REF, g->path);
-	return 0;
+	snprintf(log, sizeof(log), "iac: rev %ld", rev);
+	rc = git_reference_create(&ref, g->repo, MAIN_REF, to, 1, log);
+	git_reference_free(ref);
+	if (rc == GIT_ELOCKED) {
+		iac_err_set("cannot record revision %ld in the history '%s': '%s' is locked by another program "
+			    "(record again)", rev, g->path, MAIN_REF);
+		rc = IAC_ECONFLICT;
+	} else if (rc < 0)
+		rc = iac_git_fail("cannot move '%s' in the history '%s'", MAIN_REF, g->path);
+done:
+	if (fd >= 0)
+		close(fd); /* drops the flock */
+	free(lp);
+	return rc;
 }
 
 static int write_commit(git_oid *out, iac_gitlog *w, const git_oid *tree_id, const git_oid *parent_id,

@@ -855,6 +855,61 @@ static void test_concurrent_writers(void)
 	free(d);
 }
 
+/* Many processes, released at once, record into a fresh repository: each
+ * record lands or says IAC_ECONFLICT, and every landed one is in the chain.
+ * libgit2 1.5 checks that a new ref does not exist before it takes the
+ * ref's lock, which once let two first revisions "land" and lost one. */
+static void test_first_record_race(void)
+{
+	char *d = fresh_dir("first");
+	int lost = 0;
+	for (int round = 0; round < 20; round++) {
+		char *p = iac_xasprintf("%s/h%d.git", d, round);
+		iac_gitlog *g = NULL;
+		int gate[2];
+		CHECK_INT(pipe(gate), 0);
+		CHECK_INT(iac_gitlog_open(&g, p), 0);
+		iac_gitlog_free(g);
+		pid_t kids[6];
+		for (int k = 0; k < 6; k++) {
+			kids[k] = fork();
+			if (kids[k] == 0) {
+				long rev;
+				char c;
+				iac_gitlog *w = NULL;
+				close(gate[1]);
+				if (iac_gitlog_open(&w, p) < 0 || read(gate[0], &c, 1) != 0)
+					_exit(255);
+				json_t *s = state_n(1 + k), *m = event("apply", 0, 0, 0);
+				int rc = iac_gitlog_record(&rev, w, s, m);
+				json_decref(s);
+				json_decref(m);
+				iac_gitlog_free(w);
+				_exit(rc == 0 ? 1 : rc == IAC_ECONFLICT ? 0 : 254);
+			}
+		}
+		close(gate[0]);
+		close(gate[1]); /* every child's read() returns: go */
+		int landed = 0;
+		for (int k = 0; k < 6; k++) {
+			int st;
+			waitpid(kids[k], &st, 0);
+			CHECK(WIFEXITED(st) && WEXITSTATUS(st) <= 1);
+			landed += WIFEXITED(st) ? WEXITSTATUS(st) : 0;
+		}
+		long head = 0;
+		char hex[41];
+		CHECK_INT(iac_gitlog_open(&g, p), 0);
+		CHECK_INT(iac_gitlog_head(&head, hex, g), 0);
+		CHECK(landed >= 1);
+		lost += head != landed;
+		iac_gitlog_free(g);
+		free(p);
+	}
+	CHECK_INT(lost, 0);
+	free(d);
+}
+
 static void test_diff_render(void)
 {
 	json_t *o = state_n(1), *n = state_n(2);
@@ -927,7 +982,7 @@ static void test_open_refuses_foreign_dir(void)
 static const iac_test tests[] = {
 	TEST(test_record_and_list), TEST(test_state_at_round_trip), TEST(test_find),
 	TEST(test_unchanged_trees_reused), TEST(test_ten_thousand), TEST(test_pack_unpack),
-	TEST(test_git_cli_reads_it), TEST(test_push_local), TEST(test_push_ssh), TEST(test_concurrent_writers),
+	TEST(test_git_cli_reads_it), TEST(test_push_local), TEST(test_push_ssh), TEST(test_concurrent_writers), TEST(test_first_record_race),
 	TEST(test_diff_render), TEST(test_open_refuses_foreign_dir), { 0 },
 };
 
