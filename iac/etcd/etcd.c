@@ -13,8 +13,8 @@
 #include "iac/core/err.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
+#include "iac/http/xfer.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -28,14 +28,13 @@
 #define STREAM_MAX (16u << 20)
 
 struct iac_etcd {
-	CURL *curl;
+	iac_xfer *x;
 	char **endpoints;
 	size_t n_endpoints;
 	size_t current;
 	double timeout_ms;
 	char *user, *password, *token;
 	char *ca_file, *cert_file, *key_file;
-	char errbuf[CURL_ERROR_SIZE];
 };
 
 /* A stream handler sees each decoded object; returning 1 ends the request. */
@@ -48,13 +47,6 @@ typedef struct {
 	int stopped;   /* the handler ended the transfer on purpose */
 	int overflow;
 } response;
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* --- small helpers ----------------------------------------------------- */
 
@@ -146,7 +138,6 @@ int iac_etcd_open(iac_etcd **out, const char *endpoints, double timeout_ms)
 	*out = NULL;
 	if (!endpoints || !*endpoints)
 		return iac_err_set("no etcd endpoints given; expected e.g. 'http://127.0.0.1:2379'");
-	pthread_once(&curl_once, curl_init_once);
 	e = iac_xcalloc(1, sizeof(*e));
 	e->timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS;
 	list = iac_xstrdup(endpoints);
@@ -163,8 +154,7 @@ int iac_etcd_open(iac_etcd **out, const char *endpoints, double timeout_ms)
 		iac_etcd_close(e);
 		return iac_err_set("no etcd endpoints in '%s'", endpoints);
 	}
-	e->curl = curl_easy_init();
-	if (!e->curl) {
+	if (iac_xfer_new(&e->x) < 0) {
 		iac_etcd_close(e);
 		return iac_err_set("cannot initialise libcurl");
 	}
@@ -176,8 +166,7 @@ void iac_etcd_close(iac_etcd *e)
 {
 	if (!e)
 		return;
-	if (e->curl)
-		curl_easy_cleanup(e->curl);
+	iac_xfer_free(e->x);
 	for (size_t i = 0; i < e->n_endpoints; i++)
 		free(e->endpoints[i]);
 	free(e->endpoints);
@@ -208,31 +197,30 @@ int iac_etcd_set_tls(iac_etcd *e, const char *ca_file, const char *cert_file, co
 
 /* --- transport ----------------------------------------------------------- */
 
-static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
+/* A stream's sink: hand every complete object to the handler, keep a
+ * partial tail. 1 when the handler ended the stream, -1 when it grows past
+ * STREAM_MAX. */
+static int on_stream(const char *data, size_t n, void *ud)
 {
 	response *r = ud;
-	size_t n = size * nmemb;
 
 	if (r->body.len + n > STREAM_MAX) {
 		r->overflow = 1;
-		return 0;
+		return -1;
 	}
 	iac_buf_put(&r->body, data, n);
-	if (!r->fn)
-		return n;
-	/* Hand every complete object to the handler; keep a partial tail. */
 	for (;;) {
 		size_t off = 0;
 		while (off < r->body.len && strchr(" \t\r\n", r->body.ptr[off]))
 			off++;
 		if (off == r->body.len) {
 			iac_buf_clear(&r->body);
-			return n;
+			return 0;
 		}
 		json_error_t jerr;
 		json_t *obj = json_loadb(r->body.ptr + off, r->body.len - off, JSON_DISABLE_EOF_CHECK, &jerr);
 		if (!obj)
-			return n; /* incomplete: wait for more bytes */
+			return 0; /* incomplete: wait for more bytes */
 		size_t used = off + (size_t)jerr.position;
 		int stop = r->fn(obj, r->ud);
 		json_decref(obj);
@@ -241,52 +229,9 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 		r->body.ptr[r->body.len] = '\0';
 		if (stop) {
 			r->stopped = 1;
-			return 0;
+			return 1;
 		}
 	}
-}
-
-static void lower_first(char *s)
-{
-	if (s && *s >= 'A' && *s <= 'Z')
-		*s = (char)(*s - 'A' + 'a');
-}
-
-/* Why a transfer failed, in words a person can act on. */
-static void describe_curl_error(iac_buf *b, iac_etcd *e, CURLcode rc, double timeout_ms)
-{
-	long os_errno = 0;
-	curl_easy_getinfo(e->curl, CURLINFO_OS_ERRNO, &os_errno);
-	if (rc == CURLE_OPERATION_TIMEDOUT) {
-		iac_buf_printf(b, "timed out after %.0f ms", timeout_ms);
-	} else if (rc == CURLE_COULDNT_RESOLVE_HOST) {
-		iac_buf_puts(b, "cannot resolve host name");
-	} else if (rc == CURLE_COULDNT_CONNECT && os_errno) {
-		char *msg = iac_xstrdup(strerror((int)os_errno));
-		lower_first(msg);
-		iac_buf_puts(b, msg);
-		free(msg);
-	} else {
-		char *msg = iac_xstrdup(e->errbuf[0] ? e->errbuf : curl_easy_strerror(rc));
-		lower_first(msg);
-		iac_buf_puts(b, msg);
-		free(msg);
-	}
-}
-
-/* Errors before the request left us: safe to try the next endpoint. */
-static int not_sent(iac_etcd *e, CURLcode rc)
-{
-	long request_bytes = 0;
-	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
-	    rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_SSL_CONNECT_ERROR)
-		return 1;
-	if (rc == CURLE_OPERATION_TIMEDOUT) {
-		/* Connect time is 0 on a reused connection too; bytes sent tell. */
-		curl_easy_getinfo(e->curl, CURLINFO_REQUEST_SIZE, &request_bytes);
-		return request_bytes == 0;
-	}
-	return 0;
 }
 
 static int authenticate(iac_etcd *e);
@@ -308,88 +253,67 @@ static double connect_timeout_ms(double timeout_ms)
 	return timeout_ms > 0 && timeout_ms < CONNECT_TIMEOUT_MS ? timeout_ms : CONNECT_TIMEOUT_MS;
 }
 
-static struct curl_slist *request_headers(const iac_etcd *e)
-{
-	struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-	if (e->token) {
-		char *h = iac_xasprintf("Authorization: %s", e->token);
-		headers = curl_slist_append(headers, h);
-		free(h);
-	}
-	return headers;
-}
-
-/* One attempt against endpoint idx. The handle is reset each time: options
- * from an earlier request (a stream's missing deadline) must not leak. */
-static CURLcode try_endpoint(iac_etcd *e, size_t idx, const etcd_req *q, const char *payload,
-			     struct curl_slist *headers, response *r)
+/* One attempt against endpoint idx, through the shared HTTP layer. A
+ * stream's objects go to its handler; a plain answer is kept in res. */
+static int try_endpoint(iac_xfer_res *res, iac_etcd *e, size_t idx, const etcd_req *q, const char *payload,
+			response *r)
 {
 	char *url = iac_xasprintf("%s/v3/%s", e->endpoints[idx], q->path);
-	CURL *c = e->curl;
-	CURLcode cc;
-
-	curl_easy_reset(c);
-	e->errbuf[0] = '\0';
+	char *auth = e->token ? iac_xasprintf("Authorization: %s", e->token) : NULL;
+	const char *headers[] = { "Content-Type: application/json", "Expect:", auth, NULL };
+	iac_xfer_req x = {
+		.method = "POST", .url = url, .body = payload, .body_len = strlen(payload), .headers = headers,
+		.timeout_ms = q->timeout_ms, .connect_timeout_ms = connect_timeout_ms(q->timeout_ms),
+		.ca_file = e->ca_file, .cert_file = e->cert_file, .key_file = e->key_file,
+		.sink = q->fn ? on_stream : NULL, .ud = r, .max_body = STREAM_MAX,
+	};
 	iac_buf_clear(&r->body);
 	r->stopped = r->overflow = 0;
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, e->errbuf);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_timeout_ms(q->timeout_ms));
-	if (q->timeout_ms > 0)
-		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)q->timeout_ms);
-	if (e->ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, e->ca_file);
-	if (e->cert_file)
-		curl_easy_setopt(c, CURLOPT_SSLCERT, e->cert_file);
-	if (e->key_file)
-		curl_easy_setopt(c, CURLOPT_SSLKEY, e->key_file);
-	cc = curl_easy_perform(c);
+	int kind = iac_xfer_run(res, e->x, &x);
+	if (kind == IAC_XFER_REFUSED)
+		r->overflow = 1;
+	free(auth);
 	free(url);
-	return cc;
+	return kind;
 }
 
 /* The request may have reached etcd, so it is not retried elsewhere (a
  * retried put or txn could apply twice). This endpoint stays current. */
-static int sent_and_failed(iac_etcd *e, size_t idx, const etcd_req *q, CURLcode cc)
+static int sent_and_failed(iac_etcd *e, size_t idx, const etcd_req *q, const iac_xfer_res *res)
 {
-	iac_buf w = IAC_BUF_INIT;
+	char *w = iac_xfer_words(res, q->timeout_ms);
 	int rc = -1;
 
 	e->current = idx;
-	describe_curl_error(&w, e, cc, q->timeout_ms);
-	if (cc == CURLE_OPERATION_TIMEDOUT) {
-		iac_err_set("etcd at '%s' did not answer '%s' in time: %s", e->endpoints[idx], q->path,
-			    iac_buf_cstr(&w));
+	if (res->kind == IAC_XFER_TIMEOUT) {
+		iac_err_set("etcd at '%s' did not answer '%s' in time: %s", e->endpoints[idx], q->path, w);
 		rc = IAC_ETIMEOUT;
 	} else {
-		iac_err_set("etcd request '%s' to '%s' failed: %s", q->path, e->endpoints[idx], iac_buf_cstr(&w));
+		iac_err_set("etcd request '%s' to '%s' failed: %s", q->path, e->endpoints[idx], w);
 	}
-	iac_buf_free(&w);
+	free(w);
 	return rc;
 }
 
 /* Tries the endpoints from the current one on, moving on only while the
- * request provably did not leave us. 0: r holds an answer from
- * e->endpoints[e->current]. */
-static int send_request(iac_etcd *e, const etcd_req *q, const char *payload, struct curl_slist *headers,
-			response *r)
+ * request provably did not leave us. 0: *status and r (or the stream
+ * handler) hold an answer from e->endpoints[e->current]. */
+static int send_request(long *status, iac_etcd *e, const etcd_req *q, const char *payload, response *r)
 {
 	iac_buf why = IAC_BUF_INIT;
+	iac_xfer_res res = { 0 };
 	int rc = -1;
 
 	for (size_t tried = 0; tried < e->n_endpoints; tried++) {
 		size_t idx = (e->current + tried) % e->n_endpoints;
-		CURLcode cc = try_endpoint(e, idx, q, payload, headers, r);
+		iac_xfer_res_free(&res);
+		int kind = try_endpoint(&res, e, idx, q, payload, r);
 
-		if (cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && r->stopped)) {
+		if (kind == IAC_XFER_OK || kind == IAC_XFER_STOPPED) {
 			e->current = idx;
+			*status = res.status;
+			if (!q->fn)
+				iac_buf_put(&r->body, res.body, res.len);
 			rc = 0;
 			goto done;
 		}
@@ -398,21 +322,24 @@ static int send_request(iac_etcd *e, const etcd_req *q, const char *payload, str
 				    STREAM_MAX, q->path);
 			goto done;
 		}
-		if (!not_sent(e, cc)) {
-			rc = sent_and_failed(e, idx, q, cc);
+		if (res.sent) {
+			rc = sent_and_failed(e, idx, q, &res);
 			goto done;
 		}
 		if (tried)
 			iac_buf_puts(&why, "; ");
 		if (e->n_endpoints > 1)
 			iac_buf_printf(&why, "'%s': ", e->endpoints[idx]);
-		describe_curl_error(&why, e, cc, connect_timeout_ms(q->timeout_ms));
+		char *w = iac_xfer_words(&res, connect_timeout_ms(q->timeout_ms));
+		iac_buf_puts(&why, w);
+		free(w);
 	}
 	if (e->n_endpoints == 1)
 		iac_err_set("cannot reach etcd at '%s': %s", e->endpoints[0], iac_buf_cstr(&why));
 	else
 		iac_err_set("cannot reach etcd at any endpoint: %s", iac_buf_cstr(&why));
 done:
+	iac_xfer_res_free(&res);
 	iac_buf_free(&why);
 	return rc;
 }
@@ -449,13 +376,11 @@ static int refused(json_t **out, iac_etcd *e, const etcd_req *q, json_t *doc, lo
 }
 
 /* The answer of a transfer that completed. */
-static int read_answer(json_t **out, iac_etcd *e, const etcd_req *q, const response *r)
+static int read_answer(json_t **out, iac_etcd *e, const etcd_req *q, const response *r, long status)
 {
-	long status = 0;
 	json_error_t jerr;
 	json_t *doc;
 
-	curl_easy_getinfo(e->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (q->fn && (status == 200 || r->stopped))
 		return 0; /* the handler saw the objects, errors included */
 	doc = r->body.len ? json_loadb(r->body.ptr, r->body.len, 0, &jerr) : json_object();
@@ -476,16 +401,14 @@ static int request(json_t **out, iac_etcd *e, const char *path, const json_t *bo
 	const etcd_req q = { path, body, timeout_ms, fn, ud, may_reauth };
 	char *payload = json_dumps(body, JSON_COMPACT);
 	response r = { IAC_BUF_INIT, fn, ud, 0, 0 };
-	struct curl_slist *headers;
+	long status = 0;
 	int rc;
 
 	if (out)
 		*out = NULL;
-	headers = request_headers(e);
-	rc = send_request(e, &q, payload, headers, &r);
+	rc = send_request(&status, e, &q, payload, &r);
 	if (rc == 0)
-		rc = read_answer(out, e, &q, &r);
-	curl_slist_free_all(headers);
+		rc = read_answer(out, e, &q, &r, status);
 	iac_buf_free(&r.body);
 	free(payload);
 	return rc;
@@ -1227,8 +1150,7 @@ static iac_etcd *clone_handle(const iac_etcd *src)
 	DUP(cert_file);
 	DUP(key_file);
 #undef DUP
-	e->curl = curl_easy_init();
-	if (!e->curl) {
+	if (iac_xfer_new(&e->x) < 0) {
 		iac_etcd_close(e);
 		return NULL;
 	}
