@@ -13,6 +13,8 @@
 #include "iac/core/err.h"
 #include "iac/core/json.h"
 #include "iac/core/util.h"
+#include "iac/http/http.h"
+#include "iac/http/xfer.h"
 
 #define BODY_MAX (8u << 20)
 
@@ -614,17 +616,11 @@ json_t *iac_probe_analysis_json(const iac_probe_analysis_result *r)
 char *iac_probe_prom_url(const char *base, const char *query)
 {
 	size_t bl = strlen(base);
-	char *q = NULL, *url;
-	CURL *e;
-
 	while (bl && base[bl - 1] == '/')
 		bl--;
-	if (need_curl() == 0 && (e = curl_easy_init())) {
-		q = curl_easy_escape(e, query, 0);
-		curl_easy_cleanup(e);
-	}
-	url = iac_xasprintf("%.*s/api/v1/query?query=%s", (int)bl, base, q ? q : "");
-	curl_free(q);
+	char *q = iac_xfer_escape(query);
+	char *url = iac_xasprintf("%.*s/api/v1/query?query=%s", (int)bl, base, q);
+	free(q);
 	return url;
 }
 
@@ -754,57 +750,46 @@ int iac_probe_prom_judge(iac_probe_prom_result *out, const char *body, const cha
 	return rc;
 }
 
+/* The query goes through the shared HTTP layer (iac/http): keep-alive,
+ * TLS verification, and a 503 or a refused connection from a Prometheus
+ * that restarts is retried twice with backoff before the gate gives up. */
 int iac_probe_prometheus(iac_probe_prom_result *out, const iac_probe_prom_opts *o)
 {
 	double timeout = o->timeout_ms > 0 ? o->timeout_ms : 5000;
-	char errbuf[CURL_ERROR_SIZE] = "";
-	iac_buf body = IAC_BUF_INIT;
+	iac_http_resp resp = { 0 };
+	iac_http *h = NULL;
 	char *url = NULL;
-	CURL *e = NULL;
-	long status = 0;
-	CURLcode cc;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	out->value = NAN;
 	if (!o->url || !*o->url || !o->query || !*o->query)
 		return prom_finish(out, IAC_PROBE_ERROR, "a Prometheus url and a query are required");
-	if (need_curl() < 0 || !(e = new_easy(timeout, errbuf))) {
-		rc = prom_finish(out, IAC_PROBE_ERROR, "cannot create a libcurl handle");
+	iac_http_opts ho = { .name = "the Prometheus gate", .base_url = o->url, .timeout_ms = timeout,
+			     .retries = 2, .backoff_ms = 100 };
+	if (iac_http_new(&h, &ho) < 0) {
+		rc = prom_finish(out, IAC_PROBE_ERROR, "%s", iac_err_last());
 		goto done;
 	}
 	url = iac_probe_prom_url(o->url, o->query);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
-	cc = curl_easy_perform(e);
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-	if (cc != CURLE_OK) {
-		rc = prom_finish(out, IAC_PROBE_ERROR, "cannot query '%s': %s", o->url,
-				 *errbuf ? errbuf : curl_easy_strerror(cc));
+	if (iac_http_request(&resp, h, "GET", url, NULL, NULL) < 0) {
+		/* Prometheus explains a 503 in JSON: let the judge say it */
+		if (resp.status >= 500 && resp.body && resp.body[0] == '{')
+			rc = iac_probe_prom_judge(out, resp.body, o->query, o->min, o->max);
+		else
+			rc = prom_finish(out, IAC_PROBE_ERROR, "cannot query '%s': %s", o->url, iac_err_last());
 		goto done;
 	}
-	/* Prometheus explains 400/422/503 in a JSON body: let the judge say it */
-	if (status != 200 && (!body.len || body.ptr[0] != '{')) {
-		rc = prom_finish(out, IAC_PROBE_ERROR, "'%s' answered HTTP %ld (is it Prometheus?)",
-				 o->url, status);
+	/* and 400/422 too */
+	if (resp.status != 200 && (!resp.len || resp.body[0] != '{')) {
+		rc = prom_finish(out, IAC_PROBE_ERROR, "'%s' answered HTTP %ld (is it Prometheus?)", o->url,
+				 resp.status);
 		goto done;
 	}
-	rc = iac_probe_prom_judge(out, iac_buf_cstr(&body), o->query, o->min, o->max);
+	rc = iac_probe_prom_judge(out, resp.body, o->query, o->min, o->max);
 done:
-	if (e)
-		curl_easy_cleanup(e);
+	iac_http_resp_free(&resp);
+	iac_http_free(h);
 	free(url);
-	iac_buf_free(&body);
 	return rc;
-}
-
-json_t *iac_probe_prom_json(const iac_probe_prom_result *r)
-{
-	json_t *j = json_pack("{s:s,s:s,s:I,s:s}", "verdict", iac_probe_verdict_name(r->verdict),
-			      "result_type", r->result_type, "n_values", (json_int_t)r->n_values,
-			      "reason", r->reason);
-	/* JSON has no NaN: no data is null */
-	json_object_set_new(j, "value", isnan(r->value) || isinf(r->value) ? json_null() : json_real(r->value));
-	return j;
 }

@@ -107,6 +107,8 @@ typedef struct {
 	volatile int stop;
 	volatile int health_status;   /* answer to /health */
 	int fail_every;               /* every Nth other request answers 500 (0: never) */
+	int prom_503s;                /* this many queries answer 503 first */
+	long prom_count;
 	long count, health_count;
 	char last_request[512];
 	pthread_t th;
@@ -165,7 +167,10 @@ static void *http_main(void *arg)
 					f->health_count++;
 					answer(p[i].fd, f->health_status, "ok");
 				} else if (strstr(f->last_request, "GET /api/v1/query")) {
-					answer(p[i].fd, 200, VEC(SAMPLE("0.07")));
+					if (f->prom_count++ < f->prom_503s)
+						answer(p[i].fd, 503, "Service Unavailable");
+					else
+						answer(p[i].fd, 200, VEC(SAMPLE("0.07")));
 				} else {
 					f->count++;
 					int fail = f->fail_every && f->count % f->fail_every == 0;
@@ -315,6 +320,18 @@ static void test_prometheus_over_http(void)
 	CHECK_CONTAINS(f.last_request, "GET /api/v1/query?query=rate%28x%5B1m%5D%29%20%3E%200 HTTP/1.1");
 	o.max = 0.1;
 	CHECK_INT(iac_probe_prometheus(&r, &o), 0);
+	/* a Prometheus that is restarting (503) is asked again through the
+	 * shared HTTP layer's retries, not failed at once */
+	f.prom_count = 0;
+	f.prom_503s = 2;
+	CHECK_INT(iac_probe_prometheus(&r, &o), 0);
+	CHECK_INT(f.prom_count, 3);
+	f.prom_count = 0;
+	f.prom_503s = 5;
+	CHECK_INT(iac_probe_prometheus(&r, &o), -1);
+	CHECK_INT(r.verdict, IAC_PROBE_ERROR);
+	CHECK_CONTAINS(iac_err_last(), "answered 503");
+	CHECK_CONTAINS(iac_err_last(), "after 3 attempts");
 	http_stop(&f);
 	CHECK_INT(iac_probe_prometheus(&r, &o), -1);
 	CHECK_INT(r.verdict, IAC_PROBE_ERROR);
