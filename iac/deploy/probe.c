@@ -46,15 +46,6 @@ static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *ud)
 	return size * nmemb;
 }
 
-static size_t keep_body(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-	iac_buf *b = ud;
-	if (b->len + size * nmemb > BODY_MAX)
-		return 0;   /* makes curl fail with a write error */
-	iac_buf_put(b, ptr, size * nmemb);
-	return size * nmemb;
-}
-
 static CURL *new_easy(double timeout_ms, char *errbuf)
 {
 	CURL *e = curl_easy_init();
@@ -792,4 +783,14 @@ done:
 	iac_http_free(h);
 	free(url);
 	return rc;
+}
+
+json_t *iac_probe_prom_json(const iac_probe_prom_result *r)
+{
+	json_t *j = json_pack("{s:s,s:s,s:I,s:s}", "verdict", iac_probe_verdict_name(r->verdict),
+			      "result_type", r->result_type, "n_values", (json_int_t)r->n_values,
+			      "reason", r->reason);
+	/* JSON has no NaN: no data is null */
+	json_object_set_new(j, "value", isnan(r->value) || isinf(r->value) ? json_null() : json_real(r->value));
+	return j;
 }

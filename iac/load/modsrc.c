@@ -127,8 +127,12 @@ int iac_modsrc_parse(iac_modsrc *out, const char *source, char *err, size_t errl
 		}
 		const char *at = memchr(host, '@', (size_t)(host_end - host));
 		if (at && memchr(host, ':', (size_t)(at - host))) {
+			/* the message must not repeat the password it refuses */
+			char *shown = iac_gitnet_url_shown(source);
 			bad(err, errlen, "source '%s': a password in the source would be written to iac.lock and "
-			    "to the state; use an ssh key or a git credential helper", source);
+			    "to the state; use an ssh key, or for https the user in the URL and the password (a "
+			    "token) in IAC_GIT_PASSWORD", shown);
+			free(shown);
 			goto fail;
 		}
 	}

@@ -15,6 +15,7 @@
 #include "iac/core/base64.h"
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/log.h"
 #include "iac/core/util.h"
 
 static pthread_once_t git_once = PTHREAD_ONCE_INIT;
@@ -24,6 +25,13 @@ static pthread_once_t git_once = PTHREAD_ONCE_INIT;
 static void git_init_once(void)
 {
 	git_libgit2_init();
+	/* The CA file or directory git users already set for https remotes
+	 * (git reads them too): a company CA without touching the system's
+	 * bundle. Verification itself is never switched off. */
+	const char *file = getenv("GIT_SSL_CAINFO"), *dir = getenv("GIT_SSL_CAPATH");
+	if ((file && *file) || (dir && *dir))
+		git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, file && *file ? file : NULL,
+				 dir && *dir ? dir : NULL);
 }
 
 void iac_git_init(void)
@@ -135,6 +143,30 @@ static int key_credential(git_credential **out, iac_gitnet *p, const char *user,
 	return rc;
 }
 
+/* https: the password (a token) comes from IAC_GIT_PASSWORD, never from
+ * the source URL (it would be written to iac.lock and the state); the
+ * user from the URL ("https://ci@host/...") or IAC_GIT_USERNAME. Offered
+ * once: asked again means refused. */
+static int userpass_credential(git_credential **out, iac_gitnet *p, const char *url_user)
+{
+	const char *pw = getenv("IAC_GIT_PASSWORD"), *user = getenv("IAC_GIT_USERNAME");
+	if (url_user && *url_user)
+		user = url_user;
+	if (!user || !*user)
+		user = "git";
+	if (!pw || !*pw) {
+		snprintf(p->why, sizeof(p->why), "the server asks for a login: set IAC_GIT_PASSWORD (a token) and "
+			 "put the user in the URL (https://USER@HOST/...) or in IAC_GIT_USERNAME");
+		return GIT_EUSER;
+	}
+	iac_redact_add(pw);
+	if (p->tried++) {
+		snprintf(p->why, sizeof(p->why), "the server refused the login of user '%s' with IAC_GIT_PASSWORD", user);
+		return GIT_EUSER;
+	}
+	return git_credential_userpass_plaintext_new(out, user, pw);
+}
+
 /* libgit2 asks again after each refused login: offer the agent, then each
  * key file, then give up with the list of what was tried. */
 static int credentials_cb(git_credential **out, const char *url, const char *url_user, unsigned int allowed,
@@ -144,8 +176,11 @@ static int credentials_cb(git_credential **out, const char *url, const char *url
 	const char *user = url_user && *url_user ? url_user : local_user();
 	const char *agent = getenv("SSH_AUTH_SOCK");
 
+	(void)url;
 	if (allowed & GIT_CREDENTIAL_USERNAME)
 		return git_credential_username_new(out, user);
+	if (allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT)
+		return userpass_credential(out, p, url_user);
 	if (!(allowed & GIT_CREDENTIAL_SSH_KEY)) {
 		snprintf(p->why, sizeof(p->why), "the server asks for a login iac cannot give (iac logs in with ssh keys)");
 		return GIT_EUSER;
