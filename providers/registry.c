@@ -20,6 +20,9 @@ extern const iac_provider iac_provider_flags;
 extern const iac_provider iac_provider_http;
 extern const iac_provider iac_provider_pdns;
 #endif
+#ifdef IAC_HAVE_PROVIDER_LXD
+extern const iac_provider iac_provider_lxd;
+#endif
 #ifdef IAC_HAVE_PROVIDER_CACHE
 extern const iac_provider iac_provider_cache;
 #endif
@@ -38,6 +41,9 @@ static const iac_provider *const all[] = {
 #ifdef IAC_HAVE_PROVIDER_HTTP
 	&iac_provider_http,
 	&iac_provider_pdns,   /* same directory: types are owned by their name's prefix */
+#endif
+#ifdef IAC_HAVE_PROVIDER_LXD
+	&iac_provider_lxd,
 #endif
 #ifdef IAC_HAVE_PROVIDER_CACHE
 	&iac_provider_cache,

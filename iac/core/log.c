@@ -3,6 +3,7 @@
 #include "iac/core/buf.h"
 #include "iac/core/util.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -45,10 +46,8 @@ void iac_log_set_quiet(int q)
 	quiet = q;
 }
 
-void iac_redact_add(const char *secret)
+static void redact_add_one(const char *secret)
 {
-	if (!secret || strlen(secret) < 3)
-		return;
 	pthread_mutex_lock(&out_lock);
 	for (size_t i = 0; i < nsecrets; i++)
 		if (!strcmp(secrets[i], secret))
@@ -57,6 +56,26 @@ void iac_redact_add(const char *secret)
 	secrets[nsecrets++] = iac_xstrdup(secret);
 done:
 	pthread_mutex_unlock(&out_lock);
+}
+
+void iac_redact_add(const char *secret)
+{
+	if (!secret || strlen(secret) < 3)
+		return;
+	redact_add_one(secret);
+	/* a secret with line breaks or quotes (a PEM key) reads differently
+	 * inside JSON text: redact that form too, or it passes through state
+	 * and JSON output untouched */
+	json_t *j = json_string(secret);
+	char *esc = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+	size_t n = esc ? strlen(esc) : 0;
+	if (n > 2 && esc[0] == '"' && esc[n - 1] == '"') {
+		esc[n - 1] = '\0';
+		if (strcmp(esc + 1, secret))
+			redact_add_one(esc + 1);
+	}
+	free(esc);
+	json_decref(j);
 }
 
 static char *redact_locked(const char *text)

@@ -23,6 +23,7 @@ struct iac_http {
 	char *name;
 	char *base;
 	char *ca_file;
+	char *cert_file, *key_file;
 	struct curl_slist *headers;
 	double timeout_ms, backoff_ms, backoff_max_ms, retry_after_max_ms, cooldown_ms;
 	int retries, breaker_n;
@@ -70,6 +71,8 @@ int iac_http_new(iac_http **out, const iac_http_opts *o)
 	while (bl && h->base[bl - 1] == '/')
 		h->base[--bl] = '\0';
 	h->ca_file = o->ca_file ? iac_xstrdup(o->ca_file) : NULL;
+	h->cert_file = o->cert_file ? iac_xstrdup(o->cert_file) : NULL;
+	h->key_file = o->key_file ? iac_xstrdup(o->key_file) : NULL;
 	h->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 10000;
 	h->retries = o->retries >= 0 ? o->retries : 4;
 	h->backoff_ms = o->backoff_ms > 0 ? o->backoff_ms : 200;
@@ -119,6 +122,8 @@ void iac_http_free(iac_http *h)
 	free(h->name);
 	free(h->base);
 	free(h->ca_file);
+	free(h->cert_file);
+	free(h->key_file);
 	free(h);
 }
 
@@ -186,6 +191,7 @@ typedef struct {
 	iac_buf body;
 	double retry_after_ms;
 	const volatile int *cancel;
+	char *etag;
 } xfer;
 
 /* An API answer larger than this is refused rather than held in memory. */
@@ -200,11 +206,20 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 	return size * nmemb;
 }
 
-/* Retry-After: delay-seconds or an HTTP date. */
+/* Retry-After: delay-seconds or an HTTP date; ETag. */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
 	xfer *x = ud;
 	size_t n = size * nmemb;
+	if (n > 5 && !strncasecmp(data, "ETag:", 5)) {
+		const char *v = data + 5, *e = data + n;
+		while (v < e && (*v == ' ' || *v == '\t'))
+			v++;
+		while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
+			e--;
+		free(x->etag);
+		x->etag = iac_xstrndup(v, (size_t)(e - v));
+	}
 	if (n > 12 && !strncasecmp(data, "Retry-After:", 12)) {
 		char val[128];
 		size_t l = n - 12 < sizeof(val) - 1 ? n - 12 : sizeof(val) - 1;
@@ -345,8 +360,16 @@ static const char *fmt_ms(char *buf, size_t n, double ms)
 	return buf;
 }
 
+/* What one request sends, the same at every attempt. */
+typedef struct {
+	const char *payload;
+	size_t len;
+	struct curl_slist *headers;
+	double timeout_ms;
+} sendspec;
+
 /* One attempt with a pooled handle. *transport: curl's result. */
-static void attempt(iac_http *h, slot *s, xfer *x, const char *method, const char *url, const char *payload,
+static void attempt(iac_http *h, slot *s, xfer *x, const char *method, const char *url, const sendspec *sp,
 		    CURLcode *transport, long *status, char *errbuf)
 {
 	CURL *c = s->c;
@@ -357,11 +380,11 @@ static void attempt(iac_http *h, slot *s, xfer *x, const char *method, const cha
 		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 	else if (!strcmp(method, "HEAD"))
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	if (payload) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(payload));
+	if (sp->payload) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, sp->payload);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sp->len);
 	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, sp->headers);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -372,8 +395,8 @@ static void attempt(iac_http *h, slot *s, xfer *x, const char *method, const cha
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)h->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(h->timeout_ms < 5000 ? h->timeout_ms : 5000));
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)sp->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(sp->timeout_ms < 5000 ? sp->timeout_ms : 5000));
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 2L);
 	/* TLS verification is never off; ca_file only changes whom we trust */
@@ -381,6 +404,14 @@ static void attempt(iac_http *h, slot *s, xfer *x, const char *method, const cha
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (h->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+	if (h->cert_file) {
+		curl_easy_setopt(c, CURLOPT_SSLCERT, h->cert_file);
+		curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+	}
+	if (h->key_file) {
+		curl_easy_setopt(c, CURLOPT_SSLKEY, h->key_file);
+		curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+	}
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	errbuf[0] = '\0';
 	*transport = curl_easy_perform(c);
@@ -395,12 +426,12 @@ static void attempt(iac_http *h, slot *s, xfer *x, const char *method, const cha
 }
 
 /* Why an attempt that got no answer failed, in words. */
-static char *transport_words(CURLcode rc, const char *errbuf, const iac_http *h)
+static char *transport_words(CURLcode rc, const char *errbuf, double timeout_ms)
 {
 	char t[32];
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
-		return iac_xasprintf("no answer within the timeout of %s", fmt_ms(t, sizeof(t), h->timeout_ms));
+		return iac_xasprintf("no answer within the timeout of %s", fmt_ms(t, sizeof(t), timeout_ms));
 	case CURLE_COULDNT_CONNECT:
 		return iac_xasprintf("cannot connect (%s)", errbuf[0] ? errbuf : "connection refused");
 	case CURLE_WRITE_ERROR:
@@ -440,16 +471,50 @@ static const char *method_static(const char *m)
 	return "REQUEST";
 }
 
-/* Long because it is the retry loop: one attempt, classify, decide whether
- * and how long to wait, with the breaker consulted before every attempt. */
+/* The headers of one request: the client's, with Content-Type replaced for
+ * a raw body, and the request's own. NULL: the client's list as it is. */
+static struct curl_slist *request_headers(const iac_http *h, const iac_http_req *rq)
+{
+	if (!rq->data && !rq->headers)
+		return NULL;
+	struct curl_slist *l = NULL;
+	for (const struct curl_slist *e = h->headers; e; e = e->next)
+		if (!rq->data || strncasecmp(e->data, "Content-Type:", 13))
+			l = curl_slist_append(l, e->data);
+	if (rq->data) {
+		char *ct = iac_xasprintf("Content-Type: %s", rq->content_type ? rq->content_type
+										: "application/octet-stream");
+		l = curl_slist_append(l, ct);
+		free(ct);
+	}
+	for (size_t i = 0; rq->headers && rq->headers[i]; i++)
+		l = curl_slist_append(l, rq->headers[i]);
+	return l;
+}
+
 int iac_http_request(iac_http_resp *out, iac_http *h, const char *method, const char *path, const json_t *body,
 		     const volatile int *cancel)
 {
+	iac_http_req rq = { .method = method, .path = path, .json = body };
+	return iac_http_send(out, h, &rq, cancel);
+}
+
+/* Long because it is the retry loop: one attempt, classify, decide whether
+ * and how long to wait, with the breaker consulted before every attempt. */
+int iac_http_send(iac_http_resp *out, iac_http *h, const iac_http_req *rq, const volatile int *cancel)
+{
 	memset(out, 0, sizeof(*out));
-	out->method = method_static(method);
-	out->url = full_url(h, path);
+	out->method = method_static(rq->method);
+	out->url = full_url(h, rq->path);
 	out->body = iac_xstrdup("");
-	char *payload = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *payload = rq->json && !rq->data ? json_dumps(rq->json, JSON_COMPACT) : NULL;
+	struct curl_slist *own_headers = request_headers(h, rq);
+	sendspec sp = { payload, payload ? strlen(payload) : 0, own_headers ? own_headers : h->headers,
+			rq->timeout_ms > 0 ? rq->timeout_ms : h->timeout_ms };
+	if (rq->data) {
+		sp.payload = rq->data;
+		sp.len = rq->len;
+	}
 	char errbuf[CURL_ERROR_SIZE];
 	int rc = IAC_ERR;
 	slot *s = NULL;
@@ -461,11 +526,13 @@ int iac_http_request(iac_http_resp *out, iac_http *h, const char *method, const 
 			iac_err_set("%s '%s': cancelled", out->method, out->url);
 			goto done;
 		}
-		xfer x = { IAC_BUF_INIT, -1, cancel };
+		xfer x = { IAC_BUF_INIT, -1, cancel, NULL };
 		CURLcode tr;
 		long status;
 		s = take_slot(h);
-		attempt(h, s, &x, out->method, out->url, payload, &tr, &status, errbuf);
+		attempt(h, s, &x, out->method, out->url, &sp, &tr, &status, errbuf);
+		free(out->etag);
+		out->etag = x.etag;
 		give_slot(h, s);
 		s = NULL;
 		iac_buf_putc(&x.body, '\0');
@@ -484,7 +551,7 @@ int iac_http_request(iac_http_resp *out, iac_http *h, const char *method, const 
 			goto done;
 		}
 		if (tr != CURLE_OK) {
-			why = transport_words(tr, errbuf, h);
+			why = transport_words(tr, errbuf, sp.timeout_ms);
 			may_retry = retry_transport(tr, out->method);
 		} else if (status == 429 || status >= 500) {
 			out->json = json_loads(out->body, 0, NULL);
@@ -548,6 +615,7 @@ int iac_http_request(iac_http_resp *out, iac_http *h, const char *method, const 
 	rc = 0;
 done:
 	free(payload);
+	curl_slist_free_all(own_headers);
 	return rc;
 }
 
@@ -558,5 +626,6 @@ void iac_http_resp_free(iac_http_resp *r)
 	json_decref(r->json);
 	free(r->body);
 	free(r->url);
+	free(r->etag);
 	memset(r, 0, sizeof(*r));
 }

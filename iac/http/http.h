@@ -41,6 +41,9 @@ typedef struct {
 	double backoff_max_ms;       /* cap of one backoff; <= 0: 10000 */
 	double retry_after_max_ms;   /* longest Retry-After honoured; <= 0: 60000 */
 	const char *ca_file;         /* NULL: the system bundle */
+	const char *cert_file;       /* client certificate (PEM) presented to the server, or NULL */
+	const char *key_file;        /* its private key (PEM), or NULL; a path such as
+				      * /proc/self/fd/N keeps a key held in memory off disk */
 	int breaker_failures;        /* <= 0: 5 */
 	double breaker_cooldown_ms;  /* <= 0: 30000 */
 } iac_http_opts;
@@ -52,6 +55,7 @@ typedef struct {
 	size_t len;
 	char *url;                   /* the full URL asked */
 	const char *method;          /* static */
+	char *etag;                  /* the answer's ETag header, or NULL */
 } iac_http_resp;
 
 /* Counters since iac_http_new (for benchmarks and tests). */
@@ -76,6 +80,23 @@ void iac_http_free(iac_http *h);
 int iac_http_request(iac_http_resp *out, iac_http *h, const char *method, const char *path, const json_t *body,
 		     const volatile int *cancel);
 void iac_http_resp_free(iac_http_resp *r);
+
+/* A request with more than a JSON body: a raw body (an image upload),
+ * extra headers (If-Match, X-LXD-mode), its own timeout (a long-poll
+ * such as LXD's /operations/ID/wait). */
+typedef struct {
+	const char *method;          /* "GET", "POST", ... */
+	const char *path;            /* as for iac_http_request */
+	const json_t *json;          /* JSON body (borrowed), or NULL */
+	const void *data;            /* raw body instead of json (borrowed), or NULL */
+	size_t len;
+	const char *content_type;    /* of data; NULL: application/octet-stream */
+	const char *const *headers;  /* extra "Name: value" lines, NULL-terminated, or NULL */
+	double timeout_ms;           /* this request's per-attempt timeout; <= 0: the client's */
+} iac_http_req;
+
+/* iac_http_request() for an iac_http_req; same results and retries. */
+int iac_http_send(iac_http_resp *out, iac_http *h, const iac_http_req *rq, const volatile int *cancel);
 
 /* Set the message for an answer that is not what the caller wanted:
  * "METHOD 'URL' answered STATUS: MESSAGE", MESSAGE being the API's "error"
