@@ -13,16 +13,17 @@
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 
-int iac_lt_url_split(const char *url, char **host, int *port, char **path)
+int iac_lt_url_split(const char *url, char **host, int *port, char **path, int *tls)
 {
-	if (!iac_str_starts(url, "http://"))
-		return iac_err_set("URL '%s' must start with http://", url);
-	const char *h = url + 7;
+	int https = iac_str_starts(url, "https://");
+	if (!https && !iac_str_starts(url, "http://"))
+		return iac_err_set("URL '%s' must start with http:// or https://", url);
+	const char *h = url + (https ? 8 : 7);
 	const char *slash = strchr(h, '/');
 	size_t hl = slash ? (size_t)(slash - h) : strlen(h);
 	char *hp = iac_xstrndup(h, hl);
 	char *colon = strrchr(hp, ':');
-	int p = 80;
+	int p = https ? 443 : 80;
 	if (colon && !strchr(colon, ']')) {
 		char *end;
 		long v = strtol(colon + 1, &end, 10);
@@ -40,6 +41,8 @@ int iac_lt_url_split(const char *url, char **host, int *port, char **path)
 	*host = hp;
 	*port = p;
 	*path = iac_xstrdup(slash ? slash : "/");
+	if (tls)
+		*tls = https;
 	return 0;
 }
 
@@ -55,18 +58,18 @@ int iac_lt_engine_start(iac_lt_run *run, const iac_lt_config *cfg, int nthreads)
 	const char *t = cfg->target;
 	if (!t)
 		for (size_t i = 0; i < cfg->nscenarios && !t; i++)
-			if (cfg->scenarios[i].url && iac_str_starts(cfg->scenarios[i].url, "http://"))
+			if (cfg->scenarios[i].url && cfg->scenarios[i].url[0] != '/')
 				t = cfg->scenarios[i].url;
 	if (!t)
 		return iac_err_set("%s: no target: add target \"http://host:port\"", cfg->file);
 	char *path;
-	if (iac_lt_url_split(t, &run->host, &run->port, &path) < 0)
+	if (iac_lt_url_split(t, &run->host, &run->port, &path, &run->tls) < 0)
 		return IAC_ERR;
 	size_t pl = strlen(path);
 	while (pl && path[pl - 1] == '/')
 		path[--pl] = 0;
 	run->base_path = path;   /* relative paths are appended to it */
-	run->hostport = run->port == 80 ? iac_xstrdup(run->host) : iac_xasprintf("%s:%d", run->host, run->port);
+	run->hostport = lt_net_hostport(run->host, run->port, run->tls);
 
 	lt_http_init();
 	pthread_barrier_init(&run->barrier, NULL, (unsigned)run->nthreads + 1);

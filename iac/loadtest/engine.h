@@ -49,6 +49,7 @@ typedef struct {
 	/* target, parsed */
 	char *host, *hostport, *base_path;
 	int port;
+	int tls;                 /* the target is https:// */
 
 	uint64_t start_us;       /* monotonic time of t = 0 */
 	double load_ms;          /* length of the load phase */
@@ -91,7 +92,8 @@ iac_lt_second *iac_lt_engine_slot(iac_lt_run *run, long s);
 void iac_lt_engine_join(iac_lt_run *run);
 void iac_lt_engine_free(iac_lt_run *run);
 
-/* Split "http://host:port/path" (the port defaults to 80). 0 or -1. */
-int iac_lt_url_split(const char *url, char **host, int *port, char **path);
+/* Split "http://host:port/path" or "https://..." (the port defaults to
+ * 80 or 443); *tls (when not NULL) is 1 for https. 0 or -1. */
+int iac_lt_url_split(const char *url, char **host, int *port, char **path, int *tls);
 
 #endif

@@ -13,6 +13,8 @@
  *              its iterations; resumes its flow's coroutine
  *   vu_lua.c   what a flow sees: the `u` object and the responses
  *   http.c     request bytes and the llhttp parser's settings
+ *   tls.c      https: the worker's SSL_CTX, a connection's non-blocking
+ *              handshake, reads and writes, its session for resumption
  *   net.c      addresses, sockets, the wait for events
  *   tally.c    a worker's figures, handed to the run once a second
  *
@@ -36,11 +38,17 @@
 #include "iac/core/map.h"
 #include "iac/loadtest/engine.h"
 
+/* OpenSSL's types, without its headers in every file (tls.c has them) */
+struct ssl_st;
+struct ssl_ctx_st;
+struct ssl_session_st;
+
 enum lt_vu_state {
 	VU_OFF,          /* not running (closed model: above the target) */
 	VU_IDLE,         /* open model: in the pool, waiting for an iteration */
 	VU_READY,        /* queued to start its next iteration */
 	VU_CONNECTING,
+	VU_HANDSHAKE,    /* https: connected, TLS handshake under way */
 	VU_SENDING,      /* part of the request is still to be written */
 	VU_WAITING,      /* request sent, response not complete */
 	VU_TIMER,        /* thinking or u:sleep() */
@@ -57,7 +65,9 @@ enum lt_ask {
 };
 
 typedef struct {
-	char *hostport;  /* "host:port", the Host header */
+	char *hostport;  /* "host:port", the Host header (no port when the scheme's own) */
+	char *host;      /* the URL's host: SNI and the name verified (https) */
+	int tls;         /* https */
 	struct sockaddr_storage sa;
 	socklen_t salen;
 } lt_addr;
@@ -85,6 +95,10 @@ typedef struct lt_vu {
 	int got_bytes;              /* some response bytes arrived */
 	int msg_done;
 	llhttp_t parser;
+	struct ssl_st *ssl;         /* https: the connection's TLS, NULL on plain ones */
+	struct ssl_session_st *sess; /* the last session the server gave, for the next connection */
+	int sess_addr;              /* ... to this address */
+	uint64_t t_hs;              /* the handshake started (us) */
 
 	uint64_t t_start;           /* latency is measured from here (us) */
 	uint64_t t_sent;            /* for the timeout */
@@ -136,6 +150,7 @@ struct iac_lt_worker {
 	uint64_t poll_off_until;    /* no polling before this time (CPU shared) */
 
 	int ep;
+	struct ssl_ctx_st *tls;     /* https: this thread's SSL_CTX, made with the first https address */
 	lua_State *L;
 	int *flow_ref;              /* per scenario; LUA_NOREF for plain ones */
 	char **pre;                 /* prebuilt request per plain scenario */
@@ -286,11 +301,14 @@ void lt_http_end(iac_buf *b, const iac_lt_config *cfg, int has_ua, const char *m
 
 /* ---- net.c --------------------------------------------------------- */
 
-/* Index of host:port in w->addrs, resolved and added when new. -1 with a
- * message when it does not resolve. */
-int lt_net_addr(struct iac_lt_worker *w, const char *host, int port);
+/* Index of host:port (https when tls) in w->addrs, resolved and added
+ * when new (an https one makes w->tls when it is the first). -1 with a
+ * message when it does not resolve or TLS cannot be set up. */
+int lt_net_addr(struct iac_lt_worker *w, const char *host, int port, int tls);
+/* "host:port", or "host" when port is the scheme's own (the Host header). */
+char *lt_net_hostport(const char *host, int port, int tls);
 /* The address a request URL goes to: a path ("/x") goes to the target
- * (address 0); an http:// URL is resolved. *path points into url. */
+ * (address 0); an http:// or https:// URL is resolved. *path points into url. */
 int lt_net_addr_for(struct iac_lt_worker *w, const char *url, const char **path);
 /* Start a non-blocking connect to a. IAC_LT_NERR and *fd, or the error
  * kind (nothing left open). */
@@ -300,6 +318,38 @@ enum iac_lt_errkind lt_net_connect(int *fd, const lt_addr *a);
  * Returns the number of events in evs (LT_MAX_EVENTS at most), 0 at
  * `wake`, or -1 as epoll_wait() does. */
 int lt_net_wait(struct iac_lt_worker *w, struct epoll_event *evs, uint64_t wake);
+
+/* ---- tls.c --------------------------------------------------------- */
+
+/* What a step of TLS work needs next. */
+enum lt_tls_rc {
+	LT_TLS_DONE,         /* the handshake is complete */
+	LT_TLS_WANT_READ,    /* wait until the socket is readable */
+	LT_TLS_WANT_WRITE,   /* ... writable */
+	LT_TLS_FAILED,       /* counted as IAC_LT_E_TLS with its message (lt_tally_tls_failure) */
+};
+
+/* This thread's SSL_CTX (w->tls), once: verification against the system
+ * store or cfg->tls_ca_file unless cfg->tls_insecure, TLS 1.2 at least,
+ * client sessions handed to their VU. 0, or -1 with a message. */
+int lt_tls_ctx(struct iac_lt_worker *w);
+void lt_tls_ctx_free(struct iac_lt_worker *w);
+/* Put TLS on vu's connected socket to address a (SNI, the name verified,
+ * the VU's last session to a when it has one) and start the handshake. */
+enum lt_tls_rc lt_tls_start(lt_vu *vu, const lt_addr *a);
+/* Go on with the handshake. */
+enum lt_tls_rc lt_tls_handshake(lt_vu *vu);
+/* read()/send() on vu->ssl: bytes, 0 at the end of the stream, or -1
+ * with errno EAGAIN (TLS wants the socket; the loop's level-triggered
+ * epoll calls back) or EPIPE (failed: counted as a TLS failure when the
+ * cause is TLS, *tls_failed set). */
+ssize_t lt_tls_read(lt_vu *vu, void *buf, size_t n, int *tls_failed);
+ssize_t lt_tls_write(lt_vu *vu, const void *buf, size_t n, int *tls_failed);
+/* Free vu->ssl; clean: the stream ended well (close_notify sent, the
+ * session stays resumable). */
+void lt_tls_close(lt_vu *vu, int clean);
+/* Free vu's kept session (at teardown). */
+void lt_tls_vu_free(lt_vu *vu);
 
 /* ---- tally.c ------------------------------------------------------- */
 
@@ -328,6 +378,10 @@ iac_lt_second *lt_tally_slot(iac_lt_run *run, long s);
 void lt_tally_response(lt_vu *vu, int status, uint64_t us);
 /* vu's request failed below HTTP. */
 void lt_tally_failure(lt_vu *vu, enum iac_lt_errkind k);
+/* A TLS handshake of vu's ended after us (resumed: an abbreviated one). */
+void lt_tally_tls(lt_vu *vu, uint64_t us, int resumed);
+/* Why vu's TLS failed (the failure itself goes through vu.c's vu_fail). */
+void lt_tally_tls_error(lt_vu *vu, const char *msg);
 /* u:check(ok, name). */
 void lt_tally_check(struct iac_lt_worker *w, const char *name, int ok);
 /* The endpoint a request is counted under: its name, else the method and

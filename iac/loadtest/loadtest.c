@@ -32,14 +32,14 @@ static void on_sigint(int sig)
 
 typedef struct {
 	double duration_ms;
-	int vus, threads, quiet, no_poll;
+	int vus, threads, quiet, no_poll, insecure;
 	double rate;
-	const char *json, *html;
+	const char *json, *html, *ca_file;
 } lt_flags;
 
 static const iac_opt *options(lt_flags *f)
 {
-	static iac_opt opts[9];
+	static iac_opt opts[11];
 	iac_opt o[] = {
 		{ "duration", IAC_OPT_DURATION, &f->duration_ms, "length of the load phase (constant executors)" },
 		{ "vus", IAC_OPT_INT, &f->vus, "virtual users (constant-vus) or max_vus (arrival-rate)" },
@@ -49,6 +49,9 @@ static const iac_opt *options(lt_flags *f)
 		{ "html", IAC_OPT_STRING, &f->html, "write the HTML report to FILE" },
 		{ "quiet", IAC_OPT_BOOL, &f->quiet, "no progress line and no summary; errors only" },
 		{ "no-poll", IAC_OPT_BOOL, &f->no_poll, "sleep as soon as there is nothing to do (less client CPU, more wake-ups)" },
+		{ "ca-file", IAC_OPT_STRING, &f->ca_file, "https: verify certificates against the CAs in FILE (PEM), not the system's" },
+		{ "insecure-skip-tls-verify", IAC_OPT_BOOL, &f->insecure,
+		  "https: do not verify certificates (k6's insecureSkipTLSVerify; marked in every report)" },
 		{ NULL, 0, NULL, NULL },
 	};
 	memcpy(opts, o, sizeof(o));
@@ -80,6 +83,12 @@ static int apply_flags(iac_lt_config *cfg, const lt_flags *f)
 {
 	int ramp = cfg->executor == IAC_LT_RAMPING_VUS || cfg->executor == IAC_LT_RAMPING_RATE;
 	cfg->no_poll = f->no_poll;
+	if (f->ca_file) {
+		free(cfg->tls_ca_file);
+		cfg->tls_ca_file = iac_xstrdup(f->ca_file);
+	}
+	if (f->insecure)
+		cfg->tls_insecure = 1;
 	if (f->rate >= 0) {
 		if (f->rate <= 0)
 			return iac_err_set("flag '-rate' must be above 0");

@@ -18,14 +18,23 @@
 
 /* ---- addresses ------------------------------------------------------ */
 
-int lt_net_addr(iac_lt_worker *w, const char *host, int port)
+char *lt_net_hostport(const char *host, int port, int tls)
 {
-	char *hp = port == 80 ? iac_xstrdup(host) : iac_xasprintf("%s:%d", host, port);
+	return port == (tls ? 443 : 80) ? iac_xstrdup(host) : iac_xasprintf("%s:%d", host, port);
+}
+
+int lt_net_addr(iac_lt_worker *w, const char *host, int port, int tls)
+{
+	char *hp = lt_net_hostport(host, port, tls);
 	for (size_t i = 0; i < w->naddrs; i++)
-		if (!strcmp(w->addrs[i].hostport, hp)) {
+		if (w->addrs[i].tls == tls && !strcmp(w->addrs[i].hostport, hp)) {
 			free(hp);
 			return (int)i;
 		}
+	if (tls && lt_tls_ctx(w) < 0) {
+		free(hp);
+		return -1;
+	}
 	struct addrinfo hints, *res = NULL;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
@@ -40,6 +49,8 @@ int lt_net_addr(iac_lt_worker *w, const char *host, int port)
 	w->addrs = iac_xrealloc(w->addrs, (w->naddrs + 1) * sizeof(*w->addrs));
 	lt_addr *a = &w->addrs[w->naddrs];
 	a->hostport = hp;
+	a->host = iac_xstrdup(host);
+	a->tls = tls;
 	memcpy(&a->sa, res->ai_addr, res->ai_addrlen);
 	a->salen = res->ai_addrlen;
 	freeaddrinfo(res);
@@ -52,16 +63,17 @@ int lt_net_addr_for(iac_lt_worker *w, const char *url, const char **path)
 		*path = url;
 		return 0;    /* the target is always address 0 */
 	}
-	if (!iac_str_starts(url, "http://"))
-		return iac_err_set("URL '%s' must be a path starting with '/' or an http:// URL", url);
-	const char *h = url + 7;
+	int tls = iac_str_starts(url, "https://");
+	if (!tls && !iac_str_starts(url, "http://"))
+		return iac_err_set("URL '%s' must be a path starting with '/' or an http:// or https:// URL", url);
+	const char *h = url + (tls ? 8 : 7);
 	const char *slash = strchr(h, '/');
 	*path = slash ? slash : "/";
 	char *host, *p;
 	int port;
-	if (iac_lt_url_split(url, &host, &port, &p) < 0)
+	if (iac_lt_url_split(url, &host, &port, &p, NULL) < 0)
 		return IAC_ERR;
-	int a = lt_net_addr(w, host, port);
+	int a = lt_net_addr(w, host, port, tls);
 	free(host);
 	free(p);
 	return a;

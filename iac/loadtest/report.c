@@ -209,6 +209,28 @@ static void judge_wait(iac_lt_result *r)
 	}
 }
 
+/* insecure_skip_tls_verify: said in every report, as loudly as it can */
+#define TLS_INSECURE_NOTE "TLS certificate verification was OFF (insecure_skip_tls_verify): " \
+	"the server's identity was not checked"
+
+/* The run spoke https (or was set up to): the reports show its TLS. */
+static int tls_used(const iac_lt_result *r)
+{
+	const iac_lt_config *cfg = r->cfg;
+	return r->total->tls_handshakes || r->total->transport[IAC_LT_E_TLS] || cfg->tls_insecure ||
+	       cfg->tls_ca_file || cfg->tls_server_name || (cfg->target && !strncmp(cfg->target, "https://", 8));
+}
+
+/* The most frequent reason TLS failed, NULL when it never did. */
+static const char *tls_top_error(const iac_lt_stats *s)
+{
+	size_t best = SIZE_MAX;
+	for (size_t i = 0; i < s->ntls_msgs; i++)
+		if (s->tls_counts[i] && (best == SIZE_MAX || s->tls_counts[i] > s->tls_counts[best]))
+			best = i;
+	return best == SIZE_MAX ? NULL : s->tls_msgs[best];
+}
+
 static void judge_notes(iac_lt_result *r)
 {
 	if (r->total->dropped) {
@@ -220,6 +242,8 @@ static void judge_notes(iac_lt_result *r)
 	}
 	if (r->total->script_errors)
 		iac_strlist_push(&r->notes, "the scenario raised errors; see 'script errors'");
+	if (r->cfg->tls_insecure)
+		iac_strlist_push(&r->notes, TLS_INSECURE_NOTE);
 }
 
 /* The first second (after the first fifth of the run, which sets *base, the
@@ -419,6 +443,8 @@ static void errors_by_kind(iac_buf *b, const iac_lt_config *cfg, const iac_lt_st
 		if (s->transport[k]) {
 			iac_buf_printf(b, "%s%s: %llu", first ? "" : sep, iac_lt_errkind_name((enum iac_lt_errkind)k),
 				       (unsigned long long)s->transport[k]);
+			if (k == IAC_LT_E_TLS && tls_top_error(s))
+				iac_buf_printf(b, " (%s)", tls_top_error(s));
 			first = 0;
 		}
 	for (int c = 100; c < 600; c++)
@@ -478,6 +504,31 @@ static void text_latency(iac_buf *b, const iac_lt_hist *h, const palette *p)
 		       p->reset, (double)h->max / 1e3);
 }
 
+/* https: handshakes (full and resumed) and their time (k6's
+ * http_req_tls_handshaking), why TLS failed, and verification off in red. */
+static void text_tls(iac_buf *b, const iac_lt_result *r, const palette *p)
+{
+	const iac_lt_stats *s = r->total;
+	const iac_lt_hist *h = &s->tls_hist;
+	if (!tls_used(r))
+		return;
+	char t1[32], t2[32];
+	fmt_int(t1, sizeof(t1), (double)s->tls_handshakes);
+	fmt_int(t2, sizeof(t2), (double)s->tls_resumed);
+	iac_buf_printf(b, "  tls           %s handshakes (%s resumed)", t1, t2);
+	if (h->count)
+		iac_buf_printf(b, "  p50 %.2f  p99 %.2f  max %.2f  (ms)", (double)iac_lt_hist_percentile(h, 50) / 1e3,
+			       (double)iac_lt_hist_percentile(h, 99) / 1e3, (double)h->max / 1e3);
+	iac_buf_putc(b, '\n');
+	for (size_t i = 0; i < s->ntls_msgs; i++)
+		if (s->tls_counts[i])
+			iac_buf_printf(b, "                %s%llu x %s%s\n", p->red, (unsigned long long)s->tls_counts[i],
+				       s->tls_msgs[i], p->reset);
+	if (r->cfg->tls_insecure)
+		iac_buf_printf(b, "  %s%sTLS VERIFICATION OFF%s (insecure_skip_tls_verify): certificates were not checked\n",
+			       p->bold, p->red, p->reset);
+}
+
 /* Requests, iterations, errors, latency and bytes of the whole run. */
 static void text_totals(iac_buf *b, const iac_lt_result *r, const palette *p)
 {
@@ -502,6 +553,7 @@ static void text_totals(iac_buf *b, const iac_lt_result *r, const palette *p)
 	}
 	iac_buf_putc(b, '\n');
 	text_latency(b, &s->hist, p);
+	text_tls(b, r, p);
 	fmt_bytes(t1, sizeof(t1), (double)s->bytes_in);
 	fmt_bytes(t2, sizeof(t2), (double)s->bytes_out);
 	iac_buf_printf(b, "  data          received %s, sent %s\n", t1, t2);
@@ -906,6 +958,32 @@ static json_t *json_verdict(const iac_lt_result *r)
 	return v;
 }
 
+/* https runs only: verification, handshakes and their time, failures. */
+static json_t *json_tls(const iac_lt_result *r)
+{
+	const iac_lt_config *cfg = r->cfg;
+	const iac_lt_stats *s = r->total;
+	json_t *t = json_object();
+	json_object_set_new(t, "verify", json_boolean(!cfg->tls_insecure));
+	json_object_set_new(t, "insecure_skip_tls_verify", json_boolean(cfg->tls_insecure));
+	json_object_set_new(t, "ca_file", cfg->tls_ca_file ? json_string(cfg->tls_ca_file) : json_null());
+	json_object_set_new(t, "server_name", cfg->tls_server_name ? json_string(cfg->tls_server_name) : json_null());
+	json_object_set_new(t, "handshakes", json_integer((json_int_t)s->tls_handshakes));
+	json_object_set_new(t, "resumed", json_integer((json_int_t)s->tls_resumed));
+	json_object_set_new(t, "handshake_ms", latency_obj(&s->tls_hist));
+	json_t *errs = json_array();
+	for (size_t i = 0; i < s->ntls_msgs; i++) {
+		if (!s->tls_counts[i])
+			continue;
+		json_t *m = json_object();
+		json_object_set_new(m, "message", json_string(s->tls_msgs[i]));
+		json_object_set_new(m, "count", json_integer((json_int_t)s->tls_counts[i]));
+		json_array_append_new(errs, m);
+	}
+	json_object_set_new(t, "errors", errs);
+	return t;
+}
+
 /* Keys are set in the order docs/loadtest.md lists them: the document is
  * dumped with JSON_PRESERVE_ORDER, so this order is what readers see. */
 json_t *iac_lt_report_json(const iac_lt_result *r)
@@ -932,6 +1010,8 @@ json_t *iac_lt_report_json(const iac_lt_result *r)
 	json_object_set_new(bytes, "received", json_integer((json_int_t)s->bytes_in));
 	json_object_set_new(bytes, "sent", json_integer((json_int_t)s->bytes_out));
 	json_object_set_new(o, "bytes", bytes);
+	if (tls_used(r))
+		json_object_set_new(o, "tls", json_tls(r));
 	json_object_set_new(o, "endpoints", json_endpoints(s, el));
 	json_object_set_new(o, "checks", json_checks(s));
 	json_object_set_new(o, "thresholds", json_thresholds(cfg));
@@ -1127,6 +1207,9 @@ static void html_verdict(iac_buf *b, const iac_lt_result *r)
 static void html_banners(iac_buf *b, const iac_lt_result *r)
 {
 	html_verdict(b, r);
+	if (r->cfg->tls_insecure)
+		iac_buf_puts(b, "<div class=\"banner invalid\" id=\"tls-insecure\"><b>TLS VERIFICATION OFF</b> "
+			     "(insecure_skip_tls_verify): the server's certificate was not checked.</div>\n");
 	if (r->saturation) {
 		iac_buf_puts(b, "<div class=\"banner note\"><b>Where it saturated:</b> ");
 		html_esc(b, r->saturation);
@@ -1159,6 +1242,17 @@ static void html_summary(iac_buf *b, const iac_lt_result *r)
 			       (double)iac_lt_hist_percentile(h, 99) / 1e3, (double)h->max / 1e3);
 	else
 		iac_buf_puts(b, "<tr><td>latency p50 / p90 / p99 / max (ms)</td><td>no responses</td></tr>");
+	if (tls_used(r)) {
+		const iac_lt_hist *th = &s->tls_hist;
+		iac_buf_printf(b, "<tr><td>TLS handshakes (resumed)</td><td>%llu (%llu)</td></tr>",
+			       (unsigned long long)s->tls_handshakes, (unsigned long long)s->tls_resumed);
+		if (th->count)
+			iac_buf_printf(b, "<tr><td>TLS handshake p50 / p99 / max (ms)</td><td>%.2f / %.2f / %.2f</td></tr>",
+				       (double)iac_lt_hist_percentile(th, 50) / 1e3,
+				       (double)iac_lt_hist_percentile(th, 99) / 1e3, (double)th->max / 1e3);
+		iac_buf_printf(b, "<tr><td>TLS certificate verification</td><td>%s</td></tr>",
+			       r->cfg->tls_insecure ? "<b>OFF (insecure_skip_tls_verify)</b>" : "on");
+	}
 	iac_buf_printf(b, "<tr><td>max VUs</td><td>%d</td></tr>", r->vus_max);
 	iac_buf_printf(b, "<tr><td>load generator CPU avg / max</td><td>%.0f%% / %.0f%% of %d core%s</td></tr>",
 		       isnan(r->cpu_avg_pct) ? 0 : r->cpu_avg_pct, r->cpu_max_pct, r->cores, r->cores == 1 ? "" : "s");

@@ -135,11 +135,8 @@ static int l_target(lua_State *L)
 	const char *url = luaL_checkstring(L, 1);
 	if (c->seen_target)
 		luaL_error(L, "target is set twice");
-	if (!iac_str_starts(url, "http://")) {
-		if (iac_str_starts(url, "https://"))
-			luaL_error(L, "target '%s': https is not supported yet; use http://", url);
-		luaL_error(L, "target '%s' must be an http:// URL", url);
-	}
+	if (!iac_str_starts(url, "http://") && !iac_str_starts(url, "https://"))
+		luaL_error(L, "target '%s' must be an http:// or https:// URL", url);
 	c->seen_target = 1;
 	c->cfg->target = iac_xstrdup(url);
 	return 0;
@@ -449,6 +446,40 @@ static void read_expected_statuses(lua_State *L, iac_lt_config *cfg, const char 
 	lua_pop(L, 1);
 }
 
+/* tls = { ca_file = "ca.pem", server_name = "shop.example", insecure_skip_tls_verify = true }:
+ * k6's insecureSkipTLSVerify under iac's snake_case. Verification is on
+ * unless asked off, and a run with it off is marked in every report. */
+static void read_tls(lua_State *L, iac_lt_config *cfg, const char *what)
+{
+	static const char *const keys[] = { "ca_file", "server_name", "insecure_skip_tls_verify", NULL };
+	lua_getfield(L, 1, "tls");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return;
+	}
+	if (!lua_istable(L, -1))
+		luaL_error(L, "option 'tls' in %s must be a table such as { ca_file = \"ca.pem\" }", what);
+	int t = lua_gettop(L);
+	check_keys(L, t, "option 'tls'", keys);
+	char *ca = string_field(L, t, "ca_file", "option 'tls'");
+	char *sn = string_field(L, t, "server_name", "option 'tls'");
+	if ((ca && !*ca) || (sn && (!*sn || strpbrk(sn, " /:\r\n")))) {
+		free(ca);
+		free(sn);
+		luaL_error(L, "option 'tls' in %s: ca_file and server_name must be non-empty (server_name a host name)",
+			   what);
+	}
+	free(cfg->tls_ca_file);
+	free(cfg->tls_server_name);
+	cfg->tls_ca_file = ca;
+	cfg->tls_server_name = sn;
+	lua_getfield(L, t, "insecure_skip_tls_verify");
+	if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+		luaL_error(L, "option 'insecure_skip_tls_verify' in option 'tls' must be true or false");
+	cfg->tls_insecure = lua_toboolean(L, -1);
+	lua_pop(L, 2);
+}
+
 /* Field key of load {} as a duration into *ms, which keeps its value when
  * the field is unset. */
 static void duration_field(lua_State *L, const char *key, const char *label, double *ms)
@@ -479,6 +510,7 @@ static void read_load_options(lua_State *L, iac_lt_config *cfg, const char *what
 	duration_field(L, "timeout", "option 'timeout'", &cfg->timeout_ms);
 	read_max_failed(L, cfg, what);
 	read_expected_statuses(L, cfg, what);
+	read_tls(L, cfg, what);
 	lua_getfield(L, 1, "user_agent");
 	if (!lua_isnil(L, -1)) {
 		/* it becomes a header line as is */
@@ -546,7 +578,8 @@ static int l_load(lua_State *L)
 {
 	static const char *const keys[] = { "executor", "vus", "duration", "stages", "rate", "time_unit",
 					    "pre_allocated_vus", "max_vus", "start_vus", "start_rate",
-					    "graceful_stop", "timeout", "user_agent", "max_failed", "expected_statuses", NULL };
+					    "graceful_stop", "timeout", "user_agent", "max_failed", "expected_statuses", "tls",
+					    NULL };
 	load_ctx *c = get_ctx(L);
 	iac_lt_config *cfg = c->cfg;
 	luaL_checktype(L, 1, LUA_TTABLE);
@@ -801,7 +834,7 @@ static int load_string(iac_lt_config *cfg, const char *name, const char *src)
 	}
 	for (size_t i = 0; i < cfg->nscenarios; i++) {
 		iac_lt_scenario *s = &cfg->scenarios[i];
-		if (s->url && !cfg->target && !iac_str_starts(s->url, "http://"))
+		if (s->url && !cfg->target && !iac_str_starts(s->url, "http://") && !iac_str_starts(s->url, "https://"))
 			return iac_err_set("%s:%d: scenario '%s' has the relative path '%s' but there is no target; "
 					   "add target \"http://host:port\"", name, s->line, s->name, s->url);
 	}
@@ -878,6 +911,8 @@ void iac_lt_config_free(iac_lt_config *cfg)
 	free(cfg->source);
 	free(cfg->target);
 	free(cfg->user_agent);
+	free(cfg->tls_ca_file);
+	free(cfg->tls_server_name);
 	free(cfg->haproxy);
 	free(cfg->ssh_key);
 	free(cfg->known_hosts);

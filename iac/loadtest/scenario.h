@@ -2,7 +2,7 @@
  *
  * A scenario file is Lua run in a sandbox (no os, io, debug, package, load
  * or require) with these statements:
- *   target "http://host:port"               base URL for relative paths
+ *   target "http(s)://host:port"            base URL for relative paths
  *   scenario "name" { weight, think, flow | method, path, headers, body, name }
  *   load { executor = "...", ... }          k6's executors and options
  *   thresholds { ["p(99)"] = "< 250ms", ... }
@@ -78,6 +78,10 @@ typedef struct {
 	char *user_agent;                    /* NULL: iac-loadtest/VERSION; "": no header */
 	double max_failed;                   /* the run fails when this share of requests failed (0.5); INFINITY: never */
 	unsigned char failed_status[600];    /* 1: a response with this status is a failed request (k6: outside 200-399) */
+	/* https: load { tls = { ... } } and the -ca-file / -insecure-skip-tls-verify flags */
+	char *tls_ca_file;                   /* PEM bundle verified against instead of the system store; NULL: system */
+	char *tls_server_name;               /* SNI and the name verified; NULL: the URL's host */
+	int tls_insecure;                    /* insecure_skip_tls_verify: certificates are not checked (marked in reports) */
 	int load_line;
 
 	iac_lt_threshold *thresholds;

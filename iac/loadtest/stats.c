@@ -11,7 +11,7 @@
 
 const char *iac_lt_errkind_name(enum iac_lt_errkind k)
 {
-	static const char *names[] = { "connect", "timeout", "closed", "parse", "other" };
+	static const char *names[] = { "connect", "timeout", "closed", "parse", "tls", "other" };
 	return k < IAC_LT_NERR ? names[k] : "other";
 }
 
@@ -19,6 +19,7 @@ void iac_lt_stats_init(iac_lt_stats *s)
 {
 	memset(s, 0, sizeof(*s));
 	iac_lt_hist_init(&s->hist);
+	iac_lt_hist_init(&s->tls_hist);
 }
 
 void iac_lt_stats_free(iac_lt_stats *s)
@@ -37,6 +38,10 @@ void iac_lt_stats_free(iac_lt_stats *s)
 		free(s->script_msgs[i]);
 	free(s->script_msgs);
 	free(s->script_counts);
+	for (size_t i = 0; i < s->ntls_msgs; i++)
+		free(s->tls_msgs[i]);
+	free(s->tls_msgs);
+	free(s->tls_counts);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -74,25 +79,31 @@ size_t iac_lt_stats_check(iac_lt_stats *s, const char *name)
 	return s->nchecks++;
 }
 
-static void add_script_msg(iac_lt_stats *s, const char *msg, uint64_t n)
+/* n more of msg in a list of distinct messages (script or TLS errors). */
+static void add_msg(char ***msgs, uint64_t **counts, size_t *nmsgs, const char *msg, uint64_t n)
 {
-	for (size_t i = 0; i < s->nscript_msgs; i++)
-		if (!strcmp(s->script_msgs[i], msg)) {
-			s->script_counts[i] += n;
+	for (size_t i = 0; i < *nmsgs; i++)
+		if (!strcmp((*msgs)[i], msg)) {
+			(*counts)[i] += n;
 			return;
 		}
-	if (s->nscript_msgs >= MAX_SCRIPT_MSGS)
+	if (*nmsgs >= MAX_SCRIPT_MSGS)
 		return;
-	s->script_msgs = iac_xrealloc(s->script_msgs, (s->nscript_msgs + 1) * sizeof(*s->script_msgs));
-	s->script_counts = iac_xrealloc(s->script_counts, (s->nscript_msgs + 1) * sizeof(*s->script_counts));
-	s->script_msgs[s->nscript_msgs] = iac_xstrdup(msg);
-	s->script_counts[s->nscript_msgs++] = n;
+	*msgs = iac_xrealloc(*msgs, (*nmsgs + 1) * sizeof(**msgs));
+	*counts = iac_xrealloc(*counts, (*nmsgs + 1) * sizeof(**counts));
+	(*msgs)[*nmsgs] = iac_xstrdup(msg);
+	(*counts)[(*nmsgs)++] = n;
 }
 
 void iac_lt_stats_script_error(iac_lt_stats *s, const char *msg)
 {
 	s->script_errors++;
-	add_script_msg(s, msg, 1);
+	add_msg(&s->script_msgs, &s->script_counts, &s->nscript_msgs, msg, 1);
+}
+
+void iac_lt_stats_tls_error(iac_lt_stats *s, const char *msg)
+{
+	add_msg(&s->tls_msgs, &s->tls_counts, &s->ntls_msgs, msg, 1);
 }
 
 void iac_lt_stats_merge(iac_lt_stats *into, const iac_lt_stats *from)
@@ -127,7 +138,16 @@ void iac_lt_stats_merge(iac_lt_stats *into, const iac_lt_stats *from)
 	}
 	for (size_t i = 0; i < from->nscript_msgs; i++)
 		if (from->script_counts[i])
-			add_script_msg(into, from->script_msgs[i], from->script_counts[i]);
+			add_msg(&into->script_msgs, &into->script_counts, &into->nscript_msgs, from->script_msgs[i],
+				from->script_counts[i]);
+	into->tls_handshakes += from->tls_handshakes;
+	into->tls_resumed += from->tls_resumed;
+	if (from->tls_hist.count)
+		iac_lt_hist_merge(&into->tls_hist, &from->tls_hist);
+	for (size_t i = 0; i < from->ntls_msgs; i++)
+		if (from->tls_counts[i])
+			add_msg(&into->tls_msgs, &into->tls_counts, &into->ntls_msgs, from->tls_msgs[i],
+				from->tls_counts[i]);
 }
 
 void iac_lt_stats_clear(iac_lt_stats *s)
@@ -148,4 +168,9 @@ void iac_lt_stats_clear(iac_lt_stats *s)
 		s->checks[i].pass = s->checks[i].fail = 0;
 	for (size_t i = 0; i < s->nscript_msgs; i++)
 		s->script_counts[i] = 0;
+	s->tls_handshakes = s->tls_resumed = 0;
+	if (s->tls_hist.count)
+		iac_lt_hist_init(&s->tls_hist);
+	for (size_t i = 0; i < s->ntls_msgs; i++)
+		s->tls_counts[i] = 0;
 }

@@ -21,6 +21,7 @@ enum iac_lt_errkind {
 	IAC_LT_E_TIMEOUT,    /* no complete response within the timeout */
 	IAC_LT_E_CLOSED,     /* the server closed or reset the connection mid-response */
 	IAC_LT_E_PARSE,      /* the response is not valid HTTP/1.1 */
+	IAC_LT_E_TLS,        /* the TLS handshake failed (certificate not verified...) or TLS broke mid-way */
 	IAC_LT_E_OTHER,
 	IAC_LT_NERR,
 };
@@ -61,6 +62,15 @@ typedef struct {
 	char **script_msgs;
 	uint64_t *script_counts;
 	size_t nscript_msgs;
+
+	/* https: full and resumed handshakes, their time (k6's
+	 * http_req_tls_handshaking, us) and why failed ones failed
+	 * ("certificate verify failed: ...", first distinct ones only) */
+	uint64_t tls_handshakes, tls_resumed;
+	iac_lt_hist tls_hist;
+	char **tls_msgs;
+	uint64_t *tls_counts;
+	size_t ntls_msgs;
 } iac_lt_stats;
 
 void iac_lt_stats_init(iac_lt_stats *s);
@@ -72,6 +82,8 @@ size_t iac_lt_stats_endpoint(iac_lt_stats *s, const char *name);
 const iac_lt_endpoint *iac_lt_stats_find_endpoint(const iac_lt_stats *s, const char *name);
 size_t iac_lt_stats_check(iac_lt_stats *s, const char *name);
 void iac_lt_stats_script_error(iac_lt_stats *s, const char *msg);
+/* A TLS failure's message (the failure itself is counted as IAC_LT_E_TLS). */
+void iac_lt_stats_tls_error(iac_lt_stats *s, const char *msg);
 /* into += from (by name for endpoints, checks and messages). */
 void iac_lt_stats_merge(iac_lt_stats *into, const iac_lt_stats *from);
 /* Zero the counters; names and indices stay. */

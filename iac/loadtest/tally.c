@@ -121,6 +121,21 @@ void lt_tally_failure(lt_vu *vu, enum iac_lt_errkind k)
 	d->eps[vu->ep]->failed++;
 }
 
+void lt_tally_tls(lt_vu *vu, uint64_t us, int resumed)
+{
+	iac_lt_worker *w = vu->w;
+	lt_tally_at(w);
+	w->d.tls_handshakes++;
+	w->d.tls_resumed += resumed != 0;
+	iac_lt_hist_record(&w->d.tls_hist, us);
+}
+
+void lt_tally_tls_error(lt_vu *vu, const char *msg)
+{
+	lt_tally_at(vu->w);
+	iac_lt_stats_tls_error(&vu->w->d, msg);
+}
+
 void lt_tally_check(iac_lt_worker *w, const char *name, int ok)
 {
 	lt_tally_at(w);

@@ -87,13 +87,28 @@ static void vu_sleep(lt_vu *vu, double ms)
 
 static void on_request_done(lt_vu *vu, int status, enum iac_lt_errkind err, int failed);
 
-static void conn_close(lt_vu *vu)
+/* clean: the connection ended as HTTP allows (an https one keeps its
+ * session resumable); not after a failure. */
+static void conn_close(lt_vu *vu, int clean)
 {
+	lt_tls_close(vu, clean);
 	if (vu->fd >= 0) {
 		close(vu->fd);   /* also removes it from epoll */
 		vu->fd = -1;
 	}
 	vu->reused = 0;
+}
+
+/* read() or send() on vu's connection, through TLS on an https one;
+ * *tls_failed says a failure was TLS's own (its message recorded). */
+static ssize_t conn_read(lt_vu *vu, void *buf, size_t n, int *tls_failed)
+{
+	return vu->ssl ? lt_tls_read(vu, buf, n, tls_failed) : read(vu->fd, buf, n);
+}
+
+static ssize_t conn_write(lt_vu *vu, const void *buf, size_t n, int *tls_failed)
+{
+	return vu->ssl ? lt_tls_write(vu, buf, n, tls_failed) : send(vu->fd, buf, n, MSG_NOSIGNAL);
 }
 
 #define LT_BACKOFF_MIN_MS 10
@@ -115,9 +130,10 @@ static void vu_backoff(lt_vu *vu, enum iac_lt_errkind k)
 
 static void vu_fail(lt_vu *vu, enum iac_lt_errkind k)
 {
-	conn_close(vu);
+	conn_close(vu, 0);
 	lt_tally_failure(vu, k);
-	if (k == IAC_LT_E_CONNECT && !vu->w->ending) {
+	/* a refused certificate is refused again at once: back off too */
+	if ((k == IAC_LT_E_CONNECT || k == IAC_LT_E_TLS) && !vu->w->ending) {
 		vu_backoff(vu, k);
 		return;
 	}
@@ -159,8 +175,15 @@ static void vu_connect(lt_vu *vu)
 static void try_write(lt_vu *vu)
 {
 	while (vu->woff < vu->reqlen) {
-		ssize_t n = send(vu->fd, vu->req + vu->woff, vu->reqlen - vu->woff, MSG_NOSIGNAL);
-		if (n < 0) {
+		int tls_failed = 0;
+		ssize_t n = conn_write(vu, vu->req + vu->woff, vu->reqlen - vu->woff, &tls_failed);
+		if (n <= 0 && tls_failed) {
+			vu_fail(vu, IAC_LT_E_TLS);
+			return;
+		}
+		if (n == 0)
+			errno = EPIPE;   /* TLS: the server ended the stream */
+		if (n <= 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN) {
@@ -174,7 +197,7 @@ static void try_write(lt_vu *vu)
 			/* a keep-alive connection the server dropped while idle */
 			if (vu->reused && !vu->retried && !vu->woff) {
 				vu->retried = 1;
-				conn_close(vu);
+				conn_close(vu, 0);
 				vu_connect(vu);
 				return;
 			}
@@ -184,7 +207,7 @@ static void try_write(lt_vu *vu)
 		vu->woff += (size_t)n;
 		vu->w->d.bytes_out += (uint64_t)n;
 	}
-	if (vu->state == VU_SENDING || vu->state == VU_CONNECTING)
+	if (vu->state == VU_SENDING || vu->state == VU_CONNECTING || vu->state == VU_HANDSHAKE)
 		if (epoll_set(vu, EPOLL_CTL_MOD, EPOLLIN) < 0) {
 			vu_fail(vu, IAC_LT_E_OTHER);
 			return;
@@ -202,7 +225,7 @@ static void vu_send(lt_vu *vu)
 	vu->t_sent = vu->w->now;
 	llhttp_reset(&vu->parser);
 	if (vu->fd >= 0 && vu->addr != vu->want_addr)
-		conn_close(vu);
+		conn_close(vu, 1);
 	if (vu->fd < 0) {
 		vu_connect(vu);
 		return;
@@ -232,7 +255,7 @@ static void response_complete(lt_vu *vu)
 	lt_tally_response(vu, status, w->now - vu->t_start);
 	vu->backoff_ms = 0;
 	if (!keep)
-		conn_close(vu);
+		conn_close(vu, 1);
 	else
 		vu->reused = 1;
 	on_request_done(vu, status, IAC_LT_NERR, status >= 400);
@@ -242,7 +265,7 @@ static void response_complete(lt_vu *vu)
 static void on_eof(lt_vu *vu, ssize_t n)
 {
 	if (vu->state != VU_WAITING && vu->state != VU_SENDING) {
-		conn_close(vu);   /* the server closed an idle keep-alive connection */
+		conn_close(vu, 1);   /* the server closed an idle keep-alive connection */
 		return;
 	}
 	if (n == 0 && vu->got_bytes && llhttp_message_needs_eof(&vu->parser)) {
@@ -254,7 +277,7 @@ static void on_eof(lt_vu *vu, ssize_t n)
 	}
 	if (!vu->got_bytes && vu->reused && !vu->retried) {
 		vu->retried = 1;
-		conn_close(vu);
+		conn_close(vu, 0);
 		vu->woff = 0;
 		vu_connect(vu);
 		return;
@@ -266,11 +289,12 @@ static void on_readable(lt_vu *vu)
 {
 	iac_lt_worker *w = vu->w;
 	for (;;) {
-		ssize_t n = read(vu->fd, w->rbuf, sizeof(w->rbuf));
+		int tls_failed = 0;
+		ssize_t n = conn_read(vu, w->rbuf, sizeof(w->rbuf), &tls_failed);
 		if (n > 0) {
 			w->d.bytes_in += (uint64_t)n;
 			if (vu->state != VU_WAITING && vu->state != VU_SENDING) {
-				conn_close(vu);   /* bytes nobody asked for: drop the connection */
+				conn_close(vu, 0);   /* bytes nobody asked for: drop the connection */
 				return;
 			}
 			vu->got_bytes = 1;
@@ -283,7 +307,9 @@ static void on_readable(lt_vu *vu)
 				vu_fail(vu, IAC_LT_E_PARSE);
 				return;
 			}
-			if ((size_t)n < sizeof(w->rbuf))
+			/* TLS may hold more than the socket says: read on until
+			 * it wants the socket */
+			if ((size_t)n < sizeof(w->rbuf) && !vu->ssl)
 				return;
 			continue;
 		}
@@ -291,8 +317,34 @@ static void on_readable(lt_vu *vu)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return;
+		if (tls_failed) {
+			if (vu->state == VU_WAITING || vu->state == VU_SENDING)
+				vu_fail(vu, IAC_LT_E_TLS);
+			else
+				conn_close(vu, 0);
+			return;
+		}
 		on_eof(vu, n);
 		return;
+	}
+}
+
+/* The handshake's next step said rc: wait for what it wants, or send the
+ * request once it is done. */
+static void tls_step(lt_vu *vu, enum lt_tls_rc rc)
+{
+	switch (rc) {
+	case LT_TLS_DONE:
+		try_write(vu);
+		break;
+	case LT_TLS_WANT_READ:
+	case LT_TLS_WANT_WRITE:
+		if (epoll_set(vu, EPOLL_CTL_MOD, rc == LT_TLS_WANT_READ ? EPOLLIN : EPOLLIN | EPOLLOUT) < 0)
+			vu_fail(vu, IAC_LT_E_OTHER);
+		break;
+	case LT_TLS_FAILED:
+		vu_fail(vu, IAC_LT_E_TLS);
+		break;
 	}
 }
 
@@ -309,7 +361,17 @@ void lt_vu_event(lt_vu *vu, uint32_t ev)
 			vu_fail(vu, IAC_LT_E_CONNECT);
 			return;
 		}
+		const lt_addr *a = &vu->w->addrs[vu->addr];
+		if (a->tls) {
+			vu->state = VU_HANDSHAKE;
+			tls_step(vu, lt_tls_start(vu, a));
+			return;
+		}
 		try_write(vu);
+		return;
+	}
+	if (vu->state == VU_HANDSHAKE) {
+		tls_step(vu, lt_tls_handshake(vu));
 		return;
 	}
 	if ((ev & EPOLLOUT) && vu->state == VU_SENDING)
@@ -323,7 +385,7 @@ void lt_vu_event(lt_vu *vu, uint32_t ev)
 void lt_vu_stop(lt_vu *vu)
 {
 	iac_lt_worker *w = vu->w;
-	conn_close(vu);
+	conn_close(vu, 1);
 	vu->timer_gen++;
 	vu->deferred = 0;
 	vu->busy = 0;
@@ -522,7 +584,8 @@ void lt_vu_scan_timeouts(iac_lt_worker *w)
 	uint64_t limit = (uint64_t)(w->run->cfg->timeout_ms * 1e3);
 	for (size_t i = 0; i < w->nvus; i++) {
 		lt_vu *vu = w->vus[i];
-		if ((vu->state == VU_CONNECTING || vu->state == VU_SENDING || vu->state == VU_WAITING) &&
+		if ((vu->state == VU_CONNECTING || vu->state == VU_HANDSHAKE || vu->state == VU_SENDING ||
+		     vu->state == VU_WAITING) &&
 		    w->now - vu->t_sent > limit)
 			vu_fail(vu, IAC_LT_E_TIMEOUT);
 	}
@@ -562,6 +625,7 @@ lt_vu *lt_vu_new(iac_lt_worker *w, int scen)
 
 void lt_vu_free(lt_vu *vu)
 {
+	lt_tls_vu_free(vu);
 	if (vu->fd >= 0)
 		close(vu->fd);
 	iac_buf_free(&vu->out);

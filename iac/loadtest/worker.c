@@ -90,7 +90,7 @@ static int worker_setup(iac_lt_worker *w)
 		w->scen_weight[i] = cfg->scenarios[i].weight;
 
 	/* address 0 is always the target */
-	if (lt_net_addr(w, run->host, run->port) < 0 || load_lua(w) < 0)
+	if (lt_net_addr(w, run->host, run->port, run->tls) < 0 || load_lua(w) < 0)
 		return IAC_ERR;
 	for (size_t i = 0; i < ns; i++) {
 		w->flow_ref[i] = LUA_NOREF;
@@ -255,9 +255,12 @@ void lt_worker_free(iac_lt_worker *w)
 	free(w->scen_weight);
 	free(w->scen_count);
 	free_reqcache(&w->reqcache);
-	for (size_t i = 0; i < w->naddrs; i++)
+	for (size_t i = 0; i < w->naddrs; i++) {
 		free(w->addrs[i].hostport);
+		free(w->addrs[i].host);
+	}
 	free(w->addrs);
+	lt_tls_ctx_free(w);
 	iac_lt_stats_free(&w->d);
 	if (w->ep >= 0)
 		close(w->ep);

@@ -103,7 +103,7 @@ static void test_loader_errors(void)
 	expect_error("target \"http://h\"\nscenario \"a\" { }\n", "s.lua:2: scenario 'a' needs either flow");
 	expect_error("target \"http://h\"\nscenario \"a\" { path = '/' }\nscenario \"a\" { path = '/' }\n",
 		     "s.lua:3: scenario 'a' is defined twice");
-	expect_error("target \"https://h\"\n", "s.lua:1: target 'https://h': https is not supported");
+	expect_error("target \"ftp://h\"\n", "s.lua:1: target 'ftp://h' must be an http:// or https:// URL");
 	expect_error("target \"http://h\"\nscenario \"a\" { path = '/', flow = function() end }\n",
 		     "s.lua:2: scenario 'a' has a flow and also");
 	expect_error("scenario \"a\" { path = '/x' }\n", "s.lua:1: scenario 'a' has the relative path '/x' but there is no target");
@@ -111,6 +111,31 @@ static void test_loader_errors(void)
 	/* syntax and runtime errors carry the position too */
 	expect_error("target \"http://h\"\nscenario \"a\" {\n", "s.lua:3:");
 	expect_error("target \"http://h\"\nlocal x = nil\nx.y = 1\n", "s.lua:3: attempt to index");
+}
+
+/* https: the target and load { tls = { ... } } */
+static void test_tls_options(void)
+{
+	iac_lt_config cfg;
+	CHECK_INT(load(&cfg, "target 'https://h'\nload { tls = { ca_file = 'ca.pem', server_name = 'shop.test' } }\n"), 0);
+	CHECK_STR(cfg.target, "https://h");
+	CHECK_STR(cfg.tls_ca_file, "ca.pem");
+	CHECK_STR(cfg.tls_server_name, "shop.test");
+	CHECK_INT(cfg.tls_insecure, 0);
+	iac_lt_config_free(&cfg);
+	CHECK_INT(load(&cfg, "target 'https://h'\nload { tls = { insecure_skip_tls_verify = true } }\n"), 0);
+	CHECK_INT(cfg.tls_insecure, 1);
+	CHECK(cfg.tls_ca_file == NULL);
+	iac_lt_config_free(&cfg);
+	/* an absolute https URL without a target is the target */
+	CHECK_INT(load(&cfg, "scenario 'a' { path = 'https://h:8443/x' }\n"), 0);
+	iac_lt_config_free(&cfg);
+	expect_error("target 'https://h'\nload { tls = { ca_fil = 'x' } }\n",
+		     "s.lua:2: unknown option 'ca_fil' in option 'tls'; valid options: ca_file");
+	expect_error("target 'https://h'\nload { tls = 'x' }\n", "s.lua:2: option 'tls' in load (constant-vus) must be a table");
+	expect_error("target 'https://h'\nload { tls = { insecure_skip_tls_verify = 'yes' } }\n",
+		     "option 'insecure_skip_tls_verify' in option 'tls' must be true or false");
+	expect_error("target 'https://h'\nload { tls = { server_name = 'a b' } }\n", "server_name a host name");
 }
 
 static void test_sandbox(void)
@@ -219,6 +244,7 @@ static const iac_test tests[] = {
 	TEST(test_full_scenario),
 	TEST(test_defaults),
 	TEST(test_loader_errors),
+	TEST(test_tls_options),
 	TEST(test_sandbox),
 	TEST(test_threshold_keys),
 	TEST(test_threshold_conditions),
