@@ -26,6 +26,9 @@ extern const iac_provider iac_provider_lxd;
 #ifdef IAC_HAVE_PROVIDER_CACHE
 extern const iac_provider iac_provider_cache;
 #endif
+#ifdef IAC_HAVE_PROVIDER_DB
+extern const iac_provider iac_provider_db;
+#endif
 
 static const iac_provider *const all[] = {
 	&iac_provider_local,
@@ -47,6 +50,9 @@ static const iac_provider *const all[] = {
 #endif
 #ifdef IAC_HAVE_PROVIDER_CACHE
 	&iac_provider_cache,
+#endif
+#ifdef IAC_HAVE_PROVIDER_DB
+	&iac_provider_db,
 #endif
 	NULL,
 };

@@ -134,11 +134,34 @@ int iac_state_lock_status(iac_session *s)
 	return 0;
 }
 
+/* `iac status PROVIDER ...` is that provider's own status: `iac status db
+ * main` runs `iac db status main` (the db provider's command), found by
+ * name so the engine names no provider. */
+static int provider_status(int *rc, int argc, char **argv)
+{
+	const iac_provider *p = argc > 1 && argv[1][0] != '-' ? iac_provider_find(argv[1]) : NULL;
+	for (size_t i = 0; p && p->commands && p->commands[i].name; i++) {
+		if (strcmp(p->commands[i].name, argv[1]))
+			continue;
+		char **av = iac_xcalloc((size_t)argc + 2, sizeof(char *));
+		av[0] = argv[1];
+		av[1] = "status";
+		for (int j = 2; j < argc; j++)
+			av[j] = argv[j];
+		*rc = p->commands[i].run(argc, av);
+		free(av);
+		return 1;
+	}
+	return 0;
+}
+
 int iac_cmd_status(int argc, char **argv)
 {
 	iac_session s;
 	iac_strlist pos = { 0 };
 	int rc = 1;
+	if (provider_status(&rc, argc, argv))
+		return rc;
 	iac_session_init(&s, "status");
 	if (iac_session_args(&s, IAC_F_JSON, argc, argv, &pos) == 0)
 		rc = iac_state_lock_status(&s);

@@ -1,0 +1,95 @@
+-- postgres_cluster: PostgreSQL 15 with streaming replicas, failover by
+-- Patroni on etcd, and HAProxy's read/write split (resources db.patroni_node
+-- and db.proxy; docs/db.md).
+--
+--   variable "pg_superuser"   { sensitive = true }
+--   variable "pg_replication" { sensitive = true }
+--   local db = postgres_cluster "main" {
+--     hosts = hosts { role = "db" },     -- 3 hosts: 1 leader + 2 streaming replicas
+--     version = 15, ha = "patroni", dcs = etcd_endpoints,   -- { "http://10.0.0.1:2379" }
+--     settings = { max_connections = 200, shared_buffers = "128MB" },
+--     endpoints = { rw = 5432, ro = 5433 },  -- HAProxy listeners
+--     proxy = lb1,                           -- where HAProxy runs (default: every db host)
+--     max_lag = "1MB",                       -- a replica further behind leaves the ro pool
+--     superuser_password = var.pg_superuser, replication_password = var.pg_replication,
+--   }
+--
+-- Optional: port (PostgreSQL, default 5432), api_port (Patroni, 8008),
+-- ttl (leader key TTL, 10 s), loop_wait (2 s), clients (CIDRs apps connect
+-- from; default "samenet"), pg_hba (extra lines). Passwords must come from
+-- sensitive variables: they are redacted in output and state.
+-- Returns { name, nodes = {...}, proxies = {...}, rw = "ADDR:PORT", ro = ... }.
+local function bytes(name, v)
+  if v == nil then return 1048576 end
+  if type(v) == "number" then return math.floor(v) end
+  local n, unit = tostring(v):match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
+  local mult = { [""] = 1, B = 1, kB = 1024, KB = 1024, MB = 1048576, GB = 1073741824 }
+  if not n or not mult[unit] then
+    error("postgres_cluster '" .. name .. "': max_lag '" .. tostring(v) .. "' is not a size (\"1MB\", \"512kB\", bytes)", 3)
+  end
+  return math.floor(tonumber(n) * mult[unit])
+end
+
+local function secret(name, cfg, key)
+  local v = cfg[key]
+  if v == nil then error("postgres_cluster '" .. name .. "': '" .. key .. "' is required (a sensitive variable)", 3) end
+  if type(v) == "string" or type(v) == "number" then
+    error("postgres_cluster '" .. name .. "': '" .. key .. "' must come from a sensitive variable " ..
+          "(variable \"x\" { sensitive = true }), not a literal", 3)
+  end
+  return v
+end
+
+return function(name)
+  return function(cfg)
+    assert(type(cfg) == "table", "postgres_cluster '" .. name .. "': expected a table { ... }")
+    local function fail(msg) error("postgres_cluster '" .. name .. "': " .. msg, 2) end
+    local known = { hosts = 1, version = 1, ha = 1, dcs = 1, settings = 1, endpoints = 1, proxy = 1, max_lag = 1,
+                    superuser_password = 1, replication_password = 1, port = 1, api_port = 1, ttl = 1,
+                    loop_wait = 1, clients = 1, pg_hba = 1, pooler = 1, depends_on = 1 }
+    for k in pairs(cfg) do
+      if not known[k] then fail("unknown setting '" .. tostring(k) .. "'") end
+    end
+    if not cfg.hosts or #cfg.hosts == 0 then fail("'hosts' (at least one host) is required") end
+    if (cfg.ha or "patroni") ~= "patroni" then fail("ha = \"patroni\" is the only choice") end
+    if cfg.pooler ~= nil then fail("'pooler' (pgbouncer) is not supported yet") end
+    local dcs = cfg.dcs
+    if type(dcs) == "string" then dcs = { dcs } end
+    if type(dcs) ~= "table" or #dcs == 0 then fail("'dcs' (etcd endpoints) is required") end
+    local su = secret(name, cfg, "superuser_password")
+    local rep = secret(name, cfg, "replication_password")
+    local port, api_port = cfg.port or 5432, cfg.api_port or 8008
+    local ep = cfg.endpoints
+    local members, nodes, node_list = {}, {}, {}
+    for _, h in ipairs(cfg.hosts) do members[#members + 1] = h.address end
+    for _, h in ipairs(cfg.hosts) do
+      local r = resource "db.patroni_node" (name .. "_" .. h.name) {
+        host = h, cluster = name, name = h.name, version = cfg.version or 15, port = port, api_port = api_port,
+        dcs = dcs, members = members, clients = cfg.clients, pg_hba = cfg.pg_hba, settings = cfg.settings,
+        ttl = cfg.ttl, loop_wait = cfg.loop_wait, max_lag_failover = bytes(name, cfg.max_lag),
+        superuser_password = su, replication_password = rep, depends_on = cfg.depends_on,
+      }
+      nodes[#nodes + 1] = r
+      node_list[#node_list + 1] = { name = h.name, address = h.address, port = port, api_port = api_port }
+    end
+    local out = { name = name, nodes = nodes, proxies = {} }
+    if ep then
+      local rw, ro = ep.rw or 5432, ep.ro or 5433
+      local where = cfg.proxy and { cfg.proxy } or cfg.hosts
+      if not cfg.proxy and (rw == port or ro == port) then
+        fail("endpoints (" .. rw .. ", " .. ro .. ") clash with PostgreSQL's port " .. port ..
+             " on the same hosts: set proxy = HOST, or port = ANOTHER")
+      end
+      for i, h in ipairs(where) do
+        out.proxies[#out.proxies + 1] = resource "db.proxy" (name .. (#where > 1 and "_" .. h.name or "")) {
+          host = h, cluster = name, nodes = node_list, rw = rw, ro = ro, max_lag = bytes(name, cfg.max_lag),
+        }
+        if i == 1 then
+          out.rw = h.address .. ":" .. rw
+          out.ro = h.address .. ":" .. ro
+        end
+      end
+    end
+    return out
+  end
+end

@@ -1,0 +1,394 @@
+/* cmd_db: `iac db switchover CLUSTER [-to NODE]` and `iac db status
+ * [CLUSTER]` (also reached as `iac status db [CLUSTER]`).
+ *
+ * Both read state only (no configuration is loaded, nothing is refreshed)
+ * to find a cluster's members, then ask Patroni (REST) and, for status,
+ * the leader's PostgreSQL (psql as postgres over the host's socket, so no
+ * password is involved). Neither changes state: roles are Patroni's.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "providers/db/db.h"
+
+#include "iac/cli/session.h"
+#include "iac/core/err.h"
+#include "iac/core/json.h"
+#include "iac/core/log.h"
+#include "iac/core/util.h"
+#include "iac/host/host.h"
+
+/* The members of each cluster in state: cluster -> [attributes...] (new ref). */
+static json_t *clusters_in_state(iac_session *s, const char *only)
+{
+	json_t *out = json_object();
+	size_t n;
+	const char **addrs = iac_state_addresses(s->st, &n);
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = iac_state_get(s->st, addrs[i]);
+		if (strcmp(iac_json_str(e, "type") ?: "", "db.patroni_node"))
+			continue;
+		json_t *a = json_object_get(e, "attributes");
+		const char *c = iac_json_str(a, "cluster");
+		if (!c || (only && strcmp(only, c)))
+			continue;
+		json_t *list = json_object_get(out, c);
+		if (!list)
+			json_object_set_new(out, c, list = json_array());
+		json_t *m = json_deep_copy(a);
+		json_object_set_new(m, "$addr", json_string(addrs[i]));
+		json_array_append_new(list, m);
+	}
+	free(addrs);
+	return out;
+}
+
+static long num(const json_t *a, const char *k, long dflt)
+{
+	const json_t *v = json_object_get(a, k);
+	return json_is_number(v) ? (long)json_number_value(v) : dflt;
+}
+
+static const char *addr_of(const json_t *m)
+{
+	return iac_json_str(json_object_get(m, "host"), "address") ?: "127.0.0.1";
+}
+
+/* GET /cluster from the first member that answers (new ref), or NULL. */
+static json_t *patroni_cluster(const json_t *members, const json_t **via)
+{
+	size_t i;
+	json_t *m;
+	json_array_foreach(members, i, m) {
+		json_t *body = NULL;
+		long status = 0;
+		if (iac_db_rest(&body, &status, addr_of(m), num(m, "api_port", 8008), "GET", "/cluster", NULL, 2000,
+				&iac_cancel_requested) == 0 && status == 200 && json_is_array(json_object_get(body, "members"))) {
+			if (via)
+				*via = m;
+			return body;
+		}
+		json_decref(body);
+		iac_err_clear();
+	}
+	return NULL;
+}
+
+/* The leader's name in a /cluster answer, or NULL (borrowed). */
+static const char *leader_of(const json_t *cl)
+{
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(cl, "members"), i, m) {
+		if (!strcmp(iac_db_role(iac_json_str(m, "role")), "leader") &&
+		    !strcmp(iac_json_str(m, "state") ?: "", "running"))
+			return iac_json_str(m, "name");
+	}
+	return NULL;
+}
+
+static const json_t *member_named(const json_t *members, const char *name)
+{
+	size_t i;
+	json_t *m;
+	json_array_foreach(members, i, m) if (!strcmp(iac_json_str(m, "name") ?: "", name)) return m;
+	return NULL;
+}
+
+/* ---- switchover -------------------------------------------------------- */
+
+static int switchover(iac_session *s, const char *cluster, const char *to)
+{
+	json_t *all = clusters_in_state(s, cluster), *members = json_object_get(all, cluster), *cl = NULL, *body = NULL,
+	       *resp = NULL;
+	const json_t *via = NULL;
+	long status = 0;
+	int rc = 1;
+	char from[128] = "";
+	double t0 = iac_now_ms();
+
+	if (!json_array_size(members)) {
+		iac_log_error("no cluster named '%s' in state; 'iac state list' shows what there is", cluster);
+		goto done;
+	}
+	if (!(cl = patroni_cluster(members, &via))) {
+		iac_log_error("cannot reach Patroni on any member of '%s'", cluster);
+		goto done;
+	}
+	if (!leader_of(cl)) {
+		iac_log_error("cluster '%s' has no running leader now: nothing to switch over (Patroni fails over by itself)",
+			      cluster);
+		goto done;
+	}
+	snprintf(from, sizeof(from), "%s", leader_of(cl));
+	if (to && !strcmp(to, from)) {
+		iac_log_error("'%s' already leads cluster '%s'", to, cluster);
+		goto done;
+	}
+	body = json_pack("{s:s}", "leader", from);
+	if (to)
+		json_object_set_new(body, "candidate", json_string(to));
+	/* Patroni answers when the switch is done (or failed) */
+	if (iac_db_rest(&resp, &status, addr_of(via), num(via, "api_port", 8008), "POST", "/switchover", body, 60e3,
+			&iac_cancel_requested) < 0) {
+		iac_session_error("switchover request failed");
+		goto done;
+	}
+	if (status != 200) {
+		iac_log_error("Patroni refused the switchover of '%s' (HTTP %ld): %s", cluster, status,
+			      iac_json_str(resp, "message") ?: "");
+		goto done;
+	}
+	/* wait until the new leader runs: that is when writes work again */
+	const char *now = NULL;
+	for (int i = 0; i < 300 && !iac_cancel_requested; i++) {
+		json_decref(cl);
+		cl = patroni_cluster(members, NULL);
+		now = cl ? leader_of(cl) : NULL;
+		if (now && strcmp(now, from))
+			break;
+		now = NULL;
+		usleep(100 * 1000);
+	}
+	if (!now) {
+		iac_log_error("Patroni accepted the switchover of '%s' but no new leader runs after 30s", cluster);
+		goto done;
+	}
+	double ms = iac_now_ms() - t0;
+	if (s->json) {
+		json_t *doc = json_pack("{s:s,s:s,s:s,s:f}", "cluster", cluster, "from", from, "to", now, "seconds", ms / 1e3);
+		char *text = json_dumps(doc, JSON_INDENT(2));
+		printf("%s\n", text);
+		free(text);
+		json_decref(doc);
+	} else {
+		printf("%s: switched over from %s to %s in %.2fs\n", cluster, from, now, ms / 1e3);
+	}
+	rc = 0;
+done:
+	json_decref(all);
+	json_decref(cl);
+	json_decref(body);
+	json_decref(resp);
+	return rc;
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+static const char status_sql[] =
+	"select json_build_object("
+	"'replication', (select coalesce(json_agg(json_build_object('name', application_name, 'state', state, "
+	"'lag_bytes', pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), "
+	"'lag_seconds', coalesce(extract(epoch from replay_lag), 0))), '[]') from pg_stat_replication), "
+	"'slots', (select coalesce(json_agg(json_build_object('name', slot_name, 'type', slot_type, 'active', active, "
+	"'retained_bytes', pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn))), '[]') from pg_replication_slots), "
+	"'connections', (select count(*) from pg_stat_activity where backend_type = 'client backend'), "
+	"'max_connections', current_setting('max_connections')::int);\n";
+
+/* What the leader's PostgreSQL says (new ref), or NULL with a message. */
+static json_t *leader_stats(iac_session *s, const json_t *m)
+{
+	iac_rctx ctx;
+	iac_host_result r;
+	json_t *out = NULL;
+	char *cmd = iac_xasprintf("cd / && runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 -h /run/postgresql "
+				  "-p %ld -d postgres",
+				  num(m, "port", 5432));
+	iac_providers_ctx(&ctx, s->pv, &iac_provider_db, iac_json_str(m, "$addr"), &iac_cancel_requested);
+	memset(&r, 0, sizeof(r));
+	if (iac_host_exec(&r, ctx.hosts, json_object_get(m, "host"), cmd, status_sql, 20e3, &iac_cancel_requested) == 0) {
+		if (r.status == 0)
+			out = json_loads(r.out, 0, NULL);
+		if (!out)
+			iac_err_set("psql on %s: %s", iac_host_label(json_object_get(m, "host")), r.err ? r.err : "no answer");
+	}
+	iac_host_result_free(&r);
+	free(cmd);
+	return out;
+}
+
+static json_t *find_by(const json_t *list, const char *key, const char *val)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(list, i, e) if (!strcmp(iac_json_str(e, key) ?: "", val ? val : "")) return e;
+	return NULL;
+}
+
+/* One cluster's report (new ref). */
+static json_t *cluster_status(iac_session *s, const char *name, const json_t *members)
+{
+	json_t *rep = json_pack("{s:s,s:n,s:[],s:[]}", "name", name, "leader", "members", "slots");
+	json_t *cl = patroni_cluster(members, NULL), *pg = NULL;
+	const char *leader = cl ? leader_of(cl) : NULL;
+	size_t i;
+	json_t *m;
+	if (!cl)
+		json_object_set_new(rep, "error", json_string("no member's Patroni answers"));
+	if (leader) {
+		json_object_set_new(rep, "leader", json_string(leader));
+		const json_t *lm = member_named(members, leader);
+		if (lm && !(pg = leader_stats(s, lm)))
+			json_object_set_new(rep, "error", json_string(iac_err_last()));
+	}
+	json_array_foreach(members, i, m) {
+		const char *mn = iac_json_str(m, "name");
+		json_t *pm = cl ? find_by(json_object_get(cl, "members"), "name", mn) : NULL;
+		json_t *rm = find_by(json_object_get(pg, "replication"), "name", mn);
+		json_t *o = json_pack("{s:s,s:s,s:s,s:s%}", "name", mn, "role", pm ? iac_db_role(iac_json_str(pm, "role")) : "down",
+				      "state", pm ? (iac_json_str(pm, "state") ?: "?") : "unreachable", "address", "",
+				      (size_t)0);
+		json_object_set_new(o, "address", json_sprintf("%s:%ld", addr_of(m), num(m, "port", 5432)));
+		if (pm && json_is_integer(json_object_get(pm, "timeline")))
+			json_object_set(o, "timeline", json_object_get(pm, "timeline"));
+		if (rm) {
+			json_object_set(o, "lag_bytes", json_object_get(rm, "lag_bytes"));
+			json_object_set(o, "lag_seconds", json_object_get(rm, "lag_seconds"));
+			json_object_set(o, "replication", json_object_get(rm, "state"));
+		} else if (pm && json_object_get(pm, "lag") && !json_is_string(json_object_get(pm, "lag"))) {
+			json_object_set(o, "lag_bytes", json_object_get(pm, "lag"));
+		}
+		json_array_append_new(json_object_get(rep, "members"), o);
+	}
+	if (pg) {
+		json_array_foreach(json_object_get(pg, "slots"), i, m) {
+			json_t *sl = json_deep_copy(m);
+			json_object_set_new(sl, "inactive", json_boolean(!json_is_true(json_object_get(m, "active"))));
+			json_array_append_new(json_object_get(rep, "slots"), sl);
+		}
+		json_object_set(rep, "connections", json_object_get(pg, "connections"));
+		json_object_set(rep, "max_connections", json_object_get(pg, "max_connections"));
+	}
+	json_decref(cl);
+	json_decref(pg);
+	return rep;
+}
+
+static void human_bytes(char *out, size_t n, double b)
+{
+	const char *u[] = { "B", "kB", "MB", "GB", "TB" };
+	int i = 0;
+	while (b >= 1024 && i < 4) {
+		b /= 1024;
+		i++;
+	}
+	snprintf(out, n, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
+static void print_cluster(const json_t *rep)
+{
+	size_t i;
+	json_t *m;
+	char buf[32];
+	printf("cluster %s: leader %s\n", iac_json_str(rep, "name"), iac_json_str(rep, "leader") ?: "(none)");
+	if (iac_json_str(rep, "error"))
+		printf("  warning: %s\n", iac_json_str(rep, "error"));
+	printf("  %-12s %-8s %-10s %-22s %-3s %12s %11s\n", "member", "role", "state", "address", "tl", "lag_bytes",
+	       "lag_seconds");
+	json_array_foreach(json_object_get(rep, "members"), i, m) {
+		json_t *lb = json_object_get(m, "lag_bytes"), *ls = json_object_get(m, "lag_seconds");
+		char lbs[24] = "-", lss[24] = "-", tl[8] = "-";
+		if (json_is_number(lb))
+			snprintf(lbs, sizeof(lbs), "%.0f", json_number_value(lb));
+		if (json_is_number(ls))
+			snprintf(lss, sizeof(lss), "%.3f", json_number_value(ls));
+		if (json_is_integer(json_object_get(m, "timeline")))
+			snprintf(tl, sizeof(tl), "%lld", (long long)json_integer_value(json_object_get(m, "timeline")));
+		printf("  %-12s %-8s %-10s %-22s %-3s %12s %11s\n", iac_json_str(m, "name"), iac_json_str(m, "role"),
+		       iac_json_str(m, "state"), iac_json_str(m, "address"), tl, lbs, lss);
+	}
+	if (json_array_size(json_object_get(rep, "slots"))) {
+		printf("  slots:\n");
+		json_array_foreach(json_object_get(rep, "slots"), i, m) {
+			human_bytes(buf, sizeof(buf), json_number_value(json_object_get(m, "retained_bytes")));
+			printf("    %-20s %-9s retains %s of WAL%s\n", iac_json_str(m, "name"),
+			       json_is_true(json_object_get(m, "inactive")) ? "INACTIVE" : "active", buf,
+			       json_is_true(json_object_get(m, "inactive")) ? " (an inactive slot keeps WAL: it fills disks)" : "");
+		}
+	}
+	if (json_is_integer(json_object_get(rep, "connections")))
+		printf("  connections: %lld of %lld\n", (long long)json_integer_value(json_object_get(rep, "connections")),
+		       (long long)json_integer_value(json_object_get(rep, "max_connections")));
+}
+
+static int status(iac_session *s, const char *cluster)
+{
+	json_t *all = clusters_in_state(s, cluster), *list = json_array(), *members;
+	const char *name;
+	int rc = 0;
+	if (!json_object_size(all)) {
+		iac_log_error(cluster ? "no cluster named '%s' in state; 'iac state list' shows what there is"
+				      : "no database cluster in state%s",
+			      cluster ? cluster : "");
+		json_decref(all);
+		json_decref(list);
+		return 1;
+	}
+	json_object_foreach(all, name, members) {
+		json_t *rep = cluster_status(s, name, members);
+		if (json_is_null(json_object_get(rep, "leader")))
+			rc = 1;
+		if (!s->json)
+			print_cluster(rep);
+		json_array_append_new(list, rep);
+	}
+	if (s->json) {
+		json_t *doc = json_pack("{s:O}", "clusters", list);
+		char *text = json_dumps(doc, JSON_INDENT(2));
+		printf("%s\n", text);
+		free(text);
+		json_decref(doc);
+	}
+	json_decref(all);
+	json_decref(list);
+	return rc;
+}
+
+int iac_db_cmd(int argc, char **argv)
+{
+	iac_session s;
+	iac_strlist pos = { 0 };
+	const char *to = NULL;
+	int rc = 1;
+	const iac_opt own[] = {
+		{ "to", IAC_OPT_STRING, &to, "switchover: the member to lead (default: Patroni picks)" },
+		{ NULL, 0, NULL, NULL },
+	};
+	iac_session_init(&s, "db");
+	if (iac_session_args_own(&s, IAC_F_JSON, own, argc, argv, &pos) < 0)
+		goto out;
+	if (!pos.n || (strcmp(pos.items[0], "switchover") && strcmp(pos.items[0], "status"))) {
+		iac_log_error("usage: iac db switchover CLUSTER [-to MEMBER] | iac db status [CLUSTER] [-json]");
+		goto out;
+	}
+	if (!strcmp(pos.items[0], "switchover") && pos.n != 2) {
+		iac_log_error("usage: iac db switchover CLUSTER [-to MEMBER]");
+		goto out;
+	}
+	if (iac_session_backend(&s, 0) < 0 || iac_session_open_state(&s, 0) < 0)
+		goto out;
+	s.pv = iac_providers_new(iac_state_extra(s.st, "providers"), NULL, ".");
+	if (!strcmp(pos.items[0], "switchover"))
+		rc = switchover(&s, pos.items[1], to);
+	else
+		rc = status(&s, pos.n > 1 ? pos.items[1] : NULL);
+out:
+	iac_session_close(&s);
+	iac_strlist_free(&pos);
+	return rc;
+}
+
+void iac_db_cmd_help(void)
+{
+	printf("\nusage: iac db switchover CLUSTER [-to MEMBER] [-json]\n"
+	       "       iac db status [CLUSTER] [-json]      (also: iac status db [CLUSTER])\n\n"
+	       "switchover asks Patroni to hand the leader role of CLUSTER to MEMBER (or\n"
+	       "a replica it picks) and waits until the new leader runs. status shows each\n"
+	       "member's role, replication lag (bytes and seconds), the leader's slots and\n"
+	       "the WAL they retain (inactive slots flagged), and connections. Both read\n"
+	       "state only; neither changes it.\n");
+	iac_session_usage(IAC_F_JSON);
+	printf("  -to MEMBER               switchover: the member to lead\n");
+}

@@ -1,0 +1,49 @@
+/* db: PostgreSQL 15 clusters with Patroni 3.0 on etcd, and HAProxy's
+ * read/write split in front of them.
+ *
+ * Types:
+ *   db.patroni_node  one PostgreSQL server run by Patroni on a host; which
+ *                    node leads is Patroni's business (bootstrap, failover,
+ *                    switchover): iac observes the role (computed, never a
+ *                    diff) and never "fixes" it back.
+ *   db.proxy         HAProxy on a host: the rw port goes to the node whose
+ *                    Patroni answers /primary, the ro port round robin to
+ *                    those answering /replica?lag=MAX (the leader when none).
+ * Commands: `iac db switchover CLUSTER [-to NODE]`, `iac db status
+ * [CLUSTER]` (also `iac status db [CLUSTER]`).
+ * The Lua keyword `postgres_cluster` (modules/postgres_cluster.lua) makes
+ * these resources; see docs/db.md.
+ */
+#ifndef IAC_PROVIDERS_DB_DB_H
+#define IAC_PROVIDERS_DB_DB_H
+
+#include <jansson.h>
+
+#include "iac/provider/provider.h"
+
+extern const iac_rtype iac_db_node_type;
+extern const iac_rtype iac_db_proxy_type;
+extern const iac_provider iac_provider_db;
+
+/* A call to Patroni's REST API at http://ADDR:PORT/PATH. 0 when it
+ * answered (any status: *status), *out the decoded JSON body (new ref,
+ * may be NULL); IAC_ERR when it could not be reached. No retries: callers
+ * poll. */
+int iac_db_rest(json_t **out, long *status, const char *addr, long port, const char *method, const char *path,
+		const json_t *body, double timeout_ms, const volatile int *cancel);
+
+/* Patroni's role words ("master", "primary", "standby_leader", "replica")
+ * as iac shows them: "leader" or "replica" (others unchanged). */
+const char *iac_db_role(const char *patroni_role);
+
+/* 1 when s is a safe name for files and shell words ([A-Za-z0-9_.-]+). */
+int iac_db_name_ok(const char *s);
+
+/* The reach of a host attribute during plan (an unreachable host is
+ * reported before anything changes). */
+int iac_db_probe(const iac_rctx *ctx, const json_t *attrs);
+
+int iac_db_cmd(int argc, char **argv);
+void iac_db_cmd_help(void);
+
+#endif

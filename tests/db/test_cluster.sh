@@ -1,0 +1,118 @@
+#!/bin/bash
+# postgres_cluster on 3 test-bed hosts: Patroni on etcd bootstraps one leader
+# and 2 streaming replicas (one slot each), settings applied, HAProxy splits
+# reads from writes (a write on the rw port is visible through the ro port,
+# the ro port refuses writes), a lagging replica leaves the ro pool and comes
+# back; passwords never in output or state; the plan is quiet after apply;
+# iac status db shows roles, lag, slots and connections.
+. "$(dirname "$0")/lib.sh"
+db_up
+
+iac validate >"$WORK/v.out" 2>&1 || { cat "$WORK/v.out"; fail "validate"; }
+t0=$(date +%s.%N)
+iac apply -auto-approve >"$WORK/a1.out" 2>&1 || { cat "$WORK/a1.out"; fail "apply"; }
+echo "cluster up in $(echo "$(date +%s.%N) - $t0" | bc) s"
+expect_in "$WORK/a1.out" "db.patroni_node.main_h1"
+expect_in "$WORK/a1.out" "db.proxy.main"
+
+# one leader, two replicas, each streaming from a slot
+leader=$(leader_name) || fail "no member answers /primary"
+n_rep=0
+for n in 1 2 3; do
+	code=$(ctl curl -s -m 1 -o /dev/null -w '%{http_code}' "http://$(addr $n):8008/replica")
+	[ "$code" = 200 ] && n_rep=$((n_rep + 1))
+done
+[ "$n_rep" = 2 ] || fail "expected 2 replicas, found $n_rep"
+for i in $(seq 50); do
+	s=$(psql_at "$LB" 5432 "select count(*) from pg_stat_replication where state = 'streaming'")
+	[ "$s" = 2 ] && break
+	sleep 0.2
+done
+[ "$s" = 2 ] || fail "expected 2 streaming replicas on the leader, saw '$s'"
+slots=$(psql_at "$LB" 5432 "select count(*) from pg_replication_slots where slot_type = 'physical' and active")
+[ "$slots" = 2 ] || fail "expected 2 active physical slots, saw '$slots'"
+[ "$(psql_at "$LB" 5432 "show max_connections")" = 200 ] || fail "max_connections not applied"
+[ "$(psql_at "$LB" 5432 "show shared_buffers")" = 128MB ] || fail "shared_buffers not applied"
+
+# read/write split: rw reaches the leader, ro a replica; writes replicate
+[ "$(psql_at "$LB" 5432 "select pg_is_in_recovery()")" = f ] || fail "rw port does not reach the leader"
+[ "$(psql_at "$LB" 5433 "select pg_is_in_recovery()")" = t ] || fail "ro port does not reach a replica"
+psql_at "$LB" 5432 "create table t (id int primary key, v text); insert into t select g, 'x' from generate_series(1, 100) g" ||
+	fail "write through rw"
+for i in $(seq 50); do
+	c1=$(psql_at "$LB" 5433 "select count(*) from t" 2>/dev/null)
+	c2=$(psql_at "$LB" 5433 "select count(*) from t" 2>/dev/null)
+	[ "$c1" = 100 ] && [ "$c2" = 100 ] && break
+	sleep 0.1
+done
+[ "$c1" = 100 ] && [ "$c2" = 100 ] || fail "rows written on the leader not visible on the replicas ($c1, $c2)"
+# both replicas serve the ro port (round robin)
+hosts_seen=$(for i in 1 2 3 4; do psql_at "$LB" 5433 "select inet_server_addr()"; done | sort -u | wc -l)
+[ "$hosts_seen" = 2 ] || fail "ro port served by $hosts_seen replica(s), expected 2"
+if psql_at "$LB" 5433 "insert into t values (1000, 'ro')" >"$WORK/ro.out" 2>&1; then
+	fail "a write through the ro port succeeded"
+fi
+expect_in "$WORK/ro.out" "read-only transaction"
+
+# a replica whose WAL receiver is frozen (SIGSTOP) falls behind by more than
+# max_lag: out of the ro pool (Patroni's /replica?lag= check), back once it
+# catches up
+lagger=""
+for n in 1 2 3; do [ "h$n" != "$leader" ] && { lagger=$n; break; }; done
+wr=$(psql_at "$(addr $lagger)" 5432 "select pid from pg_stat_wal_receiver")
+[ -n "$wr" ] || fail "no WAL receiver on h$lagger"
+on_host "$lagger" "kill -STOP $wr"
+psql_at "$LB" 5432 "insert into t select g, repeat('y', 200) from generate_series(101, 20100) g"
+out=0
+for i in $(seq 60); do
+	addrs=$(for j in 1 2 3 4; do psql_at "$LB" 5433 "select host(inet_server_addr())" 2>/dev/null; done | sort -u)
+	echo "$addrs" | grep -qx "$(addr $lagger)" || { out=1; break; }
+	sleep 0.25
+done
+[ "$out" = 1 ] || fail "a replica more than 1MB behind stayed in the ro pool"
+on_host "$lagger" "kill -CONT $wr"
+back=0
+for i in $(seq 60); do
+	addrs=$(for j in 1 2 3 4; do psql_at "$LB" 5433 "select host(inet_server_addr())" 2>/dev/null; done | sort -u)
+	echo "$addrs" | grep -qx "$(addr $lagger)" && { back=1; break; }
+	sleep 0.25
+done
+[ "$back" = 1 ] || fail "the replica did not come back to the ro pool after catching up"
+
+# status: roles, lag per replica, slots, connections
+iac status db main >"$WORK/st.out" 2>&1 || { cat "$WORK/st.out"; fail "iac status db"; }
+cat "$WORK/st.out"
+expect_in "$WORK/st.out" "cluster main: leader $leader"
+expect_in "$WORK/st.out" "lag_bytes"
+expect_in "$WORK/st.out" "retains"
+expect_in "$WORK/st.out" "connections:"
+[ "$(grep -c ' replica ' "$WORK/st.out")" = 2 ] || fail "status does not show 2 replicas"
+iac db status -json >"$WORK/st.json" 2>&1 || { cat "$WORK/st.json"; fail "iac db status -json"; }
+"$T_PY" - "$WORK/st.json" <<'PY' || fail "status JSON"
+import json, sys
+d = json.load(open(sys.argv[1]))["clusters"][0]
+reps = [m for m in d["members"] if m["role"] == "replica"]
+assert len(reps) == 2 and all("lag_bytes" in m and "lag_seconds" in m for m in reps), d
+assert len(d["slots"]) == 2 and all("retained_bytes" in s for s in d["slots"]), d
+assert d["max_connections"] == 200 and d["connections"] >= 0, d
+PY
+
+# quiet plan; passwords nowhere in output or state
+iac plan -detailed-exitcode >"$WORK/p1.out" 2>&1 || { cat "$WORK/p1.out"; fail "plan after apply is not quiet"; }
+for f in "$WORK"/*.out "$WORK"/st.json; do
+	grep -qF "$IAC_VAR_pg_superuser" "$f" && fail "superuser password in $(basename "$f")"
+	grep -qF "$IAC_VAR_pg_replication" "$f" && fail "replication password in $(basename "$f")"
+done
+if grep -rqF -e "$IAC_VAR_pg_superuser" -e "$IAC_VAR_pg_replication" "$WORK/.iac"; then
+	fail "a password is in .iac (state)"
+fi
+# ... but on the hosts, in a file only postgres may read
+on_host 1 'stat -c "%a %U" /etc/patroni/main.yml' | grep -qx "600 postgres" || fail "patroni config not 0600 postgres"
+on_host 1 'ps -o user= -p $(head -1 /var/lib/postgresql/iac/main/postmaster.pid)' | grep -qx postgres ||
+	fail "postmaster does not run as postgres"
+
+# a literal password is refused
+sed -i 's/superuser_password = var.pg_superuser/superuser_password = "plain"/' "$WORK/main.lua"
+iac validate >"$WORK/v2.out" 2>&1 && fail "a literal password was accepted"
+expect_in "$WORK/v2.out" "must come from a sensitive variable"
+echo ok
