@@ -76,6 +76,13 @@ static void guard(char *const *envp, const char *cwd, int in_fd, int out_fd, int
 	dup2(in_fd, 0);
 	dup2(out_fd, 1);
 	dup2(err_fd, 2);
+	/* Nothing else of iac's stays open here: the guard never execs, so
+	 * O_CLOEXEC does not close the write end of this command's stdin pipe
+	 * (or another thread's command's) and a command that reads stdin to
+	 * the end would wait for an EOF that never comes. */
+	if (close_range(3, ~0U, 0) < 0)
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
 	signal(SIGPIPE, SIG_DFL);
 	if (cwd && chdir(cwd) < 0)
 		_exit(126);
