@@ -49,6 +49,7 @@ static const iac_command builtin[] = {
 	{ "state", iac_cmd_state, "list, show or forget resources in state", iac_help_state },
 	{ "show", iac_cmd_show, "show state or a saved plan (-json)", iac_help_show },
 	{ "import", iac_cmd_import, "adopt an existing object into state", iac_help_import },
+	{ "fmt", iac_cmd_fmt, "rewrite topology files in the canonical layout (StyLua)", iac_help_fmt },
 	{ "force-unlock", iac_cmd_force_unlock, "remove a lock left behind, by its id", NULL },
 	{ "status", iac_cmd_status, "who holds the state lock, and who waits", NULL },
 #ifdef IAC_HAVE_loadtest

@@ -51,6 +51,10 @@ void iac_help_init(void);
 int iac_cmd_import(int argc, char **argv);
 void iac_help_import(void);
 
+/* cmd_fmt.c */
+int iac_cmd_fmt(int argc, char **argv);
+void iac_help_fmt(void);
+
 /* cmd_plan.c */
 int iac_cmd_plan(int argc, char **argv);
 int iac_cmd_apply(int argc, char **argv);
