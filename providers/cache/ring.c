@@ -336,6 +336,11 @@ const char *iac_cache_ring_node_name(const iac_cache_ring *ring, size_t i)
 	return i < ring->nnodes ? ring->names[i] : NULL;
 }
 
+const char *iac_cache_ring_point_name_of(const iac_cache_ring *ring, size_t i)
+{
+	return i < ring->nnodes ? ring->point_names[i] : NULL;
+}
+
 const iac_cache_ring_point *iac_cache_ring_points(const iac_cache_ring *ring, size_t *n)
 {
 	*n = ring->npts;
@@ -355,10 +360,12 @@ void iac_cache_ring_shares(const iac_cache_ring *ring, double *share)
 	}
 }
 
-static size_t find_node(const iac_cache_ring *ring, const char *name)
+/* Nodes are the same node in two rings when their points hash the same
+ * string: that, not iac's name for them, decides where keys go. */
+static size_t find_node(const iac_cache_ring *ring, const char *point_name)
 {
 	for (size_t i = 0; i < ring->nnodes; i++)
-		if (!strcmp(ring->names[i], name))
+		if (!strcmp(ring->point_names[i], point_name))
 			return i;
 	return SIZE_MAX;
 }
@@ -377,12 +384,12 @@ void iac_cache_ring_diff(const iac_cache_ring *a, const iac_cache_ring *b, doubl
 		gives[i] = 0;
 	for (size_t j = 0; gets && j < b->nnodes; j++)
 		gets[j] = 0;
-	/* map b's node indexes to a's names once */
+	/* map b's node indexes to a's once */
 	size_t *b_in_a = malloc(b->nnodes * sizeof(size_t));
 	if (!b_in_a)
 		return;
 	for (size_t j = 0; j < b->nnodes; j++)
-		b_in_a[j] = find_node(a, b->names[j]);
+		b_in_a[j] = find_node(a, b->point_names[j]);
 	for (;;) {
 		uint32_t va = ia < a->npts ? a->points[ia].value : UINT32_MAX;
 		uint32_t vb = ib < b->npts ? b->points[ib].value : UINT32_MAX;

@@ -63,6 +63,7 @@ size_t iac_cache_ring_owner(const iac_cache_ring *ring, uint32_t hash);
 
 size_t iac_cache_ring_nnodes(const iac_cache_ring *ring);
 const char *iac_cache_ring_node_name(const iac_cache_ring *ring, size_t i);
+const char *iac_cache_ring_point_name_of(const iac_cache_ring *ring, size_t i);
 /* The sorted continuum (borrowed, lives as long as the ring). */
 const iac_cache_ring_point *iac_cache_ring_points(const iac_cache_ring *ring, size_t *n);
 
@@ -70,7 +71,8 @@ const iac_cache_ring_point *iac_cache_ring_points(const iac_cache_ring *ring, si
  * `share[nnodes]`: what fraction of uniformly hashed keys it gets. */
 void iac_cache_ring_shares(const iac_cache_ring *ring, double *share);
 
-/* What changes from ring `a` to ring `b` (nodes matched by name): `*moved`
+/* What changes from ring `a` to ring `b` (nodes matched by point name, what
+ * places keys): `*moved`
  * gets the share of the hash space whose owner differs, `gives[i]` (sized
  * for a's nodes) the share node i of `a` gives up, `gets[j]` (sized for b's
  * nodes, may be NULL) the share node j of `b` receives. Exact, from the two

@@ -1,0 +1,149 @@
+-- cache_cluster: Redis or Memcached nodes on hosts, the ketama ring iac
+-- computes for them, published to app hosts, and optional twemproxy proxies
+-- (docs/cache.md).
+--
+--   local cache = cache_cluster "sessions" {
+--     engine = "redis",              -- or "memcached"
+--     hosts = hosts { role = "cache" }, per_host = 2, memory = "256mb", policy = "allkeys-lfu",
+--     base_port = 6379,              -- node k of a host listens on base_port + k - 1 (memcached: 11211)
+--     ring = { hash = "ketama", vnodes = 160, key_hash = "md5", hash_tag = "{}" },
+--     proxy = { hosts = hosts { role = "app" }, port = 22121, stats_port = 22222 },
+--     publish = { file = { hosts = hosts { role = "app" }, path = "/etc/app/cache-ring.json" } },
+--     classes = { session = { ttl = "30m", jitter = 0.1 } },
+--   }
+--
+-- Each node is a configuration file (ssh.file, so an edit by hand shows as a
+-- diff) and a process (ssh.service with its pidfile, so a killed node is
+-- planned back), restarted when its file changes. Nodes are named
+-- CLUSTER-HOST-K (sessions-c1-1), resources CLUSTER_HOST_K(_conf). The ring (cache.ring) and the
+-- proxy configurations (cache.proxy, checked with nutcracker -t) are written
+-- once every node runs. Returns { name, engine, nodes = {{name, host,
+-- address, port}}, services, rings, proxies }.
+
+local function megabytes(name, text)
+  local n, unit = tostring(text):lower():match("^(%d+)%s*(%a*)$")
+  local mult = ({ [""] = 1, mb = 1, m = 1, gb = 1024, g = 1024 })[unit or ""]
+  if not n or not mult then
+    error("cache_cluster '" .. name .. "': memory '" .. tostring(text) .. "' must look like \"256mb\" or \"2gb\"", 3)
+  end
+  return tonumber(n) * mult
+end
+
+local function list_of(x)
+  if x == nil then return {} end
+  if x.address or x.name then return { x } end   -- a single host
+  return x
+end
+
+local function redis_conf(node, cfg)
+  return table.concat({
+    "# written by iac: cache node " .. node.name,
+    "bind " .. node.address .. (node.address ~= "127.0.0.1" and " 127.0.0.1" or ""),
+    "port " .. node.port,
+    "protected-mode no",
+    "daemonize yes",
+    "supervised no",
+    "pidfile " .. node.pidfile,
+    "logfile /var/log/iac-cache/" .. node.name .. ".log",
+    "dir /var/lib/iac-cache/" .. node.name,
+    "maxmemory " .. (cfg.memory or "64mb"),
+    "maxmemory-policy " .. (cfg.policy or "allkeys-lru"),
+    "save \"\"",
+    "appendonly no",
+    "",
+  }, "\n")
+end
+
+-- memcached has no configuration file: its flags live in one, so a change
+-- by hand still shows as a diff and restarts the node
+local function memcached_conf(name, node, cfg)
+  local args = "-l " .. node.address .. " -p " .. node.port .. " -U 0 -m " .. megabytes(name, cfg.memory or "64mb") .. " -c 1024"
+  if cfg.policy == "noeviction" then args = args .. " -M" end
+  return args .. "\n"
+end
+
+return function(name)
+  return function(cfg)
+    assert(type(cfg) == "table", "cache_cluster '" .. name .. "': expected a table { ... }")
+    local engine = cfg.engine or "redis"
+    if engine ~= "redis" and engine ~= "memcached" then
+      error("cache_cluster '" .. name .. "': engine must be \"redis\" or \"memcached\", not '" .. tostring(engine) .. "'", 2)
+    end
+    local hs = list_of(cfg.hosts)
+    if #hs == 0 then error("cache_cluster '" .. name .. "': 'hosts' (one or more hosts) is required", 2) end
+    local per_host = cfg.per_host or 1
+    if type(per_host) ~= "number" or per_host < 1 or per_host % 1 ~= 0 then
+      error("cache_cluster '" .. name .. "': per_host must be a whole number >= 1", 2)
+    end
+    local ring = cfg.ring or {}
+    if ring.hash ~= nil and ring.hash ~= "ketama" then
+      error("cache_cluster '" .. name .. "': ring.hash must be \"ketama\", not '" .. tostring(ring.hash) .. "'", 2)
+    end
+    if engine == "memcached" then megabytes(name, cfg.memory or "64mb") end
+    local base = cfg.base_port or (engine == "redis" and 6379 or 11211)
+
+    local nodes, services, specs = {}, {}, {}
+    for _, h in ipairs(hs) do
+      for k = 1, per_host do
+        -- named by host and slot, so that growing per_host or adding a
+        -- host renames nothing (nothing restarts, state keeps its addresses)
+        local node = {
+          name = name .. "-" .. h.name .. "-" .. k, host = h, address = h.address, port = base + k - 1,
+        }
+        node.pidfile = "/run/iac-cache-" .. node.name .. ".pid"
+        local rname = name .. "_" .. h.name .. "_" .. k
+        local conf_path = "/etc/iac-cache/" .. node.name .. ".conf"
+        local conf, start
+        if engine == "redis" then
+          conf = resource "ssh.file" (rname .. "_conf") { host = h, path = conf_path, content = redis_conf(node, cfg) }
+          start = "mkdir -p /var/lib/iac-cache/" .. node.name .. " /var/log/iac-cache && redis-server " .. conf_path
+        else
+          conf = resource "ssh.file" (rname .. "_conf") { host = h, path = conf_path, content = memcached_conf(name, node, cfg) }
+          start = "install -d -o memcache /run/iac-cache && memcached -d -u memcache $(cat " .. conf_path .. ")" ..
+                  " -P /run/iac-cache/" .. node.name .. ".pid"
+          node.pidfile = "/run/iac-cache/" .. node.name .. ".pid"
+        end
+        node.service = resource "ssh.service" (rname) {
+          host = h, start = start, pidfile = node.pidfile, restart_on = { conf },
+        }
+        nodes[#nodes + 1] = node
+        services[#services + 1] = node.service
+        specs[#specs + 1] = { name = node.name, address = node.address, port = node.port, weight = 1 }
+      end
+    end
+
+    local rings = {}
+    local pub = cfg.publish and cfg.publish.file
+    if pub then
+      if not pub.path then error("cache_cluster '" .. name .. "': publish.file needs a 'path'", 2) end
+      for _, h in ipairs(list_of(pub.hosts)) do
+        rings[#rings + 1] = resource "cache.ring" (name .. "_ring_" .. h.name) {
+          host = h, path = pub.path, cluster = name, engine = engine, hash = "ketama",
+          key_hash = ring.key_hash, hash_tag = ring.hash_tag, vnodes = ring.vnodes,
+          nodes = specs, classes = cfg.classes, depends_on = services,
+        }
+      end
+    end
+
+    local proxies = {}
+    if cfg.proxy then
+      local port = cfg.proxy.port or 22121
+      for _, h in ipairs(list_of(cfg.proxy.hosts)) do
+        local pname = name .. "_proxy_" .. h.name
+        local path = "/etc/iac-cache/" .. name .. "-twemproxy.yml"
+        local pconf = resource "cache.proxy" (pname .. "_conf") {
+          host = h, path = path, cluster = name, engine = engine, listen = h.address .. ":" .. port,
+          key_hash = ring.key_hash, hash_tag = ring.hash_tag, vnodes = ring.vnodes, nodes = specs,
+        }
+        proxies[#proxies + 1] = resource "ssh.service" (pname) {
+          host = h, restart_on = { pconf }, depends_on = services,
+          pidfile = "/run/iac-cache-" .. name .. "-twemproxy.pid",
+          start = "mkdir -p /var/log/iac-cache && nutcracker -d -c " .. path .. " -p /run/iac-cache-" .. name ..
+                  "-twemproxy.pid -o /var/log/iac-cache/" .. name .. "-twemproxy.log -a 127.0.0.1 -s " ..
+                  (cfg.proxy.stats_port or 22222),
+        }
+      end
+    end
+    return { name = name, engine = engine, nodes = nodes, services = services, rings = rings, proxies = proxies }
+  end
+end

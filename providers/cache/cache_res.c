@@ -1,0 +1,381 @@
+/* cache_res: the resources of a cache cluster that are iac's own (the
+ * nodes themselves are ssh.file + ssh.service, made by
+ * modules/cache_cluster.lua):
+ *
+ *   cache.ring   the ring document (docs/cache.md) written to a file on a
+ *                host, so clients without a proxy place keys as the proxy
+ *                does. The plan says, when nodes join or leave, which share
+ *                of the keys moves and which nodes give it up.
+ *   cache.proxy  a twemproxy (nutcracker) configuration for the cluster,
+ *                checked with `nutcracker -t` on the host before it replaces
+ *                the live one.
+ *
+ * Both keep the SHA-256 of what they wrote; a file changed by hand reads
+ * back as a different document and the next apply writes it again. */
+#include "providers/cache/cache.h"
+#include "providers/cache/ring.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "iac/core/buf.h"
+#include "iac/core/err.h"
+#include "iac/core/json.h"
+#include "iac/core/util.h"
+#include "iac/core/value.h"
+#include "iac/host/host.h"
+
+static const iac_attr ring_attrs[] = {
+	{ "host", IAC_T_HOST, IAC_A_FORCE_NEW, "host to publish on (default: this machine)" },
+	{ "path", IAC_T_STRING, IAC_A_REQUIRED | IAC_A_FORCE_NEW, "file receiving the ring JSON" },
+	{ "cluster", IAC_T_STRING, IAC_A_REQUIRED, "the cache_cluster's name" },
+	{ "engine", IAC_T_STRING, IAC_A_REQUIRED, "\"redis\" or \"memcached\"" },
+	{ "hash", IAC_T_STRING, 0, "the distribution, \"ketama\" (the only one)" },
+	{ "key_hash", IAC_T_STRING, 0, "key hash: md5 (default), fnv1a_64, fnv1_64, fnv1a_32, fnv1_32" },
+	{ "hash_tag", IAC_T_STRING, 0, "twemproxy's hash_tag, two characters (\"{}\")" },
+	{ "vnodes", IAC_T_NUMBER, 0, "points per node at equal weights, default 160" },
+	{ "nodes", IAC_T_LIST, IAC_A_REQUIRED, "{ name, address, port, weight } per node" },
+	{ "classes", IAC_T_MAP, 0, "data classes: { ttl, jitter, namespace_by }, published for clients" },
+	{ "sha256", IAC_T_STRING, IAC_A_COMPUTED, "SHA-256 of the published document" },
+	{ NULL, 0, 0, NULL },
+};
+
+static const iac_attr proxy_attrs[] = {
+	{ "host", IAC_T_HOST, IAC_A_FORCE_NEW, "host of the proxy (default: this machine)" },
+	{ "path", IAC_T_STRING, IAC_A_REQUIRED | IAC_A_FORCE_NEW, "nutcracker configuration file" },
+	{ "cluster", IAC_T_STRING, IAC_A_REQUIRED, "the cache_cluster's name (the pool's name)" },
+	{ "engine", IAC_T_STRING, IAC_A_REQUIRED, "\"redis\" or \"memcached\"" },
+	{ "listen", IAC_T_STRING, IAC_A_REQUIRED, "ADDRESS:PORT the proxy listens on" },
+	{ "hash", IAC_T_STRING, 0, "the distribution, \"ketama\"" },
+	{ "key_hash", IAC_T_STRING, 0, "key hash, as for cache.ring" },
+	{ "hash_tag", IAC_T_STRING, 0, "twemproxy's hash_tag" },
+	{ "vnodes", IAC_T_NUMBER, 0, "must be 160: twemproxy's fixed point count" },
+	{ "nodes", IAC_T_LIST, IAC_A_REQUIRED, "{ name, address, port, weight } per node" },
+	{ "sha256", IAC_T_STRING, IAC_A_COMPUTED, "SHA-256 of the configuration" },
+	{ NULL, 0, 0, NULL },
+};
+
+/* The ring of a resource's `nodes`: each node's points hash "ADDR:PORT"
+ * (just ADDR on 11211), what twemproxy and libmemcached hash for servers
+ * listed without a name, so that either agrees with the published ring. */
+static int ring_of(iac_cache_ring **out, const json_t *attrs)
+{
+	const json_t *nodes = json_object_get(attrs, "nodes"), *n;
+	size_t count = json_array_size(nodes), i;
+	int rc = IAC_ERR;
+	iac_cache_ring_node *rn = calloc(count ? count : 1, sizeof(*rn));
+	char (*pn)[300] = calloc(count ? count : 1, sizeof(*pn));
+	const char *hash = iac_json_str(attrs, "hash");
+	json_int_t vnodes = json_integer_value(json_object_get(attrs, "vnodes"));
+	*out = NULL;
+	if (!rn || !pn) {
+		iac_err_set("out of memory");
+		goto done;
+	}
+	if (hash && strcmp(hash, "ketama")) {
+		iac_err_set("ring hash '%s' is not supported (use \"ketama\")", hash);
+		goto done;
+	}
+	json_array_foreach(nodes, i, n) {
+		const char *name = iac_json_str(n, "name"), *addr = iac_json_str(n, "address");
+		json_int_t port = json_integer_value(json_object_get(n, "port"));
+		json_int_t w = json_object_get(n, "weight") ? json_integer_value(json_object_get(n, "weight")) : 1;
+		if (!name || !addr || port < 1 || port > 65535 || w < 1) {
+			iac_err_set("nodes[%zu] needs a name, an address, a port (1-65535) and a weight >= 1", i + 1);
+			goto done;
+		}
+		iac_cache_ring_point_name(pn[i], sizeof(pn[i]), addr, (unsigned)port, NULL);
+		rn[i] = (iac_cache_ring_node){ name, pn[i], (uint32_t)w };
+	}
+	rc = iac_cache_ring_new(out, rn, count, iac_json_str(attrs, "key_hash"), iac_json_str(attrs, "hash_tag"),
+				vnodes > 0 ? (unsigned)vnodes : 160);
+done:
+	free(rn);
+	free(pn);
+	return rc;
+}
+
+/* The published document: the ring's own fields plus the cluster, its
+ * engine, each node's address and port, and the data classes. */
+static int render_ring(char **out, const json_t *attrs)
+{
+	iac_cache_ring *r = NULL;
+	*out = NULL;
+	if (ring_of(&r, attrs) < 0)
+		return IAC_ERR;
+	json_t *doc = iac_cache_ring_to_json(r), *n;
+	size_t i;
+	iac_cache_ring_free(r);
+	if (!doc)
+		return iac_err_set("out of memory");
+	json_object_set_new(doc, "cluster", json_string(iac_json_str(attrs, "cluster")));
+	json_object_set_new(doc, "engine", json_string(iac_json_str(attrs, "engine")));
+	json_array_foreach(json_object_get(doc, "nodes"), i, n) {
+		const json_t *src = json_array_get(json_object_get(attrs, "nodes"), i);
+		json_object_set(n, "address", json_object_get(src, "address"));
+		json_object_set(n, "port", json_object_get(src, "port"));
+	}
+	json_t *classes = json_object_get(attrs, "classes");
+	json_object_set_new(doc, "classes", classes ? json_deep_copy(classes) : json_object());
+	*out = json_dumps(doc, JSON_INDENT(1) | JSON_SORT_KEYS);
+	json_decref(doc);
+	return *out ? 0 : iac_err_set("out of memory");
+}
+
+static int check_common(const json_t *attrs)
+{
+	const char *engine = iac_json_str(attrs, "engine"), *path = iac_json_str(attrs, "path");
+	if (engine && strcmp(engine, "redis") && strcmp(engine, "memcached"))
+		return iac_err_set("engine must be \"redis\" or \"memcached\", not '%s'", engine);
+	if (path && strchr(path, '\''))
+		return iac_err_set("path '%s' must not contain a single quote", path);
+	return 0;
+}
+
+/* 1 when node i of ring `a` (by its point name) is in ring `b` too. */
+static int in_ring(const iac_cache_ring *b, const iac_cache_ring *a, size_t i)
+{
+	const char *pn = iac_cache_ring_point_name_of(a, i);
+	for (size_t j = 0; j < iac_cache_ring_nnodes(b); j++)
+		if (!strcmp(iac_cache_ring_point_name_of(b, j), pn))
+			return 1;
+	return 0;
+}
+
+/* "share of keys that move" note for the plan: the published ring (prior)
+ * against the planned one. Nothing to say when the nodes are the same. */
+static void movement_note(const iac_rctx *ctx, const json_t *prior, const json_t *planned)
+{
+	iac_cache_ring *a = NULL, *b = NULL;
+	if (!ctx->warn || !prior || json_equal(json_object_get(prior, "nodes"), json_object_get(planned, "nodes")))
+		return;
+	if (ring_of(&a, prior) < 0 || ring_of(&b, planned) < 0) {
+		iac_err_clear();
+		goto done;
+	}
+	size_t na = iac_cache_ring_nnodes(a), nb = iac_cache_ring_nnodes(b);
+	double moved = 0, *gives = calloc(na, sizeof(double)), *gets = calloc(nb, sizeof(double));
+	iac_buf msg = IAC_BUF_INIT;
+	if (gives && gets) {
+		iac_cache_ring_diff(a, b, &moved, gives, gets);
+		/* what consistent hashing promises: the joining nodes' share of
+		 * the new ring plus the leaving nodes' share of the old one */
+		size_t joins = 0, leaves = 0;
+		for (size_t j = 0; j < nb; j++)
+			joins += !in_ring(a, b, j);
+		for (size_t i = 0; i < na; i++)
+			leaves += !in_ring(b, a, i);
+		iac_buf_printf(&msg, "cache '%s': %zu -> %zu nodes moves %.1f%% of the keys (ideal %zu/%zu + %zu/%zu = %.1f%%)",
+			       iac_json_str(planned, "cluster"), na, nb, moved * 100, joins, nb, leaves, na,
+			       100.0 * ((double)joins / (double)nb + (double)leaves / (double)na));
+		const char *sep = "; given up by ";
+		for (size_t i = 0; i < na; i++)
+			if (gives[i] > 0) {
+				iac_buf_printf(&msg, "%s%s %.1f%%", sep, iac_cache_ring_node_name(a, i), gives[i] * 100);
+				sep = ", ";
+			}
+		sep = "; taken by ";
+		for (size_t j = 0; j < nb; j++)
+			if (gets[j] > 0) {
+				iac_buf_printf(&msg, "%s%s %.1f%%", sep, iac_cache_ring_node_name(b, j), gets[j] * 100);
+				sep = ", ";
+			}
+		ctx->warn(ctx, msg.ptr);
+	}
+	iac_buf_free(&msg);
+	free(gives);
+	free(gets);
+done:
+	iac_cache_ring_free(a);
+	iac_cache_ring_free(b);
+}
+
+static int ring_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
+{
+	char *text = NULL, hex[65];
+	if (check_common(planned) < 0)
+		return IAC_ERR;
+	if (iac_value_has_unknown(planned))
+		return 0;
+	if (render_ring(&text, planned) < 0)
+		return IAC_ERR;
+	iac_sha256_hex(hex, text, strlen(text));
+	free(text);
+	json_object_set_new(planned, "sha256", json_string(hex));
+	movement_note(ctx, prior, planned);
+	return 0;
+}
+
+/* nutcracker's YAML for the cluster: one pool named after it, ketama, the
+ * nodes without names (so the points hash ADDR:PORT, as the ring does). */
+static int render_proxy(char **out, const json_t *attrs)
+{
+	iac_cache_ring *r = NULL;
+	const json_t *n;
+	size_t i;
+	json_int_t vnodes = json_integer_value(json_object_get(attrs, "vnodes"));
+	const char *tag = iac_json_str(attrs, "hash_tag"), *cluster = iac_json_str(attrs, "cluster");
+	*out = NULL;
+	if (vnodes && vnodes != 160)
+		return iac_err_set("a twemproxy ring has 160 points per node; vnodes = %lld cannot be proxied",
+				   (long long)vnodes);
+	if (ring_of(&r, attrs) < 0)   /* the same checks as the published ring */
+		return IAC_ERR;
+	iac_cache_ring_free(r);
+	for (const char *c = cluster; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-'))
+			return iac_err_set("cluster name '%s' cannot name a twemproxy pool (letters, digits, '-', '_')", cluster);
+	iac_buf b = IAC_BUF_INIT;
+	iac_buf_printf(&b, "# written by iac: cache_cluster '%s'\n%s:\n  listen: %s\n  hash: %s\n", cluster, cluster,
+		       iac_json_str(attrs, "listen"), iac_json_str(attrs, "key_hash") ?: "md5");
+	if (tag && *tag)
+		iac_buf_printf(&b, "  hash_tag: \"%s\"\n", tag);
+	iac_buf_printf(&b, "  distribution: ketama\n  redis: %s\n  auto_eject_hosts: false\n  preconnect: true\n"
+			   "  timeout: 1000\n  servers:\n",
+		       strcmp(iac_json_str(attrs, "engine"), "redis") ? "false" : "true");
+	json_array_foreach(json_object_get(attrs, "nodes"), i, n) {
+		json_int_t w = json_object_get(n, "weight") ? json_integer_value(json_object_get(n, "weight")) : 1;
+		iac_buf_printf(&b, "   - %s:%lld:%lld\n", iac_json_str(n, "address"),
+			       (long long)json_integer_value(json_object_get(n, "port")), (long long)w);
+	}
+	*out = iac_buf_detach(&b);
+	return 0;
+}
+
+static int proxy_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
+{
+	(void)ctx;
+	(void)prior;
+	char *text = NULL, hex[65];
+	if (check_common(planned) < 0)
+		return IAC_ERR;
+	if (iac_value_has_unknown(planned))
+		return 0;
+	if (render_proxy(&text, planned) < 0)
+		return IAC_ERR;
+	iac_sha256_hex(hex, text, strlen(text));
+	free(text);
+	json_object_set_new(planned, "sha256", json_string(hex));
+	return 0;
+}
+
+static char *full_path(const iac_rctx *ctx, const json_t *attrs)
+{
+	const char *path = iac_json_str(attrs, "path");
+	return iac_host_is_remote(json_object_get(attrs, "host")) ? iac_xstrdup(path)
+								   : iac_path_join(ctx->config_dir, path);
+}
+
+/* Write `text` to the resource's path; for the proxy, first beside it, and
+ * only a configuration `nutcracker -t` accepts replaces the live one. */
+static int deliver(const iac_rctx *ctx, json_t **out, const json_t *planned, int proxy)
+{
+	char *text = NULL, hex[65], *path = full_path(ctx, planned), *cand = NULL, *cmd = NULL;
+	const json_t *host = json_object_get(planned, "host");
+	int rc = IAC_ERR;
+	if ((proxy ? render_proxy(&text, planned) : render_ring(&text, planned)) < 0)
+		goto done;
+	iac_sha256_hex(hex, text, strlen(text));
+	if (proxy) {
+		cand = iac_xasprintf("%s.iac-check", path);
+		cmd = iac_xasprintf("nutcracker -t -c '%s' 2>&1 && mv -f '%s' '%s'", cand, cand, path);
+		if (iac_host_write(ctx->hosts, host, cand, text, strlen(text), "0644", ctx->cancel) < 0)
+			goto done;
+		if (iac_host_run(NULL, ctx->hosts, host, cmd, 30e3, ctx->cancel) < 0) {
+			iac_err_prefix("nutcracker refused the configuration for '%s'", path);
+			goto done;
+		}
+	} else if (iac_host_write(ctx->hosts, host, path, text, strlen(text), "0644", ctx->cancel) < 0) {
+		goto done;
+	}
+	*out = json_copy((json_t *)planned);
+	json_object_set_new(*out, "sha256", json_string(hex));
+	rc = 0;
+done:
+	free(text);
+	free(path);
+	free(cand);
+	free(cmd);
+	return rc;
+}
+
+static int ring_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
+{
+	return deliver(ctx, out, planned, 0);
+}
+
+static int ring_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
+{
+	(void)prior;
+	return deliver(ctx, out, planned, 0);
+}
+
+static int proxy_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
+{
+	return deliver(ctx, out, planned, 1);
+}
+
+static int proxy_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
+{
+	(void)prior;
+	return deliver(ctx, out, planned, 1);
+}
+
+/* The file's SHA-256 against the one written: gone -> NULL, different ->
+ * a copy of prior whose sha256 says so (the plan shows it and rewrites). */
+static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
+{
+	char *path = full_path(ctx, prior), *sum = NULL;
+	char *cmd = iac_xasprintf("sha256sum '%s' 2>/dev/null | cut -d' ' -f1", path);
+	int rc = iac_host_run(&sum, ctx->hosts, json_object_get(prior, "host"), cmd, 10e3, ctx->cancel);
+	free(cmd);
+	free(path);
+	*out = NULL;
+	if (rc < 0) {
+		free(sum);
+		return IAC_ERR;
+	}
+	size_t n = sum ? strlen(sum) : 0;
+	while (n && (sum[n - 1] == '\n' || sum[n - 1] == ' '))
+		sum[--n] = '\0';
+	if (n == 64) {
+		*out = json_copy((json_t *)prior);
+		if (strcmp(sum, iac_json_str(prior, "sha256") ?: ""))
+			json_object_set_new(*out, "sha256", json_string("(changed outside iac)"));
+	}
+	free(sum);
+	return 0;
+}
+
+static int file_remove(const iac_rctx *ctx, const json_t *prior)
+{
+	char *path = full_path(ctx, prior);
+	char *cmd = iac_xasprintf("rm -f '%s'", path);
+	int rc = iac_host_run(NULL, ctx->hosts, json_object_get(prior, "host"), cmd, 10e3, ctx->cancel);
+	free(cmd);
+	free(path);
+	return rc;
+}
+
+static int file_probe(const iac_rctx *ctx, const json_t *attrs)
+{
+	return iac_host_run(NULL, ctx->hosts, json_object_get(attrs, "host"), "true", 10e3, ctx->cancel);
+}
+
+const iac_rtype iac_cache_ring_type = {
+	.name = "cache.ring", .attrs = ring_attrs,
+	.doc = "a cache cluster's ketama ring, published as JSON to a file (docs/cache.md)",
+	.plan = ring_plan, .read = file_read, .create = ring_create, .update = ring_update,
+	.remove = file_remove, .probe = file_probe,
+	.gone_reason = "the ring file is missing",
+};
+
+const iac_rtype iac_cache_proxy_type = {
+	.name = "cache.proxy", .attrs = proxy_attrs,
+	.doc = "a twemproxy (nutcracker) configuration for a cache cluster, checked with nutcracker -t",
+	.plan = proxy_plan, .read = file_read, .create = proxy_create, .update = proxy_update,
+	.remove = file_remove, .probe = file_probe,
+	.gone_reason = "the proxy configuration is missing",
+};
