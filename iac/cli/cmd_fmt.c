@@ -27,6 +27,7 @@
 
 #include "iac/cli/commands.h"
 #include "iac/core/args.h"
+#include "iac/core/buf.h"
 #include "iac/core/err.h"
 #include "iac/core/log.h"
 #include "iac/core/proc.h"
@@ -137,7 +138,8 @@ static int tool_error(const char *name, const iac_proc_result *r)
 	const char *at = strstr(e, "error parsing:");
 	const char *pos = strstr(e, " (");
 	long line = pos ? strtol(pos + 2, NULL, 10) : 0;
-	char *msg = iac_xstrdup(at ? at : iac_proc_tail(e, 400));
+	const char *tail = iac_proc_tail(e, 400);
+	char *msg = iac_xstrdup(at ? at : iac_str_starts(tail, "error: ") ? tail + 7 : tail);
 	char *nl = strchr(msg, '\n');
 	if (nl && nl[1] && at)
 		memmove(msg, nl + 1, strlen(nl + 1) + 1); /* "error parsing:\n - what" */
@@ -194,7 +196,19 @@ static int print_diff(const char *name, const char *dir, const char *top, const 
 	return 0;
 }
 
-/* One file: read (no link followed), check, format, compare, and write or
+/* The canonical text of `text` into r->out: NUL bytes refused, Lua's
+ * parser first (its FILE:LINE), then StyLua with --verify. */
+static int format_text(iac_proc_result *r, const char *name, const char *dir, const char *top, const char *text,
+		       size_t len)
+{
+	if (strlen(text) != len)
+		return iac_err_set("'%s' contains a NUL byte; not a topology file", name);
+	if (check_syntax(name, text, len) < 0 || run_tool(r, name, dir, top, "--verify", text) < 0)
+		return IAC_ERR;
+	return r->status ? tool_error(name, r) : 0;
+}
+
+/* One file: read (no link followed), format, compare, and write or
  * report. `dir` is the file's directory, `top` the directory the run
  * started from (where stylua.toml is looked for last). */
 static int fmt_file(fmt_run *run, const char *name, const char *dir, const char *top)
@@ -211,16 +225,8 @@ static int fmt_file(fmt_run *run, const char *name, const char *dir, const char 
 		iac_err_set("'%s' is not a regular file", name);
 		goto done;
 	}
-	if (strlen(text) != len) {
-		iac_err_set("'%s' contains a NUL byte; not a topology file", name);
+	if (format_text(&r, name, dir, top, text, len) < 0)
 		goto done;
-	}
-	if (check_syntax(name, text, len) < 0 || run_tool(&r, name, dir, top, "--verify", text) < 0)
-		goto done;
-	if (r.status != 0) {
-		tool_error(name, &r);
-		goto done;
-	}
 	rc = 0;
 	if (r.out_len == len && !memcmp(r.out, text, len))
 		goto done;
@@ -241,6 +247,28 @@ done:
 	iac_proc_result_free(&r);
 	free(text);
 	return rc;
+}
+
+/* `iac fmt -` (editors): stdin to stdout, the current directory's
+ * stylua.toml; with -check nothing is printed, the exit status tells. */
+static void fmt_stdin(fmt_run *run)
+{
+	iac_buf in = IAC_BUF_INIT;
+	iac_proc_result r = { 0 };
+	char chunk[8192];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
+		iac_buf_put(&in, chunk, n);
+	if (format_text(&r, "<stdin>", ".", ".", iac_buf_cstr(&in), in.len) < 0) {
+		iac_log_error("%s", iac_err_last());
+		run->failed++;
+	} else if (r.out_len != in.len || memcmp(r.out, iac_buf_cstr(&in), in.len)) {
+		run->changed++;
+	}
+	if (!run->failed && !run->check)
+		fwrite(r.out, 1, r.out_len, stdout);
+	iac_proc_result_free(&r);
+	iac_buf_free(&in);
 }
 
 static int is_lua(const char *name)
@@ -347,7 +375,10 @@ int iac_cmd_fmt(int argc, char **argv)
 	if (pos.n == 0)
 		fmt_path(run, ".");
 	for (size_t i = 0; i < pos.n; i++)
-		fmt_path(run, pos.items[i]);
+		if (!strcmp(pos.items[i], "-"))
+			fmt_stdin(run);
+		else
+			fmt_path(run, pos.items[i]);
 	rc = run->failed ? 1 : run->check && run->changed ? 3 : 0;
 done:
 	iac_strlist_free(&pos);
@@ -364,7 +395,7 @@ void iac_help_fmt(void)
 	       "directory is used when there is one, otherwise iac's settings: 2 spaces,\n"
 	       "120 columns, call parentheses as written. Files are replaced atomically;\n"
 	       "symbolic links are skipped, never followed. A file with a syntax error is\n"
-	       "reported as FILE:LINE and left as it is.\n\n"
+	       "reported as FILE:LINE and left as it is. PATH '-' formats stdin to stdout.\n\n"
 	       "Exit status: 0 formatted, 1 an error, 3 with -check when a file is not\n"
 	       "formatted (as terraform fmt -check).\n\n");
 	iac_args_usage(fmt_opts);

@@ -124,6 +124,12 @@ expect_eq "files changed" "other/b.lua" "$OUT"
 expect_file_content other/b.lua 'local y = 2
 '
 
+step "'-' formats stdin to stdout (editors)"
+expect_eq "stdout" "local x = 1" "$(printf 'local  x=1\n' | "$IAC" fmt -)"
+printf 'local  x=1\n' | "$IAC" fmt -check - >"$T/.out"
+expect_eq "-check - exit" "3" "$?"
+expect_eq "-check - output" "" "$(cat "$T/.out")"
+
 step "a stylua.toml in the directory wins over iac's settings"
 newcfg tabs
 printf 'indent_type = "Tabs"\ncall_parentheses = "Input"\n' >stylua.toml
