@@ -63,11 +63,18 @@ return function(name)
     local members, nodes, node_list = {}, {}, {}
     for _, h in ipairs(cfg.hosts) do members[#members + 1] = h.address end
     for _, h in ipairs(cfg.hosts) do
+      -- the passwords live only here: whatever is computed from a secret is
+      -- redacted, and the nodes' roles must stay readable
+      local creds = resource "db.credentials" (name .. "_" .. h.name .. "_auth") {
+        host = h, cluster = name, superuser_password = su, replication_password = rep,
+      }
+      local deps = { creds }
+      for _, d in ipairs(cfg.depends_on or {}) do deps[#deps + 1] = d end
       local r = resource "db.patroni_node" (name .. "_" .. h.name) {
         host = h, cluster = name, name = h.name, version = cfg.version or 15, port = port, api_port = api_port,
         dcs = dcs, members = members, clients = cfg.clients, pg_hba = cfg.pg_hba, settings = cfg.settings,
         ttl = cfg.ttl, loop_wait = cfg.loop_wait, max_lag_failover = bytes(name, cfg.max_lag),
-        superuser_password = su, replication_password = rep, depends_on = cfg.depends_on,
+        depends_on = deps,
       }
       nodes[#nodes + 1] = r
       node_list[#node_list + 1] = { name = h.name, address = h.address, port = port, api_port = api_port }

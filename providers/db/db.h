@@ -6,6 +6,8 @@
  *                    node leads is Patroni's business (bootstrap, failover,
  *                    switchover): iac observes the role (computed, never a
  *                    diff) and never "fixes" it back.
+ *   db.credentials   the cluster's passwords on a member's host, for Patroni
+ *                    (the only place they are; sensitive attributes)
  *   db.proxy         HAProxy on a host: the rw port goes to the node whose
  *                    Patroni answers /primary, the ro port round robin to
  *                    those answering /replica?lag=MAX (the leader when none).
@@ -22,6 +24,7 @@
 #include "iac/provider/provider.h"
 
 extern const iac_rtype iac_db_node_type;
+extern const iac_rtype iac_db_creds_type;
 extern const iac_rtype iac_db_proxy_type;
 extern const iac_provider iac_provider_db;
 

@@ -1,17 +1,21 @@
 /* db.patroni_node: one PostgreSQL 15 server run by Patroni 3.0 on a host.
  *
  * The Patroni configuration is JSON (which YAML reads as is), rendered
- * with Jansson from the attributes and written 0600 for the postgres user:
- * it holds the superuser's and the replicator's passwords, which arrive as
- * sensitive attributes (redacted in state and output) and appear nowhere
- * else: config_sha256 is taken over the config with them masked.
+ * with Jansson from the attributes and written 0600 for the postgres user.
+ * The passwords are not in it: db.credentials writes them to
+ * /etc/patroni/CLUSTER.env (0600, postgres), which Patroni reads as
+ * PATRONI_SUPERUSER_PASSWORD and friends when it starts. That keeps this
+ * type free of secrets, so its computed role and timeline stay readable in
+ * plans and state (the engine redacts whatever is computed from a secret).
  *
  * Patroni runs detached as postgres (setpriv, no login session), its pid in
  * /run/postgresql/patroni-CLUSTER.pid; the data directory lives under the
  * host's /var/lib/postgresql/iac. The first node to take the leader key in
  * etcd runs initdb; the others bootstrap as streaming replicas with one
  * physical slot each (use_slots). `role` and `timeline` are what Patroni
- * says now: computed, so a failover or switchover never shows as a diff.
+ * says now: computed, so a failover or switchover never shows as a diff;
+ * when the role differs from the one state recorded, read() keeps the old
+ * one in `previous_role` and the plan says so in a note.
  */
 #include "providers/db/db.h"
 
@@ -42,10 +46,9 @@ static const iac_attr node_attrs[] = {
 	{ "ttl", IAC_T_NUMBER, 0, "leader key TTL in seconds (failover takes about this long), default 10" },
 	{ "loop_wait", IAC_T_NUMBER, 0, "Patroni's loop in seconds, default 2" },
 	{ "max_lag_failover", IAC_T_NUMBER, 0, "bytes a replica may lag and still be promoted, default 1MB" },
-	{ "superuser_password", IAC_T_STRING, IAC_A_REQUIRED | IAC_A_SENSITIVE, "password of 'postgres'" },
-	{ "replication_password", IAC_T_STRING, IAC_A_REQUIRED | IAC_A_SENSITIVE, "password of 'replicator'" },
-	{ "config_sha256", IAC_T_STRING, IAC_A_COMPUTED, "SHA-256 of the Patroni config, passwords masked" },
+	{ "config_sha256", IAC_T_STRING, IAC_A_COMPUTED, "SHA-256 of the Patroni config" },
 	{ "role", IAC_T_STRING, IAC_A_COMPUTED, "leader or replica, as Patroni says now" },
+	{ "previous_role", IAC_T_STRING, IAC_A_COMPUTED, "the role state recorded, when Patroni changed it since" },
 	{ "timeline", IAC_T_NUMBER, IAC_A_COMPUTED, "the node's timeline, as Patroni says now" },
 	{ NULL, 0, 0, NULL },
 };
@@ -105,14 +108,12 @@ static int validate(const json_t *a)
 	return 0;
 }
 
-/* The Patroni configuration (new ref). With mask, passwords are replaced
- * by a fixed word: the form that is hashed. */
-static json_t *patroni_config(const json_t *a, int mask)
+/* The Patroni configuration (new ref); passwords come from the
+ * environment (db.credentials). */
+static json_t *patroni_config(const json_t *a)
 {
 	const char *addr = addr_of(a), *cluster = iac_json_str(a, "cluster");
 	long port = num(a, "port", 5432), api = num(a, "api_port", 8008);
-	const char *su = mask ? "(masked)" : iac_json_str(a, "superuser_password");
-	const char *rep = mask ? "(masked)" : iac_json_str(a, "replication_password");
 	json_t *hosts = json_array(), *params = json_object(), *hba = json_array(), *v;
 	size_t i;
 	const char *k;
@@ -149,7 +150,7 @@ static json_t *patroni_config(const json_t *a, int mask)
 	json_t *cfg = json_pack(
 		"{s:s,s:s,s:s,s:{s:s},s:{s:s%,s:s%},s:{s:o},"
 		"s:{s:{s:i,s:i,s:i,s:i,s:{s:b,s:b,s:O}},s:[{s:s},s]},"
-		"s:{s:s%,s:s%,s:s,s:s,s:s,s:{s:{s:s,s:s},s:{s:s,s:s},s:{s:s,s:s}},s:o,s:o}}",
+		"s:{s:s%,s:s%,s:s,s:s,s:s,s:{s:{s:s},s:{s:s},s:{s:s}},s:o,s:o}}",
 		"scope", cluster, "name", iac_json_str(a, "name"), "namespace", "/iac-db/",
 		"log", "level", "WARNING",
 		"restapi", "listen", "", (size_t)0, "connect_address", "", (size_t)0,
@@ -161,9 +162,8 @@ static json_t *patroni_config(const json_t *a, int mask)
 		"initdb", "encoding", "UTF8", "data-checksums",
 		"postgresql", "listen", "", (size_t)0, "connect_address", "", (size_t)0, "data_dir", dd,
 		"bin_dir", "/usr/lib/postgresql/15/bin", "pgpass", pgpass,
-		"authentication", "superuser", "username", "postgres", "password", su ?: "",
-		"replication", "username", "replicator", "password", rep ?: "",
-		"rewind", "username", "postgres", "password", su ?: "",
+		"authentication", "superuser", "username", "postgres", "replication", "username", "replicator",
+		"rewind", "username", "postgres",
 		"parameters", local_params, "pg_hba", hba);
 	json_decref(params);
 	free(dd);
@@ -179,9 +179,9 @@ static json_t *patroni_config(const json_t *a, int mask)
 	return cfg;
 }
 
-static char *render(const json_t *a, int mask)
+static char *render(const json_t *a)
 {
-	json_t *cfg = patroni_config(a, mask);
+	json_t *cfg = patroni_config(a);
 	char *text = cfg ? json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 	json_decref(cfg);
 	return text;
@@ -189,7 +189,7 @@ static char *render(const json_t *a, int mask)
 
 static void config_sha(char hex[65], const json_t *a)
 {
-	char *text = render(a, 1);
+	char *text = render(a);
 	iac_sha256_hex(hex, text ? text : "", text ? strlen(text) : 0);
 	free(text);
 }
@@ -205,6 +205,14 @@ static int node_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 		return IAC_ERR;
 	config_sha(hex, planned);
 	json_object_set_new(planned, "config_sha256", json_string(hex));
+	const char *was = iac_json_str(prior, "previous_role"), *now = iac_json_str(prior, "role");
+	if (was && now && ctx->warn) {
+		char *msg = iac_xasprintf("member '%s' of cluster '%s' is %s now, was %s (Patroni's failover or "
+					  "switchover; iac leaves roles to Patroni)",
+					  iac_json_str(planned, "name"), iac_json_str(planned, "cluster"), now, was);
+		ctx->warn(ctx, msg);
+		free(msg);
+	}
 	return 0;
 }
 
@@ -242,7 +250,7 @@ static int patroni_pid(long *pid, const iac_rctx *ctx, const json_t *a)
 
 static int write_config(const iac_rctx *ctx, const json_t *a)
 {
-	char *text = render(a, 0), *path = cfg_path(a);
+	char *text = render(a), *path = cfg_path(a);
 	const json_t *host = json_object_get(a, "host");
 	int rc = IAC_ERR;
 	if (!text) {
@@ -264,10 +272,7 @@ static int write_config(const iac_rctx *ctx, const json_t *a)
 	rc = iac_host_run(NULL, ctx->hosts, host, cmd, 20e3, ctx->cancel);
 	free(cmd);
 done:
-	if (text) {
-		memset(text, 0, strlen(text));
-		free(text);
-	}
+	free(text);
 	free(path);
 	return rc;
 }
@@ -276,16 +281,18 @@ static int start(const iac_rctx *ctx, const json_t *a)
 {
 	char *pf = pid_path(a), *cfg = cfg_path(a);
 	const char *cluster = iac_json_str(a, "cluster");
+	/* the passwords (db.credentials) reach Patroni as its environment */
 	/* setpriv execs (no parent left behind as su/runuser would), setsid -f
 	 * detaches from the SSH channel; $$ is Patroni's pid after exec */
 	char *cmd = iac_xasprintf(
 		"p=$(cat '%s' 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && exit 0; cd / && "
 		"setsid -f setpriv --reuid=postgres --regid=postgres --init-groups --reset-env "
-		"sh -c 'echo $$ > \"$0\"; exec patroni \"$1\"' '%s' '%s' </dev/null >>/var/log/patroni/%s.log 2>&1; "
+		"sh -c 'set -a; . /etc/patroni/%s.env || exit 1; set +a; echo $$ > \"$0\"; exec patroni \"$1\"' '%s' '%s' "
+		"</dev/null >>/var/log/patroni/%s.log 2>&1; "
 		"for i in $(seq 100); do p=$(cat '%s' 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && exit 0; sleep 0.05; done; "
 		"echo 'patroni did not start; last lines of /var/log/patroni/%s.log:' >&2; tail -n 15 /var/log/patroni/%s.log >&2; "
 		"exit 4",
-		pf, pf, cfg, cluster, pf, cluster, cluster);
+		pf, cluster, pf, cfg, cluster, pf, cluster, cluster);
 	int rc = iac_host_run(NULL, ctx->hosts, json_object_get(a, "host"), cmd, 30e3, ctx->cancel);
 	free(cmd);
 	free(pf);
@@ -355,10 +362,10 @@ static int node_update(const iac_rctx *ctx, json_t **out, const json_t *prior, c
 	} else if (start(ctx, planned) < 0) {
 		goto done;
 	}
-	json_t *masked = patroni_config(planned, 1);
-	json_t *dcs_pg = json_object_get(json_object_get(json_object_get(masked, "bootstrap"), "dcs"), "postgresql");
+	json_t *cfg = patroni_config(planned);
+	json_t *dcs_pg = json_object_get(json_object_get(json_object_get(cfg, "bootstrap"), "dcs"), "postgresql");
 	body = json_pack("{s:{s:O?}}", "postgresql", "parameters", json_object_get(dcs_pg, "parameters"));
-	json_decref(masked);
+	json_decref(cfg);
 	if (iac_db_rest(&resp, &status, addr_of(planned), num(planned, "api_port", 8008), "PATCH", "/config", body,
 			5000, ctx->cancel) < 0 || status >= 300)
 		iac_err_clear(); /* a replica still bootstrapping: the next reload carries it */
@@ -390,6 +397,11 @@ static int node_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 		iac_err_clear();
 		json_object_set_new(attrs, "role", json_string("unknown"));
 	}
+	const char *was = iac_json_str(prior, "role"), *now = iac_json_str(attrs, "role");
+	if (was && now && strcmp(was, now))
+		json_object_set_new(attrs, "previous_role", json_string(was));
+	else
+		json_object_del(attrs, "previous_role");
 	*out = attrs;
 	return 0;
 }
