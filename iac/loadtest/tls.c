@@ -85,6 +85,7 @@ int lt_tls_ctx(iac_lt_worker *w)
 			return IAC_ERR;
 		}
 	}
+	ERR_clear_error();   /* SSL_get_error() reads the queue: leave it empty */
 	w->tls = ctx;
 	return 0;
 }

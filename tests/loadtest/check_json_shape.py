@@ -56,6 +56,13 @@ def validate(d):
     check(d["client"], {"cores": int, "cpu_avg_pct": OPT_NUM, "cpu_max_pct": OPT_NUM, "cpu_wait_max_pct": OPT_NUM,
                         "max_rss_mib": OPT_NUM},
           "client")
+    if "tls" in d:   # https runs only
+        check(d["tls"], {"verify": bool, "insecure_skip_tls_verify": bool, "ca_file": (str, type(None)),
+                         "server_name": (str, type(None)), "handshakes": int, "resumed": int,
+                         "handshake_ms": dict, "errors": list}, "tls")
+        check(d["tls"]["handshake_ms"], LATENCY, "tls.handshake_ms")
+        assert d["tls"]["verify"] != d["tls"]["insecure_skip_tls_verify"]
+        assert d["tls"]["resumed"] <= d["tls"]["handshakes"]
     # figures agree with each other
     assert sum(p["requests"] for p in d["timeseries"]) == d["requests"], "timeseries requests do not add up"
     assert sum(p["errors"] for p in d["timeseries"]) == d["errors"]["total"], "timeseries errors do not add up"

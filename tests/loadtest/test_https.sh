@@ -101,6 +101,7 @@ assert t["handshake_ms"]["p50"] is not None and t["handshake_ms"]["p50"] > 0, t
 assert t["errors"] == [], t
 EOP
 [ $? = 0 ] || fail "verified run figures"
+"$PY" "$(dirname "$0")/check_json_shape.py" "$T/ok.json" || fail "JSON shape"
 grep -q '<td>TLS certificate verification</td><td>on</td>' "$T/ok.html" || fail "HTML: verification on"
 grep -q 'tls-insecure' "$T/ok.html" && fail "HTML: a verified run is marked insecure"
 # an IP target sends no SNI (RFC 6066) and nginx saw TLS on every request
@@ -154,6 +155,7 @@ assert t["handshakes"] == 0 and d["verdict"]["http_req_failed"] == 1.0
 assert d["requests"] < 200, d["requests"]
 EOP
 [ $? = 0 ] || fail "no-CA figures"
+"$PY" "$(dirname "$0")/check_json_shape.py" "$T/noca.json" || fail "JSON shape (no CA)"
 grep -q 'certificate verify failed' "$T/noca.html" || fail "HTML: no TLS reason"
 
 # ---- a name the certificate does not have ------------------------------
