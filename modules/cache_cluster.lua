@@ -112,6 +112,11 @@ return function(name)
       end
     end
 
+    local cluster = resource "cache.cluster" (name) {
+      cluster = name, engine = engine, hash = "ketama", key_hash = ring.key_hash, hash_tag = ring.hash_tag,
+      vnodes = ring.vnodes, nodes = specs, classes = cfg.classes,
+    }
+
     local rings = {}
     local pub = cfg.publish and cfg.publish.file
     if pub then
@@ -144,6 +149,6 @@ return function(name)
         }
       end
     end
-    return { name = name, engine = engine, nodes = nodes, services = services, rings = rings, proxies = proxies }
+    return { name = name, engine = engine, cluster = cluster, nodes = nodes, services = services, rings = rings, proxies = proxies }
   end
 end

@@ -13,6 +13,7 @@
  * Both keep the SHA-256 of what they wrote; a file changed by hand reads
  * back as a different document and the next apply writes it again. */
 #include "providers/cache/cache.h"
+#include "providers/cache/cache_int.h"
 #include "providers/cache/ring.h"
 
 #include <math.h>
@@ -42,6 +43,18 @@ static const iac_attr ring_attrs[] = {
 	{ NULL, 0, 0, NULL },
 };
 
+static const iac_attr cluster_attrs[] = {
+	{ "cluster", IAC_T_STRING, IAC_A_REQUIRED | IAC_A_FORCE_NEW, "the cache_cluster's name" },
+	{ "engine", IAC_T_STRING, IAC_A_REQUIRED, "\"redis\" or \"memcached\"" },
+	{ "hash", IAC_T_STRING, 0, "the distribution, \"ketama\"" },
+	{ "key_hash", IAC_T_STRING, 0, "key hash, as for cache.ring" },
+	{ "hash_tag", IAC_T_STRING, 0, "twemproxy's hash_tag" },
+	{ "vnodes", IAC_T_NUMBER, 0, "points per node at equal weights, default 160" },
+	{ "nodes", IAC_T_LIST, IAC_A_REQUIRED, "{ name, address, port, weight } per node" },
+	{ "classes", IAC_T_MAP, 0, "data classes" },
+	{ NULL, 0, 0, NULL },
+};
+
 static const iac_attr proxy_attrs[] = {
 	{ "host", IAC_T_HOST, IAC_A_FORCE_NEW, "host of the proxy (default: this machine)" },
 	{ "path", IAC_T_STRING, IAC_A_REQUIRED | IAC_A_FORCE_NEW, "nutcracker configuration file" },
@@ -60,7 +73,7 @@ static const iac_attr proxy_attrs[] = {
 /* The ring of a resource's `nodes`: each node's points hash "ADDR:PORT"
  * (just ADDR on 11211), what twemproxy and libmemcached hash for servers
  * listed without a name, so that either agrees with the published ring. */
-static int ring_of(iac_cache_ring **out, const json_t *attrs)
+int iac_cache_ring_of_attrs(iac_cache_ring **out, const json_t *attrs)
 {
 	const json_t *nodes = json_object_get(attrs, "nodes"), *n;
 	size_t count = json_array_size(nodes), i;
@@ -103,7 +116,7 @@ static int render_ring(char **out, const json_t *attrs)
 {
 	iac_cache_ring *r = NULL;
 	*out = NULL;
-	if (ring_of(&r, attrs) < 0)
+	if (iac_cache_ring_of_attrs(&r, attrs) < 0)
 		return IAC_ERR;
 	json_t *doc = iac_cache_ring_to_json(r), *n;
 	size_t i;
@@ -151,7 +164,7 @@ static void movement_note(const iac_rctx *ctx, const json_t *prior, const json_t
 	iac_cache_ring *a = NULL, *b = NULL;
 	if (!ctx->warn || !prior || json_equal(json_object_get(prior, "nodes"), json_object_get(planned, "nodes")))
 		return;
-	if (ring_of(&a, prior) < 0 || ring_of(&b, planned) < 0) {
+	if (iac_cache_ring_of_attrs(&a, prior) < 0 || iac_cache_ring_of_attrs(&b, planned) < 0) {
 		iac_err_clear();
 		goto done;
 	}
@@ -221,7 +234,7 @@ static int render_proxy(char **out, const json_t *attrs)
 	if (vnodes && vnodes != 160)
 		return iac_err_set("a twemproxy ring has 160 points per node; vnodes = %lld cannot be proxied",
 				   (long long)vnodes);
-	if (ring_of(&r, attrs) < 0)   /* the same checks as the published ring */
+	if (iac_cache_ring_of_attrs(&r, attrs) < 0)   /* the same checks as the published ring */
 		return IAC_ERR;
 	iac_cache_ring_free(r);
 	for (const char *c = cluster; *c; c++)
@@ -378,4 +391,55 @@ const iac_rtype iac_cache_proxy_type = {
 	.plan = proxy_plan, .read = file_read, .create = proxy_create, .update = proxy_update,
 	.remove = file_remove, .probe = file_probe,
 	.gone_reason = "the proxy configuration is missing",
+};
+
+/* cache.cluster: the cluster as iac's commands need it (iac status cache,
+ * iac cache invalidate): its engine, nodes and ring settings, in state.
+ * It makes nothing on any host; the plan hook checks the ring can be built. */
+static int cluster_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
+{
+	(void)ctx;
+	(void)prior;
+	iac_cache_ring *r = NULL;
+	if (check_common(planned) < 0)
+		return IAC_ERR;
+	if (iac_value_has_unknown(planned))
+		return 0;
+	int rc = iac_cache_ring_of_attrs(&r, planned);
+	iac_cache_ring_free(r);
+	return rc;
+}
+
+static int cluster_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
+{
+	(void)ctx;
+	*out = json_copy((json_t *)planned);
+	return 0;
+}
+
+static int cluster_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
+{
+	(void)ctx;
+	*out = json_copy((json_t *)prior);
+	return 0;
+}
+
+static int cluster_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
+{
+	(void)prior;
+	return cluster_create(ctx, out, planned);
+}
+
+static int cluster_remove(const iac_rctx *ctx, const json_t *prior)
+{
+	(void)ctx;
+	(void)prior;
+	return 0;
+}
+
+const iac_rtype iac_cache_cluster_type = {
+	.name = "cache.cluster", .attrs = cluster_attrs,
+	.doc = "a cache cluster's engine, nodes and ring settings, for iac status cache and iac cache invalidate",
+	.plan = cluster_plan, .read = cluster_read, .create = cluster_create, .update = cluster_update,
+	.remove = cluster_remove,
 };

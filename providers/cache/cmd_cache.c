@@ -1,17 +1,27 @@
 /* cmd_cache: `iac cache ...`, the operator's commands for cache clusters.
  *
+ *   iac cache status [CLUSTER] [-json]       (also `iac status cache [CLUSTER]`)
+ *   iac cache invalidate CLUSTER PATTERN | -class NAME [-json]
  *   iac cache ring   -node NAME[:WEIGHT]=POINT_NAME ... [-hash H] [-hash-tag T] [-vnodes N]
  *   iac cache locate -node ... [KEY...]       (keys from stdin when none given)
  *
- * `ring` prints the ring document (docs/cache.md), `locate` one
- * "NODE<TAB>KEY" line per key: where iac's ring (and so twemproxy and
- * libmemcached with the same servers) sends each key. */
+ * status and invalidate read the clusters from state (cache.cluster, which
+ * cache_cluster makes) and talk to every node directly: Redis INFO / SCAN +
+ * UNLINK, Memcached stats / a namespace bump (client.h). `ring` prints the
+ * ring document (docs/cache.md), `locate` one "NODE<TAB>KEY" line per key:
+ * where iac's ring (and so twemproxy and libmemcached with the same servers)
+ * sends each key. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "providers/cache/cache.h"
+#include "providers/cache/cache_int.h"
+#include "providers/cache/client.h"
 #include "providers/cache/ring.h"
+
+#include "iac/cli/session.h"
+#include "iac/core/json.h"
 
 #include "iac/core/args.h"
 #include "iac/core/err.h"
@@ -111,14 +121,285 @@ static int cmd_ring(const iac_cache_ring *r)
 	return rc;
 }
 
+/* The cache.cluster entries of state (new array of their attributes),
+ * only CLUSTER's when named. */
+static json_t *clusters_in_state(iac_session *s, const char *only)
+{
+	json_t *out = json_array();
+	size_t n = 0;
+	const char **addrs = iac_state_addresses(s->st, &n);
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = iac_state_get(s->st, addrs[i]);
+		json_t *a = json_object_get(e, "attributes");
+		if (!json_is_object(a) || strcmp(iac_json_str(e, "type") ?: "", "cache.cluster"))
+			continue;
+		if (only && strcmp(iac_json_str(a, "cluster") ?: "", only))
+			continue;
+		json_array_append(out, a);
+	}
+	free(addrs);
+	return out;
+}
+
+static int is_redis(const json_t *cluster)
+{
+	return !strcmp(iac_json_str(cluster, "engine") ?: "", "redis");
+}
+
+static int open_node(iac_cache_conn **c, const json_t *node)
+{
+	return iac_cache_conn_open(c, iac_json_str(node, "address"),
+				   (unsigned)json_integer_value(json_object_get(node, "port")), 5000);
+}
+
+static json_t *node_doc(const json_t *node)
+{
+	return json_pack("{s:O?,s:O?,s:O?}", "name", json_object_get(node, "name"), "address",
+			 json_object_get(node, "address"), "port", json_object_get(node, "port"));
+}
+
+/* One node's figures into a JSON object (or its error); 0 / IAC_ERR. */
+static int node_status(json_t **out, const json_t *cluster, const json_t *node)
+{
+	iac_cache_conn *c = NULL;
+	iac_cache_stats st;
+	*out = node_doc(node);
+	int rc = open_node(&c, node);
+	if (rc == 0)
+		rc = is_redis(cluster) ? iac_cache_stats_redis(&st, c) : iac_cache_stats_memcached(&st, c);
+	iac_cache_conn_close(c);
+	if (rc < 0) {
+		json_object_set_new(*out, "error", json_string(iac_err_last()));
+		return IAC_ERR;
+	}
+	json_object_set_new(*out, "hits", json_integer(st.hits));
+	json_object_set_new(*out, "misses", json_integer(st.misses));
+	if (st.hits >= 0 && st.misses >= 0)
+		json_object_set_new(*out, "hit_rate", st.hits + st.misses ? json_real((double)st.hits / (double)(st.hits + st.misses))
+									   : json_null());
+	json_object_set_new(*out, "evictions", json_integer(st.evictions));
+	json_object_set_new(*out, "memory", json_integer(st.memory));
+	json_object_set_new(*out, "keys", json_integer(st.keys));
+	json_object_set_new(*out, "clients", json_integer(st.clients));
+	return 0;
+}
+
+static void human_bytes(char *buf, size_t size, long long b)
+{
+	if (b < 0)
+		snprintf(buf, size, "-");
+	else if (b >= 1024LL * 1024 * 1024)
+		snprintf(buf, size, "%.1fG", (double)b / (1024.0 * 1024 * 1024));
+	else if (b >= 1024 * 1024)
+		snprintf(buf, size, "%.1fM", (double)b / (1024.0 * 1024));
+	else
+		snprintf(buf, size, "%.1fK", (double)b / 1024.0);
+}
+
+static void print_status(const json_t *doc)
+{
+	const json_t *cl, *n;
+	size_t i, j;
+	json_array_foreach(json_object_get(doc, "clusters"), i, cl) {
+		printf("%scache '%s'%s (%s, %zu nodes)\n", iac_color(IAC_C_BOLD), iac_json_str(cl, "cluster"),
+		       iac_color(IAC_C_RESET), iac_json_str(cl, "engine"), json_array_size(json_object_get(cl, "nodes")));
+		printf("  %-22s %-21s %10s %10s %8s %9s %8s %9s %7s\n", "NODE", "ADDRESS", "HITS", "MISSES", "HIT RATE",
+		       "EVICTIONS", "MEMORY", "KEYS", "CLIENTS");
+		json_array_foreach(json_object_get(cl, "nodes"), j, n) {
+			char addr[300], mem[32], rate[16];
+			snprintf(addr, sizeof(addr), "%s:%lld", iac_json_str(n, "address"),
+				 (long long)json_integer_value(json_object_get(n, "port")));
+			if (iac_json_str(n, "error")) {
+				printf("  %-22s %-21s %s%s%s\n", iac_json_str(n, "name"), addr, iac_color(IAC_C_RED),
+				       iac_json_str(n, "error"), iac_color(IAC_C_RESET));
+				continue;
+			}
+			human_bytes(mem, sizeof(mem), json_integer_value(json_object_get(n, "memory")));
+			const json_t *hr = json_object_get(n, "hit_rate");
+			if (json_is_real(hr))
+				snprintf(rate, sizeof(rate), "%.1f%%", json_real_value(hr) * 100);
+			else
+				snprintf(rate, sizeof(rate), "-");
+			printf("  %-22s %-21s %10lld %10lld %8s %9lld %8s %9lld %7lld\n", iac_json_str(n, "name"), addr,
+			       (long long)json_integer_value(json_object_get(n, "hits")),
+			       (long long)json_integer_value(json_object_get(n, "misses")), rate,
+			       (long long)json_integer_value(json_object_get(n, "evictions")), mem,
+			       (long long)json_integer_value(json_object_get(n, "keys")),
+			       (long long)json_integer_value(json_object_get(n, "clients")));
+		}
+	}
+}
+
+static void print_json(const json_t *doc)
+{
+	json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	putchar('\n');
+}
+
+/* `iac cache status [CLUSTER]`: 0, or 1 when a node could not be asked. */
+static int cmd_status(iac_session *s, const char *only)
+{
+	if (iac_session_open_state(s, 0) < 0)
+		return 1;
+	json_t *clusters = clusters_in_state(s, only), *cl, *doc = json_pack("{s:[]}", "clusters");
+	size_t i, j;
+	int rc = 0;
+	if (!json_array_size(clusters)) {
+		iac_log_error(only ? "no cache cluster '%s' in state (declare it with cache_cluster and run 'iac apply')"
+				   : "no cache clusters in state%s (declare one with cache_cluster and run 'iac apply')",
+			      only ? only : "");
+		rc = 1;
+	}
+	json_array_foreach(clusters, i, cl) {
+		json_t *nodes = json_array(), *n;
+		json_array_foreach(json_object_get(cl, "nodes"), j, n) {
+			json_t *one = NULL;
+			if (node_status(&one, cl, n) < 0)
+				rc = 1;
+			json_array_append_new(nodes, one);
+		}
+		json_array_append_new(json_object_get(doc, "clusters"),
+				      json_pack("{s:O?,s:O?,s:o}", "cluster", json_object_get(cl, "cluster"), "engine",
+						json_object_get(cl, "engine"), "nodes", nodes));
+	}
+	if (s->json)
+		print_json(doc);
+	else if (json_array_size(clusters))
+		print_status(doc);
+	json_decref(doc);
+	json_decref(clusters);
+	return rc;
+}
+
+/* Memcached cannot delete by pattern: a class's keys carry a namespace
+ * (docs/cache.md), bumped on the node the ring gives the namespace key. */
+static int invalidate_memcached(json_t *nodes_out, const json_t *cl, const char *klass)
+{
+	iac_cache_ring *ring = NULL;
+	iac_cache_conn *c = NULL;
+	unsigned long long v = 0;
+	char key[300];
+	snprintf(key, sizeof(key), "iac:ns:%s", klass);
+	if (iac_cache_ring_of_attrs(&ring, cl) < 0)
+		return IAC_ERR;
+	size_t owner = iac_cache_ring_locate(ring, key, strlen(key));
+	iac_cache_ring_free(ring);
+	const json_t *node = json_array_get(json_object_get(cl, "nodes"), owner);
+	json_t *one = node_doc(node);
+	int rc = open_node(&c, node);
+	if (rc == 0)
+		rc = iac_cache_mc_bump(&v, c, key);
+	iac_cache_conn_close(c);
+	if (rc < 0)
+		json_object_set_new(one, "error", json_string(iac_err_last()));
+	else
+		json_object_set_new(one, "namespace", json_pack("{s:s,s:I}", "key", key, "value", (json_int_t)v));
+	json_array_append_new(nodes_out, one);
+	return rc;
+}
+
+static int invalidate_redis(json_t *nodes_out, const json_t *cl, const char *pattern)
+{
+	const json_t *n;
+	size_t j;
+	int rc = 0;
+	json_array_foreach(json_object_get(cl, "nodes"), j, n) {
+		iac_cache_conn *c = NULL;
+		long long removed = 0;
+		json_t *one = node_doc(n);
+		int r = open_node(&c, n);
+		if (r == 0)
+			r = iac_cache_redis_unlink(&removed, c, pattern);
+		iac_cache_conn_close(c);
+		if (r < 0) {
+			json_object_set_new(one, "error", json_string(iac_err_last()));
+			rc = IAC_ERR;
+		}
+		json_object_set_new(one, "removed", json_integer(removed));
+		json_array_append_new(nodes_out, one);
+	}
+	return rc;
+}
+
+/* `iac cache invalidate CLUSTER PATTERN|-class NAME`: 0, or 1 when a node
+ * failed (the others are still done and reported). */
+static int cmd_invalidate(iac_session *s, const iac_strlist *pos, const char *klass)
+{
+	if (pos->n < 2 || (pos->n == 2 && !klass) || (pos->n == 3 && klass) || pos->n > 3) {
+		iac_log_error("usage: iac cache invalidate CLUSTER PATTERN | iac cache invalidate CLUSTER -class NAME");
+		return 1;
+	}
+	if (iac_session_open_state(s, 0) < 0)
+		return 1;
+	const char *name = pos->items[1];
+	json_t *clusters = clusters_in_state(s, name), *cl = json_array_get(clusters, 0);
+	char pattern[300];
+	int rc = 1;
+	if (!cl) {
+		iac_log_error("no cache cluster '%s' in state", name);
+		goto done;
+	}
+	if (klass && !json_object_get(json_object_get(cl, "classes"), klass)) {
+		iac_log_error("cache cluster '%s' has no class '%s'", name, klass);
+		goto done;
+	}
+	/* a class's keys are "CLASS:..." (docs/cache.md) */
+	snprintf(pattern, sizeof(pattern), "%s", klass ? "" : pos->items[2]);
+	if (klass)
+		snprintf(pattern, sizeof(pattern), "%s:*", klass);
+	if (!is_redis(cl) && !klass) {
+		iac_log_error("memcached cannot remove keys by pattern; invalidate a class: iac cache invalidate %s -class NAME",
+			      name);
+		goto done;
+	}
+	json_t *nodes = json_array();
+	int r = is_redis(cl) ? invalidate_redis(nodes, cl, pattern) : invalidate_memcached(nodes, cl, klass);
+	json_t *doc = json_pack("{s:s,s:O?,s:s?,s:s?,s:o}", "cluster", name, "engine", json_object_get(cl, "engine"),
+				"pattern", is_redis(cl) ? pattern : NULL, "class", klass, "nodes", nodes);
+	if (s->json) {
+		print_json(doc);
+	} else {
+		const json_t *n;
+		size_t j;
+		long long total = 0;
+		json_array_foreach(nodes, j, n) {
+			if (iac_json_str(n, "error"))
+				printf("  %-22s %serror: %s%s\n", iac_json_str(n, "name"), iac_color(IAC_C_RED),
+				       iac_json_str(n, "error"), iac_color(IAC_C_RESET));
+			else if (json_object_get(n, "namespace"))
+				printf("  %-22s namespace %s is now %lld: the class's old keys are no longer read\n",
+				       iac_json_str(n, "name"), iac_json_str(json_object_get(n, "namespace"), "key"),
+				       (long long)json_integer_value(json_object_get(json_object_get(n, "namespace"), "value")));
+			else
+				printf("  %-22s %lld keys removed\n", iac_json_str(n, "name"),
+				       (long long)json_integer_value(json_object_get(n, "removed")));
+			total += json_integer_value(json_object_get(n, "removed"));
+		}
+		if (is_redis(cl))
+			printf("cache '%s': %lld keys matching '%s' removed on %zu nodes\n", name, total, pattern,
+			       json_array_size(nodes));
+	}
+	json_decref(doc);
+	rc = r < 0 ? 1 : 0;
+done:
+	json_decref(clusters);
+	return rc;
+}
+
 void iac_cache_cmd_help(void)
 {
-	printf("usage: iac cache ring -node NAME[:WEIGHT]=POINT_NAME ... [-hash H] [-hash-tag T] [-vnodes N]\n"
+	printf("usage: iac cache status [CLUSTER] [-json]\n"
+	       "       iac cache invalidate CLUSTER PATTERN | iac cache invalidate CLUSTER -class NAME [-json]\n"
+	       "       iac cache ring -node NAME[:WEIGHT]=POINT_NAME ... [-hash H] [-hash-tag T] [-vnodes N]\n"
 	       "       iac cache locate -node ... [KEY...]\n\n"
-	       "ring prints the ketama ring as published (docs/cache.md); locate prints\n"
-	       "NODE<TAB>KEY for each key (from stdin when none is given). POINT_NAME is\n"
-	       "what twemproxy hashes: the server's name, else ADDR:PORT (ADDR for 11211).\n"
-	       "Hashes: md5 (default), fnv1a_64, fnv1_64, fnv1a_32, fnv1_32.\n");
+	       "status prints per node hits, misses, hit rate, evictions, memory, keys and\n"
+	       "clients (Redis INFO, Memcached stats). invalidate removes the keys matching\n"
+	       "PATTERN (Redis SCAN + UNLINK on every node), or a class's keys (Redis: 'NAME:*';\n"
+	       "Memcached: the class's namespace is bumped). ring prints the ketama ring as\n"
+	       "published (docs/cache.md); locate prints NODE<TAB>KEY for each key (from stdin\n"
+	       "when none is given). POINT_NAME is what twemproxy hashes: the server's name,\n"
+	       "else ADDR:PORT (ADDR for 11211). Hashes: md5 (default), fnv1a_64, fnv1_64,\n"
+	       "fnv1a_32, fnv1_32.\n");
 }
 
 int iac_cache_cmd(int argc, char **argv)
@@ -126,19 +407,36 @@ int iac_cache_cmd(int argc, char **argv)
 	ring_opts o = { .nodes = { 0 } };
 	iac_strlist pos = { 0 };
 	iac_cache_ring *r = NULL;
+	iac_session s;
+	const char *klass = NULL;
 	int rc = 1;
+	iac_session_init(&s, "cache");
 	iac_opt opts[] = {
-		{ "node", IAC_OPT_LIST, &o.nodes, "NAME[:WEIGHT]=POINT_NAME, one per server" },
-		{ "hash", IAC_OPT_STRING, &o.hash, "the key hash (md5, fnv1a_64, ...)" },
+		{ "node", IAC_OPT_LIST, &o.nodes, "NAME[:WEIGHT]=POINT_NAME, one per server (ring, locate)" },
+		{ "hash", IAC_OPT_STRING, &o.hash, "the key hash (md5, fnv1a_64, ...) (ring, locate)" },
 		{ "hash-tag", IAC_OPT_STRING, &o.hash_tag, "two characters: hash only the part between them" },
 		{ "vnodes", IAC_OPT_INT, &o.vnodes, "points per node at equal weights (160)" },
+		{ "class", IAC_OPT_STRING, &klass, "invalidate: the data class to invalidate" },
+		{ "json", IAC_OPT_BOOL, &s.json, "machine-readable output (status, invalidate)" },
+		{ "no-color", IAC_OPT_BOOL, &s.no_color, "no colour" },
 		{ NULL, 0, NULL, NULL },
 	};
 	if (iac_args_parse(opts, "cache", argc, argv, &pos) < 0) {
 		iac_log_error("%s", iac_err_last());
 		goto done;
 	}
+	if (s.no_color || s.json)
+		iac_log_set_color(0);
 	const char *sub = pos.n ? pos.items[0] : NULL;
+	if (sub && !strcmp(sub, "status")) {
+		rc = pos.n > 2 ? (iac_log_error("usage: iac cache status [CLUSTER]"), 1)
+			       : cmd_status(&s, pos.n == 2 ? pos.items[1] : NULL);
+		goto done;
+	}
+	if (sub && !strcmp(sub, "invalidate")) {
+		rc = cmd_invalidate(&s, &pos, klass);
+		goto done;
+	}
 	if (!sub || (strcmp(sub, "ring") && strcmp(sub, "locate"))) {
 		iac_cache_cmd_help();
 		goto done;
@@ -152,6 +450,7 @@ int iac_cache_cmd(int argc, char **argv)
 	else
 		rc = 0;
 done:
+	iac_session_close(&s);
 	iac_cache_ring_free(r);
 	iac_strlist_free(&o.nodes);
 	iac_strlist_free(&pos);
