@@ -51,6 +51,7 @@
 
 typedef struct {
 	int check, diff, recursive;
+	int no_color;  /* accepted, as by every command: fmt prints no colour */
 	int changed;   /* files that were (or, with -check, would be) rewritten */
 	int failed;    /* files that could not be read, parsed or written */
 } fmt_run;
@@ -354,6 +355,7 @@ static const iac_opt fmt_opts[] = {
 	  "change nothing; list files that are not formatted and exit 3 if there are any" },
 	{ "diff", IAC_OPT_BOOL, &opts_run.diff, "show the changes as a unified diff" },
 	{ "recursive", IAC_OPT_BOOL, &opts_run.recursive, "also format the subdirectories (modules/, ...)" },
+	{ "no-color", IAC_OPT_BOOL, &opts_run.no_color, "no colour in output" },
 	{ NULL, 0, NULL, NULL },
 };
 
