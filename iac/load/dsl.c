@@ -69,7 +69,8 @@ const char *iac_dsl_type_mismatch(int type, const json_t *v)
 	case IAC_T_MAP:
 		return (json_is_object(v) && !m) ? NULL : "a table of named fields";
 	case IAC_T_HOST:
-		return (json_is_object(v) && json_is_string(json_object_get(v, "address"))) ? NULL
+		return (json_is_object(v) && (json_is_string(json_object_get(v, "address")) ||
+					      iac_value_marker(json_object_get(v, "address")))) ? NULL
 			: "a host (from host \"name\" { ... })";
 	default:
 		return NULL;
@@ -612,8 +613,17 @@ static int host_body(lua_State *L)
 	if (json_object_get(ld->cfg->hosts, name))
 		return iac_load_error(L, "host '%s' declared twice", name);
 	lua_getfield(L, 1, "address");
-	if (lua_type(L, -1) != LUA_TSTRING)
-		return iac_load_error(L, "host '%s': 'address' (a string) is required", name);
+	/* a reference (lxd_instance.address) makes a host of something this
+	 * apply creates: resources on it wait for it, and it is not probed
+	 * during plan (there is nothing to reach yet) */
+	int address_ref = 0;
+	if (lua_type(L, -1) == LUA_TTABLE && lua_getmetatable(L, -1)) {
+		luaL_getmetatable(L, IAC_MT_REF);
+		address_ref = lua_rawequal(L, -1, -2);
+		lua_pop(L, 2);
+	}
+	if (lua_type(L, -1) != LUA_TSTRING && !address_ref)
+		return iac_load_error(L, "host '%s': 'address' (a string, or a resource's attribute) is required", name);
 	lua_pop(L, 1);
 	lua_pushnil(L);
 	while (lua_next(L, 1)) {
@@ -644,12 +654,19 @@ static int host_body(lua_State *L)
 	if (!h)
 		return iac_load_error(L, "host '%s': %s", name, err);
 	unsigned flags = 0;
-	json_t *plain = iac_value_resolve(h, NULL, NULL, &flags);
-	json_decref(h);
+	json_t *rest = json_deep_copy(h);
+	if (address_ref)
+		json_object_del(rest, "address");
+	json_t *plain = iac_value_resolve(rest, NULL, NULL, &flags);
+	json_decref(rest);
 	if (flags) {
 		json_decref(plain);
-		return iac_load_error(L, "host '%s': fields must be plain values", name);
+		json_decref(h);
+		return iac_load_error(L, "host '%s': fields other than address must be plain values", name);
 	}
+	if (address_ref)
+		json_object_set(plain, "address", json_object_get(h, "address"));
+	json_decref(h);
 	json_object_set_new(ld->cfg->hosts, name, plain);
 	json_array_append_new(ld->host_order, json_string(name));
 	lua_getfield(L, LUA_REGISTRYINDEX, HOSTS_KEY);

@@ -858,6 +858,18 @@ static const char *host_key(iac_state *st, const char *addr)
 	return "";
 }
 
+/* 0 when the resource's host has an address only known once something in
+ * this apply exists (host "app1" { address = lxd_instance.address }). */
+static int host_address_known(const iac_rtype *rt, const json_t *attrs)
+{
+	for (const iac_attr *a = rt ? rt->attrs : NULL; a && a->name; a++) {
+		const json_t *h = a->type == IAC_T_HOST ? json_object_get(attrs, a->name) : NULL;
+		if (json_is_object(h) && !json_is_string(json_object_get(h, "address")))
+			return 0;
+	}
+	return 1;
+}
+
 /* Hosts to reach during plan although nothing of theirs is read back:
  * those of in-scope resources that are new (or data sources), when no
  * refreshed resource lives there. One probe node per host. */
@@ -870,7 +882,7 @@ static size_t add_probes(planner *pl, refresh_job *job, iac_graph *g, size_t m,
 		if (!keep[i] || !r->rtype->probe || (json_object_get(e, "attributes") && !r->is_data))
 			continue;
 		const char *h = host_name_of(r->rtype, r->attrs);
-		if (!h || iac_map_get(seen, h))
+		if (!h || iac_map_get(seen, h) || !host_address_known(r->rtype, r->attrs))
 			continue;
 		iac_map_put(seen, h, (void *)1);
 		job->addrs[m] = r->addr;

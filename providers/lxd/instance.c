@@ -6,9 +6,14 @@
  *   stopped behind iac's back: status "Stopped" in the plan, started again. */
 #include "providers/lxd/lxd.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "iac/core/err.h"
 #include "iac/core/json.h"
@@ -23,6 +28,7 @@ static const iac_attr instance_attrs[] = {
 	{ "limits", IAC_T_MAP, 0, "{ cpu = 1, memory = \"256MB\" }: LXD's limits.* keys" },
 	{ "config", IAC_T_MAP, 0, "other instance config keys (\"user.role\" = \"web\")" },
 	{ "ssh_key", IAC_T_STRING, 0, "a public key written to root's ~/.ssh/authorized_keys" },
+	{ "ssh_port", IAC_T_NUMBER, IAC_A_NO_DIFF, "with ssh_key: create/start waits until this port accepts (default 22; 0: no wait)" },
 	{ "status", IAC_T_STRING, 0, "\"Running\" (default) or \"Stopped\"; the instance is started or stopped to match" },
 	{ "address", IAC_T_STRING, IAC_A_COMPUTED, "the IPv4 address of eth0 once running" },
 	{ NULL, 0, 0, NULL },
@@ -257,6 +263,48 @@ static int push_key(lxd_conn *c, const iac_rctx *ctx, const char *name, const ch
 	return rc;
 }
 
+/* One TCP connect to ip:port within ms: 1 when it was accepted. */
+static int port_open(const char *ip, int port, int ms)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	if (inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
+		return 0;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (!ok) {
+		struct pollfd p = { fd, POLLOUT, 0 };
+		int err = 0;
+		socklen_t el = sizeof(err);
+		ok = poll(&p, 1, ms) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0;
+	}
+	close(fd);
+	return ok;
+}
+
+/* An instance given an ssh_key is meant to be an SSH host in the same
+ * apply: its address comes a moment before its sshd listens, so wait for
+ * the port rather than let the first SSH resource on it fail. */
+static int wait_ssh(const iac_rctx *ctx, const json_t *planned, const char *name, const char *ip)
+{
+	const json_t *p = json_object_get(planned, "ssh_port");
+	int port = json_is_number(p) ? (int)json_number_value(p) : 22;
+	if (!iac_json_str(planned, "ssh_key") || port <= 0 || !ip)
+		return 0;
+	double end = iac_now_ms() + ADDRESS_WAIT_MS;
+	while (!port_open(ip, port, 500)) {
+		if (iac_now_ms() > end)
+			return iac_err_set("instance '%s' runs at %s, but nothing accepts on port %d %ds after it "
+					   "started (does the image start an sshd?)", name, ip, port, ADDRESS_WAIT_MS / 1000);
+		if (ctx->cancel && *ctx->cancel)
+			return iac_err_set("instance '%s': cancelled while waiting for port %d", name, port);
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
 /* After a create or update: read back what the instance is now. */
 static int result(json_t **out, const iac_rctx *ctx, lxd_conn *c, const json_t *planned, const char *name)
 {
@@ -268,8 +316,12 @@ static int result(json_t **out, const iac_rctx *ctx, lxd_conn *c, const json_t *
 		json_decref(state);
 		return rc;
 	}
-	json_t *o = json_deep_copy(planned);
 	const char *ip = eth0_ipv4(state);
+	if (state && wait_ssh(ctx, planned, name, ip) < 0) {
+		json_decref(state);
+		return IAC_ERR;
+	}
+	json_t *o = json_deep_copy(planned);
 	if (ip)
 		json_object_set_new(o, "address", json_string(ip));
 	else
