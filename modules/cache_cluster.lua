@@ -10,14 +10,17 @@
 --     proxy = { hosts = hosts { role = "app" }, port = 22121, stats_port = 22222 },
 --     publish = { file = { hosts = hosts { role = "app" }, path = "/etc/app/cache-ring.json" } },
 --     classes = { session = { ttl = "30m", jitter = 0.1 } },
+--     warm = { on_join = true, max_rate = "20000/s", max_time = "60s" },   -- redis
 --   }
 --
 -- Each node is a configuration file (ssh.file, so an edit by hand shows as a
 -- diff) and a process (ssh.service with its pidfile, so a killed node is
 -- planned back), restarted when its file changes. Nodes are named
--- CLUSTER-HOST-K (sessions-c1-1), resources CLUSTER_HOST_K(_conf). The ring (cache.ring) and the
--- proxy configurations (cache.proxy, checked with nutcracker -t) are written
--- once every node runs. Returns { name, engine, nodes = {{name, host,
+-- CLUSTER-HOST-K (sessions-c1-1), resources CLUSTER_HOST_K(_conf). The
+-- cluster itself (cache.cluster, for iac status cache / iac cache invalidate)
+-- changes once every node runs, and copies the keys that move when warm.on_join
+-- is set; then the ring (cache.ring) and the proxy configurations (cache.proxy,
+-- checked with nutcracker -t) are written. Returns { name, engine, nodes = {{name, host,
 -- address, port}}, services, rings, proxies }.
 
 local function megabytes(name, text)
@@ -114,8 +117,13 @@ return function(name)
 
     local cluster = resource "cache.cluster" (name) {
       cluster = name, engine = engine, hash = "ketama", key_hash = ring.key_hash, hash_tag = ring.hash_tag,
-      vnodes = ring.vnodes, nodes = specs, classes = cfg.classes,
+      vnodes = ring.vnodes, nodes = specs, classes = cfg.classes, warm = cfg.warm,
+      depends_on = services,
     }
+    -- the ring and the proxies change after the cluster: warming (in the
+    -- cluster's update) runs before clients see the new ring
+    local after = { cluster }
+    for _, s in ipairs(services) do after[#after + 1] = s end
 
     local rings = {}
     local pub = cfg.publish and cfg.publish.file
@@ -125,7 +133,7 @@ return function(name)
         rings[#rings + 1] = resource "cache.ring" (name .. "_ring_" .. h.name) {
           host = h, path = pub.path, cluster = name, engine = engine, hash = "ketama",
           key_hash = ring.key_hash, hash_tag = ring.hash_tag, vnodes = ring.vnodes,
-          nodes = specs, classes = cfg.classes, depends_on = services,
+          nodes = specs, classes = cfg.classes, depends_on = after,
         }
       end
     end
@@ -139,6 +147,7 @@ return function(name)
         local pconf = resource "cache.proxy" (pname .. "_conf") {
           host = h, path = path, cluster = name, engine = engine, listen = h.address .. ":" .. port,
           key_hash = ring.key_hash, hash_tag = ring.hash_tag, vnodes = ring.vnodes, nodes = specs,
+          depends_on = after,
         }
         proxies[#proxies + 1] = resource "ssh.service" (pname) {
           host = h, restart_on = { pconf }, depends_on = services,

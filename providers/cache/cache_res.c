@@ -52,6 +52,8 @@ static const iac_attr cluster_attrs[] = {
 	{ "vnodes", IAC_T_NUMBER, 0, "points per node at equal weights, default 160" },
 	{ "nodes", IAC_T_LIST, IAC_A_REQUIRED, "{ name, address, port, weight } per node" },
 	{ "classes", IAC_T_MAP, 0, "data classes" },
+	{ "warm", IAC_T_MAP, IAC_A_NO_DIFF, "{ on_join, max_rate, max_time }: copy moving keys before the ring changes" },
+	{ "warmed", IAC_T_MAP, IAC_A_COMPUTED, "what the last warming did: copied, scanned, expired, seconds, complete" },
 	{ NULL, 0, 0, NULL },
 };
 
@@ -401,7 +403,8 @@ static int cluster_plan(const iac_rctx *ctx, json_t *planned, const json_t *prio
 	(void)ctx;
 	(void)prior;
 	iac_cache_ring *r = NULL;
-	if (check_common(planned) < 0)
+	double rate, ms;
+	if (check_common(planned) < 0 || iac_cache_warm_parse(&rate, &ms, json_object_get(planned, "warm")) < 0)
 		return IAC_ERR;
 	if (iac_value_has_unknown(planned))
 		return 0;
@@ -424,10 +427,25 @@ static int cluster_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	return 0;
 }
 
+/* The nodes change: with warm.on_join (Redis), the keys that move are
+ * copied to their new owners now, before cache.ring and cache.proxy (which
+ * depend on this resource) publish the new ring. */
 static int cluster_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
 {
-	(void)prior;
-	return cluster_create(ctx, out, planned);
+	const json_t *warm = json_object_get(planned, "warm");
+	json_t *report = NULL;
+	*out = NULL;
+	if (json_is_true(json_object_get(warm, "on_join")) && !strcmp(iac_json_str(planned, "engine"), "redis") &&
+	    !json_equal(json_object_get(prior, "nodes"), json_object_get(planned, "nodes"))) {
+		if (ctx->progress)
+			ctx->progress(ctx, "warming: copying the keys that move to their new nodes");
+		if (iac_cache_warm(&report, prior, planned, warm, ctx->cancel) < 0)
+			return IAC_ERR;
+	}
+	cluster_create(ctx, out, planned);
+	if (report)
+		json_object_set_new(*out, "warmed", report);
+	return 0;
 }
 
 static int cluster_remove(const iac_rctx *ctx, const json_t *prior)

@@ -1,0 +1,79 @@
+#!/bin/bash
+# Warming on join: a 2-node Redis cache_cluster holding 20,000 keys (half
+# with a 1 h TTL) grows to 4 nodes with warm = { on_join = true }. During the
+# apply, before the ring is published, iac copies exactly the keys whose
+# owner changes to their new node (DUMP / RESTORE): the new nodes hold
+# exactly the moving keys, each with its value and its remaining TTL, and
+# the keys that stay are not copied anywhere.
+. "$(dirname "$0")/../ssh/lib.sh"
+t_need redis-server redis-cli jq
+bed_up 2
+
+write_config() {   # PER_HOST
+	cat >"$WORK/main.lua" <<EOF
+$(provider_block)
+host "c1" { address = "$(addr 1)", labels = { role = "cache" } }
+host "c2" { address = "$(addr 2)", labels = { role = "cache" } }
+cache_cluster "sessions" {
+  engine = "redis", hosts = hosts { role = "cache" }, per_host = $1, memory = "64mb", policy = "allkeys-lfu",
+  warm = { on_join = true, max_rate = "200000/s", max_time = "60s" },
+  publish = { file = { hosts = hosts { role = "cache" }, path = "/etc/app/cache-ring.json" } },
+}
+EOF
+}
+write_config 1
+iac apply -auto-approve >"$WORK/a1.out" 2>&1 || { cat "$WORK/a1.out"; fail "apply"; }
+
+N=20000
+seq 0 $((N - 1)) | sed 's/^/k:/' >"$WORK/keys"
+# node names for iac cache locate: oN = hN's old node (6379), nN = its new one (6380)
+nodes2="-node o1=$(addr 1):6379 -node o2=$(addr 2):6379"
+nodes4="$nodes2 -node n1=$(addr 1):6380 -node n2=$(addr 2):6380"
+"$IAC" cache locate $nodes2 <"$WORK/keys" >"$WORK/place2"
+"$IAC" cache locate $nodes4 <"$WORK/keys" >"$WORK/place4"
+# load each key on its node: even keys with EX 3600, odd ones without TTL
+for n in 1 2; do
+	awk -F'\t' -v a="o$n" '$1 == a { split($2, p, ":"); if (p[2] % 2 == 0) print "SET " $2 " v" p[2] " EX 3600"; else print "SET " $2 " v" p[2] }' \
+		"$WORK/place2" | on_host $n redis-cli -h "$(addr $n)" -p 6379 >/dev/null
+done
+[ $(( $(on_host 1 redis-cli -h "$(addr 1)" dbsize) + $(on_host 2 redis-cli -h "$(addr 2)" dbsize) )) = $N ] ||
+	fail "keys not loaded"
+
+write_config 2
+t0=$(date +%s%N)
+iac apply -auto-approve >"$WORK/a2.out" 2>&1 || { cat "$WORK/a2.out"; fail "apply (grow with warming)"; }
+t1=$(date +%s%N)
+iac state show cache.cluster.sessions >"$WORK/state.out" 2>&1
+grep -A8 warmed "$WORK/state.out"
+
+# the moving keys: owner under 4 nodes differs from the owner under 2
+paste "$WORK/place2" "$WORK/place4" | awk -F'\t' '$1 != $3 { print $3 "\t" $2 }' >"$WORK/moving"
+moving=$(wc -l <"$WORK/moving")
+copied=0
+for n in 1 2; do
+	a="n$n"
+	got=$(on_host $n redis-cli -h "$(addr $n)" -p 6380 dbsize)
+	want=$(awk -F'\t' -v a="$a" '$1 == a' "$WORK/moving" | wc -l)
+	echo "new node $(addr $n):6380 holds $got keys; $want keys move to it"
+	[ "$got" = "$want" ] || fail "new node $(addr $n):6380 holds $got keys, $want move to it"
+	copied=$((copied + got))
+	# each moving key is there with its value and TTL
+	awk -F'\t' -v a="$a" '$1 == a { print "GET " $2; print "TTL " $2 }' "$WORK/moving" |
+		on_host $n redis-cli -h "$(addr $n)" -p 6380 >"$WORK/check$n"
+	awk -F'\t' -v a="$a" '$1 == a { print $2 }' "$WORK/moving" >"$WORK/mk$n"
+	paste - - <"$WORK/check$n" | paste "$WORK/mk$n" - | awk -F'\t' '
+		{ split($1, p, ":"); v = "v" p[2]
+		  if ($2 != v) { bad++; if (bad < 4) print "value of " $1 ": " $2 > "/dev/stderr" }
+		  if (p[2] % 2 == 0 && ($3 < 3500 || $3 > 3600)) { bad++; if (bad < 4) print "ttl of " $1 ": " $3 > "/dev/stderr" }
+		  if (p[2] % 2 == 1 && $3 != -1) { bad++; if (bad < 4) print "ttl of " $1 ": " $3 > "/dev/stderr" } }
+		END { exit bad > 0 }' || fail "moved keys on $a lack their value or TTL"
+done
+pct=$(awk -v m="$moving" -v n="$N" 'BEGIN { printf "%.1f", 100 * m / n }')
+echo "moving keys: $moving of $N ($pct %); copied: $copied; apply with warming took $(( (t1 - t0) / 1000000 )) ms"
+[ "$copied" = "$moving" ] || fail "copied $copied keys, $moving move"
+grep -q '"copied": *'"$moving" "$WORK/state.out" || grep -q "copied *= *$moving" "$WORK/state.out" ||
+	{ cat "$WORK/state.out"; fail "the warming report in state does not say $moving copied"; }
+[ "$(on_host 1 "jq '.nodes | length' /etc/app/cache-ring.json")" = 4 ] || fail "ring not published after warming"
+echo "ok: warming copied exactly the $moving moving keys with their values and TTLs before the ring changed"
+iac destroy -auto-approve >"$WORK/d.out" 2>&1 || { cat "$WORK/d.out"; fail "destroy"; }
+echo ok
