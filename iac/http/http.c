@@ -1,7 +1,7 @@
-/* http: pooled libcurl client with retries and a circuit breaker (see http.h). */
+/* http: pooled keep-alive handles with retries and a circuit breaker (see
+ * http.h); each attempt is one iac_xfer exchange (xfer.h). */
 #include "iac/http/http.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -13,9 +13,10 @@
 #include "iac/core/err.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
+#include "iac/http/xfer.h"
 
 typedef struct slot {
-	CURL *c;
+	iac_xfer *x;
 	struct slot *next;
 } slot;
 
@@ -24,7 +25,8 @@ struct iac_http {
 	char *base;
 	char *ca_file;
 	char *cert_file, *key_file;
-	struct curl_slist *headers;
+	char **headers;                /* "Name: value" lines, NULL-terminated */
+	size_t nheaders;
 	double timeout_ms, backoff_ms, backoff_max_ms, retry_after_max_ms, cooldown_ms;
 	int retries, breaker_n;
 
@@ -32,18 +34,12 @@ struct iac_http {
 	slot *free_slots;
 	long nslots;
 	int failures;                  /* consecutive failed attempts */
+	int probing;                   /* half-open: the one trial request is out */
 	double open_until;             /* breaker open until this iac_now_ms() */
 	char *last_failure;
 	iac_http_stats st;
 	unsigned rng;
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 /* Header names whose values are credentials even when they did not come
  * from a sensitive variable (those are registered by the loader already). */
@@ -56,6 +52,20 @@ static int secret_header(const char *name)
 	return 0;
 }
 
+static void add_header(char ***v, size_t *n, char *line)
+{
+	*v = iac_xrealloc(*v, (*n + 2) * sizeof(**v));
+	(*v)[(*n)++] = line;
+	(*v)[*n] = NULL;
+}
+
+static void free_headers(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
 int iac_http_new(iac_http **out, const iac_http_opts *o)
 {
 	*out = NULL;
@@ -63,7 +73,6 @@ int iac_http_new(iac_http **out, const iac_http_opts *o)
 		return iac_err_set("base_url is required");
 	if (strncmp(o->base_url, "http://", 7) && strncmp(o->base_url, "https://", 8))
 		return iac_err_set("base_url '%s' must start with http:// or https://", o->base_url);
-	pthread_once(&curl_once, curl_init_once);
 	iac_http *h = iac_xcalloc(1, sizeof(*h));
 	h->name = iac_xstrdup(o->name ? o->name : "http");
 	h->base = iac_xstrdup(o->base_url);
@@ -82,9 +91,9 @@ int iac_http_new(iac_http **out, const iac_http_opts *o)
 	h->cooldown_ms = o->breaker_cooldown_ms > 0 ? o->breaker_cooldown_ms : 30000;
 	h->rng = (unsigned)iac_now_us() ^ (unsigned)(uintptr_t)h;
 	pthread_mutex_init(&h->lock, NULL);
-	h->headers = curl_slist_append(NULL, "Accept: application/json");
-	h->headers = curl_slist_append(h->headers, "Content-Type: application/json");
-	h->headers = curl_slist_append(h->headers, "Expect:");
+	add_header(&h->headers, &h->nheaders, iac_xstrdup("Accept: application/json"));
+	add_header(&h->headers, &h->nheaders, iac_xstrdup("Content-Type: application/json"));
+	add_header(&h->headers, &h->nheaders, iac_xstrdup("Expect:"));
 	const char *k;
 	json_t *v;
 	json_object_foreach((json_t *)o->headers, k, v) {
@@ -99,9 +108,7 @@ int iac_http_new(iac_http **out, const iac_http_opts *o)
 		}
 		if (secret_header(k))
 			iac_redact_add(val);
-		char *line = iac_xasprintf("%s: %s", k, val);
-		h->headers = curl_slist_append(h->headers, line);
-		free(line);
+		add_header(&h->headers, &h->nheaders, iac_xasprintf("%s: %s", k, val));
 	}
 	*out = h;
 	return 0;
@@ -113,10 +120,10 @@ void iac_http_free(iac_http *h)
 		return;
 	for (slot *s = h->free_slots, *n; s; s = n) {
 		n = s->next;
-		curl_easy_cleanup(s->c);
+		iac_xfer_free(s->x);
 		free(s);
 	}
-	curl_slist_free_all(h->headers);
+	free_headers(h->headers);
 	pthread_mutex_destroy(&h->lock);
 	free(h->last_failure);
 	free(h->name);
@@ -143,7 +150,8 @@ static slot *take_slot(iac_http *h)
 		h->free_slots = s->next;
 	} else {
 		s = iac_xcalloc(1, sizeof(*s));
-		s->c = curl_easy_init();
+		if (iac_xfer_new(&s->x) < 0)
+			abort();   /* libcurl could not allocate a handle: out of memory */
 		h->nslots++;
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -164,7 +172,7 @@ char *iac_http_path(const char *path, const char *id)
 	char *esc = NULL;
 	if (id) {
 		/* keep the characters ids are made of readable (PowerDNS: "shop.test.") */
-		esc = curl_easy_escape(NULL, id, 0);
+		esc = iac_xfer_escape(id);
 	}
 	for (const char *p = path; *p;) {
 		if (esc && !strncmp(p, "{id}", 4)) {
@@ -174,7 +182,7 @@ char *iac_http_path(const char *path, const char *id)
 			iac_buf_putc(&b, *p++);
 		}
 	}
-	curl_free(esc);
+	free(esc);
 	iac_buf_putc(&b, '\0');
 	b.len--;
 	return iac_buf_detach(&b);
@@ -187,76 +195,13 @@ static char *full_url(const iac_http *h, const char *path)
 	return iac_xasprintf("%s%s%s", h->base, path[0] == '/' ? "" : "/", path);
 }
 
-typedef struct {
-	iac_buf body;
-	double retry_after_ms;
-	const volatile int *cancel;
-	char *etag;
-} xfer;
-
-/* An API answer larger than this is refused rather than held in memory. */
-#define BODY_MAX ((size_t)64 << 20)
-
-static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
-{
-	xfer *x = ud;
-	if (x->body.len + size * nmemb > BODY_MAX)
-		return 0;   /* CURLE_WRITE_ERROR */
-	iac_buf_put(&x->body, data, size * nmemb);
-	return size * nmemb;
-}
-
-/* Retry-After: delay-seconds or an HTTP date; ETag. */
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
-{
-	xfer *x = ud;
-	size_t n = size * nmemb;
-	if (n > 5 && !strncasecmp(data, "ETag:", 5)) {
-		const char *v = data + 5, *e = data + n;
-		while (v < e && (*v == ' ' || *v == '\t'))
-			v++;
-		while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
-			e--;
-		free(x->etag);
-		x->etag = iac_xstrndup(v, (size_t)(e - v));
-	}
-	if (n > 12 && !strncasecmp(data, "Retry-After:", 12)) {
-		char val[128];
-		size_t l = n - 12 < sizeof(val) - 1 ? n - 12 : sizeof(val) - 1;
-		memcpy(val, data + 12, l);
-		val[l] = '\0';
-		char *s = val;
-		while (*s == ' ' || *s == '\t')
-			s++;
-		for (char *e = s + strlen(s); e > s && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '); e--)
-			e[-1] = '\0';
-		char *end;
-		errno = 0;
-		double secs = strtod(s, &end);
-		if (end != s && !*end && errno == 0 && secs >= 0) {
-			x->retry_after_ms = secs * 1000;
-		} else {
-			time_t t = curl_getdate(s, NULL);
-			if (t > 0) {
-				double d = difftime(t, time(NULL));
-				x->retry_after_ms = d > 0 ? d * 1000 : 0;
-			}
-		}
-	}
-	return n;
-}
-
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-	(void)a, (void)b, (void)c, (void)d;
-	xfer *x = ud;
-	return x->cancel && *x->cancel ? 1 : 0;
-}
-
-/* The breaker: fail fast while open. */
-static int breaker_check(iac_http *h, const char *method, const char *url)
+/* The breaker: fail fast while open. After the cool-down it is half-open:
+ * exactly one request goes through as a trial (*trial set) while the
+ * others still fail fast; the trial's outcome closes or re-opens it. */
+static int breaker_check(int *trial, iac_http *h, const char *method, const char *url)
 {
 	int rc = 0;
+	*trial = 0;
 	pthread_mutex_lock(&h->lock);
 	double now = iac_now_ms();
 	if (h->failures >= h->breaker_n && now < h->open_until)
@@ -264,16 +209,34 @@ static int breaker_check(iac_http *h, const char *method, const char *url)
 				 "failures (last: %s); it lets requests through again in %.0fs",
 				 method, url, h->name, h->failures, h->last_failure ? h->last_failure : "?",
 				 (h->open_until - now) / 1000 + 0.5);
+	else if (h->failures >= h->breaker_n && h->probing)
+		rc = iac_err_set("not calling %s '%s': the circuit breaker of %s is half-open after %d consecutive "
+				 "failures and one trial request is under way (last failure: %s)",
+				 method, url, h->name, h->failures, h->last_failure ? h->last_failure : "?");
+	else if (h->failures >= h->breaker_n)
+		*trial = h->probing = 1;
 	pthread_mutex_unlock(&h->lock);
 	return rc;
 }
 
+/* A trial that ended without an outcome (cancelled): let the next one go. */
+static void breaker_release(iac_http *h, int trial)
+{
+	if (!trial)
+		return;
+	pthread_mutex_lock(&h->lock);
+	h->probing = 0;
+	pthread_mutex_unlock(&h->lock);
+}
+
 /* Record one attempt's outcome; what = NULL on success. Returns 1 when the
  * breaker is (now) open. */
-static int breaker_note(iac_http *h, const char *what)
+static int breaker_note(iac_http *h, const char *what, int trial)
 {
 	int open = 0;
 	pthread_mutex_lock(&h->lock);
+	if (trial)
+		h->probing = 0;
 	if (!what) {
 		h->failures = 0;
 	} else {
@@ -360,106 +323,59 @@ static const char *fmt_ms(char *buf, size_t n, double ms)
 	return buf;
 }
 
+/* An API answer larger than this is refused rather than held in memory. */
+#define BODY_MAX ((size_t)64 << 20)
+
 /* What one request sends, the same at every attempt. */
 typedef struct {
 	const char *payload;
 	size_t len;
-	struct curl_slist *headers;
+	const char *const *headers;
 	double timeout_ms;
 } sendspec;
 
-/* One attempt with a pooled handle. *transport: curl's result. */
-static void attempt(iac_http *h, slot *s, xfer *x, const char *method, const char *url, const sendspec *sp,
-		    CURLcode *transport, long *status, char *errbuf)
+/* One attempt with a pooled handle. */
+static void attempt(iac_xfer_res *res, iac_http *h, slot *s, const char *method, const char *url,
+		    const sendspec *sp, const volatile int *cancel)
 {
-	CURL *c = s->c;
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	if (!strcmp(method, "GET"))
-		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-	else if (!strcmp(method, "HEAD"))
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	if (sp->payload) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, sp->payload);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sp->len);
-	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, sp->headers);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)sp->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(sp->timeout_ms < 5000 ? sp->timeout_ms : 5000));
-	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 2L);
-	/* TLS verification is never off; ca_file only changes whom we trust */
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (h->ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
-	if (h->cert_file) {
-		curl_easy_setopt(c, CURLOPT_SSLCERT, h->cert_file);
-		curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
-	}
-	if (h->key_file) {
-		curl_easy_setopt(c, CURLOPT_SSLKEY, h->key_file);
-		curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
-	}
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	errbuf[0] = '\0';
-	*transport = curl_easy_perform(c);
-	*status = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-	long nconn = 0;
-	curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nconn);
+	iac_xfer_req r = {
+		.method = method, .url = url, .body = sp->payload, .body_len = sp->len, .headers = sp->headers,
+		.timeout_ms = sp->timeout_ms, .ca_file = h->ca_file, .cert_file = h->cert_file,
+		.key_file = h->key_file, .cancel = cancel, .max_body = BODY_MAX,
+	};
+	iac_xfer_run(res, s->x, &r);
 	pthread_mutex_lock(&h->lock);
 	h->st.requests++;
-	h->st.connections += nconn;
+	h->st.connections += res->connects;
 	pthread_mutex_unlock(&h->lock);
 }
 
 /* Why an attempt that got no answer failed, in words. */
-static char *transport_words(CURLcode rc, const char *errbuf, double timeout_ms)
+static char *transport_words(const iac_xfer_res *r, double timeout_ms)
 {
 	char t[32];
-	switch (rc) {
-	case CURLE_OPERATION_TIMEDOUT:
+	switch (r->kind) {
+	case IAC_XFER_TIMEOUT:
 		return iac_xasprintf("no answer within the timeout of %s", fmt_ms(t, sizeof(t), timeout_ms));
-	case CURLE_COULDNT_CONNECT:
-		return iac_xasprintf("cannot connect (%s)", errbuf[0] ? errbuf : "connection refused");
-	case CURLE_WRITE_ERROR:
+	case IAC_XFER_UNREACHABLE:
+		if (strstr(r->error, "resolve"))
+			return iac_xstrdup(r->error);
+		return iac_xasprintf("cannot connect (%s)", r->error[0] ? r->error : "connection refused");
+	case IAC_XFER_REFUSED:
 		return iac_xasprintf("the answer is larger than %zu MiB", BODY_MAX >> 20);
 	default:
-		return iac_xstrdup(errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		return iac_xstrdup(r->error[0] ? r->error : "transfer failed");
 	}
 }
 
 /* Whether a failure without an answer may be retried: only when the
- * request cannot have reached the server, or repeating it is harmless. */
-static int retry_transport(CURLcode rc, const char *method)
+ * request cannot have reached the server, or repeating it is harmless.
+ * Timeouts are not: the server may still be working on it, and piling more
+ * requests onto a hanging API is what the breaker stops; TLS and
+ * certificate errors do not heal by themselves. */
+static int retry_transport(iac_xfer_kind k, const char *method)
 {
-	switch (rc) {
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_COULDNT_RESOLVE_HOST:
-		return 1;
-	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE:
-		return idempotent(method);
-	default:
-		/* timeouts: the server may still be working on it, and piling
-		 * more requests onto a hanging API is what the breaker stops;
-		 * TLS and certificate errors do not heal by themselves */
-		return 0;
-	}
+	return k == IAC_XFER_UNREACHABLE || (k == IAC_XFER_BROKEN && idempotent(method));
 }
 
 static const char *method_static(const char *m)
@@ -473,22 +389,20 @@ static const char *method_static(const char *m)
 
 /* The headers of one request: the client's, with Content-Type replaced for
  * a raw body, and the request's own. NULL: the client's list as it is. */
-static struct curl_slist *request_headers(const iac_http *h, const iac_http_req *rq)
+static char **request_headers(const iac_http *h, const iac_http_req *rq)
 {
 	if (!rq->data && !rq->headers)
 		return NULL;
-	struct curl_slist *l = NULL;
-	for (const struct curl_slist *e = h->headers; e; e = e->next)
-		if (!rq->data || strncasecmp(e->data, "Content-Type:", 13))
-			l = curl_slist_append(l, e->data);
-	if (rq->data) {
-		char *ct = iac_xasprintf("Content-Type: %s", rq->content_type ? rq->content_type
-										: "application/octet-stream");
-		l = curl_slist_append(l, ct);
-		free(ct);
-	}
+	char **l = NULL;
+	size_t n = 0;
+	for (size_t i = 0; h->headers[i]; i++)
+		if (!rq->data || strncasecmp(h->headers[i], "Content-Type:", 13))
+			add_header(&l, &n, iac_xstrdup(h->headers[i]));
+	if (rq->data)
+		add_header(&l, &n, iac_xasprintf("Content-Type: %s", rq->content_type ? rq->content_type
+											 : "application/octet-stream"));
 	for (size_t i = 0; rq->headers && rq->headers[i]; i++)
-		l = curl_slist_append(l, rq->headers[i]);
+		add_header(&l, &n, iac_xstrdup(rq->headers[i]));
 	return l;
 }
 
@@ -508,51 +422,48 @@ int iac_http_send(iac_http_resp *out, iac_http *h, const iac_http_req *rq, const
 	out->url = full_url(h, rq->path);
 	out->body = iac_xstrdup("");
 	char *payload = rq->json && !rq->data ? json_dumps(rq->json, JSON_COMPACT) : NULL;
-	struct curl_slist *own_headers = request_headers(h, rq);
-	sendspec sp = { payload, payload ? strlen(payload) : 0, own_headers ? own_headers : h->headers,
+	char **own_headers = request_headers(h, rq);
+	sendspec sp = { payload, payload ? strlen(payload) : 0,
+			(const char *const *)(own_headers ? own_headers : h->headers),
 			rq->timeout_ms > 0 ? rq->timeout_ms : h->timeout_ms };
 	if (rq->data) {
 		sp.payload = rq->data;
 		sp.len = rq->len;
 	}
-	char errbuf[CURL_ERROR_SIZE];
-	int rc = IAC_ERR;
-	slot *s = NULL;
+	int rc = IAC_ERR, trial = 0;
 
 	for (int try = 0;; try++) {
-		if (breaker_check(h, out->method, out->url) < 0)
-			goto done;
 		if (cancel && *cancel) {
 			iac_err_set("%s '%s': cancelled", out->method, out->url);
 			goto done;
 		}
-		xfer x = { IAC_BUF_INIT, -1, cancel, NULL };
-		CURLcode tr;
-		long status;
-		s = take_slot(h);
-		attempt(h, s, &x, out->method, out->url, &sp, &tr, &status, errbuf);
+		if (breaker_check(&trial, h, out->method, out->url) < 0)
+			goto done;
+		iac_xfer_res x;
+		slot *s = take_slot(h);
+		attempt(&x, h, s, out->method, out->url, &sp, cancel);
+		give_slot(h, s);
 		free(out->etag);
 		out->etag = x.etag;
-		give_slot(h, s);
-		s = NULL;
-		iac_buf_putc(&x.body, '\0');
-		x.body.len--;
+		x.etag = NULL;
 		free(out->body);
 		json_decref(out->json);
 		out->json = NULL;   /* an earlier attempt's error answer is not this one's */
-		out->len = x.body.len;
-		out->body = iac_buf_detach(&x.body);
-		out->status = status;
+		out->len = x.len;
+		out->body = x.body;   /* taken: x is not freed */
+		out->status = x.status;
+		long status = x.status;
 
 		char *why = NULL;
 		int may_retry = 0;
-		if (tr == CURLE_ABORTED_BY_CALLBACK) {
+		if (x.kind == IAC_XFER_CANCELLED) {
+			breaker_release(h, trial);
 			iac_err_set("%s '%s': cancelled", out->method, out->url);
 			goto done;
 		}
-		if (tr != CURLE_OK) {
-			why = transport_words(tr, errbuf, sp.timeout_ms);
-			may_retry = retry_transport(tr, out->method);
+		if (x.kind != IAC_XFER_OK) {
+			why = transport_words(&x, sp.timeout_ms);
+			may_retry = retry_transport(x.kind, out->method);
 		} else if (status == 429 || status >= 500) {
 			out->json = json_loads(out->body, 0, NULL);
 			char *m = api_message(out);
@@ -561,11 +472,11 @@ int iac_http_send(iac_http_resp *out, iac_http *h, const iac_http_req *rq, const
 			may_retry = 1;
 		}
 		if (!why) {
-			breaker_note(h, NULL);
+			breaker_note(h, NULL, trial);
 			break;
 		}
 		char *full = iac_xasprintf("%s '%s' %s", out->method, out->url, why);
-		int open = breaker_note(h, full);
+		int open = breaker_note(h, full, trial);
 		if (!may_retry || try >= h->retries || open) {
 			char more[160] = "";
 			if (open && may_retry && try < h->retries)
@@ -573,9 +484,9 @@ int iac_http_send(iac_http_resp *out, iac_http *h, const iac_http_req *rq, const
 					 try + 1, try ? "s" : "", h->name);
 			else if (try > 0)
 				snprintf(more, sizeof(more), " (after %d attempts)", try + 1);
-			if (tr == CURLE_OPERATION_TIMEDOUT)
+			if (x.kind == IAC_XFER_TIMEOUT)
 				iac_err_set("%s '%s' timed out: %s%s", out->method, out->url, why, more);
-			else if (tr != CURLE_OK)
+			else if (x.kind != IAC_XFER_OK)
 				iac_err_set("cannot reach %s '%s': %s%s", out->method, out->url, why, more);
 			else
 				iac_err_set("%s%s", full, more);
@@ -615,7 +526,7 @@ int iac_http_send(iac_http_resp *out, iac_http *h, const iac_http_req *rq, const
 	rc = 0;
 done:
 	free(payload);
-	curl_slist_free_all(own_headers);
+	free_headers(own_headers);
 	return rc;
 }
 

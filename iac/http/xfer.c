@@ -27,6 +27,7 @@ typedef struct {
 	iac_buf body;
 	int stopped, refused;
 	double retry_after_ms;
+	char *etag;
 } run_ctx;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -63,7 +64,9 @@ void iac_xfer_res_free(iac_xfer_res *r)
 	if (!r)
 		return;
 	free(r->body);
+	free(r->etag);
 	r->body = NULL;
+	r->etag = NULL;
 	r->len = 0;
 }
 
@@ -97,11 +100,25 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
-/* Retry-After: delay-seconds or an HTTP date. */
+/* ETag, for If-Match on the next update (LXD). */
+static void keep_etag(run_ctx *x, const char *data, size_t n)
+{
+	const char *v = data + 5, *e = data + n;
+	while (v < e && (*v == ' ' || *v == '\t'))
+		v++;
+	while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' '))
+		e--;
+	free(x->etag);
+	x->etag = iac_xstrndup(v, (size_t)(e - v));
+}
+
+/* Retry-After: delay-seconds or an HTTP date; ETag. */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
 	run_ctx *x = ud;
 	size_t n = size * nmemb;
+	if (n > 5 && !strncasecmp(data, "ETag:", 5))
+		keep_etag(x, data, n);
 	if (n <= 12 || strncasecmp(data, "Retry-After:", 12))
 		return n;
 	char val[128];
@@ -217,7 +234,7 @@ static iac_xfer_kind classify(CURLcode cc, const run_ctx *x)
 
 int iac_xfer_run(iac_xfer_res *out, iac_xfer *x, const iac_xfer_req *r)
 {
-	run_ctx ctx = { r, IAC_BUF_INIT, 0, 0, -1 };
+	run_ctx ctx = { r, IAC_BUF_INIT, 0, 0, -1, NULL };
 	struct curl_slist *headers = NULL;
 	for (size_t i = 0; r->headers && r->headers[i]; i++)
 		headers = curl_slist_append(headers, r->headers[i]);
@@ -237,6 +254,7 @@ int iac_xfer_run(iac_xfer_res *out, iac_xfer *x, const iac_xfer_req *r)
 	out->connects = conns;
 	out->os_errno = (int)oserr;
 	out->retry_after_ms = ctx.retry_after_ms;
+	out->etag = ctx.etag;
 	/* a timeout before a byte left (connect time is 0 on a reused
 	 * connection too, so the bytes sent tell) is as good as unsent */
 	out->sent = !(out->kind == IAC_XFER_UNREACHABLE || out->kind == IAC_XFER_TLS ||

@@ -63,6 +63,7 @@ typedef struct {
 	char *body;                  /* kept body (no sink), NUL-terminated, never NULL after a call */
 	size_t len;
 	double retry_after_ms;       /* from a Retry-After header (seconds or HTTP date); -1: none */
+	char *etag;                  /* the ETag header, or NULL */
 	long connects;               /* new connections this exchange opened */
 	int os_errno;                /* of a failed connect, or 0 */
 	char error[256];             /* curl's words for a failure ("" when none) */
