@@ -34,6 +34,7 @@ cd - > /dev/null
 
 # ---- nginx: TLS on PORT, a.test (default) and b.test -----------------
 PORT=$(free_port)
+PORT12=$(free_port)   # TLS 1.2 only: resumption by session, not ticket-only TLS 1.3
 d=$T/nginx
 mkdir -p "$d/www" "$d/tmp"
 head -c 1024 /dev/zero | tr '\0' 'x' > "$d/www/1k.html"
@@ -64,6 +65,13 @@ http {
     location = /short.html { keepalive_requests 5; }
   }
   server {
+    listen 127.0.0.1:$PORT12 ssl;
+    ssl_protocols TLSv1.2;
+    ssl_certificate $P/a.pem; ssl_certificate_key $P/a.key;
+    root $d/www;
+    location = /short.html { keepalive_requests 5; }
+  }
+  server {
     listen 127.0.0.1:$PORT ssl;
     server_name b.test;
     ssl_certificate $P/b.pem; ssl_certificate_key $P/b.key;
@@ -73,6 +81,7 @@ EOC
 nginx -c "$d/nginx.conf" -p "$d" &
 PIDS+=($!)
 wait_port "$PORT"
+wait_port "$PORT12"
 LOG=$d/access.log
 
 # ---- verified with ca_file; keep-alive ---------------------------------
@@ -220,6 +229,21 @@ total=$(wc -l < "$T/resume.log")
 reused=$(grep -c ' reused=r ' "$T/resume.log" || true)
 echo "nginx: $reused of $total requests on resumed sessions"
 [ "$reused" -gt $((total / 2)) ] || fail "nginx saw $reused of $total requests on resumed sessions"
+
+# the same over TLS 1.2
+sed -e "s|:$PORT/|:$PORT12/|" "$T/resume.lua" > "$T/resume12.lua"
+rc=0
+"$IAC" loadtest "$T/resume12.lua" -json "$T/resume12.json" > "$T/resume12.out" 2>&1 || rc=$?
+[ "$rc" = 0 ] || { cat "$T/resume12.out"; fail "TLS 1.2 resumption run: exit $rc"; }
+"$PY" - "$T/resume12.json" <<'EOP'
+import json, sys
+d = json.load(open(sys.argv[1]))
+t = d["tls"]
+print(f"TLS 1.2 resumption: {d['requests']} requests, {t['handshakes']} handshakes, {t['resumed']} resumed")
+assert d["errors"]["total"] == 0 and t["handshakes"] > 20 and t["resumed"] >= t["handshakes"] - 4, t
+EOP
+[ $? = 0 ] || fail "TLS 1.2 resumption figures"
+grep -q ' TLSv1.2 /short.html$' "$LOG" || fail "nginx did not log TLS 1.2"
 
 # ---- a bad option is a config error ------------------------------------
 cat > "$T/bad.lua" <<EOF2
