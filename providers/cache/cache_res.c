@@ -207,20 +207,30 @@ done:
 	iac_cache_ring_free(b);
 }
 
-static int ring_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
+/* The plan of a file resource: checks, and the SHA-256 of what `render`
+ * makes, so a change of content shows and a hand edit reads as drift.
+ * 1 when the planned values are all known (the content could be made). */
+static int plan_sha(json_t *planned, int (*render)(char **, const json_t *))
 {
 	char *text = NULL, hex[65];
 	if (check_common(planned) < 0)
 		return IAC_ERR;
 	if (iac_value_has_unknown(planned))
 		return 0;
-	if (render_ring(&text, planned) < 0)
+	if (render(&text, planned) < 0)
 		return IAC_ERR;
 	iac_sha256_hex(hex, text, strlen(text));
 	free(text);
 	json_object_set_new(planned, "sha256", json_string(hex));
-	movement_note(ctx, prior, planned);
-	return 0;
+	return 1;
+}
+
+static int ring_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
+{
+	int rc = plan_sha(planned, render_ring);
+	if (rc == 1)
+		movement_note(ctx, prior, planned);
+	return rc < 0 ? IAC_ERR : 0;
 }
 
 /* nutcracker's YAML for the cluster: one pool named after it, ketama, the
@@ -263,17 +273,7 @@ static int proxy_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 {
 	(void)ctx;
 	(void)prior;
-	char *text = NULL, hex[65];
-	if (check_common(planned) < 0)
-		return IAC_ERR;
-	if (iac_value_has_unknown(planned))
-		return 0;
-	if (render_proxy(&text, planned) < 0)
-		return IAC_ERR;
-	iac_sha256_hex(hex, text, strlen(text));
-	free(text);
-	json_object_set_new(planned, "sha256", json_string(hex));
-	return 0;
+	return plan_sha(planned, render_proxy) < 0 ? IAC_ERR : 0;
 }
 
 static char *full_path(const iac_rctx *ctx, const json_t *attrs)

@@ -472,21 +472,29 @@ done:
 	return rc;
 }
 
+int iac_cache_redis_scan(iac_resp *reply, iac_cache_conn *c, char cursor[32], const char *pattern)
+{
+	const char *argv[] = { "SCAN", cursor, "COUNT", "1000", "MATCH", pattern };
+	if (iac_resp_call(reply, c, pattern ? 6 : 4, argv, NULL) < 0)
+		return IAC_ERR;
+	const iac_resp *r = reply;
+	if (r->type != IAC_RESP_ARRAY || r->n != 2 || r->elems[0].type != IAC_RESP_BULK || r->elems[0].len >= 32 ||
+	    r->elems[1].type != IAC_RESP_ARRAY) {
+		iac_resp_clear(reply);
+		return iac_err_set("'%s' answered SCAN with something other than [cursor, keys]", c->label);
+	}
+	memcpy(cursor, r->elems[0].str, r->elems[0].len + 1);
+	return 0;
+}
+
 int iac_cache_redis_unlink(long long *removed, iac_cache_conn *c, const char *pattern)
 {
 	char cursor[32] = "0";
 	*removed = 0;
 	do {
-		const char *argv[] = { "SCAN", cursor, "MATCH", pattern, "COUNT", "1000" };
 		iac_resp r;
-		if (iac_resp_call(&r, c, 6, argv, NULL) < 0)
+		if (iac_cache_redis_scan(&r, c, cursor, pattern) < 0)
 			return IAC_ERR;
-		if (r.type != IAC_RESP_ARRAY || r.n != 2 || r.elems[0].type != IAC_RESP_BULK ||
-		    r.elems[0].len >= sizeof(cursor) || r.elems[1].type != IAC_RESP_ARRAY) {
-			iac_resp_clear(&r);
-			return iac_err_set("'%s' answered SCAN with something other than [cursor, keys]", c->label);
-		}
-		memcpy(cursor, r.elems[0].str, r.elems[0].len + 1);
 		int rc = unlink_batch(removed, c, &r.elems[1]);
 		iac_resp_clear(&r);
 		if (rc < 0)

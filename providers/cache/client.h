@@ -61,6 +61,11 @@ typedef struct {
 int iac_cache_stats_redis(iac_cache_stats *out, iac_cache_conn *c);
 int iac_cache_stats_memcached(iac_cache_stats *out, iac_cache_conn *c);
 
+/* Redis: one SCAN step from `cursor` (updated in place; "0" again when the
+ * scan is over), MATCH `pattern` when not NULL, COUNT 1000. *reply is the
+ * whole [cursor, keys] reply (checked: keys is reply->elems[1]); clear it. */
+int iac_cache_redis_scan(iac_resp *reply, iac_cache_conn *c, char cursor[32], const char *pattern);
+
 /* Redis: every key matching `pattern` (SCAN MATCH, COUNT 1000) removed with
  * UNLINK; *removed counts what UNLINK reported. */
 int iac_cache_redis_unlink(long long *removed, iac_cache_conn *c, const char *pattern);

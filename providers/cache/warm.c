@@ -158,7 +158,6 @@ static int warm_node(warm_run *w, size_t i)
 				(unsigned)json_integer_value(json_object_get(n, "port")), 10e3) < 0)
 		return IAC_ERR;
 	do {
-		const char *argv[] = { "SCAN", cursor, "COUNT", "1000" };
 		iac_resp r;
 		if (w->cancel && *w->cancel) {
 			iac_err_set("warming cancelled");
@@ -169,15 +168,8 @@ static int warm_node(warm_run *w, size_t i)
 			rc = 0;
 			goto done;
 		}
-		if (iac_resp_call(&r, src, 4, argv, NULL) < 0)
+		if (iac_cache_redis_scan(&r, src, cursor, NULL) < 0)
 			goto done;
-		if (r.type != IAC_RESP_ARRAY || r.n != 2 || r.elems[0].type != IAC_RESP_BULK ||
-		    r.elems[0].len >= sizeof(cursor) || r.elems[1].type != IAC_RESP_ARRAY) {
-			iac_resp_clear(&r);
-			iac_err_set("'%s' answered SCAN with something other than [cursor, keys]", iac_cache_conn_label(src));
-			goto done;
-		}
-		memcpy(cursor, r.elems[0].str, r.elems[0].len + 1);
 		int b = copy_batch(w, src, i, &r.elems[1]);
 		iac_resp_clear(&r);
 		if (b < 0)
