@@ -176,6 +176,9 @@ static json_t *patroni_config(const json_t *a)
 	json_object_set_new(ra, "connect_address", json_sprintf("%s:%ld", addr, api));
 	json_object_set_new(pg, "listen", json_sprintf("%s,127.0.0.1:%ld", addr, port));
 	json_object_set_new(pg, "connect_address", json_sprintf("%s:%ld", addr, port));
+	/* a replica's base backup starts at once instead of at the leader's
+	 * next spread checkpoint */
+	json_object_set_new(pg, "basebackup", json_pack("[{s:s}]", "checkpoint", "fast"));
 	return cfg;
 }
 

@@ -4,7 +4,7 @@
  *   ro port -> round robin over nodes answering GET /replica?lag=MAX_LAG
  *              (a replica further behind leaves the pool, and comes back);
  *              the leader when no replica qualifies
- * Checks every 500 ms, a server is down after 2 failures and up after 1
+ * Checks every 300 ms (200 ms while down), a server is down after 2 failures and up after 1
  * success; `on-marked-down shutdown-sessions` cuts connections to a node
  * that stopped leading, so no client keeps writing to an old leader.
  * HAProxy runs as a daemon with its pid in DIR/haproxy.pid; a new config is
@@ -85,7 +85,7 @@ static char *render(const json_t *a)
 		       "global\n    maxconn 4000\n    stats socket %s/api.sock mode 600 level admin\n"
 		       "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 1h\n    timeout server 1h\n"
 		       "    timeout check 1s\n"
-		       "    default-server inter 500ms fastinter 250ms downinter 500ms rise 1 fall 2 "
+		       "    default-server inter 300ms fastinter 100ms downinter 200ms rise 1 fall 2 "
 		       "on-marked-down shutdown-sessions\n\n",
 		       c, dir);
 	iac_buf_printf(&b,
