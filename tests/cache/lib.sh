@@ -70,3 +70,51 @@ PY
 redis_keys() {
     redis-cli -p "$1" --scan
 }
+
+# memcached_start ADDR PORT: a throw-away memcached on ADDR:PORT (UDP off).
+memcached_start() {
+    memcached -u root -l "$1" -p "$2" -U 0 -m 64 &
+    PIDS+=($!)
+    local i
+    for i in $(seq 1 100); do
+        (exec 3<>/dev/tcp/"$1"/"$2") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    check_fail "memcached on $1:$2 did not start"
+    return 1
+}
+
+# mc_set_keys ADDR PORT FILE: set every key of FILE to "1" through the
+# memcached (or proxy) at ADDR:PORT, pipelined; fails unless each is STORED.
+mc_set_keys() {
+    "$T_PY" - "$1" "$2" "$3" <<'PY'
+import socket, sys
+addr, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+keys = [l.rstrip("\n") for l in open(path)]
+s = socket.create_connection((addr, port))
+f = s.makefile("rb")
+for i in range(0, len(keys), 500):
+    batch = keys[i:i + 500]
+    s.sendall(b"".join(b"set %s 0 0 1\r\n1\r\n" % k.encode() for k in batch))
+    for _ in batch:
+        line = f.readline()
+        if line != b"STORED\r\n":
+            sys.exit("unexpected reply %r" % line)
+PY
+}
+
+# mc_keys ADDR PORT: every key that memcached holds (lru_crawler metadump).
+mc_keys() {
+    "$T_PY" - "$1" "$2" <<'PY'
+import socket, sys, urllib.parse
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+f = s.makefile("rb")
+s.sendall(b"lru_crawler metadump all\r\n")
+for line in f:
+    line = line.decode().rstrip("\r\n")
+    if line == "END":
+        break
+    if line.startswith("key="):
+        print(urllib.parse.unquote(line.split(" ", 1)[0][4:]))
+PY
+}

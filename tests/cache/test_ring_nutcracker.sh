@@ -5,6 +5,7 @@
 # asked which keys it holds, and `iac cache locate` must name the same
 # server for every key. Covered: md5 and fnv1a_64 key hashes, servers with
 # and without names (what the points hash), weights 1:2:3, hash_tag "{}".
+# Memcached on port 11211 too (the points then hash ADDR alone).
 # Then the movement: adding a 4th node moves 1/4 +- 2 points of the keys,
 # all to the new node; removing one moves 1/4 +- 2 points, all from it.
 . "$(dirname "$0")/lib.sh"
@@ -79,6 +80,40 @@ S="a:${P[0]}:1:sessions-1 b:${P[1]}:1:sessions-2 c:${P[2]}:1:sessions-3"
 run_case named_3 md5 "" "$S"
 run_case named_4 md5 "" "$S d:${P[3]}:1:sessions-4"
 run_case named_4_minus_b md5 "" "a:${P[0]}:1:sessions-1 c:${P[2]}:1:sessions-3 d:${P[3]}:1:sessions-4"
+
+# Memcached behind nutcracker on port 11211: twemproxy (like libmemcached)
+# then hashes the points of "ADDR" alone, without the port. Three addresses
+# of 127/8 picked for this run; skipped when something else holds 11211.
+R=$((RANDOM % 200 + 20))
+if ss -ltnH | grep -q ':11211 '; then
+    echo "WARNING: something listens on port 11211: the memcached case is not run" >&2
+else
+    for h in 2 3 4; do memcached_start "127.0.$R.$h" 11211; done
+    cat >"$W/mc.yml" <<YML
+mc:
+  listen: 127.0.0.1:$NCPORT
+  hash: md5
+  distribution: ketama
+  redis: false
+  auto_eject_hosts: false
+  servers:
+   - 127.0.$R.2:11211:1
+   - 127.0.$R.3:11211:1
+   - 127.0.$R.4:11211:1
+YML
+    nutcracker_start "$W/mc.yml"
+    t_wait_port "$NCPORT"
+    mc_set_keys 127.0.0.1 "$NCPORT" "$W/keys" || check_fail "mc: set through nutcracker failed"
+    t_stop_pid "$NC_PID"
+    for h in 2 3 4; do mc_keys "127.0.$R.$h" 11211 | sed "s/^/m$h\t/"; done | sort >"$W/mc.nc"
+    "$IAC" cache locate -node "m2=127.0.$R.2" -node "m3=127.0.$R.3" -node "m4=127.0.$R.4" <"$W/keys" | sort >"$W/mc.iac"
+    held=$(wc -l <"$W/mc.nc")
+    agree=$(comm -12 "$W/mc.nc" "$W/mc.iac" | wc -l)
+    echo "memcached_11211: nutcracker placed $held of $NKEYS keys; iac agrees on $agree"
+    [ "$agree" = "$NKEYS" ] && [ "$held" = "$NKEYS" ] &&
+        ok "memcached on 11211: iac's ring (points of ADDR alone) places all $NKEYS keys where nutcracker does" ||
+        check_fail "memcached on 11211: iac and nutcracker disagree on $((NKEYS - agree)) keys"
+fi
 
 # movement, from nutcracker's own placements: key -> node maps joined by key
 TAB=$(printf '\t')
