@@ -11,6 +11,7 @@
 --     publish = { file = { hosts = hosts { role = "app" }, path = "/etc/app/cache-ring.json" } },
 --     classes = { session = { ttl = "30m", jitter = 0.1 } },
 --     warm = { on_join = true, max_rate = "20000/s", max_time = "60s" },   -- redis
+--     exporter = { port = 9121 },    -- redis: prometheus-redis-exporter per node
 --   }
 --
 -- Each node is a configuration file (ssh.file, so an edit by hand shows as a
@@ -109,6 +110,19 @@ return function(name)
         node.service = resource "ssh.service" (rname) {
           host = h, start = start, pidfile = node.pidfile, restart_on = { conf },
         }
+        if cfg.exporter and engine == "redis" then
+          -- prometheus-redis-exporter (Debian) beside each node, on the node's
+          -- address, port exporter.port + K - 1 (default 9121)
+          local ex = type(cfg.exporter) == "table" and cfg.exporter or {}
+          node.exporter_port = (ex.port or 9121) + k - 1
+          node.exporter = resource "ssh.service" (rname .. "_exporter") {
+            host = h, depends_on = { node.service },
+            start = "prometheus-redis-exporter -redis.addr redis://" .. node.address .. ":" .. node.port ..
+                    " -web.listen-address " .. node.address .. ":" .. node.exporter_port,
+            pidfile = "/run/iac-cache-" .. node.name .. "-exporter.pid",
+            log = "/var/log/iac-cache-" .. node.name .. "-exporter.log",
+          }
+        end
         nodes[#nodes + 1] = node
         services[#services + 1] = node.service
         specs[#specs + 1] = { name = node.name, address = node.address, port = node.port, weight = 1 }

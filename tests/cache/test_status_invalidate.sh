@@ -3,11 +3,12 @@
 # hosts: the figures iac prints per node (hits, misses, evictions, keys,
 # clients, memory) are the ones Redis INFO and Memcached stats report;
 # invalidation by pattern and by class removes exactly the matching keys on
-# every Redis node and reports the counts; a Memcached class is invalidated by
+# every Redis node and reports the counts; the prometheus-redis-exporter
+# beside each node serves the same hit and miss counters; a Memcached class is invalidated by
 # bumping its namespace key on the node the ring gives it; a pattern on
 # Memcached is refused.
 . "$(dirname "$0")/../ssh/lib.sh"
-t_need redis-server redis-cli memcached jq
+t_need redis-server redis-cli memcached jq curl prometheus-redis-exporter
 bed_up 2
 
 cat >"$WORK/main.lua" <<EOF
@@ -17,6 +18,7 @@ host "c2" { address = "$(addr 2)", labels = { role = "cache" } }
 cache_cluster "sessions" {
   engine = "redis", hosts = hosts { role = "cache" }, per_host = 1, memory = "64mb", policy = "allkeys-lfu",
   classes = { session = { ttl = "30m", jitter = 0.1 }, catalog = { ttl = "6h", jitter = 0.2 } },
+  exporter = { port = 9121 },
 }
 cache_cluster "pages" {
   engine = "memcached", hosts = hosts { role = "cache" }, per_host = 1, memory = "32mb", base_port = 11311,
@@ -64,6 +66,15 @@ for f in hits:get_hits misses:get_misses evictions:evictions keys:curr_items; do
 	[ "$(jq ".${f%%:*}" <<<"$mnode")" = "$want" ] || fail "memcached ${f%%:*}: iac $(jq ".${f%%:*}" <<<"$mnode"), stats $want"
 done
 [ "$(jq -c '[.hits, .misses, .keys]' <<<"$mnode")" = "[2,1,2]" ] || fail "memcached figures: $mnode"
+# prometheus-redis-exporter beside each node reports the same figures
+for n in 1 2; do
+	m=$(on_host $n curl -s "http://$(addr $n):9121/metrics")
+	for f in keyspace_hits keyspace_misses; do
+		got=$(awk -v k="redis_${f}_total" '$1 == k { print $2 }' <<<"$m")
+		[ "$got" = "$(info $n $f)" ] || fail "exporter on h$n: redis_${f}_total $got, INFO $(info $n $f)"
+	done
+done
+echo "ok: prometheus-redis-exporter per node serves redis_keyspace_hits_total / misses equal to INFO"
 echo "ok: status figures equal INFO / stats (redis node 1: 12 hits, 5 misses, 70.6 %, 100 keys; memcached: 2/1, 2 items)"
 
 # the human table, through the engine's `iac status PROVIDER`
