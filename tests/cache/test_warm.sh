@@ -4,7 +4,8 @@
 # apply, before the ring is published, iac copies exactly the keys whose
 # owner changes to their new node (DUMP / RESTORE): the new nodes hold
 # exactly the moving keys, each with its value and its remaining TTL, and
-# the keys that stay are not copied anywhere.
+# the keys that stay are not copied anywhere. Then a planned removal back to
+# 2 nodes: the leaving nodes' keys reach their next owner before they stop.
 . "$(dirname "$0")/../ssh/lib.sh"
 t_need redis-server redis-cli jq
 bed_up 2
@@ -75,5 +76,36 @@ grep -q '"copied": *'"$moving" "$WORK/state.out" || grep -q "copied *= *$moving"
 	{ cat "$WORK/state.out"; fail "the warming report in state does not say $moving copied"; }
 [ "$(on_host 1 "jq '.nodes | length' /etc/app/cache-ring.json")" = 4 ] || fail "ring not published after warming"
 echo "ok: warming copied exactly the $moving moving keys with their values and TTLs before the ring changed"
+
+# A planned removal: back to 2 nodes. 5,000 new keys written where the
+# 4-node ring puts them (30 min TTL); those on the leaving nodes must be on
+# their next owner, with value and TTL, before the leaving nodes stop.
+seq 0 4999 | sed 's/^/new:/' >"$WORK/nkeys"
+"$IAC" cache locate $nodes4 <"$WORK/nkeys" >"$WORK/nplace4"
+"$IAC" cache locate $nodes2 <"$WORK/nkeys" >"$WORK/nplace2"
+for n in 1 2; do
+	for o in o n; do
+		port=6379; [ $o = n ] && port=6380
+		awk -F'\t' -v a="$o$n" '$1 == a { split($2, p, ":"); print "SET " $2 " w" p[2] " EX 1800" }' "$WORK/nplace4" |
+			on_host $n redis-cli -h "$(addr $n)" -p $port >/dev/null
+	done
+done
+write_config 1
+iac apply -auto-approve >"$WORK/a3.out" 2>&1 || { cat "$WORK/a3.out"; fail "apply (shrink with warming)"; }
+iac state show cache.cluster.sessions >"$WORK/state2.out" 2>&1
+grep warmed "$WORK/state2.out"
+on_host 1 redis-cli -h "$(addr 1)" -p 6380 ping >/dev/null 2>&1 && fail "a leaving node still runs"
+# the keys that left: on their 2-node owner now
+paste "$WORK/nplace4" "$WORK/nplace2" | awk -F'\t' '$1 ~ /^n/ { print $3 "\t" $2 }' >"$WORK/left"
+left=$(wc -l <"$WORK/left")
+for n in 1 2; do
+	awk -F'\t' -v a="o$n" '$1 == a { print "GET " $2; print "TTL " $2 }' "$WORK/left" |
+		on_host $n redis-cli -h "$(addr $n)" -p 6379 >"$WORK/lcheck$n"
+	awk -F'\t' -v a="o$n" '$1 == a { print $2 }' "$WORK/left" >"$WORK/lk$n"
+	paste - - <"$WORK/lcheck$n" | paste "$WORK/lk$n" - | awk -F'\t' '
+		{ split($1, p, ":"); if ($2 != "w" p[2] || $3 < 1700 || $3 > 1800) { bad++; if (bad < 4) print $1 ": " $2 " ttl " $3 > "/dev/stderr" } }
+		END { exit bad > 0 }' || fail "keys of the leaving nodes missing on h$n's remaining node"
+done
+echo "ok: a planned removal copied the $left keys of the leaving nodes to their next owner before they stopped"
 iac destroy -auto-approve >"$WORK/d.out" 2>&1 || { cat "$WORK/d.out"; fail "destroy"; }
 echo ok
