@@ -66,11 +66,13 @@ enum lt_ask {
 
 typedef struct {
 	char *hostport;  /* "host:port", the Host header (no port when the scheme's own) */
-	char *host;      /* the URL's host: SNI and the name verified (https) */
+	char *host;      /* https: SNI and the name verified: the URL's host (the target: tls.server_name if set) */
 	int tls;         /* https */
 	struct sockaddr_storage sa;
 	socklen_t salen;
 } lt_addr;
+
+#define LT_TLS_SESSIONS 4      /* https sessions a VU keeps, one per address */
 
 typedef struct lt_vu {
 	struct iac_lt_worker *w;
@@ -96,8 +98,11 @@ typedef struct lt_vu {
 	int msg_done;
 	llhttp_t parser;
 	struct ssl_st *ssl;         /* https: the connection's TLS, NULL on plain ones */
-	struct ssl_session_st *sess; /* the last session the server gave, for the next connection */
-	int sess_addr;              /* ... to this address */
+	/* the last session each of a few addresses gave, for the VU's next
+	 * connection there (a flow may alternate between hosts) */
+	struct ssl_session_st *sess[LT_TLS_SESSIONS];
+	int sess_addr[LT_TLS_SESSIONS];
+	unsigned sess_next;         /* the slot a new address takes */
 	uint64_t t_hs;              /* the handshake started (us) */
 
 	uint64_t t_start;           /* latency is measured from here (us) */

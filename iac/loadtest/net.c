@@ -49,7 +49,10 @@ int lt_net_addr(iac_lt_worker *w, const char *host, int port, int tls)
 	w->addrs = iac_xrealloc(w->addrs, (w->naddrs + 1) * sizeof(*w->addrs));
 	lt_addr *a = &w->addrs[w->naddrs];
 	a->hostport = hp;
-	a->host = iac_xstrdup(host);
+	/* tls.server_name names the target (address 0, added first), whose
+	 * URL may be an address; other URLs are verified by their own host */
+	const char *sn = w->run->cfg->tls_server_name;
+	a->host = iac_xstrdup(w->naddrs == 0 && sn ? sn : host);
 	a->tls = tls;
 	memcpy(&a->sa, res->ai_addr, res->ai_addrlen);
 	a->salen = res->ai_addrlen;

@@ -10,13 +10,16 @@
  * Session resumption: a session cache per connection slot. The server's
  * session (a TLS 1.3 ticket or a 1.2 session) is handed to the VU that
  * owns the connection (the CTX's new-session callback; OpenSSL's internal
- * client cache is off) and offered again when that VU reconnects to the
- * same address, so a VU whose keep-alive connection closed comes back
- * with an abbreviated handshake, as a returning browser would.
+ * client cache is off), which keeps the last one of each of up to
+ * LT_TLS_SESSIONS addresses, and offered again when that VU reconnects to
+ * the same address, so a VU whose keep-alive connection closed (or that
+ * went to another host in between) comes back with an abbreviated
+ * handshake, as a returning browser would.
  *
  * Verification is on unless the scenario turns it off
  * (insecure_skip_tls_verify): the chain against the system store or
- * tls.ca_file, the name against the URL's host (or tls.server_name).
+ * tls.ca_file, the name against the URL's host (the target's: or
+ * tls.server_name).
  */
 #include "iac/loadtest/engine_int.h"
 
@@ -33,17 +36,30 @@
 
 /* ---- the context ---------------------------------------------------- */
 
+/* vu's session slot for address a, or -1. */
+static int sess_slot(const lt_vu *vu, int a)
+{
+	for (int i = 0; i < LT_TLS_SESSIONS; i++)
+		if (vu->sess[i] && vu->sess_addr[i] == a)
+			return i;
+	return -1;
+}
+
 /* The server gave a session: it belongs to the VU whose connection it
- * came on (returning 1 keeps OpenSSL's reference for us). */
+ * came on, in that address's slot (a new address takes the next slot in
+ * turn); returning 1 keeps OpenSSL's reference for us. */
 static int on_new_session(SSL *ssl, SSL_SESSION *sess)
 {
 	lt_vu *vu = SSL_get_app_data(ssl);
 	if (!vu)
 		return 0;
-	if (vu->sess)
-		SSL_SESSION_free(vu->sess);
-	vu->sess = sess;
-	vu->sess_addr = vu->addr;
+	int i = sess_slot(vu, vu->addr);
+	if (i < 0)
+		i = (int)(vu->sess_next++ % LT_TLS_SESSIONS);
+	if (vu->sess[i])
+		SSL_SESSION_free(vu->sess[i]);
+	vu->sess[i] = sess;
+	vu->sess_addr[i] = vu->addr;
 	return 1;
 }
 
@@ -137,7 +153,7 @@ enum lt_tls_rc lt_tls_start(lt_vu *vu, const lt_addr *a)
 	}
 	vu->ssl = ssl;
 	SSL_set_app_data(ssl, vu);
-	const char *name = cfg->tls_server_name ? cfg->tls_server_name : a->host;
+	const char *name = a->host;
 	int ip = is_ip(name);
 	if (!ip)
 		SSL_set_tlsext_host_name(ssl, name);
@@ -148,8 +164,9 @@ enum lt_tls_rc lt_tls_start(lt_vu *vu, const lt_addr *a)
 			return LT_TLS_FAILED;
 		}
 	}
-	if (vu->sess && vu->sess_addr == vu->addr)
-		SSL_set_session(ssl, vu->sess);
+	int slot = sess_slot(vu, vu->addr);
+	if (slot >= 0)
+		SSL_set_session(ssl, vu->sess[slot]);
 	SSL_set_connect_state(ssl);
 	/* the clock itself, not the loop's cached w->now: a resumed
 	 * handshake can end within this very call */
@@ -229,7 +246,9 @@ void lt_tls_close(lt_vu *vu, int clean)
 void lt_tls_vu_free(lt_vu *vu)
 {
 	lt_tls_close(vu, 0);
-	if (vu->sess)
-		SSL_SESSION_free(vu->sess);
-	vu->sess = NULL;
+	for (int i = 0; i < LT_TLS_SESSIONS; i++) {
+		if (vu->sess[i])
+			SSL_SESSION_free(vu->sess[i]);
+		vu->sess[i] = NULL;
+	}
 }

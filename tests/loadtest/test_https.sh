@@ -132,6 +132,9 @@ scenario "sni" {
   flow = function(u)
     local r = u:get("/sni")
     u:check(r.status == 200 and r.body == "b.test\n", "b.test answered")
+    -- an absolute https URL from a flow: its own address and connection
+    r = u:get("https://127.0.0.1:$PORT12/1k.html")
+    u:check(r.status == 200 and #r.body == 1024, "absolute https URL")
   end,
 }
 load { vus = 1, duration = "0.5s", tls = { ca_file = "$P/ca.pem", server_name = "b.test" } }
@@ -142,6 +145,22 @@ rc=0
 [ "$rc" = 0 ] || { cat "$T/sni.out"; fail "SNI b.test: exit $rc"; }
 grep -q 'sni=b.test' "$LOG" || fail "nginx did not see SNI b.test"
 [ "$(json "$T/sni.json" 'd["checks"]["b.test answered"]["fails"]')" = 0 ] || fail "b.test did not answer"
+[ "$(json "$T/sni.json" 'd["checks"]["absolute https URL"]["fails"]')" = 0 ] || fail "an absolute https URL failed"
+# a VU has one connection: alternating between two addresses reconnects
+# each time, and resumes at each (a session per address and VU)
+"$PY" - "$T/sni.json" <<'EOP'
+import json, sys
+t = json.load(open(sys.argv[1]))["tls"]
+print(f"two addresses: {t['handshakes']} handshakes, {t['resumed']} resumed")
+assert t["handshakes"] > 4 and t["resumed"] == t["handshakes"] - 2, t
+EOP
+[ $? = 0 ] || fail "resumption across two addresses"
+
+# a CA file that cannot be read is an error before any request (exit 1)
+rc=0
+"$IAC" loadtest "$T/sni.lua" -ca-file "$T/nope.pem" 2> "$T/noca-file.err" || rc=$?
+[ "$rc" = 1 ] && grep -q "cannot read the CA file '$T/nope.pem'" "$T/noca-file.err" ||
+	{ cat "$T/noca-file.err"; fail "an unreadable -ca-file must be an error"; }
 
 # ---- without the CA: every request fails, clearly, exit 98 --------------
 sed -e "s|, tls = { ca_file = \"$P/ca.pem\" }||" "$T/ok.lua" > "$T/noca.lua"
