@@ -10,39 +10,9 @@
 #include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
+#include "iac/provider/settings.h"
 
-static int duration(double *out, const json_t *v, const char *what)
-{
-	if (!v)
-		return 0;
-	if (json_is_number(v)) {
-		*out = json_number_value(v) * 1000;
-		return 0;
-	}
-	if (!json_is_string(v) || iac_duration_parse(out, json_string_value(v)) < 0)
-		return iac_err_set("%s must be a duration such as \"10s\" or \"500ms\"", what);
-	return 0;
-}
-
-static int check_keys(const json_t *cfg, const char *const *allowed)
-{
-	const char *k;
-	json_t *v;
-	json_object_foreach((json_t *)cfg, k, v) {
-		size_t n = 0;
-		while (allowed[n] && strcmp(allowed[n], k))
-			n++;
-		if (allowed[n])
-			continue;
-		if (!strcmp(k, "insecure") || !strcmp(k, "verify") || !strcmp(k, "skip_tls_verify"))
-			return iac_err_set("'%s': TLS verification cannot be turned off; give the CA that signed the "
-					   "server's certificate with ca_file", k);
-		const char *hint = iac_suggest(k, allowed, n);
-		return iac_err_set("unknown setting '%s'%s%s%s", k, hint ? "; did you mean '" : "", hint ? hint : "",
-				   hint ? "'?" : "");
-	}
-	return 0;
-}
+#define TLS_HINT "give the CA that signed the server's certificate with ca_file"
 
 /* One block -> one instance. */
 static int make_instance(hp_instance *in, const json_t *cfg, const char *config_dir, const char *provider,
@@ -60,7 +30,7 @@ static int make_instance(hp_instance *in, const json_t *cfg, const char *config_
 	in->alias = alias ? iac_xstrdup(alias) : NULL;
 	pthread_mutex_init(&in->queues_lock, NULL);
 	in->label = alias ? iac_xasprintf("provider '%s' \"%s\"", provider, alias) : iac_xasprintf("provider '%s'", provider);
-	if (check_keys(cfg, is_pdns ? pdns_keys : http_keys) < 0)
+	if (iac_settings_check_keys(cfg, is_pdns ? pdns_keys : http_keys, TLS_HINT) < 0)
 		goto done;
 	o.name = in->label;
 	o.base_url = iac_json_str(cfg, "base_url");
@@ -92,13 +62,13 @@ static int make_instance(hp_instance *in, const json_t *cfg, const char *config_
 		}
 		o.retries = (int)json_integer_value(json_object_get(cfg, "retries"));
 	}
-	if (duration(&o.timeout_ms, json_object_get(cfg, "timeout"), "timeout") < 0 ||
-	    duration(&o.backoff_ms, json_object_get(cfg, "retry_wait"), "retry_wait") < 0)
+	if (iac_settings_duration(&o.timeout_ms, json_object_get(cfg, "timeout"), "timeout") < 0 ||
+	    iac_settings_duration(&o.backoff_ms, json_object_get(cfg, "retry_wait"), "retry_wait") < 0)
 		goto done;
 	const json_t *b = json_object_get(cfg, "breaker");
 	if (b) {
 		static const char *const bkeys[] = { "failures", "cooldown", NULL };
-		if (!json_is_object(b) || check_keys(b, bkeys) < 0) {
+		if (!json_is_object(b) || iac_settings_check_keys(b, bkeys, TLS_HINT) < 0) {
 			iac_err_prefix("breaker");
 			if (!json_is_object(b))
 				iac_err_set("breaker must be { failures = 5, cooldown = \"30s\" }");
@@ -110,7 +80,7 @@ static int make_instance(hp_instance *in, const json_t *cfg, const char *config_
 			goto done;
 		}
 		o.breaker_failures = f ? (int)json_integer_value(f) : 0;
-		if (duration(&o.breaker_cooldown_ms, json_object_get(b, "cooldown"), "breaker.cooldown") < 0)
+		if (iac_settings_duration(&o.breaker_cooldown_ms, json_object_get(b, "cooldown"), "breaker.cooldown") < 0)
 			goto done;
 	}
 	if (iac_json_str(cfg, "ca_file")) {
@@ -176,30 +146,26 @@ void hp_close(void *pdata)
 	free(set);
 }
 
+typedef struct {
+	hp_set *set;
+	const char *config_dir;
+	int is_pdns;
+} adding;
+
+static int add_instance(void *ud, const json_t *block, const char *alias)
+{
+	adding *a = ud;
+	hp_set *set = a->set;
+	return make_instance(&set->v[set->n++], block, a->config_dir, set->provider, alias, a->is_pdns);
+}
+
 int hp_configure(void **out, const json_t *config, const char *config_dir, const char *provider, int is_pdns)
 {
 	hp_set *set = iac_xcalloc(1, sizeof(*set));
 	set->provider = iac_xstrdup(provider);
-	json_t *top = json_deep_copy(config);
-	json_t *insts = json_incref(json_object_get(top, "instances"));
-	json_object_del(top, "instances");
-	size_t cap = json_object_size(insts) + 1;
-	set->v = iac_xcalloc(cap, sizeof(*set->v));
-	int rc = 0;
-	/* the unnamed block is an instance only when it says where the API is;
-	 * an absent block arrives as {} */
-	if (json_object_size(top))
-		rc = make_instance(&set->v[set->n++], top, config_dir, provider, NULL, is_pdns);
-	const char *k;
-	json_t *v;
-	json_object_foreach(insts, k, v) {
-		if (rc < 0)
-			break;
-		rc = make_instance(&set->v[set->n++], v, config_dir, provider, k, is_pdns);
-	}
-	json_decref(top);
-	json_decref(insts);
-	if (rc < 0) {
+	set->v = iac_xcalloc(iac_settings_instance_max(config), sizeof(*set->v));
+	adding a = { set, config_dir, is_pdns };
+	if (iac_settings_each_instance(config, add_instance, &a) < 0) {
 		char *msg = iac_xstrdup(iac_err_last());
 		hp_close(set);
 		iac_err_set("%s", msg);

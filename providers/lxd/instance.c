@@ -139,14 +139,33 @@ static const char *eth0_ipv4(const json_t *state)
 	return NULL;
 }
 
-static int get_state(json_t **state, lxd_conn *c, const char *name, const volatile int *cancel)
+/* /1.0/instances/NAME/SUB. Caller frees. */
+static char *inst_path(const char *name, const char *sub)
 {
 	char *p = lxd_path("instances", name);
-	char *path = iac_xasprintf("%s/state", p);
+	char *path = iac_xasprintf("%s/%s", p, sub);
+	free(p);
+	return path;
+}
+
+static int get_state(json_t **state, lxd_conn *c, const char *name, const volatile int *cancel)
+{
+	char *path = inst_path(name, "state");
 	int rc = lxd_json(state, c, "GET", path, NULL, cancel);
 	free(path);
-	free(p);
 	return rc;
+}
+
+/* One pause of a wait: IAC_ETIMEOUT once past end, IAC_ERR when cancelled. */
+static int pause_until(const iac_rctx *ctx, double end, const char *name, const char *what)
+{
+	if (iac_now_ms() > end)
+		return IAC_ETIMEOUT;
+	if (ctx->cancel && *ctx->cancel)
+		return iac_err_set("instance '%s': cancelled while waiting for %s", name, what);
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	return 0;
 }
 
 /* A started container gets its address from LXD's DHCP a moment later:
@@ -161,14 +180,13 @@ static int wait_address(json_t **state, lxd_conn *c, const iac_rctx *ctx, const 
 			return IAC_ERR;
 		if (eth0_ipv4(*state) || strcmp(iac_json_str(*state, "status") ?: "", "Running"))
 			return 0;
-		if (iac_now_ms() > end)
+		int w = pause_until(ctx, end, name, "its address");
+		if (w == IAC_ETIMEOUT)
 			return iac_err_set("instance '%s' has no IPv4 address on eth0 %ds after it started (is DHCP "
 					   "served on its network, and does the image ask for an address?)",
 					   name, ADDRESS_WAIT_MS / 1000);
-		if (ctx->cancel && *ctx->cancel)
-			return iac_err_set("instance '%s': cancelled while waiting for its address", name);
-		struct timespec ts = { 0, 100 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
+		if (w < 0)
+			return w;
 	}
 }
 
@@ -229,22 +247,19 @@ done:
 
 static int set_state(lxd_conn *c, const iac_rctx *ctx, const char *name, const char *action)
 {
-	char *p = lxd_path("instances", name);
-	char *path = iac_xasprintf("%s/state", p);
+	char *path = inst_path(name, "state");
 	json_t *body = json_pack("{s:s,s:i,s:b}", "action", action, "timeout", 30, "force", !strcmp(action, "stop"));
 	int rc = lxd_json(NULL, c, "PUT", path, body, ctx->cancel);
 	json_decref(body);
 	free(path);
-	free(p);
 	return rc;
 }
 
 /* root's authorized_keys, through the files API (works while stopped). */
 static int push_key(lxd_conn *c, const iac_rctx *ctx, const char *name, const char *key)
 {
-	char *p = lxd_path("instances", name);
-	char *dir = iac_xasprintf("%s/files?path=/root/.ssh", p);
-	char *file = iac_xasprintf("%s/files?path=/root/.ssh/authorized_keys", p);
+	char *dir = inst_path(name, "files?path=/root/.ssh");
+	char *file = inst_path(name, "files?path=/root/.ssh/authorized_keys");
 	static const char *const dir_h[] = { "X-LXD-type: directory", "X-LXD-mode: 0700", "X-LXD-uid: 0",
 					     "X-LXD-gid: 0", NULL };
 	static const char *const file_h[] = { "X-LXD-type: file", "X-LXD-mode: 0600", "X-LXD-uid: 0",
@@ -259,7 +274,6 @@ static int push_key(lxd_conn *c, const iac_rctx *ctx, const char *name, const ch
 	free(text);
 	free(dir);
 	free(file);
-	free(p);
 	return rc;
 }
 
@@ -294,13 +308,12 @@ static int wait_ssh(const iac_rctx *ctx, const json_t *planned, const char *name
 		return 0;
 	double end = iac_now_ms() + ADDRESS_WAIT_MS;
 	while (!port_open(ip, port, 500)) {
-		if (iac_now_ms() > end)
+		int w = pause_until(ctx, end, name, "its SSH port");
+		if (w == IAC_ETIMEOUT)
 			return iac_err_set("instance '%s' runs at %s, but nothing accepts on port %d %ds after it "
 					   "started (does the image start an sshd?)", name, ip, port, ADDRESS_WAIT_MS / 1000);
-		if (ctx->cancel && *ctx->cancel)
-			return iac_err_set("instance '%s': cancelled while waiting for port %d", name, port);
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
+		if (w < 0)
+			return w;
 	}
 	return 0;
 }
@@ -436,10 +449,7 @@ static int instance_remove(const iac_rctx *ctx, const json_t *prior)
 		rc = set_state(c, ctx, name, "stop");
 	if (rc == 0)
 		rc = lxd_json(NULL, c, "DELETE", path, NULL, ctx->cancel);
-	if (rc == IAC_ENOTFOUND)
-		rc = 0;
-	else if (rc < 0)
-		rc = iac_err_set("cannot delete instance '%s': %s", name, iac_err_last());
+	rc = lxd_deleted(rc, "instance", name);
 	json_decref(inst);
 	free(path);
 	free(name);

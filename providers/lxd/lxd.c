@@ -12,41 +12,7 @@
 #include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
-
-static int duration(double *out, const json_t *v, const char *what)
-{
-	if (!v)
-		return 0;
-	if (json_is_number(v)) {
-		*out = json_number_value(v) * 1000;
-		return 0;
-	}
-	if (!json_is_string(v) || iac_duration_parse(out, json_string_value(v)) < 0)
-		return iac_err_set("%s must be a duration such as \"30s\" or \"2m\"", what);
-	return 0;
-}
-
-static int check_keys(const json_t *cfg)
-{
-	static const char *const allowed[] = { "endpoint", "client_cert", "client_key", "server_cert", "timeout",
-					       "retries", "operation_timeout", NULL };
-	const char *k;
-	json_t *v;
-	json_object_foreach((json_t *)cfg, k, v) {
-		size_t n = 0;
-		while (allowed[n] && strcmp(allowed[n], k))
-			n++;
-		if (allowed[n])
-			continue;
-		if (!strcmp(k, "insecure") || !strcmp(k, "verify") || !strcmp(k, "skip_tls_verify"))
-			return iac_err_set("'%s': TLS verification cannot be turned off; give the server's certificate "
-					   "with server_cert (lxc info shows it; /var/lib/lxd/server.crt)", k);
-		const char *hint = iac_suggest(k, allowed, n);
-		return iac_err_set("unknown setting '%s'%s%s%s", k, hint ? "; did you mean '" : "", hint ? hint : "",
-				   hint ? "'?" : "");
-	}
-	return 0;
-}
+#include "iac/provider/settings.h"
 
 /* PEM given as text goes into a memfd, so libcurl can read it by path
  * without it ever being on disk; a path is resolved against config_dir
@@ -91,7 +57,10 @@ static int make_conn(lxd_conn *c, const json_t *cfg, const char *config_dir, con
 	pthread_mutex_init(&c->lock, NULL);
 	if (iac_json_str(cfg, "client_key"))
 		iac_redact_add(iac_json_str(cfg, "client_key"));
-	if (check_keys(cfg) < 0)
+	static const char *const allowed[] = { "endpoint", "client_cert", "client_key", "server_cert", "timeout",
+					       "retries", "operation_timeout", NULL };
+	if (iac_settings_check_keys(cfg, allowed, "give the server's certificate with server_cert (lxc info "
+				    "shows it; /var/lib/lxd/server.crt)") < 0)
 		goto done;
 	const char *ep = iac_json_str(cfg, "endpoint");
 	if (!ep) {
@@ -124,8 +93,8 @@ static int make_conn(lxd_conn *c, const json_t *cfg, const char *config_dir, con
 		}
 		o.retries = (int)json_integer_value(r);
 	}
-	if (duration(&o.timeout_ms, json_object_get(cfg, "timeout"), "timeout") < 0 ||
-	    duration(&c->op_timeout_ms, json_object_get(cfg, "operation_timeout"), "operation_timeout") < 0)
+	if (iac_settings_duration(&o.timeout_ms, json_object_get(cfg, "timeout"), "timeout") < 0 ||
+	    iac_settings_duration(&c->op_timeout_ms, json_object_get(cfg, "operation_timeout"), "operation_timeout") < 0)
 		goto done;
 	label = alias ? iac_xasprintf("provider 'lxd' \"%s\"", alias) : iac_xstrdup("provider 'lxd'");
 	o.name = label;
@@ -163,33 +132,25 @@ static void lxd_close(void *pdata)
 	free(set);
 }
 
+static int add_conn(void *ud, const json_t *block, const char *alias)
+{
+	lxd_set *set = ud;
+	return make_conn(&set->v[set->n++], block, set->config_dir, alias);
+}
+
 static int lxd_configure(void **out, const json_t *config, const char *config_dir)
 {
 	lxd_set *set = iac_xcalloc(1, sizeof(*set));
-	json_t *top = json_deep_copy(config);
-	json_t *insts = json_incref(json_object_get(top, "instances"));
-	json_object_del(top, "instances");
-	set->v = iac_xcalloc(json_object_size(insts) + 1, sizeof(*set->v));
-	int rc = 0;
-	/* an absent block arrives as {}: no unnamed instance then */
-	if (json_object_size(top))
-		rc = make_conn(&set->v[set->n++], top, config_dir, NULL);
-	const char *k;
-	json_t *v;
-	json_object_foreach(insts, k, v) {
-		if (rc < 0)
-			break;
-		rc = make_conn(&set->v[set->n++], v, config_dir, k);
-	}
-	json_decref(top);
-	json_decref(insts);
-	if (rc < 0) {
+	set->v = iac_xcalloc(iac_settings_instance_max(config), sizeof(*set->v));
+	set->config_dir = config_dir;
+	if (iac_settings_each_instance(config, add_conn, set) < 0) {
 		char *msg = iac_xstrdup(iac_err_last());
 		lxd_close(set);
 		iac_err_set("%s", msg);
 		free(msg);
 		return IAC_ERR;
 	}
+	set->config_dir = NULL;
 	*out = set;
 	return 0;
 }
@@ -333,6 +294,15 @@ int lxd_json(json_t **meta, lxd_conn *c, const char *method, const char *path, c
 {
 	iac_http_req rq = { .method = method, .path = path, .json = body };
 	return lxd_call(meta, NULL, c, &rq, cancel);
+}
+
+int lxd_deleted(int rc, const char *what, const char *name)
+{
+	if (rc == IAC_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return iac_err_set("cannot delete %s '%s': %s", what, name, iac_err_last());
+	return 0;
 }
 
 char *lxd_name_of(const iac_rctx *ctx, const json_t *attrs)

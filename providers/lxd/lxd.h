@@ -43,6 +43,7 @@ typedef struct {
 typedef struct {
 	lxd_conn *v;
 	size_t n;
+	const char *config_dir; /* during configure() only */
 } lxd_set;
 
 /* The block a resource names with `provider = "ALIAS"` (or the unnamed one). */
@@ -56,6 +57,10 @@ int lxd_conn_for(lxd_conn **out, const iac_rctx *ctx, const json_t *attrs);
  * set), or IAC_ERR with "lxd says: MESSAGE" when LXD refused or the
  * operation failed. rq->method/path/json/data as for iac_http_send(). */
 int lxd_call(json_t **meta, char **etag, lxd_conn *c, const iac_http_req *rq, const volatile int *cancel);
+
+/* The end of a delete: gone already (IAC_ENOTFOUND) is done; other errors
+ * become "cannot delete WHAT 'NAME': ...". */
+int lxd_deleted(int rc, const char *what, const char *name);
 
 /* Shorthand for a JSON call. */
 int lxd_json(json_t **meta, lxd_conn *c, const char *method, const char *path, const json_t *body,

@@ -228,11 +228,7 @@ static int simple_remove(const iac_rctx *ctx, const json_t *prior, const char *k
 		return IAC_ERR;
 	char *name = lxd_name_of(ctx, prior);
 	char *path = lxd_path(kind, name);
-	int rc = lxd_json(NULL, c, "DELETE", path, NULL, ctx->cancel);
-	if (rc == IAC_ENOTFOUND)
-		rc = 0;
-	else if (rc < 0)
-		rc = iac_err_set("cannot delete %s '%s': %s", what, name, iac_err_last());
+	int rc = lxd_deleted(lxd_json(NULL, c, "DELETE", path, NULL, ctx->cancel), what, name);
 	free(path);
 	free(name);
 	return rc;
@@ -502,11 +498,7 @@ static int image_remove(const iac_rctx *ctx, const json_t *prior)
 	if (!fp)
 		return 0;
 	char *path = lxd_path("images", fp);
-	int rc = lxd_json(NULL, c, "DELETE", path, NULL, ctx->cancel);
-	if (rc == IAC_ENOTFOUND)
-		rc = 0;
-	else if (rc < 0)
-		rc = iac_err_set("cannot delete image '%s': %s", fp, iac_err_last());
+	int rc = lxd_deleted(lxd_json(NULL, c, "DELETE", path, NULL, ctx->cancel), "image", fp);
 	free(path);
 	return rc;
 }
