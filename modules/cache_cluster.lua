@@ -10,7 +10,7 @@
 --     proxy = { hosts = hosts { role = "app" }, port = 22121, stats_port = 22222 },
 --     publish = { file = { hosts = hosts { role = "app" }, path = "/etc/app/cache-ring.json" } },
 --     classes = { session = { ttl = "30m", jitter = 0.1 } },
---     warm = { on_join = true, max_rate = "20000/s", max_time = "60s" },   -- redis
+--     warm = { on_join = true, max_rate = "20000/s", max_time = "60s" },
 --     exporter = { port = 9121 },    -- redis: prometheus-redis-exporter per node
 --   }
 --

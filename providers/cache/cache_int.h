@@ -15,9 +15,10 @@ int iac_cache_ring_of_attrs(iac_cache_ring **out, const json_t *attrs);
  * per second (0: unbounded), time in ms (default 60 s). */
 int iac_cache_warm_parse(double *rate, double *time_ms, const json_t *warm);
 
-/* Redis: copies every key that the ring of `old_attrs` places on a node and
- * the ring of `new_attrs` places on another to that other node (DUMP /
- * RESTORE with the remaining TTL, pipelined per SCAN batch), within the
+/* Copies every key that the ring of `old_attrs` places on a node and the
+ * ring of `new_attrs` places on another to that other node (Redis: DUMP /
+ * RESTORE with the remaining TTL, pipelined per SCAN batch; Memcached:
+ * metadump, get / set with flags and expiry, pipelined), within the
  * limits of `warm`. *report (new): { copied, scanned, expired, seconds,
  * complete } (complete false when max_time cut it short). warm.c. */
 int iac_cache_warm(json_t **report, const json_t *old_attrs, const json_t *new_attrs, const json_t *warm,

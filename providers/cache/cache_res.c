@@ -427,7 +427,7 @@ static int cluster_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	return 0;
 }
 
-/* The nodes change: with warm.on_join (Redis), the keys that move are
+/* The nodes change: with warm.on_join, the keys that move are
  * copied to their new owners now, before cache.ring and cache.proxy (which
  * depend on this resource) publish the new ring. */
 static int cluster_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
@@ -435,7 +435,7 @@ static int cluster_update(const iac_rctx *ctx, json_t **out, const json_t *prior
 	const json_t *warm = json_object_get(planned, "warm");
 	json_t *report = NULL;
 	*out = NULL;
-	if (json_is_true(json_object_get(warm, "on_join")) && !strcmp(iac_json_str(planned, "engine"), "redis") &&
+	if (json_is_true(json_object_get(warm, "on_join")) &&
 	    !json_equal(json_object_get(prior, "nodes"), json_object_get(planned, "nodes"))) {
 		if (ctx->progress)
 			ctx->progress(ctx, "warming: copying the keys that move to their new nodes");

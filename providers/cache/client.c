@@ -352,6 +352,27 @@ int iac_mc_line(char **line, iac_cache_conn *c)
 	return read_line(line, NULL, c);
 }
 
+int iac_mc_block(char **data, iac_cache_conn *c, size_t len)
+{
+	*data = NULL;
+	if (len > (size_t)BULK_MAX_BYTES)
+		return iac_err_set("'%s' sent a value of %zu bytes (over 64 MiB)", c->label, len);
+	char *d = malloc(len + 2);
+	if (!d)
+		return iac_err_set("out of memory");
+	if (read_exact(d, len + 2, c) < 0) {
+		free(d);
+		return IAC_ERR;
+	}
+	if (d[len] != '\r' || d[len + 1] != '\n') {
+		free(d);
+		return iac_err_set("'%s' sent a data block without its CRLF", c->label);
+	}
+	d[len] = '\0';
+	*data = d;
+	return 0;
+}
+
 static void stats_init(iac_cache_stats *s)
 {
 	s->hits = s->misses = s->evictions = s->memory = s->keys = s->clients = -1;

@@ -52,6 +52,10 @@ void iac_resp_clear(iac_resp *r);
 int iac_mc_send(iac_cache_conn *c, const char *text, size_t len);
 int iac_mc_line(char **line, iac_cache_conn *c);
 
+/* Memcached: `len` bytes of a data block and its CRLF into a new buffer
+ * (NUL-terminated; len at most 64 MiB). */
+int iac_mc_block(char **data, iac_cache_conn *c, size_t len);
+
 /* Per node figures, from Redis INFO or Memcached stats; -1 when the server
  * did not say. */
 typedef struct {

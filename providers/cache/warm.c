@@ -1,11 +1,14 @@
 /* warm: copy the keys that change owner between two rings to their new
- * owner before the new ring is published (cache_int.h). Redis only:
- * SCAN each old node, keep the keys the old ring placed there and the new
- * ring places elsewhere, PTTL + DUMP them pipelined, RESTORE ... REPLACE
- * them pipelined on the new owner with the remaining TTL. */
+ * owner before the new ring is published (cache_int.h). Of each old node,
+ * the keys the old ring placed there and the new ring places elsewhere:
+ *   Redis      SCAN; PTTL + DUMP pipelined; RESTORE ... REPLACE pipelined on
+ *              the new owner with the remaining TTL;
+ *   Memcached  lru_crawler metadump (key and absolute expiry); get pipelined;
+ *              set pipelined on the new owner with the same flags and expiry. */
 #include "providers/cache/cache_int.h"
 #include "providers/cache/client.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +185,178 @@ done:
 	return rc;
 }
 
+/* memcached's metadump writes keys URI-encoded ("a%3Ab" for "a:b"). */
+static void uri_decode(char *s)
+{
+	char *o = s;
+	for (; *s; s++) {
+		if (s[0] == '%' && isxdigit((unsigned char)s[1]) && isxdigit((unsigned char)s[2])) {
+			char hex[3] = { s[1], s[2], 0 };
+			*o++ = (char)strtol(hex, NULL, 16);
+			s += 2;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+typedef struct {
+	char *key;
+	long long exp;    /* absolute Unix time, 0: none */
+	size_t to;        /* new owner */
+} mc_item;
+
+/* The keys of old node i that move, from `lru_crawler metadump all`. */
+static int mc_moving(mc_item **out, size_t *n, warm_run *w, iac_cache_conn *src, size_t i)
+{
+	size_t cap = 0;
+	char *line = NULL;
+	const char *old_pn = iac_cache_ring_point_name_of(w->old_ring, i);
+	*out = NULL;
+	*n = 0;
+	if (iac_mc_send(src, "lru_crawler metadump all\r\n", 26) < 0)
+		return IAC_ERR;
+	for (;;) {
+		if (iac_mc_line(&line, src) < 0)
+			return IAC_ERR;
+		if (!strcmp(line, "END"))
+			break;
+		if (strncmp(line, "key=", 4)) {
+			iac_err_set("'%s' answered lru_crawler metadump with '%.60s'", iac_cache_conn_label(src), line);
+			free(line);
+			return IAC_ERR;
+		}
+		char *sp = strchr(line, ' '), *exp = strstr(line, " exp=");
+		if (sp)
+			*sp = '\0';
+		uri_decode(line + 4);
+		size_t len = strlen(line + 4);
+		w->scanned++;
+		size_t j = iac_cache_ring_locate(w->new_ring, line + 4, len);
+		if (iac_cache_ring_locate(w->old_ring, line + 4, len) == i &&
+		    strcmp(iac_cache_ring_point_name_of(w->new_ring, j), old_pn)) {
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 1024;
+				mc_item *grown = realloc(*out, cap * sizeof(mc_item));
+				if (!grown) {
+					free(line);
+					return iac_err_set("out of memory");
+				}
+				*out = grown;
+			}
+			long long e = exp ? strtoll(exp + 5, NULL, 10) : -1;
+			(*out)[(*n)++] = (mc_item){ iac_xstrdup(line + 4), e > 0 ? e : 0, j };
+		}
+		free(line);
+	}
+	free(line);
+	return 0;
+}
+
+/* get of a batch from the source (pipelined), set on each new owner
+ * (pipelined), with the value's flags and absolute expiry. */
+static int mc_copy_batch(warm_run *w, iac_cache_conn *src, mc_item *items, size_t n)
+{
+	char *line = NULL, hdr[400];
+	int rc = IAC_ERR;
+	size_t sent = 0;
+	for (size_t k = 0; k < n; k++) {
+		int l = snprintf(hdr, sizeof(hdr), "get %s\r\n", items[k].key);
+		if (iac_mc_send(src, hdr, (size_t)l) < 0)
+			return IAC_ERR;
+	}
+	for (size_t k = 0; k < n; k++) {
+		unsigned long flags = 0;
+		size_t bytes = 0;
+		char *data = NULL;
+		if (iac_mc_line(&line, src) < 0)
+			goto done;
+		if (!strcmp(line, "END")) {   /* gone since the dump */
+			w->expired++;
+			items[k].to = SIZE_MAX;
+			free(line);
+			line = NULL;
+			continue;
+		}
+		char kbuf[256];
+		if (sscanf(line, "VALUE %255s %lu %zu", kbuf, &flags, &bytes) != 3) {
+			iac_err_set("'%s' answered get with '%.60s'", iac_cache_conn_label(src), line);
+			goto done;
+		}
+		free(line);
+		line = NULL;
+		if (iac_mc_block(&data, src, bytes) < 0 || iac_mc_line(&line, src) < 0 || strcmp(line, "END")) {
+			free(data);
+			if (line)
+				iac_err_set("'%s' sent more than one value for a get", iac_cache_conn_label(src));
+			goto done;
+		}
+		free(line);
+		line = NULL;
+		iac_cache_conn *dst;
+		int l = snprintf(hdr, sizeof(hdr), "set %s %lu %lld %zu\r\n", items[k].key, flags, items[k].exp, bytes);
+		int ok = dst_conn(&dst, w, items[k].to) == 0 && iac_mc_send(dst, hdr, (size_t)l) == 0 &&
+			 iac_mc_send(dst, data, bytes) == 0 && iac_mc_send(dst, "\r\n", 2) == 0;
+		free(data);
+		if (!ok)
+			goto done;
+		sent++;
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (items[k].to == SIZE_MAX)
+			continue;
+		if (iac_mc_line(&line, w->dst[items[k].to]) < 0)
+			goto done;
+		if (strcmp(line, "STORED")) {
+			iac_err_set("set on '%s' answered '%.60s'", iac_cache_conn_label(w->dst[items[k].to]), line);
+			goto done;
+		}
+		free(line);
+		line = NULL;
+		w->copied++;
+	}
+	(void)sent;
+	rc = 0;
+done:
+	free(line);
+	return rc;
+}
+
+static int warm_node_mc(warm_run *w, size_t i)
+{
+	const json_t *node = json_array_get(w->old_nodes, i);
+	iac_cache_conn *src = NULL;
+	mc_item *items = NULL;
+	size_t n = 0;
+	int rc = IAC_ERR;
+	if (iac_cache_conn_open(&src, iac_json_str(node, "address"),
+				(unsigned)json_integer_value(json_object_get(node, "port")), 10e3) < 0)
+		return IAC_ERR;
+	if (mc_moving(&items, &n, w, src, i) < 0)
+		goto done;
+	for (size_t k = 0; k < n; k += 200) {
+		if (w->cancel && *w->cancel) {
+			iac_err_set("warming cancelled");
+			goto done;
+		}
+		if (iac_now_ms() > w->deadline_ms) {
+			w->timed_out = 1;
+			break;
+		}
+		if (mc_copy_batch(w, src, items + k, n - k < 200 ? n - k : 200) < 0)
+			goto done;
+		pace(w);
+	}
+	rc = 0;
+done:
+	for (size_t k = 0; k < n; k++)
+		free(items[k].key);
+	free(items);
+	iac_cache_conn_close(src);
+	return rc;
+}
+
 int iac_cache_warm(json_t **report, const json_t *old_attrs, const json_t *new_attrs, const json_t *warm,
 		   const volatile int *cancel)
 {
@@ -203,7 +378,8 @@ int iac_cache_warm(json_t **report, const json_t *old_attrs, const json_t *new_a
 	w.started_ms = iac_now_ms();
 	w.deadline_ms = w.started_ms + max_time;
 	for (size_t i = 0; i < json_array_size(w.old_nodes) && !w.timed_out; i++) {
-		if (warm_node(&w, i) < 0) {
+		int redis = !strcmp(iac_json_str(new_attrs, "engine") ?: "", "redis");
+		if ((redis ? warm_node(&w, i) : warm_node_mc(&w, i)) < 0) {
 			iac_err_prefix("cannot warm from '%s'", iac_cache_ring_node_name(w.old_ring, i));
 			goto done;
 		}

@@ -4,10 +4,12 @@
 # apply, before the ring is published, iac copies exactly the keys whose
 # owner changes to their new node (DUMP / RESTORE): the new nodes hold
 # exactly the moving keys, each with its value and its remaining TTL, and
-# the keys that stay are not copied anywhere. Then a planned removal back to
+# the keys that stay are not copied anywhere. A Memcached cluster grows beside
+# it: the new nodes hold exactly its moving keys with value, flags and expiry
+# (lru_crawler metadump, get / set). Then a planned removal back to
 # 2 nodes: the leaving nodes' keys reach their next owner before they stop.
 . "$(dirname "$0")/../ssh/lib.sh"
-t_need redis-server redis-cli jq
+t_need redis-server redis-cli memcached jq
 bed_up 2
 
 write_config() {   # PER_HOST
@@ -20,8 +22,40 @@ cache_cluster "sessions" {
   warm = { on_join = true, max_rate = "200000/s", max_time = "60s" },
   publish = { file = { hosts = hosts { role = "cache" }, path = "/etc/app/cache-ring.json" } },
 }
+cache_cluster "pages" {
+  engine = "memcached", hosts = hosts { role = "cache" }, per_host = $1, memory = "32mb", base_port = 11311,
+  warm = { on_join = true },
+}
 EOF
 }
+# memcached helper run in the controller namespace (it reaches every host):
+#   mc.py set ADDR PORT EXP < keys     flags 42, value "p<key>", absolute expiry EXP
+#   mc.py dump ADDR PORT               "key flags exp value" per item
+cat >"$WORK/mc.py" <<'PY'
+import socket, sys, urllib.parse
+op, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.create_connection((addr, port)); f = s.makefile("rb")
+if op == "set":
+    keys = [l.strip() for l in sys.stdin if l.strip()]
+    s.sendall(b"".join(b"set %s 42 %s %d\r\np%s\r\n" % (k.encode(), sys.argv[4].encode(), len(k) + 1, k.encode()) for k in keys))
+    for k in keys:
+        if f.readline() != b"STORED\r\n": sys.exit("set failed")
+else:
+    s.sendall(b"lru_crawler metadump all\r\n")
+    items = []
+    for line in f:
+        line = line.decode().strip()
+        if line == "END": break
+        fields = dict(p.split("=", 1) for p in line.split(" "))
+        items.append((urllib.parse.unquote(fields["key"]), fields["exp"]))
+    for k, exp in items:
+        s.sendall(b"get %s\r\n" % k.encode())
+        hdr = f.readline().decode().split()
+        if hdr[0] != "VALUE": continue
+        val = f.read(int(hdr[3]) + 2)[:-2].decode(); f.readline()
+        print(k, hdr[2], exp, val)
+PY
+mcpy() { bash "$TESTBED" exec "$BED" "$T_PY" "$WORK/mc.py" "$@"; }
 write_config 1
 iac apply -auto-approve >"$WORK/a1.out" 2>&1 || { cat "$WORK/a1.out"; fail "apply"; }
 
@@ -39,6 +73,17 @@ for n in 1 2; do
 done
 [ $(( $(on_host 1 redis-cli -h "$(addr 1)" dbsize) + $(on_host 2 redis-cli -h "$(addr 2)" dbsize) )) = $N ] ||
 	fail "keys not loaded"
+
+# pages (memcached): 5,000 keys where the 2-node ring (ADDR:11311) puts them
+EXP=$(( $(date +%s) + 3600 ))
+seq 0 4999 | sed 's/^/page:/' >"$WORK/pkeys"
+pn2="-node o1=$(addr 1):11311 -node o2=$(addr 2):11311"
+pn4="$pn2 -node n1=$(addr 1):11312 -node n2=$(addr 2):11312"
+"$IAC" cache locate $pn2 <"$WORK/pkeys" >"$WORK/pplace2"
+"$IAC" cache locate $pn4 <"$WORK/pkeys" >"$WORK/pplace4"
+for n in 1 2; do
+	awk -F'\t' -v a="o$n" '$1 == a { print $2 }' "$WORK/pplace2" | mcpy set "$(addr $n)" 11311 "$EXP" || fail "memcached load"
+done
 
 write_config 2
 t0=$(date +%s%N)
@@ -75,6 +120,12 @@ echo "moving keys: $moving of $N ($pct %); copied: $copied; apply with warming t
 grep -q '"copied": *'"$moving" "$WORK/state.out" || grep -q "copied *= *$moving" "$WORK/state.out" ||
 	{ cat "$WORK/state.out"; fail "the warming report in state does not say $moving copied"; }
 [ "$(on_host 1 "jq '.nodes | length' /etc/app/cache-ring.json")" = 4 ] || fail "ring not published after warming"
+# memcached: the new nodes hold exactly the moving keys, same value, flags, expiry
+paste "$WORK/pplace2" "$WORK/pplace4" | awk -F'\t' '$1 != $3 { print $3 " " $2 " 42 '"$EXP"' p" $2 }' | sort >"$WORK/pwant"
+for n in 1 2; do mcpy dump "$(addr $n)" 11312 | sed "s/^/n$n /"; done | sort >"$WORK/pgot"
+pm=$(wc -l <"$WORK/pwant")
+cmp -s "$WORK/pwant" "$WORK/pgot" || { diff "$WORK/pwant" "$WORK/pgot" | head -5; fail "memcached: the new nodes do not hold exactly the $pm moving keys with flags and expiry"; }
+echo "ok: memcached warming copied exactly the $pm moving keys of 5000 (value, flags 42, expiry)"
 echo "ok: warming copied exactly the $moving moving keys with their values and TTLs before the ring changed"
 
 # A planned removal: back to 2 nodes. 5,000 new keys written where the
