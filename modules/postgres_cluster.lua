@@ -18,7 +18,8 @@
 -- ttl (leader key TTL, 10 s), loop_wait (2 s), clients (CIDRs apps connect
 -- from; default "samenet"), pg_hba (extra lines). Passwords must come from
 -- sensitive variables: they are redacted in output and state.
--- Returns { name, nodes = {...}, proxies = {...}, rw = "ADDR:PORT", ro = ... }.
+-- Returns { name, nodes = {...}, proxies = {...}, members = {{host, name, port, api_port}...},
+-- rw = "ADDR:PORT", ro = ... } (members: what `migration` needs).
 local function bytes(name, v)
   if v == nil then return 1048576 end
   if type(v) == "number" then return math.floor(v) end
@@ -79,7 +80,11 @@ return function(name)
       nodes[#nodes + 1] = r
       node_list[#node_list + 1] = { name = h.name, address = h.address, port = port, api_port = api_port }
     end
-    local out = { name = name, nodes = nodes, proxies = {} }
+    local member_hosts = {}
+    for _, h in ipairs(cfg.hosts) do
+      member_hosts[#member_hosts + 1] = { host = h, name = h.name, port = port, api_port = api_port }
+    end
+    local out = { name = name, nodes = nodes, proxies = {}, members = member_hosts }
     if ep then
       local rw, ro = ep.rw or 5432, ep.ro or 5433
       local where = cfg.proxy and { cfg.proxy } or cfg.hosts

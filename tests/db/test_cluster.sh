@@ -4,7 +4,9 @@
 # reads from writes (a write on the rw port is visible through the ro port,
 # the ro port refuses writes), a lagging replica leaves the ro pool and comes
 # back; passwords never in output or state; the plan is quiet after apply;
-# iac status db shows roles, lag, slots and connections.
+# iac status db shows roles, lag, slots and connections; migrations are
+# recorded with checksums, fail fast on lock_timeout and succeed on retry,
+# and an edited applied one is refused.
 . "$(dirname "$0")/lib.sh"
 db_up
 
@@ -110,6 +112,48 @@ fi
 on_host 1 'stat -c "%a %U" /etc/patroni/main.yml' | grep -qx "600 postgres" || fail "patroni config not 0600 postgres"
 on_host 1 'ps -o user= -p $(head -1 /var/lib/postgresql/iac/main/postmaster.pid)' | grep -qx postgres ||
 	fail "postmaster does not run as postgres"
+
+# migrations: applied once on the leader with a checksum in schema_migrations
+mkdir -p "$WORK/sql"
+printf 'create table orders (id int primary key, customer_id int);\nalter table orders add column status text;\n' \
+	>"$WORK/sql/0001_orders.sql"
+printf 'alter table t add column note text;\n' >"$WORK/sql/0002_note.sql"
+cp "$WORK/main.lua" "$WORK/main.lua.base"
+echo 'migration "0001_orders" { db = db, expand = "sql/0001_orders.sql" }' >>"$WORK/main.lua"
+iac apply -auto-approve >"$WORK/m1.out" 2>&1 || { cat "$WORK/m1.out"; fail "apply of a migration"; }
+[ "$(psql_at "$LB" 5432 "select phase || ' ' || checksum from schema_migrations where name = '0001_orders'")" = \
+	"expand $(sha256sum "$WORK/sql/0001_orders.sql" | cut -d' ' -f1)" ] || fail "no schema_migrations row with the file's checksum"
+psql_at "$LB" 5432 "insert into orders values (1, 7, 'new')" || fail "the migrated table is not usable"
+iac plan -detailed-exitcode >"$WORK/m2.out" 2>&1 || { cat "$WORK/m2.out"; fail "plan after a migration is not quiet"; }
+
+# blocked by a long transaction: fails fast on lock_timeout without retries ...
+echo 'migration "0002_note" { db = db, expand = "sql/0002_note.sql", lock_timeout = "300ms", retries = 0 }' >>"$WORK/main.lua"
+long_tx() {
+	PGPASSWORD=$IAC_VAR_pg_superuser bash "$TESTBED" exec "$BED" psql -X -q -h "$LB" -p 5432 -U postgres -d postgres \
+		-c "begin; lock table t in access share mode; select pg_sleep($1); commit;" >/dev/null 2>&1 &
+	sleep 0.5
+}
+long_tx 30
+ltx=$!
+iac apply -auto-approve >"$WORK/m3.out" 2>&1 && { cat "$WORK/m3.out"; fail "a migration blocked by a long transaction succeeded"; }
+expect_in "$WORK/m3.out" "lock timeout"
+# fast: it gave up while the blocker still held its lock (30 s)
+kill -0 "$ltx" 2>/dev/null || fail "the blocked migration waited for the long transaction to end"
+psql_at "$LB" 5432 "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_backend_pid()" >/dev/null
+wait "$ltx" 2>/dev/null
+[ -z "$(psql_at "$LB" 5432 "select name from schema_migrations where name = '0002_note'")" ] || fail "a failed migration was recorded"
+# ... and succeeds when retried with backoff once the transaction ends
+sed -i 's/retries = 0/retries = 6/' "$WORK/main.lua"
+long_tx 2
+ltx=$!
+iac apply -auto-approve >"$WORK/m4.out" 2>&1 || { cat "$WORK/m4.out"; fail "a migration retried after lock timeouts failed"; }
+wait "$ltx"
+psql_at "$LB" 5432 "select note from t limit 1" >/dev/null || fail "migration 0002 not applied"
+# an applied migration that was edited is refused
+echo 'alter table orders add column extra int;' >>"$WORK/sql/0001_orders.sql"
+iac plan >"$WORK/m5.out" 2>&1 && { cat "$WORK/m5.out"; fail "an edited applied migration was accepted"; }
+expect_in "$WORK/m5.out" "an applied migration is never edited"
+cp "$WORK/main.lua.base" "$WORK/main.lua"
 
 # a literal password is refused
 sed -i 's/superuser_password = var.pg_superuser/superuser_password = "plain"/' "$WORK/main.lua"
