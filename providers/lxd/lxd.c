@@ -224,7 +224,8 @@ static int wait_op(json_t **meta, lxd_conn *c, const char *op_path, const volati
 	double end = iac_now_ms() + c->op_timeout_ms;
 	for (;;) {
 		double left = end - iac_now_ms();
-		int slice = left > 30000 ? 30 : (int)(left / 1000) + 1;
+		/* timeout=-1 would wait for ever: at least 1 s, the deadline is checked after */
+		int slice = left > 30000 ? 30 : left > 0 ? (int)(left / 1000) + 1 : 1;
 		char *path = iac_xasprintf("%s/wait?timeout=%d", op_path, slice);
 		iac_http_req rq = { .method = "GET", .path = path, .timeout_ms = slice * 1000.0 + 15000 };
 		iac_http_resp r;

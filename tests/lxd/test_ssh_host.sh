@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# An lxd.instance becomes an SSH host in the same apply: its address is
+# Three lxd.instances (the issue's example) become SSH hosts in the same apply: its address is
 # known only once it runs, and ssh resources on it wait for it. The
 # base image carries dropbear (Debian's dropbear-bin and the libraries it
 # links), root's authorized_keys comes from ssh_key.
@@ -12,15 +12,16 @@ ssh-keygen -q -t ed25519 -N '' -f "$W/id_ed25519" -C iac-test
 lxd_main "
 provider 'ssh' { user = 'root', private_key = 'id_ed25519', known_hosts = 'known_hosts', connect_timeout = '10s' }
 local pool = {}
-for i = 1, 2 do
-  local inst = resource 'lxd.instance' ('iact-s' .. i) { image = 'iact-base', ssh_key = file('id_ed25519.pub') }
+for i = 1, 3 do   -- the issue's example; LXD names iact-* so the test bed cleans up after a crash
+  local inst = resource 'lxd.instance' ('app' .. i) { name = 'iact-app' .. i, image = 'iact-base', profiles = { 'default' },
+                                                     limits = { cpu = 1, memory = '256MB' }, ssh_key = file('id_ed25519.pub') }
   local h = host ('app' .. i) { address = inst.address }
   -- busybox has no install(1), which ssh.file uses: a guarded command instead
   resource 'ssh.exec' ('motd' .. i) { host = h, create = 'echo app ' .. i .. ' made by iac >/etc/motd',
                                       check = 'test -s /etc/motd' }
   pool[i] = h
 end
-output 'addresses' { value = { pool[1].address, pool[2].address } }"
+output 'addresses' { value = { pool[1].address, pool[2].address, pool[3].address } }"
 
 iac plan -no-color >"$TMP/plan.out" 2>&1 || { cat "$TMP/plan.out"; check_fail "plan failed"; finish; }
 grep -q 'ssh.exec.motd1 will be created' "$TMP/plan.out" && ok "plan: commands on hosts that do not exist yet" ||
@@ -28,12 +29,12 @@ grep -q 'ssh.exec.motd1 will be created' "$TMP/plan.out" && ok "plan: commands o
 t0=$(date +%s.%N)
 iac apply -auto-approve -ssh-accept-new -no-color >"$TMP/apply.out" 2>&1 || { cat "$TMP/apply.out"; check_fail "apply failed"; finish; }
 t1=$(date +%s.%N)
-ok "2 instances + a command over SSH on each in one apply: $(echo "$t1 - $t0" | bc | cut -c1-5) s"
-for i in 1 2; do
-	got=$(lxc exec "iact-s$i" -- cat /etc/motd 2>/dev/null)
-	[ "$got" = "app $i made by iac" ] && ok "iact-s$i: /etc/motd written over SSH" || check_fail "iact-s$i motd: '$got'"
+ok "3 instances + a command over SSH on each in one apply: $(echo "$t1 - $t0" | bc | cut -c1-5) s"
+for i in 1 2 3; do
+	got=$(lxc exec "iact-app$i" -- cat /etc/motd 2>/dev/null)
+	[ "$got" = "app $i made by iac" ] && ok "iact-app$i: /etc/motd written over SSH" || check_fail "iact-app$i motd: '$got'"
 done
-[ "$(grep -c ssh-ed25519 "$W/known_hosts")" = 2 ] && ok "both host keys recorded in known_hosts" ||
+[ "$(grep -c ssh-ed25519 "$W/known_hosts")" = 3 ] && ok "the 3 host keys recorded in known_hosts" ||
 	check_fail "known_hosts: $(cat "$W/known_hosts")"
 iac plan -detailed-exitcode -no-color >"$TMP/plan2.out" 2>&1
 rc=$?
