@@ -7,12 +7,12 @@
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 
-two() {   # $1 = image of iact-b
+two() {   # $1 = image of iact-b, $2 = memory limit
 	lxd_main "
 local inst = {}
 for _, n in ipairs({ 'a', 'b' }) do
   inst[n] = resource 'lxd.instance' ('iact-' .. n) { image = (n == 'b') and '$1' or 'iact-base', profiles = { 'default' },
-                                           limits = { cpu = 1, memory = '256MB' } }
+                                           limits = { cpu = 1, memory = '${2:-256MB}' } }
 end
 output 'a_address' { value = inst.a.address }"
 }
@@ -53,9 +53,26 @@ grep -q 'lxd.instance.iact-b will be created' "$TMP/plan2.out" && grep -q 'delet
 iac apply -auto-approve >"$TMP/apply3.out" 2>&1 || { cat "$TMP/apply3.out"; check_fail "re-create apply failed"; }
 [ "$(inst_status iact-b)" = Running ] && ok "iact-b made again" || check_fail "iact-b: '$(inst_status iact-b)'"
 
+# limits changed in place (PUT of the instance as read, with its ETag), no restart
+uuid=$(lxc config get iact-a volatile.uuid)
+two iact-base 384MB
+iac plan -no-color >"$TMP/plan25.out" 2>&1
+grep -q 'lxd.instance.iact-a will be updated in place' "$TMP/plan25.out" && ok "a limit change is an update in place" ||
+	{ cat "$TMP/plan25.out"; check_fail "no update planned"; }
+iac apply -auto-approve >"$TMP/apply25.out" 2>&1 || { cat "$TMP/apply25.out"; check_fail "limits apply failed"; }
+[ "$(lxc config get iact-a limits.memory)" = 384MB ] && [ "$(lxc config get iact-a volatile.uuid)" = "$uuid" ] &&
+	[ "$(inst_status iact-a)" = Running ] && ok "limits.memory now 384MB on the same running instance" ||
+	check_fail "limits.memory '$(lxc config get iact-a limits.memory)', uuid $uuid -> $(lxc config get iact-a volatile.uuid)"
+lxc config set iact-a limits.memory 1GB
+iac plan -no-color -detailed-exitcode >"$TMP/plan26.out" 2>&1
+[ $? = 2 ] && grep -q '1GB' "$TMP/plan26.out" && ok "a limit changed with lxc shows in the plan" ||
+	{ cat "$TMP/plan26.out"; check_fail "limit drift not shown"; }
+iac apply -auto-approve >/dev/null 2>&1
+[ "$(lxc config get iact-a limits.memory)" = 384MB ] && ok "apply put it back" || check_fail "limit drift not undone"
+
 # a new image replaces
 lxc image alias create iact-base2 "$LXD_IMAGE_FP" >/dev/null 2>&1
-two iact-base2
+two iact-base2 384MB
 iac plan -no-color >"$TMP/plan3.out" 2>&1
 grep -q 'lxd.instance.iact-b must be replaced' "$TMP/plan3.out" && ok "image change planned as a replacement" ||
 	{ cat "$TMP/plan3.out"; check_fail "no replacement planned"; }
