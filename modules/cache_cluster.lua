@@ -8,7 +8,8 @@
 --     base_port = 6379,              -- node k of a host listens on base_port + k - 1 (memcached: 11211)
 --     ring = { hash = "ketama", vnodes = 160, key_hash = "md5", hash_tag = "{}" },
 --     proxy = { hosts = hosts { role = "app" }, port = 22121, stats_port = 22222 },
---     publish = { file = { hosts = hosts { role = "app" }, path = "/etc/app/cache-ring.json" } },
+--     publish = { file = { hosts = hosts { role = "app" }, path = "/etc/app/cache-ring.json" },
+--                 etcd = { endpoints = "http://10.0.0.9:2379", key = "/cache/sessions/ring" } },
 --     classes = { session = { ttl = "30m", jitter = 0.1 } },
 --     warm = { on_join = true, max_rate = "20000/s", max_time = "60s" },
 --     exporter = { port = 9121 },    -- redis: prometheus-redis-exporter per node
@@ -150,6 +151,18 @@ return function(name)
           nodes = specs, classes = cfg.classes, depends_on = after,
         }
       end
+    end
+
+    local etcd = cfg.publish and cfg.publish.etcd
+    if etcd then
+      if not etcd.endpoints or not etcd.key then
+        error("cache_cluster '" .. name .. "': publish.etcd needs 'endpoints' and 'key'", 2)
+      end
+      rings[#rings + 1] = resource "cache.ring" (name .. "_ring_etcd") {
+        endpoints = etcd.endpoints, key = etcd.key, cluster = name, engine = engine, hash = "ketama",
+        key_hash = ring.key_hash, hash_tag = ring.hash_tag, vnodes = ring.vnodes,
+        nodes = specs, classes = cfg.classes, depends_on = after,
+      }
     end
 
     local proxies = {}

@@ -3,8 +3,8 @@
  * modules/cache_cluster.lua):
  *
  *   cache.ring   the ring document (docs/cache.md) written to a file on a
- *                host, so clients without a proxy place keys as the proxy
- *                does. The plan says, when nodes join or leave, which share
+ *                host or to an etcd key, so clients without a proxy place
+ *                keys as the proxy does. The plan says, when nodes join or leave, which share
  *                of the keys moves and which nodes give it up.
  *   cache.proxy  a twemproxy (nutcracker) configuration for the cluster,
  *                checked with `nutcracker -t` on the host before it replaces
@@ -26,11 +26,14 @@
 #include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
+#include "iac/etcd/etcd.h"
 #include "iac/host/host.h"
 
 static const iac_attr ring_attrs[] = {
 	{ "host", IAC_T_HOST, IAC_A_FORCE_NEW, "host to publish on (default: this machine)" },
-	{ "path", IAC_T_STRING, IAC_A_REQUIRED | IAC_A_FORCE_NEW, "file receiving the ring JSON" },
+	{ "path", IAC_T_STRING, IAC_A_FORCE_NEW, "file receiving the ring JSON (or endpoints + key)" },
+	{ "endpoints", IAC_T_STRING, 0, "etcd endpoints, comma separated, to publish to a key instead" },
+	{ "key", IAC_T_STRING, IAC_A_FORCE_NEW, "etcd key receiving the ring JSON" },
 	{ "cluster", IAC_T_STRING, IAC_A_REQUIRED, "the cache_cluster's name" },
 	{ "engine", IAC_T_STRING, IAC_A_REQUIRED, "\"redis\" or \"memcached\"" },
 	{ "hash", IAC_T_STRING, 0, "the distribution, \"ketama\" (the only one)" },
@@ -225,8 +228,18 @@ static int plan_sha(json_t *planned, int (*render)(char **, const json_t *))
 	return 1;
 }
 
+/* 1 when the ring goes to an etcd key rather than a file. */
+static int to_etcd(const json_t *attrs)
+{
+	return iac_json_str(attrs, "key") != NULL;
+}
+
 static int ring_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 {
+	if (!iac_json_str(planned, "path") == !iac_json_str(planned, "key"))
+		return iac_err_set("a cache.ring needs either 'path' (a file) or 'endpoints' and 'key' (etcd)");
+	if (to_etcd(planned) && !iac_json_str(planned, "endpoints"))
+		return iac_err_set("a cache.ring published to etcd key '%s' needs 'endpoints'", iac_json_str(planned, "key"));
 	int rc = plan_sha(planned, render_ring);
 	if (rc == 1)
 		movement_note(ctx, prior, planned);
@@ -278,7 +291,7 @@ static int proxy_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 
 static char *full_path(const iac_rctx *ctx, const json_t *attrs)
 {
-	const char *path = iac_json_str(attrs, "path");
+	const char *path = iac_json_str(attrs, "path") ?: "";
 	return iac_host_is_remote(json_object_get(attrs, "host")) ? iac_xstrdup(path)
 								   : iac_path_join(ctx->config_dir, path);
 }
@@ -302,6 +315,14 @@ static int deliver(const iac_rctx *ctx, json_t **out, const json_t *planned, int
 			iac_err_prefix("nutcracker refused the configuration for '%s'", path);
 			goto done;
 		}
+	} else if (to_etcd(planned)) {
+		iac_etcd *e = NULL;
+		int r = iac_etcd_open(&e, iac_json_str(planned, "endpoints"), 5000);
+		if (r == 0)
+			r = iac_etcd_put(e, iac_json_str(planned, "key"), text, strlen(text), 0);
+		iac_etcd_close(e);
+		if (r < 0)
+			goto done;
 	} else if (iac_host_write(ctx->hosts, host, path, text, strlen(text), "0644", ctx->cancel) < 0) {
 		goto done;
 	}
@@ -338,10 +359,46 @@ static int proxy_update(const iac_rctx *ctx, json_t **out, const json_t *prior, 
 	return deliver(ctx, out, planned, 1);
 }
 
-/* The file's SHA-256 against the one written: gone -> NULL, different ->
- * a copy of prior whose sha256 says so (the plan shows it and rewrites). */
+/* What was read back: its SHA-256 against the one written. A different
+ * document reads as different nodes (the plan compares configured
+ * attributes, not computed ones), so the plan shows it and writes it again. */
+static json_t *read_back(const json_t *prior, const char *sum)
+{
+	json_t *out = json_copy((json_t *)prior);
+	if (strcmp(sum, iac_json_str(prior, "sha256") ?: "")) {
+		json_object_set_new(out, "sha256", json_string("(changed outside iac)"));
+		json_object_set_new(out, "nodes", json_pack("[s]", "(changed outside iac)"));
+	}
+	return out;
+}
+
+static int etcd_read(json_t **out, const json_t *prior)
+{
+	iac_etcd *e = NULL;
+	iac_etcd_kv kv = { 0 };
+	char hex[65];
+	*out = NULL;
+	int rc = iac_etcd_open(&e, iac_json_str(prior, "endpoints"), 5000);
+	if (rc == 0)
+		rc = iac_etcd_get(&kv, e, iac_json_str(prior, "key"));
+	iac_etcd_close(e);
+	if (rc == IAC_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return IAC_ERR;
+	iac_sha256_hex(hex, kv.value, kv.value_len);
+	iac_etcd_kv_free(&kv);
+	*out = read_back(prior, hex);
+	return 0;
+}
+
+/* The file's (or key's) SHA-256 against the one written: gone -> NULL,
+ * different -> a copy of prior whose sha256 says so (the plan shows it and
+ * rewrites). */
 static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
+	if (to_etcd(prior))
+		return etcd_read(out, prior);
 	char *path = full_path(ctx, prior), *sum = NULL;
 	char *cmd = iac_xasprintf("sha256sum '%s' 2>/dev/null | cut -d' ' -f1", path);
 	int rc = iac_host_run(&sum, ctx->hosts, json_object_get(prior, "host"), cmd, 10e3, ctx->cancel);
@@ -355,17 +412,23 @@ static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	size_t n = sum ? strlen(sum) : 0;
 	while (n && (sum[n - 1] == '\n' || sum[n - 1] == ' '))
 		sum[--n] = '\0';
-	if (n == 64) {
-		*out = json_copy((json_t *)prior);
-		if (strcmp(sum, iac_json_str(prior, "sha256") ?: ""))
-			json_object_set_new(*out, "sha256", json_string("(changed outside iac)"));
-	}
+	if (n == 64)
+		*out = read_back(prior, sum);
 	free(sum);
 	return 0;
 }
 
 static int file_remove(const iac_rctx *ctx, const json_t *prior)
 {
+	if (to_etcd(prior)) {
+		iac_etcd *e = NULL;
+		int64_t n = 0;
+		int rc = iac_etcd_open(&e, iac_json_str(prior, "endpoints"), 5000);
+		if (rc == 0)
+			rc = iac_etcd_delete(&n, e, iac_json_str(prior, "key"), 0);
+		iac_etcd_close(e);
+		return rc == IAC_ENOTFOUND ? 0 : rc;
+	}
 	char *path = full_path(ctx, prior);
 	char *cmd = iac_xasprintf("rm -f '%s'", path);
 	int rc = iac_host_run(NULL, ctx->hosts, json_object_get(prior, "host"), cmd, 10e3, ctx->cancel);
@@ -376,6 +439,8 @@ static int file_remove(const iac_rctx *ctx, const json_t *prior)
 
 static int file_probe(const iac_rctx *ctx, const json_t *attrs)
 {
+	if (to_etcd(attrs))
+		return 0;
 	return iac_host_run(NULL, ctx->hosts, json_object_get(attrs, "host"), "true", 10e3, ctx->cancel);
 }
 

@@ -6,7 +6,8 @@
 # ring (a few lines of Python) says they are. A no-op plan is empty; a
 # killed node is planned back; a config edited by hand shows as a diff;
 # growing to 6 nodes shows in the plan the share of keys that moves and
-# which nodes give it up; a memcached cluster runs beside it; destroy stops
+# which nodes give it up; a ring file and a proxy config edited by hand are
+# planned back; a memcached cluster runs beside it; destroy stops
 # everything.
 . "$(dirname "$0")/../ssh/lib.sh"
 t_need redis-server redis-cli memcached nutcracker jq
@@ -99,17 +100,23 @@ echo "ok: no-op plan"
 # a killed node is planned back; a hand edit shows as a diff
 on_host 1 'kill -9 $(cat /run/iac-cache-sessions-c1-2.pid)'
 on_host 2 "sed -i 's/^maxmemory 256mb/maxmemory 1mb/' /etc/iac-cache/sessions-c2-1.conf"
+on_host 3 "echo '{}' > /etc/app/cache-ring.json; sed -i 's/timeout: 1000/timeout: 5/' /etc/iac-cache/sessions-twemproxy.yml"
 iac plan -detailed-exitcode >"$WORK/p1.out" 2>&1
 [ $? = 2 ] || { cat "$WORK/p1.out"; fail "plan missed the drift"; }
 expect_in "$WORK/p1.out" "ssh.service.sessions_c1_2 will be created"
 expect_in "$WORK/p1.out" "(not running)"
 expect_in "$WORK/p1.out" "maxmemory 1mb"
 expect_in "$WORK/p1.out" "ssh.file.sessions_c2_1_conf"
+expect_in "$WORK/p1.out" "cache.ring.sessions_ring_a1 will be updated"
+expect_in "$WORK/p1.out" "cache.proxy.sessions_proxy_a1_conf will be updated"
+expect_in "$WORK/p1.out" "(changed outside iac)"
 iac apply -auto-approve >"$WORK/a2.out" 2>&1 || { cat "$WORK/a2.out"; fail "apply after drift"; }
 [ "$(on_host 1 redis-cli -h "$(addr 1)" -p 6380 ping)" = PONG ] || fail "killed node not back"
 [ "$(on_host 2 redis-cli -h "$(addr 2)" -p 6379 config get maxmemory | tail -1)" = 268435456 ] ||
 	fail "hand-edited node not restored"
-echo "ok: killed node planned back, hand edit shown and undone"
+[ "$(on_host 3 "jq '.nodes | length' /etc/app/cache-ring.json")" = 4 ] || fail "ring file not restored"
+on_host 3 grep -q "timeout: 1000" /etc/iac-cache/sessions-twemproxy.yml || fail "proxy config not restored"
+echo "ok: killed node planned back, hand edits (node config, ring file, proxy config) shown and undone"
 
 # growing: the plan says what share of the keys moves and from whom
 want=$("$IAC" cache ring $(for n in 1 2; do for p in 6379 6380; do echo "-node x$n$p=$(addr $n):$p"; done; done) \
