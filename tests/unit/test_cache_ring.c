@@ -15,7 +15,7 @@
 static iac_cache_ring *make(const char *hash, size_t n, const char *const *pn, const uint32_t *w)
 {
 	iac_cache_ring_node nodes[16];
-	char names[16][16];
+	char names[16][32];
 	for (size_t i = 0; i < n; i++) {
 		snprintf(names[i], sizeof(names[i]), "n%zu", i + 1);
 		nodes[i] = (iac_cache_ring_node){ names[i], pn[i], w ? w[i] : 1 };
