@@ -6,7 +6,7 @@
 # back; passwords never in output or state; the plan is quiet after apply;
 # iac status db shows roles, lag, slots and connections; migrations are
 # recorded with checksums, fail fast on lock_timeout and succeed on retry,
-# and an edited applied one is refused.
+# and an edited applied one is refused; destroy stops everything.
 . "$(dirname "$0")/lib.sh"
 db_up
 
@@ -154,6 +154,14 @@ echo 'alter table orders add column extra int;' >>"$WORK/sql/0001_orders.sql"
 iac plan >"$WORK/m5.out" 2>&1 && { cat "$WORK/m5.out"; fail "an edited applied migration was accepted"; }
 expect_in "$WORK/m5.out" "an applied migration is never edited"
 cp "$WORK/main.lua.base" "$WORK/main.lua"
+
+# destroy stops Patroni, PostgreSQL and HAProxy, and removes the passwords
+iac destroy -auto-approve >"$WORK/d.out" 2>&1 || { cat "$WORK/d.out"; fail "destroy"; }
+for n in 1 2 3; do
+	on_host "$n" 'ps -eo comm= | grep -qE "^(patroni|postgres)$"' && fail "patroni or postgres still running on h$n after destroy"
+	on_host "$n" 'test -e /etc/patroni/main.env' && fail "passwords left on h$n after destroy"
+done
+on_host 4 'ps -eo comm= | grep -qx haproxy' && fail "haproxy still running after destroy"
 
 # a literal password is refused
 sed -i 's/superuser_password = var.pg_superuser/superuser_password = "plain"/' "$WORK/main.lua"
