@@ -40,7 +40,7 @@ static const iac_attr bg_attrs[] = {
 	{ "version", IAC_T_STRING, IAC_A_REQUIRED, "the version to run" },
 	{ "strategy", IAC_T_STRING, 0, "\"blue_green\" (the only one so far)" },
 	{ "pool", IAC_T_MAP, IAC_A_REQUIRED, "instances of both colours and how to run them (modules/app_pool.lua)" },
-	{ "lb", IAC_T_MAP, IAC_A_REQUIRED, "the HAProxy in front: {api, backend, state_file, host} (modules/haproxy.lua)" },
+	{ "lb", IAC_T_MAP, IAC_A_REQUIRED, "the HAProxy in front: {api, backend, state_file, host, peers} (modules/haproxy.lua)" },
 	{ "health", IAC_T_MAP, 0, "{path, expect, interval, healthy, timeout}" },
 	{ "analysis", IAC_T_MAP, 0, "{duration, max_error_rate, max_p99, path, concurrency, prometheus = {url, query, max}}" },
 	{ "scale_down_delay", IAC_T_STRING, 0, "how long the old colour stays up as standby (recorded)" },
@@ -309,16 +309,21 @@ static size_t server_names(const json_t *pool, const char *colour, const char **
  * the server-state-file so a restart keeps it. */
 static int mark_replaced(const iac_rctx *ctx, const json_t *a, const char *colour, int on)
 {
-	const json_t *pool = json_object_get(a, "pool"), *lb = json_object_get(a, "lb");
+	const json_t *pool = json_object_get(a, "pool"), *lb = json_object_get(a, "lb"), *lbs[16];
 	const char *names[64], *be = sget(lb, "backend") ? sget(lb, "backend") : "app";
-	size_t n = server_names(pool, colour, names, 64);
-	iac_haproxy *h = NULL;
-	int rc = iac_haproxy_open(&h, sget(lb, "api"), 2000);
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = iac_haproxy_set_weight(h, be, names[i], on ? "0" : "100%");
-	iac_haproxy_free(h);
-	if (rc == 0 && on)
-		rc = iac_deploy_persist_switch(ctx, lb);
+	size_t n = server_names(pool, colour, names, 64), nl = iac_deploy_lbs(lbs, 16, lb);
+	int rc = 0;
+	for (size_t l = 0; rc == 0 && l < nl; l++) {
+		iac_haproxy *h = NULL;
+		rc = iac_haproxy_open(&h, sget(lbs[l], "api"), 2000);
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			rc = iac_haproxy_set_weight(h, be, names[i], on ? "0" : "100%");
+		iac_haproxy_free(h);
+		if (rc == 0 && on)
+			rc = iac_deploy_persist_switch(ctx, lbs[l]);
+		if (rc < 0 && nl > 1)
+			iac_err_prefix("HAProxy %zu of %zu ('%s')", l + 1, nl, sget(lbs[l], "api") ?: "?");
+	}
 	if (rc < 0)
 		iac_err_prefix("cannot %s the servers of %s in HAProxy", on ? "mark" : "unmark", colour);
 	return rc;
@@ -340,17 +345,19 @@ static int is_replaced(const json_t *a, const char *colour)
 	return marked;
 }
 
+/* The switch on every HAProxy of the lb, one after the other: the one that
+ * holds the virtual IP drains its connections, the others have none to
+ * drain. The first one's figures are the cutover's; a failure names which
+ * HAProxy it was (those before it are switched already: applying again
+ * finishes the rest). */
 static int do_switch(const iac_rctx *ctx, json_t *last, const json_t *a, const char *to, const char *from)
 {
-	const json_t *pool = json_object_get(a, "pool"), *lb = json_object_get(a, "lb");
+	const json_t *pool = json_object_get(a, "pool"), *lb = json_object_get(a, "lb"), *lbs[16];
 	const char *to_names[64], *from_names[64];
 	iac_cutover_opts o = { 0 };
-	iac_cutover_result r;
-	iac_haproxy *h = NULL;
-	int rc;
+	size_t nl = iac_deploy_lbs(lbs, 16, lb);
+	int rc = 0;
 
-	if (iac_haproxy_open(&h, sget(lb, "api"), 2000) < 0)
-		return IAC_ERR;
 	o.backend = sget(lb, "backend") ? sget(lb, "backend") : "app";
 	o.to = to_names;
 	o.n_to = server_names(pool, to, to_names, 64);
@@ -358,12 +365,38 @@ static int do_switch(const iac_rctx *ctx, json_t *last, const json_t *a, const c
 	o.n_from = from ? server_names(pool, from, from_names, 64) : 0;
 	o.drain_timeout_ms = dur(a, "drain_timeout", 30e3);
 	o.wait_check = 1;
-	rc = iac_cutover_switch(&r, h, &o);
-	json_object_set_new(last, "cutover", iac_cutover_result_json(&r));
-	iac_haproxy_free(h);
-	if (rc == 0)
-		rc = iac_deploy_persist_switch(ctx, lb);
+	for (size_t l = 0; rc == 0 && l < nl; l++) {
+		iac_cutover_result r;
+		iac_haproxy *h = NULL;
+		rc = iac_haproxy_open(&h, sget(lbs[l], "api"), 2000);
+		if (rc == 0) {
+			rc = iac_cutover_switch(&r, h, &o);
+			if (l == 0)
+				json_object_set_new(last, "cutover", iac_cutover_result_json(&r));
+			iac_haproxy_free(h);
+		}
+		if (rc == 0)
+			rc = iac_deploy_persist_switch(ctx, lbs[l]);
+		if (rc < 0 && nl > 1)
+			iac_err_prefix("cannot switch HAProxy %zu of %zu ('%s')%s", l + 1, nl, sget(lbs[l], "api") ?: "?",
+				       l ? "; the ones before it are switched" : "");
+	}
+	if (nl > 1)
+		json_object_set_new(last, "lbs_switched", json_integer((json_int_t)nl));
 	return rc;
+}
+
+size_t iac_deploy_lbs(const json_t **out, size_t max, const json_t *lb)
+{
+	size_t n = 0, i;
+	const json_t *p;
+	if (!lb || !max)
+		return 0;
+	out[n++] = lb;
+	json_array_foreach(json_object_get(lb, "peers"), i, p)
+		if (n < max && json_is_object(p))
+			out[n++] = p;
+	return n;
 }
 
 int iac_deploy_persist_switch(const iac_rctx *ctx, const json_t *lb)

@@ -66,4 +66,10 @@ void iac_deploy_cmd_rollback_help(void);
  * on the HAProxy host, so a reload or restart keeps the switch. */
 int iac_deploy_persist_switch(const iac_rctx *ctx, const json_t *lb);
 
+/* The HAProxy instances a deployment's lb stands for: lb itself, then each
+ * of lb.peers (an HA group behind a virtual IP, modules/haproxy.lua); each
+ * is a map {api, state_file, host}. Fills at most max (borrowed), returns
+ * how many. Every switch, mark and rollback goes to all of them. */
+size_t iac_deploy_lbs(const json_t **out, size_t max, const json_t *lb);
+
 #endif

@@ -221,6 +221,32 @@ static json_t *rolled_back_attrs(const json_t *attrs, const iac_rollback_result 
 	return out;
 }
 
+/* The other HAProxy hosts of an HA group switch back the same way (after
+ * the one in front, which the rollback's figures are about). */
+static int rollback_peers(const iac_rctx *ctx, const iac_cutover_opts *o, const json_t *lb)
+{
+	const json_t *lbs[16];
+	size_t nl = iac_deploy_lbs(lbs, 16, lb);
+	iac_cutover_opts po = *o;
+	po.n_verify = 0;   /* the instances answered once already */
+	for (size_t l = 1; l < nl; l++) {
+		iac_cutover_result r;
+		iac_haproxy *h = NULL;
+		int rc = iac_haproxy_open(&h, sget(lbs[l], "api"), 1000);
+		if (rc == 0)
+			rc = iac_cutover_rollback(&r, h, &po);
+		iac_haproxy_free(h);
+		if (rc == 0)
+			rc = iac_deploy_persist_switch(ctx, lbs[l]);
+		if (rc < 0) {
+			iac_err_prefix("rolled back on the first HAProxy, but not on HAProxy %zu of %zu ('%s'); run "
+				       "'iac rollback' again", l + 1, nl, sget(lbs[l], "api") ?: "?");
+			return rc;
+		}
+	}
+	return 0;
+}
+
 int iac_deploy_rollback(json_t **out_attrs, iac_rollback_result *res, const iac_rctx *ctx,
 			const json_t *attrs)
 {
@@ -253,7 +279,7 @@ int iac_deploy_rollback(json_t **out_attrs, iac_rollback_result *res, const iac_
 	    iac_cutover_rollback(&r, h, &o) < 0)
 		goto done;
 	res->switch_ms = r.switch_ms;
-	if (iac_deploy_persist_switch(ctx, lb) < 0)
+	if (iac_deploy_persist_switch(ctx, lb) < 0 || rollback_peers(ctx, &o, lb) < 0)
 		goto done;
 	*out_attrs = rolled_back_attrs(attrs, res);
 	rc = 0;
