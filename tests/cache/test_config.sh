@@ -1,0 +1,48 @@
+#!/bin/bash
+# cache_cluster mistakes are caught by `iac validate`, before any host is
+# touched, with a message that names the cluster and the setting.
+. "$(dirname "$0")/lib.sh"
+
+check() {   # EXPECTED_MESSAGE LUA_BODY
+	cat >"$W/main.lua" <<EOF
+host "c1" { address = "10.9.0.2", labels = { role = "cache" } }
+host "a1" { address = "10.9.0.3", labels = { role = "app" } }
+cache_cluster "sessions" { hosts = hosts { role = "cache" }, $2 }
+EOF
+	if (cd "$W" && "$IAC" -no-color validate) >"$W/out" 2>&1; then
+		check_fail "accepted: $2"
+	elif grep -qF -- "$1" "$W/out"; then
+		ok "refused: $2"
+	else
+		check_fail "for '$2' expected '$1', got: $(cat "$W/out")"
+	fi
+}
+check "engine must be \"redis\" or \"memcached\", not 'mongo'" 'engine = "mongo"'
+check "memory 'lots' must look like \"256mb\"" 'engine = "memcached", memory = "lots"'
+check "per_host must be a whole number >= 1" 'per_host = 0'
+check "ring.hash must be \"ketama\", not 'maglev'" 'ring = { hash = "maglev" }'
+check "vnodes 161 must be a multiple of 4" 'ring = { vnodes = 161 }'
+check "unknown key hash 'crc99'" 'ring = { key_hash = "crc99" }'
+check "hash_tag '{' must be two characters" 'ring = { hash_tag = "{" }'
+check "publish.file needs a 'path'" 'publish = { file = { hosts = hosts { role = "app" } } }'
+check "publish.etcd needs 'endpoints' and 'key'" 'publish = { etcd = { key = "/k" } }'
+check "a twemproxy ring has 160 points per node" 'ring = { vnodes = 80 }, proxy = { hosts = hosts { role = "app" } }'
+check "warm.max_rate 'fast' must look like \"20000/s\"" 'warm = { on_join = true, max_rate = "fast" }'
+
+# and a good one validates, with every resource it makes
+cat >"$W/main.lua" <<EOF
+host "c1" { address = "10.9.0.2", labels = { role = "cache" } }
+host "c2" { address = "10.9.0.3", labels = { role = "cache" } }
+host "a1" { address = "10.9.0.4", labels = { role = "app" } }
+cache_cluster "sessions" {
+  engine = "redis", hosts = hosts { role = "cache" }, per_host = 2, memory = "256mb", policy = "allkeys-lfu",
+  ring = { hash = "ketama", vnodes = 160 }, proxy = { hosts = hosts { role = "app" }, port = 22121 },
+  publish = { file = { hosts = hosts { role = "app" }, path = "/etc/app/cache-ring.json" } },
+  warm = { on_join = true, max_rate = "20000/s", max_time = "60s" }, exporter = { port = 9121 },
+  classes = { session = { ttl = "30m", jitter = 0.1 } },
+}
+EOF
+# 4 nodes x (conf, service, exporter) + cluster + ring + proxy conf + proxy service = 16
+(cd "$W" && "$IAC" -no-color validate) >"$W/out" 2>&1 && grep -qF "valid (16 resources)" "$W/out" &&
+	ok "a full cache_cluster validates (16 resources)" || check_fail "good config: $(cat "$W/out")"
+finish
