@@ -16,7 +16,10 @@
 --
 -- Optional: port (PostgreSQL, default 5432), api_port (Patroni, 8008),
 -- ttl (leader key TTL, 10 s), loop_wait (2 s), clients (CIDRs apps connect
--- from; default "samenet"), pg_hba (extra lines). Passwords must come from
+-- from; default "samenet"), pg_hba (extra lines), pooler = { engine =
+-- "pgbouncer", mode = "transaction", pool_size = 20, port = 6432,
+-- max_client_conn = 1000 } (PgBouncer on every member; HAProxy then sends
+-- clients to it). Passwords must come from
 -- sensitive variables: they are redacted in output and state.
 -- Returns { name, nodes = {...}, proxies = {...}, members = {{host, name, port, api_port}...},
 -- rw = "ADDR:PORT", ro = ... } (members: what `migration` needs).
@@ -53,7 +56,12 @@ return function(name)
     end
     if not cfg.hosts or #cfg.hosts == 0 then fail("'hosts' (at least one host) is required") end
     if (cfg.ha or "patroni") ~= "patroni" then fail("ha = \"patroni\" is the only choice") end
-    if cfg.pooler ~= nil then fail("'pooler' (pgbouncer) is not supported yet") end
+    local pooler = cfg.pooler
+    if pooler ~= nil then
+      if type(pooler) ~= "table" or (pooler.engine or "pgbouncer") ~= "pgbouncer" then
+        fail("pooler = { engine = \"pgbouncer\", mode = ..., pool_size = ... } (pgbouncer is the only engine)")
+      end
+    end
     local dcs = cfg.dcs
     if type(dcs) == "string" then dcs = { dcs } end
     if type(dcs) ~= "table" or #dcs == 0 then fail("'dcs' (etcd endpoints) is required") end
@@ -78,7 +86,16 @@ return function(name)
         depends_on = deps,
       }
       nodes[#nodes + 1] = r
-      node_list[#node_list + 1] = { name = h.name, address = h.address, port = port, api_port = api_port }
+      local target = port
+      if pooler then
+        -- HAProxy sends clients to the member's PgBouncer, Patroni still says who leads
+        target = pooler.port or 6432
+        resource "db.pooler" (name .. "_" .. h.name .. "_pooler") {
+          host = h, cluster = name, port = target, pg_port = port, mode = pooler.mode,
+          pool_size = pooler.pool_size, max_client_conn = pooler.max_client_conn, depends_on = { creds, r },
+        }
+      end
+      node_list[#node_list + 1] = { name = h.name, address = h.address, port = target, api_port = api_port }
     end
     local member_hosts = {}
     for _, h in ipairs(cfg.hosts) do

@@ -209,6 +209,68 @@ static json_t *leader_stats(iac_session *s, const json_t *m)
 	return out;
 }
 
+/* The db.pooler entries of cluster in state: [attributes...] (new ref). */
+static json_t *poolers_in_state(iac_session *s, const char *cluster)
+{
+	json_t *out = json_array();
+	size_t n;
+	const char **addrs = iac_state_addresses(s->st, &n);
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = iac_state_get(s->st, addrs[i]);
+		json_t *a = json_object_get(e, "attributes");
+		if (!strcmp(iac_json_str(e, "type") ?: "", "db.pooler") && !strcmp(iac_json_str(a, "cluster") ?: "", cluster)) {
+			json_t *m = json_deep_copy(a);
+			json_object_set_new(m, "$addr", json_string(addrs[i]));
+			json_array_append_new(out, m);
+		}
+	}
+	free(addrs);
+	return out;
+}
+
+/* PgBouncer's SHOW POOLS on one pooler's host, summed over its pools
+ * (new ref), or NULL. The password is read on the host from the file
+ * db.credentials wrote: it never travels. */
+static json_t *pool_usage(iac_session *s, const json_t *p)
+{
+	iac_rctx ctx;
+	iac_host_result r;
+	json_t *out = NULL;
+	const char *c = iac_json_str(p, "cluster");
+	char *cmd = iac_xasprintf("set -a; . /etc/patroni/%s.env || exit 3; PGPASSWORD=$PATRONI_SUPERUSER_PASSWORD "
+				  "psql -X -A -F ' ' -h /run/postgresql -p %ld -U postgres -d pgbouncer -c 'show pools'",
+				  c, (long)json_integer_value(json_object_get(p, "port")) ?: 6432);
+	iac_providers_ctx(&ctx, s->pv, &iac_provider_db, iac_json_str(p, "$addr"), &iac_cancel_requested);
+	memset(&r, 0, sizeof(r));
+	if (iac_host_exec(&r, ctx.hosts, json_object_get(p, "host"), cmd, NULL, 20e3, &iac_cancel_requested) == 0 &&
+	    r.status == 0 && r.out) {
+		/* a header line names the columns (their order changes between versions) */
+		const char *want[] = { "cl_active", "cl_waiting", "sv_active", "sv_idle", "maxwait" };
+		int col[5] = { -1, -1, -1, -1, -1 };
+		long sum[5] = { 0 };
+		char *save = NULL, *line = strtok_r(r.out, "\n", &save);
+		for (int row = 0; line; line = strtok_r(NULL, "\n", &save), row++) {
+			char *s2 = NULL, *f = strtok_r(line, " ", &s2);
+			for (int k = 0; f; f = strtok_r(NULL, " ", &s2), k++)
+				for (int w = 0; w < 5; w++) {
+					if (!row && !strcmp(f, want[w]))
+						col[w] = k;
+					else if (row && col[w] == k)
+						sum[w] += strtol(f, NULL, 10);
+				}
+		}
+		out = json_pack("{s:s,s:i,s:i,s:i,s:i,s:i,s:s,s:i}", "member", iac_json_str(json_object_get(p, "host"), "name") ?: "?",
+				"clients_active", (json_int_t)sum[0], "clients_waiting", (json_int_t)sum[1],
+				"servers_active", (json_int_t)sum[2], "servers_idle", (json_int_t)sum[3],
+				"maxwait_seconds", (json_int_t)sum[4], "mode", iac_json_str(p, "mode") ?: "transaction",
+				"pool_size", json_is_integer(json_object_get(p, "pool_size")) ?
+				json_integer_value(json_object_get(p, "pool_size")) : 20);
+	}
+	iac_host_result_free(&r);
+	free(cmd);
+	return out;
+}
+
 static json_t *find_by(const json_t *list, const char *key, const char *val)
 {
 	size_t i;
@@ -261,6 +323,18 @@ static json_t *cluster_status(iac_session *s, const char *name, const json_t *me
 		json_object_set(rep, "connections", json_object_get(pg, "connections"));
 		json_object_set(rep, "max_connections", json_object_get(pg, "max_connections"));
 	}
+	json_t *pools = poolers_in_state(s, name), *p;
+	if (json_array_size(pools)) {
+		json_t *usage = json_array();
+		json_array_foreach(pools, i, p) {
+			json_t *u = pool_usage(s, p);
+			json_array_append_new(usage, u ? u : json_pack("{s:s,s:s}", "member",
+								      iac_json_str(json_object_get(p, "host"), "name") ?: "?",
+								      "error", "PgBouncer does not answer"));
+		}
+		json_object_set_new(rep, "poolers", usage);
+	}
+	json_decref(pools);
 	json_decref(cl);
 	json_decref(pg);
 	return rep;
@@ -307,6 +381,19 @@ static void print_cluster(const json_t *rep)
 			       json_is_true(json_object_get(m, "inactive")) ? "INACTIVE" : "active", buf,
 			       json_is_true(json_object_get(m, "inactive")) ? " (an inactive slot keeps WAL: it fills disks)" : "");
 		}
+	}
+	json_array_foreach(json_object_get(rep, "poolers"), i, m) {
+		if (iac_json_str(m, "error"))
+			printf("  pooler %s: %s\n", iac_json_str(m, "member"), iac_json_str(m, "error"));
+		else
+			printf("  pooler %s: clients %lld active, %lld waiting; servers %lld active, %lld idle "
+			       "(pool_size %lld, %s); longest wait %llds\n",
+			       iac_json_str(m, "member"), (long long)json_integer_value(json_object_get(m, "clients_active")),
+			       (long long)json_integer_value(json_object_get(m, "clients_waiting")),
+			       (long long)json_integer_value(json_object_get(m, "servers_active")),
+			       (long long)json_integer_value(json_object_get(m, "servers_idle")),
+			       (long long)json_integer_value(json_object_get(m, "pool_size")), iac_json_str(m, "mode"),
+			       (long long)json_integer_value(json_object_get(m, "maxwait_seconds")));
 	}
 	if (json_is_integer(json_object_get(rep, "connections")))
 		printf("  connections: %lld of %lld\n", (long long)json_integer_value(json_object_get(rep, "connections")),

@@ -3,7 +3,9 @@
  * /etc/patroni/CLUSTER.env, 0600 and owned by postgres, holds
  * PATRONI_SUPERUSER_PASSWORD, PATRONI_REPLICATION_PASSWORD and
  * PATRONI_REWIND_PASSWORD as single-quoted shell words; db.patroni_node
- * sources it into Patroni's environment when it starts Patroni. The values
+ * sources it into Patroni's environment when it starts Patroni.
+ * /etc/patroni/CLUSTER.pgbouncer.users (0600, postgres) is PgBouncer's
+ * auth_file with the superuser (db.pooler). The values
  * are sensitive attributes: redacted in plans, output and state, and in
  * no other resource (what is computed from a secret is redacted too, and
  * the nodes' roles must stay readable).
@@ -53,7 +55,8 @@ static int creds_write(const iac_rctx *ctx, json_t **out, const json_t *planned)
 	const json_t *host = json_object_get(planned, "host");
 	const char *su = iac_json_str(planned, "superuser_password"), *rep = iac_json_str(planned, "replication_password");
 	char *path = env_path(planned), *cmd = NULL;
-	iac_buf b = IAC_BUF_INIT;
+	char *users = iac_xasprintf("/etc/patroni/%s.pgbouncer.users", iac_json_str(planned, "cluster"));
+	iac_buf b = IAC_BUF_INIT, ub = IAC_BUF_INIT;
 	int rc = IAC_ERR;
 	if (!iac_db_name_ok(iac_json_str(planned, "cluster"))) {
 		iac_err_set("attribute 'cluster': not a name (letters, digits, '_', '-', '.')");
@@ -73,7 +76,17 @@ static int creds_write(const iac_rctx *ctx, json_t **out, const json_t *planned)
 		goto done;
 	if (iac_host_write(ctx->hosts, host, path, iac_buf_cstr(&b), b.len, "0600", ctx->cancel) < 0)
 		goto done;
-	cmd = iac_xasprintf("chown postgres:postgres '%s'", path);
+	/* PgBouncer's auth_file (db.pooler): "user" "password", quotes doubled */
+	iac_buf_puts(&ub, "\"postgres\" \"");
+	for (const char *p = su; *p; p++) {
+		if (*p == '"')
+			iac_buf_putc(&ub, '"');
+		iac_buf_putc(&ub, *p);
+	}
+	iac_buf_puts(&ub, "\"\n");
+	if (iac_host_write(ctx->hosts, host, users, iac_buf_cstr(&ub), ub.len, "0600", ctx->cancel) < 0)
+		goto done;
+	cmd = iac_xasprintf("chown postgres:postgres '%s' '%s'", path, users);
 	if (iac_host_run(NULL, ctx->hosts, host, cmd, 20e3, ctx->cancel) < 0)
 		goto done;
 	*out = json_deep_copy(planned);
@@ -81,7 +94,11 @@ static int creds_write(const iac_rctx *ctx, json_t **out, const json_t *planned)
 done:
 	if (b.ptr)
 		memset(b.ptr, 0, b.len);   /* no password left in freed memory */
+	if (ub.ptr)
+		memset(ub.ptr, 0, ub.len);
 	iac_buf_free(&b);
+	iac_buf_free(&ub);
+	free(users);
 	free(path);
 	free(cmd);
 	return rc;
@@ -113,7 +130,8 @@ static int creds_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 
 static int creds_remove(const iac_rctx *ctx, const json_t *prior)
 {
-	char *path = env_path(prior), *cmd = iac_xasprintf("rm -f '%s'", path);
+	char *path = env_path(prior),
+	     *cmd = iac_xasprintf("rm -f '%s' '/etc/patroni/%s.pgbouncer.users'", path, iac_json_str(prior, "cluster"));
 	int rc = iac_host_run(NULL, ctx->hosts, json_object_get(prior, "host"), cmd, 20e3, ctx->cancel);
 	free(cmd);
 	free(path);

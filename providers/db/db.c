@@ -75,7 +75,7 @@ int iac_db_probe(const iac_rctx *ctx, const json_t *attrs)
 	return iac_hosts_conn(&c, ctx->hosts, host, ctx->cancel);
 }
 
-static const iac_rtype *const db_types[] = { &iac_db_node_type, &iac_db_creds_type, &iac_db_proxy_type, &iac_db_migration_type, NULL };
+static const iac_rtype *const db_types[] = { &iac_db_node_type, &iac_db_creds_type, &iac_db_proxy_type, &iac_db_migration_type, &iac_db_pooler_type, NULL };
 
 static const iac_provider_command db_commands[] = {
 	{ "db", iac_db_cmd, "PostgreSQL clusters: switchover, status", iac_db_cmd_help },

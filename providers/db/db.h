@@ -11,6 +11,7 @@
  *   db.proxy         HAProxy on a host: the rw port goes to the node whose
  *                    Patroni answers /primary, the ro port round robin to
  *                    those answering /replica?lag=MAX (the leader when none).
+ *   db.pooler        PgBouncer on a member, pooling connections to its PostgreSQL
  *   db.migration     a SQL file applied once to the leader, recorded with its
  *                    checksum in schema_migrations, lock_timeout retried
  * Commands: `iac db switchover CLUSTER [-to NODE]`, `iac db status
@@ -29,6 +30,7 @@ extern const iac_rtype iac_db_node_type;
 extern const iac_rtype iac_db_creds_type;
 extern const iac_rtype iac_db_proxy_type;
 extern const iac_rtype iac_db_migration_type;
+extern const iac_rtype iac_db_pooler_type;
 extern const iac_provider iac_provider_db;
 
 /* A call to Patroni's REST API at http://ADDR:PORT/PATH. 0 when it

@@ -7,6 +7,9 @@
 #   psql_at HOST PORT SQL      psql as postgres through HOST:PORT (from the controller)
 #   leader_name                which member Patroni says leads (h1..h3)
 #   member_pid N               Patroni's pid on hN
+#   server_at HOST PORT        the address of the member that answers there
+#                              (through PgBouncer too, where inet_server_addr is local)
+# DB_POOLER=1 before db_up: PgBouncer on every member (pooler = {...}).
 # Everything started here dies with the bed (each host's PID 1 is killed, and
 # with it Patroni and PostgreSQL) or is stopped by PID (etcd) on exit, also
 # when a check fails.
@@ -54,6 +57,8 @@ db_up() {
 		sleep 0.1
 	done
 	LB=$(addr 4)
+	local pooler=""
+	[ -n "${DB_POOLER:-}" ] && pooler='pooler = { engine = "pgbouncer", mode = "transaction", pool_size = 20 },'
 	cat >"$WORK/main.lua" <<LUA
 $(provider_block)
 variable "pg_superuser" { sensitive = true }
@@ -66,6 +71,7 @@ local db = postgres_cluster "main" {
   settings = { max_connections = 200, shared_buffers = "128MB" },
   endpoints = { rw = 5432, ro = 5433 }, proxy = lb1,
   max_lag = "1MB", ttl = ${DB_TTL:-6}, loop_wait = 1,
+  $pooler
   superuser_password = var.pg_superuser, replication_password = var.pg_replication,
 }
 output "rw" { value = db.rw }
@@ -85,5 +91,7 @@ leader_name() {
 	done
 	return 1
 }
+
+server_at() { psql_at "$1" "$2" "select split_part(current_setting('listen_addresses'), ',', 1)"; }
 
 member_pid() { on_host "$1" 'cat /run/postgresql/patroni-main.pid'; }

@@ -4,12 +4,18 @@
 # the plan then proposes only to start the dead member again (roles are
 # observed, never "fixed back"); after apply the old leader rejoins as a
 # replica and the plan is quiet. `iac db switchover main` hands the role to
-# another member and rw follows; the plan stays quiet.
+# another member and rw follows; the plan stays quiet. With PgBouncer on
+# every member (pooler): HAProxy sends clients to it, status shows pool use.
+DB_POOLER=1
 . "$(dirname "$0")/lib.sh"
 db_up
 
 iac apply -auto-approve >"$WORK/a1.out" 2>&1 || { cat "$WORK/a1.out"; fail "apply"; }
 old=$(leader_name) || fail "no leader"
+# clients reach PostgreSQL through the member's PgBouncer (a local connection)
+[ "$(psql_at "$LB" 5432 "select count(*) from pg_stat_activity where pid = pg_backend_pid() and client_addr = '127.0.0.1'")" = 1 ] ||
+	fail "rw does not go through PgBouncer"
+[ "$(psql_at "$LB" 5433 "select pg_is_in_recovery()")" = t ] || fail "ro through PgBouncer does not reach a replica"
 n=${old#h}
 psql_at "$LB" 5432 "create table t (id int primary key); insert into t select generate_series(1, 1000)" || fail "write"
 # a committed write is on a replica before the leader dies (asynchronous
@@ -33,7 +39,7 @@ echo "failover: writes through rw again $(echo "$t1 - $t0" | bc) s after kill -9
 new=$(leader_name) || fail "no leader after failover"
 [ "$new" != "$old" ] || fail "the killed member still leads"
 [ "$(psql_at "$LB" 5432 "select count(*) from t where id <= 1000")" = 1000 ] || fail "committed rows lost in the failover"
-[ "$(psql_at "$LB" 5432 "select host(inet_server_addr())")" = "$(addr ${new#h})" ] || fail "rw does not reach the new leader"
+[ "$(server_at "$LB" 5432)" = "$(addr ${new#h})" ] || fail "rw does not reach the new leader"
 
 # the plan starts the dead member again, and nothing else: no role is "fixed back"
 iac plan -detailed-exitcode >"$WORK/p1.out" 2>&1
@@ -50,6 +56,9 @@ code=$(ctl curl -s -m 1 -o /dev/null -w '%{http_code}' "http://$(addr $n):8008/r
 iac plan -detailed-exitcode >"$WORK/p2.out" 2>&1 || { cat "$WORK/p2.out"; fail "plan not quiet after the rejoin"; }
 iac status db main >"$WORK/st.out" 2>&1 || { cat "$WORK/st.out"; fail "status"; }
 expect_in "$WORK/st.out" "cluster main: leader $new"
+cat "$WORK/st.out"
+expect_in "$WORK/st.out" "pooler $new: clients"
+expect_in "$WORK/st.out" "(pool_size 20, transaction)"
 
 # planned switchover to a named member; rw follows
 target=""
@@ -59,10 +68,10 @@ cat "$WORK/sw.out"
 expect_in "$WORK/sw.out" "switched over from $new to $target"
 [ "$(leader_name)" = "$target" ] || fail "Patroni says $(leader_name) leads, not $target"
 for i in $(seq 30); do
-	[ "$(psql_at "$LB" 5432 "select host(inet_server_addr())" 2>/dev/null)" = "$(addr ${target#h})" ] && break
+	[ "$(server_at "$LB" 5432 2>/dev/null)" = "$(addr ${target#h})" ] && break
 	sleep 0.2
 done
-[ "$(psql_at "$LB" 5432 "select host(inet_server_addr())")" = "$(addr ${target#h})" ] || fail "rw did not follow the switchover"
+[ "$(server_at "$LB" 5432)" = "$(addr ${target#h})" ] || fail "rw did not follow the switchover"
 psql_at "$LB" 5432 "insert into t values (5000)" || fail "write after switchover"
 iac plan -detailed-exitcode >"$WORK/p3.out" 2>&1 || { cat "$WORK/p3.out"; fail "plan not quiet after the switchover"; }
 expect_in "$WORK/p3.out" "member '$target' of cluster 'main' is leader now, was replica"
