@@ -251,6 +251,9 @@ static json_t *pool_usage(iac_session *s, const json_t *p)
 		char *save = NULL, *line = strtok_r(r.out, "\n", &save);
 		for (int row = 0; line; line = strtok_r(NULL, "\n", &save), row++) {
 			char *s2 = NULL, *f = strtok_r(line, " ", &s2);
+			/* the admin console's own pool (this very query) is not use */
+			if (row && f && !strcmp(f, "pgbouncer"))
+				continue;
 			for (int k = 0; f; f = strtok_r(NULL, " ", &s2), k++)
 				for (int w = 0; w < 5; w++) {
 					if (!row && !strcmp(f, want[w]))
