@@ -18,6 +18,7 @@
 #include "iac/core/err.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
+#include "iac/loadtest/capacity.h"
 #include "iac/loadtest/engine.h"
 #include "iac/loadtest/observe.h"
 #include "iac/loadtest/report.h"
@@ -35,11 +36,14 @@ typedef struct {
 	int vus, threads, quiet, no_poll, insecure;
 	double rate;
 	const char *json, *html, *ca_file;
+	/* -find-capacity and its options (capacity search) */
+	const char *find_capacity;
+	double max_rate, cap_start, cap_step, cap_hold_ms, cap_precision;
 } lt_flags;
 
 static const iac_opt *options(lt_flags *f)
 {
-	static iac_opt opts[11];
+	static iac_opt opts[17];
 	iac_opt o[] = {
 		{ "duration", IAC_OPT_DURATION, &f->duration_ms, "length of the load phase (constant executors)" },
 		{ "vus", IAC_OPT_INT, &f->vus, "virtual users (constant-vus) or max_vus (arrival-rate)" },
@@ -52,6 +56,15 @@ static const iac_opt *options(lt_flags *f)
 		{ "ca-file", IAC_OPT_STRING, &f->ca_file, "https: verify certificates against the CAs in FILE (PEM), not the system's" },
 		{ "insecure-skip-tls-verify", IAC_OPT_BOOL, &f->insecure,
 		  "https: do not verify certificates (k6's insecureSkipTLSVerify; marked in every report)" },
+		{ "find-capacity", IAC_OPT_STRING, &f->find_capacity,
+		  "search the highest arrival rate meeting COND ('p(99)<300ms'; several joined by ',')" },
+		{ "max-rate", IAC_OPT_DOUBLE, &f->max_rate, "capacity search: highest rate tried, req/s (default: no limit)" },
+		{ "capacity-start", IAC_OPT_DOUBLE, &f->cap_start, "capacity search: first rate, req/s (default 10)" },
+		{ "capacity-step", IAC_OPT_DOUBLE, &f->cap_step,
+		  "capacity search: req/s added per climbing step (default: double the rate)" },
+		{ "capacity-hold", IAC_OPT_DURATION, &f->cap_hold_ms, "capacity search: how long each rate is held (default 10s)" },
+		{ "capacity-precision", IAC_OPT_DOUBLE, &f->cap_precision,
+		  "capacity search: stop bisecting within this % of the capacity (default 5)" },
 		{ NULL, 0, NULL, NULL },
 	};
 	memcpy(opts, o, sizeof(o));
@@ -497,6 +510,306 @@ static void lt_free(lt_cmd *c)
 	iac_strlist_free(&c->pos);
 }
 
+/* ---- capacity search (-find-capacity) ------------------------------- */
+
+/* The search's settings from the flags, checked. 0 or -1. */
+static int cap_plan(iac_lt_cap_plan *p, const lt_flags *f)
+{
+	if (f->rate >= 0)
+		return iac_err_set("flag '-rate' does not apply with '-find-capacity': the search sets the rate; "
+				   "use -capacity-start and -max-rate");
+	if (f->duration_ms >= 0)
+		return iac_err_set("flag '-duration' does not apply with '-find-capacity'; use -capacity-hold");
+	if (f->html)
+		return iac_err_set("flag '-html' is not supported with '-find-capacity' yet; use -json");
+	p->start = f->cap_start >= 0 ? f->cap_start : 10;
+	p->step = f->cap_step >= 0 ? f->cap_step : 0;
+	p->max_rate = f->max_rate >= 0 ? f->max_rate : 0;
+	p->hold_s = f->cap_hold_ms >= 0 ? f->cap_hold_ms / 1e3 : 10;
+	p->precision = (f->cap_precision >= 0 ? f->cap_precision : 5) / 100.0;
+	p->max_steps = 40;
+	if (p->start <= 0)
+		return iac_err_set("flag '-capacity-start' must be above 0");
+	if (f->cap_step == 0)
+		return iac_err_set("flag '-capacity-step' must be above 0 (leave it out to double the rate)");
+	if (f->max_rate == 0 || (p->max_rate > 0 && p->max_rate < p->start))
+		return iac_err_set("flag '-max-rate' must be at least the start rate (%g)", p->start);
+	if (p->hold_s < 1)
+		return iac_err_set("flag '-capacity-hold' must be at least 1s");
+	if (p->precision <= 0 || p->precision >= 1)
+		return iac_err_set("flag '-capacity-precision' must be between 0 and 100 (percent)");
+	return 0;
+}
+
+/* Every step runs the scenario at a constant arrival rate: the open model,
+ * so a slow target cannot slow the load down and hide. The scenario's own
+ * VU limits stay; -vus sets max_vus. */
+static void cap_configure(lt_cmd *c)
+{
+	iac_lt_config *cfg = &c->cfg;
+	if (cfg->executor != IAC_LT_CONSTANT_RATE && cfg->executor != IAC_LT_RAMPING_RATE) {
+		int vus = c->f.vus > 0 ? c->f.vus : cfg->executor == IAC_LT_CONSTANT_VUS ? cfg->vus : 0;
+		cfg->max_vus = c->f.vus > 0 ? vus : vus > 100 ? vus : 100;
+		cfg->pre_vus = cfg->max_vus < 10 ? cfg->max_vus : 10;
+	}
+	cfg->executor = IAC_LT_CONSTANT_RATE;
+	cfg->time_unit_ms = 1e3;
+	c->threads = thread_count(cfg, c->f.threads, c->cores);
+}
+
+/* Why the step failed, from its judged result; NULL when it passed. */
+static char *cap_why(const lt_cmd *c, const iac_lt_threshold *ts, size_t nts, const iac_lt_cap_step *s)
+{
+	iac_buf b = IAC_BUF_INIT;
+	if (c->res.failed_msg)
+		iac_buf_printf(&b, "%s", c->res.failed_msg);
+	for (size_t i = 0; i < nts; i++) {
+		if (ts[i].ok)
+			continue;
+		if (b.len)
+			iac_buf_printf(&b, "; ");
+		const char *unit = iac_lt_metric_unit(ts[i].metric);
+		if (!ts[i].have_value)
+			iac_buf_printf(&b, "%s: no data", ts[i].key);
+		else if (!strcmp(unit, "%"))
+			iac_buf_printf(&b, "%s %.2f%% (%s)", ts[i].key, ts[i].value * 100, ts[i].conds[0]);
+		else
+			iac_buf_printf(&b, "%s %.2f%s (%s)", ts[i].key, ts[i].value, unit, ts[i].conds[0]);
+	}
+	if (s->gen_short)
+		iac_buf_printf(&b, "%sachieved %.1f of %g req/s (%llu dropped iterations)", b.len ? "; " : "",
+				s->achieved, s->rate, s->dropped);
+	if (!b.len) {
+		iac_buf_free(&b);
+		return NULL;
+	}
+	char *m = iac_xstrdup(iac_buf_cstr(&b));
+	iac_buf_free(&b);
+	return m;
+}
+
+/* Server-side peaks of the step, from its seconds. */
+static void cap_observed(iac_lt_cap_step *s, const lt_cmd *c)
+{
+	s->hap_qmax = NAN;
+	s->host_cpu_max = NAN;
+	for (size_t i = 0; i < c->res.nsecs; i++) {
+		const iac_lt_second *x = &c->res.secs[i];
+		if (!isnan(x->hap_qcur) && (isnan(s->hap_qmax) || x->hap_qcur > s->hap_qmax))
+			s->hap_qmax = x->hap_qcur;
+		for (size_t h = 0; x->host_cpu && h < c->cfg.hosts.n; h++)
+			if (!isnan(x->host_cpu[h]) && (isnan(s->host_cpu_max) || x->host_cpu[h] > s->host_cpu_max)) {
+				s->host_cpu_max = x->host_cpu[h];
+				free(s->host);
+				s->host = iac_xstrdup(c->cfg.hosts.items[h]);
+			}
+	}
+}
+
+/* Run one rate for the hold and judge it on its own figures. 0, or -1
+ * when the engine could not start. */
+static int cap_step(lt_cmd *c, iac_lt_cap_step *s, double rate, const iac_lt_cap_plan *p, iac_lt_threshold *ts,
+		    size_t nts)
+{
+	memset(s, 0, sizeof(*s));
+	s->rate = rate;
+	c->cfg.rate = rate;
+	c->cfg.duration_ms = p->hold_s * 1e3;
+	memset(&c->run, 0, sizeof(c->run));
+	memset(&c->res, 0, sizeof(c->res));
+	c->have_run = 0;
+	int rc = lt_run(c);
+	if (rc == 0) {
+		iac_lt_result_judge(&c->res);
+		size_t failed = iac_lt_thresholds_eval(ts, nts, &c->run.total, p->hold_s);
+		iac_lt_result_decide(&c->res, failed);
+		const iac_lt_stats *t = &c->run.total;
+		s->requests = t->requests;
+		s->failed = t->failed;
+		s->iterations = t->iterations;
+		s->dropped = t->dropped;
+		s->achieved = (double)t->iterations / p->hold_s;
+		s->p50_ms = t->hist.count ? (double)iac_lt_hist_percentile(&t->hist, 50) / 1e3 : NAN;
+		s->p99_ms = t->hist.count ? (double)iac_lt_hist_percentile(&t->hist, 99) / 1e3 : NAN;
+		s->metric = ts[0].value;
+		s->thresholds_ok = failed == 0;
+		s->target_down = c->res.failed_msg != NULL;
+		s->client_cpu_max = c->res.cpu_max_pct;
+		s->max_vus = c->cfg.max_vus;
+		/* the rate was not produced: iterations dropped for want of a
+		 * free VU, or the generator's CPU ran out (the run is invalid) */
+		s->gen_short = (double)t->dropped > 0.02 * (double)(t->iterations + t->dropped) ||
+			       (c->res.cpu_max_pct >= 90 && !c->res.valid);
+		s->elapsed_s = c->res.elapsed_s;
+		cap_observed(s, c);
+		s->pass = s->thresholds_ok && !s->target_down && !s->gen_short;
+		s->why = cap_why(c, ts, nts, s);
+	}
+	iac_lt_hosts_close(c->hosts);
+	c->hosts = NULL;
+	iac_lt_result_free(&c->res);
+	memset(&c->res, 0, sizeof(c->res));
+	if (c->have_run)
+		iac_lt_engine_free(&c->run);
+	c->have_run = 0;
+	return rc;
+}
+
+static void cap_show_step(size_t i, const iac_lt_cap_step *s)
+{
+	char p99[32] = "-";
+	if (!isnan(s->p99_ms))
+		snprintf(p99, sizeof(p99), "%.2fms", s->p99_ms);
+	double er = s->requests ? 100.0 * (double)s->failed / (double)s->requests : 0;
+	char line[1200];
+	snprintf(line, sizeof(line), "  step %-2zu rate %7g/s  achieved %8.1f/s  p99 %-10s errors %llu (%.2f%%)  dropped %llu  %s%s%s\n",
+		 i + 1, s->rate, s->achieved, p99, s->failed, er, s->dropped, s->pass ? "pass" : "FAIL",
+		 s->why ? ": " : "", s->why ? s->why : "");
+	iac_log_write(stdout, line);
+}
+
+/* The report: every step and the conclusion. 0 or -1. */
+static int cap_write_json(const lt_cmd *c, const iac_lt_cap_plan *p, const iac_lt_cap_step *steps, size_t n,
+			  const iac_lt_cap_result *r, const char *started, int exit_code)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "version", json_integer(1));
+	json_object_set_new(o, "scenario_file", json_string(c->file));
+	json_object_set_new(o, "started", json_string(started));
+	json_object_set_new(o, "executor", json_string("constant-arrival-rate"));
+	json_object_set_new(o, "threads", json_integer(c->threads));
+	json_object_set_new(o, "max_vus", json_integer(c->cfg.max_vus));
+	json_object_set_new(o, "capacity", iac_lt_capacity_json(p, c->f.find_capacity, steps, n, r));
+	json_object_set_new(o, "exit_code", json_integer(exit_code));
+	char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	size_t len = strlen(text);
+	text = iac_xrealloc(text, len + 2);
+	text[len] = '\n';
+	int rc = iac_file_write_atomic(c->f.json, text, len + 1, 0644);
+	free(text);
+	if (rc < 0)
+		iac_err_prefix("cannot write the JSON report '%s'", c->f.json);
+	return rc;
+}
+
+/* The search thresholds: the -find-capacity conditions, and, unless they
+ * name the failed-request rate themselves, http_req_failed < 1 %: a target
+ * that answers fast with 503s has not got the capacity. */
+static int cap_thresholds(iac_lt_threshold **ts, size_t *nts, const char *expr)
+{
+	if (iac_lt_capacity_parse(ts, nts, expr) < 0)
+		return IAC_ERR;
+	for (size_t i = 0; i < *nts; i++)
+		if (!(*ts)[i].endpoint &&
+		    ((*ts)[i].metric == IAC_LT_M_ERROR_RATE || (*ts)[i].metric == IAC_LT_M_HTTP_REQ_FAILED))
+			return 0;
+	*ts = iac_xrealloc(*ts, (*nts + 1) * sizeof(**ts));
+	iac_lt_threshold *t = &(*ts)[*nts];
+	memset(t, 0, sizeof(*t));
+	(*nts)++;
+	if (iac_lt_threshold_parse_key(t, "http_req_failed") < 0 || iac_lt_threshold_add_cond(t, "<1%") < 0)
+		return IAC_ERR;
+	return 0;
+}
+
+/* `iac loadtest FILE -find-capacity COND`: climb, bisect, conclude.
+ * Returns the exit code. */
+static int lt_capacity(lt_cmd *c)
+{
+	iac_lt_cap_plan p;
+	iac_lt_threshold *ts = NULL;
+	size_t nts = 0;
+	iac_lt_cap_step *steps = NULL;
+	size_t n = 0;
+	iac_lt_cap_result r;
+	memset(&r, 0, sizeof(r));
+	int rc = 1;
+	char started[32];
+	iac_time_rfc3339(started, sizeof(started));
+	if (cap_plan(&p, &c->f) < 0 || cap_thresholds(&ts, &nts, c->f.find_capacity) < 0) {
+		iac_log_error("%s", iac_err_last());
+		goto done;
+	}
+	cap_configure(c);
+	/* the scenario's own thresholds (and their abort_on_fail) are not the
+	 * search's: the steps are judged on the search conditions only */
+	iac_lt_threshold *own = c->cfg.thresholds;
+	size_t nown = c->cfg.nthresholds;
+	c->cfg.thresholds = NULL;
+	c->cfg.nthresholds = 0;
+	if (!c->f.quiet) {
+		char line[600], how[64] = "doubling";
+		if (p.step > 0)
+			snprintf(how, sizeof(how), "adding %g", p.step);
+		snprintf(line, sizeof(line), "capacity search: %s, each rate held %gs, from %g req/s %s, bisecting to %g %%\n",
+			 c->f.find_capacity, p.hold_s, p.start, how, p.precision * 100);
+		iac_log_write(stdout, line);
+	}
+	int stopped = 0;
+	double rate;
+	while (!stopped && iac_lt_capacity_next(&rate, &p, steps, n)) {
+		steps = iac_xrealloc(steps, (n + 1) * sizeof(*steps));
+		if (cap_step(c, &steps[n], rate, &p, ts, nts) < 0) {
+			iac_log_error("%s", iac_err_last());
+			iac_lt_cap_step_free(&steps[n]);
+			goto restore;
+		}
+		n++;
+		if (!c->f.quiet)
+			cap_show_step(n - 1, &steps[n - 1]);
+		if (interrupted) {
+			iac_log_warn("interrupted: the search stops at step %zu", n);
+			stopped = 1;
+		}
+	}
+	iac_lt_capacity_conclude(&r, steps, n, c->cfg.haproxy || c->cfg.hosts.n);
+	double total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += steps[i].elapsed_s;
+	if (r.found) {
+		rc = 0;
+		char knee[64];
+		if (isnan(r.knee))
+			snprintf(knee, sizeof(knee), "no knee up to %g req/s", isnan(r.lowest_fail) ? r.capacity : r.lowest_fail);
+		else
+			snprintf(knee, sizeof(knee), "knee at %g req/s", r.knee);
+		char *line = iac_xasprintf("capacity: %s%g req/s (%s held for %gs)%s; %s; first to saturate: %s\n",
+					   r.capped ? ">= " : "", r.capacity, c->f.find_capacity, p.hold_s,
+					   r.capped ? ", the highest rate tried" : "", knee, r.first);
+		if (!c->f.quiet) {
+			char sum[200];
+			snprintf(sum, sizeof(sum), "search: %zu steps in %.1fs\n", n, total);
+			iac_log_write(stdout, sum);
+			iac_log_write(stdout, line);
+		}
+		free(line);
+		if (r.generator)
+			iac_log_warn("the load generator saturated first: the capacity above is iac's, not the target's");
+	} else if (n) {
+		rc = steps[0].target_down ? IAC_LT_EXIT_FAILED : IAC_LT_EXIT_NO_CAPACITY;
+		iac_log_error("no capacity found: even the start rate %g req/s fails: %s%s", steps[0].rate,
+			      steps[0].why ? steps[0].why : "?",
+			      steps[0].target_down ? "" : "; lower -capacity-start or relax the condition");
+	}
+	if (c->f.json && cap_write_json(c, &p, steps, n, &r, started, rc) < 0) {
+		iac_log_error("%s", iac_err_last());
+		rc = 1;
+	}
+restore:
+	c->cfg.thresholds = own;
+	c->cfg.nthresholds = nown;
+done:
+	for (size_t i = 0; i < n; i++)
+		iac_lt_cap_step_free(&steps[i]);
+	free(steps);
+	for (size_t i = 0; i < nts; i++)
+		iac_lt_threshold_free(&ts[i]);
+	free(ts);
+	iac_lt_cap_result_free(&r);
+	return rc;
+}
+
 int iac_loadtest_main(int argc, char **argv)
 {
 	lt_cmd c;
@@ -505,8 +818,17 @@ int iac_loadtest_main(int argc, char **argv)
 	c.f.duration_ms = -1;
 	c.f.vus = -1;
 	c.f.rate = -1;
+	c.f.max_rate = c.f.cap_start = c.f.cap_step = c.f.cap_hold_ms = c.f.cap_precision = -1;
 
-	if (lt_parse(&c, argc, argv) < 0 || lt_configure(&c) < 0 || lt_run(&c) < 0) {
+	if (lt_parse(&c, argc, argv) < 0 || lt_configure(&c) < 0) {
+		iac_log_error("%s", iac_err_last());
+		goto done;
+	}
+	if (c.f.find_capacity) {
+		rc = lt_capacity(&c);
+		goto done;
+	}
+	if (lt_run(&c) < 0) {
 		iac_log_error("%s", iac_err_last());
 		goto done;
 	}
