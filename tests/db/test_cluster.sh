@@ -113,6 +113,20 @@ on_host 1 'stat -c "%a %U" /etc/patroni/main.yml' | grep -qx "600 postgres" || f
 on_host 1 'ps -o user= -p $(head -1 /var/lib/postgresql/iac/main/postmaster.pid)' | grep -qx postgres ||
 	fail "postmaster does not run as postgres"
 
+# a new setting reaches every member (config rewritten, Patroni reloaded,
+# the cluster-wide parameters PATCHed to Patroni's /config)
+sed -i 's/shared_buffers = "128MB" }/shared_buffers = "128MB", work_mem = "12MB" }/' "$WORK/main.lua"
+iac plan >"$WORK/s1.out" 2>&1
+expect_in "$WORK/s1.out" "0 to add, 3 to change, 0 to destroy"
+iac apply -auto-approve >"$WORK/s2.out" 2>&1 || { cat "$WORK/s2.out"; fail "apply of a setting"; }
+for i in $(seq 40); do
+	w=$(for n in 1 2 3; do psql_at "$(addr $n)" 5432 "show work_mem"; done | sort -u)
+	[ "$w" = 12MB ] && break
+	sleep 0.25
+done
+[ "$w" = 12MB ] || fail "work_mem not 12MB on every member: $w"
+iac plan -detailed-exitcode >"$WORK/s3.out" 2>&1 || { cat "$WORK/s3.out"; fail "plan after a setting change is not quiet"; }
+
 # migrations: applied once on the leader with a checksum in schema_migrations
 mkdir -p "$WORK/sql"
 printf 'create table orders (id int primary key, customer_id int);\nalter table orders add column status text;\n' \
