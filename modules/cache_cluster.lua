@@ -13,6 +13,8 @@
 --     classes = { session = { ttl = "30m", jitter = 0.1 } },
 --     warm = { on_join = true, max_rate = "20000/s", max_time = "60s" },
 --     exporter = { port = 9121 },    -- redis: prometheus-redis-exporter per node
+--     replicas = 1,                  -- redis: a replica per node (next host, port + 1000)
+--     sentinel = { port = 26379, down_after_ms = 1000 },   -- and 3 Sentinels over the hosts
 --   }
 --
 -- Each node is a configuration file (ssh.file, so an edit by hand shows as a
@@ -86,9 +88,29 @@ return function(name)
     end
     if engine == "memcached" then megabytes(name, cfg.memory or "64mb") end
     local base = cfg.base_port or (engine == "redis" and 6379 or 11211)
+    local replicas = cfg.replicas or 0
+    if replicas ~= 0 and replicas ~= 1 then
+      error("cache_cluster '" .. name .. "': replicas must be 0 or 1", 2)
+    end
+    if replicas == 1 and engine ~= "redis" then
+      error("cache_cluster '" .. name .. "': replicas = 1 needs engine = \"redis\" (Sentinel fails over Redis only)", 2)
+    end
+    -- with replicas a node's primary can move: the ring's points hash the
+    -- node's name, so a failover changes an address, never where keys go
+    local point_names = replicas == 1 and "name" or nil
+    -- a node that Sentinel may reconfigure (REPLICAOF, CONFIG REWRITE) runs
+    -- from a copy of iac's file, so its rewrites never read as drift
+    local function redis_start(nname, conf_path)
+      local dir = "/var/lib/iac-cache/" .. nname
+      if replicas == 0 then
+        return "mkdir -p " .. dir .. " /var/log/iac-cache && redis-server " .. conf_path
+      end
+      return "mkdir -p " .. dir .. " /var/log/iac-cache && cp " .. conf_path .. " " .. dir .. "/redis.conf && redis-server " ..
+             dir .. "/redis.conf"
+    end
 
     local nodes, services, specs = {}, {}, {}
-    for _, h in ipairs(hs) do
+    for hi, h in ipairs(hs) do
       for k = 1, per_host do
         -- named by host and slot, so that growing per_host or adding a
         -- host renames nothing (nothing restarts, state keeps its addresses)
@@ -101,7 +123,7 @@ return function(name)
         local conf, start
         if engine == "redis" then
           conf = resource "ssh.file" (rname .. "_conf") { host = h, path = conf_path, content = redis_conf(node, cfg) }
-          start = "mkdir -p /var/lib/iac-cache/" .. node.name .. " /var/log/iac-cache && redis-server " .. conf_path
+          start = redis_start(node.name, conf_path)
         else
           conf = resource "ssh.file" (rname .. "_conf") { host = h, path = conf_path, content = memcached_conf(name, node, cfg) }
           start = "install -d -o memcache /run/iac-cache && memcached -d -u memcache $(cat " .. conf_path .. ")" ..
@@ -126,14 +148,68 @@ return function(name)
         end
         nodes[#nodes + 1] = node
         services[#services + 1] = node.service
+        if replicas == 1 then
+          -- the replica lives on the next host (the same one when there is one)
+          local rh = hs[(hi % #hs) + 1]
+          local rep = { name = node.name .. "-r", host = rh, address = rh.address, port = node.port + 1000 }
+          rep.pidfile = "/run/iac-cache-" .. rep.name .. ".pid"
+          local rpath = "/etc/iac-cache/" .. rep.name .. ".conf"
+          local rconf = resource "ssh.file" (rname .. "_replica_conf") {
+            host = rh, path = rpath,
+            content = redis_conf(rep, cfg) .. "replicaof " .. node.address .. " " .. node.port .. "\n",
+          }
+          rep.service = resource "ssh.service" (rname .. "_replica") {
+            host = rh, start = redis_start(rep.name, rpath), pidfile = rep.pidfile, restart_on = { rconf },
+            depends_on = { node.service },
+          }
+          node.replica = rep
+          services[#services + 1] = rep.service
+        end
         specs[#specs + 1] = { name = node.name, address = node.address, port = node.port, weight = 1 }
+      end
+    end
+
+    -- three Sentinels over the cache hosts (two on one host when there are
+    -- only two hosts...), each watching every node by its name
+    local sentinels = nil
+    if replicas == 1 then
+      sentinels = {}
+      local sport = (cfg.sentinel and cfg.sentinel.port) or 26379
+      for j = 1, 3 do
+        local sh = hs[((j - 1) % #hs) + 1]
+        local p = sport + (j - 1) // #hs
+        local sname = name .. "-sentinel-" .. j
+        local dir = "/var/lib/iac-cache/" .. sname
+        local lines = {
+          "# written by iac: Sentinel " .. j .. " of cache_cluster " .. name,
+          "port " .. p, "bind " .. sh.address, "protected-mode no", "daemonize yes",
+          "pidfile /run/iac-cache-" .. sname .. ".pid", "logfile /var/log/iac-cache/" .. sname .. ".log", "dir " .. dir,
+        }
+        for _, n in ipairs(nodes) do
+          lines[#lines + 1] = "sentinel monitor " .. n.name .. " " .. n.address .. " " .. n.port .. " 2"
+          lines[#lines + 1] = "sentinel down-after-milliseconds " .. n.name .. " " .. ((cfg.sentinel and cfg.sentinel.down_after_ms) or 1000)
+          lines[#lines + 1] = "sentinel failover-timeout " .. n.name .. " 3000"
+          lines[#lines + 1] = "sentinel parallel-syncs " .. n.name .. " 1"
+        end
+        local spath = "/etc/iac-cache/" .. sname .. ".conf"
+        local sconf = resource "ssh.file" (name .. "_sentinel_" .. j .. "_conf") {
+          host = sh, path = spath, content = table.concat(lines, "\n") .. "\n",
+        }
+        -- Sentinel rewrites its file: it runs from a copy of iac's
+        services[#services + 1] = resource "ssh.service" (name .. "_sentinel_" .. j) {
+          host = sh, restart_on = { sconf }, pidfile = "/run/iac-cache-" .. sname .. ".pid",
+          start = "mkdir -p " .. dir .. " /var/log/iac-cache && cp " .. spath .. " " .. dir .. "/sentinel.conf && " ..
+                  "redis-server " .. dir .. "/sentinel.conf --sentinel",
+          depends_on = (function() local d = {} for _, n in ipairs(nodes) do d[#d + 1] = n.service end return d end)(),
+        }
+        sentinels[#sentinels + 1] = sh.address .. ":" .. p
       end
     end
 
     local cluster = resource "cache.cluster" (name) {
       cluster = name, engine = engine, hash = "ketama", key_hash = ring.key_hash, hash_tag = ring.hash_tag,
       vnodes = ring.vnodes, nodes = specs, classes = cfg.classes, warm = cfg.warm,
-      depends_on = services,
+      point_names = point_names, sentinels = sentinels, depends_on = services,
     }
     -- the ring and the proxies change after the cluster: warming (in the
     -- cluster's update) runs before clients see the new ring
@@ -149,6 +225,7 @@ return function(name)
           host = h, path = pub.path, cluster = name, engine = engine, hash = "ketama",
           key_hash = ring.key_hash, hash_tag = ring.hash_tag, vnodes = ring.vnodes,
           nodes = specs, classes = cfg.classes, depends_on = after,
+          point_names = point_names, sentinels = sentinels,
         }
       end
     end
@@ -162,6 +239,7 @@ return function(name)
         endpoints = etcd.endpoints, key = etcd.key, cluster = name, engine = engine, hash = "ketama",
         key_hash = ring.key_hash, hash_tag = ring.hash_tag, vnodes = ring.vnodes,
         nodes = specs, classes = cfg.classes, depends_on = after,
+        point_names = point_names, sentinels = sentinels,
       }
     end
 
@@ -171,17 +249,21 @@ return function(name)
       for _, h in ipairs(list_of(cfg.proxy.hosts)) do
         local pname = name .. "_proxy_" .. h.name
         local path = "/etc/iac-cache/" .. name .. "-twemproxy.yml"
+        local pidfile = "/run/iac-cache-" .. name .. "-twemproxy.pid"
+        local start = "mkdir -p /var/log/iac-cache && nutcracker -d -c " .. path .. " -p " .. pidfile ..
+                      " -o /var/log/iac-cache/" .. name .. "-twemproxy.log -a 127.0.0.1 -s " ..
+                      (cfg.proxy.stats_port or 22222)
         local pconf = resource "cache.proxy" (pname .. "_conf") {
           host = h, path = path, cluster = name, engine = engine, listen = h.address .. ":" .. port,
           key_hash = ring.key_hash, hash_tag = ring.hash_tag, vnodes = ring.vnodes, nodes = specs,
-          depends_on = after,
+          point_names = point_names, sentinels = sentinels, depends_on = after,
+          -- a failover rewrites the file without changing the declaration:
+          -- the proxy restarts itself to read it
+          restart = "p=$(cat " .. pidfile .. " 2>/dev/null); if [ -n \"$p\" ] && kill $p 2>/dev/null; then " ..
+                    "while kill -0 $p 2>/dev/null; do sleep 0.05; done; " .. start .. "; fi",
         }
         proxies[#proxies + 1] = resource "ssh.service" (pname) {
-          host = h, restart_on = { pconf }, depends_on = services,
-          pidfile = "/run/iac-cache-" .. name .. "-twemproxy.pid",
-          start = "mkdir -p /var/log/iac-cache && nutcracker -d -c " .. path .. " -p /run/iac-cache-" .. name ..
-                  "-twemproxy.pid -o /var/log/iac-cache/" .. name .. "-twemproxy.log -a 127.0.0.1 -s " ..
-                  (cfg.proxy.stats_port or 22222),
+          host = h, restart_on = { pconf }, depends_on = services, pidfile = pidfile, start = start,
         }
       end
     end

@@ -11,6 +11,13 @@
  * (ADDR for 11211). Free with iac_cache_ring_free(). */
 int iac_cache_ring_of_attrs(iac_cache_ring **out, const json_t *attrs);
 
+/* A copy of `attrs` (new) whose nodes carry the address and port of their
+ * primary as the `sentinels` list (ADDRESS:PORT each) reports it now; an
+ * unchanged copy without sentinels, or for a node no sentinel monitors.
+ * *changes (may be NULL; caller frees; NULL when none): "NODE now at
+ * ADDR:PORT, ...". IAC_ERR when no sentinel answers. sentinel.c. */
+int iac_cache_live_nodes(json_t **out, char **changes, const json_t *attrs);
+
 /* warm = { on_join, max_rate = "20000/s", max_time = "60s" }: rate in keys
  * per second (0: unbounded), time in ms (default 60 s). */
 int iac_cache_warm_parse(double *rate, double *time_ms, const json_t *warm);

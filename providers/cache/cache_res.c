@@ -40,6 +40,8 @@ static const iac_attr ring_attrs[] = {
 	{ "key_hash", IAC_T_STRING, 0, "key hash: md5 (default), fnv1a_64, fnv1_64, fnv1a_32, fnv1_32" },
 	{ "hash_tag", IAC_T_STRING, 0, "twemproxy's hash_tag, two characters (\"{}\")" },
 	{ "vnodes", IAC_T_NUMBER, 0, "points per node at equal weights, default 160" },
+	{ "point_names", IAC_T_STRING, 0, "what the ring's points hash: \"address\" (ADDR:PORT, default) or \"name\"" },
+	{ "sentinels", IAC_T_LIST, 0, "Sentinels (ADDRESS:PORT) that know each node's primary: the file follows failovers" },
 	{ "nodes", IAC_T_LIST, IAC_A_REQUIRED, "{ name, address, port, weight } per node" },
 	{ "classes", IAC_T_MAP, 0, "data classes: { ttl, jitter, namespace_by }, published for clients" },
 	{ "sha256", IAC_T_STRING, IAC_A_COMPUTED, "SHA-256 of the published document" },
@@ -53,6 +55,8 @@ static const iac_attr cluster_attrs[] = {
 	{ "key_hash", IAC_T_STRING, 0, "key hash, as for cache.ring" },
 	{ "hash_tag", IAC_T_STRING, 0, "twemproxy's hash_tag" },
 	{ "vnodes", IAC_T_NUMBER, 0, "points per node at equal weights, default 160" },
+	{ "point_names", IAC_T_STRING, 0, "what the ring's points hash: \"address\" (ADDR:PORT, default) or \"name\"" },
+	{ "sentinels", IAC_T_LIST, 0, "Sentinels (ADDRESS:PORT) that know each node's primary: the file follows failovers" },
 	{ "nodes", IAC_T_LIST, IAC_A_REQUIRED, "{ name, address, port, weight } per node" },
 	{ "classes", IAC_T_MAP, 0, "data classes" },
 	{ "warm", IAC_T_MAP, IAC_A_NO_DIFF, "{ on_join, max_rate, max_time }: copy moving keys before the ring changes" },
@@ -70,7 +74,10 @@ static const iac_attr proxy_attrs[] = {
 	{ "key_hash", IAC_T_STRING, 0, "key hash, as for cache.ring" },
 	{ "hash_tag", IAC_T_STRING, 0, "twemproxy's hash_tag" },
 	{ "vnodes", IAC_T_NUMBER, 0, "must be 160: twemproxy's fixed point count" },
+	{ "point_names", IAC_T_STRING, 0, "what the ring's points hash: \"address\" (ADDR:PORT, default) or \"name\"" },
+	{ "sentinels", IAC_T_LIST, 0, "Sentinels (ADDRESS:PORT) that know each node's primary: the file follows failovers" },
 	{ "nodes", IAC_T_LIST, IAC_A_REQUIRED, "{ name, address, port, weight } per node" },
+	{ "restart", IAC_T_STRING, IAC_A_NO_DIFF, "command run on the host after an update replaced the configuration" },
 	{ "sha256", IAC_T_STRING, IAC_A_COMPUTED, "SHA-256 of the configuration" },
 	{ NULL, 0, 0, NULL },
 };
@@ -87,7 +94,14 @@ int iac_cache_ring_of_attrs(iac_cache_ring **out, const json_t *attrs)
 	char (*pn)[300] = calloc(count ? count : 1, sizeof(*pn));
 	const char *hash = iac_json_str(attrs, "hash");
 	json_int_t vnodes = json_integer_value(json_object_get(attrs, "vnodes"));
+	const char *pnames = iac_json_str(attrs, "point_names");
+	int by_name = pnames && !strcmp(pnames, "name");
 	*out = NULL;
+	if (pnames && !by_name && strcmp(pnames, "address")) {
+		free(rn);
+		free(pn);
+		return iac_err_set("point_names must be \"address\" or \"name\", not '%s'", pnames);
+	}
 	if (!rn || !pn) {
 		iac_err_set("out of memory");
 		goto done;
@@ -104,7 +118,7 @@ int iac_cache_ring_of_attrs(iac_cache_ring **out, const json_t *attrs)
 			iac_err_set("nodes[%zu] needs a name, an address, a port (1-65535) and a weight >= 1", i + 1);
 			goto done;
 		}
-		iac_cache_ring_point_name(pn[i], sizeof(pn[i]), addr, (unsigned)port, NULL);
+		iac_cache_ring_point_name(pn[i], sizeof(pn[i]), addr, (unsigned)port, by_name ? name : NULL);
 		rn[i] = (iac_cache_ring_node){ name, pn[i], (uint32_t)w };
 	}
 	rc = iac_cache_ring_new(out, rn, count, iac_json_str(attrs, "key_hash"), iac_json_str(attrs, "hash_tag"),
@@ -247,7 +261,8 @@ static int ring_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 }
 
 /* nutcracker's YAML for the cluster: one pool named after it, ketama, the
- * nodes without names (so the points hash ADDR:PORT, as the ring does). */
+ * nodes without names (so the points hash ADDR:PORT, as the ring does), or
+ * with their names when the ring's points hash names (point_names). */
 static int render_proxy(char **out, const json_t *attrs)
 {
 	iac_cache_ring *r = NULL;
@@ -275,8 +290,11 @@ static int render_proxy(char **out, const json_t *attrs)
 		       strcmp(iac_json_str(attrs, "engine"), "redis") ? "false" : "true");
 	json_array_foreach(json_object_get(attrs, "nodes"), i, n) {
 		json_int_t w = json_object_get(n, "weight") ? json_integer_value(json_object_get(n, "weight")) : 1;
-		iac_buf_printf(&b, "   - %s:%lld:%lld\n", iac_json_str(n, "address"),
-			       (long long)json_integer_value(json_object_get(n, "port")), (long long)w);
+		const char *pnames = iac_json_str(attrs, "point_names");
+		int by_name = pnames && !strcmp(pnames, "name");
+		iac_buf_printf(&b, "   - %s:%lld:%lld%s%s\n", iac_json_str(n, "address"),
+			       (long long)json_integer_value(json_object_get(n, "port")), (long long)w,
+			       by_name ? " " : "", by_name ? iac_json_str(n, "name") : "");
 	}
 	*out = iac_buf_detach(&b);
 	return 0;
@@ -298,12 +316,16 @@ static char *full_path(const iac_rctx *ctx, const json_t *attrs)
 
 /* Write `text` to the resource's path; for the proxy, first beside it, and
  * only a configuration `nutcracker -t` accepts replaces the live one. */
-static int deliver(const iac_rctx *ctx, json_t **out, const json_t *planned, int proxy)
+static int deliver(const iac_rctx *ctx, json_t **out, const json_t *planned, int proxy, int update)
 {
 	char *text = NULL, hex[65], *path = full_path(ctx, planned), *cand = NULL, *cmd = NULL;
 	const json_t *host = json_object_get(planned, "host");
+	json_t *live = NULL;
 	int rc = IAC_ERR;
-	if ((proxy ? render_proxy(&text, planned) : render_ring(&text, planned)) < 0)
+	/* with sentinels, the primaries as they are now, not as configured */
+	if (iac_cache_live_nodes(&live, NULL, planned) < 0)
+		goto done;
+	if ((proxy ? render_proxy(&text, live) : render_ring(&text, live)) < 0)
 		goto done;
 	iac_sha256_hex(hex, text, strlen(text));
 	if (proxy) {
@@ -315,6 +337,10 @@ static int deliver(const iac_rctx *ctx, json_t **out, const json_t *planned, int
 			iac_err_prefix("nutcracker refused the configuration for '%s'", path);
 			goto done;
 		}
+		/* nutcracker reads its configuration only at start */
+		const char *restart = iac_json_str(planned, "restart");
+		if (update && restart && iac_host_run(NULL, ctx->hosts, host, restart, 30e3, ctx->cancel) < 0)
+			goto done;
 	} else if (to_etcd(planned)) {
 		iac_etcd *e = NULL;
 		int r = iac_etcd_open(&e, iac_json_str(planned, "endpoints"), 5000);
@@ -330,6 +356,7 @@ static int deliver(const iac_rctx *ctx, json_t **out, const json_t *planned, int
 	json_object_set_new(*out, "sha256", json_string(hex));
 	rc = 0;
 done:
+	json_decref(live);
 	free(text);
 	free(path);
 	free(cand);
@@ -339,24 +366,24 @@ done:
 
 static int ring_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
 {
-	return deliver(ctx, out, planned, 0);
+	return deliver(ctx, out, planned, 0, 0);
 }
 
 static int ring_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
 {
 	(void)prior;
-	return deliver(ctx, out, planned, 0);
+	return deliver(ctx, out, planned, 0, 1);
 }
 
 static int proxy_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
 {
-	return deliver(ctx, out, planned, 1);
+	return deliver(ctx, out, planned, 1, 0);
 }
 
 static int proxy_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
 {
 	(void)prior;
-	return deliver(ctx, out, planned, 1);
+	return deliver(ctx, out, planned, 1, 1);
 }
 
 /* What was read back: its SHA-256 against the one written. A different
@@ -392,10 +419,51 @@ static int etcd_read(json_t **out, const json_t *prior)
 	return 0;
 }
 
+/* With sentinels: a document that is as written but names a primary that
+ * failed over reads as drift saying so; the apply writes the new primary. */
+static int failover_check(json_t *out, const json_t *prior, int proxy)
+{
+	json_t *live = NULL;
+	char *changes = NULL, *text = NULL, hex[65];
+	if (!json_array_size(json_object_get(prior, "sentinels")) || json_is_string(json_array_get(json_object_get(out, "nodes"), 0)))
+		return 0;
+	if (iac_cache_live_nodes(&live, &changes, prior) < 0)
+		return IAC_ERR;
+	int rc = proxy ? render_proxy(&text, live) : render_ring(&text, live);
+	json_decref(live);
+	if (rc == 0) {
+		iac_sha256_hex(hex, text, strlen(text));
+		if (strcmp(hex, iac_json_str(prior, "sha256") ?: "")) {
+			char *msg = iac_xasprintf("(failover: %s)", changes ? changes : "primaries changed");
+			json_object_set_new(out, "nodes", json_pack("[s]", msg));
+			free(msg);
+		}
+	}
+	free(text);
+	free(changes);
+	return rc;
+}
+
 /* The file's (or key's) SHA-256 against the one written: gone -> NULL,
  * different -> a copy of prior whose sha256 says so (the plan shows it and
  * rewrites). */
-static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
+static int file_read_any(const iac_rctx *ctx, json_t **out, const json_t *prior);
+
+static int ring_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
+{
+	if (file_read_any(ctx, out, prior) < 0)
+		return IAC_ERR;
+	return *out ? failover_check(*out, prior, 0) : 0;
+}
+
+static int proxy_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
+{
+	if (file_read_any(ctx, out, prior) < 0)
+		return IAC_ERR;
+	return *out ? failover_check(*out, prior, 1) : 0;
+}
+
+static int file_read_any(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
 	if (to_etcd(prior))
 		return etcd_read(out, prior);
@@ -447,7 +515,7 @@ static int file_probe(const iac_rctx *ctx, const json_t *attrs)
 const iac_rtype iac_cache_ring_type = {
 	.name = "cache.ring", .attrs = ring_attrs,
 	.doc = "a cache cluster's ketama ring, published as JSON to a file (docs/cache.md)",
-	.plan = ring_plan, .read = file_read, .create = ring_create, .update = ring_update,
+	.plan = ring_plan, .read = ring_read, .create = ring_create, .update = ring_update,
 	.remove = file_remove, .probe = file_probe,
 	.gone_reason = "the ring file is missing",
 };
@@ -455,7 +523,7 @@ const iac_rtype iac_cache_ring_type = {
 const iac_rtype iac_cache_proxy_type = {
 	.name = "cache.proxy", .attrs = proxy_attrs,
 	.doc = "a twemproxy (nutcracker) configuration for a cache cluster, checked with nutcracker -t",
-	.plan = proxy_plan, .read = file_read, .create = proxy_create, .update = proxy_update,
+	.plan = proxy_plan, .read = proxy_read, .create = proxy_create, .update = proxy_update,
 	.remove = file_remove, .probe = file_probe,
 	.gone_reason = "the proxy configuration is missing",
 };
@@ -504,7 +572,16 @@ static int cluster_update(const iac_rctx *ctx, json_t **out, const json_t *prior
 	    !json_equal(json_object_get(prior, "nodes"), json_object_get(planned, "nodes"))) {
 		if (ctx->progress)
 			ctx->progress(ctx, "warming: copying the keys that move to their new nodes");
-		if (iac_cache_warm(&report, prior, planned, warm, ctx->cancel) < 0)
+		/* with Sentinel, copy between the primaries as they are now */
+		json_t *from = NULL, *to = NULL;
+		int rc = iac_cache_live_nodes(&from, NULL, prior);
+		if (rc == 0)
+			rc = iac_cache_live_nodes(&to, NULL, planned);
+		if (rc == 0)
+			rc = iac_cache_warm(&report, from, to, warm, ctx->cancel);
+		json_decref(from);
+		json_decref(to);
+		if (rc < 0)
 			return IAC_ERR;
 	}
 	cluster_create(ctx, out, planned);

@@ -135,7 +135,13 @@ static json_t *clusters_in_state(iac_session *s, const char *only)
 			continue;
 		if (only && strcmp(iac_json_str(a, "cluster") ?: "", only))
 			continue;
-		json_array_append(out, a);
+		/* with Sentinel, each node's primary as it is now */
+		json_t *live = NULL;
+		if (iac_cache_live_nodes(&live, NULL, a) < 0) {
+			iac_log_warn("cache '%s': %s; using the configured addresses", iac_json_str(a, "cluster"), iac_err_last());
+			live = json_incref(a);
+		}
+		json_array_append_new(out, live);
 	}
 	free(addrs);
 	return out;
