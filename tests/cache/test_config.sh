@@ -28,6 +28,8 @@ check "publish.file needs a 'path'" 'publish = { file = { hosts = hosts { role =
 check "publish.etcd needs 'endpoints' and 'key'" 'publish = { etcd = { key = "/k" } }'
 check "a twemproxy ring has 160 points per node" 'ring = { vnodes = 80 }, proxy = { hosts = hosts { role = "app" } }'
 check "warm.max_rate 'fast' must look like \"20000/s\"" 'warm = { on_join = true, max_rate = "fast" }'
+check "replicas must be 0 or 1" 'replicas = 2'
+check "replicas = 1 needs engine = \"redis\"" 'engine = "memcached", replicas = 1'
 
 # and a good one validates, with every resource it makes
 cat >"$W/main.lua" <<EOF
