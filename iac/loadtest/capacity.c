@@ -155,7 +155,7 @@ static char *saturated_at(const iac_lt_cap_step *s, int *generator)
 				     s->rate, s->achieved, s->dropped, s->max_vus, cpu);
 	}
 	if (!isnan(s->hap_qmax) && s->hap_qmax >= 1)
-		return iac_xasprintf("HAProxy queue (%.0f requests queued at %g req/s)", s->hap_qmax, s->rate);
+		return iac_xasprintf("HAProxy queue (peak %.0f at %g req/s)", s->hap_qmax, s->rate);
 	if (!isnan(s->host_cpu_max) && s->host_cpu_max >= 90)
 		return iac_xasprintf("server CPU on '%s' (%.0f %% at %g req/s)", s->host ? s->host : "?",
 				     s->host_cpu_max, s->rate);
@@ -196,9 +196,13 @@ void iac_lt_capacity_conclude(iac_lt_cap_result *r, const iac_lt_cap_step *steps
 			}
 		}
 
-	/* what saturated first: the lowest rate with a saturated signal */
+	/* what saturated first: the lowest rate with a saturated signal, from
+	 * where things went wrong (the knee or the lowest failing rate): a
+	 * request queued now and then at a rate that held is not saturation */
+	double from = r->knee < r->lowest_fail || isnan(r->lowest_fail) ? r->knee : r->lowest_fail;
 	for (size_t i = 0; i < n && !r->first; i++)
-		r->first = saturated_at(o[i], &r->generator);
+		if (!(o[i]->rate < from))
+			r->first = saturated_at(o[i], &r->generator);
 	if (!r->first) {
 		const iac_lt_cap_step *f = NULL;
 		for (size_t i = 0; i < n && !f; i++)

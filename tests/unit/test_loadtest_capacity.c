@@ -144,16 +144,27 @@ static void test_first_to_saturate(void)
 	CHECK_CONTAINS(r.first, "no observed signal saturated");
 	iac_lt_cap_result_free(&r);
 
-	/* HAProxy queued at 150 already (lower than the failing 200) */
+	/* a request queued now and then at 150, a rate that held, is not
+	 * saturation; at the failing 200 the queue is named before the CPU */
 	st[1].gen_short = 0;
-	st[2].hap_qmax = 12;
+	st[2].hap_qmax = 1;
+	st[1].hap_qmax = 12;
 	st[1].host_cpu_max = 97;
 	st[1].host = strdup("web1");
 	iac_lt_capacity_conclude(&r, st, 3, 1);
-	CHECK_CONTAINS(r.first, "HAProxy queue (12 requests queued at 150 req/s)");
+	CHECK_CONTAINS(r.first, "HAProxy queue (peak 12 at 200 req/s)");
 	iac_lt_cap_result_free(&r);
 
+	/* from the knee on: p99 left its level at 150 already */
+	st[2].p99_ms = 40;
+	iac_lt_capacity_conclude(&r, st, 3, 1);
+	CHECK(r.knee == 150);
+	CHECK_CONTAINS(r.first, "HAProxy queue (peak 1 at 150 req/s)");
+	iac_lt_cap_result_free(&r);
+	st[2].p99_ms = 5;
+
 	/* without the queue, the host's CPU at 200 */
+	st[1].hap_qmax = 0;
 	st[2].hap_qmax = 0;
 	iac_lt_capacity_conclude(&r, st, 3, 1);
 	CHECK_CONTAINS(r.first, "server CPU on 'web1' (97 % at 200 req/s)");
