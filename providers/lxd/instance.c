@@ -29,13 +29,24 @@ static const iac_attr instance_attrs[] = {
 	{ "config", IAC_T_MAP, 0, "other instance config keys (\"user.role\" = \"web\")" },
 	{ "ssh_key", IAC_T_STRING, 0, "a public key written to root's ~/.ssh/authorized_keys" },
 	{ "ssh_port", IAC_T_NUMBER, IAC_A_NO_DIFF, "with ssh_key: create/start waits until this port accepts (default 22; 0: no wait)" },
+	{ "wait_timeout", IAC_T_STRING, IAC_A_NO_DIFF, "how long create/start waits for the address, and the SSH port (default \"30s\")" },
 	{ "status", IAC_T_STRING, 0, "\"Running\" (default) or \"Stopped\"; the instance is started or stopped to match" },
 	{ "address", IAC_T_STRING, IAC_A_COMPUTED, "the IPv4 address of eth0 once running" },
 	{ NULL, 0, 0, NULL },
 };
 
-/* How long a started container may take to get its address by DHCP. */
+/* How long a started container may take to get its address by DHCP, and
+ * its sshd to listen, unless wait_timeout says otherwise. */
 #define ADDRESS_WAIT_MS 30000
+
+static double wait_ms(const json_t *a)
+{
+	double ms = ADDRESS_WAIT_MS;
+	const char *t = iac_json_str(a, "wait_timeout");
+	if (t && iac_duration_parse(&ms, t) < 0)
+		ms = ADDRESS_WAIT_MS;   /* plan refused it already */
+	return ms;
+}
 
 static int instance_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 {
@@ -56,6 +67,10 @@ static int instance_plan(const iac_rctx *ctx, json_t *planned, const json_t *pri
 	else if (json_is_string(st) && strcmp(json_string_value(st), "Running") &&
 		 strcmp(json_string_value(st), "Stopped"))
 		return iac_err_set("status '%s' must be \"Running\" or \"Stopped\"", json_string_value(st));
+	double ms;
+	const char *wt = iac_json_str(planned, "wait_timeout");
+	if (wt && iac_duration_parse(&ms, wt) < 0)
+		return iac_err_set("wait_timeout '%s' must be a duration such as \"30s\"", wt);
 	const json_t *lim = json_object_get(planned, "limits");
 	if (json_is_object(lim) && !iac_value_has_unknown(lim)) {
 		static const char *const keys[] = { "cpu", "memory", "processes", "cpu.allowance", "memory.swap", NULL };
@@ -170,9 +185,9 @@ static int pause_until(const iac_rctx *ctx, double end, const char *name, const 
 
 /* A started container gets its address from LXD's DHCP a moment later:
  * wait for it, so that what uses the address (an SSH host) can. */
-static int wait_address(json_t **state, lxd_conn *c, const iac_rctx *ctx, const char *name)
+static int wait_address(json_t **state, lxd_conn *c, const iac_rctx *ctx, const char *name, double ms)
 {
-	double end = iac_now_ms() + ADDRESS_WAIT_MS;
+	double end = iac_now_ms() + ms;
 	for (;;) {
 		json_decref(*state);
 		*state = NULL;
@@ -182,9 +197,9 @@ static int wait_address(json_t **state, lxd_conn *c, const iac_rctx *ctx, const 
 			return 0;
 		int w = pause_until(ctx, end, name, "its address");
 		if (w == IAC_ETIMEOUT)
-			return iac_err_set("instance '%s' has no IPv4 address on eth0 %ds after it started (is DHCP "
+			return iac_err_set("instance '%s' has no IPv4 address on eth0 %.0fs after it started (is DHCP "
 					   "served on its network, and does the image ask for an address?)",
-					   name, ADDRESS_WAIT_MS / 1000);
+					   name, ms / 1000);
 		if (w < 0)
 			return w;
 	}
@@ -306,12 +321,12 @@ static int wait_ssh(const iac_rctx *ctx, const json_t *planned, const char *name
 	int port = json_is_number(p) ? (int)json_number_value(p) : 22;
 	if (!iac_json_str(planned, "ssh_key") || port <= 0 || !ip)
 		return 0;
-	double end = iac_now_ms() + ADDRESS_WAIT_MS;
+	double ms = wait_ms(planned), end = iac_now_ms() + ms;
 	while (!port_open(ip, port, 500)) {
 		int w = pause_until(ctx, end, name, "its SSH port");
 		if (w == IAC_ETIMEOUT)
-			return iac_err_set("instance '%s' runs at %s, but nothing accepts on port %d %ds after it "
-					   "started (does the image start an sshd?)", name, ip, port, ADDRESS_WAIT_MS / 1000);
+			return iac_err_set("instance '%s' runs at %s, but nothing accepts on port %d %.0fs after it "
+					   "started (does the image start an sshd?)", name, ip, port, ms / 1000);
 		if (w < 0)
 			return w;
 	}
@@ -324,7 +339,7 @@ static int result(json_t **out, const iac_rctx *ctx, lxd_conn *c, const json_t *
 	json_t *state = NULL;
 	int rc = 0;
 	if (!strcmp(iac_json_str(planned, "status") ?: "Running", "Running"))
-		rc = wait_address(&state, c, ctx, name);
+		rc = wait_address(&state, c, ctx, name, wait_ms(planned));
 	if (rc < 0) {
 		json_decref(state);
 		return rc;
@@ -344,6 +359,8 @@ static int result(json_t **out, const iac_rctx *ctx, lxd_conn *c, const json_t *
 	return 0;
 }
 
+static int instance_remove(const iac_rctx *ctx, const json_t *prior);
+
 static int instance_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
 {
 	lxd_conn *c;
@@ -361,12 +378,21 @@ static int instance_create(const iac_rctx *ctx, json_t **out, const json_t *plan
 				 "profiles", json_object_get(planned, "profiles"), "config", config);
 	rc = lxd_json(NULL, c, "POST", "/1.0/instances", body, ctx->cancel);
 	json_decref(body);
+	int made = rc == 0;
 	if (rc == 0 && iac_json_str(planned, "ssh_key"))
 		rc = push_key(c, ctx, name, iac_json_str(planned, "ssh_key"));
 	if (rc == 0 && strcmp(iac_json_str(planned, "status") ?: "Running", "Stopped"))
 		rc = set_state(c, ctx, name, "start");
 	if (rc == 0)
 		rc = result(out, ctx, c, planned, name);
+	if (rc < 0 && made) {
+		/* not in state after a failed create: delete it, or the next
+		 * apply's create would find the name taken */
+		char *why = iac_xstrdup(iac_err_last());
+		int gone = instance_remove(ctx, planned) == 0;
+		iac_err_set("%s%s", why, gone ? " (the instance it had made is deleted again)" : "");
+		free(why);
+	}
 done:
 	if (rc < 0)
 		rc = iac_err_set("cannot create instance '%s': %s", name, iac_err_last());

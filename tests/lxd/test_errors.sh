@@ -49,6 +49,17 @@ grep -q "cannot create instance 'iact-e2': lxd says: " "$TMP/noimage.out" &&
 	ok "LXD's message quoted: $(grep -m1 'lxd says' "$TMP/noimage.out" | sed 's/.*cannot create/cannot create/' | cut -c1-160)" ||
 	{ cat "$TMP/noimage.out"; check_fail "LXD's refusal not quoted"; }
 
+# an image without an sshd, given an ssh_key: the wait for port 22 ends with a
+# clear error, and the half-made instance is deleted (a second apply can make it)
+ssh-keygen -q -t ed25519 -N '' -f "$TMP/id" -C t
+lxd_main "resource 'lxd.instance' 'iact-e4' { image = 'iact-base', ssh_key = '$(cat "$TMP/id.pub")', wait_timeout = '2s' }"
+iac apply -auto-approve -no-color >"$TMP/nossh.out" 2>&1 && check_fail "apply without an sshd succeeded"
+grep -q "nothing accepts on port 22 2s after it started" "$TMP/nossh.out" && grep -q "deleted again" "$TMP/nossh.out" &&
+	ok "no sshd: $(grep -m1 'nothing accepts' "$TMP/nossh.out" | sed 's/.*cannot create/cannot create/' | cut -c1-200)" ||
+	{ cat "$TMP/nossh.out"; check_fail "no clear error without an sshd"; }
+[ -z "$(lxc list --format csv -c n | grep '^iact-e4')" ] && ok "the half-made instance was deleted" ||
+	check_fail "iact-e4 left behind"
+
 # settings checked without touching LXD
 lxd_main 'resource "lxd.instance" "iact-e3" { image = "iact-base", status = "Paused", limits = { cpus = 1 } }'
 iac validate -no-color >"$TMP/validate.out" 2>&1 && check_fail "validate accepted status Paused"
