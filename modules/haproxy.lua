@@ -6,6 +6,10 @@
 --     pool = pool,                      -- from app_pool: both colours become servers
 --     backend = "app",
 --     health = { path = "/health", interval = "100ms", rise = 2, fall = 2 },
+--     balance = "leastconn",            -- uneven request costs; default "roundrobin"
+--     slowstart = "10s",                -- a server back in the pool ramps up, no cold flood
+--     weights = "cpus",                 -- each server weighs its host's CPUs (ssh.facts);
+--                                       -- or { app1 = 2, app2 = 1 } by host name
 --   }
 --
 -- No single point of failure: several hosts with identical configs, and a
@@ -89,9 +93,24 @@ return function(name)
     if cfg.vip and (type(cfg.vip) ~= "table" or type(cfg.vip.address) ~= "string") then
       error("haproxy '" .. name .. "': 'vip' must be { address = \"10.0.0.100/24\", interface = \"eth0\", router_id = 51 }", 2)
     end
+    -- weights = "cpus": each server weighs its host's CPU count (ssh.facts);
+    -- or { [host name] = weight }; none: all equal
+    local facts = {}
+    local function weight_of(inst)
+      local w = cfg.weights
+      if w == nil or inst.host == nil then return nil end
+      if w == "cpus" then
+        local hn = inst.host.name
+        facts[hn] = facts[hn] or data "ssh.facts" (name .. "_" .. hn) { host = inst.host }
+        return facts[hn].cpus
+      end
+      if type(w) ~= "table" then error("haproxy '" .. name .. "': weights must be \"cpus\" or { [host] = weight }", 3) end
+      return w[inst.host.name]
+    end
     local servers = {}
     for _, inst in ipairs(cfg.pool.instances) do
-      servers[#servers + 1] = { name = inst.name, address = inst.address, port = inst.port, colour = inst.colour }
+      servers[#servers + 1] = { name = inst.name, address = inst.address, port = inst.port, colour = inst.colour,
+                                weight = weight_of(inst) }
     end
     local backend = cfg.backend or "app"
     -- HAProxy's own checks every 100 ms unless told otherwise: a colour
@@ -108,7 +127,7 @@ return function(name)
       return resource "deploy.haproxy" (rname) {
         host = host, bind = cfg.bind, backend = backend, servers = servers,
         health = health, dir = dir, api_port = cfg.api_port, timeouts = cfg.timeouts,
-        depends_on = cfg.depends_on,
+        balance = cfg.balance, slowstart = cfg.slowstart, depends_on = cfg.depends_on,
       }
     end
     if not cfg.hosts then

@@ -134,23 +134,28 @@ int iac_state_lock_status(iac_session *s)
 	return 0;
 }
 
-/* `iac status PROVIDER ...` is that provider's own status: `iac status db
- * main` runs `iac db status main` (the db provider's command), found by
- * name so the engine names no provider. */
+/* `iac status TOPIC ...` is a provider command's own status: `iac status db
+ * main` runs `iac db status main` (the db provider's command), `iac status
+ * pool web` runs `iac pool status web` (the deploy provider's); found by
+ * command name among every provider's commands, so the engine names none. */
 static int provider_status(int *rc, int argc, char **argv)
 {
-	const iac_provider *p = argc > 1 && argv[1][0] != '-' ? iac_provider_find(argv[1]) : NULL;
-	for (size_t i = 0; p && p->commands && p->commands[i].name; i++) {
-		if (strcmp(p->commands[i].name, argv[1]))
-			continue;
-		char **av = iac_xcalloc((size_t)argc + 2, sizeof(char *));
-		av[0] = argv[1];
-		av[1] = "status";
-		for (int j = 2; j < argc; j++)
-			av[j] = argv[j];
-		*rc = p->commands[i].run(argc, av);
-		free(av);
-		return 1;
+	if (argc < 2 || argv[1][0] == '-')
+		return 0;
+	for (const iac_provider *const *pp = iac_provider_all(); *pp; pp++) {
+		const iac_provider *p = *pp;
+		for (size_t i = 0; p->commands && p->commands[i].name; i++) {
+			if (strcmp(p->commands[i].name, argv[1]))
+				continue;
+			char **av = iac_xcalloc((size_t)argc + 2, sizeof(char *));
+			av[0] = argv[1];
+			av[1] = "status";
+			for (int j = 2; j < argc; j++)
+				av[j] = argv[j];
+			*rc = p->commands[i].run(argc, av);
+			free(av);
+			return 1;
+		}
 	}
 	return 0;
 }

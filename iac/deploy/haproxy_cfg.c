@@ -180,7 +180,7 @@ static const char *const top_keys[] = {
 	"pidfile", "maxconn", "nbthread", "hard_stop_after", "timeouts", NULL
 };
 static const char *const frontend_keys[] = { "name", "bind", NULL };
-static const char *const backend_keys[] = { "name", "balance", NULL };
+static const char *const backend_keys[] = { "name", "balance", "slowstart", NULL };
 static const char *const health_keys[] = { "path", "expect", "interval", "fast_interval", "rise", "fall",
 					    "timeout", NULL };
 static const char *const server_keys[] = { "name", "address", "port", "colour", "color", "weight", NULL };
@@ -224,6 +224,7 @@ static int parse_scalars(iac_haproxy_cfg *c, const json_t *desc, const json_t *f
 	if (get_str(&c->frontend, fe, "frontend", "name", "web", 0) < 0 ||
 	    get_str(&c->backend, be, "backend", "name", "app", 0) < 0 ||
 	    get_str(&c->balance, be, "backend", "balance", "roundrobin", 1) < 0 ||
+	    get_ms(&c->slowstart_ms, be, "backend", "slowstart", 0) < 0 ||
 	    get_str(&c->health_path, health, "health", "path", "/health", 1) < 0 ||
 	    get_int(&c->health_expect, health, "health", "expect", 200, 100, 599) < 0 ||
 	    get_ms(&c->inter_ms, health, "health", "interval", 500) < 0 ||
@@ -420,8 +421,13 @@ static void format_backend(iac_buf *b, const iac_haproxy_cfg *c)
 	iac_buf_printf(b, "\toption httpchk GET %s\n\thttp-check expect status %ld\n", c->health_path,
 		       c->health_expect);
 	/* fastinter: once a check fails, confirm the fall quickly */
-	iac_buf_printf(b, "\tdefault-server check inter %ldms fastinter %ldms rise %ld fall %ld\n",
+	iac_buf_printf(b, "\tdefault-server check inter %ldms fastinter %ldms rise %ld fall %ld",
 		       c->inter_ms, c->fastinter_ms, c->rise, c->fall);
+	/* a server that comes back (a new instance, a restart) gets its share
+	 * of new connections gradually instead of a cold flood */
+	if (c->slowstart_ms > 0)
+		iac_buf_printf(b, " slowstart %ldms", c->slowstart_ms);
+	iac_buf_putc(b, '\n');
 	for (size_t i = 0; i < c->n_servers; i++) {
 		const iac_haproxy_cfg_server *s = &c->servers[i];
 		iac_buf_printf(b, "\tserver %s %s:%ld", s->name, s->address, s->port);

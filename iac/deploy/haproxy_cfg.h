@@ -7,7 +7,7 @@
  * The description (unknown keys are rejected, so typos are caught):
  *   {
  *     "frontend": { "name": "web", "bind": "127.0.0.1:18080" },   -- bind: string or list
- *     "backend":  { "name": "app", "balance": "roundrobin" },
+ *     "backend":  { "name": "app", "balance": "roundrobin", "slowstart": "10s" },
  *     "health":   { "path": "/health", "expect": 200, "interval": "500ms",
  *                   "fast_interval": "100ms", "rise": 2, "fall": 2, "timeout": "1s" },
  *     "servers":  [ { "name": "blue1", "address": "127.0.0.1", "port": 8001,
@@ -73,6 +73,7 @@ typedef struct {
 	const char *pidfile;        /* "": none */
 	long maxconn, nbthread;     /* 0: not set */
 	long hard_stop_after_ms;
+	long slowstart_ms;          /* 0: none; a server back UP ramps its weight up over this */
 	long connect_ms, client_ms, server_ms, keep_alive_ms, queue_ms;
 	iac_haproxy_cfg_server *servers;   /* at least one, names unique, some of `live` */
 	size_t n_servers;

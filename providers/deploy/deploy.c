@@ -55,6 +55,7 @@ static const iac_rtype *const deploy_types[] = {
 static const iac_provider_command deploy_commands[] = {
 	{ "rollback", iac_deploy_cmd_rollback, "switch deployments back to their standby colour, now",
 	  iac_deploy_cmd_rollback_help },
+	{ "pool", iac_deploy_cmd_pool, "a pool's servers, load and balance, live from HAProxy", iac_deploy_cmd_pool_help },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -58,6 +58,10 @@ int iac_deploy_rollback(json_t **out_attrs, iac_rollback_result *res, const iac_
  * before the switch). *marked = 1 when any of names carries it. */
 int iac_deploy_replaced(int *marked, iac_haproxy *h, const char *backend, const char *const *names, size_t n);
 
+/* cmd_pool.c: `iac pool status [NAME]` (also `iac status pool [NAME]`) */
+int iac_deploy_cmd_pool(int argc, char **argv);
+void iac_deploy_cmd_pool_help(void);
+
 /* cmd_rollback.c: `iac rollback [DEPLOYMENT...] [-force]` */
 int iac_deploy_cmd_rollback(int argc, char **argv);
 void iac_deploy_cmd_rollback_help(void);

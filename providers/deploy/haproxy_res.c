@@ -33,6 +33,8 @@ static const iac_attr hap_attrs[] = {
 	{ "dir", IAC_T_STRING, IAC_A_FORCE_NEW, "directory for config, pid, sockets and server state" },
 	{ "api_port", IAC_T_NUMBER, IAC_A_FORCE_NEW, "remote hosts: TCP port of the runtime API (default 9999)" },
 	{ "timeouts", IAC_T_MAP, 0, "{connect, client, server, http_keep_alive, queue}" },
+	{ "balance", IAC_T_STRING, 0, "roundrobin (default), leastconn (uneven request costs), static-rr, first, random" },
+	{ "slowstart", IAC_T_STRING, 0, "a server back in the pool ramps up over this long, e.g. \"10s\"" },
 	{ "api", IAC_T_STRING, IAC_A_COMPUTED, "runtime API address, reachable from iac" },
 	{ "master", IAC_T_STRING, IAC_A_COMPUTED, "master CLI address" },
 	{ "state_file", IAC_T_STRING, IAC_A_COMPUTED, "server-state-file on the HAProxy host" },
@@ -88,9 +90,11 @@ static void make_paths(paths *p, const iac_rctx *ctx, const json_t *a)
 
 static int render(char **out, const paths *p, const iac_rctx *ctx, const json_t *a)
 {
-	json_t *desc = json_pack("{s:{s:s,s:O},s:{s:s},s:O,s:s,s:s,s:s}",
+	json_t *desc = json_pack("{s:{s:s,s:O},s:{s:s,s:s,s:s*},s:O,s:s,s:s,s:s}",
 				 "frontend", "name", res_name(ctx), "bind", json_object_get(a, "bind"),
 				 "backend", "name", iac_json_str(a, "backend") ?: "app",
+				 "balance", iac_json_str(a, "balance") ?: "roundrobin",
+				 "slowstart", iac_json_str(a, "slowstart"),
 				 "servers", json_object_get(a, "servers"), "live", "blue",
 				 "stats_socket", p->api_bind, "state_file", p->state_file);
 	if (json_is_object(json_object_get(a, "health")))

@@ -151,6 +151,7 @@ local lb = haproxy "lb" {
   host = lb1, bind = "0.0.0.0:80", pool = pool,
   health = { path = "/health", interval = "100ms", rise = 2, fall = 2 },
   timeouts = { client = var.client_timeout },
+  ${LB_EXTRA:-}
 }
 
 deployment "web" {
