@@ -80,7 +80,8 @@ void iac_loadtest_help(void)
 	iac_args_usage(options(&f));
 	printf("\nexit codes: 0 all thresholds passed, 99 a threshold failed, 98 at least\n"
 	       "max_failed (default 50%%) of the requests failed (the target did not answer),\n"
-	       "1 error in the scenario or the tool. See docs/loadtest.md for the scenario language.\n");
+	       "1 error in the scenario or the tool; with -find-capacity, 97 when even the start\n"
+	       "rate fails the condition. See docs/loadtest.md for the scenario language.\n");
 }
 
 static int cpus_allowed(void)
@@ -761,6 +762,10 @@ static int lt_capacity(lt_cmd *c)
 		if (interrupted) {
 			iac_log_warn("interrupted: the search stops at step %zu", n);
 			stopped = 1;
+		} else if (!steps[n - 1].pass) {
+			/* an overloaded target closes the step's connections and
+			 * works off what it held: the next rate starts on a calm one */
+			sleep_ms(1000);
 		}
 	}
 	iac_lt_capacity_conclude(&r, steps, n, c->cfg.haproxy || c->cfg.hosts.n);
