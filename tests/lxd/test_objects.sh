@@ -64,6 +64,15 @@ iac plan -detailed-exitcode -no-color >"$TMP/plan2.out" 2>&1
 rc=$?
 [ $rc = 0 ] && ok "no-op plan after import" || { cat "$TMP/plan2.out"; check_fail "plan after import: exit $rc"; }
 
+# forgotten and adopted again by name (profile, network) and alias (image)
+iac state rm lxd.profile.iact-app lxd.network.iact-net0 lxd.image.app >"$TMP/rm.out" 2>&1 || { cat "$TMP/rm.out"; check_fail "state rm failed"; }
+iac import lxd.profile.iact-app iact-app >"$TMP/imp2.out" 2>&1 && iac import lxd.network.iact-net0 iact-net0 >>"$TMP/imp2.out" 2>&1 &&
+	iac import lxd.image.app iact-app >>"$TMP/imp2.out" 2>&1 && ok "profile, network and image imported" ||
+	{ cat "$TMP/imp2.out"; check_fail "import of profile/network/image failed"; }
+iac plan -detailed-exitcode -no-color >"$TMP/plan3.out" 2>&1
+rc=$?
+[ $rc = 0 ] && ok "no-op plan after those imports" || { cat "$TMP/plan3.out"; check_fail "plan after imports: exit $rc"; }
+
 iac destroy -auto-approve >"$TMP/destroy.out" 2>&1 || { cat "$TMP/destroy.out"; check_fail "destroy failed"; }
 [ -z "$(lxc list --format csv -c n | grep '^iact-')" ] && ok "instances removed" || check_fail "left: $(lxc list --format csv -c n)"
 lxc profile show iact-app >/dev/null 2>&1 && check_fail "profile left" || ok "profile removed"
