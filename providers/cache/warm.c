@@ -73,7 +73,7 @@ static void pace(warm_run *w)
  * pipelined round per batch). */
 static int copy_batch(warm_run *w, iac_cache_conn *src, size_t i, const iac_resp *keys)
 {
-	size_t n = keys->n, moving = 0;
+	size_t n = keys->n;
 	size_t *to = calloc(n ? n : 1, sizeof(size_t));
 	iac_resp *dump = calloc(n ? n : 1, sizeof(iac_resp)), *ttl = calloc(n ? n : 1, sizeof(iac_resp));
 	int rc = IAC_ERR;
@@ -98,13 +98,11 @@ static int copy_batch(warm_run *w, iac_cache_conn *src, size_t i, const iac_resp
 		size_t pl[] = { 4, key->len }, dl[] = { 4, key->len };
 		if (iac_resp_send(src, 2, pa, pl) < 0 || iac_resp_send(src, 2, da, dl) < 0)
 			goto done;
-		moving++;
 	}
 	for (size_t k = 0; k < n; k++)
 		if (to[k] != SIZE_MAX && (iac_resp_read(&ttl[k], src) < 0 || iac_resp_read(&dump[k], src) < 0))
 			goto done;
 	/* RESTORE key ttl payload REPLACE, pipelined per destination */
-	size_t sent = 0;
 	for (size_t k = 0; k < n; k++) {
 		iac_cache_conn *dst;
 		if (to[k] == SIZE_MAX)
@@ -120,7 +118,6 @@ static int copy_batch(warm_run *w, iac_cache_conn *src, size_t i, const iac_resp
 		size_t rl[] = { 7, keys->elems[k].len, strlen(ms), dump[k].len, 7 };
 		if (dst_conn(&dst, w, to[k]) < 0 || iac_resp_send(dst, 5, ra, rl) < 0)
 			goto done;
-		sent++;
 	}
 	for (size_t k = 0; k < n; k++) {
 		iac_resp r;
@@ -137,8 +134,6 @@ static int copy_batch(warm_run *w, iac_cache_conn *src, size_t i, const iac_resp
 			goto done;
 		w->copied++;
 	}
-	(void)moving;
-	(void)sent;
 	rc = 0;
 done:
 	for (size_t k = 0; dump && ttl && k < n; k++) {
@@ -260,7 +255,6 @@ static int mc_copy_batch(warm_run *w, iac_cache_conn *src, mc_item *items, size_
 {
 	char *line = NULL, hdr[400];
 	int rc = IAC_ERR;
-	size_t sent = 0;
 	for (size_t k = 0; k < n; k++) {
 		int l = snprintf(hdr, sizeof(hdr), "get %s\r\n", items[k].key);
 		if (iac_mc_send(src, hdr, (size_t)l) < 0)
@@ -301,7 +295,6 @@ static int mc_copy_batch(warm_run *w, iac_cache_conn *src, mc_item *items, size_
 		free(data);
 		if (!ok)
 			goto done;
-		sent++;
 	}
 	for (size_t k = 0; k < n; k++) {
 		if (items[k].to == SIZE_MAX)
@@ -316,7 +309,6 @@ static int mc_copy_batch(warm_run *w, iac_cache_conn *src, mc_item *items, size_
 		line = NULL;
 		w->copied++;
 	}
-	(void)sent;
 	rc = 0;
 done:
 	free(line);
