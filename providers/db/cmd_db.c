@@ -20,28 +20,39 @@
 #include "iac/core/util.h"
 #include "iac/host/host.h"
 
-/* The members of each cluster in state: cluster -> [attributes...] (new ref). */
-static json_t *clusters_in_state(iac_session *s, const char *only)
+/* State's entries of type whose attribute cluster is `cluster` (any
+ * cluster when NULL): [attributes + "$addr"...] (new ref). */
+static json_t *entries_of(iac_session *s, const char *type, const char *cluster)
 {
-	json_t *out = json_object();
+	json_t *out = json_array();
 	size_t n;
 	const char **addrs = iac_state_addresses(s->st, &n);
 	for (size_t i = 0; i < n; i++) {
 		json_t *e = iac_state_get(s->st, addrs[i]);
-		if (strcmp(iac_json_str(e, "type") ?: "", "db.patroni_node"))
-			continue;
 		json_t *a = json_object_get(e, "attributes");
 		const char *c = iac_json_str(a, "cluster");
-		if (!c || (only && strcmp(only, c)))
+		if (strcmp(iac_json_str(e, "type") ?: "", type) || !c || (cluster && strcmp(cluster, c)))
 			continue;
-		json_t *list = json_object_get(out, c);
-		if (!list)
-			json_object_set_new(out, c, list = json_array());
 		json_t *m = json_deep_copy(a);
 		json_object_set_new(m, "$addr", json_string(addrs[i]));
-		json_array_append_new(list, m);
+		json_array_append_new(out, m);
 	}
 	free(addrs);
+	return out;
+}
+
+/* The members of each cluster in state: cluster -> [attributes...] (new ref). */
+static json_t *clusters_in_state(iac_session *s, const char *only)
+{
+	json_t *out = json_object(), *nodes = entries_of(s, "db.patroni_node", only), *m;
+	size_t i;
+	json_array_foreach(nodes, i, m) {
+		const char *c = iac_json_str(m, "cluster");
+		if (!json_object_get(out, c))
+			json_object_set_new(out, c, json_array());
+		json_array_append(json_object_get(out, c), m);
+	}
+	json_decref(nodes);
 	return out;
 }
 
@@ -209,25 +220,6 @@ static json_t *leader_stats(iac_session *s, const json_t *m)
 	return out;
 }
 
-/* The db.pooler entries of cluster in state: [attributes...] (new ref). */
-static json_t *poolers_in_state(iac_session *s, const char *cluster)
-{
-	json_t *out = json_array();
-	size_t n;
-	const char **addrs = iac_state_addresses(s->st, &n);
-	for (size_t i = 0; i < n; i++) {
-		json_t *e = iac_state_get(s->st, addrs[i]);
-		json_t *a = json_object_get(e, "attributes");
-		if (!strcmp(iac_json_str(e, "type") ?: "", "db.pooler") && !strcmp(iac_json_str(a, "cluster") ?: "", cluster)) {
-			json_t *m = json_deep_copy(a);
-			json_object_set_new(m, "$addr", json_string(addrs[i]));
-			json_array_append_new(out, m);
-		}
-	}
-	free(addrs);
-	return out;
-}
-
 /* PgBouncer's SHOW POOLS on one pooler's host, summed over its pools
  * (new ref), or NULL. The password is read on the host from the file
  * db.credentials wrote: it never travels. */
@@ -326,7 +318,7 @@ static json_t *cluster_status(iac_session *s, const char *name, const json_t *me
 		json_object_set(rep, "connections", json_object_get(pg, "connections"));
 		json_object_set(rep, "max_connections", json_object_get(pg, "max_connections"));
 	}
-	json_t *pools = poolers_in_state(s, name), *p;
+	json_t *pools = entries_of(s, "db.pooler", name), *p;
 	if (json_array_size(pools)) {
 		json_t *usage = json_array();
 		json_array_foreach(pools, i, p) {

@@ -75,6 +75,46 @@ int iac_db_probe(const iac_rctx *ctx, const json_t *attrs)
 	return iac_hosts_conn(&c, ctx->hosts, host, ctx->cancel);
 }
 
+int iac_db_pid(long *pid, const iac_rctx *ctx, const json_t *attrs, const char *pidfile)
+{
+	char *out = NULL;
+	char *cmd = iac_xasprintf("p=$(head -1 '%s' 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && echo \"$p\"; true", pidfile);
+	int rc = iac_host_run(&out, ctx->hosts, json_object_get(attrs, "host"), cmd, 20e3, ctx->cancel);
+	*pid = rc == 0 && out ? strtol(out, NULL, 10) : 0;
+	free(out);
+	free(cmd);
+	return rc;
+}
+
+int iac_db_read_daemon(const iac_rctx *ctx, json_t **out, const json_t *prior, const char *pidfile)
+{
+	long pid;
+	*out = NULL;
+	if (iac_db_pid(&pid, ctx, prior, pidfile) < 0)
+		return IAC_ERR;
+	*out = pid > 0 ? json_deep_copy(prior) : NULL;
+	return 0;
+}
+
+int iac_db_stop(const iac_rctx *ctx, const json_t *attrs, const char *pidfile, const char *sig, int wait_s,
+		const char *then)
+{
+	char *cmd = iac_xasprintf("p=$(head -1 '%s' 2>/dev/null); if [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null; then "
+				  "kill -%s \"$p\"; for i in $(seq %d); do kill -0 \"$p\" 2>/dev/null || break; sleep 0.1; done; "
+				  "kill -KILL \"$p\" 2>/dev/null; fi; %s; true",
+				  pidfile, sig, wait_s * 10, then ? then : ":");
+	int rc = iac_host_run(NULL, ctx->hosts, json_object_get(attrs, "host"), cmd, wait_s * 1e3 + 30e3, ctx->cancel);
+	free(cmd);
+	return rc;
+}
+
+void iac_db_set_sha(json_t *obj, const char *text)
+{
+	char hex[65];
+	iac_sha256_hex(hex, text, strlen(text));
+	json_object_set_new(obj, "config_sha256", json_string(hex));
+}
+
 static const iac_rtype *const db_types[] = { &iac_db_node_type, &iac_db_creds_type, &iac_db_proxy_type, &iac_db_migration_type, &iac_db_pooler_type, NULL };
 
 static const iac_provider_command db_commands[] = {

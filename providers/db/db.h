@@ -51,6 +51,21 @@ int iac_db_name_ok(const char *s);
  * reported before anything changes). */
 int iac_db_probe(const iac_rctx *ctx, const json_t *attrs);
 
+/* The daemons (Patroni, PgBouncer, HAProxy) are known by a pidfile on
+ * their resource's host (attrs "host"):
+ * iac_db_pid: *pid the live process the file's first line names, 0 when
+ * none; IAC_ERR when the host cannot tell.
+ * iac_db_read_daemon: a read() that finds prior while that process lives.
+ * iac_db_stop: signal sig ("TERM", "INT"), KILL after wait_s seconds, then
+ * run `then` (a shell command, may be NULL); gone already is success. */
+int iac_db_pid(long *pid, const iac_rctx *ctx, const json_t *attrs, const char *pidfile);
+int iac_db_read_daemon(const iac_rctx *ctx, json_t **out, const json_t *prior, const char *pidfile);
+int iac_db_stop(const iac_rctx *ctx, const json_t *attrs, const char *pidfile, const char *sig, int wait_s,
+		const char *then);
+
+/* obj's config_sha256 := SHA-256 of text (the rendered config). */
+void iac_db_set_sha(json_t *obj, const char *text);
+
 int iac_db_cmd(int argc, char **argv);
 void iac_db_cmd_help(void);
 

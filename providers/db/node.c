@@ -238,19 +238,6 @@ static int observe(const iac_rctx *ctx, json_t *attrs, int *running)
 	return 0;
 }
 
-/* *pid: the running Patroni's, or 0. IAC_ERR when the host cannot tell. */
-static int patroni_pid(long *pid, const iac_rctx *ctx, const json_t *a)
-{
-	char *pf = pid_path(a), *out = NULL;
-	char *cmd = iac_xasprintf("p=$(cat '%s' 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && echo \"$p\"; true", pf);
-	int rc = iac_host_run(&out, ctx->hosts, json_object_get(a, "host"), cmd, 20e3, ctx->cancel);
-	*pid = rc == 0 && out ? strtol(out, NULL, 10) : 0;
-	free(out);
-	free(cmd);
-	free(pf);
-	return rc;
-}
-
 static int write_config(const iac_rctx *ctx, const json_t *a)
 {
 	char *text = render(a), *path = cfg_path(a);
@@ -353,7 +340,10 @@ static int node_update(const iac_rctx *ctx, json_t **out, const json_t *prior, c
 	(void)prior;
 	if (validate(planned) < 0 || write_config(ctx, planned) < 0)
 		goto done;
-	if (patroni_pid(&pid, ctx, planned) < 0)
+	char *pf = pid_path(planned);
+	int prc = iac_db_pid(&pid, ctx, planned, pf);
+	free(pf);
+	if (prc < 0)
 		goto done;
 	if (pid > 0) {
 		char *cmd = iac_xasprintf("kill -HUP %ld", pid);
@@ -391,7 +381,10 @@ static int node_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	int running = 0;
 	long pid;
 	*out = NULL;
-	if (patroni_pid(&pid, ctx, prior) < 0)
+	char *pf = pid_path(prior);
+	int prc = iac_db_pid(&pid, ctx, prior, pf);
+	free(pf);
+	if (prc < 0)
 		return IAC_ERR;
 	if (pid <= 0)
 		return 0;
@@ -415,15 +408,12 @@ static int node_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 static int node_remove(const iac_rctx *ctx, const json_t *prior)
 {
 	char *pf = pid_path(prior), *dd = data_dir(prior);
-	char *cmd = iac_xasprintf(
-		"p=$(cat '%s' 2>/dev/null); if [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null; then kill -TERM \"$p\"; "
-		"for i in $(seq 300); do kill -0 \"$p\" 2>/dev/null || break; sleep 0.1; done; kill -KILL \"$p\" 2>/dev/null; fi; "
-		"m=$(head -1 '%s/postmaster.pid' 2>/dev/null); if [ -n \"$m\" ] && kill -0 \"$m\" 2>/dev/null; then "
-		"kill -INT \"$m\"; for i in $(seq 100); do kill -0 \"$m\" 2>/dev/null || break; sleep 0.1; done; "
-		"kill -KILL \"$m\" 2>/dev/null; fi; rm -f '%s'; true",
-		pf, dd, pf);
-	int rc = iac_host_run(NULL, ctx->hosts, json_object_get(prior, "host"), cmd, 60e3, ctx->cancel);
-	free(cmd);
+	char *pm = iac_xasprintf("%s/postmaster.pid", dd), *rm = iac_xasprintf("rm -f '%s'", pf);
+	int rc = iac_db_stop(ctx, prior, pf, "TERM", 30, NULL);
+	if (rc == 0)
+		rc = iac_db_stop(ctx, prior, pm, "INT", 10, rm);   /* a postmaster Patroni left behind */
+	free(rm);
+	free(pm);
 	free(pf);
 	free(dd);
 	return rc;

@@ -68,7 +68,6 @@ static char *render(const json_t *a)
 
 static int pool_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 {
-	char hex[65];
 	(void)ctx;
 	(void)prior;
 	if (iac_value_has_unknown(planned))
@@ -76,30 +75,23 @@ static int pool_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 	char *text = render(planned);
 	if (!text)
 		return IAC_ERR;
-	iac_sha256_hex(hex, text, strlen(text));
-	json_object_set_new(planned, "config_sha256", json_string(hex));
+	iac_db_set_sha(planned, text);
 	free(text);
 	return 0;
 }
 
-static int pool_pid(long *pid, const iac_rctx *ctx, const json_t *a)
+static char *pidfile(const json_t *a)
 {
-	char *out = NULL;
-	char *cmd = iac_xasprintf("p=$(cat /run/postgresql/pgbouncer-%s.pid 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && "
-				  "echo \"$p\"; true",
-				  iac_json_str(a, "cluster"));
-	int rc = iac_host_run(&out, ctx->hosts, json_object_get(a, "host"), cmd, 20e3, ctx->cancel);
-	*pid = rc == 0 && out ? strtol(out, NULL, 10) : 0;
-	free(out);
-	free(cmd);
-	return rc;
+	return iac_xasprintf("/run/postgresql/pgbouncer-%s.pid", iac_json_str(a, "cluster"));
 }
 
-static int converge(const iac_rctx *ctx, json_t **out, const json_t *planned)
+/* create, and update (prior unused: the config says it all) */
+static int converge(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
 {
+	(void)prior;
 	const char *c = iac_json_str(planned, "cluster");
 	const json_t *host = json_object_get(planned, "host");
-	char *text = render(planned), *path = NULL, *cmd = NULL, hex[65];
+	char *text = render(planned), *path = NULL, *cmd = NULL, *pf = pidfile(planned);
 	long pid = 0;
 	int rc = IAC_ERR;
 	if (!text)
@@ -112,7 +104,7 @@ static int converge(const iac_rctx *ctx, json_t **out, const json_t *planned)
 			 "install -d -o postgres -g postgres -m 0750 /var/log/patroni",
 			 30e3, ctx->cancel) < 0 ||
 	    iac_host_write(ctx->hosts, host, path, text, strlen(text), "0644", ctx->cancel) < 0 ||
-	    pool_pid(&pid, ctx, planned) < 0)
+	    iac_db_pid(&pid, ctx, planned, pf) < 0)
 		goto done;
 	if (pid > 0)
 		cmd = iac_xasprintf("kill -HUP %ld", pid);
@@ -126,48 +118,37 @@ static int converge(const iac_rctx *ctx, json_t **out, const json_t *planned)
 				    path, c, c, c);
 	if (iac_host_run(NULL, ctx->hosts, host, cmd, 30e3, ctx->cancel) < 0)
 		goto done;
-	iac_sha256_hex(hex, text, strlen(text));
 	*out = json_deep_copy(planned);
-	json_object_set_new(*out, "config_sha256", json_string(hex));
+	iac_db_set_sha(*out, text);
 	rc = 0;
 done:
 	free(text);
 	free(path);
 	free(cmd);
+	free(pf);
 	return rc;
 }
 
 static int pool_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
 {
-	return converge(ctx, out, planned);
-}
-
-static int pool_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
-{
-	(void)prior;
-	return converge(ctx, out, planned);
+	return converge(ctx, out, NULL, planned);
 }
 
 static int pool_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
-	long pid;
-	*out = NULL;
-	if (pool_pid(&pid, ctx, prior) < 0)
-		return IAC_ERR;
-	*out = pid > 0 ? json_deep_copy(prior) : NULL;
-	return 0;
+	char *pf = pidfile(prior);
+	int rc = iac_db_read_daemon(ctx, out, prior, pf);
+	free(pf);
+	return rc;
 }
 
+/* SIGINT: PgBouncer's safe shutdown (clients finish their transactions) */
 static int pool_remove(const iac_rctx *ctx, const json_t *prior)
 {
-	const char *c = iac_json_str(prior, "cluster");
-	char *cmd = iac_xasprintf("p=$(cat /run/postgresql/pgbouncer-%s.pid 2>/dev/null); if [ -n \"$p\" ] && "
-				  "kill -0 \"$p\" 2>/dev/null; then kill -INT \"$p\"; for i in $(seq 50); do "
-				  "kill -0 \"$p\" 2>/dev/null || break; sleep 0.1; done; kill -KILL \"$p\" 2>/dev/null; fi; "
-				  "rm -f /etc/patroni/%s.pgbouncer.ini; true",
-				  c, c);
-	int rc = iac_host_run(NULL, ctx->hosts, json_object_get(prior, "host"), cmd, 30e3, ctx->cancel);
-	free(cmd);
+	char *pf = pidfile(prior), *rm = iac_xasprintf("rm -f /etc/patroni/%s.pgbouncer.ini", iac_json_str(prior, "cluster"));
+	int rc = iac_db_stop(ctx, prior, pf, "INT", 5, rm);
+	free(rm);
+	free(pf);
 	return rc;
 }
 
@@ -178,7 +159,7 @@ const iac_rtype iac_db_pooler_type = {
 	.plan = pool_plan,
 	.read = pool_read,
 	.create = pool_create,
-	.update = pool_update,
+	.update = converge,
 	.remove = pool_remove,
 	.probe = iac_db_probe,
 	.gone_reason = "not running",

@@ -108,7 +108,6 @@ static char *render(const json_t *a)
 
 static int proxy_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 {
-	char hex[65];
 	(void)ctx;
 	(void)prior;
 	if (iac_value_has_unknown(planned))
@@ -116,29 +115,17 @@ static int proxy_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 	char *text = render(planned);
 	if (!text)
 		return IAC_ERR;
-	iac_sha256_hex(hex, text, strlen(text));
-	json_object_set_new(planned, "config_sha256", json_string(hex));
+	iac_db_set_sha(planned, text);
 	free(text);
 	return 0;
 }
 
-static int proxy_pid(long *pid, const iac_rctx *ctx, const json_t *a)
-{
-	char *dir = dir_of(a), *out = NULL;
-	char *cmd = iac_xasprintf("p=$(head -1 '%s/haproxy.pid' 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && echo \"$p\"; true",
-				  dir);
-	int rc = iac_host_run(&out, ctx->hosts, json_object_get(a, "host"), cmd, 20e3, ctx->cancel);
-	*pid = rc == 0 && out ? strtol(out, NULL, 10) : 0;
-	free(out);
-	free(cmd);
-	free(dir);
-	return rc;
-}
-
 /* Write, check, then start or replace the running HAProxy. */
-static int converge(const iac_rctx *ctx, json_t **out, const json_t *planned)
+/* create, and update (prior unused: the config says it all) */
+static int converge(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
 {
-	char *text = render(planned), *dir = dir_of(planned), *cfg = NULL, *next = NULL, *cmd = NULL, hex[65];
+	(void)prior;
+	char *text = render(planned), *dir = dir_of(planned), *cfg = NULL, *next = NULL, *cmd = NULL;
 	const json_t *host = json_object_get(planned, "host");
 	long pid = 0;
 	int rc = IAC_ERR;
@@ -153,7 +140,10 @@ static int converge(const iac_rctx *ctx, json_t **out, const json_t *planned)
 		iac_err_prefix("haproxy config for '%s' is invalid", iac_json_str(planned, "cluster"));
 		goto done;
 	}
-	if (proxy_pid(&pid, ctx, planned) < 0)
+	char *pf = iac_xasprintf("%s/haproxy.pid", dir);
+	int prc = iac_db_pid(&pid, ctx, planned, pf);
+	free(pf);
+	if (prc < 0)
 		goto done;
 	free(cmd);
 	if (pid > 0)
@@ -162,9 +152,8 @@ static int converge(const iac_rctx *ctx, json_t **out, const json_t *planned)
 		cmd = iac_xasprintf("haproxy -D -p '%s/haproxy.pid' -f '%s'", dir, cfg);
 	if (iac_host_run(NULL, ctx->hosts, host, cmd, 20e3, ctx->cancel) < 0)
 		goto done;
-	iac_sha256_hex(hex, text, strlen(text));
 	*out = json_deep_copy(planned);
-	json_object_set_new(*out, "config_sha256", json_string(hex));
+	iac_db_set_sha(*out, text);
 	rc = 0;
 done:
 	free(text);
@@ -177,34 +166,24 @@ done:
 
 static int proxy_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
 {
-	return converge(ctx, out, planned);
-}
-
-static int proxy_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
-{
-	(void)prior;
-	return converge(ctx, out, planned);
+	return converge(ctx, out, NULL, planned);
 }
 
 static int proxy_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
-	long pid;
-	*out = NULL;
-	if (proxy_pid(&pid, ctx, prior) < 0)
-		return IAC_ERR;
-	*out = pid > 0 ? json_deep_copy(prior) : NULL;
-	return 0;
+	char *dir = dir_of(prior), *pf = iac_xasprintf("%s/haproxy.pid", dir);
+	int rc = iac_db_read_daemon(ctx, out, prior, pf);
+	free(pf);
+	free(dir);
+	return rc;
 }
 
 static int proxy_remove(const iac_rctx *ctx, const json_t *prior)
 {
-	char *dir = dir_of(prior);
-	char *cmd = iac_xasprintf("p=$(head -1 '%s/haproxy.pid' 2>/dev/null); if [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null; "
-				  "then kill -TERM \"$p\"; for i in $(seq 50); do kill -0 \"$p\" 2>/dev/null || break; "
-				  "sleep 0.1; done; kill -KILL \"$p\" 2>/dev/null; fi; rm -rf '%s'; true",
-				  dir, dir);
-	int rc = iac_host_run(NULL, ctx->hosts, json_object_get(prior, "host"), cmd, 30e3, ctx->cancel);
-	free(cmd);
+	char *dir = dir_of(prior), *pf = iac_xasprintf("%s/haproxy.pid", dir), *rm = iac_xasprintf("rm -rf '%s'", dir);
+	int rc = iac_db_stop(ctx, prior, pf, "TERM", 5, rm);
+	free(rm);
+	free(pf);
 	free(dir);
 	return rc;
 }
@@ -216,7 +195,7 @@ const iac_rtype iac_db_proxy_type = {
 	.plan = proxy_plan,
 	.read = proxy_read,
 	.create = proxy_create,
-	.update = proxy_update,
+	.update = converge,
 	.remove = proxy_remove,
 	.probe = iac_db_probe,
 	.gone_reason = "not running",

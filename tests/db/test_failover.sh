@@ -64,19 +64,25 @@ expect_not_in "$WORK/st.out" "pooler $new: clients 1 active"   # the admin conso
 pids=()
 for i in $(seq 30); do
 	PGPASSWORD=$IAC_VAR_pg_superuser bash "$TESTBED" exec "$BED" psql -X -q -h "$LB" -p 5432 -U postgres -d postgres \
-		-c "select pg_sleep(4)" >/dev/null 2>&1 &
+		-c "select pg_sleep(12)" >/dev/null 2>&1 &
 	pids+=($!)
 done
 waited=0
-for try in 1 2 3 4; do
+for try in $(seq 10); do
 	sleep 0.5
 	iac status db main -json >"$WORK/pool.json" 2>&1 || continue
-	"$T_PY" - "$WORK/pool.json" "$new" <<'PY' && { waited=1; break; }
+	"$T_PY" - "$WORK/pool.json" "$new" <<'PY'
 import json, sys
 p = [x for x in json.load(open(sys.argv[1]))["clusters"][0]["poolers"] if x["member"] == sys.argv[2]][0]
-assert p["servers_active"] <= 20, p
+if p["servers_active"] > 20:
+    print("more server connections than the pool: %r" % p)
+    sys.exit(2)
 sys.exit(0 if p["clients_waiting"] > 0 and p["servers_active"] == 20 else 1)
 PY
+	case $? in
+	0) waited=1; break ;;
+	2) fail "PgBouncer opened more server connections than pool_size" ;;
+	esac
 done
 for p in "${pids[@]}"; do wait "$p"; done
 [ "$waited" = 1 ] || { cat "$WORK/pool.json"; fail "30 clients on a pool of 20: no client waited, or not 20 server connections"; }
