@@ -52,11 +52,11 @@ EOF
 
 # --- the search --------------------------------------------------------------
 t0=$(date +%s.%N)
-"$IAC" loadtest "$T/cap.lua" -find-capacity 'p(99)<100ms' -capacity-start 50 -capacity-hold 3s \
+"$IAC" loadtest "$T/cap.lua" -find-capacity 'p(99)<100ms' -capacity-start 100 -capacity-hold 3s \
 	-json "$T/cap.json" > "$T/cap.out" 2> "$T/cap.err" || { cat "$T/cap.out" "$T/cap.err"; fail "search exited $?"; }
 t1=$(date +%s.%N)
 cat "$T/cap.out"
-grep -q '^  step 1  rate      50/s  achieved ' "$T/cap.out" || fail "no progress line per step"
+grep -q '^  step 1  rate     100/s  achieved ' "$T/cap.out" || fail "no progress line per step"
 grep -qE '^capacity: [0-9]+ req/s \(p\(99\)<100ms held for 3s\); (knee at [0-9]+ req/s|no knee up to [0-9]+ req/s); first to saturate: ' "$T/cap.out" ||
 	fail "no final capacity line"
 FOUND=$(json "$T/cap.json" 'd["capacity"]["capacity_rps"]')
@@ -98,7 +98,7 @@ cat > "$T/slow.lua" <<EOF
 target "http://127.0.0.1:$PORT"
 scenario "slow" { path = "/slow/" }
 EOF
-"$IAC" loadtest "$T/slow.lua" -find-capacity 'p(99)<500ms' -vus 2 -capacity-start 10 -capacity-hold 2s \
+"$IAC" loadtest "$T/slow.lua" -find-capacity 'p(99)<500ms' -vus 2 -capacity-start 12 -capacity-hold 2s \
 	-capacity-precision 10 -json "$T/gen.json" > "$T/gen.out" 2> "$T/gen.err" ||
 	{ cat "$T/gen.out" "$T/gen.err"; fail "capped search exited $?"; }
 cat "$T/gen.out" "$T/gen.err"
@@ -138,7 +138,7 @@ target "http://127.0.0.1:$HPORT"
 scenario "slow" { path = "/slow/" }
 observe { haproxy = "$T/haproxy.sock" }
 EOH
-	"$IAC" loadtest "$T/lb.lua" -find-capacity 'p(99)<400ms' -capacity-start 10 -capacity-hold 2s \
+	"$IAC" loadtest "$T/lb.lua" -find-capacity 'p(99)<400ms' -capacity-start 15 -capacity-hold 2s \
 		-capacity-precision 10 -json "$T/lb.json" > "$T/lb.out" 2> "$T/lb.err" ||
 		{ cat "$T/lb.out" "$T/lb.err"; fail "search behind HAProxy exited $?"; }
 	cat "$T/lb.out"
