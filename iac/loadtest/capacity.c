@@ -12,7 +12,8 @@ void iac_lt_cap_step_free(iac_lt_cap_step *s)
 {
 	free(s->host);
 	free(s->why);
-	s->host = s->why = NULL;
+	free(s->invalid);
+	s->host = s->why = s->invalid = NULL;
 }
 
 static char *trimmed(const char *s, size_t n)
@@ -271,6 +272,8 @@ json_t *iac_lt_capacity_json(const iac_lt_cap_plan *p, const char *expr, const i
 		json_object_set_new(x, "host_cpu_max_pct", num_or_null(s->host_cpu_max));
 		json_object_set_new(x, "host", s->host ? json_string(s->host) : json_null());
 		json_object_set_new(x, "duration_s", json_real(s->elapsed_s));
+		json_object_set_new(x, "valid", json_boolean(s->valid));
+		json_object_set_new(x, "invalid_reason", s->invalid ? json_string(s->invalid) : json_null());
 		json_array_append_new(a, x);
 	}
 	json_object_set_new(o, "search_duration_s", json_real(total));

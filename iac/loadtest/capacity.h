@@ -57,6 +57,8 @@ typedef struct {
 	char *host;           /* its name */
 	char *why;            /* why it failed ("p(99) 412.00ms (<300ms)"), NULL when it passed */
 	double elapsed_s;     /* wall time of the step, drain included */
+	int valid;            /* the run's own judgement: its figures can be trusted */
+	char *invalid;        /* the first reason they cannot, or NULL */
 } iac_lt_cap_step;
 
 void iac_lt_cap_step_free(iac_lt_cap_step *s);

@@ -642,6 +642,9 @@ static int cap_step(lt_cmd *c, iac_lt_cap_step *s, double rate, const iac_lt_cap
 		s->gen_short = (double)t->dropped > 0.02 * (double)(t->iterations + t->dropped) ||
 			       (c->res.cpu_max_pct >= 90 && !c->res.valid);
 		s->elapsed_s = c->res.elapsed_s;
+		s->valid = c->res.valid;
+		if (c->res.invalid.n)
+			s->invalid = iac_xstrdup(c->res.invalid.items[0]);
 		cap_observed(s, c);
 		s->pass = s->thresholds_ok && !s->target_down && !s->gen_short;
 		s->why = cap_why(c, ts, nts, s);
@@ -663,9 +666,10 @@ static void cap_show_step(size_t i, const iac_lt_cap_step *s)
 		snprintf(p99, sizeof(p99), "%.2fms", s->p99_ms);
 	double er = s->requests ? 100.0 * (double)s->failed / (double)s->requests : 0;
 	char line[1200];
-	snprintf(line, sizeof(line), "  step %-2zu rate %7g/s  achieved %8.1f/s  p99 %-10s errors %llu (%.2f%%)  dropped %llu  %s%s%s\n",
+	snprintf(line, sizeof(line), "  step %-2zu rate %7g/s  achieved %8.1f/s  p99 %-10s errors %llu (%.2f%%)  dropped %llu  %s%s%s%s\n",
 		 i + 1, s->rate, s->achieved, p99, s->failed, er, s->dropped, s->pass ? "pass" : "FAIL",
-		 s->why ? ": " : "", s->why ? s->why : "");
+		 s->why ? ": " : "", s->why ? s->why : "",
+		 s->valid ? "" : " (figures not valid: see invalid_reason in -json)");
 	iac_log_write(stdout, line);
 }
 
@@ -766,6 +770,7 @@ static int lt_capacity(lt_cmd *c)
 			/* an overloaded target closes the step's connections and
 			 * works off what it held: the next rate starts on a calm one */
 			sleep_ms(1000);
+			stopped = interrupted > 0;   /* the next step would forget it */
 		}
 	}
 	iac_lt_capacity_conclude(&r, steps, n, c->cfg.haproxy || c->cfg.hosts.n);
