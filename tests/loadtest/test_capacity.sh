@@ -69,7 +69,7 @@ json "$T/cap.json" 'any(not s["pass"] and s["p99_ms"] >= 100 for s in d["capacit
 	fail "no failing step with p99 >= 100 ms"
 "$PY" -c "import sys; f=float(sys.argv[1]); sys.exit(0 if abs(f - $X) <= 0.1 * $X else 1)" "$FOUND" ||
 	fail "found capacity $FOUND req/s is not within 10 % of the known $X req/s"
-echo "search: capacity $FOUND req/s (known $X), $STEPS steps, ${SEARCH_S}s of steps, $(echo "$t1 - $t0" | bc) s wall"
+echo "search: capacity $FOUND req/s (known $X), $STEPS steps, ${SEARCH_S}s of steps, $("$PY" -c "import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))" "$t0" "$t1") s wall"
 
 # --- a manual step test with the same threshold -------------------------------
 cat > "$T/step.lua" <<EOF
