@@ -103,6 +103,12 @@ psql_at "$LB" 5432 "insert into t values (5000)" || fail "write after switchover
 iac plan -detailed-exitcode >"$WORK/p3.out" 2>&1 || { cat "$WORK/p3.out"; fail "plan not quiet after the switchover"; }
 expect_in "$WORK/p3.out" "member '$target' of cluster 'main' is leader now, was replica"
 expect_in "$WORK/p3.out" "member '$new' of cluster 'main' is replica now, was leader"
+# the pooler's auth_file and the status that reads PgBouncer leak no password
+for f in "$WORK"/*.out "$WORK"/pool.json; do
+	grep -qF -e "$IAC_VAR_pg_superuser" -e "$IAC_VAR_pg_replication" "$f" && fail "a password is in $(basename "$f")"
+done
+grep -rqF -e "$IAC_VAR_pg_superuser" -e "$IAC_VAR_pg_replication" "$WORK/.iac" && fail "a password is in .iac (state)"
+on_host 1 'stat -c "%a %U" /etc/patroni/main.pgbouncer.users' | grep -qx "600 postgres" || fail "pgbouncer auth_file not 0600 postgres"
 iac db switchover main -to nosuch >"$WORK/sw2.out" 2>&1 && fail "switchover to an unknown member succeeded"
 iac db switchover nosuch >"$WORK/sw3.out" 2>&1 && fail "switchover of an unknown cluster succeeded"
 expect_in "$WORK/sw3.out" "no cluster named 'nosuch'"
