@@ -169,6 +169,13 @@ cat "$T/low.out" "$T/low.err"
 grep -q "error: no capacity found: even the start rate 10 req/s fails: p(99) 1[0-9][0-9].[0-9]*ms (<50ms); lower -capacity-start" "$T/low.err" ||
 	fail "no clear message for a condition failing at the start rate"
 
+# --- -max-rate: nothing failed up to it ---------------------------------------
+"$IAC" loadtest "$T/cap.lua" -find-capacity 'p(99)<100ms' -capacity-start 50 -max-rate 60 -capacity-hold 1s \
+	-json "$T/max.json" > "$T/max.out" || fail "a search capped by -max-rate exited $?"
+cat "$T/max.out"
+grep -q '^capacity: >= 60 req/s (p(99)<100ms held for 1s), the highest rate tried; ' "$T/max.out" || fail "-max-rate not reported"
+[ "$(json "$T/max.json" '[s["rate"] for s in d["capacity"]["steps"]]')" = "[50.0, 60.0]" ] || fail "-max-rate: wrong steps"
+
 # --- flags that do not fit ----------------------------------------------------
 rc=0
 "$IAC" loadtest "$T/cap.lua" -find-capacity 'p(99)<100ms' -rate 100 2> "$T/bad.err" || rc=$?
