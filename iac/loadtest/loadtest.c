@@ -35,7 +35,7 @@ typedef struct {
 	double duration_ms;
 	int vus, threads, quiet, no_poll, insecure;
 	double rate;
-	const char *json, *html, *ca_file;
+	const char *json, *html, *ca_file, *target;
 	/* -find-capacity and its options (capacity search) */
 	const char *find_capacity;
 	double max_rate, cap_start, cap_step, cap_hold_ms, cap_precision;
@@ -43,7 +43,7 @@ typedef struct {
 
 static const iac_opt *options(lt_flags *f)
 {
-	static iac_opt opts[17];
+	static iac_opt opts[24];
 	iac_opt o[] = {
 		{ "duration", IAC_OPT_DURATION, &f->duration_ms, "length of the load phase (constant executors)" },
 		{ "vus", IAC_OPT_INT, &f->vus, "virtual users (constant-vus) or max_vus (arrival-rate)" },
@@ -53,6 +53,7 @@ static const iac_opt *options(lt_flags *f)
 		{ "html", IAC_OPT_STRING, &f->html, "write the HTML report to FILE" },
 		{ "quiet", IAC_OPT_BOOL, &f->quiet, "no progress line and no summary; errors only" },
 		{ "no-poll", IAC_OPT_BOOL, &f->no_poll, "sleep as soon as there is nothing to do (less client CPU, more wake-ups)" },
+		{ "target", IAC_OPT_STRING, &f->target, "the URL relative paths go to, instead of the file's target" },
 		{ "ca-file", IAC_OPT_STRING, &f->ca_file, "https: verify certificates against the CAs in FILE (PEM), not the system's" },
 		{ "insecure-skip-tls-verify", IAC_OPT_BOOL, &f->insecure,
 		  "https: do not verify certificates (k6's insecureSkipTLSVerify; marked in every report)" },
@@ -67,6 +68,7 @@ static const iac_opt *options(lt_flags *f)
 		  "capacity search: stop bisecting within this % of the capacity (default 5)" },
 		{ NULL, 0, NULL, NULL },
 	};
+	_Static_assert(sizeof(o) <= sizeof(opts), "opts[] is too small for the options");
 	memcpy(opts, o, sizeof(o));
 	return opts;
 }
@@ -274,7 +276,7 @@ static int thread_count(const iac_lt_config *cfg, int flag, int cores)
  * the scenario are reported before those in the flags. */
 static int lt_configure(lt_cmd *c)
 {
-	if (iac_lt_scenario_load(&c->cfg, c->file) < 0)
+	if (iac_lt_scenario_load_target(&c->cfg, c->file, c->f.target) < 0)
 		return IAC_ERR;
 	c->have_cfg = 1;
 	if (apply_flags(&c->cfg, &c->f) < 0)

@@ -802,7 +802,7 @@ static int run_source(lua_State *L, iac_lt_config *cfg, const char *name, const 
 	return 0;
 }
 
-static int load_string(iac_lt_config *cfg, const char *name, const char *src)
+static int load_string(iac_lt_config *cfg, const char *name, const char *src, const char *target)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	config_defaults(cfg);
@@ -817,6 +817,12 @@ static int load_string(iac_lt_config *cfg, const char *name, const char *src)
 	lua_close(L);
 	if (rc < 0)
 		return IAC_ERR;
+	if (target) {
+		if (!iac_str_starts(target, "http://") && !iac_str_starts(target, "https://"))
+			return iac_err_set("the target '%s' must be an http:// or https:// URL", target);
+		free(cfg->target);
+		cfg->target = iac_xstrdup(target);
+	}
 
 	/* checks that need the whole file */
 	if (!cfg->nscenarios) {
@@ -836,7 +842,7 @@ static int load_string(iac_lt_config *cfg, const char *name, const char *src)
 		iac_lt_scenario *s = &cfg->scenarios[i];
 		if (s->url && !cfg->target && !iac_str_starts(s->url, "http://") && !iac_str_starts(s->url, "https://"))
 			return iac_err_set("%s:%d: scenario '%s' has the relative path '%s' but there is no target; "
-					   "add target \"http://host:port\"", name, s->line, s->name, s->url);
+					   "add target \"http://host:port\" or give -target URL", name, s->line, s->name, s->url);
 	}
 	int open = cfg->executor == IAC_LT_CONSTANT_RATE || cfg->executor == IAC_LT_RAMPING_RATE;
 	if (open) {
@@ -853,13 +859,18 @@ static int load_string(iac_lt_config *cfg, const char *name, const char *src)
 
 int iac_lt_scenario_load_string(iac_lt_config *cfg, const char *name, const char *src)
 {
-	int rc = load_string(cfg, name, src);
+	int rc = load_string(cfg, name, src, NULL);
 	if (rc < 0)
 		iac_lt_config_free(cfg);   /* a failed load leaves nothing to free */
 	return rc;
 }
 
 int iac_lt_scenario_load(iac_lt_config *cfg, const char *path)
+{
+	return iac_lt_scenario_load_target(cfg, path, NULL);
+}
+
+int iac_lt_scenario_load_target(iac_lt_config *cfg, const char *path, const char *target)
 {
 	char *src = NULL;
 	size_t len;
@@ -875,7 +886,9 @@ int iac_lt_scenario_load(iac_lt_config *cfg, const char *path)
 		memset(cfg, 0, sizeof(*cfg));
 		return iac_err_set("%s: the file contains a NUL byte; a scenario is Lua text", path);
 	}
-	rc = iac_lt_scenario_load_string(cfg, path, src);
+	rc = load_string(cfg, path, src, target);
+	if (rc < 0)
+		iac_lt_config_free(cfg);
 	free(src);
 	return rc;
 }

@@ -95,6 +95,11 @@ typedef struct {
 /* Load a scenario file. 0, or -1 with the message "FILE:LINE: ..." (cfg
  * then holds nothing; freeing it again is harmless). */
 int iac_lt_scenario_load(iac_lt_config *cfg, const char *path);
+/* iac_lt_scenario_load with the target given from outside (`-target`, a
+ * deployment's load-test gate aiming at the idle colour): it replaces the
+ * file's own `target`, or serves as the target of a file that sets none, so
+ * one scenario of relative paths runs against any environment. */
+int iac_lt_scenario_load_target(iac_lt_config *cfg, const char *path, const char *target);
 /* The same from a string (tests); `name` is used in messages. */
 int iac_lt_scenario_load_string(iac_lt_config *cfg, const char *name, const char *src);
 void iac_lt_config_free(iac_lt_config *cfg);

@@ -42,7 +42,8 @@ static const iac_attr bg_attrs[] = {
 	{ "pool", IAC_T_MAP, IAC_A_REQUIRED, "instances of both colours and how to run them (modules/app_pool.lua)" },
 	{ "lb", IAC_T_MAP, IAC_A_REQUIRED, "the HAProxy in front: {api, backend, state_file, host, peers} (modules/haproxy.lua)" },
 	{ "health", IAC_T_MAP, 0, "{path, expect, interval, healthy, timeout}" },
-	{ "analysis", IAC_T_MAP, 0, "{duration, max_error_rate, max_p99, path, concurrency, prometheus = {url, query, max}}" },
+	{ "analysis", IAC_T_MAP, 0, "{duration, max_error_rate, max_p99, path, concurrency, prometheus = {url, query, max}, "
+				   "loadtest = \"smoke.lua\", rate}" },
 	{ "scale_down_delay", IAC_T_STRING, 0, "how long the old colour stays up as standby (recorded)" },
 	{ "flags_on_rollback", IAC_T_MAP, 0, "flag -> variant to set when rolling back" },
 	{ "on_failure", IAC_T_STRING, 0, "\"stop\" (default) or \"keep\" the idle colour when a gate fails" },
@@ -269,10 +270,19 @@ static int gate_analysis(const iac_rctx *ctx, json_t *last, const json_t *a, con
 	o.max_error_rate = json_object_get(an, "max_error_rate") ? num(an, "max_error_rate", -1) : -1;
 	o.max_p99_ms = dur(an, "max_p99", 0);
 	o.cancel = ctx->cancel;
-	if (o.duration_ms > 0)
+	if (sget(an, "loadtest")) {
+		/* the operator's scenario replaces the built-in probe traffic */
+		const char *names[64];
+		for (size_t i = 0; i < n; i++) {
+			free((char *)urls[i]);
+			urls[i] = inst_url(inst[i], "");
+			names[i] = sget(inst[i], "name");
+		}
+		rc = iac_deploy_gate_loadtest(ctx, last, an, urls, names, n);
+	} else if (o.duration_ms > 0) {
 		rc = iac_probe_analysis(&r, &o);
-	if (o.duration_ms > 0)
 		json_object_set_new(last, "analysis", iac_probe_analysis_json(&r));
+	}
 	for (size_t i = 0; i < n; i++)
 		free((char *)urls[i]);
 	if (rc < 0)
@@ -289,6 +299,19 @@ static int gate_analysis(const iac_rctx *ctx, json_t *last, const json_t *a, con
 		json_object_set_new(last, "prometheus", iac_probe_prom_json(&pr));
 	}
 	return rc;
+}
+
+/* The plan's line for the analysis step. New ref. */
+static json_t *analysis_step(const json_t *an, const char *idle)
+{
+	const char *prom = json_object_get(an, "prometheus") ? " (+ Prometheus)" : "";
+	if (!sget(an, "loadtest"))
+		return json_sprintf("analysis on %s%s", idle, prom);
+	if (json_is_number(json_object_get(an, "rate")))
+		return json_sprintf("load test %s on %s at %g/s for %s%s", sget(an, "loadtest"), idle,
+				    json_number_value(json_object_get(an, "rate")), sget(an, "duration") ?: "10s", prom);
+	return json_sprintf("load test %s on %s for %s%s", sget(an, "loadtest"), idle, sget(an, "duration") ?: "10s",
+			    prom);
 }
 
 static size_t server_names(const json_t *pool, const char *colour, const char **names, size_t max)
@@ -478,8 +501,7 @@ static int bg_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 		json_array_append_new(steps, json_sprintf("start %s at %s", idle, version));
 	json_array_append_new(steps, json_sprintf("health gate on %s", idle));
 	if (json_is_object(json_object_get(planned, "analysis")))
-		json_array_append_new(steps, json_sprintf("analysis on %s%s", idle,
-					 json_object_get(json_object_get(planned, "analysis"), "prometheus") ? " (+ Prometheus)" : ""));
+		json_array_append_new(steps, analysis_step(json_object_get(planned, "analysis"), idle));
 	json_array_append_new(steps, json_sprintf("switch traffic to %s", idle));
 	if (live)
 		json_array_append_new(steps, json_sprintf("keep %s (%s) as standby", live, lv ? lv : "?"));

@@ -58,6 +58,15 @@ int iac_deploy_rollback(json_t **out_attrs, iac_rollback_result *res, const iac_
  * before the switch). *marked = 1 when any of names carries it. */
 int iac_deploy_replaced(int *marked, iac_haproxy *h, const char *backend, const char *const *names, size_t n);
 
+/* loadgate.c: the load-test stage (analysis = { loadtest = "smoke.lua",
+ * rate = 200, duration = "30s" }): the scenario runs against every idle
+ * instance at once (urls[i], instance names[i]), each at rate/n, through
+ * `iac loadtest -target URL`; its thresholds and verdict decide like the
+ * other gates. Each run's figures go to last.loadtest. 0 when every run
+ * passed (or no loadtest is set), IAC_ERR with which instance failed and why. */
+int iac_deploy_gate_loadtest(const iac_rctx *ctx, json_t *last, const json_t *analysis, const char *const *urls,
+			     const char *const *names, size_t n);
+
 /* cmd_pool.c: `iac pool status [NAME]` (also `iac status pool [NAME]`) */
 int iac_deploy_cmd_pool(int argc, char **argv);
 void iac_deploy_cmd_pool_help(void);

@@ -157,7 +157,7 @@ local lb = haproxy "lb" {
 deployment "web" {
   strategy = "blue_green", version = var.version, pool = pool, lb = lb,
   health   = { path = "/health", expect = 200, interval = "200ms", healthy = 3, timeout = var.health_timeout },
-  analysis = { duration = var.analysis_duration, max_error_rate = 0.01, max_p99 = "500ms" },
+  analysis = { duration = var.analysis_duration, max_error_rate = 0.01, max_p99 = "500ms", ${ANALYSIS_EXTRA:-} },
   scale_down_delay = "1h", on_failure = var.on_failure, drain_timeout = "20s",
   flags_on_rollback = { checkout_v2 = "off" },
 }
