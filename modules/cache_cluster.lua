@@ -27,13 +27,80 @@
 -- checked with nutcracker -t) are written. Returns { name, engine, nodes = {{name, host,
 -- address, port}}, services, rings, proxies }.
 
-local function megabytes(name, text)
-  local n, unit = tostring(text):lower():match("^(%d+)%s*(%a*)$")
-  local mult = ({ [""] = 1, mb = 1, m = 1, gb = 1024, g = 1024 })[unit or ""]
+-- a memory size: a whole number and a unit, kb, mb or gb (any case), the
+-- same for both engines; a bare number is refused (Redis reads it as bytes,
+-- memcached as megabytes). Returns the size in kilobytes.
+local function kilobytes(name, text)
+  local n, unit = nil, nil
+  if type(text) == "string" then n, unit = text:lower():match("^(%d+)(%a+)$") end
+  local mult = ({ kb = 1, mb = 1024, gb = 1024 * 1024 })[unit or ""]
+  if type(text) == "number" or (type(text) == "string" and text:match("^%d+$")) then
+    error("cache_cluster '" .. name .. "': memory " .. tostring(text) .. " needs a unit: write \"" .. tostring(text) ..
+          "mb\" (kb, mb or gb)", 3)
+  end
   if not n or not mult then
-    error("cache_cluster '" .. name .. "': memory '" .. tostring(text) .. "' must look like \"256mb\" or \"2gb\"", 3)
+    error("cache_cluster '" .. name .. "': memory '" .. tostring(text) .. "' must look like \"256mb\" or \"2gb\" " ..
+          "(a whole number and kb, mb or gb)", 3)
   end
   return tonumber(n) * mult
+end
+
+-- memcached's -m is in megabytes
+local function megabytes(name, text)
+  local kb = kilobytes(name, text)
+  if kb % 1024 ~= 0 or kb == 0 then
+    error("cache_cluster '" .. name .. "': memory '" .. tostring(text) .. "': memcached takes whole megabytes " ..
+          "(\"64mb\", \"1gb\")", 3)
+  end
+  return kb // 1024
+end
+
+local redis_policies = { "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
+                         "volatile-random", "volatile-ttl" }
+
+-- a port setting: nil (the default) or a whole number 1-65535
+local function port_of(name, what, v, default)
+  if v == nil then return default end
+  if type(v) ~= "number" or v % 1 ~= 0 or v < 1 or v > 65535 then
+    error("cache_cluster '" .. name .. "': " .. what .. " must be a port number (1-65535), not '" .. tostring(v) .. "'", 3)
+  end
+  return v
+end
+
+-- every settings table and the keys it takes (docs/cache.md); a misspelt
+-- key anywhere is refused with a suggestion, at the user's line
+local function check_settings(name, cfg, check)
+  if not check then return end   -- required without the prelude's helpers
+  local what = "cache_cluster '" .. name .. "'"
+  check(cfg, what, { "engine", "hosts", "per_host", "memory", "policy", "base_port", "ring", "proxy", "publish",
+                     "classes", "warm", "exporter", "replicas", "sentinel" })
+  check(cfg.ring, what .. ": ring", { "hash", "vnodes", "key_hash", "hash_tag" })
+  check(cfg.proxy, what .. ": proxy", { "hosts", "port", "stats_port" })
+  check(cfg.publish, what .. ": publish", { "file", "etcd" })
+  if type(cfg.publish) == "table" then
+    check(cfg.publish.file, what .. ": publish.file", { "hosts", "path" })
+    check(cfg.publish.etcd, what .. ": publish.etcd", { "endpoints", "key" })
+  end
+  check(cfg.warm, what .. ": warm", { "on_join", "max_rate", "max_time" })
+  check(cfg.exporter, what .. ": exporter", { "port" })
+  check(cfg.sentinel, what .. ": sentinel", { "port", "down_after_ms" })
+  if type(cfg.classes) == "table" then
+    for cname, c in pairs(cfg.classes) do
+      local cw = what .. ": classes." .. tostring(cname)
+      if type(c) ~= "table" then
+        error(cw .. " must be a table { ttl = \"30m\", jitter = 0.1, namespace_by = ... }", 3)
+      end
+      check(c, cw, { "ttl", "jitter", "namespace_by" })
+      if c.ttl ~= nil and not (type(c.ttl) == "string" and c.ttl:match("^%d+[smhd]$")) then
+        error(cw .. ": ttl '" .. tostring(c.ttl) .. "' must be a duration like \"30m\" (a whole number and s, m, h or d)", 3)
+      end
+      if c.jitter ~= nil and (type(c.jitter) ~= "number" or c.jitter < 0 or c.jitter > 1) then
+        error(cw .. ": jitter '" .. tostring(c.jitter) .. "' must be a fraction from 0 to 1 (0.1: ttl +/- 10%)", 3)
+      end
+    end
+  elseif cfg.classes ~= nil then
+    error(what .. ": classes must be a table { NAME = { ttl = \"30m\", jitter = 0.1 } }", 3)
+  end
 end
 
 local function list_of(x)
@@ -69,9 +136,10 @@ local function memcached_conf(name, node, cfg)
   return args .. "\n"
 end
 
-return function(name)
+return function(name, helpers)
   return function(cfg)
-    assert(type(cfg) == "table", "cache_cluster '" .. name .. "': expected a table { ... }")
+    if type(cfg) ~= "table" then error("cache_cluster '" .. name .. "': expected a table { ... }", 2) end
+    check_settings(name, cfg, helpers and helpers.check_keys)
     local engine = cfg.engine or "redis"
     if engine ~= "redis" and engine ~= "memcached" then
       error("cache_cluster '" .. name .. "': engine must be \"redis\" or \"memcached\", not '" .. tostring(engine) .. "'", 2)
@@ -86,8 +154,34 @@ return function(name)
     if ring.hash ~= nil and ring.hash ~= "ketama" then
       error("cache_cluster '" .. name .. "': ring.hash must be \"ketama\", not '" .. tostring(ring.hash) .. "'", 2)
     end
-    if engine == "memcached" then megabytes(name, cfg.memory or "64mb") end
-    local base = cfg.base_port or (engine == "redis" and 6379 or 11211)
+    local v = ring.vnodes
+    if v ~= nil and (type(v) ~= "number" or v % 1 ~= 0 or v < 4 or v > 4096 or v % 4 ~= 0) then
+      error("cache_cluster '" .. name .. "': ring.vnodes " .. tostring(v) .. " must be a multiple of 4 between 4 and 4096", 2)
+    end
+    local proxy_port = port_of(name, "proxy.port", cfg.proxy and cfg.proxy.port, 22121)
+    local stats_port = port_of(name, "proxy.stats_port", cfg.proxy and cfg.proxy.stats_port, 22222)
+    local exporter_port = port_of(name, "exporter.port", type(cfg.exporter) == "table" and cfg.exporter.port or nil, 9121)
+    local sentinel_port = port_of(name, "sentinel.port", cfg.sentinel and cfg.sentinel.port, 26379)
+    local down_after = cfg.sentinel and cfg.sentinel.down_after_ms or 1000
+    if type(down_after) ~= "number" or down_after % 1 ~= 0 or down_after < 1 then
+      error("cache_cluster '" .. name .. "': sentinel.down_after_ms must be a whole number of milliseconds >= 1", 2)
+    end
+    if engine == "memcached" then megabytes(name, cfg.memory or "64mb") else kilobytes(name, cfg.memory or "64mb") end
+    if cfg.policy ~= nil then
+      local ok = false
+      for _, p in ipairs(redis_policies) do ok = ok or cfg.policy == p end
+      if engine == "memcached" and ok and cfg.policy ~= "allkeys-lru" and cfg.policy ~= "noeviction" then
+        error("cache_cluster '" .. name .. "': policy '" .. cfg.policy .. "' is Redis only: memcached evicts the least " ..
+              "recently used keys (\"allkeys-lru\", the default) or none (\"noeviction\")", 2)
+      elseif not ok then
+        error("cache_cluster '" .. name .. "': policy '" .. tostring(cfg.policy) .. "' is not one of " ..
+              table.concat(redis_policies, ", "), 2)
+      end
+    end
+    local base = port_of(name, "base_port", cfg.base_port, engine == "redis" and 6379 or 11211)
+    if base + per_host - 1 > 65535 then
+      error("cache_cluster '" .. name .. "': base_port " .. base .. " + per_host leaves the port range", 2)
+    end
     local replicas = cfg.replicas or 0
     if replicas ~= 0 and replicas ~= 1 then
       error("cache_cluster '" .. name .. "': replicas must be 0 or 1", 2)
@@ -136,8 +230,7 @@ return function(name)
         if cfg.exporter and engine == "redis" then
           -- prometheus-redis-exporter (Debian) beside each node, on the node's
           -- address, port exporter.port + K - 1 (default 9121)
-          local ex = type(cfg.exporter) == "table" and cfg.exporter or {}
-          node.exporter_port = (ex.port or 9121) + k - 1
+          node.exporter_port = exporter_port + k - 1
           node.exporter = resource "ssh.service" (rname .. "_exporter") {
             host = h, depends_on = { node.service },
             start = "prometheus-redis-exporter -redis.addr redis://" .. node.address .. ":" .. node.port ..
@@ -174,7 +267,7 @@ return function(name)
     local sentinels = nil
     if replicas == 1 then
       sentinels = {}
-      local sport = (cfg.sentinel and cfg.sentinel.port) or 26379
+      local sport = sentinel_port
       for j = 1, 3 do
         local sh = hs[((j - 1) % #hs) + 1]
         local p = sport + (j - 1) // #hs
@@ -187,7 +280,7 @@ return function(name)
         }
         for _, n in ipairs(nodes) do
           lines[#lines + 1] = "sentinel monitor " .. n.name .. " " .. n.address .. " " .. n.port .. " 2"
-          lines[#lines + 1] = "sentinel down-after-milliseconds " .. n.name .. " " .. ((cfg.sentinel and cfg.sentinel.down_after_ms) or 1000)
+          lines[#lines + 1] = "sentinel down-after-milliseconds " .. n.name .. " " .. down_after
           lines[#lines + 1] = "sentinel failover-timeout " .. n.name .. " 3000"
           lines[#lines + 1] = "sentinel parallel-syncs " .. n.name .. " 1"
         end
@@ -245,14 +338,14 @@ return function(name)
 
     local proxies = {}
     if cfg.proxy then
-      local port = cfg.proxy.port or 22121
+      local port = proxy_port
       for _, h in ipairs(list_of(cfg.proxy.hosts)) do
         local pname = name .. "_proxy_" .. h.name
         local path = "/etc/iac-cache/" .. name .. "-twemproxy.yml"
         local pidfile = "/run/iac-cache-" .. name .. "-twemproxy.pid"
         local start = "mkdir -p /var/log/iac-cache && nutcracker -d -c " .. path .. " -p " .. pidfile ..
                       " -o /var/log/iac-cache/" .. name .. "-twemproxy.log -a 127.0.0.1 -s " ..
-                      (cfg.proxy.stats_port or 22222)
+                      stats_port
         local pconf = resource "cache.proxy" (pname .. "_conf") {
           host = h, path = path, cluster = name, engine = engine, listen = h.address .. ":" .. port,
           key_hash = ring.key_hash, hash_tag = ring.hash_tag, vnodes = ring.vnodes, nodes = specs,

@@ -780,11 +780,37 @@ static int l_section(lua_State *L)
 	return 1;
 }
 
+/* check_keys(TABLE, WHAT, { "allowed", ... }): iac_dsl_check_keys for a
+ * shipped module, so a misspelt setting at any depth is refused at the
+ * user's line with a suggestion. A TABLE that is not a table is left to
+ * the module's own type checks. */
+static int l_check_keys(lua_State *L)
+{
+	const char *what = luaL_checkstring(L, 2);
+	luaL_checktype(L, 3, LUA_TTABLE);
+	if (!lua_istable(L, 1))
+		return 0;
+	lua_Integer n = luaL_len(L, 3);
+	const char **allowed = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof(*allowed), 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, 3, i);
+		allowed[i - 1] = lua_tostring(L, -1);   /* kept alive by table 3 */
+		lua_pop(L, 1);
+		if (!allowed[i - 1])
+			return luaL_error(L, "check_keys: allowed keys must be strings");
+	}
+	allowed[n] = NULL;
+	iac_dsl_check_keys(L, 1, what, allowed);
+	return 0;
+}
+
 void iac_dsl_push_helpers(lua_State *L)
 {
 	lua_newtable(L);
 	lua_pushcfunction(L, l_section);
 	lua_setfield(L, -2, "section");
+	lua_pushcfunction(L, l_check_keys);
+	lua_setfield(L, -2, "check_keys");
 }
 
 static int l_file(lua_State *L)

@@ -73,7 +73,8 @@ int iac_dsl_check_keys(lua_State *L, int idx, const char *what, const char *cons
  * first one. 0 when every declaration got its body. */
 int iac_dsl_check_bodies(const loader *ld);
 
-/* The helpers table preludes get as their third argument: { section }. */
+/* The helpers table preludes get as their third argument: { section,
+ * check_keys }. */
 void iac_dsl_push_helpers(lua_State *L);
 /* load.c: module() and require() */
 void iac_modules_install(lua_State *L);

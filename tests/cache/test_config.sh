@@ -30,6 +30,29 @@ check "a twemproxy ring has 160 points per node" 'ring = { vnodes = 80 }, proxy 
 check "warm.max_rate 'fast' must look like \"20000/s\"" 'warm = { on_join = true, max_rate = "fast" }'
 check "replicas must be 0 or 1" 'replicas = 2'
 check "replicas = 1 needs engine = \"redis\"" 'engine = "memcached", replicas = 1'
+# misspelt settings at every level, at the user's line, with a suggestion
+check "main.lua:3: cache_cluster 'sessions': unknown setting 'memroy'; did you mean 'memory'?" 'memroy = "256mb"'
+check "main.lua:3: cache_cluster 'sessions': ring: unknown setting 'vnode'; did you mean 'vnodes'?" 'ring = { vnode = 100 }'
+check "warm: unknown setting 'onjoin'; did you mean 'on_join'?" 'warm = { onjoin = true }'
+check "publish: unknown setting 'files'; did you mean 'file'?" 'publish = { files = { path = "/x" } }'
+check "publish.file: unknown setting 'paht'; did you mean 'path'?" 'publish = { file = { hosts = hosts { role = "app" }, paht = "/x" } }'
+check "proxy: unknown setting 'prot'; did you mean 'port'?" 'proxy = { hosts = hosts { role = "app" }, prot = 1 }'
+check "classes.session: unknown setting 'tll'; did you mean 'ttl'?" 'classes = { session = { tll = "30m" } }'
+# memory and policy never reach redis.conf unchecked
+check "memory 'lots' must look like \"256mb\"" 'memory = "lots"'
+check "must look like \"256mb\"" 'memory = "256mb\nrequirepass x"'
+check "memory 256 needs a unit: write \"256mb\" (kb, mb or gb)" 'memory = 256'
+check "memory 256 needs a unit" 'engine = "memcached", memory = "256"'
+check "memcached takes whole megabytes" 'engine = "memcached", memory = "512kb"'
+check "policy 'allkeys-lfuu' is not one of noeviction, allkeys-lru" 'policy = "allkeys-lfuu"'
+check "policy 'allkeys-lfu' is Redis only: memcached evicts" 'engine = "memcached", policy = "allkeys-lfu"'
+# numbers are numbers
+check "main.lua:3: cache_cluster 'sessions': base_port must be a port number (1-65535), not 'x'" 'base_port = "x"'
+check "ring.vnodes 0 must be a multiple of 4 between 4 and 4096" 'ring = { vnodes = 0 }'
+check "ring.vnodes -5 must be a multiple of 4" 'ring = { vnodes = -5 }'
+check "proxy.port must be a port number (1-65535), not 'x'" 'proxy = { hosts = hosts { role = "app" }, port = "x" }'
+check "classes.session: ttl '30 minutes' must be a duration like \"30m\"" 'classes = { session = { ttl = "30 minutes" } }'
+check "classes.session: jitter '5' must be a fraction from 0 to 1" 'classes = { session = { ttl = "30m", jitter = 5 } }'
 
 # and a good one validates, with every resource it makes
 cat >"$W/main.lua" <<EOF
