@@ -11,10 +11,15 @@
 -- Recorded in schema_migrations with its SHA-256: an applied file that was
 -- edited is refused. Only the expand phase for now: `contract` and
 -- `deployment` (contract after a blue/green switch) are refused.
-return function(name)
+return function(name, helpers)
   return function(cfg)
-    assert(type(cfg) == "table", "migration '" .. name .. "': expected a table { ... }")
-    local function fail(msg) error("migration '" .. name .. "': " .. msg, 2) end
+    -- level 3: fail's caller is this function, whose caller is the user's line
+    local function fail(msg) error("migration '" .. name .. "': " .. msg, 3) end
+    if type(cfg) ~= "table" then fail("expected a table { ... }") end
+    if helpers and helpers.check_keys then
+      helpers.check_keys(cfg, "migration '" .. name .. "'",
+                         { "db", "expand", "contract", "deployment", "lock_timeout", "retries", "database" })
+    end
     if type(cfg.db) ~= "table" or not cfg.db.members then fail("'db' (from postgres_cluster) is required") end
     if not cfg.expand then fail("'expand' (a SQL file) is required") end
     if cfg.contract ~= nil or cfg.deployment ~= nil then

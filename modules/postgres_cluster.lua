@@ -44,17 +44,34 @@ local function secret(name, cfg, key)
   return v
 end
 
-return function(name)
+-- a port setting: nil (the default) or a whole number 1-65535
+local function port_of(name, what, v, default)
+  if v == nil then return default end
+  if type(v) ~= "number" or v % 1 ~= 0 or v < 1 or v > 65535 then
+    error("postgres_cluster '" .. name .. "': " .. what .. " must be a port number (1-65535), not '" .. tostring(v) .. "'", 3)
+  end
+  return v
+end
+
+return function(name, helpers)
   return function(cfg)
-    assert(type(cfg) == "table", "postgres_cluster '" .. name .. "': expected a table { ... }")
-    local function fail(msg) error("postgres_cluster '" .. name .. "': " .. msg, 2) end
-    local known = { hosts = 1, version = 1, ha = 1, dcs = 1, settings = 1, endpoints = 1, proxy = 1, max_lag = 1,
-                    superuser_password = 1, replication_password = 1, port = 1, api_port = 1, ttl = 1,
-                    loop_wait = 1, clients = 1, pg_hba = 1, pooler = 1, depends_on = 1 }
-    for k in pairs(cfg) do
-      if not known[k] then fail("unknown setting '" .. tostring(k) .. "'") end
+    -- level 3: fail's caller is this function, whose caller is the user's line
+    local function fail(msg) error("postgres_cluster '" .. name .. "': " .. msg, 3) end
+    if type(cfg) ~= "table" then fail("expected a table { ... }") end
+    local check = helpers and helpers.check_keys
+    if check then
+      -- settings is PostgreSQL's own (free-form); every other table is ours
+      local what = "postgres_cluster '" .. name .. "'"
+      check(cfg, what, { "hosts", "version", "ha", "dcs", "settings", "endpoints", "proxy", "max_lag",
+                         "superuser_password", "replication_password", "port", "api_port", "ttl", "loop_wait",
+                         "clients", "pg_hba", "pooler", "depends_on" })
+      check(cfg.endpoints, what .. ": endpoints", { "rw", "ro" })
+      check(cfg.pooler, what .. ": pooler", { "engine", "mode", "pool_size", "port", "max_client_conn" })
     end
-    if not cfg.hosts or #cfg.hosts == 0 then fail("'hosts' (at least one host) is required") end
+    if type(cfg.hosts) ~= "table" or #cfg.hosts == 0 then fail("'hosts' (at least one host) is required") end
+    if cfg.proxy ~= nil and (type(cfg.proxy) ~= "table" or not cfg.proxy.address) then
+      fail("proxy must be one host (local lb1 = host \"lb1\" { ... }; proxy = lb1)")
+    end
     if (cfg.ha or "patroni") ~= "patroni" then fail("ha = \"patroni\" is the only choice") end
     local pooler = cfg.pooler
     if pooler ~= nil then
@@ -67,8 +84,9 @@ return function(name)
     if type(dcs) ~= "table" or #dcs == 0 then fail("'dcs' (etcd endpoints) is required") end
     local su = secret(name, cfg, "superuser_password")
     local rep = secret(name, cfg, "replication_password")
-    local port, api_port = cfg.port or 5432, cfg.api_port or 8008
+    local port, api_port = port_of(name, "port", cfg.port, 5432), port_of(name, "api_port", cfg.api_port, 8008)
     local ep = cfg.endpoints
+    if ep ~= nil and type(ep) ~= "table" then fail("endpoints must be a table { rw = 5432, ro = 5433 }") end
     local members, nodes, node_list = {}, {}, {}
     for _, h in ipairs(cfg.hosts) do members[#members + 1] = h.address end
     for _, h in ipairs(cfg.hosts) do
@@ -89,7 +107,7 @@ return function(name)
       local target = port
       if pooler then
         -- HAProxy sends clients to the member's PgBouncer, Patroni still says who leads
-        target = pooler.port or 6432
+        target = port_of(name, "pooler.port", pooler.port, 6432)
         resource "db.pooler" (name .. "_" .. h.name .. "_pooler") {
           host = h, cluster = name, port = target, pg_port = port, mode = pooler.mode,
           pool_size = pooler.pool_size, max_client_conn = pooler.max_client_conn, depends_on = { creds, r },
@@ -103,7 +121,7 @@ return function(name)
     end
     local out = { name = name, nodes = nodes, proxies = {}, members = member_hosts }
     if ep then
-      local rw, ro = ep.rw or 5432, ep.ro or 5433
+      local rw, ro = port_of(name, "endpoints.rw", ep.rw, 5432), port_of(name, "endpoints.ro", ep.ro, 5433)
       local where = cfg.proxy and { cfg.proxy } or cfg.hosts
       if not cfg.proxy and (rw == port or ro == port) then
         fail("endpoints (" .. rw .. ", " .. ro .. ") clash with PostgreSQL's port " .. port ..

@@ -1,5 +1,6 @@
 -- prelude of the db provider: the `postgres_cluster` and `migration`
--- keywords, which load their modules on first use.
-local env, require = ...
-env.postgres_cluster = function(...) return require("postgres_cluster")(...) end
-env.migration = function(...) return require("migration")(...) end
+-- keywords, which load their modules on first use; the modules get the
+-- loader's helpers (check_keys) for their settings.
+local env, require, helpers = ...
+env.postgres_cluster = function(name) return require("postgres_cluster")(name, helpers) end
+env.migration = function(name) return require("migration")(name, helpers) end
