@@ -26,6 +26,7 @@
 #include "iac/core/args.h"
 #include "iac/core/err.h"
 #include "iac/core/log.h"
+#include "iac/core/util.h"
 
 typedef struct {
 	iac_strlist nodes;
@@ -76,7 +77,11 @@ static int build_ring(iac_cache_ring **out, const ring_opts *o)
 	for (size_t i = 0; i < n; i++)
 		if (parse_node(&nodes[i], &copies[i], o->nodes.items[i]) < 0)
 			goto done;
-	rc = iac_cache_ring_new(out, nodes, n, o->hash, o->hash_tag, o->vnodes > 0 ? (unsigned)o->vnodes : 160);
+	if (o->vnodes < 4) {   /* unsigned below would make -5 a huge count */
+		iac_err_set("-vnodes %d must be a multiple of 4 between 4 and 4096", o->vnodes);
+		goto done;
+	}
+	rc = iac_cache_ring_new(out, nodes, n, o->hash, o->hash_tag, (unsigned)o->vnodes);
 done:
 	for (size_t i = 0; copies && i < n; i++)
 		free(copies[i]);
@@ -410,7 +415,7 @@ void iac_cache_cmd_help(void)
 
 int iac_cache_cmd(int argc, char **argv)
 {
-	ring_opts o = { .nodes = { 0 } };
+	ring_opts o = { .nodes = { 0 }, .vnodes = 160 };
 	iac_strlist pos = { 0 };
 	iac_cache_ring *r = NULL;
 	iac_session s;
@@ -444,6 +449,11 @@ int iac_cache_cmd(int argc, char **argv)
 		goto done;
 	}
 	if (!sub || (strcmp(sub, "ring") && strcmp(sub, "locate"))) {
+		static const char *const subs[] = { "status", "invalidate", "ring", "locate" };
+		const char *pick = sub ? iac_suggest(sub, subs, 4) : NULL;
+		if (sub)
+			iac_log_error("unknown subcommand 'cache %s'%s%s%s", sub, pick ? "; did you mean '" : "",
+				      pick ? pick : "", pick ? "'?" : "");
 		iac_cache_cmd_help();
 		goto done;
 	}

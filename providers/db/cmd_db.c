@@ -442,6 +442,11 @@ int iac_db_cmd(int argc, char **argv)
 	if (iac_session_args_own(&s, IAC_F_JSON, own, argc, argv, &pos) < 0)
 		goto out;
 	if (!pos.n || (strcmp(pos.items[0], "switchover") && strcmp(pos.items[0], "status"))) {
+		static const char *const subs[] = { "switchover", "status" };
+		const char *pick = pos.n ? iac_suggest(pos.items[0], subs, 2) : NULL;
+		if (pos.n)
+			iac_log_error("unknown subcommand 'db %s'%s%s%s", pos.items[0], pick ? "; did you mean '" : "",
+				      pick ? pick : "", pick ? "'?" : "");
 		iac_log_error("usage: iac db switchover CLUSTER [-to MEMBER] | iac db status [CLUSTER] [-json]");
 		goto out;
 	}

@@ -70,4 +70,20 @@ EOF
 # 4 nodes x (conf, service, exporter) + cluster + ring + proxy conf + proxy service = 16
 (cd "$W" && "$IAC" -no-color validate) >"$W/out" 2>&1 && grep -qF "valid (16 resources)" "$W/out" &&
 	ok "a full cache_cluster validates (16 resources)" || check_fail "good config: $(cat "$W/out")"
+
+# the command line too: a bad -vnodes and a misspelt subcommand are named
+cmd_check() {   # EXPECTED_MESSAGE ARGS...
+	local want=$1; shift
+	if "$IAC" -no-color "$@" >"$W/out" 2>&1; then
+		check_fail "accepted: iac $*"
+	elif grep -qF -- "$want" "$W/out"; then
+		ok "refused: iac $*"
+	else
+		check_fail "for 'iac $*' expected '$want', got: $(cat "$W/out")"
+	fi
+}
+cmd_check "-vnodes -5 must be a multiple of 4 between 4 and 4096" cache ring -node a=a -node b=b -vnodes -5
+cmd_check "-vnodes 0 must be a multiple of 4" cache ring -node a=a -vnodes 0
+cmd_check "unknown subcommand 'cache rign'; did you mean 'ring'?" cache rign
+cmd_check "unknown subcommand 'cache bogus'" cache bogus
 finish

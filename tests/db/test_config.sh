@@ -69,4 +69,13 @@ migration "0007" { db = db, expand = "a.sql", lock_timeout = "2s", retries = 5, 
 EOF
 (cd "$W" && "$IAC" -no-color validate) >"$W/out" 2>&1 && grep -qF "valid (" "$W/out" &&
 	ok "a full postgres_cluster with a migration validates" || check_fail "good config: $(cat "$W/out")"
+
+# a misspelt subcommand is named, with a suggestion
+if "$IAC" -no-color db statsu >"$W/out" 2>&1; then
+	check_fail "iac db statsu accepted"
+elif grep -qF "unknown subcommand 'db statsu'; did you mean 'status'?" "$W/out"; then
+	ok "iac db statsu named"
+else
+	check_fail "iac db statsu: $(cat "$W/out")"
+fi
 finish
