@@ -307,6 +307,9 @@ static void fmt_dir(fmt_run *run, const char *dir, const char *top)
 				fmt_file(run, p, dir, top);
 			else if (pass == 1 && S_ISDIR(st.st_mode) && run->recursive)
 				fmt_dir(run, p, top);
+			else if (pass == 1 && S_ISLNK(st.st_mode) && run->recursive && stat(p, &st) == 0 &&
+				 S_ISDIR(st.st_mode))
+				iac_log_warn("skipping '%s': a symbolic link to a directory (never followed)", p);
 			free(p);
 		}
 	for (int i = 0; i < n; i++)

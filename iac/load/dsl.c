@@ -532,7 +532,9 @@ static int provider_body(lua_State *L)
 	json_decref(v);
 	if (flags & IAC_VAL_UNKNOWN) {
 		json_decref(plain);
-		return iac_load_error(L, "provider '%s': its configuration cannot refer to resources", name);
+		return iac_load_error(L, "provider '%s': its configuration uses a value not known yet: a resource's "
+				      "attribute (not allowed here), or a variable without a value (give it with "
+				      "-var NAME=VALUE or IAC_VAR_NAME)", name);
 	}
 	if (!alias && json_object_get(plain, "instances")) {
 		json_decref(plain);

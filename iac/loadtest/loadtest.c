@@ -525,22 +525,22 @@ static int cap_plan(iac_lt_cap_plan *p, const lt_flags *f)
 		return iac_err_set("flag '-duration' does not apply with '-find-capacity'; use -capacity-hold");
 	if (f->html)
 		return iac_err_set("flag '-html' is not supported with '-find-capacity' yet; use -json");
-	p->start = f->cap_start >= 0 ? f->cap_start : 10;
-	p->step = f->cap_step >= 0 ? f->cap_step : 0;
-	p->max_rate = f->max_rate >= 0 ? f->max_rate : 0;
-	p->hold_s = f->cap_hold_ms >= 0 ? f->cap_hold_ms / 1e3 : 10;
-	p->precision = (f->cap_precision >= 0 ? f->cap_precision : 5) / 100.0;
+	p->start = !isnan(f->cap_start) ? f->cap_start : 10;
+	p->step = !isnan(f->cap_step) ? f->cap_step : 0;
+	p->max_rate = !isnan(f->max_rate) ? f->max_rate : 0;
+	p->hold_s = !isnan(f->cap_hold_ms) ? f->cap_hold_ms / 1e3 : 10;
+	p->precision = (!isnan(f->cap_precision) ? f->cap_precision : 5) / 100.0;
 	p->max_steps = 40;
 	if (p->start <= 0)
 		return iac_err_set("flag '-capacity-start' must be above 0");
-	if (f->cap_step == 0)
+	if (!isnan(f->cap_step) && f->cap_step <= 0)
 		return iac_err_set("flag '-capacity-step' must be above 0 (leave it out to double the rate)");
-	if (f->max_rate == 0 || (p->max_rate > 0 && p->max_rate < p->start))
+	if (!isnan(f->max_rate) && (f->max_rate <= 0 || p->max_rate < p->start))
 		return iac_err_set("flag '-max-rate' must be at least the start rate (%g)", p->start);
 	if (p->hold_s < 1)
 		return iac_err_set("flag '-capacity-hold' must be at least 1s");
 	if (p->precision <= 0 || p->precision >= 1)
-		return iac_err_set("flag '-capacity-precision' must be between 0 and 100 (percent)");
+		return iac_err_set("flag '-capacity-precision' must be above 0 and below 100 (percent)");
 	return 0;
 }
 
@@ -830,7 +830,8 @@ int iac_loadtest_main(int argc, char **argv)
 	c.f.duration_ms = -1;
 	c.f.vus = -1;
 	c.f.rate = -1;
-	c.f.max_rate = c.f.cap_start = c.f.cap_step = c.f.cap_hold_ms = c.f.cap_precision = -1;
+	/* NAN: not given (any number a user types, negative included, is checked) */
+	c.f.max_rate = c.f.cap_start = c.f.cap_step = c.f.cap_hold_ms = c.f.cap_precision = NAN;
 
 	if (lt_parse(&c, argc, argv) < 0 || lt_configure(&c) < 0) {
 		iac_log_error("%s", iac_err_last());
@@ -838,6 +839,11 @@ int iac_loadtest_main(int argc, char **argv)
 	}
 	if (c.f.find_capacity) {
 		rc = lt_capacity(&c);
+		goto done;
+	}
+	if (!isnan(c.f.max_rate) || !isnan(c.f.cap_start) || !isnan(c.f.cap_step) || !isnan(c.f.cap_hold_ms) ||
+	    !isnan(c.f.cap_precision)) {
+		iac_log_error("flags '-max-rate' and '-capacity-*' only apply with '-find-capacity COND'");
 		goto done;
 	}
 	if (lt_run(&c) < 0) {

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -90,6 +91,12 @@ int lt_tls_ctx(iac_lt_worker *w)
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	} else {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		/* say why in words before OpenSSL's "system lib" does */
+		if (cfg->tls_ca_file && access(cfg->tls_ca_file, R_OK) != 0) {
+			iac_err_set("cannot read the CA file '%s': %s", cfg->tls_ca_file, strerror(errno));
+			SSL_CTX_free(ctx);
+			return IAC_ERR;
+		}
 		int ok = cfg->tls_ca_file ? SSL_CTX_load_verify_locations(ctx, cfg->tls_ca_file, NULL)
 					  : SSL_CTX_set_default_verify_paths(ctx);
 		if (ok != 1) {

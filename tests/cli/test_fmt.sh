@@ -95,6 +95,15 @@ expect_contains err "'linked.lua' is a symbolic link"
 expect_file_content "$T/outside.lua" "$ugly"
 rm linked.lua
 
+step "a symbolic link to a directory is skipped with a warning by -recursive"
+mkdir -p "$T/elsewhere"
+printf '%s' "$ugly" >"$T/elsewhere/x.lua"
+ln -s "$T/elsewhere" linkdir
+run fmt -recursive
+expect_contains err "skipping 'linkdir': a symbolic link to a directory (never followed)"
+expect_file_content "$T/elsewhere/x.lua" "$ugly"
+rm linkdir
+
 step "-recursive formats modules/ too; without it they are left alone"
 mkdir -p modules/web
 printf 'local M={}\nreturn M\n' >modules/web/main.lua

@@ -44,6 +44,10 @@ resource "pdns.zone" "z" { name = "z.test" }'
 expect "update_method 'POST' is not one of PUT, PATCH" \
 	'provider "http" { base_url = "http://127.0.0.1:1" }
 resource "http.object" "o" { path = "/x", body = { a = 1 }, update_method = "POST" }'
+expect "provider 'http': its configuration uses a value not known yet: a resource's attribute (not allowed here), or a variable without a value (give it with -var NAME=VALUE or IAC_VAR_NAME)" \
+	'variable "url" {}
+provider "http" { base_url = var.url }
+resource "http.object" "o" { path = "/x", body = { a = 1 } }'
 printf '%s\n' 'provider "http" "a" { base_url = "http://127.0.0.1:1" }
 provider "http" { base_url = "http://127.0.0.1:2" }
 resource "http.object" "o" { provider = "a", path = "/x", body = { a = 1 } }

@@ -183,4 +183,14 @@ rc=0
 rc=0
 "$IAC" loadtest "$T/cap.lua" -find-capacity 'p99<100ms' 2> "$T/bad.err" || rc=$?
 [ "$rc" = 1 ] && grep -q "unknown metric 'p99'" "$T/bad.err" || fail "a bad condition accepted"
+rc=0
+"$IAC" loadtest "$T/cap.lua" -max-rate 50 -duration 1s 2> "$T/bad.err" || rc=$?
+[ "$rc" = 1 ] && grep -q "only apply with '-find-capacity COND'" "$T/bad.err" || fail "-max-rate without -find-capacity accepted"
+rc=0
+"$IAC" loadtest "$T/cap.lua" -find-capacity 'p(99)<100ms' -capacity-step -5 2> "$T/bad.err" || rc=$?
+[ "$rc" = 1 ] && grep -q "flag '-capacity-step' must be above 0" "$T/bad.err" || fail "a negative -capacity-step accepted"
+rc=0
+"$IAC" loadtest "$T/cap.lua" -duration 1s -target https://127.0.0.1:1 -ca-file "$T/nope.pem" -quiet 2> "$T/bad.err" || rc=$?
+[ "$rc" != 0 ] && grep -q "cannot read the CA file '$T/nope.pem': No such file or directory" "$T/bad.err" ||
+	{ cat "$T/bad.err"; fail "a missing -ca-file is not named with its reason"; }
 echo "PASS"
