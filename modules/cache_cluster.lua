@@ -58,6 +58,12 @@ end
 local redis_policies = { "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
                          "volatile-random", "volatile-ttl" }
 
+-- "; did you mean 'x'?" for a misspelt value, or ""
+local function did_you_mean(helpers, v, list)
+  local pick = type(v) == "string" and helpers and helpers.suggest and helpers.suggest(v, list)
+  return pick and ("; did you mean '" .. pick .. "'?") or ""
+end
+
 -- a port setting: nil (the default) or a whole number 1-65535
 local function port_of(name, what, v, default)
   if v == nil then return default end
@@ -70,8 +76,16 @@ end
 -- every settings table and the keys it takes (docs/cache.md); a misspelt
 -- key anywhere is refused with a suggestion, at the user's line
 local function check_settings(name, cfg, check)
-  if not check then return end   -- required without the prelude's helpers
   local what = "cache_cluster '" .. name .. "'"
+  for _, k in ipairs { "ring", "proxy", "publish", "warm", "sentinel" } do
+    if cfg[k] ~= nil and type(cfg[k]) ~= "table" then error(what .. ": " .. k .. " must be a table { ... }", 3) end
+  end
+  for _, k in ipairs { "file", "etcd" } do
+    if cfg.publish and cfg.publish[k] ~= nil and type(cfg.publish[k]) ~= "table" then
+      error(what .. ": publish." .. k .. " must be a table { ... }", 3)
+    end
+  end
+  check = check or function() end   -- required without the prelude's helpers
   check(cfg, what, { "engine", "hosts", "per_host", "memory", "policy", "base_port", "ring", "proxy", "publish",
                      "classes", "warm", "exporter", "replicas", "sentinel" })
   check(cfg.ring, what .. ": ring", { "hash", "vnodes", "key_hash", "hash_tag" })
@@ -103,9 +117,17 @@ local function check_settings(name, cfg, check)
   end
 end
 
-local function list_of(x)
+-- hosts = one host or a list of them (hosts { ... }), each a host table
+local function list_of(name, what, x)
   if x == nil then return {} end
-  if x.address or x.name then return { x } end   -- a single host
+  if type(x) == "table" and (x.address or x.name) then return { x } end   -- a single host
+  local ok = type(x) == "table"
+  for _, h in ipairs(ok and x or {}) do ok = ok and type(h) == "table" and h.name ~= nil and h.address ~= nil end
+  if not ok then
+    local bad = type(x) == "table" and x[1] or x
+    error("cache_cluster '" .. name .. "': " .. what .. " must be hosts (hosts { role = \"cache\" } or a host), not " ..
+          (type(bad) == "string" and "'" .. bad .. "'" or "a " .. type(bad)), 3)
+  end
   return x
 end
 
@@ -142,9 +164,10 @@ return function(name, helpers)
     check_settings(name, cfg, helpers and helpers.check_keys)
     local engine = cfg.engine or "redis"
     if engine ~= "redis" and engine ~= "memcached" then
-      error("cache_cluster '" .. name .. "': engine must be \"redis\" or \"memcached\", not '" .. tostring(engine) .. "'", 2)
+      error("cache_cluster '" .. name .. "': engine must be \"redis\" or \"memcached\", not '" .. tostring(engine) .. "'" ..
+            did_you_mean(helpers, engine, { "redis", "memcached" }), 2)
     end
-    local hs = list_of(cfg.hosts)
+    local hs = list_of(name, "hosts", cfg.hosts)
     if #hs == 0 then error("cache_cluster '" .. name .. "': 'hosts' (one or more hosts) is required", 2) end
     local per_host = cfg.per_host or 1
     if type(per_host) ~= "number" or per_host < 1 or per_host % 1 ~= 0 then
@@ -175,7 +198,7 @@ return function(name, helpers)
               "recently used keys (\"allkeys-lru\", the default) or none (\"noeviction\")", 2)
       elseif not ok then
         error("cache_cluster '" .. name .. "': policy '" .. tostring(cfg.policy) .. "' is not one of " ..
-              table.concat(redis_policies, ", "), 2)
+              table.concat(redis_policies, ", ") .. did_you_mean(helpers, cfg.policy, redis_policies), 2)
       end
     end
     local base = port_of(name, "base_port", cfg.base_port, engine == "redis" and 6379 or 11211)
@@ -313,7 +336,7 @@ return function(name, helpers)
     local pub = cfg.publish and cfg.publish.file
     if pub then
       if not pub.path then error("cache_cluster '" .. name .. "': publish.file needs a 'path'", 2) end
-      for _, h in ipairs(list_of(pub.hosts)) do
+      for _, h in ipairs(list_of(name, "publish.file.hosts", pub.hosts)) do
         rings[#rings + 1] = resource "cache.ring" (name .. "_ring_" .. h.name) {
           host = h, path = pub.path, cluster = name, engine = engine, hash = "ketama",
           key_hash = ring.key_hash, hash_tag = ring.hash_tag, vnodes = ring.vnodes,
@@ -337,9 +360,12 @@ return function(name, helpers)
     end
 
     local proxies = {}
+    if cfg.proxy and cfg.proxy.hosts == nil then
+      error("cache_cluster '" .. name .. "': proxy needs 'hosts' (where twemproxy runs)", 2)
+    end
     if cfg.proxy then
       local port = proxy_port
-      for _, h in ipairs(list_of(cfg.proxy.hosts)) do
+      for _, h in ipairs(list_of(name, "proxy.hosts", cfg.proxy.hosts)) do
         local pname = name .. "_proxy_" .. h.name
         local path = "/etc/iac-cache/" .. name .. "-twemproxy.yml"
         local pidfile = "/run/iac-cache-" .. name .. "-twemproxy.pid"

@@ -69,6 +69,11 @@ return function(name, helpers)
       check(cfg.pooler, what .. ": pooler", { "engine", "mode", "pool_size", "port", "max_client_conn" })
     end
     if type(cfg.hosts) ~= "table" or #cfg.hosts == 0 then fail("'hosts' (at least one host) is required") end
+    for _, h in ipairs(cfg.hosts) do
+      if type(h) ~= "table" or not h.name or not h.address then
+        fail("hosts must be hosts (hosts { role = \"db\" }), not " .. (type(h) == "string" and "'" .. h .. "'" or "a " .. type(h)))
+      end
+    end
     if cfg.proxy ~= nil and (type(cfg.proxy) ~= "table" or not cfg.proxy.address) then
       fail("proxy must be one host (local lb1 = host \"lb1\" { ... }; proxy = lb1)")
     end

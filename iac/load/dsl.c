@@ -806,6 +806,29 @@ static int l_check_keys(lua_State *L)
 	return 0;
 }
 
+/* suggest(WORD, { "candidate", ... }): the closest candidate, or nil, for
+ * a "did you mean" on a value (check_keys does it for keys). */
+static int l_suggest(lua_State *L)
+{
+	const char *want = luaL_checkstring(L, 1);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_Integer n = luaL_len(L, 2);
+	const char **cands = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof(*cands), 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, 2, i);
+		cands[i - 1] = lua_tostring(L, -1);   /* kept alive by table 2 */
+		lua_pop(L, 1);
+		if (!cands[i - 1])
+			return luaL_error(L, "suggest: candidates must be strings");
+	}
+	const char *pick = iac_suggest(want, cands, (size_t)n);
+	if (pick)
+		lua_pushstring(L, pick);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
 void iac_dsl_push_helpers(lua_State *L)
 {
 	lua_newtable(L);
@@ -813,6 +836,8 @@ void iac_dsl_push_helpers(lua_State *L)
 	lua_setfield(L, -2, "section");
 	lua_pushcfunction(L, l_check_keys);
 	lua_setfield(L, -2, "check_keys");
+	lua_pushcfunction(L, l_suggest);
+	lua_setfield(L, -2, "suggest");
 }
 
 static int l_file(lua_State *L)

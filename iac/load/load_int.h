@@ -74,7 +74,7 @@ int iac_dsl_check_keys(lua_State *L, int idx, const char *what, const char *cons
 int iac_dsl_check_bodies(const loader *ld);
 
 /* The helpers table preludes get as their third argument: { section,
- * check_keys }. */
+ * check_keys, suggest }. */
 void iac_dsl_push_helpers(lua_State *L);
 /* load.c: module() and require() */
 void iac_modules_install(lua_State *L);

@@ -45,7 +45,13 @@ check "memory 256 needs a unit: write \"256mb\" (kb, mb or gb)" 'memory = 256'
 check "memory 256 needs a unit" 'engine = "memcached", memory = "256"'
 check "memcached takes whole megabytes" 'engine = "memcached", memory = "512kb"'
 check "policy 'allkeys-lfuu' is not one of noeviction, allkeys-lru" 'policy = "allkeys-lfuu"'
+check "; did you mean 'allkeys-lfu'?" 'policy = "allkeys-lfuu"'
+check "not 'redsi'; did you mean 'redis'?" 'engine = "redsi"'
 check "policy 'allkeys-lfu' is Redis only: memcached evicts" 'engine = "memcached", policy = "allkeys-lfu"'
+# shapes: hosts are hosts, tables are tables
+check "main.lua:3: cache_cluster 'sessions': publish.file.hosts must be hosts" 'publish = { file = { hosts = { "a1" }, path = "/x" } }'
+check "proxy must be a table { ... }" 'proxy = true'
+check "proxy needs 'hosts' (where twemproxy runs)" 'proxy = { port = 22121 }'
 # numbers are numbers
 check "main.lua:3: cache_cluster 'sessions': base_port must be a port number (1-65535), not 'x'" 'base_port = "x"'
 check "ring.vnodes 0 must be a multiple of 4 between 4 and 4096" 'ring = { vnodes = 0 }'
