@@ -7,6 +7,7 @@
 #include "providers/lxd/lxd.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -48,6 +49,40 @@ static double wait_ms(const json_t *a)
 	return ms;
 }
 
+/* LXD refuses these only when the instance is created, half-way through an
+ * apply: say it at plan time. cpu: a count (a number >= 1, or "2") or a set
+ * ("0-1", "0,2"); memory: a size ("256MB", "1GiB", "512kB") or a share
+ * ("50%"). */
+static int check_limit_values(const json_t *lim)
+{
+	const json_t *cpu = json_object_get(lim, "cpu"), *mem = json_object_get(lim, "memory");
+	const char *cs = json_string_value(cpu);
+	if (cpu && !(json_is_integer(cpu) && json_integer_value(cpu) >= 1) &&
+	    !(cs && *cs && strspn(cs, "0123456789,-") == strlen(cs) && strcmp(cs, "0"))) {
+		char *shown = json_dumps(cpu, JSON_ENCODE_ANY);
+		iac_err_set("limits: cpu must be a count of at least 1 (cpu = 2) or a CPU set (\"0-1\"), not %s",
+			    shown ? shown : "that");
+		free(shown);
+		return IAC_ERR;
+	}
+	if (json_is_number(mem))
+		return iac_err_set("limits: memory needs a unit (\"%gMB\", \"1GiB\", \"50%%\"), not the bare number %g",
+				   json_number_value(mem), json_number_value(mem));
+	if (mem) {
+		static const char *const units[] = { "B", "kB", "MB", "GB", "TB", "KiB", "MiB", "GiB", "TiB", "%", NULL };
+		const char *m = json_string_value(mem), *u = m;
+		while (u && (isdigit((unsigned char)*u) || *u == '.'))
+			u++;
+		int ok = m && u > m && !*u;
+		for (size_t i = 0; m && u > m && !ok && units[i]; i++)
+			ok = !strcmp(u, units[i]);
+		if (!ok)
+			return iac_err_set("limits: memory must be a size such as \"256MB\", \"1GiB\" or \"50%%\", not '%s'",
+					   m ? m : "that");
+	}
+	return 0;
+}
+
 static int instance_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 {
 	(void)prior;
@@ -86,6 +121,8 @@ static int instance_plan(const iac_rctx *ctx, json_t *planned, const json_t *pri
 						   hint ? hint : "", hint ? "'?" : "");
 			}
 		}
+		if (check_limit_values(lim) < 0)
+			return IAC_ERR;
 		json_t *s = lxd_config_strings(lim, "limits:");
 		if (!s)
 			return IAC_ERR;

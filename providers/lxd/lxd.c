@@ -55,7 +55,8 @@ static int make_conn(lxd_conn *c, const json_t *cfg, const char *config_dir, con
 	c->fds[0] = c->fds[1] = c->fds[2] = -1;
 	c->op_timeout_ms = 120000;
 	pthread_mutex_init(&c->lock, NULL);
-	if (iac_json_str(cfg, "client_key"))
+	/* the key's text is secret; a file name is not (and names what is missing) */
+	if (iac_json_str(cfg, "client_key") && strstr(iac_json_str(cfg, "client_key"), "-----BEGIN "))
 		iac_redact_add(iac_json_str(cfg, "client_key"));
 	static const char *const allowed[] = { "endpoint", "client_cert", "client_key", "server_cert", "timeout",
 					       "retries", "operation_timeout", NULL };

@@ -65,6 +65,12 @@ lxd_main 'resource "lxd.instance" "iact-e3" { image = "iact-base", status = "Pau
 iac validate -no-color >"$TMP/validate.out" 2>&1 && check_fail "validate accepted status Paused"
 grep -q "must be \"Running\" or \"Stopped\"" "$TMP/validate.out" && ok "validate: $(grep -m1 'Running' "$TMP/validate.out" | cut -c1-160)" ||
 	{ cat "$TMP/validate.out"; check_fail "status not checked"; }
+for bad in 'memory = "lots"|memory must be a size such as' 'memory = 256|memory needs a unit' 'cpu = -1|cpu must be a count of at least 1' 'cpu = "many"|cpu must be a count'; do
+	lxd_main "resource \"lxd.instance\" \"iact-e3\" { image = \"iact-base\", limits = { ${bad%%|*} } }"
+	iac validate -no-color >"$TMP/validate.out" 2>&1 && check_fail "validate accepted limits { ${bad%%|*} }"
+	grep -q "${bad#*|}" "$TMP/validate.out" || { cat "$TMP/validate.out"; check_fail "limits { ${bad%%|*} }: no clear error"; }
+done
+ok "limits checked at validate: $(grep -m1 -o 'limits: .*' "$TMP/validate.out")"
 cat >"$W/main.lua" <<LUA
 provider "lxd" { endpoint = "$LXD_URL", client_cert = "$LXD_CLIENT_CERT", client_key = "$LXD_CLIENT_KEY", insecure = true }
 $one
