@@ -782,6 +782,26 @@ static int l_section(lua_State *L)
 	return 1;
 }
 
+/* The strings of the Lua list at idx as a NULL-terminated array on the
+ * Lua stack (a userdata, collected with it; the strings stay alive in the
+ * list), its length in *n when n is given. */
+static const char *const *string_list(lua_State *L, int idx, size_t *n)
+{
+	lua_Integer len = luaL_len(L, idx);
+	const char **list = lua_newuserdatauv(L, (size_t)(len + 1) * sizeof(*list), 0);
+	for (lua_Integer i = 1; i <= len; i++) {
+		lua_rawgeti(L, idx, i);
+		list[i - 1] = lua_tostring(L, -1);
+		lua_pop(L, 1);
+		if (!list[i - 1])
+			luaL_error(L, "expected a list of strings");
+	}
+	list[len] = NULL;
+	if (n)
+		*n = (size_t)len;
+	return list;
+}
+
 /* check_keys(TABLE, WHAT, { "allowed", ... }): iac_dsl_check_keys for a
  * shipped module, so a misspelt setting at any depth is refused at the
  * user's line with a suggestion. A TABLE that is not a table is left to
@@ -792,17 +812,7 @@ static int l_check_keys(lua_State *L)
 	luaL_checktype(L, 3, LUA_TTABLE);
 	if (!lua_istable(L, 1))
 		return 0;
-	lua_Integer n = luaL_len(L, 3);
-	const char **allowed = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof(*allowed), 0);
-	for (lua_Integer i = 1; i <= n; i++) {
-		lua_rawgeti(L, 3, i);
-		allowed[i - 1] = lua_tostring(L, -1);   /* kept alive by table 3 */
-		lua_pop(L, 1);
-		if (!allowed[i - 1])
-			return luaL_error(L, "check_keys: allowed keys must be strings");
-	}
-	allowed[n] = NULL;
-	iac_dsl_check_keys(L, 1, what, allowed);
+	iac_dsl_check_keys(L, 1, what, string_list(L, 3, NULL));
 	return 0;
 }
 
@@ -812,16 +822,9 @@ static int l_suggest(lua_State *L)
 {
 	const char *want = luaL_checkstring(L, 1);
 	luaL_checktype(L, 2, LUA_TTABLE);
-	lua_Integer n = luaL_len(L, 2);
-	const char **cands = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof(*cands), 0);
-	for (lua_Integer i = 1; i <= n; i++) {
-		lua_rawgeti(L, 2, i);
-		cands[i - 1] = lua_tostring(L, -1);   /* kept alive by table 2 */
-		lua_pop(L, 1);
-		if (!cands[i - 1])
-			return luaL_error(L, "suggest: candidates must be strings");
-	}
-	const char *pick = iac_suggest(want, cands, (size_t)n);
+	size_t n;
+	const char *const *cands = string_list(L, 2, &n);
+	const char *pick = iac_suggest(want, cands, n);
 	if (pick)
 		lua_pushstring(L, pick);
 	else
