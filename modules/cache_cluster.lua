@@ -39,7 +39,9 @@ local function kilobytes(name, text)
           "mb\" (kb, mb or gb)", 3)
   end
   if not n or not mult then
-    error("cache_cluster '" .. name .. "': memory '" .. tostring(text) .. "' must look like \"256mb\" or \"2gb\" " ..
+    -- a newline shown as \10: the message stays one line
+    local shown = tostring(text):gsub("%c", function(c) return "\\" .. c:byte() end)
+    error("cache_cluster '" .. name .. "': memory '" .. shown .. "' must look like \"256mb\" or \"2gb\" " ..
           "(a whole number and kb, mb or gb)", 3)
   end
   return tonumber(n) * mult
