@@ -7,6 +7,7 @@
 
 #include "iac/cli/commands.h"
 #include "iac/cli/session.h"
+#include "iac/core/buf.h"
 #include "iac/core/err.h"
 #include "iac/core/json.h"
 #include "iac/core/log.h"
@@ -136,28 +137,46 @@ int iac_state_lock_status(iac_session *s)
 
 /* `iac status TOPIC ...` is a provider command's own status: `iac status db
  * main` runs `iac db status main` (the db provider's command), `iac status
- * pool web` runs `iac pool status web` (the deploy provider's); found by
- * command name among every provider's commands, so the engine names none. */
+ * pool web` runs `iac pool status web` (the deploy provider's); found among
+ * the commands that declare a status (never `rollback`), so the engine names
+ * no provider. A TOPIC that is none of them is an error with the list. */
 static int provider_status(int *rc, int argc, char **argv)
 {
+	const char *topics[33];
+	size_t n = 0;
 	if (argc < 2 || argv[1][0] == '-')
 		return 0;
 	for (const iac_provider *const *pp = iac_provider_all(); *pp; pp++) {
 		const iac_provider *p = *pp;
-		for (size_t i = 0; p->commands && p->commands[i].name; i++) {
-			if (strcmp(p->commands[i].name, argv[1]))
-				continue;
-			char **av = iac_xcalloc((size_t)argc + 2, sizeof(char *));
-			av[0] = argv[1];
-			av[1] = "status";
-			for (int j = 2; j < argc; j++)
-				av[j] = argv[j];
-			*rc = p->commands[i].run(argc, av);
-			free(av);
-			return 1;
+		for (size_t t = 0; p->status_topics && p->status_topics[t]; t++) {
+			const char *topic = p->status_topics[t];
+			if (n < 32)
+				topics[n++] = topic;
+			for (size_t i = 0; p->commands && p->commands[i].name; i++) {
+				if (strcmp(topic, argv[1]) || strcmp(p->commands[i].name, topic))
+					continue;
+				char **av = iac_xcalloc((size_t)argc + 2, sizeof(char *));
+				av[0] = argv[1];
+				av[1] = "status";
+				for (int j = 2; j < argc; j++)
+					av[j] = argv[j];
+				*rc = p->commands[i].run(argc, av);
+				free(av);
+				return 1;
+			}
 		}
 	}
-	return 0;
+	iac_buf list = IAC_BUF_INIT;
+	for (size_t i = 0; i < n; i++)
+		iac_buf_printf(&list, "%s%s", i ? ", " : "", topics[i]);
+	topics[n] = NULL;
+	const char *hint = iac_suggest(argv[1], topics, n);
+	iac_log_error("unknown status topic '%s'%s%s%s; 'iac status' alone shows the state lock, and the topics "
+		      "are: %s", argv[1], hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "",
+		      n ? iac_buf_cstr(&list) : "none in this build");
+	iac_buf_free(&list);
+	*rc = 1;
+	return 1;
 }
 
 int iac_cmd_status(int argc, char **argv)

@@ -172,6 +172,10 @@ typedef struct iac_provider {
 	 * main.lua with the shared globals table and require as its arguments
 	 * (declarations that read like keywords: deployment "web" { ... }). */
 	const iac_provider_command *commands;
+	/* Those of its commands that take `status` first, NULL-terminated:
+	 * `iac status NAME ARGS` runs `iac NAME status ARGS` (never any other
+	 * command: `iac status rollback` must not roll anything back). */
+	const char *const *status_topics;
 	const iac_provider_flag *flags;
 	const iac_provider_op *ops;
 	const char *prelude;

@@ -12,5 +12,6 @@ const iac_provider iac_provider_cache = {
 	.name = "cache",
 	.types = cache_types,
 	.commands = cache_commands,
+	.status_topics = (const char *const[]){ "cache", NULL },
 	.prelude = "prelude/cache.lua",
 };

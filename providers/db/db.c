@@ -126,5 +126,6 @@ const iac_provider iac_provider_db = {
 	.name = "db",
 	.types = db_types,
 	.commands = db_commands,
+	.status_topics = (const char *const[]){ "db", NULL },
 	.prelude = "prelude/db.lua",
 };

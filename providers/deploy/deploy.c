@@ -70,6 +70,7 @@ const iac_provider iac_provider_deploy = {
 	.configure = deploy_configure,
 	.close = deploy_close,
 	.commands = deploy_commands,
+	.status_topics = (const char *const[]){ "pool", NULL },
 	.flags = deploy_flags,
 	.prelude = "prelude/deploy.lua",
 };

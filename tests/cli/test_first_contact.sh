@@ -88,6 +88,13 @@ expect_contains err "unknown command 'pln' (did you mean 'plan'?)"
 run apply -auto-aprove
 expect_rc 1
 expect_contains err "unknown flag '-auto-aprove' for 'iac apply' (did you mean '-auto-approve'?)"
+run status pol
+expect_rc 1
+expect_contains err "unknown status topic 'pol' (did you mean 'pool'?)"
+# a topic is never another command: `iac status rollback` rolls nothing back
+run status rollback
+expect_rc 1
+expect_contains err "unknown status topic 'rollback'; 'iac status' alone shows the state lock, and the topics are: "
 for h in -h -help --help; do
 	run plan "$h"
 	expect_rc 0
