@@ -65,6 +65,12 @@ local function keepalived(name, rname, h, i, n, vip, dir)
       "  virtual_router_id " .. tostring(vip.router_id or 51),
       "  priority " .. tostring(i == 1 and 150 or 110 - 10 * i),
       "  advert_int " .. tostring(vip.advert_int or 0.5),
+      -- neighbours ignore an ARP update within a second of the last one
+      -- (the kernel's locktime): announce the address again 1 s after
+      -- taking it, and every 5 s while holding it
+      "  garp_master_delay 1",
+      "  garp_master_repeat 3",
+      "  garp_master_refresh 5",
       "  virtual_ipaddress {",
       "    " .. addr .. " dev " .. iface,
       "  }",
