@@ -61,7 +61,9 @@ iac plan -detailed-exitcode >"$WORK/p0.out" 2>&1 || { cat "$WORK/p0.out"; fail "
 t0=$(date +%s%N)
 on_host 1 'kill -9 $(cat /run/iac-cache-sessions-c1-1.pid)'
 promoted() { [ "$(rcli 2 26379 sentinel get-master-addr-by-name sessions-c1-1 | head -1)" = "$(addr 2)" ]; }
-wait_for 30 promoted || fail "sentinel did not promote the replica"
+wait_for 60 promoted || {
+	for n in 1 2 3; do echo "--- sentinel on c$n:"; rcli $n 26379 sentinel master sessions-c1-1 2>&1 | paste -sd' ' | cut -c1-600; done
+	fail "sentinel did not promote the replica within 60 s"; }
 t1=$(date +%s%N)
 iac plan >"$WORK/p1.out" 2>&1 || { cat "$WORK/p1.out"; fail "plan after failover"; }
 expect_in "$WORK/p1.out" "failover: sessions-c1-1 now at $(addr 2):7379"

@@ -100,6 +100,12 @@ for i in $(seq 30); do
 done
 [ "$(server_at "$LB" 5432)" = "$(addr ${target#h})" ] || fail "rw did not follow the switchover"
 psql_at "$LB" 5432 "insert into t values (5000)" || fail "write after switchover"
+# the old leader is "demoted" for a moment, then a running replica: wait for
+# Patroni to settle before asking iac what it sees (/replica answers 200 then)
+for i in $(seq 100); do
+	ctl curl -s -m 1 -o /dev/null -w '%{http_code}' "http://$(addr ${new#h}):8008/replica" 2>/dev/null | grep -q 200 && break
+	sleep 0.2
+done
 iac plan -detailed-exitcode >"$WORK/p3.out" 2>&1 || { cat "$WORK/p3.out"; fail "plan not quiet after the switchover"; }
 expect_in "$WORK/p3.out" "member '$target' of cluster 'main' is leader now, was replica"
 expect_in "$WORK/p3.out" "member '$new' of cluster 'main' is replica now, was leader"
