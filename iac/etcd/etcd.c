@@ -491,6 +491,20 @@ int iac_etcd_put(iac_etcd *e, const char *key, const void *value, size_t len, in
 	return iac_etcd_put_rev(NULL, e, key, value, len, lease);
 }
 
+int iac_etcd_value_sha256(char hex[65], const char *endpoints, const char *key)
+{
+	iac_etcd *e = NULL;
+	iac_etcd_kv kv = { 0 };
+	int rc = iac_etcd_open(&e, endpoints, 5000);
+	if (rc == 0)
+		rc = iac_etcd_get(&kv, e, key);
+	iac_etcd_close(e);
+	if (rc == 0)
+		iac_sha256_hex(hex, kv.value, kv.value_len);
+	iac_etcd_kv_free(&kv);
+	return rc;
+}
+
 int iac_etcd_get(iac_etcd_kv *out, iac_etcd *e, const char *key)
 {
 	json_t *resp, *kvs;

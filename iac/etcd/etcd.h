@@ -65,6 +65,10 @@ int iac_etcd_put_rev(int64_t *out_revision, iac_etcd *e, const char *key, const 
 
 /* Get one key. IAC_ENOTFOUND when it does not exist. */
 int iac_etcd_get(iac_etcd_kv *out, iac_etcd *e, const char *key);
+/* The SHA-256 (hex) of key's value at endpoints, one short-lived client:
+ * how a resource that publishes a document to etcd (a flag, a cache ring)
+ * sees drift. 0, IAC_ENOTFOUND when the key is absent, IAC_ERR (message). */
+int iac_etcd_value_sha256(char hex[65], const char *endpoints, const char *key);
 
 /* All keys starting with prefix ("" = every key), sorted by key. *out_revision
  * (may be NULL) gets the store revision the answer reflects. */

@@ -401,20 +401,13 @@ static json_t *read_back(const json_t *prior, const char *sum)
 
 static int etcd_read(json_t **out, const json_t *prior)
 {
-	iac_etcd *e = NULL;
-	iac_etcd_kv kv = { 0 };
 	char hex[65];
 	*out = NULL;
-	int rc = iac_etcd_open(&e, iac_json_str(prior, "endpoints"), 5000);
-	if (rc == 0)
-		rc = iac_etcd_get(&kv, e, iac_json_str(prior, "key"));
-	iac_etcd_close(e);
+	int rc = iac_etcd_value_sha256(hex, iac_json_str(prior, "endpoints"), iac_json_str(prior, "key"));
 	if (rc == IAC_ENOTFOUND)
 		return 0;
 	if (rc < 0)
 		return IAC_ERR;
-	iac_sha256_hex(hex, kv.value, kv.value_len);
-	iac_etcd_kv_free(&kv);
 	*out = read_back(prior, hex);
 	return 0;
 }

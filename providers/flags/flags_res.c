@@ -220,22 +220,15 @@ static int etcd_update(const iac_rctx *ctx, json_t **out, const json_t *prior, c
 
 static int etcd_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
-	iac_etcd *e = NULL;
-	iac_etcd_kv kv = { 0 };
 	char hex[65];
 	*out = NULL;
-	int rc = iac_etcd_open(&e, iac_json_str(prior, "endpoints"), 5000);
-	if (rc == 0)
-		rc = iac_etcd_get(&kv, e, iac_json_str(prior, "key"));
-	iac_etcd_close(e);
+	int rc = iac_etcd_value_sha256(hex, iac_json_str(prior, "endpoints"), iac_json_str(prior, "key"));
 	if (rc == IAC_ENOTFOUND)
 		return 0;
 	if (rc < 0)
 		return IAC_ERR;
-	iac_sha256_hex(hex, kv.value, kv.value_len);
 	*out = strcmp(hex, iac_json_str(prior, "sha256") ?: "") ? drifted(prior)
 										       : json_copy((json_t *)prior);
-	iac_etcd_kv_free(&kv);
 	return 0;
 }
 
