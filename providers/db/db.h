@@ -66,6 +66,24 @@ int iac_db_stop(const iac_rctx *ctx, const json_t *attrs, const char *pidfile, c
 /* obj's config_sha256 := SHA-256 of text (the rendered config). */
 void iac_db_set_sha(json_t *obj, const char *text);
 
+/* SQL on the leader (providers/db/sql.c).
+ * iac_db_leader: the entry of members ([{host, name, port, api_port}]) that
+ * Patroni reports as the running leader (borrowed from members), asking
+ * each member's GET /cluster in turn; NULL with a message naming the
+ * cluster when none answers with one.
+ * iac_db_psql: psql as postgres on member's host over its socket, sql on
+ * stdin, in one transaction when one_tx (psql -1). 0 when psql ran (r->status
+ * its exit status, r->out/r->err owned, freed by iac_db_sql_result_free);
+ * IAC_ERR when the host could not be reached. */
+typedef struct iac_db_sql_result {
+	int status;
+	char *out, *err;
+} iac_db_sql_result;
+const json_t *iac_db_leader(const iac_rctx *ctx, const json_t *members, const char *cluster);
+int iac_db_psql(iac_db_sql_result *r, const iac_rctx *ctx, const json_t *member, const char *database,
+		const char *sql, int one_tx);
+void iac_db_sql_result_free(iac_db_sql_result *r);
+
 int iac_db_cmd(int argc, char **argv);
 void iac_db_cmd_help(void);
 
