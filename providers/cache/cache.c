@@ -1,7 +1,7 @@
 /* cache: the provider table (cache.h). */
 #include "providers/cache/cache.h"
 
-static const iac_rtype *const cache_types[] = { &iac_cache_cluster_type, &iac_cache_ring_type, &iac_cache_proxy_type, NULL };
+static const iac_rtype *const cache_types[] = { &iac_cache_cluster_type, &iac_ketama_type, &iac_cache_proxy_type, NULL };
 
 static const iac_provider_command cache_commands[] = {
 	{ "cache", iac_cache_cmd, "cache clusters: the ring, where keys go, invalidation", iac_cache_cmd_help },

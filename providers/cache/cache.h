@@ -8,7 +8,7 @@
 
 extern const iac_provider iac_provider_cache;
 extern const iac_rtype iac_cache_cluster_type; /* cache_res.c */
-extern const iac_rtype iac_cache_ring_type;
+extern const iac_rtype iac_ketama_type;
 extern const iac_rtype iac_cache_proxy_type;
 
 /* `iac cache SUBCOMMAND ...` (cmd_cache.c). */

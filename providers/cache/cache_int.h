@@ -4,12 +4,12 @@
 
 #include <jansson.h>
 
-#include "providers/cache/ring.h"
+#include "iac/core/ketama.h"
 
 /* The ring of a cache.ring / cache.proxy / cache.cluster resource's
  * attributes (nodes, key_hash, hash_tag, vnodes): points hash "ADDR:PORT"
- * (ADDR for 11211). Free with iac_cache_ring_free(). */
-int iac_cache_ring_of_attrs(iac_cache_ring **out, const json_t *attrs);
+ * (ADDR for 11211). Free with iac_ketama_free(). */
+int iac_ketama_of_attrs(iac_ketama **out, const json_t *attrs);
 
 /* A copy of `attrs` (new) whose nodes carry the address and port of their
  * primary as the `sentinels` list (ADDRESS:PORT each) reports it now; an

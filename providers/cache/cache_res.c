@@ -14,7 +14,7 @@
  * back as a different document and the next apply writes it again. */
 #include "providers/cache/cache.h"
 #include "providers/cache/cache_int.h"
-#include "providers/cache/ring.h"
+#include "iac/core/ketama.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -85,12 +85,12 @@ static const iac_attr proxy_attrs[] = {
 /* The ring of a resource's `nodes`: each node's points hash "ADDR:PORT"
  * (just ADDR on 11211), what twemproxy and libmemcached hash for servers
  * listed without a name, so that either agrees with the published ring. */
-int iac_cache_ring_of_attrs(iac_cache_ring **out, const json_t *attrs)
+int iac_ketama_of_attrs(iac_ketama **out, const json_t *attrs)
 {
 	const json_t *nodes = json_object_get(attrs, "nodes"), *n;
 	size_t count = json_array_size(nodes), i;
 	int rc = IAC_ERR;
-	iac_cache_ring_node *rn = calloc(count ? count : 1, sizeof(*rn));
+	iac_ketama_node *rn = calloc(count ? count : 1, sizeof(*rn));
 	char (*pn)[300] = calloc(count ? count : 1, sizeof(*pn));
 	const char *hash = iac_json_str(attrs, "hash");
 	json_int_t vnodes = json_integer_value(json_object_get(attrs, "vnodes"));
@@ -118,10 +118,10 @@ int iac_cache_ring_of_attrs(iac_cache_ring **out, const json_t *attrs)
 			iac_err_set("nodes[%zu] needs a name, an address, a port (1-65535) and a weight >= 1", i + 1);
 			goto done;
 		}
-		iac_cache_ring_point_name(pn[i], sizeof(pn[i]), addr, (unsigned)port, by_name ? name : NULL);
-		rn[i] = (iac_cache_ring_node){ name, pn[i], (uint32_t)w };
+		iac_ketama_point_name(pn[i], sizeof(pn[i]), addr, (unsigned)port, by_name ? name : NULL);
+		rn[i] = (iac_ketama_node){ name, pn[i], (uint32_t)w };
 	}
-	rc = iac_cache_ring_new(out, rn, count, iac_json_str(attrs, "key_hash"), iac_json_str(attrs, "hash_tag"),
+	rc = iac_ketama_new(out, rn, count, iac_json_str(attrs, "key_hash"), iac_json_str(attrs, "hash_tag"),
 				vnodes > 0 ? (unsigned)vnodes : 160);
 done:
 	free(rn);
@@ -133,13 +133,13 @@ done:
  * engine, each node's address and port, and the data classes. */
 static int render_ring(char **out, const json_t *attrs)
 {
-	iac_cache_ring *r = NULL;
+	iac_ketama *r = NULL;
 	*out = NULL;
-	if (iac_cache_ring_of_attrs(&r, attrs) < 0)
+	if (iac_ketama_of_attrs(&r, attrs) < 0)
 		return IAC_ERR;
-	json_t *doc = iac_cache_ring_to_json(r), *n;
+	json_t *doc = iac_ketama_to_json(r, "iac-cache-ring/1"), *n;
 	size_t i;
-	iac_cache_ring_free(r);
+	iac_ketama_free(r);
 	if (!doc)
 		return iac_err_set("out of memory");
 	json_object_set_new(doc, "cluster", json_string(iac_json_str(attrs, "cluster")));
@@ -167,11 +167,11 @@ static int check_common(const json_t *attrs)
 }
 
 /* 1 when node i of ring `a` (by its point name) is in ring `b` too. */
-static int in_ring(const iac_cache_ring *b, const iac_cache_ring *a, size_t i)
+static int in_ring(const iac_ketama *b, const iac_ketama *a, size_t i)
 {
-	const char *pn = iac_cache_ring_point_name_of(a, i);
-	for (size_t j = 0; j < iac_cache_ring_nnodes(b); j++)
-		if (!strcmp(iac_cache_ring_point_name_of(b, j), pn))
+	const char *pn = iac_ketama_point_name_of(a, i);
+	for (size_t j = 0; j < iac_ketama_nnodes(b); j++)
+		if (!strcmp(iac_ketama_point_name_of(b, j), pn))
 			return 1;
 	return 0;
 }
@@ -180,18 +180,18 @@ static int in_ring(const iac_cache_ring *b, const iac_cache_ring *a, size_t i)
  * against the planned one. Nothing to say when the nodes are the same. */
 static void movement_note(const iac_rctx *ctx, const json_t *prior, const json_t *planned)
 {
-	iac_cache_ring *a = NULL, *b = NULL;
+	iac_ketama *a = NULL, *b = NULL;
 	if (!ctx->warn || !prior || json_equal(json_object_get(prior, "nodes"), json_object_get(planned, "nodes")))
 		return;
-	if (iac_cache_ring_of_attrs(&a, prior) < 0 || iac_cache_ring_of_attrs(&b, planned) < 0) {
+	if (iac_ketama_of_attrs(&a, prior) < 0 || iac_ketama_of_attrs(&b, planned) < 0) {
 		iac_err_clear();
 		goto done;
 	}
-	size_t na = iac_cache_ring_nnodes(a), nb = iac_cache_ring_nnodes(b);
+	size_t na = iac_ketama_nnodes(a), nb = iac_ketama_nnodes(b);
 	double moved = 0, *gives = calloc(na, sizeof(double)), *gets = calloc(nb, sizeof(double));
 	iac_buf msg = IAC_BUF_INIT;
 	if (gives && gets) {
-		iac_cache_ring_diff(a, b, &moved, gives, gets);
+		iac_ketama_diff(a, b, &moved, gives, gets);
 		/* what consistent hashing promises: the joining nodes' share of
 		 * the new ring plus the leaving nodes' share of the old one */
 		size_t joins = 0, leaves = 0;
@@ -205,13 +205,13 @@ static void movement_note(const iac_rctx *ctx, const json_t *prior, const json_t
 		const char *sep = "; given up by ";
 		for (size_t i = 0; i < na; i++)
 			if (gives[i] > 0) {
-				iac_buf_printf(&msg, "%s%s %.1f%%", sep, iac_cache_ring_node_name(a, i), gives[i] * 100);
+				iac_buf_printf(&msg, "%s%s %.1f%%", sep, iac_ketama_node_name(a, i), gives[i] * 100);
 				sep = ", ";
 			}
 		sep = "; taken by ";
 		for (size_t j = 0; j < nb; j++)
 			if (gets[j] > 0) {
-				iac_buf_printf(&msg, "%s%s %.1f%%", sep, iac_cache_ring_node_name(b, j), gets[j] * 100);
+				iac_buf_printf(&msg, "%s%s %.1f%%", sep, iac_ketama_node_name(b, j), gets[j] * 100);
 				sep = ", ";
 			}
 		ctx->warn(ctx, msg.ptr);
@@ -220,8 +220,8 @@ static void movement_note(const iac_rctx *ctx, const json_t *prior, const json_t
 	free(gives);
 	free(gets);
 done:
-	iac_cache_ring_free(a);
-	iac_cache_ring_free(b);
+	iac_ketama_free(a);
+	iac_ketama_free(b);
 }
 
 /* The plan of a file resource: checks, and the SHA-256 of what `render`
@@ -265,7 +265,7 @@ static int ring_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
  * with their names when the ring's points hash names (point_names). */
 static int render_proxy(char **out, const json_t *attrs)
 {
-	iac_cache_ring *r = NULL;
+	iac_ketama *r = NULL;
 	const json_t *n;
 	size_t i;
 	json_int_t vnodes = json_integer_value(json_object_get(attrs, "vnodes"));
@@ -274,9 +274,9 @@ static int render_proxy(char **out, const json_t *attrs)
 	if (vnodes && vnodes != 160)
 		return iac_err_set("a twemproxy ring has 160 points per node; vnodes = %lld cannot be proxied",
 				   (long long)vnodes);
-	if (iac_cache_ring_of_attrs(&r, attrs) < 0)   /* the same checks as the published ring */
+	if (iac_ketama_of_attrs(&r, attrs) < 0)   /* the same checks as the published ring */
 		return IAC_ERR;
-	iac_cache_ring_free(r);
+	iac_ketama_free(r);
 	for (const char *c = cluster; *c; c++)
 		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '-'))
 			return iac_err_set("cluster name '%s' cannot name a twemproxy pool (letters, digits, '-', '_')", cluster);
@@ -505,7 +505,7 @@ static int file_probe(const iac_rctx *ctx, const json_t *attrs)
 	return iac_host_run(NULL, ctx->hosts, json_object_get(attrs, "host"), "true", 10e3, ctx->cancel);
 }
 
-const iac_rtype iac_cache_ring_type = {
+const iac_rtype iac_ketama_type = {
 	.name = "cache.ring", .attrs = ring_attrs,
 	.doc = "a cache cluster's ketama ring, published as JSON to a file (docs/cache.md)",
 	.plan = ring_plan, .read = ring_read, .create = ring_create, .update = ring_update,
@@ -528,14 +528,14 @@ static int cluster_plan(const iac_rctx *ctx, json_t *planned, const json_t *prio
 {
 	(void)ctx;
 	(void)prior;
-	iac_cache_ring *r = NULL;
+	iac_ketama *r = NULL;
 	double rate, ms;
 	if (check_common(planned) < 0 || iac_cache_warm_parse(&rate, &ms, json_object_get(planned, "warm")) < 0)
 		return IAC_ERR;
 	if (iac_value_has_unknown(planned))
 		return 0;
-	int rc = iac_cache_ring_of_attrs(&r, planned);
-	iac_cache_ring_free(r);
+	int rc = iac_ketama_of_attrs(&r, planned);
+	iac_ketama_free(r);
 	return rc;
 }
 

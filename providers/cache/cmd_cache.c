@@ -18,7 +18,7 @@
 #include "providers/cache/cache.h"
 #include "providers/cache/cache_int.h"
 #include "providers/cache/client.h"
-#include "providers/cache/ring.h"
+#include "iac/core/ketama.h"
 
 #include "iac/cli/session.h"
 #include "iac/core/json.h"
@@ -37,7 +37,7 @@ typedef struct {
 
 /* "NAME[:WEIGHT]=POINT_NAME" into a ring node; the strings point into a
  * copy the caller frees. */
-static int parse_node(iac_cache_ring_node *out, char **copy, const char *spec)
+static int parse_node(iac_ketama_node *out, char **copy, const char *spec)
 {
 	char *s = strdup(spec), *eq = s ? strchr(s, '=') : NULL;
 	*copy = s;
@@ -59,11 +59,11 @@ static int parse_node(iac_cache_ring_node *out, char **copy, const char *spec)
 	return 0;
 }
 
-static int build_ring(iac_cache_ring **out, const ring_opts *o)
+static int build_ring(iac_ketama **out, const ring_opts *o)
 {
 	int rc = IAC_ERR;
 	size_t n = o->nodes.n;
-	iac_cache_ring_node *nodes = calloc(n ? n : 1, sizeof(*nodes));
+	iac_ketama_node *nodes = calloc(n ? n : 1, sizeof(*nodes));
 	char **copies = calloc(n ? n : 1, sizeof(char *));
 	*out = NULL;
 	if (!nodes || !copies) {
@@ -81,7 +81,7 @@ static int build_ring(iac_cache_ring **out, const ring_opts *o)
 		iac_err_set("-vnodes %d must be a multiple of 4 between 4 and 4096", o->vnodes);
 		goto done;
 	}
-	rc = iac_cache_ring_new(out, nodes, n, o->hash, o->hash_tag, (unsigned)o->vnodes);
+	rc = iac_ketama_new(out, nodes, n, o->hash, o->hash_tag, (unsigned)o->vnodes);
 done:
 	for (size_t i = 0; copies && i < n; i++)
 		free(copies[i]);
@@ -90,13 +90,13 @@ done:
 	return rc;
 }
 
-static void locate_one(const iac_cache_ring *r, const char *key, size_t len)
+static void locate_one(const iac_ketama *r, const char *key, size_t len)
 {
-	size_t i = iac_cache_ring_locate(r, key, len);
-	printf("%s\t%.*s\n", iac_cache_ring_node_name(r, i), (int)len, key);
+	size_t i = iac_ketama_locate(r, key, len);
+	printf("%s\t%.*s\n", iac_ketama_node_name(r, i), (int)len, key);
 }
 
-static int cmd_locate(const iac_cache_ring *r, const iac_strlist *keys)
+static int cmd_locate(const iac_ketama *r, const iac_strlist *keys)
 {
 	if (keys->n > 1) {
 		for (size_t i = 1; i < keys->n; i++)
@@ -115,9 +115,9 @@ static int cmd_locate(const iac_cache_ring *r, const iac_strlist *keys)
 	return 0;
 }
 
-static int cmd_ring(const iac_cache_ring *r)
+static int cmd_ring(const iac_ketama *r)
 {
-	json_t *doc = iac_cache_ring_to_json(r);
+	json_t *doc = iac_ketama_to_json(r, "iac-cache-ring/1");
 	if (!doc)
 		return iac_err_set("out of memory");
 	int rc = json_dumpf(doc, stdout, JSON_INDENT(2)) < 0 ? IAC_ERR : 0;
@@ -286,15 +286,15 @@ static int cmd_status(iac_session *s, const char *only)
  * (docs/cache.md), bumped on the node the ring gives the namespace key. */
 static int invalidate_memcached(json_t *nodes_out, const json_t *cl, const char *klass)
 {
-	iac_cache_ring *ring = NULL;
+	iac_ketama *ring = NULL;
 	iac_cache_conn *c = NULL;
 	unsigned long long v = 0;
 	char key[300];
 	snprintf(key, sizeof(key), "iac:ns:%s", klass);
-	if (iac_cache_ring_of_attrs(&ring, cl) < 0)
+	if (iac_ketama_of_attrs(&ring, cl) < 0)
 		return IAC_ERR;
-	size_t owner = iac_cache_ring_locate(ring, key, strlen(key));
-	iac_cache_ring_free(ring);
+	size_t owner = iac_ketama_locate(ring, key, strlen(key));
+	iac_ketama_free(ring);
 	const json_t *node = json_array_get(json_object_get(cl, "nodes"), owner);
 	json_t *one = node_doc(node);
 	int rc = open_node(&c, node);
@@ -417,7 +417,7 @@ int iac_cache_cmd(int argc, char **argv)
 {
 	ring_opts o = { .nodes = { 0 }, .vnodes = 160 };
 	iac_strlist pos = { 0 };
-	iac_cache_ring *r = NULL;
+	iac_ketama *r = NULL;
 	iac_session s;
 	const char *klass = NULL;
 	int rc = 1;
@@ -467,7 +467,7 @@ int iac_cache_cmd(int argc, char **argv)
 		rc = 0;
 done:
 	iac_session_close(&s);
-	iac_cache_ring_free(r);
+	iac_ketama_free(r);
 	iac_strlist_free(&o.nodes);
 	iac_strlist_free(&pos);
 	return rc;

@@ -19,7 +19,7 @@
 #include "iac/core/util.h"
 
 typedef struct {
-	iac_cache_ring *old_ring, *new_ring;
+	iac_ketama *old_ring, *new_ring;
 	const json_t *old_nodes, *new_nodes;
 	iac_cache_conn **dst;         /* per new node, opened on first use */
 	double max_rate, deadline_ms, started_ms;
@@ -81,17 +81,17 @@ static int copy_batch(warm_run *w, iac_cache_conn *src, size_t i, const iac_resp
 		iac_err_set("out of memory");
 		goto done;
 	}
-	const char *old_pn = iac_cache_ring_point_name_of(w->old_ring, i);
+	const char *old_pn = iac_ketama_point_name_of(w->old_ring, i);
 	for (size_t k = 0; k < n; k++) {
 		const iac_resp *key = &keys->elems[k];
 		to[k] = SIZE_MAX;
 		if (key->type != IAC_RESP_BULK)
 			continue;
 		w->scanned++;
-		if (iac_cache_ring_locate(w->old_ring, key->str, key->len) != i)
+		if (iac_ketama_locate(w->old_ring, key->str, key->len) != i)
 			continue;   /* not this node's key under the old ring: stale, leave it */
-		size_t j = iac_cache_ring_locate(w->new_ring, key->str, key->len);
-		if (!strcmp(iac_cache_ring_point_name_of(w->new_ring, j), old_pn))
+		size_t j = iac_ketama_locate(w->new_ring, key->str, key->len);
+		if (!strcmp(iac_ketama_point_name_of(w->new_ring, j), old_pn))
 			continue;
 		to[k] = j;
 		const char *pa[] = { "PTTL", key->str }, *da[] = { "DUMP", key->str };
@@ -207,7 +207,7 @@ static int mc_moving(mc_item **out, size_t *n, warm_run *w, iac_cache_conn *src,
 {
 	size_t cap = 0;
 	char *line = NULL;
-	const char *old_pn = iac_cache_ring_point_name_of(w->old_ring, i);
+	const char *old_pn = iac_ketama_point_name_of(w->old_ring, i);
 	*out = NULL;
 	*n = 0;
 	if (iac_mc_send(src, "lru_crawler metadump all\r\n", 26) < 0)
@@ -228,9 +228,9 @@ static int mc_moving(mc_item **out, size_t *n, warm_run *w, iac_cache_conn *src,
 		uri_decode(line + 4);
 		size_t len = strlen(line + 4);
 		w->scanned++;
-		size_t j = iac_cache_ring_locate(w->new_ring, line + 4, len);
-		if (iac_cache_ring_locate(w->old_ring, line + 4, len) == i &&
-		    strcmp(iac_cache_ring_point_name_of(w->new_ring, j), old_pn)) {
+		size_t j = iac_ketama_locate(w->new_ring, line + 4, len);
+		if (iac_ketama_locate(w->old_ring, line + 4, len) == i &&
+		    strcmp(iac_ketama_point_name_of(w->new_ring, j), old_pn)) {
 			if (*n == cap) {
 				cap = cap ? cap * 2 : 1024;
 				mc_item *grown = realloc(*out, cap * sizeof(mc_item));
@@ -358,7 +358,7 @@ int iac_cache_warm(json_t **report, const json_t *old_attrs, const json_t *new_a
 	*report = NULL;
 	if (iac_cache_warm_parse(&w.max_rate, &max_time, warm) < 0)
 		return IAC_ERR;
-	if (iac_cache_ring_of_attrs(&w.old_ring, old_attrs) < 0 || iac_cache_ring_of_attrs(&w.new_ring, new_attrs) < 0)
+	if (iac_ketama_of_attrs(&w.old_ring, old_attrs) < 0 || iac_ketama_of_attrs(&w.new_ring, new_attrs) < 0)
 		goto done;
 	w.old_nodes = json_object_get(old_attrs, "nodes");
 	w.new_nodes = json_object_get(new_attrs, "nodes");
@@ -372,7 +372,7 @@ int iac_cache_warm(json_t **report, const json_t *old_attrs, const json_t *new_a
 	for (size_t i = 0; i < json_array_size(w.old_nodes) && !w.timed_out; i++) {
 		int redis = !strcmp(iac_json_str(new_attrs, "engine") ?: "", "redis");
 		if ((redis ? warm_node(&w, i) : warm_node_mc(&w, i)) < 0) {
-			iac_err_prefix("cannot warm from '%s'", iac_cache_ring_node_name(w.old_ring, i));
+			iac_err_prefix("cannot warm from '%s'", iac_ketama_node_name(w.old_ring, i));
 			goto done;
 		}
 	}
@@ -384,7 +384,7 @@ done:
 	for (size_t j = 0; w.dst && j < json_array_size(w.new_nodes); j++)
 		iac_cache_conn_close(w.dst[j]);
 	free(w.dst);
-	iac_cache_ring_free(w.old_ring);
-	iac_cache_ring_free(w.new_ring);
+	iac_ketama_free(w.old_ring);
+	iac_ketama_free(w.new_ring);
 	return rc;
 }

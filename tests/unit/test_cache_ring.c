@@ -1,4 +1,4 @@
-/* Unit tests for the cache ring (providers/cache/ring.c): key hashes and
+/* Unit tests for the cache ring (iac/core/ketama.c): key hashes and
  * continuum points against vectors computed independently (Python's hashlib
  * and a transcription of twemproxy's arithmetic), weighted point counts,
  * placement of known keys, shares and the movement on add/remove. The
@@ -10,18 +10,18 @@
 
 #include "harness.h"
 #include "iac/core/err.h"
-#include "providers/cache/ring.h"
+#include "iac/core/ketama.h"
 
-static iac_cache_ring *make(const char *hash, size_t n, const char *const *pn, const uint32_t *w)
+static iac_ketama *make(const char *hash, size_t n, const char *const *pn, const uint32_t *w)
 {
-	iac_cache_ring_node nodes[16];
+	iac_ketama_node nodes[16];
 	char names[16][32];
 	for (size_t i = 0; i < n; i++) {
 		snprintf(names[i], sizeof(names[i]), "n%zu", i + 1);
-		nodes[i] = (iac_cache_ring_node){ names[i], pn[i], w ? w[i] : 1 };
+		nodes[i] = (iac_ketama_node){ names[i], pn[i], w ? w[i] : 1 };
 	}
-	iac_cache_ring *r = NULL;
-	if (iac_cache_ring_new(&r, nodes, n, hash, NULL, 160) < 0)
+	iac_ketama *r = NULL;
+	if (iac_ketama_new(&r, nodes, n, hash, NULL, 160) < 0)
 		fprintf(stderr, "ring: %s\n", iac_err_last());
 	return r;
 }
@@ -33,36 +33,36 @@ static void test_key_hashes(void)
 	/* from hashlib.md5 (first little-endian word) and twemproxy's FNV code
 	 * transcribed to Python, with its signed-char widening */
 	const char *utf8 = "\xc3\xa9t\xc3\xa9";
-	iac_cache_ring *r = make("fnv1a_64", 3, loop3, NULL), *m = make("md5", 3, loop3, NULL),
+	iac_ketama *r = make("fnv1a_64", 3, loop3, NULL), *m = make("md5", 3, loop3, NULL),
 		       *a32 = make("fnv1a_32", 3, loop3, NULL), *f64 = make("fnv1_64", 3, loop3, NULL);
 	CHECK(r && m && a32 && f64);
 	if (!r || !m || !a32 || !f64)
 		goto done;
-	CHECK_INT(iac_cache_ring_hash(r, "foo", 3), 4275688823u);
-	CHECK_INT(iac_cache_ring_hash(r, "key:1", 5), 2519685833u);
-	CHECK_INT(iac_cache_ring_hash(r, utf8, 5), 3933641815u);
-	CHECK_INT(iac_cache_ring_hash(a32, "foo", 3), 2851307223u);
-	CHECK_INT(iac_cache_ring_hash(a32, utf8, 5), 200187927u);
-	CHECK_INT(iac_cache_ring_hash(f64, "foo", 3), 1805727027u);
-	CHECK_INT(iac_cache_ring_hash(f64, utf8, 5), 3995086359u);
-	CHECK_INT(iac_cache_ring_hash(m, "foo", 3), 3675831724u);
-	CHECK_INT(iac_cache_ring_hash(m, "key:1", 5), 1018217594u);
-	CHECK_INT(iac_cache_ring_hash(m, utf8, 5), 510308318u);
+	CHECK_INT(iac_ketama_hash(r, "foo", 3), 4275688823u);
+	CHECK_INT(iac_ketama_hash(r, "key:1", 5), 2519685833u);
+	CHECK_INT(iac_ketama_hash(r, utf8, 5), 3933641815u);
+	CHECK_INT(iac_ketama_hash(a32, "foo", 3), 2851307223u);
+	CHECK_INT(iac_ketama_hash(a32, utf8, 5), 200187927u);
+	CHECK_INT(iac_ketama_hash(f64, "foo", 3), 1805727027u);
+	CHECK_INT(iac_ketama_hash(f64, utf8, 5), 3995086359u);
+	CHECK_INT(iac_ketama_hash(m, "foo", 3), 3675831724u);
+	CHECK_INT(iac_ketama_hash(m, "key:1", 5), 1018217594u);
+	CHECK_INT(iac_ketama_hash(m, utf8, 5), 510308318u);
 done:
-	iac_cache_ring_free(r);
-	iac_cache_ring_free(m);
-	iac_cache_ring_free(a32);
-	iac_cache_ring_free(f64);
+	iac_ketama_free(r);
+	iac_ketama_free(m);
+	iac_ketama_free(a32);
+	iac_ketama_free(f64);
 }
 
 static void test_points_and_placement(void)
 {
-	iac_cache_ring *r = make("md5", 3, loop3, NULL), *f = make("fnv1a_64", 3, loop3, NULL);
+	iac_ketama *r = make("md5", 3, loop3, NULL), *f = make("fnv1a_64", 3, loop3, NULL);
 	CHECK(r && f);
 	if (!r || !f)
 		goto done;
 	size_t n = 0;
-	const iac_cache_ring_point *p = iac_cache_ring_points(r, &n);
+	const iac_ketama_point *p = iac_ketama_points(r, &n);
 	CHECK_INT(n, 480);
 	/* MD5("127.0.0.1:6380-0") gives these four points of node 0 */
 	const uint32_t want[] = { 576254251u, 847302296u, 1749436441u, 3310822703u };
@@ -80,15 +80,15 @@ static void test_points_and_placement(void)
 	for (int i = 0; i < 20; i++) {
 		char k[16];
 		int len = snprintf(k, sizeof(k), "key:%d", i);
-		CHECK_INT(iac_cache_ring_locate(r, k, (size_t)len), md5_want[i]);
-		CHECK_INT(iac_cache_ring_locate(f, k, (size_t)len), fnv_want[i]);
+		CHECK_INT(iac_ketama_locate(r, k, (size_t)len), md5_want[i]);
+		CHECK_INT(iac_ketama_locate(f, k, (size_t)len), fnv_want[i]);
 	}
 	/* the wrap: a hash above the last point belongs to the first point */
-	CHECK_INT(iac_cache_ring_owner(r, UINT32_MAX), p[p[n - 1].value == UINT32_MAX ? n - 1 : 0].node);
-	CHECK_INT(iac_cache_ring_owner(r, 0), p[0].node);
+	CHECK_INT(iac_ketama_owner(r, UINT32_MAX), p[p[n - 1].value == UINT32_MAX ? n - 1 : 0].node);
+	CHECK_INT(iac_ketama_owner(r, 0), p[0].node);
 done:
-	iac_cache_ring_free(r);
-	iac_cache_ring_free(f);
+	iac_ketama_free(r);
+	iac_ketama_free(f);
 }
 
 static void test_weights(void)
@@ -96,60 +96,60 @@ static void test_weights(void)
 	/* twemproxy's float arithmetic: 1:2:3 -> 80/160/240, 5:7:11 -> 104/144/228 */
 	static const char *const pn[] = { "a", "b", "c" };
 	const uint32_t w1[] = { 1, 2, 3 }, w2[] = { 5, 7, 11 };
-	iac_cache_ring *r1 = make("md5", 3, pn, w1), *r2 = make("md5", 3, pn, w2);
+	iac_ketama *r1 = make("md5", 3, pn, w1), *r2 = make("md5", 3, pn, w2);
 	CHECK(r1 && r2);
 	if (!r1 || !r2)
 		goto done;
-	json_t *j = iac_cache_ring_to_json(r1);
+	json_t *j = iac_ketama_to_json(r1, "iac-cache-ring/1");
 	CHECK_INT(json_integer_value(json_object_get(json_array_get(json_object_get(j, "nodes"), 0), "points")), 80);
 	CHECK_INT(json_integer_value(json_object_get(json_array_get(json_object_get(j, "nodes"), 2), "points")), 240);
 	CHECK_INT(json_array_size(json_object_get(j, "continuum")), 480);
 	CHECK_STR(json_string_value(json_object_get(j, "format")), "iac-cache-ring/1");
 	json_decref(j);
-	j = iac_cache_ring_to_json(r2);
+	j = iac_ketama_to_json(r2, "iac-cache-ring/1");
 	CHECK_INT(json_integer_value(json_object_get(json_array_get(json_object_get(j, "nodes"), 0), "points")), 104);
 	CHECK_INT(json_integer_value(json_object_get(json_array_get(json_object_get(j, "nodes"), 1), "points")), 144);
 	CHECK_INT(json_integer_value(json_object_get(json_array_get(json_object_get(j, "nodes"), 2), "points")), 228);
 	json_decref(j);
 done:
-	iac_cache_ring_free(r1);
-	iac_cache_ring_free(r2);
+	iac_ketama_free(r1);
+	iac_ketama_free(r2);
 }
 
 static void test_bad_input(void)
 {
-	iac_cache_ring *r = NULL;
-	iac_cache_ring_node dup[] = { { "a", "x", 1 }, { "b", "x", 1 } };
-	CHECK(iac_cache_ring_new(&r, dup, 2, "md5", NULL, 160) < 0);
+	iac_ketama *r = NULL;
+	iac_ketama_node dup[] = { { "a", "x", 1 }, { "b", "x", 1 } };
+	CHECK(iac_ketama_new(&r, dup, 2, "md5", NULL, 160) < 0);
 	CHECK_CONTAINS(iac_err_last(), "same point name 'x'");
-	iac_cache_ring_node one[] = { { "a", "x", 1 } };
-	CHECK(iac_cache_ring_new(&r, one, 1, "crc99", NULL, 160) < 0);
+	iac_ketama_node one[] = { { "a", "x", 1 } };
+	CHECK(iac_ketama_new(&r, one, 1, "crc99", NULL, 160) < 0);
 	CHECK_CONTAINS(iac_err_last(), "unknown key hash 'crc99'");
-	CHECK(iac_cache_ring_new(&r, one, 1, "md5", "{", 160) < 0);
-	CHECK(iac_cache_ring_new(&r, one, 1, "md5", NULL, 161) < 0);
-	iac_cache_ring_node zero[] = { { "a", "x", 0 } };
-	CHECK(iac_cache_ring_new(&r, zero, 1, "md5", NULL, 160) < 0);
+	CHECK(iac_ketama_new(&r, one, 1, "md5", "{", 160) < 0);
+	CHECK(iac_ketama_new(&r, one, 1, "md5", NULL, 161) < 0);
+	iac_ketama_node zero[] = { { "a", "x", 0 } };
+	CHECK(iac_ketama_new(&r, zero, 1, "md5", NULL, 160) < 0);
 	CHECK(r == NULL);
 	char buf[64];
-	iac_cache_ring_point_name(buf, sizeof(buf), "10.0.0.2", 11211, NULL);
+	iac_ketama_point_name(buf, sizeof(buf), "10.0.0.2", 11211, NULL);
 	CHECK_STR(buf, "10.0.0.2");
-	iac_cache_ring_point_name(buf, sizeof(buf), "10.0.0.2", 6379, "");
+	iac_ketama_point_name(buf, sizeof(buf), "10.0.0.2", 6379, "");
 	CHECK_STR(buf, "10.0.0.2:6379");
-	iac_cache_ring_point_name(buf, sizeof(buf), "10.0.0.2", 6379, "s1");
+	iac_ketama_point_name(buf, sizeof(buf), "10.0.0.2", 6379, "s1");
 	CHECK_STR(buf, "s1");
 }
 
 static void test_hash_tag(void)
 {
-	iac_cache_ring_node nodes[] = { { "a", "a", 1 }, { "b", "b", 1 } };
-	iac_cache_ring *r = NULL;
-	CHECK(iac_cache_ring_new(&r, nodes, 2, "md5", "{}", 160) == 0);
+	iac_ketama_node nodes[] = { { "a", "a", 1 }, { "b", "b", 1 } };
+	iac_ketama *r = NULL;
+	CHECK(iac_ketama_new(&r, nodes, 2, "md5", "{}", 160) == 0);
 	if (!r)
 		return;
-	CHECK_INT(iac_cache_ring_hash(r, "user:{foo}:cart", 15), 3675831724u);   /* md5("foo") */
-	CHECK_INT(iac_cache_ring_hash(r, "{}foo", 5), iac_cache_ring_hash(r, "{}foo", 5));
-	CHECK(iac_cache_ring_hash(r, "{}foo", 5) != 3675831724u);   /* empty tag: whole key */
-	iac_cache_ring_free(r);
+	CHECK_INT(iac_ketama_hash(r, "user:{foo}:cart", 15), 3675831724u);   /* md5("foo") */
+	CHECK_INT(iac_ketama_hash(r, "{}foo", 5), iac_ketama_hash(r, "{}foo", 5));
+	CHECK(iac_ketama_hash(r, "{}foo", 5) != 3675831724u);   /* empty tag: whole key */
+	iac_ketama_free(r);
 }
 
 /* Adding a 4th node moves about 1/4 of the keys, all of them to the new
@@ -158,16 +158,16 @@ static void test_hash_tag(void)
 static void test_movement(void)
 {
 	static const char *const pn[] = { "10.0.0.2:6379", "10.0.0.3:6379", "10.0.0.4:6379", "10.0.0.5:6379" };
-	iac_cache_ring *r3 = make("md5", 3, pn, NULL), *r4 = make("md5", 4, pn, NULL);
+	iac_ketama *r3 = make("md5", 3, pn, NULL), *r4 = make("md5", 4, pn, NULL);
 	CHECK(r3 && r4);
 	if (!r3 || !r4)
 		goto done;
 	double moved = 0, gives[4], gets[4], share3[3];
-	iac_cache_ring_diff(r3, r4, &moved, gives, gets);
+	iac_ketama_diff(r3, r4, &moved, gives, gets);
 	CHECK(fabs(moved - 0.25) < 0.02);
 	CHECK(fabs(gets[3] - moved) < 1e-9);
 	CHECK(fabs(gives[0] + gives[1] + gives[2] - moved) < 1e-9);
-	iac_cache_ring_shares(r3, share3);
+	iac_ketama_shares(r3, share3);
 	CHECK(fabs(share3[0] + share3[1] + share3[2] - 1.0) < 1e-9);
 
 	enum { N = 100000 };
@@ -176,7 +176,7 @@ static void test_movement(void)
 	for (int i = 0; i < N; i++) {
 		char k[32];
 		int len = snprintf(k, sizeof(k), "session:%d", i);
-		size_t a = iac_cache_ring_locate(r3, k, (size_t)len), b = iac_cache_ring_locate(r4, k, (size_t)len);
+		size_t a = iac_ketama_locate(r3, k, (size_t)len), b = iac_ketama_locate(r4, k, (size_t)len);
 		count += a != b;
 		to_new += a != b && b == 3;
 	}
@@ -188,12 +188,12 @@ static void test_movement(void)
 	CHECK(fabs(count / (double)N - moved) < 0.02);
 
 	/* removal: the reverse diff, and only the removed node gives keys up */
-	iac_cache_ring_diff(r4, r3, &moved, gives, NULL);
+	iac_ketama_diff(r4, r3, &moved, gives, NULL);
 	CHECK(fabs(moved - gives[3]) < 1e-9);
 	CHECK(gives[0] == 0 && gives[1] == 0 && gives[2] == 0);
 done:
-	iac_cache_ring_free(r3);
-	iac_cache_ring_free(r4);
+	iac_ketama_free(r3);
+	iac_ketama_free(r4);
 }
 
 static const iac_test tests[] = {

@@ -1,5 +1,5 @@
-/* ring: ketama continuum, key hashes and ring comparison (ring.h). */
-#include "providers/cache/ring.h"
+/* ketama: continuum, key hashes and ring comparison (ketama.h). */
+#include "iac/core/ketama.h"
 
 #include <math.h>
 #include <openssl/evp.h>
@@ -9,15 +9,15 @@
 
 #include "iac/core/err.h"
 
-typedef uint32_t (*key_hash_fn)(const iac_cache_ring *ring, const char *key, size_t len);
+typedef uint32_t (*key_hash_fn)(const iac_ketama *ring, const char *key, size_t len);
 
-struct iac_cache_ring {
+struct iac_ketama {
 	size_t nnodes;
 	char **names;
 	char **point_names;
 	uint32_t *weights;
 	uint32_t *npoints;     /* per node */
-	iac_cache_ring_point *points;
+	iac_ketama_point *points;
 	size_t npts;
 	const char *hash_name; /* static string */
 	key_hash_fn hash;
@@ -26,7 +26,7 @@ struct iac_cache_ring {
 	EVP_MD *md5;
 };
 
-static void md5(const iac_cache_ring *ring, const void *data, size_t len, unsigned char out[16])
+static void md5(const iac_ketama *ring, const void *data, size_t len, unsigned char out[16])
 {
 	unsigned int n = 0;
 	if (!EVP_Digest(data, len, out, &n, ring->md5, NULL))
@@ -41,7 +41,7 @@ static uint32_t le_word(const unsigned char d[16], unsigned w)
 	       (uint32_t)d[w * 4 + 3] << 24;
 }
 
-static uint32_t hash_md5(const iac_cache_ring *ring, const char *key, size_t len)
+static uint32_t hash_md5(const iac_ketama *ring, const char *key, size_t len)
 {
 	unsigned char d[16];
 	md5(ring, key, len, d);
@@ -57,7 +57,7 @@ static uint32_t byte_of(const char *key, size_t i)
 	return (uint32_t)(int32_t)(signed char)key[i];
 }
 
-static uint32_t hash_fnv1a_64(const iac_cache_ring *ring, const char *key, size_t len)
+static uint32_t hash_fnv1a_64(const iac_ketama *ring, const char *key, size_t len)
 {
 	(void)ring;
 	uint32_t h = (uint32_t)UINT64_C(0xcbf29ce484222325);
@@ -68,7 +68,7 @@ static uint32_t hash_fnv1a_64(const iac_cache_ring *ring, const char *key, size_
 	return h;
 }
 
-static uint32_t hash_fnv1_64(const iac_cache_ring *ring, const char *key, size_t len)
+static uint32_t hash_fnv1_64(const iac_ketama *ring, const char *key, size_t len)
 {
 	(void)ring;
 	uint64_t h = UINT64_C(0xcbf29ce484222325);
@@ -79,7 +79,7 @@ static uint32_t hash_fnv1_64(const iac_cache_ring *ring, const char *key, size_t
 	return (uint32_t)h;
 }
 
-static uint32_t hash_fnv1a_32(const iac_cache_ring *ring, const char *key, size_t len)
+static uint32_t hash_fnv1a_32(const iac_ketama *ring, const char *key, size_t len)
 {
 	(void)ring;
 	uint32_t h = 2166136261u;
@@ -90,7 +90,7 @@ static uint32_t hash_fnv1a_32(const iac_cache_ring *ring, const char *key, size_
 	return h;
 }
 
-static uint32_t hash_fnv1_32(const iac_cache_ring *ring, const char *key, size_t len)
+static uint32_t hash_fnv1_32(const iac_ketama *ring, const char *key, size_t len)
 {
 	(void)ring;
 	uint32_t h = 2166136261u;
@@ -112,7 +112,7 @@ static const struct {
 	{ "fnv1_32", hash_fnv1_32 },
 };
 
-int iac_cache_ring_hash_known(const char *name)
+int iac_ketama_hash_known(const char *name)
 {
 	for (size_t i = 0; i < sizeof(key_hashes) / sizeof(key_hashes[0]); i++)
 		if (!strcmp(key_hashes[i].name, name))
@@ -120,7 +120,7 @@ int iac_cache_ring_hash_known(const char *name)
 	return -1;
 }
 
-size_t iac_cache_ring_point_name(char *buf, size_t size, const char *addr, unsigned port,
+size_t iac_ketama_point_name(char *buf, size_t size, const char *addr, unsigned port,
 				 const char *name)
 {
 	int n;
@@ -147,7 +147,7 @@ static uint32_t points_for(uint32_t weight, uint32_t total, size_t n, unsigned v
 
 static int point_cmp(const void *a, const void *b)
 {
-	const iac_cache_ring_point *x = a, *y = b;
+	const iac_ketama_point *x = a, *y = b;
 	if (x->value != y->value)
 		return x->value < y->value ? -1 : 1;
 	/* equal values are astronomically rare; order them by node so the ring
@@ -155,7 +155,7 @@ static int point_cmp(const void *a, const void *b)
 	return x->node < y->node ? -1 : x->node > y->node;
 }
 
-void iac_cache_ring_free(iac_cache_ring *ring)
+void iac_ketama_free(iac_ketama *ring)
 {
 	if (!ring)
 		return;
@@ -174,27 +174,27 @@ void iac_cache_ring_free(iac_cache_ring *ring)
 	free(ring);
 }
 
-static int check_nodes(const iac_cache_ring_node *nodes, size_t n)
+static int check_nodes(const iac_ketama_node *nodes, size_t n)
 {
 	if (n == 0)
-		return iac_err_set("a cache ring needs at least one node");
+		return iac_err_set("a ring needs at least one node");
 	for (size_t i = 0; i < n; i++) {
 		if (!nodes[i].name || !*nodes[i].name || !nodes[i].point_name || !*nodes[i].point_name)
-			return iac_err_set("cache ring node %zu has no name", i + 1);
+			return iac_err_set("ring node %zu has no name", i + 1);
 		if (nodes[i].weight == 0)
-			return iac_err_set("cache ring node '%s' has weight 0 (must be >= 1)", nodes[i].name);
+			return iac_err_set("ring node '%s' has weight 0 (must be >= 1)", nodes[i].name);
 		for (size_t j = 0; j < i; j++) {
 			if (!strcmp(nodes[i].name, nodes[j].name))
-				return iac_err_set("cache ring node '%s' appears twice", nodes[i].name);
+				return iac_err_set("ring node '%s' appears twice", nodes[i].name);
 			if (!strcmp(nodes[i].point_name, nodes[j].point_name))
-				return iac_err_set("cache ring nodes '%s' and '%s' hash the same point name '%s'",
+				return iac_err_set("ring nodes '%s' and '%s' hash the same point name '%s'",
 						   nodes[j].name, nodes[i].name, nodes[i].point_name);
 		}
 	}
 	return 0;
 }
 
-static int set_options(iac_cache_ring *r, const char *hash, const char *tag, unsigned vnodes)
+static int set_options(iac_ketama *r, const char *hash, const char *tag, unsigned vnodes)
 {
 	if (!hash)
 		hash = "md5";
@@ -216,12 +216,12 @@ static int set_options(iac_cache_ring *r, const char *hash, const char *tag, uns
 	return 0;
 }
 
-int iac_cache_ring_new(iac_cache_ring **out, const iac_cache_ring_node *nodes, size_t n,
+int iac_ketama_new(iac_ketama **out, const iac_ketama_node *nodes, size_t n,
 		       const char *hash, const char *hash_tag, unsigned vnodes)
 {
 	int rc = IAC_ERR;
 	char label[1100];
-	iac_cache_ring *r = NULL;
+	iac_ketama *r = NULL;
 	*out = NULL;
 	if (check_nodes(nodes, n) < 0)
 		return IAC_ERR;
@@ -236,7 +236,7 @@ int iac_cache_ring_new(iac_cache_ring **out, const iac_cache_ring_node *nodes, s
 	r->weights = calloc(n, sizeof(uint32_t));
 	r->npoints = calloc(n, sizeof(uint32_t));
 	if (!r->md5 || !r->names || !r->point_names || !r->weights || !r->npoints) {
-		iac_err_set("cannot set up the cache ring: out of memory or no MD5 in libcrypto");
+		iac_err_set("cannot set up the ring: out of memory or no MD5 in libcrypto");
 		goto done;
 	}
 	r->nnodes = n;
@@ -246,7 +246,7 @@ int iac_cache_ring_new(iac_cache_ring **out, const iac_cache_ring_node *nodes, s
 		r->names[i] = strdup(nodes[i].name);
 		r->point_names[i] = strdup(nodes[i].point_name);
 		if (!r->names[i] || !r->point_names[i] || strlen(nodes[i].point_name) > 1024) {
-			iac_err_set("cache ring node '%s': point name missing or too long", nodes[i].name);
+			iac_err_set("ring node '%s': point name missing or too long", nodes[i].name);
 			goto done;
 		}
 		r->weights[i] = nodes[i].weight;
@@ -267,11 +267,11 @@ int iac_cache_ring_new(iac_cache_ring **out, const iac_cache_ring_node *nodes, s
 			int len = snprintf(label, sizeof(label), "%s-%u", r->point_names[i], j);
 			md5(r, label, (size_t)len, d);
 			for (unsigned w = 0; w < 4; w++)
-				r->points[r->npts++] = (iac_cache_ring_point){ le_word(d, w), (uint32_t)i };
+				r->points[r->npts++] = (iac_ketama_point){ le_word(d, w), (uint32_t)i };
 		}
 	}
 	if (r->npts == 0) {
-		iac_err_set("cache ring has no points: weights too uneven for %u vnodes", vnodes);
+		iac_err_set("ring has no points: weights too uneven for %u vnodes", vnodes);
 		goto done;
 	}
 	qsort(r->points, r->npts, sizeof(*r->points), point_cmp);
@@ -279,14 +279,14 @@ int iac_cache_ring_new(iac_cache_ring **out, const iac_cache_ring_node *nodes, s
 	r = NULL;
 	rc = 0;
 done:
-	iac_cache_ring_free(r);
+	iac_ketama_free(r);
 	return rc;
 }
 
 /* twemproxy's hash_tag: with tag "{}" and key "user:{42}:cart" only "42" is
  * hashed; a key without both tag characters (or with nothing between them)
  * is hashed whole. */
-static void apply_tag(const iac_cache_ring *ring, const char **key, size_t *len)
+static void apply_tag(const iac_ketama *ring, const char **key, size_t *len)
 {
 	if (!ring->tag[0])
 		return;
@@ -301,14 +301,14 @@ static void apply_tag(const iac_cache_ring *ring, const char **key, size_t *len)
 	}
 }
 
-uint32_t iac_cache_ring_hash(const iac_cache_ring *ring, const void *key, size_t len)
+uint32_t iac_ketama_hash(const iac_ketama *ring, const void *key, size_t len)
 {
 	const char *k = key;
 	apply_tag(ring, &k, &len);
 	return ring->hash(ring, k, len);
 }
 
-size_t iac_cache_ring_owner(const iac_cache_ring *ring, uint32_t hash)
+size_t iac_ketama_owner(const iac_ketama *ring, uint32_t hash)
 {
 	size_t lo = 0, hi = ring->npts;
 	while (lo < hi) {
@@ -321,27 +321,27 @@ size_t iac_cache_ring_owner(const iac_cache_ring *ring, uint32_t hash)
 	return ring->points[lo == ring->npts ? 0 : lo].node;
 }
 
-size_t iac_cache_ring_locate(const iac_cache_ring *ring, const void *key, size_t len)
+size_t iac_ketama_locate(const iac_ketama *ring, const void *key, size_t len)
 {
-	return iac_cache_ring_owner(ring, iac_cache_ring_hash(ring, key, len));
+	return iac_ketama_owner(ring, iac_ketama_hash(ring, key, len));
 }
 
-size_t iac_cache_ring_nnodes(const iac_cache_ring *ring)
+size_t iac_ketama_nnodes(const iac_ketama *ring)
 {
 	return ring->nnodes;
 }
 
-const char *iac_cache_ring_node_name(const iac_cache_ring *ring, size_t i)
+const char *iac_ketama_node_name(const iac_ketama *ring, size_t i)
 {
 	return i < ring->nnodes ? ring->names[i] : NULL;
 }
 
-const char *iac_cache_ring_point_name_of(const iac_cache_ring *ring, size_t i)
+const char *iac_ketama_point_name_of(const iac_ketama *ring, size_t i)
 {
 	return i < ring->nnodes ? ring->point_names[i] : NULL;
 }
 
-const iac_cache_ring_point *iac_cache_ring_points(const iac_cache_ring *ring, size_t *n)
+const iac_ketama_point *iac_ketama_points(const iac_ketama *ring, size_t *n)
 {
 	*n = ring->npts;
 	return ring->points;
@@ -349,7 +349,7 @@ const iac_cache_ring_point *iac_cache_ring_points(const iac_cache_ring *ring, si
 
 /* Point i owns the hash values (points[i-1].value, points[i].value]; the
  * first point also owns everything above the last one (the wrap). */
-void iac_cache_ring_shares(const iac_cache_ring *ring, double *share)
+void iac_ketama_shares(const iac_ketama *ring, double *share)
 {
 	const double space = 4294967296.0;
 	for (size_t i = 0; i < ring->nnodes; i++)
@@ -362,7 +362,7 @@ void iac_cache_ring_shares(const iac_cache_ring *ring, double *share)
 
 /* Nodes are the same node in two rings when their points hash the same
  * string: that, not iac's name for them, decides where keys go. */
-static size_t find_node(const iac_cache_ring *ring, const char *point_name)
+static size_t find_node(const iac_ketama *ring, const char *point_name)
 {
 	for (size_t i = 0; i < ring->nnodes; i++)
 		if (!strcmp(ring->point_names[i], point_name))
@@ -373,7 +373,7 @@ static size_t find_node(const iac_cache_ring *ring, const char *point_name)
 /* Walks the union of both continua's boundaries: between two consecutive
  * boundaries every hash value has one owner in each ring, the one of the
  * next point at or above the segment's upper end. */
-void iac_cache_ring_diff(const iac_cache_ring *a, const iac_cache_ring *b, double *moved,
+void iac_ketama_diff(const iac_ketama *a, const iac_ketama *b, double *moved,
 			 double *gives, double *gets)
 {
 	const double space = 4294967296.0;
@@ -421,18 +421,18 @@ void iac_cache_ring_diff(const iac_cache_ring *a, const iac_cache_ring *b, doubl
 	free(b_in_a);
 }
 
-json_t *iac_cache_ring_to_json(const iac_cache_ring *ring)
+json_t *iac_ketama_to_json(const iac_ketama *ring, const char *format)
 {
 	json_t *doc = json_object(), *nodes = json_array(), *cont = json_array();
 	double *share = calloc(ring->nnodes, sizeof(double));
 	if (!doc || !nodes || !cont || !share)
 		goto fail;
-	json_object_set_new(doc, "format", json_string("iac-cache-ring/1"));
+	json_object_set_new(doc, "format", json_string(format));
 	json_object_set_new(doc, "distribution", json_string("ketama"));
 	json_object_set_new(doc, "hash", json_string(ring->hash_name));
 	json_object_set_new(doc, "hash_tag", json_string(ring->tag));
 	json_object_set_new(doc, "vnodes", json_integer(ring->vnodes));
-	iac_cache_ring_shares(ring, share);
+	iac_ketama_shares(ring, share);
 	for (size_t i = 0; i < ring->nnodes; i++) {
 		json_t *n = json_object();
 		json_object_set_new(n, "name", json_string(ring->names[i]));
