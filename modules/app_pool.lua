@@ -11,7 +11,15 @@
 --     start     = "app -c /srv/app/{name}.conf", pidfile = "/run/app-{name}.pid",
 --     stop      = nil,                     -- default: TERM to the pid, KILL after 5 s
 --     vars      = { dir = "/srv/app" },    -- more {placeholders}
+--     autoscale = { min = 2, max = 8, metric = "haproxy_scur_per_server", target = 20,
+--                   tolerance = 0.1, scale_up = { max_step = 2, period = "15s" },
+--                   scale_down = { stabilization = "60s", max_step = 1 } },
 --   }
+--
+-- With autoscale, each colour has `min` instances that deployments run and
+-- HAProxy's config lists, and `max - min` spares (the next hosts of
+-- `hosts`, standby hosts; or the next ports on this machine) that
+-- `iac autoscale` starts and adds to HAProxy at runtime (docs/autoscale.md).
 --
 -- {version} {port} {colour} {name} {address} and vars are filled in when a
 -- colour is (re)started at a version. The pool is plain data: the
@@ -21,9 +29,20 @@ return function(name)
     assert(type(cfg) == "table", "app_pool '" .. name .. "': expected a table { ... }")
     if not cfg.start then error("app_pool '" .. name .. "': 'start' (a command) is required", 2) end
     local base, off = cfg.base_port or 18001, cfg.green_offset or 100
-    local instances = {}
+    local instances, spares = {}, {}
+    local as = cfg.autoscale
+    if as ~= nil then
+      if type(as) ~= "table" then error("app_pool '" .. name .. "': autoscale must be a table { min = ..., max = ... }", 2) end
+      if math.type(as.min) ~= "integer" or math.type(as.max) ~= "integer" or as.min < 1 or as.max < as.min then
+        error("app_pool '" .. name .. "': autoscale needs whole numbers min >= 1 and max >= min", 2)
+      end
+      if cfg.colours == "hosts" then
+        error("app_pool '" .. name .. "': autoscale needs colours = \"ports\" (each standby host runs either colour)", 2)
+      end
+    end
     local function add(colour, i, host, address, port)
-      instances[#instances + 1] = {
+      local list = (as and i > as.min) and spares or instances
+      list[#list + 1] = {
         name = colour .. i, colour = colour, host = host, address = address, port = port,
       }
     end
@@ -37,7 +56,12 @@ return function(name)
           add("green", i, cfg.hosts[half + i], cfg.hosts[half + i].address, base)
         end
       elseif mode == "ports" then
+        if as and #cfg.hosts < as.max then
+          error("app_pool '" .. name .. "': autoscale.max is " .. as.max .. " but hosts gives " .. #cfg.hosts
+            .. " (one host per instance)", 2)
+        end
         for i, h in ipairs(cfg.hosts) do
+          if as and i > as.max then break end
           add("blue", i, h, h.address, base)
           add("green", i, h, h.address, base + off)
         end
@@ -46,13 +70,19 @@ return function(name)
       end
     else
       local addr = cfg.address or "127.0.0.1"
-      for i = 1, cfg.instances or 1 do
+      local n = cfg.instances or 1
+      if as then
+        n = as.max
+        if off < n then error("app_pool '" .. name .. "': green_offset must be at least autoscale.max", 2) end
+      end
+      for i = 1, n do
         add("blue", i, nil, addr, base + i - 1)
         add("green", i, nil, addr, base + off + i - 1)
       end
     end
     return {
-      name = name, instances = instances, files = cfg.files, start = cfg.start,
+      name = name, instances = instances, spares = as and spares or nil, autoscale = as,
+      files = cfg.files, start = cfg.start,
       stop = cfg.stop, pidfile = cfg.pidfile, vars = cfg.vars, start_timeout = cfg.start_timeout,
     }
   end

@@ -492,6 +492,82 @@ int iac_haproxy_set_state(iac_haproxy *h, const char *backend, const char *const
 	return iac_haproxy_set_state_stat(NULL, NULL, h, backend, servers, n, st);
 }
 
+int iac_haproxy_add_server(int *existed, iac_haproxy *h, const char *backend, const char *server,
+			   const char *address, long port, const char *opts)
+{
+	iac_strlist ans = { 0 };
+	char *cmds[3] = { NULL, NULL, NULL }, *e = NULL;
+	int rc = IAC_ERR;
+
+	if (existed)
+		*existed = 0;
+	if (check_name(h, "backend", backend) < 0 || check_name(h, "server", server) < 0)
+		return IAC_ERR;
+	if (!address || !*address || strpbrk(address, " \t;\n") || (opts && strpbrk(opts, ";\n")) || port <= 0 ||
+	    port > 65535)
+		return iac_err_set("haproxy at '%s': invalid address '%s:%ld' or options for '%s/%s'", h->addr,
+				   address ? address : "", port, backend, server);
+	cmds[0] = iac_xasprintf("add server %s/%s %s:%ld%s%s", backend, server, address, port, opts && *opts ? " " : "",
+				opts ? opts : "");
+	cmds[1] = iac_xasprintf("enable health %s/%s", backend, server);
+	cmds[2] = iac_xasprintf("enable server %s/%s", backend, server);
+	if (iac_haproxy_batch(&ans, h, (const char *const *)cmds, 3) < 0)
+		goto done;
+	const char *a0 = ans.n > 0 ? ans.items[0] : "";
+	if (strstr(a0, "Already exists")) {
+		if (existed)
+			*existed = 1;
+	} else if (!strstr(a0, "New server registered")) {
+		e = iac_haproxy_answer_error(a0);
+		iac_err_set("haproxy at '%s': cannot add server '%s/%s' at %s:%ld: %s", h->addr, backend, server,
+			    address, port, e ? e : "no answer");
+		goto done;
+	}
+	for (size_t i = 1; i < 3; i++) {
+		free(e);
+		e = iac_haproxy_answer_error(i < ans.n ? ans.items[i] : "");
+		if (e) {
+			iac_err_set("haproxy at '%s': cannot enable '%s/%s': %s", h->addr, backend, server, e);
+			goto done;
+		}
+	}
+	rc = 0;
+done:
+	free(e);
+	for (size_t i = 0; i < 3; i++)
+		free(cmds[i]);
+	iac_strlist_free(&ans);
+	return rc;
+}
+
+int iac_haproxy_del_server(iac_haproxy *h, const char *backend, const char *server)
+{
+	iac_strlist ans = { 0 };
+	char *cmds[2] = { NULL, NULL }, *e = NULL;
+	int rc = IAC_ERR;
+
+	if (check_name(h, "backend", backend) < 0 || check_name(h, "server", server) < 0)
+		return IAC_ERR;
+	cmds[0] = iac_xasprintf("set server %s/%s state maint", backend, server);
+	cmds[1] = iac_xasprintf("del server %s/%s", backend, server);
+	if (iac_haproxy_batch(&ans, h, (const char *const *)cmds, 2) < 0)
+		goto done;
+	const char *a1 = ans.n > 1 ? ans.items[1] : "";
+	if (strstr(a1, "Server deleted") || strstr(a1, "No such server") ||
+	    (ans.n > 0 && strstr(ans.items[0], "No such server"))) {
+		rc = 0;
+		goto done;
+	}
+	e = iac_haproxy_answer_error(a1);
+	iac_err_set("haproxy at '%s': cannot delete server '%s/%s': %s", h->addr, backend, server, e ? e : "no answer");
+done:
+	free(e);
+	free(cmds[0]);
+	free(cmds[1]);
+	iac_strlist_free(&ans);
+	return rc;
+}
+
 int iac_haproxy_set_weight(iac_haproxy *h, const char *backend, const char *server,
 			   const char *weight)
 {

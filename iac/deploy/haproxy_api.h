@@ -86,6 +86,19 @@ int iac_haproxy_set_state_stat(iac_haproxy_stat **rows, size_t *nrows, iac_hapro
 int iac_haproxy_set_weight(iac_haproxy *h, const char *backend, const char *server,
 			   const char *weight);
 
+/* Dynamic servers (HAProxy 2.4+), for the autoscaler. `add server
+ * BE/SRV ADDR:PORT OPTS` (OPTS: the backend's default-server settings,
+ * which HAProxy does not apply to a dynamic server: "check inter 100ms
+ * ..."), then `enable health` and `enable server` (it is created in
+ * maintenance): no reload. *existed = 1 (may be NULL) when a server of that
+ * name was there already: it is only enabled then. */
+int iac_haproxy_add_server(int *existed, iac_haproxy *h, const char *backend, const char *server,
+			   const char *address, long port, const char *opts);
+/* `set server BE/SRV state maint`, then `del server BE/SRV`. A server that
+ * is not there is not an error. HAProxy refuses while the server still has
+ * connections: IAC_ERR with its answer (drain first: iac_haproxy_set_state). */
+int iac_haproxy_del_server(iac_haproxy *h, const char *backend, const char *server);
+
 /* One row of `show stat` (a proxy, a server, FRONTEND or BACKEND). Numbers
  * HAProxy leaves empty are -1. */
 struct iac_haproxy_stat {

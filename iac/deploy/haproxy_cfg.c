@@ -415,19 +415,27 @@ static void format_frontend(iac_buf *b, const iac_haproxy_cfg *c)
 	iac_buf_printf(b, "\tdefault_backend %s\n", c->backend);
 }
 
+char *iac_haproxy_cfg_server_opts(const iac_haproxy_cfg *c)
+{
+	iac_buf b = IAC_BUF_INIT;
+	/* fastinter: once a check fails, confirm the fall quickly */
+	iac_buf_printf(&b, "check inter %ldms fastinter %ldms rise %ld fall %ld", c->inter_ms, c->fastinter_ms, c->rise,
+		       c->fall);
+	/* a server that comes back (a new instance, a restart) gets its share
+	 * of new connections gradually instead of a cold flood */
+	if (c->slowstart_ms > 0)
+		iac_buf_printf(&b, " slowstart %ldms", c->slowstart_ms);
+	return iac_buf_detach(&b);
+}
+
 static void format_backend(iac_buf *b, const iac_haproxy_cfg *c)
 {
 	iac_buf_printf(b, "\nbackend %s\n\tbalance %s\n", c->backend, c->balance);
 	iac_buf_printf(b, "\toption httpchk GET %s\n\thttp-check expect status %ld\n", c->health_path,
 		       c->health_expect);
-	/* fastinter: once a check fails, confirm the fall quickly */
-	iac_buf_printf(b, "\tdefault-server check inter %ldms fastinter %ldms rise %ld fall %ld",
-		       c->inter_ms, c->fastinter_ms, c->rise, c->fall);
-	/* a server that comes back (a new instance, a restart) gets its share
-	 * of new connections gradually instead of a cold flood */
-	if (c->slowstart_ms > 0)
-		iac_buf_printf(b, " slowstart %ldms", c->slowstart_ms);
-	iac_buf_putc(b, '\n');
+	char *ds = iac_haproxy_cfg_server_opts(c);
+	iac_buf_printf(b, "\tdefault-server %s\n", ds);
+	free(ds);
 	for (size_t i = 0; i < c->n_servers; i++) {
 		const iac_haproxy_cfg_server *s = &c->servers[i];
 		iac_buf_printf(b, "\tserver %s %s:%ld", s->name, s->address, s->port);

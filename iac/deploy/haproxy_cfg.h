@@ -84,6 +84,10 @@ typedef struct {
 int iac_haproxy_cfg_parse(iac_haproxy_cfg *out, const json_t *desc);
 /* The config text for a validated description (caller frees). Pure. */
 char *iac_haproxy_cfg_format(const iac_haproxy_cfg *cfg);
+/* The backend's default-server settings ("check inter 100ms fastinter
+ * ... rise 2 fall 2 slowstart 10000ms"): what a server added at runtime
+ * must be given, HAProxy applying no default-server to it. Caller frees. */
+char *iac_haproxy_cfg_server_opts(const iac_haproxy_cfg *cfg);
 /* Free the arrays; safe on a zeroed or already freed struct. */
 void iac_haproxy_cfg_free(iac_haproxy_cfg *cfg);
 

@@ -19,6 +19,7 @@
  * -allow-bad.
  */
 #include "providers/deploy/deploy.h"
+#include "providers/deploy/autoscale.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -223,13 +224,19 @@ static int for_colour(const iac_rctx *ctx, const json_t *pool, const char *colou
 
 static int gate_health(const iac_rctx *ctx, json_t *last, const json_t *a, const char *colour)
 {
-	const json_t *pool = json_object_get(a, "pool"), *h = json_object_get(a, "health");
 	const json_t *inst[64];
-	size_t n = colour_instances(pool, colour, inst, 64);
+	size_t n = colour_instances(json_object_get(a, "pool"), colour, inst, 64);
+	return iac_deploy_health_gate(ctx, last, json_object_get(a, "health"), inst, n);
+}
+
+int iac_deploy_health_gate(const iac_rctx *ctx, json_t *last, const json_t *h, const json_t *const *inst, size_t n)
+{
 	const char *urls[64];
 	iac_probe_health_opts o = { 0 };
 	iac_probe_health_result r;
 
+	if (n > 64)
+		n = 64;
 	for (size_t i = 0; i < n; i++)
 		urls[i] = inst_url(inst[i], "");
 	o.urls = urls;
@@ -246,6 +253,16 @@ static int gate_health(const iac_rctx *ctx, json_t *last, const json_t *a, const
 	for (size_t i = 0; i < n; i++)
 		free((char *)urls[i]);
 	return rc;
+}
+
+int iac_deploy_inst_start(const iac_rctx *ctx, const json_t *pool, const json_t *inst, const char *version)
+{
+	return start_inst(ctx, pool, inst, version);
+}
+
+int iac_deploy_inst_stop(const iac_rctx *ctx, const json_t *pool, const json_t *inst, const char *version)
+{
+	return stop_inst(ctx, pool, inst, version);
 }
 
 static int gate_analysis(const iac_rctx *ctx, json_t *last, const json_t *a, const char *colour)
@@ -466,6 +483,10 @@ static int bg_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 		return iac_err_set("strategy '%s' is not supported (use \"blue_green\")", strategy);
 	if (of && strcmp(of, "stop") && strcmp(of, "keep"))
 		return iac_err_set("on_failure must be \"stop\" or \"keep\", not '%s'", of);
+	const json_t *autoscale = json_object_get(json_object_get(planned, "pool"), "autoscale");
+	iac_autoscale_spec spec;
+	if (autoscale && !iac_value_has_unknown(autoscale) && iac_autoscale_spec_parse(&spec, autoscale) < 0)
+		return IAC_ERR;
 	if (prior && json_is_true(json_object_get(prior, "standby_down")) && ctx->warn) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "the standby colour %s (%s) is not running: 'iac rollback' cannot switch back "

@@ -61,6 +61,29 @@ static void nap_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+int iac_deploy_cpu_mean(double *out_pct, iac_hosts *hosts, const json_t *const *list, size_t n, long window_ms)
+{
+	cpu_sample c0[64], c1[64];
+	int ok[64];
+	double sum = 0;
+	size_t got = 0;
+	if (n > 64)
+		n = 64;
+	for (size_t i = 0; i < n; i++)
+		ok[i] = cpu_read(&c0[i], hosts, list[i]) == 0;
+	nap_ms(window_ms);
+	for (size_t i = 0; i < n; i++) {
+		if (!ok[i] || cpu_read(&c1[i], hosts, list[i]) < 0 || c1[i].total <= c0[i].total)
+			continue;
+		sum += 100.0 * (double)(c1[i].busy - c0[i].busy) / (double)(c1[i].total - c0[i].total);
+		got++;
+	}
+	if (!got)
+		return iac_err_set("cannot read the CPU use of any of the pool's %zu host%s", n, n == 1 ? "" : "s");
+	*out_pct = sum / (double)got;
+	return 0;
+}
+
 /* The pool's distinct hosts (borrowed), at most max. */
 static size_t pool_hosts(const json_t **out, size_t max, const json_t *pool)
 {

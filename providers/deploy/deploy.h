@@ -85,4 +85,28 @@ int iac_deploy_persist_switch(const iac_rctx *ctx, const json_t *lb);
  * how many. Every switch, mark and rollback goes to all of them. */
 size_t iac_deploy_lbs(const json_t **out, size_t max, const json_t *lb);
 
+/* bluegreen.c, for the autoscaler: start one instance of pool at version
+ * (files from the pool's templates, its start command, its pidfile
+ * checked), or stop it; the health gate (a deployment's `health`
+ * settings) on n instances, its figures in last.health. */
+int iac_deploy_inst_start(const iac_rctx *ctx, const json_t *pool, const json_t *inst, const char *version);
+int iac_deploy_inst_stop(const iac_rctx *ctx, const json_t *pool, const json_t *inst, const char *version);
+int iac_deploy_health_gate(const iac_rctx *ctx, json_t *last, const json_t *health, const json_t *const *inst,
+			   size_t n);
+
+/* cmd_pool.c: the mean CPU use (percent) of hosts over window_ms, read from
+ * /proc/stat through the run's hosts (a null host: this machine). IAC_ERR
+ * when no host could be read. */
+int iac_deploy_cpu_mean(double *out_pct, iac_hosts *hosts, const json_t *const *list, size_t n, long window_ms);
+
+/* haproxy_res.c: the options a server added at runtime needs to match the
+ * ones the config of a deploy.haproxy (its state attributes) gives its
+ * servers ("check inter ... slowstart ..."). Caller frees *out. */
+int iac_deploy_haproxy_server_opts(char **out, const json_t *attrs);
+
+/* cmd_autoscale.c: `iac autoscale [DEPLOYMENT] [-once]`, `iac autoscale
+ * status` (also `iac status autoscale`); autoscale.c does one step. */
+int iac_deploy_cmd_autoscale(int argc, char **argv);
+void iac_deploy_cmd_autoscale_help(void);
+
 #endif

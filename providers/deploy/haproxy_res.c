@@ -88,20 +88,40 @@ static void make_paths(paths *p, const iac_rctx *ctx, const json_t *a)
 	p->state_file = iac_xasprintf("%s/server-state", p->dir);
 }
 
-static int render(char **out, const paths *p, const iac_rctx *ctx, const json_t *a)
+/* The config description (iac/deploy/haproxy_cfg.h) of attributes a. */
+static json_t *describe(const char *name, const char *api_bind, const char *state_file, const json_t *a)
 {
 	json_t *desc = json_pack("{s:{s:s,s:O},s:{s:s,s:s,s:s*},s:O,s:s,s:s,s:s}",
-				 "frontend", "name", res_name(ctx), "bind", json_object_get(a, "bind"),
+				 "frontend", "name", name, "bind", json_object_get(a, "bind"),
 				 "backend", "name", iac_json_str(a, "backend") ?: "app",
 				 "balance", iac_json_str(a, "balance") ?: "roundrobin",
 				 "slowstart", iac_json_str(a, "slowstart"),
 				 "servers", json_object_get(a, "servers"), "live", "blue",
-				 "stats_socket", p->api_bind, "state_file", p->state_file);
+				 "stats_socket", api_bind, "state_file", state_file);
 	if (json_is_object(json_object_get(a, "health")))
 		json_object_set(desc, "health", json_object_get(a, "health"));
 	if (json_is_object(json_object_get(a, "timeouts")))
 		json_object_set(desc, "timeouts", json_object_get(a, "timeouts"));
+	return desc;
+}
+
+static int render(char **out, const paths *p, const iac_rctx *ctx, const json_t *a)
+{
+	json_t *desc = describe(res_name(ctx), p->api_bind, p->state_file, a);
 	int rc = iac_haproxy_cfg_render(out, desc);
+	json_decref(desc);
+	return rc;
+}
+
+int iac_deploy_haproxy_server_opts(char **out, const json_t *attrs)
+{
+	iac_haproxy_cfg c;
+	json_t *desc = describe("fe", "/dev/null", "/dev/null", attrs);
+	int rc = iac_haproxy_cfg_parse(&c, desc);
+	if (rc == 0) {
+		*out = iac_haproxy_cfg_server_opts(&c);
+		iac_haproxy_cfg_free(&c);
+	}
 	json_decref(desc);
 	return rc;
 }
