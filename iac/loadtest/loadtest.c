@@ -237,6 +237,7 @@ typedef struct {
 	int cores;               /* CPUs iac may run on */
 	int threads;             /* worker threads */
 	iac_lt_hosts *hosts;     /* observe.hosts, or NULL */
+	iac_lt_caches *caches;   /* observe.cache, or NULL */
 	iac_lt_run run;
 	int have_run;
 	iac_lt_result res;
@@ -296,6 +297,8 @@ static int lt_start(lt_cmd *c, struct sigaction *old_sa)
 	raise_nofile();
 	if (c->cfg.hosts.n)
 		c->hosts = iac_lt_hosts_open(&c->cfg.hosts, c->cfg.ssh_key, c->cfg.known_hosts);
+	if (c->cfg.caches.n && !c->caches)   /* the baseline: figures are what the run did */
+		c->caches = iac_lt_caches_open(&c->cfg.caches);
 	if (c->cfg.haproxy) {
 		/* one probe up front: a wrong address is worth a warning before
 		 * the run rather than a report without figures after it */
@@ -350,6 +353,7 @@ static void sample_second(lt_cmd *c, lt_watch *w, double el)
 		hm = iac_xmalloc(c->cfg.hosts.n * sizeof(double));
 		iac_lt_hosts_sample(c->hosts, hc, hm);
 	}
+	iac_lt_caches_sample(c->caches, w->next_sec);
 	pthread_mutex_lock(&run->mu);
 	iac_lt_second *x = iac_lt_engine_slot(run, w->next_sec);
 	x->cpu_pct = cpu_pct;
@@ -451,6 +455,7 @@ static void fill_result(lt_cmd *c, const lt_watch *w, double elapsed, size_t nse
 	res->interrupted = interrupted > 0;
 	res->haproxy = c->cfg.haproxy;
 	res->hosts = &c->cfg.hosts;
+	res->caches = c->caches;
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	res->rss_mib = (double)ru.ru_maxrss / 1024.0;
@@ -469,6 +474,7 @@ static int lt_run(lt_cmd *c)
 	watch(c, &w, progress);
 	double elapsed = iac_lt_engine_elapsed(&c->run);
 	iac_lt_engine_join(&c->run);
+	iac_lt_caches_finish(c->caches);   /* the window ends after the last response */
 	sigaction(SIGINT, &old_sa, NULL);
 	if (progress)
 		iac_log_write(stderr, "\r\033[K");
@@ -505,6 +511,7 @@ static int lt_report(lt_cmd *c)
 static void lt_free(lt_cmd *c)
 {
 	iac_lt_hosts_close(c->hosts);
+	iac_lt_caches_close(c->caches);
 	iac_lt_result_free(&c->res);
 	if (c->have_run)
 		iac_lt_engine_free(&c->run);

@@ -2,6 +2,7 @@
 #include "iac/loadtest/observe.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -18,7 +19,10 @@
 #include "iac/core/util.h"
 #include "iac/host/host.h"
 
-static int connect_stats(const char *addr, double timeout_ms)
+/* A stream socket to "unix@/path", "/path", "[ipv4@]HOST:PORT" or
+ * "[::1]:PORT" with read and write timeouts; `what` names it in messages
+ * ("haproxy stats socket", "cache node"). The fd, or -1 with a message. */
+static int connect_addr(const char *addr, double timeout_ms, const char *what)
 {
 	int fd = -1;
 	const char *a = addr;
@@ -30,7 +34,7 @@ static int connect_stats(const char *addr, double timeout_ms)
 		memset(&sun, 0, sizeof(sun));
 		sun.sun_family = AF_UNIX;
 		if (strlen(a) >= sizeof(sun.sun_path))
-			return iac_err_set("haproxy stats socket path '%s' is too long", a);
+			return iac_err_set("%s path '%s' is too long", what, a);
 		strcpy(sun.sun_path, a);
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0)
@@ -38,7 +42,7 @@ static int connect_stats(const char *addr, double timeout_ms)
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-			iac_err_sys("cannot connect to haproxy stats socket '%s'", a);
+			iac_err_sys("cannot connect to %s '%s'", what, a);
 			close(fd);
 			return IAC_ERR;
 		}
@@ -50,7 +54,7 @@ static int connect_stats(const char *addr, double timeout_ms)
 		a += 5;
 	const char *colon = strrchr(a, ':');
 	if (!colon)
-		return iac_err_set("haproxy stats address '%s' must be a socket path or IP:PORT", addr);
+		return iac_err_set("%s address '%s' must be a socket path or IP:PORT", what, addr);
 	char *host = iac_xstrndup(a, (size_t)(colon - a));
 	if (host[0] == '[') {   /* [::1]:9999 */
 		memmove(host, host + 1, strlen(host));
@@ -62,7 +66,7 @@ static int connect_stats(const char *addr, double timeout_ms)
 	int rc = getaddrinfo(host, colon + 1, &hints, &res);
 	free(host);
 	if (rc || !res)
-		return iac_err_set("cannot resolve haproxy stats address '%s': %s", addr, gai_strerror(rc));
+		return iac_err_set("cannot resolve %s address '%s': %s", what, addr, gai_strerror(rc));
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		freeaddrinfo(res);
@@ -71,7 +75,7 @@ static int connect_stats(const char *addr, double timeout_ms)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
-		iac_err_sys("cannot connect to haproxy stats socket '%s'", addr);
+		iac_err_sys("cannot connect to %s '%s'", what, addr);
 		close(fd);
 		freeaddrinfo(res);
 		return IAC_ERR;
@@ -82,7 +86,7 @@ static int connect_stats(const char *addr, double timeout_ms)
 
 int iac_lt_haproxy_sample(iac_lt_hap_sample *out, const char *addr, double timeout_ms)
 {
-	int fd = connect_stats(addr, timeout_ms);
+	int fd = connect_addr(addr, timeout_ms, "haproxy stats socket");
 	if (fd < 0)
 		return IAC_ERR;
 	static const char cmd[] = "show stat\n";
@@ -341,4 +345,336 @@ void iac_lt_hosts_close(iac_lt_hosts *hs)
 	iac_hosts_free(hs->hosts);
 	free(hs->h);
 	free(hs);
+}
+
+/* ---- cache nodes ------------------------------------------------------ */
+
+int iac_lt_cache_parse(iac_lt_cache_counters *out, const char *text)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} fields[] = {
+		{ "keyspace_hits:", offsetof(iac_lt_cache_counters, hits) },
+		{ "keyspace_misses:", offsetof(iac_lt_cache_counters, misses) },
+		{ "evicted_keys:", offsetof(iac_lt_cache_counters, evictions) },
+		{ "STAT get_hits ", offsetof(iac_lt_cache_counters, hits) },
+		{ "STAT get_misses ", offsetof(iac_lt_cache_counters, misses) },
+		{ "STAT evictions ", offsetof(iac_lt_cache_counters, evictions) },
+	};
+	out->hits = out->misses = out->evictions = -1;
+	for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+			if (iac_str_starts(line, fields[i].name))
+				*(long long *)((char *)out + fields[i].off) = atoll(line + strlen(fields[i].name));
+	if (out->hits < 0 && out->misses < 0)
+		return iac_err_set("the reply has no hit or miss counters");
+	return 0;
+}
+
+/* Is `b` a whole reply? Redis: "$LEN\r\n" and LEN bytes and CRLF, or an
+ * error line; Memcached: up to "END\r\n", or an "ERROR" line. */
+static int reply_complete(const iac_buf *b)
+{
+	const char *s = iac_buf_cstr(b);
+	const char *eol = strstr(s, "\r\n");
+	if (!eol)
+		return 0;
+	if (s[0] == '$') {
+		long long n = atoll(s + 1);
+		return n < 0 || b->len >= (size_t)(eol - s) + 2 + (size_t)n + 2;
+	}
+	if (s[0] == '-' || iac_str_starts(s, "ERROR") || iac_str_starts(s, "CLIENT_ERROR") ||
+	    iac_str_starts(s, "SERVER_ERROR"))
+		return 1;
+	return b->len >= 5 && !memcmp(s + b->len - 5, "END\r\n", 5);
+}
+
+/* Send `cmd`, read one whole reply into *text (caller frees). 0 or -1. */
+static int cache_ask(char **text, const char *addr, const char *cmd, double timeout_ms)
+{
+	int fd = connect_addr(addr, timeout_ms, "cache node");
+	if (fd < 0)
+		return IAC_ERR;
+	int rc = IAC_ERR;
+	iac_buf b = IAC_BUF_INIT;
+	size_t len = strlen(cmd);
+	if (write(fd, cmd, len) != (ssize_t)len) {
+		iac_err_sys("cannot send to cache node '%s'", addr);
+		goto done;
+	}
+	char tmp[8192];
+	while (!reply_complete(&b)) {
+		ssize_t n = read(fd, tmp, sizeof(tmp));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || b.len > (1u << 20)) {
+			if (n < 0)
+				iac_err_sys("cannot read from cache node '%s'", addr);
+			else
+				iac_err_set("cache node '%s' sent an incomplete reply", addr);
+			goto done;
+		}
+		iac_buf_put(&b, tmp, (size_t)n);
+	}
+	*text = iac_xstrdup(iac_buf_cstr(&b));
+	rc = 0;
+done:
+	close(fd);
+	iac_buf_free(&b);
+	return rc;
+}
+
+typedef enum { LT_CACHE_UNKNOWN, LT_CACHE_REDIS, LT_CACHE_MEMCACHED } lt_cache_engine;
+
+typedef struct {
+	const char *addr;                 /* as written, borrowed */
+	lt_cache_engine engine;
+	iac_lt_cache_counters base, last;
+	char *error;                      /* why there are no figures, or NULL */
+	long long *hits, *misses;         /* at the end of second i; -1: not sampled */
+	size_t nsecs;
+} lt_cache_node;
+
+struct iac_lt_caches {
+	lt_cache_node *n;
+	size_t count;
+};
+
+/* The node's counters now, finding its engine on the first call. */
+static int cache_read(lt_cache_node *node, iac_lt_cache_counters *out, double timeout_ms)
+{
+	char *text = NULL;
+	int rc = IAC_ERR;
+	if (node->engine != LT_CACHE_MEMCACHED) {
+		if (cache_ask(&text, node->addr, "INFO stats\r\n", timeout_ms) < 0)
+			return IAC_ERR;
+		if (text[0] == '$') {
+			node->engine = LT_CACHE_REDIS;
+		} else if (node->engine == LT_CACHE_UNKNOWN && iac_str_starts(text, "ERROR")) {
+			node->engine = LT_CACHE_MEMCACHED;
+		} else {
+			iac_err_set("cache node '%s' answered INFO with '%.*s'", node->addr,
+				    (int)strcspn(text, "\r\n"), text);
+			goto done;
+		}
+	}
+	if (node->engine == LT_CACHE_MEMCACHED) {
+		free(text);
+		text = NULL;
+		if (cache_ask(&text, node->addr, "stats\r\n", timeout_ms) < 0)
+			return IAC_ERR;
+	}
+	rc = iac_lt_cache_parse(out, text);
+	if (rc < 0)
+		iac_err_prefix("cache node '%s'", node->addr);
+done:
+	free(text);
+	return rc;
+}
+
+iac_lt_caches *iac_lt_caches_open(const iac_strlist *nodes)
+{
+	iac_lt_caches *c = iac_xcalloc(1, sizeof(*c));
+	c->count = nodes->n;
+	c->n = iac_xcalloc(nodes->n ? nodes->n : 1, sizeof(*c->n));
+	for (size_t i = 0; i < nodes->n; i++) {
+		lt_cache_node *node = &c->n[i];
+		node->addr = nodes->items[i];
+		if (cache_read(node, &node->base, 1000) < 0) {
+			node->error = iac_xstrdup(iac_err_last());
+			iac_log_warn("%s; the run continues without it", node->error);
+			continue;
+		}
+		node->last = node->base;
+	}
+	return c;
+}
+
+static void cache_record(lt_cache_node *node, long sec)
+{
+	if (sec < 0)
+		return;
+	if ((size_t)sec >= node->nsecs) {
+		size_t n = (size_t)sec + 1 > node->nsecs * 2 ? (size_t)sec + 1 : node->nsecs * 2;
+		node->hits = iac_xrealloc(node->hits, n * sizeof(long long));
+		node->misses = iac_xrealloc(node->misses, n * sizeof(long long));
+		for (size_t k = node->nsecs; k < n; k++)
+			node->hits[k] = node->misses[k] = -1;
+		node->nsecs = n;
+	}
+	node->hits[sec] = node->last.hits;
+	node->misses[sec] = node->last.misses;
+}
+
+void iac_lt_caches_sample(iac_lt_caches *c, long sec)
+{
+	for (size_t i = 0; c && i < c->count; i++) {
+		lt_cache_node *node = &c->n[i];
+		iac_lt_cache_counters now;
+		if (node->error || cache_read(node, &now, 300) < 0)
+			continue;   /* one lost sample: the next one covers it */
+		node->last = now;
+		cache_record(node, sec);
+	}
+}
+
+void iac_lt_caches_finish(iac_lt_caches *c)
+{
+	iac_lt_caches_sample(c, -1);
+}
+
+/* A counter's growth over the window; -1 when unknown or reset (the
+ * server restarted during the run). */
+static long long grown(long long base, long long last)
+{
+	return base < 0 || last < base ? -1 : last - base;
+}
+
+typedef struct {
+	long long hits, misses, evictions;
+} lt_cache_window;
+
+static int window_of(lt_cache_window *w, const lt_cache_node *node)
+{
+	if (node->error)
+		return 0;
+	w->hits = grown(node->base.hits, node->last.hits);
+	w->misses = grown(node->base.misses, node->last.misses);
+	w->evictions = grown(node->base.evictions, node->last.evictions);
+	return w->hits >= 0 && w->misses >= 0;
+}
+
+static const char *engine_name(lt_cache_engine e)
+{
+	return e == LT_CACHE_REDIS ? "redis" : e == LT_CACHE_MEMCACHED ? "memcached" : "unknown";
+}
+
+static double rate_of(long long hits, long long misses)
+{
+	return hits + misses > 0 ? (double)hits / (double)(hits + misses) : NAN;
+}
+
+static void text_line(iac_buf *out, const char *label, long long h, long long m, long long ev)
+{
+	double r = rate_of(h, m);
+	iac_buf_printf(out, "    %s: %lld hits, %lld misses, hit rate ", label, h, m);
+	if (isnan(r))
+		iac_buf_printf(out, "-");
+	else
+		iac_buf_printf(out, "%.1f%%", 100.0 * r);
+	if (ev >= 0)
+		iac_buf_printf(out, ", %lld evictions", ev);
+	iac_buf_printf(out, "\n");
+}
+
+void iac_lt_caches_text(iac_buf *out, const iac_lt_caches *c)
+{
+	if (!c || !c->count)
+		return;
+	long long th = 0, tm = 0, tev = 0;
+	size_t ok = 0;
+	for (size_t i = 0; i < c->count; i++) {
+		const lt_cache_node *node = &c->n[i];
+		lt_cache_window w;
+		if (!window_of(&w, node)) {
+			iac_buf_printf(out, "    cache %s: %s\n", node->addr,
+				       node->error ? "not sampled" : "counters reset during the run");
+			continue;
+		}
+		char label[300];
+		snprintf(label, sizeof(label), "cache %s (%s)", node->addr, engine_name(node->engine));
+		text_line(out, label, w.hits, w.misses, w.evictions);
+		th += w.hits;
+		tm += w.misses;
+		tev += w.evictions > 0 ? w.evictions : 0;
+		ok++;
+	}
+	if (ok > 1)
+		text_line(out, "cache, all nodes", th, tm, tev);
+}
+
+static json_t *num_or_null(double v)
+{
+	return isnan(v) ? json_null() : json_real(v);
+}
+
+json_t *iac_lt_caches_json(const iac_lt_caches *c)
+{
+	if (!c)
+		return NULL;
+	json_t *o = json_object(), *nodes = json_array();
+	long long th = 0, tm = 0, tev = 0;
+	for (size_t i = 0; i < c->count; i++) {
+		const lt_cache_node *node = &c->n[i];
+		lt_cache_window w;
+		json_t *n = json_pack("{s:s}", "address", node->addr);
+		if (!window_of(&w, node)) {
+			json_object_set_new(n, "error", json_string(node->error ? node->error
+									    : "counters reset during the run"));
+		} else {
+			json_object_set_new(n, "engine", json_string(engine_name(node->engine)));
+			json_object_set_new(n, "hits", json_integer(w.hits));
+			json_object_set_new(n, "misses", json_integer(w.misses));
+			json_object_set_new(n, "hit_rate", num_or_null(rate_of(w.hits, w.misses)));
+			json_object_set_new(n, "evictions", w.evictions >= 0 ? json_integer(w.evictions) : json_null());
+			th += w.hits;
+			tm += w.misses;
+			tev += w.evictions > 0 ? w.evictions : 0;
+		}
+		json_array_append_new(nodes, n);
+	}
+	json_object_set_new(o, "nodes", nodes);
+	json_object_set_new(o, "hits", json_integer(th));
+	json_object_set_new(o, "misses", json_integer(tm));
+	json_object_set_new(o, "hit_rate", num_or_null(rate_of(th, tm)));
+	json_object_set_new(o, "evictions", json_integer(tev));
+	return o;
+}
+
+/* The counter at the end of the last sampled second before sec, or the
+ * baseline. */
+static long long before(const long long *v, size_t sec, long long base)
+{
+	while (sec-- > 0)
+		if (v[sec] >= 0)
+			return v[sec];
+	return base;
+}
+
+json_t *iac_lt_caches_second_json(const iac_lt_caches *c, size_t sec)
+{
+	if (!c)
+		return NULL;
+	long long h = 0, m = 0;
+	int any = 0;
+	for (size_t i = 0; i < c->count; i++) {
+		const lt_cache_node *node = &c->n[i];
+		if (node->error || sec >= node->nsecs || node->hits[sec] < 0)
+			continue;
+		long long dh = node->hits[sec] - before(node->hits, sec, node->base.hits);
+		long long dm = node->misses[sec] - before(node->misses, sec, node->base.misses);
+		if (dh < 0 || dm < 0)
+			continue;
+		h += dh;
+		m += dm;
+		any = 1;
+	}
+	if (!any)
+		return NULL;
+	return json_pack("{s:I,s:I,s:o}", "hits", (json_int_t)h, "misses", (json_int_t)m, "hit_rate",
+			 num_or_null(rate_of(h, m)));
+}
+
+void iac_lt_caches_close(iac_lt_caches *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->count; i++) {
+		free(c->n[i].error);
+		free(c->n[i].hits);
+		free(c->n[i].misses);
+	}
+	free(c->n);
+	free(c);
 }

@@ -8,13 +8,22 @@
  *
  * Hosts: CPU and memory from /proc/stat and /proc/meminfo, read directly
  * for "local" and over SSH for the others; the parsing is shared.
+ *
+ * Cache nodes: hits, misses and evictions of Redis (`INFO stats`) or
+ * Memcached (`stats`) servers, asked directly; the engine is found by
+ * asking (Memcached answers Redis's inline INFO with ERROR). The engine
+ * knows nothing of providers/cache: a scenario names the nodes
+ * (`observe { cache = { "10.0.0.2:6379", ... } }`).
  */
 #ifndef IAC_LOADTEST_OBSERVE_H
 #define IAC_LOADTEST_OBSERVE_H
 
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "iac/core/args.h"
+#include "iac/core/buf.h"
 
 typedef struct {
 	double qcur, scur, rtime_ms, rate;
@@ -46,5 +55,37 @@ iac_lt_hosts *iac_lt_hosts_open(const iac_strlist *names, const char *ssh_key, c
 /* Fill cpu_pct[i] and mem_pct[i] (NaN when unknown) for each name. */
 void iac_lt_hosts_sample(iac_lt_hosts *h, double *cpu_pct, double *mem_pct);
 void iac_lt_hosts_close(iac_lt_hosts *h);
+
+/* Counters of one cache node; -1 when the server did not say. */
+typedef struct {
+	long long hits, misses, evictions;
+} iac_lt_cache_counters;
+
+/* Parse Redis `INFO` text (keyspace_hits, keyspace_misses, evicted_keys)
+ * or Memcached `stats` lines (get_hits, get_misses, evictions). 0, or -1
+ * when neither hits nor misses is in it. */
+int iac_lt_cache_parse(iac_lt_cache_counters *out, const char *text);
+
+/* Samplers for observe.cache: "ADDRESS:PORT" of each node. Open takes the
+ * baseline (a node that does not answer gets a warning and no figures; the
+ * run goes on); sample(sec) records the counters at the end of second sec
+ * (0-based, the report's time axis), and a last one after the run closes
+ * the window. Figures are differences from the baseline: what the test
+ * window did, not the server's lifetime. One thread at a time. */
+typedef struct iac_lt_caches iac_lt_caches;
+iac_lt_caches *iac_lt_caches_open(const iac_strlist *nodes);
+void iac_lt_caches_sample(iac_lt_caches *c, long sec);
+/* The end of the window: sample once more, after the last request. */
+void iac_lt_caches_finish(iac_lt_caches *c);
+/* The summary's lines (nothing for NULL). */
+void iac_lt_caches_text(iac_buf *out, const iac_lt_caches *c);
+/* { nodes: [ { address, engine, hits, misses, hit_rate, evictions } or
+ * { address, error } ], hits, misses, hit_rate, evictions } (new; NULL for
+ * NULL). */
+json_t *iac_lt_caches_json(const iac_lt_caches *c);
+/* Second sec's hits and misses over every node, { hits, misses } (new;
+ * NULL when not sampled or c is NULL). */
+json_t *iac_lt_caches_second_json(const iac_lt_caches *c, size_t sec);
+void iac_lt_caches_close(iac_lt_caches *c);
 
 #endif

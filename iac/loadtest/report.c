@@ -9,6 +9,7 @@
 #include "iac/core/err.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
+#include "iac/loadtest/observe.h"
 
 /* ---- thresholds ---------------------------------------------------- */
 
@@ -626,9 +627,10 @@ static double max_sampled(double acc, double v)
 
 static void text_server_side(iac_buf *b, const iac_lt_result *r)
 {
-	if (!r->haproxy && !(r->hosts && r->hosts->n))
+	if (!r->haproxy && !(r->hosts && r->hosts->n) && !r->caches)
 		return;
 	iac_buf_printf(b, "\n  server side\n");
+	iac_lt_caches_text(b, r->caches);
 	double qmax = NAN, smax = NAN, rmax = NAN;
 	for (size_t i = 0; i < r->nsecs; i++) {
 		const iac_lt_second *x = &r->secs[i];
@@ -883,6 +885,9 @@ static void json_second_server(json_t *p, const iac_lt_result *r, size_t i)
 		}
 		json_object_set_new(p, "hosts", hs);
 	}
+	json_t *cache = iac_lt_caches_second_json(r->caches, i);
+	if (cache)
+		json_object_set_new(p, "cache", cache);
 }
 
 /* One point of the time series. Latencies are null for a second without a
@@ -920,6 +925,7 @@ static json_t *json_server(const iac_lt_result *r)
 	json_t *server = json_object();
 	json_object_set_new(server, "haproxy", r->haproxy ? json_string(r->haproxy) : json_null());
 	json_object_set_new(server, "hosts", r->hosts ? strlist_json(r->hosts) : json_array());
+	json_object_set_new(server, "cache", r->caches ? iac_lt_caches_json(r->caches) : json_null());
 	json_object_set_new(server, "saturation", r->saturation ? json_string(r->saturation) : json_null());
 	return server;
 }

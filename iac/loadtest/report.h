@@ -39,6 +39,7 @@ typedef struct {
 	int interrupted;           /* SIGINT */
 	const char *haproxy;       /* observed address or NULL */
 	const iac_strlist *hosts;  /* observed host names */
+	const struct iac_lt_caches *caches;  /* observed cache nodes (observe.h), or NULL */
 	size_t thresholds_failed;
 	char *failed_msg;          /* the failed-requests verdict (cfg->max_failed), NULL when the run is below it */
 	int exit_code;

@@ -89,6 +89,7 @@ typedef struct {
 
 	char *haproxy;                       /* observe.haproxy or NULL */
 	iac_strlist hosts;                   /* observe.hosts */
+	iac_strlist caches;                  /* observe.cache: "ADDRESS:PORT" of Redis / Memcached nodes */
 	char *ssh_key, *known_hosts;         /* observe.ssh_key / known_hosts, or NULL */
 } iac_lt_config;
 
