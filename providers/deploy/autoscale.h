@@ -80,4 +80,22 @@ int iac_autoscale_spec_parse(iac_autoscale_spec *out, const json_t *autoscale);
  * Pure. */
 void iac_autoscale_decide(iac_autoscale_decision *out, const iac_autoscale_input *in);
 
+/* Wall-clock time in seconds (what the history points carry). */
+double iac_autoscale_now(void);
+
+/* One step for the deploy.blue_green at addr in st (the caller holds the
+ * lock): put back what drifted (spares of a colour no longer live are
+ * replaced; spares a reload dropped are added again), read the metric,
+ * decide, start/gate/add or drain/delete/stop spares, record it all in
+ * state (extra "autoscale": the serving spares, the points the decision
+ * needs, the last decisions; a history event when the size changed).
+ * *out = the decision (new ref): deployment, at, metric, value, target,
+ * current, recommendation, desired, serving, reason, notes, action; or
+ * {deployment, at, error} when the step could not run (0 still). IAC_ERR
+ * only when state could not be written. */
+struct iac_state;
+struct iac_rctx;
+int iac_autoscale_step(json_t **out, struct iac_state *st, const struct iac_rctx *ctx, const char *addr,
+		       double now);
+
 #endif

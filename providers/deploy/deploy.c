@@ -56,6 +56,8 @@ static const iac_provider_command deploy_commands[] = {
 	{ "rollback", iac_deploy_cmd_rollback, "switch deployments back to their standby colour, now",
 	  iac_deploy_cmd_rollback_help },
 	{ "pool", iac_deploy_cmd_pool, "a pool's servers, load and balance, live from HAProxy", iac_deploy_cmd_pool_help },
+	{ "autoscale", iac_deploy_cmd_autoscale, "scale autoscaled pools with load (HPA rules); 'status' shows decisions",
+	  iac_deploy_cmd_autoscale_help },
 	{ NULL, NULL, NULL, NULL },
 };
 
@@ -70,7 +72,7 @@ const iac_provider iac_provider_deploy = {
 	.configure = deploy_configure,
 	.close = deploy_close,
 	.commands = deploy_commands,
-	.status_topics = (const char *const[]){ "pool", NULL },
+	.status_topics = (const char *const[]){ "pool", "autoscale", NULL },
 	.flags = deploy_flags,
 	.prelude = "prelude/deploy.lua",
 };
