@@ -5,3 +5,4 @@ local env, require, helpers = ...
 env.postgres_cluster = function(name) return require("postgres_cluster")(name, helpers) end
 env.migration = function(name) return require("migration")(name, helpers) end
 env.shard_map = function(name) return require("shard_map")(name, helpers) end
+env.partitions = function(name) return require("partitions")(name, helpers) end

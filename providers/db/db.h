@@ -14,6 +14,8 @@
  *   db.pooler        PgBouncer on a member, pooling connections to its PostgreSQL
  *   db.migration     a SQL file applied once to the leader, recorded with its
  *                    checksum in schema_migrations, lock_timeout retried
+ *   db.partitions    range partitions of a table kept ahead of need and
+ *                    trimmed by retention (partition.c)
  * Commands: `iac db switchover CLUSTER [-to NODE]`, `iac db status
  * [CLUSTER]` (also `iac status db [CLUSTER]`).
  * The Lua keyword `postgres_cluster` (modules/postgres_cluster.lua) makes
@@ -31,6 +33,7 @@ extern const iac_rtype iac_db_creds_type;
 extern const iac_rtype iac_db_proxy_type;
 extern const iac_rtype iac_db_migration_type;
 extern const iac_rtype iac_db_pooler_type;
+extern const iac_rtype iac_db_partitions_type;
 extern const iac_provider iac_provider_db;
 
 /* A call to Patroni's REST API at http://ADDR:PORT/PATH. 0 when it
@@ -83,6 +86,13 @@ const json_t *iac_db_leader(const iac_rctx *ctx, const json_t *members, const ch
 int iac_db_psql(iac_db_sql_result *r, const iac_rctx *ctx, const json_t *member, const char *database,
 		const char *sql, int one_tx);
 void iac_db_sql_result_free(iac_db_sql_result *r);
+/* iac_db_psql until it succeeds, retrying only lock timeouts (SQLSTATE
+ * 55P03: the SQL set lock_timeout) up to retries more times, backing off
+ * 0.5 s doubling to 8 s, with a progress line each time. 0 with *r filled
+ * (status 0); IAC_ERR with a message "WHAT failed on HOST: psql's error"
+ * (r freed). */
+int iac_db_psql_retry(iac_db_sql_result *r, const iac_rctx *ctx, const json_t *member, const char *database,
+		      const char *sql, int one_tx, long retries, const char *what);
 
 int iac_db_cmd(int argc, char **argv);
 void iac_db_cmd_help(void);

@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "iac/core/err.h"
 #include "iac/core/json.h"
@@ -39,10 +40,13 @@ static const json_t *leader_in(const json_t *members, const json_t *body)
 	return NULL;
 }
 
-const json_t *iac_db_leader(const iac_rctx *ctx, const json_t *members, const char *cluster)
+/* One pass over the members: the leader, or NULL (*answered: how many
+ * members' Patroni answered at all). */
+static const json_t *leader_once(const iac_rctx *ctx, const json_t *members, int *answered)
 {
 	size_t i;
 	json_t *m;
+	*answered = 0;
 	json_array_foreach(members, i, m) {
 		json_t *body = NULL;
 		long status = 0;
@@ -52,12 +56,34 @@ const json_t *iac_db_leader(const iac_rctx *ctx, const json_t *members, const ch
 			iac_err_clear();
 			continue;
 		}
+		++*answered;
 		const json_t *l = leader_in(members, body);
 		json_decref(body);
 		if (l)
 			return l;
 	}
-	iac_err_set("cluster '%s' has no running leader that Patroni reports", cluster ?: "?");
+	return NULL;
+}
+
+/* Patroni answering without a running leader is a moment, not a state: a
+ * bootstrap that has not written its member key yet, an election after a
+ * failover. That is waited out (LEADER_WAIT_MS); nobody answering is not. */
+#define LEADER_WAIT_MS 30000.0
+
+const json_t *iac_db_leader(const iac_rctx *ctx, const json_t *members, const char *cluster)
+{
+	double until = iac_now_ms() + LEADER_WAIT_MS;
+	int answered = 0;
+	for (;;) {
+		const json_t *l = leader_once(ctx, members, &answered);
+		if (l)
+			return l;
+		if (!answered || iac_now_ms() > until || (ctx->cancel && *ctx->cancel))
+			break;
+		usleep(500 * 1000);
+	}
+	iac_err_set("cluster '%s' has no running leader that Patroni reports%s", cluster ?: "?",
+		    answered ? " (waited 30s)" : ": no member's Patroni answers");
 	return NULL;
 }
 
@@ -86,4 +112,33 @@ void iac_db_sql_result_free(iac_db_sql_result *r)
 	free(r->out);
 	free(r->err);
 	r->out = r->err = NULL;
+}
+
+int iac_db_psql_retry(iac_db_sql_result *r, const iac_rctx *ctx, const json_t *member, const char *database,
+		      const char *sql, int one_tx, long retries, const char *what)
+{
+	double backoff = 500;
+	for (long t = 1;; t++) {
+		if (iac_db_psql(r, ctx, member, database, sql, one_tx) < 0)
+			return IAC_ERR;
+		if (r->status == 0)
+			return 0;
+		int lock = strstr(r->err, "lock timeout") != NULL;
+		if (!lock || t > retries || (ctx->cancel && *ctx->cancel)) {
+			iac_err_set("%s failed on %s%s: %s", what, iac_host_label(json_object_get(member, "host")),
+				    lock ? " (lock timeout on every attempt: a long transaction holds a lock it needs)" : "",
+				    r->err);
+			iac_db_sql_result_free(r);
+			return IAC_ERR;
+		}
+		if (ctx->progress) {
+			char *msg = iac_xasprintf("lock timeout, attempt %ld of %ld; again in %.1fs", t, retries + 1,
+						  backoff / 1e3);
+			ctx->progress(ctx, msg);
+			free(msg);
+		}
+		iac_db_sql_result_free(r);
+		usleep((useconds_t)(backoff * 1000));
+		backoff = backoff * 2 > 8000 ? 8000 : backoff * 2;
+	}
 }
