@@ -73,6 +73,7 @@ typedef struct {
 } lt_addr;
 
 #define LT_TLS_SESSIONS 4      /* https sessions a VU keeps, one per address */
+#define LT_MAX_TAGS 16         /* tags of one request or sample */
 
 typedef struct lt_vu {
 	struct iac_lt_worker *w;
@@ -120,6 +121,16 @@ typedef struct lt_vu {
 	lua_State *co;
 	int co_ref, u_ref;
 	uint64_t iteration;
+
+	/* the request's tags (k6's): the method, the user's tags (strings of
+	 * the options table on the suspended coroutine's stack, valid until
+	 * it resumes), the group the flow is in ("::a::b", empty outside) */
+	const char *method;
+	char method_buf[16];
+	const char *tagk[LT_MAX_TAGS], *tagv[LT_MAX_TAGS];
+	int ntags;
+	iac_buf group;
+	iac_buf cookies;            /* the VU's cookie jar: "a=1; b=2" as sent back */
 } lt_vu;
 
 typedef struct {
@@ -158,6 +169,7 @@ struct iac_lt_worker {
 	struct ssl_ctx_st *tls;     /* https: this thread's SSL_CTX, made with the first https address */
 	lua_State *L;
 	int *flow_ref;              /* per scenario; LUA_NOREF for plain ones */
+	int data_ref;               /* setup()'s data in L, LUA_NOREF without a setup() */
 	char **pre;                 /* prebuilt request per plain scenario */
 	size_t *prelen;
 	int *pre_addr;
@@ -283,6 +295,14 @@ void lt_vu_free(lt_vu *vu);
 void lt_lua_setup(lua_State *L);
 /* Create vu->co and vu->u_ref in w->L. */
 void lt_lua_vu_init(lt_vu *vu);
+/* Push setup()'s data (JSON text) on L: a copy of plain data in this
+ * state. 0, or -1 with a message. */
+int lt_lua_push_data(lua_State *L, const char *json);
+/* The value at idx as JSON text (malloc'd; raises a Lua error for what
+ * JSON cannot hold: functions, userdata). */
+char *lt_lua_to_json(lua_State *L, int idx);
+/* The response's Set-Cookie headers (vu->hbuf) into vu->cookies. */
+void lt_cookies_update(lt_vu *vu);
 /* Push the response of the finished request on vu->co; returns values pushed. */
 int lt_lua_push_response(lt_vu *vu, int status, const char *error, double ms);
 
@@ -389,6 +409,13 @@ void lt_tally_tls(lt_vu *vu, uint64_t us, int resumed);
 void lt_tally_tls_error(lt_vu *vu, const char *msg);
 /* u:check(ok, name). */
 void lt_tally_check(struct iac_lt_worker *w, const char *name, int ok);
+/* A sample v of custom metric `name` (type) from vu, with the tags its
+ * add() gave (n pairs) and vu's scenario and group: into the metric and
+ * into every sub-metric of it whose tags match. */
+void lt_tally_metric(lt_vu *vu, const char *name, int type, double v, const char *const *k, const char *const *val,
+		     int n);
+/* vu's group `path` ("::a::b") took ms. */
+void lt_tally_group(lt_vu *vu, const char *path, double ms);
 /* The endpoint a request is counted under: its name, else the method and
  * the path without its query. */
 size_t lt_tally_endpoint(struct iac_lt_worker *w, const char *method, const char *path, const char *name);

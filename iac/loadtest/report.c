@@ -25,11 +25,84 @@ static double hist_ms(const iac_lt_hist *h, enum iac_lt_metric m, double pct)
 	}
 }
 
+/* A k6-form aggregate of a kept metric (NaN without samples). */
+static double macc_value(const iac_lt_macc *m, enum iac_lt_metric agg, double pct, double el)
+{
+	if (!m || !m->n)
+		return agg == IAC_LT_M_COUNT || agg == IAC_LT_M_PER_SEC ? 0 : NAN;
+	switch (m->type) {
+	case IAC_LT_COUNTER:
+		return agg == IAC_LT_M_PER_SEC ? (el > 0 ? m->sum / el : 0) : m->sum;
+	case IAC_LT_GAUGE:
+		return agg == IAC_LT_M_MIN ? m->min : agg == IAC_LT_M_MAX ? m->max : m->last;
+	case IAC_LT_RATE:
+		return (double)m->nonzero / (double)m->n;
+	case IAC_LT_TREND:
+		if (agg == IAC_LT_M_COUNT)
+			return (double)m->n;
+		return m->hist ? hist_ms(m->hist, agg, pct) : NAN;
+	}
+	return NAN;
+}
+
+/* A k6-form aggregate of a built-in total (no tags). */
+static double builtin_value(const char *name, enum iac_lt_metric agg, double pct, const iac_lt_stats *s, double el)
+{
+	double count = NAN;
+	if (!strcmp(name, "http_req_duration"))
+		return agg == IAC_LT_M_COUNT ? (double)s->hist.count : s->hist.count ? hist_ms(&s->hist, agg, pct) : NAN;
+	if (!strcmp(name, "http_req_failed"))
+		return s->requests ? (double)s->failed / (double)s->requests : NAN;
+	if (!strcmp(name, "checks")) {
+		uint64_t p = 0, f = 0;
+		for (size_t c = 0; c < s->nchecks; c++) {
+			p += s->checks[c].pass;
+			f += s->checks[c].fail;
+		}
+		return p + f ? (double)p / (double)(p + f) : NAN;
+	}
+	if (!strcmp(name, "http_reqs"))
+		count = (double)s->requests;
+	else if (!strcmp(name, "iterations"))
+		count = (double)s->iterations;
+	else if (!strcmp(name, "dropped_iterations"))
+		count = (double)s->dropped;
+	if (agg == IAC_LT_M_PER_SEC)
+		return el > 0 ? count / el : 0;
+	return count;
+}
+
+/* k6's form: every condition on its own aggregate; the value shown is the
+ * first failing condition's, else the first one's. */
+static void eval_k6(iac_lt_threshold *t, const iac_lt_stats *s, double el)
+{
+	const iac_lt_macc *m = t->acc ? iac_lt_stats_find_metric(s, t->acc) : NULL;
+	t->ok = 1;
+	t->have_value = 0;
+	for (size_t c = 0; c < t->nconds; c++) {
+		double v = t->acc ? macc_value(m, t->caggs[c], t->cpcts[c], el)
+				  : builtin_value(t->mname, t->caggs[c], t->cpcts[c], s, el);
+		/* no data is a failure: a threshold must never pass by accident */
+		int ok = !isnan(v) && iac_lt_cond_holds(t->ops[c], v, t->limits[c]);
+		if (c == 0 || (t->ok && !ok)) {
+			t->value = v;
+			t->have_value = !isnan(v);
+			t->metric = t->caggs[c];
+		}
+		t->ok &= ok;
+	}
+}
+
 size_t iac_lt_thresholds_eval(iac_lt_threshold *ts, size_t n, const iac_lt_stats *s, double elapsed_s)
 {
 	size_t failed = 0;
 	for (size_t i = 0; i < n; i++) {
 		iac_lt_threshold *t = &ts[i];
+		if (t->mname) {
+			eval_k6(t, s, elapsed_s);
+			failed += !t->ok;
+			continue;
+		}
 		const iac_lt_hist *h = &s->hist;
 		uint64_t reqs = s->requests, fails = s->failed;
 		t->have_value = 1;
@@ -76,6 +149,7 @@ size_t iac_lt_thresholds_eval(iac_lt_threshold *ts, size_t n, const iac_lt_stats
 			case IAC_LT_M_ERRORS: v = (double)fails; break;
 			case IAC_LT_M_DROPPED: v = (double)s->dropped; break;
 			case IAC_LT_M_ITERATIONS: v = (double)s->iterations; break;
+			default: break;   /* k6's aggregates: eval_k6 */
 			}
 		}
 		/* no data is a failure: a threshold must never pass by accident */
@@ -406,17 +480,30 @@ static void fmt_cond(char *out, size_t n, const iac_lt_threshold *t)
 		o += (size_t)snprintf(out + o, n - o, "%s%s", c ? ", " : "", t->conds[c]);
 }
 
+/* The unit of a threshold's value: a gauge's and a plain trend's numbers
+ * have none. */
+static const char *threshold_unit(const iac_lt_threshold *t)
+{
+	if (t->mname && (t->plain || t->mtype == IAC_LT_GAUGE) && t->metric != IAC_LT_M_PER_SEC)
+		return "";
+	return iac_lt_metric_unit(t->metric);
+}
+
 static void fmt_value(char *out, size_t n, const iac_lt_threshold *t)
 {
 	if (!t->have_value) {
 		if (t->endpoint && t->metric != IAC_LT_M_RPS)
 			snprintf(out, n, "no data (no request named '%s')", t->endpoint);
+		else if (t->mname)
+			snprintf(out, n, "no data (no sample of '%s')", t->acc ? t->acc : t->mname);
 		else
 			snprintf(out, n, "no data");
 		return;
 	}
-	const char *unit = iac_lt_metric_unit(t->metric);
-	if (!strcmp(unit, "%"))
+	const char *unit = threshold_unit(t);
+	if (!*unit && t->mname)
+		snprintf(out, n, "%.15g", t->value);
+	else if (!strcmp(unit, "%"))
 		snprintf(out, n, "%.2f%%", t->value * 100);
 	else if (!strcmp(unit, "ms"))
 		snprintf(out, n, "%.2fms", t->value);
@@ -616,6 +703,60 @@ static void text_verdicts(iac_buf *b, const iac_lt_result *r, const palette *p)
 	}
 }
 
+/* Is the trend `name` kept in ms (a time: http_req_duration{...},
+ * group_duration{...}, trend("x", true))? */
+static int macc_is_time(const iac_lt_config *cfg, const char *name)
+{
+	if (iac_str_starts(name, "http_req_duration{") || iac_str_starts(name, "group_duration{"))
+		return 1;
+	for (size_t i = 0; i < cfg->nmetrics; i++) {
+		size_t n = strlen(cfg->metrics[i].name);
+		if (!strncmp(name, cfg->metrics[i].name, n) && (!name[n] || name[n] == '{'))
+			return cfg->metrics[i].is_time;
+	}
+	return 0;
+}
+
+/* Custom metrics, sub-metrics of thresholds by tag and groups, one line
+ * each, as k6's summary shows them. */
+static void text_metrics(iac_buf *b, const iac_lt_result *r)
+{
+	const iac_lt_stats *s = r->total;
+	double el = r->elapsed_s > 0 ? r->elapsed_s : 1;
+	if (!s->nmacc)
+		return;
+	iac_buf_printf(b, "\n  metrics\n");
+	for (size_t i = 0; i < s->nmacc; i++) {
+		const iac_lt_macc *m = &s->macc[i];
+		iac_buf_printf(b, "    %-44s ", m->name);
+		switch (m->type) {
+		case IAC_LT_COUNTER:
+			iac_buf_printf(b, "count=%.15g rate=%.2f/s\n", m->sum, m->sum / el);
+			break;
+		case IAC_LT_GAUGE:
+			iac_buf_printf(b, "value=%g min=%g max=%g\n", m->last, m->min, m->max);
+			break;
+		case IAC_LT_RATE:
+			iac_buf_printf(b, "rate=%.2f%% (%llu of %llu)\n", m->n ? 100.0 * (double)m->nonzero / (double)m->n : 0,
+				       (unsigned long long)m->nonzero, (unsigned long long)m->n);
+			break;
+		case IAC_LT_TREND: {
+			const char *u = macc_is_time(r->cfg, m->name) ? "ms" : "";
+			const iac_lt_hist *h = m->hist;
+			if (!h || !h->count) {
+				iac_buf_printf(b, "no samples\n");
+				break;
+			}
+			iac_buf_printf(b, "avg=%g%s min=%g%s med=%g%s p(95)=%g%s max=%g%s count=%llu\n",
+				       hist_ms(h, IAC_LT_M_AVG, 0), u, hist_ms(h, IAC_LT_M_MIN, 0), u,
+				       hist_ms(h, IAC_LT_M_MED, 0), u, hist_ms(h, IAC_LT_M_PCT, 95), u,
+				       hist_ms(h, IAC_LT_M_MAX, 0), u, (unsigned long long)h->count);
+			break;
+		}
+		}
+	}
+}
+
 /* The larger of a running maximum and v, where NaN means "none yet" on the
  * left and "not sampled" on the right. */
 static double max_sampled(double acc, double v)
@@ -709,6 +850,7 @@ void iac_lt_report_text(iac_buf *out, const iac_lt_result *r)
 	palette_get(&p);
 	text_totals(out, r, &p);
 	text_endpoints(out, r);
+	text_metrics(out, r);
 	text_verdicts(out, r, &p);
 	text_server_side(out, r);
 	text_judgement(out, r, &p);
@@ -829,6 +971,54 @@ static json_t *json_checks(const iac_lt_stats *s)
 	return checks;
 }
 
+/* k6's names for a metric's aggregates: counter count/rate, gauge
+ * value/min/max, rate rate/passes/fails, trend avg/min/med/max/p(90)/p(95)/p(99)/count. */
+static json_t *json_metrics(const iac_lt_result *r, double el)
+{
+	const iac_lt_stats *s = r->total;
+	json_t *ms = json_object();
+	for (size_t i = 0; i < s->nmacc; i++) {
+		const iac_lt_macc *m = &s->macc[i];
+		json_t *x = json_object();
+		json_object_set_new(x, "type", json_string(iac_lt_mtype_name(m->type)));
+		switch (m->type) {
+		case IAC_LT_COUNTER:
+			json_object_set_new(x, "count", num(m->sum));
+			json_object_set_new(x, "rate", num(m->sum / el));
+			break;
+		case IAC_LT_GAUGE:
+			json_object_set_new(x, "value", num(m->last));
+			json_object_set_new(x, "min", num(m->min));
+			json_object_set_new(x, "max", num(m->max));
+			break;
+		case IAC_LT_RATE:
+			json_object_set_new(x, "rate", num(m->n ? (double)m->nonzero / (double)m->n : 0));
+			json_object_set_new(x, "passes", json_integer((json_int_t)m->nonzero));
+			json_object_set_new(x, "fails", json_integer((json_int_t)(m->n - m->nonzero)));
+			break;
+		case IAC_LT_TREND: {
+			static const double pcts[] = { 90, 95, 99 };
+			const iac_lt_hist *h = m->hist;
+			int any = h && h->count;
+			json_object_set_new(x, "time", json_boolean(macc_is_time(r->cfg, m->name)));
+			json_object_set_new(x, "avg", any ? num(hist_ms(h, IAC_LT_M_AVG, 0)) : json_null());
+			json_object_set_new(x, "min", any ? num(hist_ms(h, IAC_LT_M_MIN, 0)) : json_null());
+			json_object_set_new(x, "med", any ? num(hist_ms(h, IAC_LT_M_MED, 0)) : json_null());
+			json_object_set_new(x, "max", any ? num(hist_ms(h, IAC_LT_M_MAX, 0)) : json_null());
+			for (size_t p = 0; p < 3; p++) {
+				char k[16];
+				snprintf(k, sizeof(k), "p(%g)", pcts[p]);
+				json_object_set_new(x, k, any ? num(hist_ms(h, IAC_LT_M_PCT, pcts[p])) : json_null());
+			}
+			json_object_set_new(x, "count", json_integer((json_int_t)m->n));
+			break;
+		}
+		}
+		json_object_set_new(ms, m->name, x);
+	}
+	return ms;
+}
+
 static json_t *json_thresholds(const iac_lt_config *cfg)
 {
 	json_t *ths = json_object();
@@ -840,7 +1030,7 @@ static json_t *json_thresholds(const iac_lt_config *cfg)
 			json_array_append_new(conds, json_string(t->conds[c]));
 		json_object_set_new(x, "conditions", conds);
 		json_object_set_new(x, "value", t->have_value ? num(t->value) : json_null());
-		json_object_set_new(x, "unit", json_string(iac_lt_metric_unit(t->metric)));
+		json_object_set_new(x, "unit", json_string(threshold_unit(t)));
 		json_object_set_new(x, "ok", json_boolean(t->ok));
 		json_object_set_new(x, "abort_on_fail", json_boolean(t->abort_on_fail));
 		json_object_set_new(ths, t->key, x);
@@ -1020,6 +1210,7 @@ json_t *iac_lt_report_json(const iac_lt_result *r)
 		json_object_set_new(o, "tls", json_tls(r));
 	json_object_set_new(o, "endpoints", json_endpoints(s, el));
 	json_object_set_new(o, "checks", json_checks(s));
+	json_object_set_new(o, "metrics", json_metrics(r, el));
 	json_object_set_new(o, "thresholds", json_thresholds(cfg));
 	json_object_set_new(o, "script_errors", json_script_errors(s));
 	json_object_set_new(o, "timeseries", json_timeseries(r));

@@ -1,6 +1,7 @@
 /* lt_scenario: the scenario language, run in a Lua sandbox (see scenario.h). */
 #include "iac/loadtest/scenario.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +13,12 @@
 #include "iac/core/err.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
+#include "iac/loadtest/stats.h"
 
 #define CTX_KEY "iac.lt.ctx"
 #define FLOWS_KEY "iac.lt.flows"
 #define BETWEEN_MT "iac.lt.between"
+#define METRIC_MT "iac.lt.metric"   /* also named in vu_lua.c, which gives it add() */
 
 typedef struct {
 	iac_lt_config *cfg;
@@ -511,6 +514,13 @@ static void read_load_options(lua_State *L, iac_lt_config *cfg, const char *what
 	read_max_failed(L, cfg, what);
 	read_expected_statuses(L, cfg, what);
 	read_tls(L, cfg, what);
+	lua_getfield(L, 1, "cookies");
+	if (!lua_isnil(L, -1)) {
+		if (!lua_isboolean(L, -1))
+			luaL_error(L, "option 'cookies' in %s must be true or false", what);
+		cfg->cookies = lua_toboolean(L, -1);
+	}
+	lua_pop(L, 1);
 	lua_getfield(L, 1, "user_agent");
 	if (!lua_isnil(L, -1)) {
 		/* it becomes a header line as is */
@@ -578,7 +588,7 @@ static int l_load(lua_State *L)
 {
 	static const char *const keys[] = { "executor", "vus", "duration", "stages", "rate", "time_unit",
 					    "pre_allocated_vus", "max_vus", "start_vus", "start_rate",
-					    "graceful_stop", "timeout", "user_agent", "max_failed", "expected_statuses", "tls",
+					    "graceful_stop", "timeout", "user_agent", "cookies", "max_failed", "expected_statuses", "tls",
 					    NULL };
 	load_ctx *c = get_ctx(L);
 	iac_lt_config *cfg = c->cfg;
@@ -646,7 +656,8 @@ static int l_thresholds(lua_State *L)
 		lua_rawgeti(L, keys, i);
 		key = lua_tostring(L, -1);
 		lua_pop(L, 1);
-		if (iac_lt_threshold_parse_key(t, key) < 0)
+		int k6 = iac_lt_threshold_is_k6(key) || iac_lt_config_metric(cfg, key);
+		if ((k6 ? iac_lt_threshold_parse_k6(t, key) : iac_lt_threshold_parse_key(t, key)) < 0)
 			luaL_error(L, "%s", iac_err_last());
 		if (lua_type(L, v) == LUA_TSTRING) {
 			if (iac_lt_threshold_add_cond(t, lua_tostring(L, v)) < 0)
@@ -727,6 +738,60 @@ static int l_observe(lua_State *L)
 	return 0;
 }
 
+/* counter("name"), gauge, rate, trend("name", is_time): declared at load
+ * (into cfg->metrics, in every Lua state alike); the object's add() is
+ * the engine's (vu_lua.c), and refuses to run outside a flow. */
+static int declare_metric(lua_State *L, int type)
+{
+	load_ctx *c = get_ctx(L);
+	const char *name = luaL_checkstring(L, 1);
+	size_t n = strlen(name);
+	int ok = n && n < 100 && (isalpha((unsigned char)name[0]) || name[0] == '_');
+	for (size_t i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)name[i]) || name[i] == '_';
+	if (!ok)
+		luaL_error(L, "invalid metric name '%s': letters, digits and '_', starting with a letter", name);
+	if (iac_lt_builtin_mtype(name) >= 0)
+		luaL_error(L, "metric '%s' is one of the built-in metrics; choose another name", name);
+	if (!c)
+		luaL_error(L, "metrics are declared at the top of the scenario file, not inside a flow");
+	const iac_lt_mdecl *d = iac_lt_config_metric(c->cfg, name);
+	if (d && d->type != type)
+		luaL_error(L, "metric '%s' is already a %s", name, iac_lt_mtype_name(d->type));
+	if (!d) {
+		iac_lt_config *cfg = c->cfg;
+		cfg->metrics = iac_xrealloc(cfg->metrics, (cfg->nmetrics + 1) * sizeof(*cfg->metrics));
+		iac_lt_mdecl *m = &cfg->metrics[cfg->nmetrics++];
+		m->name = iac_xstrdup(name);
+		m->type = type;
+		m->is_time = type == IAC_LT_TREND && lua_toboolean(L, 2);
+	}
+	int *u = lua_newuserdatauv(L, sizeof(int), 1);
+	*u = type;
+	lua_pushvalue(L, 1);
+	lua_setiuservalue(L, -2, 1);
+	luaL_setmetatable(L, METRIC_MT);
+	return 1;
+}
+
+static int l_counter(lua_State *L) { return declare_metric(L, IAC_LT_COUNTER); }
+static int l_gauge(lua_State *L) { return declare_metric(L, IAC_LT_GAUGE); }
+static int l_rate(lua_State *L) { return declare_metric(L, IAC_LT_RATE); }
+static int l_trend(lua_State *L) { return declare_metric(L, IAC_LT_TREND); }
+
+static int metric_add_outside(lua_State *L)
+{
+	return luaL_error(L, "a metric's add() runs inside a flow, not while the file loads");
+}
+
+const iac_lt_mdecl *iac_lt_config_metric(const iac_lt_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nmetrics; i++)
+		if (!strcmp(cfg->metrics[i].name, name))
+			return &cfg->metrics[i];
+	return NULL;
+}
+
 static int l_print(lua_State *L)
 {
 	iac_buf b = IAC_BUF_INIT;
@@ -773,7 +838,17 @@ static lua_State *new_sandbox(void)
 	lua_register(L, "thresholds", l_thresholds);
 	lua_register(L, "observe", l_observe);
 	lua_register(L, "between", l_between);
+	lua_register(L, "counter", l_counter);
+	lua_register(L, "gauge", l_gauge);
+	lua_register(L, "rate", l_rate);
+	lua_register(L, "trend", l_trend);
 	luaL_newmetatable(L, BETWEEN_MT);
+	lua_pop(L, 1);
+	luaL_newmetatable(L, METRIC_MT);
+	lua_newtable(L);
+	lua_pushcfunction(L, metric_add_outside);
+	lua_setfield(L, -2, "add");
+	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 	lua_newtable(L);
 	lua_setfield(L, LUA_REGISTRYINDEX, FLOWS_KEY);
@@ -789,6 +864,7 @@ static void config_defaults(iac_lt_config *cfg)
 	cfg->graceful_stop_ms = 10e3;
 	cfg->timeout_ms = 60e3;
 	cfg->max_failed = 0.5;
+	cfg->cookies = 1;
 	for (int c = 0; c < 600; c++)
 		cfg->failed_status[c] = c < 200 || c >= 400;
 }
@@ -817,6 +893,69 @@ static int run_source(lua_State *L, iac_lt_config *cfg, const char *name, const 
 	return 0;
 }
 
+/* A sub-metric for threshold t, unless one with its name is kept already. */
+static void add_sub(iac_lt_config *cfg, const iac_lt_threshold *t, enum iac_lt_sub_kind kind)
+{
+	for (size_t i = 0; i < cfg->nsubs; i++)
+		if (!strcmp(cfg->subs[i].acc, t->acc))
+			return;
+	cfg->subs = iac_xrealloc(cfg->subs, (cfg->nsubs + 1) * sizeof(*cfg->subs));
+	iac_lt_sub *s = &cfg->subs[cfg->nsubs++];
+	s->kind = kind;
+	s->metric = t->mname;
+	s->acc = t->acc;
+	s->tagk = t->tagk;
+	s->tagv = t->tagv;
+	s->ntags = t->ntags;
+	s->type = t->mtype;
+}
+
+/* k6-form thresholds, once every metric is declared: their types, their
+ * conditions, the sub-metrics they need. 0, or -1 with "FILE:LINE: ...". */
+static int resolve_thresholds(iac_lt_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nthresholds; i++) {
+		iac_lt_threshold *t = &cfg->thresholds[i];
+		if (!t->mname)
+			continue;
+		int type = iac_lt_builtin_mtype(t->mname);
+		const iac_lt_mdecl *d = iac_lt_config_metric(cfg, t->mname);
+		if (type < 0 && d)
+			type = d->type;
+		if (type < 0)
+			return iac_err_set("%s:%d: unknown metric '%s' in threshold '%s'; valid metrics: %s", name, t->line,
+					   t->mname, t->key, iac_lt_metric_list());
+		if (iac_lt_threshold_resolve(t, type, d && d->type == IAC_LT_TREND && !d->is_time) < 0)
+			return iac_err_set("%s:%d: %s", name, t->line, iac_err_last());
+		const char *m = t->mname;
+		if (!strcmp(m, "group_duration")) {
+			if (t->ntags != 1 || strcmp(t->tagk[0], "group"))
+				return iac_err_set("%s:%d: threshold '%s': group_duration is kept per group: "
+						   "group_duration{group:::NAME}", name, t->line, t->key);
+			continue;
+		}
+		if (!t->ntags) {
+			if (d) {
+				free(t->acc);
+				t->acc = iac_xstrdup(m);
+			}
+			continue;
+		}
+		if (d)
+			add_sub(cfg, t, IAC_LT_SUB_CUSTOM);
+		else if (!strcmp(m, "http_req_duration"))
+			add_sub(cfg, t, IAC_LT_SUB_DURATION);
+		else if (!strcmp(m, "http_req_failed"))
+			add_sub(cfg, t, IAC_LT_SUB_FAILED);
+		else if (!strcmp(m, "http_reqs"))
+			add_sub(cfg, t, IAC_LT_SUB_REQS);
+		else
+			return iac_err_set("%s:%d: threshold '%s': '%s' is not kept by tag; use it without {...}", name,
+					   t->line, t->key, m);
+	}
+	return 0;
+}
+
 static int load_string(iac_lt_config *cfg, const char *name, const char *src, const char *target)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -830,7 +969,7 @@ static int load_string(iac_lt_config *cfg, const char *name, const char *src, co
 		return iac_err_set("cannot create a Lua state: out of memory");
 	int rc = run_source(L, cfg, name, cfg->source, cfg->source_len);
 	lua_close(L);
-	if (rc < 0)
+	if (rc < 0 || resolve_thresholds(cfg, name) < 0)
 		return IAC_ERR;
 	if (target) {
 		if (!iac_str_starts(target, "http://") && !iac_str_starts(target, "https://"))
@@ -934,6 +1073,11 @@ void iac_lt_config_free(iac_lt_config *cfg)
 	for (size_t i = 0; i < cfg->nthresholds; i++)
 		iac_lt_threshold_free(&cfg->thresholds[i]);
 	free(cfg->thresholds);
+	for (size_t i = 0; i < cfg->nmetrics; i++)
+		free(cfg->metrics[i].name);
+	free(cfg->metrics);
+	free(cfg->subs);
+	free(cfg->setup_data);
 	free(cfg->stages);
 	free(cfg->file);
 	free(cfg->source);

@@ -49,6 +49,27 @@ typedef struct {
 	int line;
 } iac_lt_scenario;
 
+/* A custom metric, declared at the top of the file: counter("orders"),
+ * gauge, rate, trend("wait", true). */
+typedef struct {
+	char *name;
+	int type;                            /* enum iac_lt_mtype */
+	int is_time;                         /* trend: values are ms (k6's isTime) */
+} iac_lt_mdecl;
+
+/* A sub-metric the engine keeps because a threshold selects it by tag
+ * (k6 keeps sub-metrics for thresholds only, and so does iac): a sample of
+ * `metric` whose tags match all of these goes into the metric named acc.
+ * Strings are borrowed from the threshold. */
+enum iac_lt_sub_kind { IAC_LT_SUB_DURATION, IAC_LT_SUB_FAILED, IAC_LT_SUB_REQS, IAC_LT_SUB_CUSTOM };
+typedef struct {
+	enum iac_lt_sub_kind kind;
+	const char *metric, *acc;
+	char *const *tagk, *const *tagv;
+	size_t ntags;
+	int type;                            /* the sub-metric's enum iac_lt_mtype */
+} iac_lt_sub;
+
 typedef struct {
 	double dur_ms;
 	double target;                       /* VUs or iterations per time unit */
@@ -83,15 +104,25 @@ typedef struct {
 	char *tls_server_name;               /* SNI and the name verified; NULL: the URL's host */
 	int tls_insecure;                    /* insecure_skip_tls_verify: certificates are not checked (marked in reports) */
 	int load_line;
+	int cookies;                         /* load { cookies = false }: no cookie jar per VU (on by default) */
+	int has_setup, has_teardown;         /* the file defines setup() / teardown(data) */
+	char *setup_data;                    /* setup()'s return value as JSON, NULL: none (set before the run) */
 
 	iac_lt_threshold *thresholds;
 	size_t nthresholds;
+	iac_lt_mdecl *metrics;               /* custom metrics, in declaration order */
+	size_t nmetrics;
+	iac_lt_sub *subs;                    /* sub-metrics the thresholds select by tag */
+	size_t nsubs;
 
 	char *haproxy;                       /* observe.haproxy or NULL */
 	iac_strlist hosts;                   /* observe.hosts */
 	iac_strlist caches;                  /* observe.cache: "ADDRESS:PORT" of Redis / Memcached nodes */
 	char *ssh_key, *known_hosts;         /* observe.ssh_key / known_hosts, or NULL */
 } iac_lt_config;
+
+/* The custom metric named name, or NULL. */
+const iac_lt_mdecl *iac_lt_config_metric(const iac_lt_config *cfg, const char *name);
 
 /* Load a scenario file. 0, or -1 with the message "FILE:LINE: ..." (cfg
  * then holds nothing; freeing it again is harmless). */

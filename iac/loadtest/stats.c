@@ -15,6 +15,87 @@ const char *iac_lt_errkind_name(enum iac_lt_errkind k)
 	return k < IAC_LT_NERR ? names[k] : "other";
 }
 
+const char *iac_lt_mtype_name(enum iac_lt_mtype t)
+{
+	static const char *names[] = { "counter", "gauge", "rate", "trend" };
+	return names[t];
+}
+
+size_t iac_lt_stats_metric(iac_lt_stats *s, const char *name, enum iac_lt_mtype t)
+{
+	void *v = iac_map_get(&s->maccmap, name);
+	if (v)
+		return (size_t)((uintptr_t)v - 1);
+	s->macc = iac_xrealloc(s->macc, (s->nmacc + 1) * sizeof(*s->macc));
+	iac_lt_macc *m = &s->macc[s->nmacc];
+	memset(m, 0, sizeof(*m));
+	m->name = iac_xstrdup(name);
+	m->type = t;
+	iac_map_put(&s->maccmap, name, (void *)(uintptr_t)(s->nmacc + 1));
+	return s->nmacc++;
+}
+
+const iac_lt_macc *iac_lt_stats_find_metric(const iac_lt_stats *s, const char *name)
+{
+	void *v = iac_map_get(&s->maccmap, name);
+	return v ? &s->macc[(uintptr_t)v - 1] : NULL;
+}
+
+void iac_lt_macc_add(iac_lt_macc *m, double v, uint64_t at)
+{
+	if (m->type == IAC_LT_GAUGE && (!m->n || v < m->min))
+		m->min = v;
+	if (m->type == IAC_LT_GAUGE && (!m->n || v > m->max))
+		m->max = v;
+	m->n++;
+	switch (m->type) {
+	case IAC_LT_COUNTER:
+		m->sum += v;
+		break;
+	case IAC_LT_GAUGE:
+		if (at >= m->last_at) {
+			m->last = v;
+			m->last_at = at;
+		}
+		break;
+	case IAC_LT_RATE:
+		m->nonzero += v != 0;
+		break;
+	case IAC_LT_TREND:
+		if (!m->hist) {
+			m->hist = iac_xmalloc(sizeof(*m->hist));
+			iac_lt_hist_init(m->hist);
+		}
+		iac_lt_hist_record(m->hist, v > 0 ? (uint64_t)(v * 1e3 + 0.5) : 0);
+		break;
+	}
+}
+
+/* into += from for one metric (same name and type). */
+static void macc_merge(iac_lt_macc *t, const iac_lt_macc *f)
+{
+	if (f->type == IAC_LT_GAUGE) {
+		if (!t->n || f->min < t->min)
+			t->min = f->min;
+		if (!t->n || f->max > t->max)
+			t->max = f->max;
+		if (f->last_at >= t->last_at) {
+			t->last = f->last;
+			t->last_at = f->last_at;
+		}
+	}
+	t->n += f->n;
+	t->nonzero += f->nonzero;
+	t->sum += f->sum;
+	if (f->hist && f->hist->count) {
+		if (!t->hist) {
+			t->hist = iac_xmalloc(sizeof(*t->hist));
+			iac_lt_hist_init(t->hist);
+		}
+		iac_lt_hist_merge(t->hist, f->hist);
+	}
+}
+
 void iac_lt_stats_init(iac_lt_stats *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -42,6 +123,12 @@ void iac_lt_stats_free(iac_lt_stats *s)
 		free(s->tls_msgs[i]);
 	free(s->tls_msgs);
 	free(s->tls_counts);
+	for (size_t i = 0; i < s->nmacc; i++) {
+		free(s->macc[i].name);
+		free(s->macc[i].hist);
+	}
+	free(s->macc);
+	iac_map_free(&s->maccmap);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -148,6 +235,13 @@ void iac_lt_stats_merge(iac_lt_stats *into, const iac_lt_stats *from)
 		if (from->tls_counts[i])
 			add_msg(&into->tls_msgs, &into->tls_counts, &into->ntls_msgs, from->tls_msgs[i],
 				from->tls_counts[i]);
+	for (size_t i = 0; i < from->nmacc; i++) {
+		const iac_lt_macc *f = &from->macc[i];
+		if (!f->n)
+			continue;
+		size_t ti = iac_lt_stats_metric(into, f->name, f->type);   /* may move into->macc */
+		macc_merge(&into->macc[ti], f);
+	}
 }
 
 void iac_lt_stats_clear(iac_lt_stats *s)
@@ -173,4 +267,12 @@ void iac_lt_stats_clear(iac_lt_stats *s)
 		iac_lt_hist_init(&s->tls_hist);
 	for (size_t i = 0; i < s->ntls_msgs; i++)
 		s->tls_counts[i] = 0;
+	for (size_t i = 0; i < s->nmacc; i++) {
+		iac_lt_macc *m = &s->macc[i];
+		m->n = m->nonzero = 0;
+		m->sum = m->last = m->min = m->max = 0;
+		m->last_at = 0;
+		if (m->hist && m->hist->count)
+			iac_lt_hist_init(m->hist);
+	}
 }

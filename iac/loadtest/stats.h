@@ -41,6 +41,27 @@ typedef struct {
 	uint64_t pass, fail;
 } iac_lt_check;
 
+/* k6's four metric types: a custom metric from Lua (counter("orders")), a
+ * sub-metric of a threshold with tags (http_req_duration{endpoint:checkout})
+ * or a group's duration. */
+enum iac_lt_mtype { IAC_LT_COUNTER, IAC_LT_GAUGE, IAC_LT_RATE, IAC_LT_TREND };
+
+const char *iac_lt_mtype_name(enum iac_lt_mtype t);
+
+/* One metric's samples. A trend keeps its values x 1000 in a histogram (so
+ * a value in ms is kept as us, with the histogram's 0.8 % error; values
+ * below 0 count as 0); a gauge keeps its last value (by time), min and max. */
+typedef struct {
+	char *name;                /* "orders", "http_req_duration{endpoint:checkout}", "group_duration{group:::buy}" */
+	enum iac_lt_mtype type;
+	uint64_t n;                /* samples */
+	uint64_t nonzero;          /* rate: samples that were true / non-zero */
+	double sum;                /* counter: the total */
+	double last, min, max;     /* gauge */
+	uint64_t last_at;          /* gauge: when last was set (us, monotonic) */
+	iac_lt_hist *hist;         /* trend: allocated with the first sample */
+} iac_lt_macc;
+
 typedef struct {
 	uint64_t requests;         /* completed: a response or a transport error */
 	uint64_t failed;           /* transport error or status >= 400 */
@@ -71,6 +92,11 @@ typedef struct {
 	char **tls_msgs;
 	uint64_t *tls_counts;
 	size_t ntls_msgs;
+
+	/* custom metrics, sub-metrics and groups, by name */
+	iac_lt_macc *macc;
+	size_t nmacc;
+	iac_map maccmap;           /* name -> (void *)(index + 1) */
 } iac_lt_stats;
 
 void iac_lt_stats_init(iac_lt_stats *s);
@@ -84,6 +110,11 @@ size_t iac_lt_stats_check(iac_lt_stats *s, const char *name);
 void iac_lt_stats_script_error(iac_lt_stats *s, const char *msg);
 /* A TLS failure's message (the failure itself is counted as IAC_LT_E_TLS). */
 void iac_lt_stats_tls_error(iac_lt_stats *s, const char *msg);
+/* Index of metric `name` of type t, created when new. */
+size_t iac_lt_stats_metric(iac_lt_stats *s, const char *name, enum iac_lt_mtype t);
+const iac_lt_macc *iac_lt_stats_find_metric(const iac_lt_stats *s, const char *name);
+/* One sample v of m at time at (us). */
+void iac_lt_macc_add(iac_lt_macc *m, double v, uint64_t at);
 /* into += from (by name for endpoints, checks and messages). */
 void iac_lt_stats_merge(iac_lt_stats *into, const iac_lt_stats *from);
 /* Zero the counters; names and indices stay. */

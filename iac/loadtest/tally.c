@@ -57,7 +57,7 @@ void lt_tally_flush(iac_lt_worker *w, long now_sec)
 {
 	iac_lt_run *run = w->run;
 	iac_lt_stats *d = &w->d;
-	int any = d->requests || d->iterations || d->dropped || d->script_errors || d->nchecks;
+	int any = d->requests || d->iterations || d->dropped || d->script_errors || d->nchecks || d->nmacc;
 	int active = atomic_load(&w->active);
 	int peak = active > w->active_peak ? active : w->active_peak;
 	if (any || peak) {
@@ -87,6 +87,100 @@ void lt_tally_flush(iac_lt_worker *w, long now_sec)
 	atomic_store(&w->done_sec, now_sec);
 }
 
+/* The value of tag k on vu's request (NULL: the request has no such tag):
+ * the flow's own tags first, then k6's defaults. num holds a status. */
+static const char *req_tag(lt_vu *vu, const char *k, int status, int failed, char num[16])
+{
+	for (int i = 0; i < vu->ntags; i++)
+		if (!strcmp(vu->tagk[i], k))
+			return vu->tagv[i];
+	if (!strcmp(k, "name"))
+		return vu->w->d.eps[vu->ep]->name;
+	if (!strcmp(k, "method"))
+		return vu->method;
+	if (!strcmp(k, "status")) {
+		snprintf(num, 16, "%d", status);
+		return num;
+	}
+	if (!strcmp(k, "scenario"))
+		return vu->w->run->cfg->scenarios[vu->scen].name;
+	if (!strcmp(k, "group"))
+		return iac_buf_cstr(&vu->group);
+	if (!strcmp(k, "expected_response"))
+		return failed ? "false" : "true";
+	return NULL;
+}
+
+/* Metric `name` of w's figures (made when new: take the index first,
+ * the array may move). */
+static iac_lt_macc *macc_of(iac_lt_stats *d, const char *name, int type)
+{
+	size_t i = iac_lt_stats_metric(d, name, (enum iac_lt_mtype)type);
+	return &d->macc[i];
+}
+
+/* The request's sub-metrics (thresholds by tag); status 0: no response. */
+static void tally_subs(lt_vu *vu, int status, int failed, uint64_t us)
+{
+	const iac_lt_config *cfg = vu->w->run->cfg;
+	iac_lt_stats *d = &vu->w->d;
+	char num[16];
+	for (size_t i = 0; i < cfg->nsubs; i++) {
+		const iac_lt_sub *s = &cfg->subs[i];
+		if (s->kind == IAC_LT_SUB_CUSTOM || (s->kind == IAC_LT_SUB_DURATION && !status))
+			continue;
+		int match = 1;
+		for (size_t t = 0; t < s->ntags && match; t++) {
+			const char *v = req_tag(vu, s->tagk[t], status, failed, num);
+			match = v && !strcmp(v, s->tagv[t]);
+		}
+		if (!match)
+			continue;
+		iac_lt_macc *m = macc_of(d, s->acc, s->type);
+		double v = s->kind == IAC_LT_SUB_DURATION ? (double)us / 1e3 : s->kind == IAC_LT_SUB_FAILED ? failed : 1;
+		iac_lt_macc_add(m, v, vu->w->now);
+	}
+}
+
+void lt_tally_metric(lt_vu *vu, const char *name, int type, double v, const char *const *k, const char *const *val,
+		     int n)
+{
+	iac_lt_worker *w = vu->w;
+	lt_tally_at(w);
+	iac_lt_stats *d = &w->d;
+	iac_lt_macc_add(macc_of(d, name, type), v, w->now);
+	const iac_lt_config *cfg = w->run->cfg;
+	for (size_t i = 0; i < cfg->nsubs; i++) {
+		const iac_lt_sub *s = &cfg->subs[i];
+		if (s->kind != IAC_LT_SUB_CUSTOM || strcmp(s->metric, name))
+			continue;
+		int match = 1;
+		for (size_t t = 0; t < s->ntags && match; t++) {
+			const char *tv = NULL;
+			for (int j = 0; j < n && !tv; j++)
+				if (!strcmp(k[j], s->tagk[t]))
+					tv = val[j];
+			if (!tv && !strcmp(s->tagk[t], "scenario"))
+				tv = cfg->scenarios[vu->scen].name;
+			if (!tv && !strcmp(s->tagk[t], "group"))
+				tv = iac_buf_cstr(&vu->group);
+			match = tv && !strcmp(tv, s->tagv[t]);
+		}
+		if (match)
+			iac_lt_macc_add(macc_of(d, s->acc, type), v, w->now);
+	}
+}
+
+void lt_tally_group(lt_vu *vu, const char *path, double ms)
+{
+	iac_lt_worker *w = vu->w;
+	lt_tally_at(w);
+	char name[600];
+	snprintf(name, sizeof(name), "group_duration{group:%s}", path);
+	iac_lt_stats *d = &w->d;
+	iac_lt_macc_add(macc_of(d, name, IAC_LT_TREND), ms, w->now);
+}
+
 void lt_tally_response(lt_vu *vu, int status, uint64_t us)
 {
 	iac_lt_worker *w = vu->w;
@@ -107,6 +201,8 @@ void lt_tally_response(lt_vu *vu, int status, uint64_t us)
 		d->failed++;
 		e->failed++;
 	}
+	if (w->run->cfg->nsubs)
+		tally_subs(vu, status, bad, us);
 }
 
 void lt_tally_failure(lt_vu *vu, enum iac_lt_errkind k)
@@ -119,6 +215,8 @@ void lt_tally_failure(lt_vu *vu, enum iac_lt_errkind k)
 	d->transport[k]++;
 	d->eps[vu->ep]->requests++;
 	d->eps[vu->ep]->failed++;
+	if (w->run->cfg->nsubs)
+		tally_subs(vu, 0, 1, 0);
 }
 
 void lt_tally_tls(lt_vu *vu, uint64_t us, int resumed)

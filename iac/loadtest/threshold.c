@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iac/core/buf.h"
 #include "iac/core/err.h"
 #include "iac/core/util.h"
+#include "iac/loadtest/stats.h"
 
 static const struct {
 	const char *name;
@@ -30,7 +32,9 @@ static const struct {
 const char *iac_lt_metric_list(void)
 {
 	return "p(N), avg, min, med, max, error_rate, checks, rps, requests, errors, "
-	       "dropped_iterations, iterations, http_req_failed (latency and rate metrics also as ENDPOINT:METRIC)";
+	       "dropped_iterations, iterations, http_req_failed (latency and rate metrics also as ENDPOINT:METRIC); "
+	       "k6's http_req_duration, http_reqs, group_duration and custom metrics declared above the thresholds, "
+	       "as METRIC or METRIC{tag:value}";
 }
 
 const char *iac_lt_metric_unit(enum iac_lt_metric m)
@@ -47,7 +51,10 @@ const char *iac_lt_metric_unit(enum iac_lt_metric m)
 	case IAC_LT_M_CHECKS:
 		return "%";
 	case IAC_LT_M_RPS:
+	case IAC_LT_M_PER_SEC:
 		return "/s";
+	case IAC_LT_M_RATE:
+		return "%";
 	default:
 		return "";
 	}
@@ -60,7 +67,7 @@ static int is_latency(enum iac_lt_metric m)
 
 static int is_rate(enum iac_lt_metric m)
 {
-	return m == IAC_LT_M_ERROR_RATE || m == IAC_LT_M_HTTP_REQ_FAILED || m == IAC_LT_M_CHECKS;
+	return m == IAC_LT_M_ERROR_RATE || m == IAC_LT_M_HTTP_REQ_FAILED || m == IAC_LT_M_CHECKS || m == IAC_LT_M_RATE;
 }
 
 static int parse_metric(iac_lt_threshold *t, const char *full, const char *name)
@@ -176,7 +183,7 @@ int iac_lt_threshold_parse_cond(enum iac_lt_op *op, double *limit, enum iac_lt_m
 			return iac_err_set("invalid unit '%s' in threshold condition '%s': a rate takes %% or a fraction",
 					   unit, cond);
 	} else {
-		if (ul && !(m == IAC_LT_M_RPS && !strcmp(unit, "/s")))
+		if (ul && !((m == IAC_LT_M_RPS || m == IAC_LT_M_PER_SEC) && !strcmp(unit, "/s")))
 			return iac_err_set("invalid unit '%s' in threshold condition '%s': this metric takes a plain number",
 					   unit, cond);
 		*limit = v;
@@ -186,9 +193,10 @@ int iac_lt_threshold_parse_cond(enum iac_lt_op *op, double *limit, enum iac_lt_m
 
 int iac_lt_threshold_add_cond(iac_lt_threshold *t, const char *cond)
 {
-	enum iac_lt_op op;
-	double limit;
-	if (iac_lt_threshold_parse_cond(&op, &limit, t->metric, cond) < 0)
+	enum iac_lt_op op = IAC_LT_LT;
+	double limit = 0;
+	/* k6's form: parsed by iac_lt_threshold_resolve, once the type is known */
+	if (!t->mname && iac_lt_threshold_parse_cond(&op, &limit, t->metric, cond) < 0)
 		return IAC_ERR;
 	t->conds = iac_xrealloc(t->conds, (t->nconds + 1) * sizeof(*t->conds));
 	t->ops = iac_xrealloc(t->ops, (t->nconds + 1) * sizeof(*t->ops));
@@ -209,6 +217,16 @@ void iac_lt_threshold_free(iac_lt_threshold *t)
 	free(t->limits);
 	free(t->key);
 	free(t->endpoint);
+	free(t->mname);
+	free(t->acc);
+	for (size_t i = 0; i < t->ntags; i++) {
+		free(t->tagk[i]);
+		free(t->tagv[i]);
+	}
+	free(t->tagk);
+	free(t->tagv);
+	free(t->caggs);
+	free(t->cpcts);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -222,5 +240,186 @@ int iac_lt_cond_holds(enum iac_lt_op op, double v, double limit)
 	case IAC_LT_EQ: return v == limit;
 	case IAC_LT_NE: return v != limit;
 	}
+	return 0;
+}
+
+/* ---- k6's form ----------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	int type;
+} builtins[] = {
+	{ "http_req_duration", IAC_LT_TREND },
+	{ "http_req_failed", IAC_LT_RATE },
+	{ "http_reqs", IAC_LT_COUNTER },
+	{ "iterations", IAC_LT_COUNTER },
+	{ "dropped_iterations", IAC_LT_COUNTER },
+	{ "checks", IAC_LT_RATE },
+	{ "group_duration", IAC_LT_TREND },
+};
+
+int iac_lt_builtin_mtype(const char *name)
+{
+	for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
+		if (!strcmp(builtins[i].name, name))
+			return builtins[i].type;
+	return -1;
+}
+
+int iac_lt_threshold_is_k6(const char *key)
+{
+	return strchr(key, '{') || !strcmp(key, "http_req_duration") || !strcmp(key, "http_reqs") ||
+	       !strcmp(key, "group_duration");
+}
+
+static int valid_name(const char *s, size_t n)
+{
+	if (!n || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+			return 0;
+	return 1;
+}
+
+static char *trimmed(const char *a, const char *b)
+{
+	while (a < b && isspace((unsigned char)*a))
+		a++;
+	while (b > a && isspace((unsigned char)b[-1]))
+		b--;
+	return iac_xstrndup(a, (size_t)(b - a));
+}
+
+/* "endpoint:checkout, status:200" into t->tagk/tagv; the canonical name of
+ * the sub-metric into t->acc ("METRIC{endpoint:checkout,status:200}"). */
+static int parse_tags(iac_lt_threshold *t, const char *key, const char *a, const char *b)
+{
+	iac_buf acc = IAC_BUF_INIT;
+	iac_buf_printf(&acc, "%s{", t->mname);
+	while (a < b) {
+		const char *comma = memchr(a, ',', (size_t)(b - a));
+		const char *end = comma ? comma : b;
+		const char *colon = memchr(a, ':', (size_t)(end - a));
+		if (!colon) {
+			iac_buf_free(&acc);
+			return iac_err_set("invalid tag in threshold '%s': expected {name:value, ...}", key);
+		}
+		char *k = trimmed(a, colon), *v = trimmed(colon + 1, end);
+		if (!valid_name(k, strlen(k)) || !*v) {
+			iac_err_set("invalid tag '%s:%s' in threshold '%s': expected {name:value, ...}", k, v, key);
+			free(k);
+			free(v);
+			iac_buf_free(&acc);
+			return IAC_ERR;
+		}
+		t->tagk = iac_xrealloc(t->tagk, (t->ntags + 1) * sizeof(*t->tagk));
+		t->tagv = iac_xrealloc(t->tagv, (t->ntags + 1) * sizeof(*t->tagv));
+		iac_buf_printf(&acc, "%s%s:%s", t->ntags ? "," : "", k, v);
+		t->tagk[t->ntags] = k;
+		t->tagv[t->ntags++] = v;
+		a = comma ? comma + 1 : b;
+	}
+	iac_buf_putc(&acc, '}');
+	if (!t->ntags) {
+		iac_buf_free(&acc);
+		return iac_err_set("empty tag list in threshold '%s': expected {name:value, ...}", key);
+	}
+	t->acc = iac_buf_detach(&acc);
+	return 0;
+}
+
+int iac_lt_threshold_parse_k6(iac_lt_threshold *t, const char *key)
+{
+	free(t->key);
+	t->key = iac_xstrdup(key);
+	t->mtype = -1;
+	const char *brace = strchr(key, '{');
+	size_t n = brace ? (size_t)(brace - key) : strlen(key);
+	if (!valid_name(key, n))
+		return iac_err_set("invalid metric name in threshold '%s': expected METRIC or METRIC{tag:value}", key);
+	t->mname = iac_xstrndup(key, n);
+	if (!brace)
+		return 0;
+	size_t kl = strlen(key);
+	if (key[kl - 1] != '}')
+		return iac_err_set("threshold '%s' does not end with '}'", key);
+	return parse_tags(t, key, brace + 1, key + kl - 1);
+}
+
+/* The aggregates a type has, and what unit each one's limit takes. */
+static int agg_of(enum iac_lt_metric *agg, enum iac_lt_metric *unit, double *pct, int type, const char *name)
+{
+	size_t n = strlen(name);
+	if (type == IAC_LT_TREND) {
+		iac_lt_threshold tmp;
+		memset(&tmp, 0, sizeof(tmp));
+		if (!strcmp(name, "count")) {
+			*agg = *unit = IAC_LT_M_COUNT;
+			return 0;
+		}
+		if ((n > 3 && !strncmp(name, "p(", 2)) || !strcmp(name, "avg") || !strcmp(name, "min") ||
+		    !strcmp(name, "med") || !strcmp(name, "max")) {
+			if (parse_metric(&tmp, name, name) < 0)
+				return IAC_ERR;
+			*agg = *unit = tmp.metric;
+			*pct = tmp.pct;
+			return 0;
+		}
+	} else if (type == IAC_LT_RATE && !strcmp(name, "rate")) {
+		*agg = *unit = IAC_LT_M_RATE;
+		return 0;
+	} else if (type == IAC_LT_COUNTER && (!strcmp(name, "count") || !strcmp(name, "rate"))) {
+		*agg = *unit = name[0] == 'c' ? IAC_LT_M_COUNT : IAC_LT_M_PER_SEC;
+		return 0;
+	} else if (type == IAC_LT_GAUGE && (!strcmp(name, "value") || !strcmp(name, "min") || !strcmp(name, "max"))) {
+		*agg = name[0] == 'v' ? IAC_LT_M_VALUE : name[1] == 'i' ? IAC_LT_M_MIN : IAC_LT_M_MAX;
+		*unit = IAC_LT_M_VALUE;
+		return 0;
+	}
+	return -1;
+}
+
+static const char *aggs_of(int type)
+{
+	switch (type) {
+	case IAC_LT_TREND: return "p(N), avg, min, med, max, count";
+	case IAC_LT_RATE: return "rate";
+	case IAC_LT_COUNTER: return "count, rate";
+	default: return "value, min, max";
+	}
+}
+
+int iac_lt_threshold_resolve(iac_lt_threshold *t, int mtype, int plain)
+{
+	t->mtype = mtype;
+	t->plain = plain;
+	t->caggs = iac_xcalloc(t->nconds ? t->nconds : 1, sizeof(*t->caggs));
+	t->cpcts = iac_xcalloc(t->nconds ? t->nconds : 1, sizeof(*t->cpcts));
+	for (size_t c = 0; c < t->nconds; c++) {
+		const char *cond = t->conds[c];
+		const char *p = cond;
+		while (isspace((unsigned char)*p))
+			p++;
+		const char *a = p;
+		while (*p && !strchr("<>=! \t", *p))
+			p++;
+		char *agg = iac_xstrndup(a, (size_t)(p - a));
+		enum iac_lt_metric unit = IAC_LT_M_VALUE;
+		int rc = agg_of(&t->caggs[c], &unit, &t->cpcts[c], mtype, agg);
+		if (rc < 0) {
+			iac_err_set("threshold '%s': condition '%s' needs one of the %s's aggregates (%s) before the operator, "
+				    "as in k6: \"%s < 500\"", t->key, cond, iac_lt_mtype_name(mtype), aggs_of(mtype),
+				    mtype == IAC_LT_TREND ? "p(95)" : mtype == IAC_LT_GAUGE ? "value" : mtype == IAC_LT_RATE ? "rate" : "count");
+			free(agg);
+			return IAC_ERR;
+		}
+		free(agg);
+		if (plain && unit != IAC_LT_M_COUNT && mtype == IAC_LT_TREND)
+			unit = IAC_LT_M_VALUE;
+		if (iac_lt_threshold_parse_cond(&t->ops[c], &t->limits[c], unit, p) < 0)
+			return iac_err_set("threshold '%s': %s", t->key, iac_err_last());
+	}
+	t->metric = t->nconds ? t->caggs[0] : IAC_LT_M_VALUE;
 	return 0;
 }

@@ -31,6 +31,11 @@ enum iac_lt_metric {
 	IAC_LT_M_DROPPED,
 	IAC_LT_M_ITERATIONS,
 	IAC_LT_M_HTTP_REQ_FAILED,   /* k6's built-in rate: error_rate under k6's name */
+	/* aggregates of k6's form only (METRIC{tags} = "AGG OP VALUE") */
+	IAC_LT_M_COUNT,             /* a counter's total, a trend's samples */
+	IAC_LT_M_RATE,              /* a rate metric's share of true samples */
+	IAC_LT_M_VALUE,             /* a gauge's last value */
+	IAC_LT_M_PER_SEC,           /* a counter's total per second */
 };
 
 enum iac_lt_op { IAC_LT_LT, IAC_LT_LE, IAC_LT_GT, IAC_LT_GE, IAC_LT_EQ, IAC_LT_NE };
@@ -47,6 +52,16 @@ typedef struct {
 	int abort_on_fail;
 	double delay_abort_ms;
 	int line;
+	/* k6's form: METRIC{tag:value,...} = { "p(95) < 500ms", "avg < 200" },
+	 * each condition with its own aggregate. NULL mname: the older form. */
+	char *mname;          /* "http_req_duration", "orders" (a custom metric) */
+	char *acc;            /* the iac_lt_macc it reads (a custom metric, a sub-metric), NULL: a built-in total */
+	char **tagk, **tagv;  /* the tags it selects: "endpoint" = "checkout" */
+	size_t ntags;
+	int mtype;            /* enum iac_lt_mtype, -1 until resolved */
+	int plain;            /* a trend of plain numbers (not times): values shown without a unit */
+	enum iac_lt_metric *caggs; /* per condition: its aggregate */
+	double *cpcts;        /* ... and N of p(N) */
 	/* filled by evaluation */
 	double value;
 	int ok;
@@ -57,6 +72,20 @@ typedef struct {
  * t->pct and t->endpoint. 0, or -1 with a message naming the metric and
  * listing the valid ones. */
 int iac_lt_threshold_parse_key(iac_lt_threshold *t, const char *key);
+/* k6's form: is key "METRIC{...}" or a k6 metric name that the older form
+ * does not know (http_req_duration, http_reqs, group_duration)? */
+int iac_lt_threshold_is_k6(const char *key);
+/* k6's form: split key into mname and tags (conditions are added with
+ * iac_lt_threshold_add_cond and checked by iac_lt_threshold_resolve once
+ * the metric's type is known). 0 or -1 with a message. */
+int iac_lt_threshold_parse_k6(iac_lt_threshold *t, const char *key);
+/* The type (enum iac_lt_mtype) of a built-in k6 metric, -1 for others. */
+int iac_lt_builtin_mtype(const char *name);
+/* Give a k6-form threshold its metric's type (mtype; plain: a trend of
+ * plain numbers) and parse its conditions ("p(95) < 500ms", "rate < 1%",
+ * "count > 10", "value < 5"). 0 or -1 with a message. */
+int iac_lt_threshold_resolve(iac_lt_threshold *t, int mtype, int plain);
+
 /* Parse a condition ("< 250ms", "> 99%") for metric m. 0 or -1. */
 int iac_lt_threshold_parse_cond(enum iac_lt_op *op, double *limit, enum iac_lt_metric m, const char *cond);
 /* Add a condition (copied) after parsing it. 0 or -1. */

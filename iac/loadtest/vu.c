@@ -404,6 +404,7 @@ void lt_vu_start(lt_vu *vu)
 	vu->did_io = 0;
 	vu->iteration++;
 	if (w->flow_ref[vu->scen] == LUA_NOREF) {
+		vu->method = w->run->cfg->scenarios[vu->scen].method;
 		vu->want_addr = w->pre_addr[vu->scen];
 		vu->ep = w->pre_ep[vu->scen];
 		vu->req = w->pre[vu->scen];
@@ -412,9 +413,15 @@ void lt_vu_start(lt_vu *vu)
 		vu_send(vu);
 		return;
 	}
+	iac_buf_clear(&vu->group);   /* a script error may have left one open */
 	lua_rawgeti(vu->co, LUA_REGISTRYINDEX, w->flow_ref[vu->scen]);
 	lua_rawgeti(vu->co, LUA_REGISTRYINDEX, vu->u_ref);
-	resume(vu, 1);
+	if (w->data_ref == LUA_NOREF) {
+		resume(vu, 1);
+		return;
+	}
+	lua_rawgeti(vu->co, LUA_REGISTRYINDEX, w->data_ref);   /* setup()'s data: flow(u, data) */
+	resume(vu, 2);
 }
 
 /* counted: the iteration ran to its end (not a script error); failed: its
@@ -508,6 +515,8 @@ static void on_request_done(lt_vu *vu, int status, enum iac_lt_errkind err, int 
 		return;
 	}
 	double ms = (double)(w->now - vu->t_start) / 1e3;
+	if (w->run->cfg->cookies)
+		lt_cookies_update(vu);
 	int n = lt_lua_push_response(vu, status, err < IAC_LT_NERR ? iac_lt_errkind_name(err) : NULL, ms);
 	if (vu->bbuf.cap > 65536)
 		iac_buf_free(&vu->bbuf);
@@ -631,5 +640,7 @@ void lt_vu_free(lt_vu *vu)
 	iac_buf_free(&vu->out);
 	iac_buf_free(&vu->hbuf);
 	iac_buf_free(&vu->bbuf);
+	iac_buf_free(&vu->group);
+	iac_buf_free(&vu->cookies);
 	free(vu);
 }

@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 #include <lauxlib.h>
@@ -25,10 +26,12 @@
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/loadtest/engine_int.h"
+#include "iac/loadtest/stats.h"
 
 #define U_MT "iac.lt.u"
 #define RESP_MT "iac.lt.response"
 #define HDR_KEY "_headers_raw"
+#define METRIC_MT "iac.lt.metric"   /* made by scenario.c; add() is given here */
 
 typedef struct {
 	lt_vu *vu;
@@ -142,6 +145,25 @@ static void push_json(lua_State *L, const json_t *j)
 	}
 }
 
+int lt_lua_push_data(lua_State *L, const char *json)
+{
+	json_error_t je;
+	json_t *j = json_loads(json, JSON_DECODE_ANY, &je);
+	if (!j)
+		return iac_err_set("setup() data cannot be read back: %s", je.text);
+	push_json(L, j);
+	json_decref(j);
+	return 0;
+}
+
+char *lt_lua_to_json(lua_State *L, int idx)
+{
+	json_t *j = to_json(L, idx, 0);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(j);
+	return s;
+}
+
 /* ---- requests ------------------------------------------------------ */
 
 /* Hand the request to the engine and wait for its response: the engine
@@ -195,6 +217,8 @@ static void build_request(lua_State *L, lt_vu *vu, const char *method, const cha
 	char *jbody = NULL;
 	if (body_idx && lua_type(L, body_idx) == LUA_TSTRING)
 		body = lua_tolstring(L, body_idx, &blen);
+	if (vu->cookies.len)
+		iac_buf_printf(b, "Cookie: %s\r\n", vu->cookies.ptr);
 	if (opt_idx && lua_istable(L, opt_idx)) {
 		put_headers(L, b, opt_idx, method, &has_ctype, &has_ua);
 		lua_getfield(L, opt_idx, "body");
@@ -215,6 +239,28 @@ static void build_request(lua_State *L, lt_vu *vu, const char *method, const cha
 	}
 	lt_http_end(b, w->run->cfg, has_ua, method, body, blen);
 	free(jbody);
+}
+
+/* opts.tags: strings, kept by pointer (the options table stays on the
+ * coroutine's stack until the response resumes it). */
+static void read_tags(lua_State *L, lt_vu *vu, int opt_idx, const char *method)
+{
+	lua_getfield(L, opt_idx, "tags");
+	if (!lua_isnil(L, -1)) {
+		if (!lua_istable(L, -1))
+			luaL_error(L, "u:%s: tags must be a table of names to strings", method);
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+				luaL_error(L, "u:%s: tags must map names to strings", method);
+			if (vu->ntags >= LT_MAX_TAGS)
+				luaL_error(L, "u:%s: at most %d tags on a request", method, LT_MAX_TAGS);
+			vu->tagk[vu->ntags] = lua_tostring(L, -2);
+			vu->tagv[vu->ntags++] = lua_tostring(L, -1);
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
 }
 
 /* Keep the bytes of an option-less request for the next time the flow
@@ -240,7 +286,7 @@ static int do_request(lua_State *L, lt_vu *vu, const char *method, int url_idx, 
 	const char *url = luaL_checkstring(L, url_idx);
 	const char *name = NULL;
 	/* u:get("/x") with no options: the same bytes every time, built once */
-	int cacheable = (!opt_idx || lua_isnoneornil(L, opt_idx)) && !body_idx &&
+	int cacheable = (!opt_idx || lua_isnoneornil(L, opt_idx)) && !body_idx && !vu->cookies.len &&
 			(!strcmp(method, "GET") || !strcmp(method, "HEAD") || !strcmp(method, "DELETE"));
 	if (cacheable) {
 		lt_prebuilt *p = iac_map_get(&w->reqcache, url);
@@ -248,11 +294,14 @@ static int do_request(lua_State *L, lt_vu *vu, const char *method, int url_idx, 
 			return ask_request(L, vu, p->bytes, p->len, p->addr, p->ep);
 	}
 	const char *key = url;
+	vu->method = method;   /* a literal, or u:request's: copied below */
+	vu->ntags = 0;
 	if (opt_idx && !lua_isnoneornil(L, opt_idx)) {
 		luaL_checktype(L, opt_idx, LUA_TTABLE);
 		lua_getfield(L, opt_idx, "name");
 		name = lua_tostring(L, -1);
 		lua_pop(L, 1);   /* the string stays referenced by the options table */
+		read_tags(L, vu, opt_idx, method);
 	}
 	if (url[0] == '/' && w->run->base_path[0])
 		url = lua_pushfstring(L, "%s%s", w->run->base_path, url);   /* collected with the stack */
@@ -272,6 +321,8 @@ static int do_request(lua_State *L, lt_vu *vu, const char *method, int url_idx, 
 static int method_fn(lua_State *L, const char *m)
 {
 	lt_vu *vu = check_u(L);
+	snprintf(vu->method_buf, sizeof(vu->method_buf), "%s", m);
+	m = vu->method_buf;   /* u:request's method lives on a C stack the yield leaves */
 	/* u:post(url, "body", opts) or u:post(url, opts) */
 	if (lua_type(L, 3) == LUA_TSTRING)
 		return do_request(L, vu, m, 2, 4, 3);
@@ -409,6 +460,147 @@ static int u_index(lua_State *L)
 	return 1;
 }
 
+/* ---- metrics and groups ------------------------------------------ */
+
+/* The VU whose coroutine L is (NULL: not a flow's). */
+static lt_vu *running_vu(lua_State *L)
+{
+	return *(lt_vu **)lua_getextraspace(L);
+}
+
+/* m:add(value [, tags]): a counter adds, a gauge sets, a rate counts a
+ * true (or non-zero) sample, a trend records a value. */
+static int metric_add(lua_State *L)
+{
+	int type = *(int *)luaL_checkudata(L, 1, METRIC_MT);
+	lt_vu *vu = running_vu(L);
+	if (!vu)
+		return luaL_error(L, "a metric's add() runs inside a flow");
+	double v;
+	if (type == IAC_LT_RATE && lua_isboolean(L, 2))
+		v = lua_toboolean(L, 2);
+	else
+		v = luaL_checknumber(L, 2);
+	if (type == IAC_LT_COUNTER && v < 0)
+		return luaL_error(L, "a counter only grows: add(%f)", v);
+	const char *k[LT_MAX_TAGS], *val[LT_MAX_TAGS];
+	int n = 0;
+	if (!lua_isnoneornil(L, 3)) {
+		luaL_checktype(L, 3, LUA_TTABLE);
+		lua_pushnil(L);
+		while (lua_next(L, 3)) {
+			if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+				return luaL_error(L, "add(): tags must map names to strings");
+			if (n >= LT_MAX_TAGS)
+				return luaL_error(L, "add(): at most %d tags", LT_MAX_TAGS);
+			k[n] = lua_tostring(L, -2);
+			val[n++] = lua_tostring(L, -1);
+			lua_pop(L, 1);
+		}
+	}
+	lua_getiuservalue(L, 1, 1);
+	lt_tally_metric(vu, lua_tostring(L, -1), type, v, k, val, n);
+	return 0;
+}
+
+/* group(name, fn): fn runs inside the group; stack: name, fn, t0, the
+ * group's previous length, then fn's results. */
+static int group_done(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)status;
+	(void)ctx;
+	lt_vu *vu = running_vu(L);
+	double ms = (double)(lt_now_us() - (uint64_t)lua_tointeger(L, 3)) / 1e3;
+	lt_tally_group(vu, iac_buf_cstr(&vu->group), ms);
+	size_t prev = (size_t)lua_tointeger(L, 4);
+	if (prev <= vu->group.len) {
+		vu->group.len = prev;
+		if (vu->group.ptr)
+			vu->group.ptr[prev] = 0;
+	}
+	return lua_gettop(L) - 4;
+}
+
+static int l_group(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lt_vu *vu = running_vu(L);
+	if (!vu || !lua_isyieldable(L))
+		return luaL_error(L, "group() runs inside a flow");
+	if (strstr(name, "::") || strpbrk(name, "{},"))
+		return luaL_error(L, "group name '%s' may not contain '::', '{', '}' or ','", name);
+	lua_settop(L, 2);
+	lua_pushinteger(L, (lua_Integer)lt_now_us());
+	lua_pushinteger(L, (lua_Integer)vu->group.len);
+	iac_buf_printf(&vu->group, "::%s", name);
+	lua_pushvalue(L, 2);
+	lua_callk(L, 0, LUA_MULTRET, 0, group_done);
+	return group_done(L, LUA_OK, 0);
+}
+
+/* ---- cookies ------------------------------------------------------- */
+
+/* Set name=value in the jar ("a=1; b=2"), or remove it (del). */
+static void jar_set(iac_buf *jar, const char *name, size_t nl, const char *val, size_t vl, int del)
+{
+	iac_buf out = IAC_BUF_INIT;
+	const char *p = iac_buf_cstr(jar);
+	while (*p) {
+		const char *end = strstr(p, "; ");
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (!(len > nl && p[nl] == '=' && !strncmp(p, name, nl))) {
+			if (out.len)
+				iac_buf_puts(&out, "; ");
+			iac_buf_put(&out, p, len);
+		}
+		p += len + (end ? 2 : 0);
+	}
+	if (!del) {
+		if (out.len)
+			iac_buf_puts(&out, "; ");
+		iac_buf_put(&out, name, nl);
+		iac_buf_putc(&out, '=');
+		iac_buf_put(&out, val, vl);
+	}
+	iac_buf_free(jar);
+	*jar = out;
+}
+
+void lt_cookies_update(lt_vu *vu)
+{
+	const char *p = iac_buf_cstr(&vu->hbuf), *end = p + vu->hbuf.len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			nl = end;
+		if ((size_t)(nl - p) > 11 && !strncasecmp(p, "set-cookie:", 11)) {
+			const char *c = p + 11;
+			while (c < nl && *c == ' ')
+				c++;
+			const char *semi = memchr(c, ';', (size_t)(nl - c));
+			const char *vend = semi ? semi : nl;
+			const char *eq = memchr(c, '=', (size_t)(vend - c));
+			if (eq && eq > c && !memchr(c, ' ', (size_t)(eq - c))) {
+				/* Max-Age=0 or an expiry in the past deletes it (as
+				 * servers log users out); other attributes are not kept */
+				int del = 0;
+				for (const char *a = semi; a && a < nl; a = memchr(a + 1, ';', (size_t)(nl - a - 1))) {
+					const char *x = a + 1;
+					while (x < nl && *x == ' ')
+						x++;
+					if (!strncasecmp(x, "max-age=0", 9) || !strncasecmp(x, "max-age=-", 9))
+						del = 1;
+					if (!strncasecmp(x, "expires=", 8) && strstr(x, "1970"))
+						del = 1;
+				}
+				jar_set(&vu->cookies, c, (size_t)(eq - c), eq + 1, (size_t)(vend - eq - 1), del);
+			}
+		}
+		p = nl + 1;
+	}
+}
+
 /* ---- responses ----------------------------------------------------- */
 
 static int resp_index(lua_State *L)
@@ -517,6 +709,14 @@ void lt_lua_setup(lua_State *L)
 	lua_pushcfunction(L, resp_json);
 	lua_setfield(L, -2, "json_method");
 	lua_pop(L, 1);
+	/* metrics made while the file loaded get their real add() */
+	luaL_getmetatable(L, METRIC_MT);
+	lua_getfield(L, -1, "__index");
+	lua_pushcfunction(L, metric_add);
+	lua_setfield(L, -2, "add");
+	lua_pop(L, 2);
+	lua_register(L, "group", l_group);
+	*(lt_vu **)lua_getextraspace(L) = NULL;
 }
 
 void lt_lua_vu_init(lt_vu *vu)
@@ -524,6 +724,7 @@ void lt_lua_vu_init(lt_vu *vu)
 	lua_State *L = vu->w->L;
 	vu->co = lua_newthread(L);
 	vu->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	*(lt_vu **)lua_getextraspace(vu->co) = vu;   /* for group() and add(), which get no `u` */
 	lt_u *u = lua_newuserdatauv(L, sizeof(*u), 1);
 	u->vu = vu;
 	luaL_setmetatable(L, U_MT);

@@ -35,6 +35,11 @@ static int load_lua(iac_lt_worker *w)
 	if (!w->L)
 		return IAC_ERR;
 	lt_lua_setup(w->L);
+	if (cfg->setup_data) {
+		if (lt_lua_push_data(w->L, cfg->setup_data) < 0)
+			return IAC_ERR;
+		w->data_ref = luaL_ref(w->L, LUA_REGISTRYINDEX);
+	}
 	/* responses are garbage a moment after they arrive: the
 	 * generational collector handles that with far less work */
 	lua_gc(w->L, LUA_GCGEN, 0, 0);
@@ -80,6 +85,7 @@ static int worker_setup(iac_lt_worker *w)
 	w->rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)(w->id + 1) * 0xD1B54A32D192ED03ULL) ^ lt_now_us();
 	iac_lt_stats_init(&w->d);
 	w->flow_ref = iac_xcalloc(ns, sizeof(*w->flow_ref));
+	w->data_ref = LUA_NOREF;
 	w->pre = iac_xcalloc(ns, sizeof(*w->pre));
 	w->prelen = iac_xcalloc(ns, sizeof(*w->prelen));
 	w->pre_addr = iac_xcalloc(ns, sizeof(*w->pre_addr));

@@ -52,7 +52,7 @@ cat > "$T/typo.lua" <<EOF2
 target "http://127.0.0.1:$PORT"
 thresholds {
   ["p(99)"] = "< 250ms",
-  http_req_duration = "< 1s",
+  http_req_time = "< 1s",
 }
 EOF2
 : > "$T/nginx/access.log"
@@ -60,7 +60,7 @@ rc=0
 "$IAC" loadtest "$T/typo.lua" 2> "$T/typo.err" || rc=$?
 cat "$T/typo.err"
 [ "$rc" = 1 ] || fail "an unknown metric must exit 1, got $rc"
-grep -q "error: $T/typo.lua:2: unknown metric 'http_req_duration'" "$T/typo.err" || fail "message must name the file, line and metric"
+grep -q "error: $T/typo.lua:2: unknown metric 'http_req_time'" "$T/typo.err" || fail "message must name the file, line and metric"
 grep -q "valid metrics: p(N), avg" "$T/typo.err" || fail "message must list the valid metrics"
 [ "$(nginx_requests)" = 0 ] || fail "no request may be sent when the scenario is wrong"
 

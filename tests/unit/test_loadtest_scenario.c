@@ -172,8 +172,28 @@ static void test_threshold_keys(void)
 	iac_lt_threshold_free(&t);
 
 	/* in a file: an error with FILE:LINE, never a silent pass */
+	expect_error("target 'http://h'\n\nthresholds { http_req_durations = '< 1s' }\n",
+		     "s.lua:3: unknown metric 'http_req_durations' in threshold 'http_req_durations'; valid metrics:");
+	/* k6's form: the aggregate is part of each condition */
 	expect_error("target 'http://h'\n\nthresholds { http_req_duration = '< 1s' }\n",
-		     "s.lua:3: unknown metric 'http_req_duration' in threshold 'http_req_duration'; valid metrics:");
+		     "s.lua:3: threshold 'http_req_duration': condition '< 1s' needs one of the trend's aggregates");
+	expect_error("target 'http://h'\nthresholds { ['http_req_duration{endpoint}'] = 'p(95) < 1s' }\n",
+		     "s.lua:2: invalid tag in threshold 'http_req_duration{endpoint}'");
+	expect_error("target 'http://h'\nthresholds { ['group_duration{name:x}'] = 'avg < 1s' }\n",
+		     "group_duration{group:::NAME}");
+	memset(&t, 0, sizeof(t));
+	CHECK_INT(iac_lt_threshold_parse_k6(&t, "http_req_duration{endpoint: checkout ,status:200}"), 0);
+	CHECK_STR(t.mname, "http_req_duration");
+	CHECK_STR(t.acc, "http_req_duration{endpoint:checkout,status:200}");
+	CHECK_INT(t.ntags, 2);
+	CHECK_STR(t.tagv[0], "checkout");
+	CHECK_INT(iac_lt_threshold_add_cond(&t, "p(95)<500"), 0);
+	CHECK_INT(iac_lt_threshold_add_cond(&t, "count > 10"), 0);
+	CHECK_INT(iac_lt_threshold_resolve(&t, iac_lt_builtin_mtype("http_req_duration"), 0), 0);
+	CHECK_INT(t.caggs[0], IAC_LT_M_PCT);
+	CHECK(t.cpcts[0] == 95 && t.limits[0] == 500);
+	CHECK_INT(t.caggs[1], IAC_LT_M_COUNT);
+	iac_lt_threshold_free(&t);
 	expect_error("target 'http://h'\nthresholds { ['p(99)'] = '250ms' }\n", "s.lua:2: threshold 'p(99)': invalid threshold condition '250ms'");
 	expect_error("target 'http://h'\nthresholds { ['p(99)'] = '< 250apples' }\n", "invalid unit 'apples'");
 	expect_error("target 'http://h'\nthresholds { error_rate = '< 1ms' }\n", "a rate takes %");
