@@ -478,21 +478,23 @@ static int shard_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	const json_t *clusters = json_object_get(prior, "clusters"), *c;
 	size_t i, n = json_array_size(clusters), set_up = 0;
 	long transit_all = 0;
+	unsigned char *transit = NULL;
 	int rc = IAC_ERR;
 	char hex[65];
 	shard_init(&s, ctx, prior);
 	*out = NULL;
 	unsigned char *no = calloc(n * (size_t)s.slots + 1, 1), *has = calloc(n + 1, 1);
+	transit = calloc((size_t)s.slots, 1);
 	json_array_foreach(clusters, i, c) {
 		const json_t *l = leader_of(ctx, c);
-		long transit = 0;
-		int r = l ? iac_db_shard_read(&transit, no + i * (size_t)s.slots, &s, iac_json_str(c, "name"), l) : IAC_ERR;
+		int r = l ? iac_db_shard_read(transit, no + i * (size_t)s.slots, &s, iac_json_str(c, "name"), l) : IAC_ERR;
 		if (r == IAC_ERR)
 			goto done;
 		has[i] = r == 0;
 		set_up += has[i];
-		transit_all += transit;
 	}
+	for (long sl = 0; sl < s.slots; sl++)
+		transit_all += transit[sl];
 	if (!set_up) {
 		rc = 0;   /* no cluster knows the map: gone */
 		goto done;
@@ -519,6 +521,7 @@ static int shard_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 done:
 	free(no);
 	free(has);
+	free(transit);
 	return rc;
 }
 

@@ -2,7 +2,7 @@
  * share. Private to providers/db.
  *
  * A shard map places each row of one table on one cluster of a set: the
- * row's slot is md5(key as text), its first 4 bytes little-endian, times
+ * row's slot is md5(key as text), its first 4 bytes big-endian, times
  * `slots`, shifted right by 32; the slot's cluster is the owner, on a ketama
  * ring of the clusters' names (iac/core/ketama.h), of the slot's midpoint in
  * the 32-bit hash space. Each cluster keeps the truth about its slots in
@@ -53,10 +53,12 @@ int iac_db_shard_setup(const iac_db_shard *s, const char *cluster, const json_t 
 int iac_db_shard_move(iac_db_shard *s, const char *from, const json_t *mf, const char *to, const json_t *mt,
 		      const long *slots, size_t n);
 
-/* *transit := slots of this map in a move on the cluster (copying, fenced,
- * incoming); not_owned[i] := 1 for slots the cluster says are not its own
- * (moved, incoming), sized s->slots. */
-int iac_db_shard_read(long *transit, unsigned char *not_owned, const iac_db_shard *s, const char *cluster,
+/* transit[i] := 1 for slots of this map in a move on the cluster (copying,
+ * fenced, incoming; others left as they are, so calls for several clusters
+ * add up); not_owned[i] := 1 for slots the cluster says are not its own
+ * (moved, incoming); both sized s->slots. IAC_ENOTFOUND when the cluster
+ * has no slot state (never set up). */
+int iac_db_shard_read(unsigned char *transit, unsigned char *not_owned, const iac_db_shard *s, const char *cluster,
 		      const json_t *leader);
 
 /* Drops the trigger and this map's rows in the state and log tables (the

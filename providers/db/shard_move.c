@@ -108,10 +108,12 @@ static void setup_sql(iac_buf *b, const iac_db_shard *s)
 		     "null, peer text, primary key (map, slot));\n"
 		     "create table if not exists iac_shard_log (map text not null, slot int not null, k text not null);\n"
 		     "create index if not exists iac_shard_log_slot on iac_shard_log (map, slot);\n"
-		     /* the key's slot, as clients compute it: md5's first 4 bytes little-endian, scaled */
+		     /* the key's slot, as clients compute it: md5's first 4 bytes
+		      * (big-endian), scaled; one expression, so PostgreSQL inlines
+		      * it and the index below serves "the rows of these slots" */
 		     "create or replace function iac_shard_slot(k text, n int) returns int language sql immutable strict "
-		     "parallel safe as $f$ select ((('x' || substr(h, 7, 2) || substr(h, 5, 2) || substr(h, 3, 2) || "
-		     "substr(h, 1, 2))::bit(32)::bigint * n) >> 32)::int from md5(k) h $f$;\n");
+		     "parallel safe as $f$ select ((('x' || substr(md5(k), 1, 8))::bit(32)::bigint * n) >> 32)::int "
+		     "$f$;\n");
 	iac_buf_printf(b,
 		       "create or replace function \"iac_shard_guard_%s\"() returns trigger language plpgsql as $g$\n"
 		       "declare ks text[]; kv text; s int; st text;\n"
@@ -137,6 +139,8 @@ static void setup_sql(iac_buf *b, const iac_db_shard *s)
 		       "each row execute function \"iac_shard_guard_%s\"();\n",
 		       s->map, s->key, s->key, s->key, s->key, s->map, s->key, s->slots, s->map, s->map, s->map, s->map,
 		       s->map, s->table, s->map);
+	iac_buf_printf(b, "create index if not exists \"iac_shard_slot_%s\" on \"%s\" (iac_shard_slot(\"%s\"::text, %ld));\n",
+		       s->map, s->table, s->key, s->slots);
 }
 
 int iac_db_shard_setup(const iac_db_shard *s, const char *cluster, const json_t *leader, const unsigned char *owned)
@@ -178,17 +182,31 @@ int iac_db_shard_setup(const iac_db_shard *s, const char *cluster, const json_t 
 	return rc;
 }
 
-int iac_db_shard_read(long *transit, unsigned char *not_owned, const iac_db_shard *s, const char *cluster,
+/* Reads "N,N,N" into flags[N] = 1. */
+static const char *slot_list(const char *p, unsigned char *flags, long slots)
+{
+	while (*p && *p != ' ' && *p != '\n') {
+		char *e;
+		long v = strtol(p, &e, 10);
+		if (e == p)
+			break;
+		if (v >= 0 && v < slots)
+			flags[v] = 1;
+		p = *e == ',' ? e + 1 : e;
+	}
+	return p;
+}
+
+int iac_db_shard_read(unsigned char *transit, unsigned char *not_owned, const iac_db_shard *s, const char *cluster,
 		      const json_t *leader)
 {
 	char *out = NULL, *text = iac_xasprintf(
 		"select case when to_regclass('iac_shard_state') is null then '-' else (select "
-		"count(*) filter (where state in ('copying', 'fenced', 'incoming')) || ' ' || "
+		"coalesce(string_agg(slot::text, ',') filter (where state in ('copying', 'fenced', 'incoming')), '') || ' ' || "
 		"coalesce(string_agg(slot::text, ',') filter (where state in ('moved', 'incoming')), '') "
 		"from iac_shard_state where map = '%s') end;\n", s->map);
 	int rc = sql(&out, s, cluster, leader, "reading the slot state", text, 0);
 	free(text);
-	*transit = 0;
 	memset(not_owned, 0, (size_t)s->slots);
 	if (rc < 0)
 		return rc;
@@ -196,17 +214,9 @@ int iac_db_shard_read(long *transit, unsigned char *not_owned, const iac_db_shar
 		free(out);
 		return IAC_ENOTFOUND;   /* never set up */
 	}
-	char *p = out;
-	*transit = strtol(p, &p, 10);
-	while (*p == ' ' || *p == ',') {
-		char *e;
-		long v = strtol(p + 1, &e, 10);
-		if (e == p + 1)
-			break;
-		if (v >= 0 && v < s->slots)
-			not_owned[v] = 1;
-		p = e;
-	}
+	const char *p = slot_list(out, transit, s->slots);
+	if (*p == ' ')
+		slot_list(p + 1, not_owned, s->slots);
 	free(out);
 	return 0;
 }
@@ -244,8 +254,10 @@ static int copy_out(char **rows, char **keys, const iac_db_shard *s, const char 
 		iac_buf_clear(&b);
 		if (rc < 0)
 			goto done;
-		iac_buf_printf(&b, "copy (select t.* from \"%s\" t where t.\"%s\"::text in (select k from iac_shard_log "
-				   "where map = '%s' and slot = any(", s->table, s->key, s->map);
+		iac_buf_printf(&b, "copy (select t.* from \"%s\" t where ", s->table);
+		in_group(&b, s, slots, n);
+		iac_buf_printf(&b, " and t.\"%s\"::text in (select k from iac_shard_log where map = '%s' and slot = any(",
+			       s->key, s->map);
 		slot_array(&b, slots, n);
 		iac_buf_puts(&b, "))) to stdout;\n");
 	} else {
