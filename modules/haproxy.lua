@@ -26,6 +26,10 @@
 -- over about 1.6 s after the holder went silent. A deployment over such an lb switches every HAProxy of it, and
 -- `iac rollback` too. Clients use the virtual address.
 --
+-- A level-1 HTTP cache (HAProxy's cache; docs/cache.md "Multi-level"):
+--   cache = { size_mb = 64, max_age = "60s", paths = { "/catalog/" }, release = var.version }
+-- keyed by the live colour; a new `release` reloads HAProxy with an empty cache.
+--
 -- The config is checked with `haproxy -c` before any (re)load; master-worker
 -- mode; `option idle-close-on-response` and a server-state-file so reloads
 -- under keep-alive load drop nothing and keep runtime changes. Returns what
@@ -134,6 +138,7 @@ return function(name)
         host = host, bind = cfg.bind, backend = backend, servers = servers,
         health = health, dir = dir, api_port = cfg.api_port, timeouts = cfg.timeouts,
         balance = cfg.balance, slowstart = cfg.slowstart, depends_on = cfg.depends_on,
+        cache = cfg.cache,
       }
     end
     if not cfg.hosts then

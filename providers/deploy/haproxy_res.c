@@ -10,12 +10,14 @@
  */
 #include "providers/deploy/deploy.h"
 
+#include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "iac/core/buf.h"
 #include "iac/core/err.h"
 #include "iac/core/json.h"
 #include "iac/core/util.h"
@@ -35,6 +37,7 @@ static const iac_attr hap_attrs[] = {
 	{ "timeouts", IAC_T_MAP, 0, "{connect, client, server, http_keep_alive, queue}" },
 	{ "balance", IAC_T_STRING, 0, "roundrobin (default), leastconn (uneven request costs), static-rr, first, random" },
 	{ "slowstart", IAC_T_STRING, 0, "a server back in the pool ramps up over this long, e.g. \"10s\"" },
+	{ "cache", IAC_T_MAP, 0, "level-1 HTTP cache: {size_mb, max_age, max_object_kb, paths, release, assume_fresh} (docs/cache.md)" },
 	{ "api", IAC_T_STRING, IAC_A_COMPUTED, "runtime API address, reachable from iac" },
 	{ "master", IAC_T_STRING, IAC_A_COMPUTED, "master CLI address" },
 	{ "state_file", IAC_T_STRING, IAC_A_COMPUTED, "server-state-file on the HAProxy host" },
@@ -105,11 +108,114 @@ static json_t *describe(const char *name, const char *api_bind, const char *stat
 	return desc;
 }
 
+/* A config word iac may paste: a server name, a path prefix, a release. */
+static int l1_word(const char *w)
+{
+	if (!w || !*w)
+		return 0;
+	for (const char *c = w; *c; c++)
+		if (!(isalnum((unsigned char)*c) || strchr("/_.-~%:+@", *c)))
+			return 0;
+	return 1;
+}
+
+/* cache = { size_mb = 64, max_age = "60s", max_object_kb = 512,
+ * paths = { "/catalog/" }, release = "v2" }: HAProxy's own cache in front
+ * of the backend (the level 1 of docs/cache.md), appended to the backend,
+ * which the rendered config ends with. HAProxy keys entries by Host and
+ * URI; iac adds the live colour (Host is "COLOUR.l1.HOST" for the lookup,
+ * which also keys the store, then put back; a "#" would be cut off), so
+ * after a switch the new colour never gets the
+ * old one's pages; while both colours take traffic (a canary) nothing is
+ * cached. `release` is written into the config: a new release changes the
+ * config, the reload starts a worker with an empty cache, and so the new
+ * colour's key space holds nothing from its previous release. */
+static int with_l1(char **text, const json_t *a)
+{
+	const json_t *c = json_object_get(a, "cache");
+	if (!json_is_object(c))
+		return 0;
+	const char *be = iac_json_str(a, "backend") ?: "app";
+	double age_ms = 60e3;
+	if (iac_json_str(c, "max_age") && iac_duration_parse(&age_ms, iac_json_str(c, "max_age")) < 0)
+		return iac_err_set("cache.max_age: %s", iac_err_last());
+	json_t *v = json_object_get(c, "size_mb"), *o = json_object_get(c, "max_object_kb");
+	long size_mb = json_is_number(v) ? (long)json_number_value(v) : 64;
+	long obj_kb = json_is_number(o) ? (long)json_number_value(o) : 512;
+	if (size_mb < 1 || size_mb > 4095 || obj_kb < 1 || obj_kb * 1024 / 2 > size_mb * 1048576L || age_ms < 1000)
+		return iac_err_set("cache: size_mb 1-4095, max_object_kb at most half of it, max_age at least 1s");
+	const char *release = iac_json_str(c, "release");
+	if (release && !l1_word(release))
+		return iac_err_set("cache.release '%s' must be one word (letters, digits, /_.-~%%:+@)", release);
+	iac_buf b = IAC_BUF_INIT, acl = IAC_BUF_INIT;
+	iac_buf_puts(&b, *text);
+	iac_buf_printf(&b, "\t# level-1 HTTP cache, keyed by the live colour; release %s\n", release ?: "-");
+	const json_t *prefixes = json_object_get(c, "paths");
+	size_t i;
+	json_t *pv;
+	json_array_foreach(prefixes, i, pv) {
+		if (!l1_word(json_string_value(pv)) || json_string_value(pv)[0] != '/') {
+			iac_buf_free(&b);
+			return iac_err_set("cache.paths[%zu] must be a path prefix like \"/catalog/\"", i);
+		}
+		iac_buf_printf(&b, "\tacl iac_l1_path path_beg %s\n", json_string_value(pv));
+	}
+	/* a colour is live for the cache when some of its servers are up and
+	 * none of any other colour is */
+	const char *colours[8];
+	size_t nc = 0;
+	json_array_foreach(json_object_get(a, "servers"), i, pv) {
+		const char *col = iac_json_str(pv, "colour") ?: iac_json_str(pv, "color") ?: "blue";
+		const char *name = iac_json_str(pv, "name");
+		if (!l1_word(col) || !l1_word(name))
+			continue;   /* haproxy_cfg refuses it with a better message */
+		iac_buf_printf(&b, "\tacl iac_l1_%s srv_is_up(%s/%s)\n", col, be, name);
+		size_t k = 0;
+		while (k < nc && strcmp(colours[k], col))
+			k++;
+		if (k == nc && nc < 8)
+			colours[nc++] = col;
+	}
+	for (size_t k = 0; k < nc; k++) {
+		iac_buf_clear(&acl);
+		for (size_t j = 0; j < nc; j++)
+			if (j != k)
+				iac_buf_printf(&acl, " !iac_l1_%s", colours[j]);
+		iac_buf_printf(&b, "\thttp-request set-var(txn.iac_l1) str(%s) if METH_GET iac_l1_%s%s%s\n", colours[k],
+			       colours[k], iac_buf_cstr(&acl), json_array_size(prefixes) ? " iac_l1_path" : "");
+	}
+	iac_buf_puts(&b, "\tacl iac_l1 var(txn.iac_l1) -m found\n"
+		     "\thttp-request set-var(txn.iac_host) req.hdr(host) if iac_l1\n"
+		     "\thttp-request set-header Host %[var(txn.iac_l1)].l1.%[var(txn.iac_host)] if iac_l1\n"
+		     "\thttp-request cache-use iac_l1 if iac_l1\n"
+		     "\thttp-request set-header Host %[var(txn.iac_host)] if iac_l1\n"
+		     "");
+	/* HAProxy stores only responses with an expiry or a validator; s-maxage
+	 * speaks to shared caches only, browsers keep ignoring it */
+	if (json_is_true(json_object_get(c, "assume_fresh")))
+		iac_buf_printf(&b, "\thttp-response set-header Cache-Control s-maxage=%ld if iac_l1 "
+			       "!{ res.hdr(cache-control) -m found } !{ res.hdr(expires) -m found }\n",
+			       (long)(age_ms / 1000));
+	iac_buf_puts(&b, "\thttp-response cache-store iac_l1 if iac_l1\n");
+	iac_buf_printf(&b, "\ncache iac_l1\n\ttotal-max-size %ld\n\tmax-object-size %ld\n\tmax-age %ld\n", size_mb,
+		       obj_kb * 1024, (long)(age_ms / 1000));
+	iac_buf_free(&acl);
+	free(*text);
+	*text = iac_buf_detach(&b);
+	return 0;
+}
+
 static int render(char **out, const paths *p, const iac_rctx *ctx, const json_t *a)
 {
 	json_t *desc = describe(res_name(ctx), p->api_bind, p->state_file, a);
 	int rc = iac_haproxy_cfg_render(out, desc);
 	json_decref(desc);
+	if (rc == 0 && with_l1(out, a) < 0) {
+		free(*out);
+		*out = NULL;
+		iac_err_prefix("haproxy '%s'", res_name(ctx));
+		return IAC_ERR;
+	}
 	return rc;
 }
 
