@@ -94,7 +94,7 @@ static int in_list(const char *const *names, size_t n, const char *name)
 /* Sessions on the serving servers that are up (not draining), plus the
  * requests queued for them or for the backend, over every HAProxy, divided
  * by how many serve. NAN when no HAProxy answered or none is up. */
-static double metric_scur(const step_env *env, char *why, size_t whylen)
+static double scur_sample(const step_env *env, char *why, size_t whylen)
 {
 	const char *names[MAX_INST];
 	size_t nn = serving(env, names, MAX_INST), answered = 0, up_max = 0;
@@ -132,6 +132,26 @@ static double metric_scur(const step_env *env, char *why, size_t whylen)
 		return NAN;
 	}
 	return (double)sessions / (double)up_max;
+}
+
+/* scur is an instant: a client between two requests is not counted. The
+ * mean of SCUR_SAMPLES samples over a second is what the decision sees,
+ * as HPA sees an average over metrics-server's window. */
+#define SCUR_SAMPLES 10
+static double metric_scur(const step_env *env, char *why, size_t whylen)
+{
+	double sum = 0;
+	int n = 0;
+	for (int i = 0; i < SCUR_SAMPLES; i++) {
+		if (i)
+			usleep(1000000 / SCUR_SAMPLES);
+		double v = scur_sample(env, why, whylen);
+		if (!isnan(v)) {
+			sum += v;
+			n++;
+		}
+	}
+	return n ? sum / n : NAN;
 }
 
 static double metric_cpu(const step_env *env, char *why, size_t whylen)
@@ -515,7 +535,7 @@ int iac_autoscale_step(json_t **out, iac_state *st, const iac_rctx *ctx, const c
 	json_object_set_new(rec, "events", points_push(json_object_get(rec, "events"), now, keep_evs, moved, moved != 0));
 	json_object_set(rec, "spares", env.active);
 	json_t *dec = json_pack("{s:s,s:s,s:f,s:s,s:o,s:f,s:i,s:i,s:i,s:i,s:s,s:O}", "deployment", addr, "at", when,
-				"t", now, "metric", spec.metric, "value", isnan(metric) ? json_null() : json_real(metric),
+				"t", now, "metric", spec.metric, "value", isnan(metric) ? json_null() : json_real(round(metric * 1000) / 1000),
 				"target", spec.target, "current", current, "recommendation", d.recommendation,
 				"desired", d.desired, "serving", now_serving, "reason", d.reason, "notes", env.notes);
 	if (why[0] && isnan(metric))

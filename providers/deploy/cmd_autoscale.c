@@ -75,7 +75,7 @@ static void nap(double ms)
 static void print_decision(const ctl *c, const json_t *d)
 {
 	if (c->s.json) {
-		char *text = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(6));
+		char *text = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(15));
 		printf("%s\n", text);
 		free(text);
 		fflush(stdout);
@@ -337,7 +337,7 @@ static int status(ctl *c, const char *only)
 	}
 	if (s->json) {
 		json_t *doc = json_pack("{s:O}", "autoscale", out);
-		char *text = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+		char *text = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
 		printf("%s\n", text);
 		free(text);
 		json_decref(doc);
@@ -347,13 +347,12 @@ static int status(ctl *c, const char *only)
 	json_object_foreach(out, addr, rec) {
 		const json_t *last = json_object_get(rec, "last"), *v = json_object_get(last, "value"), *sp;
 		size_t i;
-		printf("%s: serving %lld, desired %lld; %s = %s (target %g) at %s\n", addr,
+		char val[32];
+		snprintf(val, sizeof(val), json_is_number(v) ? "%.2f" : "unknown", json_number_value(v));
+		printf("%s: serving %lld, desired %lld; %s %s (target %g) at %s\n", addr,
 		       (long long)json_integer_value(json_object_get(last, "serving")),
 		       (long long)json_integer_value(json_object_get(last, "desired")), iac_json_str(last, "metric") ?: "?",
-		       json_is_number(v) ? "" : "unknown", json_number_value(json_object_get(last, "target")),
-		       iac_json_str(last, "at") ?: "?");
-		if (json_is_number(v))
-			printf("  metric value: %.2f\n", json_number_value(v));
+		       val, json_number_value(json_object_get(last, "target")), iac_json_str(last, "at") ?: "?");
 		printf("  spares serving:");
 		json_array_foreach(json_object_get(rec, "spares"), i, sp)
 			printf(" %s (%s)", iac_json_str(sp, "name"), iac_json_str(sp, "version") ?: "?");
