@@ -87,9 +87,9 @@ static void in_group(iac_buf *b, const iac_db_shard *s, const long *slots, size_
  * already writing and holds new ones back until the state change commits. */
 static void lock_group(iac_buf *b, const iac_db_shard *s, const long *slots, size_t n)
 {
-	iac_buf_printf(b, "select count(pg_advisory_xact_lock(hashtext('iac_shard:%s'), x)) from unnest(", s->map);
+	iac_buf_printf(b, "do $l$ begin perform pg_advisory_xact_lock(hashtext('iac_shard:%s'), x) from unnest(", s->map);
 	slot_array(b, slots, n);
-	iac_buf_puts(b, ") x;\n");
+	iac_buf_puts(b, ") x; end $l$;\n");
 }
 
 static void set_state(iac_buf *b, const iac_db_shard *s, const long *slots, size_t n, const char *state,
@@ -221,99 +221,81 @@ int iac_db_shard_read(unsigned char *transit, unsigned char *not_owned, const ia
 	return 0;
 }
 
-/* "COUNT CHECKSUM" of G's rows on one side. */
-static int group_sum(char **out, const iac_db_shard *s, const char *cluster, const json_t *leader, const long *slots,
-		     size_t n)
+/* Appends the query printing "COUNT CHECKSUM" of G's rows. */
+static void sum_sql(iac_buf *b, const iac_db_shard *s, const long *slots, size_t n)
 {
-	iac_buf b = IAC_BUF_INIT;
-	iac_buf_puts(&b, "select count(*) || ' ' || coalesce(md5(string_agg(md5(t::text), '' order by md5(t::text))), "
-			 "'-') from \"");
-	iac_buf_printf(&b, "%s\" t where ", s->table);
-	in_group(&b, s, slots, n);
-	iac_buf_puts(&b, ";\n");
-	int rc = sql(out, s, cluster, leader, "verifying the moved rows", iac_buf_cstr(&b), 0);
-	if (rc == 0)
-		(*out)[strcspn(*out, "\n")] = 0;
-	iac_buf_free(&b);
-	return rc;
+	iac_buf_printf(b, "select count(*) || ' ' || coalesce(md5(string_agg(md5(t::text), '' order by md5(t::text))), "
+			  "'-') from \"%s\" t where ", s->table);
+	in_group(b, s, slots, n);
+	iac_buf_puts(b, ";\n");
 }
 
-/* COPY of G's rows out of a cluster (text format, ends with a newline
- * when not empty); `keys_from_log`: only the rows whose keys the trigger
- * logged, and then the keys themselves go to *keys first. */
-static int copy_out(char **rows, char **keys, const iac_db_shard *s, const char *cluster, const json_t *leader,
-		    const long *slots, size_t n)
+/* Appends a COPY of G's rows to stdout (text format); from_log: only the
+ * rows whose keys the trigger logged. */
+static void rows_sql(iac_buf *b, const iac_db_shard *s, const long *slots, size_t n, int from_log)
 {
-	iac_buf b = IAC_BUF_INIT;
-	int rc;
-	if (keys) {
-		iac_buf_printf(&b, "copy (select distinct k from iac_shard_log where map = '%s' and slot = any(", s->map);
-		slot_array(&b, slots, n);
-		iac_buf_puts(&b, ")) to stdout;\n");
-		rc = sql(keys, s, cluster, leader, "reading the keys written during the copy", iac_buf_cstr(&b), 0);
-		iac_buf_clear(&b);
-		if (rc < 0)
-			goto done;
-		iac_buf_printf(&b, "copy (select t.* from \"%s\" t where ", s->table);
-		in_group(&b, s, slots, n);
-		iac_buf_printf(&b, " and t.\"%s\"::text in (select k from iac_shard_log where map = '%s' and slot = any(",
+	iac_buf_printf(b, "copy (select t.* from \"%s\" t where ", s->table);
+	in_group(b, s, slots, n);
+	if (from_log) {
+		iac_buf_printf(b, " and t.\"%s\"::text in (select k from iac_shard_log where map = '%s' and slot = any(",
 			       s->key, s->map);
-		slot_array(&b, slots, n);
-		iac_buf_puts(&b, "))) to stdout;\n");
-	} else {
-		iac_buf_printf(&b, "copy (select t.* from \"%s\" t where ", s->table);
-		in_group(&b, s, slots, n);
-		iac_buf_puts(&b, ") to stdout;\n");
+		slot_array(b, slots, n);
+		iac_buf_puts(b, "))");
 	}
-	rc = sql(rows, s, cluster, leader, "copying the slots' rows out", iac_buf_cstr(&b), 0);
-done:
-	iac_buf_free(&b);
-	return rc;
+	iac_buf_puts(b, ") to stdout;\n");
 }
 
-/* B's rows of G (or, with keys, B's rows with those keys) replaced by
- * `rows`, in one transaction, with the guard off for this session. */
-static int copy_in(const iac_db_shard *s, const char *cluster, const json_t *leader, const long *slots, size_t n,
-		   const char *rows, const char *keys)
+/* Appends a transaction that takes G's advisory locks (exclusive: writers
+ * hold them shared for their transaction, so this waits for those already
+ * writing and holds new ones back until the state change commits) and
+ * sets G's state. */
+static void locked_state_sql(iac_buf *b, const iac_db_shard *s, const long *slots, size_t n, const char *state,
+			     const char *peer)
 {
-	iac_buf b = IAC_BUF_INIT;
-	iac_buf_puts(&b, "set local session_replication_role = replica;\n");
-	if (keys) {
-		iac_buf_printf(&b, "create temp table iac_shard_keys (k text) on commit drop;\ncopy iac_shard_keys from "
-				   "stdin;\n%s\\.\ndelete from \"%s\" t where t.\"%s\"::text in (select k from iac_shard_keys);\n",
-			       keys, s->table, s->key);
-	} else {
-		iac_buf_printf(&b, "delete from \"%s\" t where ", s->table);
-		in_group(&b, s, slots, n);
-		iac_buf_puts(&b, ";\n");
-	}
-	iac_buf_printf(&b, "copy \"%s\" from stdin;\n%s\\.\n", s->table, rows);
-	int rc = sql(NULL, s, cluster, leader, keys ? "catching up" : "copying the slots' rows in", iac_buf_cstr(&b), 1);
-	iac_buf_free(&b);
-	return rc;
-}
-
-/* A state change under the group's advisory locks; a deadlock with a
- * writer that touches several slots in one transaction is retried. */
-static int locked_state(const iac_db_shard *s, const char *cluster, const json_t *leader, const long *slots,
-			size_t n, const char *state, const char *peer, const char *what)
-{
-	iac_buf b = IAC_BUF_INIT;
-	int rc = IAC_ERR;
-	lock_group(&b, s, slots, n);
+	iac_buf_puts(b, "begin;\n");
+	lock_group(b, s, slots, n);
 	if (!strcmp(state, "copying")) {
-		iac_buf_printf(&b, "delete from iac_shard_log where map = '%s' and slot = any(", s->map);
-		slot_array(&b, slots, n);
-		iac_buf_puts(&b, ");\n");
+		iac_buf_printf(b, "delete from iac_shard_log where map = '%s' and slot = any(", s->map);
+		slot_array(b, slots, n);
+		iac_buf_puts(b, ");\n");
 	}
-	set_state(&b, s, slots, n, state, peer);
+	set_state(b, s, slots, n, state, peer);
+	iac_buf_puts(b, "commit;\n");
+}
+
+/* sql() on the source, again after a deadlock with a writer that touches
+ * several slots in one transaction (the scripts start over safely). */
+static int source_sql(char **out, const iac_db_shard *s, const char *cluster, const json_t *leader, const char *what,
+		      const char *text)
+{
+	int rc = IAC_ERR;
 	for (int t = 0; t < 5 && rc < 0; t++) {
-		rc = sql(NULL, s, cluster, leader, what, iac_buf_cstr(&b), 1);
+		rc = sql(out, s, cluster, leader, what, text, 0);
 		if (rc < 0 && !strstr(iac_err_last(), "deadlock detected"))
 			break;
 	}
-	iac_buf_free(&b);
 	return rc;
+}
+
+/* Splits psql's output at the lines "\." the scripts print between parts
+ * (COPY's text format never prints one: it doubles backslashes). */
+static size_t split_parts(char *out, char **parts, size_t max)
+{
+	size_t k = 0;
+	char *p = out;
+	parts[k++] = p;
+	while (k < max && (p = strstr(p, "\\.\n"))) {
+		if (p != out && p[-1] != '\n') {
+			p++;   /* an escaped backslash inside a row */
+			continue;
+		}
+		*p = 0;
+		p += 3;
+		parts[k++] = p;
+	}
+	for (size_t i = k; i < max; i++)
+		parts[i] = p ? p + strlen(p) : out + strlen(out);
+	return k;
 }
 
 /* A's state rows of G dropped (A owns G again), B's copy of G deleted and
@@ -346,34 +328,67 @@ static long count_lines(const char *t)
 	return n;
 }
 
+/* Each step one psql call: the write pause (fence to accept) is four
+ * round trips whatever the group's size. */
 int iac_db_shard_move(iac_db_shard *s, const char *from, const json_t *mf, const char *to, const json_t *mt,
 		      const long *slots, size_t n)
 {
-	char *rows = NULL, *keys = NULL, *sa = NULL, *sb = NULL;
+	char *outa = NULL, *outb = NULL, *part[3];
 	iac_buf b = IAC_BUF_INIT;
 	int rc = IAC_ERR;
 	double t0;
-	if (locked_state(s, from, mf, slots, n, "copying", to, "marking the slots copying") < 0)
+	/* copy: A's rows of G (the trigger logs what is written from now on)
+	 * replace B's, B refusing writes to G */
+	locked_state_sql(&b, s, slots, n, "copying", to);
+	rows_sql(&b, s, slots, n, 0);
+	if (source_sql(&outa, s, from, mf, "copying the slots' rows out", iac_buf_cstr(&b)) < 0)
 		goto done;
+	iac_buf_clear(&b);
+	iac_buf_puts(&b, "set local session_replication_role = replica;\n");
 	set_state(&b, s, slots, n, "incoming", from);
-	if (sql(NULL, s, to, mt, "marking the slots incoming", iac_buf_cstr(&b), 1) < 0 ||
-	    copy_out(&rows, NULL, s, from, mf, slots, n) < 0 || copy_in(s, to, mt, slots, n, rows, NULL) < 0)
+	iac_buf_printf(&b, "delete from \"%s\" t where ", s->table);
+	in_group(&b, s, slots, n);
+	iac_buf_printf(&b, ";\ncopy \"%s\" from stdin;\n%s\\.\n", s->table, outa);
+	if (sql(NULL, s, to, mt, "copying the slots' rows in", iac_buf_cstr(&b), 1) < 0)
 		goto fail;
-	s->moved_rows += count_lines(rows);
+	s->moved_rows += count_lines(outa);
 	s->moved_slots += (long)n;
-	free(rows);
-	rows = NULL;
-	/* the write pause: from the fence to the target's accepting */
+	free(outa);
+	outa = NULL;
+	/* the write pause: from the fence to the target's accepting. A:
+	 * fence, then the logged keys, their rows and G's sum */
 	t0 = iac_now_ms();
-	if (locked_state(s, from, mf, slots, n, "fenced", to, "fencing the slots") < 0 ||
-	    copy_out(&rows, &keys, s, from, mf, slots, n) < 0 ||
-	    (*keys && copy_in(s, to, mt, slots, n, rows, keys) < 0) || group_sum(&sa, s, from, mf, slots, n) < 0 ||
-	    group_sum(&sb, s, to, mt, slots, n) < 0)
+	iac_buf_clear(&b);
+	locked_state_sql(&b, s, slots, n, "fenced", to);
+	iac_buf_printf(&b, "copy (select distinct k from iac_shard_log where map = '%s' and slot = any(", s->map);
+	slot_array(&b, slots, n);
+	iac_buf_puts(&b, ")) to stdout;\n\\echo '\\\\.'\n");
+	rows_sql(&b, s, slots, n, 1);
+	iac_buf_puts(&b, "\\echo '\\\\.'\n");
+	sum_sql(&b, s, slots, n);
+	if (source_sql(&outa, s, from, mf, "fencing the slots", iac_buf_cstr(&b)) < 0)
 		goto fail;
-	if (strcmp(sa, sb)) {
+	if (split_parts(outa, part, 3) != 3) {
+		iac_err_set("shard map '%s': cannot read the catch-up from cluster '%s'", s->map, from);
+		goto fail;
+	}
+	part[2][strcspn(part[2], "\n")] = 0;
+	/* B: the logged keys' rows replaced, then G's sum */
+	iac_buf_clear(&b);
+	if (*part[0])
+		iac_buf_printf(&b, "set local session_replication_role = replica;\ncreate temp table iac_shard_keys (k "
+				   "text) on commit drop;\ncopy iac_shard_keys from stdin;\n%s\\.\ndelete from \"%s\" t "
+				   "where t.\"%s\"::text in (select k from iac_shard_keys);\ncopy \"%s\" from "
+				   "stdin;\n%s\\.\n",
+			       part[0], s->table, s->key, s->table, part[1]);
+	sum_sql(&b, s, slots, n);
+	if (sql(&outb, s, to, mt, "catching up", iac_buf_cstr(&b), 1) < 0)
+		goto fail;
+	outb[strcspn(outb, "\n")] = 0;
+	if (strcmp(part[2], outb)) {
 		iac_err_set("shard map '%s': slots moved from '%s' to '%s' differ after the copy (rows and checksum: "
 			    "%s on '%s', %s on '%s'); rolled back, nothing deleted",
-			    s->map, from, to, sa, from, sb, to);
+			    s->map, from, to, part[2], from, outb, to);
 		goto fail;
 	}
 	if (s->publish(s, slots, n, to) < 0)
@@ -394,17 +409,17 @@ int iac_db_shard_move(iac_db_shard *s, const char *from, const json_t *mf, const
 	in_group(&b, s, slots, n);
 	iac_buf_puts(&b, ";\n");
 	set_state(&b, s, slots, n, "moved", "");
-	iac_buf_printf(&b, "delete from iac_shard_log where map = '%s';\n", s->map);
+	iac_buf_printf(&b, "delete from iac_shard_log where map = '%s' and slot = any(", s->map);
+	slot_array(&b, slots, n);
+	iac_buf_puts(&b, ");\n");
 	rc = sql(NULL, s, from, mf, "deleting the moved rows from the source", iac_buf_cstr(&b), 1);
 	goto done;
 fail:
 	roll_back(s, from, mf, to, mt, slots, n);
 done:
 	iac_buf_free(&b);
-	free(rows);
-	free(keys);
-	free(sa);
-	free(sb);
+	free(outa);
+	free(outb);
 	return rc;
 }
 
