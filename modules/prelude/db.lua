@@ -6,3 +6,4 @@ env.postgres_cluster = function(name) return require("postgres_cluster")(name, h
 env.migration = function(name) return require("migration")(name, helpers) end
 env.shard_map = function(name) return require("shard_map")(name, helpers) end
 env.partitions = function(name) return require("partitions")(name, helpers) end
+env.maintenance = function(name) return require("maintenance")(name, helpers) end

@@ -16,6 +16,8 @@
  *                    checksum in schema_migrations, lock_timeout retried
  *   db.partitions    range partitions of a table kept ahead of need and
  *                    trimmed by retention (partition.c)
+ *   db.maintenance   materialized views refreshed after migrations; views
+ *                    and indexes kept up by `iac db maintain` (maintain.c)
  * Commands: `iac db switchover CLUSTER [-to NODE]`, `iac db status
  * [CLUSTER]` (also `iac status db [CLUSTER]`).
  * The Lua keyword `postgres_cluster` (modules/postgres_cluster.lua) makes
@@ -34,6 +36,7 @@ extern const iac_rtype iac_db_proxy_type;
 extern const iac_rtype iac_db_migration_type;
 extern const iac_rtype iac_db_pooler_type;
 extern const iac_rtype iac_db_partitions_type;
+extern const iac_rtype iac_db_maintenance_type;
 extern const iac_provider iac_provider_db;
 
 /* A call to Patroni's REST API at http://ADDR:PORT/PATH. 0 when it
@@ -93,6 +96,17 @@ void iac_db_sql_result_free(iac_db_sql_result *r);
  * (r freed). */
 int iac_db_psql_retry(iac_db_sql_result *r, const iac_rctx *ctx, const json_t *member, const char *database,
 		      const char *sql, int one_tx, long retries, const char *what);
+
+/* 1 when s is a plain SQL name or schema.name (letters, digits, '_', not
+ * starting with a digit, at most 63 per part): safe to put in a statement
+ * unquoted. */
+int iac_db_qualified_name_ok(const char *s);
+
+/* `iac db maintain` (maintain.c): runs the due tasks (all when force) of
+ * the db.maintenance entries (state attributes) on their leaders.
+ * *report: [{maintenance, kind, target, result: done|not due|busy|failed,
+ * seconds, next_in_seconds, error}] (new ref). IAC_ERR when a task failed. */
+int iac_db_maintain(json_t **report, const iac_rctx *ctx, const json_t *entries, int force);
 
 int iac_db_cmd(int argc, char **argv);
 void iac_db_cmd_help(void);

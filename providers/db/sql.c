@@ -142,3 +142,25 @@ int iac_db_psql_retry(iac_db_sql_result *r, const iac_rctx *ctx, const json_t *m
 		backoff = backoff * 2 > 8000 ? 8000 : backoff * 2;
 	}
 }
+
+int iac_db_qualified_name_ok(const char *s)
+{
+	int part = 0;
+	if (!s)
+		return 0;
+	for (const char *p = s;; p++) {
+		int letter = *p == '_' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z');
+		if (*p == '.' || !*p) {
+			if (!part || (*p == '.' && p != s && strchr(p + 1, '.')))
+				return 0;
+			if (!*p)
+				return 1;
+			part = 0;
+		} else if (letter || (part && *p >= '0' && *p <= '9')) {
+			if (++part > 63)
+				return 0;
+		} else {
+			return 0;
+		}
+	}
+}
