@@ -22,6 +22,7 @@
 #include "iac/loadtest/engine.h"
 #include "iac/loadtest/observe.h"
 #include "iac/loadtest/report.h"
+#include "iac/loadtest/setup.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -853,11 +854,15 @@ int iac_loadtest_main(int argc, char **argv)
 		iac_log_error("flags '-max-rate' and '-capacity-*' only apply with '-find-capacity COND'");
 		goto done;
 	}
-	if (lt_run(&c) < 0) {
+	if (iac_lt_setup_run(&c.cfg) < 0 || lt_run(&c) < 0) {
 		iac_log_error("%s", iac_err_last());
 		goto done;
 	}
 	rc = lt_report(&c);
+	if (iac_lt_teardown_run(&c.cfg) < 0) {
+		iac_log_error("%s", iac_err_last());
+		rc = rc ? rc : 1;
+	}
 
 done:
 	lt_free(&c);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <lauxlib.h>
 #include <lualib.h>
 
@@ -13,11 +14,15 @@
 #include "iac/core/err.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
+#include "iac/loadtest/ljson.h"
 #include "iac/loadtest/stats.h"
 
 #define CTX_KEY "iac.lt.ctx"
 #define FLOWS_KEY "iac.lt.flows"
 #define BETWEEN_MT "iac.lt.between"
+#define SHARED_KEY "iac.lt.shared"   /* the loaded config whose data files a worker's state reads */
+#define DATA_MT "iac.lt.data"
+#define TEMPLATE_MT "iac.lt.template"
 #define METRIC_MT "iac.lt.metric"   /* also named in vu_lua.c, which gives it add() */
 
 typedef struct {
@@ -792,6 +797,252 @@ const iac_lt_mdecl *iac_lt_config_metric(const iac_lt_config *cfg, const char *n
 	return NULL;
 }
 
+/* ---- data files and templates --------------------------------------- */
+
+/* path relative to the scenario file's directory (absolute ones as they are) */
+static char *beside_scenario(const iac_lt_config *cfg, const char *path)
+{
+	const char *slash = cfg->file ? strrchr(cfg->file, '/') : NULL;
+	if (path[0] == '/' || !slash)
+		return iac_xstrdup(path);
+	return iac_xasprintf("%.*s/%s", (int)(slash - cfg->file), cfg->file, path);
+}
+
+/* One CSV field at *p (RFC 4180: quotes, "" inside them); *p moves past
+ * its comma or line end, *eol says the line ended. */
+static json_t *csv_field(const char **p, int *eol)
+{
+	iac_buf b = IAC_BUF_INIT;
+	const char *s = *p;
+	if (*s == '"') {
+		for (s++; *s; s++) {
+			if (*s == '"' && s[1] == '"')
+				iac_buf_putc(&b, *s++);
+			else if (*s == '"')
+				break;
+			else
+				iac_buf_putc(&b, *s);
+		}
+		if (*s == '"')
+			s++;
+	}
+	while (*s && *s != ',' && *s != '\n' && *s != '\r')
+		iac_buf_putc(&b, *s++);
+	*eol = *s != ',';
+	if (*s == '\r')
+		s++;
+	if (*s)
+		s++;
+	*p = s;
+	json_t *j = json_stringn(iac_buf_cstr(&b), b.len);
+	iac_buf_free(&b);
+	return j;
+}
+
+/* A CSV file with a header line: an array of objects. */
+static json_t *csv_rows(const char *text)
+{
+	json_t *head = json_array(), *rows = json_array();
+	const char *p = text;
+	int eol = 0;
+	while (*p && !eol)
+		json_array_append_new(head, csv_field(&p, &eol));
+	while (*p) {
+		if (*p == '\n' || *p == '\r') {   /* blank line */
+			p++;
+			continue;
+		}
+		json_t *row = json_object();
+		size_t i = 0;
+		eol = 0;
+		while (!eol) {
+			json_t *v = csv_field(&p, &eol);
+			const char *k = i < json_array_size(head) ? json_string_value(json_array_get(head, i)) : NULL;
+			if (k)
+				json_object_set_new(row, k, v);
+			else
+				json_decref(v);
+			i++;
+			if (!*p)
+				break;
+		}
+		json_array_append_new(rows, row);
+	}
+	json_decref(head);
+	return rows;
+}
+
+static json_t *read_data_file(lua_State *L, const iac_lt_config *cfg, const char *path)
+{
+	char *full = beside_scenario(cfg, path);
+	char *text = NULL;
+	size_t len;
+	if (iac_file_read(&text, &len, full) < 0) {
+		free(full);
+		luaL_error(L, "shared_data: cannot read '%s': %s", path, iac_err_last());
+	}
+	free(full);
+	size_t pl = strlen(path);
+	json_t *rows;
+	if (pl > 4 && !strcmp(path + pl - 4, ".csv")) {
+		rows = csv_rows(text);
+	} else {
+		json_error_t je;
+		rows = json_loadb(text, len, 0, &je);
+		if (!rows) {
+			free(text);
+			luaL_error(L, "shared_data: '%s' is not JSON (line %d: %s); a .csv file is read as CSV", path, je.line,
+				   je.text);
+		}
+		if (!json_is_array(rows)) {
+			json_decref(rows);
+			free(text);
+			luaL_error(L, "shared_data: '%s' must hold a JSON array (of rows)", path);
+		}
+	}
+	free(text);
+	return rows;
+}
+
+static const json_t *find_data(const iac_lt_config *cfg, const char *path)
+{
+	for (size_t i = 0; cfg && i < cfg->ndata; i++)
+		if (!strcmp(cfg->data[i].path, path))
+			return cfg->data[i].rows;
+	return NULL;
+}
+
+/* shared_data("users.csv" | "users.json"): the file is read once, by the
+ * first load of the scenario; every worker's state gets a handle on the
+ * same rows, never a copy of the file (k6's SharedArray). */
+static int l_shared_data(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	load_ctx *c = get_ctx(L);
+	if (!c)
+		return luaL_error(L, "shared_data() is called at the top of the scenario file, not inside a flow");
+	lua_getfield(L, LUA_REGISTRYINDEX, SHARED_KEY);
+	const iac_lt_config *shared = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	const json_t *rows = find_data(shared, path);
+	if (!rows)
+		rows = find_data(c->cfg, path);
+	if (!rows) {
+		iac_lt_config *cfg = c->cfg;
+		json_t *r = read_data_file(L, cfg, path);
+		cfg->data = iac_xrealloc(cfg->data, (cfg->ndata + 1) * sizeof(*cfg->data));
+		cfg->data[cfg->ndata].path = iac_xstrdup(path);
+		cfg->data[cfg->ndata++].rows = r;
+		rows = r;
+	}
+	const json_t **u = lua_newuserdatauv(L, sizeof(*u), 0);
+	*u = rows;
+	luaL_setmetatable(L, DATA_MT);
+	return 1;
+}
+
+/* rows[i] (1-based, a fresh table), #rows, rows:row(u): the VU's own row
+ * (rows sharded across VUs by u.id; VUs past the last row wrap around) */
+static int data_row(lua_State *L)
+{
+	const json_t *rows = *(const json_t **)luaL_checkudata(L, 1, DATA_MT);
+	size_t n = json_array_size(rows);
+	if (!n)
+		return luaL_error(L, "shared_data: the file has no rows");
+	lua_getfield(L, 2, "id");
+	lua_Integer id = lua_tointeger(L, -1);
+	if (id < 1)
+		return luaL_error(L, "rows:row(u): u must be a flow's u");
+	lt_ljson_push(L, json_array_get(rows, (size_t)(id - 1) % n));
+	return 1;
+}
+
+static int data_index(lua_State *L)
+{
+	const json_t *rows = *(const json_t **)luaL_checkudata(L, 1, DATA_MT);
+	if (lua_type(L, 2) == LUA_TSTRING && !strcmp(lua_tostring(L, 2), "row")) {
+		lua_pushcfunction(L, data_row);
+		return 1;
+	}
+	lua_Integer i = luaL_checkinteger(L, 2);
+	if (i < 1 || (size_t)i > json_array_size(rows))
+		return 0;
+	lt_ljson_push(L, json_array_get(rows, (size_t)i - 1));
+	return 1;
+}
+
+static int data_len(lua_State *L)
+{
+	const json_t *rows = *(const json_t **)luaL_checkudata(L, 1, DATA_MT);
+	lua_pushinteger(L, (lua_Integer)json_array_size(rows));
+	return 1;
+}
+
+/* template("text {{name}}") or template{ file = "order.json" }: t:render(vars)
+ * puts tostring(vars.name) for each {{name}}; a name vars lacks is an error. */
+static int l_template(lua_State *L)
+{
+	load_ctx *c = get_ctx(L);
+	if (lua_istable(L, 1)) {
+		lua_getfield(L, 1, "file");
+		const char *path = lua_tostring(L, -1);
+		if (!path)
+			return luaL_error(L, "template{ file = \"PATH\" } needs a file name");
+		if (!c)
+			return luaL_error(L, "template{ file = ... } is read at the top of the scenario file");
+		char *full = beside_scenario(c->cfg, path), *text = NULL;
+		size_t len;
+		int rc = iac_file_read(&text, &len, full);
+		free(full);
+		if (rc < 0)
+			return luaL_error(L, "template: cannot read '%s': %s", path, iac_err_last());
+		lua_pushlstring(L, text, len);
+		free(text);
+	} else {
+		luaL_checkstring(L, 1);
+		lua_pushvalue(L, 1);
+	}
+	lua_newtable(L);
+	lua_insert(L, -2);
+	lua_setfield(L, -2, "text");
+	luaL_setmetatable(L, TEMPLATE_MT);
+	return 1;
+}
+
+static int template_render(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_getfield(L, 1, "text");
+	size_t n;
+	const char *s = lua_tolstring(L, -1, &n), *end = s + n;
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	while (s < end) {
+		const char *open = strstr(s, "{{");
+		const char *close = open ? strstr(open + 2, "}}") : NULL;
+		if (!close) {
+			luaL_addlstring(&b, s, (size_t)(end - s));
+			break;
+		}
+		luaL_addlstring(&b, s, (size_t)(open - s));
+		const char *k = open + 2, *ke = close;
+		while (k < ke && *k == ' ')
+			k++;
+		while (ke > k && ke[-1] == ' ')
+			ke--;
+		lua_pushlstring(L, k, (size_t)(ke - k));
+		if (lua_gettable(L, 2) == LUA_TNIL)
+			return luaL_error(L, "template: no value for {{%s}}", lua_pushlstring(L, k, (size_t)(ke - k)));
+		luaL_tolstring(L, -1, NULL);
+		lua_remove(L, -2);
+		luaL_addvalue(&b);
+		s = close + 2;
+	}
+	luaL_pushresult(&b);
+	return 1;
+}
+
 static int l_print(lua_State *L)
 {
 	iac_buf b = IAC_BUF_INIT;
@@ -843,6 +1094,20 @@ static lua_State *new_sandbox(void)
 	lua_register(L, "rate", l_rate);
 	lua_register(L, "trend", l_trend);
 	luaL_newmetatable(L, BETWEEN_MT);
+	lua_pop(L, 1);
+	lua_register(L, "shared_data", l_shared_data);
+	lua_register(L, "template", l_template);
+	luaL_newmetatable(L, DATA_MT);
+	lua_pushcfunction(L, data_index);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, data_len);
+	lua_setfield(L, -2, "__len");
+	lua_pop(L, 1);
+	luaL_newmetatable(L, TEMPLATE_MT);
+	lua_newtable(L);
+	lua_pushcfunction(L, template_render);
+	lua_setfield(L, -2, "render");
+	lua_setfield(L, -2, "__index");
 	lua_pop(L, 1);
 	luaL_newmetatable(L, METRIC_MT);
 	lua_newtable(L);
@@ -968,6 +1233,11 @@ static int load_string(iac_lt_config *cfg, const char *name, const char *src, co
 	if (!L)
 		return iac_err_set("cannot create a Lua state: out of memory");
 	int rc = run_source(L, cfg, name, cfg->source, cfg->source_len);
+	if (rc == 0) {   /* k6's lifecycle functions, run by setup.c */
+		cfg->has_setup = lua_getglobal(L, "setup") == LUA_TFUNCTION;
+		cfg->has_teardown = lua_getglobal(L, "teardown") == LUA_TFUNCTION;
+		lua_pop(L, 2);
+	}
 	lua_close(L);
 	if (rc < 0 || resolve_thresholds(cfg, name) < 0)
 		return IAC_ERR;
@@ -1077,6 +1347,11 @@ void iac_lt_config_free(iac_lt_config *cfg)
 		free(cfg->metrics[i].name);
 	free(cfg->metrics);
 	free(cfg->subs);
+	for (size_t i = 0; i < cfg->ndata; i++) {
+		free(cfg->data[i].path);
+		json_decref(cfg->data[i].rows);
+	}
+	free(cfg->data);
 	free(cfg->setup_data);
 	free(cfg->stages);
 	free(cfg->file);
@@ -1100,10 +1375,14 @@ lua_State *iac_lt_scenario_open(const iac_lt_config *cfg)
 		iac_err_set("cannot create a Lua state: out of memory");
 		return NULL;
 	}
+	lua_pushlightuserdata(L, (void *)cfg);   /* shared_data() finds the rows loaded already */
+	lua_setfield(L, LUA_REGISTRYINDEX, SHARED_KEY);
 	iac_lt_config scratch;
 	memset(&scratch, 0, sizeof(scratch));
 	config_defaults(&scratch);
+	scratch.file = cfg->file;   /* borrowed, for paths beside the scenario */
 	int rc = run_source(L, &scratch, cfg->file, cfg->source, cfg->source_len);
+	scratch.file = NULL;
 	iac_lt_config_free(&scratch);
 	if (rc < 0) {
 		lua_close(L);

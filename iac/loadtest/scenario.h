@@ -57,6 +57,13 @@ typedef struct {
 	int is_time;                         /* trend: values are ms (k6's isTime) */
 } iac_lt_mdecl;
 
+/* A data file (shared_data("users.csv")): loaded once, by the first load
+ * of the file, and read by every thread (k6's SharedArray). */
+typedef struct {
+	char *path;                          /* as written in the file */
+	struct json_t *rows;                 /* a JSON array: CSV rows are objects of strings */
+} iac_lt_data;
+
 /* A sub-metric the engine keeps because a threshold selects it by tag
  * (k6 keeps sub-metrics for thresholds only, and so does iac): a sample of
  * `metric` whose tags match all of these goes into the metric named acc.
@@ -114,6 +121,8 @@ typedef struct {
 	size_t nmetrics;
 	iac_lt_sub *subs;                    /* sub-metrics the thresholds select by tag */
 	size_t nsubs;
+	iac_lt_data *data;                   /* shared_data() files, read-only once loaded */
+	size_t ndata;
 
 	char *haproxy;                       /* observe.haproxy or NULL */
 	iac_strlist hosts;                   /* observe.hosts */

@@ -26,6 +26,7 @@
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/loadtest/engine_int.h"
+#include "iac/loadtest/ljson.h"
 #include "iac/loadtest/stats.h"
 
 #define U_MT "iac.lt.u"
@@ -43,122 +44,20 @@ static lt_vu *check_u(lua_State *L)
 	return u->vu;
 }
 
-/* ---- JSON ---------------------------------------------------------- */
-
-static json_t *to_json(lua_State *L, int idx, int depth)
-{
-	if (depth > 64)
-		luaL_error(L, "json: table nested too deeply (or refers to itself)");
-	idx = lua_absindex(L, idx);
-	switch (lua_type(L, idx)) {
-	case LUA_TNIL:
-		return json_null();
-	case LUA_TBOOLEAN:
-		return json_boolean(lua_toboolean(L, idx));
-	case LUA_TNUMBER:
-		if (lua_isinteger(L, idx))
-			return json_integer((json_int_t)lua_tointeger(L, idx));
-		return json_real(lua_tonumber(L, idx));
-	case LUA_TSTRING:
-		return json_stringn(lua_tostring(L, idx), lua_rawlen(L, idx));
-	case LUA_TTABLE: {
-		lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-		size_t count = 0;
-		lua_pushnil(L);
-		while (lua_next(L, idx)) {
-			count++;
-			lua_pop(L, 1);
-		}
-		if (n > 0 && (size_t)n == count) {
-			json_t *a = json_array();
-			for (lua_Integer i = 1; i <= n; i++) {
-				lua_rawgeti(L, idx, i);
-				json_array_append_new(a, to_json(L, -1, depth + 1));
-				lua_pop(L, 1);
-			}
-			return a;
-		}
-		json_t *o = json_object();
-		lua_pushnil(L);
-		while (lua_next(L, idx)) {
-			lua_pushvalue(L, -2);
-			const char *k = lua_tostring(L, -1);   /* numbers become "1" */
-			if (!k) {
-				json_decref(o);
-				luaL_error(L, "json: keys must be strings or numbers");
-			}
-			json_object_set_new(o, k, to_json(L, -2, depth + 1));
-			lua_pop(L, 2);
-		}
-		return o;
-	}
-	default:
-		luaL_error(L, "json: cannot encode a %s", luaL_typename(L, idx));
-		return NULL;
-	}
-}
-
-static void push_json(lua_State *L, const json_t *j)
-{
-	/* a response nested deep needs stack per level: an error past what
-	 * Lua allows, never a write past the stack */
-	luaL_checkstack(L, 3, "the JSON body is nested too deeply");
-	switch (json_typeof(j)) {
-	case JSON_OBJECT: {
-		const char *k;
-		json_t *v;
-		lua_createtable(L, 0, (int)json_object_size(j));
-		json_object_foreach((json_t *)j, k, v) {
-			push_json(L, v);
-			lua_setfield(L, -2, k);
-		}
-		break;
-	}
-	case JSON_ARRAY: {
-		size_t i;
-		json_t *v;
-		lua_createtable(L, (int)json_array_size(j), 0);
-		json_array_foreach(j, i, v) {
-			push_json(L, v);
-			lua_rawseti(L, -2, (lua_Integer)i + 1);
-		}
-		break;
-	}
-	case JSON_STRING:
-		lua_pushlstring(L, json_string_value(j), json_string_length(j));
-		break;
-	case JSON_INTEGER:
-		lua_pushinteger(L, (lua_Integer)json_integer_value(j));
-		break;
-	case JSON_REAL:
-		lua_pushnumber(L, json_real_value(j));
-		break;
-	case JSON_TRUE:
-		lua_pushboolean(L, 1);
-		break;
-	case JSON_FALSE:
-		lua_pushboolean(L, 0);
-		break;
-	case JSON_NULL:
-		lua_pushnil(L);
-		break;
-	}
-}
-
 int lt_lua_push_data(lua_State *L, const char *json)
 {
 	json_error_t je;
 	json_t *j = json_loads(json, JSON_DECODE_ANY, &je);
 	if (!j)
 		return iac_err_set("setup() data cannot be read back: %s", je.text);
-	push_json(L, j);
+	lt_ljson_push(L, j);
 	json_decref(j);
 	return 0;
 }
 
 char *lt_lua_to_json(lua_State *L, int idx)
 {
-	json_t *j = to_json(L, idx, 0);
+	json_t *j = lt_ljson_from(L, idx);
 	char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
 	json_decref(j);
 	return s;
@@ -227,7 +126,7 @@ static void build_request(lua_State *L, lt_vu *vu, const char *method, const cha
 		lua_pop(L, 1);   /* the string stays referenced by the options table */
 		lua_getfield(L, opt_idx, "json");
 		if (!lua_isnil(L, -1)) {
-			json_t *j = to_json(L, -1, 0);
+			json_t *j = lt_ljson_from(L, -1);
 			jbody = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
 			json_decref(j);
 			body = jbody;
@@ -663,7 +562,7 @@ static int resp_json(lua_State *L)
 	json_t *j = b ? json_loadb(b, n, JSON_DECODE_ANY, &je) : NULL;
 	if (!j)
 		return luaL_error(L, "r:json(): the body is not JSON: %s", b ? je.text : "no body");
-	push_json(L, j);
+	lt_ljson_push(L, j);
 	json_decref(j);
 	return 1;
 }
