@@ -179,8 +179,11 @@ static int leader_check(ctl *c)
 	snprintf(info, sizeof(info), "iac autoscale %s (pid %ld on %s)", c->id ? c->id : "", (long)getpid(), host);
 	int rc = iac_etcd_lock(&c->lock_key, c->e, c->lock_name, c->lease, info, 0);
 	if (rc == IAC_ELOCKED) {
-		if (c->leader_said != -1)
-			print_skip(c, iac_err_last());
+		if (c->leader_said != -1) {
+			char *why = iac_xasprintf("standing by, another controller leads: %s", iac_err_last());
+			print_skip(c, why);
+			free(why);
+		}
 		c->leader_said = -1;
 		iac_err_clear();
 		return 0;
