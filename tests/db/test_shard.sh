@@ -8,6 +8,7 @@
 # map names, plan quiet afterwards; a move left half done (fenced on the
 # source, a partial copy on the target) is rolled back by the next apply.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/shard_lib.sh"
 
 # --- mistakes, before any host: error: main.lua:LINE: ...
 V="$WORK/v"
@@ -33,41 +34,9 @@ bad "shard_map 'orders': unknown setting 'slot'; did you mean 'slots'?" 'cluster
 echo "ok: bad shard_maps refused at their line"
 
 # --- two clusters, the table on each, then the map on a only
-db_up
-H3=$(addr 3)
-cat >"$WORK/main.lua" <<LUA
-$(provider_block)
-variable "pg_superuser" { sensitive = true }
-variable "pg_replication" { sensitive = true }
-local h1 = host "h1" { address = "$(addr 1)" }
-local h2 = host "h2" { address = "$(addr 2)" }
-local h3 = host "h3" { address = "$H3" }
-local function cluster(name, h, rw)
-  return postgres_cluster(name) {
-    hosts = { h }, version = 15, ha = "patroni", dcs = { "http://$ETCD_ADDR" },
-    settings = { max_connections = 50, shared_buffers = "32MB" },
-    endpoints = { rw = rw, ro = rw + 1 }, proxy = h3, ttl = 6, loop_wait = 1,
-    superuser_password = var.pg_superuser, replication_password = var.pg_replication,
-  }
-end
-local db_a = cluster("a", h1, 5432)
-local db_b = cluster("b", h2, 5442)
-LUA
-iac apply -auto-approve >"$WORK/a0.out" 2>&1 || { cat "$WORK/a0.out"; fail "apply of the clusters"; }
-A="$H3 5432"
-B="$H3 5442"
-for c in "$A" "$B"; do
-	for i in $(seq 60); do psql_at $c "select 1" >/dev/null 2>&1 && break; sleep 0.5; done
-	psql_at $c "create table orders (id bigint primary key, customer_id bigint not null, note text)" || fail "create table"
-done
-cat >>"$WORK/main.lua" <<'LUA'
-local shards = shard_map "orders" {
-  cluster_set = { db_a }, slots = 1024, key = "customer_id", hash = "ketama", batch = 128,
-  publish = { file = "/etc/app/shards/orders.json", hosts = { h3 } },
-}
-LUA
+shard_up
+shard_map_lua 'cluster_set = { db_a }, slots = 1024, key = "customer_id", hash = "ketama", batch = 128'
 iac apply -auto-approve >"$WORK/a1.out" 2>&1 || { cat "$WORK/a1.out"; fail "apply of the map"; }
-MAP="$BED/hosts/h3/upper/etc/app/shards/orders.json"
 [ -f "$MAP" ] || fail "the map is not published on h3"
 "$T_PY" - "$MAP" <<'PY' || fail "published map v1"
 import json, sys
@@ -91,17 +60,13 @@ set -- $moving
 [ "${1:-0}" = "${2:-x}" ] && [ "$1" -gt 300 ] && [ "$1" -lt 724 ] || fail "expected about half of 1024 slots to move a -> b, saw '$moving'"
 
 # --- move under constant writes
-rm -f "$WORK/stop"
-PGPASSWORD=$IAC_VAR_pg_superuser ctl "$T_PY" "$IAC_SOURCE_DIR/tests/db/shard_writer.py" "$MAP" 100001 "$WORK/stop" "$WORK/w.json" \
-	2>"$WORK/w.err" &
-wpid=$!
+shard_writer 100001
 sleep 2
 t0=$(date +%s.%N)
 iac apply -auto-approve >"$WORK/a2.out" 2>&1 || { touch "$WORK/stop"; cat "$WORK/a2.out"; fail "apply of the moves"; }
 echo "moved $1 slots in $(echo "$(date +%s.%N) - $t0" | bc) s"
 sleep 2
-touch "$WORK/stop"
-wait "$wpid" || { cat "$WORK/w.err"; fail "writer"; }
+shard_writer_stop
 grep -E "moved|write pause" "$WORK/a2.out" | tail -2
 psql_at $A "copy (select id, customer_id from orders) to stdout" >"$WORK/rows_a" || fail "read a"
 psql_at $B "copy (select id, customer_id from orders) to stdout" >"$WORK/rows_b" || fail "read b"
