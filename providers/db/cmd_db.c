@@ -5,6 +5,8 @@
  * to find a cluster's members, then ask Patroni (REST) and, for status,
  * the leader's PostgreSQL (psql as postgres over the host's socket, so no
  * password is involved). Neither changes state: roles are Patroni's.
+ * migrate -dry-run loads the configuration for its migrations and reads
+ * schema_migrations on the leader: it runs no statement of theirs.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "providers/db/db.h"
+#include "providers/db/migration.h"
 
 #include "iac/cli/session.h"
 #include "iac/core/err.h"
@@ -428,26 +431,174 @@ static int status(iac_session *s, const char *cluster)
 	return rc;
 }
 
+/* ---- migrate -dry-run --------------------------------------------------- */
+
+static void print_phase(const json_t *rep, const char *cluster)
+{
+	size_t i;
+	json_t *e;
+	printf("migration %s (%s, cluster %s): %s file %s, %s\n", iac_json_str(rep, "name"), iac_json_str(rep, "phase"),
+	       cluster, iac_json_str(rep, "phase"), iac_json_str(rep, "file"), iac_json_str(rep, "state"));
+	if (iac_json_str(rep, "error"))
+		printf("  error: %s\n", iac_json_str(rep, "error"));
+	if (iac_json_str(rep, "waits"))
+		printf("  %s\n", iac_json_str(rep, "waits"));
+	json_array_foreach(json_object_get(rep, "statements"), i, e) {
+		const char *tx = iac_json_str(e, "transaction");
+		char where[64];
+		if (!strcmp(tx, "none"))
+			snprintf(where, sizeof(where), "outside a transaction");
+		else if (!strcmp(tx, "own"))
+			snprintf(where, sizeof(where), "in its own transaction");
+		else
+			snprintf(where, sizeof(where), "in transaction %s", tx + 6);
+		printf("  %2lld. %s%s\n      lock: %s%s%s; %s\n", (long long)json_integer_value(json_object_get(e, "n")),
+		       json_is_true(json_object_get(e, "done")) ? "(done) " : "", iac_json_str(e, "sql"),
+		       iac_json_str(e, "lock"), iac_json_str(e, "table") ? " on " : "", iac_json_str(e, "table") ?: "", where);
+		if (iac_json_str(e, "note"))
+			printf("      note: %s\n", iac_json_str(e, "note"));
+	}
+}
+
+/* 1 when r is one of the migrations named (all when none are). */
+static int wanted(const iac_rconf *r, const iac_strlist *pos)
+{
+	if (strcmp(r->type, "db.migration") && strcmp(r->type, "db.migration_contract"))
+		return 0;
+	if (pos->n < 2)
+		return 1;
+	for (size_t i = 1; i < pos->n; i++)
+		if (!strcmp(pos->items[i], r->name))
+			return 1;
+	return 0;
+}
+
+static int migrate_dry_run(iac_session *s, const iac_strlist *pos)
+{
+	json_t *list = json_array();
+	int rc = 0, n = 0;
+	if (iac_session_load(s) < 0) {   /* the error is printed */
+		json_decref(list);
+		return 1;
+	}
+	iac_session_providers(s);
+	for (size_t i = 0; i < s->cfg->nres; i++) {
+		iac_rconf *r = s->cfg->res[i];
+		iac_rctx ctx;
+		json_t *rep = NULL;
+		if (!wanted(r, pos))
+			continue;
+		n++;
+		const char *phase = strcmp(r->type, "db.migration") ? "contract" : "expand";
+		if (iac_providers_ctx(&ctx, s->pv, &iac_provider_db, r->addr, &iac_cancel_requested) < 0 ||
+		    iac_db_migration_dry_run(&rep, &ctx, r->attrs, phase) < 0) {
+			iac_log_error("%s: %s", r->addr, iac_err_last());
+			rc = 1;
+			continue;
+		}
+		if (!strcmp(phase, "contract") && strcmp(iac_json_str(rep, "state"), "applied"))
+			json_object_set_new(rep, "waits", json_sprintf("runs only once '%s' has deployed after the expand "
+								       "and its rollback window has passed ('iac plan' "
+								       "says how long is left)",
+								       iac_json_str(r->attrs, "deployment") ?: "?"));
+		if (!s->json)
+			print_phase(rep, iac_json_str(r->attrs, "cluster") ?: "?");
+		json_array_append_new(list, rep);
+	}
+	if (!n) {
+		iac_log_error(pos->n > 1 ? "no migration of that name in main.lua" : "no migration in main.lua");
+		rc = 1;
+	} else if (s->json) {
+		json_t *doc = json_pack("{s:O,s:b}", "migrations", list, "dry_run", 1);
+		char *text = json_dumps(doc, JSON_INDENT(2));
+		printf("%s\n", text);
+		free(text);
+		json_decref(doc);
+	} else if (json_array_size(list)) {
+		printf("dry run: nothing was executed\n");
+	}
+	json_decref(list);
+	return rc;
+}
+
+/* iac db maintain [CLUSTER] [-force]: the due tasks of every db.maintenance
+ * in state (maintain.c); one line per task, or -json. */
+static int maintain(iac_session *s, const char *cluster, int force)
+{
+	json_t *entries = entries_of(s, "db.maintenance", cluster), *rep = NULL, *t;
+	iac_rctx ctx;
+	size_t i;
+	int rc;
+	if (!json_array_size(entries)) {
+		iac_log_error(cluster ? "no maintenance for cluster '%s' in state; declare one with maintenance \"NAME\" "
+					"{ db = ..., refresh = {...}, reindex = {...} } and apply"
+				      : "no maintenance in state%s; declare one with maintenance \"NAME\" { db = ..., refresh "
+					"= {...}, reindex = {...} } and apply",
+			      cluster ? cluster : "");
+		json_decref(entries);
+		return 1;
+	}
+	iac_providers_ctx(&ctx, s->pv, &iac_provider_db, "db.maintenance", &iac_cancel_requested);
+	rc = iac_db_maintain(&rep, &ctx, entries, force) < 0;
+	if (s->json) {
+		json_t *doc = json_pack("{s:O}", "tasks", rep);
+		char *text = json_dumps(doc, JSON_INDENT(2));
+		printf("%s\n", text);
+		free(text);
+		json_decref(doc);
+	} else {
+		json_array_foreach(rep, i, t) {
+			const char *res = iac_json_str(t, "result") ?: "?";
+			printf("%s: %s %s: %s", iac_json_str(t, "maintenance") ?: "?", iac_json_str(t, "kind") ?: "",
+			       iac_json_str(t, "target") ?: "", res);
+			if (!strcmp(res, "done"))
+				printf(" (%.2fs)", json_number_value(json_object_get(t, "seconds")));
+			else if (!strcmp(res, "not due"))
+				printf(" (next in %.0fs)", json_number_value(json_object_get(t, "next_in_seconds")));
+			else if (!strcmp(res, "busy"))
+				printf(" (another runner has it)");
+			printf("\n");
+			if (!strcmp(res, "failed"))
+				iac_log_error("%s", iac_json_str(t, "error") ?: "?");
+		}
+	}
+	json_decref(rep);
+	json_decref(entries);
+	return rc;
+}
+
 int iac_db_cmd(int argc, char **argv)
 {
 	iac_session s;
 	iac_strlist pos = { 0 };
 	const char *to = NULL;
-	int rc = 1;
+	int rc = 1, dry_run = 0, force = 0;
 	const iac_opt own[] = {
+		{ "force", IAC_OPT_BOOL, &force, "maintain: run every task now, due or not" },
 		{ "to", IAC_OPT_STRING, &to, "switchover: the member to lead (default: Patroni picks)" },
+		{ "dry-run", IAC_OPT_BOOL, &dry_run, "migrate: show the pending statements and their locks, run nothing" },
 		{ NULL, 0, NULL, NULL },
 	};
 	iac_session_init(&s, "db");
-	if (iac_session_args_own(&s, IAC_F_JSON, own, argc, argv, &pos) < 0)
+	if (iac_session_args_own(&s, IAC_F_JSON | IAC_F_VARS, own, argc, argv, &pos) < 0)
 		goto out;
-	if (!pos.n || (strcmp(pos.items[0], "switchover") && strcmp(pos.items[0], "status"))) {
-		static const char *const subs[] = { "switchover", "status" };
-		const char *pick = pos.n ? iac_suggest(pos.items[0], subs, 2) : NULL;
+	if (!pos.n || (strcmp(pos.items[0], "switchover") && strcmp(pos.items[0], "status") &&
+		       strcmp(pos.items[0], "migrate") && strcmp(pos.items[0], "maintain"))) {
+		static const char *const subs[] = { "switchover", "status", "migrate", "maintain" };
+		const char *pick = pos.n ? iac_suggest(pos.items[0], subs, 4) : NULL;
 		if (pos.n)
 			iac_log_error("unknown subcommand 'db %s'%s%s%s", pos.items[0], pick ? "; did you mean '" : "",
 				      pick ? pick : "", pick ? "'?" : "");
-		iac_log_error("usage: iac db switchover CLUSTER [-to MEMBER] | iac db status [CLUSTER] [-json]");
+		iac_log_error("usage: iac db switchover CLUSTER [-to MEMBER] | iac db status [CLUSTER] [-json] | "
+			      "iac db migrate -dry-run [NAME...] | iac db maintain [CLUSTER] [-force]");
+		goto out;
+	}
+	if (!strcmp(pos.items[0], "migrate")) {
+		if (!dry_run)
+			iac_log_error("migrations run with 'iac apply' (in order with their deployments); "
+				      "'iac db migrate -dry-run' shows what they would run and the locks it takes");
+		else
+			rc = migrate_dry_run(&s, &pos);
 		goto out;
 	}
 	if (!strcmp(pos.items[0], "switchover") && pos.n != 2) {
@@ -459,6 +610,8 @@ int iac_db_cmd(int argc, char **argv)
 	s.pv = iac_providers_new(iac_state_extra(s.st, "providers"), NULL, ".");
 	if (!strcmp(pos.items[0], "switchover"))
 		rc = switchover(&s, pos.items[1], to);
+	else if (!strcmp(pos.items[0], "maintain"))
+		rc = maintain(&s, pos.n > 1 ? pos.items[1] : NULL, force);
 	else
 		rc = status(&s, pos.n > 1 ? pos.items[1] : NULL);
 out:
@@ -470,12 +623,21 @@ out:
 void iac_db_cmd_help(void)
 {
 	printf("\nusage: iac db switchover CLUSTER [-to MEMBER] [-json]\n"
-	       "       iac db status [CLUSTER] [-json]      (also: iac status db [CLUSTER])\n\n"
+	       "       iac db status [CLUSTER] [-json]      (also: iac status db [CLUSTER])\n"
+	       "       iac db migrate -dry-run [NAME...] [-json]\n"
+	       "       iac db maintain [CLUSTER] [-force] [-json]\n\n"
 	       "switchover asks Patroni to hand the leader role of CLUSTER to MEMBER (or\n"
 	       "a replica it picks) and waits until the new leader runs. status shows each\n"
 	       "member's role, replication lag (bytes and seconds), the leader's slots and\n"
 	       "the WAL they retain (inactive slots flagged), and connections. Both read\n"
-	       "state only; neither changes it.\n");
+	       "state only; neither changes it. migrate -dry-run prints each migration's\n"
+	       "pending statements, the lock each takes and the transaction it runs in,\n"
+	       "from main.lua and schema_migrations on the leader; it executes nothing.\n"
+	       "maintain runs the due tasks of each maintenance in state (REFRESH\n"
+	       "MATERIALIZED VIEW CONCURRENTLY, REINDEX TABLE CONCURRENTLY; -force: all),\n"
+	       "recording each run in the database's iac_maintenance table; for cron.\n");
 	iac_session_usage(IAC_F_JSON);
 	printf("  -to MEMBER               switchover: the member to lead\n");
+	printf("  -dry-run                 migrate: show, run nothing\n");
+	printf("  -force                   maintain: run every task now\n");
 }

@@ -35,6 +35,7 @@ extern const iac_rtype iac_db_creds_type;
 extern const iac_rtype iac_db_proxy_type;
 extern const iac_rtype iac_db_migration_type;
 extern const iac_rtype iac_db_pooler_type;
+extern const iac_rtype iac_db_exporter_type;   /* node.c: prometheus-postgres-exporter per member */
 extern const iac_rtype iac_db_partitions_type;
 extern const iac_rtype iac_db_maintenance_type;
 extern const iac_provider iac_provider_db;

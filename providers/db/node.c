@@ -431,3 +431,115 @@ const iac_rtype iac_db_node_type = {
 	.probe = iac_db_probe,
 	.gone_reason = "not running",
 };
+
+/* ---- db.exporter ---------------------------------------------------------
+ * prometheus-postgres-exporter (Debian's package) beside one member, for
+ * Prometheus: it runs as postgres and reaches the local PostgreSQL over the
+ * socket (peer authentication: no password anywhere), listening on the
+ * member's address, port 9187 by default. Pid in
+ * /run/postgresql/postgres-exporter-CLUSTER.pid. */
+
+static const iac_attr exp_attrs[] = {
+	{ "host", IAC_T_HOST, IAC_A_REQUIRED | IAC_A_FORCE_NEW, "the member's host" },
+	{ "cluster", IAC_T_STRING, IAC_A_REQUIRED | IAC_A_FORCE_NEW, "the cluster's name" },
+	{ "port", IAC_T_NUMBER, 0, "the exporter's port, default 9187" },
+	{ "pg_port", IAC_T_NUMBER, 0, "the local PostgreSQL's port, default 5432" },
+	{ "config_sha256", IAC_T_STRING, IAC_A_COMPUTED, "SHA-256 of the exporter's command line" },
+	{ NULL, 0, 0, NULL },
+};
+
+static char *exp_pidfile(const json_t *a)
+{
+	return iac_xasprintf("/run/postgresql/postgres-exporter-%s.pid", iac_json_str(a, "cluster"));
+}
+
+/* The command that runs the exporter (in the foreground), or NULL. */
+static char *exp_command(const json_t *a)
+{
+	const char *c = iac_json_str(a, "cluster");
+	if (!iac_db_name_ok(c) || !iac_db_name_ok(addr_of(a))) {
+		iac_err_set("attribute 'cluster' or the host's address: not a plain name");
+		return NULL;
+	}
+	return iac_xasprintf("env \"DATA_SOURCE_NAME=host=/run/postgresql port=%ld user=postgres dbname=postgres "
+			     "sslmode=disable\" prometheus-postgres-exporter --web.listen-address=%s:%ld",
+			     num(a, "pg_port", 5432), addr_of(a), num(a, "port", 9187));
+}
+
+static int exp_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
+{
+	(void)ctx;
+	(void)prior;
+	if (iac_value_has_unknown(planned))
+		return 0;
+	char *cmd = exp_command(planned);
+	if (!cmd)
+		return IAC_ERR;
+	iac_db_set_sha(planned, cmd);
+	free(cmd);
+	return 0;
+}
+
+/* create and update: (re)start it with the command of planned */
+static int exp_converge(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
+{
+	char *cmd = exp_command(planned), *pf = exp_pidfile(planned), *run = NULL;
+	int rc = IAC_ERR;
+	if (!cmd)
+		goto done;
+	if (prior && iac_db_stop(ctx, prior, pf, "TERM", 5, NULL) < 0)
+		goto done;
+	/* the pidfile is the exporter's own pid: sh writes $$, then execs */
+	run = iac_xasprintf("command -v prometheus-postgres-exporter >/dev/null || { echo 'prometheus-postgres-exporter "
+			    "is not installed' >&2; exit 3; }; install -d -o postgres -g postgres -m 2775 /run/postgresql && "
+			    "install -d -o postgres -g postgres -m 0750 /var/log/patroni && cd / && "
+			    "setsid -f setpriv --reuid=postgres --regid=postgres --init-groups sh -c 'echo $$ > %s; exec %s' "
+			    "</dev/null >>/var/log/patroni/postgres-exporter-%s.log 2>&1; "
+			    "for i in $(seq 100); do p=$(cat %s 2>/dev/null) && kill -0 \"$p\" 2>/dev/null && exit 0; sleep 0.05; done; "
+			    "echo 'prometheus-postgres-exporter did not start' >&2; tail -n 5 /var/log/patroni/postgres-exporter-%s.log >&2; exit 4",
+			    pf, cmd, iac_json_str(planned, "cluster"), pf, iac_json_str(planned, "cluster"));
+	if (iac_host_run(NULL, ctx->hosts, json_object_get(planned, "host"), run, 30e3, ctx->cancel) < 0)
+		goto done;
+	*out = json_deep_copy(planned);
+	iac_db_set_sha(*out, cmd);
+	rc = 0;
+done:
+	free(cmd);
+	free(pf);
+	free(run);
+	return rc;
+}
+
+static int exp_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
+{
+	return exp_converge(ctx, out, NULL, planned);
+}
+
+static int exp_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
+{
+	char *pf = exp_pidfile(prior);
+	int rc = iac_db_read_daemon(ctx, out, prior, pf);
+	free(pf);
+	return rc;
+}
+
+static int exp_remove(const iac_rctx *ctx, const json_t *prior)
+{
+	char *pf = exp_pidfile(prior);
+	int rc = iac_db_stop(ctx, prior, pf, "TERM", 5, NULL);
+	free(pf);
+	return rc;
+}
+
+const iac_rtype iac_db_exporter_type = {
+	.name = "db.exporter",
+	.attrs = exp_attrs,
+	.doc = "prometheus-postgres-exporter beside one member, for Prometheus",
+	.plan = exp_plan,
+	.read = exp_read,
+	.create = exp_create,
+	.update = exp_converge,
+	.remove = exp_remove,
+	.probe = iac_db_probe,
+	.gone_reason = "not running",
+};

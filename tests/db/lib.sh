@@ -10,6 +10,8 @@
 #   server_at HOST PORT        the address of the member that answers there
 #                              (through PgBouncer too, where inet_server_addr is local)
 # DB_POOLER=1 before db_up: PgBouncer on every member (pooler = {...}).
+# DB_MEMBERS=N (default 3): only h1..hN are database members; DB_BED_HOSTS=N
+# (default 4) hosts in the bed (h4 stays HAProxy's).
 # Everything started here dies with the bed (each host's PID 1 is killed, and
 # with it Patroni and PostgreSQL) or is stopped by PID (etcd) on exit, also
 # when a check fails.
@@ -42,7 +44,7 @@ trap db_cleanup EXIT
 ctl() { bash "$TESTBED" exec "$BED" "$@"; }
 
 db_up() {
-	bed_up 4
+	bed_up "${DB_BED_HOSTS:-4}"
 	. "$BED/env"
 	ETCD_ADDR="$TB_SUBNET.1:2379"
 	# exec all the way down: $! is etcd itself
@@ -63,7 +65,7 @@ db_up() {
 $(provider_block)
 variable "pg_superuser" { sensitive = true }
 variable "pg_replication" { sensitive = true }
-for i = 1, 3 do host("h" .. i) { address = "$TB_SUBNET." .. (i + 1), labels = { role = "db" } } end
+for i = 1, ${DB_MEMBERS:-3} do host("h" .. i) { address = "$TB_SUBNET." .. (i + 1), labels = { role = "db" } } end
 local lb1 = host "h4" { address = "$LB" }
 local db = postgres_cluster "main" {
   hosts = hosts { role = "db" },
