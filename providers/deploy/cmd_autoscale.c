@@ -89,11 +89,11 @@ static void print_decision(const ctl *c, const json_t *d)
 		return;
 	}
 	const json_t *v = json_object_get(d, "value");
-	char val[64];
+	char val[640];
 	if (json_is_number(v))
 		snprintf(val, sizeof(val), "%.2f", json_number_value(v));
 	else
-		snprintf(val, sizeof(val), "unknown (%s)", iac_json_str(d, "metric_error") ?: "no answer");
+		snprintf(val, sizeof(val), "unknown (%.600s)", iac_json_str(d, "metric_error") ?: "no answer");
 	printf("%s %s: %s %s (target %g), current %lld, desired %lld: %s", at, dep, iac_json_str(d, "metric"), val,
 	       json_number_value(json_object_get(d, "target")),
 	       (long long)json_integer_value(json_object_get(d, "current")),

@@ -109,4 +109,17 @@ for _ in $(seq 1 60); do
 done
 [ -n "$TOOK" ] && [ "$TOOK" -le 2500 ] && ok "B stopped (Ctrl-C) revokes its lease: C leads after $TOOK ms" ||
 	{ cat "$TMP/C.out" >&2; check_fail "C did not take over quickly after B's Ctrl-C (${TOOK:-never})"; }
+t_stop_pid "$PID_C" INT
+
+# ---- the other metrics: host CPU, and a PromQL expression without its URL -------------
+sed -i 's/target = 10,/target = 10, metric = "cpu",/' "$D/main.lua"
+(cd "$D" && "$IAC" -no-color apply -auto-approve >"$TMP/apply-cpu.out" 2>&1) || { cat "$TMP/apply-cpu.out" >&2; fail "apply (cpu)"; }
+(cd "$D" && "$IAC" -no-color autoscale -once) >"$TMP/cpu.out" 2>&1
+grep -Eq "deploy.blue_green.web: cpu [0-9.]+ \(target 10\), current 1, desired [1-3]" "$TMP/cpu.out" &&
+	ok "metric = \"cpu\": $(cut -d' ' -f2-6 "$TMP/cpu.out")" || { cat "$TMP/cpu.out" >&2; check_fail "cpu metric"; }
+sed -i 's/metric = "cpu"/metric = "sum(rate(http_requests_total[1m]))"/' "$D/main.lua"
+(cd "$D" && "$IAC" -no-color apply -auto-approve >"$TMP/apply-prom.out" 2>&1) || { cat "$TMP/apply-prom.out" >&2; fail "apply (promql)"; }
+(cd "$D" && "$IAC" -no-color autoscale -once) >"$TMP/prom.out" 2>&1
+grep -Fq "unknown (metric 'sum(rate(http_requests_total[1m]))' is a PromQL expression but autoscale.prometheus (the URL) is not set)" "$TMP/prom.out" && grep -q "metric unavailable: stay at [1-3]$" "$TMP/prom.out" &&
+	ok "a PromQL metric without autoscale.prometheus: unknown, no change, and why" || { cat "$TMP/prom.out" >&2; check_fail "promql without url"; }
 finish
