@@ -21,6 +21,7 @@
 #include "iac/loadtest/capacity.h"
 #include "iac/loadtest/engine.h"
 #include "iac/loadtest/observe.h"
+#include "iac/loadtest/prom.h"
 #include "iac/loadtest/report.h"
 #include "iac/loadtest/setup.h"
 
@@ -40,11 +41,14 @@ typedef struct {
 	/* -find-capacity and its options (capacity search) */
 	const char *find_capacity;
 	double max_rate, cap_start, cap_step, cap_hold_ms, cap_precision;
+	/* Prometheus exposition endpoint (prom.h) */
+	const char *metrics_listen;
+	double metrics_linger_ms;
 } lt_flags;
 
 static const iac_opt *options(lt_flags *f)
 {
-	static iac_opt opts[24];
+	static iac_opt opts[26];
 	iac_opt o[] = {
 		{ "duration", IAC_OPT_DURATION, &f->duration_ms, "length of the load phase (constant executors)" },
 		{ "vus", IAC_OPT_INT, &f->vus, "virtual users (constant-vus) or max_vus (arrival-rate)" },
@@ -67,6 +71,10 @@ static const iac_opt *options(lt_flags *f)
 		{ "capacity-hold", IAC_OPT_DURATION, &f->cap_hold_ms, "capacity search: how long each rate is held (default 10s)" },
 		{ "capacity-precision", IAC_OPT_DOUBLE, &f->cap_precision,
 		  "capacity search: stop bisecting within this % of the capacity (default 5)" },
+		{ "metrics-listen", IAC_OPT_STRING, &f->metrics_listen,
+		  "serve the figures for Prometheus to scrape at http://HOST:PORT/metrics while the test runs" },
+		{ "metrics-linger", IAC_OPT_DURATION, &f->metrics_linger_ms,
+		  "keep serving the final figures this long after the run (a last scrape)" },
 		{ NULL, 0, NULL, NULL },
 	};
 	_Static_assert(sizeof(o) <= sizeof(opts), "opts[] is too small for the options");
@@ -242,6 +250,7 @@ typedef struct {
 	iac_lt_run run;
 	int have_run;
 	iac_lt_result res;
+	iac_lt_prom *prom;       /* -metrics-listen, or NULL */
 } lt_cmd;
 
 /* The flags and the one scenario file. 0, or -1 with a message. */
@@ -317,6 +326,8 @@ static int lt_start(lt_cmd *c, struct sigaction *old_sa)
 	iac_time_rfc3339(c->res.started, sizeof(c->res.started));
 	int rc = iac_lt_engine_start(&c->run, &c->cfg, c->threads);
 	c->have_run = 1;   /* freed even when the start failed half-way */
+	if (rc == 0)
+		iac_lt_prom_attach(c->prom, &c->run);
 	if (rc < 0)
 		sigaction(SIGINT, old_sa, NULL);
 	return rc < 0 ? IAC_ERR : 0;
@@ -511,6 +522,8 @@ static int lt_report(lt_cmd *c)
 
 static void lt_free(lt_cmd *c)
 {
+	iac_lt_prom_detach(c->prom);   /* before the run it reads is freed */
+	iac_lt_prom_stop(c->prom);
 	iac_lt_hosts_close(c->hosts);
 	iac_lt_caches_close(c->caches);
 	iac_lt_result_free(&c->res);
@@ -845,6 +858,10 @@ int iac_loadtest_main(int argc, char **argv)
 		iac_log_error("%s", iac_err_last());
 		goto done;
 	}
+	if (c.f.find_capacity && c.f.metrics_listen) {
+		iac_log_error("flag '-metrics-listen' does not apply with '-find-capacity' (each step is its own run)");
+		goto done;
+	}
 	if (c.f.find_capacity) {
 		rc = lt_capacity(&c);
 		goto done;
@@ -852,6 +869,10 @@ int iac_loadtest_main(int argc, char **argv)
 	if (!isnan(c.f.max_rate) || !isnan(c.f.cap_start) || !isnan(c.f.cap_step) || !isnan(c.f.cap_hold_ms) ||
 	    !isnan(c.f.cap_precision)) {
 		iac_log_error("flags '-max-rate' and '-capacity-*' only apply with '-find-capacity COND'");
+		goto done;
+	}
+	if (c.f.metrics_listen && iac_lt_prom_start(&c.prom, c.f.metrics_listen) < 0) {
+		iac_log_error("%s", iac_err_last());
 		goto done;
 	}
 	if (iac_lt_setup_run(&c.cfg) < 0 || lt_run(&c) < 0) {
@@ -862,6 +883,10 @@ int iac_loadtest_main(int argc, char **argv)
 	if (iac_lt_teardown_run(&c.cfg) < 0) {
 		iac_log_error("%s", iac_err_last());
 		rc = rc ? rc : 1;
+	}
+	if (c.prom && c.f.metrics_linger_ms > 0) {
+		iac_lt_prom_detach(c.prom);
+		sleep_ms(c.f.metrics_linger_ms);
 	}
 
 done:
