@@ -139,6 +139,18 @@ static size_t split_csv(char *line, char **fields, size_t max)
 	return n;
 }
 
+/* A server row: kept by name, the first IAC_LT_HAP_SERVERS of them. */
+static void server_row(iac_lt_hap_sample *out, const char *px, const char *sv, double q, double sc, double rt)
+{
+	if (out->nservers >= IAC_LT_HAP_SERVERS)
+		return;
+	iac_lt_hap_server *x = &out->servers[out->nservers++];
+	snprintf(x->name, sizeof(x->name), "%s/%s", px, sv);
+	x->qcur = q;
+	x->scur = sc;
+	x->rtime_ms = rt;
+}
+
 int iac_lt_haproxy_parse(iac_lt_hap_sample *out, const char *csv)
 {
 	memset(out, 0, sizeof(*out));
@@ -173,11 +185,12 @@ int iac_lt_haproxy_parse(iac_lt_hap_sample *out, const char *csv)
 				out->rate += atof(f[irate]);
 			continue;
 		}
-		if (strcmp(f[isv], "BACKEND") || (size_t)ir >= n || (size_t)is >= n || (size_t)iq >= n)
+		if ((size_t)ir >= n || (size_t)is >= n || (size_t)iq >= n || !strcmp(f[ipx], "stats"))
+			continue;   /* the stats backend itself is not a service */
+		if (strcmp(f[isv], "BACKEND")) {
+			server_row(out, f[ipx], f[isv], atof(f[iq]), atof(f[is]), atof(f[ir]));
 			continue;
-		/* the stats backend itself is not a service */
-		if (!strcmp(f[ipx], "stats"))
-			continue;
+		}
 		out->backends++;
 		out->qcur += atof(f[iq]);
 		double sc = atof(f[is]);

@@ -25,9 +25,19 @@
 #include "iac/core/args.h"
 #include "iac/core/buf.h"
 
+/* Servers of the backends, each on its own: "backend/server" and its
+ * figures (the first IAC_LT_HAP_SERVERS; more are summed but not named). */
+#define IAC_LT_HAP_SERVERS 16
+typedef struct {
+	char name[64];
+	double qcur, scur, rtime_ms;
+} iac_lt_hap_server;
+
 typedef struct {
 	double qcur, scur, rtime_ms, rate;
 	int backends;
+	int nservers;
+	iac_lt_hap_server servers[IAC_LT_HAP_SERVERS];
 } iac_lt_hap_sample;
 
 /* Query HAProxy. 0, or -1 with a message. */

@@ -26,6 +26,12 @@ static void test_haproxy_csv(void)
 	CHECK(s.scur == 2);
 	CHECK(s.rtime_ms == 302);
 	CHECK(s.rate == 120);
+	/* each server on its own, named backend/server; not the stats backend's */
+	CHECK_INT(s.nservers, 1);
+	CHECK_STR(s.servers[0].name, "app/n1");
+	CHECK(s.servers[0].qcur == 14);
+	CHECK(s.servers[0].scur == 2);
+	CHECK(s.servers[0].rtime_ms == 300);
 	CHECK(iac_lt_haproxy_parse(&s, "Unknown command\n") < 0);
 	CHECK_CONTAINS(iac_err_last(), "does not start with the CSV header");
 	CHECK(iac_lt_haproxy_parse(&s, "# a,b,c\n1,2,3\n") < 0);
