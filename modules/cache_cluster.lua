@@ -79,7 +79,7 @@ end
 -- key anywhere is refused with a suggestion, at the user's line
 local function check_settings(name, cfg, check)
   local what = "cache_cluster '" .. name .. "'"
-  for _, k in ipairs { "ring", "proxy", "publish", "warm", "sentinel" } do
+  for _, k in ipairs { "ring", "proxy", "publish", "warm", "sentinel", "l1" } do
     if cfg[k] ~= nil and type(cfg[k]) ~= "table" then error(what .. ": " .. k .. " must be a table { ... }", 3) end
   end
   for _, k in ipairs { "file", "etcd" } do
@@ -89,7 +89,7 @@ local function check_settings(name, cfg, check)
   end
   check = check or function() end   -- required without the prelude's helpers
   check(cfg, what, { "engine", "hosts", "per_host", "memory", "policy", "base_port", "ring", "proxy", "publish",
-                     "classes", "warm", "exporter", "replicas", "sentinel" })
+                     "classes", "warm", "exporter", "replicas", "sentinel", "l1" })
   check(cfg.ring, what .. ": ring", { "hash", "vnodes", "key_hash", "hash_tag" })
   check(cfg.proxy, what .. ": proxy", { "hosts", "port", "stats_port" })
   check(cfg.publish, what .. ": publish", { "file", "etcd" })
@@ -328,6 +328,8 @@ return function(name, helpers)
       cluster = name, engine = engine, hash = "ketama", key_hash = ring.key_hash, hash_tag = ring.hash_tag,
       vnodes = ring.vnodes, nodes = specs, classes = cfg.classes, warm = cfg.warm,
       point_names = point_names, sentinels = sentinels, depends_on = services,
+      -- l1 = lb (haproxy with cache = { ... }): iac status cache reports both levels
+      l1 = type(cfg.l1) == "table" and { api = cfg.l1.api, backend = cfg.l1.backend } or nil,
     }
     -- the ring and the proxies change after the cluster: warming (in the
     -- cluster's update) runs before clients see the new ring

@@ -60,6 +60,7 @@ static const iac_attr cluster_attrs[] = {
 	{ "nodes", IAC_T_LIST, IAC_A_REQUIRED, "{ name, address, port, weight } per node" },
 	{ "classes", IAC_T_MAP, 0, "data classes" },
 	{ "warm", IAC_T_MAP, IAC_A_NO_DIFF, "{ on_join, max_rate, max_time }: copy moving keys before the ring changes" },
+	{ "l1", IAC_T_MAP, 0, "the level-1 HTTP cache in front: { api, backend } of an haproxy with cache = { ... }" },
 	{ "warmed", IAC_T_MAP, IAC_A_COMPUTED, "what the last warming did: copied, scanned, expired, seconds, complete" },
 	{ NULL, 0, 0, NULL },
 };

@@ -27,6 +27,7 @@
 #include "iac/core/err.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
+#include "iac/deploy/haproxy_api.h"
 
 typedef struct {
 	iac_strlist nodes;
@@ -195,6 +196,75 @@ static int node_status(json_t **out, const json_t *cluster, const json_t *node)
 	return 0;
 }
 
+/* Field k of a CSV line (HAProxy's stats CSV has no quoting), up to the
+ * next comma or the end; NULL when the line is shorter. */
+static const char *csv_field(const char *line, long k, size_t *len)
+{
+	for (; k > 0 && line; k--) {
+		line = strchr(line, ',');
+		line = line ? line + 1 : NULL;
+	}
+	if (line)
+		*len = strcspn(line, ",\n");
+	return line;
+}
+
+/* The sum of a `show stat` column over the BACKEND rows of `backend`; -1
+ * when the column is missing. */
+static long long stat_column(const char *csv, const char *backend, const char *column)
+{
+	if (!iac_str_starts(csv, "# "))
+		return -1;
+	long col = -1;
+	size_t len = 0;
+	const char *f, *eol = strchr(csv, '\n');
+	for (long k = 0; col < 0 && (f = csv_field(csv + 2, k, &len)) && (!eol || f < eol); k++)
+		if (len == strlen(column) && !strncmp(f, column, len))
+			col = k;
+	if (col < 0)
+		return -1;
+	long long sum = 0;
+	for (const char *line = eol; line && line[1]; line = eol) {
+		size_t plen, slen;
+		eol = strchr(line + 1, '\n');
+		const char *px = csv_field(line + 1, 0, &plen), *sv = csv_field(line + 1, 1, &slen);
+		if (!sv || plen != strlen(backend) || strncmp(px, backend, plen) || slen != 7 || strncmp(sv, "BACKEND", 7))
+			continue;
+		if ((f = csv_field(line + 1, col, &len)) && (!eol || f < eol))
+			sum += atoll(f);
+	}
+	return sum;
+}
+
+/* Level 1 (l1 = { api, backend }): HAProxy's cache lookups and hits on
+ * that backend since HAProxy started (a reload starts them again). */
+static json_t *l1_status(const json_t *l1, int *failed)
+{
+	const char *api = iac_json_str(l1, "api"), *be = iac_json_str(l1, "backend") ?: "app";
+	json_t *o = json_pack("{s:s?,s:s}", "api", api, "backend", be);
+	iac_haproxy *h = NULL;
+	char *csv = NULL;
+	if (!api || iac_haproxy_open(&h, api, 3000) < 0 || iac_haproxy_cmd(&csv, h, "show stat") < 0) {
+		json_object_set_new(o, "error", json_string(api ? iac_err_last() : "no runtime API address"));
+		*failed = 1;
+		goto done;
+	}
+	long long lookups = stat_column(csv, be, "cache_lookups"), hits = stat_column(csv, be, "cache_hits");
+	if (lookups < 0 || hits < 0) {
+		json_object_set_new(o, "error", json_string("'show stat' has no cache_lookups / cache_hits columns"));
+		*failed = 1;
+		goto done;
+	}
+	json_object_set_new(o, "lookups", json_integer(lookups));
+	json_object_set_new(o, "hits", json_integer(hits));
+	json_object_set_new(o, "misses", json_integer(lookups - hits));
+	json_object_set_new(o, "hit_rate", lookups ? json_real((double)hits / (double)lookups) : json_null());
+done:
+	free(csv);
+	iac_haproxy_free(h);
+	return o;
+}
+
 static void human_bytes(char *buf, size_t size, long long b)
 {
 	if (b < 0)
@@ -207,6 +277,17 @@ static void human_bytes(char *buf, size_t size, long long b)
 		snprintf(buf, size, "%.1fK", (double)b / 1024.0);
 }
 
+static void print_level(const char *level, const char *what, const char *where, const json_t *o)
+{
+	const json_t *hr = json_object_get(o, "hit_rate");
+	char rate[16] = "-";
+	if (json_is_real(hr))
+		snprintf(rate, sizeof(rate), "%.1f%%", json_real_value(hr) * 100);
+	printf("  %s: %s (%s): %lld hits, %lld misses, hit rate %s\n", level, what, where,
+	       (long long)json_integer_value(json_object_get(o, "hits")),
+	       (long long)json_integer_value(json_object_get(o, "misses")), rate);
+}
+
 static void print_status(const json_t *doc)
 {
 	const json_t *cl, *n;
@@ -214,6 +295,14 @@ static void print_status(const json_t *doc)
 	json_array_foreach(json_object_get(doc, "clusters"), i, cl) {
 		printf("%scache '%s'%s (%s, %zu nodes)\n", iac_color(IAC_C_BOLD), iac_json_str(cl, "cluster"),
 		       iac_color(IAC_C_RESET), iac_json_str(cl, "engine"), json_array_size(json_object_get(cl, "nodes")));
+		const json_t *l1 = json_object_get(cl, "level1");
+		if (l1 && iac_json_str(l1, "error"))
+			printf("  level 1: HAProxy cache at %s: %s%s%s\n", iac_json_str(l1, "api"), iac_color(IAC_C_RED),
+			       iac_json_str(l1, "error"), iac_color(IAC_C_RESET));
+		else if (l1)
+			print_level("level 1", "HAProxy cache", iac_json_str(l1, "api"), l1);
+		if (l1 && json_object_get(cl, "level2"))
+			print_level("level 2", "cache nodes", iac_json_str(cl, "cluster"), json_object_get(cl, "level2"));
 		printf("  %-22s %-21s %10s %10s %8s %9s %8s %9s %7s\n", "NODE", "ADDRESS", "HITS", "MISSES", "HIT RATE",
 		       "EVICTIONS", "MEMORY", "KEYS", "CLIENTS");
 		json_array_foreach(json_object_get(cl, "nodes"), j, n) {
@@ -263,15 +352,28 @@ static int cmd_status(iac_session *s, const char *only)
 	}
 	json_array_foreach(clusters, i, cl) {
 		json_t *nodes = json_array(), *n;
+		long long hits = 0, misses = 0;
 		json_array_foreach(json_object_get(cl, "nodes"), j, n) {
 			json_t *one = NULL;
 			if (node_status(&one, cl, n) < 0)
 				rc = 1;
+			hits += json_integer_value(json_object_get(one, "hits"));
+			misses += json_integer_value(json_object_get(one, "misses"));
 			json_array_append_new(nodes, one);
 		}
-		json_array_append_new(json_object_get(doc, "clusters"),
-				      json_pack("{s:O?,s:O?,s:o}", "cluster", json_object_get(cl, "cluster"), "engine",
-						json_object_get(cl, "engine"), "nodes", nodes));
+		json_t *c = json_pack("{s:O?,s:O?,s:o}", "cluster", json_object_get(cl, "cluster"), "engine",
+				      json_object_get(cl, "engine"), "nodes", nodes);
+		/* both levels together: the HTTP cache in front, the nodes behind */
+		if (json_is_object(json_object_get(cl, "l1"))) {
+			int failed = 0;
+			json_object_set_new(c, "level1", l1_status(json_object_get(cl, "l1"), &failed));
+			json_object_set_new(c, "level2", json_pack("{s:I,s:I,s:o}", "hits", (json_int_t)hits, "misses",
+								  (json_int_t)misses, "hit_rate",
+								  hits + misses ? json_real((double)hits / (double)(hits + misses))
+										: json_null()));
+			rc |= failed;
+		}
+		json_array_append_new(json_object_get(doc, "clusters"), c);
 	}
 	if (s->json)
 		print_json(doc);
