@@ -158,32 +158,25 @@ void iac_lt_prom_render(iac_buf *b, const iac_lt_config *cfg, const iac_lt_stats
 			       (unsigned long long)s->transport[k]);
 	head(b, "iac_loadtest_http_req_duration_seconds", "summary", "latency of responses, over the run so far");
 	summary(b, "iac_loadtest_http_req_duration_seconds", "", &s->hist, 1e-6);
-	head(b, "iac_loadtest_endpoint_reqs_total", "counter", "requests by endpoint name");
 	iac_buf lbl = IAC_BUF_INIT;
-	for (size_t i = 0; i < s->neps; i++) {
-		iac_buf_clear(&lbl);
-		iac_buf_puts(&lbl, "name=\"");
-		label(&lbl, s->eps[i]->name);
-		iac_buf_putc(&lbl, '"');
-		iac_buf_printf(b, "iac_loadtest_endpoint_reqs_total{%s} %llu\n", iac_buf_cstr(&lbl),
-			       (unsigned long long)s->eps[i]->requests);
-	}
-	head(b, "iac_loadtest_endpoint_failed_total", "counter", "failed requests by endpoint name");
-	for (size_t i = 0; i < s->neps; i++) {
-		iac_buf_clear(&lbl);
-		iac_buf_puts(&lbl, "name=\"");
-		label(&lbl, s->eps[i]->name);
-		iac_buf_putc(&lbl, '"');
-		iac_buf_printf(b, "iac_loadtest_endpoint_failed_total{%s} %llu\n", iac_buf_cstr(&lbl),
-			       (unsigned long long)s->eps[i]->failed);
-	}
-	head(b, "iac_loadtest_endpoint_duration_seconds", "summary", "latency of responses by endpoint name");
-	for (size_t i = 0; i < s->neps; i++) {
-		iac_buf_clear(&lbl);
-		iac_buf_puts(&lbl, "name=\"");
-		label(&lbl, s->eps[i]->name);
-		iac_buf_putc(&lbl, '"');
-		summary(b, "iac_loadtest_endpoint_duration_seconds", iac_buf_cstr(&lbl), &s->eps[i]->hist, 1e-6);
+	static const char *const ep_series[] = { "iac_loadtest_endpoint_reqs_total", "iac_loadtest_endpoint_failed_total",
+						 "iac_loadtest_endpoint_duration_seconds" };
+	static const char *const ep_help[] = { "requests by endpoint name", "failed requests by endpoint name",
+					       "latency of responses by endpoint name" };
+	for (int k = 0; k < 3; k++) {
+		head(b, ep_series[k], k < 2 ? "counter" : "summary", ep_help[k]);
+		for (size_t i = 0; i < s->neps; i++) {
+			const iac_lt_endpoint *e = s->eps[i];
+			iac_buf_clear(&lbl);
+			iac_buf_puts(&lbl, "name=\"");
+			label(&lbl, e->name);
+			iac_buf_putc(&lbl, '"');
+			if (k < 2)
+				iac_buf_printf(b, "%s{%s} %llu\n", ep_series[k], iac_buf_cstr(&lbl),
+					       (unsigned long long)(k ? e->failed : e->requests));
+			else
+				summary(b, ep_series[k], iac_buf_cstr(&lbl), &e->hist, 1e-6);
+		}
 	}
 	head(b, "iac_loadtest_checks_total", "counter", "u:check() results");
 	for (size_t i = 0; i < s->nchecks; i++) {
