@@ -191,24 +191,44 @@ static int publish_text(const iac_rctx *ctx, const json_t *a, const char *text)
 	return rc;
 }
 
-/* SHA-256 of the document at the first target into hex ("" when absent). */
-static int published_sha(char hex[65], const iac_rctx *ctx, const json_t *a)
+/* The document at the first target: its SHA-256 into hex ("" when
+ * absent) and *map its slot map (new reference, NULL when absent or not
+ * this map's). The first target's copy is the flip: written first. */
+static int published(char hex[65], json_t **map, const iac_rctx *ctx, const json_t *a)
 {
 	const json_t *pub = json_object_get(a, "publish");
+	char *out = NULL;
+	int rc;
 	hex[0] = 0;
+	*map = NULL;
 	if (iac_json_str(pub, "etcd")) {
-		int rc = iac_etcd_value_sha256(hex, iac_json_str(pub, "etcd"), iac_json_str(pub, "key"));
+		iac_etcd *e = NULL;
+		iac_etcd_kv kv;
+		memset(&kv, 0, sizeof(kv));
+		rc = iac_etcd_open(&e, iac_json_str(pub, "etcd"), 5000);
+		if (rc == 0 && (rc = iac_etcd_get(&kv, e, iac_json_str(pub, "key"))) == 0)
+			out = iac_xstrdup(kv.value ? kv.value : "");
+		iac_etcd_kv_free(&kv);
+		iac_etcd_close(e);
 		if (rc == IAC_ENOTFOUND)
-			hex[0] = 0;
-		return rc == IAC_ENOTFOUND ? 0 : rc;
+			rc = 0;
+	} else {
+		char *path = local_path(ctx, a), *cmd = iac_xasprintf("cat '%s' 2>/dev/null; true", path);
+		rc = iac_host_run(&out, ctx->hosts, json_array_get(json_object_get(pub, "hosts"), 0), cmd, 20e3,
+				  ctx->cancel);
+		free(cmd);
+		free(path);
 	}
-	char *path = local_path(ctx, a), *cmd = iac_xasprintf("cat '%s' 2>/dev/null; true", path), *out = NULL;
-	int rc = iac_host_run(&out, ctx->hosts, json_array_get(json_object_get(pub, "hosts"), 0), cmd, 20e3, ctx->cancel);
-	if (rc == 0 && out && *out)
+	if (rc == 0 && out && *out) {
 		iac_sha256_hex(hex, out, strlen(out));
+		json_t *doc = json_loads(out, 0, NULL);
+		const json_t *m = json_object_get(doc, "map");
+		if (!strcmp(iac_json_str(doc, "name") ?: "", iac_json_str(a, "name")) &&
+		    json_array_size(m) == (size_t)num(a, "slots", 0))
+			*map = json_incref((json_t *)m);
+		json_decref(doc);
+	}
 	free(out);
-	free(cmd);
-	free(path);
 	return rc;
 }
 
@@ -470,8 +490,8 @@ done:
 	return rc;
 }
 
-/* The map as the clusters hold it: a slot is the cluster's that does not
- * say it is not its own; where that is not exactly one, state's. */
+/* The map as the clusters hold it, and for slots in a move as the first
+ * published copy has it (published, the move goes forward; not yet, back). */
 static int shard_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
 	iac_db_shard s;
@@ -479,6 +499,7 @@ static int shard_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	size_t i, n = json_array_size(clusters), set_up = 0;
 	long transit_all = 0;
 	unsigned char *transit = NULL;
+	json_t *pmap = NULL;
 	int rc = IAC_ERR;
 	char hex[65];
 	shard_init(&s, ctx, prior);
@@ -499,8 +520,10 @@ static int shard_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 		rc = 0;   /* no cluster knows the map: gone */
 		goto done;
 	}
-	if (published_sha(hex, ctx, prior) < 0)
+	if (published(hex, &pmap, ctx, prior) < 0)
 		goto done;
+	/* a slot in a move is where the published map says (the flip); any
+	 * other is the one cluster that does not say it is not its own */
 	json_t *map = json_array();
 	for (long sl = 0; sl < s.slots; sl++) {
 		const char *owner = NULL;
@@ -510,8 +533,9 @@ static int shard_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 				owner = cname(clusters, i);
 				owners++;
 			}
-		json_array_append_new(map, owners == 1 ? json_string(owner)
-						       : json_incref(json_array_get(json_object_get(prior, "map"), (size_t)sl)));
+		const json_t *was = json_array_get(pmap ? pmap : json_object_get(prior, "map"), (size_t)sl);
+		json_array_append_new(map, owners == 1 && !transit[sl] ? json_string(owner)
+					     : was ? json_incref((json_t *)was) : json_string(""));
 	}
 	*out = json_deep_copy(prior);
 	json_object_set_new(*out, "map", map);
@@ -519,6 +543,7 @@ static int shard_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	json_object_set_new(*out, "published_sha256", json_string(hex));
 	rc = 0;
 done:
+	json_decref(pmap);
 	free(no);
 	free(has);
 	free(transit);

@@ -13,9 +13,11 @@
  *      refused from here (the write pause starts).
  *   5. catch up: the logged keys' rows replace B's rows with those keys.
  *   6. verify: count and checksum (md5 of the sorted rows' md5s) of G on A
- *      and on B; a difference rolls the group back (A accepts again, B's
- *      copy deleted) and fails the apply.
- *   7. flip: the map with G on B is published; B accepts G (the pause ends).
+ *      and on B (B takes writes to G, 'verified', when they agree); a
+ *      difference rolls the group back (A accepts again, B's copy deleted)
+ *      and fails the apply.
+ *   7. flip: the map with G on B is published (the pause ends); B's state
+ *      rows of G dropped.
  *   8. A: G's rows deleted (triggers off), G 'moved'.
  * A stop anywhere is settled by iac_db_shard_setup at the next apply, from
  * the published map: before the flip (7) the group is rolled back, after it
@@ -128,7 +130,7 @@ static void setup_sql(iac_buf *b, const iac_db_shard *s)
 		       "    perform pg_advisory_xact_lock_shared(hashtext('iac_shard:%s'), s);\n"
 		       "    select state into st from iac_shard_state where map = '%s' and slot = s;\n"
 		       "    if st = 'copying' then insert into iac_shard_log values ('%s', s, kv);\n"
-		       "    elsif st is not null then raise exception using errcode = 'IAC01', message = format("
+		       "    elsif st is not null and st <> 'verified' then raise exception using errcode = 'IAC01', message = format("
 		       "'slot %%s of shard map ''%s'' is not on this cluster (%%s): read the map again and retry', s, st);\n"
 		       "    end if;\n"
 		       "  end loop;\n"
@@ -155,7 +157,7 @@ int iac_db_shard_setup(const iac_db_shard *s, const char *cluster, const json_t 
 	setup_sql(&b, s);
 	/* what a stopped move left: rows of slots this cluster does not own
 	 * that it was giving away (fenced: the flip was published) or taking
-	 * (incoming: it was not) go; everything it owns it accepts */
+	 * (incoming, verified: it was not) go; everything it owns it accepts */
 	iac_buf_printf(&b,
 		       "set local session_replication_role = replica;\n"
 		       "do $r$ begin\n"
@@ -163,10 +165,10 @@ int iac_db_shard_setup(const iac_db_shard *s, const char *cluster, const json_t 
 		       "    raise exception 'a slot of shard map ''%s'' was being copied from this cluster but the map gives "
 		       "it to another: the published map was changed by hand';\n"
 		       "  end if;\n"
-		       "  if exists (select 1 from iac_shard_state where map = '%s' and state in ('fenced', 'incoming') and "
+		       "  if exists (select 1 from iac_shard_state where map = '%s' and state in ('fenced', 'incoming', 'verified') and "
 		       "slot = any(%s)) then\n"
 		       "    delete from \"%s\" t where iac_shard_slot(t.\"%s\"::text, %ld) in (select slot from iac_shard_state "
-		       "where map = '%s' and state in ('fenced', 'incoming') and slot = any(%s));\n"
+		       "where map = '%s' and state in ('fenced', 'incoming', 'verified') and slot = any(%s));\n"
 		       "  end if;\n"
 		       "end $r$;\n"
 		       "delete from iac_shard_state where map = '%s' and slot <> all(%s);\n"
@@ -202,7 +204,7 @@ int iac_db_shard_read(unsigned char *transit, unsigned char *not_owned, const ia
 {
 	char *out = NULL, *text = iac_xasprintf(
 		"select case when to_regclass('iac_shard_state') is null then '-' else (select "
-		"coalesce(string_agg(slot::text, ',') filter (where state in ('copying', 'fenced', 'incoming')), '') || ' ' || "
+		"coalesce(string_agg(slot::text, ',') filter (where state in ('copying', 'fenced', 'incoming', 'verified')), '') || ' ' || "
 		"coalesce(string_agg(slot::text, ',') filter (where state in ('moved', 'incoming')), '') "
 		"from iac_shard_state where map = '%s') end;\n", s->map);
 	int rc = sql(&out, s, cluster, leader, "reading the slot state", text, 0);
@@ -328,7 +330,7 @@ static long count_lines(const char *t)
 	return n;
 }
 
-/* Each step one psql call: the write pause (fence to accept) is four
+/* Each step one psql call: the write pause (fence to flip) is three
  * round trips whatever the group's size. */
 int iac_db_shard_move(iac_db_shard *s, const char *from, const json_t *mf, const char *to, const json_t *mt,
 		      const long *slots, size_t n)
@@ -382,6 +384,16 @@ int iac_db_shard_move(iac_db_shard *s, const char *from, const json_t *mf, const
 				   "stdin;\n%s\\.\n",
 			       part[0], s->table, s->key, s->table, part[1]);
 	sum_sql(&b, s, slots, n);
+	/* B takes writes to G once its rows agree with A's ('verified'), so
+	 * the flip is the last step of the pause; before the flip nobody
+	 * writes there (the published map says A), and a stop before it
+	 * deletes B's rows of G like an 'incoming' copy */
+	iac_buf_printf(&b, "update iac_shard_state set state = 'verified' where map = '%s' and slot = any(", s->map);
+	slot_array(&b, slots, n);
+	iac_buf_printf(&b, ") and (select count(*) || ' ' || coalesce(md5(string_agg(md5(t::text), '' order by "
+			   "md5(t::text))), '-') from \"%s\" t where ", s->table);
+	in_group(&b, s, slots, n);
+	iac_buf_printf(&b, ") = '%s';\n", part[2]);
 	if (sql(&outb, s, to, mt, "catching up", iac_buf_cstr(&b), 1) < 0)
 		goto fail;
 	outb[strcspn(outb, "\n")] = 0;
@@ -393,17 +405,17 @@ int iac_db_shard_move(iac_db_shard *s, const char *from, const json_t *mf, const
 	}
 	if (s->publish(s, slots, n, to) < 0)
 		goto fail;
+	double pause = iac_now_ms() - t0;
+	if (pause > s->pause_ms)
+		s->pause_ms = pause;
+	/* published: from here on the move only goes forward (the next apply
+	 * finishes it from the map) */
 	iac_buf_clear(&b);
 	iac_buf_printf(&b, "delete from iac_shard_state where map = '%s' and slot = any(", s->map);
 	slot_array(&b, slots, n);
 	iac_buf_puts(&b, ");\n");
-	/* published: from here on the move only goes forward (the next apply
-	 * finishes it from the map) */
 	if (sql(NULL, s, to, mt, "accepting the slots", iac_buf_cstr(&b), 1) < 0)
 		goto done;
-	double pause = iac_now_ms() - t0;
-	if (pause > s->pause_ms)
-		s->pause_ms = pause;
 	iac_buf_clear(&b);
 	iac_buf_printf(&b, "set local session_replication_role = replica;\ndelete from \"%s\" t where ", s->table);
 	in_group(&b, s, slots, n);
