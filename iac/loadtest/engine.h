@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "iac/loadtest/observe.h"
 #include "iac/loadtest/scenario.h"
 #include "iac/loadtest/stats.h"
 
@@ -36,6 +37,9 @@ typedef struct {
 	double wait_pct;         /* its threads' time runnable but not running, % of the second */
 	/* server side (NaN when not sampled) */
 	double hap_qcur, hap_scur, hap_rtime_ms, hap_rate;
+	/* each HAProxy server's response time, ms, by its index in the run's
+	 * server names (iac_lt_result.servers) */
+	double srv_rtime_ms[IAC_LT_HAP_SERVERS];
 	double *host_cpu, *host_mem; /* one per observed host, % */
 	int final;               /* all workers have flushed this second */
 	iac_lt_hist *hist;       /* while not final; freed after */

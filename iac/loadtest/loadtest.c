@@ -247,6 +247,7 @@ typedef struct {
 	int threads;             /* worker threads */
 	iac_lt_hosts *hosts;     /* observe.hosts, or NULL */
 	iac_lt_caches *caches;   /* observe.cache, or NULL */
+	iac_strlist servers;     /* HAProxy's servers, in the order first seen */
 	iac_lt_run run;
 	int have_run;
 	iac_lt_result res;
@@ -341,6 +342,21 @@ typedef struct {
 	int vus_max;                             /* most VUs active at once, as polled */
 } lt_watch;
 
+/* Each server's response time under its index in c->servers (a server
+ * first seen now gets the next one, while there is room). */
+static void record_servers(lt_cmd *c, iac_lt_second *x, const iac_lt_hap_sample *hs)
+{
+	for (int i = 0; i < hs->nservers; i++) {
+		size_t k = 0;
+		while (k < c->servers.n && strcmp(c->servers.items[k], hs->servers[i].name))
+			k++;
+		if (k == c->servers.n && k < IAC_LT_HAP_SERVERS)
+			iac_strlist_push(&c->servers, hs->servers[i].name);
+		if (k < IAC_LT_HAP_SERVERS)
+			x->srv_rtime_ms[k] = hs->servers[i].rtime_ms;
+	}
+}
+
 /* Second w->next_sec is over: record the load generator's CPU and CPU
  * wait over it, and the server side now. */
 static void sample_second(lt_cmd *c, lt_watch *w, double el)
@@ -371,6 +387,7 @@ static void sample_second(lt_cmd *c, lt_watch *w, double el)
 	x->cpu_pct = cpu_pct;
 	x->wait_pct = wait_pct;
 	if (hap_ok) {
+		record_servers(c, x, &hs);
 		x->hap_qcur = hs.qcur;
 		x->hap_scur = hs.scur;
 		x->hap_rtime_ms = hs.rtime_ms;
@@ -467,6 +484,7 @@ static void fill_result(lt_cmd *c, const lt_watch *w, double elapsed, size_t nse
 	res->interrupted = interrupted > 0;
 	res->haproxy = c->cfg.haproxy;
 	res->hosts = &c->cfg.hosts;
+	res->servers = &c->servers;
 	res->caches = c->caches;
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
@@ -532,6 +550,7 @@ static void lt_free(lt_cmd *c)
 	if (c->have_cfg)
 		iac_lt_config_free(&c->cfg);
 	iac_strlist_free(&c->pos);
+	iac_strlist_free(&c->servers);
 }
 
 /* ---- capacity search (-find-capacity) ------------------------------- */

@@ -396,6 +396,44 @@ static void judge_saturation(iac_lt_result *r)
 	free(p99);
 }
 
+/* The run's series as findings.h takes them (plain arrays of seconds). */
+static void judge_findings(iac_lt_result *r)
+{
+	size_t n = r->nsecs, nh = r->hosts ? r->hosts->n : 0, ns = r->servers ? r->servers->n : 0;
+	iac_lt_findings_free(r->findings, r->nfindings);
+	r->findings = NULL;
+	r->nfindings = 0;
+	if (n < 4)
+		return;
+	double *buf = iac_xmalloc((4 + nh + ns) * n * sizeof(double));
+	double *p99 = buf, *cpu = buf + n, *wait = buf + 2 * n, *q = buf + 3 * n;
+	const double **hc = iac_xcalloc(nh + 1, sizeof(*hc)), **rt = iac_xcalloc(ns + 1, sizeof(*rt));
+	for (size_t s = 0; s < n; s++) {
+		const iac_lt_second *x = &r->secs[s];
+		p99[s] = x->requests ? x->p99_ms : NAN;
+		cpu[s] = x->cpu_pct;
+		wait[s] = x->wait_pct;
+		q[s] = x->hap_qcur;
+		for (size_t h = 0; h < nh; h++)
+			buf[(4 + h) * n + s] = x->host_cpu ? x->host_cpu[h] : NAN;
+		for (size_t k = 0; k < ns; k++)
+			buf[(4 + nh + k) * n + s] = x->srv_rtime_ms[k];
+	}
+	for (size_t h = 0; h < nh; h++)
+		hc[h] = buf + (4 + h) * n;
+	for (size_t k = 0; k < ns; k++)
+		rt[k] = buf + (4 + nh + k) * n;
+	iac_lt_signals sig = { .n = n, .p99_ms = p99, .client_cpu = cpu, .client_wait = wait,
+			       .lb_queue = r->haproxy ? q : NULL, .nhosts = nh,
+			       .host = nh ? (const char *const *)r->hosts->items : NULL, .host_cpu = hc,
+			       .nservers = ns, .server = ns ? (const char *const *)r->servers->items : NULL,
+			       .server_rtime = rt };
+	r->nfindings = iac_lt_findings(&r->findings, &sig);
+	free(hc);
+	free(rt);
+	free(buf);
+}
+
 void iac_lt_result_judge(iac_lt_result *r)
 {
 	r->valid = 1;
@@ -403,6 +441,7 @@ void iac_lt_result_judge(iac_lt_result *r)
 	judge_wait(r);
 	judge_notes(r);
 	judge_saturation(r);
+	judge_findings(r);
 }
 
 static void errors_by_kind(iac_buf *b, const iac_lt_config *cfg, const iac_lt_stats *s, const char *sep);
@@ -447,6 +486,9 @@ void iac_lt_result_free(iac_lt_result *r)
 	r->saturation = NULL;
 	free(r->failed_msg);
 	r->failed_msg = NULL;
+	iac_lt_findings_free(r->findings, r->nfindings);
+	r->findings = NULL;
+	r->nfindings = 0;
 }
 
 /* ---- terminal ------------------------------------------------------ */
@@ -825,6 +867,10 @@ static void text_judgement(iac_buf *b, const iac_lt_result *r, const palette *p)
 {
 	if (r->saturation)
 		iac_buf_printf(b, "\n  %swhere it saturated:%s %s\n", p->bold, p->reset, r->saturation);
+	if (r->nfindings)
+		iac_buf_printf(b, "\n  %sfindings%s (most likely cause first):\n", p->bold, p->reset);
+	for (size_t i = 0; i < r->nfindings; i++)
+		iac_buf_printf(b, "  %zu. %s\n", i + 1, r->findings[i].text);
 	for (size_t i = 0; i < r->notes.n; i++)
 		iac_buf_printf(b, "\n  %snote:%s %s", p->yellow, p->reset, r->notes.items[i]);
 	if (r->notes.n)
@@ -1117,7 +1163,20 @@ static json_t *json_server(const iac_lt_result *r)
 	json_object_set_new(server, "hosts", r->hosts ? strlist_json(r->hosts) : json_array());
 	json_object_set_new(server, "cache", r->caches ? iac_lt_caches_json(r->caches) : json_null());
 	json_object_set_new(server, "saturation", r->saturation ? json_string(r->saturation) : json_null());
+	json_object_set_new(server, "servers", r->servers ? strlist_json(r->servers) : json_array());
 	return server;
+}
+
+/* [{kind, score, onset_s, text}], most likely cause first. */
+static json_t *json_findings(const iac_lt_result *r)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < r->nfindings; i++) {
+		const iac_lt_finding *f = &r->findings[i];
+		json_array_append_new(a, json_pack("{s:s,s:f,s:o,s:s}", "kind", f->kind, "score", f->score, "onset_s",
+						   f->onset >= 0 ? json_integer(f->onset) : json_null(), "text", f->text));
+	}
+	return a;
 }
 
 static json_t *json_client(const iac_lt_result *r)
@@ -1215,6 +1274,7 @@ json_t *iac_lt_report_json(const iac_lt_result *r)
 	json_object_set_new(o, "script_errors", json_script_errors(s));
 	json_object_set_new(o, "timeseries", json_timeseries(r));
 	json_object_set_new(o, "server", json_server(r));
+	json_object_set_new(o, "findings", json_findings(r));
 	json_object_set_new(o, "client", json_client(r));
 	json_object_set_new(o, "valid", json_boolean(r->valid));
 	json_object_set_new(o, "invalid_reasons", strlist_json(&r->invalid));
@@ -1410,6 +1470,12 @@ static void html_banners(iac_buf *b, const iac_lt_result *r)
 	if (r->saturation) {
 		iac_buf_puts(b, "<div class=\"banner note\"><b>Where it saturated:</b> ");
 		html_esc(b, r->saturation);
+		iac_buf_puts(b, "</div>\n");
+	}
+	for (size_t i = 0; i < r->nfindings; i++) {
+		iac_buf_printf(b, "<div class=\"banner note\" id=\"finding-%zu\"><b>Finding %zu (%s):</b> ", i + 1, i + 1,
+			       r->findings[i].kind);
+		html_esc(b, r->findings[i].text);
 		iac_buf_puts(b, "</div>\n");
 	}
 	for (size_t i = 0; i < r->notes.n; i++) {

@@ -16,6 +16,7 @@
 #include "iac/core/args.h"
 #include "iac/core/buf.h"
 #include "iac/loadtest/engine.h"
+#include "iac/loadtest/findings.h"
 
 typedef struct {
 	const iac_lt_config *cfg;
@@ -39,6 +40,9 @@ typedef struct {
 	int interrupted;           /* SIGINT */
 	const char *haproxy;       /* observed address or NULL */
 	const iac_strlist *hosts;  /* observed host names */
+	const iac_strlist *servers; /* HAProxy's servers (secs[].srv_rtime_ms), or NULL */
+	iac_lt_finding *findings;  /* ranked causes (findings.h), owned */
+	size_t nfindings;
 	const struct iac_lt_caches *caches;  /* observed cache nodes (observe.h), or NULL */
 	size_t thresholds_failed;
 	char *failed_msg;          /* the failed-requests verdict (cfg->max_failed), NULL when the run is below it */

@@ -23,6 +23,8 @@ iac_lt_second *lt_tally_slot(iac_lt_run *run, long s)
 			iac_lt_second *x = &run->secs[i];
 			memset(x, 0, sizeof(*x));
 			x->hap_qcur = x->hap_scur = x->hap_rtime_ms = x->hap_rate = NAN;
+			for (int k = 0; k < IAC_LT_HAP_SERVERS; k++)
+				x->srv_rtime_ms[k] = NAN;
 			x->cpu_pct = x->wait_pct = NAN;
 			/* a second whose requests all failed has no latency */
 			x->p50_ms = x->p90_ms = x->p99_ms = x->max_ms = NAN;
