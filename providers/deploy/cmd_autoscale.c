@@ -50,19 +50,6 @@ typedef struct {
 	int leader_said;       /* 1 leader, -1 standby: said once */
 } ctl;
 
-static int matches(const char *addr, const iac_strlist *names)
-{
-	if (!names->n)
-		return 1;
-	for (size_t i = 0; i < names->n; i++) {
-		const char *n = names->items[i];
-		size_t al = strlen(addr), nl = strlen(n);
-		if (!strcmp(addr, n) || (al > nl && addr[al - nl - 1] == '.' && !strcmp(addr + al - nl, n)))
-			return 1;
-	}
-	return 0;
-}
-
 static void nap(double ms)
 {
 	double end = iac_now_ms() + ms;
@@ -234,7 +221,7 @@ static int step_all(ctl *c, double *interval_ms)
 	char **deps = iac_xcalloc(na + 1, sizeof(char *));
 	for (size_t i = 0; i < na; i++) {
 		json_t *e = iac_state_get(s->st, addrs[i]);
-		if (!strcmp(iac_json_str(e, "type") ?: "", "deploy.blue_green") && matches(addrs[i], &c->names) &&
+		if (!strcmp(iac_json_str(e, "type") ?: "", "deploy.blue_green") && iac_deploy_addr_matches(addrs[i], &c->names) &&
 		    json_object_get(json_object_get(json_object_get(e, "attributes"), "pool"), "autoscale"))
 			deps[nd++] = iac_xstrdup(addrs[i]);
 	}

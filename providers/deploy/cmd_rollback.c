@@ -24,19 +24,6 @@
 
 #define ROLLBACK_FLAGS (IAC_F_JSON | IAC_F_LOCK)
 
-static int matches(const char *addr, const iac_strlist *names)
-{
-	if (!names->n)
-		return 1;
-	for (size_t i = 0; i < names->n; i++) {
-		const char *n = names->items[i];
-		size_t al = strlen(addr), nl = strlen(n);
-		if (!strcmp(addr, n) || (al > nl && addr[al - nl - 1] == '.' && !strcmp(addr + al - nl, n)))
-			return 1;
-	}
-	return 0;
-}
-
 /* The lock's holder now (new ref), or NULL. */
 static json_t *holder_now(iac_session *s)
 {
@@ -204,7 +191,7 @@ int iac_deploy_cmd_rollback(int argc, char **argv)
 	char **deps = iac_xcalloc(na + 1, sizeof(char *));
 	for (size_t i = 0; i < na; i++)
 		if (!strcmp(iac_json_str(iac_state_get(s.st, addrs[i]), "type") ?: "", "deploy.blue_green") &&
-		    matches(addrs[i], &names))
+		    iac_deploy_addr_matches(addrs[i], &names))
 			deps[nd++] = iac_xstrdup(addrs[i]);
 	free(addrs);
 	for (size_t i = 0; i < nd; i++) {

@@ -35,6 +35,19 @@ char *iac_deploy_expand(const char *tpl, const json_t *vars)
 	return iac_buf_detach(&b);
 }
 
+int iac_deploy_addr_matches(const char *addr, const iac_strlist *names)
+{
+	if (!names->n)
+		return 1;
+	for (size_t i = 0; i < names->n; i++) {
+		const char *n = names->items[i];
+		size_t al = strlen(addr), nl = strlen(n);
+		if (!strcmp(addr, n) || (al > nl && addr[al - nl - 1] == '.' && !strcmp(addr + al - nl, n)))
+			return 1;
+	}
+	return 0;
+}
+
 static int deploy_configure(void **out, const json_t *config, const char *dir)
 {
 	iac_deploy_pdata *pd = iac_xcalloc(1, sizeof(*pd));

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "iac/core/args.h"
 #include "iac/core/buf.h"
 #include "iac/deploy/haproxy_api.h"
 #include "iac/host/host.h"
@@ -31,6 +32,10 @@ extern const iac_provider iac_provider_deploy;
 typedef struct {
 	int allow_bad;        /* -allow-bad: deploy a version marked bad */
 } iac_deploy_pdata;
+
+/* 1 when addr is one of names, by full address or by its last part
+ * ("web" for "deploy.blue_green.web"); an empty list matches all. */
+int iac_deploy_addr_matches(const char *addr, const iac_strlist *names);
 
 /* Expand {version} {port} {colour} {name} {address} in tpl with the values
  * of `vars` (an object of strings/numbers). Caller frees. */

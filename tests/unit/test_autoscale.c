@@ -29,6 +29,15 @@ static int decide(const iac_autoscale_spec *s, int current, double metric, doubl
 	return d->desired;
 }
 
+/* bad (stolen) is refused with a message containing expect */
+static void parse_fails(json_t *bad, const char *expect)
+{
+	iac_autoscale_spec s;
+	CHECK(iac_autoscale_spec_parse(&s, bad) < 0);
+	CHECK_CONTAINS(iac_err_last(), expect);
+	json_decref(bad);
+}
+
 static void test_parse(void)
 {
 	iac_autoscale_spec s = spec();
@@ -43,22 +52,15 @@ static void test_parse(void)
 	CHECK(s.interval == 15);
 	CHECK_STR(s.metric, "haproxy_scur_per_server");
 
-	json_t *bad = json_pack("{s:i,s:i,s:i}", "min", 4, "max", 2, "target", 10);
-	CHECK(iac_autoscale_spec_parse(&s, bad) < 0);
-	CHECK_CONTAINS(iac_err_last(), "autoscale.max (2) is below autoscale.min (4)");
-	json_decref(bad);
-	bad = json_pack("{s:i,s:i,s:i,s:{s:s}}", "min", 1, "max", 2, "target", 10, "scale_up", "perod", "1s");
-	CHECK(iac_autoscale_spec_parse(&s, bad) < 0);
-	CHECK_CONTAINS(iac_err_last(), "unknown setting 'perod'");
-	json_decref(bad);
-	bad = json_pack("{s:i,s:i}", "min", 1, "max", 2);
-	CHECK(iac_autoscale_spec_parse(&s, bad) < 0);
-	CHECK_CONTAINS(iac_err_last(), "autoscale.target");
-	json_decref(bad);
-	bad = json_pack("{s:i,s:i,s:i,s:{s:s}}", "min", 1, "max", 2, "target", 10, "scale_down", "stabilization", "x");
-	CHECK(iac_autoscale_spec_parse(&s, bad) < 0);
-	CHECK_CONTAINS(iac_err_last(), "autoscale.scale_down.stabilization");
-	json_decref(bad);
+	parse_fails(json_pack("{s:i,s:i,s:i}", "min", 4, "max", 2, "target", 10),
+		    "autoscale.max (2) is below autoscale.min (4)");
+	parse_fails(json_pack("{s:i,s:i,s:i,s:{s:s}}", "min", 1, "max", 2, "target", 10, "scale_up", "perod", "1s"),
+		    "unknown setting 'perod'");
+	parse_fails(json_pack("{s:i,s:i}", "min", 1, "max", 2), "autoscale.target");
+	parse_fails(json_pack("{s:i,s:i,s:i,s:{s:s}}", "min", 1, "max", 2, "target", 10, "scale_down", "stabilization",
+			      "x"), "autoscale.scale_down.stabilization");
+	parse_fails(json_pack("{s:i,s:i,s:i,s:f}", "min", 1, "max", 2, "target", 10, "tolerance", 1.5),
+		    "autoscale.tolerance");
 }
 
 /* desired = ceil(current * metric / target) */
