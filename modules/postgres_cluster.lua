@@ -19,7 +19,8 @@
 -- from; default "samenet"), pg_hba (extra lines), pooler = { engine =
 -- "pgbouncer", mode = "transaction", pool_size = 20, port = 6432,
 -- max_client_conn = 1000 } (PgBouncer on every member; HAProxy then sends
--- clients to it). Passwords must come from
+-- clients to it), exporter = true or { port = 9187 }
+-- (prometheus-postgres-exporter on every member, for Prometheus). Passwords must come from
 -- sensitive variables: they are redacted in output and state.
 -- Returns { name, nodes = {...}, proxies = {...}, members = {{host, name, port, api_port}...},
 -- rw = "ADDR:PORT", ro = ... } (members: what `migration` needs).
@@ -64,9 +65,10 @@ return function(name, helpers)
       local what = "postgres_cluster '" .. name .. "'"
       check(cfg, what, { "hosts", "version", "ha", "dcs", "settings", "endpoints", "proxy", "max_lag",
                          "superuser_password", "replication_password", "port", "api_port", "ttl", "loop_wait",
-                         "clients", "pg_hba", "pooler", "depends_on" })
+                         "clients", "pg_hba", "pooler", "depends_on", "exporter" })
       check(cfg.endpoints, what .. ": endpoints", { "rw", "ro" })
       check(cfg.pooler, what .. ": pooler", { "engine", "mode", "pool_size", "port", "max_client_conn" })
+      if type(cfg.exporter) == "table" then check(cfg.exporter, what .. ": exporter", { "port" }) end
     end
     if type(cfg.hosts) ~= "table" or #cfg.hosts == 0 then fail("'hosts' (at least one host) is required") end
     for _, h in ipairs(cfg.hosts) do
@@ -116,6 +118,14 @@ return function(name, helpers)
         resource "db.pooler" (name .. "_" .. h.name .. "_pooler") {
           host = h, cluster = name, port = target, pg_port = port, mode = pooler.mode,
           pool_size = pooler.pool_size, max_client_conn = pooler.max_client_conn, depends_on = { creds, r },
+        }
+      end
+      if cfg.exporter then
+        -- prometheus-postgres-exporter beside the member, over its socket
+        local ex = type(cfg.exporter) == "table" and cfg.exporter or {}
+        resource "db.exporter" (name .. "_" .. h.name .. "_exporter") {
+          host = h, cluster = name, port = port_of(name, "exporter.port", ex.port, 9187), pg_port = port,
+          depends_on = { r },
         }
       end
       node_list[#node_list + 1] = { name = h.name, address = h.address, port = target, api_port = api_port }

@@ -199,10 +199,20 @@ static const char status_sql[] =
 	"'slots', (select coalesce(json_agg(json_build_object('name', slot_name, 'type', slot_type, 'active', active, "
 	"'retained_bytes', pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn))), '[]') from pg_replication_slots), "
 	"'connections', (select count(*) from pg_stat_activity where backend_type = 'client backend'), "
-	"'max_connections', current_setting('max_connections')::int);\n";
+	"'max_connections', current_setting('max_connections')::int, "
+	"'pgss', (select count(*) from pg_extension where extname = 'pg_stat_statements'), "
+	"'pgss_loaded', current_setting('shared_preload_libraries') like '%pg_stat_statements%');\n";
 
-/* What the leader's PostgreSQL says (new ref), or NULL with a message. */
-static json_t *leader_stats(iac_session *s, const json_t *m)
+/* The 5 statements that took the most time, from pg_stat_statements (only
+ * run when the extension exists: the view is not there otherwise). */
+static const char top_sql[] =
+	"select coalesce(json_agg(q), '[]') from (select calls, round(total_exec_time::numeric, 2) as total_ms, "
+	"round(mean_exec_time::numeric, 3) as mean_ms, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) as query "
+	"from pg_stat_statements order by total_exec_time desc limit 5) q;\n";
+
+/* What the leader's PostgreSQL answers to sql, one JSON value (new ref),
+ * or NULL with a message. */
+static json_t *leader_stats(iac_session *s, const json_t *m, const char *sql)
 {
 	iac_rctx ctx;
 	iac_host_result r;
@@ -212,9 +222,9 @@ static json_t *leader_stats(iac_session *s, const json_t *m)
 				  num(m, "port", 5432));
 	iac_providers_ctx(&ctx, s->pv, &iac_provider_db, iac_json_str(m, "$addr"), &iac_cancel_requested);
 	memset(&r, 0, sizeof(r));
-	if (iac_host_exec(&r, ctx.hosts, json_object_get(m, "host"), cmd, status_sql, 20e3, &iac_cancel_requested) == 0) {
+	if (iac_host_exec(&r, ctx.hosts, json_object_get(m, "host"), cmd, sql, 20e3, &iac_cancel_requested) == 0) {
 		if (r.status == 0)
-			out = json_loads(r.out, 0, NULL);
+			out = json_loads(r.out, JSON_DECODE_ANY, NULL);
 		if (!out)
 			iac_err_set("psql on %s: %s", iac_host_label(json_object_get(m, "host")), r.err ? r.err : "no answer");
 	}
@@ -290,8 +300,15 @@ static json_t *cluster_status(iac_session *s, const char *name, const json_t *me
 	if (leader) {
 		json_object_set_new(rep, "leader", json_string(leader));
 		const json_t *lm = member_named(members, leader);
-		if (lm && !(pg = leader_stats(s, lm)))
+		if (lm && !(pg = leader_stats(s, lm, status_sql)))
 			json_object_set_new(rep, "error", json_string(iac_err_last()));
+		if (lm && pg && json_integer_value(json_object_get(pg, "pgss")) > 0) {
+			json_t *top = leader_stats(s, lm, top_sql);
+			json_object_set_new(rep, "top_queries", top ? top : json_string(iac_err_last()));
+		} else if (pg && json_is_true(json_object_get(pg, "pgss_loaded"))) {
+			json_object_set_new(rep, "top_queries", json_string("pg_stat_statements is loaded but not created: "
+									    "CREATE EXTENSION pg_stat_statements (in a migration)"));
+		}
 	}
 	json_array_foreach(members, i, m) {
 		const char *mn = iac_json_str(m, "name");
@@ -393,9 +410,28 @@ static void print_cluster(const json_t *rep)
 			       (long long)json_integer_value(json_object_get(m, "pool_size")), iac_json_str(m, "mode"),
 			       (long long)json_integer_value(json_object_get(m, "maxwait_seconds")));
 	}
+	const json_t *top = json_object_get(rep, "top_queries");
+	if (json_is_string(top))
+		printf("  top queries: %s\n", json_string_value(top));
+	else if (json_array_size(top))
+		printf("  top queries (pg_stat_statements, by total time):\n  %8s %12s %10s  %s\n", "calls", "total_ms",
+		       "mean_ms", "query");
+	json_array_foreach(top, i, m)
+		printf("  %8lld %12.2f %10.3f  %s\n", (long long)json_integer_value(json_object_get(m, "calls")),
+		       json_number_value(json_object_get(m, "total_ms")), json_number_value(json_object_get(m, "mean_ms")),
+		       iac_json_str(m, "query") ?: "");
 	if (json_is_integer(json_object_get(rep, "connections")))
 		printf("  connections: %lld of %lld\n", (long long)json_integer_value(json_object_get(rep, "connections")),
 		       (long long)json_integer_value(json_object_get(rep, "max_connections")));
+}
+
+/* -json output: doc (stolen), indented. */
+static void print_doc(json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_INDENT(2));
+	printf("%s\n", text);
+	free(text);
+	json_decref(doc);
 }
 
 static int status(iac_session *s, const char *cluster)
@@ -419,13 +455,8 @@ static int status(iac_session *s, const char *cluster)
 			print_cluster(rep);
 		json_array_append_new(list, rep);
 	}
-	if (s->json) {
-		json_t *doc = json_pack("{s:O}", "clusters", list);
-		char *text = json_dumps(doc, JSON_INDENT(2));
-		printf("%s\n", text);
-		free(text);
-		json_decref(doc);
-	}
+	if (s->json)
+		print_doc(json_pack("{s:O}", "clusters", list));
 	json_decref(all);
 	json_decref(list);
 	return rc;
@@ -509,11 +540,7 @@ static int migrate_dry_run(iac_session *s, const iac_strlist *pos)
 		iac_log_error(pos->n > 1 ? "no migration of that name in main.lua" : "no migration in main.lua");
 		rc = 1;
 	} else if (s->json) {
-		json_t *doc = json_pack("{s:O,s:b}", "migrations", list, "dry_run", 1);
-		char *text = json_dumps(doc, JSON_INDENT(2));
-		printf("%s\n", text);
-		free(text);
-		json_decref(doc);
+		print_doc(json_pack("{s:O,s:b}", "migrations", list, "dry_run", 1));
 	} else if (json_array_size(list)) {
 		printf("dry run: nothing was executed\n");
 	}

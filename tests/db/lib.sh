@@ -10,6 +10,7 @@
 #   server_at HOST PORT        the address of the member that answers there
 #                              (through PgBouncer too, where inet_server_addr is local)
 # DB_POOLER=1 before db_up: PgBouncer on every member (pooler = {...}).
+# DB_EXTRA: more postgres_cluster settings (Lua, ending in a comma).
 # DB_MEMBERS=N (default 3): only h1..hN are database members; DB_BED_HOSTS=N
 # (default 4) hosts in the bed (h4 stays HAProxy's).
 # Everything started here dies with the bed (each host's PID 1 is killed, and
@@ -74,6 +75,7 @@ local db = postgres_cluster "main" {
   endpoints = { rw = 5432, ro = 5433 }, proxy = lb1,
   max_lag = "1MB", ttl = ${DB_TTL:-6}, loop_wait = 1,
   $pooler
+  ${DB_EXTRA:-}
   superuser_password = var.pg_superuser, replication_password = var.pg_replication,
 }
 output "rw" { value = db.rw }
