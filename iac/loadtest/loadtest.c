@@ -18,6 +18,7 @@
 #include "iac/core/err.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
+#include "iac/loadtest/agent.h"
 #include "iac/loadtest/capacity.h"
 #include "iac/loadtest/engine.h"
 #include "iac/loadtest/observe.h"
@@ -44,11 +45,13 @@ typedef struct {
 	/* Prometheus exposition endpoint (prom.h) */
 	const char *metrics_listen;
 	double metrics_linger_ms;
+	/* more than one machine of load (agent.h) */
+	const char *agents, *agent_out;
 } lt_flags;
 
 static const iac_opt *options(lt_flags *f)
 {
-	static iac_opt opts[26];
+	static iac_opt opts[28];
 	iac_opt o[] = {
 		{ "duration", IAC_OPT_DURATION, &f->duration_ms, "length of the load phase (constant executors)" },
 		{ "vus", IAC_OPT_INT, &f->vus, "virtual users (constant-vus) or max_vus (arrival-rate)" },
@@ -75,6 +78,9 @@ static const iac_opt *options(lt_flags *f)
 		  "serve the figures for Prometheus to scrape at http://HOST:PORT/metrics while the test runs" },
 		{ "metrics-linger", IAC_OPT_DURATION, &f->metrics_linger_ms,
 		  "keep serving the final figures this long after the run (a last scrape)" },
+		{ "agents", IAC_OPT_STRING, &f->agents,
+		  "run the scenario on these hosts over SSH (user@address,...) and merge their figures losslessly" },
+		{ "agent-out", IAC_OPT_STRING, &f->agent_out, "an agent's side: write the run's raw figures to FILE" },
 		{ NULL, 0, NULL, NULL },
 	};
 	_Static_assert(sizeof(o) <= sizeof(opts), "opts[] is too small for the options");
@@ -862,6 +868,105 @@ done:
 	return rc;
 }
 
+/* -agent-out: the run's totals, losslessly, for the controller to merge. */
+static int write_raw(const lt_cmd *c)
+{
+	const iac_lt_result *r = &c->res;
+	json_t *raw = iac_lt_raw_json(&c->run.total, r->elapsed_s, r->vus_max, r->valid, r->cpu_max_pct,
+				      r->invalid.n ? r->invalid.items[0] : NULL);
+	int rc = json_dump_file(raw, c->f.agent_out, JSON_COMPACT);
+	json_decref(raw);
+	return rc < 0 ? iac_err_set("cannot write '%s'", c->f.agent_out) : 0;
+}
+
+/* -agents: the scenario on every agent at once, their figures merged into
+ * one result (no per-second series: each agent keeps its own), judged and
+ * reported as a run's. Returns the exit code. */
+static int lt_agents(lt_cmd *c)
+{
+	iac_strlist names = { 0 }, extra = { 0 };
+	char *list = iac_xstrdup(c->f.agents);
+	for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		iac_strlist_push(&names, t);
+	free(list);
+	char num[64];
+	if (c->f.duration_ms >= 0) {
+		snprintf(num, sizeof(num), "%.0fms", c->f.duration_ms);
+		iac_strlist_push(&extra, "-duration");
+		iac_strlist_push(&extra, num);
+	}
+	if (c->f.vus >= 0) {
+		snprintf(num, sizeof(num), "%d", c->f.vus);
+		iac_strlist_push(&extra, "-vus");
+		iac_strlist_push(&extra, num);
+	}
+	if (c->f.target) {
+		iac_strlist_push(&extra, "-target");
+		iac_strlist_push(&extra, c->f.target);
+	}
+	iac_lt_agent *a = NULL;
+	iac_time_rfc3339(c->res.started, sizeof(c->res.started));
+	int rc = iac_lt_agents_run(&a, &names, c->file, c->cfg.ssh_key, c->cfg.known_hosts, &extra);
+	iac_lt_stats_init(&c->run.total);
+	iac_lt_result *res = &c->res;
+	double el = 0;
+	int vus = 0;
+	for (size_t i = 0; rc == 0 && i < names.n; i++) {
+		if (a[i].ok && iac_lt_raw_merge(&c->run.total, a[i].raw) < 0) {
+			a[i].ok = 0;
+			a[i].error = iac_xstrdup(iac_err_last());
+		}
+		if (a[i].ok) {
+			el = a[i].elapsed_s > el ? a[i].elapsed_s : el;
+			vus += a[i].vus_max;
+		}
+	}
+	if (rc < 0) {
+		iac_log_error("%s", iac_err_last());
+		rc = 1;
+		goto done;
+	}
+	res->cfg = &c->cfg;
+	res->total = &c->run.total;
+	res->elapsed_s = el;
+	res->threads = (int)names.n;
+	res->cores = (int)names.n;
+	res->vus_max = vus;
+	iac_lt_result_judge(res);
+	for (size_t i = 0; i < names.n; i++) {
+		char line[1024];
+		if (!a[i].ok) {
+			snprintf(line, sizeof(line), "agent '%s' failed: %s", a[i].name, a[i].error ? a[i].error : "no figures");
+			iac_strlist_push(&res->invalid, line);
+			res->valid = 0;
+			continue;
+		}
+		snprintf(line, sizeof(line), "agent '%s': %.1f s, %d VUs, CPU up to %.0f%%%s%s", a[i].name, a[i].elapsed_s,
+			 a[i].vus_max, a[i].cpu_max_pct, a[i].valid ? "" : "; not valid: ", a[i].valid ? "" : a[i].why ? a[i].why : "?");
+		iac_strlist_push(&res->notes, line);
+		if (!a[i].valid) {
+			snprintf(line, sizeof(line), "agent '%s' was not valid: %s", a[i].name, a[i].why ? a[i].why : "?");
+			iac_strlist_push(&res->invalid, line);
+			res->valid = 0;
+		}
+	}
+	size_t failed = iac_lt_thresholds_eval(c->cfg.thresholds, c->cfg.nthresholds, &c->run.total, el);
+	iac_lt_result_decide(res, failed);
+	if (!c->f.quiet)
+		iac_lt_report_summary(stdout, res);
+	rc = res->exit_code;
+	if (c->f.json && iac_lt_report_write_json(res, c->f.json) < 0) {
+		iac_log_error("%s", iac_err_last());
+		rc = 1;
+	}
+done:
+	iac_lt_stats_free(&c->run.total);
+	iac_lt_agents_free(a, names.n);
+	iac_strlist_free(&names);
+	iac_strlist_free(&extra);
+	return rc;
+}
+
 int iac_loadtest_main(int argc, char **argv)
 {
 	lt_cmd c;
@@ -879,6 +984,10 @@ int iac_loadtest_main(int argc, char **argv)
 	}
 	if (c.f.find_capacity && c.f.metrics_listen) {
 		iac_log_error("flag '-metrics-listen' does not apply with '-find-capacity' (each step is its own run)");
+		goto done;
+	}
+	if (c.f.agents) {
+		rc = lt_agents(&c);
 		goto done;
 	}
 	if (c.f.find_capacity) {
@@ -899,6 +1008,10 @@ int iac_loadtest_main(int argc, char **argv)
 		goto done;
 	}
 	rc = lt_report(&c);
+	if (c.f.agent_out && write_raw(&c) < 0) {
+		iac_log_error("%s", iac_err_last());
+		rc = 1;
+	}
 	if (iac_lt_teardown_run(&c.cfg) < 0) {
 		iac_log_error("%s", iac_err_last());
 		rc = rc ? rc : 1;

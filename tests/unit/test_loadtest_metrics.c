@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "iac/loadtest/agent.h"
 #include "iac/loadtest/prom.h"
 #include "iac/loadtest/report.h"
 #include "iac/loadtest/scenario.h"
@@ -86,8 +87,59 @@ static void test_merge_semantics(void)
 	iac_lt_stats_free(&total);
 }
 
+/* -agents: an agent's raw figures merge losslessly: two agents' histograms
+ * added bucket by bucket give the percentiles of all samples together. */
+static void test_raw_merge_lossless(void)
+{
+	iac_lt_stats a, b, all, merged;
+	iac_lt_stats_init(&a);
+	iac_lt_stats_init(&b);
+	iac_lt_stats_init(&all);
+	iac_lt_stats_init(&merged);
+	for (uint64_t v = 1; v <= 20000; v++) {
+		iac_lt_stats *s = v % 3 ? &a : &b;   /* uneven halves: averaging percentiles would be wrong */
+		uint64_t us = v % 3 ? v * 7 : v * 50;
+		iac_lt_hist_record(&s->hist, us);
+		iac_lt_hist_record(&all.hist, us);
+		s->requests++;
+		size_t e = iac_lt_stats_endpoint(s, "GET /x");
+		s->eps[e]->requests++;
+		iac_lt_hist_record(&s->eps[e]->hist, us);
+	}
+	add(&a, "orders", IAC_LT_COUNTER, 2, 1);
+	add(&b, "wait", IAC_LT_TREND, 12.5, 1);
+	json_t *ra = iac_lt_raw_json(&a, 2, 4, 1, 30, NULL), *rb = iac_lt_raw_json(&b, 2, 4, 0, 95, "cpu");
+	/* through text, as it comes back from an agent */
+	char *ta = json_dumps(ra, JSON_COMPACT), *tb = json_dumps(rb, JSON_COMPACT);
+	json_t *pa = json_loads(ta, 0, NULL), *pb = json_loads(tb, 0, NULL);
+	CHECK_INT(iac_lt_raw_merge(&merged, pa), 0);
+	CHECK_INT(iac_lt_raw_merge(&merged, pb), 0);
+	CHECK_INT(merged.requests, 20000);
+	CHECK_INT(merged.hist.count, all.hist.count);
+	for (double p = 1; p <= 100; p += 0.5)
+		CHECK_INT(iac_lt_hist_percentile(&merged.hist, p), iac_lt_hist_percentile(&all.hist, p));
+	CHECK(merged.hist.min == all.hist.min && merged.hist.max == all.hist.max && merged.hist.sum == all.hist.sum);
+	CHECK_INT(iac_lt_stats_find_endpoint(&merged, "GET /x")->hist.count, 20000);
+	CHECK(iac_lt_stats_find_metric(&merged, "orders")->sum == 2);
+	CHECK_INT(iac_lt_stats_find_metric(&merged, "wait")->hist->count, 1);
+	json_t *bad = json_pack("{s:i}", "requests", 3);
+	CHECK(iac_lt_raw_merge(&merged, bad) < 0);
+	json_decref(bad);
+	free(ta);
+	free(tb);
+	json_decref(ra);
+	json_decref(rb);
+	json_decref(pa);
+	json_decref(pb);
+	iac_lt_stats_free(&a);
+	iac_lt_stats_free(&b);
+	iac_lt_stats_free(&all);
+	iac_lt_stats_free(&merged);
+}
+
 static const iac_test tests[] = {
 	TEST(test_merge_semantics),
+	TEST(test_raw_merge_lossless),
 	{ 0 },
 };
 
