@@ -4,6 +4,8 @@
 
 #include <jansson.h>
 
+#include "iac/core/args.h"
+
 #include "iac/core/ketama.h"
 
 /* The ring of a cache.ring / cache.proxy / cache.cluster resource's
@@ -30,5 +32,16 @@ int iac_cache_warm_parse(double *rate, double *time_ms, const json_t *warm);
  * complete } (complete false when max_time cut it short). warm.c. */
 int iac_cache_warm(json_t **report, const json_t *old_attrs, const json_t *new_attrs, const json_t *warm,
 		   const volatile int *cancel);
+
+/* `iac cache follow`: subscribes to +switch-master on every Sentinel of
+ * `cluster` (cache.cluster attributes, borrowed) and, when one of its
+ * nodes fails over, runs `iac apply -auto-approve` on `targets` (the
+ * cluster's ring, proxy and proxy service addresses) with `apply_args`
+ * (-var ..., -var-file ...) appended, so the published ring and the proxies
+ * follow without waiting for the next apply. once: return after the first
+ * follow-up (its exit code). timeout_ms > 0: give up (1) after that long
+ * without one. follow.c. */
+int iac_cache_follow(const json_t *cluster, const iac_strlist *targets, const iac_strlist *apply_args, int once,
+		     double timeout_ms);
 
 #endif

@@ -29,6 +29,16 @@ struct iac_cache_conn {
 	size_t off, len;     /* unread bytes: buf[off .. len) */
 };
 
+int iac_cache_conn_fd(const iac_cache_conn *c)
+{
+	return c->fd;
+}
+
+int iac_cache_conn_buffered(const iac_cache_conn *c)
+{
+	return c->len > c->off;
+}
+
 const char *iac_cache_conn_label(const iac_cache_conn *c)
 {
 	return c->label;

@@ -18,6 +18,11 @@ typedef struct iac_cache_conn iac_cache_conn;
  * write's limit). Free with iac_cache_conn_close() (NULL is fine). */
 int iac_cache_conn_open(iac_cache_conn **out, const char *address, unsigned port, double timeout_ms);
 void iac_cache_conn_close(iac_cache_conn *c);
+/* The socket, to wait on it (poll); and whether bytes already read from
+ * it wait in the connection's buffer (then a reply may be complete
+ * without the socket becoming readable again). */
+int iac_cache_conn_fd(const iac_cache_conn *c);
+int iac_cache_conn_buffered(const iac_cache_conn *c);
 /* "ADDRESS:PORT", for messages. */
 const char *iac_cache_conn_label(const iac_cache_conn *c);
 

@@ -499,12 +499,58 @@ done:
 	return rc;
 }
 
+/* `iac cache follow CLUSTER [-var ...] [-var-file ...] [-once] [-timeout D]`:
+ * the ring and proxies follow Sentinel's promotions (follow.c). */
+static int cmd_follow(iac_session *s, const iac_strlist *pos, const iac_strlist *apply_args, int once,
+		      double timeout_ms)
+{
+	if (pos->n != 2) {
+		iac_log_error("usage: iac cache follow CLUSTER [-var NAME=VALUE ...] [-var-file FILE] [-once] [-timeout D]");
+		return 1;
+	}
+	if (iac_session_open_state(s, 0) < 0)
+		return 1;
+	const char *name = pos->items[1];
+	json_t *clusters = clusters_in_state(s, name), *cl = json_array_get(clusters, 0);
+	iac_strlist targets = { 0 };
+	int rc = 1;
+	if (!cl) {
+		iac_log_error("no cache cluster '%s' in state", name);
+		goto done;
+	}
+	/* what a failover changes: the ring documents, the proxy files and
+	 * the proxies that read them at start */
+	size_t n = 0;
+	const char **addrs = iac_state_addresses(s->st, &n);
+	char *svc = iac_xasprintf("ssh.service.%s_proxy_", name);
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = iac_state_get(s->st, addrs[i]);
+		const char *type = iac_json_str(e, "type") ?: "";
+		const char *owner = iac_json_str(json_object_get(e, "attributes"), "cluster") ?: "";
+		if (((!strcmp(type, "cache.ring") || !strcmp(type, "cache.proxy")) && !strcmp(owner, name)) ||
+		    iac_str_starts(addrs[i], svc))
+			iac_strlist_push(&targets, addrs[i]);
+	}
+	free(svc);
+	free(addrs);
+	if (!targets.n) {
+		iac_log_error("cache '%s' publishes no ring and runs no proxy: nothing to follow", name);
+		goto done;
+	}
+	rc = iac_cache_follow(cl, &targets, apply_args, once, timeout_ms);
+done:
+	iac_strlist_free(&targets);
+	json_decref(clusters);
+	return rc;
+}
+
 void iac_cache_cmd_help(void)
 {
 	printf("usage: iac cache status [CLUSTER] [-json]\n"
 	       "       iac cache invalidate CLUSTER PATTERN | iac cache invalidate CLUSTER -class NAME [-json]\n"
 	       "       iac cache ring -node NAME[:WEIGHT]=POINT_NAME ... [-hash H] [-hash-tag T] [-vnodes N]\n"
-	       "       iac cache locate -node ... [KEY...]\n\n"
+	       "       iac cache locate -node ... [KEY...]\n"
+	       "       iac cache follow CLUSTER [-var NAME=VALUE ...] [-var-file FILE] [-once] [-timeout D]\n\n"
 	       "status prints per node hits, misses, hit rate, evictions, memory, keys and\n"
 	       "clients (Redis INFO, Memcached stats). invalidate removes the keys matching\n"
 	       "PATTERN (Redis SCAN + UNLINK on every node), or a class's keys (Redis: 'NAME:*';\n"
@@ -512,7 +558,8 @@ void iac_cache_cmd_help(void)
 	       "published (docs/cache.md); locate prints NODE<TAB>KEY for each key (from stdin\n"
 	       "when none is given). POINT_NAME is what twemproxy hashes: the server's name,\n"
 	       "else ADDR:PORT (ADDR for 11211). Hashes: md5 (default), fnv1a_64, fnv1_64,\n"
-	       "fnv1a_32, fnv1_32.\n");
+	       "fnv1a_32, fnv1_32. follow waits for Sentinel's +switch-master and applies the\n"
+	       "cluster's ring and proxies at once (give the -var values of your applies).\n");
 }
 
 int iac_cache_cmd(int argc, char **argv)
@@ -522,6 +569,9 @@ int iac_cache_cmd(int argc, char **argv)
 	iac_ketama *r = NULL;
 	iac_session s;
 	const char *klass = NULL;
+	iac_strlist vars = { 0 }, var_files = { 0 }, apply_args = { 0 };
+	int once = 0;
+	double follow_timeout = 0;
 	int rc = 1;
 	iac_session_init(&s, "cache");
 	iac_opt opts[] = {
@@ -531,6 +581,10 @@ int iac_cache_cmd(int argc, char **argv)
 		{ "vnodes", IAC_OPT_INT, &o.vnodes, "points per node at equal weights (160)" },
 		{ "class", IAC_OPT_STRING, &klass, "invalidate: the data class to invalidate" },
 		{ "json", IAC_OPT_BOOL, &s.json, "machine-readable output (status, invalidate)" },
+		{ "var", IAC_OPT_LIST, &vars, "follow: NAME=VALUE for the follow-up apply (repeatable)" },
+		{ "var-file", IAC_OPT_LIST, &var_files, "follow: a variable file for the follow-up apply" },
+		{ "once", IAC_OPT_BOOL, &once, "follow: stop after the first follow-up" },
+		{ "timeout", IAC_OPT_DURATION, &follow_timeout, "follow: give up after this long without a failover" },
 		{ "no-color", IAC_OPT_BOOL, &s.no_color, "no colour" },
 		{ NULL, 0, NULL, NULL },
 	};
@@ -546,13 +600,25 @@ int iac_cache_cmd(int argc, char **argv)
 			       : cmd_status(&s, pos.n == 2 ? pos.items[1] : NULL);
 		goto done;
 	}
+	if (sub && !strcmp(sub, "follow")) {
+		for (size_t i = 0; i < vars.n; i++) {
+			iac_strlist_push(&apply_args, "-var");
+			iac_strlist_push(&apply_args, vars.items[i]);
+		}
+		for (size_t i = 0; i < var_files.n; i++) {
+			iac_strlist_push(&apply_args, "-var-file");
+			iac_strlist_push(&apply_args, var_files.items[i]);
+		}
+		rc = cmd_follow(&s, &pos, &apply_args, once, follow_timeout);
+		goto done;
+	}
 	if (sub && !strcmp(sub, "invalidate")) {
 		rc = cmd_invalidate(&s, &pos, klass);
 		goto done;
 	}
 	if (!sub || (strcmp(sub, "ring") && strcmp(sub, "locate"))) {
-		static const char *const subs[] = { "status", "invalidate", "ring", "locate" };
-		const char *pick = sub ? iac_suggest(sub, subs, 4) : NULL;
+		static const char *const subs[] = { "status", "invalidate", "ring", "locate", "follow" };
+		const char *pick = sub ? iac_suggest(sub, subs, 5) : NULL;
 		if (sub)
 			iac_log_error("unknown subcommand 'cache %s'%s%s%s", sub, pick ? "; did you mean '" : "",
 				      pick ? pick : "", pick ? "'?" : "");
@@ -569,6 +635,9 @@ int iac_cache_cmd(int argc, char **argv)
 		rc = 0;
 done:
 	iac_session_close(&s);
+	iac_strlist_free(&vars);
+	iac_strlist_free(&var_files);
+	iac_strlist_free(&apply_args);
 	iac_ketama_free(r);
 	iac_strlist_free(&o.nodes);
 	iac_strlist_free(&pos);
