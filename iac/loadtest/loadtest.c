@@ -253,6 +253,7 @@ typedef struct {
 	int threads;             /* worker threads */
 	iac_lt_hosts *hosts;     /* observe.hosts, or NULL */
 	iac_lt_caches *caches;   /* observe.cache, or NULL */
+	iac_lt_dbs *dbs;         /* observe.db, or NULL */
 	iac_strlist servers;     /* HAProxy's servers, in the order first seen */
 	iac_lt_run run;
 	int have_run;
@@ -316,6 +317,8 @@ static int lt_start(lt_cmd *c, struct sigaction *old_sa)
 		c->hosts = iac_lt_hosts_open(&c->cfg.hosts, c->cfg.ssh_key, c->cfg.known_hosts);
 	if (c->cfg.caches.n && !c->caches)   /* the baseline: figures are what the run did */
 		c->caches = iac_lt_caches_open(&c->cfg.caches);
+	if (c->cfg.dbs.n && !c->dbs)
+		c->dbs = iac_lt_dbs_open(&c->cfg.dbs);
 	if (c->cfg.haproxy) {
 		/* one probe up front: a wrong address is worth a warning before
 		 * the run rather than a report without figures after it */
@@ -388,6 +391,7 @@ static void sample_second(lt_cmd *c, lt_watch *w, double el)
 		iac_lt_hosts_sample(c->hosts, hc, hm);
 	}
 	iac_lt_caches_sample(c->caches, w->next_sec);
+	iac_lt_dbs_sample(c->dbs, w->next_sec);
 	pthread_mutex_lock(&run->mu);
 	iac_lt_second *x = iac_lt_engine_slot(run, w->next_sec);
 	x->cpu_pct = cpu_pct;
@@ -492,6 +496,7 @@ static void fill_result(lt_cmd *c, const lt_watch *w, double elapsed, size_t nse
 	res->hosts = &c->cfg.hosts;
 	res->servers = &c->servers;
 	res->caches = c->caches;
+	res->dbs = c->dbs;
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	res->rss_mib = (double)ru.ru_maxrss / 1024.0;
@@ -550,6 +555,7 @@ static void lt_free(lt_cmd *c)
 	iac_lt_prom_stop(c->prom);
 	iac_lt_hosts_close(c->hosts);
 	iac_lt_caches_close(c->caches);
+	iac_lt_dbs_close(c->dbs);
 	iac_lt_result_free(&c->res);
 	if (c->have_run)
 		iac_lt_engine_free(&c->run);
@@ -941,6 +947,8 @@ static int lt_agents(lt_cmd *c)
 			res->valid = 0;
 			continue;
 		}
+		if (a[i].cpu_max_pct > res->cpu_max_pct)   /* the busiest agent's CPU is the client's figure */
+			res->cpu_max_pct = a[i].cpu_max_pct;
 		snprintf(line, sizeof(line), "agent '%s': %.1f s, %d VUs, CPU up to %.0f%%%s%s", a[i].name, a[i].elapsed_s,
 			 a[i].vus_max, a[i].cpu_max_pct, a[i].valid ? "" : "; not valid: ", a[i].valid ? "" : a[i].why ? a[i].why : "?");
 		iac_strlist_push(&res->notes, line);
