@@ -192,9 +192,9 @@ static int publish_text(const iac_rctx *ctx, const json_t *a, const char *text)
 }
 
 /* The document at the first target: its SHA-256 into hex ("" when
- * absent) and *map its slot map (new reference, NULL when absent or not
- * this map's). The first target's copy is the flip: written first. */
-static int published(char hex[65], json_t **map, const iac_rctx *ctx, const json_t *a)
+ * absent), *map its slot map (new reference, NULL when absent or not
+ * this map's) and *version its version (left alone without a map). The first target's copy is the flip: written first. */
+static int published(char hex[65], json_t **map, long *version, const iac_rctx *ctx, const json_t *a)
 {
 	const json_t *pub = json_object_get(a, "publish");
 	char *out = NULL;
@@ -224,8 +224,10 @@ static int published(char hex[65], json_t **map, const iac_rctx *ctx, const json
 		json_t *doc = json_loads(out, 0, NULL);
 		const json_t *m = json_object_get(doc, "map");
 		if (!strcmp(iac_json_str(doc, "name") ?: "", iac_json_str(a, "name")) &&
-		    json_array_size(m) == (size_t)num(a, "slots", 0))
+		    json_array_size(m) == (size_t)num(a, "slots", 0)) {
 			*map = json_incref((json_t *)m);
+			*version = num(doc, "version", 0);
+		}
 		json_decref(doc);
 	}
 	free(out);
@@ -471,8 +473,20 @@ static int shard_update(const iac_rctx *ctx, json_t **out, const json_t *prior, 
 		if (!find_cluster(prior, NULL, iac_json_str(c, "name")) && setup_cluster(&s, c, p.map) < 0)
 			goto done;
 	}
-	if (publish_now(ctx, &p) < 0 || move_all(&s, prior, planned, want, &p) < 0)
+	if (move_all(&s, prior, planned, want, &p) < 0)
 		goto done;
+	if (!s.moved_slots) {
+		/* nothing flipped: publish only what changed (the clusters'
+		 * addresses, a copy edited or deleted), as a new version */
+		char *text = doc_text(planned, p.map, p.version);
+		iac_sha256_hex(p.sha, text, strlen(text));
+		free(text);
+		if (strcmp(p.sha, iac_json_str(prior, "published_sha256") ?: "")) {
+			p.version++;
+			if (publish_now(ctx, &p) < 0)
+				goto done;
+		}
+	}
 	*out = result(planned, &p);
 	if (s.moved_rows || !iac_value_equal(json_object_get(prior, "map"), p.map))
 		json_object_set_new(*out, "last_move",
@@ -520,7 +534,8 @@ static int shard_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 		rc = 0;   /* no cluster knows the map: gone */
 		goto done;
 	}
-	if (published(hex, &pmap, ctx, prior) < 0)
+	long version = num(prior, "version", 1);
+	if (published(hex, &pmap, &version, ctx, prior) < 0)
 		goto done;
 	/* a slot in a move is where the published map says (the flip); any
 	 * other is the one cluster that does not say it is not its own */
@@ -541,6 +556,9 @@ static int shard_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	json_object_set_new(*out, "map", map);
 	json_object_set_new(*out, "in_transit", json_integer(transit_all));
 	json_object_set_new(*out, "published_sha256", json_string(hex));
+	/* versions only grow, also past one published behind iac's back */
+	if (version > num(prior, "version", 1))
+		json_object_set_new(*out, "version", json_integer(version));
 	rc = 0;
 done:
 	json_decref(pmap);

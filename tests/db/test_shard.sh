@@ -127,4 +127,30 @@ for k in range(10**9, 10**9 + 10**6):
 psql_at $A "insert into orders values ($k, $k)" || fail "a refuses slot $S after the rollback"
 iac plan -detailed-exitcode >"$WORK/p5.out" 2>&1 || { cat "$WORK/p5.out"; fail "plan after settling is not quiet"; }
 echo "ok: a move stopped before its flip is rolled back by the next apply"
+
+# --- a move stopped after its flip: S copied to b ('verified'), fenced on
+# a, the published map already says b. The next apply goes forward (the
+# plan reads S as b's), then the ring's own choice, a, moves it back: in the
+# end every row of S once, on a
+psql_at $A "insert into iac_shard_state values ('orders', $S, 'fenced', 'b') on conflict (map, slot) do update set state = 'fenced'" || fail "fence"
+psql_at $A "copy (select * from orders where iac_shard_slot(customer_id::text, 1024) = $S) to stdout" >"$WORK/slot_rows"
+n_s=$(wc -l <"$WORK/slot_rows")
+PGPASSWORD=$IAC_VAR_pg_superuser ctl psql -X -q -h $H3 -p 5442 -U postgres -d postgres -v ON_ERROR_STOP=1 \
+	-c "set session_replication_role = replica" -c "copy orders from stdin" <"$WORK/slot_rows" || fail "copy to b"
+psql_at $B "update iac_shard_state set state = 'verified', peer = 'a' where map = 'orders' and slot = $S" || fail "verified"
+v0=$("$T_PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['version'])" "$MAP")
+on_host 3 "python3 -c \"import json; p = '/etc/app/shards/orders.json'; d = json.load(open(p)); d['map'][$S] = 'b'; d['version'] += 1; json.dump(d, open(p, 'w'))\"" ||
+	fail "flip by hand"
+iac plan >"$WORK/p6.out" 2>&1 || { cat "$WORK/p6.out"; fail "plan with a flipped move"; }
+expect_in "$WORK/p6.out" "settle 1 slot(s) an apply left in a move"
+expect_in "$WORK/p6.out" "move 1 of 1024 slots: b -> a 1"
+iac apply -auto-approve >"$WORK/a6.out" 2>&1 || { cat "$WORK/a6.out"; fail "apply finishing the flipped move"; }
+[ "$(psql_at $B "select count(*) from orders where iac_shard_slot(customer_id::text, 1024) = $S")" = 0 ] || fail "b kept slot $S's rows"
+[ "$(psql_at $A "select count(*) from orders where iac_shard_slot(customer_id::text, 1024) = $S")" = "$n_s" ] || fail "rows of slot $S lost"
+"$T_PY" -c "import json,sys; d = json.load(open(sys.argv[1])); assert d['map'][$S] == 'a' and d['version'] >= $v0 + 2, d['version']" "$MAP" ||
+	fail "the map does not give slot $S back to a in a new version"
+psql_at $A "insert into orders values ($((k + 1)), $k)" || fail "a refuses slot $S"
+psql_at $B "insert into orders values ($((k + 2)), $k)" >"$WORK/g.out" 2>&1 && fail "b accepts slot $S"
+iac plan -detailed-exitcode >"$WORK/p7.out" 2>&1 || { cat "$WORK/p7.out"; fail "plan after finishing is not quiet"; }
+echo "ok: a move stopped after its flip is finished by the next apply (then the ring moves the slot back)"
 echo ok
