@@ -92,4 +92,17 @@ cmd_check "-vnodes -5 must be a multiple of 4 between 4 and 4096" cache ring -no
 cmd_check "-vnodes 0 must be a multiple of 4" cache ring -node a=a -vnodes 0
 cmd_check "unknown subcommand 'cache rign'; did you mean 'ring'?" cache rign
 cmd_check "unknown subcommand 'cache bogus'" cache bogus
+cmd_check "unknown subcommand 'cache folow'; did you mean 'follow'?" cache folow
+cmd_check "usage: iac cache follow CLUSTER" cache follow
+check "l1 must be a table" 'l1 = "lb"'
+check "unknown setting 'l2'" 'l2 = {}'
+
+# plans/shop validates as shipped (tests/cache/test_shop.sh applies it on the test bed)
+SHOP="$(cd "$(dirname "$0")/../../plans/shop" && pwd)"
+if "$IAC" -no-color -chdir="$SHOP" validate -var lb=10.9.0.2 -var apps=10.9.0.3,10.9.0.4 -var caches=10.9.0.5 \
+	>"$W/shop.out" 2>&1; then
+	ok "plans/shop validates"
+else
+	check_fail "plans/shop does not validate: $(cat "$W/shop.out")"
+fi
 finish
