@@ -301,6 +301,9 @@ int lt_lua_push_data(lua_State *L, const char *json);
 /* The value at idx as JSON text (malloc'd; raises a Lua error for what
  * JSON cannot hold: functions, userdata). */
 char *lt_lua_to_json(lua_State *L, int idx);
+/* Add vu's scenario's tags (the scenario's tags option) to the request's,
+ * after the flow's own (those win: a tag is looked up first to last). */
+void lt_vu_scenario_tags(lt_vu *vu);
 /* The response's Set-Cookie headers (vu->hbuf) into vu->cookies. */
 void lt_cookies_update(lt_vu *vu);
 /* Push the response of the finished request on vu->co; returns values pushed. */

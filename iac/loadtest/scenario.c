@@ -262,10 +262,32 @@ static void check_scenario(lua_State *L, iac_lt_scenario *sp, const char *what)
 			luaL_error(L, "method '%s' in %s must be upper-case letters", sp->method, what);
 }
 
+/* tags = { name = "value" }: on every request of the scenario (k6's
+ * scenario tags), after a request's own; kept as "name" "value" pairs. */
+static void read_tags(lua_State *L, int t, iac_lt_scenario *sp, const char *what)
+{
+	lua_getfield(L, t, "tags");
+	if (!lua_isnil(L, -1)) {
+		if (!lua_istable(L, -1))
+			luaL_error(L, "option 'tags' in %s must be a table of names to strings", what);
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+				luaL_error(L, "option 'tags' in %s must map names to strings", what);
+			if (sp->tags.n >= 2 * 8)
+				luaL_error(L, "option 'tags' in %s: at most 8 tags", what);
+			iac_strlist_push(&sp->tags, lua_tostring(L, -2));
+			iac_strlist_push(&sp->tags, lua_tostring(L, -1));
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+}
+
 static int apply_scenario(lua_State *L, const char *name, int t)
 {
 	static const char *const keys[] = { "weight", "think", "flow", "method", "path", "url",
-					    "headers", "body", "name", NULL };
+					    "headers", "body", "name", "tags", NULL };
 	load_ctx *c = get_ctx(L);
 	iac_lt_config *cfg = c->cfg;
 	char what[200];
@@ -291,6 +313,7 @@ static int apply_scenario(lua_State *L, const char *name, int t)
 	sp->endpoint = string_field(L, t, "name", what);
 	read_body(L, t, sp, what);
 	read_headers(L, t, &sp->headers, what);
+	read_tags(L, t, sp, what);
 	read_url(L, t, sp, what);
 	check_scenario(L, sp, what);
 	return 0;
@@ -1349,6 +1372,7 @@ void iac_lt_config_free(iac_lt_config *cfg)
 	}
 	free(cfg->data);
 	free(cfg->setup_data);
+		iac_strlist_free(&s->tags);
 	free(cfg->stages);
 	free(cfg->file);
 	free(cfg->source);

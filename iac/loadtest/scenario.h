@@ -46,6 +46,7 @@ typedef struct {
 	size_t body_len;
 	iac_strlist headers;                 /* "Name: value" */
 	char *endpoint;                      /* name option; NULL: "METHOD path" */
+	iac_strlist tags;                    /* tags option: name, value, name, value... (at most 8 pairs) */
 	int line;
 } iac_lt_scenario;
 

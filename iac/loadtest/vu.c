@@ -405,6 +405,8 @@ void lt_vu_start(lt_vu *vu)
 	vu->iteration++;
 	if (w->flow_ref[vu->scen] == LUA_NOREF) {
 		vu->method = w->run->cfg->scenarios[vu->scen].method;
+		vu->ntags = 0;
+		lt_vu_scenario_tags(vu);
 		vu->want_addr = w->pre_addr[vu->scen];
 		vu->ep = w->pre_ep[vu->scen];
 		vu->req = w->pre[vu->scen];

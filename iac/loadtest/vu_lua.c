@@ -162,6 +162,15 @@ static void read_tags(lua_State *L, lt_vu *vu, int opt_idx, const char *method)
 	lua_pop(L, 1);
 }
 
+void lt_vu_scenario_tags(lt_vu *vu)
+{
+	const iac_strlist *t = &vu->w->run->cfg->scenarios[vu->scen].tags;
+	for (size_t i = 0; i + 1 < t->n && vu->ntags < LT_MAX_TAGS; i += 2) {
+		vu->tagk[vu->ntags] = t->items[i];
+		vu->tagv[vu->ntags++] = t->items[i + 1];
+	}
+}
+
 /* Keep the bytes of an option-less request for the next time the flow
  * asks for the same URL. */
 static lt_prebuilt *cache_put(iac_lt_worker *w, const char *url, const iac_buf *b, int a, size_t ep)
@@ -202,6 +211,7 @@ static int do_request(lua_State *L, lt_vu *vu, const char *method, int url_idx, 
 		lua_pop(L, 1);   /* the string stays referenced by the options table */
 		read_tags(L, vu, opt_idx, method);
 	}
+	lt_vu_scenario_tags(vu);
 	if (url[0] == '/' && w->run->base_path[0])
 		url = lua_pushfstring(L, "%s%s", w->run->base_path, url);   /* collected with the stack */
 	const char *path;

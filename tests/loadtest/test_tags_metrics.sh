@@ -78,6 +78,24 @@ rc=0
 [ "$rc" = 99 ] || { cat "$T/fail.out"; fail "p(95) < 250ms on the slow endpoint must fail (exit 99), got $rc"; }
 grep -q 'FAIL http_req_duration{endpoint:checkout}' "$T/fail.out" || fail "the summary does not name the failed tagged threshold"
 
+# a scenario's own tags (k6's scenario tags), also on a flow-less scenario
+cat > "$T/stags.lua" <<EOF2
+target "http://127.0.0.1:$PORT"
+scenario "plain" { path = "/1k.html", tags = { tier = "static" } }
+scenario "api" { flow = function(u) u:get("/cart", { tags = { tier = "override" } }) end, tags = { tier = "api", team = "x" } }
+load { vus = 4, duration = "1s" }   -- each thread gives its VUs to the scenarios by weight: both run
+thresholds {
+  ["http_reqs{tier:static}"] = "count > 0",
+  ["http_reqs{tier:override,team:x}"] = "count > 0",
+  ["http_reqs{tier:api}"] = "count == 0",
+}
+EOF2
+rc=0
+"$IAC" loadtest "$T/stags.lua" -json "$T/stags.json" > "$T/stags.out" 2>&1 || rc=$?
+[ "$rc" = 0 ] || { cat "$T/stags.out"; fail "scenario tags: exit $rc"; }
+[ "$(json "$T/stags.json" "d['metrics']['http_reqs{tier:static}']['count'] == d['endpoints']['GET /1k.html']['requests']")" = True ] ||
+	fail "every request of the plain scenario carries its tag"
+
 # mistakes are named before any load: an unknown metric, a condition
 # without k6's aggregate, a built-in that is not kept by tag, add() at load
 check_err() {   # check_err NAME LUA_LINES MESSAGE
