@@ -477,11 +477,13 @@ static int shard_update(const iac_rctx *ctx, json_t **out, const json_t *prior, 
 		goto done;
 	if (!s.moved_slots) {
 		/* nothing flipped: publish only what changed (the clusters'
-		 * addresses, a copy edited or deleted), as a new version */
+		 * addresses, a copy edited or deleted, the targets), as a new
+		 * version */
 		char *text = doc_text(planned, p.map, p.version);
 		iac_sha256_hex(p.sha, text, strlen(text));
 		free(text);
-		if (strcmp(p.sha, iac_json_str(prior, "published_sha256") ?: "")) {
+		if (strcmp(p.sha, iac_json_str(prior, "published_sha256") ?: "") ||
+		    !iac_value_equal(json_object_get(prior, "publish"), json_object_get(planned, "publish"))) {
 			p.version++;
 			if (publish_now(ctx, &p) < 0)
 				goto done;
