@@ -161,7 +161,7 @@ int iac_lt_haproxy_parse(iac_lt_hap_sample *out, const char *csv)
 	char *hdr = strtok_r(text, "\n", &save);
 	char *names[256];
 	size_t nn = split_csv(hdr, names, 256);
-	int ipx = -1, isv = -1, iq = -1, is = -1, ir = -1, irate = -1;
+	int ipx = -1, isv = -1, iq = -1, is = -1, ir = -1, irate = -1, icl = -1, ich = -1;
 	for (size_t i = 0; i < nn; i++) {
 		if (!strcmp(names[i], "pxname")) ipx = (int)i;
 		else if (!strcmp(names[i], "svname")) isv = (int)i;
@@ -169,6 +169,8 @@ int iac_lt_haproxy_parse(iac_lt_hap_sample *out, const char *csv)
 		else if (!strcmp(names[i], "scur")) is = (int)i;
 		else if (!strcmp(names[i], "rtime")) ir = (int)i;
 		else if (!strcmp(names[i], "req_rate")) irate = (int)i;
+		else if (!strcmp(names[i], "cache_lookups")) icl = (int)i;
+		else if (!strcmp(names[i], "cache_hits")) ich = (int)i;
 	}
 	if (ipx < 0 || isv < 0 || iq < 0 || is < 0 || ir < 0) {
 		free(text);
@@ -192,6 +194,10 @@ int iac_lt_haproxy_parse(iac_lt_hap_sample *out, const char *csv)
 			continue;
 		}
 		out->backends++;
+		if (icl >= 0 && ich >= 0 && (size_t)icl < n && (size_t)ich < n) {
+			out->cache_lookups += atof(f[icl]);
+			out->cache_hits += atof(f[ich]);
+		}
 		out->qcur += atof(f[iq]);
 		double sc = atof(f[is]);
 		out->scur += sc;
@@ -200,6 +206,8 @@ int iac_lt_haproxy_parse(iac_lt_hap_sample *out, const char *csv)
 		rt_weight += sc + 1;
 	}
 	out->rtime_ms = rt_weight > 0 ? rt_weighted / rt_weight : 0;
+	if (icl < 0 || ich < 0)
+		out->cache_lookups = out->cache_hits = -1;
 	free(text);
 	return 0;
 }
@@ -452,7 +460,20 @@ typedef struct {
 struct iac_lt_caches {
 	lt_cache_node *n;
 	size_t count;
+	const char *haproxy;              /* level 1, or NULL; borrowed */
+	double l1_base_lookups, l1_base_hits, l1_lookups, l1_hits;   /* -1: not sampled */
 };
+
+/* Level 1's counters now, into (lookups, hits); untouched when HAProxy
+ * does not answer or has no cache columns. */
+static void l1_read(iac_lt_caches *c, double *lookups, double *hits)
+{
+	iac_lt_hap_sample hs;
+	if (!c->haproxy || iac_lt_haproxy_sample(&hs, c->haproxy, 300) < 0 || hs.cache_lookups < 0)
+		return;
+	*lookups = hs.cache_lookups;
+	*hits = hs.cache_hits;
+}
 
 /* The node's counters now, finding its engine on the first call. */
 static int cache_read(lt_cache_node *node, iac_lt_cache_counters *out, double timeout_ms)
@@ -486,9 +507,12 @@ done:
 	return rc;
 }
 
-iac_lt_caches *iac_lt_caches_open(const iac_strlist *nodes)
+iac_lt_caches *iac_lt_caches_open(const iac_strlist *nodes, const char *haproxy)
 {
 	iac_lt_caches *c = iac_xcalloc(1, sizeof(*c));
+	c->haproxy = haproxy;
+	c->l1_base_lookups = c->l1_base_hits = c->l1_lookups = c->l1_hits = -1;
+	l1_read(c, &c->l1_base_lookups, &c->l1_base_hits);
 	c->count = nodes->n;
 	c->n = iac_xcalloc(nodes->n ? nodes->n : 1, sizeof(*c->n));
 	for (size_t i = 0; i < nodes->n; i++) {
@@ -535,6 +559,19 @@ void iac_lt_caches_sample(iac_lt_caches *c, long sec)
 void iac_lt_caches_finish(iac_lt_caches *c)
 {
 	iac_lt_caches_sample(c, -1);
+	if (c)
+		l1_read(c, &c->l1_lookups, &c->l1_hits);
+}
+
+/* Level 1 over the window: 1 when both ends were sampled (and HAProxy was
+ * not reloaded in between, which starts its counters again). */
+static int l1_window(const iac_lt_caches *c, long long *hits, long long *misses)
+{
+	if (c->l1_base_lookups < 0 || c->l1_lookups < c->l1_base_lookups || c->l1_hits < c->l1_base_hits)
+		return 0;
+	*hits = (long long)(c->l1_hits - c->l1_base_hits);
+	*misses = (long long)(c->l1_lookups - c->l1_base_lookups) - *hits;
+	return 1;
 }
 
 /* A counter's growth over the window; -1 when unknown or reset (the
@@ -585,7 +622,12 @@ void iac_lt_caches_text(iac_buf *out, const iac_lt_caches *c)
 {
 	if (!c || !c->count)
 		return;
-	long long th = 0, tm = 0, tev = 0;
+	long long th = 0, tm = 0, tev = 0, l1h, l1m;
+	if (l1_window(c, &l1h, &l1m)) {
+		char label[300];
+		snprintf(label, sizeof(label), "level 1, HAProxy cache at %s", c->haproxy);
+		text_line(out, label, l1h, l1m, -1);
+	}
 	size_t ok = 0;
 	for (size_t i = 0; i < c->count; i++) {
 		const lt_cache_node *node = &c->n[i];
@@ -603,8 +645,8 @@ void iac_lt_caches_text(iac_buf *out, const iac_lt_caches *c)
 		tev += w.evictions > 0 ? w.evictions : 0;
 		ok++;
 	}
-	if (ok > 1)
-		text_line(out, "cache, all nodes", th, tm, tev);
+	if (ok > 1 || c->haproxy)
+		text_line(out, c->haproxy ? "level 2, all cache nodes" : "cache, all nodes", th, tm, tev);
 }
 
 static json_t *num_or_null(double v)
@@ -642,6 +684,11 @@ json_t *iac_lt_caches_json(const iac_lt_caches *c)
 	json_object_set_new(o, "misses", json_integer(tm));
 	json_object_set_new(o, "hit_rate", num_or_null(rate_of(th, tm)));
 	json_object_set_new(o, "evictions", json_integer(tev));
+	long long l1h, l1m;
+	if (l1_window(c, &l1h, &l1m))
+		json_object_set_new(o, "level1", json_pack("{s:s,s:I,s:I,s:o}", "haproxy", c->haproxy, "hits",
+							   (json_int_t)l1h, "misses", (json_int_t)l1m, "hit_rate",
+							   num_or_null(rate_of(l1h, l1m))));
 	return o;
 }
 

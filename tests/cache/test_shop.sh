@@ -62,6 +62,29 @@ grep -q "level 1: HAProxy cache (ipv4@$LB:9999): $lh hits, $((lk - lh)) misses" 
 grep -q "level 2: cache nodes (catalog): $rh hits, $rm misses" "$WORK/st.out" || fail "no level 2 line"
 ok "iac status cache reports both levels as HAProxy and Redis count them"
 
+# the same two levels in a load test's observe report, over its window
+cat >"$WORK/s.lua" <<LUA
+target "http://$LB"
+scenario "browse" { flow = function(u) u:get("/catalog/" .. u:random(1, 40), { name = "catalog" }) end }
+load { vus = 4, duration = "3s" }
+observe { haproxy = "ipv4@$LB:9999", cache = { "$(addr 4):6379", "$(addr 5):6379" } }
+LUA
+read -r lk0 lh0 <<<"$(l1)"; read -r rh0 rm0 <<<"$(l2)"
+iac loadtest s.lua -json s.json >"$WORK/s.out" 2>&1 || { cat "$WORK/s.out"; fail "loadtest"; }
+read -r lk1 lh1 <<<"$(l1)"; read -r rh1 rm1 <<<"$(l2)"
+grep -E "level [12]|cache " "$WORK/s.out"
+python3 - "$WORK/s.json" $((lh1 - lh0)) $((lk1 - lk0 - lh1 + lh0)) $((rh1 - rh0)) $((rm1 - rm0)) <<'PY' || fail "observe's figures differ from HAProxy's and Redis's"
+import json, sys
+d = json.load(open(sys.argv[1]))
+l1h, l1m, l2h, l2m = map(int, sys.argv[2:])
+c = d["server"]["cache"]
+assert (c["level1"]["hits"], c["level1"]["misses"]) == (l1h, l1m), (c["level1"], l1h, l1m)
+assert (c["hits"], c["misses"]) == (l2h, l2m), (c, l2h, l2m)
+assert l1h > 100 and l1h + l1m == d["requests"], (l1h, l1m, d["requests"])
+print("observe == servers: level 1 %d/%d, level 2 %d/%d" % (l1h, l1m, l2h, l2m))
+PY
+ok "iac loadtest's observe report gives both levels as HAProxy and Redis count them"
+
 iac apply -auto-approve "${VARS[@]}" -var version=v2 >"$WORK/a2.out" 2>&1 || { tail -40 "$WORK/a2.out"; fail "apply v2"; }
 for i in $(seq 1 10); do get "/catalog/$i"; done >"$WORK/pass4"
 [ "$(grep -c '^v2 catalog [0-9]*|miss|$' "$WORK/pass4")" = 10 ] || { cat "$WORK/pass4"; fail "after the release: expected 10 fresh v2 pages"; }
