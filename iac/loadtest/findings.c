@@ -17,6 +17,7 @@
 #define SLOW_RATIO 3.0        /* a server this many times slower than the others */
 #define SLOW_MIN_MS 20.0      /* ... and at least this much slower */
 #define NEAR_KNEE_S 3         /* onset within this many seconds of the knee */
+#define DB_LAG_BYTES 1048576.0  /* a replica this far behind serves stale reads */
 
 static double median(const double *v, size_t n)
 {
@@ -199,6 +200,23 @@ static void rule_cpu(acc *a, const iac_lt_signals *s)
 	free(at);
 }
 
+static void rule_db(acc *a, const iac_lt_signals *s)
+{
+	double peak;
+	long at = onset(&peak, s->db_lag_bytes, s->n, DB_LAG_BYTES, 3);
+	if (at < 0)
+		return;
+	iac_buf b = IAC_BUF_INIT;
+	if (isinf(peak))
+		iac_buf_printf(&b, "bottleneck: database replica '%s' stopped replicating (from t=%ld s)",
+			       s->db_lagging ? s->db_lagging : "?", at);
+	else
+		iac_buf_printf(&b, "bottleneck: database replica '%s' fell behind its leader (up to %.1f MB from t=%ld s)",
+			       s->db_lagging ? s->db_lagging : "?", peak / 1048576.0, at);
+	iac_buf_puts(&b, ": writes outpace replication; reads from it are stale (max_lag takes it out of the ro pool)");
+	add(a, "db", 2.5, at, &b);
+}
+
 static int by_score(const void *x, const void *y)
 {
 	const iac_lt_finding *a = x, *b = y;
@@ -217,6 +235,7 @@ size_t iac_lt_findings(iac_lt_finding **out, const iac_lt_signals *s)
 	rule_queue(&a, s);
 	rule_server(&a, s);
 	rule_cpu(&a, s);
+	rule_db(&a, s);
 	if (!a.n && a.knee >= 0) {
 		iac_buf b = IAC_BUF_INIT;
 		iac_buf_printf(&b, "latency: p99 rose from %.1f ms to %.1f ms at t=%ld s with nothing observed saturated; "

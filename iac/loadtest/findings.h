@@ -13,6 +13,7 @@
  *            per-server response time): a slow or starved host
  *   cpu      CPU of the observed hosts: one hot while others idle (uneven
  *            balancing or a smaller host), or all hot (add capacity)
+ *   db       a database replica falling behind its leader (replication lag)
  *   latency  p99 rose with nothing observed saturated (observe more)
  *
  * A finding whose onset is within a few seconds of the p99 knee ranks
@@ -35,6 +36,8 @@ typedef struct {
 	size_t nservers;
 	const char *const *server;         /* "backend/server" */
 	const double *const *server_rtime; /* nservers series of n, ms */
+	const double *db_lag_bytes;        /* n or NULL: the highest replica lag */
+	const char *db_lagging;            /* the replica that lagged most, or NULL */
 } iac_lt_signals;
 
 typedef struct {

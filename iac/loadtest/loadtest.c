@@ -254,6 +254,7 @@ typedef struct {
 	iac_lt_hosts *hosts;     /* observe.hosts, or NULL */
 	iac_lt_caches *caches;   /* observe.cache, or NULL */
 	iac_lt_dbs *dbs;         /* observe.db, or NULL */
+	iac_lt_dbs *dbs;         /* observe.db, or NULL */
 	iac_strlist servers;     /* HAProxy's servers, in the order first seen */
 	iac_lt_run run;
 	int have_run;
@@ -316,7 +317,9 @@ static int lt_start(lt_cmd *c, struct sigaction *old_sa)
 	if (c->cfg.hosts.n)
 		c->hosts = iac_lt_hosts_open(&c->cfg.hosts, c->cfg.ssh_key, c->cfg.known_hosts);
 	if (c->cfg.caches.n && !c->caches)   /* the baseline: figures are what the run did */
-		c->caches = iac_lt_caches_open(&c->cfg.caches, c->cfg.haproxy);
+		c->caches = iac_lt_caches_open(&c->cfg.caches);
+	if (c->cfg.dbs.n && !c->dbs)
+		c->dbs = iac_lt_dbs_open(&c->cfg.dbs);
 	if (c->cfg.dbs.n && !c->dbs)
 		c->dbs = iac_lt_dbs_open(&c->cfg.dbs);
 	if (c->cfg.haproxy) {
@@ -391,6 +394,7 @@ static void sample_second(lt_cmd *c, lt_watch *w, double el)
 		iac_lt_hosts_sample(c->hosts, hc, hm);
 	}
 	iac_lt_caches_sample(c->caches, w->next_sec);
+	iac_lt_dbs_sample(c->dbs, w->next_sec);
 	iac_lt_dbs_sample(c->dbs, w->next_sec);
 	pthread_mutex_lock(&run->mu);
 	iac_lt_second *x = iac_lt_engine_slot(run, w->next_sec);
@@ -497,6 +501,7 @@ static void fill_result(lt_cmd *c, const lt_watch *w, double elapsed, size_t nse
 	res->servers = &c->servers;
 	res->caches = c->caches;
 	res->dbs = c->dbs;
+	res->dbs = c->dbs;
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	res->rss_mib = (double)ru.ru_maxrss / 1024.0;
@@ -555,6 +560,7 @@ static void lt_free(lt_cmd *c)
 	iac_lt_prom_stop(c->prom);
 	iac_lt_hosts_close(c->hosts);
 	iac_lt_caches_close(c->caches);
+	iac_lt_dbs_close(c->dbs);
 	iac_lt_dbs_close(c->dbs);
 	iac_lt_result_free(&c->res);
 	if (c->have_run)

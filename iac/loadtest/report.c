@@ -423,12 +423,22 @@ static void judge_findings(iac_lt_result *r)
 		hc[h] = buf + (4 + h) * n;
 	for (size_t k = 0; k < ns; k++)
 		rt[k] = buf + (4 + nh + k) * n;
+	size_t ndb = 0;
+	const char *lagging = NULL;
+	double *lag = iac_lt_dbs_lag(&ndb, &lagging, r->dbs);
+	if (lag && ndb < n) {   /* the database's series may be shorter than the run's */
+		lag = iac_xrealloc(lag, n * sizeof(*lag));
+		for (size_t s = ndb; s < n; s++)
+			lag[s] = NAN;
+	}
 	iac_lt_signals sig = { .n = n, .p99_ms = p99, .client_cpu = cpu, .client_wait = wait,
+			       .db_lag_bytes = lag, .db_lagging = lagging,
 			       .lb_queue = r->haproxy ? q : NULL, .nhosts = nh,
 			       .host = nh ? (const char *const *)r->hosts->items : NULL, .host_cpu = hc,
 			       .nservers = ns, .server = ns ? (const char *const *)r->servers->items : NULL,
 			       .server_rtime = rt };
 	r->nfindings = iac_lt_findings(&r->findings, &sig);
+	free(lag);
 	free(hc);
 	free(rt);
 	free(buf);
@@ -810,10 +820,11 @@ static double max_sampled(double acc, double v)
 
 static void text_server_side(iac_buf *b, const iac_lt_result *r)
 {
-	if (!r->haproxy && !(r->hosts && r->hosts->n) && !r->caches)
+	if (!r->haproxy && !(r->hosts && r->hosts->n) && !r->caches && !r->dbs)
 		return;
 	iac_buf_printf(b, "\n  server side\n");
 	iac_lt_caches_text(b, r->caches);
+	iac_lt_dbs_text(b, r->dbs);
 	double qmax = NAN, smax = NAN, rmax = NAN;
 	for (size_t i = 0; i < r->nsecs; i++) {
 		const iac_lt_second *x = &r->secs[i];
@@ -1124,6 +1135,9 @@ static void json_second_server(json_t *p, const iac_lt_result *r, size_t i)
 	json_t *cache = iac_lt_caches_second_json(r->caches, i);
 	if (cache)
 		json_object_set_new(p, "cache", cache);
+	json_t *db = iac_lt_dbs_second_json(r->dbs, i);
+	if (db)
+		json_object_set_new(p, "db", db);
 }
 
 /* One point of the time series. Latencies are null for a second without a
@@ -1162,6 +1176,7 @@ static json_t *json_server(const iac_lt_result *r)
 	json_object_set_new(server, "haproxy", r->haproxy ? json_string(r->haproxy) : json_null());
 	json_object_set_new(server, "hosts", r->hosts ? strlist_json(r->hosts) : json_array());
 	json_object_set_new(server, "cache", r->caches ? iac_lt_caches_json(r->caches) : json_null());
+	json_object_set_new(server, "db", r->dbs ? iac_lt_dbs_json(r->dbs) : json_null());
 	json_object_set_new(server, "saturation", r->saturation ? json_string(r->saturation) : json_null());
 	json_object_set_new(server, "servers", r->servers ? strlist_json(r->servers) : json_array());
 	return server;

@@ -44,6 +44,7 @@ typedef struct {
 	iac_lt_finding *findings;  /* ranked causes (findings.h), owned */
 	size_t nfindings;
 	const struct iac_lt_caches *caches;  /* observed cache nodes (observe.h), or NULL */
+	const struct iac_lt_dbs *dbs;        /* the observed database (observe.h), or NULL */
 	size_t thresholds_failed;
 	char *failed_msg;          /* the failed-requests verdict (cfg->max_failed), NULL when the run is below it */
 	int exit_code;

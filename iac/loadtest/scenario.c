@@ -724,7 +724,7 @@ static int l_thresholds(lua_State *L)
 
 static int l_observe(lua_State *L)
 {
-	static const char *const keys[] = { "haproxy", "hosts", "ssh_key", "known_hosts", "cache", NULL };
+	static const char *const keys[] = { "haproxy", "hosts", "ssh_key", "known_hosts", "cache", "db", NULL };
 	load_ctx *c = get_ctx(L);
 	luaL_checktype(L, 1, LUA_TTABLE);
 	if (c->seen_observe)
@@ -759,6 +759,21 @@ static int l_observe(lua_State *L)
 			if (lua_type(L, -1) != LUA_TSTRING || !strchr(lua_tostring(L, -1), ':'))
 				luaL_error(L, "option 'cache' in observe must be a list of \"ADDRESS:PORT\" cache nodes");
 			iac_strlist_push(&c->cfg->caches, lua_tostring(L, -1));
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+	/* db = { "ADDRESS:PORT", ... }: Patroni's REST API of each member (observe.h) */
+	lua_getfield(L, 1, "db");
+	if (!lua_isnil(L, -1)) {
+		if (!lua_istable(L, -1))
+			luaL_error(L, "option 'db' in observe must be a list of \"ADDRESS:PORT\" of Patroni's REST API");
+		lua_Integer n = luaL_len(L, -1);
+		for (lua_Integer i = 1; i <= n; i++) {
+			lua_rawgeti(L, -1, i);
+			if (lua_type(L, -1) != LUA_TSTRING || !strchr(lua_tostring(L, -1), ':'))
+				luaL_error(L, "option 'db' in observe must be a list of \"ADDRESS:PORT\" of Patroni's REST API");
+			iac_strlist_push(&c->cfg->dbs, lua_tostring(L, -1));
 			lua_pop(L, 1);
 		}
 	}
@@ -1385,6 +1400,7 @@ void iac_lt_config_free(iac_lt_config *cfg)
 	free(cfg->known_hosts);
 	iac_strlist_free(&cfg->hosts);
 	iac_strlist_free(&cfg->caches);
+	iac_strlist_free(&cfg->dbs);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -128,6 +128,7 @@ typedef struct {
 	char *haproxy;                       /* observe.haproxy or NULL */
 	iac_strlist hosts;                   /* observe.hosts */
 	iac_strlist caches;                  /* observe.cache: "ADDRESS:PORT" of Redis / Memcached nodes */
+	iac_strlist dbs;                     /* observe.db: "ADDRESS:PORT" of Patroni's REST API */
 	char *ssh_key, *known_hosts;         /* observe.ssh_key / known_hosts, or NULL */
 } iac_lt_config;
 

@@ -182,9 +182,41 @@ static void test_unsampled(void)
 	iac_lt_findings_free(f, n);
 }
 
+/* A replica falling behind by more than 1 MB for 3 s, or not streaming at all. */
+static void test_db_lag(void)
+{
+	iac_lt_finding *f;
+	double lag[N];
+	healthy();
+	for (int s = 0; s < N; s++)
+		lag[s] = s < 6 ? 1000 : 12.5 * 1048576;
+	iac_lt_signals s = { .n = N, .p99_ms = p99, .db_lag_bytes = lag, .db_lagging = "h3" };
+	size_t n = iac_lt_findings(&f, &s);
+	CHECK_INT((int)n, 1);
+	CHECK_STR(f[0].kind, "db");
+	CHECK_CONTAINS(f[0].text, "database replica 'h3' fell behind its leader (up to 12.5 MB from t=6 s)");
+	iac_lt_findings_free(f, n);
+	for (int k = 10; k < N; k++)
+		lag[k] = INFINITY;
+	for (int k = 0; k < 10; k++)
+		lag[k] = 0;
+	n = iac_lt_findings(&f, &s);
+	CHECK_INT((int)n, 1);
+	CHECK_CONTAINS(f[0].text, "database replica 'h3' stopped replicating (from t=10 s)");
+	iac_lt_findings_free(f, n);
+	lag[12] = 0;   /* blips: never 3 s in a row */
+	lag[15] = 0;
+	lag[18] = 0;
+	for (int k = 19; k < N; k += 2)
+		lag[k] = 0;
+	n = iac_lt_findings(&f, &s);
+	CHECK_INT((int)n, 0);
+	iac_lt_findings_free(f, n);
+}
+
 static const iac_test tests[] = {
 	TEST(test_healthy), TEST(test_slow_server), TEST(test_starved_host), TEST(test_all_hosts_hot), TEST(test_queue),
-	TEST(test_client_first), TEST(test_blips_ignored), TEST(test_unexplained), TEST(test_unsampled), { 0 },
+	TEST(test_client_first), TEST(test_blips_ignored), TEST(test_unexplained), TEST(test_unsampled), TEST(test_db_lag), { 0 },
 };
 
 int main(void)

@@ -56,9 +56,40 @@ static void test_proc_parse(void)
 	CHECK(iac_lt_host_parse(&cpu, &mem, &prev, "nothing here") < 0);
 }
 
+/* Patroni 3's GET /cluster: the leader, the replica furthest behind; a
+ * replica whose lag is "unknown" (not streaming) is as far as it gets. */
+static void test_patroni_cluster(void)
+{
+	iac_lt_db_sample s;
+	json_t *c = json_loads("{\"members\": [{\"name\": \"h1\", \"role\": \"leader\", \"state\": \"running\"},"
+			       "{\"name\": \"h2\", \"role\": \"replica\", \"state\": \"streaming\", \"lag\": 0},"
+			       "{\"name\": \"h3\", \"role\": \"replica\", \"state\": \"streaming\", \"lag\": 2097152}]}",
+			       0, NULL);
+	CHECK_INT(iac_lt_patroni_parse(&s, c), 0);
+	CHECK_STR(s.leader, "h1");
+	CHECK_STR(s.lagging, "h3");
+	CHECK(s.lag_bytes == 2097152);
+	CHECK_INT(s.replicas, 2);
+	json_decref(c);
+	c = json_loads("{\"members\": [{\"name\": \"h2\", \"role\": \"replica\", \"lag\": \"unknown\"}]}", 0, NULL);
+	CHECK_INT(iac_lt_patroni_parse(&s, c), 0);
+	CHECK_STR(s.leader, "");
+	CHECK(isinf(s.lag_bytes));
+	json_decref(c);
+	c = json_loads("{\"members\": [{\"name\": \"h1\", \"role\": \"master\"}]}", 0, NULL);
+	CHECK_INT(iac_lt_patroni_parse(&s, c), 0);
+	CHECK_STR(s.leader, "h1");
+	CHECK(s.lag_bytes == 0);
+	json_decref(c);
+	c = json_loads("{\"error\": 1}", 0, NULL);
+	CHECK(iac_lt_patroni_parse(&s, c) < 0);
+	json_decref(c);
+}
+
 static const iac_test tests[] = {
 	TEST(test_haproxy_csv),
 	TEST(test_proc_parse),
+	TEST(test_patroni_cluster),
 	{ 0 },
 };
 
