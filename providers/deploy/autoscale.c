@@ -229,19 +229,23 @@ static void note(step_env *env, const char *fmt, ...)
 	json_array_append_new(env->notes, json_string(buf));
 }
 
-/* Add spare (its pool entry) to every HAProxy of the lb. */
-static int lbs_add(step_env *env, const json_t *spare)
+/* Add spare (its pool entry) to every HAProxy of the lb; *added (may be
+ * NULL) counts the HAProxy that did not have it yet. */
+static int lbs_add(step_env *env, const json_t *spare, int *added)
 {
 	const char *name = iac_json_str(spare, "name");
 	for (size_t l = 0; l < env->n_lbs; l++) {
 		iac_haproxy *h = NULL;
+		int existed = 0;
 		int rc = iac_haproxy_open(&h, iac_json_str(env->lbs[l], "api"), 2000);
 		if (rc == 0)
-			rc = iac_haproxy_add_server(NULL, h, env->backend, name, iac_json_str(spare, "address"),
+			rc = iac_haproxy_add_server(&existed, h, env->backend, name, iac_json_str(spare, "address"),
 						    (long)json_integer_value(json_object_get(spare, "port")), env->opts[l]);
 		iac_haproxy_free(h);
 		if (rc < 0)
 			return rc;
+		if (added && !existed)
+			(*added)++;
 	}
 	return 0;
 }
@@ -350,7 +354,7 @@ static int scale_up(step_env *env, int n)
 	int added = 0;
 	for (i = 0; i < ns; i++) {
 		const char *name = iac_json_str(started[i], "name");
-		if (lbs_add(env, started[i]) < 0) {
+		if (lbs_add(env, started[i], NULL) < 0) {
 			note(env, "cannot add %s to HAProxy: %s", name, iac_err_last());
 			lbs_drain_del(env, name);
 			iac_deploy_inst_stop(env->ctx, env->pool, started[i], env->version);
@@ -416,9 +420,12 @@ static void reconcile(step_env *env)
 	json_t *sp;
 	json_array_foreach(env->active, i, sp) {
 		const json_t *inst = find_inst(json_object_get(env->pool, "spares"), iac_json_str(sp, "name") ?: "");
-		if (inst && lbs_add(env, inst) < 0) {
+		int back = 0;
+		if (inst && lbs_add(env, inst, &back) < 0) {
 			note(env, "cannot put %s back in HAProxy: %s", iac_json_str(sp, "name"), iac_err_last());
 			iac_err_clear();
+		} else if (back) {
+			note(env, "put %s back in %d HAProxy (a reload had dropped it)", iac_json_str(sp, "name"), back);
 		}
 	}
 }

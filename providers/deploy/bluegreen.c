@@ -753,6 +753,12 @@ static int bg_remove(const iac_rctx *ctx, const json_t *prior)
 		rc = IAC_ERR;
 	if (for_colour(ctx, pool, "green", sget(prior, "version"), stop_inst) < 0)
 		rc = IAC_ERR;
+	/* spares the autoscaler started (stopping one that does not run is a no-op) */
+	size_t i;
+	const json_t *sp;
+	json_array_foreach(json_object_get(pool, "spares"), i, sp)
+		if (stop_inst(ctx, pool, sp, sget(prior, "version")) < 0)
+			rc = IAC_ERR;
 	return rc;
 }
 

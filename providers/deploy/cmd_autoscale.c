@@ -278,8 +278,10 @@ static int run(ctl *c)
 		}
 	}
 	iac_session_signals(1);
+	/* the pools' interval as the last step that read them found it (a
+	 * skipped step reads nothing) */
+	double interval = c->interval_ms > 0 ? c->interval_ms : 15e3;
 	while (!iac_stop_requested) {
-		double interval = c->interval_ms > 0 ? c->interval_ms : 15e3;
 		int lead = leader_check(c);
 		if (lead < 0) {
 			print_skip(c, iac_err_last());
