@@ -7,3 +7,4 @@ env.migration = function(name) return require("migration")(name, helpers) end
 env.shard_map = function(name) return require("shard_map")(name, helpers) end
 env.partitions = function(name) return require("partitions")(name, helpers) end
 env.maintenance = function(name) return require("maintenance")(name, helpers) end
+env.lag_gate = function(name) return require("lag_gate")(name, helpers) end

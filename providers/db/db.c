@@ -117,7 +117,7 @@ void iac_db_set_sha(json_t *obj, const char *text)
 	json_object_set_new(obj, "config_sha256", json_string(hex));
 }
 
-static const iac_rtype *const db_types[] = { &iac_db_node_type, &iac_db_creds_type, &iac_db_proxy_type, &iac_db_migration_type, &iac_db_pooler_type, &iac_db_shard_type, &iac_db_migration_contract_type, &iac_db_exporter_type, &iac_db_partitions_type, &iac_db_maintenance_type, NULL };
+static const iac_rtype *const db_types[] = { &iac_db_node_type, &iac_db_creds_type, &iac_db_proxy_type, &iac_db_migration_type, &iac_db_pooler_type, &iac_db_shard_type, &iac_db_migration_contract_type, &iac_db_exporter_type, &iac_db_lag_gate_type, &iac_db_partitions_type, &iac_db_maintenance_type, NULL };
 
 static const iac_provider_command db_commands[] = {
 	{ "db", iac_db_cmd, "PostgreSQL clusters: switchover, status", iac_db_cmd_help },

@@ -36,6 +36,7 @@ extern const iac_rtype iac_db_proxy_type;
 extern const iac_rtype iac_db_migration_type;
 extern const iac_rtype iac_db_pooler_type;
 extern const iac_rtype iac_db_exporter_type;   /* node.c: prometheus-postgres-exporter per member */
+extern const iac_rtype iac_db_lag_gate_type;   /* gate.c: a deployment gate on replication lag */
 extern const iac_rtype iac_db_partitions_type;
 extern const iac_rtype iac_db_maintenance_type;
 extern const iac_provider iac_provider_db;
