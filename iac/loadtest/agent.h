@@ -43,4 +43,16 @@ int iac_lt_agents_run(iac_lt_agent **out, const iac_strlist *names, const char *
 		      const char *known_hosts, const iac_strlist *extra_args);
 void iac_lt_agents_free(iac_lt_agent *a, size_t n);
 
+/* agent_hosts.c: `-agents hosts{role="loadgen"}`. 1 when s is such a
+ * selector. iac_lt_agents_select: the hosts of dir/main.lua whose labels
+ * (or name) match every KEY = "VALUE" pushed to names as
+ * user@address[:port] (the host's user, else the ssh provider's, else
+ * root), and the ssh provider's private_key and known_hosts resolved
+ * against dir (*ssh_key, *known_hosts: owned, NULL when not set). 0, or -1
+ * with a message (bad selector, the topology does not load, no host
+ * matches). */
+int iac_lt_is_selector(const char *s);
+int iac_lt_agents_select(iac_strlist *names, char **ssh_key, char **known_hosts, const char *selector,
+			 const char *dir);
+
 #endif

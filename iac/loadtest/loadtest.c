@@ -254,7 +254,6 @@ typedef struct {
 	iac_lt_hosts *hosts;     /* observe.hosts, or NULL */
 	iac_lt_caches *caches;   /* observe.cache, or NULL */
 	iac_lt_dbs *dbs;         /* observe.db, or NULL */
-	iac_lt_dbs *dbs;         /* observe.db, or NULL */
 	iac_strlist servers;     /* HAProxy's servers, in the order first seen */
 	iac_lt_run run;
 	int have_run;
@@ -318,8 +317,6 @@ static int lt_start(lt_cmd *c, struct sigaction *old_sa)
 		c->hosts = iac_lt_hosts_open(&c->cfg.hosts, c->cfg.ssh_key, c->cfg.known_hosts);
 	if (c->cfg.caches.n && !c->caches)   /* the baseline: figures are what the run did */
 		c->caches = iac_lt_caches_open(&c->cfg.caches);
-	if (c->cfg.dbs.n && !c->dbs)
-		c->dbs = iac_lt_dbs_open(&c->cfg.dbs);
 	if (c->cfg.dbs.n && !c->dbs)
 		c->dbs = iac_lt_dbs_open(&c->cfg.dbs);
 	if (c->cfg.haproxy) {
@@ -394,7 +391,6 @@ static void sample_second(lt_cmd *c, lt_watch *w, double el)
 		iac_lt_hosts_sample(c->hosts, hc, hm);
 	}
 	iac_lt_caches_sample(c->caches, w->next_sec);
-	iac_lt_dbs_sample(c->dbs, w->next_sec);
 	iac_lt_dbs_sample(c->dbs, w->next_sec);
 	pthread_mutex_lock(&run->mu);
 	iac_lt_second *x = iac_lt_engine_slot(run, w->next_sec);
@@ -501,7 +497,6 @@ static void fill_result(lt_cmd *c, const lt_watch *w, double elapsed, size_t nse
 	res->servers = &c->servers;
 	res->caches = c->caches;
 	res->dbs = c->dbs;
-	res->dbs = c->dbs;
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	res->rss_mib = (double)ru.ru_maxrss / 1024.0;
@@ -560,7 +555,6 @@ static void lt_free(lt_cmd *c)
 	iac_lt_prom_stop(c->prom);
 	iac_lt_hosts_close(c->hosts);
 	iac_lt_caches_close(c->caches);
-	iac_lt_dbs_close(c->dbs);
 	iac_lt_dbs_close(c->dbs);
 	iac_lt_result_free(&c->res);
 	if (c->have_run)
@@ -897,10 +891,19 @@ static int write_raw(const lt_cmd *c)
 static int lt_agents(lt_cmd *c)
 {
 	iac_strlist names = { 0 }, extra = { 0 };
-	char *list = iac_xstrdup(c->f.agents);
-	for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
-		iac_strlist_push(&names, t);
-	free(list);
+	char *key = NULL, *kh = NULL;
+	if (iac_lt_is_selector(c->f.agents)) {
+		if (iac_lt_agents_select(&names, &key, &kh, c->f.agents, ".") < 0) {
+			iac_log_error("%s", iac_err_last());
+			iac_strlist_free(&names);
+			return 1;
+		}
+	} else {
+		char *list = iac_xstrdup(c->f.agents);
+		for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+			iac_strlist_push(&names, t);
+		free(list);
+	}
 	char num[64];
 	if (c->f.duration_ms >= 0) {
 		snprintf(num, sizeof(num), "%.0fms", c->f.duration_ms);
@@ -918,7 +921,9 @@ static int lt_agents(lt_cmd *c)
 	}
 	iac_lt_agent *a = NULL;
 	iac_time_rfc3339(c->res.started, sizeof(c->res.started));
-	int rc = iac_lt_agents_run(&a, &names, c->file, c->cfg.ssh_key, c->cfg.known_hosts, &extra);
+	/* the scenario's observe settings first, else the topology's ssh provider */
+	int rc = iac_lt_agents_run(&a, &names, c->file, c->cfg.ssh_key ? c->cfg.ssh_key : key,
+				   c->cfg.known_hosts ? c->cfg.known_hosts : kh, &extra);
 	iac_lt_stats_init(&c->run.total);
 	iac_lt_result *res = &c->res;
 	double el = 0;
@@ -978,6 +983,8 @@ done:
 	iac_lt_agents_free(a, names.n);
 	iac_strlist_free(&names);
 	iac_strlist_free(&extra);
+	free(key);
+	free(kh);
 	return rc;
 }
 

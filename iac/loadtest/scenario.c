@@ -1372,6 +1372,7 @@ void iac_lt_config_free(iac_lt_config *cfg)
 		free(s->body);
 		free(s->endpoint);
 		iac_strlist_free(&s->headers);
+		iac_strlist_free(&s->tags);
 	}
 	free(cfg->scenarios);
 	for (size_t i = 0; i < cfg->nthresholds; i++)
@@ -1387,7 +1388,6 @@ void iac_lt_config_free(iac_lt_config *cfg)
 	}
 	free(cfg->data);
 	free(cfg->setup_data);
-		iac_strlist_free(&s->tags);
 	free(cfg->stages);
 	free(cfg->file);
 	free(cfg->source);

@@ -87,6 +87,26 @@ merged=$(json "$T/three.json" "d['requests']")
 echo "figures: 1 agent $(json "$T/one.json" "round(d['rps'])") req/s p99 $(json "$T/one.json" "d['latency_ms']['p99']") ms;" \
 	"3 agents $(json "$T/three.json" "round(d['rps'])") req/s p99 $(json "$T/three.json" "d['latency_ms']['p99']") ms (same machine: CPU shared)"
 
+# agents picked from the topology as main.lua declares them; the SSH key and
+# known_hosts from its ssh provider (the scenario's observe gives none)
+mkdir -p "$T/topo"
+cat > "$T/topo/main.lua" <<EOF2
+provider "ssh" { user = "root", private_key = "$BED/id_ed25519", known_hosts = "$BED/known_hosts" }
+host "lg1" { address = "$(addr 1)", labels = { role = "loadgen" } }
+host "lg2" { address = "$(addr 2)", labels = { role = "loadgen" } }
+host "web1" { address = "$(addr 3)", labels = { role = "web" } }
+EOF2
+grep -v '^observe' "$T/s.lua" > "$T/s2.lua"
+(cd "$T/topo" && bash "$TESTBED" exec "$BED" "$IAC" loadtest "$T/s2.lua" -agents 'hosts{ role = "loadgen" }' \
+	-json "$T/sel.json") > "$T/sel.out" 2>&1 || { cat "$T/sel.out"; fail "-agents hosts{role=\"loadgen\"}"; }
+[ "$(json "$T/sel.json" "sorted(n.split(\"'\")[1] for n in d['notes'] if n.startswith('agent ') and \"':\" in n)")" = \
+	"['root@$(addr 1)', 'root@$(addr 2)']" ] || fail "selected agents: $(json "$T/sel.json" "d['notes']")"
+(cd "$T/topo" && "$IAC" loadtest "$T/s2.lua" -agents 'hosts{role="db"}') > "$T/none.out" 2>&1 && fail "no matching host accepted"
+grep -q "flag '-agents hosts{role=\"db\"}': no host in main.lua" "$T/none.out" || fail "no match: $(cat "$T/none.out")"
+(cd "$T/topo" && "$IAC" loadtest "$T/s2.lua" -agents 'hosts{role=loadgen}') > "$T/bad.out" 2>&1 && fail "bad selector accepted"
+grep -q "expected hosts{ KEY = \"VALUE\", ... }" "$T/bad.out" || fail "bad selector: $(cat "$T/bad.out")"
+echo "ok: -agents hosts{role=\"loadgen\"} picks lg1 and lg2 from main.lua"
+
 # an agent that cannot run: reported, the result not valid
 bash "$TESTBED" kill "$BED" h3 >/dev/null 2>&1 || true
 run dead "$A3"
