@@ -10,45 +10,13 @@
 # back as a replica. Prints how long the promotion and the follow-up took.
 . "$(dirname "$0")/../ssh/lib.sh"
 t_need redis-server redis-cli nutcracker jq
-bed_up 4
-
-cat >"$WORK/main.lua" <<EOF
-$(provider_block)
-host "c1" { address = "$(addr 1)", labels = { role = "cache" } }
-host "c2" { address = "$(addr 2)", labels = { role = "cache" } }
-host "c3" { address = "$(addr 3)", labels = { role = "cache" } }
-host "a1" { address = "$(addr 4)", labels = { role = "app" } }
-cache_cluster "sessions" {
-  engine = "redis", hosts = hosts { role = "cache" }, per_host = 1, memory = "64mb", replicas = 1,
-  sentinel = { down_after_ms = 1000 },
-  proxy = { hosts = hosts { role = "app" }, port = 22121 },
-  publish = { file = { hosts = hosts { role = "app" }, path = "/etc/app/cache-ring.json" } },
-}
-EOF
-iac apply -auto-approve >"$WORK/a1.out" 2>&1 || { cat "$WORK/a1.out"; fail "apply"; }
-rcli() { on_host "$1" redis-cli -h "$(addr "$1")" -p "$2" "${@:3}"; }
-wait_for() {   # SECONDS CMD...: until CMD succeeds
-	local i
-	for i in $(seq 1 $(($1 * 10))); do "${@:2}" && return 0; sleep 0.1; done
-	return 1
-}
-linked() { rcli "$1" 7379 info replication | tr -d '\r' | grep -q '^master_link_status:up'; }
-for n in 1 2 3; do wait_for 15 linked $n || fail "replica on h$n not linked to its primary"; done
-known() { [ "$(rcli 1 26379 sentinel master sessions-c1-1 | tr -d '\r' | grep -A1 '^num-other-sentinels$' | tail -1)" = 2 ]; }
-wait_for 20 known || fail "the sentinels did not find each other"
-echo "ok: 3 primaries, 3 linked replicas (next host, port 7379), 3 sentinels"
+. "$(dirname "$0")/sentinel_lib.sh"
+sentinel_setup
 
 ring=$(on_host 4 cat /etc/app/cache-ring.json)
 [ "$(jq -r '.nodes[0].point_name' <<<"$ring")" = sessions-c1-1 ] || fail "ring points do not hash names"
 on_host 4 "grep -q '$(addr 1):6379:1 sessions-c1-1' /etc/iac-cache/sessions-twemproxy.yml" || fail "proxy servers unnamed"
-on_host 4 "$T_PY" - "$(addr 4)" <<'PY' || fail "SET through twemproxy"
-import socket, sys
-s = socket.create_connection((sys.argv[1], 22121)); f = s.makefile("rb")
-for b in range(0, 3000, 250):
-    s.sendall(b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\nk:%d\r\n$1\r\n1\r\n" % (len(b"k:%d" % i), i) for i in range(b, b + 250)))
-    for _ in range(250):
-        if f.readline() != b"+OK\r\n": sys.exit("bad reply")
-PY
+proxy_set_keys
 for n in 1 2 3; do rcli $n 6379 --scan | sed "s/^/sessions-c$n-1\t/"; done | sort >"$WORK/held"
 seq 0 2999 | sed 's/^/k:/' | "$IAC" cache locate -node sessions-c1-1=sessions-c1-1 -node sessions-c2-1=sessions-c2-1 \
 	-node sessions-c3-1=sessions-c3-1 | sort >"$WORK/want"
@@ -75,18 +43,7 @@ t3=$(date +%s%N)
 [ "$(on_host 4 "jq -r '.nodes[0].address, .nodes[0].port' /etc/app/cache-ring.json" | tr '\n' ' ')" = "$(addr 2) 7379 " ] ||
 	fail "ring still names the old primary"
 on_host 4 "grep -q '$(addr 2):7379:1 sessions-c1-1' /etc/iac-cache/sessions-twemproxy.yml" || fail "proxy config did not follow"
-got=$(on_host 4 "$T_PY" - "$(addr 4)" <<'PY'
-import socket, sys
-s = socket.create_connection((sys.argv[1], 22121)); f = s.makefile("rb")
-n = 0
-for i in range(3000):
-    k = b"k:%d" % i
-    s.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k), k))
-    if f.readline() == b"$1\r\n":
-        f.readline(); n += 1
-print(n)
-PY
-)
+got=$(proxy_read_keys)
 [ "$got" = 3000 ] || fail "after the failover $got of 3000 keys read through the proxy"
 demoted() { rcli 1 6379 info replication | tr -d '\r' | grep -q '^role:slave'; }
 wait_for 20 demoted || fail "the old primary did not come back as a replica"
