@@ -31,9 +31,11 @@ return function(name)
     local base, off = cfg.base_port or 18001, cfg.green_offset or 100
     local instances, spares = {}, {}
     local as = cfg.autoscale
+    local amin, amax
     if as ~= nil then
       if type(as) ~= "table" then error("app_pool '" .. name .. "': autoscale must be a table { min = ..., max = ... }", 2) end
-      if math.type(as.min) ~= "integer" or math.type(as.max) ~= "integer" or as.min < 1 or as.max < as.min then
+      amin, amax = as.min or 1, as.max or as.min or 1
+      if math.type(amin) ~= "integer" or math.type(amax) ~= "integer" or amin < 1 or amax < amin then
         error("app_pool '" .. name .. "': autoscale needs whole numbers min >= 1 and max >= min", 2)
       end
       if cfg.colours == "hosts" then
@@ -41,7 +43,7 @@ return function(name)
       end
     end
     local function add(colour, i, host, address, port)
-      local list = (as and i > as.min) and spares or instances
+      local list = (as and i > amin) and spares or instances
       list[#list + 1] = {
         name = colour .. i, colour = colour, host = host, address = address, port = port,
       }
@@ -56,12 +58,12 @@ return function(name)
           add("green", i, cfg.hosts[half + i], cfg.hosts[half + i].address, base)
         end
       elseif mode == "ports" then
-        if as and #cfg.hosts < as.max then
-          error("app_pool '" .. name .. "': autoscale.max is " .. as.max .. " but hosts gives " .. #cfg.hosts
+        if as and #cfg.hosts < amax then
+          error("app_pool '" .. name .. "': autoscale.max is " .. amax .. " but hosts gives " .. #cfg.hosts
             .. " (one host per instance)", 2)
         end
         for i, h in ipairs(cfg.hosts) do
-          if as and i > as.max then break end
+          if as and i > amax then break end
           add("blue", i, h, h.address, base)
           add("green", i, h, h.address, base + off)
         end
@@ -72,7 +74,7 @@ return function(name)
       local addr = cfg.address or "127.0.0.1"
       local n = cfg.instances or 1
       if as then
-        n = as.max
+        n = amax
         if off < n then error("app_pool '" .. name .. "': green_offset must be at least autoscale.max", 2) end
       end
       for i = 1, n do
