@@ -316,7 +316,7 @@ static int lt_start(lt_cmd *c, struct sigaction *old_sa)
 	if (c->cfg.hosts.n)
 		c->hosts = iac_lt_hosts_open(&c->cfg.hosts, c->cfg.ssh_key, c->cfg.known_hosts);
 	if (c->cfg.caches.n && !c->caches)   /* the baseline: figures are what the run did */
-		c->caches = iac_lt_caches_open(&c->cfg.caches);
+		c->caches = iac_lt_caches_open(&c->cfg.caches, c->cfg.haproxy);
 	if (c->cfg.dbs.n && !c->dbs)
 		c->dbs = iac_lt_dbs_open(&c->cfg.dbs);
 	if (c->cfg.haproxy) {

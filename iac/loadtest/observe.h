@@ -38,6 +38,7 @@ typedef struct {
 	int backends;
 	int nservers;
 	iac_lt_hap_server servers[IAC_LT_HAP_SERVERS];
+	double cache_lookups, cache_hits;   /* HAProxy's cache over the backends; -1: no such columns */
 } iac_lt_hap_sample;
 
 /* Query HAProxy. 0, or -1 with a message. */
@@ -76,22 +77,24 @@ typedef struct {
  * when neither hits nor misses is in it. */
 int iac_lt_cache_parse(iac_lt_cache_counters *out, const char *text);
 
-/* Samplers for observe.cache: "ADDRESS:PORT" of each node. Open takes the
+/* Samplers for observe.cache: "ADDRESS:PORT" of each node, and level 1
+ * (HAProxy's cache lookups and hits) when `haproxy` (observe.haproxy) is
+ * not NULL: both levels in one report. Open takes the
  * baseline (a node that does not answer gets a warning and no figures; the
  * run goes on); sample(sec) records the counters at the end of second sec
  * (0-based, the report's time axis), and a last one after the run closes
  * the window. Figures are differences from the baseline: what the test
  * window did, not the server's lifetime. One thread at a time. */
 typedef struct iac_lt_caches iac_lt_caches;
-iac_lt_caches *iac_lt_caches_open(const iac_strlist *nodes);
+iac_lt_caches *iac_lt_caches_open(const iac_strlist *nodes, const char *haproxy);
 void iac_lt_caches_sample(iac_lt_caches *c, long sec);
 /* The end of the window: sample once more, after the last request. */
 void iac_lt_caches_finish(iac_lt_caches *c);
 /* The summary's lines (nothing for NULL). */
 void iac_lt_caches_text(iac_buf *out, const iac_lt_caches *c);
 /* { nodes: [ { address, engine, hits, misses, hit_rate, evictions } or
- * { address, error } ], hits, misses, hit_rate, evictions } (new; NULL for
- * NULL). */
+ * { address, error } ], hits, misses, hit_rate, evictions, and level1:
+ * { haproxy, hits, misses, hit_rate } when observed } (new; NULL for NULL). */
 json_t *iac_lt_caches_json(const iac_lt_caches *c);
 /* Second sec's hits and misses over every node, { hits, misses } (new;
  * NULL when not sampled or c is NULL). */
