@@ -27,7 +27,9 @@
 #include "iac/core/err.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
+#ifdef IAC_CACHE_HAVE_DEPLOY
 #include "iac/deploy/haproxy_api.h"
+#endif
 
 typedef struct {
 	iac_strlist nodes;
@@ -196,6 +198,7 @@ static int node_status(json_t **out, const json_t *cluster, const json_t *node)
 	return 0;
 }
 
+#ifdef IAC_CACHE_HAVE_DEPLOY
 /* Field k of a CSV line (HAProxy's stats CSV has no quoting), up to the
  * next comma or the end; NULL when the line is shorter. */
 static const char *csv_field(const char *line, long k, size_t *len)
@@ -236,12 +239,19 @@ static long long stat_column(const char *csv, const char *backend, const char *c
 	return sum;
 }
 
+#endif
+
 /* Level 1 (l1 = { api, backend }): HAProxy's cache lookups and hits on
  * that backend since HAProxy started (a reload starts them again). */
 static json_t *l1_status(const json_t *l1, int *failed)
 {
 	const char *api = iac_json_str(l1, "api"), *be = iac_json_str(l1, "backend") ?: "app";
 	json_t *o = json_pack("{s:s?,s:s}", "api", api, "backend", be);
+#ifndef IAC_CACHE_HAVE_DEPLOY
+	json_object_set_new(o, "error", json_string("this build has no deploy part (IAC_SKIP): HAProxy is not asked"));
+	*failed = 1;
+	return o;
+#else
 	iac_haproxy *h = NULL;
 	char *csv = NULL;
 	if (!api || iac_haproxy_open(&h, api, 3000) < 0 || iac_haproxy_cmd(&csv, h, "show stat") < 0) {
@@ -263,6 +273,7 @@ done:
 	free(csv);
 	iac_haproxy_free(h);
 	return o;
+#endif
 }
 
 static void human_bytes(char *buf, size_t size, long long b)
