@@ -722,6 +722,26 @@ static int l_thresholds(lua_State *L)
 	return 0;
 }
 
+/* observe's option `key` = { "ADDRESS:PORT", ... } (table at index 1) into
+ * out; anything else is an error that says what the list holds. */
+static void addr_list(lua_State *L, const char *key, const char *what, iac_strlist *out)
+{
+	lua_getfield(L, 1, key);
+	if (!lua_isnil(L, -1)) {
+		lua_Integer n = lua_istable(L, -1) ? luaL_len(L, -1) : -1;
+		if (n < 0)
+			luaL_error(L, "option '%s' in observe must be a list of \"ADDRESS:PORT\" %s", key, what);
+		for (lua_Integer i = 1; i <= n; i++) {
+			lua_rawgeti(L, -1, i);
+			if (lua_type(L, -1) != LUA_TSTRING || !strchr(lua_tostring(L, -1), ':'))
+				luaL_error(L, "option '%s' in observe must be a list of \"ADDRESS:PORT\" %s", key, what);
+			iac_strlist_push(out, lua_tostring(L, -1));
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+}
+
 static int l_observe(lua_State *L)
 {
 	static const char *const keys[] = { "haproxy", "hosts", "ssh_key", "known_hosts", "cache", "db", NULL };
@@ -748,36 +768,9 @@ static int l_observe(lua_State *L)
 		}
 	}
 	lua_pop(L, 1);
-	/* cache = { "ADDRESS:PORT", ... }: Redis or Memcached nodes (observe.h) */
-	lua_getfield(L, 1, "cache");
-	if (!lua_isnil(L, -1)) {
-		if (!lua_istable(L, -1))
-			luaL_error(L, "option 'cache' in observe must be a list of \"ADDRESS:PORT\" cache nodes");
-		lua_Integer n = luaL_len(L, -1);
-		for (lua_Integer i = 1; i <= n; i++) {
-			lua_rawgeti(L, -1, i);
-			if (lua_type(L, -1) != LUA_TSTRING || !strchr(lua_tostring(L, -1), ':'))
-				luaL_error(L, "option 'cache' in observe must be a list of \"ADDRESS:PORT\" cache nodes");
-			iac_strlist_push(&c->cfg->caches, lua_tostring(L, -1));
-			lua_pop(L, 1);
-		}
-	}
-	lua_pop(L, 1);
-	/* db = { "ADDRESS:PORT", ... }: Patroni's REST API of each member (observe.h) */
-	lua_getfield(L, 1, "db");
-	if (!lua_isnil(L, -1)) {
-		if (!lua_istable(L, -1))
-			luaL_error(L, "option 'db' in observe must be a list of \"ADDRESS:PORT\" of Patroni's REST API");
-		lua_Integer n = luaL_len(L, -1);
-		for (lua_Integer i = 1; i <= n; i++) {
-			lua_rawgeti(L, -1, i);
-			if (lua_type(L, -1) != LUA_TSTRING || !strchr(lua_tostring(L, -1), ':'))
-				luaL_error(L, "option 'db' in observe must be a list of \"ADDRESS:PORT\" of Patroni's REST API");
-			iac_strlist_push(&c->cfg->dbs, lua_tostring(L, -1));
-			lua_pop(L, 1);
-		}
-	}
-	lua_pop(L, 1);
+	/* cache: Redis or Memcached nodes; db: Patroni's REST API of each member (observe.h) */
+	addr_list(L, "cache", "cache nodes", &c->cfg->caches);
+	addr_list(L, "db", "of Patroni's REST API", &c->cfg->dbs);
 	return 0;
 }
 
