@@ -93,7 +93,7 @@ local pool = app_pool "web" {
 }
 local lb = haproxy "lb" {
   host = web_lb, bind = "0.0.0.0:80", pool = pool,
-  health = { path = "/health", interval = "100ms", rise = 2, fall = 2 },
+  health = { path = "/health", interval = "100ms", rise = 1, fall = 2 },
 }
 local web = deployment "web" {
   version = var.version, pool = pool, lb = lb,

@@ -18,7 +18,7 @@ local pool = app_pool "web" {
   pidfile = "/srv/g/{name}.pid",
 }
 local lb = haproxy "lb" { host = app, bind = "0.0.0.0:80", pool = pool,
-  health = { path = "/health", interval = "100ms", rise = 2, fall = 2 } }
+  health = { path = "/health", interval = "100ms", rise = 1, fall = 2 } }
 local gate = lag_gate "main" { db = db, version = var.version, max_lag = "1MB", timeout = "4s" }
 deployment "web" {
   version = var.version, pool = pool, lb = lb, depends_on = { gate },
