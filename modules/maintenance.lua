@@ -33,9 +33,16 @@ return function(name, helpers)
       return v
     end
     local refresh, reindex = names("refresh"), names("reindex")
-    if not refresh and not reindex then fail("nothing to do: give 'refresh' (views) and/or 'reindex' (tables)") end
-    if cfg.every ~= nil and (type(cfg.every) ~= "string" or not cfg.every:match("^%s*%d+%.?%d*%s*[smhd]%s*$")) then
-      fail("every '" .. tostring(cfg.every) .. "' is not a duration (\"24h\", \"30m\")")
+    if (not refresh or #refresh == 0) and (not reindex or #reindex == 0) then
+      fail("nothing to do: give 'refresh' (views) and/or 'reindex' (tables)")
+    end
+    if cfg.every ~= nil and (type(cfg.every) ~= "string" or not cfg.every:match("^%d+%.?%d*[mh]?s?$")) then
+      fail("every '" .. tostring(cfg.every) .. "' is not a duration (\"24h\", \"30m\", \"90s\")")
+    end
+    for _, k in ipairs({ "after", "depends_on" }) do
+      if cfg[k] ~= nil and (type(cfg[k]) ~= "table" or getmetatable(cfg[k])) then
+        fail(k .. " must be a list of resources: " .. k .. " = { m }")
+      end
     end
     local deps = {}
     for _, n in ipairs(cfg.db.nodes or {}) do deps[#deps + 1] = n end

@@ -36,8 +36,9 @@ return function(name, helpers)
     local iv = cfg.interval
     if iv == nil then fail("'interval' is required (\"1 day\", \"1 month\", ... or a key width such as 100000)") end
     if type(iv) == "number" then
-      if iv < 1 or iv ~= math.floor(iv) then fail("interval " .. iv .. " must be a whole number ≥ 1 (a key width)") end
-      iv = string.format("%d", iv)
+      local w = math.tointeger(iv)
+      if not w or w < 1 or w > 1e15 then fail("interval " .. tostring(iv) .. " must be a whole number from 1 to 10^15 (a key width)") end
+      iv = string.format("%d", w)
     elseif type(iv) ~= "string" or not (iv:match("^%s*1?%s*hours?%s*$") or iv:match("^%s*1?%s*days?%s*$")
         or iv:match("^%s*1?%s*weeks?%s*$") or iv:match("^%s*1?%s*months?%s*$")) then
       fail("interval '" .. tostring(iv) .. "' is not one of \"1 hour\", \"1 day\", \"1 week\", \"1 month\" or a key width")
@@ -50,10 +51,11 @@ return function(name, helpers)
     local ret = cfg.retention
     if ret ~= nil then
       if keyed then
-        if type(ret) ~= "number" or ret < 1 or ret ~= math.floor(ret) then
+        local r = type(ret) == "number" and math.tointeger(ret)
+        if not r or r < 1 then
           fail("retention for a key range is a whole number of keys, not '" .. tostring(ret) .. "'")
         end
-        ret = string.format("%d", ret)
+        ret = string.format("%d", r)
       elseif type(ret) ~= "string" or not ret:match("^%s*%d+%s*[%a]+%s*$")
           or not (ret:match("hours?%s*$") or ret:match("days?%s*$") or ret:match("weeks?%s*$") or ret:match("months?%s*$")
                   or ret:match("years?%s*$")) then
@@ -62,6 +64,14 @@ return function(name, helpers)
     end
     local mode = cfg.retention_mode or "drop"
     if mode ~= "drop" and mode ~= "detach" then fail("retention_mode must be \"drop\" or \"detach\", not '" .. tostring(mode) .. "'") end
+    if cfg.retries ~= nil and (not math.tointeger(cfg.retries) or cfg.retries < 0 or cfg.retries > 100) then
+      fail("retries must be a whole number from 0 to 100, not '" .. tostring(cfg.retries) .. "'")
+    end
+    -- a resource is a table with a metatable (any index gives a reference):
+    -- only a plain list is walked
+    if cfg.depends_on ~= nil and (type(cfg.depends_on) ~= "table" or getmetatable(cfg.depends_on)) then
+      fail("depends_on must be a list of resources: depends_on = { m }")
+    end
     local deps = {}
     for _, n in ipairs(cfg.db.nodes or {}) do deps[#deps + 1] = n end
     for _, d in ipairs(cfg.depends_on or {}) do deps[#deps + 1] = d end

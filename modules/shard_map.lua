@@ -46,6 +46,10 @@ return function(name, helpers)
       clusters[#clusters + 1] = { name = c.name, members = c.members, rw = c.rw, ro = c.ro }
       for _, n in ipairs(c.nodes or {}) do deps[#deps + 1] = n end
     end
+    -- a resource is a table with a metatable (any index gives a reference): only a plain list is walked
+    if cfg.depends_on ~= nil and (type(cfg.depends_on) ~= "table" or getmetatable(cfg.depends_on)) then
+      fail("depends_on must be a list of resources: depends_on = { m }")
+    end
     for _, d in ipairs(cfg.depends_on or {}) do deps[#deps + 1] = d end
     local slots = cfg.slots or 1024
     if type(slots) ~= "number" or slots % 1 ~= 0 or slots <= 0 or slots > 65536 then

@@ -206,6 +206,12 @@ static void rule_db(acc *a, const iac_lt_signals *s)
 	long at = onset(&peak, s->db_lag_bytes, s->n, DB_LAG_BYTES, 3);
 	if (at < 0)
 		return;
+	/* the highest known lag of the run that made the finding; infinite
+	 * (not streaming) only when nothing but that was seen */
+	peak = INFINITY;
+	for (size_t t = (size_t)at; t < s->n && (isnan(s->db_lag_bytes[t]) || s->db_lag_bytes[t] >= DB_LAG_BYTES); t++)
+		if (isfinite(s->db_lag_bytes[t]) && (isinf(peak) || s->db_lag_bytes[t] > peak))
+			peak = s->db_lag_bytes[t];
 	iac_buf b = IAC_BUF_INIT;
 	if (isinf(peak))
 		iac_buf_printf(&b, "bottleneck: database replica '%s' stopped replicating (from t=%ld s)",

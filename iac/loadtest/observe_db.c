@@ -133,8 +133,8 @@ static int leader_changes(const iac_lt_dbs *d, iac_buf *out)
 	int n = 0;
 	for (size_t s = 0; s < d->nsecs; s++) {
 		const char *l = d->secs[s].leader;
-		if (isnan(d->secs[s].lag) && !*l)
-			continue;   /* not sampled */
+		if (!*l)
+			continue;   /* not sampled, or an election: the change is counted once a leader runs */
 		if (prev && strcmp(prev, l)) {
 			n++;
 			if (out)
@@ -166,10 +166,12 @@ void iac_lt_dbs_text(iac_buf *out, const iac_lt_dbs *d)
 	double m = max_lag(d, &who);
 	iac_buf b = IAC_BUF_INIT;
 	int changes = leader_changes(d, &b);
+	char lag[32];
+	snprintf(lag, sizeof(lag), isinf(m) ? "unknown (not streaming)" : "%.0f bytes", m);
 	if (isnan(m))
 		iac_buf_puts(out, "    database (Patroni): not sampled\n");
 	else
-		iac_buf_printf(out, "    database (Patroni): max replica lag %.0f bytes%s%s%s; leader changes %d%s%s%s\n", m,
+		iac_buf_printf(out, "    database (Patroni): max replica lag %s%s%s%s; leader changes %d%s%s%s\n", lag,
 			       who && *who ? " (" : "", who && *who ? who : "", who && *who ? ")" : "", changes,
 			       changes ? " (" : "", iac_buf_cstr(&b), changes ? ")" : "");
 	iac_buf_free(&b);

@@ -110,14 +110,22 @@ static char *task_sql(const json_t *a, const char *kind, const char *target, int
 static int populated(int *yes, const iac_rctx *ctx, const json_t *m, const json_t *a, const char *view)
 {
 	iac_db_sql_result r;
-	char *sql = iac_xasprintf("select coalesce((select ispopulated from pg_matviews where format('%%I.%%I', "
-				  "schemaname, matviewname) = '%s' or matviewname = '%s'), false);\n",
-				  view, view);
+	/* to_regclass resolves the name as the REFRESH will (search_path,
+	 * case folding); no row: not a materialized view */
+	char *sql = iac_xasprintf("select c.relispopulated from pg_class c where c.oid = to_regclass('%s') and "
+				  "c.relkind = 'm';\n",
+				  view);
 	int rc = iac_db_psql(&r, ctx, m, iac_json_str(a, "database"), sql, 0);
 	free(sql);
 	if (rc < 0)
 		return IAC_ERR;
-	*yes = r.status == 0 && !strncmp(r.out, "t", 1);
+	if (r.status != 0 || (strncmp(r.out, "t", 1) && strncmp(r.out, "f", 1))) {
+		iac_err_set("refresh '%s': %s", view,
+			    r.status ? r.err : "no materialized view of that name (create it in a migration first)");
+		iac_db_sql_result_free(&r);
+		return IAC_ERR;
+	}
+	*yes = !strncmp(r.out, "t", 1);
 	iac_db_sql_result_free(&r);
 	return 0;
 }

@@ -114,8 +114,8 @@ static int parse_interval(spec *sp, const char *iv)
 	char *end;
 	long long w = strtoll(iv, &end, 10);
 	if (end != iv && !*end) {
-		if (w < 1)
-			return iac_err_set("attribute 'interval': %lld is not a key width (≥ 1)", w);
+		if (w < 1 || w > 1000000000000000LL)
+			return iac_err_set("attribute 'interval': %lld is not a key width from 1 to 10^15", w);
 		sp->width = w;
 		return 0;
 	}
@@ -287,13 +287,16 @@ static void survey_line(survey *s, const char *l)
 	}
 }
 
-/* Ask the leader. 0 and *s filled; IAC_ERR with a message. */
+/* Ask the leader. 0 and *s filled; IAC_ERR with a message. *leader_out
+ * (may be NULL) is the leader, NULL when none answered. */
 static int survey_take(survey *s, const iac_rctx *ctx, const spec *sp, const json_t *a, const json_t **leader_out)
 {
 	iac_db_sql_result r;
 	const json_t *m = iac_db_leader(ctx, json_object_get(a, "members"), iac_json_str(a, "cluster"));
 	char *sql = m ? inspect_sql(sp) : NULL;
 	memset(s, 0, sizeof(*s));
+	if (leader_out)
+		*leader_out = m;   /* set before the query: a caller tells "no leader" from "query failed" */
 	if (!m || iac_db_psql(&r, ctx, m, sp->database, sql, 0) < 0) {
 		free(sql);
 		return IAC_ERR;
@@ -308,8 +311,6 @@ static int survey_take(survey *s, const iac_rctx *ctx, const spec *sp, const jso
 	for (char *l = r.out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
 		survey_line(s, l);
 	iac_db_sql_result_free(&r);
-	if (leader_out)
-		*leader_out = m;
 	return 0;
 }
 
@@ -373,18 +374,24 @@ static int part_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 		return IAC_ERR;
 	/* Not reachable yet, or the table comes from a migration in this same
 	 * apply: the apply finds out. */
-	if (survey_take(&s, ctx, &sp, planned, NULL) < 0 || !usable(&s)) {
+	const json_t *m = NULL;
+	int rc = survey_take(&s, ctx, &sp, planned, &m);
+	if (rc < 0 && m) {   /* the leader answered and the query failed: a real error */
+		survey_free(&s);
+		return IAC_ERR;
+	}
+	if (rc < 0 || !usable(&s)) {
 		int missing = !s.key || !strcmp(s.key, "missing");
 		iac_err_clear();
 		if (s.key && !missing) {
-			int rc = not_partitioned(&sp, &s);
+			rc = not_partitioned(&sp, &s);
 			survey_free(&s);
 			return rc;
 		}
 		survey_free(&s);
-		json_object_set_new(planned, "changes",
-				    json_pack("[s+++]", "create the partitions when table '", sp.schema, ".", sp.rel,
-					      "' exists (not yet)"));
+		char *why = iac_xasprintf("create the partitions when table '%s.%s' exists (not yet)", sp.schema, sp.rel);
+		json_object_set_new(planned, "changes", json_pack("[s]", why));
+		free(why);
 		return 0;
 	}
 	survey_plan(&changes, &parts, &sp, &s);

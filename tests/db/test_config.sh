@@ -50,6 +50,16 @@ check "$M unknown setting 'lock_timout'; did you mean 'lock_timeout'?" '' \
 	'migration "m1" { db = db, expand = "a.sql", lock_timout = "2s" }'
 check "$M 'db' (from postgres_cluster) is required" '' 'migration "m1" { expand = "a.sql" }'
 check "$M 'expand' (a SQL file) is required" '' 'migration "m1" { db = db }'
+P6="main.lua:6: partitions 'p':"
+check "$P6 depends_on must be a list of resources: depends_on = { m }" '' \
+	'local m = migration "m0" { db = db, expand = "a.sql" } partitions "p" { db = db, interval = "1 day", depends_on = m }'
+check "$P6 interval inf must be a whole number from 1 to 10^15" '' 'partitions "p" { db = db, interval = math.huge }'
+check "$P6 retries must be a whole number from 0 to 100" '' 'partitions "p" { db = db, interval = "1 day", retries = -1 }'
+X6="main.lua:6: maintenance 'x':"
+check "$X6 after must be a list of resources: after = { m }" '' \
+	'local m = migration "m0" { db = db, expand = "a.sql" } maintenance "x" { db = db, refresh = { "v" }, after = m }'
+check "$X6 nothing to do: give 'refresh'" '' 'maintenance "x" { db = db, refresh = {} }'
+check "$X6 every '1d' is not a duration" '' 'maintenance "x" { db = db, reindex = { "t" }, every = "1d" }'
 
 # settings stay free-form (PostgreSQL's own), and a good one validates
 echo 'ALTER TABLE t ADD COLUMN c int;' >"$W/a.sql"

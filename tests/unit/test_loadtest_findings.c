@@ -204,6 +204,18 @@ static void test_db_lag(void)
 	CHECK_INT((int)n, 1);
 	CHECK_CONTAINS(f[0].text, "database replica 'h3' stopped replicating (from t=10 s)");
 	iac_lt_findings_free(f, n);
+	/* a finite lag for good, then one second not streaming later: the
+	 * finding is about the lag, its peak from its own run */
+	for (int k = 0; k < N; k++)
+		lag[k] = k < 5 ? 0 : 3 * 1048576;
+	lag[25] = INFINITY;
+	lag[26] = 0;
+	n = iac_lt_findings(&f, &s);
+	CHECK_INT((int)n, 1);
+	CHECK_CONTAINS(f[0].text, "fell behind its leader (up to 3.0 MB from t=5 s)");
+	iac_lt_findings_free(f, n);
+	for (int k = 0; k < N; k++)
+		lag[k] = k < 10 ? 0 : INFINITY;
 	lag[12] = 0;   /* blips: never 3 s in a row */
 	lag[15] = 0;
 	lag[18] = 0;
