@@ -79,9 +79,16 @@ static int validate(const json_t *a, const json_t *prior)
 		return iac_err_set("shard map '%s': the cluster set is empty", iac_json_str(a, "name"));
 	json_array_foreach(cl, i, c) if (!iac_db_name_ok(iac_json_str(c, "name")) || !json_array_size(json_object_get(c, "members")))
 		return iac_err_set("shard map '%s': cluster %zu is not a postgres_cluster", iac_json_str(a, "name"), i + 1);
-	if (num(a, "batch", 16) < 1)
-		return iac_err_set("shard map '%s': batch must be >= 1", iac_json_str(a, "name"));
+	if (num(a, "batch", 16) < 1 || num(a, "batch", 16) > 65536)
+		return iac_err_set("shard map '%s': batch must be from 1 to 65536", iac_json_str(a, "name"));
+	if (iac_json_str(a, "database") && !iac_db_name_ok(iac_json_str(a, "database")))
+		return iac_err_set("shard map '%s': database '%s' is not a plain name", iac_json_str(a, "name"),
+				   iac_json_str(a, "database"));
 	const char *file = iac_json_str(pub, "file");
+	/* the path goes into a shell command between single quotes */
+	if (file && strpbrk(file, "'\n"))
+		return iac_err_set("shard map '%s': publish.file '%s' must not contain a quote or a newline",
+				   iac_json_str(a, "name"), file);
 	if (file && json_array_size(json_object_get(pub, "hosts")) && file[0] != '/')
 		return iac_err_set("shard map '%s': publish.file '%s' on hosts must be an absolute path",
 				   iac_json_str(a, "name"), file);
