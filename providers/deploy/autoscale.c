@@ -397,9 +397,50 @@ static int scale_down(step_env *env, int n)
 	return removed;
 }
 
+/* A spare HAProxy has seen DOWN for DEAD_S seconds (its checks fail: the
+ * instance or its host died behind iac's back) is not serving: it is
+ * taken out and replaced, the way a ReplicaSet replaces a dead pod. The
+ * first HAProxy that answers decides. Returns how many were replaced. */
+#define DEAD_S 5
+static int replace_dead(step_env *env)
+{
+	iac_haproxy *h = NULL;
+	iac_haproxy_stat *rows = NULL;
+	size_t nr = 0;
+	int dead = 0;
+	for (size_t l = 0; l < env->n_lbs && !rows; l++) {
+		if (iac_haproxy_open(&h, iac_json_str(env->lbs[l], "api"), 2000) < 0 ||
+		    iac_haproxy_show_stat(&rows, &nr, h, env->backend) < 0)
+			rows = NULL;
+		iac_haproxy_free(h);
+		h = NULL;
+	}
+	iac_err_clear();
+	for (size_t k = json_array_size(env->active); rows && k-- > 0;) {
+		const char *name = iac_json_str(json_array_get(env->active, k), "name") ?: "";
+		for (size_t i = 0; i < nr; i++) {
+			if (rows[i].type != 2 || strcmp(rows[i].svname, name) || strncmp(rows[i].status, "DOWN", 4) ||
+			    rows[i].lastchg < DEAD_S)
+				continue;
+			note(env, "%s is DOWN in HAProxy for %lds (%s): replacing it", name, rows[i].lastchg,
+			     *rows[i].check_desc ? rows[i].check_desc : rows[i].check_status);
+			if (retire(env, k) == 0)
+				dead++;
+			break;
+		}
+	}
+	free(rows);
+	if (dead) {
+		int added = scale_up(env, dead);
+		note(env, "replaced %d dead spare(s) by %d", dead, added);
+	}
+	return dead;
+}
+
 /* A deployment switched colours (or versions) since the spares started:
  * they run the old release. Replace each by a spare of the live colour,
- * and put back in HAProxy any active spare a reload dropped. */
+ * and put back in HAProxy any active spare a reload dropped; a spare that
+ * died is replaced. */
 static void reconcile(step_env *env)
 {
 	int stale = 0;
@@ -428,6 +469,7 @@ static void reconcile(step_env *env)
 			note(env, "put %s back in %d HAProxy (a reload had dropped it)", iac_json_str(sp, "name"), back);
 		}
 	}
+	replace_dead(env);
 }
 
 /* ---- bookkeeping -------------------------------------------------------- */

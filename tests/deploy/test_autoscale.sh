@@ -17,7 +17,9 @@
 #    from HAProxy; `iac status autoscale` shows the decisions; the history
 #    has the scale events;
 #  - a deploy of v2 while spares serve: the next step replaces them by
-#    spares at v2 (the live colour's version).
+#    spares at v2 (the live colour's version);
+#  - a spare killed behind iac's back (HAProxy sees it DOWN): the next step
+#    takes it out and starts a replacement.
 . "$(dirname "$0")/lib.sh"
 
 AUTOSCALE='autoscale = { min = 2, max = 4, metric = "haproxy_scur_per_server", target = 10, tolerance = 0.1,
@@ -196,4 +198,23 @@ grep -q "replaced 2 spare(s) of the previous release by 2 at v2 (green)" "$WORK/
 	check_fail "spares not replaced after the deploy"
 server_states | grep -Eq "^green3 UP" && ! server_states | grep -q "^blue3 " || { server_states >&2; check_fail "green3 not up / blue3 still there"; }
 wrk_stop "$WORK/wrk-dep.out" "a deploy with spares serving"
+
+# ---- a spare killed behind iac's back: replaced ----------------------------------
+# nginx's workers outlive a killed master: the master and its workers go
+on_host "$(inst_host green3)" "m=\$(cat /srv/web/green3/nginx.pid); pkill -9 -P \$m; kill -9 \$m" ||
+	check_fail "cannot kill green3"
+inst_alive green3 && check_fail "green3 still runs after kill -9"
+for i in $(seq 60); do server_states | grep -Eq "^green3 DOWN" && break; sleep 0.5; done
+server_states | grep -Eq "^green3 DOWN" || { server_states >&2; check_fail "HAProxy does not see green3 DOWN"; }
+sleep 6   # DOWN for a while: a check that failed once is not a death
+iac autoscale -once >"$WORK/once3.out" 2>&1
+cat "$WORK/once3.out"
+grep -q "green3 is DOWN in HAProxy" "$WORK/once3.out" && grep -q "replaced 1 dead spare(s) by 1" "$WORK/once3.out" &&
+	ok "a spare killed behind iac's back is replaced" || check_fail "the dead spare was not replaced"
+# no load now, so the same step also scaled 4 -> 3: the live colour's two
+# and one spare serve, none DOWN
+up3() { [ "$(server_states | grep -Ec '^green[0-9]+ UP')" = 3 ] && ! server_states | grep -Eq '^green[0-9]+ DOWN'; }
+for i in $(seq 40); do up3 && break; sleep 0.5; done
+up3 && ok "after the replacement 3 green servers are UP (2 + 1 spare), none DOWN" ||
+	{ server_states >&2; check_fail "spares not back after the replacement"; }
 finish
