@@ -190,14 +190,15 @@ int iac_hosts_conn(iac_ssh_conn **out, iac_hosts *h, const json_t *host, const v
 	return iac_ssh_pool_get(out, pool, &t, cancel);
 }
 
+/* input: input_len bytes (binary safe: a file's content may hold NULs) */
 static int exec_remote(iac_host_result *res, iac_hosts *h, const json_t *host, const char *cmd,
-		       const char *input, double timeout_ms, const volatile int *cancel)
+		       const void *input, size_t input_len, double timeout_ms, const volatile int *cancel)
 {
 	iac_ssh_conn *c;
 	iac_ssh_result r;
 	if (iac_hosts_conn(&c, h, host, cancel) < 0)
 		return IAC_ERR;
-	int rc = iac_ssh_exec(&r, c, cmd, input, input ? strlen(input) : 0, timeout_ms, cancel);
+	int rc = iac_ssh_exec(&r, c, cmd, input, input_len, timeout_ms, cancel);
 	if (rc == IAC_ETIMEOUT)
 		rc = iac_err_set("command timed out after %.0fs on %s: %s", timeout_ms / 1e3,
 				 iac_ssh_conn_label(c), cmd);
@@ -236,7 +237,7 @@ int iac_host_exec(iac_host_result *res, iac_hosts *h, const json_t *host, const 
 	if (timeout_ms <= 0)
 		timeout_ms = 60e3;
 	if (iac_host_is_remote(host))
-		return exec_remote(res, h, host, cmd, input, timeout_ms, cancel);
+		return exec_remote(res, h, host, cmd, input, input ? strlen(input) : 0, timeout_ms, cancel);
 	return exec_local(res, h, cmd, input, timeout_ms, cancel);
 }
 
@@ -320,13 +321,14 @@ int iac_host_write(iac_hosts *h, const json_t *host, const char *path, const voi
 	char *q = iac_ssh_quote(path);
 	char *cmd = iac_xasprintf("set -e; d=$(dirname %s); mkdir -p \"$d\"; t=%s.iac.$$; cat > \"$t\"; "
 				  "chmod %s \"$t\"; mv -f \"$t\" %s", q, q, m, q);
-	char *input = iac_xstrndup(data, len);
 	iac_host_result res;
-	rc = iac_host_exec(&res, h, host, cmd, input, 30e3, cancel);
+	memset(&res, 0, sizeof(res));
+	res.status = -1;
+	/* 30 s, plus a second per MiB: a shipped binary is a few MiB */
+	rc = exec_remote(&res, h, host, cmd, data, len, 30e3 + (double)(len >> 20) * 1e3, cancel);
 	if (rc == 0 && res.status != 0)
 		rc = status_error(&res, host, cmd);
 	iac_host_result_free(&res);
-	free(input);
 	free(cmd);
 	free(q);
 	return rc;

@@ -167,6 +167,9 @@ typedef struct {
 	const iac_strlist *extra;
 	char *src;
 	size_t len;
+	const char *bin;        /* this iac binary's bytes, shipped where missing */
+	size_t bin_len;
+	const char *bin_path;   /* where agents keep it: named by its SHA-256 */
 } agent_job;
 
 /* "root@10.0.0.2" (the login user, else root) or a bare address */
@@ -186,20 +189,27 @@ static void *agent_main(void *arg)
 {
 	agent_job *j = arg;
 	iac_lt_agent *a = j->a;
-	char exe[4096];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	exe[n > 0 ? n : 0] = 0;
+	const char *exe = j->bin_path;
 	char dir[64];
 	snprintf(dir, sizeof(dir), "/tmp/iac-agent-%d", (int)getpid());
 	char *path = iac_xasprintf("%s/scenario.lua", dir);
 	iac_buf cmd = IAC_BUF_INIT;
-	/* the same binary, by its path: the agents here share this machine's
-	 * files (the test bed); on other machines, install iac at that path */
+	/* the same binary: shipped once per build (its path is its hash), so
+	 * an agent needs nothing installed but a compatible system */
 	iac_buf_printf(&cmd, "'%s' loadtest %s -quiet -agent-out %s/raw.json", exe, path, dir);
 	for (size_t i = 0; j->extra && i < j->extra->n; i++)
 		iac_buf_printf(&cmd, " '%s'", j->extra->items[i]);
 	iac_buf_printf(&cmd, " >/dev/null; rc=$?; cat %s/raw.json 2>/dev/null; rm -rf %s; exit $rc", dir, dir);
 	iac_host_result res = { 0 };
+	char *probe = iac_xasprintf("test -x '%s'", exe);
+	int have = 1;
+	if (iac_host_status(&have, j->hosts, j->host, probe, 30e3, NULL) < 0 ||
+	    (have != 0 && iac_host_write(j->hosts, j->host, exe, j->bin, j->bin_len, "0755", NULL) < 0)) {
+		free(probe);
+		a->error = iac_xstrdup(iac_err_last());
+		goto done;
+	}
+	free(probe);
 	if (iac_host_write(j->hosts, j->host, path, j->src, j->len, "0644", NULL) < 0 ||
 	    iac_host_exec(&res, j->hosts, j->host, iac_buf_cstr(&cmd), NULL, 3600e3, NULL) < 0) {
 		a->error = iac_xstrdup(iac_err_last());
@@ -251,11 +261,22 @@ int iac_lt_agents_run(iac_lt_agent **out, const iac_strlist *names, const char *
 		iac_hosts_free(hosts);
 		return IAC_ERR;
 	}
+	char *bin = NULL, hex[65], *bin_path = NULL;
+	size_t bin_len = 0;
+	if (iac_file_read(&bin, &bin_len, "/proc/self/exe") < 0) {
+		iac_err_prefix("cannot read this iac binary to ship to the agents");
+		free(src);
+		iac_hosts_free(hosts);
+		return IAC_ERR;
+	}
+	iac_sha256_hex(hex, bin, bin_len);
+	bin_path = iac_xasprintf("/var/tmp/iac-agent-bin/iac-%.16s", hex);
 	agent_job *jobs = iac_xcalloc(n ? n : 1, sizeof(*jobs));
 	pthread_t *th = iac_xcalloc(n ? n : 1, sizeof(*th));
 	for (size_t i = 0; i < n; i++) {
 		a[i].name = iac_xstrdup(names->items[i]);
-		jobs[i] = (agent_job){ &a[i], hosts, agent_host(names->items[i]), file, extra_args, src, len };
+		jobs[i] = (agent_job){ &a[i], hosts, agent_host(names->items[i]), file, extra_args, src, len, bin, bin_len,
+				       bin_path };
 		if (pthread_create(&th[i], NULL, agent_main, &jobs[i])) {
 			a[i].error = iac_xstrdup("cannot start a thread");
 			th[i] = 0;
@@ -271,6 +292,8 @@ int iac_lt_agents_run(iac_lt_agent **out, const iac_strlist *names, const char *
 	free(jobs);
 	free(th);
 	free(src);
+	free(bin);
+	free(bin_path);
 	iac_hosts_free(hosts);
 	return any ? 0 : iac_err_set("no agent could run the scenario: %s", n ? a[0].error : "no agents");
 }
