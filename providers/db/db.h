@@ -98,6 +98,12 @@ void iac_db_sql_result_free(iac_db_sql_result *r);
  * (r freed). */
 int iac_db_psql_retry(iac_db_sql_result *r, const iac_rctx *ctx, const json_t *member, const char *database,
 		      const char *sql, int one_tx, long retries, const char *what);
+/* The same, calling before(ud) ahead of every try (IAC_ERR from it stops
+ * with its message): a migration drops an INVALID index a failed
+ * concurrent build left. */
+int iac_db_psql_retry_each(iac_db_sql_result *r, const iac_rctx *ctx, const json_t *member, const char *database,
+			   const char *sql, int one_tx, long retries, const char *what, int (*before)(void *ud),
+			   void *ud);
 
 /* 1 when s is a plain SQL name or schema.name (letters, digits, '_', not
  * starting with a digit, at most 63 per part): safe to put in a statement

@@ -557,45 +557,33 @@ static const char *group_index(const stmts *l, int step)
 	return NULL;
 }
 
+typedef struct {
+	const iac_rctx *ctx;
+	const json_t *a, *m;
+	const char *index;
+} invalid_ctx;
+
+static int drop_invalid_before(void *ud)
+{
+	invalid_ctx *c = ud;
+	return c->index ? drop_invalid(c->ctx, c->a, c->m, c->index) : 0;
+}
+
 /* Run group `step` on m: lock timeouts retried with backoff, an INVALID
  * index from a failed concurrent build dropped before each try. */
 static int run_step(const iac_rctx *ctx, const json_t *a, const json_t *m, const stmts *l, int step,
 		    const char *phase, const char *hex)
 {
 	char *sql = step_sql(a, l, step, phase, hex);
-	const char *index = group_index(l, step);
-	long tries = num(a, "retries", 5) + 1;
-	double backoff = 500;
-	int rc = IAC_ERR;
-	for (long t = 1;; t++) {
-		iac_db_sql_result r;
-		if (index && drop_invalid(ctx, a, m, index) < 0)
-			break;
-		if (iac_db_psql(&r, ctx, m, iac_json_str(a, "database"), sql, 0) < 0)
-			break;
-		if (r.status == 0) {
-			iac_db_sql_result_free(&r);
-			rc = 0;
-			break;
-		}
-		int lock = strstr(r.err, "lock timeout") != NULL;
-		if (!lock || t >= tries || (ctx->cancel && *ctx->cancel)) {
-			iac_err_set("migration '%s' (%s, statement group %d of %d) failed on %s%s: %s", iac_json_str(a, "name"),
-				    phase, step + 1, l->steps, iac_host_label(json_object_get(m, "host")),
-				    lock ? " (lock timeout on every attempt: a long transaction holds a lock it needs)" : "",
-				    r.err);
-			iac_db_sql_result_free(&r);
-			break;
-		}
-		if (ctx->progress) {
-			char *msg = iac_xasprintf("lock timeout, attempt %ld of %ld; again in %.1fs", t, tries, backoff / 1e3);
-			ctx->progress(ctx, msg);
-			free(msg);
-		}
+	invalid_ctx ic = { ctx, a, m, group_index(l, step) };
+	char *what = iac_xasprintf("migration '%s' (%s, statement group %d of %d)", iac_json_str(a, "name"), phase,
+				   step + 1, l->steps);
+	iac_db_sql_result r;
+	int rc = iac_db_psql_retry_each(&r, ctx, m, iac_json_str(a, "database"), sql, 0, num(a, "retries", 5), what,
+					drop_invalid_before, &ic);
+	if (rc == 0)
 		iac_db_sql_result_free(&r);
-		usleep((useconds_t)(backoff * 1000));
-		backoff = backoff * 2 > 8000 ? 8000 : backoff * 2;
-	}
+	free(what);
 	free(sql);
 	return rc;
 }

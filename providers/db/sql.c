@@ -114,12 +114,13 @@ void iac_db_sql_result_free(iac_db_sql_result *r)
 	r->out = r->err = NULL;
 }
 
-int iac_db_psql_retry(iac_db_sql_result *r, const iac_rctx *ctx, const json_t *member, const char *database,
-		      const char *sql, int one_tx, long retries, const char *what)
+int iac_db_psql_retry_each(iac_db_sql_result *r, const iac_rctx *ctx, const json_t *member, const char *database,
+			   const char *sql, int one_tx, long retries, const char *what, int (*before)(void *ud),
+			   void *ud)
 {
 	double backoff = 500;
 	for (long t = 1;; t++) {
-		if (iac_db_psql(r, ctx, member, database, sql, one_tx) < 0)
+		if ((before && before(ud) < 0) || iac_db_psql(r, ctx, member, database, sql, one_tx) < 0)
 			return IAC_ERR;
 		if (r->status == 0)
 			return 0;
@@ -141,6 +142,12 @@ int iac_db_psql_retry(iac_db_sql_result *r, const iac_rctx *ctx, const json_t *m
 		usleep((useconds_t)(backoff * 1000));
 		backoff = backoff * 2 > 8000 ? 8000 : backoff * 2;
 	}
+}
+
+int iac_db_psql_retry(iac_db_sql_result *r, const iac_rctx *ctx, const json_t *member, const char *database,
+		      const char *sql, int one_tx, long retries, const char *what)
+{
+	return iac_db_psql_retry_each(r, ctx, member, database, sql, one_tx, retries, what, NULL, NULL);
 }
 
 int iac_db_qualified_name_ok(const char *s)
