@@ -166,26 +166,6 @@ size_t iac_lt_thresholds_eval(iac_lt_threshold *ts, size_t n, const iac_lt_stats
 
 /* ---- judging ------------------------------------------------------- */
 
-static double median_of(double *v, size_t n)
-{
-	/* small n: insertion sort a copy */
-	double *c = iac_xmalloc((n ? n : 1) * sizeof(*c));
-	size_t m = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (isnan(v[i]))
-			continue;
-		size_t j = m++;
-		while (j > 0 && c[j - 1] > v[i]) {
-			c[j] = c[j - 1];
-			j--;
-		}
-		c[j] = v[i];
-	}
-	double r = m ? (m % 2 ? c[m / 2] : (c[m / 2 - 1] + c[m / 2]) / 2) : NAN;
-	free(c);
-	return r;
-}
-
 static void fmt_int(char *out, size_t n, double v)
 {
 	char tmp[64];
@@ -321,24 +301,6 @@ static void judge_notes(iac_lt_result *r)
 		iac_strlist_push(&r->notes, TLS_INSECURE_NOTE);
 }
 
-/* The first second (after the first fifth of the run, which sets *base, the
- * early p99) where p99 left its early level for good: above it in that
- * second and the next one. n when it never did or there is no early level.
- * p99 is NaN for seconds without a response. */
-static size_t p99_knee(double *base, double *p99, size_t n)
-{
-	size_t early = n / 5 < 2 ? 2 : n / 5;
-	*base = median_of(p99, early);
-	if (isnan(*base))
-		return n;
-	for (size_t s = early; s + 1 < n; s++) {
-		double lim = fmax(*base * 3, *base + 5);
-		if (!isnan(p99[s]) && p99[s] > lim && (isnan(p99[s + 1]) || p99[s + 1] > lim))
-			return s;
-	}
-	return n;
-}
-
 /* HAProxy starting to queue is saturation too, even if p99 held: the first
  * second with a queue, or nsecs. */
 static size_t queue_start(const iac_lt_result *r)
@@ -389,7 +351,7 @@ static void judge_saturation(iac_lt_result *r)
 	for (size_t s = 0; s < n; s++)
 		p99[s] = r->secs[s].requests ? r->secs[s].p99_ms : NAN;
 	double base;
-	size_t at = p99_knee(&base, p99, n);
+	size_t at = iac_lt_p99_knee(&base, p99, n);   /* findings.h */
 	size_t qat = queue_start(r);
 	if (at != n || qat != n)
 		r->saturation = saturation_note(r, p99, base, at, qat);
