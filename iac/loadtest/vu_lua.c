@@ -618,12 +618,17 @@ void lt_lua_setup(lua_State *L)
 	lua_pushcfunction(L, resp_json);
 	lua_setfield(L, -2, "json_method");
 	lua_pop(L, 1);
-	/* metrics made while the file loaded get their real add() */
-	luaL_getmetatable(L, METRIC_MT);
-	lua_getfield(L, -1, "__index");
-	lua_pushcfunction(L, metric_add);
-	lua_setfield(L, -2, "add");
-	lua_pop(L, 2);
+	/* metrics made while the file loaded get their real add(); a state that
+	 * never declared metrics (no metric library, as in the HTTP fuzzer) has
+	 * no such metatable, and indexing nil outside pcall would panic */
+	if (luaL_getmetatable(L, METRIC_MT) == LUA_TTABLE) {
+		if (lua_getfield(L, -1, "__index") == LUA_TTABLE) {
+			lua_pushcfunction(L, metric_add);
+			lua_setfield(L, -2, "add");
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
 	lua_register(L, "group", l_group);
 	*(lt_vu **)lua_getextraspace(L) = NULL;
 }
