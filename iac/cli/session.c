@@ -221,6 +221,11 @@ int iac_session_backend(iac_session *s, int config_loaded)
 	iac_backend_set_command(s->be, s->command);
 	if (config_loaded && s->cfg && iac_backend_remember(s->be) < 0)
 		iac_err_clear();   /* a cache for later commands: never worth failing for */
+	int pushed = 0;
+	if (iac_history_push_pending(&pushed, s->be) < 0)
+		iac_log_warn("%s", iac_err_last());
+	else if (pushed)
+		iac_log("history: pushed the revisions an earlier command could not push");
 	return 0;
 }
 
@@ -247,9 +252,7 @@ void iac_session_record(iac_session *s, json_t *event)
 		json_decref(event);
 		return;
 	}
-	char when[32];
-	iac_time_rfc3339(when, sizeof(when));
-	json_object_set_new(event, "at", json_string(when));
+	iac_history_stamp(event);   /* who, from where, when: as every other revision */
 	record_revision(s, s->st, event);
 	json_decref(event);
 }

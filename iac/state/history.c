@@ -41,14 +41,10 @@ void iac_history_set_argv(int argc, char **argv)
 	argv_line = b.ptr;
 }
 
-int iac_history_add(iac_state *st, json_t *event)
+void iac_history_stamp(json_t *event)
 {
 	char when[32], host[256] = "";
 	const char *user = getenv("USER");
-	json_t *old = iac_state_extra(st, "history");
-	json_t *h = json_array();
-	size_t n = json_array_size(old), from = n >= IAC_HISTORY_MAX ? n - IAC_HISTORY_MAX + 1 : 0;
-
 	if (!user) {
 		struct passwd *pw = getpwuid(getuid());
 		user = pw ? pw->pw_name : "?";
@@ -58,6 +54,15 @@ int iac_history_add(iac_state *st, json_t *event)
 	json_object_set_new(event, "at", json_string(when));
 	json_object_set_new(event, "user", json_string(user));
 	json_object_set_new(event, "host", json_string(host));
+}
+
+int iac_history_add(iac_state *st, json_t *event)
+{
+	json_t *old = iac_state_extra(st, "history");
+	json_t *h = json_array();
+	size_t n = json_array_size(old), from = n >= IAC_HISTORY_MAX ? n - IAC_HISTORY_MAX + 1 : 0;
+
+	iac_history_stamp(event);
 	for (size_t i = from; i < n; i++)
 		json_array_append(h, json_array_get(old, i));
 	json_array_append(h, event);
@@ -206,6 +211,44 @@ static int record_etcd(long *out_rev, iac_gitlog *g, iac_etcdb *db, const json_t
 	return iac_err_set("history: another command kept recording at the same moment; gave up after 5 tries");
 }
 
+/* A push that failed leaves PENDING_MARK in the mirror, so that the next
+ * command of any kind (a plan too) tries again, and a command with nothing
+ * pending pays nothing for it (no connection to the remote). */
+#define PENDING_MARK "iac-push-pending"
+
+static void mark_pending(const char *repo, int on)
+{
+	char *m = iac_xasprintf("%s/" PENDING_MARK, repo);
+	if (on)
+		(void)iac_file_write_atomic(m, "", 0, 0600);
+	else
+		(void)unlink(m);
+	free(m);
+}
+
+int iac_history_push_pending(int *out_pushed, iac_backend *b)
+{
+	const char *remote = iac_backend_history_remote(b);
+	char *path = repo_path(b), *m = iac_xasprintf("%s/" PENDING_MARK, path);
+	iac_gitlog *g = NULL;
+	int rc = 0;
+	*out_pushed = 0;
+	if (!remote || access(m, F_OK) != 0)
+		goto done;
+	rc = iac_gitlog_open(&g, path);
+	if (rc == 0 && (rc = iac_gitlog_push(g, remote)) < 0)
+		iac_err_prefix("history not pushed to '%s' yet (tried again; the next command tries again)", remote);
+	if (rc == 0) {
+		mark_pending(path, 0);
+		*out_pushed = 1;
+	}
+done:
+	iac_gitlog_free(g);
+	free(m);
+	free(path);
+	return rc;
+}
+
 int iac_history_record(long *out_rev, iac_backend *b, const iac_state *st, const json_t *event)
 {
 	iac_gitlog *g = NULL;
@@ -225,9 +268,16 @@ int iac_history_record(long *out_rev, iac_backend *b, const iac_state *st, const
 	else if (rc == 0 && (rc = iac_gitlog_record(&rev, g, doc, meta)) == IAC_ECONFLICT)
 		rc = iac_gitlog_record(&rev, g, doc, meta);
 	const char *remote = iac_backend_history_remote(b);
-	if (rc == 0 && remote && iac_gitlog_push(g, remote) < 0)
-		iac_err_prefix("history revision %ld recorded, but not pushed to '%s' (the next command pushes it "
-			       "with its own)", rev, remote), rc = IAC_ERR;
+	if (rc == 0 && remote) {
+		if (iac_gitlog_push(g, remote) < 0) {
+			mark_pending(path, 1);
+			iac_err_prefix("revision %ld recorded, but not pushed to '%s' (the next command "
+				       "pushes it)", rev, remote);
+			rc = IAC_ERR;
+		} else {
+			mark_pending(path, 0);
+		}
+	}
 	if (out_rev)
 		*out_rev = rev;
 	iac_gitlog_free(g);

@@ -20,9 +20,19 @@
 
 #define IAC_HISTORY_MAX 200
 
+/* Set "at" (RFC 3339, now), "user" ($USER, else the uid's name) and "host"
+ * (gethostname) on event: who did what, from where, for every revision. */
+void iac_history_stamp(json_t *event);
+
 /* Append an event (stolen) after adding "at" (RFC 3339), "user" and
  * "host", then run the state's recorder. Durable when it returns. */
 int iac_history_add(iac_state *st, json_t *event);
+
+/* Push b's history to its remote (history = { remote = URL }) when an
+ * earlier push failed; *out_pushed = 1 when it went this time. Nothing to
+ * do (no remote, nothing pending) is 0 with *out_pushed = 0, and costs no
+ * connection. A failure leaves it pending. */
+int iac_history_push_pending(int *out_pushed, iac_backend *b);
 
 /* The command line as history records it: values of -var and
  * -backend-config hidden (they may be secrets). Set once by main(). */

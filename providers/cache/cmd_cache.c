@@ -596,6 +596,8 @@ int iac_cache_cmd(int argc, char **argv)
 		{ "var-file", IAC_OPT_LIST, &var_files, "follow: a variable file for the follow-up apply" },
 		{ "once", IAC_OPT_BOOL, &once, "follow: stop after the first follow-up" },
 		{ "timeout", IAC_OPT_DURATION, &follow_timeout, "follow: give up after this long without a failover" },
+		{ "backend-config", IAC_OPT_LIST, &s.backend_config,
+		  "KEY=VALUE: a setting of the state backend (repeatable; never printed)" },
 		{ "no-color", IAC_OPT_BOOL, &s.no_color, "no colour" },
 		{ NULL, 0, NULL, NULL },
 	};
@@ -619,6 +621,11 @@ int iac_cache_cmd(int argc, char **argv)
 		for (size_t i = 0; i < var_files.n; i++) {
 			iac_strlist_push(&apply_args, "-var-file");
 			iac_strlist_push(&apply_args, var_files.items[i]);
+		}
+		/* the follow-up apply writes the same state: the same backend */
+		for (size_t i = 0; i < s.backend_config.n; i++) {
+			iac_strlist_push(&apply_args, "-backend-config");
+			iac_strlist_push(&apply_args, s.backend_config.items[i]);
 		}
 		rc = cmd_follow(&s, &pos, &apply_args, once, follow_timeout);
 		goto done;

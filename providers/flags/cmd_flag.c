@@ -90,6 +90,8 @@ int iac_flags_cmd(int argc, char **argv)
 		{ "percent", IAC_OPT_STRING, &percent_text, "roll the variant out to P% (sticky), the rest keeps the default" },
 		{ "json", IAC_OPT_BOOL, &s.json, "machine-readable output" },
 		{ "lock-timeout", IAC_OPT_DURATION, &s.lock_timeout_ms, "wait this long for the state lock" },
+		{ "backend-config", IAC_OPT_LIST, &s.backend_config,
+		  "KEY=VALUE: a setting of the state backend (repeatable; never printed)" },
 		{ "no-color", IAC_OPT_BOOL, &s.no_color, "no colour" },
 		{ NULL, 0, NULL, NULL },
 	};
