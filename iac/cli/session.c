@@ -370,9 +370,12 @@ int iac_session_load_and_open(iac_session *s)
 	 * loader, not a .iac/ made by taking the lock */
 	if (access("main.lua", F_OK) < 0 && access(".iac", F_OK) < 0)
 		return iac_session_load(s);
-	if (iac_session_backend(s, 0) < 0)
+	/* -backend-config may hold only part of the settings (the block in
+	 * main.lua has the rest): then the backend is known only once main.lua
+	 * is loaded, so take the remote path without opening it first */
+	if (!s->backend_config.n && iac_session_backend(s, 0) < 0)
 		return IAC_ERR;
-	if (strcmp(iac_backend_kind(s->be), "local")) {
+	if (s->backend_config.n || strcmp(iac_backend_kind(s->be), "local")) {
 		/* a remote store: main.lua first (its backend block wins), then
 		 * lock, then state as it is once the lock is ours */
 		iac_backend_free(s->be);

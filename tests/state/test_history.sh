@@ -64,11 +64,19 @@ ok "pushed to a bare repository; a failed push warned, the next one caught up (5
 # --- etcd: two runners, one history ----------------------------------------------
 etcd_single
 for r in ra rb; do
-	config "$TMP/$r" "$ETCD_URL" iac/hist 5s "resource \"local.file\" \"$r\" { path = \"out/$r\", content = \"$r\" }
-resource \"local.file\" \"shared\" { path = \"out/shared\", content = \"shared\" }"
+	config "$TMP/$r" "$ETCD_URL" iac/hist 5s "variable \"token\" { sensitive = true }
+resource \"local.file\" \"$r\" { path = \"out/$r\", content = \"$r\" }
+resource \"local.file\" \"shared\" { path = \"out/shared\", content = \"shared\" }
+resource \"local.file\" \"s$r\" { path = \"out/s$r\", content = var.token }"
 done
-(cd "$TMP/ra" && "$IAC" apply -auto-approve >/dev/null 2>&1) || fail "runner A"
-(cd "$TMP/rb" && "$IAC" apply -auto-approve >"$TMP/rb.out" 2>&1) || { cat "$TMP/rb.out"; fail "runner B"; }
+git init -q --bare "$TMP/etcd-remote.git"
+erun() {   # a runner, with the history remote given as CI would (-backend-config)
+	local r=$1
+	shift
+	(cd "$TMP/$r" && "$IAC" "$@" -var token=Etcd0HistSecret -backend-config "history_remote=file://$TMP/etcd-remote.git")
+}
+erun ra apply -auto-approve >"$TMP/ra.out" 2>&1 || { cat "$TMP/ra.out"; fail "runner A"; }
+erun rb apply -auto-approve >"$TMP/rb.out" 2>&1 || { cat "$TMP/rb.out"; fail "runner B"; }
 (cd "$TMP/ra" && "$IAC" state history) >"$TMP/ha.out" || fail "history on A"
 [ "$(wc -l <"$TMP/ha.out")" = 2 ] || { cat "$TMP/ha.out"; fail "runner A does not see B's revision"; }
 etcd_keys "$ETCD_URL" iac/hist/history/ | grep -q head || fail "no history head in etcd"
@@ -77,4 +85,13 @@ etcd_keys "$ETCD_URL" iac/hist/history/ | grep -q head || fail "no history head 
 git --git-dir="$TMP/ra/.iac/history.git" log --oneline >"$TMP/ra.log"
 grep -q "rev 2" "$TMP/ra.log" || { cat "$TMP/ra.log"; fail "A's mirror lacks rev 2"; }
 ok "etcd: runner B's revision is in A's history and mirror ($(etcd_keys "$ETCD_URL" iac/hist/history/ | wc -l) keys)"
+[ "$(git --git-dir="$TMP/etcd-remote.git" log --oneline main | wc -l)" = 2 ] ||
+	fail "the etcd backend's history remote does not have both runners' revisions"
+# etcd keeps the revisions as compressed packs: grep what they unpack to
+git --git-dir="$TMP/ra/.iac/history.git" log -p >"$TMP/ra.logp"
+git --git-dir="$TMP/etcd-remote.git" log -p main >>"$TMP/ra.logp"
+grep -q sra "$TMP/ra.logp" || fail "the revisions lack the resources (the secret check would prove nothing)"
+grep -q Etcd0HistSecret "$TMP/ra.logp" && fail "the secret is in the history kept in etcd"
+etcd_values "$ETCD_URL" iac/hist/ | grep -aq Etcd0HistSecret && fail "the secret is in etcd"
+ok "etcd: both revisions pushed to the history remote (file://); no secret in etcd, its history or the remote"
 echo PASS
