@@ -1,4 +1,4 @@
-/* autoscale: the pool autoscaler of `iac autoscale` (issue 17).
+/* autoscale: the pool autoscaler of `iac autoscale`.
  *
  *   app_pool "web" { ..., autoscale = { min = 2, max = 8, metric = "haproxy_scur_per_server",
  *       target = 20, tolerance = 0.1, scale_up = { max_step = 2, period = "15s" },

@@ -165,7 +165,7 @@ if [ "${FAILED:-0}" = 0 ]; then
 	for n in 1 2; do echo "lb$n: $(on_host "$n" "cat /sys/class/net/eth0/address")" >&2; done
 	check_fail "no probe request failed while lb1's network was down: the probe does not see the VIP"
 fi
-# the issue's target is 3 s; a test on a shared 2-core machine judges only a
+# the failover target is 3 s; a test on a shared 2-core machine judges only a
 # gross miss (the figure above is what to read)
 [ "${GAP_MS:-99999}" -le 6000 ] || fail_timing "failover disruption ${GAP_MS} ms > 6000 ms"
 

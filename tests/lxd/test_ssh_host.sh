@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Three lxd.instances (the issue's example) become SSH hosts in the same apply: its address is
+# Three lxd.instances become SSH hosts in the same apply: its address is
 # known only once it runs, and ssh resources on it wait for it. The
 # base image carries dropbear (Debian's dropbear-bin and the libraries it
 # links), root's authorized_keys comes from ssh_key.
@@ -12,7 +12,7 @@ ssh-keygen -q -t ed25519 -N '' -f "$W/id_ed25519" -C iac-test
 lxd_main "
 provider 'ssh' { user = 'root', private_key = 'id_ed25519', known_hosts = 'known_hosts', connect_timeout = '10s' }
 local pool = {}
-for i = 1, 3 do   -- the issue's example; LXD names iact-* so the test bed cleans up after a crash
+for i = 1, 3 do   -- three instances; LXD names iact-* so the test bed cleans up after a crash
   local inst = resource 'lxd.instance' ('app' .. i) { name = 'iact-app' .. i, image = 'iact-base', profiles = { 'default' },
                                                      limits = { cpu = 1, memory = '256MB' }, ssh_key = file('id_ed25519.pub') }
   local h = host ('app' .. i) { address = inst.address }
