@@ -46,7 +46,7 @@ static const iac_command builtin[] = {
 	{ "destroy", iac_cmd_destroy, "remove everything this configuration manages", iac_help_destroy },
 	{ "graph", iac_cmd_graph, "print the dependency graph as DOT", iac_help_graph },
 	{ "output", iac_cmd_output, "print output values from state", iac_help_output },
-	{ "state", iac_cmd_state, "list, show or forget resources in state", iac_help_state },
+	{ "state", iac_cmd_state, "list, show, move or forget resources; pull/push state; lock, history, diff", iac_help_state },
 	{ "show", iac_cmd_show, "show state or a saved plan (-json)", iac_help_show },
 	{ "import", iac_cmd_import, "adopt an existing object into state", iac_help_import },
 	{ "fmt", iac_cmd_fmt, "rewrite topology files in the canonical layout (StyLua)", iac_help_fmt },

@@ -438,10 +438,24 @@ void iac_help_output(void)
 
 void iac_help_state(void)
 {
-	printf("\nusage: iac state list [PREFIX...] | show ADDR | rm ADDR... | mv OLD NEW\n\n"
+	printf("\nusage: iac state list [PREFIX...] | show [-rev REV] ADDR | rm ADDR... | mv OLD NEW\n"
+	       "       iac state pull | push [-force] FILE | lock [-json]\n"
+	       "       iac state history [-n N] [ADDR] | diff REV1 [REV2 [ADDR]]\n\n"
 	       "rm forgets a resource without touching the real object. mv gives a resource a new\n"
 	       "address (renamed in main.lua, or moved into a module) so that the next plan does\n"
-	       "not destroy and re-create it; the type stays the same.\n");
+	       "not destroy and re-create it; the type stays the same.\n\n"
+	       "pull prints the state (from the local file or etcd); push replaces it with FILE\n"
+	       "after checking lineage and serial (-force skips the checks; recorded in history).\n"
+	       "lock shows who holds the state lock, since when, and who waits.\n\n"
+	       "history lists the revisions (newest first: rev, when, who, command, +/~/- counts),\n"
+	       "of one address with ADDR; show -rev REV shows state as it was at REV (a number,\n"
+	       "HEAD~1, a commit); diff shows what changed between two revisions, attribute by\n"
+	       "attribute (REV2 defaults to the newest). The history is a git repository\n"
+	       "(.iac/history.git): any git client reads it.\n\n"
+	       "  -force     state push: skip the lineage and serial checks\n"
+	       "  -rev REV   state show: at this history revision\n"
+	       "  -n N       state history: at most N revisions\n");
+	iac_session_usage(IAC_F_JSON | IAC_F_LOCK);
 }
 
 void iac_help_show(void)
