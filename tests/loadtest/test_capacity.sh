@@ -10,7 +10,7 @@
 #   - a closed port exits 98 ("the target did not answer"), a condition
 #     that fails at the start rate exits 97, both with a clear message
 . "$(dirname "$0")/lib.sh"
-t_need nginx
+t_need nginx haproxy
 
 X=170
 PORT=$(free_port)
@@ -112,9 +112,8 @@ GEN=$(json "$T/gen.json" 'd["capacity"]["capacity_rps"]')
 
 # --- observed: HAProxy in front, 2 connections to the 100 ms endpoint -------
 # (20 req/s); the queue at the LB is what saturates, and is named
-if command -v haproxy > /dev/null; then
-	HPORT=$(free_port)
-	cat > "$T/haproxy.cfg" <<EOH
+HPORT=$(free_port)
+cat > "$T/haproxy.cfg" <<EOH
 global
   stats socket $T/haproxy.sock mode 600 level user
   maxconn 2000
@@ -130,25 +129,22 @@ frontend web
 backend app
   server n1 127.0.0.1:$PORT maxconn 2
 EOH
-	haproxy -f "$T/haproxy.cfg" -db > "$T/haproxy.log" 2>&1 &
-	PIDS+=("$!")
-	wait_port "$HPORT"
-	cat > "$T/lb.lua" <<EOH
+haproxy -f "$T/haproxy.cfg" -db > "$T/haproxy.log" 2>&1 &
+PIDS+=("$!")
+wait_port "$HPORT"
+cat > "$T/lb.lua" <<EOH
 target "http://127.0.0.1:$HPORT"
 scenario "slow" { path = "/slow/" }
 observe { haproxy = "$T/haproxy.sock" }
 EOH
-	"$IAC" loadtest "$T/lb.lua" -find-capacity 'p(99)<400ms' -capacity-start 15 -capacity-hold 2s \
-		-capacity-precision 10 -json "$T/lb.json" > "$T/lb.out" 2> "$T/lb.err" ||
-		{ cat "$T/lb.out" "$T/lb.err"; fail "search behind HAProxy exited $?"; }
-	cat "$T/lb.out"
-	grep -q 'first to saturate: HAProxy queue (peak [0-9]* at ' "$T/lb.out" || fail "the HAProxy queue is not named"
-	LB=$(json "$T/lb.json" 'd["capacity"]["capacity_rps"]')
-	"$PY" -c "import sys; sys.exit(0 if 16 <= float(sys.argv[1]) <= 24 else 1)" "$LB" ||
-		fail "2 connections x 100 ms behind HAProxy allow ~20 req/s; the search found $LB"
-else
-	echo "SKIP part: haproxy is not installed"
-fi
+"$IAC" loadtest "$T/lb.lua" -find-capacity 'p(99)<400ms' -capacity-start 15 -capacity-hold 2s \
+	-capacity-precision 10 -json "$T/lb.json" > "$T/lb.out" 2> "$T/lb.err" ||
+	{ cat "$T/lb.out" "$T/lb.err"; fail "search behind HAProxy exited $?"; }
+cat "$T/lb.out"
+grep -q 'first to saturate: HAProxy queue (peak [0-9]* at ' "$T/lb.out" || fail "the HAProxy queue is not named"
+LB=$(json "$T/lb.json" 'd["capacity"]["capacity_rps"]')
+"$PY" -c "import sys; sys.exit(0 if 16 <= float(sys.argv[1]) <= 24 else 1)" "$LB" ||
+	fail "2 connections x 100 ms behind HAProxy allow ~20 req/s; the search found $LB"
 
 # --- no capacity: an unreachable target, a condition failing at the start -----
 CLOSED=$(free_port)
