@@ -77,7 +77,7 @@ static void print_report(const char *name, json_t *report)
 	}
 }
 
-int iac_flags_cmd(int argc, char **argv)
+int iac_prov_flags_cmd(int argc, char **argv)
 {
 	iac_session s;
 	iac_strlist pos = { 0 };
@@ -154,7 +154,7 @@ done:
 	return rc;
 }
 
-void iac_flags_cmd_help(void)
+void iac_prov_flags_cmd_help(void)
 {
 	printf("\nusage: iac flag list [-json]\n"
 	       "       iac flag set NAME VARIANT [-percent P] [-json]\n"

@@ -57,7 +57,7 @@ static void *deliver_one(void *arg)
 	double t0 = iac_now_ms();
 	t->rc = iac_providers_ctx(&ctx, t->pv, &iac_provider_flags, t->addr, NULL);
 	if (t->rc == 0)
-		t->rc = iac_flags_deliver(&ctx, t->type, t->attrs, sha);
+		t->rc = iac_prov_flags_deliver(&ctx, t->type, t->attrs, sha);
 	if (t->rc < 0)
 		snprintf(t->error, sizeof(t->error), "%s", iac_err_last());
 	else
@@ -72,7 +72,7 @@ static int prepare(target *t, const json_t *attrs, const char *name, const char 
 		   double percent, int reset)
 {
 	json_t *declared = json_object_get(json_object_get(attrs, "flags"), name);
-	json_t *eff = iac_flags_effective(attrs);
+	json_t *eff = iac_prov_flags_effective(attrs);
 	json_t *old_spec = json_object_get(eff, name), *new_spec = NULL, *of = NULL, *nf = NULL;
 	int rc = IAC_ERR;
 
@@ -269,7 +269,7 @@ json_t *iac_flagops_list(iac_state *st)
 		json_t *e = iac_state_get(st, addrs[i]);
 		if (!is_flags_entry(e))
 			continue;
-		json_t *attrs = json_object_get(e, "attributes"), *eff = iac_flags_effective(attrs), *spec;
+		json_t *attrs = json_object_get(e, "attributes"), *eff = iac_prov_flags_effective(attrs), *spec;
 		const char *name;
 		json_object_foreach(eff, name, spec) {
 			json_t *item = json_object_get(out, name);

@@ -24,7 +24,7 @@ json_t *iac_flagops_list(iac_state *st);
 int iac_flagops_op_set(json_t **report, struct iac_state *st, struct iac_providers *pv, const json_t *args);
 
 /* cmd_flag.c: `iac flag list|set|reset` */
-int iac_flags_cmd(int argc, char **argv);
-void iac_flags_cmd_help(void);
+int iac_prov_flags_cmd(int argc, char **argv);
+void iac_prov_flags_cmd_help(void);
 
 #endif

@@ -183,7 +183,7 @@ static int check_rollback(const iac_config *cfg)
 	return 0;
 }
 
-int iac_flags_decl_finalize(iac_config *cfg)
+int iac_prov_flags_decl_finalize(iac_config *cfg)
 {
 	return expand(cfg) < 0 || check_rollback(cfg) < 0 ? IAC_ERR : 0;
 }

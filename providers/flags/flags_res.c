@@ -32,7 +32,7 @@ static const iac_attr etcd_attrs[] = {
 	{ NULL, 0, 0, NULL },
 };
 
-json_t *iac_flags_effective(const json_t *attrs)
+json_t *iac_prov_flags_effective(const json_t *attrs)
 {
 	json_t *out = json_deep_copy(json_object_get(attrs, "flags")), *o;
 	const char *k;
@@ -46,7 +46,7 @@ json_t *iac_flags_effective(const json_t *attrs)
 
 static int render(char **out, const json_t *attrs)
 {
-	json_t *eff = iac_flags_effective(attrs), *doc = NULL;
+	json_t *eff = iac_prov_flags_effective(attrs), *doc = NULL;
 	int rc = iac_flags_to_flagd(&doc, eff);
 	json_decref(eff);
 	if (rc < 0)
@@ -56,7 +56,7 @@ static int render(char **out, const json_t *attrs)
 	return 0;
 }
 
-int iac_flags_deliver(const iac_rctx *ctx, const char *type, const json_t *attrs, char out_sha[65])
+int iac_prov_flags_deliver(const iac_rctx *ctx, const char *type, const json_t *attrs, char out_sha[65])
 {
 	char *text = NULL;
 	int rc;
@@ -144,7 +144,7 @@ static int flags_write(const iac_rctx *ctx, json_t **out, const json_t *planned,
 	json_t *attrs = json_copy((json_t *)planned);
 	if (!json_is_object(json_object_get(attrs, "overrides")))
 		json_object_set_new(attrs, "overrides", json_object());
-	if (iac_flags_deliver(ctx, type, attrs, hex) < 0) {
+	if (iac_prov_flags_deliver(ctx, type, attrs, hex) < 0) {
 		json_decref(attrs);
 		return IAC_ERR;
 	}
@@ -243,7 +243,7 @@ static int etcd_remove(const iac_rctx *ctx, const json_t *prior)
 	return rc == IAC_ENOTFOUND ? 0 : rc;
 }
 
-const iac_rtype iac_flags_file_type = {
+const iac_rtype iac_prov_flags_file_type = {
 	.name = "flags.file",
 	.attrs = file_attrs,
 	.doc = "feature flags as a flagd JSON file on a host",
@@ -254,7 +254,7 @@ const iac_rtype iac_flags_file_type = {
 	.remove = file_remove,
 };
 
-const iac_rtype iac_flags_etcd_type = {
+const iac_rtype iac_prov_flags_etcd_type = {
 	.name = "flags.etcd",
 	.attrs = etcd_attrs,
 	.doc = "feature flags as flagd JSON in an etcd key",
@@ -265,10 +265,10 @@ const iac_rtype iac_flags_etcd_type = {
 	.remove = etcd_remove,
 };
 
-static const iac_rtype *const flag_types[] = { &iac_flags_file_type, &iac_flags_etcd_type, NULL };
+static const iac_rtype *const flag_types[] = { &iac_prov_flags_file_type, &iac_prov_flags_etcd_type, NULL };
 
 static const iac_provider_command flag_commands[] = {
-	{ "flag", iac_flags_cmd, "list, set or reset feature flags live", iac_flags_cmd_help },
+	{ "flag", iac_prov_flags_cmd, "list, set or reset feature flags live", iac_prov_flags_cmd_help },
 	{ NULL, NULL, NULL, NULL },
 };
 
@@ -283,5 +283,5 @@ const iac_provider iac_provider_flags = {
 	.commands = flag_commands,
 	.ops = flag_ops,
 	.prelude = "prelude/flags.lua",
-	.finalize = iac_flags_decl_finalize,
+	.finalize = iac_prov_flags_decl_finalize,
 };

@@ -16,8 +16,8 @@
 
 #include "iac/provider/provider.h"
 
-extern const iac_rtype iac_flags_file_type;
-extern const iac_rtype iac_flags_etcd_type;
+extern const iac_rtype iac_prov_flags_file_type;
+extern const iac_rtype iac_prov_flags_etcd_type;
 extern const iac_provider iac_provider_flags;
 
 struct iac_config;
@@ -25,13 +25,13 @@ struct iac_config;
  * "flags") become flags.file / flags.etcd resources, one per target with
  * every flag it carries; every flags_on_rollback names declared flags and
  * variants. */
-int iac_flags_decl_finalize(struct iac_config *cfg);
+int iac_prov_flags_decl_finalize(struct iac_config *cfg);
 
 /* The flags as delivered: each declared spec, or its override. New ref. */
-json_t *iac_flags_effective(const json_t *attrs);
+json_t *iac_prov_flags_effective(const json_t *attrs);
 
 /* Write the effective flags of attrs (a flags.file or flags.etcd entry's
  * attributes) to their target; *out_sha (65 bytes) gets the content hash. */
-int iac_flags_deliver(const iac_rctx *ctx, const char *type, const json_t *attrs, char out_sha[65]);
+int iac_prov_flags_deliver(const iac_rctx *ctx, const char *type, const json_t *attrs, char out_sha[65]);
 
 #endif
