@@ -11,6 +11,7 @@
 #include "iac/core/base64.h"
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/http/xfer.h"
@@ -94,8 +95,8 @@ static json_t *prefix_end(const char *prefix)
 
 static int kv_from_json(iac_etcd_kv *kv, const json_t *j)
 {
-	const char *k = json_string_value(json_object_get(j, "key"));
-	const char *v = json_string_value(json_object_get(j, "value"));
+	const char *k = iac_json_str(j, "key");
+	const char *v = iac_json_str(j, "value");
 	size_t klen;
 
 	memset(kv, 0, sizeof(*kv));
@@ -351,11 +352,11 @@ static int request(json_t **out, iac_etcd *e, const char *path, const json_t *bo
  * repeated; anything else becomes an error. Consumes doc. */
 static int refused(json_t **out, iac_etcd *e, const etcd_req *q, json_t *doc, long status)
 {
-	const char *msg = json_string_value(json_object_get(doc, "message"));
+	const char *msg = iac_json_str(doc, "message");
 	int rc;
 
 	if (!msg)
-		msg = json_string_value(json_object_get(doc, "error"));
+		msg = iac_json_str(doc, "error");
 	int64_t code = get_i64(doc, "code");
 	if (q->may_reauth && e->user && msg && strstr(msg, "invalid auth token")) {
 		json_decref(doc);
@@ -423,7 +424,7 @@ static int authenticate(iac_etcd *e)
 		iac_err_prefix("cannot log in to etcd as '%s'", e->user);
 		return rc;
 	}
-	const char *token = json_string_value(json_object_get(resp, "token"));
+	const char *token = iac_json_str(resp, "token");
 	if (!token) {
 		json_decref(resp);
 		return iac_err_set("etcd at '%s' gave no token for user '%s'", iac_etcd_endpoint(e), e->user);
@@ -778,7 +779,7 @@ int iac_etcd_lease_grant(int64_t *out_id, iac_etcd *e, int64_t ttl_s)
 		iac_err_prefix("cannot grant a %" PRId64 " s lease", ttl_s);
 		return rc;
 	}
-	const char *err = json_string_value(json_object_get(resp, "error"));
+	const char *err = iac_json_str(resp, "error");
 	if (err && *err) {
 		iac_err_set("etcd at '%s' refused a %" PRId64 " s lease: %s", iac_etcd_endpoint(e), ttl_s, err);
 		json_decref(resp);
@@ -811,7 +812,7 @@ static int stream_error(iac_etcd *e, const char *path, json_t *obj)
 {
 	json_t *inner = json_object_get(obj, "error");
 	const json_t *err = json_is_object(inner) ? inner : obj;
-	const char *msg = json_string_value(json_object_get(err, "message"));
+	const char *msg = iac_json_str(err, "message");
 	int64_t code = get_i64(err, "grpc_code");
 	if (!msg)
 		msg = json_string_value(inner);
@@ -902,7 +903,7 @@ static int on_watch(const json_t *obj, void *ud)
 	if (json_is_true(json_object_get(res, "created")))
 		w->created = 1;
 	if (json_is_true(json_object_get(res, "canceled"))) {
-		const char *why = json_string_value(json_object_get(res, "cancel_reason"));
+		const char *why = iac_json_str(res, "cancel_reason");
 		w->error = json_pack("{s:s}", "message", why && *why ? why : "watch canceled (compacted revision?)");
 		return 1;
 	}

@@ -11,6 +11,7 @@
  */
 #include "iac/flags/flags.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 
@@ -170,7 +171,7 @@ static int spec_to_flagd(json_t **out, const char *name, const json_t *spec);
 int iac_flags_spec_to_flagd(json_t **out, const char *name, const json_t *spec)
 {
 	int rc = spec_to_flagd(out, name, spec);
-	const char *file = json_string_value(json_object_get(spec, "file"));
+	const char *file = iac_json_str(spec, "file");
 	json_t *line = json_object_get(spec, "line");
 
 	/* The loader records where the flag was declared: config errors read
@@ -499,7 +500,7 @@ int iac_flags_spec_set(json_t **out, const char *name, const json_t *spec,
 		json_decref(copy);
 		return iac_err_set("flag '%s' has no variant '%s'", name, variant);
 	}
-	def = json_string_value(json_object_get(copy, "default"));
+	def = iac_json_str(copy, "default");
 	if (!def)
 		def = "off";
 	if (percent < 0) {
@@ -966,7 +967,7 @@ int iac_flags_eval(const char **out_variant, json_t **out_value, const json_t *f
 		iac_err_set("flag '%s' not found", flag);
 		return IAC_ENOTFOUND;
 	}
-	state = json_string_value(json_object_get(f, "state"));
+	state = iac_json_str(f, "state");
 	if (!state || (strcmp(state, "ENABLED") != 0 && strcmp(state, "DISABLED") != 0))
 		return iac_err_set("flag '%s': state must be ENABLED or DISABLED", flag);
 	if (strcmp(state, "DISABLED") == 0)
@@ -1002,7 +1003,7 @@ int iac_flags_eval(const char **out_variant, json_t **out_value, const json_t *f
 		}
 		iac_buf_free(&name);
 	} else {
-		const char *def = json_string_value(json_object_get(f, "defaultVariant"));
+		const char *def = iac_json_str(f, "defaultVariant");
 		const char *key;
 		if (!def) {
 			/* No default: flagd tells the application to use its code default. */
@@ -1067,8 +1068,8 @@ static int layout_of(layout *l, const char *which, const json_t *flag)
 		layout_add(l, 0, (uint64_t)1 << 32, "(absent)");
 		return 0;
 	}
-	state = json_string_value(json_object_get(flag, "state"));
-	def = json_string_value(json_object_get(flag, "defaultVariant"));
+	state = iac_json_str(flag, "state");
+	def = iac_json_str(flag, "defaultVariant");
 	if (state && strcmp(state, "DISABLED") == 0) {
 		layout_add(l, 0, (uint64_t)1 << 32, "(disabled)");
 		return 0;
@@ -1119,8 +1120,8 @@ static int layout_of(layout *l, const char *which, const json_t *flag)
 static int cmp_move(const void *a, const void *b)
 {
 	const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-	int r = strcmp(json_string_value(json_object_get(x, "from")), json_string_value(json_object_get(y, "from")));
-	return r ? r : strcmp(json_string_value(json_object_get(x, "to")), json_string_value(json_object_get(y, "to")));
+	int r = strcmp(iac_json_str(x, "from"), iac_json_str(y, "from"));
+	return r ? r : strcmp(iac_json_str(x, "to"), iac_json_str(y, "to"));
 }
 
 static void add_move(json_t *moves, const char *from, const char *to, double share)
@@ -1130,8 +1131,8 @@ static void add_move(json_t *moves, const char *from, const char *to, double sha
 	if (strcmp(from, to) == 0 || share <= 0)
 		return;
 	json_array_foreach(moves, i, m) {
-		if (strcmp(json_string_value(json_object_get(m, "from")), from) == 0 &&
-		    strcmp(json_string_value(json_object_get(m, "to")), to) == 0) {
+		if (strcmp(iac_json_str(m, "from"), from) == 0 &&
+		    strcmp(iac_json_str(m, "to"), to) == 0) {
 			json_object_set_new(m, "share", json_real(json_real_value(json_object_get(m, "share")) + share));
 			return;
 		}
@@ -1201,10 +1202,10 @@ int iac_flags_check_sticky(const char *name, const json_t *old_flag, const json_
 		iac_err_prefix("flag '%s'", name);
 		return -1;
 	}
-	old_def = json_string_value(json_object_get(old_flag, "defaultVariant"));
+	old_def = iac_json_str(old_flag, "defaultVariant");
 	json_array_foreach(moves, i, m) {
-		const char *from = json_string_value(json_object_get(m, "from"));
-		const char *to = json_string_value(json_object_get(m, "to"));
+		const char *from = iac_json_str(m, "from");
+		const char *to = iac_json_str(m, "to");
 		if ((old_def && strcmp(from, old_def) == 0) || from[0] == '(')
 			continue;
 		rc = iac_err_set("flag '%s': %.2f%% of users would leave '%s' for '%s', but the flag is sticky "
@@ -1218,8 +1219,8 @@ int iac_flags_check_sticky(const char *name, const json_t *old_flag, const json_
 
 void iac_flags_render(iac_buf *out, const json_t *flag)
 {
-	const char *state = json_string_value(json_object_get(flag, "state"));
-	const char *def = json_string_value(json_object_get(flag, "defaultVariant"));
+	const char *state = iac_json_str(flag, "state");
+	const char *def = iac_json_str(flag, "defaultVariant");
 	layout l;
 
 	iac_buf_puts(out, state && strcmp(state, "DISABLED") == 0 ? "disabled" : "enabled");
@@ -1253,7 +1254,7 @@ void iac_flags_render(iac_buf *out, const json_t *flag)
 		const char *by = "targetingKey";
 		json_t *args = l.bucket_by ? json_object_get(l.bucket_by, "cat") : NULL;
 		if (json_is_array(args) && json_array_size(args) == 2)
-			by = json_string_value(json_object_get(json_array_get(args, 1), "var"));
+			by = iac_json_str(json_array_get(args, 1), "var");
 		else if (l.bucket_by)
 			by = "a custom expression";
 		iac_buf_printf(out, " by '%s'", by ? by : "?");

@@ -11,6 +11,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/http/xfer.h"
@@ -291,9 +292,9 @@ static char *api_message(const iac_http_resp *r)
 	const json_t *j = r->json;
 	const char *m = NULL;
 	if (json_is_object(j)) {
-		m = json_string_value(json_object_get(j, "error"));
+		m = iac_json_str(j, "error");
 		if (!m)
-			m = json_string_value(json_object_get(j, "message"));
+			m = iac_json_str(j, "message");
 	}
 	if (m)
 		return iac_xstrdup(m);

@@ -536,7 +536,7 @@ static int resolve_ref(git_oid *out, iac_modcache *c, git_repository *repo, cons
 {
 	const char *ref = src->ref;
 	if (!ref) {
-		ref = json_string_value(json_object_get(c->fetched, src->url));
+		ref = iac_json_str(c->fetched, src->url);
 		if (!ref || !*ref)
 			return iac_err_set("module '%s': cannot tell the default branch of '%s'; add ?ref=BRANCH to the "
 					   "source '%s'", addr, src->url, source);

@@ -8,6 +8,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 #include "iac/host/host.h"
 
@@ -123,18 +124,18 @@ int iac_lt_raw_merge(iac_lt_stats *into, const json_t *raw)
 	size_t i;
 	json_t *e;
 	json_array_foreach(json_object_get(raw, "endpoints"), i, e) {
-		size_t k = iac_lt_stats_endpoint(&s, json_string_value(json_object_get(e, "name")));
+		size_t k = iac_lt_stats_endpoint(&s, iac_json_str(e, "name"));
 		s.eps[k]->requests += (uint64_t)json_integer_value(json_object_get(e, "requests"));
 		s.eps[k]->failed += (uint64_t)json_integer_value(json_object_get(e, "failed"));
 		rc |= hist_merge_json(&s.eps[k]->hist, json_object_get(e, "hist"));
 	}
 	json_array_foreach(json_object_get(raw, "checks"), i, e) {
-		size_t k = iac_lt_stats_check(&s, json_string_value(json_object_get(e, "name")));
+		size_t k = iac_lt_stats_check(&s, iac_json_str(e, "name"));
 		s.checks[k].pass += (uint64_t)json_integer_value(json_object_get(e, "pass"));
 		s.checks[k].fail += (uint64_t)json_integer_value(json_object_get(e, "fail"));
 	}
 	json_array_foreach(json_object_get(raw, "metrics"), i, e) {
-		size_t k = iac_lt_stats_metric(&s, json_string_value(json_object_get(e, "name")),
+		size_t k = iac_lt_stats_metric(&s, iac_json_str(e, "name"),
 					       (enum iac_lt_mtype)json_integer_value(json_object_get(e, "type")));
 		iac_lt_macc *m = &s.macc[k];
 		m->n = (uint64_t)json_integer_value(json_object_get(e, "n"));
@@ -232,7 +233,7 @@ static void *agent_main(void *arg)
 	a->cpu_max_pct = json_number_value(json_object_get(a->raw, "cpu_max_pct"));
 	a->valid = json_is_true(json_object_get(a->raw, "valid"));
 	a->vus_max = (int)json_integer_value(json_object_get(a->raw, "vus_max"));
-	const char *why = json_string_value(json_object_get(a->raw, "why"));
+	const char *why = iac_json_str(a->raw, "why");
 	a->why = why ? iac_xstrdup(why) : NULL;
 done:
 	iac_host_result_free(&res);

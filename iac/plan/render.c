@@ -192,7 +192,7 @@ static int render_watch(iac_buf *out, const iac_change *c, const char *k, const 
 		const json_t *now = json_array_get(v, i), *then = json_array_get(old, i);
 		if (iac_value_equal(now, then))
 			continue;
-		const char *addr = json_string_value(json_object_get(ref, "addr"));
+		const char *addr = iac_json_str(ref, "addr");
 		iac_buf_printf(&who, "%s%s", n++ ? ", " : "", addr ? addr : "a watched resource");
 	}
 	if (!n && json_array_size(v) != json_array_size(old))

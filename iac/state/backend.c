@@ -11,6 +11,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
@@ -139,7 +140,7 @@ static int apply_overrides(iac_backend *b, json_t *set, const iac_strlist *ov)
 static int apply_decl(json_t *set, const json_t *decl)
 {
 	char where[300];
-	snprintf(where, sizeof(where), "%s:%lld", json_string_value(json_object_get(decl, "file")) ?: "main.lua",
+	snprintf(where, sizeof(where), "%s:%lld", iac_json_str(decl, "file") ?: "main.lua",
 		 (long long)json_integer_value(json_object_get(decl, "line")));
 	const json_t *settings = json_object_get(decl, "settings");
 	if (iac_backend_check_settings(settings, where) < 0)
@@ -207,12 +208,12 @@ static int connect_etcd(iac_backend *b)
 		return IAC_ERR;
 	}
 	o.endpoints = eps;
-	o.prefix = json_string_value(json_object_get(set, "prefix"));
+	o.prefix = iac_json_str(set, "prefix");
 	o.username = b->username;
 	o.password = b->password;
-	o.cacert = json_string_value(json_object_get(set, "cacert_path"));
-	o.cert = json_string_value(json_object_get(set, "cert_path"));
-	o.key = json_string_value(json_object_get(set, "key_path"));
+	o.cacert = iac_json_str(set, "cacert_path");
+	o.cert = iac_json_str(set, "cert_path");
+	o.key = iac_json_str(set, "key_path");
 	rc = iac_etcdb_open(&b->etcd, &o);
 	free(b->label);
 	b->label = iac_xasprintf("etcd '%s' at %s", o.prefix && *o.prefix ? o.prefix : "iac", eps);
@@ -227,11 +228,11 @@ static void take_credentials(iac_backend *b)
 	json_t *set = b->settings;
 	if (json_object_get(set, "username")) {
 		free(b->username);
-		b->username = iac_xstrdup(json_string_value(json_object_get(set, "username")) ?: "");
+		b->username = iac_xstrdup(iac_json_str(set, "username") ?: "");
 	}
 	if (json_object_get(set, "password")) {
 		free(b->password);
-		b->password = iac_xstrdup(json_string_value(json_object_get(set, "password")) ?: "");
+		b->password = iac_xstrdup(iac_json_str(set, "password") ?: "");
 		iac_redact_add(b->password);
 	}
 	json_object_del(set, "username");
@@ -286,12 +287,12 @@ static int mismatch(const char *dir, const json_t *decl, const json_t *mem)
 		return iac_err_set("%s:%lld: backend \"etcd\" is declared, but the state is in '%s/.iac/state.json'; "
 				   "nothing was changed. Run 'iac init -migrate-state' to move it to etcd (or remove "
 				   "the backend block to keep it here)",
-				   json_string_value(json_object_get(decl, "file")) ?: "main.lua",
+				   iac_json_str(decl, "file") ?: "main.lua",
 				   (long long)json_integer_value(json_object_get(decl, "line")), dir);
 	return iac_err_set("the state is in etcd '%s' (recorded in .iac/backend.json), but main.lua declares no "
 			   "backend; nothing was changed. Put the backend \"etcd\" block back, or run 'iac init "
 			   "-migrate-state -backend=local' to bring the state back to .iac/",
-			   json_string_value(json_object_get(mem, "prefix")) ?: "iac");
+			   iac_json_str(mem, "prefix") ?: "iac");
 }
 
 int iac_backend_open(iac_backend **out, const char *dir, int config_loaded, const json_t *decl,
@@ -305,10 +306,10 @@ int iac_backend_open(iac_backend **out, const char *dir, int config_loaded, cons
 	*out = NULL;
 	if (config_loaded) {
 		if (decl)
-			kind = json_string_value(json_object_get(decl, "type")) ?: "etcd";
+			kind = iac_json_str(decl, "type") ?: "etcd";
 		if (!strcmp(kind, "local"))
 			decl_local = decl, decl = NULL;   /* the default, with a history remote */
-		int mem_etcd = mem && !strcmp(json_string_value(json_object_get(mem, "type")) ?: "", "etcd");
+		int mem_etcd = mem && !strcmp(iac_json_str(mem, "type") ?: "", "etcd");
 		if (decl && !mem_etcd && local_state_exists(dir))
 			rc = mismatch(dir, decl, NULL);
 		else if (!decl && mem_etcd)
@@ -319,7 +320,7 @@ int iac_backend_open(iac_backend **out, const char *dir, int config_loaded, cons
 			json_object_del(set, "type");
 		}
 	} else if (mem) {
-		kind = json_string_value(json_object_get(mem, "type")) ?: "local";
+		kind = iac_json_str(mem, "type") ?: "local";
 		json_object_update(set, mem);
 		json_object_del(set, "type");
 	} else if (overrides && overrides->n) {
@@ -372,7 +373,7 @@ struct iac_etcdb *iac_backend_etcd(iac_backend *b) { return b->etcd; }
 
 const char *iac_backend_history_remote(const iac_backend *b)
 {
-	return json_string_value(json_object_get(b->settings, "history_remote"));
+	return iac_json_str(b->settings, "history_remote");
 }
 
 int iac_backend_remember(iac_backend *b)

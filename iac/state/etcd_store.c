@@ -12,6 +12,7 @@
 #include "iac/core/args.h"
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 
 struct iac_etcdb {
@@ -198,9 +199,9 @@ static void take_key(picture *p, const iac_etcdb *b, const iac_etcd_kv *kv, iac_
 /* The manifest's chunks, in order, out of all chunks read. */
 static int assemble(picture *p, const iac_etcdb *b, const iac_buf *all)
 {
-	const char *gen = json_string_value(json_object_get(p->manifest, "gen"));
+	const char *gen = iac_json_str(p->manifest, "gen");
 	json_int_t want = json_integer_value(json_object_get(p->manifest, "chunks"));
-	const char *sha = json_string_value(json_object_get(p->manifest, "sha256"));
+	const char *sha = iac_json_str(p->manifest, "sha256");
 	size_t pos = 0;
 	char got[65];
 
@@ -289,7 +290,7 @@ static int store_read_locked(iac_store *s, char **snap, size_t *snap_len, char *
 		return rc;
 	}
 	b->manifest_rev = p.manifest_rev;
-	snprintf(b->gen, sizeof(b->gen), "%s", json_string_value(json_object_get(p.manifest, "gen")) ?: "");
+	snprintf(b->gen, sizeof(b->gen), "%s", iac_json_str(p.manifest, "gen") ?: "");
 	iac_strlist_free(&b->stale_gens);
 	for (size_t i = 0; i < p.gens.n; i++)
 		if (strcmp(p.gens.items[i], b->gen))
@@ -330,11 +331,11 @@ static void say_conflict(iac_etcdb *b, long serial)
 		    "'iac %s' (%s@%s, pid %lld, at %s) while this command was about to write serial %ld; nothing "
 		    "was overwritten. Its changes are in the journal and history; run the command again to plan "
 		    "against the new state", b->label, (long long)json_integer_value(json_object_get(m, "serial")),
-		    json_string_value(json_object_get(by, "command")) ?: "?",
-		    json_string_value(json_object_get(by, "user")) ?: "?",
-		    json_string_value(json_object_get(by, "host")) ?: "?",
+		    iac_json_str(by, "command") ?: "?",
+		    iac_json_str(by, "user") ?: "?",
+		    iac_json_str(by, "host") ?: "?",
 		    (long long)json_integer_value(json_object_get(by, "pid")),
-		    json_string_value(json_object_get(by, "at")) ?: "?", serial);
+		    iac_json_str(by, "at") ?: "?", serial);
 	json_decref(m);
 	free(k);
 }
@@ -348,7 +349,7 @@ static int swap_landed(iac_etcdb *b, const char *gen)
 	int landed = 0;
 	if (iac_etcd_get(&kv, b->e, k) == 0) {
 		json_t *m = json_loadb(kv.value, kv.value_len, 0, NULL);
-		landed = !strcmp(json_string_value(json_object_get(m, "gen")) ?: "", gen);
+		landed = !strcmp(iac_json_str(m, "gen") ?: "", gen);
 		if (landed)
 			b->manifest_rev = kv.mod_revision;
 		json_decref(m);
@@ -383,7 +384,7 @@ static json_t *manifest_for(iac_etcdb *b, const char *gen, size_t chunks, const 
 	json_t *by = json_deep_copy(b->actor ? b->actor : json_object());
 	json_object_set_new(by, "at", json_string(when));
 	json_t *m = json_pack("{s:i,s:s,s:I,s:I,s:s,s:I,s:I,s:s,s:o}", "format", 1, "lineage",
-			      json_string_value(json_object_get(doc, "lineage")) ?: "", "serial", (json_int_t)serial,
+			      iac_json_str(doc, "lineage") ?: "", "serial", (json_int_t)serial,
 			      "journal_seq", (json_int_t)upto, "gen", gen, "chunks", (json_int_t)chunks, "size",
 			      (json_int_t)len, "sha256", sha, "by", by);
 	json_decref(doc);
@@ -602,12 +603,12 @@ int iac_etcdb_lock_status(json_t **out, iac_etcdb *b)
 static void describe_holder(iac_buf *w, const json_t *h)
 {
 	iac_buf_printf(w, "'iac %s' by %s@%s (pid %lld) since %s, lock ID %s",
-		       json_string_value(json_object_get(h, "command")) ?: "?",
-		       json_string_value(json_object_get(h, "user")) ?: "?",
-		       json_string_value(json_object_get(h, "host")) ?: "?",
+		       iac_json_str(h, "command") ?: "?",
+		       iac_json_str(h, "user") ?: "?",
+		       iac_json_str(h, "host") ?: "?",
 		       (long long)json_integer_value(json_object_get(h, "pid")),
-		       json_string_value(json_object_get(h, "started")) ?: "?",
-		       json_string_value(json_object_get(h, "id")) ?: "?");
+		       iac_json_str(h, "started") ?: "?",
+		       iac_json_str(h, "id") ?: "?");
 }
 
 static int refuse(iac_etcdb *b, double wait_ms)
@@ -626,7 +627,7 @@ static int refuse(iac_etcdb *b, double wait_ms)
 		iac_buf_printf(&w, "%s. Wait for it with -lock-timeout (e.g. -lock-timeout 5m); a holder that was "
 			       "killed loses the lock by itself within lock_ttl (%.0f s); if it is gone for good "
 			       "and must not wait: iac force-unlock %s", wait_ms > 0 ? " (waited for it)" : "",
-			       b->lock_ttl_ms / 1000, json_string_value(json_object_get(h, "id")) ?: "ID");
+			       b->lock_ttl_ms / 1000, iac_json_str(h, "id") ?: "ID");
 		iac_err_set("%s", iac_buf_cstr(&w));
 	}
 	json_decref(st);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/util.h"
 
 struct iac_lock {
@@ -47,11 +48,11 @@ static void describe(char *out, size_t len, const json_t *info)
 		return;
 	}
 	snprintf(out, len, "'iac %s' (pid %lld on '%s', since %s, lock id %s)",
-		 json_string_value(json_object_get(info, "command")) ?: "?",
+		 iac_json_str(info, "command") ?: "?",
 		 (long long)json_integer_value(json_object_get(info, "pid")),
-		 json_string_value(json_object_get(info, "host")) ?: "?",
-		 json_string_value(json_object_get(info, "started")) ?: "?",
-		 json_string_value(json_object_get(info, "id")) ?: "?");
+		 iac_json_str(info, "host") ?: "?",
+		 iac_json_str(info, "started") ?: "?",
+		 iac_json_str(info, "id") ?: "?");
 }
 
 static int write_info(iac_lock *lk, const char *command)
@@ -257,18 +258,18 @@ int iac_lock_force_unlock(const char *dir, const char *id)
 	}
 	info = read_info(fd);
 	close(fd);
-	const char *have = json_string_value(json_object_get(info, "id"));
+	const char *have = iac_json_str(info, "id");
 	json_t *live = NULL;
 	char host[256] = "";
 	gethostname(host, sizeof(host) - 1);
 	/* a holder alive on this machine is refused: stop it instead. One on
 	 * another machine cannot be checked from here: the operator decides */
 	if (iac_lock_holder(&live, dir) == 0 &&
-	    !strcmp(json_string_value(json_object_get(live, "host")) ?: host, host)) {
+	    !strcmp(iac_json_str(live, "host") ?: host, host)) {
 		rc = iac_err_set("lock %s is held by a running process (pid %lld on '%s'): stop it instead "
 				 "(Ctrl-C, or 'iac rollback -force' for a deployment); force-unlock is for locks "
 				 "whose holder is gone", id, (long long)json_integer_value(json_object_get(live, "pid")),
-				 json_string_value(json_object_get(live, "host")) ?: "?");
+				 iac_json_str(live, "host") ?: "?");
 		json_decref(live);
 		goto done;
 	}

@@ -13,6 +13,7 @@
 
 #include "iac/core/buf.h"
 #include "iac/core/err.h"
+#include "iac/core/json.h"
 #include "iac/core/map.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
@@ -95,7 +96,7 @@ static void new_lineage(char out[40])
 
 static void index_put(iac_state *st, json_t *entry)
 {
-	const char *addr = json_string_value(json_object_get(entry, "address"));
+	const char *addr = iac_json_str(entry, "address");
 	json_t *old = iac_map_put(&st->index, addr, entry);
 	json_decref(old);
 }
@@ -193,7 +194,7 @@ static int parse_snapshot(iac_state *st, const char *text, size_t len)
 		json_decref(doc);
 		return IAC_ERR;
 	}
-	const char *lin = json_string_value(json_object_get(doc, "lineage"));
+	const char *lin = iac_json_str(doc, "lineage");
 	json_t *serial = json_object_get(doc, "serial");
 	res = json_object_get(doc, "resources");
 	const char *problem = NULL;
@@ -217,9 +218,9 @@ static int parse_snapshot(iac_state *st, const char *text, size_t len)
 		if (p) {
 			snprintf(where, sizeof(where), "resources[%zu] %s", i, p);
 			problem = where;
-		} else if (iac_state_get(st, json_string_value(json_object_get(e, "address")))) {
+		} else if (iac_state_get(st, iac_json_str(e, "address"))) {
 			snprintf(where, sizeof(where), "'%.120s' appears twice in 'resources'",
-				 json_string_value(json_object_get(e, "address")));
+				 iac_json_str(e, "address"));
 			problem = where;
 		} else {
 			index_put(st, json_incref(e));
@@ -260,7 +261,7 @@ static int load_snapshot(iac_state *st)
 /* What is wrong with a journal record, or NULL. */
 static const char *record_problem(const json_t *rec)
 {
-	const char *op = json_string_value(json_object_get(rec, "op"));
+	const char *op = iac_json_str(rec, "op");
 	if (!json_is_object(rec) || !op)
 		return "it has no 'op'";
 	if (!json_is_integer(json_object_get(rec, "seq")) || !json_is_string(json_object_get(rec, "lineage")))
@@ -279,18 +280,18 @@ static const char *record_problem(const json_t *rec)
 /* Apply one (checked) journal record to memory. */
 static void apply_record(iac_state *st, json_t *rec)
 {
-	const char *op = json_string_value(json_object_get(rec, "op"));
+	const char *op = iac_json_str(rec, "op");
 	if (!op)
 		return;
 	if (!strcmp(op, "put"))
 		index_put(st, json_incref(json_object_get(rec, "entry")));
 	else if (!strcmp(op, "rm"))
-		index_del(st, json_string_value(json_object_get(rec, "address")));
+		index_del(st, iac_json_str(rec, "address"));
 	else if (!strcmp(op, "outputs") && json_is_object(json_object_get(rec, "value"))) {
 		json_decref(st->outputs);
 		st->outputs = json_incref(json_object_get(rec, "value"));
 	} else if (!strcmp(op, "extra"))
-		json_object_set(st->extra, json_string_value(json_object_get(rec, "key")),
+		json_object_set(st->extra, iac_json_str(rec, "key"),
 				json_object_get(rec, "value"));
 }
 
@@ -327,7 +328,7 @@ static int replay_text(iac_state *st, const char *text, size_t len)
 			return IAC_ERR;
 		}
 		unsigned long long seq = (unsigned long long)json_integer_value(json_object_get(rec, "seq"));
-		const char *lin = json_string_value(json_object_get(rec, "lineage"));
+		const char *lin = iac_json_str(rec, "lineage");
 		if (!st->lineage[0] && lin)
 			snprintf(st->lineage, sizeof(st->lineage), "%s", lin);
 		if (seq > st->snap_seq && lin && !strcmp(lin, st->lineage)) {
@@ -803,8 +804,8 @@ done:
 /* NEW as an address for entry e (the same type): its module and name. */
 static int parse_new_addr(char **module, char **name, const json_t *e, const char *to)
 {
-	const char *type = json_string_value(json_object_get(e, "type")) ?: "";
-	const char *mode = json_string_value(json_object_get(e, "mode"));
+	const char *type = iac_json_str(e, "type") ?: "";
+	const char *mode = iac_json_str(e, "mode");
 	int data = mode && !strcmp(mode, "data");
 	char *needle = iac_xasprintf("%s%s.", data ? "data." : "", type);
 	const char *at = NULL;
