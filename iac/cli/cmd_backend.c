@@ -319,8 +319,8 @@ static int init_migrate(iac_session *s, const char *to_kind, int force)
 		rc = 0;
 		goto done;
 	}
-	if ((rc = iac_backend_lock(src, NULL, "init -migrate-state", s->lock_timeout_ms)) < 0 ||
-	    (rc = iac_backend_lock(dst, NULL, "init -migrate-state", s->lock_timeout_ms)) < 0 ||
+	if ((rc = iac_backend_lock(NULL, src, "init -migrate-state", s->lock_timeout_ms)) < 0 ||
+	    (rc = iac_backend_lock(NULL, dst, "init -migrate-state", s->lock_timeout_ms)) < 0 ||
 	    (rc = migrate(src, dst, force)) < 0)
 		goto done;
 	if (!strcmp(iac_backend_kind(src), "local"))

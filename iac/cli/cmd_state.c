@@ -104,7 +104,7 @@ int iac_cmd_graph(int argc, char **argv)
 		goto done;
 	iac_graph *g = iac_config_graph(s.cfg);
 	iac_buf b = IAC_BUF_INIT;
-	iac_graph_dot(g, &b);
+	iac_graph_dot(&b, g);
 	fputs(iac_buf_cstr(&b), stdout);
 	iac_buf_free(&b);
 	iac_graph_free(g);

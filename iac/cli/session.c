@@ -279,7 +279,7 @@ static int take_lock_here(iac_session *s)
 	json_t *stale = NULL;
 	if (!s->lock)
 		return 0;
-	int rc = iac_backend_lock(s->be, &stale, s->command, s->lock_timeout_ms);
+	int rc = iac_backend_lock(&stale, s->be, s->command, s->lock_timeout_ms);
 	if (rc < 0) {
 		iac_session_error(NULL);
 		return rc;

@@ -1225,7 +1225,7 @@ int iac_etcd_keeper_start(iac_etcd_keeper **out, const iac_etcd *e, int64_t leas
 	return 0;
 }
 
-int iac_etcd_keeper_status(iac_etcd_keeper *k, char **out_msg)
+int iac_etcd_keeper_status(char **out_msg, iac_etcd_keeper *k)
 {
 	pthread_mutex_lock(&k->mu);
 	int status = k->status;

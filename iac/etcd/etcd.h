@@ -149,7 +149,7 @@ int iac_etcd_keeper_start(iac_etcd_keeper **out, const iac_etcd *e, int64_t leas
 /* 0 while renewals succeed, IAC_ENOTFOUND once the lease has expired, -1
  * after a failed renewal that may still recover; message in *out_msg (may be
  * NULL; caller frees) when not 0. */
-int iac_etcd_keeper_status(iac_etcd_keeper *k, char **out_msg);
+int iac_etcd_keeper_status(char **out_msg, iac_etcd_keeper *k);
 /* Stop (and with revoke != 0 revoke the lease, dropping its keys and locks
  * at once). NULL is fine. */
 void iac_etcd_keeper_stop(iac_etcd_keeper *k, int revoke);

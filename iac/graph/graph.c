@@ -226,7 +226,7 @@ static void dot_quote(iac_buf *out, const char *s)
 	iac_buf_putc(out, '"');
 }
 
-void iac_graph_dot(const iac_graph *g, iac_buf *out)
+void iac_graph_dot(iac_buf *out, const iac_graph *g)
 {
 	iac_buf_puts(out, "digraph iac {\n  rankdir = \"RL\";\n  node [shape = rect];\n");
 	for (size_t i = 0; i < g->n; i++) {

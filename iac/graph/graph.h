@@ -42,6 +42,6 @@ void iac_graph_mark_ancestors(const iac_graph *g, unsigned char *keep);
 void iac_graph_mark_descendants(const iac_graph *g, unsigned char *keep);
 
 /* DOT text of the graph ("digraph iac { ... }"). */
-void iac_graph_dot(const iac_graph *g, iac_buf *out);
+void iac_graph_dot(iac_buf *out, const iac_graph *g);
 
 #endif

@@ -416,7 +416,7 @@ static json_t *who(const char *command)
 			 (int)getpid(), "started", when);
 }
 
-int iac_backend_lock(iac_backend *b, json_t **out_stale, const char *command, double timeout_ms)
+int iac_backend_lock(json_t **out_stale, iac_backend *b, const char *command, double timeout_ms)
 {
 	if (out_stale)
 		*out_stale = NULL;

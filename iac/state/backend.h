@@ -60,7 +60,7 @@ const char *iac_backend_history_remote(const iac_backend *b);
 /* Lock for `command`, waiting up to timeout_ms. *out_stale (may be NULL):
  * info of a dead holder whose lock was taken over (local only: etcd drops
  * a dead holder's lock by itself when its lease expires). */
-int iac_backend_lock(iac_backend *b, json_t **out_stale, const char *command, double timeout_ms);
+int iac_backend_lock(json_t **out_stale, iac_backend *b, const char *command, double timeout_ms);
 /* Take the lock from whoever holds it (iac rollback -force). */
 int iac_backend_preempt(json_t **out_preempted, iac_backend *b, const char *command);
 void iac_backend_unlock(iac_backend *b);

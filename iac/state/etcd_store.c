@@ -729,7 +729,7 @@ int iac_etcdb_still_held(iac_etcdb *b)
 		return 0;
 	/* a renewal that failed may still recover; the fence on every write
 	 * decides for sure */
-	return iac_etcd_keeper_status(b->keeper, NULL) != IAC_ENOTFOUND;
+	return iac_etcd_keeper_status(NULL, b->keeper) != IAC_ENOTFOUND;
 }
 
 /* Drop one lock key and its lease. */

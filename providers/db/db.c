@@ -88,7 +88,7 @@ int iac_db_pid(long *pid, const iac_rctx *ctx, const json_t *attrs, const char *
 	return rc;
 }
 
-int iac_db_read_daemon(const iac_rctx *ctx, json_t **out, const json_t *prior, const char *pidfile)
+int iac_db_read_daemon(json_t **out, const iac_rctx *ctx, const json_t *prior, const char *pidfile)
 {
 	long pid;
 	*out = NULL;

@@ -67,7 +67,7 @@ int iac_db_probe(const iac_rctx *ctx, const json_t *attrs);
  * iac_db_stop: signal sig ("TERM", "INT"), KILL after wait_s seconds, then
  * run `then` (a shell command, may be NULL); gone already is success. */
 int iac_db_pid(long *pid, const iac_rctx *ctx, const json_t *attrs, const char *pidfile);
-int iac_db_read_daemon(const iac_rctx *ctx, json_t **out, const json_t *prior, const char *pidfile);
+int iac_db_read_daemon(json_t **out, const iac_rctx *ctx, const json_t *prior, const char *pidfile);
 int iac_db_stop(const iac_rctx *ctx, const json_t *attrs, const char *pidfile, const char *sig, int wait_s,
 		const char *then);
 

@@ -518,7 +518,7 @@ static int exp_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
 static int exp_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
 	char *pf = exp_pidfile(prior);
-	int rc = iac_db_read_daemon(ctx, out, prior, pf);
+	int rc = iac_db_read_daemon(out, ctx, prior, pf);
 	free(pf);
 	return rc;
 }

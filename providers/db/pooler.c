@@ -137,7 +137,7 @@ static int pool_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
 static int pool_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
 	char *pf = pidfile(prior);
-	int rc = iac_db_read_daemon(ctx, out, prior, pf);
+	int rc = iac_db_read_daemon(out, ctx, prior, pf);
 	free(pf);
 	return rc;
 }

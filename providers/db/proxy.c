@@ -172,7 +172,7 @@ static int proxy_create(const iac_rctx *ctx, json_t **out, const json_t *planned
 static int proxy_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
 	char *dir = dir_of(prior), *pf = iac_xasprintf("%s/haproxy.pid", dir);
-	int rc = iac_db_read_daemon(ctx, out, prior, pf);
+	int rc = iac_db_read_daemon(out, ctx, prior, pf);
 	free(pf);
 	free(dir);
 	return rc;

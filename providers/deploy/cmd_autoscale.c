@@ -145,7 +145,7 @@ static int leader_check(ctl *c)
 	if (!c->e)
 		return 1;
 	char *msg = NULL;
-	if (c->keeper && iac_etcd_keeper_status(c->keeper, &msg) == IAC_ENOTFOUND) {
+	if (c->keeper && iac_etcd_keeper_status(&msg, c->keeper) == IAC_ENOTFOUND) {
 		iac_log_warn("lost the autoscaler lease (%s); standing by", msg ? msg : "expired");
 		leader_drop(c, 0);
 		c->leader_said = 0;
@@ -199,7 +199,7 @@ static int step_all(ctl *c, double *interval_ms)
 {
 	iac_session *s = &c->s;
 	json_t *stale = NULL;
-	int rc = iac_backend_lock(s->be, &stale, "autoscale", s->lock_timeout_ms);
+	int rc = iac_backend_lock(&stale, s->be, "autoscale", s->lock_timeout_ms);
 	json_decref(stale);
 	if (rc == IAC_ELOCKED) {
 		print_skip(c, iac_err_last());

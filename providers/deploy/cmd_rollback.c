@@ -42,7 +42,7 @@ static int take_lock(iac_session *s, json_t **preempted, int force_flag)
 	*preempted = NULL;
 	if (iac_session_backend(s, 0) < 0)
 		return IAC_ERR;
-	int rc = iac_backend_lock(s->be, &stale, "rollback", s->lock_timeout_ms);
+	int rc = iac_backend_lock(&stale, s->be, "rollback", s->lock_timeout_ms);
 	json_decref(stale);
 	if (rc == 0)
 		s->locked = 1;
@@ -63,7 +63,7 @@ static int take_lock(iac_session *s, json_t **preempted, int force_flag)
 			kill(pid, SIGINT);
 			usleep(20 * 1000);
 			kill(pid, SIGINT);
-			if (iac_backend_lock(s->be, NULL, "rollback", 300) == 0)
+			if (iac_backend_lock(NULL, s->be, "rollback", 300) == 0)
 				s->locked = 1;
 		}
 	}

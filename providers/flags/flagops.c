@@ -57,7 +57,7 @@ static void *deliver_one(void *arg)
 	double t0 = iac_now_ms();
 	t->rc = iac_providers_ctx(&ctx, t->pv, &iac_provider_flags, t->addr, NULL);
 	if (t->rc == 0)
-		t->rc = iac_prov_flags_deliver(&ctx, t->type, t->attrs, sha);
+		t->rc = iac_prov_flags_deliver(sha, &ctx, t->type, t->attrs);
 	if (t->rc < 0)
 		snprintf(t->error, sizeof(t->error), "%s", iac_err_last());
 	else

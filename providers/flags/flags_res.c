@@ -56,7 +56,7 @@ static int render(char **out, const json_t *attrs)
 	return 0;
 }
 
-int iac_prov_flags_deliver(const iac_rctx *ctx, const char *type, const json_t *attrs, char out_sha[65])
+int iac_prov_flags_deliver(char out_sha[65], const iac_rctx *ctx, const char *type, const json_t *attrs)
 {
 	char *text = NULL;
 	int rc;
@@ -144,7 +144,7 @@ static int flags_write(const iac_rctx *ctx, json_t **out, const json_t *planned,
 	json_t *attrs = json_copy((json_t *)planned);
 	if (!json_is_object(json_object_get(attrs, "overrides")))
 		json_object_set_new(attrs, "overrides", json_object());
-	if (iac_prov_flags_deliver(ctx, type, attrs, hex) < 0) {
+	if (iac_prov_flags_deliver(hex, ctx, type, attrs) < 0) {
 		json_decref(attrs);
 		return IAC_ERR;
 	}

@@ -32,6 +32,6 @@ json_t *iac_prov_flags_effective(const json_t *attrs);
 
 /* Write the effective flags of attrs (a flags.file or flags.etcd entry's
  * attributes) to their target; *out_sha (65 bytes) gets the content hash. */
-int iac_prov_flags_deliver(const iac_rctx *ctx, const char *type, const json_t *attrs, char out_sha[65]);
+int iac_prov_flags_deliver(char out_sha[65], const iac_rctx *ctx, const char *type, const json_t *attrs);
 
 #endif

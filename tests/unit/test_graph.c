@@ -92,7 +92,7 @@ static void test_dot(void)
 	int a = iac_graph_add(g, "local.file.a", NULL), b = iac_graph_add(g, "local.exec.b", NULL);
 	iac_graph_edge(g, a, b);
 	iac_buf out = IAC_BUF_INIT;
-	iac_graph_dot(g, &out);
+	iac_graph_dot(&out, g);
 	CHECK_CONTAINS(iac_buf_cstr(&out), "digraph iac {");
 	CHECK_CONTAINS(iac_buf_cstr(&out), "\"local.exec.b\" -> \"local.file.a\"");
 	iac_buf_free(&out);

@@ -161,7 +161,7 @@ static int cmd_hold(iac_etcd *e, int argc, char **argv)
 		fflush(stdout);
 		free(key);
 		usleep((useconds_t)(strtod(argv[3], NULL) * 1e6));
-		if (iac_etcd_keeper_status(k, &msg) != 0) {
+		if (iac_etcd_keeper_status(&msg, k) != 0) {
 			rc = iac_err_set("keep-alive failed: %s", msg ? msg : "?");
 			free(msg);
 		}
