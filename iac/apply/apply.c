@@ -10,6 +10,7 @@
 #include "iac/graph/walk.h"
 #include "iac/core/err.h"
 #include "iac/core/log.h"
+#include "iac/core/proc.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 #include "iac/graph/graph.h"
@@ -207,6 +208,94 @@ static int same_object(const iac_rtype *rt, const json_t *old, const json_t *new
 	return any;
 }
 
+/* ---- commands that outlive a crash ------------------------------------
+ * Each local command an operation starts runs in a process group led by a
+ * guard that kills the group when iac dies. A kill -9 of iac and the guard
+ * together leaves the group running; so the group is recorded with the
+ * operation's pending marker before the command starts, and the next
+ * command that takes the lock kills what is left of it before anything is
+ * checked or run again (iac_apply_reap_leftovers). */
+typedef struct {
+	iac_state *st;
+	const char *addr;
+} group_note;
+
+static int note_group(void *ud, const iac_proc_group *g)
+{
+	group_note *n = ud;
+	json_t *rec = json_pack("{s:I,s:I,s:s}", "pgid", (json_int_t)g->pgid, "start", (json_int_t)g->start,
+				"boot", g->boot);
+	int rc = iac_state_note_group(n->st, n->addr, rec);
+	json_decref(rec);
+	return rc;
+}
+
+/* A group as recorded, checked field by field (state comes from disk). */
+static int group_from_json(iac_proc_group *g, const json_t *j)
+{
+	const json_t *pgid = json_object_get(j, "pgid"), *start = json_object_get(j, "start");
+	const char *boot = json_string_value(json_object_get(j, "boot"));
+	if (!json_is_integer(pgid) || !json_is_integer(start) || !boot || json_integer_value(pgid) <= 1 ||
+	    json_integer_value(start) < 0 || strlen(boot) >= sizeof(g->boot))
+		return -1;
+	g->pgid = (long)json_integer_value(pgid);
+	g->start = (unsigned long long)json_integer_value(start);
+	snprintf(g->boot, sizeof(g->boot), "%s", boot);
+	return 0;
+}
+
+/* Kill the recorded groups of one pending entry; 0 when none runs now. */
+static int reap_entry(const char *addr, const json_t *pending)
+{
+	const json_t *groups = json_object_get(pending, "groups"), *j;
+	const char *action = json_string_value(json_object_get(pending, "action"));
+	size_t i;
+	json_array_foreach(groups, i, j) {
+		iac_proc_group g;
+		if (group_from_json(&g, j) < 0) {
+			iac_log_warn("'%s': a recorded command group is not {\"pgid\", \"start\", \"boot\"}; "
+				     "ignored", addr);
+			continue;
+		}
+		int rc = iac_proc_group_reap(&g, 10000);
+		if (rc < 0)
+			return iac_err_set("cannot stop the commands of '%s' that an interrupted run left running: "
+					   "%s; stop them (kill -KILL -- -%ld), then run iac again",
+					   addr, iac_err_last(), g.pgid);
+		if (rc > 0)
+			iac_log_warn("killed the commands of '%s' (%s) that an interrupted run left running "
+				     "(process group %ld); the %s is checked against reality before it runs again",
+				     addr, action ? action : "?", g.pgid, action ? action : "operation");
+	}
+	return 0;
+}
+
+int iac_apply_reap_leftovers(iac_state *st)
+{
+	size_t n;
+	const char **addrs = iac_state_addresses(st, &n);
+	char **todo = iac_xcalloc(n + 1, sizeof(char *));
+	size_t k = 0;
+	int rc = 0;
+	for (size_t i = 0; i < n; i++)
+		if (json_array_size(json_object_get(json_object_get(iac_state_get(st, addrs[i]), "pending"), "groups")))
+			todo[k++] = iac_xstrdup(addrs[i]);
+	free(addrs);
+	for (size_t i = 0; i < k && rc == 0; i++) {
+		json_t *entry = iac_state_get(st, todo[i]);
+		if ((rc = reap_entry(todo[i], json_object_get(entry, "pending"))) < 0)
+			break;
+		/* gone: forget them, so a pid used again later is never taken for one */
+		json_t *copy = json_deep_copy(entry);
+		json_object_del(json_object_get(copy, "pending"), "groups");
+		rc = iac_state_put(st, copy);
+	}
+	for (size_t i = 0; i < k; i++)
+		free(todo[i]);
+	free(todo);
+	return rc;
+}
+
 static int do_delete(applier *ap, op *o, const iac_rctx *ctx)
 {
 	iac_change *c = o->c;
@@ -237,8 +326,12 @@ static int do_delete(applier *ap, op *o, const iac_rctx *ctx)
 		rc = 0;
 	else if (rt->is_data)
 		rc = 0;
-	else
+	else {
+		group_note note = { ap->st, addr };
+		iac_proc_on_start(note_group, &note);
 		rc = rt->remove(ctx, attrs);
+		iac_proc_on_start(NULL, NULL);
+	}
 	if (rc == 0)
 		rc = iac_state_remove(ap->st, addr);
 	else {
@@ -311,10 +404,13 @@ static int do_write(applier *ap, op *o, const iac_rctx *ctx)
 	json_decref(red);
 	if (rc < 0)
 		goto done;
+	group_note note = { ap->st, c->addr };
+	iac_proc_on_start(note_group, &note);
 	if (o->kind == OP_CREATE)
 		rc = rt->create(ctx, &out, planned);
 	else
 		rc = rt->update(ctx, &out, c->before, planned);
+	iac_proc_on_start(NULL, NULL);
 	if (rc < 0) {
 		char *msg = iac_xstrdup(iac_err_last());
 		iac_state_end(ap->st, c->addr);

@@ -40,6 +40,14 @@ typedef struct {
 int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_state *st,
 		  iac_providers *pv, const iac_apply_opts *opts);
 
+/* Before anything is checked or run again: kill (and wait for) the
+ * command groups that a run killed together with its guards left running,
+ * as recorded with the pending markers (iac_state_note_group), with a
+ * warning naming each resource. Only for a command that holds the lock: a
+ * group of a run still going on is not left over. IAC_ERR when a group
+ * does not die (message set; nothing must run then). */
+int iac_apply_reap_leftovers(iac_state *st);
+
 void iac_apply_result_free(iac_apply_result *res);
 
 /* Evaluate the configuration's outputs against state and store them. */

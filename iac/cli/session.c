@@ -1,5 +1,6 @@
 /* session: shared plumbing of the engine commands (see session.h). */
 #include "iac/cli/session.h"
+#include "iac/apply/apply.h"
 #include "iac/state/history.h"
 
 #include <pthread.h>
@@ -262,6 +263,11 @@ static int recovered(iac_session *s)
 	iac_state_set_recorder(s->st, record_revision, s);
 	if (s->locked)
 		iac_state_set_guard(s->st, lock_guard, s->be);
+	/* commands a killed run left running stop before anything reruns */
+	if (s->locked && iac_apply_reap_leftovers(s->st) < 0) {
+		iac_session_error(NULL);
+		return IAC_ERR;
+	}
 	if (iac_state_replayed(s->st) > 0) {
 		iac_log_warn("recovered %zu change(s) recorded by an interrupted run; resources that were "
 			     "in progress will be checked against reality", iac_state_replayed(s->st));

@@ -4,10 +4,13 @@
 #include "iac/core/err.h"
 #include "iac/core/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -66,13 +69,23 @@ static char **command_env(const char *const *extra, const char *cmd, char **owne
 	return envp;
 }
 
-static void guard(char *const *envp, const char *cwd, int in_fd, int out_fd, int err_fd, pid_t parent)
+/* go_fd >= 0: wait for iac's go-ahead (one byte) before starting the
+ * command, so that iac has recorded this group first; EOF means no. */
+static void guard(char *const *envp, const char *cwd, int in_fd, int out_fd, int err_fd, int go_fd, pid_t parent)
 {
 	setpgid(0, 0);
 	signal(SIGTERM, guard_fire);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	if (getppid() != parent)
 		guard_fire(SIGTERM);
+	if (go_fd >= 0) {
+		char go;
+		ssize_t n;
+		while ((n = read(go_fd, &go, 1)) < 0 && errno == EINTR)
+			;
+		if (n != 1)
+			_exit(126);
+	}
 	dup2(in_fd, 0);
 	dup2(out_fd, 1);
 	dup2(err_fd, 2);
@@ -168,11 +181,125 @@ static void capture_round(int *fo, int *fe, iac_buf *out, iac_buf *err)
 	}
 }
 
+static _Thread_local iac_proc_start_fn start_hook;
+static _Thread_local void *start_hook_ud;
+
+void iac_proc_on_start(iac_proc_start_fn fn, void *ud)
+{
+	start_hook = fn;
+	start_hook_ud = fn ? ud : NULL;
+}
+
+/* State (field 3), process group (5) and start time (22) of pid, from
+ * /proc/PID/stat; -1 when there is no such process. */
+static int proc_stat(long pid, char *state, long *pgrp, unsigned long long *start)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* the command name (field 2) may hold spaces and parentheses */
+	const char *p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c %*s %ld %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
+			  state, pgrp, start) != 3)
+		return -1;
+	return 0;
+}
+
+static char boot_id[40];
+static void read_boot_id(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+	if (f && fgets(boot_id, sizeof(boot_id), f))
+		boot_id[strcspn(boot_id, "\n")] = '\0';
+	if (f)
+		fclose(f);
+}
+
+static const char *this_boot(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, read_boot_id);
+	return boot_id;
+}
+
+/* Does any process of group pgid still run (zombies do not count: they are
+ * done, whoever reaps them)? */
+static int group_running(long pgid)
+{
+	if (kill(-(pid_t)pgid, 0) < 0 && errno == ESRCH)
+		return 0;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int found = 0;
+	while (d && !found && (de = readdir(d))) {
+		char *end, state;
+		long pid = strtol(de->d_name, &end, 10), pgrp;
+		unsigned long long start;
+		if (*end || pid <= 0 || proc_stat(pid, &state, &pgrp, &start) < 0)
+			continue;
+		found = pgrp == pgid && state != 'Z' && state != 'X';
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+int iac_proc_group_reap(const iac_proc_group *g, double wait_ms)
+{
+	char state;
+	long pgrp;
+	unsigned long long start;
+	if (g->pgid <= 1 || !*this_boot() || strcmp(g->boot, this_boot()))
+		return 0;
+	/* the guard led the group; if a process has its pid now, it must be
+	 * the guard itself. Without one, the id is still the group's: Linux
+	 * gives a pid out again only once no process uses it, as a group id
+	 * neither. */
+	if (proc_stat(g->pgid, &state, &pgrp, &start) == 0 && (start != g->start || pgrp != g->pgid))
+		return 0;
+	if (!group_running(g->pgid))
+		return 0;
+	kill(-(pid_t)g->pgid, SIGKILL);
+	double end = iac_now_ms() + wait_ms;
+	while (group_running(g->pgid)) {
+		if (iac_now_ms() > end)
+			return iac_err_set("process group %ld still runs %.0f ms after SIGKILL", g->pgid, wait_ms);
+		usleep(10000);
+	}
+	return 1;
+}
+
+/* iac has forked the guard (pid) of a command that a start hook wants to
+ * know about: tell it, then let the guard go on (or stop it). */
+static int announce(pid_t pid, int go_fd)
+{
+	iac_proc_group g = { .pgid = pid };
+	char state;
+	long pgrp;
+	snprintf(g.boot, sizeof(g.boot), "%s", this_boot());
+	if (proc_stat(pid, &state, &pgrp, &g.start) < 0) {
+		close(go_fd);
+		return iac_err_set("cannot read the start time of process %ld", (long)pid);
+	}
+	int rc = start_hook(start_hook_ud, &g);
+	if (rc == 0 && write(go_fd, "g", 1) != 1)
+		rc = iac_err_sys("cannot start a command");
+	close(go_fd);
+	return rc ? IAC_ERR : 0;
+}
+
 int iac_proc_run(iac_proc_result *res, const char *cmd, const char *cwd,
 		 const char *const *env, const char *input, double timeout_ms,
 		 const volatile int *cancel)
 {
-	int out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 }, in_p[2] = { -1, -1 };
+	int out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 }, in_p[2] = { -1, -1 }, go_p[2] = { -1, -1 };
 	iac_buf out = IAC_BUF_INIT, err = IAC_BUF_INIT;
 	double deadline = timeout_ms > 0 ? iac_now_ms() + timeout_ms : 0;
 	int status = 0, killed = 0;
@@ -180,15 +307,19 @@ int iac_proc_run(iac_proc_result *res, const char *cmd, const char *cwd,
 
 	memset(res, 0, sizeof(*res));
 	res->status = -1;
-	if (pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0 || pipe2(in_p, O_CLOEXEC) < 0) {
+	if (pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0 || pipe2(in_p, O_CLOEXEC) < 0 ||
+	    (start_hook && pipe2(go_p, O_CLOEXEC) < 0)) {
 		iac_err_sys("cannot create pipes to run a command");
 		goto fail;
 	}
 	pid_t self = getpid();
 	char *cmd_entry = NULL, **envp = command_env(env, cmd, &cmd_entry);
 	pid = fork();
-	if (pid == 0)
-		guard(envp, cwd, in_p[0], out_p[1], err_p[1], self);
+	if (pid == 0) {
+		if (go_p[1] >= 0)
+			close(go_p[1]);
+		guard(envp, cwd, in_p[0], out_p[1], err_p[1], go_p[0], self);
+	}
 	free(envp);
 	free(cmd_entry);
 	if (pid < 0) {
@@ -199,6 +330,20 @@ int iac_proc_run(iac_proc_result *res, const char *cmd, const char *cwd,
 	close(out_p[1]);
 	close(err_p[1]);
 	close(in_p[0]);
+	out_p[1] = err_p[1] = in_p[0] = -1;
+	if (go_p[0] >= 0) {
+		close(go_p[0]);
+		go_p[0] = -1;
+		int rc = announce(pid, go_p[1]);
+		go_p[1] = -1;
+		if (rc < 0) {
+			/* not recorded: the command must not run */
+			kill(-pid, SIGKILL);
+			while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			goto fail;
+		}
+	}
 	if (input)
 		feed_input(in_p[1], input);
 	close(in_p[1]);
@@ -230,6 +375,7 @@ fail:
 		if (out_p[i] >= 0) close(out_p[i]);
 		if (err_p[i] >= 0) close(err_p[i]);
 		if (in_p[i] >= 0) close(in_p[i]);
+		if (go_p[i] >= 0) close(go_p[i]);
 	}
 	return IAC_ERR;
 }

@@ -643,6 +643,25 @@ int iac_state_end(iac_state *st, const char *addr)
 	return iac_state_put(st, entry);
 }
 
+int iac_state_note_group(iac_state *st, const char *addr, const json_t *group)
+{
+	pthread_mutex_lock(&st->lock);
+	json_t *cur = iac_state_get(st, addr);
+	const json_t *pending = json_object_get(cur, "pending");
+	if (!json_is_object(pending)) {
+		pthread_mutex_unlock(&st->lock);
+		return iac_err_set("'%s' has no operation in progress to record a command of", addr);
+	}
+	json_t *entry = json_copy(cur), *p = json_copy((json_t *)pending);
+	json_t *groups = json_is_array(json_object_get(p, "groups")) ? json_copy(json_object_get(p, "groups"))
+								      : json_array();
+	json_array_append(groups, (json_t *)group);
+	json_object_set_new(p, "groups", groups);
+	json_object_set_new(entry, "pending", p);
+	pthread_mutex_unlock(&st->lock);
+	return iac_state_put(st, entry);
+}
+
 int iac_state_set_outputs(iac_state *st, json_t *outputs)
 {
 	pthread_mutex_lock(&st->lock);

@@ -18,7 +18,8 @@
  *   {"address","type","name","module","attributes":{...},
  *    "sensitive_attributes":[...],"triggers":{...},"dependencies":[...],
  *    "create_before_destroy":bool,
- *    "pending":{"action":"create|update|delete","planned":{...},"started":T}}
+ *    "pending":{"action":"create|update|delete","planned":{...},"started":T,
+ *               "groups":[{"pgid","start","boot"}...]}}   (commands it started)
  * Sensitive attribute values are stored redacted (iac_value_redact()).
  *
  * Threads: iac_state_put/remove/begin may be called from worker threads at
@@ -87,6 +88,12 @@ int iac_state_begin_with(iac_state *st, const char *addr, const char *type,
 			 const char *action, const json_t *planned, const json_t *triggers);
 /* Clear a pending marker without other change (a failed update/delete). */
 int iac_state_end(iac_state *st, const char *addr);
+
+/* Record with addr's pending marker the process group of a command its
+ * operation starts (`group`: {"pgid","start","boot"}, borrowed, appended to
+ * pending.groups), so the next run kills what a run killed with its guard
+ * left running before anything reruns. Durable when it returns. */
+int iac_state_note_group(iac_state *st, const char *addr, const json_t *group);
 
 /* Outputs: {"name": {"value": V, "sensitive": bool}} (borrowed / stolen). */
 json_t *iac_state_outputs(const iac_state *st);
