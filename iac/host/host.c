@@ -1,4 +1,6 @@
-/* host: commands and files on this machine or over SSH (see host.h). */
+/* host: commands and files on this machine or over SSH (see host.h): the
+ * hosts object, what a host value designates, and the choice of backend
+ * (host_local.c, host_ssh.c). */
 #include "iac/host/host.h"
 
 #include <pthread.h>
@@ -12,29 +14,34 @@
 #include "iac/core/log.h"
 #include "iac/core/proc.h"
 #include "iac/core/util.h"
+#include "iac/host/host_int.h"
 
 #define TAIL_MAX 2048
-
-struct iac_hosts {
-	pthread_mutex_t lk;
-	char *local_dir;
-	iac_hosts_configure_fn configure;
-	void *ud;
-	int configured;           /* 0 not yet, 2 configuring, 1 done, -1 failed (error kept) */
-	pthread_t configuring;    /* the thread in the configure callback */
-	char *error;
-	iac_ssh_pool *pool;       /* made on first remote use */
-};
 
 int iac_hosts_new(iac_hosts **out, const char *local_dir, iac_hosts_configure_fn configure, void *ud)
 {
 	iac_hosts *h = iac_xcalloc(1, sizeof(*h));
 	pthread_mutex_init(&h->lk, NULL);
+	pthread_mutex_init(&h->batch_lk, NULL);
 	h->local_dir = iac_xstrdup(local_dir ? local_dir : ".");
 	h->configure = configure;
 	h->ud = ud;
 	*out = h;
 	return 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? iac_xstrdup(s) : NULL;
+}
+
+static void forget_opts(iac_hosts *h)
+{
+	free((char *)h->opts.user);
+	free((char *)h->opts.private_key);
+	free((char *)h->opts.public_key);
+	free((char *)h->opts.known_hosts);
+	memset(&h->opts, 0, sizeof(h->opts));
 }
 
 void iac_hosts_free(iac_hosts *h)
@@ -43,22 +50,25 @@ void iac_hosts_free(iac_hosts *h)
 		return;
 	if (h->pool && getenv("IAC_SSH_STATS")) {
 		iac_ssh_stats st;
-		iac_ssh_pool_stats(h->pool, &st);
+		iac_ssh_pool_stats(&st, h->pool);
 		iac_log("ssh: %lu connections (slowest %.0f ms), %lu commands, %lu sftp writes", st.connects,
 			st.connect_ms_max, st.channels, st.sftp_writes);
 	}
+	iac_hosts_batch_free(h);
 	iac_ssh_pool_free(h->pool);
+	forget_opts(h);
 	pthread_mutex_destroy(&h->lk);
+	pthread_mutex_destroy(&h->batch_lk);
 	free(h->local_dir);
 	free(h->error);
 	free(h);
 }
 
-void iac_hosts_stats(const iac_hosts *h, iac_ssh_stats *out)
+void iac_hosts_stats(iac_ssh_stats *out, const iac_hosts *h)
 {
 	memset(out, 0, sizeof(*out));
 	if (h->pool)
-		iac_ssh_pool_stats(h->pool, out);
+		iac_ssh_pool_stats(out, h->pool);
 }
 
 /* under h->lk */
@@ -69,6 +79,13 @@ static int set_ssh_locked(iac_hosts *h, const iac_ssh_options *opts)
 		return IAC_ERR;
 	iac_ssh_pool_free(h->pool);
 	h->pool = pool;
+	forget_opts(h);
+	h->opts = *opts;
+	h->opts.user = dup_or_null(opts->user);
+	h->opts.private_key = dup_or_null(opts->private_key);
+	h->opts.public_key = dup_or_null(opts->public_key);
+	h->opts.known_hosts = dup_or_null(opts->known_hosts);
+	h->opts.passphrase = h->opts.become_password = NULL;   /* never handed out */
 	return 0;
 }
 
@@ -110,6 +127,18 @@ static int pool_of(iac_ssh_pool **out, iac_hosts *h)
 	*out = h->pool;
 	pthread_mutex_unlock(&h->lk);
 	return rc;
+}
+
+int iac_hosts_ssh(iac_ssh_options *out, iac_hosts *h)
+{
+	iac_ssh_pool *pool;
+	memset(out, 0, sizeof(*out));
+	if (pool_of(&pool, h) < 0)
+		return IAC_ERR;
+	pthread_mutex_lock(&h->lk);
+	*out = h->opts;
+	pthread_mutex_unlock(&h->lk);
+	return 0;
 }
 
 int iac_host_is_remote(const json_t *host)
@@ -190,43 +219,9 @@ int iac_hosts_conn(iac_ssh_conn **out, iac_hosts *h, const json_t *host, const v
 	return iac_ssh_pool_get(out, pool, &t, cancel);
 }
 
-/* input: input_len bytes (binary safe: a file's content may hold NULs) */
-static int exec_remote(iac_host_result *res, iac_hosts *h, const json_t *host, const char *cmd,
-		       const void *input, size_t input_len, double timeout_ms, const volatile int *cancel)
+static const iac_host_backend *backend_of(const json_t *host)
 {
-	iac_ssh_conn *c;
-	iac_ssh_result r;
-	if (iac_hosts_conn(&c, h, host, cancel) < 0)
-		return IAC_ERR;
-	int rc = iac_ssh_exec(&r, c, cmd, input, input_len, timeout_ms, cancel);
-	if (rc == IAC_ETIMEOUT)
-		rc = iac_err_set("command timed out after %.0fs on %s: %s", timeout_ms / 1e3,
-				 iac_ssh_conn_label(c), cmd);
-	else if (rc == IAC_EINTR)
-		rc = iac_err_set("command on %s interrupted: %s", iac_ssh_conn_label(c), cmd);
-	res->status = r.status;
-	res->out = r.out;
-	res->out_len = r.out_len;
-	res->err = r.err;
-	res->err_len = r.err_len;
-	free(r.signal);
-	return rc < 0 ? IAC_ERR : 0;
-}
-
-static int exec_local(iac_host_result *res, iac_hosts *h, const char *cmd, const char *input,
-		      double timeout_ms, const volatile int *cancel)
-{
-	iac_proc_result r;
-	if (iac_proc_run(&r, cmd, h->local_dir, NULL, input, timeout_ms, cancel) < 0)
-		return IAC_ERR;
-	res->status = r.status;
-	res->out = r.out;
-	res->out_len = r.out_len;
-	res->err = r.err;
-	res->err_len = r.err_len;
-	if (r.timed_out)
-		return iac_err_set("command timed out after %.0fs on this machine: %s", timeout_ms / 1e3, cmd);
-	return 0;
+	return iac_host_is_remote(host) ? &iac_host_ssh : &iac_host_local;
 }
 
 int iac_host_exec(iac_host_result *res, iac_hosts *h, const json_t *host, const char *cmd,
@@ -236,9 +231,7 @@ int iac_host_exec(iac_host_result *res, iac_hosts *h, const json_t *host, const 
 	res->status = -1;
 	if (timeout_ms <= 0)
 		timeout_ms = 60e3;
-	if (iac_host_is_remote(host))
-		return exec_remote(res, h, host, cmd, input, input ? strlen(input) : 0, timeout_ms, cancel);
-	return exec_local(res, h, cmd, input, timeout_ms, cancel);
+	return backend_of(host)->exec(res, h, host, cmd, input, input ? strlen(input) : 0, timeout_ms, cancel);
 }
 
 void iac_host_result_free(iac_host_result *res)
@@ -248,8 +241,7 @@ void iac_host_result_free(iac_host_result *res)
 	res->out = res->err = NULL;
 }
 
-/* A non-zero status as an error: host, status, command, tail of stderr. */
-static int status_error(const iac_host_result *res, const json_t *host, const char *cmd)
+int iac_host_status_error(const iac_host_result *res, const json_t *host, const char *cmd)
 {
 	iac_buf msg = IAC_BUF_INIT;
 	iac_buf_printf(&msg, "command failed with exit status %d on %s: %s", res->status,
@@ -271,7 +263,7 @@ int iac_host_run(char **out, iac_hosts *h, const json_t *host, const char *cmd, 
 		*out = NULL;
 	int rc = iac_host_exec(&res, h, host, cmd, NULL, timeout_ms, cancel);
 	if (rc == 0 && res.status != 0)
-		rc = status_error(&res, host, cmd);
+		rc = iac_host_status_error(&res, host, cmd);
 	if (rc == 0 && out) {
 		*out = res.out ? res.out : iac_xstrdup("");
 		res.out = NULL;
@@ -290,22 +282,6 @@ int iac_host_status(int *status, iac_hosts *h, const json_t *host, const char *c
 	return rc;
 }
 
-static int write_local(iac_hosts *h, const char *path, const void *data, size_t len, const char *mode)
-{
-	char *full = iac_path_join(h->local_dir, path), *dir = iac_xstrdup(full);
-	char *slash = strrchr(dir, '/');
-	int rc = 0;
-	if (slash && slash != dir) {
-		*slash = '\0';
-		rc = iac_mkdir_p(dir, 0755);
-	}
-	if (rc == 0)
-		rc = iac_file_replace(full, data, len, (mode_t)strtoul(mode, NULL, 8));
-	free(full);
-	free(dir);
-	return rc;
-}
-
 int iac_host_write(iac_hosts *h, const json_t *host, const char *path, const void *data, size_t len,
 		   const char *mode, const volatile int *cancel)
 {
@@ -315,23 +291,28 @@ int iac_host_write(iac_hosts *h, const json_t *host, const char *path, const voi
 	json_decref(jm);
 	if (rc < 0)
 		return IAC_ERR;
-	if (!iac_host_is_remote(host))
-		return write_local(h, path, data, len, m);
-	/* one round trip: the content on stdin, written beside, renamed */
-	char *q = iac_ssh_quote(path);
-	char *cmd = iac_xasprintf("set -e; d=$(dirname %s); mkdir -p \"$d\"; t=%s.iac.$$; cat > \"$t\"; "
-				  "chmod %s \"$t\"; mv -f \"$t\" %s", q, q, m, q);
-	iac_host_result res;
-	memset(&res, 0, sizeof(res));
-	res.status = -1;
-	/* 30 s, plus a second per MiB: a shipped binary is a few MiB */
-	rc = exec_remote(&res, h, host, cmd, data, len, 30e3 + (double)(len >> 20) * 1e3, cancel);
-	if (rc == 0 && res.status != 0)
-		rc = status_error(&res, host, cmd);
-	iac_host_result_free(&res);
-	free(cmd);
-	free(q);
-	return rc;
+	return backend_of(host)->write(h, host, path, data, len, m, cancel);
+}
+
+int iac_host_read(char **out, size_t *len, iac_hosts *h, const json_t *host, const char *path, size_t max,
+		  double timeout_ms, const volatile int *cancel)
+{
+	*out = NULL;
+	*len = 0;
+	if (max == 0 || max > IAC_HOST_READ_MAX)
+		max = IAC_HOST_READ_MAX;
+	if (timeout_ms <= 0)
+		timeout_ms = 60e3;
+	return backend_of(host)->read(out, len, h, host, path, max, timeout_ms, cancel);
+}
+
+int iac_host_stat(iac_host_stat_info *st, iac_hosts *h, const json_t *host, const char *path, double timeout_ms,
+		  const volatile int *cancel)
+{
+	memset(st, 0, sizeof(*st));
+	if (timeout_ms <= 0)
+		timeout_ms = 60e3;
+	return backend_of(host)->stat(st, h, host, path, timeout_ms, cancel);
 }
 
 int iac_host_mode_norm(char out[8], const json_t *mode, const char *dflt)

@@ -195,7 +195,7 @@ void iac_ssh_pool_free(iac_ssh_pool *p)
 	free(p);
 }
 
-void iac_ssh_pool_stats(const iac_ssh_pool *p, iac_ssh_stats *out)
+void iac_ssh_pool_stats(iac_ssh_stats *out, const iac_ssh_pool *p)
 {
 	out->connects = __atomic_load_n(&p->stats.connects, __ATOMIC_RELAXED);
 	out->channels = __atomic_load_n(&p->stats.channels, __ATOMIC_RELAXED);

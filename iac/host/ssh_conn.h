@@ -106,7 +106,7 @@ typedef struct {
 	unsigned long sftp_writes;
 	double connect_ms_max;       /* slowest connect + handshake + login */
 } iac_ssh_stats;
-void iac_ssh_pool_stats(const iac_ssh_pool *pool, iac_ssh_stats *out);
+void iac_ssh_pool_stats(iac_ssh_stats *out, const iac_ssh_pool *pool);
 
 /* s quoted for a POSIX shell ('...' with ' escaped). Caller frees. */
 char *iac_ssh_quote(const char *s);

@@ -78,11 +78,9 @@ static int ssh_configure(void **out, const json_t *config, const char *config_di
 	if (check_settings(config) < 0 || get_duration(&ms, config, "command_timeout", 120000) < 0)
 		return IAC_ERR;
 	iac_ssh_pdata *pd = iac_xcalloc(1, sizeof(*pd));
-	pthread_mutex_init(&pd->lk, NULL);
 	pd->command_timeout_ms = ms;
 	pd->use_sftp = json_is_true(json_object_get(config, "sftp"));
 	if (pd->use_sftp && json_is_true(json_object_get(config, "become"))) {
-		pthread_mutex_destroy(&pd->lk);
 		free(pd);
 		return iac_err_set("provider \"ssh\": sftp writes files as the login user, so it cannot be used with "
 				   "become; leave sftp out (files then go through sudo like every command)");
@@ -138,12 +136,7 @@ done:
 
 static void ssh_close(void *pdata)
 {
-	iac_ssh_pdata *pd = pdata;
-	if (!pd)
-		return;
-	iac_ssh_batch_free_all(pd);
-	pthread_mutex_destroy(&pd->lk);
-	free(pd);
+	free(pdata);
 }
 
 static const iac_provider_flag ssh_flags[] = {
@@ -223,6 +216,33 @@ int iac_ssh_run_ok(iac_ssh_result *res, const iac_rctx *ctx, iac_ssh_conn *c, co
 	iac_err_set("%s", iac_buf_cstr(&msg));
 	iac_buf_free(&msg);
 	return IAC_ERR;
+}
+
+int iac_ssh_stat_path(iac_host_stat_info *st, const iac_rctx *ctx, const json_t *attrs)
+{
+	memset(st, 0, sizeof(*st));
+	if (!ctx->hosts)
+		return iac_err_set("no hosts for this run (a provider call outside the runtime)");
+	return iac_host_stat(st, ctx->hosts, json_object_get(attrs, "host"), iac_json_str(attrs, "path"),
+			     iac_ssh_timeout(ctx), ctx->cancel);
+}
+
+typedef struct {
+	const iac_rctx *ctx;
+	iac_ssh_conn *c;
+	iac_ssh_batch_fn run;
+} batch_call;
+
+static void run_batch_call(void **items, size_t n, void *ud)
+{
+	batch_call *b = ud;
+	b->run(b->ctx, b->c, items, n);
+}
+
+void iac_ssh_batch(const iac_rctx *ctx, iac_ssh_conn *c, const char *kind, iac_ssh_batch_fn run, void *item)
+{
+	batch_call b = { ctx, c, run };
+	iac_hosts_batch(ctx->hosts, c, kind, run_batch_call, &b, item);
 }
 
 int iac_ssh_check_path(const json_t *attrs)

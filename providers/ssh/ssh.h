@@ -10,9 +10,6 @@
 #ifndef IAC_PROVIDERS_SSH_H
 #define IAC_PROVIDERS_SSH_H
 
-#include <pthread.h>
-
-#include "iac/core/map.h"
 #include "iac/host/host.h"
 #include "iac/provider/provider.h"
 
@@ -30,8 +27,6 @@ extern const iac_provider iac_provider_ssh;
 typedef struct {
 	double command_timeout_ms;   /* internal commands (stat, write...) */
 	int use_sftp;                /* write files over SFTP instead of stdin */
-	pthread_mutex_t lk;
-	iac_map batches;             /* connection + kind -> batcher (ssh_batch.c) */
 } iac_ssh_pdata;
 
 /* The connection for the resource's `host` attribute. Messages name the
@@ -60,30 +55,16 @@ double iac_ssh_timeout(const iac_rctx *ctx);
 /* Check that attrs.path is an absolute path without newlines. */
 int iac_ssh_check_path(const json_t *attrs);
 
-/* What `stat` and `sha256sum` say about a remote path. */
-typedef struct {
-	int exists;
-	int is_file, is_dir;
-	char type[32];      /* "regular file", "directory", "symbolic link"... */
-	char mode[8];       /* "0644" */
-	char owner[64];
-	char group[64];
-	long long size;
-	char sha256[65];    /* files only; "" otherwise */
-} iac_ssh_stat;
+/* What is at attrs.path on the resource's host (iac_host_stat: batched,
+ * with the provider's command timeout). */
+int iac_ssh_stat_path(iac_host_stat_info *st, const iac_rctx *ctx, const json_t *attrs);
 
-/* Stat one path. Concurrent calls for the same host are merged into one
- * remote command (one stat and one sha256sum for all of them). */
-int iac_ssh_stat_path(iac_ssh_stat *st, const iac_rctx *ctx, iac_ssh_conn *c, const char *path);
-
-/* Group commit: concurrent requests of one kind for one host run as one
- * remote command. `run` gets every queued item (the caller's included) and
- * must fill each item's result; it runs on one caller's thread while the
- * others wait. Items are the callers' own structures. */
+/* Group commit on the run's hosts (iac_hosts_batch), with the caller's
+ * context and connection handed to `run`: concurrent requests of one kind
+ * for one host run as one remote command. `run` gets every queued item
+ * (the caller's included) and must fill each item's result; it runs on
+ * one caller's thread while the others wait. */
 typedef void (*iac_ssh_batch_fn)(const iac_rctx *ctx, iac_ssh_conn *c, void **items, size_t n);
 void iac_ssh_batch(const iac_rctx *ctx, iac_ssh_conn *c, const char *kind, iac_ssh_batch_fn run, void *item);
-
-/* Forget the batchers (provider close). */
-void iac_ssh_batch_free_all(iac_ssh_pdata *pd);
 
 #endif

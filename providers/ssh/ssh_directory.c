@@ -38,13 +38,10 @@ static int dir_plan(const iac_rctx *ctx, json_t *planned, const json_t *prior)
 
 static int dir_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
-	iac_ssh_conn *c;
-	iac_ssh_stat st;
+	iac_host_stat_info st;
 
 	*out = NULL;
-	if (iac_ssh_check_path(prior) < 0 || iac_ssh_host_conn(&c, ctx, prior) < 0)
-		return IAC_ERR;
-	if (iac_ssh_stat_path(&st, ctx, c, iac_json_str(prior, "path")) < 0)
+	if (iac_ssh_check_path(prior) < 0 || iac_ssh_stat_path(&st, ctx, prior) < 0)
 		return IAC_ERR;
 	if (!st.exists || !st.is_dir)
 		return 0;

@@ -67,12 +67,11 @@ static int wanted(const iac_rctx *ctx, const json_t *attrs, const char **data, s
 static int note_takeover(const iac_rctx *ctx, json_t *planned)
 {
 	iac_ssh_conn *c;
-	iac_ssh_stat st;
+	iac_host_stat_info st;
 	if (!ctx->hosts || iac_value_has_unknown(json_object_get(planned, "host")) ||
 	    iac_value_has_unknown(json_object_get(planned, "path")))
 		return 0;
-	if (iac_ssh_host_conn(&c, ctx, planned) < 0 ||
-	    iac_ssh_stat_path(&st, ctx, c, iac_json_str(planned, "path")) < 0)
+	if (iac_ssh_host_conn(&c, ctx, planned) < 0 || iac_ssh_stat_path(&st, ctx, planned) < 0)
 		return IAC_ERR;
 	json_object_set_new(planned, "takes_over", json_null());
 	json_object_set_new(planned, "original", json_null());
@@ -139,13 +138,10 @@ static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
 	const char *path = iac_json_str(prior, "path");
 	const char *old_sha = iac_json_str(prior, "sha256");
-	iac_ssh_conn *c;
-	iac_ssh_stat st;
+	iac_host_stat_info st;
 
 	*out = NULL;
-	if (iac_ssh_check_path(prior) < 0 || iac_ssh_host_conn(&c, ctx, prior) < 0)
-		return IAC_ERR;
-	if (iac_ssh_stat_path(&st, ctx, c, path) < 0)
+	if (iac_ssh_check_path(prior) < 0 || iac_ssh_stat_path(&st, ctx, prior) < 0)
 		return IAC_ERR;
 	if (!st.exists || !st.is_file)
 		return 0;
@@ -158,19 +154,18 @@ static int file_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 		json_object_set_new(*out, "group", json_string(st.group));
 	if (old_sha && strcmp(old_sha, st.sha256) && json_is_string(json_object_get(prior, "content")) &&
 	    st.size <= DIFF_MAX) {
-		/* drift: fetch the text so the plan can show what changed */
-		iac_ssh_result res;
-		char *q = iac_ssh_quote(path);
-		char *cmd = iac_xasprintf("cat -- %s", q);
-		if (iac_ssh_run(&res, ctx, c, "reading a file", cmd, NULL, 0, iac_ssh_timeout(ctx)) == 0 &&
-		    res.status == 0 && memchr(res.out, '\0', res.out_len) == NULL) {
-			json_t *text = json_stringn(res.out, res.out_len);   /* NULL unless UTF-8 */
-			if (text)
-				json_object_set_new(*out, "content", text);
+		/* drift: fetch the text so the plan can show what changed (a
+		 * file that cannot be read just shows no diff) */
+		char *text = NULL;
+		size_t len = 0;
+		if (iac_host_read(&text, &len, ctx->hosts, json_object_get(prior, "host"), path, DIFF_MAX,
+				  iac_ssh_timeout(ctx), ctx->cancel) == 0 &&
+		    memchr(text, '\0', len) == NULL) {
+			json_t *j = json_stringn(text, len);   /* NULL unless UTF-8 */
+			if (j)
+				json_object_set_new(*out, "content", j);
 		}
-		iac_ssh_result_free(&res);
-		free(cmd);
-		free(q);
+		free(text);
 	}
 	return 0;
 }

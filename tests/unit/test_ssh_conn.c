@@ -1,7 +1,8 @@
 /* ssh_conn against real sshd on test-bed hosts: host keys (unknown,
  * accepted on request, changed), logins refused (user, key, agent),
  * unreachable and killed hosts failing fast, timeouts and cancel, many
- * threads sharing one connection. */
+ * threads sharing one connection; iac_host_read and iac_host_stat over SSH
+ * saying what they say on this machine. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "harness.h"
 #include "iac/core/err.h"
 #include "iac/core/util.h"
+#include "iac/host/host.h"
 #include "iac/host/ssh_conn.h"
 #include "test_ssh_bed.h"
 
@@ -104,7 +106,7 @@ static void test_exec_basics(void)
 	iac_ssh_result_free(&r);
 	CHECK(iac_ssh_sftp_write(c, "/nonexistent/dir/f", "x", 1, 0600, 10000, NULL) == IAC_ENOTFOUND);
 	iac_ssh_stats s;
-	iac_ssh_pool_stats(p, &s);
+	iac_ssh_pool_stats(&s, p);
 	CHECK_INT(s.connects, 1);
 done:
 	iac_ssh_pool_free(p);
@@ -318,7 +320,7 @@ static void test_threads_share_connection(void)
 		pthread_join(th[k], NULL);
 	CHECK_INT(thread_bad, 0);
 	iac_ssh_stats s;
-	iac_ssh_pool_stats(p, &s);
+	iac_ssh_pool_stats(&s, p);
 	CHECK_INT(s.connects, 1);
 	CHECK_INT(s.channels, NT * NR);
 	/* sleeps of 0.2 s overlap across channels: far less than 16 * 3 * 0.2 s */
@@ -327,8 +329,75 @@ done:
 	iac_ssh_pool_free(p);
 }
 
+
+/* The same files on h1 and in a local directory: both backends agree. */
+static void test_host_read_stat(void)
+{
+	static const char bin[] = { 'a', 0, 'b', 0, 0, '\n', (char)0xff, 'c' };
+	iac_ssh_options o = { .private_key = key, .known_hosts = kh, .connect_timeout_ms = 10000 };
+	char *local = iac_xasprintf("%s/host-files", iac_test_tmpdir());
+	json_t *remote = json_pack("{s:s,s:s}", "name", "h1", "address", bed_addr[0]);
+	iac_hosts *h = NULL;
+	paths();
+	iac_mkdir_p(local, 0755);
+	iac_hosts_new(&h, local, NULL, NULL);
+	CHECK_INT(iac_hosts_set_ssh(h, &o), 0);
+	const json_t *where[2] = { NULL, remote };
+	const char *dir[2] = { local, "/tmp/host-files" };
+	for (int k = 0; k < 2; k++) {
+		char p[300], q[300], *out = NULL;
+		size_t len = 0;
+		iac_host_stat_info st;
+		snprintf(p, sizeof(p), "%s/blob", dir[k]);
+		CHECK_INT(iac_host_write(h, where[k], p, bin, sizeof(bin), "0600", NULL), 0);
+		CHECK_INT(iac_host_read(&out, &len, h, where[k], p, 0, 0, NULL), 0);
+		CHECK_INT(len, sizeof(bin));
+		CHECK(out && memcmp(out, bin, sizeof(bin)) == 0);
+		free(out);
+		CHECK_INT(iac_host_read(&out, &len, h, where[k], p, sizeof(bin) - 1, 0, NULL), IAC_ERR);
+		CHECK_CONTAINS(iac_err_last(), "larger than 7 bytes");
+		CHECK_INT(iac_host_stat(&st, h, where[k], p, 0, NULL), 0);
+		CHECK_STR(st.type, "regular file");
+		CHECK_STR(st.mode, "0600");
+		CHECK_STR(st.owner, "root");
+		CHECK_INT(st.size, sizeof(bin));
+		char hex[65];
+		iac_sha256_hex(hex, bin, sizeof(bin));
+		CHECK_STR(st.sha256, hex);
+		/* missing */
+		snprintf(q, sizeof(q), "%s/none", dir[k]);
+		CHECK_INT(iac_host_read(&out, &len, h, where[k], q, 0, 0, NULL), IAC_ENOTFOUND);
+		CHECK_CONTAINS(iac_err_last(), "does not exist on");
+		CHECK_INT(iac_host_stat(&st, h, where[k], q, 0, NULL), 0);
+		CHECK_INT(st.exists, 0);
+		/* a directory */
+		CHECK_INT(iac_host_stat(&st, h, where[k], dir[k], 0, NULL), 0);
+		CHECK_INT(st.is_dir, 1);
+		CHECK_STR(st.type, "directory");
+		CHECK_INT(iac_host_read(&out, &len, h, where[k], dir[k], 0, 0, NULL), IAC_ERR);
+		CHECK_CONTAINS(iac_err_last(), "directory");
+		/* a symbolic link, not followed by stat, followed by read */
+		snprintf(q, sizeof(q), "ln -sfn 'blob' %s/link", dir[k]);
+		CHECK_INT(iac_host_run(NULL, h, where[k], q, 0, NULL), 0);
+		snprintf(q, sizeof(q), "%s/link", dir[k]);
+		CHECK_INT(iac_host_stat(&st, h, where[k], q, 0, NULL), 0);
+		CHECK_INT(st.is_link, 1);
+		CHECK_INT(st.is_file, 0);
+		CHECK_STR(st.type, "symbolic link");
+		CHECK_STR(st.target, "blob");
+		CHECK_STR(st.sha256, "");
+		CHECK_INT(iac_host_read(&out, &len, h, where[k], q, 0, 0, NULL), 0);
+		CHECK_INT(len, sizeof(bin));
+		free(out);
+	}
+	iac_hosts_free(h);
+	json_decref(remote);
+	free(local);
+}
+
 static const iac_test tests[] = {
 	TEST(test_exec_basics),
+	TEST(test_host_read_stat),
 	TEST(test_timeout_and_cancel),
 	TEST(test_unknown_host_key),
 	TEST(test_changed_host_key),

@@ -271,7 +271,7 @@ static void test_concurrent_one_host(void)
 			json_decref(states[k][i]);
 		}
 	CHECK_INT(ok, NTHREADS * NFILES);
-	iac_hosts_stats(iac_providers_hosts(pv), &s);
+	iac_hosts_stats(&s, iac_providers_hosts(pv));
 	CHECK_INT(s.connects, 1);
 	/* per file: the takeover check and the write (create), at most one
 	 * stat batch for plan and one for the read; batching makes it fewer */

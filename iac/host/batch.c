@@ -1,21 +1,20 @@
-/* ssh_batch: group commit of remote commands (see ssh.h).
+/* batch: group commit of remote commands (see iac_hosts_batch in host.h).
  *
- * The engine refreshes resources from several threads at once. The first
- * thread to ask something of a host runs a command for its own request;
- * requests made while that command runs queue up, and the next thread to go
- * runs one command for all of them. One round trip and one remote shell per
- * batch instead of one per resource, and no thread ever waits on a timer for
- * a batch to fill.
+ * Several threads refresh resources at once. The first thread to ask
+ * something of a host runs a command for its own request; requests made
+ * while that command runs queue up, and the next thread to go runs one
+ * command for all of them. One round trip and one remote shell per batch
+ * instead of one per request, and no thread ever waits on a timer for a
+ * batch to fill.
  */
-#include "providers/ssh/ssh.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "iac/core/util.h"
+#include "iac/host/host_int.h"
 
-#define BATCH_MAX 256   /* items per command: keeps the command line short */
+#define BATCH_MAX 256   /* items per command: keeps the command short */
 
 typedef struct batch_req {
 	void *item;
@@ -30,39 +29,40 @@ typedef struct {
 	int busy;
 } batcher;
 
-static batcher *batcher_for(iac_ssh_pdata *pd, iac_ssh_conn *c, const char *kind)
+static batcher *batcher_for(iac_hosts *h, iac_ssh_conn *c, const char *kind)
 {
 	batcher *b;
 	char key[96];
 	snprintf(key, sizeof(key), "%p/%s", (void *)c, kind);
-	pthread_mutex_lock(&pd->lk);
-	b = iac_map_get(&pd->batches, key);
+	pthread_mutex_lock(&h->batch_lk);
+	b = iac_map_get(&h->batches, key);
 	if (!b) {
 		b = iac_xcalloc(1, sizeof(*b));
 		pthread_mutex_init(&b->lk, NULL);
 		pthread_cond_init(&b->cv, NULL);
-		iac_map_put(&pd->batches, key, b);
+		iac_map_put(&h->batches, key, b);
 	}
-	pthread_mutex_unlock(&pd->lk);
+	pthread_mutex_unlock(&h->batch_lk);
 	return b;
 }
 
-void iac_ssh_batch_free_all(iac_ssh_pdata *pd)
+void iac_hosts_batch_free(iac_hosts *h)
 {
-	for (size_t i = 0; i < pd->batches.cap; i++) {
-		batcher *b = pd->batches.slots[i].key ? pd->batches.slots[i].value : NULL;
+	for (size_t i = 0; i < h->batches.cap; i++) {
+		batcher *b = h->batches.slots[i].key ? h->batches.slots[i].value : NULL;
 		if (!b)
 			continue;
 		pthread_mutex_destroy(&b->lk);
 		pthread_cond_destroy(&b->cv);
 		free(b);
 	}
-	iac_map_free(&pd->batches);
+	iac_map_free(&h->batches);
 }
 
-void iac_ssh_batch(const iac_rctx *ctx, iac_ssh_conn *c, const char *kind, iac_ssh_batch_fn run, void *item)
+void iac_hosts_batch(iac_hosts *h, iac_ssh_conn *c, const char *kind, iac_host_batch_fn run, void *ud,
+		     void *item)
 {
-	batcher *b = batcher_for(ctx->pdata, c, kind);
+	batcher *b = batcher_for(h, c, kind);
 	batch_req me = { .item = item };
 	batch_req *take[BATCH_MAX];
 	void *items[BATCH_MAX];
@@ -90,7 +90,7 @@ void iac_ssh_batch(const iac_rctx *ctx, iac_ssh_conn *c, const char *kind, iac_s
 			b->tail = NULL;
 		b->busy = 1;
 		pthread_mutex_unlock(&b->lk);
-		run(ctx, c, items, n);
+		run(items, n, ud);
 		pthread_mutex_lock(&b->lk);
 		for (size_t i = 0; i < n; i++)
 			take[i]->done = 1;
