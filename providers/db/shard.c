@@ -220,10 +220,12 @@ static int published(char hex[65], json_t **map, long *version, const iac_rctx *
 		if (rc == IAC_ENOTFOUND)
 			rc = 0;
 	} else {
-		char *path = local_path(ctx, a), *cmd = iac_xasprintf("cat '%s' 2>/dev/null; true", path);
-		rc = iac_host_run(&out, ctx->hosts, json_array_get(json_object_get(pub, "hosts"), 0), cmd, 20e3,
-				  ctx->cancel);
-		free(cmd);
+		char *path = local_path(ctx, a);
+		size_t len;
+		rc = iac_host_read(&out, &len, ctx->hosts, json_array_get(json_object_get(pub, "hosts"), 0), path, 0,
+				   20e3, ctx->cancel);
+		if (rc == IAC_ENOTFOUND)   /* not published yet */
+			rc = 0;
 		free(path);
 	}
 	if (rc == 0 && out && *out) {
