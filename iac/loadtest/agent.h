@@ -46,11 +46,12 @@ void iac_lt_agents_free(iac_lt_agent *a, size_t n);
 /* agent_hosts.c: `-agents hosts{role="loadgen"}`. 1 when s is such a
  * selector. iac_lt_agents_select: the hosts of dir/main.lua whose labels
  * (or name) match every KEY = "VALUE" pushed to names as
- * user@address[:port] (the host's user, else the ssh provider's, else
- * root), and the ssh provider's private_key and known_hosts resolved
- * against dir (*ssh_key, *known_hosts: owned, NULL when not set). 0, or -1
- * with a message (bad selector, the topology does not load, no host
- * matches). */
+ * user@address[:port] (the host's user, else the login user of the
+ * topology's hosts layer, else root), and that layer's private key and
+ * known_hosts (iac_hosts_ssh: as the providers configure it, relative
+ * paths against dir; *ssh_key, *known_hosts: owned, NULL when not set).
+ * 0, or -1 with a message (bad selector, the topology does not load, its
+ * SSH settings are wrong, no host matches). */
 int iac_lt_is_selector(const char *s);
 int iac_lt_agents_select(iac_strlist *names, char **ssh_key, char **known_hosts, const char *selector,
 			 const char *dir);

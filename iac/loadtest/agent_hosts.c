@@ -1,10 +1,11 @@
-/* -agents hosts{role="loadgen"}: the agents picked from the topology, as
- * the issue's operators write it, instead of a list of addresses. The
- * topology (main.lua of the current directory) is loaded as for `iac
- * validate` (variables may be missing); its hosts whose labels match every
- * KEY = "VALUE" of the selector become user@address[:port], and the SSH
- * provider's private_key and known_hosts (relative to the topology) are
- * used when the scenario's observe block gives none. */
+/* -agents hosts{role="loadgen"}: the agents picked from the topology, with
+ * the selector operators already write in main.lua, instead of a list of
+ * addresses. The topology (main.lua of the current directory) is loaded as
+ * for `iac validate` (variables may be missing); its hosts whose labels
+ * match every KEY = "VALUE" of the selector become user@address[:port].
+ * How to log in (user, private key, known_hosts) is what the topology's
+ * run would use: its hosts layer, as its providers configure it
+ * (iac_hosts_ssh), so this file names no provider. */
 #include "iac/loadtest/agent.h"
 
 #include <ctype.h>
@@ -15,7 +16,9 @@
 #include "iac/core/err.h"
 #include "iac/core/json.h"
 #include "iac/core/util.h"
+#include "iac/host/host.h"
 #include "iac/load/config.h"
+#include "iac/provider/runtime.h"
 
 int iac_lt_is_selector(const char *s)
 {
@@ -88,11 +91,9 @@ static int matches(const json_t *host, const json_t *want)
 	return 1;
 }
 
-/* A path from the ssh provider's settings, relative to the topology. */
-static char *provider_path(const iac_config *cfg, const char *key)
+static char *dup_or_null(const char *s)
 {
-	const char *v = iac_json_str(json_object_get(cfg->providers, "ssh"), key);
-	return v ? (v[0] == '/' ? iac_xstrdup(v) : iac_path_join(cfg->dir, v)) : NULL;
+	return s ? iac_xstrdup(s) : NULL;
 }
 
 int iac_lt_agents_select(iac_strlist *names, char **ssh_key, char **known_hosts, const char *selector,
@@ -100,6 +101,8 @@ int iac_lt_agents_select(iac_strlist *names, char **ssh_key, char **known_hosts,
 {
 	json_t *want = NULL;
 	iac_config *cfg = NULL;
+	iac_providers *pv = NULL;
+	iac_ssh_options ssh;
 	iac_load_opts o = { .allow_missing_vars = 1 };
 	int rc = IAC_ERR;
 	*ssh_key = *known_hosts = NULL;
@@ -109,7 +112,11 @@ int iac_lt_agents_select(iac_strlist *names, char **ssh_key, char **known_hosts,
 		iac_err_prefix("flag '-agents %s' picks hosts from main.lua in '%s'", selector, dir);
 		goto done;
 	}
-	const char *user = iac_json_str(json_object_get(cfg->providers, "ssh"), "user") ?: "root";
+	/* the providers only say how hosts are reached: nothing connects */
+	pv = iac_providers_new(cfg->providers, NULL, cfg->dir);
+	if (iac_hosts_ssh(&ssh, iac_providers_hosts(pv)) < 0)
+		goto done;
+	const char *user = ssh.user ?: "root";
 	const char *name;
 	json_t *h;
 	json_object_foreach(cfg->hosts, name, h) {
@@ -127,10 +134,11 @@ int iac_lt_agents_select(iac_strlist *names, char **ssh_key, char **known_hosts,
 		iac_err_set("flag '-agents %s': no host in main.lua ('%s') has those labels", selector, dir);
 		goto done;
 	}
-	*ssh_key = provider_path(cfg, "private_key");
-	*known_hosts = provider_path(cfg, "known_hosts");
+	*ssh_key = dup_or_null(ssh.private_key);
+	*known_hosts = dup_or_null(ssh.known_hosts);
 	rc = 0;
 done:
+	iac_providers_free(pv);
 	json_decref(want);
 	iac_config_free(cfg);
 	return rc;
