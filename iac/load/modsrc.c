@@ -76,10 +76,11 @@ static int valid_subdir(const char *s)
 	return 1;
 }
 
-int iac_modsrc_parse(iac_modsrc *out, const char *source, char *err, size_t errlen)
+/* "git+SCHEME://": the scheme, one of those supported; *rest is what
+ * follows "://". */
+static int parse_scheme(char scheme[16], const char **rest, const char *source, char *err, size_t errlen)
 {
 	static const char *const schemes[] = { "https", "ssh", "file", "git", NULL };
-	memset(out, 0, sizeof(*out));
 	if (!strncmp(source, "git::", 5))
 		return bad(err, errlen, "write git sources as 'git+%s' (the '::' form is not used here)", source + 5);
 	if (strncmp(source, "git+", 4))
@@ -88,9 +89,8 @@ int iac_modsrc_parse(iac_modsrc *out, const char *source, char *err, size_t errl
 	const char *u = source + 4, *colon = strstr(u, "://");
 	if (!colon)
 		return bad(err, errlen, "source '%s': expected a URL after 'git+' (like git+https://HOST/REPO)", source);
-	char scheme[16];
 	size_t sl = (size_t)(colon - u);
-	snprintf(scheme, sizeof(scheme), "%.*s", (int)(sl < 15 ? sl : 15), u);
+	snprintf(scheme, 16, "%.*s", (int)(sl < 15 ? sl : 15), u);
 	int known = 0;
 	for (int i = 0; schemes[i]; i++)
 		known |= sl == strlen(schemes[i]) && !strncmp(u, schemes[i], sl);
@@ -98,7 +98,85 @@ int iac_modsrc_parse(iac_modsrc *out, const char *source, char *err, size_t errl
 		return bad(err, errlen, !strncmp(scheme, "http", 4) && sl == 4
 			   ? "unsupported scheme '%s': use https (a module is code that runs here)"
 			   : "unsupported scheme '%s': use https, ssh, file or git", scheme);
-	const char *rest = colon + 3;
+	*rest = colon + 3;
+	return 0;
+}
+
+/* The URL's host part [host, host_end): none for file URLs, one for the
+ * others, and never a password. */
+static int check_host(const char *source, const char *scheme, const char *host, const char *host_end, char *err,
+		      size_t errlen)
+{
+	if (!strcmp(scheme, "file"))
+		return host_end != host
+			? bad(err, errlen, "source '%s': a file URL names no host: git+file:///absolute/path", source)
+			: 0;
+	if (host_end == host || (host_end - host == 1 && *host == '@'))
+		return bad(err, errlen, "source '%s': the URL names no host", source);
+	const char *at = memchr(host, '@', (size_t)(host_end - host));
+	if (at && memchr(host, ':', (size_t)(at - host))) {
+		/* the message must not repeat the password it refuses */
+		char *shown = iac_gitnet_url_shown(source);
+		bad(err, errlen, "source '%s': a password in the source would be written to iac.lock and "
+		    "to the state; use an ssh key, or for https the user in the URL and the password (a "
+		    "token) in IAC_GIT_PASSWORD", shown);
+		free(shown);
+		return IAC_ERR;
+	}
+	return 0;
+}
+
+/* The module's directory [s, end) after "//", trailing slashes dropped. */
+static int parse_subdir(char **out, const char *source, const char *s, const char *end, char *err, size_t errlen)
+{
+	size_t l = (size_t)(end - s);
+	while (l && s[l - 1] == '/')
+		l--;
+	*out = iac_xstrndup(s, l);
+	if (!**out)
+		return bad(err, errlen, "source '%s': nothing after '//' (name the module's directory, or drop the '//')",
+			   source);
+	if (!valid_subdir(*out))
+		return bad(err, errlen, "source '%s': the directory after '//' must stay inside the repository "
+			   "(no '..', '.' or empty parts)", source);
+	return 0;
+}
+
+/* The query p (after '?'): ref=REF, once, and nothing else. */
+static int parse_query(char **out_ref, const char *source, const char *p, char *err, size_t errlen)
+{
+	while (*p) {
+		size_t l = strcspn(p, "&");
+		char *kv = iac_xstrndup(p, l), *eq = strchr(kv, '=');
+		if (!eq || strncmp(kv, "ref=", 4) || eq != kv + 3) {
+			if (eq)
+				*eq = '\0';
+			snprintf(err, errlen, "source '%s': unknown parameter '%s' (only ?ref=TAG, BRANCH or COMMIT)",
+				 source, kv);
+			free(kv);
+			return IAC_ERR;
+		}
+		if (*out_ref || !valid_ref(eq + 1)) {
+			snprintf(err, errlen, *out_ref ? "source '%s': ref given twice"
+				 : "source '%s': ref '%s' is not a valid tag, branch or commit name", source, eq + 1);
+			free(kv);
+			return IAC_ERR;
+		}
+		*out_ref = iac_xstrdup(eq + 1);
+		free(kv);
+		p += l + (p[l] == '&');
+	}
+	return *out_ref ? 0 : bad(err, errlen, "source '%s': '?' with no ref=", source);
+}
+
+int iac_modsrc_parse(iac_modsrc *out, const char *source, char *err, size_t errlen)
+{
+	char scheme[16];
+	const char *rest;
+	memset(out, 0, sizeof(*out));
+	if (parse_scheme(scheme, &rest, source, err, errlen) < 0)
+		return IAC_ERR;
+	const char *u = source + 4;
 	const char *q = strchr(rest, '?');
 	const char *end = q ? q : rest + strlen(rest);
 	/* the subdirectory starts at the first "//" after the host part */
@@ -109,91 +187,24 @@ int iac_modsrc_parse(iac_modsrc *out, const char *source, char *err, size_t errl
 			break;
 		}
 	const char *url_end = slash2 ? slash2 : end;
-	char *url = iac_xasprintf("%.*s", (int)(url_end - u), u);
-	const char *host = rest, *host_end = rest + strcspn(rest, "/?");
+	const char *host_end = rest + strcspn(rest, "/?");
 	if (host_end > url_end)
 		host_end = url_end;
-	const char *path = host_end;
-	int rc = IAC_ERR;
-	if (!strcmp(scheme, "file")) {
-		if (host_end != host) {
-			bad(err, errlen, "source '%s': a file URL names no host: git+file:///absolute/path", source);
-			goto fail;
-		}
-	} else {
-		if (host_end == host || (host_end - host == 1 && *host == '@')) {
-			bad(err, errlen, "source '%s': the URL names no host", source);
-			goto fail;
-		}
-		const char *at = memchr(host, '@', (size_t)(host_end - host));
-		if (at && memchr(host, ':', (size_t)(at - host))) {
-			/* the message must not repeat the password it refuses */
-			char *shown = iac_gitnet_url_shown(source);
-			bad(err, errlen, "source '%s': a password in the source would be written to iac.lock and "
-			    "to the state; use an ssh key, or for https the user in the URL and the password (a "
-			    "token) in IAC_GIT_PASSWORD", shown);
-			free(shown);
-			goto fail;
-		}
-	}
-	if ((size_t)(url_end - path) <= 1) {
-		bad(err, errlen, "source '%s': the URL names no repository path", source);
-		goto fail;
-	}
+	if (check_host(source, scheme, rest, host_end, err, errlen) < 0)
+		return IAC_ERR;
+	if ((size_t)(url_end - host_end) <= 1)
+		return bad(err, errlen, "source '%s': the URL names no repository path", source);
 	out->scheme = iac_xstrdup(scheme);
-	out->url = url;
-	url = NULL;
-	if (slash2) {
-		const char *s = slash2 + 2;
-		size_t l = (size_t)(end - s);
-		while (l && s[l - 1] == '/')
-			l--;
-		out->subdir = iac_xstrndup(s, l);
-		if (!*out->subdir) {
-			bad(err, errlen, "source '%s': nothing after '//' (name the module's directory, or drop the '//')",
-			    source);
-			goto fail;
-		}
-		if (!valid_subdir(out->subdir)) {
-			bad(err, errlen, "source '%s': the directory after '//' must stay inside the repository "
-			    "(no '..', '.' or empty parts)", source);
-			goto fail;
-		}
-	} else {
+	out->url = iac_xasprintf("%.*s", (int)(url_end - u), u);
+	int rc = 0;
+	if (slash2)
+		rc = parse_subdir(&out->subdir, source, slash2 + 2, end, err, errlen);
+	else
 		out->subdir = iac_xstrdup("");
-	}
-	if (q) {
-		const char *p = q + 1;
-		while (*p) {
-			size_t l = strcspn(p, "&");
-			char *kv = iac_xstrndup(p, l), *eq = strchr(kv, '=');
-			if (!eq || strncmp(kv, "ref=", 4) || eq != kv + 3) {
-				if (eq)
-					*eq = '\0';
-				snprintf(err, errlen, "source '%s': unknown parameter '%s' (only ?ref=TAG, BRANCH or COMMIT)",
-					 source, kv);
-				free(kv);
-				goto fail;
-			}
-			if (out->ref || !valid_ref(eq + 1)) {
-				snprintf(err, errlen, out->ref ? "source '%s': ref given twice"
-					 : "source '%s': ref '%s' is not a valid tag, branch or commit name", source, eq + 1);
-				free(kv);
-				goto fail;
-			}
-			out->ref = iac_xstrdup(eq + 1);
-			free(kv);
-			p += l + (p[l] == '&');
-		}
-		if (!out->ref) {
-			bad(err, errlen, "source '%s': '?' with no ref=", source);
-			goto fail;
-		}
-	}
-	return 0;
-fail:
-	free(url);
-	iac_modsrc_free(out);
+	if (rc == 0 && q)
+		rc = parse_query(&out->ref, source, q + 1, err, errlen);
+	if (rc < 0)
+		iac_modsrc_free(out);
 	return rc;
 }
 
@@ -681,6 +692,36 @@ static int has_commit(git_repository *repo, const git_oid *id)
 
 /* init / init -upgrade for one source: resolve, fetch when needed, check
  * out, checksum; the entry goes into c->next. */
+/* The commit to check out: the one iac.lock pins (fetched when the cache
+ * lacks it), or else the one src's ref points at now. */
+static int want_commit(git_oid *id, iac_modcache *c, git_repository *repo, const char *addr, const char *source,
+		       const iac_modsrc *src, const char *locked)
+{
+	if (!locked)
+		return fetch(c, repo, addr, source, src->url) < 0 || resolve_ref(id, c, repo, addr, source, src) < 0
+			? IAC_ERR : 0;
+	if (git_oid_fromstr(id, locked) < 0) {
+		iac_err_set("module '%s': iac.lock holds '%s' as the commit of '%s', which is not a commit id; fix "
+			    "iac.lock or run 'iac init -upgrade'", addr, locked, source);
+		git_error_clear();
+		return IAC_ERR;
+	}
+	if (has_commit(repo, id))
+		return 0;
+	if (fetch(c, repo, addr, source, src->url) < 0)
+		return IAC_ERR;
+	if (!has_commit(repo, id)) {
+		char *s = short_id(locked);
+		iac_err_set("module '%s': commit %s that iac.lock pins for source '%s' is gone from '%s' (was "
+			    "history rewritten by a force-push?); run 'iac init -upgrade' to lock the commit "
+			    "'%s' points at now, and review the change", addr, s, source, src->url,
+			    src->ref ? src->ref : "the default branch");
+		free(s);
+		return IAC_ERR;
+	}
+	return 0;
+}
+
 static int init_one(char **out_dir, iac_modcache *c, const char *addr, const char *source, const iac_modsrc *src)
 {
 	json_t *done_entry = json_object_get(c->next, source);
@@ -699,30 +740,8 @@ static int init_one(char **out_dir, iac_modcache *c, const char *addr, const cha
 	}
 	if (open_repo(&repo, c, src->url) < 0)
 		goto done;
-	if (locked) {
-		if (git_oid_fromstr(&id, locked) < 0) {
-			iac_err_set("module '%s': iac.lock holds '%s' as the commit of '%s', which is not a commit id; fix "
-				    "iac.lock or run 'iac init -upgrade'", addr, locked, source);
-			git_error_clear();
-			goto done;
-		}
-		if (!has_commit(repo, &id)) {
-			if (fetch(c, repo, addr, source, src->url) < 0)
-				goto done;
-			if (!has_commit(repo, &id)) {
-				char *s = short_id(locked);
-				iac_err_set("module '%s': commit %s that iac.lock pins for source '%s' is gone from '%s' (was "
-					    "history rewritten by a force-push?); run 'iac init -upgrade' to lock the commit "
-					    "'%s' points at now, and review the change", addr, s, source, src->url,
-					    src->ref ? src->ref : "the default branch");
-				free(s);
-				goto done;
-			}
-		}
-	} else {
-		if (fetch(c, repo, addr, source, src->url) < 0 || resolve_ref(&id, c, repo, addr, source, src) < 0)
-			goto done;
-	}
+	if (want_commit(&id, c, repo, addr, source, src, locked) < 0)
+		goto done;
 	git_oid_tostr(hex, sizeof(hex), &id);
 	dir = checkout_dir(c, src, hex);
 	if (dir_exists(dir) && iac_modsrc_tree_checksum(&sum, dir) < 0)
