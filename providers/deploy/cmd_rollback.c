@@ -203,6 +203,14 @@ int iac_deploy_cmd_rollback(int argc, char **argv)
 		free(deps[i]);
 	}
 	free(deps);
+	if (!done && !failed && preempted) {
+		/* the preemption happened even though nothing was rolled back: the
+		 * history says who stopped whom */
+		iac_history_add(s.st, json_pack("{s:s,s:b,s:O,s:s}", "command", "rollback", "forced", 1, "preempted",
+						preempted, "note", "nothing to roll back"));
+		if (iac_state_flush(s.st) < 0)
+			iac_session_error("cannot save state after the preemption");
+	}
 	if (!done && !failed) {
 		iac_log_error(names.n ? "no deployment named '%s' in state; 'iac state list' shows what there is"
 				      : "no deployment in state to roll back%s",

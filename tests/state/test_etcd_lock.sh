@@ -27,7 +27,7 @@ wait_line() {  # wait until order.log has N lines
 }
 
 # --- a second apply is refused at once, naming the holder -----------------
-start a 3
+start a 6
 wait_line 1
 (cd "$D" && "$IAC" plan -var who=b >"$TMP/refused.out" 2>&1) && fail "plan ran while the lock was held"
 grep -q "locked by 'iac apply' by .*lock ID [0-9a-f]*" "$TMP/refused.out" || { cat "$TMP/refused.out"; fail "refusal message"; }
@@ -35,9 +35,16 @@ grep -q "force-unlock" "$TMP/refused.out" || fail "refusal does not say how to u
 ok "refused: $(cut -c1-160 "$TMP/refused.out" | head -1)"
 
 # --- three waiters, served in the order they asked --------------------------
-start b 0.2 -lock-timeout 60s; sleep 0.3
-start c 0.2 -lock-timeout 60s; sleep 0.3
-start d 0.2 -lock-timeout 60s; sleep 0.3
+wait_queue() {  # until N commands wait (a busy machine starts them slowly)
+	for _ in $(seq 1 100); do
+		[ "$(cd "$D" && "$IAC" status -json 2>/dev/null | "$T_PY" -c 'import json,sys; print(len(json.load(sys.stdin).get("queue", [])))' 2>/dev/null)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	fail "the queue never had $1 waiting"
+}
+start b 0.2 -lock-timeout 60s; wait_queue 1
+start c 0.2 -lock-timeout 60s; wait_queue 2
+start d 0.2 -lock-timeout 60s; wait_queue 3
 (cd "$D" && "$IAC" status >"$TMP/status.out" 2>&1) || fail "iac status"
 grep -q "Locked by 'iac apply'" "$TMP/status.out" || { cat "$TMP/status.out"; fail "status shows no holder"; }
 [ "$(grep -c 'waiting #' "$TMP/status.out")" = 3 ] || { cat "$TMP/status.out"; fail "status does not show 3 waiting"; }
@@ -91,6 +98,28 @@ n=$(wc -l <"$TMP/lost.log")
 [ "$n" -lt 6 ] || fail "all 6 ran although the lock was gone after the first"
 (cd "$L" && "$IAC" state history | grep -q force-unlock) || fail "force-unlock is not in the history"
 ok "force-unlock of a running apply: it stopped after $n of 6 ($(grep -o 'lost the state lock[^;]*' "$TMP/lost.out" | head -1)); recorded in history"
+
+# --- rollback -force from another machine preempts a running apply ------------
+# (its own UTS namespace gives it another host name, so it cannot just signal
+# the holder: the etcd lease is taken from under it)
+P=$TMP/pre
+config "$P" "$E" iac/pre 60s 'for i = 1, 6 do
+  resource "local.exec" ("p" .. i) { create = "echo p" .. i .. " >> '"$TMP"'/pre.log; sleep 0.7" }
+end'
+(cd "$P" && exec "$IAC" apply -auto-approve -parallelism 1 >"$TMP/pre.out" 2>&1) &
+pp=$!; BG+=("$pp")
+for _ in $(seq 1 100); do [ -s "$TMP/pre.log" ] && break; sleep 0.05; done
+(cd "$P" && unshare -u sh -c 'hostname other-runner && exec "$0" rollback -force' "$IAC" >"$TMP/rbf.out" 2>&1)
+grep -q "preempted the lock held by 'iac apply'" "$TMP/rbf.out" || { cat "$TMP/rbf.out"; fail "rollback -force did not preempt"; }
+wait "$pp"; rc=$?
+[ "$rc" != 0 ] && grep -q "lost the state lock" "$TMP/pre.out" || { cat "$TMP/pre.out"; fail "the preempted apply went on"; }
+(cd "$P" && "$IAC" state history) >"$TMP/pre.hist" || fail "state history after the preemption"
+grep -q "rollback" "$TMP/pre.hist" && grep -q "other-runner" "$TMP/pre.hist" ||
+	{ cat "$TMP/pre.hist"; fail "the forced rollback is not in the history with who ran it"; }
+git --git-dir="$P/.iac/history.git" show main:meta.json >"$TMP/pre.msg"
+grep -q '"preempted"' "$TMP/pre.msg" && grep -q '"forced": *true' "$TMP/pre.msg" ||
+	{ cat "$TMP/pre.msg"; fail "the revision does not record whom it preempted"; }
+ok "rollback -force from another host preempted the apply after $(wc -l <"$TMP/pre.log") of 6; recorded: $(grep rollback "$TMP/pre.hist" | head -1 | tr -s ' ')"
 
 # --- 10,000 resources: chunked, one manifest -------------------------------------
 Z=$TMP/z
