@@ -1,6 +1,6 @@
 /* ssh.package: a Debian package on a host, present (optionally at a pinned
  * version) while the resource exists, removed on destroy. Requests for one
- * host that arrive together become one apt-get run (ssh_batch.c group
+ * host that arrive together become one apt-get run (iac_hosts_batch group
  * commit): apt takes dpkg's lock anyway, so runs on one host are serial.
  * `deb` installs from a .deb file shipped with the configuration, for hosts
  * without a reachable repository. */
