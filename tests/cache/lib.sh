@@ -23,11 +23,6 @@ _cache_cleanup() {
 trap _cache_cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A free TCP port on 127.0.0.1, chosen by the kernel.
-free_port() {
-    "$T_PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # redis_start PORT: a throw-away Redis on 127.0.0.1:PORT (no persistence).
 redis_start() {
     mkdir -p "$W/redis-$1"

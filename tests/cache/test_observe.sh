@@ -7,7 +7,6 @@
 # (INFO stats, stats) grew by, and hits + misses exactly the requests made.
 . "$(dirname "$0")/lib.sh"
 t_need redis-server redis-cli memcached
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 RP=$(free_port); redis_start "$RP"
 MP=$(free_port); memcached_start 127.0.0.1 "$MP"

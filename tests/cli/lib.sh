@@ -37,8 +37,9 @@ export IAC
 unset NO_COLOR
 for v in $(env | sed -n 's/^\(IAC_VAR_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 
-# shared helpers (T_PY: python3 for JSON checks); this file's own checks
-# (fail, finish) are defined below and replace common.sh's
+# shared helpers (T_PY: python3 for JSON checks, finish); this file's fail,
+# below, replaces common.sh's: a check that goes on, naming the step and
+# showing the last command
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
 PY=$T_PY
 
@@ -48,7 +49,6 @@ T=$(cd "$T" && pwd -P)
 FAILS=0
 CHECKS=0
 STEP="(start)"
-FINISHED=0
 BG_PIDS=()
 RC=
 OUT=
@@ -57,7 +57,7 @@ LAST_CMD=
 # each iac run gets at most this many seconds (a hang is a failure, not a stuck ctest)
 RUN_TIMEOUT=${RUN_TIMEOUT:-60}
 
-_cleanup() {
+_cli_cleanup() {
     local rc=$?
     local p
     for p in "${BG_PIDS[@]}"; do
@@ -68,12 +68,12 @@ _cleanup() {
     for p in "${BG_PIDS[@]}"; do wait "$p" 2>/dev/null; done
     cd /
     rm -rf "$T"
-    if [ "$FINISHED" != 1 ]; then
+    if [ "$T_FINISHED" != 1 ]; then
         echo "FAIL [$TEST_NAME] test ended early (exit $rc) in step '$STEP'" >&2
         exit 1
     fi
 }
-trap _cleanup EXIT
+trap _cli_cleanup EXIT
 trap 'exit 1' INT TERM
 
 # step "what is being checked": names the step in failure messages
@@ -266,14 +266,4 @@ file_mode() { stat -c '%a' "$1"; }
 newcfg() {
     mkdir -p "$T/$1"
     cd "$T/$1" || exit 1
-}
-
-finish() {
-    FINISHED=1
-    if [ "$FAILS" -gt 0 ]; then
-        echo "FAIL [$TEST_NAME] $FAILS failed check(s), $CHECKS passed" >&2
-        exit 1
-    fi
-    echo "PASS [$TEST_NAME] $CHECKS checks"
-    exit 0
 }

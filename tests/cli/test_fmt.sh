@@ -8,7 +8,7 @@
 
 if ! command -v stylua >/dev/null || ! stylua --version >/dev/null 2>&1; then
 	echo "SKIP: StyLua is not installed (npm install -g @johnnymorganz/stylua-bin)"
-	FINISHED=1
+	T_FINISHED=1
 	exit 77
 fi
 

@@ -24,7 +24,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-fail() { echo "FAIL: $*" >&2; exit 1; }
 . "$(dirname "$0")/../lib/etcd.sh"
 etcd_single
 

@@ -27,10 +27,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	"$T_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 pdns_start() {
 	local d=$TMP/pdns
 	mkdir -p "$d"

@@ -9,11 +9,44 @@
 #   t_wait_port PORT          until something accepts on 127.0.0.1:PORT
 #   t_wrk_figures FILE        WRK_REQUESTS, WRK_SOCKET_ERRORS, WRK_NON2XX from
 #                             wrk's summary
+#   free_port                 a free TCP port of 127.0.0.1
+#   fail MSG                  print and stop the test (exit 1)
 #   check_fail MSG / ok MSG / fail_timing MSG / finish
 #                             checks that let a test go on and print all its
 #                             figures; finish exits 1 when any failed
+#   expect_in FILE TEXT [MSG] / expect_not_in FILE TEXT [MSG]
+#                             FILE holds (does not hold) TEXT, or FILE is
+#                             shown and the test stops (fail)
+#   check_in FILE TEXT [MSG] / check_not_in FILE TEXT [MSG]
+#                             the same as checks that let the test go on
+# A test library may replace fail with its own (tests/cli/lib.sh: a check
+# that names the step and shows the last command).
 T_PY=$(command -v /usr/bin/python3 || command -v python3)
 FAILS=${FAILS:-0}
+T_FINISHED=0
+T_USED_PORTS=" "
+T_EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+
+# A TCP port no socket uses (and that this shell has not handed out), below
+# the kernel's ephemeral range so that no outgoing connection (wrk and iac
+# loadtest open thousands) can take it between this check and the bind.
+free_port() {
+	local p span=$((T_EPHEMERAL_LOW - 10000))
+	while :; do
+		p=$((10000 + (RANDOM * 32768 + RANDOM) % span))
+		case "$T_USED_PORTS" in *" $p "*) continue ;; esac
+		if [ -z "$(ss -Htan "sport = :$p" 2>/dev/null)" ]; then
+			T_USED_PORTS="$T_USED_PORTS$p "
+			echo "$p"
+			return
+		fi
+	done
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
 
 t_need() {
 	local bin
@@ -79,8 +112,31 @@ fail_timing() {
 	fi
 }
 
+# t_in VERB FILE TEXT [MSG] / t_not_in ...: VERB (fail or check_fail) with
+# FILE shown, unless FILE holds (does not hold) TEXT
+t_in() {
+	grep -qF -- "$3" "$2" && return 0
+	cat "$2" >&2
+	"$1" "${4:-expected '$3' in $(basename "$2")}"
+}
+t_not_in() {
+	grep -qF -- "$3" "$2" || return 0
+	cat "$2" >&2
+	"$1" "${4:-did not expect '$3' in $(basename "$2")}"
+}
+expect_in() { t_in fail "$@"; }
+expect_not_in() { t_not_in fail "$@"; }
+check_in() { t_in check_fail "$@"; }
+check_not_in() { t_not_in check_fail "$@"; }
+
+# T_FINISHED=1 tells an EXIT trap the test reached its end. CHECKS (passed
+# checks) and TEST_NAME are printed when the test library counts them.
 finish() {
-	[ "$FAILS" -eq 0 ] || { echo "$FAILS check(s) failed" >&2; exit 1; }
-	echo "all checks passed"
+	T_FINISHED=1
+	if [ "$FAILS" -ne 0 ]; then
+		echo "${TEST_NAME:+[$TEST_NAME] }$FAILS check(s) failed${CHECKS:+, $CHECKS passed}" >&2
+		exit 1
+	fi
+	echo "all checks passed${CHECKS:+ ($CHECKS)}"
 	exit 0
 }

@@ -22,15 +22,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
-free_port() {
-	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
 wait_port() { t_wait_port "$1"; }   # wait_port PORT: until something accepts on 127.0.0.1:PORT
 
 # start_nginx PORT [EXTRA_SERVER_CONFIG]: one process (no master, so

@@ -17,10 +17,6 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
 
 t_bed_up "$BED" 1 "lt$$"
 ADDR=$(addr 1)

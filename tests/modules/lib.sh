@@ -5,8 +5,8 @@
 #   g ARGS...           the git CLI with a fixed identity
 #   mkrepo DIR          a new repository (branch main) at DIR
 #   commit DIR MSG      add everything in DIR and commit
-#   expect_in TEXT / expect_not_in TEXT   about $OUT
-#   check_fail / ok / finish              from tests/lib/common.sh
+#   check_fail / ok / finish, check_in "$OUT" TEXT [MSG] / check_not_in
+#                       from tests/lib/common.sh
 #   rc                  the exit code of the last iac call
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
@@ -36,5 +36,3 @@ iac() {
 g() { git -c init.defaultBranch=main -c protocol.file.allow=always "$@"; }
 mkrepo() { g init -q -b main "$1"; }
 commit() { g -C "$1" add -A && g -C "$1" commit -q -m "$2"; }
-expect_in() { grep -qF -- "$1" "$OUT" || { cat "$OUT" >&2; check_fail "${2:-expected '$1' in the output}"; }; }
-expect_not_in() { ! grep -qF -- "$1" "$OUT" || { cat "$OUT" >&2; check_fail "${2:-did not expect '$1' in the output}"; }; }

@@ -81,14 +81,14 @@ local web_b = module "web_b" { source = "git+file://$R/modules//web?ref=main", n
 local plain = module "plain" { source = "git+file://$R/modules//plain?ref=${C1:0:7}" }
 EOF
 iac plan
-expect_in "main.lua:1: module 'module.web': source 'git+file://$R/modules//web?ref=main' is not in iac.lock (there is no iac.lock); run 'iac init'"
+check_in "$OUT" "main.lua:1: module 'module.web': source 'git+file://$R/modules//web?ref=main' is not in iac.lock (there is no iac.lock); run 'iac init'"
 [ "$rc" = 1 ] || check_fail "plan without iac.lock exited $rc, not 1"
 [ ! -e "$WORK/cfg/.iac/modules" ] || check_fail "plan fetched into .iac/modules without init"
 
 # --- init locks commit + checksum ------------------------------------------------
 iac init
 [ "$rc" = 0 ] || { cat "$OUT" >&2; check_fail "init exited $rc"; }
-expect_in "Modules: 3 git source(s) locked in iac.lock (2 repositories fetched)."
+check_in "$OUT" "Modules: 3 git source(s) locked in iac.lock (2 repositories fetched)."
 lock_commit() { "$T_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["modules"][sys.argv[2]]["commit"])' "$WORK/cfg/iac.lock" "$1"; }
 lock_sum() { "$T_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["modules"][sys.argv[2]]["checksum"])' "$WORK/cfg/iac.lock" "$1"; }
 WEB="git+file://$R/modules//web?ref=main"
@@ -102,10 +102,10 @@ case "$(lock_sum "$WEB")" in sha256:????????????????????????????????????????????
 
 iac plan
 [ "$rc" = 0 ] || check_fail "plan after init exited $rc"
-expect_in '"web v1 from the repo"'
-expect_in "module.web.module.inner.local.file.i will be created"
-expect_in "module.web.module.other.local.file.o will be created"
-expect_in "module.plain.local.file.p will be created"
+check_in "$OUT" '"web v1 from the repo"'
+check_in "$OUT" "module.web.module.inner.local.file.i will be created"
+check_in "$OUT" "module.web.module.other.local.file.o will be created"
+check_in "$OUT" "module.plain.local.file.p will be created"
 
 # --- no network after init: the repositories can vanish --------------------------
 mv "$R" "$WORK/repos.away"
@@ -120,34 +120,34 @@ sed -i 's/web v1/web v2/' "$R/modules/web/main.lua"
 commit "$R/modules" "two"
 C2=$(g -C "$R/modules" rev-parse HEAD)
 iac plan
-expect_in '"web v1 from the repo"' "plan picked up the moved branch without init -upgrade"
+check_in "$OUT" '"web v1 from the repo"' "plan picked up the moved branch without init -upgrade"
 iac init
 [ "$(lock_commit "$WEB")" = "$C1" ] && ok "init keeps the locked commit when main moved" || check_fail "init moved the lock to $(lock_commit "$WEB") without -upgrade"
 iac init -upgrade
 [ "$rc" = 0 ] || { cat "$OUT" >&2; check_fail "init -upgrade exited $rc"; }
-expect_in "module 'module.web': ${C1:0:7} -> ${C2:0:7}"
-expect_in "module 'module.web_b': ${C1:0:7} -> ${C2:0:7}" "-upgrade did not report the second module of a shared source"
-expect_not_in "module 'module.plain'" "-upgrade reported a module whose commit did not change"
+check_in "$OUT" "module 'module.web': ${C1:0:7} -> ${C2:0:7}"
+check_in "$OUT" "module 'module.web_b': ${C1:0:7} -> ${C2:0:7}" "-upgrade did not report the second module of a shared source"
+check_not_in "$OUT" "module 'module.plain'" "-upgrade reported a module whose commit did not change"
 [ "$(lock_commit "$WEB")" = "$C2" ] && ok "init -upgrade moved web to $C2" || check_fail "init -upgrade left web at $(lock_commit "$WEB")"
 iac plan
-expect_in '"web v2 from the repo"'
+check_in "$OUT" '"web v2 from the repo"'
 
 # --- tampered cache ------------------------------------------------------------
 CO=$(ls -d "$WORK"/cfg/.iac/modules/web-"${C2:0:12}"-*)
 echo -n "tampered" >"$CO/tpl.txt"
 iac plan
 [ "$rc" = 1 ] || check_fail "plan over a tampered cache exited $rc"
-expect_in "module 'module.web': the cached copy of source '$WEB' (commit ${C2:0:7}) does not match iac.lock"
-expect_in "run 'iac init' to fetch it again"
+check_in "$OUT" "module 'module.web': the cached copy of source '$WEB' (commit ${C2:0:7}) does not match iac.lock"
+check_in "$OUT" "run 'iac init' to fetch it again"
 iac init
 iac plan
-expect_in '"web v2 from the repo"' "init did not repair the tampered cache"
+check_in "$OUT" '"web v2 from the repo"' "init did not repair the tampered cache"
 
 # --- a checkout never fetched (fresh clone of the configuration) ---------------------
 rm -rf "$CO"
 iac plan
 [ "$rc" = 1 ] || check_fail "plan with the checkout missing exited $rc"
-expect_in "module 'module.web': source '$WEB' (commit ${C2:0:7}) was never fetched into '.iac/modules'; run 'iac init'"
+check_in "$OUT" "module 'module.web': source '$WEB' (commit ${C2:0:7}) was never fetched into '.iac/modules'; run 'iac init'"
 iac init
 [ "$rc" = 0 ] || { cat "$OUT" >&2; check_fail "init after the checkout was removed exited $rc"; }
 
@@ -155,7 +155,7 @@ iac init
 sed -i 's/ref=main/ref=v1/' "$WORK/cfg/main.lua"
 iac plan
 [ "$rc" = 1 ] || check_fail "plan with a source not in iac.lock exited $rc"
-expect_in "source 'git+file://$R/modules//web?ref=v1' is not in iac.lock (the lock file does not match the configuration); run 'iac init'"
+check_in "$OUT" "source 'git+file://$R/modules//web?ref=v1' is not in iac.lock (the lock file does not match the configuration); run 'iac init'"
 sed -i 's/ref=v1"/ref=main"/' "$WORK/cfg/main.lua"
 sed -i 's|//web?ref=v1|//web?ref=main|' "$WORK/cfg/main.lua"
 
@@ -170,12 +170,12 @@ g -C "$R/modules" cat-file -e "$C2" 2>/dev/null && check_fail "test setup: $C2 s
 rm -rf "$WORK/cfg/.iac/modules"   # a new machine, or CI
 iac init
 [ "$rc" = 1 ] || check_fail "init with the locked commit gone upstream exited $rc"
-expect_in "module 'module.web': commit ${C2:0:7} that iac.lock pins for source '$WEB' is gone from 'file://$R/modules'"
-expect_in "run 'iac init -upgrade'"
+check_in "$OUT" "module 'module.web': commit ${C2:0:7} that iac.lock pins for source '$WEB' is gone from 'file://$R/modules'"
+check_in "$OUT" "run 'iac init -upgrade'"
 iac init -upgrade
-expect_in "module 'module.web': ${C2:0:7} -> ${C3:0:7}"
+check_in "$OUT" "module 'module.web': ${C2:0:7} -> ${C3:0:7}"
 iac plan
-expect_in '"web v3 from the repo"'
+check_in "$OUT" '"web v3 from the repo"'
 
 # --- a module from git cannot read outside its own tree ------------------------------
 cat >"$WORK/cfg/main.lua" <<EOF
@@ -183,15 +183,15 @@ local e = module "e" { source = "git+file://$R/modules//escape?ref=v1" }
 EOF
 iac init
 [ "$rc" = 1 ] || check_fail "a module reading ../../../secret.txt: init exited $rc"
-expect_in "is outside the module's own tree"
-expect_not_in "the secret"
+check_in "$OUT" "is outside the module's own tree"
+check_not_in "$OUT" "the secret"
 cat >"$WORK/cfg/main.lua" <<EOF
 local e = module "e" { source = "git+file://$R/modules//reqesc?ref=v1" }
 EOF
 iac init
 [ "$rc" = 1 ] || check_fail "a module requiring through a link out of its tree: init exited $rc"
-expect_in "require 'lib.up.secret'"
-expect_in "is outside the module's own tree"
+check_in "$OUT" "require 'lib.up.secret'"
+check_in "$OUT" "is outside the module's own tree"
 # the same code as a local module may read the configuration (the old rule)
 mkdir -p "$WORK/cfg/modules/escape"
 cp "$R/modules/escape/main.lua" "$WORK/cfg/modules/escape/"
@@ -211,9 +211,9 @@ iac init
 echo '{"modules": ' >"$WORK/cfg/iac.lock"
 iac plan
 [ "$rc" = 1 ] || check_fail "plan with a damaged iac.lock exited $rc"
-expect_in "is not a lock file iac can read"
+check_in "$OUT" "is not a lock file iac can read"
 echo '{"version": 2, "modules": {}}' >"$WORK/cfg/iac.lock"
 iac plan
-expect_in "was written by a newer iac (lock format 2); upgrade iac"
+check_in "$OUT" "was written by a newer iac (lock format 2); upgrade iac"
 
 finish

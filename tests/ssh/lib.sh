@@ -4,8 +4,7 @@
 #   iac ARGS...      run the iac binary inside the controller namespace, in $WORK
 #   on_host N CMD    run a shell command on host hN (behind iac's back)
 #   addr N           address of host hN
-#   fail MSG         print and exit 1
-#   expect_in FILE TEXT / expect_not_in FILE TEXT
+#   fail MSG, expect_in FILE TEXT / expect_not_in FILE TEXT  (tests/lib/common.sh)
 #
 # Skips (exit 77, "skipped: ...": ctest shows it as Not Run) only without root or network namespaces.
 set -u
@@ -24,19 +23,11 @@ trap cleanup EXIT
 [ -n "${IAC_KEEP_OUT:-}" ] && trap 'rc=$?; cp "$WORK"/*.out "$IAC_KEEP_OUT"/ 2>/dev/null; (exit $rc); cleanup' EXIT
 trap 'exit 130' INT TERM
 
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
 bed_up() { t_bed_up "$BED" "$1" "t$$"; }
 
 iac() {
 	(cd "$WORK" && bash "$TESTBED" exec "$BED" "$IAC" -no-color "$@")
 }
-
-expect_in() { grep -qF -- "$2" "$1" || { cat "$1" >&2; fail "expected '$2' in $(basename "$1")"; }; }
-expect_not_in() { ! grep -qF -- "$2" "$1" || { cat "$1" >&2; fail "did not expect '$2' in $(basename "$1")"; }; }
 
 # provider block for the test bed's key and known_hosts
 provider_block() {
