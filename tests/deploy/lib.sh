@@ -20,6 +20,7 @@
 #   answers N                    N requests through HAProxy, one body a line
 #   expect_version V N WHAT      N answers, all from version V
 #   load_start / load_stop / load_expect_clean WHAT    wrk -c50 through HAProxy
+#                                (tests/lib/load.sh), with count.lua
 #   dep_attr KEY                 a deploy.blue_green.web attribute from state
 #   fail / fail_timing / ok / finish
 #
@@ -29,6 +30,7 @@
 set -u
 LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$LIB_DIR/../lib/testbed.sh"
+. "$LIB_DIR/../lib/load.sh"
 : "${IAC:?IAC must point to the iac binary}"
 t_need haproxy nginx wrk curl
 
@@ -50,10 +52,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 cd "$WORK" || exit 1
 
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
 bed_up() {
 	t_bed_up "$BED" 5 "d$$"
 	LB=$(addr 1)
@@ -264,45 +262,14 @@ function done(summary, latency, requests)
 end
 EOF
 
-load_start() {   # [SECONDS]
-	WRK_OUT=$WORK/wrk.out
-	# not through ctl (a function: & would fork a subshell, and $! would not
-	# be wrk); testbed.sh and ip netns exec both exec, so $! ends up as wrk
-	bash "$TESTBED" exec "$BED" wrk -t2 -c50 -d"${1:-300}"s -s "$WORK/count.lua" "http://$LB/" >"$WRK_OUT" 2>&1 &
-	WRK_PID=$!
-	BG_PIDS+=("$WRK_PID")
-	sleep 1
-	kill -0 "$WRK_PID" 2>/dev/null || { cat "$WRK_OUT" >&2; fail "wrk did not start"; }
-}
-
-load_stop() {   # wrk prints its summary on SIGINT
-	kill -INT "$WRK_PID" 2>/dev/null
-	wait "$WRK_PID" 2>/dev/null
-}
-
-# WRK_REQUESTS, WRK_SOCKET_ERRORS, WRK_NON2XX (wrk's summary), WRK_NOT200
-# (the script's own count of answers that were not 200) and WRK_COUNTED
-# (answers the script saw)
-load_figures() {
-	t_wrk_figures "$WRK_OUT"
-	WRK_NOT200=$(awk '$1 == "status" && $2 != 200 { n += $3 } END { print n + 0 }' "$WRK_OUT")
-	WRK_COUNTED=$(awk '$1 == "status" { n += $3 } END { print n + 0 }' "$WRK_OUT")
-}
-
-load_expect_clean() {   # WHAT
-	load_figures
-	if [ "$WRK_REQUESTS" -lt 1000 ]; then
-		check_fail "$1: wrk made only $WRK_REQUESTS requests"
-		cat "$WRK_OUT" >&2
-	elif [ "$WRK_SOCKET_ERRORS" -ne 0 ] || [ "$WRK_NON2XX" -ne 0 ] || [ "$WRK_NOT200" -ne 0 ] ||
-		grep -q 'Socket errors\|Non-2xx' "$WRK_OUT"; then
-		check_fail "$1: $WRK_SOCKET_ERRORS socket errors, $WRK_NON2XX non-2xx (script: $WRK_NOT200 not 200) of $WRK_REQUESTS requests"
-		cat "$WRK_OUT" >&2
-	else
-		ok "$1: $WRK_REQUESTS requests under wrk -c50, 0 socket errors, 0 non-2xx, every one of $WRK_COUNTED answers a 200"
-	fi
-	echo "answers by version: $(awk '$1 == "version" { printf "%s=%s ", $2, $3 }' "$WRK_OUT")"
-}
+# wrk through HAProxy from the controller namespace (testbed.sh and ip netns
+# exec both exec, so $! is wrk), counting answers by status and version
+load_url() { echo "http://$LB/"; }
+WRK_OUT=$WORK/wrk.out
+LOAD_SECONDS=300
+LOAD_EXEC=(bash "$TESTBED" exec "$BED")
+LOAD_WRK_ARGS=(-s "$WORK/count.lua")
+LOAD_PIDS=BG_PIDS
 
 # ---- state ----------------------------------------------------------------
 state_json() { iac show -json >"$WORK/state.json" 2>"$WORK/state.err" || { cat "$WORK/state.err" >&2; fail "iac show -json"; }; }

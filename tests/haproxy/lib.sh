@@ -5,7 +5,7 @@
 #     . "$(dirname "$0")/lib.sh"
 #     apps_start "$BLUE_PORT blue ok" "$GREEN_PORT green err5"
 #     haproxy_start blue          # live colour in the rendered config
-#     load_start 60 ; ...; load_stop ; load_expect_clean
+#     load_start 60 ; ...; load_stop ; load_expect_clean  (tests/lib/load.sh)
 #     finish
 #
 # Everything started is recorded by PID and stopped at exit (trap), never by
@@ -13,6 +13,7 @@
 
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/load.sh"
 
 TOOL=${IAC_DEPLOY_TOOL:-}
 if [ -z "$TOOL" ]; then
@@ -32,35 +33,15 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/iac-haproxy.XXXXXX")
 FAILS=0
 PIDS=()          # processes we started (our children)
 DAEMON_PIDS=()   # daemons we started (not our children: polled, not waited)
-USED_PORTS=" "
 
-_cleanup() {
+_haproxy_cleanup() {
     local p
     for p in "${DAEMON_PIDS[@]}" "${PIDS[@]}"; do t_stop_pid "$p"; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     if [ "${KEEP_WORK:-0}" = 1 ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
 }
-trap _cleanup EXIT
+trap _haproxy_cleanup EXIT
 trap 'exit 130' INT TERM
-
-fail() { check_fail "$@"; }   # a failed check; the test goes on
-
-# A TCP port no socket uses (and that this test has not handed out), below
-# the kernel's ephemeral range so that no outgoing connection (wrk opens
-# thousands) can take it between this check and the bind.
-EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-free_port() {
-    local p span=$((EPHEMERAL_LOW - 10000))
-    while :; do
-        p=$((10000 + (RANDOM * 32768 + RANDOM) % span))
-        case "$USED_PORTS" in *" $p "*) continue ;; esac
-        if [ -z "$(ss -Htan "sport = :$p" 2>/dev/null)" ]; then
-            USED_PORTS="$USED_PORTS$p "
-            echo "$p"
-            return
-        fi
-    done
-}
 
 wait_http() {   # URL [SECONDS]: until it answers anything
     local i
@@ -169,43 +150,21 @@ expect_all() {   # COLOUR N WHAT
     local got
     got=$(colours "$2")
     if [ -n "$(echo "$got" | tr ' ' '\n' | grep -v -x -e "$1" -e '')" ]; then
-        fail "$3: expected only $1, got: $got"
+        check_fail "$3: expected only $1, got: $got"
     else
         ok "$3: $2 requests all on $1"
     fi
 }
 
-# wrk -c50 through the load balancer in the background until load_stop.
-load_start() {   # MAX_SECONDS
-    wrk -t2 -c50 -d"${1:-120}"s --latency "http://127.0.0.1:$LB_PORT/" > "$W/wrk.out" 2>&1 &
-    WRK_PID=$!
-    PIDS+=("$WRK_PID")
-    sleep 1
-}
+# wrk -c50 through the load balancer (tests/lib/load.sh)
+load_url() { echo "http://127.0.0.1:$LB_PORT/"; }
+WRK_OUT=$W/wrk.out
+LOAD_SECONDS=120
+LOAD_WRK_ARGS=(--latency)
+LOAD_PIDS=PIDS
 
-load_stop() {   # wrk prints its summary on SIGINT
-    kill -INT "$WRK_PID" 2>/dev/null || true
-    wait "$WRK_PID" 2>/dev/null || true
-}
-
-# Sets WRK_REQUESTS, WRK_SOCKET_ERRORS, WRK_NON2XX from $W/wrk.out.
-load_figures() {
-    t_wrk_figures "$W/wrk.out"
-}
-
-load_expect_clean() {   # WHAT
-    load_figures
-    if [ "$WRK_REQUESTS" -lt 1000 ]; then
-        fail "$1: wrk made only $WRK_REQUESTS requests"; cat "$W/wrk.out" >&2
-    elif [ "$WRK_SOCKET_ERRORS" -ne 0 ] || [ "$WRK_NON2XX" -ne 0 ]; then
-        fail "$1: $WRK_SOCKET_ERRORS socket errors, $WRK_NON2XX non-2xx of $WRK_REQUESTS requests"
-        cat "$W/wrk.out" >&2
-    else
-        ok "$1: $WRK_REQUESTS requests under wrk -c50, 0 socket errors, 0 non-2xx"
-    fi
-}
-
-# json_get FILE KEY: a number or string from the tool's JSON output (first match).
-json_get() {
+# tool_json FILE KEY: a number or string from iac-deploy-tool's JSON output
+# (first match)
+tool_json() {
     sed -n "s/^ *\"$2\": *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$1" | head -1
 }

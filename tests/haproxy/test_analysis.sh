@@ -9,29 +9,29 @@ apps_start "$B1 blue ok" "$G1 green err5" || exit 1
 
 if "$TOOL" analysis "http://127.0.0.1:$G1/" -duration 3s -concurrency 4 -max-error-rate 0.01 -max-p99 300ms \
         > "$W/a1.json" 2> "$W/a1.err"; then
-    fail "analysis passed on a colour with 5 % errors"
+    check_fail "analysis passed on a colour with 5 % errors"
 else
-    rate=$(json_get "$W/a1.json" error_rate)
-    reqs=$(json_get "$W/a1.json" requests)
+    rate=$(tool_json "$W/a1.json" error_rate)
+    reqs=$(tool_json "$W/a1.json" requests)
     echo "green: $(cat "$W/a1.err")"
-    [ "$(json_get "$W/a1.json" verdict)" = failed ] || fail "verdict is not 'failed'"
-    grep -q "analysis failed: error rate" "$W/a1.err" || fail "message does not name the error rate"
+    [ "$(tool_json "$W/a1.json" verdict)" = failed ] || check_fail "verdict is not 'failed'"
+    grep -q "analysis failed: error rate" "$W/a1.err" || check_fail "message does not name the error rate"
     awk -v r="$rate" -v n="$reqs" 'BEGIN { exit !(n >= 500 && r > 0.03 && r < 0.07) }' &&
         ok "green: error rate $rate over $reqs requests (5 % expected)" ||
-        fail "green: error rate $rate over $reqs requests is not about 5 %"
+        check_fail "green: error rate $rate over $reqs requests is not about 5 %"
 fi
 
 if "$TOOL" analysis "http://127.0.0.1:$B1/" -duration 2s -concurrency 4 -max-error-rate 0.01 -max-p99 300ms \
         > "$W/a2.json" 2> "$W/a2.err"; then
-    ok "blue passed: $(json_get "$W/a2.json" requests) requests, p50 $(json_get "$W/a2.json" p50_ms) ms, p99 $(json_get "$W/a2.json" p99_ms) ms"
-    [ "$(json_get "$W/a2.json" errors)" = 0 ] || fail "blue had errors"
+    ok "blue passed: $(tool_json "$W/a2.json" requests) requests, p50 $(tool_json "$W/a2.json" p50_ms) ms, p99 $(tool_json "$W/a2.json" p99_ms) ms"
+    [ "$(tool_json "$W/a2.json" errors)" = 0 ] || check_fail "blue had errors"
 else
-    fail "analysis failed on blue: $(cat "$W/a2.err")"
+    check_fail "analysis failed on blue: $(cat "$W/a2.err")"
 fi
 
 if "$TOOL" analysis "http://127.0.0.1:$B1/" -duration 500ms -max-p99 1us > /dev/null 2> "$W/a3.err"; then
-    fail "analysis passed with a 1 us p99 limit"
+    check_fail "analysis passed with a 1 us p99 limit"
 else
-    grep -q "p99" "$W/a3.err" && ok "latency limit: $(cat "$W/a3.err")" || fail "unexpected: $(cat "$W/a3.err")"
+    grep -q "p99" "$W/a3.err" && ok "latency limit: $(cat "$W/a3.err")" || check_fail "unexpected: $(cat "$W/a3.err")"
 fi
 finish

@@ -23,17 +23,17 @@ switch() {   # N KIND(cutover|rollback) TO_COLOUR TO_SERVERS FROM_SERVERS VERIFY
     if ! "$TOOL" switch "$API" app -to "$to" -from "$from" "${flags[@]}" \
             -state-file "$W/server-state" -watch "http://127.0.0.1:$LB_PORT/" \
             -new-body "$colour" > "$out" 2> "$out.err"; then
-        fail "$kind $n to $colour: $(cat "$out.err")"
+        check_fail "$kind $n to $colour: $(cat "$out.err")"
         return
     fi
     local errors to_new total drained
-    errors=$(json_get "$out" errors)
-    to_new=$(json_get "$out" to_new_ms)
-    total=$(json_get "$out" total_ms)
-    drained=$(json_get "$out" from_state)
-    if [ "$errors" != 0 ]; then fail "$kind $n: the watcher saw $errors failed requests"; fi
+    errors=$(tool_json "$out" errors)
+    to_new=$(tool_json "$out" to_new_ms)
+    total=$(tool_json "$out" total_ms)
+    drained=$(tool_json "$out" from_state)
+    if [ "$errors" != 0 ]; then check_fail "$kind $n: the watcher saw $errors failed requests"; fi
     if awk -v t="$to_new" 'BEGIN { exit !(t < 0) }'; then
-        fail "$kind $n: requests never all reached $colour"; cat "$out" >&2
+        check_fail "$kind $n: requests never all reached $colour"; cat "$out" >&2
     fi
     echo "$kind $n -> $colour: 100% on $colour after $to_new ms, call $total ms, old colour $drained"
     echo "$kind $to_new $total" >> "$W/figures"
@@ -47,8 +47,8 @@ reload() {   # N HOW
     case "$2" in
     master) "$TOOL" reload -api "$API" -master "$MASTER" -state-file "$W/server-state" > "$out" 2>&1 ;;
     signal) "$TOOL" reload -api "$API" -pid "$HAPROXY_PID" -state-file "$W/server-state" > "$out" 2>&1 ;;
-    esac || { fail "reload $1 ($2): $(cat "$out")"; return; }
-    echo "reload $1 ($2): $(json_get "$out" reload_ms) ms, worker $(json_get "$out" old_worker) -> $(json_get "$out" new_worker)"
+    esac || { check_fail "reload $1 ($2): $(cat "$out")"; return; }
+    echo "reload $1 ($2): $(tool_json "$out" reload_ms) ms, worker $(tool_json "$out" old_worker) -> $(tool_json "$out" new_worker)"
 }
 
 for n in 1 2 3 4 5; do
@@ -60,7 +60,7 @@ for n in 1 2 3 4 5; do
     5)  # persist the switch in the config itself, as the orchestrator does
         haproxy_desc green "blue1 $B1 blue" "blue2 $B2 blue" "green1 $G1 green" "green2 $G2 green"
         "$TOOL" render "$W/desc.json" > "$W/haproxy.cfg.new" && "$TOOL" check "$W/haproxy.cfg.new" > /dev/null &&
-            mv "$W/haproxy.cfg.new" "$W/haproxy.cfg" || fail "re-render with live=green"
+            mv "$W/haproxy.cfg.new" "$W/haproxy.cfg" || check_fail "re-render with live=green"
         reload 3 master; expect_all green 6 "after reload 3 (config says green)" ;;
     esac
     sleep 0.5
@@ -78,7 +78,7 @@ load_stop
 load_expect_clean "5 cutovers + 5 rollbacks + 4 reloads"
 
 "$TOOL" stat "$API" app > "$W/stat.json"
-if grep -q '"status": "DOWN"' "$W/stat.json"; then fail "a server is DOWN at the end"; cat "$W/stat.json" >&2; fi
+if grep -q '"status": "DOWN"' "$W/stat.json"; then check_fail "a server is DOWN at the end"; cat "$W/stat.json" >&2; fi
 
 awk '{ n[$1]++; s[$1] += $2; if ($2 > m[$1]) m[$1] = $2 }
      END { for (k in n) printf "%s: mean to-100%% %.1f ms, max %.1f ms over %d\n", k, s[k]/n[k], m[k], n[k] }' "$W/figures"

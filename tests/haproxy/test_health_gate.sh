@@ -15,29 +15,29 @@ load_start 120
 
 # 1. the gate itself
 if "$TOOL" health "http://127.0.0.1:$G1" -interval 100ms -healthy 3 -timeout 1s > "$W/h1.json" 2> "$W/h1.err"; then
-    fail "health gate passed on a colour whose /health answers 500"
+    check_fail "health gate passed on a colour whose /health answers 500"
 else
     grep -q "answered 500 (expected 200), 0 of 3 consecutive successes" "$W/h1.err" &&
-        ok "health gate on the sick colour failed: $(cat "$W/h1.err")" || fail "unexpected message: $(cat "$W/h1.err")"
-    [ "$(json_get "$W/h1.json" verdict)" = failed ] || fail "verdict is not 'failed'"
-    [ "$(json_get "$W/h1.json" last_status)" = 500 ] || fail "last_status is not 500"
+        ok "health gate on the sick colour failed: $(cat "$W/h1.err")" || check_fail "unexpected message: $(cat "$W/h1.err")"
+    [ "$(tool_json "$W/h1.json" verdict)" = failed ] || check_fail "verdict is not 'failed'"
+    [ "$(tool_json "$W/h1.json" last_status)" = 500 ] || check_fail "last_status is not 500"
 fi
 if "$TOOL" health "http://127.0.0.1:$B1" -interval 100ms -healthy 3 -timeout 5s > "$W/h2.json" 2> "$W/h2.err"; then
-    ok "health gate on blue passed in $(json_get "$W/h2.json" elapsed_ms) ms"
-    awk -v t="$(json_get "$W/h2.json" elapsed_ms)" 'BEGIN { exit !(t >= 190) }' ||
-        fail "3 successes 100 ms apart cannot take less than 200 ms"
+    ok "health gate on blue passed in $(tool_json "$W/h2.json" elapsed_ms) ms"
+    awk -v t="$(tool_json "$W/h2.json" elapsed_ms)" 'BEGIN { exit !(t >= 190) }' ||
+        check_fail "3 successes 100 ms apart cannot take less than 200 ms"
 else
-    fail "health gate on blue failed: $(cat "$W/h2.err")"
+    check_fail "health gate on blue failed: $(cat "$W/h2.err")"
 fi
 if "$TOOL" health "http://127.0.0.1:$DEAD" -interval 100ms -healthy 1 -timeout 500ms > /dev/null 2> "$W/h3.err"; then
-    fail "health gate passed on a port nobody listens on"
+    check_fail "health gate passed on a port nobody listens on"
 else
-    grep -qi "connect" "$W/h3.err" && ok "dead instance: $(cat "$W/h3.err")" || fail "unexpected message: $(cat "$W/h3.err")"
+    grep -qi "connect" "$W/h3.err" && ok "dead instance: $(cat "$W/h3.err")" || check_fail "unexpected message: $(cat "$W/h3.err")"
 fi
 
 # 2. a switch that verifies the new colour first refuses it
 if "$TOOL" switch "$API" app -to green1 -from blue1 -verify "http://127.0.0.1:$G1/health" > /dev/null 2> "$W/s1.err"; then
-    fail "switch to the sick colour with -verify succeeded"
+    check_fail "switch to the sick colour with -verify succeeded"
 else
     ok "switch with -verify refused: $(cat "$W/s1.err")"
 fi
@@ -45,14 +45,14 @@ expect_all blue 6 "after the refused switch"
 
 # 3. without -verify, HAProxy's own check catches it and the switch aborts
 if "$TOOL" switch "$API" app -to green1 -from blue1 -wait-check -up-timeout 3s > /dev/null 2> "$W/s2.err"; then
-    fail "switch to the sick colour with -wait-check succeeded"
+    check_fail "switch to the sick colour with -wait-check succeeded"
 else
     grep -q "green1" "$W/s2.err" && grep -q "put back in maint" "$W/s2.err" &&
-        ok "switch with -wait-check aborted: $(cat "$W/s2.err")" || fail "unexpected message: $(cat "$W/s2.err")"
+        ok "switch with -wait-check aborted: $(cat "$W/s2.err")" || check_fail "unexpected message: $(cat "$W/s2.err")"
 fi
 "$TOOL" stat "$API" app > "$W/stat.json"
 grep -A2 '"svname": "green1"' "$W/stat.json" | grep -q '"status": "MAINT"' &&
-    ok "green1 is back in maint" || { fail "green1 is not in maint"; cat "$W/stat.json" >&2; }
+    ok "green1 is back in maint" || { check_fail "green1 is not in maint"; cat "$W/stat.json" >&2; }
 expect_all blue 6 "after the aborted switch"
 
 load_stop

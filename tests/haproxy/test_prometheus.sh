@@ -39,12 +39,12 @@ prom() {   # WANT_VERDICT WHAT QUERY FLAGS...
     "$TOOL" prom "$URL" "$q" "$@" > "$out" 2> "$out.err"
     rc=$?
     local got value
-    got=$(json_get "$out" verdict)
-    value=$(json_get "$out" value)
+    got=$(tool_json "$out" verdict)
+    value=$(tool_json "$out" value)
     if [ "$got" != "$want" ]; then
-        fail "$what: query '$q' $*: verdict '$got', expected '$want' ($(cat "$out.err"))"
+        check_fail "$what: query '$q' $*: verdict '$got', expected '$want' ($(cat "$out.err"))"
     elif { [ "$want" = passed ] && [ $rc -ne 0 ]; } || { [ "$want" != passed ] && [ $rc -eq 0 ]; }; then
-        fail "$what: exit status $rc does not match verdict $got"
+        check_fail "$what: exit status $rc does not match verdict $got"
     else
         ok "$what: $got (value $value) $(cat "$out.err")"
     fi
@@ -58,7 +58,7 @@ prom passed  "scalar"              'scalar(up{job="self"})' -max 1
 prom passed  "query needing URL encoding" 'sum(up{job=~"se.*"}) / count(up{job=~"se.*"}) == 1' -min 1 -max 1
 prom inconclusive "no data"        'iac_metric_that_does_not_exist' -max 1
 prom error   "bad query"           'up{' -max 1
-grep -q "bad_data" "$W/p.json.err" || fail "the bad query message does not carry Prometheus' error type"
+grep -q "bad_data" "$W/p.json.err" || check_fail "the bad query message does not carry Prometheus' error type"
 URL=http://127.0.0.1:$DEAD
 prom error   "unreachable server"  'up' -max 1
 finish
