@@ -84,7 +84,8 @@ t_wait_port() {
 
 t_wrk_figures() {
 	WRK_REQUESTS=$(awk '/requests in/ {print $1}' "$1")
-	WRK_SOCKET_ERRORS=$(awk -F'[ ,]+' '/Socket errors/ {print $4 + $6 + $8 + $10}' "$1")
+	# "  Socket errors: connect 0, read 3, write 0, timeout 0": the numbers
+	WRK_SOCKET_ERRORS=$(awk '/Socket errors/ { for (i = 4; i <= NF; i += 2) n += $i } END { print n + 0 }' "$1")
 	WRK_NON2XX=$(awk -F': *' '/Non-2xx/ {print $2}' "$1")
 	WRK_REQUESTS=${WRK_REQUESTS:-0}
 	WRK_SOCKET_ERRORS=${WRK_SOCKET_ERRORS:-0}
