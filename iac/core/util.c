@@ -2,6 +2,7 @@
 #include "iac/core/util.h"
 #include "iac/core/err.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -227,11 +228,49 @@ static const char *file_kind(mode_t m)
 	return "not a regular file";
 }
 
+/* Is name `base` + ".tmp." + six characters of mkostemp's alphabet? */
+static int is_temp_of(const char *name, const char *base)
+{
+	size_t bl = strlen(base);
+	if (strncmp(name, base, bl) || strncmp(name + bl, ".tmp.", 5) || strlen(name + bl + 5) != 6)
+		return 0;
+	for (const char *c = name + bl + 5; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+			return 0;
+	return 1;
+}
+
+/* Remove the temp files of this target that a write killed before its
+ * rename left behind (kill -9): regular files of ours only, by name
+ * relative to the directory (unlinkat never follows a link; a link or
+ * someone else's file of that name stays). Best effort: a leftover that
+ * stays is only clutter. */
+static void drop_leftovers(const char *path)
+{
+	char *dcopy = iac_xstrdup(path), *bcopy = iac_xstrdup(path);
+	const char *base = basename(bcopy);
+	int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+	struct stat st;
+	if (!d && dfd >= 0)
+		close(dfd);
+	while (d && (e = readdir(d)))
+		if (is_temp_of(e->d_name, base) && fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && st.st_uid == geteuid())
+			unlinkat(dfd, e->d_name, 0);
+	if (d)
+		closedir(d);
+	free(dcopy);
+	free(bcopy);
+}
+
 /* The temp file is made with O_EXCL under a random name (mkostemp), so a
  * link planted beside the target is never followed: O_CREAT|O_EXCL fails
  * on any existing name, symbolic links included. rename() replaces the
  * target's directory entry without following it, and a target that is not
- * a regular file is refused rather than replaced. */
+ * a regular file is refused rather than replaced. Temp files of this
+ * target that a killed write left go first (drop_leftovers). */
 static int write_replace(const char *path, const void *data, size_t len, mode_t mode, int durable)
 {
 	char *tmp = iac_xasprintf("%s.tmp.XXXXXX", path);
@@ -244,6 +283,7 @@ static int write_replace(const char *path, const void *data, size_t len, mode_t 
 			    path, file_kind(st.st_mode));
 		goto done;
 	}
+	drop_leftovers(path);
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		iac_err_sys("cannot create a temporary file beside '%s'", path);

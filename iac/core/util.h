@@ -41,7 +41,9 @@ int iac_file_read_flags(char **out, size_t *out_len, struct stat *st, const char
  * fsync the directory. The file never exists half-written. The temp file is
  * created exclusively under a random name (never through a planted link),
  * and a path that exists but is not a regular file (a symbolic link, a
- * device, a directory) is refused, not replaced. */
+ * device, a directory) is refused, not replaced. Temp files of the same
+ * path that a killed write left (PATH.tmp.XXXXXX, regular, ours) are
+ * removed first. */
 int iac_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
 /* The same without the fsyncs: readers never see a half-written file, but
