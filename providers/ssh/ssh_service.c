@@ -117,6 +117,16 @@ static int svc_run(const iac_rctx *ctx, const json_t *a, const char *what, const
 }
 
 /* Shell that sets p to the live pid in the pidfile, or fails. */
+/* Where a start keeps the pid of the shell it started until the service
+ * is up: PIDFILE.start, quoted (caller frees). */
+static char *starting_path(const json_t *a)
+{
+	char *path = iac_xasprintf("%s.start", sget(a, "pidfile"));
+	char *q = iac_ssh_quote(path);
+	free(path);
+	return q;
+}
+
 static void put_alive(iac_buf *b, const char *qpf)
 {
 	iac_buf_printf(b, "alive() { p=$(cat %s 2>/dev/null) && [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null; }; ", qpf);
@@ -142,6 +152,7 @@ static int svc_start(const iac_rctx *ctx, const json_t *a)
 		return rc;
 	}
 	char *qpf = iac_ssh_quote(sget(a, "pidfile"));
+	char *qt = starting_path(a);
 	char *log = log_path(ctx, a);
 	char *qlog = iac_ssh_quote(log);
 	char *qstart = iac_ssh_quote(sget(a, "start"));
@@ -172,9 +183,14 @@ static int svc_start(const iac_rctx *ctx, const json_t *a)
 	/* setsid -f: detached from this channel's session and reparented to
 	 * the host's init, which reaps it, so `kill -0` tells the truth.
 	 * $$ before exec is the service's pid for foreground programs. */
-	iac_buf_printf(&cmd, "t=$(mktemp) || exit 3; "
-		       "setsid -f \"${SHELL:-/bin/sh}\" -c 'echo $$ > \"$0\"; exec \"${SHELL:-/bin/sh}\" -c \"$1\"' "
-		       "\"$t\" %s </dev/null >>%s 2>&1 || { rm -f \"$t\"; exit 3; }; ", qstart, qlog);
+	/* the started shell's pid goes to a file of this service's (next to
+	 * the pidfile, not a new name in /tmp each time): whatever way this
+	 * script ends, the trap or the next start or stop removes it; written
+	 * with noclobber, so a link planted there after the rm is refused */
+	iac_buf_printf(&cmd, "t=%s; rm -f \"$t\"; trap 'rm -f \"$t\"' EXIT; trap 'exit 3' HUP INT TERM; "
+		       "setsid -f \"${SHELL:-/bin/sh}\" -c 'set -C; echo $$ > \"$0\" || exit 3; "
+		       "exec \"${SHELL:-/bin/sh}\" -c \"$1\"' "
+		       "\"$t\" %s </dev/null >>%s 2>&1 || { rm -f \"$t\"; exit 3; }; ", qt, qstart, qlog);
 	/* success: a live pid in the pidfile. A started process still alive
 	 * after 0.5 s with no pidfile is a foreground program: record its pid.
 	 * Failure: nothing alive 2 s after the started process died (a daemon
@@ -196,6 +212,7 @@ static int svc_start(const iac_rctx *ctx, const json_t *a)
 done:
 	iac_buf_free(&cmd);
 	free(qpf);
+	free(qt);
 	free(log);
 	free(qlog);
 	free(qstart);
@@ -221,9 +238,12 @@ static int svc_stop(const iac_rctx *ctx, const json_t *a)
 		return rc;
 	}
 	char *qpf = iac_ssh_quote(sget(a, "pidfile"));
+	char *qt = starting_path(a);
 	long tries = (long)(stop_ms / 50) + 1;
 	put_alive(&cmd, qpf);
-	iac_buf_printf(&cmd, "alive || { rm -f %s; exit 0; }; ", qpf);
+	/* a start that was killed may have left its pid file behind */
+	iac_buf_printf(&cmd, "rm -f %s; alive || { rm -f %s; exit 0; }; ", qt, qpf);
+	free(qt);
 	if (sget(a, "stop")) {
 		char *q = iac_ssh_quote(sget(a, "stop"));
 		iac_buf_printf(&cmd, "\"${SHELL:-/bin/sh}\" -c %s </dev/null >/dev/null 2>&1; ", q);

@@ -67,4 +67,27 @@ p3=$(pid)
 iac destroy -auto-approve >"$WORK/d.out" 2>&1 || { cat "$WORK/d.out"; fail "destroy"; }
 on_host 1 "kill -0 $p3" 2>/dev/null && fail "service still running after destroy"
 on_host 1 test -e /run/svc.pid && fail "pidfile left"
+
+# a start that fails, and one whose script is killed on the host (as a
+# timeout or a second Ctrl-C kills it), leave no file of theirs there: no
+# mktemp name in /tmp; PIDFILE.start goes with the script's trap, or with
+# the next start or stop when nothing could run the trap
+tmps() { on_host 1 'ls -d /tmp/tmp.* 2>/dev/null | wc -l'; }
+t0=$(tmps)
+cat >"$WORK/main.lua" <<EOF
+$(provider_block)
+local h = host "app1" { address = "$(addr 1)" }
+resource "ssh.service" "bad" { host = h, start = "exit 1", pidfile = "/run/bad.pid" }
+EOF
+iac apply -auto-approve >"$WORK/a5.out" 2>&1 && fail "a service that exits at once was reported started"
+expect_in "$WORK/a5.out" "did not stay up"
+on_host 1 test -e /run/bad.pid.start && fail "a failed start left /run/bad.pid.start"
+iac apply -auto-approve >"$WORK/a6.out" 2>&1 &
+sleep 1
+# the start script: the shell sshd started, reading its script on stdin
+on_host 1 'for p in $(ps -eo pid=,args= | awk '"'"'$2 ~ /sh$/ && $3 == "-s" { print $1 }'"'"'); do kill -9 $p; done'
+wait
+iac apply -auto-approve >"$WORK/a7.out" 2>&1 && fail "a service that exits at once was reported started"
+on_host 1 test -e /run/bad.pid.start && fail "the start after a killed one left /run/bad.pid.start"
+[ "$(tmps)" = "$t0" ] || fail "starts left mktemp files in the host's /tmp: $(on_host 1 'ls -d /tmp/tmp.*')"
 echo ok
