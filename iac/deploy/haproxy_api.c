@@ -668,6 +668,38 @@ static long num_field(const char *s)
 	return *end ? -1 : v;
 }
 
+/* One data row from its fields by column (NULL: the column is absent). */
+static void fill_row(iac_haproxy_stat *r, const char *v[C_COUNT])
+{
+	memset(r, 0, sizeof(*r));
+	copy_field(r->pxname, sizeof(r->pxname), v[C_PXNAME]);
+	copy_field(r->svname, sizeof(r->svname), v[C_SVNAME]);
+	copy_field(r->status, sizeof(r->status), v[C_STATUS]);
+	copy_field(r->check_status, sizeof(r->check_status), v[C_CHECK_STATUS]);
+	copy_field(r->check_desc, sizeof(r->check_desc), v[C_CHECK_DESC]);
+	copy_field(r->addr, sizeof(r->addr), v[C_ADDR]);
+	r->qcur = num_field(v[C_QCUR]);
+	r->qmax = num_field(v[C_QMAX]);
+	r->scur = num_field(v[C_SCUR]);
+	r->smax = num_field(v[C_SMAX]);
+	r->stot = num_field(v[C_STOT]);
+	r->weight = num_field(v[C_WEIGHT]);
+	r->act = num_field(v[C_ACT]);
+	r->bck = num_field(v[C_BCK]);
+	r->chkfail = num_field(v[C_CHKFAIL]);
+	r->lastchg = num_field(v[C_LASTCHG]);
+	r->lbtot = num_field(v[C_LBTOT]);
+	r->hrsp_2xx = num_field(v[C_HRSP_2XX]);
+	r->hrsp_5xx = num_field(v[C_HRSP_5XX]);
+	r->req_tot = num_field(v[C_REQ_TOT]);
+	r->check_code = num_field(v[C_CHECK_CODE]);
+	r->qtime = num_field(v[C_QTIME]);
+	r->ctime = num_field(v[C_CTIME]);
+	r->rtime = num_field(v[C_RTIME]);
+	r->ttime = num_field(v[C_TTIME]);
+	r->type = num_field(v[C_TYPE]);
+}
+
 int iac_haproxy_stat_parse(iac_haproxy_stat **out, size_t *n, const char *csv)
 {
 	int col[C_COUNT];
@@ -712,35 +744,9 @@ int iac_haproxy_stat_parse(iac_haproxy_stat **out, size_t *n, const char *csv)
 			}
 			iac_haproxy_stat *r = &rows[nrows++];
 			const char *v[C_COUNT];
-			memset(r, 0, sizeof(*r));
 			for (int c = 0; c < C_COUNT; c++)
 				v[c] = col[c] >= 0 && (size_t)col[c] < nf ? f.items[col[c]] : NULL;
-			copy_field(r->pxname, sizeof(r->pxname), v[C_PXNAME]);
-			copy_field(r->svname, sizeof(r->svname), v[C_SVNAME]);
-			copy_field(r->status, sizeof(r->status), v[C_STATUS]);
-			copy_field(r->check_status, sizeof(r->check_status), v[C_CHECK_STATUS]);
-			copy_field(r->check_desc, sizeof(r->check_desc), v[C_CHECK_DESC]);
-			copy_field(r->addr, sizeof(r->addr), v[C_ADDR]);
-			r->qcur = num_field(v[C_QCUR]);
-			r->qmax = num_field(v[C_QMAX]);
-			r->scur = num_field(v[C_SCUR]);
-			r->smax = num_field(v[C_SMAX]);
-			r->stot = num_field(v[C_STOT]);
-			r->weight = num_field(v[C_WEIGHT]);
-			r->act = num_field(v[C_ACT]);
-			r->bck = num_field(v[C_BCK]);
-			r->chkfail = num_field(v[C_CHKFAIL]);
-			r->lastchg = num_field(v[C_LASTCHG]);
-			r->lbtot = num_field(v[C_LBTOT]);
-			r->hrsp_2xx = num_field(v[C_HRSP_2XX]);
-			r->hrsp_5xx = num_field(v[C_HRSP_5XX]);
-			r->req_tot = num_field(v[C_REQ_TOT]);
-			r->check_code = num_field(v[C_CHECK_CODE]);
-			r->qtime = num_field(v[C_QTIME]);
-			r->ctime = num_field(v[C_CTIME]);
-			r->rtime = num_field(v[C_RTIME]);
-			r->ttime = num_field(v[C_TTIME]);
-			r->type = num_field(v[C_TYPE]);
+			fill_row(r, v);
 		}
 		iac_strlist_free(&f);
 		if (!nl)

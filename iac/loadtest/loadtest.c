@@ -774,6 +774,53 @@ static int cap_thresholds(iac_lt_threshold **ts, size_t *nts, const char *expr)
 
 /* `iac loadtest FILE -find-capacity COND`: climb, bisect, conclude.
  * Returns the exit code. */
+static void cap_show_plan(const lt_cmd *c, const iac_lt_cap_plan *p)
+{
+	char line[600], how[64] = "doubling";
+	if (p->step > 0)
+		snprintf(how, sizeof(how), "adding %g", p->step);
+	snprintf(line, sizeof(line), "capacity search: %s, each rate held %gs, from %g req/s %s, bisecting to %g %%\n",
+		 c->f.find_capacity, p->hold_s, p->start, how, p->precision * 100);
+	iac_log_write(stdout, line);
+}
+
+/* The search's conclusion on stdout (or why none); the exit code: 0 when
+ * a capacity was found. */
+static int cap_report(const lt_cmd *c, const iac_lt_cap_plan *p, const iac_lt_cap_step *steps, size_t n,
+		      const iac_lt_cap_result *r)
+{
+	double total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += steps[i].elapsed_s;
+	if (r->found) {
+		char knee[64];
+		if (isnan(r->knee))
+			snprintf(knee, sizeof(knee), "no knee up to %g req/s", isnan(r->lowest_fail) ? r->capacity : r->lowest_fail);
+		else
+			snprintf(knee, sizeof(knee), "knee at %g req/s", r->knee);
+		char *line = iac_xasprintf("capacity: %s%g req/s (%s held for %gs)%s; %s; first to saturate: %s\n",
+					   r->capped ? ">= " : "", r->capacity, c->f.find_capacity, p->hold_s,
+					   r->capped ? ", the highest rate tried" : "", knee, r->first);
+		if (!c->f.quiet) {
+			char sum[200];
+			snprintf(sum, sizeof(sum), "search: %zu steps in %.1fs\n", n, total);
+			iac_log_write(stdout, sum);
+			iac_log_write(stdout, line);
+		}
+		free(line);
+		if (r->generator)
+			iac_log_warn("the load generator saturated first: the capacity above is iac's, not the target's");
+		return 0;
+	}
+	if (n) {
+		iac_log_error("no capacity found: even the start rate %g req/s fails: %s%s", steps[0].rate,
+			      steps[0].why ? steps[0].why : "?",
+			      steps[0].target_down ? "" : "; lower -capacity-start or relax the condition");
+		return steps[0].target_down ? IAC_LT_EXIT_FAILED : IAC_LT_EXIT_NO_CAPACITY;
+	}
+	return 1;
+}
+
 static int lt_capacity(lt_cmd *c)
 {
 	iac_lt_cap_plan p;
@@ -797,14 +844,8 @@ static int lt_capacity(lt_cmd *c)
 	size_t nown = c->cfg.nthresholds;
 	c->cfg.thresholds = NULL;
 	c->cfg.nthresholds = 0;
-	if (!c->f.quiet) {
-		char line[600], how[64] = "doubling";
-		if (p.step > 0)
-			snprintf(how, sizeof(how), "adding %g", p.step);
-		snprintf(line, sizeof(line), "capacity search: %s, each rate held %gs, from %g req/s %s, bisecting to %g %%\n",
-			 c->f.find_capacity, p.hold_s, p.start, how, p.precision * 100);
-		iac_log_write(stdout, line);
-	}
+	if (!c->f.quiet)
+		cap_show_plan(c, &p);
 	int stopped = 0;
 	double rate;
 	while (!stopped && iac_lt_capacity_next(&rate, &p, steps, n)) {
@@ -828,34 +869,7 @@ static int lt_capacity(lt_cmd *c)
 		}
 	}
 	iac_lt_capacity_conclude(&r, steps, n, c->cfg.haproxy || c->cfg.hosts.n);
-	double total = 0;
-	for (size_t i = 0; i < n; i++)
-		total += steps[i].elapsed_s;
-	if (r.found) {
-		rc = 0;
-		char knee[64];
-		if (isnan(r.knee))
-			snprintf(knee, sizeof(knee), "no knee up to %g req/s", isnan(r.lowest_fail) ? r.capacity : r.lowest_fail);
-		else
-			snprintf(knee, sizeof(knee), "knee at %g req/s", r.knee);
-		char *line = iac_xasprintf("capacity: %s%g req/s (%s held for %gs)%s; %s; first to saturate: %s\n",
-					   r.capped ? ">= " : "", r.capacity, c->f.find_capacity, p.hold_s,
-					   r.capped ? ", the highest rate tried" : "", knee, r.first);
-		if (!c->f.quiet) {
-			char sum[200];
-			snprintf(sum, sizeof(sum), "search: %zu steps in %.1fs\n", n, total);
-			iac_log_write(stdout, sum);
-			iac_log_write(stdout, line);
-		}
-		free(line);
-		if (r.generator)
-			iac_log_warn("the load generator saturated first: the capacity above is iac's, not the target's");
-	} else if (n) {
-		rc = steps[0].target_down ? IAC_LT_EXIT_FAILED : IAC_LT_EXIT_NO_CAPACITY;
-		iac_log_error("no capacity found: even the start rate %g req/s fails: %s%s", steps[0].rate,
-			      steps[0].why ? steps[0].why : "?",
-			      steps[0].target_down ? "" : "; lower -capacity-start or relax the condition");
-	}
+	rc = cap_report(c, &p, steps, n, &r);
 	if (c->f.json && cap_write_json(c, &p, steps, n, &r, started, rc) < 0) {
 		iac_log_error("%s", iac_err_last());
 		rc = 1;
@@ -888,6 +902,48 @@ static int write_raw(const lt_cmd *c)
 /* -agents: the scenario on every agent at once, their figures merged into
  * one result (no per-second series: each agent keeps its own), judged and
  * reported as a run's. Returns the exit code. */
+/* The command line's overrides, passed on to every agent. */
+static void agents_extra(iac_strlist *extra, const lt_cmd *c)
+{
+	char num[64];
+	if (c->f.duration_ms >= 0) {
+		snprintf(num, sizeof(num), "%.0fms", c->f.duration_ms);
+		iac_strlist_push(extra, "-duration");
+		iac_strlist_push(extra, num);
+	}
+	if (c->f.vus >= 0) {
+		snprintf(num, sizeof(num), "%d", c->f.vus);
+		iac_strlist_push(extra, "-vus");
+		iac_strlist_push(extra, num);
+	}
+	if (c->f.target) {
+		iac_strlist_push(extra, "-target");
+		iac_strlist_push(extra, c->f.target);
+	}
+}
+
+/* One agent's line in the result's notes, or why the run is not valid. */
+static void agent_note(iac_lt_result *res, const iac_lt_agent *a)
+{
+	char line[1024];
+	if (!a->ok) {
+		snprintf(line, sizeof(line), "agent '%s' failed: %s", a->name, a->error ? a->error : "no figures");
+		iac_strlist_push(&res->invalid, line);
+		res->valid = 0;
+		return;
+	}
+	if (a->cpu_max_pct > res->cpu_max_pct)   /* the busiest agent's CPU is the client's figure */
+		res->cpu_max_pct = a->cpu_max_pct;
+	snprintf(line, sizeof(line), "agent '%s': %.1f s, %d VUs, CPU up to %.0f%%%s%s", a->name, a->elapsed_s,
+		 a->vus_max, a->cpu_max_pct, a->valid ? "" : "; not valid: ", a->valid ? "" : a->why ? a->why : "?");
+	iac_strlist_push(&res->notes, line);
+	if (!a->valid) {
+		snprintf(line, sizeof(line), "agent '%s' was not valid: %s", a->name, a->why ? a->why : "?");
+		iac_strlist_push(&res->invalid, line);
+		res->valid = 0;
+	}
+}
+
 static int lt_agents(lt_cmd *c)
 {
 	iac_strlist names = { 0 }, extra = { 0 };
@@ -904,21 +960,7 @@ static int lt_agents(lt_cmd *c)
 			iac_strlist_push(&names, t);
 		free(list);
 	}
-	char num[64];
-	if (c->f.duration_ms >= 0) {
-		snprintf(num, sizeof(num), "%.0fms", c->f.duration_ms);
-		iac_strlist_push(&extra, "-duration");
-		iac_strlist_push(&extra, num);
-	}
-	if (c->f.vus >= 0) {
-		snprintf(num, sizeof(num), "%d", c->f.vus);
-		iac_strlist_push(&extra, "-vus");
-		iac_strlist_push(&extra, num);
-	}
-	if (c->f.target) {
-		iac_strlist_push(&extra, "-target");
-		iac_strlist_push(&extra, c->f.target);
-	}
+	agents_extra(&extra, c);
 	iac_lt_agent *a = NULL;
 	iac_time_rfc3339(c->res.started, sizeof(c->res.started));
 	/* the scenario's observe settings first, else the topology's ssh provider */
@@ -950,25 +992,8 @@ static int lt_agents(lt_cmd *c)
 	res->cores = (int)names.n;
 	res->vus_max = vus;
 	iac_lt_result_judge(res);
-	for (size_t i = 0; i < names.n; i++) {
-		char line[1024];
-		if (!a[i].ok) {
-			snprintf(line, sizeof(line), "agent '%s' failed: %s", a[i].name, a[i].error ? a[i].error : "no figures");
-			iac_strlist_push(&res->invalid, line);
-			res->valid = 0;
-			continue;
-		}
-		if (a[i].cpu_max_pct > res->cpu_max_pct)   /* the busiest agent's CPU is the client's figure */
-			res->cpu_max_pct = a[i].cpu_max_pct;
-		snprintf(line, sizeof(line), "agent '%s': %.1f s, %d VUs, CPU up to %.0f%%%s%s", a[i].name, a[i].elapsed_s,
-			 a[i].vus_max, a[i].cpu_max_pct, a[i].valid ? "" : "; not valid: ", a[i].valid ? "" : a[i].why ? a[i].why : "?");
-		iac_strlist_push(&res->notes, line);
-		if (!a[i].valid) {
-			snprintf(line, sizeof(line), "agent '%s' was not valid: %s", a[i].name, a[i].why ? a[i].why : "?");
-			iac_strlist_push(&res->invalid, line);
-			res->valid = 0;
-		}
-	}
+	for (size_t i = 0; i < names.n; i++)
+		agent_note(res, &a[i]);
 	size_t failed = iac_lt_thresholds_eval(c->cfg.thresholds, c->cfg.nthresholds, &c->run.total, el);
 	iac_lt_result_decide(res, failed);
 	if (!c->f.quiet)

@@ -494,6 +494,41 @@ static int ensure_dir(const iac_state *st)
 	return iac_private_dir(st->dir, NULL);
 }
 
+/* The journal file opened for appending (the first commit of this run),
+ * its torn last line, found at load, dropped. */
+static int journal_open(iac_state *st)
+{
+	if (ensure_dir(st) < 0)
+		return IAC_ERR;
+	st->jfd = open(st->journal_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (st->jfd < 0 && errno == ELOOP)
+		return iac_err_set("state journal '%s' is a symbolic link; iac never follows links in .iac/ (remove it)",
+				   st->journal_path);
+	if (st->jfd < 0)
+		return iac_err_sys("cannot open state journal '%s'", st->journal_path);
+	if (st->journal_torn && ftruncate(st->jfd, st->journal_keep) < 0)
+		return iac_err_sys("cannot drop the torn last line of state journal '%s'", st->journal_path);
+	st->journal_torn = 0;
+	return 0;
+}
+
+/* All of [p, p + left) appended to the journal file, then synced. */
+static int journal_write(iac_state *st, const char *p, size_t left)
+{
+	while (left > 0) {
+		ssize_t n = write(st->jfd, p, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return iac_err_sys("cannot write state journal '%s'", st->journal_path);
+		p += n;
+		left -= (size_t)n;
+	}
+	if (fdatasync(st->jfd) < 0)
+		return iac_err_sys("cannot sync state journal '%s'", st->journal_path);
+	return 0;
+}
+
 /* Append a record and wait until it is on disk. One writer at a time
  * writes everything queued so far with a single fdatasync; the others wait
  * on the condition variable (group commit). Caller holds st->lock. */
@@ -523,45 +558,8 @@ static int journal_commit_locked(iac_state *st, json_t *rec)
 			ok = 0;
 		} else if (st->store) {
 			ok = st->store->ops->append(st->store, batch.ptr, batch.len, upto) == 0;
-			batch.len = 0;   /* nothing for the file path below */
-		} else if (st->jfd < 0) {
-			if (ensure_dir(st) < 0) {
-				ok = 0;
-			} else {
-				st->jfd = open(st->journal_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-				if (st->jfd < 0 && errno == ELOOP) {
-					iac_err_set("state journal '%s' is a symbolic link; iac never follows "
-						    "links in .iac/ (remove it)", st->journal_path);
-					ok = 0;
-				} else if (st->jfd < 0) {
-					iac_err_sys("cannot open state journal '%s'", st->journal_path);
-					ok = 0;
-				} else if (st->journal_torn && ftruncate(st->jfd, st->journal_keep) < 0) {
-					iac_err_sys("cannot drop the torn last line of state journal '%s'",
-						    st->journal_path);
-					ok = 0;
-				} else {
-					st->journal_torn = 0;
-				}
-			}
-		}
-		const char *p = batch.ptr;
-		size_t left = ok ? batch.len : 0;
-		while (ok && left > 0) {
-			ssize_t n = write(st->jfd, p, left);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0) {
-				iac_err_sys("cannot write state journal '%s'", st->journal_path);
-				ok = 0;
-				break;
-			}
-			p += n;
-			left -= (size_t)n;
-		}
-		if (ok && !st->store && fdatasync(st->jfd) < 0) {
-			iac_err_sys("cannot sync state journal '%s'", st->journal_path);
-			ok = 0;
+		} else {
+			ok = (st->jfd >= 0 || journal_open(st) == 0) && journal_write(st, batch.ptr, batch.len) == 0;
 		}
 		iac_buf_free(&batch);
 

@@ -246,6 +246,40 @@ static int parse_ll(long long *out, const char *s, long long lo, long long hi)
 	return 0;
 }
 
+/* A bulk string's n bytes, then its CRLF. */
+static int read_bulk(iac_resp *out, iac_cache_conn *c, long long n)
+{
+	out->type = IAC_RESP_BULK;
+	out->len = (size_t)n;
+	out->str = malloc((size_t)n + 2);
+	if (!out->str)
+		return iac_err_set("out of memory");
+	if (read_exact(out->str, (size_t)n + 2, c) < 0)
+		return IAC_ERR;
+	if (out->str[n] != '\r' || out->str[n + 1] != '\n')
+		return iac_err_set("'%s' sent a bulk string without its CRLF", c->label);
+	out->str[n] = '\0';
+	return 0;
+}
+
+static int read_value(iac_resp *out, iac_cache_conn *c, int depth);
+
+/* An array's n elements, one level deeper; out->n counts those read. */
+static int read_array(iac_resp *out, iac_cache_conn *c, long long n, int depth)
+{
+	out->type = IAC_RESP_ARRAY;
+	out->elems = calloc(n ? (size_t)n : 1, sizeof(iac_resp));
+	if (!out->elems)
+		return iac_err_set("out of memory");
+	int rc = 0;
+	for (long long i = 0; i < n && rc == 0; i++) {
+		rc = read_value(&out->elems[i], c, depth + 1);
+		if (rc == 0)
+			out->n++;
+	}
+	return rc;
+}
+
 static int read_value(iac_resp *out, iac_cache_conn *c, int depth)
 {
 	char *line = NULL;
@@ -281,23 +315,7 @@ static int read_value(iac_resp *out, iac_cache_conn *c, int depth)
 			rc = 0;
 			break;
 		}
-		out->type = IAC_RESP_BULK;
-		out->len = (size_t)n;
-		out->str = malloc((size_t)n + 2);
-		if (!out->str) {
-			iac_err_set("out of memory");
-			break;
-		}
-		if (read_exact(out->str, (size_t)n + 2, c) < 0)
-			break;
-		if (out->str[n] != '\r' || out->str[n + 1] != '\n') {
-			free(line);
-			line = NULL;
-			iac_resp_clear(out);
-			return iac_err_set("'%s' sent a bulk string without its CRLF", c->label);
-		}
-		out->str[n] = '\0';
-		rc = 0;
+		rc = read_bulk(out, c, n);
 		break;
 	case '*':
 		if (parse_ll(&n, line + 1, -1, ARRAY_MAX) < 0)
@@ -307,18 +325,7 @@ static int read_value(iac_resp *out, iac_cache_conn *c, int depth)
 			rc = 0;
 			break;
 		}
-		out->type = IAC_RESP_ARRAY;
-		out->elems = calloc(n ? (size_t)n : 1, sizeof(iac_resp));
-		if (!out->elems) {
-			iac_err_set("out of memory");
-			break;
-		}
-		rc = 0;
-		for (long long i = 0; i < n && rc == 0; i++) {
-			rc = read_value(&out->elems[i], c, depth + 1);
-			if (rc == 0)
-				out->n++;
-		}
+		rc = read_array(out, c, n, depth);
 		break;
 	default:
 		goto bad;

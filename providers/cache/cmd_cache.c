@@ -573,6 +573,15 @@ void iac_cache_cmd_help(void)
 	       "cluster's ring and proxies at once (give the -var values of your applies).\n");
 }
 
+/* "flag ITEM" for each item of from, appended to args. */
+static void push_each(iac_strlist *args, const char *flag, const iac_strlist *from)
+{
+	for (size_t i = 0; i < from->n; i++) {
+		iac_strlist_push(args, flag);
+		iac_strlist_push(args, from->items[i]);
+	}
+}
+
 int iac_cache_cmd(int argc, char **argv)
 {
 	ring_opts o = { .nodes = { 0 }, .vnodes = 160 };
@@ -614,19 +623,10 @@ int iac_cache_cmd(int argc, char **argv)
 		goto done;
 	}
 	if (sub && !strcmp(sub, "follow")) {
-		for (size_t i = 0; i < vars.n; i++) {
-			iac_strlist_push(&apply_args, "-var");
-			iac_strlist_push(&apply_args, vars.items[i]);
-		}
-		for (size_t i = 0; i < var_files.n; i++) {
-			iac_strlist_push(&apply_args, "-var-file");
-			iac_strlist_push(&apply_args, var_files.items[i]);
-		}
 		/* the follow-up apply writes the same state: the same backend */
-		for (size_t i = 0; i < s.backend_config.n; i++) {
-			iac_strlist_push(&apply_args, "-backend-config");
-			iac_strlist_push(&apply_args, s.backend_config.items[i]);
-		}
+		push_each(&apply_args, "-var", &vars);
+		push_each(&apply_args, "-var-file", &var_files);
+		push_each(&apply_args, "-backend-config", &s.backend_config);
 		rc = cmd_follow(&s, &pos, &apply_args, once, follow_timeout);
 		goto done;
 	}

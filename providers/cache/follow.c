@@ -109,6 +109,33 @@ static int run_apply(const iac_strlist *targets, const iac_strlist *apply_args)
 	return rc;
 }
 
+/* One message from s: a promotion of the cluster joins pending (once;
+ * *first_event set at the first); a broken connection is closed, to be
+ * subscribed again. */
+static void read_event(sentinel *s, const json_t *cluster, char *pending, size_t pendlen, double *first_event)
+{
+	iac_resp m = { 0 };
+	if (iac_resp_read(&m, s->c) < 0) {
+		iac_log_warn("sentinel '%s': %s; reconnecting", s->addr, iac_err_last());
+		iac_cache_conn_close(s->c);
+		s->c = NULL;
+		return;
+	}
+	char to[128];
+	const char *node = NULL;
+	if (event_of(to, sizeof(to), cluster, &m, &node)) {
+		char item[400];
+		snprintf(item, sizeof(item), "%s now at %s", node, to);
+		if (!strstr(pending, item) && strlen(pending) + strlen(item) + 3 < pendlen) {
+			iac_log("sentinel %s: %s", s->addr, item);
+			snprintf(pending + strlen(pending), pendlen - strlen(pending), "%s%s", *pending ? ", " : "", item);
+		}
+		if (!*first_event)
+			*first_event = iac_now_ms();
+	}
+	iac_resp_clear(&m);
+}
+
 int iac_cache_follow(const json_t *cluster, const iac_strlist *targets, const iac_strlist *apply_args, int once,
 		     double timeout_ms)
 {
@@ -150,29 +177,8 @@ int iac_cache_follow(const json_t *cluster, const iac_strlist *targets, const ia
 			break;
 		for (size_t k = 0; k < np; k++) {
 			sentinel *s = &ss[map[k]];
-			if (!iac_cache_conn_buffered(s->c) && !(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			iac_resp m = { 0 };
-			if (iac_resp_read(&m, s->c) < 0) {
-				iac_log_warn("sentinel '%s': %s; reconnecting", s->addr, iac_err_last());
-				iac_cache_conn_close(s->c);
-				s->c = NULL;
-				continue;
-			}
-			char to[128];
-			const char *node = NULL;
-			if (event_of(to, sizeof(to), cluster, &m, &node)) {
-				char item[400];
-				snprintf(item, sizeof(item), "%s now at %s", node, to);
-				if (!strstr(pending, item) && strlen(pending) + strlen(item) + 3 < sizeof(pending)) {
-					iac_log("sentinel %s: %s", s->addr, item);
-					snprintf(pending + strlen(pending), sizeof(pending) - strlen(pending), "%s%s",
-						 *pending ? ", " : "", item);
-				}
-				if (!first_event)
-					first_event = iac_now_ms();
-			}
-			iac_resp_clear(&m);
+			if (iac_cache_conn_buffered(s->c) || (pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
+				read_event(s, cluster, pending, sizeof(pending), &first_event);
 		}
 		double now = iac_now_ms();
 		if (first_event && now - first_event >= 300) {

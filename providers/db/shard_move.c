@@ -330,6 +330,54 @@ static long count_lines(const char *t)
 	return n;
 }
 
+/* A's side of the fence: G's slots fenced (writes refused), then the keys
+ * logged since the copy, their rows and G's sum, each part ending in \. */
+static void fence_sql(iac_buf *b, const iac_db_shard *s, const long *slots, size_t n, const char *to)
+{
+	locked_state_sql(b, s, slots, n, "fenced", to);
+	iac_buf_printf(b, "copy (select distinct k from iac_shard_log where map = '%s' and slot = any(", s->map);
+	slot_array(b, slots, n);
+	iac_buf_puts(b, ")) to stdout;\n\\echo '\\\\.'\n");
+	rows_sql(b, s, slots, n, 1);
+	iac_buf_puts(b, "\\echo '\\\\.'\n");
+	sum_sql(b, s, slots, n);
+}
+
+/* B's catch-up: the logged keys' rows (part[0], part[1]) replace B's,
+ * then G's sum, and G is 'verified' only when the sums agree (part[2]). */
+static void catchup_sql(iac_buf *b, const iac_db_shard *s, const long *slots, size_t n, char *const part[3])
+{
+	if (*part[0])
+		iac_buf_printf(b, "set local session_replication_role = replica;\ncreate temp table iac_shard_keys (k "
+				   "text) on commit drop;\ncopy iac_shard_keys from stdin;\n%s\\.\ndelete from \"%s\" t "
+				   "where t.\"%s\"::text in (select k from iac_shard_keys);\ncopy \"%s\" from "
+				   "stdin;\n%s\\.\n",
+			       part[0], s->table, s->key, s->table, part[1]);
+	sum_sql(b, s, slots, n);
+	/* B takes writes to G once its rows agree with A's ('verified'), so
+	 * the flip is the last step of the pause; before the flip nobody
+	 * writes there (the published map says A), and a stop before it
+	 * deletes B's rows of G like an 'incoming' copy */
+	iac_buf_printf(b, "update iac_shard_state set state = 'verified' where map = '%s' and slot = any(", s->map);
+	slot_array(b, slots, n);
+	iac_buf_printf(b, ") and (select count(*) || ' ' || coalesce(md5(string_agg(md5(t::text), '' order by "
+			   "md5(t::text))), '-') from \"%s\" t where ", s->table);
+	in_group(b, s, slots, n);
+	iac_buf_printf(b, ") = '%s';\n", part[2]);
+}
+
+/* A after the publish: G's rows, its state and its log go. */
+static void source_cleanup_sql(iac_buf *b, const iac_db_shard *s, const long *slots, size_t n)
+{
+	iac_buf_printf(b, "set local session_replication_role = replica;\ndelete from \"%s\" t where ", s->table);
+	in_group(b, s, slots, n);
+	iac_buf_puts(b, ";\n");
+	set_state(b, s, slots, n, "moved", "");
+	iac_buf_printf(b, "delete from iac_shard_log where map = '%s' and slot = any(", s->map);
+	slot_array(b, slots, n);
+	iac_buf_puts(b, ");\n");
+}
+
 /* Each step one psql call: the write pause (fence to flip) is three
  * round trips whatever the group's size. */
 int iac_db_shard_move(iac_db_shard *s, const char *from, const json_t *mf, const char *to, const json_t *mt,
@@ -361,13 +409,7 @@ int iac_db_shard_move(iac_db_shard *s, const char *from, const json_t *mf, const
 	 * fence, then the logged keys, their rows and G's sum */
 	t0 = iac_now_ms();
 	iac_buf_clear(&b);
-	locked_state_sql(&b, s, slots, n, "fenced", to);
-	iac_buf_printf(&b, "copy (select distinct k from iac_shard_log where map = '%s' and slot = any(", s->map);
-	slot_array(&b, slots, n);
-	iac_buf_puts(&b, ")) to stdout;\n\\echo '\\\\.'\n");
-	rows_sql(&b, s, slots, n, 1);
-	iac_buf_puts(&b, "\\echo '\\\\.'\n");
-	sum_sql(&b, s, slots, n);
+	fence_sql(&b, s, slots, n, to);
 	if (source_sql(&outa, s, from, mf, "fencing the slots", iac_buf_cstr(&b)) < 0)
 		goto fail;
 	if (split_parts(outa, part, 3) != 3) {
@@ -377,23 +419,7 @@ int iac_db_shard_move(iac_db_shard *s, const char *from, const json_t *mf, const
 	part[2][strcspn(part[2], "\n")] = 0;
 	/* B: the logged keys' rows replaced, then G's sum */
 	iac_buf_clear(&b);
-	if (*part[0])
-		iac_buf_printf(&b, "set local session_replication_role = replica;\ncreate temp table iac_shard_keys (k "
-				   "text) on commit drop;\ncopy iac_shard_keys from stdin;\n%s\\.\ndelete from \"%s\" t "
-				   "where t.\"%s\"::text in (select k from iac_shard_keys);\ncopy \"%s\" from "
-				   "stdin;\n%s\\.\n",
-			       part[0], s->table, s->key, s->table, part[1]);
-	sum_sql(&b, s, slots, n);
-	/* B takes writes to G once its rows agree with A's ('verified'), so
-	 * the flip is the last step of the pause; before the flip nobody
-	 * writes there (the published map says A), and a stop before it
-	 * deletes B's rows of G like an 'incoming' copy */
-	iac_buf_printf(&b, "update iac_shard_state set state = 'verified' where map = '%s' and slot = any(", s->map);
-	slot_array(&b, slots, n);
-	iac_buf_printf(&b, ") and (select count(*) || ' ' || coalesce(md5(string_agg(md5(t::text), '' order by "
-			   "md5(t::text))), '-') from \"%s\" t where ", s->table);
-	in_group(&b, s, slots, n);
-	iac_buf_printf(&b, ") = '%s';\n", part[2]);
+	catchup_sql(&b, s, slots, n, part);
 	if (sql(&outb, s, to, mt, "catching up", iac_buf_cstr(&b), 1) < 0)
 		goto fail;
 	outb[strcspn(outb, "\n")] = 0;
@@ -417,13 +443,7 @@ int iac_db_shard_move(iac_db_shard *s, const char *from, const json_t *mf, const
 	if (sql(NULL, s, to, mt, "accepting the slots", iac_buf_cstr(&b), 1) < 0)
 		goto done;
 	iac_buf_clear(&b);
-	iac_buf_printf(&b, "set local session_replication_role = replica;\ndelete from \"%s\" t where ", s->table);
-	in_group(&b, s, slots, n);
-	iac_buf_puts(&b, ";\n");
-	set_state(&b, s, slots, n, "moved", "");
-	iac_buf_printf(&b, "delete from iac_shard_log where map = '%s' and slot = any(", s->map);
-	slot_array(&b, slots, n);
-	iac_buf_puts(&b, ");\n");
+	source_cleanup_sql(&b, s, slots, n);
 	rc = sql(NULL, s, from, mf, "deleting the moved rows from the source", iac_buf_cstr(&b), 1);
 	goto done;
 fail:

@@ -521,6 +521,49 @@ static void lb_opts(step_env *env, iac_state *st)
 	free(addrs);
 }
 
+/* The step's inputs from the deployment's attributes a and its autoscale
+ * record rec (spares it started earlier). */
+static void env_init(step_env *env, const iac_rctx *ctx, const json_t *a, const json_t *rec)
+{
+	env->ctx = ctx;
+	env->attrs = a;
+	env->pool = json_object_get(a, "pool");
+	env->n_lbs = iac_deploy_lbs(env->lbs, MAX_LBS, json_object_get(a, "lb"));
+	env->backend = iac_json_str(json_object_get(a, "lb"), "backend") ?: "app";
+	env->live = iac_json_str(a, "live");
+	env->version = iac_json_str(a, "live_version");
+	env->active = json_deep_copy(json_object_get(rec, "spares") ?: json_array());
+	env->notes = json_array();
+	const char *dt = iac_json_str(a, "drain_timeout");
+	if (!dt || iac_duration_parse(&env->drain_ms, dt) < 0)
+		env->drain_ms = 30e3;
+}
+
+/* Append dec to rec's last KEEP_DECISIONS decisions; it is also "last". */
+static void keep_decision(json_t *rec, json_t *dec)
+{
+	json_t *decs = json_object_get(rec, "decisions");
+	if (!json_is_array(decs)) {
+		decs = json_array();
+		json_object_set_new(rec, "decisions", decs);
+	}
+	json_array_append(decs, dec);
+	while (json_array_size(decs) > KEEP_DECISIONS)
+		json_array_remove(decs, 0);
+	json_object_set(rec, "last", dec);
+}
+
+/* A scaling move goes into the history (a failure there only warns: the
+ * move happened). */
+static void history_note(iac_state *st, const char *addr, int from, int to, double metric, const char *reason,
+			 const char *version)
+{
+	json_t *ev = json_pack("{s:s,s:s,s:i,s:i,s:f,s:s,s:s}", "command", "autoscale", "deployment", addr, "from", from,
+			       "to", to, "metric", isnan(metric) ? -1.0 : metric, "reason", reason, "version", version);
+	if (iac_history_add(st, ev) < 0)
+		iac_log_warn("%s: history: %s", addr, iac_err_last());
+}
+
 int iac_autoscale_step(json_t **out, iac_state *st, const iac_rctx *ctx, const char *addr, double now)
 {
 	json_t *e = iac_state_get(st, addr);
@@ -537,18 +580,7 @@ int iac_autoscale_step(json_t **out, iac_state *st, const iac_rctx *ctx, const c
 		rec = json_object();
 		json_object_set_new(all, addr, rec);
 	}
-	env.ctx = ctx;
-	env.attrs = a;
-	env.pool = json_object_get(a, "pool");
-	env.n_lbs = iac_deploy_lbs(env.lbs, MAX_LBS, json_object_get(a, "lb"));
-	env.backend = iac_json_str(json_object_get(a, "lb"), "backend") ?: "app";
-	env.live = iac_json_str(a, "live");
-	env.version = iac_json_str(a, "live_version");
-	env.active = json_deep_copy(json_object_get(rec, "spares") ?: json_array());
-	env.notes = json_array();
-	const char *dt = iac_json_str(a, "drain_timeout");
-	if (!dt || iac_duration_parse(&env.drain_ms, dt) < 0)
-		env.drain_ms = 30e3;
+	env_init(&env, ctx, a, rec);
 	iac_time_rfc3339(when, sizeof(when));
 
 	if (iac_autoscale_spec_parse(&spec, json_object_get(env.pool, "autoscale")) < 0) {
@@ -592,28 +624,15 @@ int iac_autoscale_step(json_t **out, iac_state *st, const iac_rctx *ctx, const c
 	if (moved)
 		json_object_set_new(dec, "action", json_sprintf("%s %d -> %d", moved > 0 ? "scaled up" : "scaled down",
 								current, now_serving));
-	json_t *decs = json_object_get(rec, "decisions");
-	if (!json_is_array(decs)) {
-		decs = json_array();
-		json_object_set_new(rec, "decisions", decs);
-	}
-	json_array_append(decs, dec);
-	while (json_array_size(decs) > KEEP_DECISIONS)
-		json_array_remove(decs, 0);
-	json_object_set(rec, "last", dec);
+	keep_decision(rec, dec);
 	if (iac_state_set_extra(st, "autoscale", all) < 0) {
 		json_decref(dec);
 		goto done;
 	}
 	all = NULL;
 	*out = dec;
-	if (moved) {
-		json_t *ev = json_pack("{s:s,s:s,s:i,s:i,s:f,s:s,s:s}", "command", "autoscale", "deployment", addr,
-				       "from", current, "to", now_serving, "metric", isnan(metric) ? -1.0 : metric,
-				       "reason", d.reason, "version", env.version);
-		if (iac_history_add(st, ev) < 0)
-			iac_log_warn("%s: history: %s", addr, iac_err_last());
-	}
+	if (moved)
+		history_note(st, addr, current, now_serving, metric, d.reason, env.version);
 	goto done;
 fail:
 	*out = json_pack("{s:s,s:s,s:f,s:s}", "deployment", addr, "at", when, "t", now, "error", iac_err_last());
