@@ -211,6 +211,30 @@ static int has(const char *n, const char *w)
 	return strstr(n, w) != NULL;
 }
 
+/* ALTER TABLE: the lock depends on what it alters. */
+static void classify_alter_table(stmt *s, const char *n)
+{
+	s->table = word_after(n, "alter table ");
+	if (has(n, " validate constraint ")) {
+		s->kind = OWN_TX;
+		s->lock = "SHARE UPDATE EXCLUSIVE";
+	} else if (has(n, " add ") && (has(n, " foreign key") || has(n, " references "))) {
+		s->lock = "SHARE ROW EXCLUSIVE";
+		if (!has(n, " not valid"))
+			s->note = "checks every row while holding the lock: add it NOT VALID, then VALIDATE CONSTRAINT";
+	} else if (has(n, " set statistics") || has(n, " cluster on") || has(n, " set without cluster")) {
+		s->lock = "SHARE UPDATE EXCLUSIVE";
+	} else {
+		s->lock = "ACCESS EXCLUSIVE";
+		if (has(n, " add constraint") && has(n, " check") && !has(n, " not valid"))
+			s->note = "checks every row while holding the lock: add it NOT VALID, then VALIDATE CONSTRAINT";
+		else if (has(n, " set not null"))
+			s->note = "scans the table while holding the lock (a valid CHECK (col IS NOT NULL) avoids it)";
+		else if (has(n, " type "))
+			s->note = "may rewrite the whole table while holding the lock";
+	}
+}
+
 /* Kind, lock and table of one statement, from what it says (PostgreSQL 15's
  * "Table-Level Locks"); 0, or IAC_ERR for what iac must do itself. */
 static int classify(stmt *s)
@@ -245,25 +269,7 @@ static int classify(stmt *s)
 		s->table = word_after(n, " on ");
 		s->note = "blocks writes to the table while it builds: CREATE INDEX CONCURRENTLY does not";
 	} else if (starts(n, "alter table")) {
-		s->table = word_after(n, "alter table ");
-		if (has(n, " validate constraint ")) {
-			s->kind = OWN_TX;
-			s->lock = "SHARE UPDATE EXCLUSIVE";
-		} else if (has(n, " add ") && (has(n, " foreign key") || has(n, " references "))) {
-			s->lock = "SHARE ROW EXCLUSIVE";
-			if (!has(n, " not valid"))
-				s->note = "checks every row while holding the lock: add it NOT VALID, then VALIDATE CONSTRAINT";
-		} else if (has(n, " set statistics") || has(n, " cluster on") || has(n, " set without cluster")) {
-			s->lock = "SHARE UPDATE EXCLUSIVE";
-		} else {
-			s->lock = "ACCESS EXCLUSIVE";
-			if (has(n, " add constraint") && has(n, " check") && !has(n, " not valid"))
-				s->note = "checks every row while holding the lock: add it NOT VALID, then VALIDATE CONSTRAINT";
-			else if (has(n, " set not null"))
-				s->note = "scans the table while holding the lock (a valid CHECK (col IS NOT NULL) avoids it)";
-			else if (has(n, " type "))
-				s->note = "may rewrite the whole table while holding the lock";
-		}
+		classify_alter_table(s, n);
 	} else if (starts(n, "refresh materialized view")) {
 		s->lock = has(n, " concurrently ") ? "EXCLUSIVE" : "ACCESS EXCLUSIVE";
 		s->table = word_after(n, "materialized view ");

@@ -14,6 +14,23 @@
 
 #define TLS_HINT "give the CA that signed the server's certificate with ca_file"
 
+/* breaker = { failures = N, cooldown = "30s" } into o. */
+static int parse_breaker(iac_http_opts *o, const json_t *b)
+{
+	static const char *const bkeys[] = { "failures", "cooldown", NULL };
+	if (!json_is_object(b) || iac_settings_check_keys(b, bkeys, TLS_HINT) < 0) {
+		iac_err_prefix("breaker");
+		if (!json_is_object(b))
+			iac_err_set("breaker must be { failures = 5, cooldown = \"30s\" }");
+		return IAC_ERR;
+	}
+	const json_t *f = json_object_get(b, "failures");
+	if (f && (!json_is_integer(f) || json_integer_value(f) < 1))
+		return iac_err_set("breaker.failures must be a whole number, 1 or more");
+	o->breaker_failures = f ? (int)json_integer_value(f) : 0;
+	return iac_settings_duration(&o->breaker_cooldown_ms, json_object_get(b, "cooldown"), "breaker.cooldown");
+}
+
 /* One block -> one instance. */
 static int make_instance(hp_instance *in, const json_t *cfg, const char *config_dir, const char *provider,
 			 const char *alias, int is_pdns)
@@ -66,23 +83,8 @@ static int make_instance(hp_instance *in, const json_t *cfg, const char *config_
 	    iac_settings_duration(&o.backoff_ms, json_object_get(cfg, "retry_wait"), "retry_wait") < 0)
 		goto done;
 	const json_t *b = json_object_get(cfg, "breaker");
-	if (b) {
-		static const char *const bkeys[] = { "failures", "cooldown", NULL };
-		if (!json_is_object(b) || iac_settings_check_keys(b, bkeys, TLS_HINT) < 0) {
-			iac_err_prefix("breaker");
-			if (!json_is_object(b))
-				iac_err_set("breaker must be { failures = 5, cooldown = \"30s\" }");
-			goto done;
-		}
-		const json_t *f = json_object_get(b, "failures");
-		if (f && (!json_is_integer(f) || json_integer_value(f) < 1)) {
-			iac_err_set("breaker.failures must be a whole number, 1 or more");
-			goto done;
-		}
-		o.breaker_failures = f ? (int)json_integer_value(f) : 0;
-		if (iac_settings_duration(&o.breaker_cooldown_ms, json_object_get(b, "cooldown"), "breaker.cooldown") < 0)
-			goto done;
-	}
+	if (b && parse_breaker(&o, b) < 0)
+		goto done;
 	if (iac_json_str(cfg, "ca_file")) {
 		ca = iac_path_join(config_dir, iac_json_str(cfg, "ca_file"));
 		FILE *f = fopen(ca, "r");
