@@ -295,6 +295,8 @@ static int announce(pid_t pid, int go_fd)
 	return rc ? IAC_ERR : 0;
 }
 
+/* Long on purpose: pipes, fork, announce and reap share the pipe ends, and
+ * each end is closed at one place in this one sequence. */
 int iac_proc_run(iac_proc_result *res, const char *cmd, const char *cwd,
 		 const char *const *env, const char *input, double timeout_ms,
 		 const volatile int *cancel)
