@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <limits.h>
 #include <lualib.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -747,24 +748,46 @@ static void count_hook(lua_State *L, lua_Debug *ar)
 	}
 }
 
-static double env_number(const char *name, double dflt)
+/* The limits' caps: far above any topology, and sizes that fit a size_t
+ * and a double exactly (1e30 MiB would overflow into a tiny limit). */
+#define MAX_INSTRUCTIONS_CAP 1e15
+#define MAX_MEMORY_MIB_CAP (1024.0 * 1024)   /* 1 TiB */
+
+/* A positive number from the environment, or dflt when it is unset or
+ * empty. Anything else (abc, nan, inf, 0, more than max) is an error
+ * naming the variable, never a silent default. */
+static int env_number(double *out, const char *name, double dflt, double max)
 {
 	const char *v = getenv(name);
 	char *end;
-	double d = v && *v ? strtod(v, &end) : 0;
-	return v && *v && !*end && d > 0 ? d : dflt;
+	*out = dflt;
+	if (!v || !*v)
+		return 0;
+	double d = strtod(v, &end);
+	if (end == v || *end || !isfinite(d) || d <= 0)
+		return iac_err_set("environment variable %s='%s' is not a positive number", name, v);
+	if (d > max)
+		return iac_err_set("environment variable %s='%s' is too large (at most %.0f)", name, v, max);
+	*out = d;
+	return 0;
 }
 
-/* A Lua state for topology code, with the limits of opts. */
+/* A Lua state for topology code, with the limits of opts; NULL with a
+ * message on failure. */
 static lua_State *new_state(loader *ld, const iac_load_opts *opts)
 {
-	ld->max_steps = opts->max_instructions > 0 ? opts->max_instructions
-		: env_number("IAC_LUA_MAX_INSTRUCTIONS", IAC_LUA_DEFAULT_INSTRUCTIONS);
-	ld->max_mem = opts->max_memory > 0 ? opts->max_memory
-		: (size_t)(env_number("IAC_LUA_MAX_MEMORY", (double)(IAC_LUA_DEFAULT_MEMORY >> 20)) * (1 << 20));
+	double steps, mib;
+	if (env_number(&steps, "IAC_LUA_MAX_INSTRUCTIONS", IAC_LUA_DEFAULT_INSTRUCTIONS, MAX_INSTRUCTIONS_CAP) < 0 ||
+	    env_number(&mib, "IAC_LUA_MAX_MEMORY", (double)(IAC_LUA_DEFAULT_MEMORY >> 20), MAX_MEMORY_MIB_CAP) < 0)
+		return NULL;
+	ld->max_steps = opts->max_instructions > 0 ? opts->max_instructions : steps;
+	ld->max_mem = opts->max_memory > 0 ? opts->max_memory : (size_t)(mib * (1 << 20));
 	lua_State *L = lua_newstate(limited_alloc, ld);
-	if (L)
-		lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+	if (!L) {
+		iac_err_set("cannot create a Lua state (out of memory)");
+		return NULL;
+	}
+	lua_sethook(L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
 	return L;
 }
 
@@ -1026,10 +1049,8 @@ static iac_config *config_new(const char *dir)
 static lua_State *loader_start(loader *ld, const iac_load_opts *opts)
 {
 	lua_State *L = new_state(ld, opts);
-	if (!L) {
-		iac_err_set("cannot create a Lua state (out of memory)");
+	if (!L)
 		return NULL;
-	}
 	ld->L = L;
 	lua_pushlightuserdata(L, ld);
 	lua_setfield(L, LUA_REGISTRYINDEX, LOADER_KEY);

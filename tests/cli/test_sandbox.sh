@@ -46,6 +46,17 @@ run_env "IAC_LUA_MAX_MEMORY=32" validate
 expect_rc 1
 expect_contains err "main.lua: topology code needs more than 32 MiB of memory"
 
+step "a limit that is no number, or too large, is an error naming the variable"
+for v in 1e30 inf nan abc 0 -5; do
+	run_env "IAC_LUA_MAX_MEMORY=$v" validate
+	expect_rc 1
+	expect_contains err "environment variable IAC_LUA_MAX_MEMORY='$v' is"
+	expect_not_contains err "out of memory"
+done
+run_env "IAC_LUA_MAX_INSTRUCTIONS=1e400" validate
+expect_rc 1
+expect_contains err "environment variable IAC_LUA_MAX_INSTRUCTIONS='1e400' is not a positive number"
+
 step "file() outside the configuration is refused, also through a link"
 echo "root:x:0:0" >"$T/outside.txt"
 ln -s "$T/outside.txt" link.txt
