@@ -75,7 +75,7 @@ static int dir_apply(const iac_rctx *ctx, json_t **out, const json_t *planned, i
 	if (owner || group) {
 		char *spec = iac_xasprintf("%s%s%s", owner ? owner : "", group ? ":" : "", group ? group : "");
 		char *q = iac_ssh_quote(spec);
-		iac_buf_printf(&cmd, " && chown %s %s", q, qp);
+		iac_buf_printf(&cmd, " && chown -- %s %s", q, qp);
 		free(q);
 		free(spec);
 	}

@@ -260,7 +260,7 @@ static int write_sftp(const iac_rctx *ctx, iac_ssh_conn *c, const char *path, co
 	if (owner || group) {
 		char *spec = iac_xasprintf("%s%s%s", owner ? owner : "", group ? ":" : "", group ? group : "");
 		char *q = iac_ssh_quote(spec);
-		iac_buf_printf(&cmd, " && chown %s %s", q, qt);
+		iac_buf_printf(&cmd, " && chown -- %s %s", q, qt);
 		free(q);
 		free(spec);
 	}
@@ -304,7 +304,7 @@ static int file_write(const iac_rctx *ctx, json_t **out, const json_t *planned, 
 		iac_buf_printf(&cmd, "chmod %s %s", mode, qp);
 		if (spec) {
 			char *q = iac_ssh_quote(spec);
-			iac_buf_printf(&cmd, " && chown %s %s", q, qp);
+			iac_buf_printf(&cmd, " && chown -- %s %s", q, qp);
 			free(q);
 		}
 		rc = iac_ssh_run_ok(&res, ctx, c, "changing a file's mode", iac_buf_cstr(&cmd), NULL, NULL,

@@ -53,4 +53,20 @@ for ROUND in 1 2; do
 		{ cat "$WORK/apply$ROUND.out"; fail "round $ROUND: content file not created"; }
 	rm -rf "$WORK/.iac"
 done
+
+# An owner or group that looks like an option is a name to chown, never an
+# option (`--reference=FILE` would copy FILE's owner)
+on_host 1 'touch /tmp/ref && chown nobody:nogroup /tmp/ref'
+{
+	provider_block
+	echo "host \"h1\" { address = \"$(addr 1)\" }"
+	echo "resource \"ssh.file\" \"oown\" { host = \"h1\", path = \"/tmp/of\", content = \"x\", owner = \"--reference=/tmp/ref\" }"
+	echo "resource \"ssh.file\" \"ogrp\" { host = \"h1\", path = \"/tmp/og\", content = \"x\", group = \"--reference=/tmp/ref\" }"
+	echo "resource \"ssh.directory\" \"odir\" { host = \"h1\", path = \"/tmp/od\", owner = \"--reference=/tmp/ref\" }"
+} >"$WORK/main.lua"
+iac apply -auto-approve -parallelism 4 >"$WORK/apply-opt.out" 2>&1 &&
+	{ cat "$WORK/apply-opt.out"; fail "an owner '--reference=/tmp/ref' was accepted"; }
+owners=$(on_host 1 'stat -c "%n %U:%G" /tmp/of /tmp/og /tmp/od /tmp/of.* /tmp/og.* 2>/dev/null' | grep nobody)
+[ -z "$owners" ] || { cat "$WORK/apply-opt.out"; fail "an owner option reached chown: $owners"; }
+rm -rf "$WORK/.iac"
 echo "ok: no injection through any attribute"
