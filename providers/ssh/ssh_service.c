@@ -132,6 +132,25 @@ static void put_alive(iac_buf *b, const char *qpf)
 	iac_buf_printf(b, "alive() { p=$(cat %s 2>/dev/null) && [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null; }; ", qpf);
 }
 
+/* `K='V'; export K; ` for each entry of the service's environment. */
+static int put_env(iac_buf *cmd, const json_t *env)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)env, k, v) {
+		for (const char *p = k; *p; p++)
+			if (!isalnum((unsigned char)*p) && *p != '_')
+				return iac_err_set("attribute 'environment': '%s' is not a variable name", k);
+		char *val = json_is_string(v) ? iac_xstrdup(json_string_value(v)) :
+			json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		char *q = iac_ssh_quote(val);
+		iac_buf_printf(cmd, "%s=%s; export %s; ", k, q, k);
+		free(q);
+		free(val);
+	}
+	return 0;
+}
+
 static int svc_start(const iac_rctx *ctx, const json_t *a)
 {
 	double start_ms;
@@ -158,28 +177,12 @@ static int svc_start(const iac_rctx *ctx, const json_t *a)
 	char *qstart = iac_ssh_quote(sget(a, "start"));
 	const char *wd = sget(a, "working_dir");
 	char *qwd = iac_ssh_quote(wd ? wd : "/");
-	const json_t *env = json_object_get(a, "environment");
-	const char *k;
-	json_t *v;
 	long tries = (long)(start_ms / 50) + 1;
 
 	put_alive(&cmd, qpf);
 	iac_buf_printf(&cmd, "alive && exit 0; rm -f %s; cd %s || exit 3; ", qpf, qwd);
-	json_object_foreach((json_t *)env, k, v) {
-		char *val = json_is_string(v) ? iac_xstrdup(json_string_value(v)) :
-			json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-		char *q = iac_ssh_quote(val);
-		for (const char *p = k; *p; p++)
-			if (!isalnum((unsigned char)*p) && *p != '_') {
-				free(q);
-				free(val);
-				rc = iac_err_set("attribute 'environment': '%s' is not a variable name", k);
-				goto done;
-			}
-		iac_buf_printf(&cmd, "%s=%s; export %s; ", k, q, k);
-		free(q);
-		free(val);
-	}
+	if ((rc = put_env(&cmd, json_object_get(a, "environment"))) < 0)
+		goto done;
 	/* setsid -f: detached from this channel's session and reparented to
 	 * the host's init, which reaps it, so `kill -0` tells the truth.
 	 * $$ before exec is the service's pid for foreground programs. */
