@@ -116,17 +116,22 @@ static int svc_run(const iac_rctx *ctx, const json_t *a, const char *what, const
 	return rc;
 }
 
-/* Shell that sets p to the live pid in the pidfile, or fails. */
 /* Where a start keeps the pid of the shell it started until the service
- * is up: PIDFILE.start, quoted (caller frees). */
-static char *starting_path(const json_t *a)
+ * is up: LOG.start, quoted (caller frees). Beside the log, not the pidfile:
+ * the log's directory must exist before the start (the started shell's
+ * output goes there), while the pidfile's is often made by the start
+ * command itself (install -d /run/x && daemon -P /run/x/pid). */
+static char *starting_path(const iac_rctx *ctx, const json_t *a)
 {
-	char *path = iac_xasprintf("%s.start", sget(a, "pidfile"));
+	char *log = log_path(ctx, a);
+	char *path = iac_xasprintf("%s.start", log);
 	char *q = iac_ssh_quote(path);
 	free(path);
+	free(log);
 	return q;
 }
 
+/* Shell that sets p to the live pid in the pidfile, or fails. */
 static void put_alive(iac_buf *b, const char *qpf)
 {
 	iac_buf_printf(b, "alive() { p=$(cat %s 2>/dev/null) && [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null; }; ", qpf);
@@ -171,7 +176,7 @@ static int svc_start(const iac_rctx *ctx, const json_t *a)
 		return rc;
 	}
 	char *qpf = iac_ssh_quote(sget(a, "pidfile"));
-	char *qt = starting_path(a);
+	char *qt = starting_path(ctx, a);
 	char *log = log_path(ctx, a);
 	char *qlog = iac_ssh_quote(log);
 	char *qstart = iac_ssh_quote(sget(a, "start"));
@@ -241,7 +246,7 @@ static int svc_stop(const iac_rctx *ctx, const json_t *a)
 		return rc;
 	}
 	char *qpf = iac_ssh_quote(sget(a, "pidfile"));
-	char *qt = starting_path(a);
+	char *qt = starting_path(ctx, a);
 	long tries = (long)(stop_ms / 50) + 1;
 	put_alive(&cmd, qpf);
 	/* a start that was killed may have left its pid file behind */

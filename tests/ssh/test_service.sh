@@ -70,7 +70,7 @@ on_host 1 test -e /run/svc.pid && fail "pidfile left"
 
 # a start that fails, and one whose script is killed on the host (as a
 # timeout or a second Ctrl-C kills it), leave no file of theirs there: no
-# mktemp name in /tmp; PIDFILE.start goes with the script's trap, or with
+# mktemp name in /tmp; LOG.start (the started shell's pid) goes with the script's trap, or with
 # the next start or stop when nothing could run the trap
 tmps() { on_host 1 'ls -d /tmp/tmp.* 2>/dev/null | wc -l'; }
 t0=$(tmps)
@@ -81,13 +81,26 @@ resource "ssh.service" "bad" { host = h, start = "exit 1", pidfile = "/run/bad.p
 EOF
 iac apply -auto-approve >"$WORK/a5.out" 2>&1 && fail "a service that exits at once was reported started"
 expect_in "$WORK/a5.out" "did not stay up"
-on_host 1 test -e /run/bad.pid.start && fail "a failed start left /run/bad.pid.start"
+on_host 1 test -e /var/log/iac-bad.log.start && fail "a failed start left /var/log/iac-bad.log.start"
 iac apply -auto-approve >"$WORK/a6.out" 2>&1 &
 sleep 1
 # the start script: the shell sshd started, reading its script on stdin
 on_host 1 'for p in $(ps -eo pid=,args= | awk '"'"'$2 ~ /sh$/ && $3 == "-s" { print $1 }'"'"'); do kill -9 $p; done'
 wait
 iac apply -auto-approve >"$WORK/a7.out" 2>&1 && fail "a service that exits at once was reported started"
-on_host 1 test -e /run/bad.pid.start && fail "the start after a killed one left /run/bad.pid.start"
+on_host 1 test -e /var/log/iac-bad.log.start && fail "the start after a killed one left /var/log/iac-bad.log.start"
 [ "$(tmps)" = "$t0" ] || fail "starts left mktemp files in the host's /tmp: $(on_host 1 'ls -d /tmp/tmp.*')"
+
+# the pidfile's directory is made by the start command itself (install -d
+# /run/x && daemon -P /run/x/pid, as memcached's and redis' recipes do)
+on_host 1 "rm -rf /run/iac-newdir"
+cat >"$WORK/main.lua" <<EOF
+$(provider_block)
+local h = host "app1" { address = "$(addr 1)" }
+resource "ssh.service" "newdir" { host = h, start = "mkdir -p /run/iac-newdir && exec sleep 600",
+                                  pidfile = "/run/iac-newdir/s.pid" }
+EOF
+iac apply -auto-approve >"$WORK/a8.out" 2>&1 || { cat "$WORK/a8.out"; fail "a start that makes its pidfile's directory"; }
+on_host 1 'kill -0 "$(cat /run/iac-newdir/s.pid)"' || fail "no live pid in /run/iac-newdir/s.pid"
+iac destroy -auto-approve >"$WORK/d8.out" 2>&1 || { cat "$WORK/d8.out"; fail "destroy newdir"; }
 echo ok
