@@ -2,7 +2,9 @@
 --
 --   local pool = app_pool "web" {
 --     hosts     = hosts { role = "app" },  -- omit: every instance on this machine
---     instances = 2,                       -- per colour, on this machine
+--     instances = 2,                       -- per colour, on this machine; or
+--                                          -- lxd_instances { image = ..., ... }: LXD
+--                                          -- containers iac creates (modules/lxd_instances.lua)
 --     colours   = "ports",                 -- "ports": both colours on each host,
 --                                          -- "hosts": first half blue, second half green
 --     address   = "127.0.0.1",             -- this machine only
@@ -48,7 +50,33 @@ return function(name)
         name = colour .. i, colour = colour, host = host, address = address, port = port,
       }
     end
-    if cfg.hosts and #cfg.hosts > 0 then
+    local lxd = type(cfg.instances) == "table" and cfg.instances.kind == "lxd_instances" and cfg.instances or nil
+    if type(cfg.instances) == "table" and not lxd then
+      error("app_pool '" .. name .. "': instances must be a number or lxd_instances { ... }", 2)
+    end
+    if lxd then
+      if cfg.hosts then error("app_pool '" .. name .. "': give hosts or instances = lxd_instances { ... }, not both", 2) end
+      if cfg.colours == "hosts" then error("app_pool '" .. name .. "': lxd_instances needs colours = \"ports\"", 2) end
+      local prefix = lxd.prefix or (name:gsub("[^%w%-]", "-") .. "-")
+      local function inst_spec(lxdname)
+        return { name = lxdname, image = lxd.image, profiles = lxd.profiles, limits = lxd.limits, config = lxd.config,
+                 ssh_key = lxd.ssh_key, ssh_port = lxd.ssh_port, wait_timeout = lxd.wait_timeout }
+      end
+      local nbase = as and amin or (lxd.count or 1)
+      for i = 1, nbase do
+        local inst = resource "lxd.instance" (name .. "_" .. i) (inst_spec(prefix .. i))
+        local h = host (prefix .. i) { address = inst.address }
+        add("blue", i, h, h.address, base)
+        add("green", i, h, h.address, base + off)
+      end
+      -- spares: a container each, made by `iac autoscale` when it needs one
+      for i = nbase + 1, (as and amax or nbase) do
+        for _, colour in ipairs { "blue", "green" } do
+          spares[#spares + 1] = { name = colour .. i, colour = colour, port = colour == "blue" and base or base + off,
+                                  lxd = inst_spec(prefix .. colour .. i) }
+        end
+      end
+    elseif cfg.hosts and #cfg.hosts > 0 then
       local mode = cfg.colours or "ports"
       if mode == "hosts" then
         local half = #cfg.hosts // 2

@@ -219,6 +219,17 @@ int iac_hosts_conn(iac_ssh_conn **out, iac_hosts *h, const json_t *host, const v
 	return iac_ssh_pool_get(out, pool, &t, cancel);
 }
 
+int iac_hosts_renew(iac_hosts *h, const json_t *host)
+{
+	iac_ssh_target t;
+	iac_ssh_pool *pool;
+	if (!iac_host_is_remote(host))
+		return 0;
+	if (parse_target(&t, host) < 0 || pool_of(&pool, h) < 0)
+		return IAC_ERR;
+	return iac_ssh_pool_renew(pool, t.address, t.port);
+}
+
 static const iac_host_backend *backend_of(const json_t *host)
 {
 	return iac_host_is_remote(host) ? &iac_host_ssh : &iac_host_local;

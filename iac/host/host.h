@@ -75,6 +75,12 @@ int iac_host_same(const json_t *a, const json_t *b);
  * when it cannot be reached (the host is marked: iac_err_host()). */
 int iac_hosts_conn(iac_ssh_conn **out, iac_hosts *h, const json_t *host, const volatile int *cancel);
 
+/* host is a machine iac has just created (an instance made through a
+ * cloud API, at an address a deleted one may have had): forget the host
+ * keys known for its address and trust the one it presents first
+ * (iac_ssh_pool_renew). Nothing to do for this machine. */
+int iac_hosts_renew(iac_hosts *h, const json_t *host);
+
 typedef struct {
 	int status;       /* exit status; 128+N when killed by signal N */
 	char *out;        /* stdout, NUL-terminated (capped) */

@@ -81,6 +81,8 @@ struct iac_ssh_pool {
 	pthread_cond_t cv;
 	pthread_mutex_t kh_lk;    /* the known_hosts file */
 	iac_map conns;
+	iac_map renewed;          /* "address:port" of machines iac has just made (value unused) */
+	unsigned long retired;    /* connections to machines since replaced (kept in conns) */
 	iac_ssh_stats stats;
 };
 
@@ -177,6 +179,7 @@ void iac_ssh_pool_free(iac_ssh_pool *p)
 		if (p->conns.slots[i].key)
 			conn_free(p->conns.slots[i].value);
 	iac_map_free(&p->conns);
+	iac_map_free(&p->renewed);
 	free((char *)p->o.user);
 	free((char *)p->o.private_key);
 	free((char *)p->o.public_key);
@@ -707,6 +710,93 @@ static int key_accept(iac_ssh_conn *c, LIBSSH2_KNOWNHOSTS *kh, const host_key *k
 	return 0;
 }
 
+/* "address:port", the key of the renewed map (caller frees). */
+static char *renew_key(const char *address, int port)
+{
+	return iac_xasprintf("%s:%d", address, port);
+}
+
+/* 1 once for a machine iac_ssh_pool_renew named: its first key is trusted. */
+static int take_renewed(iac_ssh_pool *p, const char *address, int port)
+{
+	char *k = renew_key(address, port);
+	pthread_mutex_lock(&p->lk);
+	int was = iac_map_del(&p->renewed, k) != NULL;
+	pthread_mutex_unlock(&p->lk);
+	free(k);
+	return was;
+}
+
+/* known_hosts without the plain lines for host (kh_host form): its first
+ * field is a comma-separated list of names. Other lines, hashed ones and
+ * those libssh2 does not understand included, stay as they are. Under
+ * kh_lk. */
+static int kh_drop(const char *path, const char *host)
+{
+	char *text = NULL;
+	size_t len = 0;
+	if (iac_file_read(&text, &len, path) < 0) {
+		iac_err_clear();
+		return 0;   /* no file: nothing to drop */
+	}
+	iac_buf out = IAC_BUF_INIT;
+	size_t hl = strlen(host);
+	int dropped = 0;
+	for (char *line = text, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		size_t ll = next ? (size_t)(++next - line) : strlen(line);
+		int match = 0;
+		for (const char *f = line; f < line + ll && *f != ' ' && *f != '\t';) {
+			size_t fl = strcspn(f, ", \t\n");
+			match |= fl == hl && !memcmp(f, host, hl);
+			f += fl + (f[fl] == ',');
+		}
+		if (match)
+			dropped++;
+		else
+			iac_buf_put(&out, line, ll);
+	}
+	int rc = dropped ? iac_file_write_atomic(path, out.ptr ? out.ptr : "", out.len, 0600) : 0;
+	iac_buf_free(&out);
+	free(text);
+	return rc;
+}
+
+int iac_ssh_pool_renew(iac_ssh_pool *p, const char *address, int port)
+{
+	if (port <= 0)
+		port = p->o.port;
+	char *host = port == 22 ? iac_xstrdup(address) : iac_xasprintf("[%s]:%d", address, port);
+	pthread_mutex_lock(&p->kh_lk);
+	int rc = kh_drop(p->o.known_hosts, host);
+	pthread_mutex_unlock(&p->kh_lk);
+	free(host);
+	if (rc < 0)
+		return rc;
+	char *k = renew_key(address, port);
+	pthread_mutex_lock(&p->lk);
+	iac_map_put(&p->renewed, k, p);
+	/* a connection to the machine that had this address is of no use
+	 * now (dead, or to the old one): the next use connects afresh; the
+	 * old one stays in the map under another name until the pool goes */
+	for (size_t i = 0; i < p->conns.cap; i++) {
+		iac_ssh_conn *c = p->conns.slots[i].value;
+		if (!p->conns.slots[i].key || strncmp(p->conns.slots[i].key, "retired#", 8) == 0 ||
+		    strcmp(c->address, address) || c->port != port || c->cstate == C_CONNECTING)
+			continue;
+		char *old = iac_xstrdup(p->conns.slots[i].key);
+		char *rk = iac_xasprintf("retired#%lu", ++p->retired);
+		iac_map_del(&p->conns, old);
+		iac_map_put(&p->conns, rk, c);
+		free(rk);
+		free(old);
+		i = (size_t)-1;   /* the map changed under us: look again */
+	}
+	pthread_mutex_unlock(&p->lk);
+	free(k);
+	return 0;
+}
+
 static int verify_host_key(iac_ssh_conn *c)
 {
 	host_key k = { 0 };
@@ -730,7 +820,8 @@ static int verify_host_key(iac_ssh_conn *c)
 		rc = key_changed(c, &k);
 		break;
 	case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
-		rc = c->pool->o.accept_new ? key_accept(c, kh, &k) : key_unknown(c, &k);
+		rc = c->pool->o.accept_new || take_renewed(c->pool, c->address, c->port) ? key_accept(c, kh, &k)
+											 : key_unknown(c, &k);
 		break;
 	default:
 		rc = iac_err_set("cannot check the host key of %s: %s", c->label, ssh_errmsg(c));

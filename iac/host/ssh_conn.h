@@ -74,6 +74,15 @@ void iac_ssh_pool_free(iac_ssh_pool *pool);
 int iac_ssh_pool_get(iac_ssh_conn **out, iac_ssh_pool *pool, const iac_ssh_target *t,
 		     const volatile int *cancel);
 
+/* A machine iac has just made at address:port (port 0: the pool's), at an
+ * address a machine it deleted may have had: the keys known_hosts holds
+ * for it are the old machine's. Its plain known_hosts lines are dropped,
+ * the key it presents at its next connection is trusted and recorded
+ * (once, as -ssh-accept-new would), and a pooled connection to that
+ * address is not used again. Only for machines iac created itself, over
+ * an authenticated API. IAC_ERR when known_hosts cannot be rewritten. */
+int iac_ssh_pool_renew(iac_ssh_pool *p, const char *address, int port);
+
 /* 0 while the connection is usable; IAC_ERR once it is dead, with its
  * failure as this thread's error, marked as the host's (iac_err_host()). */
 int iac_ssh_conn_check(iac_ssh_conn *c);

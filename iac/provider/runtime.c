@@ -140,3 +140,56 @@ const json_t *iac_providers_config(const iac_providers *pv, const char *provider
 {
 	return json_object_get(pv->configs, provider);
 }
+
+/* The type's context in ctx's run; IAC_ERR when not built in or the
+ * provider cannot be configured. */
+static const iac_rtype *type_ctx(iac_rctx *out, const iac_rctx *ctx, const char *type, const char *addr)
+{
+	const iac_provider *p = NULL;
+	const iac_rtype *rt = iac_provider_find_type(type, &p);
+	if (!rt || !p) {
+		iac_err_set("'%s': resource type '%s' is not built into this iac", addr, type);
+		return NULL;
+	}
+	if (!ctx->engine) {
+		iac_err_set("'%s': no provider runtime to make a '%s' with", addr, type);
+		return NULL;
+	}
+	if (iac_providers_ctx(out, ctx->engine, p, addr, ctx->cancel) < 0) {
+		iac_err_prefix("'%s'", addr);
+		return NULL;
+	}
+	out->progress = ctx->progress;
+	return rt;
+}
+
+int iac_providers_type_create(json_t **out, const iac_rctx *ctx, const char *type, const char *addr,
+			      const json_t *attrs)
+{
+	iac_rctx c;
+	*out = NULL;
+	const iac_rtype *rt = type_ctx(&c, ctx, type, addr);
+	if (!rt)
+		return IAC_ERR;
+	json_t *planned = json_deep_copy(attrs);
+	int rc = rt->plan ? rt->plan(&c, planned, NULL) : 0;
+	if (rc == 0)
+		rc = rt->create(&c, out, planned);
+	json_decref(planned);
+	if (rc < 0)
+		iac_err_prefix("cannot create '%s'", addr);
+	return rc < 0 ? IAC_ERR : 0;
+}
+
+int iac_providers_type_remove(const iac_rctx *ctx, const char *type, const char *addr, const json_t *attrs)
+{
+	iac_rctx c;
+	const iac_rtype *rt = type_ctx(&c, ctx, type, addr);
+	if (!rt)
+		return IAC_ERR;
+	if (rt->remove(&c, attrs) < 0) {
+		iac_err_prefix("cannot remove '%s'", addr);
+		return IAC_ERR;
+	}
+	return 0;
+}

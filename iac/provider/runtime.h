@@ -33,4 +33,16 @@ const json_t *iac_providers_config(const iac_providers *pv, const char *provider
 int iac_providers_ctx(iac_rctx *ctx, iac_providers *pv, const iac_provider *p, const char *addr,
 		      const volatile int *cancel);
 
+/* An object of another resource type ("lxd.instance"), made or removed on
+ * a provider's own schedule rather than from main.lua (the autoscaler's
+ * instances): through the registry, with that type's provider configured
+ * from this run's settings (ctx->engine), its plan hook filling the
+ * defaults, then create (*out: the attributes to keep, new reference) or
+ * remove. addr names the object in messages. No provider reaches into
+ * another's data or header this way. IAC_ERR with a message that names
+ * addr when the type is unknown or the call fails. */
+int iac_providers_type_create(json_t **out, const iac_rctx *ctx, const char *type, const char *addr,
+			      const json_t *attrs);
+int iac_providers_type_remove(const iac_rctx *ctx, const char *type, const char *addr, const json_t *attrs);
+
 #endif

@@ -25,6 +25,8 @@
 #include "iac/core/util.h"
 #include "iac/deploy/haproxy_api.h"
 #include "iac/deploy/probe.h"
+#include "iac/host/host.h"
+#include "iac/provider/runtime.h"
 #include "iac/state/history.h"
 #include "iac/state/state.h"
 #include "providers/deploy/deploy.h"
@@ -65,6 +67,17 @@ static const json_t *find_inst(const json_t *list, const char *name)
 static int is_active(const step_env *env, const char *name)
 {
 	return find_inst(env->active, name) != NULL;
+}
+
+/* The instance `name` as it runs: an active spare made on LXD carries its
+ * host and address ("inst"); every other one is the pool's entry. */
+static const json_t *inst_of(const step_env *env, const char *name)
+{
+	const json_t *a = find_inst(env->active, name), *made = json_object_get(a, "inst");
+	if (made)
+		return made;
+	const json_t *e = find_inst(json_object_get(env->pool, "instances"), name);
+	return e ? e : find_inst(json_object_get(env->pool, "spares"), name);
 }
 
 /* The names serving now: the live colour's instances and the active spares. */
@@ -161,9 +174,7 @@ static double metric_cpu(const step_env *env, char *why, size_t whylen)
 	size_t nn = serving(env, names, MAX_INST), nh = 0;
 	int local = 0;
 	for (size_t i = 0; i < nn; i++) {
-		const json_t *inst = find_inst(json_object_get(env->pool, "instances"), names[i]);
-		if (!inst)
-			inst = find_inst(json_object_get(env->pool, "spares"), names[i]);
+		const json_t *inst = inst_of(env, names[i]);
 		const json_t *h = json_object_get(inst, "host");
 		const char *hn = iac_json_str(h, "name");
 		if (!hn && local)
@@ -313,18 +324,83 @@ static int lbs_drain_del(step_env *env, const char *name)
 	return rc;
 }
 
-static json_t *spare_entry(const step_env *env, const char *name)
+/* A spare that is an LXD container (pool entry with "lxd") is made now:
+ * a leftover of the same name (a step killed after creating it) removed
+ * first, then created, started and reachable; its host's old keys
+ * forgotten (a deleted container may have had its address). Returns the
+ * instance as it runs (new reference: the entry plus host and address),
+ * or for other spares the pool entry itself; NULL on failure (noted). */
+static json_t *make_spare(step_env *env, const json_t *spare, json_t **made)
 {
-	return find_inst(json_object_get(env->pool, "spares"), name) ? json_pack("{s:s,s:s,s:s,s:f}", "name", name,
-		"colour", env->live, "version", env->version, "since", iac_autoscale_now()) : NULL;
+	const json_t *spec = json_object_get(spare, "lxd");
+	const char *lname = iac_json_str(spec, "name");
+	*made = NULL;
+	if (!spec)
+		return json_incref((json_t *)spare);
+	json_t *out = NULL;
+	if (!lname || iac_providers_type_remove(env->ctx, "lxd.instance", lname, spec) < 0 ||
+	    iac_providers_type_create(&out, env->ctx, "lxd.instance", lname, spec) < 0) {
+		note(env, "%s: %s", iac_json_str(spare, "name"), lname ? iac_err_last() : "no LXD instance name");
+		iac_err_clear();
+		return NULL;
+	}
+	const char *ip = iac_json_str(out, "address");
+	json_t *inst = json_deep_copy(spare);
+	json_object_del(inst, "lxd");
+	json_object_set_new(inst, "host", json_pack("{s:s,s:s?}", "name", lname, "address", ip));
+	json_object_set_new(inst, "address", ip ? json_string(ip) : json_null());
+	if (!ip || iac_hosts_renew(env->ctx->hosts, json_object_get(inst, "host")) < 0) {
+		note(env, "%s: %s", lname, ip ? iac_err_last() : "the new container has no address");
+		iac_err_clear();
+		iac_providers_type_remove(env->ctx, "lxd.instance", lname, out);
+		json_decref(out);
+		json_decref(inst);
+		return NULL;
+	}
+	note(env, "created LXD container %s (%s)", lname, ip);
+	*made = out;
+	return inst;
 }
 
-/* Start up to n spares of the live colour, gate them together, add those
- * that pass. Returns how many serve now. */
+/* Undo make_spare: the container goes (nothing when not one). */
+static void unmake_spare(step_env *env, const char *name, const json_t *made)
+{
+	const char *lname = iac_json_str(made, "name");
+	if (lname && iac_providers_type_remove(env->ctx, "lxd.instance", lname, made) < 0) {
+		note(env, "%s: %s", name, iac_err_last());
+		iac_err_clear();
+	}
+}
+
+/* The record of a spare that serves now: what it runs, and for a
+ * container, the instance as it runs and LXD's attributes (to delete it). */
+static json_t *spare_entry(const step_env *env, const json_t *inst, const json_t *made)
+{
+	json_t *e = json_pack("{s:s,s:s,s:s,s:f}", "name", iac_json_str(inst, "name"), "colour", env->live, "version",
+			      env->version, "since", iac_autoscale_now());
+	if (made) {
+		json_object_set(e, "inst", (json_t *)inst);
+		json_object_set(e, "lxd", (json_t *)made);
+	}
+	return e;
+}
+
+/* Give up on started spare k of a scale-up: stop it, delete its container. */
+static void drop_started(step_env *env, json_t *inst, json_t *made)
+{
+	iac_deploy_inst_stop(env->ctx, env->pool, inst, env->version);
+	unmake_spare(env, iac_json_str(inst, "name"), made);
+	iac_err_clear();
+}
+
+/* Start up to n spares of the live colour (making their containers
+ * first), gate them together, add those that pass. Returns how many
+ * serve now. */
 static int scale_up(step_env *env, int n)
 {
 	const json_t *cand[MAX_INST];
-	size_t nc = 0, i;
+	json_t *inst[MAX_INST], *made[MAX_INST];
+	size_t nc = 0, ns = 0, i;
 	const json_t *e;
 	json_array_foreach(json_object_get(env->pool, "spares"), i, e)
 		if ((int)nc < n && nc < MAX_INST && !strcmp(iac_json_str(e, "colour") ?: "", env->live) &&
@@ -332,37 +408,46 @@ static int scale_up(step_env *env, int n)
 			cand[nc++] = e;
 	if ((int)nc < n)
 		note(env, "only %zu spare(s) of %s left", nc, env->live);
-	const json_t *started[MAX_INST];
-	size_t ns = 0;
 	for (i = 0; i < nc; i++) {
-		if (iac_deploy_inst_start(env->ctx, env->pool, cand[i], env->version) < 0) {
+		json_t *m = NULL, *in = make_spare(env, cand[i], &m);
+		if (!in)
+			continue;
+		if (iac_deploy_inst_start(env->ctx, env->pool, in, env->version) < 0) {
 			note(env, "%s", iac_err_last());
-			iac_deploy_inst_stop(env->ctx, env->pool, cand[i], env->version);
+			drop_started(env, in, m);
+			json_decref(in);
+			json_decref(m);
 			continue;
 		}
-		started[ns++] = cand[i];
+		inst[ns] = in;
+		made[ns++] = m;
 	}
 	json_t *last = json_object();
-	if (ns && iac_deploy_health_gate(env->ctx, last, json_object_get(env->attrs, "health"), started, ns) < 0) {
+	int added = 0;
+	if (ns && iac_deploy_health_gate(env->ctx, last, json_object_get(env->attrs, "health"),
+					 (const json_t **)inst, ns) < 0) {
 		/* the gate is all or nothing: stop them all, try again next step */
 		note(env, "health gate failed: %s", iac_err_last());
 		for (i = 0; i < ns; i++)
-			iac_deploy_inst_stop(env->ctx, env->pool, started[i], env->version);
-		ns = 0;
+			drop_started(env, inst[i], made[i]);
+	} else {
+		for (i = 0; i < ns; i++) {
+			const char *name = iac_json_str(inst[i], "name");
+			if (lbs_add(env, inst[i], NULL) < 0) {
+				note(env, "cannot add %s to HAProxy: %s", name, iac_err_last());
+				lbs_drain_del(env, name);
+				drop_started(env, inst[i], made[i]);
+				continue;
+			}
+			json_array_append_new(env->active, spare_entry(env, inst[i], made[i]));
+			added++;
+		}
+	}
+	for (i = 0; i < ns; i++) {
+		json_decref(inst[i]);
+		json_decref(made[i]);
 	}
 	json_decref(last);
-	int added = 0;
-	for (i = 0; i < ns; i++) {
-		const char *name = iac_json_str(started[i], "name");
-		if (lbs_add(env, started[i], NULL) < 0) {
-			note(env, "cannot add %s to HAProxy: %s", name, iac_err_last());
-			lbs_drain_del(env, name);
-			iac_deploy_inst_stop(env->ctx, env->pool, started[i], env->version);
-			continue;
-		}
-		json_array_append_new(env->active, spare_entry(env, name));
-		added++;
-	}
 	iac_err_clear();
 	return added;
 }
@@ -372,13 +457,16 @@ static int retire(step_env *env, size_t k)
 {
 	json_t *sp = json_array_get(env->active, k);
 	const char *name = iac_json_str(sp, "name") ?: "?";
-	const json_t *inst = find_inst(json_object_get(env->pool, "spares"), name);
+	const json_t *inst = inst_of(env, name);
 	if (lbs_drain_del(env, name) < 0) {
 		note(env, "cannot take %s out of HAProxy: %s", name, iac_err_last());
 		iac_err_clear();
 		return IAC_ERR;
 	}
-	if (inst && iac_deploy_inst_stop(env->ctx, env->pool, inst, iac_json_str(sp, "version")) < 0)
+	/* a container goes as a whole; anything else has its app stopped */
+	if (json_object_get(sp, "lxd"))
+		unmake_spare(env, name, json_object_get(sp, "lxd"));
+	else if (inst && iac_deploy_inst_stop(env->ctx, env->pool, inst, iac_json_str(sp, "version")) < 0)
 		note(env, "%s left HAProxy but did not stop: %s", name, iac_err_last());
 	iac_err_clear();
 	json_array_remove(env->active, k);
@@ -460,7 +548,7 @@ static void reconcile(step_env *env)
 	size_t i;
 	json_t *sp;
 	json_array_foreach(env->active, i, sp) {
-		const json_t *inst = find_inst(json_object_get(env->pool, "spares"), iac_json_str(sp, "name") ?: "");
+		const json_t *inst = inst_of(env, iac_json_str(sp, "name") ?: "");
 		int back = 0;
 		if (inst && lbs_add(env, inst, &back) < 0) {
 			note(env, "cannot put %s back in HAProxy: %s", iac_json_str(sp, "name"), iac_err_last());

@@ -36,6 +36,7 @@
 #include "iac/deploy/cutover.h"
 #include "iac/deploy/haproxy_api.h"
 #include "iac/deploy/probe.h"
+#include "iac/provider/runtime.h"
 
 static const iac_attr bg_attrs[] = {
 	{ "version", IAC_T_STRING, IAC_A_REQUIRED, "the version to run" },
@@ -745,21 +746,34 @@ static int bg_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 	return 0;
 }
 
+/* The first failure's message (*first, caller frees) survives what runs after it. */
+static void keep_first(char **first, int failed)
+{
+	if (failed && !*first)
+		*first = iac_xstrdup(iac_err_last());
+}
+
 static int bg_remove(const iac_rctx *ctx, const json_t *prior)
 {
 	const json_t *pool = json_object_get(prior, "pool");
-	int rc = 0;
-	if (for_colour(ctx, pool, "blue", sget(prior, "version"), stop_inst) < 0)
-		rc = IAC_ERR;
-	if (for_colour(ctx, pool, "green", sget(prior, "version"), stop_inst) < 0)
-		rc = IAC_ERR;
-	/* spares the autoscaler started (stopping one that does not run is a no-op) */
+	char *first = NULL;
+	keep_first(&first, for_colour(ctx, pool, "blue", sget(prior, "version"), stop_inst) < 0);
+	keep_first(&first, for_colour(ctx, pool, "green", sget(prior, "version"), stop_inst) < 0);
+	/* spares the autoscaler started (stopping one that does not run is a
+	 * no-op); a spare that is an LXD container goes with its container
+	 * (removing one that does not exist is a no-op too) */
 	size_t i;
 	const json_t *sp;
-	json_array_foreach(json_object_get(pool, "spares"), i, sp)
-		if (stop_inst(ctx, pool, sp, sget(prior, "version")) < 0)
-			rc = IAC_ERR;
-	return rc;
+	json_array_foreach(json_object_get(pool, "spares"), i, sp) {
+		const json_t *lxd = json_object_get(sp, "lxd");
+		keep_first(&first, lxd ? iac_providers_type_remove(ctx, "lxd.instance", sget(lxd, "name") ?: "?", lxd) < 0
+				       : stop_inst(ctx, pool, sp, sget(prior, "version")) < 0);
+	}
+	if (!first)
+		return 0;
+	iac_err_set("%s", first);
+	free(first);
+	return IAC_ERR;
 }
 
 const iac_rtype iac_deploy_bluegreen_type = {

@@ -366,4 +366,5 @@ const iac_provider iac_provider_lxd = {
 	.types = lxd_types,
 	.configure = lxd_configure,
 	.close = lxd_close,
+	.prelude = "prelude/lxd.lua",
 };

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The autoscaler makes capacity on LXD: app_pool { instances = lxd_instances
+# {...} } behind a local HAProxy. The pool's first instance is an
+# lxd.instance of the configuration; the spare does not exist until
+# `iac autoscale` needs it:
+#  - apply: iact-web-1 created, blue1 (busybox httpd) started on it over
+#    SSH, HAProxy routes to it; no container for the spare;
+#  - 20 connections to a CGI that answers in 0.5 s (HAProxy's sessions per
+#    server: ~20, target 5): one step creates iact-web-blue2, starts blue2
+#    on it at the live version, health-gates it and adds it to HAProxy at
+#    runtime; answers come from both; `iac plan` stays quiet;
+#  - 2 connections: the spare is drained (0 failed requests) and its
+#    container deleted;
+#  - known_hosts holds a wrong key for every address of LXD's network (a
+#    container that had the address before): the next spare container is
+#    still reached (iac created it: its old keys are dropped, its new key
+#    recorded), and the wrong lines for other addresses stay;
+#  - destroy deletes the spare's container too.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+lxd_base_image_ssh=1
+. "$here/lib.sh"
+t_need wrk
+t_need haproxy
+
+ssh-keygen -q -t ed25519 -N '' -f "$W/id_ed25519" -C iac-test
+: >"$W/known_hosts"
+PORT=$(free_port)
+cat >"$W/main.lua" <<LUA
+variable "version" { default = "v1" }
+provider "lxd" { endpoint = "$LXD_URL", client_cert = "$LXD_CLIENT_CERT", client_key = "$LXD_CLIENT_KEY",
+                 server_cert = "$LXD_SERVER_CERT" }
+provider "ssh" { user = "root", private_key = "id_ed25519", known_hosts = "known_hosts", connect_timeout = "10s" }
+local pool = app_pool "web" {
+  instances = lxd_instances { image = "iact-base", prefix = "iact-web-", ssh_key = file("id_ed25519.pub"),
+                              limits = { cpu = 1, memory = "128MB" } },
+  autoscale = { min = 1, max = 2, metric = "haproxy_scur_per_server", target = 5, tolerance = 0.1,
+                scale_up = { max_step = 1, period = "1s" }, scale_down = { stabilization = "3s", max_step = 1, period = "1s" } },
+  base_port = 8001, green_offset = 100,
+  files = {
+    ["/srv/{name}/index.html"] = "{version} {name}\n",
+    -- a body with its length: wrk counts a close-delimited one as a read error
+    ["/srv/{name}/cgi-bin/slow"] = "#!/bin/sh\nsleep 0.5\nb='{version} {name}'\n"
+      .. "printf 'Content-Type: text/plain\\\\r\\\\nContent-Length: %d\\\\r\\\\n\\\\r\\\\n%s\\\\n' \$((\${#b} + 1)) \"\$b\"\n",
+  },
+  start = "chmod 755 /srv/{name}/cgi-bin/slow && (busybox httpd -f -p {port} -h /srv/{name} </dev/null >/dev/null 2>&1 & echo \$! > /run/app-{name}.pid)",
+  pidfile = "/run/app-{name}.pid",
+}
+local lb = haproxy "lb" { bind = "127.0.0.1:$PORT", pool = pool, dir = "haproxy",
+                          health = { path = "/index.html", interval = "200ms", rise = 2, fall = 2 } }
+deployment "web" {
+  strategy = "blue_green", version = var.version, pool = pool, lb = lb,
+  health = { path = "/index.html", expect = 200, interval = "200ms", healthy = 2, timeout = "20s" },
+  drain_timeout = "10s",
+}
+LUA
+
+iac apply -auto-approve -ssh-accept-new -no-color >"$TMP/apply.out" 2>&1 ||
+	{ cat "$TMP/apply.out"; check_fail "first apply"; finish; }
+[ "$(inst_status iact-web-1)" = Running ] && ok "apply: the pool's first instance is a container (iact-web-1)" ||
+	check_fail "iact-web-1: '$(inst_status iact-web-1)'"
+[ -z "$(inst_status iact-web-blue2)" ] && ok "no container for the spare before it is needed" ||
+	check_fail "iact-web-blue2 exists before any scaling"
+answers() { for _ in $(seq 1 "$1"); do curl -s --max-time 3 "http://127.0.0.1:$PORT/"; done | sort | uniq -c; }
+answers 4 | grep -q "v1 blue1" && ok "HAProxy serves v1 from blue1 on iact-web-1" ||
+	{ answers 4; check_fail "no answer from blue1"; }
+
+wrk_run() {   # CONNECTIONS SECONDS OUT
+	wrk -t1 -c"$1" -d"$2"s --timeout 5s "http://127.0.0.1:$PORT/cgi-bin/slow" >"$3" 2>&1 &
+	WRK_PID=$!
+	sleep 2
+}
+wrk_clean() {   # OUT WHAT
+	kill -INT "$WRK_PID" 2>/dev/null
+	wait "$WRK_PID" 2>/dev/null
+	local reqs errs non2xx
+	reqs=$(awk '/requests in/ { print $1 }' "$1")
+	errs=$(awk '/Socket errors/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$1")
+	non2xx=$(awk '/Non-2xx/ { print $NF }' "$1")
+	[ "${reqs:-0}" -gt 0 ] && [ "${errs:-0}" = 0 ] && [ -z "$non2xx" ] &&
+		ok "$2: $reqs requests, 0 failed" || { cat "$1"; check_fail "$2: requests failed"; }
+}
+
+# ---- load: the spare's container is made -----------------------------------
+wrk_run 20 120 "$TMP/wrk-up.out"
+t0=$(date +%s.%N)
+iac autoscale -once -no-color >"$TMP/up.out" 2>&1 || { cat "$TMP/up.out"; check_fail "iac autoscale -once (up)"; }
+t1=$(date +%s.%N)
+cat "$TMP/up.out"
+grep -q "created LXD container iact-web-blue2" "$TMP/up.out" && grep -q "scaled up 1 -> 2" "$TMP/up.out" &&
+	ok "under load one step made iact-web-blue2 and scaled up 1 -> 2 in $(echo "$t1 - $t0" | bc | cut -c1-5) s" ||
+	check_fail "no scale-up onto a new container"
+[ "$(inst_status iact-web-blue2)" = Running ] && ok "the spare's container runs" ||
+	check_fail "iact-web-blue2: '$(inst_status iact-web-blue2)'"
+answers 12 >"$TMP/answers"
+grep -q "v1 blue2" "$TMP/answers" && grep -q "v1 blue1" "$TMP/answers" &&
+	ok "answers from blue1 and the new blue2, both at the live version v1" || { cat "$TMP/answers"; check_fail "blue2 not serving"; }
+grep -q "server blue2 " "$W/haproxy/haproxy.cfg" 2>/dev/null && check_fail "blue2 written into the config (it was to be added at runtime)"
+iac plan -detailed-exitcode -no-color >"$TMP/plan.out" 2>&1
+rc=$?
+[ $rc = 0 ] && ok "plan stays quiet while a spare serves" || { cat "$TMP/plan.out"; check_fail "plan exit $rc"; }
+kill -INT "$WRK_PID" 2>/dev/null
+wait "$WRK_PID" 2>/dev/null
+
+# ---- light load: drained, container deleted --------------------------------
+wrk_run 2 60 "$TMP/wrk-down.out"
+sleep 3   # past the 3 s stabilization window
+iac autoscale -once -no-color >"$TMP/down.out" 2>&1 || { cat "$TMP/down.out"; check_fail "iac autoscale -once (down)"; }
+cat "$TMP/down.out"
+grep -q "scaled down 2 -> 1" "$TMP/down.out" || {
+	sleep 2
+	iac autoscale -once -no-color >>"$TMP/down.out" 2>&1
+	tail -1 "$TMP/down.out"
+}
+grep -q "scaled down 2 -> 1" "$TMP/down.out" && ok "light load: scaled down 2 -> 1" || check_fail "no scale-down"
+sleep 1
+wrk_clean "$TMP/wrk-down.out" "scale-in onto fewer containers under load"
+[ -z "$(inst_status iact-web-blue2)" ] && ok "the drained spare's container is deleted" ||
+	check_fail "iact-web-blue2 still there: '$(inst_status iact-web-blue2)'"
+
+# ---- a new container at an address a deleted one had -----------------------
+ssh-keygen -q -t ed25519 -N '' -f "$TMP/other" -C other
+okey=$(cut -d' ' -f1,2 "$TMP/other.pub")
+ip1=$(lxc list iact-web-1 --format csv -c 4 | grep -o '^[0-9.]*')
+for i in $(seq 2 254); do [ "$LXD_SUBNET.$i" = "$ip1" ] || echo "$LXD_SUBNET.$i $okey"; done >"$W/known_hosts.wrong"
+grep -v "^$LXD_SUBNET\." "$W/known_hosts" >>"$W/known_hosts.wrong"
+grep "^$ip1 " "$W/known_hosts" >>"$W/known_hosts.wrong"
+mv "$W/known_hosts.wrong" "$W/known_hosts"
+nwrong=$(grep -c " $okey" "$W/known_hosts")
+wrk_run 20 120 "$TMP/wrk-up2.out"
+iac autoscale -once -no-color >"$TMP/up2.out" 2>&1 || { cat "$TMP/up2.out"; check_fail "iac autoscale -once (up again)"; }
+kill -INT "$WRK_PID" 2>/dev/null
+wait "$WRK_PID" 2>/dev/null
+cat "$TMP/up2.out"
+ip2=$(lxc list iact-web-blue2 --format csv -c 4 | grep -o '^[0-9.]*')
+if grep -q "scaled up 1 -> 2" "$TMP/up2.out"; then
+	ok "a container whose address had another key in known_hosts is reached ($ip2)"
+else
+	check_fail "no scale-up with stale keys in known_hosts"
+fi
+[ "$(grep -c "^$ip2 " "$W/known_hosts")" = 1 ] && ! grep -q "^$ip2 $okey" "$W/known_hosts" &&
+	ok "known_hosts: the old key of $ip2 replaced by the new container's" || { grep "^$ip2 " "$W/known_hosts"; check_fail "known_hosts for $ip2"; }
+[ "$(grep -c " $okey" "$W/known_hosts")" = $((nwrong - 1)) ] && ok "the other addresses' lines are left as they were" ||
+	check_fail "other known_hosts lines changed: $(grep -c " $okey" "$W/known_hosts") of $((nwrong - 1)) left"
+
+# ---- destroy takes the spare's container too -------------------------------
+iac destroy -auto-approve -no-color >"$TMP/destroy.out" 2>&1 || { cat "$TMP/destroy.out"; check_fail "destroy"; }
+[ -z "$(lxc list --format csv -c n | grep '^iact-web')" ] && ok "destroy deleted every container of the pool, the spare's too" ||
+	check_fail "left: $(lxc list --format csv -c n | grep '^iact-web')"
+finish
