@@ -155,8 +155,16 @@ static const iac_rtype *type_ctx(iac_rctx *out, const iac_rctx *ctx, const char 
 		iac_err_set("'%s': no provider runtime to make a '%s' with", addr, type);
 		return NULL;
 	}
-	if (iac_providers_ctx(out, ctx->engine, p, addr, ctx->cancel) < 0) {
-		iac_err_prefix("'%s'", addr);
+	iac_providers *pv = ctx->engine;
+	if (iac_providers_ctx(out, pv, p, addr, ctx->cancel) < 0) {
+		/* commands that run without main.lua (iac autoscale) have only
+		 * the blocks state keeps, and it keeps none that holds a secret */
+		if (!json_object_get(pv->configs, p->name))
+			iac_err_set("'%s': %s (no provider \"%s\" block is known here: state keeps none that "
+				    "holds a secret; give its keys as file names and apply again)",
+				    addr, iac_err_last(), p->name);
+		else
+			iac_err_prefix("'%s'", addr);
 		return NULL;
 	}
 	out->progress = ctx->progress;
