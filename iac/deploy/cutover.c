@@ -38,9 +38,15 @@ static int server_ready(const iac_haproxy_stat *row, int wait_check)
 	       strcmp(row->status, "DRAIN") == 0;
 }
 
+/* Down, and not on its way up: "DOWN 1/2" is a server whose last check
+ * passed and that needs one more (rise 2), as a server just made ready
+ * shows; waiting for it is right, giving up is not. */
 static int server_down(const iac_haproxy_stat *row)
 {
-	return iac_str_starts(row->status, "DOWN") || iac_str_starts(row->status, "MAINT");
+	const char *s = row->status;
+	if (iac_str_starts(s, "MAINT"))
+		return 1;
+	return iac_str_starts(s, "DOWN") && !(s[4] == ' ' && s[5] >= '1' && s[5] <= '9');
 }
 
 static void describe(iac_buf *b, const iac_haproxy_stat *row)

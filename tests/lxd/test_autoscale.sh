@@ -15,6 +15,10 @@
 #    container that had the address before): the next spare container is
 #    still reached (iac created it: its old keys are dropped, its new key
 #    recorded), and the wrong lines for other addresses stay;
+#  - a ramp from `iac loadtest` (ramping-arrival-rate up to 40/s, then 2/s)
+#    with the `iac autoscale` controller running: up 1 -> 2 onto a new
+#    container, down after the stabilization window, nothing else, and not
+#    one failed request;
 #  - destroy deletes the spare's container too.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 lxd_base_image_ssh=1
@@ -141,6 +145,44 @@ fi
 	ok "known_hosts: the old key of $ip2 replaced by the new container's" || { grep "^$ip2 " "$W/known_hosts"; check_fail "known_hosts for $ip2"; }
 [ "$(grep -c " $okey" "$W/known_hosts")" = $((nwrong - 1)) ] && ok "the other addresses' lines are left as they were" ||
 	check_fail "other known_hosts lines changed: $(grep -c " $okey" "$W/known_hosts") of $((nwrong - 1)) left"
+
+# ---- a ramp from iac loadtest drives the controller up and down -------------
+# back to 1 first (no load), then `iac autoscale` runs as a controller while a
+# ramping-arrival-rate scenario goes 0 -> 40/s (~20 requests in flight on
+# the 0.5 s CGI: above the target of 5 per server), holds, then drops to
+# 2/s for longer than the 3 s stabilization window
+for _ in 1 2 3; do
+	sleep 2
+	iac autoscale -once -no-color >>"$TMP/settle.out" 2>&1
+	[ -z "$(inst_status iact-web-blue2)" ] && break
+done
+[ -z "$(inst_status iact-web-blue2)" ] || check_fail "could not get back to 1 before the ramp: $(tail -1 "$TMP/settle.out")"
+cat >"$TMP/ramp.lua" <<EOF2
+target "http://127.0.0.1:$PORT"
+scenario "s" { path = "/cgi-bin/slow" }
+load { executor = "ramping-arrival-rate", start_rate = 0, max_vus = 60, timeout = "10s",
+       stages = { { "4s", 40 }, { "14s", 40 }, { "1s", 2 }, { "14s", 2 } } }
+thresholds { http_req_failed = "rate<0.001" }
+EOF2
+"$IAC" -chdir="$W" autoscale -no-color >"$TMP/ctl.out" 2>&1 &   # $! is iac itself
+CTL_PID=$!
+trap 'kill -INT "$CTL_PID" 2>/dev/null; cleanup' EXIT   # stop it whatever happens next
+"$IAC" loadtest "$TMP/ramp.lua" >"$TMP/ramp.out" 2>&1
+lt_rc=$?
+kill -INT "$CTL_PID" 2>/dev/null
+wait "$CTL_PID" 2>/dev/null
+grep -E "scaled|created LXD" "$TMP/ctl.out"
+up_at=$(grep -n "scaled up 1 -> 2" "$TMP/ctl.out" | head -1 | cut -d: -f1)
+down_at=$(grep -n "scaled down 2 -> 1" "$TMP/ctl.out" | tail -1 | cut -d: -f1)
+[ -n "$up_at" ] && [ -n "$down_at" ] && [ "$down_at" -gt "$up_at" ] &&
+	ok "the ramp from iac loadtest: the controller scaled up 1 -> 2 on a new container, then down after the window" ||
+	{ cat "$TMP/ctl.out"; check_fail "the controller did not follow the ramp up and down"; }
+[ "$(grep -c "scaled" "$TMP/ctl.out")" = 2 ] && ok "no flapping: exactly 2 scale events in the ramp" ||
+	check_fail "$(grep -c scaled "$TMP/ctl.out") scale events in the ramp (expected 2)"
+[ "$lt_rc" = 0 ] && ok "iac loadtest: every request of the ramp answered (http_req_failed < 0.1 %), through the scale-in" ||
+	{ tail -30 "$TMP/ramp.out"; check_fail "iac loadtest exited $lt_rc"; }
+[ -z "$(inst_status iact-web-blue2)" ] && ok "after the ramp the spare's container is gone again" ||
+	check_fail "iact-web-blue2 still there after the ramp"
 
 # ---- destroy takes the spare's container too -------------------------------
 iac destroy -auto-approve -no-color >"$TMP/destroy.out" 2>&1 || { cat "$TMP/destroy.out"; check_fail "destroy"; }
