@@ -26,6 +26,10 @@ lxd_base_image_ssh=1
 t_need wrk
 t_need haproxy
 
+# the local HAProxy iac starts: destroy stops it; if the test stops early,
+# its EXIT trap does (by the pid in its pidfile)
+hap_stop() { local p; p=$(cat "$W/haproxy/haproxy.pid" 2>/dev/null) && [ -n "$p" ] && t_stop_pid "$p"; }
+trap 'hap_stop; cleanup' EXIT
 ssh-keygen -q -t ed25519 -N '' -f "$W/id_ed25519" -C iac-test
 : >"$W/known_hosts"
 PORT=$(free_port)
@@ -166,7 +170,7 @@ thresholds { http_req_failed = "rate<0.001" }
 EOF2
 "$IAC" -chdir="$W" autoscale -no-color >"$TMP/ctl.out" 2>&1 &   # $! is iac itself
 CTL_PID=$!
-trap 'kill -INT "$CTL_PID" 2>/dev/null; cleanup' EXIT   # stop it whatever happens next
+trap 'kill -INT "$CTL_PID" 2>/dev/null; hap_stop; cleanup' EXIT   # stop it whatever happens next
 "$IAC" loadtest "$TMP/ramp.lua" >"$TMP/ramp.out" 2>&1
 lt_rc=$?
 kill -INT "$CTL_PID" 2>/dev/null
@@ -185,7 +189,11 @@ down_at=$(grep -n "scaled down 2 -> 1" "$TMP/ctl.out" | tail -1 | cut -d: -f1)
 	check_fail "iact-web-blue2 still there after the ramp"
 
 # ---- destroy takes the spare's container too -------------------------------
+hap_pid=$(cat "$W/haproxy/haproxy.pid" 2>/dev/null)
 iac destroy -auto-approve -no-color >"$TMP/destroy.out" 2>&1 || { cat "$TMP/destroy.out"; check_fail "destroy"; }
+running() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null); [ -n "$st" ] && [ "${st#Z}" = "$st" ]; }   # not a zombie
+[ -n "$hap_pid" ] && ! running "$hap_pid" && ok "destroy stopped the local HAProxy" ||
+	check_fail "HAProxy (pid '$hap_pid') still runs after destroy"
 [ -z "$(lxc list --format csv -c n | grep '^iact-web')" ] && ok "destroy deleted every container of the pool, the spare's too" ||
 	check_fail "left: $(lxc list --format csv -c n | grep '^iact-web')"
 finish
