@@ -385,7 +385,7 @@ static json_t *spare_entry(const step_env *env, const json_t *inst, const json_t
 	return e;
 }
 
-/* Give up on started spare k of a scale-up: stop it, delete its container. */
+/* Give up on a spare this scale-up started: stop it, delete its container. */
 static void drop_started(step_env *env, json_t *inst, json_t *made)
 {
 	iac_deploy_inst_stop(env->ctx, env->pool, inst, env->version);
