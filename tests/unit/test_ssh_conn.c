@@ -180,6 +180,49 @@ static void test_changed_host_key(void)
 	}
 }
 
+/* A machine iac has just created at an address another one had
+ * (iac_ssh_pool_renew): the old key's lines for that address go, its key
+ * is trusted once and recorded; every other line stays as written. */
+static void test_renewed_host_key(void)
+{
+	char path[300], cmd[2048], *text = NULL;
+	size_t len = 0;
+	const char *a = bed_addr[1];
+	snprintf(path, sizeof(path), "%s/kh_renew", bed_dir);
+	snprintf(cmd, sizeof(cmd),
+		 "k=$(cut -d' ' -f1,2 %s/hosts/h1/upper/etc/ssh/ssh_host_ed25519_key.pub); "
+		 "printf '%%s\\n' \"%s $k\" \"10.9.9.9 $k\" \"old.example,%s $k\" \"[%s]:2222 $k\" "
+		 "\"%s3 $k\" > %s",
+		 bed_dir, a, a, a, a, path);
+	CHECK(system(cmd) == 0);
+	iac_ssh_pool *p = pool_with(path, key, 0);
+	CHECK(try_connect(p, 2, NULL, 0) != 0);
+	CHECK_CONTAINS(iac_err_last(), "CHANGED");
+	iac_ssh_pool_free(p);
+
+	p = pool_with(path, key, 0);
+	CHECK(iac_ssh_pool_renew(p, a, 22) == 0);
+	CHECK(try_connect(p, 2, NULL, 0) == 0);
+	iac_ssh_pool_free(p);
+	CHECK(iac_file_read(&text, &len, path) == 0);
+	char line[128];
+	snprintf(line, sizeof(line), "\n%s ssh-ed25519 ", a);
+	CHECK(strstr(text, line) != NULL);            /* the new key, recorded */
+	snprintf(line, sizeof(line), "old.example,%s ", a);
+	CHECK(strstr(text, line) == NULL);            /* a list naming it goes too */
+	CHECK(strstr(text, "10.9.9.9 ") == text);     /* the others stay, in order */
+	snprintf(line, sizeof(line), "[%s]:2222 ", a);
+	CHECK(strstr(text, line) != NULL);
+	snprintf(line, sizeof(line), "\n%s3 ", a);
+	CHECK(strstr(text, line) != NULL);
+	free(text);
+
+	/* trusted once: the next pool meets the recorded key, nothing renewed */
+	p = pool_with(path, key, 0);
+	CHECK(try_connect(p, 2, NULL, 0) == 0);
+	iac_ssh_pool_free(p);
+}
+
 static void test_login_refused(void)
 {
 	paths();
@@ -401,6 +444,7 @@ static const iac_test tests[] = {
 	TEST(test_timeout_and_cancel),
 	TEST(test_unknown_host_key),
 	TEST(test_changed_host_key),
+	TEST(test_renewed_host_key),
 	TEST(test_login_refused),
 	TEST(test_agent),
 	TEST(test_unreachable_fails_fast),
