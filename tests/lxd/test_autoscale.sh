@@ -8,7 +8,8 @@
 #  - 20 connections to a CGI that answers in 0.5 s (HAProxy's sessions per
 #    server: ~20, target 5): one step creates iact-web-blue2, starts blue2
 #    on it at the live version, health-gates it and adds it to HAProxy at
-#    runtime; answers come from both; `iac plan` stays quiet;
+#    runtime; answers come from both; `iac plan` stays quiet; its container
+#    deleted behind iac's back is replaced by the next step;
 #  - 2 connections: the spare is drained (0 failed requests) and its
 #    container deleted;
 #  - known_hosts holds a wrong key for every address of LXD's network (a
@@ -106,6 +107,18 @@ grep -q "server blue2 " "$W/haproxy/haproxy.cfg" 2>/dev/null && check_fail "blue
 iac plan -detailed-exitcode -no-color >"$TMP/plan.out" 2>&1
 rc=$?
 [ $rc = 0 ] && ok "plan stays quiet while a spare serves" || { cat "$TMP/plan.out"; check_fail "plan exit $rc"; }
+
+# the spare's container deleted behind iac's back: HAProxy sees it DOWN, and
+# after 5 s the next step takes it out and makes a new one
+lxc delete --force iact-web-blue2 >/dev/null 2>&1
+sleep 6.5
+iac autoscale -once -no-color >"$TMP/dead.out" 2>&1 || { cat "$TMP/dead.out"; check_fail "iac autoscale -once (dead spare)"; }
+cat "$TMP/dead.out"
+grep -q "blue2 is DOWN in HAProxy" "$TMP/dead.out" && grep -q "replaced 1 dead spare(s) by 1" "$TMP/dead.out" &&
+	[ "$(inst_status iact-web-blue2)" = Running ] &&
+	ok "a spare's container deleted behind iac's back is replaced by a new one" ||
+	check_fail "the deleted container was not replaced"
+answers 12 | grep -q "v1 blue2" && ok "the replacement serves" || check_fail "no answer from the replacement blue2"
 kill -INT "$WRK_PID" 2>/dev/null
 wait "$WRK_PID" 2>/dev/null
 
