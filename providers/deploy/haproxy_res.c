@@ -376,6 +376,98 @@ done:
 	return rc;
 }
 
+/* ---- weights changed by hand --------------------------------------------
+ * iac never changes a weight at runtime (weights live in the config, the
+ * same on every HAProxy of an lb), so a server whose runtime weight
+ * (srv_uweight) differs from its configured one (srv_iweight) was changed
+ * by hand on this HAProxy: read reports it as that server's weight, the
+ * plan shows it, and update sets it back. */
+
+typedef struct {
+	char name[64];
+	long uweight, iweight;
+} weight_row;
+
+/* Rows of `show servers state` (format 1: be_id be_name srv_id srv_name
+ * srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight ...). */
+static size_t weights_parse(weight_row *out, size_t max, const char *text)
+{
+	size_t n = 0;
+	for (const char *l = text; l && *l && n < max; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		char name[64];
+		long uw, iw;
+		if (*l == '#' || sscanf(l, "%*s %*s %*s %63s %*s %*s %*s %ld %ld", name, &uw, &iw) != 3)
+			continue;
+		snprintf(out[n].name, sizeof(out[n].name), "%s", name);
+		out[n].uweight = uw;
+		out[n++].iweight = iw;
+	}
+	return n;
+}
+
+/* The weights of backend `be` on the HAProxy at api; 0 rows when it cannot
+ * be asked (the plan then shows no weight change: nothing is lost). */
+static size_t weights_read(weight_row *out, size_t max, const char *api, const char *be)
+{
+	iac_haproxy *h = NULL;
+	char *text = NULL;
+	size_t n = 0;
+	if (iac_haproxy_open(&h, api, 2000) == 0 && iac_haproxy_servers_state(&text, h, be) == 0)
+		n = weights_parse(out, max, text);
+	iac_err_clear();
+	free(text);
+	iac_haproxy_free(h);
+	return n;
+}
+
+#define MAX_WEIGHT_ROWS 256
+
+/* In out (a copy of prior), each configured server whose weight was
+ * changed by hand gets its runtime weight. */
+static void weights_observed(json_t *out, const char *api)
+{
+	weight_row rows[MAX_WEIGHT_ROWS];
+	size_t n = weights_read(rows, MAX_WEIGHT_ROWS, api, iac_json_str(out, "backend") ?: "app");
+	json_t *servers = json_object_get(out, "servers"), *srv;
+	size_t i;
+	for (size_t r = 0; r < n; r++) {
+		if (rows[r].uweight == rows[r].iweight)
+			continue;
+		json_array_foreach(servers, i, srv)
+			if (!strcmp(iac_json_str(srv, "name") ?: "", rows[r].name))
+				json_object_set_new(srv, "weight", json_integer(rows[r].uweight));
+	}
+}
+
+/* Set every weight changed by hand back to the configured one; then the
+ * server-state-file, so a later reload does not bring them back. */
+static int weights_reset(const iac_rctx *ctx, const paths *p, const json_t *a)
+{
+	weight_row rows[MAX_WEIGHT_ROWS];
+	const char *be = iac_json_str(a, "backend") ?: "app";
+	size_t n = weights_read(rows, MAX_WEIGHT_ROWS, p->api, be), reset = 0;
+	iac_haproxy *h = NULL;
+	int rc = 0;
+	for (size_t r = 0; r < n && rc == 0; r++) {
+		if (rows[r].uweight == rows[r].iweight)
+			continue;
+		char w[24];
+		snprintf(w, sizeof(w), "%ld", rows[r].iweight);
+		if (!h)
+			rc = iac_haproxy_open(&h, p->api, 2000);
+		if (rc == 0)
+			rc = iac_haproxy_set_weight(h, be, rows[r].name, w);
+		reset++;
+	}
+	iac_haproxy_free(h);
+	if (rc == 0 && reset) {
+		json_t *lb = json_pack("{s:s,s:s,s:O?}", "api", p->api, "state_file", p->state_file, "host", p->host);
+		rc = iac_deploy_persist_switch(ctx, lb);
+		json_decref(lb);
+	}
+	return rc;
+}
+
 static int hap_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
 {
 	paths p;
@@ -411,6 +503,8 @@ static int hap_update(const iac_rctx *ctx, json_t **out, const json_t *prior, co
 		if (iac_haproxy_reload(&rr, &ro) < 0)
 			goto done;
 	}
+	if (weights_reset(ctx, &p, planned) < 0)
+		goto done;
 	iac_sha256_hex(hex, text, strlen(text));
 	*out = result(planned, &p, hex);
 	rc = 0;
@@ -429,7 +523,9 @@ static int hap_read(const iac_rctx *ctx, json_t **out, const json_t *prior)
 {
 	paths p;
 	make_paths(&p, ctx, prior);
-	*out = master_pid(ctx, &p) > 0 ? json_copy((json_t *)prior) : NULL;
+	*out = master_pid(ctx, &p) > 0 ? json_deep_copy(prior) : NULL;
+	if (*out)
+		weights_observed(*out, p.api);
 	paths_free(&p);
 	return 0;
 }

@@ -8,7 +8,9 @@
 #  - iac rollback switches both back;
 #  - the VIP holder's network goes down under a request loop: the other host
 #    takes the VIP; the disruption is measured (target <= 3 s) and printed;
-#  - the host comes back: the VIP returns, and a plan is quiet.
+#  - the host comes back: the VIP returns, and a plan is quiet;
+#  - a weight changed by hand on lb2 is planned (for lb2 only) and set
+#    back by apply, so both keep the config's runtime weights.
 . "$(dirname "$0")/lib.sh"
 t_need keepalived
 bed_up
@@ -174,4 +176,25 @@ wait_vip 1 15 || check_fail "the VIP did not return to lb1"
 iac plan -detailed-exitcode >"$WORK/plan.out" 2>&1
 rc=$?
 [ "$rc" = 0 ] && ok "lb1 back, VIP back on it, plan quiet" || { cat "$WORK/plan.out" >&2; check_fail "plan after the failover exited $rc"; }
+
+# ---- a weight changed by hand on one HAProxy is planned back ----------------
+api_cmd() {   # ADDR CMD: the runtime API of the HAProxy at ADDR
+	ctl bash -c 'exec 3<>/dev/tcp/'"$1"'/9999 && printf "%s\n" "$0" >&3 && cat <&3' "$2"
+}
+weight_of() { api_cmd "$1" "show servers state app" | awk -v s="$2" '$4 == s { print $8 }'; }
+api_cmd "$LB2" "set weight app/blue1 7" >/dev/null
+[ "$(weight_of "$LB2" blue1)" = 7 ] || check_fail "could not set blue1's weight on lb2 by hand"
+iac plan -no-color -detailed-exitcode >"$WORK/plan-w.out" 2>&1
+rc=$?
+[ "$rc" = 2 ] && grep -q "deploy.haproxy.lb_lb2 will be updated" "$WORK/plan-w.out" &&
+	! grep -q "deploy.haproxy.lb_lb1 will be" "$WORK/plan-w.out" && grep -q "weight" "$WORK/plan-w.out" &&
+	ok "blue1's weight changed by hand on lb2 shows in the plan, for lb2 only" ||
+	{ cat "$WORK/plan-w.out" >&2; check_fail "plan after a hand-made weight change (exit $rc)"; }
+iac apply -auto-approve >"$WORK/a-w.out" 2>&1 || { cat "$WORK/a-w.out" >&2; check_fail "apply after a weight change"; }
+[ "$(weight_of "$LB2" blue1)" = "$(weight_of "$LB1" blue1)" ] && [ "$(weight_of "$LB2" blue1)" != 7 ] &&
+	ok "apply set blue1's weight on lb2 back to the config's ($(weight_of "$LB2" blue1)), as on lb1" ||
+	check_fail "weights after apply: lb1 $(weight_of "$LB1" blue1), lb2 $(weight_of "$LB2" blue1)"
+iac plan -no-color -detailed-exitcode >"$WORK/plan-w2.out" 2>&1
+rc=$?
+[ "$rc" = 0 ] && ok "plan quiet again" || { cat "$WORK/plan-w2.out" >&2; check_fail "plan after the weight fix exited $rc"; }
 finish
