@@ -260,6 +260,8 @@ static int abandon_to(mover *m, const iac_haproxy_stat *why_row)
 	return IAC_ERR;
 }
 
+#define CHECK_GRACE_MS 1500
+
 /* 1. the new colour joins; the old one still serves */
 static int bring_up_to(mover *m)
 {
@@ -290,8 +292,14 @@ static int bring_up_to(mover *m)
 			ready += server_ready(m->to_rows[i], o->wait_check);
 		if (ready == o->n_to)
 			break;
-		/* a `to` server whose check failed, or out of time: give up */
-		if (first_down(m->to_rows, o->n_to) || elapsed(m) > m->p.up_timeout_ms)
+		/* a `to` server whose check failed, or out of time: give up. A
+		 * DOWN seen right after the ready may be a check from before it
+		 * (a first deploy behind a HAProxy started moments earlier, which
+		 * checked the server before the app ran): its checks get
+		 * CHECK_GRACE_MS to catch up first */
+		double since_ready = elapsed(m) - m->out->ready_ms;
+		if ((first_down(m->to_rows, o->n_to) && since_ready > (CHECK_GRACE_MS < m->p.up_timeout_ms ? CHECK_GRACE_MS : m->p.up_timeout_ms)) ||
+		    elapsed(m) > m->p.up_timeout_ms)
 			return abandon_to(m, first_not_ready(m->to_rows, o->n_to, o->wait_check));
 		sleep_ms(m->p.poll_ms);
 	}

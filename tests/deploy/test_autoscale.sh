@@ -205,9 +205,11 @@ wrk_stop "$WORK/wrk-dep.out" "a deploy with spares serving"
 # ---- a spare killed behind iac's back: replaced ----------------------------------
 # nginx's workers outlive a killed master: the master and its workers go
 # (and any other nginx of green3's directory: a pid file a restart is
-# still writing must not leave the real one serving)
+# still writing must not leave the real one serving), then whatever still
+# listens on green3's port (8101): workers whose master died before serve on
 on_host "$(inst_host green3)" "for m in \$(cat /srv/web/green3/nginx.pid) \$(pgrep -f '[n]ginx -c /srv/web/green3/'); do
-	pkill -9 -P \$m; kill -9 \$m; done; true" ||
+	pkill -9 -P \$m; kill -9 \$m; done 2>/dev/null
+	for p in \$(ss -Hltnp 'sport = :8101' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do kill -9 \$p; done; true" ||
 	check_fail "cannot kill green3"
 inst_alive green3 && check_fail "green3 still runs after kill -9"
 for i in $(seq 60); do server_states | grep -Eq "^green3 DOWN" && break; sleep 0.5; done
