@@ -136,6 +136,27 @@ static void test_client_first(void)
 	CHECK_INT((int)n, 1);
 	CHECK_STR(f[0].kind, "client");
 	iac_lt_findings_free(f, n);
+	/* a shared machine: running 70 %, waiting 25 %, neither threshold
+	 * alone; together the thread never idled */
+	healthy();
+	for (int s = 4; s < N; s++) {
+		ccpu[s] = 70;
+		cwait[s] = 25;
+	}
+	n = run(&f);
+	CHECK_INT((int)n, 1);
+	CHECK_STR(f[0].kind, "client");
+	CHECK(strstr(f[0].text, "ran or waited for a CPU 95 % of the time from t=4 s") != NULL);
+	iac_lt_findings_free(f, n);
+	/* half busy, a little waiting: not saturated */
+	healthy();
+	for (int s = 4; s < N; s++) {
+		ccpu[s] = 50;
+		cwait[s] = 20;
+	}
+	n = run(&f);
+	CHECK_INT((int)n, 0);
+	iac_lt_findings_free(f, n);
 }
 
 /* A short blip (one second hot, one second queued) is not a bottleneck. */
