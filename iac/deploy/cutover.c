@@ -298,8 +298,8 @@ static int bring_up_to(mover *m)
 		 * checked the server before the app ran): its checks get
 		 * CHECK_GRACE_MS to catch up first */
 		double since_ready = elapsed(m) - m->out->ready_ms;
-		if ((first_down(m->to_rows, o->n_to) && since_ready > (CHECK_GRACE_MS < m->p.up_timeout_ms ? CHECK_GRACE_MS : m->p.up_timeout_ms)) ||
-		    elapsed(m) > m->p.up_timeout_ms)
+		double grace = CHECK_GRACE_MS < m->p.up_timeout_ms ? CHECK_GRACE_MS : m->p.up_timeout_ms;
+		if ((first_down(m->to_rows, o->n_to) && since_ready > grace) || elapsed(m) > m->p.up_timeout_ms)
 			return abandon_to(m, first_not_ready(m->to_rows, o->n_to, o->wait_check));
 		sleep_ms(m->p.poll_ms);
 	}

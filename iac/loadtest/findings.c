@@ -128,11 +128,11 @@ static void rule_client(acc *a, const iac_lt_signals *s)
 			       "from t=%ld s)", wpeak, wat);
 	else
 		iac_buf_printf(&b, "bottleneck: the load generator (its threads ran or waited for a CPU %.0f %% of "
-			       "the time from t=%ld s)", bpeak, wat = bat);
+			       "the time from t=%ld s)", bpeak, bat);
 	iac_buf_puts(&b, ": the target may take more than these figures; give it more cores, fewer other "
 			 "processes, or more load generators");
 	/* it invalidates the run: ranked above any server-side finding */
-	add(a, "client", 4, at >= 0 ? at : wat, &b);
+	add(a, "client", 4, at >= 0 ? at : wat >= 0 ? wat : bat, &b);
 }
 
 static void rule_queue(acc *a, const iac_lt_signals *s)
