@@ -423,6 +423,8 @@ static sim_server sim[4];
 static char sim_log[8192];      /* commands received, " | " between connections */
 static int sim_ignore_ready;    /* someone else holds the servers: ready is ignored */
 static int sim_down_on_drain;   /* the ready servers fail their checks at a drain */
+static int sim_heal_after;      /* > 0: failing servers pass again after that many `show stat` */
+static int sim_rising;          /* failing servers show "DOWN 1/2" (on their way up) */
 
 static void sim_reset(long from_sessions)
 {
@@ -434,7 +436,7 @@ static void sim_reset(long from_sessions)
 		sim[i].scur = i < 2 ? from_sessions : 0;
 	}
 	sim_log[0] = '\0';
-	sim_ignore_ready = sim_down_on_drain = 0;
+	sim_ignore_ready = sim_down_on_drain = sim_heal_after = sim_rising = 0;
 }
 
 static void sim_put(char *buf, size_t cap, const char *text)
@@ -462,10 +464,14 @@ static void sim_command(char *buf, size_t cap, const char *cmd)
 				sim[i].healthy = 0;
 		sim_put(buf, cap, "\n");
 	} else if (!strcmp(cmd, "show stat")) {
+		if (sim_heal_after > 0 && --sim_heal_after == 0)
+			for (int i = 0; i < 4; i++)
+				sim[i].healthy = 1;
 		sim_put(buf, cap, "# pxname,svname,qcur,scur,status,check_status\n");
 		for (int i = 0; i < 4; i++) {
 			const sim_server *s = &sim[i];
-			const char *status = !strcmp(s->admin, "maint") ? "MAINT" : !s->healthy ? "DOWN"
+			const char *status = !strcmp(s->admin, "maint") ? "MAINT"
+					     : !s->healthy ? (sim_rising ? "DOWN 1/2" : "DOWN")
 					     : !strcmp(s->admin, "drain") ? "DRAIN" : "UP";
 			snprintf(row, sizeof(row), "app,%s,0,%ld,%s,%s\n", s->name, s->scur, status,
 				 s->healthy ? "L7OK" : "L7STS");
@@ -531,15 +537,47 @@ static void test_cutover_sequence(void)
 	CHECK_CONTAINS(iac_err_last(), ": no server 'blu2' in backend 'app'");
 	o.from = blue;
 
-	/* a `to` server fails its check: back to maint, `from` untouched */
+	/* a `to` server fails its check: once its checks had 1.5 s to catch up
+	 * (the DOWN may predate the ready), back to maint, `from` untouched */
 	sim_reset(0);
 	sim[3].healthy = 0;
+	double t0 = iac_now_ms();
 	CHECK_INT(iac_cutover_switch(&r, h, &o), -1);
-	CHECK_STR(sim_log, "show stat | " READY_GREEN "; show stat | "
-		  "set server app/green1 state maint; set server app/green2 state maint");
+	CHECK(iac_now_ms() - t0 >= 1450);
+	CHECK(!strncmp(sim_log, "show stat | " READY_GREEN "; show stat | show stat | ",
+		       strlen("show stat | " READY_GREEN "; show stat | show stat | ")));
+	const char *maint = " | set server app/green1 state maint; set server app/green2 state maint";
+	CHECK(strlen(sim_log) > strlen(maint) && !strcmp(sim_log + strlen(sim_log) - strlen(maint), maint));
+	CHECK(!strstr(sim_log, "drain"));
 	CHECK_CONTAINS(iac_err_last(), "cannot switch backend 'app' to green1, green2: 'green2' is DOWN "
 		       "(check L7STS) after ");
 	CHECK_CONTAINS(iac_err_last(), "the servers were put back in maint and traffic stays where it was");
+
+	/* a DOWN from a check made before the ready (a HAProxy started a
+	 * moment earlier) that passes within the grace: the switch goes on */
+	sim_reset(0);
+	sim[3].healthy = 0;
+	sim_heal_after = 20;
+	CHECK_INT(iac_cutover_switch(&r, h, &o), 0);
+	CHECK(r.drained && r.from_maint);
+
+	/* "DOWN 1/2": on its way up, waited for past the grace (up_timeout) */
+	sim_reset(0);
+	sim[3].healthy = 0;
+	sim_rising = 1;
+	sim_heal_after = 400;      /* about 2 s of looks */
+	t0 = iac_now_ms();
+	CHECK_INT(iac_cutover_switch(&r, h, &o), 0);
+	CHECK(iac_now_ms() - t0 >= 1500);
+	CHECK(r.drained);
+	sim_reset(0);
+	sim[3].healthy = 0;
+	sim_rising = 1;
+	sim_heal_after = 100000;   /* never up: up_timeout (3 s) ends it */
+	t0 = iac_now_ms();
+	CHECK_INT(iac_cutover_switch(&r, h, &o), -1);
+	CHECK(iac_now_ms() - t0 >= 2900);
+	CHECK_CONTAINS(iac_err_last(), "'green2' is DOWN 1/2");
 
 	/* someone else holds `to` in maint (a rollback): touch nothing more */
 	sim_reset(0);
@@ -560,7 +598,7 @@ static void test_cutover_sequence(void)
 
 	/* a rollback does not wait for long requests: `from` stays in drain */
 	sim_reset(1);
-	double t0 = iac_now_ms();
+	t0 = iac_now_ms();
 	CHECK_INT(iac_cutover_rollback(&r, h, &o), 0);
 	CHECK(iac_now_ms() - t0 < 1000);
 	CHECK(!r.drained && !r.from_maint);
