@@ -468,11 +468,101 @@ static int weights_reset(const iac_rctx *ctx, const paths *p, const json_t *a)
 	return rc;
 }
 
+/* ---- servers added at runtime --------------------------------------------
+ *
+ * The autoscaler adds its spares with `add server` (no reload). A reload
+ * starts a worker from the config alone, and the server-state-file only
+ * restores servers the config names, so an apply that changed the config
+ * would drop every serving spare until the next autoscale step (a period of
+ * lost capacity under the very load that made them). hap_update reads the
+ * runtime servers the running config does not name before the reload and
+ * adds them back to the new worker right after it, with the new config's
+ * server options and the admin state they had (a draining spare stays
+ * draining, one in maintenance stays there). */
+
+typedef struct {
+	char name[64], addr[64];
+	long port, admin;   /* srv_admin_state bits: 0x01 forced maint, 0x10 forced drain */
+} dyn_row;
+
+#define MAX_DYN 64
+
+static int named_in(const json_t *a, const char *name)
+{
+	size_t i;
+	const json_t *srv;
+	json_array_foreach(json_object_get(a, "servers"), i, srv)
+		if (!strcmp(iac_json_str(srv, "name") ?: "", name))
+			return 1;
+	return 0;
+}
+
+/* Rows of `show servers state` (format 1: srv_name is field 4, srv_addr 5,
+ * srv_admin_state 7, srv_port 19) whose server neither prior (the running
+ * config) nor planned (the next one) names. */
+static size_t dyn_parse(dyn_row *out, size_t max, const char *text, const json_t *prior, const json_t *planned)
+{
+	size_t n = 0;
+	for (const char *l = text; l && *l && n < max; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+		dyn_row r = { 0 };
+		if (*l == '#' || sscanf(l, "%*s %*s %*s %63s %63s %*s %ld %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %ld",
+					r.name, r.addr, &r.admin, &r.port) != 4)
+			continue;
+		if (!named_in(prior, r.name) && !named_in(planned, r.name) && r.port > 0)
+			out[n++] = r;
+	}
+	return n;
+}
+
+static size_t dyn_read(dyn_row *out, size_t max, const paths *p, const json_t *prior, const json_t *planned)
+{
+	iac_haproxy *h = NULL;
+	char *text = NULL;
+	size_t n = 0;
+	if (iac_haproxy_open(&h, p->api, 2000) == 0 &&
+	    iac_haproxy_servers_state(&text, h, iac_json_str(prior, "backend") ?: "app") == 0)
+		n = dyn_parse(out, max, text, prior, planned);
+	iac_err_clear();
+	free(text);
+	iac_haproxy_free(h);
+	return n;
+}
+
+/* Add rows back to the new worker. A failure is an error: the apply
+ * must not report success while capacity silently went away. */
+static int dyn_restore(const paths *p, const json_t *planned, const dyn_row *rows, size_t n)
+{
+	const char *be = iac_json_str(planned, "backend") ?: "app";
+	iac_haproxy *h = NULL;
+	char *opts = NULL;
+	int rc = 0;
+	if (n == 0)
+		return 0;
+	if (iac_deploy_haproxy_server_opts(&opts, planned) < 0)
+		return IAC_ERR;
+	rc = iac_haproxy_open(&h, p->api, 2000);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const char *one[1] = { rows[i].name };
+		rc = iac_haproxy_add_server(NULL, h, be, rows[i].name, rows[i].addr, rows[i].port, opts);
+		if (rc == 0 && (rows[i].admin & 0x01))
+			rc = iac_haproxy_set_state(h, be, one, 1, IAC_HAPROXY_MAINT);
+		else if (rc == 0 && (rows[i].admin & 0x10))
+			rc = iac_haproxy_set_state(h, be, one, 1, IAC_HAPROXY_DRAIN);
+	}
+	if (rc < 0)
+		iac_err_prefix("putting back the servers added at runtime after the reload");
+	iac_haproxy_free(h);
+	free(opts);
+	return rc;
+}
+
 static int hap_update(const iac_rctx *ctx, json_t **out, const json_t *prior, const json_t *planned)
 {
 	paths p;
 	char *text = NULL, *next = NULL, hex[65];
 	iac_haproxy *api = NULL, *master = NULL;
+	dyn_row dyn[MAX_DYN];
+	size_t n_dyn = 0;
 	int rc = IAC_ERR;
 
 	make_paths(&p, ctx, planned);
@@ -492,6 +582,7 @@ static int hap_update(const iac_rctx *ctx, json_t **out, const json_t *prior, co
 		iac_haproxy_reload_result rr;
 		if (iac_haproxy_open(&api, p.api, 2000) < 0 || iac_haproxy_open(&master, p.master, 5000) < 0)
 			goto done;
+		n_dyn = dyn_read(dyn, MAX_DYN, &p, prior, planned);
 		json_t *lb = json_pack("{s:s,s:s,s:O?}", "api", p.api, "state_file", p.state_file, "host", p.host);
 		int prc = iac_deploy_persist_switch(ctx, lb);
 		json_decref(lb);
@@ -500,7 +591,7 @@ static int hap_update(const iac_rctx *ctx, json_t **out, const json_t *prior, co
 		ro.api = api;
 		ro.master = master;
 		ro.timeout_ms = 15e3;
-		if (iac_haproxy_reload(&rr, &ro) < 0)
+		if (iac_haproxy_reload(&rr, &ro) < 0 || dyn_restore(&p, planned, dyn, n_dyn) < 0)
 			goto done;
 	}
 	if (weights_reset(ctx, &p, planned) < 0)

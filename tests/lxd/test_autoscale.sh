@@ -122,6 +122,34 @@ answers 12 | grep -q "v1 blue2" && ok "the replacement serves" || check_fail "no
 kill -INT "$WRK_PID" 2>/dev/null
 wait "$WRK_PID" 2>/dev/null
 
+# an apply that changes HAProxy's config reloads it: the spare added at
+# runtime goes over to the new worker at once (no autoscale step), and the
+# load sees no failure
+hap() {
+	python3 - "$W/haproxy/api.sock" "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+print(s.makefile().read(), end="")
+PY
+}
+wpid() { hap "show info" | awk -F': ' '$1 == "Pid" { print $2 }'; }
+P0=$(wpid)
+wrk_run 20 60 "$TMP/wrk-reload.out"
+sed -i 's/interval = "200ms", rise = 2, fall = 2/interval = "250ms", rise = 2, fall = 2/' "$W/main.lua"
+iac apply -auto-approve -no-color >"$TMP/apply-reload.out" 2>&1 || { cat "$TMP/apply-reload.out"; check_fail "apply of a HAProxy config change"; }
+P1=$(wpid)
+ST=$(hap "show stat" | awk -F, '$1 == "app" && $2 == "blue2" { print $18 }')
+[ -n "$P1" ] && [ "$P1" != "$P0" ] && [ "${ST%% *}" = UP ] &&
+	ok "apply reloaded HAProxy (worker $P0 -> $P1); the runtime spare blue2 is in the new worker, $ST" ||
+	{ cat "$TMP/apply-reload.out"; hap "show stat" | cut -d, -f1,2,18; check_fail "after the reload (worker $P0 -> ${P1:-?}) blue2 is '${ST:-gone}'"; }
+answers 12 | grep -q "v1 blue2" && ok "blue2 serves after the reload" || check_fail "no answer from blue2 after the reload"
+sleep 1
+wrk_clean "$TMP/wrk-reload.out" "HAProxy reload with a runtime spare, under load"
+iac plan -detailed-exitcode -no-color >"$TMP/plan-reload.out" 2>&1 && ok "plan quiet after the reload" ||
+	{ cat "$TMP/plan-reload.out"; check_fail "plan not quiet after the reload"; }
+
 # ---- light load: drained, container deleted --------------------------------
 wrk_run 2 60 "$TMP/wrk-down.out"
 sleep 3   # past the 3 s stabilization window
