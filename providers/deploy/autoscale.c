@@ -12,6 +12,7 @@
 #include "providers/deploy/autoscale.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,6 +230,9 @@ static double read_metric(const step_env *env, const iac_autoscale_spec *s, char
 
 /* ---- acting ------------------------------------------------------------- */
 
+/* Spares are made in parallel threads (scale_up), each of which may note. */
+static pthread_mutex_t notes_lk = PTHREAD_MUTEX_INITIALIZER;
+
 static void note(step_env *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void note(step_env *env, const char *fmt, ...)
 {
@@ -237,7 +241,9 @@ static void note(step_env *env, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	pthread_mutex_lock(&notes_lk);
 	json_array_append_new(env->notes, json_string(buf));
+	pthread_mutex_unlock(&notes_lk);
 }
 
 /* Add spare (its pool entry) to every HAProxy of the lb; *added (may be
@@ -393,34 +399,62 @@ static void drop_started(step_env *env, json_t *inst, json_t *made)
 	iac_err_clear();
 }
 
+/* One spare made ready: its container (if any) made and booted, its app
+ * started at the live version. Each runs in a thread of its own: a
+ * container takes seconds to create and boot, and made one after the
+ * other a step of +2 kept the load waiting for the sum (9-10 s in
+ * bench/autoscale/lxd); in parallel it waits for the slowest. Everything
+ * these touch is safe to share: the host layer and the provider registry
+ * lock, jansson reads and refcounts, note() locks, errors are per thread. */
+typedef struct {
+	step_env *env;
+	const json_t *cand;
+	json_t *inst, *made;   /* out; inst NULL when it failed (noted) */
+	pthread_t tid;
+	int threaded;
+} prep_job;
+
+static void *prep_run(void *arg)
+{
+	prep_job *j = arg;
+	step_env *env = j->env;
+	j->inst = make_spare(env, j->cand, &j->made);
+	if (j->inst && iac_deploy_inst_start(env->ctx, env->pool, j->inst, env->version) < 0) {
+		note(env, "%s", iac_err_last());
+		drop_started(env, j->inst, j->made);
+		json_decref(j->inst);
+		json_decref(j->made);
+		j->inst = j->made = NULL;
+	}
+	iac_err_clear();
+	return NULL;
+}
+
 /* Start up to n spares of the live colour (making their containers
- * first), gate them together, add those that pass. Returns how many
- * serve now. */
+ * first, all at once), gate them together, add those that pass. Returns
+ * how many serve now. */
 static int scale_up(step_env *env, int n)
 {
-	const json_t *cand[MAX_INST];
+	prep_job jobs[MAX_INST];
 	json_t *inst[MAX_INST], *made[MAX_INST];
 	size_t nc = 0, ns = 0, i;
 	const json_t *e;
 	json_array_foreach(json_object_get(env->pool, "spares"), i, e)
 		if ((int)nc < n && nc < MAX_INST && !strcmp(iac_json_str(e, "colour") ?: "", env->live) &&
 		    !is_active(env, iac_json_str(e, "name") ?: ""))
-			cand[nc++] = e;
+			jobs[nc++] = (prep_job){ .env = env, .cand = e };
 	if ((int)nc < n)
 		note(env, "only %zu spare(s) of %s left", nc, env->live);
+	for (i = 0; i < nc; i++)   /* no thread to be had: made in this one */
+		if (!(jobs[i].threaded = pthread_create(&jobs[i].tid, NULL, prep_run, &jobs[i]) == 0))
+			prep_run(&jobs[i]);
 	for (i = 0; i < nc; i++) {
-		json_t *m = NULL, *in = make_spare(env, cand[i], &m);
-		if (!in)
-			continue;
-		if (iac_deploy_inst_start(env->ctx, env->pool, in, env->version) < 0) {
-			note(env, "%s", iac_err_last());
-			drop_started(env, in, m);
-			json_decref(in);
-			json_decref(m);
-			continue;
+		if (jobs[i].threaded)
+			pthread_join(jobs[i].tid, NULL);
+		if (jobs[i].inst) {
+			inst[ns] = jobs[i].inst;
+			made[ns++] = jobs[i].made;
 		}
-		inst[ns] = in;
-		made[ns++] = m;
 	}
 	json_t *last = json_object();
 	int added = 0;

@@ -18,6 +18,7 @@
 
 #include "iac/core/err.h"
 #include "iac/core/json.h"
+#include "iac/core/log.h"
 #include "iac/core/util.h"
 #include "iac/core/value.h"
 
@@ -398,6 +399,46 @@ static int result(json_t **out, const iac_rctx *ctx, lxd_conn *c, const json_t *
 
 static int instance_remove(const iac_rctx *ctx, const json_t *prior);
 
+/* Every instance iac creates carries the resource's address in this key,
+ * so a leftover of a create that failed after LXD made the instance (an
+ * operation that outlived operation_timeout, a cleanup that could not
+ * delete it, a kill -9) is known for what it is: not in state, made by
+ * iac for this very resource. The next create deletes it and makes it
+ * again, as Terraform replaces a tainted resource. An instance of that
+ * name without the mark is someone else's: never touched. */
+#define MADE_BY_KEY "user.iac.resource"
+
+/* POST /1.0/instances; a leftover (see MADE_BY_KEY) in the way is deleted
+ * first. LXD refuses a taken name in more than one way ("already exists",
+ * "Instance is busy running a "start" operation"), so any refusal is
+ * followed by a look at what holds the name. */
+static int post_instance(lxd_conn *c, const iac_rctx *ctx, const json_t *planned, const char *name, json_t *body)
+{
+	int rc = lxd_json(NULL, c, "POST", "/1.0/instances", body, ctx->cancel);
+	if (rc == 0)
+		return rc;
+	char *path = lxd_path("instances", name), *why = iac_xstrdup(iac_err_last());
+	json_t *old = NULL;
+	const char *mark = NULL;
+	if (lxd_json(&old, c, "GET", path, NULL, ctx->cancel) < 0) {
+		rc = iac_err_set("%s", why);   /* nothing of that name: LXD's own reason stands */
+	} else if (!(mark = iac_json_str(json_object_get(old, "config"), MADE_BY_KEY)) || strcmp(mark, ctx->addr)) {
+		rc = iac_err_set("%s: an instance named '%s' exists that this resource did not make: import it "
+				 "(iac import %s %s) or delete it", why, name, ctx->addr, name);
+	} else if (instance_remove(ctx, planned) < 0) {
+		rc = iac_err_set("a leftover of an earlier create that failed is in the way, and cannot be deleted "
+				 "yet (%s; %s); apply again once LXD is done with it", why, iac_err_last());
+	} else {
+		iac_log_warn("%s: deleted the instance '%s' an earlier create had left (it was not in state)",
+			     ctx->addr, name);
+		rc = lxd_json(NULL, c, "POST", "/1.0/instances", body, ctx->cancel);
+	}
+	json_decref(old);
+	free(why);
+	free(path);
+	return rc;
+}
+
 static int instance_create(const iac_rctx *ctx, json_t **out, const json_t *planned)
 {
 	lxd_conn *c;
@@ -409,11 +450,12 @@ static int instance_create(const iac_rctx *ctx, json_t **out, const json_t *plan
 	int rc = IAC_ERR;
 	if (!config)
 		goto done;
+	json_object_set_new(config, MADE_BY_KEY, json_string(ctx->addr));
 	size_t il = strlen(image), hex = strspn(image, "0123456789abcdef");
 	json_t *source = json_pack("{s:s,s:s}", "type", "image", il >= 12 && hex == il ? "fingerprint" : "alias", image);
 	json_t *body = json_pack("{s:s,s:s,s:o,s:O,s:o}", "name", name, "type", "container", "source", source,
 				 "profiles", json_object_get(planned, "profiles"), "config", config);
-	rc = lxd_json(NULL, c, "POST", "/1.0/instances", body, ctx->cancel);
+	rc = post_instance(c, ctx, planned, name, body);
 	json_decref(body);
 	int made = rc == 0;
 	if (rc == 0 && iac_json_str(planned, "ssh_key"))
@@ -427,7 +469,9 @@ static int instance_create(const iac_rctx *ctx, json_t **out, const json_t *plan
 		 * apply's create would find the name taken */
 		char *why = iac_xstrdup(iac_err_last());
 		int gone = instance_remove(ctx, planned) == 0;
-		iac_err_set("%s%s", why, gone ? " (the instance it had made is deleted again)" : "");
+		iac_err_set("%s%s", why, gone ? " (the instance it had made is deleted again)"
+					       : " (the instance it had made could not be deleted yet: the next apply "
+						 "deletes it and creates it again)");
 		free(why);
 	}
 done:
