@@ -14,6 +14,7 @@
 --     stop      = nil,                     -- default: TERM to the pid, KILL after 5 s
 --     vars      = { dir = "/srv/app" },    -- more {placeholders}
 --     autoscale = { min = 2, max = 8, metric = "haproxy_scur_per_server", target = 20,
+--                   -- or "haproxy_rate_per_server" (requests/s per server), "cpu", PromQL
 --                   tolerance = 0.1, scale_up = { max_step = 2, period = "15s" },
 --                   scale_down = { stabilization = "60s", max_step = 1 } },
 --   }

@@ -168,6 +168,78 @@ static double metric_scur(const step_env *env, char *why, size_t whylen)
 	return n ? sum / n : NAN;
 }
 
+/* Requests arriving at the backend per second and per serving server that
+ * is up. The backend's sessions counter (stot: one per request in HTTP
+ * mode, queued ones included) read twice RATE_WINDOW_MS apart, summed
+ * over every HAProxy (behind a VIP only one has traffic), divided by the
+ * most serving servers up on any of them. Sessions per server stay near 0
+ * for short requests until the servers saturate, then explode, so a pool
+ * scaled on them grows only once requests queue (bench/autoscale/lxd); the
+ * arrival rate grows with the load, and with a target under what one
+ * instance serves at the latency wanted, the pool grows before anything
+ * queues, as Knative's "rps" target does. */
+#define RATE_WINDOW_MS 1000
+
+typedef struct {
+	long stot;      /* the backend's, -1: this HAProxy did not answer */
+	size_t up;      /* serving servers up */
+} rate_obs;
+
+static void rate_observe(const step_env *env, rate_obs *out, char *why, size_t whylen)
+{
+	const char *names[MAX_INST];
+	size_t nn = serving(env, names, MAX_INST);
+	for (size_t l = 0; l < env->n_lbs; l++) {
+		iac_haproxy *h = NULL;
+		iac_haproxy_stat *rows = NULL;
+		size_t nr = 0;
+		out[l] = (rate_obs){ -1, 0 };
+		if (iac_haproxy_open(&h, iac_json_str(env->lbs[l], "api"), 2000) < 0 ||
+		    iac_haproxy_show_stat(&rows, &nr, h, env->backend) < 0) {
+			snprintf(why, whylen, "%s", iac_err_last());
+			iac_haproxy_free(h);
+			continue;
+		}
+		for (size_t i = 0; i < nr; i++) {
+			if (rows[i].type == 1)
+				out[l].stot = rows[i].stot > 0 ? rows[i].stot : 0;
+			else if (rows[i].type == 2 && in_list(names, nn, rows[i].svname) &&
+				 iac_haproxy_stat_is_up(&rows[i]) && strncmp(rows[i].status, "DRAIN", 5))
+				out[l].up++;
+		}
+		free(rows);
+		iac_haproxy_free(h);
+	}
+	iac_err_clear();
+}
+
+static double metric_rate(const step_env *env, char *why, size_t whylen)
+{
+	rate_obs a[MAX_LBS], b[MAX_LBS];
+	double t0 = iac_now_ms();
+	rate_observe(env, a, why, whylen);
+	usleep(RATE_WINDOW_MS * 1000);
+	double secs = (iac_now_ms() - t0) / 1000;
+	rate_observe(env, b, why, whylen);
+	long arrived = 0;
+	size_t answered = 0, up = 0;
+	for (size_t l = 0; l < env->n_lbs; l++) {
+		if (a[l].stot < 0 || b[l].stot < 0)
+			continue;
+		answered++;
+		/* a reload in between restarts the counter: count from 0 */
+		arrived += b[l].stot >= a[l].stot ? b[l].stot - a[l].stot : b[l].stot;
+		up = b[l].up > up ? b[l].up : up;
+	}
+	if (!answered)
+		return NAN;
+	if (!up) {
+		snprintf(why, whylen, "no serving server is up in HAProxy");
+		return NAN;
+	}
+	return (double)arrived / secs / (double)up;
+}
+
 static double metric_cpu(const step_env *env, char *why, size_t whylen)
 {
 	const char *names[MAX_INST];
@@ -223,6 +295,8 @@ static double read_metric(const step_env *env, const iac_autoscale_spec *s, char
 	why[0] = '\0';
 	if (!strcmp(s->metric, "haproxy_scur_per_server"))
 		return metric_scur(env, why, whylen);
+	if (!strcmp(s->metric, "haproxy_rate_per_server"))
+		return metric_rate(env, why, whylen);
 	if (!strcmp(s->metric, "cpu"))
 		return metric_cpu(env, why, whylen);
 	return metric_prom(s, why, whylen);

@@ -33,7 +33,7 @@ typedef struct {
 	int down_max_step;         /* at most this many removed per down_period (default 1) */
 	double down_period;        /* default 15 */
 	double down_stabilization; /* highest recommendation over this window (default 300) */
-	char metric[512];          /* "haproxy_scur_per_server", "cpu", or a PromQL expression */
+	char metric[512];          /* "haproxy_scur_per_server", "haproxy_rate_per_server", "cpu", or PromQL */
 	char prometheus[256];      /* Prometheus base URL for a PromQL metric ("" when none) */
 	double interval;           /* seconds between steps of `iac autoscale` (default up_period) */
 } iac_autoscale_spec;

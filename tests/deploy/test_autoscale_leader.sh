@@ -110,7 +110,7 @@ done
 	{ cat "$TMP/C.out" >&2; check_fail "C did not take over quickly after B's Ctrl-C (${TOOK:-never})"; }
 t_stop_pid "$PID_C" INT
 
-# ---- the other metrics: host CPU, and a PromQL expression without its URL -------------
+# ---- the other metrics: host CPU, a PromQL expression without its URL, requests/s -------
 sed -i 's/target = 10,/target = 10, metric = "cpu",/' "$D/main.lua"
 (cd "$D" && "$IAC" -no-color apply -auto-approve >"$TMP/apply-cpu.out" 2>&1) || { cat "$TMP/apply-cpu.out" >&2; fail "apply (cpu)"; }
 (cd "$D" && "$IAC" -no-color autoscale -once) >"$TMP/cpu.out" 2>&1
@@ -121,4 +121,30 @@ sed -i 's/metric = "cpu"/metric = "sum(rate(http_requests_total[1m]))"/' "$D/mai
 (cd "$D" && "$IAC" -no-color autoscale -once) >"$TMP/prom.out" 2>&1
 grep -Fq "unknown (metric 'sum(rate(http_requests_total[1m]))' is a PromQL expression but autoscale.prometheus (the URL) is not set)" "$TMP/prom.out" && grep -q "metric unavailable: stay at [1-3]$" "$TMP/prom.out" &&
 	ok "a PromQL metric without autoscale.prometheus: unknown, no change, and why" || { cat "$TMP/prom.out" >&2; check_fail "promql without url"; }
+
+# requests per second per server: a fixed 60 requests/s from iac loadtest,
+# target 10 per server: the metric is the arrival rate over the servers up
+# (60 / current, within 30 %), and the pool is asked to grow to max (3)
+sed -i 's/metric = "sum(rate(http_requests_total\[1m\]))"/metric = "haproxy_rate_per_server"/' "$D/main.lua"
+grep -q 'metric = "haproxy_rate_per_server"' "$D/main.lua" || fail "could not set the rate metric"
+(cd "$D" && "$IAC" -no-color apply -auto-approve >"$TMP/apply-rate.out" 2>&1) || { cat "$TMP/apply-rate.out" >&2; fail "apply (rate)"; }
+cat >"$TMP/rate.lua" <<LUA
+target "http://127.0.0.1:$LB_PORT"
+scenario "s" { path = "/" }
+load { executor = "constant-arrival-rate", rate = 60, duration = "8s", max_vus = 20 }
+LUA
+"$IAC" loadtest "$TMP/rate.lua" >"$TMP/rate-load.out" 2>&1 &
+LOAD_PID=$!
+sleep 3
+(cd "$D" && "$IAC" -no-color autoscale -once) >"$TMP/rate.out" 2>&1
+wait "$LOAD_PID"
+cat "$TMP/rate.out"
+read -r V CUR <<<"$(sed -nE 's/.*haproxy_rate_per_server ([0-9.]+) \(target 10\), current ([0-9]+),.*/\1 \2/p' "$TMP/rate.out" | head -1)"
+if [ -n "${V:-}" ] && "$T_PY" -c "import sys; v, c = float(sys.argv[1]), int(sys.argv[2]); sys.exit(not 0.7 * 60 <= v * c <= 1.3 * 60)" "$V" "$CUR" &&
+	grep -q "desired 3" "$TMP/rate.out"; then
+	ok "metric = \"haproxy_rate_per_server\": $V requests/s on each of $CUR server(s) under 60/s; desired 3"
+else
+	cat "$TMP/rate-load.out" >&2
+	check_fail "rate metric: '${V:-?}' per server on ${CUR:-?} under 60 requests/s"
+fi
 finish
