@@ -105,6 +105,14 @@ static int in_list(const char *const *names, size_t n, const char *name)
 
 /* ---- the metric --------------------------------------------------------- */
 
+/* A server row that counts for the metrics: one of the serving names, up,
+ * not draining. */
+static int serving_up(const iac_haproxy_stat *row, const char *const *names, size_t nn)
+{
+	return row->type == 2 && in_list(names, nn, row->svname) && iac_haproxy_stat_is_up(row) &&
+	       strncmp(row->status, "DRAIN", 5);
+}
+
 /* Sessions on the serving servers that are up (not draining), plus the
  * requests queued for them or for the backend, over every HAProxy, divided
  * by how many serve. NAN when no HAProxy answered or none is up. */
@@ -127,8 +135,7 @@ static double scur_sample(const step_env *env, char *why, size_t whylen)
 		for (size_t i = 0; i < nr; i++) {
 			if (rows[i].type == 1 && rows[i].qcur > 0)
 				sessions += rows[i].qcur;
-			if (rows[i].type != 2 || !in_list(names, nn, rows[i].svname) || !iac_haproxy_stat_is_up(&rows[i]) ||
-			    !strncmp(rows[i].status, "DRAIN", 5))
+			if (!serving_up(&rows[i], names, nn))
 				continue;
 			up++;
 			sessions += (rows[i].scur > 0 ? rows[i].scur : 0) + (rows[i].qcur > 0 ? rows[i].qcur : 0);
@@ -203,8 +210,7 @@ static void rate_observe(const step_env *env, rate_obs *out, char *why, size_t w
 		for (size_t i = 0; i < nr; i++) {
 			if (rows[i].type == 1)
 				out[l].stot = rows[i].stot > 0 ? rows[i].stot : 0;
-			else if (rows[i].type == 2 && in_list(names, nn, rows[i].svname) &&
-				 iac_haproxy_stat_is_up(&rows[i]) && strncmp(rows[i].status, "DRAIN", 5))
+			else if (serving_up(&rows[i], names, nn))
 				out[l].up++;
 		}
 		free(rows);
