@@ -482,7 +482,7 @@ static void drop_started(step_env *env, json_t *inst, json_t *made)
 /* One spare made ready: its container (if any) made and booted, its app
  * started at the live version. Each runs in a thread of its own: a
  * container takes seconds to create and boot, and made one after the
- * other a step of +2 kept the load waiting for the sum (9-10 s in
+ * other a step of +2 kept the load waiting for the sum (6.4-7.2 s in
  * bench/autoscale/lxd); in parallel it waits for the slowest. Everything
  * these touch is safe to share: the host layer and the provider registry
  * lock, jansson reads and refcounts, note() locks, errors are per thread. */
