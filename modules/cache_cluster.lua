@@ -308,6 +308,11 @@ return function(name, helpers)
           lines[#lines + 1] = "sentinel down-after-milliseconds " .. n.name .. " " .. down_after
           lines[#lines + 1] = "sentinel failover-timeout " .. n.name .. " 3000"
           lines[#lines + 1] = "sentinel parallel-syncs " .. n.name .. " 1"
+          -- Sentinel otherwise learns a replica from the primary's INFO,
+          -- asked every 10 s: a primary that dies before the replica is
+          -- seen leaves nothing to promote ("-failover-abort-no-good-slave"
+          -- every 6 s, for ever). iac knows the replica: say it up front.
+          lines[#lines + 1] = "sentinel known-replica " .. n.name .. " " .. n.replica.address .. " " .. n.replica.port
         end
         local spath = "/etc/iac-cache/" .. sname .. ".conf"
         local sconf = resource "ssh.file" (name .. "_sentinel_" .. j .. "_conf") {

@@ -34,8 +34,16 @@ cache_cluster "sessions" {
 }
 EOF
 	iac apply -auto-approve >"$WORK/a1.out" 2>&1 || { cat "$WORK/a1.out"; fail "apply"; }
+	# every Sentinel knows every replica from its first second (iac writes
+	# them as known replicas), not only after it next asks the primary
+	local n m
+	for n in 1 2 3; do
+		for m in 1 2 3; do
+			rcli $n 26379 sentinel replicas sessions-c$m-1 | tr -d '\r' | grep -qx "$(addr $((m % 3 + 1))):7379" ||
+				fail "sentinel on h$n does not know the replica of sessions-c$m-1 right after the apply"
+		done
+	done
 	linked() { rcli "$1" 7379 info replication | tr -d '\r' | grep -q '^master_link_status:up'; }
-	local n
 	for n in 1 2 3; do wait_for 15 linked $n || fail "replica on h$n not linked to its primary"; done
 	known() { [ "$(rcli 1 26379 sentinel master sessions-c1-1 | tr -d '\r' | grep -A1 '^num-other-sentinels$' | tail -1)" = 2 ]; }
 	wait_for 20 known || fail "the sentinels did not find each other"

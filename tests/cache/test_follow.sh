@@ -49,7 +49,10 @@ on_host 1 'kill -9 $(cat /run/iac-cache-sessions-c1-1.pid)'
 wait "$FPID"; frc=$?
 t1=$(date +%s%N)
 cat "$WORK/follow.out"
-[ "$frc" = 0 ] || fail "the follower exited $frc"
+if [ "$frc" != 0 ]; then   # what the Sentinels saw, to tell why none promoted
+	for n in 1 2 3; do echo "--- sentinel on h$n"; on_host $n 'grep -E "slave|sdown|odown|tilt|monitor" /var/log/iac-cache/sessions-sentinel-*.log | head -n 40'; done
+	fail "the follower exited $frc"
+fi
 grep -q "sessions-c1-1 now at $(addr 2):7379" "$WORK/follow.out" || fail "the follower did not hear the promotion"
 [ "$(on_host 4 "jq -r '.nodes[0].address, .nodes[0].port' /etc/app/cache-ring.json" | tr '\n' ' ')" = "$(addr 2) 7379 " ] ||
 	fail "ring still names the old primary"
