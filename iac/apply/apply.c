@@ -38,6 +38,8 @@ typedef struct {
 	double last_flush;
 	iac_apply_result *res;
 	volatile int ticker_stop;
+	volatile int halted;       /* the state could no longer be written */
+	char halt_why[512];        /* why (the failed write's message) */
 } applier;
 
 static const char *ing(enum op_kind k)
@@ -83,7 +85,7 @@ static void maybe_flush(applier *ap)
 	double gap = iac_state_last_flush_ms(ap->st) * 10;
 	if (gap < 1000)
 		gap = 1000;
-	if (now - ap->last_flush < gap || pthread_mutex_trylock(&ap->flush_lock) != 0)
+	if (now - ap->last_flush < gap || iac_state_write_failed(ap->st) || pthread_mutex_trylock(&ap->flush_lock) != 0)
 		return;
 	if (now - ap->last_flush >= gap) {
 		if (iac_state_flush(ap->st) < 0)
@@ -511,6 +513,17 @@ static int run_op(int node, void *ud)
 	else
 		record_failure(ap, o, iac_err_last());
 	maybe_flush(ap);
+	if (rc != 0 && iac_state_write_failed(ap->st)) {
+		/* Nothing more can be recorded (the lock lost, the store gone):
+		 * an operation started now would run unrecorded, or fail at its
+		 * first write and say the same thing again. Stop here. */
+		pthread_mutex_lock(&ap->lock);
+		if (!ap->halted)
+			snprintf(ap->halt_why, sizeof(ap->halt_why), "%s", iac_err_last());
+		ap->halted = 1;
+		pthread_mutex_unlock(&ap->lock);
+		return IAC_WALK_HALT;
+	}
 	return rc == 0 ? 0 : 1;
 }
 
@@ -732,10 +745,17 @@ int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_st
 	res->left_alone = plan->n_skipped;
 	if (res->failed || res->skipped || json_array_size(plan->unreachable))
 		rc = IAC_ERR;
-	if (res->not_started || (opts->stop && *opts->stop))
+	if ((res->not_started && !ap.halted) || (opts->stop && *opts->stop))
 		rc = IAC_EINTR;
+	if (ap.halted) {
+		char *why = iac_redact(ap.halt_why);
+		iac_log_error("%zu operation(s) not started: this command can no longer record changes in state: %s",
+			      res->not_started, why);
+		free(why);
+	}
 done:
-	if (iac_state_flush(st) < 0) {
+	/* after a failed journal write the failures above said why once */
+	if (!iac_state_write_failed(st) && iac_state_flush(st) < 0) {
 		iac_log_error("cannot write the state snapshot: %s (the journal beside it still has every "
 			      "change and will be replayed by the next command)", iac_err_last());
 		if (rc == 0)

@@ -242,6 +242,8 @@ static int lock_guard(void *ud)
 static void record_revision(void *ud, const iac_state *st, const json_t *event)
 {
 	iac_session *s = ud;
+	if (iac_state_write_failed((iac_state *)st))
+		return;   /* the event is not in state either; the failure was said */
 	if (iac_history_record(NULL, s->be, st, event) < 0)
 		iac_log_warn("history: %s", iac_err_last());
 }

@@ -17,6 +17,7 @@ typedef struct {
 	iac_walk_fn fn;
 	void *ud;
 	const volatile int *stop;
+	int halted;          /* a callback returned IAC_WALK_HALT */
 	unsigned char *status;
 	int *waiting;        /* predecessors not yet finished */
 	int *bad_pred;       /* a predecessor failed or was skipped */
@@ -27,6 +28,12 @@ typedef struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 } walker;
+
+/* Caller holds the lock. No new node may start. */
+static int stopping(const walker *w)
+{
+	return w->halted || (w->stop && *w->stop);
+}
 
 /* Caller holds the lock. Mark node finished and release its successors. */
 static void finish(walker *w, int node, unsigned char st)
@@ -54,9 +61,9 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		size_t total = iac_graph_count(w->g);
-		while (w->qhead == w->qtail && w->done < total && !(w->stop && *w->stop && w->running == 0))
+		while (w->qhead == w->qtail && w->done < total && !(stopping(w) && w->running == 0))
 			pthread_cond_wait(&w->cv, &w->lock);
-		if (w->done >= total || (w->stop && *w->stop)) {
+		if (w->done >= total || stopping(w)) {
 			pthread_cond_broadcast(&w->cv);
 			break;
 		}
@@ -66,13 +73,15 @@ static void *worker(void *arg)
 		int rc = w->fn(node, w->ud);
 		pthread_mutex_lock(&w->lock);
 		w->running--;
+		if (rc == IAC_WALK_HALT)
+			w->halted = 1;
 		size_t before = w->qtail;
 		finish(w, node, rc == 0 ? IAC_WALK_OK : IAC_WALK_FAILED);
 		/* Wake one worker per node made ready (this one takes one
 		 * itself); everyone only at the end, or when stopping. A
 		 * broadcast per completion costs more than the work for
 		 * thousands of small operations. */
-		if (w->done >= iac_graph_count(w->g) || (w->stop && *w->stop))
+		if (w->done >= iac_graph_count(w->g) || stopping(w))
 			pthread_cond_broadcast(&w->cv);
 		else
 			for (size_t k = before + 1; k < w->qtail; k++)
@@ -114,7 +123,7 @@ int iac_walk(unsigned char *status, const iac_graph *g, int parallelism, iac_wal
 	/* Wake workers periodically so a stop request is noticed even while
 	 * nothing finishes. */
 	pthread_mutex_lock(&w.lock);
-	while (w.done < total && !(stop && *stop && w.running == 0)) {
+	while (w.done < total && !(stopping(&w) && w.running == 0)) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 50 * 1000 * 1000;

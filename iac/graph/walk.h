@@ -3,7 +3,8 @@
  *
  * A node starts once all its predecessors succeeded; a node whose
  * predecessor failed or was skipped is skipped; independent branches go on.
- * When *stop becomes non-zero no new node starts, running ones finish.
+ * When *stop becomes non-zero, or a callback returns IAC_WALK_HALT, no new
+ * node starts, running ones finish.
  * The callback runs on worker threads and must touch only its node's data
  * and thread-safe shared structures.
  */
@@ -20,7 +21,10 @@ enum iac_walk_status {
 	IAC_WALK_NOT_STARTED, /* stopped (SIGINT) before it could start */
 };
 
-/* Return 0 for success, non-zero for failure. */
+/* Return 0 for success, non-zero for failure; IAC_WALK_HALT: a failure after
+ * which nothing more may start (what the node needed for every other is gone:
+ * the state can no longer be written). */
+#define IAC_WALK_HALT 2
 typedef int (*iac_walk_fn)(int node, void *ud);
 
 /* status (array of iac_graph_count entries) receives each node's outcome.

@@ -52,9 +52,9 @@ struct iac_state {
 	void *recorder_ud;
 };
 
-#define PREEMPTED "the state lock was taken over by another command (iac rollback -force?) while this one " \
-		  "ran: nothing more is written to state, so its changes are kept; run 'iac plan' to see where " \
-		  "things stand"
+#define PREEMPTED "this command lost the state lock while it ran (its lease expired while the store could " \
+		  "not be reached, or 'iac force-unlock' / 'iac rollback -force' took it): nothing more is " \
+		  "written to state, so the new holder's changes are kept; run 'iac plan' to see where things stand"
 
 void iac_state_set_recorder(iac_state *st, void (*fn)(void *ud, const iac_state *st, const json_t *event),
 			    void *ud)
@@ -577,6 +577,16 @@ static int journal_commit_locked(iac_state *st, json_t *rec)
 	if (st->write_failed)
 		return iac_err_set("%s", st->write_error);
 	return 0;
+}
+
+int iac_state_write_failed(iac_state *st)
+{
+	pthread_mutex_lock(&st->lock);
+	int failed = st->write_failed;
+	if (failed)
+		iac_err_set("%s", st->write_error);
+	pthread_mutex_unlock(&st->lock);
+	return failed;
 }
 
 int iac_state_put(iac_state *st, json_t *entry)

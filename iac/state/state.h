@@ -116,6 +116,12 @@ void iac_state_set_recorder(iac_state *st, void (*fn)(void *ud, const iac_state 
 			    void *ud);
 void iac_state_run_recorder(const iac_state *st, const json_t *event);
 
+/* 1 once a journal write failed (the store unreachable past its retries,
+ * the lock lost, a full disk): every later write fails the same way, so an
+ * apply must not start operations it could not record. When 1, the
+ * thread's error message (iac_err_last) is that write's. */
+int iac_state_write_failed(iac_state *st);
+
 /* Write a new snapshot (serial + 1) and empty the journal. */
 int iac_state_flush(iac_state *st);
 /* Seconds the last flush took (to pace periodic snapshots). */

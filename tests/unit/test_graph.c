@@ -5,6 +5,7 @@
 
 #include "iac/core/err.h"
 #include "iac/graph/graph.h"
+#include "iac/graph/walk.h"
 
 static int pos_of(const int *order, size_t n, int id)
 {
@@ -117,10 +118,38 @@ static void test_large_linear(void)
 	iac_graph_free(g);
 }
 
+/* node 1 halts the walk: node 0 finished, nodes 2..9 (independent of 1)
+ * never start */
+static int halt_at_1(int node, void *ud)
+{
+	(void)ud;
+	return node == 1 ? IAC_WALK_HALT : 0;
+}
+
+static void test_walk_halt(void)
+{
+	iac_graph *g = iac_graph_new();
+	char name[16];
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		iac_graph_add(g, name, NULL);
+	}
+	iac_graph_edge(g, 0, 1);   /* 0 first, then 1; the rest wait behind 1 in the queue */
+	for (int i = 2; i < 10; i++)
+		iac_graph_edge(g, 0, i);
+	unsigned char status[10];
+	CHECK_INT(iac_walk(status, g, 1, halt_at_1, NULL, NULL), 1);
+	CHECK_INT(status[0], IAC_WALK_OK);
+	CHECK_INT(status[1], IAC_WALK_FAILED);
+	for (int i = 2; i < 10; i++)
+		CHECK_INT(status[i], IAC_WALK_NOT_STARTED);
+	iac_graph_free(g);
+}
+
 static const iac_test tests[] = {
 	TEST(test_order_respects_edges), TEST(test_cycle_lists_members),
 	TEST(test_duplicate_and_self_edges_ignored), TEST(test_ancestors), TEST(test_dot),
-	TEST(test_large_linear), { 0 },
+	TEST(test_large_linear), TEST(test_walk_halt), { 0 },
 };
 
 int main(void) { return iac_test_run(tests); }
