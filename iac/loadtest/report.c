@@ -1646,6 +1646,64 @@ static void html_endpoints(iac_buf *b, const iac_lt_result *r)
 	iac_buf_puts(b, "</table>\n");
 }
 
+/* One cell of the metrics table: a trend's figure in its unit, or "-". */
+static void html_trend_cell(iac_buf *b, const iac_lt_hist *h, enum iac_lt_metric m, double pct, const char *u)
+{
+	if (h && h->count)
+		iac_buf_printf(b, "<td>%.4g%s</td>", hist_ms(h, m, pct), u);
+	else
+		iac_buf_puts(b, "<td>-</td>");
+}
+
+/* Custom metrics, the sub-metrics thresholds select by tag, and groups: what
+ * the summary's "metrics" section shows, one row each, with the columns of
+ * a trend (counters, gauges and rates fill the first). */
+static void html_metrics(iac_buf *b, const iac_lt_result *r)
+{
+	const iac_lt_stats *s = r->total;
+	double el = r->elapsed_s > 0 ? r->elapsed_s : 1;
+	if (!s->nmacc)
+		return;
+	iac_buf_puts(b, "<h2>Metrics</h2><table id=\"metrics\"><tr><th>metric</th><th>type</th><th>value</th>"
+			"<th>avg</th><th>min</th><th>med</th><th>p95</th><th>p99</th><th>max</th><th>count</th></tr>");
+	for (size_t i = 0; i < s->nmacc; i++) {
+		const iac_lt_macc *m = &s->macc[i];
+		iac_buf_puts(b, "<tr><td>");
+		html_esc(b, m->name);
+		iac_buf_printf(b, "</td><td>%s</td>", iac_lt_mtype_name(m->type));
+		switch (m->type) {
+		case IAC_LT_COUNTER:
+			iac_buf_printf(b, "<td>%.15g (%.2f/s)</td><td colspan=\"6\"></td><td>%.15g</td>", m->sum,
+				       m->sum / el, m->sum);
+			break;
+		case IAC_LT_GAUGE:
+			iac_buf_printf(b, "<td>%g</td><td></td><td>%g</td><td></td><td></td><td></td><td>%g</td><td></td>",
+				       m->last, m->min, m->max);
+			break;
+		case IAC_LT_RATE:
+			iac_buf_printf(b, "<td>%.2f%% (%llu of %llu)</td><td colspan=\"6\"></td><td>%llu</td>",
+				       m->n ? 100.0 * (double)m->nonzero / (double)m->n : 0,
+				       (unsigned long long)m->nonzero, (unsigned long long)m->n, (unsigned long long)m->n);
+			break;
+		case IAC_LT_TREND: {
+			const char *u = macc_is_time(r->cfg, m->name) ? " ms" : "";
+			const iac_lt_hist *h = m->hist;
+			iac_buf_puts(b, "<td></td>");
+			html_trend_cell(b, h, IAC_LT_M_AVG, 0, u);
+			html_trend_cell(b, h, IAC_LT_M_MIN, 0, u);
+			html_trend_cell(b, h, IAC_LT_M_MED, 0, u);
+			html_trend_cell(b, h, IAC_LT_M_PCT, 95, u);
+			html_trend_cell(b, h, IAC_LT_M_PCT, 99, u);
+			html_trend_cell(b, h, IAC_LT_M_MAX, 0, u);
+			iac_buf_printf(b, "<td>%llu</td>", (unsigned long long)(h ? h->count : 0));
+			break;
+		}
+		}
+		iac_buf_puts(b, "</tr>");
+	}
+	iac_buf_puts(b, "</table>\n");
+}
+
 static void html_errors(iac_buf *b, const iac_lt_config *cfg, const iac_lt_stats *s)
 {
 	if (!s->failed)
@@ -1719,6 +1777,7 @@ void iac_lt_report_html(iac_buf *out, const iac_lt_result *r)
 	html_endpoints(out, r);
 	html_errors(out, r->cfg, r->total);
 	html_checks(out, r->total);
+	html_metrics(out, r);
 	html_thresholds(out, r->cfg);
 	html_script_errors(out, r->total);
 	iac_buf_puts(out, "<h2>How to read this</h2><p>Each point is one second of the run. Latency is measured per "

@@ -47,7 +47,7 @@ thresholds {
 }
 EOF2
 rc=0
-"$IAC" loadtest "$T/k6.lua" -json "$T/k6.json" > "$T/k6.out" 2>&1 || rc=$?
+"$IAC" loadtest "$T/k6.lua" -json "$T/k6.json" -html "$T/k6.html" > "$T/k6.out" 2>&1 || rc=$?
 cat "$T/k6.out"
 [ "$rc" = 0 ] || fail "every threshold should pass, exit $rc"
 for k in 'http_req_duration{endpoint:checkout}' 'http_req_duration{endpoint:home}' 'http_req_failed{name:gone}' \
@@ -69,6 +69,26 @@ n_ep=$(json "$T/k6.json" "d['endpoints']['GET /slow/x']['requests']")
 grep -q '^  metrics' "$T/k6.out" || fail "the summary has no metrics section"
 grep -q 'orders{kind:book} *count=' "$T/k6.out" || fail "the summary does not show orders{kind:book}"
 grep -q 'ok   http_req_duration{endpoint:checkout}' "$T/k6.out" || fail "the summary does not show the tagged threshold"
+# the HTML report has them too: a row per metric, with the JSON's figures
+"$T_PY" - "$T/k6.html" "$T/k6.json" <<'PY' || fail "the HTML report's metrics table"
+import html, json, re, sys
+page = open(sys.argv[1]).read(); d = json.load(open(sys.argv[2]))
+m = re.search(r'<table id="metrics">(.*?)</table>', page, re.S)
+assert m, "no metrics table"
+rows = {}
+for tr in re.findall(r'<tr>(.*?)</tr>', m.group(1), re.S)[1:]:
+    cells = [html.unescape(re.sub(r'<[^>]+>', '', c)) for c in re.findall(r'<td[^>]*>(.*?)</td>', tr, re.S)]
+    rows[cells[0]] = cells
+want = d['metrics']
+assert set(rows) == set(want), (sorted(rows), sorted(want))
+ck = rows['http_req_duration{endpoint:checkout}']
+assert ck[1] == 'trend' and int(ck[-1]) == want['http_req_duration{endpoint:checkout}']['count'], ck
+assert abs(float(ck[6].split()[0]) - want['http_req_duration{endpoint:checkout}']['p(95)']) < 0.01 * want['http_req_duration{endpoint:checkout}']['p(95)'] + 0.01, ck
+assert rows['orders{kind:book}'][2].startswith('%g' % want['orders{kind:book}']['count']), rows['orders{kind:book}']
+assert rows['good'][2].startswith('100.00%'), rows['good']
+assert rows['depth'][2] == '7', rows['depth']
+print("ok: HTML metrics table: %d rows, checkout p95 %s" % (len(rows), ck[6]))
+PY
 
 # tags select: the same limit on the slow endpoint fails, and only there
 sed -e 's/\["http_req_duration{endpoint:home}"\] = "p(95) < 250ms"/["http_req_duration{endpoint:checkout}"] = "p(95) < 250ms"/' \
