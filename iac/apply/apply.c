@@ -686,6 +686,28 @@ static const char *failed_cause(const iac_graph *g, const unsigned char *status,
 	return NULL;
 }
 
+/* The walk's outcome into the result: counts, and each skipped operation
+ * with the failure it waited on. */
+static void tally(applier *ap, const unsigned char *status)
+{
+	iac_apply_result *res = ap->res;
+	for (size_t i = 0; i < iac_graph_count(ap->g); i++) {
+		op *o = iac_graph_data(ap->g, (int)i);
+		if (status[i] == IAC_WALK_SKIPPED) {
+			res->skipped++;
+			if (o->kind != OP_NOOP) {
+				const char *why = failed_cause(ap->g, status, (int)i);
+				iac_log("%s: skipped (%s failed)", o->c->addr, why ? why : "a dependency");
+				json_array_append_new(res->skipped_list, json_pack("{s:s,s:s?}", "address", o->c->addr,
+										   "because", why));
+			}
+		} else if (status[i] == IAC_WALK_NOT_STARTED)
+			res->not_started++;
+		else if (status[i] == IAC_WALK_FAILED)
+			res->failed++;
+	}
+}
+
 int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_state *st,
 		  iac_providers *pv, const iac_apply_opts *opts)
 {
@@ -717,21 +739,7 @@ int iac_apply_run(iac_apply_result *res, iac_plan *plan, iac_config *cfg, iac_st
 	iac_walk(status, ap.g, opts->parallelism > 0 ? opts->parallelism : 10, run_op, &ap, opts->stop);
 	ap.ticker_stop = 1;
 	pthread_join(tick, NULL);
-	for (size_t i = 0; i < iac_graph_count(ap.g); i++) {
-		op *o = iac_graph_data(ap.g, (int)i);
-		if (status[i] == IAC_WALK_SKIPPED) {
-			res->skipped++;
-			if (o->kind != OP_NOOP) {
-				const char *why = failed_cause(ap.g, status, (int)i);
-				iac_log("%s: skipped (%s failed)", o->c->addr, why ? why : "a dependency");
-				json_array_append_new(res->skipped_list, json_pack("{s:s,s:s?}", "address", o->c->addr,
-										   "because", why));
-			}
-		} else if (status[i] == IAC_WALK_NOT_STARTED)
-			res->not_started++;
-		else if (status[i] == IAC_WALK_FAILED)
-			res->failed++;
-	}
+	tally(&ap, status);
 	free(status);
 	if (!plan->targets && !res->failed && !res->skipped && !res->not_started) {
 		/* outputs of resources on unreachable hosts keep their values */
