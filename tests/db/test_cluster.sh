@@ -4,7 +4,8 @@
 # reads from writes (a write on the rw port is visible through the ro port,
 # the ro port refuses writes), a lagging replica leaves the ro pool and comes
 # back; passwords never in output or state; the plan is quiet after apply;
-# iac status db shows roles, lag, slots and connections; migrations are
+# iac status db shows roles, lag, slots (a stopped replica's flagged
+# INACTIVE) and connections; migrations are
 # recorded with checksums, fail fast on lock_timeout and succeed on retry,
 # and an edited applied one is refused; destroy stops everything.
 . "$(dirname "$0")/lib.sh"
@@ -98,6 +99,36 @@ assert len(reps) == 2 and all("lag_bytes" in m and "lag_seconds" in m for m in r
 assert len(d["slots"]) == 2 and all("retained_bytes" in s for s in d["slots"]), d
 assert d["max_connections"] == 200 and d["connections"] >= 0, d
 PY
+
+# a replica that stops streaming leaves its slot on the leader INACTIVE (it
+# keeps WAL: it fills disks): Patroni on the replica paused (SIGSTOP, so it
+# neither restarts PostgreSQL nor lets its member key go before the 10 s
+# TTL), its postmaster killed
+r=$(for m in h1 h2 h3; do [ "$m" != "$leader" ] && echo "$m"; done | head -1)
+rn=${r#h}
+tk=$(date +%s%N)
+on_host "$rn" 'kill -STOP $(cat /run/postgresql/patroni-main.pid); kill -9 $(head -1 /var/lib/postgresql/iac/main/postmaster.pid)'
+# writes meanwhile: the inactive slot holds their WAL (all within the TTL,
+# after which Patroni drops the slot of a member that is gone)
+psql_at "$LB" 5432 "create table slotfill as select g, repeat('x', 100) as pad from generate_series(1, 20000) g" >/dev/null ||
+	fail "write while a replica is stopped"
+inactive=""
+for i in $(seq 30); do
+	iac db status -json >"$WORK/si.json" 2>/dev/null
+	inactive=$("$T_PY" -c 'import json,sys; d=json.load(open(sys.argv[1]))["clusters"][0]; print(" ".join(s["name"] for s in d["slots"] if s["inactive"]))' "$WORK/si.json" 2>/dev/null)
+	[ -n "$inactive" ] && break
+	sleep 0.2
+done
+iac status db main >"$WORK/si.out" 2>&1
+on_host "$rn" 'kill -CONT $(cat /run/postgresql/patroni-main.pid)'
+[ "$inactive" = "$r" ] || { cat "$WORK/si.json"; fail "the slot of stopped replica '$r' is not flagged inactive (inactive: '$inactive')"; }
+grep -q "^    $r  *INACTIVE .*it fills disks" "$WORK/si.out" || { cat "$WORK/si.out"; fail "status text does not flag the inactive slot"; }
+kept=$("$T_PY" -c 'import json,sys; d=json.load(open(sys.argv[1]))["clusters"][0]; print([s["retained_bytes"] for s in d["slots"] if s["name"] == sys.argv[2]][0])' "$WORK/si.json" "$r")
+[ "${kept%.*}" -gt 1000000 ] || { cat "$WORK/si.json"; fail "the inactive slot retains only $kept bytes after 20,000 rows were written"; }
+echo "ok: replica $r stopped -> its slot flagged $(( ($(date +%s%N) - tk) / 1000000 )) ms after the kill: $(grep INACTIVE "$WORK/si.out" | tr -s ' ')"
+back() { [ "$("$T_PY" -c 'import json,sys; d=json.load(open(sys.argv[1]))["clusters"][0]; print(sum(1 for s in d["slots"] if not s["inactive"]))' "$WORK/sb.json" 2>/dev/null)" = 2 ]; }
+for i in $(seq 60); do iac db status -json >"$WORK/sb.json" 2>/dev/null; back && break; sleep 0.5; done
+back || { cat "$WORK/sb.json"; fail "replica $r did not stream again after Patroni resumed"; }
 
 # quiet plan; passwords nowhere in output or state
 iac plan -detailed-exitcode >"$WORK/p1.out" 2>&1 || { cat "$WORK/p1.out"; fail "plan after apply is not quiet"; }
